@@ -1,0 +1,9 @@
+//! weir: a reliable edge agent in the style of Apache Flume.
+//!
+//! Events enter through sources, are made durable in a channel backed by a segmented,
+//! memory-mapped write-ahead log ([`wal`]), and leave through sinks that commit their position in
+//! the log only after the destination has acknowledged them. [`event`] defines what flows; the
+//! log's bytes on disk are specified in `wal-format.md`.
+
+pub mod event;
+pub mod wal;

@@ -1,0 +1,255 @@
+//! The `weir` command line. Only argument parsing and printing live here; the work is done by
+//! the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use weir::wal::inspect;
+use weir::wal::{Wal, WalOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "A reliable edge agent in the style of Apache Flume"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tools that read a write-ahead log directory.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// Check every frame and checkpoint; report each problem with file and byte position; exit 1
+    /// if any.
+    Verify {
+        dir: PathBuf,
+        /// Where the checkpoints are, if not in DIR.
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+    },
+    /// Print events: offset, headers, body.
+    Dump {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = u64::MAX)]
+        limit: u64,
+    },
+    /// Segments, offsets, bytes, and consumers with their checkpoint and lag.
+    Stats {
+        dir: PathBuf,
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
+    },
+    /// Append N demo events to a log (creating it), so the other tools have something to show.
+    Demo {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        events: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Wal { command } => match command {
+            WalCommand::Verify {
+                dir,
+                checkpoint_dir,
+            } => verify(dir, checkpoint_dir),
+            WalCommand::Dump { dir, from, limit } => dump(dir, from, limit),
+            WalCommand::Stats {
+                dir,
+                checkpoint_dir,
+            } => stats(dir, checkpoint_dir),
+            WalCommand::Demo { dir, events } => demo(dir, events),
+        },
+    }
+}
+
+fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = inspect::verify(&dir, checkpoint_dir.as_deref(), |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    for s in &report.segments {
+        if let Some(t) = &s.tail {
+            println!("note: {t}");
+        }
+    }
+    for p in &report.problems {
+        println!("CORRUPT: {p}");
+    }
+    println!(
+        "{} segments, {} frames, {} events, {} consumers: {}",
+        report.segments.len(),
+        report.frames,
+        report.events,
+        report.consumers.len(),
+        if report.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn dump(dir: PathBuf, from: u64, limit: u64) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut problems = 0;
+    let mut write_err = None;
+    inspect::dump(
+        &dir,
+        from,
+        limit,
+        |e| {
+            if write_err.is_some() {
+                return;
+            }
+            let headers: Vec<String> = e
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        inspect::escape_bytes(k.as_bytes()),
+                        inspect::escape_bytes(v.as_bytes())
+                    )
+                })
+                .collect();
+            if let Err(err) = writeln!(
+                out,
+                "{}\t{{{}}}\t\"{}\"",
+                e.offset,
+                headers.join(", "),
+                inspect::escape_bytes(&e.body)
+            ) {
+                write_err = Some(err);
+            }
+        },
+        |p| {
+            problems += 1;
+            eprintln!("CORRUPT: {p}");
+        },
+    )?;
+    match write_err {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Some(e) => return Err(e.into()),
+        None => out.flush()?,
+    }
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let report = inspect::verify(&dir, checkpoint_dir.as_deref(), |_, _| {})?;
+    let first = report.segments.first().map(|s| s.base_offset).unwrap_or(0);
+    let next = report.segments.last().map(|s| s.next_offset).unwrap_or(0);
+    let bytes: u64 = report.segments.iter().map(|s| s.file_len).sum();
+    let used: u64 = report
+        .segments
+        .iter()
+        .map(|s| s.end_pos.saturating_sub(4096))
+        .sum();
+    println!("log:        {}", dir.display());
+    println!("segments:   {}", report.segments.len());
+    println!("offsets:    {first} .. {next} ({} events)", next - first);
+    println!("disk bytes: {bytes} ({used} bytes of frames)");
+    for s in &report.segments {
+        println!(
+            "  {}  offsets {}..{}  {} frames  {} bytes used  {}",
+            s.path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+            s.base_offset,
+            s.next_offset,
+            s.frames,
+            s.end_pos.saturating_sub(4096),
+            if s.sealed { "sealed" } else { "active" }
+        );
+    }
+    println!("consumers:  {}", report.consumers.len());
+    for (name, offset) in &report.consumers {
+        println!(
+            "  {name}: checkpoint {offset}, lag {}",
+            next.saturating_sub(*offset)
+        );
+    }
+    if !report.problems.is_empty() {
+        println!(
+            "problems:   {} (run `weir wal verify`)",
+            report.problems.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(dir: PathBuf, events: u64) -> anyhow::Result<ExitCode> {
+    let wal = Wal::open(&dir, WalOptions::default())?;
+    let start = wal.next_offset();
+    let mut batch = Vec::with_capacity(100);
+    for i in 0..events {
+        batch.push(
+            weir::event::Event::new(format!("demo event {}", start + i))
+                .with_header("source", "demo"),
+        );
+        if batch.len() == 100 || i + 1 == events {
+            wal.append(&batch)?;
+            batch.clear();
+        }
+    }
+    wal.commit()?;
+    println!(
+        "appended {events} events to {} (offsets {start}..{})",
+        dir.display(),
+        wal.next_offset()
+    );
+    Ok(ExitCode::SUCCESS)
+}

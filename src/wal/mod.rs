@@ -1,0 +1,941 @@
+//! The segmented, memory-mapped write-ahead log: append, commit (group commit), named readers,
+//! durable checkpoints, retention and crash recovery. It knows nothing of Flume; the channel
+//! builds transactions on top of it. The bytes it writes are specified in `wal-format.md`.
+//!
+//! Concurrency: one `writer` mutex serialises appends (they copy into the map, which is cheap);
+//! `commit` elects one leader at a time to sync everything appended so far while the others wait
+//! on a condvar, so concurrent committers share one sync. Readers never take the writer lock: they
+//! read frames below each segment's `visible_end`, which only moves forward after a sync.
+
+pub mod checkpoint;
+pub mod error;
+pub mod frame;
+pub mod inspect;
+mod reader;
+pub mod recovery;
+pub mod segment;
+pub mod slots;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::event::Event;
+pub use checkpoint::Position;
+use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, META_MAGIC};
+pub use error::{Result, WalError};
+pub use reader::Reader;
+use recovery::{ScanStop, scan_frames};
+pub use segment::SyncMethod;
+use segment::{SEGMENT_HEADER_LEN, Seal, Segment};
+use slots::SlotFile;
+
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+const LOCK_FILE: &str = "wal.lock";
+const META_FILE: &str = "wal.meta";
+const SPARE_EXT: &str = "spare";
+
+/// When `commit` makes data durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Every `commit` returns only once everything appended before it is on disk (concurrent
+    /// commits share one sync). The default.
+    #[default]
+    EveryCommit,
+    /// `commit` returns at once; a background thread syncs at most this often. A crash can lose
+    /// what was appended in the last interval. Readers still see only synced frames.
+    Interval(Duration),
+}
+
+/// What a reader does with a frame whose CRC fails inside the committed log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CorruptionPolicy {
+    /// Return an error naming the segment file and byte position; the reader stays put.
+    #[default]
+    Fail,
+    /// Log an error, count the frame and its events as skipped, and resume at the next valid
+    /// frame.
+    Skip,
+}
+
+/// Settings of a log. `Default` gives the documented defaults.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Bytes per segment file, a multiple of 4096 (default 64 MiB).
+    pub segment_size: u64,
+    /// Where consumer checkpoints live (default: the log directory).
+    pub checkpoint_dir: Option<PathBuf>,
+    pub sync: SyncPolicy,
+    pub sync_method: SyncMethod,
+    /// Most bytes of frames held (appended and not yet acknowledged by every consumer).
+    pub max_bytes: Option<u64>,
+    /// Most events held.
+    pub max_events: Option<u64>,
+    /// Creating a segment fails with [`WalError::DiskFull`] if it would leave less free space.
+    pub min_free_bytes: u64,
+    pub on_corruption: CorruptionPolicy,
+    /// Retired segments kept for reuse instead of being deleted (reuse avoids allocating and
+    /// lets syncs overwrite already-allocated blocks).
+    pub spare_segments: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            checkpoint_dir: None,
+            sync: SyncPolicy::EveryCommit,
+            sync_method: SyncMethod::default(),
+            max_bytes: None,
+            max_events: None,
+            min_free_bytes: 0,
+            on_corruption: CorruptionPolicy::Fail,
+            spare_segments: 2,
+        }
+    }
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_offset: u64,
+    /// One past the last event's offset.
+    pub next_offset: u64,
+}
+
+/// A handle on an open log. Cloning is cheap; the log closes when the last handle (and reader)
+/// is dropped.
+#[derive(Clone)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    checkpoint_dir: PathBuf,
+    opts: WalOptions,
+    epoch: u32,
+    _lock: File,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    durable: AtomicU64,
+    consumers: Mutex<BTreeMap<String, Arc<Mutex<Consumer>>>>,
+    /// Lowest checkpointed offset over all consumers, and its byte position in the log stream:
+    /// what is below is no longer held.
+    floor: AtomicU64,
+    floor_logical: AtomicU64,
+    spares: Mutex<Vec<PathBuf>>,
+    skipped_frames: AtomicU64,
+    skipped_events: AtomicU64,
+    stop_syncer: Mutex<bool>,
+    stop_signal: Condvar,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    write_pos: usize,
+    /// Bytes of the active segment below this are synced (or being synced by a leader).
+    synced_pos: usize,
+    next_offset: u64,
+}
+
+struct SyncState {
+    durable: u64,
+    syncing: bool,
+    poisoned: Option<String>,
+}
+
+struct Consumer {
+    file: SlotFile,
+    position: Position,
+}
+
+/// A snapshot of the log's state, for `weir wal stats` and metrics.
+#[derive(Clone, Debug)]
+pub struct WalStats {
+    pub segments: usize,
+    pub first_offset: u64,
+    pub next_offset: u64,
+    pub durable_offset: u64,
+    pub held_events: u64,
+    pub held_bytes: u64,
+    /// Bytes the segment files occupy on disk.
+    pub disk_bytes: u64,
+    pub epoch: u32,
+    pub consumers: Vec<ConsumerStats>,
+    pub skipped_frames: u64,
+    pub skipped_events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerStats {
+    pub name: String,
+    pub offset: u64,
+    pub lag: u64,
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir`, recovering from whatever state a crash left: see
+    /// `wal-format.md` §7. Only an unsealed (the newest) segment is scanned, so the cost does not
+    /// grow with the backlog.
+    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
+        let dir = dir.as_ref().to_owned();
+        validate_options(&opts)?;
+        std::fs::create_dir_all(&dir).map_err(WalError::io("create directory", &dir))?;
+        let checkpoint_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| dir.clone());
+        std::fs::create_dir_all(&checkpoint_dir)
+            .map_err(WalError::io("create directory", &checkpoint_dir))?;
+        let lock = lock_dir(&dir)?;
+
+        let meta_path = dir.join(META_FILE);
+        let meta = SlotFile::open(&meta_path, META_MAGIC)?;
+        let mut max_epoch = meta
+            .as_ref()
+            .and_then(|(_, p)| checkpoint::decode_meta(p))
+            .unwrap_or(0);
+
+        let listing = list_dir(&dir)?;
+        let consumers = load_consumers(&checkpoint_dir)?;
+
+        // Sealed segments are trusted as sealed; an unsealed one is scanned for its valid end.
+        let mut segments: Vec<Segment> = Vec::with_capacity(listing.segments.len());
+        let mut tail_next = 0u64;
+        let count = listing.segments.len();
+        for (i, (base, path)) in listing.segments.iter().enumerate() {
+            let mut seg = Segment::open(path, true)?;
+            if let Some(prev) = segments.last().and_then(|s| s.seal())
+                && *base < prev.next_offset
+            {
+                return Err(WalError::Corrupt {
+                    path: path.clone(),
+                    pos: 16,
+                    reason: format!(
+                        "segment starts at offset {base}, inside the previous one (which ends at {})",
+                        prev.next_offset
+                    ),
+                });
+            }
+            if seg.seal().is_none() {
+                let len = seg.len();
+                let scan = scan_frames(seg.recovery_image(), SEGMENT_HEADER_LEN, *base, len);
+                max_epoch = max_epoch.max(scan.max_epoch);
+                if let ScanStop::Invalid { reason } = &scan.stop {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        pos = scan.end_pos,
+                        %reason,
+                        "discarding a torn tail: nothing from this byte on was committed"
+                    );
+                }
+                if i + 1 == count {
+                    seg.set_visible_end(scan.end_pos);
+                    tail_next = scan.next_offset;
+                } else {
+                    tracing::warn!(segment = %path.display(), "segment not sealed although a newer one exists; sealing it after its last valid frame");
+                    seg.write_seal(Seal {
+                        end_pos: scan.end_pos as u64,
+                        next_offset: scan.next_offset,
+                    })?;
+                }
+            }
+            segments.push(seg);
+        }
+
+        let epoch = max_epoch
+            .checked_add(1)
+            .ok_or_else(|| WalError::BadOption("epoch counter exhausted".into()))?;
+        match meta {
+            Some((mut f, _)) => f.write(&checkpoint::encode_meta(epoch))?,
+            None => drop(SlotFile::create(
+                &meta_path,
+                META_MAGIC,
+                &checkpoint::encode_meta(epoch),
+            )?),
+        }
+
+        let (mut write_pos, mut next_offset) = match segments.last() {
+            Some(s) => match s.seal() {
+                Some(seal) => (seal.end_pos as usize, seal.next_offset),
+                None => (s.visible_end(), tail_next),
+            },
+            None => (SEGMENT_HEADER_LEN, 0),
+        };
+        // What recovery found may sit only in the page cache (after a process crash): make it
+        // durable before anyone is told it is committed.
+        if let Some(s) = segments.last() {
+            s.sync(SEGMENT_HEADER_LEN, write_pos, opts.sync_method)?;
+        }
+        let max_checkpoint = consumers
+            .values()
+            .map(|c| c.position.offset)
+            .max()
+            .unwrap_or(0);
+        let mut need_segment = segments.is_empty();
+        if max_checkpoint > next_offset {
+            tracing::warn!(
+                checkpoint = max_checkpoint,
+                log_end = next_offset,
+                "a consumer checkpoint is past the end of the log (was data lost under the log?); new events start after it so no offset is reused"
+            );
+            if let Some(s) = segments.last()
+                && s.seal().is_none()
+            {
+                s.write_seal(Seal {
+                    end_pos: write_pos as u64,
+                    next_offset,
+                })?;
+            }
+            next_offset = max_checkpoint;
+            need_segment = true;
+        }
+        if need_segment {
+            segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
+            write_pos = SEGMENT_HEADER_LEN;
+        }
+
+        // Positions in the byte stream, for byte-capacity accounting.
+        let mut logical = 0u64;
+        let mut map = BTreeMap::new();
+        for mut seg in segments {
+            seg.logical_start = logical;
+            let end = seg
+                .seal()
+                .map(|s| s.end_pos as usize)
+                .unwrap_or(seg.visible_end());
+            logical += (end - SEGMENT_HEADER_LEN) as u64;
+            map.insert(seg.base_offset(), Arc::new(seg));
+        }
+        let active = match map.values().next_back() {
+            Some(s) => s.clone(),
+            None => unreachable!("a segment was created above when none existed"),
+        };
+
+        let inner = Arc::new(Inner {
+            dir: dir.clone(),
+            checkpoint_dir,
+            epoch,
+            _lock: lock,
+            segments: RwLock::new(map),
+            writer: Mutex::new(Writer {
+                active,
+                write_pos,
+                synced_pos: write_pos,
+                next_offset,
+            }),
+            sync: Mutex::new(SyncState {
+                durable: next_offset,
+                syncing: false,
+                poisoned: None,
+            }),
+            sync_done: Condvar::new(),
+            durable: AtomicU64::new(next_offset),
+            consumers: Mutex::new(
+                consumers
+                    .into_iter()
+                    .map(|(k, v)| (k, Arc::new(Mutex::new(v))))
+                    .collect(),
+            ),
+            floor: AtomicU64::new(0),
+            floor_logical: AtomicU64::new(0),
+            spares: Mutex::new(listing.spares),
+            skipped_frames: AtomicU64::new(0),
+            skipped_events: AtomicU64::new(0),
+            stop_syncer: Mutex::new(false),
+            stop_signal: Condvar::new(),
+            syncer: Mutex::new(None),
+            opts,
+        });
+        inner.update_floor_and_retain()?;
+        if let SyncPolicy::Interval(every) = inner.opts.sync {
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("wal-sync".into())
+                .spawn(move || interval_syncer(weak, every))
+                .map_err(WalError::io("start sync thread for", &dir))?;
+            *inner.syncer.lock() = Some(handle);
+        }
+        tracing::debug!(dir = %dir.display(), epoch, next_offset, "log open");
+        Ok(Wal { inner })
+    }
+
+    /// Appends one frame holding `events` (one put transaction: all or nothing across a crash).
+    /// The events are not visible to readers, nor durable, until a commit syncs them.
+    pub fn append(&self, events: &[Event]) -> Result<Appended> {
+        let inner = &*self.inner;
+        let len = frame::encoded_frame_len(events)?;
+        let room = inner.opts.segment_size as usize - SEGMENT_HEADER_LEN;
+        if len > room {
+            return Err(WalError::TooLarge {
+                size: len as u64,
+                max: room as u64,
+            });
+        }
+        inner.check_poisoned()?;
+        let n = events.len() as u64;
+        let mut w = inner.writer.lock();
+        if let Some(limit) = inner.opts.max_events {
+            let would_be =
+                w.next_offset + n - inner.floor.load(Ordering::Acquire).min(w.next_offset);
+            if would_be > limit {
+                return Err(WalError::Full {
+                    what: "events",
+                    would_be,
+                    limit,
+                });
+            }
+        }
+        if let Some(limit) = inner.opts.max_bytes {
+            let end = w.active.logical_start + (w.write_pos - SEGMENT_HEADER_LEN) as u64;
+            let would_be = end + len as u64 - inner.floor_logical.load(Ordering::Acquire).min(end);
+            if would_be > limit {
+                return Err(WalError::Full {
+                    what: "bytes",
+                    would_be,
+                    limit,
+                });
+            }
+        }
+        if w.active.seal().is_some() || w.write_pos + len > w.active.len() {
+            inner.roll(&mut w)?;
+        }
+        let first_offset = w.next_offset;
+        // SAFETY: we hold the writer lock, so this is the only writer. The range starts at
+        // `write_pos`, which is at or above the active segment's `visible_end` (visibility is only
+        // ever raised to a position the writer has passed), and ends inside the segment (checked
+        // just above, after any roll). No reader looks above `visible_end`.
+        let buf = unsafe { w.active.writable_slice(w.write_pos, len) };
+        frame::encode_frame(buf, first_offset, inner.epoch, events);
+        w.write_pos += len;
+        w.next_offset += n;
+        Ok(Appended {
+            first_offset,
+            next_offset: w.next_offset,
+        })
+    }
+
+    /// Makes every frame appended before this call durable and visible to readers. Under
+    /// [`SyncPolicy::EveryCommit`] it returns once they are on disk, sharing one sync with
+    /// concurrent callers; under [`SyncPolicy::Interval`] it returns at once.
+    pub fn commit(&self) -> Result<()> {
+        match self.inner.opts.sync {
+            SyncPolicy::Interval(_) => self.inner.check_poisoned(),
+            SyncPolicy::EveryCommit => {
+                let target = self.inner.writer.lock().next_offset;
+                self.inner.sync_to(target)
+            }
+        }
+    }
+
+    /// `append` then `commit`.
+    pub fn append_commit(&self, events: &[Event]) -> Result<Appended> {
+        let a = self.append(events)?;
+        self.commit()?;
+        Ok(a)
+    }
+
+    /// Syncs now whatever the policy (used at close and by the interval syncer).
+    pub fn sync(&self) -> Result<()> {
+        let target = self.inner.writer.lock().next_offset;
+        self.inner.sync_to(target)
+    }
+
+    /// A reader for consumer `name`, positioned at its checkpoint. A consumer seen for the first
+    /// time is registered (durably) at the oldest retained event, and from then on holds back
+    /// retention until it acknowledges.
+    pub fn reader(&self, name: &str) -> Result<Reader> {
+        let position = self.inner.register(name)?;
+        Ok(Reader::new(self.inner.clone(), name.to_owned(), position))
+    }
+
+    /// Durably records that consumer `name` is done with every event before `position.offset`,
+    /// then retires segments no consumer needs. Positions never move backwards: an older one
+    /// is ignored.
+    pub fn ack(&self, name: &str, position: Position) -> Result<()> {
+        self.inner.ack(name, position)
+    }
+
+    /// Forgets a consumer, so it no longer holds back retention.
+    pub fn remove_consumer(&self, name: &str) -> Result<()> {
+        let removed = self.inner.consumers.lock().remove(name);
+        if let Some(c) = removed {
+            let path = c.lock().file.path().to_owned();
+            std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
+            slots::sync_parent_dir(&path)?;
+        }
+        self.inner.update_floor_and_retain()
+    }
+
+    /// The checkpointed position of a consumer, if it is registered.
+    pub fn checkpoint(&self, name: &str) -> Option<Position> {
+        let c = self.inner.consumers.lock().get(name).cloned();
+        c.map(|c| c.lock().position)
+    }
+
+    /// The offset the next appended event will get.
+    pub fn next_offset(&self) -> u64 {
+        self.inner.writer.lock().next_offset
+    }
+
+    /// Every event below this offset is durable and visible to readers.
+    pub fn durable_offset(&self) -> u64 {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn options(&self) -> &WalOptions {
+        &self.inner.opts
+    }
+
+    pub fn stats(&self) -> WalStats {
+        let inner = &*self.inner;
+        let (next_offset, write_end) = {
+            let w = inner.writer.lock();
+            (
+                w.next_offset,
+                w.active.logical_start + (w.write_pos - SEGMENT_HEADER_LEN) as u64,
+            )
+        };
+        let (segments, first_offset, disk_bytes) = {
+            let segs = inner.segments.read();
+            (
+                segs.len(),
+                segs.keys().next().copied().unwrap_or(next_offset),
+                segs.values().map(|s| s.len() as u64).sum(),
+            )
+        };
+        let consumers: Vec<ConsumerStats> = {
+            let cs = inner.consumers.lock();
+            cs.iter()
+                .map(|(name, c)| {
+                    let offset = c.lock().position.offset;
+                    ConsumerStats {
+                        name: name.clone(),
+                        offset,
+                        lag: next_offset.saturating_sub(offset),
+                    }
+                })
+                .collect()
+        };
+        let floor = inner.floor.load(Ordering::Acquire).min(next_offset);
+        WalStats {
+            segments,
+            first_offset,
+            next_offset,
+            durable_offset: self.durable_offset(),
+            held_events: next_offset - floor,
+            held_bytes: write_end.saturating_sub(inner.floor_logical.load(Ordering::Acquire)),
+            disk_bytes,
+            epoch: inner.epoch,
+            consumers,
+            skipped_frames: inner.skipped_frames.load(Ordering::Relaxed),
+            skipped_events: inner.skipped_events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Syncs and closes this handle. The log stays open while other handles or readers exist.
+    pub fn close(self) -> Result<()> {
+        self.sync()
+    }
+}
+
+impl Inner {
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.sync.lock().poisoned {
+            Some(p) => Err(WalError::Poisoned(p.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Group commit: returns once everything below `target` is durable. One caller at a time
+    /// syncs (the leader), taking with it everything appended so far; the others wait for it
+    /// and usually find their data already covered.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if let Some(p) = &s.poisoned {
+                return Err(WalError::Poisoned(p.clone()));
+            }
+            if s.durable >= target {
+                return Ok(());
+            }
+            if s.syncing {
+                self.sync_done.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            drop(s);
+            let result = self.sync_appended();
+            s = self.sync.lock();
+            s.syncing = false;
+            match result {
+                Ok(upto) => s.durable = s.durable.max(upto),
+                // After a failed fsync the kernel may have dropped the dirty pages: retrying
+                // could report success for data that is gone. Refuse everything from now on.
+                Err(e) => {
+                    tracing::error!(error = %e, "sync failed; the log refuses further writes");
+                    s.poisoned = Some(e.to_string());
+                }
+            }
+            self.sync_done.notify_all();
+        }
+    }
+
+    /// Syncs what the writer has appended so far; returns the offset that is durable after it.
+    fn sync_appended(&self) -> Result<u64> {
+        let (seg, from, to, upto) = {
+            let mut w = self.writer.lock();
+            let claim = (w.active.clone(), w.synced_pos, w.write_pos, w.next_offset);
+            w.synced_pos = w.write_pos;
+            claim
+        };
+        seg.sync(from, to, self.opts.sync_method)?;
+        seg.set_visible_end(to);
+        self.durable.fetch_max(upto, Ordering::Release);
+        Ok(upto)
+    }
+
+    /// Seals the full active segment and starts the next one at the writer's next offset.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        if w.active.seal().is_none() {
+            // write_seal syncs the frames before the seal, so everything up to here is durable.
+            w.active.write_seal(Seal {
+                end_pos: w.write_pos as u64,
+                next_offset: w.next_offset,
+            })?;
+            w.synced_pos = w.write_pos;
+        }
+        let size = self.opts.segment_size;
+        let min_free = self.opts.min_free_bytes;
+        let spare = self.spares.lock().pop();
+        if spare.is_none() {
+            let available =
+                segment::available_space(&self.dir).map_err(WalError::io("statvfs", &self.dir))?;
+            if available < size.saturating_add(min_free) {
+                return Err(WalError::DiskFull {
+                    path: self.dir.clone(),
+                    available,
+                    needed: size + min_free,
+                    segment: size,
+                    min_free,
+                });
+            }
+        }
+        let mut seg = match Segment::create(&self.dir, w.next_offset, size, spare.as_deref()) {
+            Ok(seg) => seg,
+            Err(e) if spare.is_some() => {
+                tracing::warn!(error = %e, "could not reuse a spare segment; allocating a new one");
+                Segment::create(&self.dir, w.next_offset, size, None)?
+            }
+            Err(e) => return Err(e),
+        };
+        seg.logical_start = w.active.logical_start + (w.write_pos - SEGMENT_HEADER_LEN) as u64;
+        let seg = Arc::new(seg);
+        self.segments.write().insert(seg.base_offset(), seg.clone());
+        w.active = seg;
+        w.write_pos = SEGMENT_HEADER_LEN;
+        w.synced_pos = SEGMENT_HEADER_LEN;
+        Ok(())
+    }
+
+    fn register(&self, name: &str) -> Result<Position> {
+        if !checkpoint::valid_consumer_name(name) {
+            return Err(WalError::BadConsumerName(name.to_owned()));
+        }
+        let mut consumers = self.consumers.lock();
+        if let Some(c) = consumers.get(name) {
+            return Ok(c.lock().position);
+        }
+        let position = {
+            let segs = self.segments.read();
+            let first = segs.values().next();
+            Position {
+                offset: first.map(|s| s.base_offset()).unwrap_or(0),
+                segment: first.map(|s| s.base_offset()).unwrap_or(0),
+                frame_pos: SEGMENT_HEADER_LEN as u64,
+            }
+        };
+        let path = self.checkpoint_dir.join(format!("{name}.ckpt"));
+        let file = SlotFile::create(
+            &path,
+            CHECKPOINT_MAGIC,
+            &checkpoint::encode_checkpoint(&Checkpoint {
+                name: name.to_owned(),
+                position,
+            }),
+        )?;
+        consumers.insert(
+            name.to_owned(),
+            Arc::new(Mutex::new(Consumer { file, position })),
+        );
+        drop(consumers);
+        self.update_floor_and_retain()?;
+        Ok(position)
+    }
+
+    fn ack(&self, name: &str, position: Position) -> Result<()> {
+        let consumer = self
+            .consumers
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| WalError::BadConsumerName(name.to_owned()))?;
+        {
+            let mut c = consumer.lock();
+            if position.offset <= c.position.offset {
+                return Ok(());
+            }
+            let durable = self.durable.load(Ordering::Acquire);
+            if position.offset > durable {
+                return Err(WalError::BadOption(format!(
+                    "consumer {name} acknowledged offset {} beyond the committed end {durable}",
+                    position.offset
+                )));
+            }
+            c.file.write(&checkpoint::encode_checkpoint(&Checkpoint {
+                name: name.to_owned(),
+                position,
+            }))?;
+            c.position = position;
+        }
+        self.update_floor_and_retain()
+    }
+
+    /// Recomputes the lowest checkpoint and retires the sealed segments wholly below it. With no
+    /// consumer registered nothing is retired.
+    fn update_floor_and_retain(&self) -> Result<()> {
+        let floor = {
+            let cs = self.consumers.lock();
+            cs.values().map(|c| c.lock().position).min()
+        };
+        let victims: Vec<Arc<Segment>> = {
+            let mut segs = self.segments.write();
+            let first = segs.values().next().map(|s| s.base_offset()).unwrap_or(0);
+            let floor = floor.unwrap_or(Position {
+                offset: first,
+                segment: first,
+                frame_pos: SEGMENT_HEADER_LEN as u64,
+            });
+            let last = segs.keys().next_back().copied();
+            let doomed: Vec<u64> = segs
+                .values()
+                .filter(|s| {
+                    Some(s.base_offset()) != last
+                        && s.seal()
+                            .is_some_and(|seal| seal.next_offset <= floor.offset)
+                })
+                .map(|s| s.base_offset())
+                .collect();
+            let victims = doomed.iter().filter_map(|b| segs.remove(b)).collect();
+            // Byte position of the floor in the log stream.
+            let logical = match segs.get(&floor.segment) {
+                Some(s) if floor.frame_pos as usize >= SEGMENT_HEADER_LEN => {
+                    s.logical_start + (floor.frame_pos as usize - SEGMENT_HEADER_LEN) as u64
+                }
+                _ => segs.values().next().map(|s| s.logical_start).unwrap_or(0),
+            };
+            self.floor.store(floor.offset.max(first), Ordering::Release);
+            self.floor_logical.store(logical, Ordering::Release);
+            victims
+        };
+        for seg in victims {
+            self.retire(seg)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a segment file, or keeps it as a spare if nothing still maps it. A segment still
+    /// referenced (a reader, or an event body borrowed from its map) is only unlinked: its
+    /// mapping stays valid until the last reference goes.
+    fn retire(&self, seg: Arc<Segment>) -> Result<()> {
+        let path = seg.path().to_owned();
+        let len = seg.len() as u64;
+        let mut spares = self.spares.lock();
+        let reusable = len == self.opts.segment_size && spares.len() < self.opts.spare_segments;
+        match Arc::try_unwrap(seg) {
+            Ok(seg) if reusable => {
+                drop(seg);
+                let spare = path.with_extension(SPARE_EXT);
+                std::fs::rename(&path, &spare).map_err(WalError::io("rename", &path))?;
+                spares.push(spare);
+                tracing::debug!(segment = %path.display(), "segment retired as a spare");
+            }
+            _ => {
+                std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
+                tracing::debug!(segment = %path.display(), "segment deleted");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        *self.stop_syncer.lock() = true;
+        self.stop_signal.notify_all();
+        if let Some(h) = self.syncer.lock().take()
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+        let target = self.writer.lock().next_offset;
+        if let Err(e) = self.sync_to(target) {
+            tracing::error!(error = %e, dir = %self.dir.display(), "final sync at close failed");
+        }
+    }
+}
+
+fn interval_syncer(inner: Weak<Inner>, every: Duration) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        {
+            let mut stop = strong.stop_syncer.lock();
+            if *stop {
+                return;
+            }
+            strong.stop_signal.wait_for(&mut stop, every);
+            if *stop {
+                return;
+            }
+        }
+        let target = strong.writer.lock().next_offset;
+        if let Err(e) = strong.sync_to(target) {
+            tracing::error!(error = %e, "periodic sync failed");
+            return;
+        }
+    }
+}
+
+fn validate_options(opts: &WalOptions) -> Result<()> {
+    if opts.segment_size < segment::MIN_SEGMENT_LEN || opts.segment_size % 4096 != 0 {
+        return Err(WalError::BadOption(format!(
+            "segment size {} must be a multiple of 4096 and at least {}",
+            opts.segment_size,
+            segment::MIN_SEGMENT_LEN
+        )));
+    }
+    if let SyncPolicy::Interval(d) = opts.sync
+        && d.is_zero()
+    {
+        return Err(WalError::BadOption("sync interval must be positive".into()));
+    }
+    Ok(())
+}
+
+/// Takes the directory's lock file, naming the holder's pid if another process has it.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(WalError::io("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(WalError::Locked {
+                path: dir.to_owned(),
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.to_owned()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(WalError::io("lock", &path)(e)),
+    }
+    file.set_len(0)
+        .and_then(|_| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(WalError::io("write lock file", &path))?;
+    Ok(file)
+}
+
+struct Listing {
+    segments: Vec<(u64, PathBuf)>,
+    spares: Vec<PathBuf>,
+}
+
+/// Segment files in base-offset order, spare segments, and leftovers of an interrupted segment
+/// creation (removed: they were never part of the log).
+fn list_dir(dir: &Path) -> Result<Listing> {
+    let mut segments = Vec::new();
+    let mut spares = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(WalError::io("list", dir))? {
+        let entry = entry.map_err(WalError::io("list", dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if let Some(base) = segment::parse_segment_file_name(name) {
+            segments.push((base, path));
+        } else if name.ends_with(".seg.tmp") {
+            std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
+        } else if name.ends_with(&format!(".{SPARE_EXT}")) {
+            spares.push(path);
+        }
+    }
+    segments.sort();
+    Ok(Listing { segments, spares })
+}
+
+fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(WalError::io("list", dir))? {
+        let entry = entry.map_err(WalError::io("list", dir))?;
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ckpt"))
+        else {
+            continue;
+        };
+        if !checkpoint::valid_consumer_name(name) {
+            continue;
+        }
+        let loaded = SlotFile::open(&path, CHECKPOINT_MAGIC)?;
+        let decoded = loaded.and_then(|(f, p)| match checkpoint::decode_checkpoint(&p) {
+            Ok(c) if c.name == name => Some((f, c)),
+            _ => None,
+        });
+        match decoded {
+            Some((file, c)) => {
+                out.insert(
+                    c.name,
+                    Consumer {
+                        file,
+                        position: c.position,
+                    },
+                );
+            }
+            None => {
+                // Losing nothing matters more than avoiding duplicates: restart this consumer
+                // from the oldest retained event rather than guess.
+                tracing::error!(
+                    file = %path.display(),
+                    "checkpoint file has no valid slot; consumer {name} restarts from the oldest retained event"
+                );
+                std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
+            }
+        }
+    }
+    Ok(out)
+}

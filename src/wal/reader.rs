@@ -1,0 +1,331 @@
+//! Named readers: walk the committed frames in order, zero-copy from the segment maps
+//! (`wal-format.md` §7.3 for how a checkpoint is resumed).
+//!
+//! A reader only looks below each segment's `visible_end`, so it sees exactly the frames a
+//! commit has made durable. It holds an `Arc` on its current segment: retention may unlink the
+//! file meanwhile, which leaves the mapping valid.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::checkpoint::Position;
+use super::error::{Result, WalError};
+use super::frame::{EventIter, EventView, FRAME_HEADER_LEN, decode_frame};
+use super::recovery::resync;
+use super::segment::{SEGMENT_HEADER_LEN, Segment};
+use super::{CorruptionPolicy, Inner};
+use crate::event::Event;
+
+/// Bodies at least this long are handed out as views into the map; shorter ones are copied,
+/// which is cheaper than sharing and does not pin the segment.
+const ZERO_COPY_MIN: usize = 256;
+
+/// A consumer's cursor over the log.
+pub struct Reader {
+    inner: Arc<Inner>,
+    name: String,
+    seg: Arc<Segment>,
+    /// Start of the frame holding `next`, or where the next frame will start.
+    frame_pos: usize,
+    next: u64,
+    cur: Option<Current>,
+}
+
+/// The CRC-checked frame at `frame_pos`, partly consumed.
+#[derive(Clone, Copy)]
+struct Current {
+    first: u64,
+    count: u32,
+    len: usize,
+    /// Events of the frame already passed.
+    index: u32,
+    /// Payload bytes already passed.
+    byte: usize,
+}
+
+impl Reader {
+    pub(super) fn new(inner: Arc<Inner>, name: String, position: Position) -> Reader {
+        let seg = inner
+            .segments
+            .read()
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| inner.writer.lock().active.clone());
+        let mut r = Reader {
+            inner,
+            name,
+            seg,
+            frame_pos: SEGMENT_HEADER_LEN,
+            next: 0,
+            cur: None,
+        };
+        r.seek_position(position);
+        r
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The position of the next event this reader will return; acknowledging it means "done
+    /// with everything before".
+    pub fn position(&self) -> Position {
+        Position {
+            offset: self.next,
+            segment: self.seg.base_offset(),
+            frame_pos: self.frame_pos as u64,
+        }
+    }
+
+    /// Durably acknowledges everything this reader has returned so far.
+    pub fn ack(&self) -> Result<()> {
+        self.inner.ack(&self.name, self.position())
+    }
+
+    /// Moves to `position`, trusting its segment/frame hint when it is plausible (the frame is
+    /// checked when read), else scanning the segment that holds the offset.
+    pub fn seek_position(&mut self, position: Position) {
+        let hinted = self.inner.segments.read().get(&position.segment).cloned();
+        match hinted {
+            Some(seg)
+                if position.frame_pos as usize >= SEGMENT_HEADER_LEN
+                    && (position.frame_pos as usize) < seg.len()
+                    && position.offset >= seg.base_offset() =>
+            {
+                self.seg = seg;
+                self.frame_pos = position.frame_pos as usize;
+                self.next = position.offset;
+                self.cur = None;
+            }
+            _ => self.seek(position.offset),
+        }
+    }
+
+    /// Moves to `offset` (or the oldest retained event, if it is older), scanning from the
+    /// start of the segment that holds it.
+    pub fn seek(&mut self, offset: u64) {
+        let seg = {
+            let segs = self.inner.segments.read();
+            segs.range(..=offset)
+                .next_back()
+                .or_else(|| segs.iter().next())
+                .map(|(_, s)| s.clone())
+        };
+        if let Some(seg) = seg {
+            self.next = offset.max(seg.base_offset());
+            self.seg = seg;
+        }
+        self.frame_pos = SEGMENT_HEADER_LEN;
+        self.cur = None;
+    }
+
+    /// Calls `f(offset, event, segment)` for up to `max` committed events in order and returns
+    /// how many it saw. `event` borrows from the segment's map.
+    pub fn read_with<F>(&mut self, max: usize, mut f: F) -> Result<usize>
+    where
+        F: FnMut(u64, &EventView<'_>, &Arc<Segment>),
+    {
+        let mut n = 0;
+        while n < max {
+            let cur = match self.cur {
+                Some(c) => c,
+                None => match self.load()? {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
+            let seg = self.seg.clone();
+            let frame = seg.readable(self.frame_pos, self.frame_pos + cur.len);
+            let payload = frame.get(FRAME_HEADER_LEN..).unwrap_or(&[]);
+            let mut it = EventIter::new(
+                payload.get(cur.byte..).unwrap_or(&[]),
+                cur.count - cur.index,
+            );
+            let mut c = cur;
+            let mut failed = None;
+            while n < max && c.index < c.count {
+                match it.next() {
+                    Some(Ok(ev)) => {
+                        let offset = c.first + u64::from(c.index);
+                        c.index += 1;
+                        c.byte = payload.len() - it.rest_len();
+                        if offset >= self.next {
+                            f(offset, &ev, &seg);
+                            self.next = offset + 1;
+                            n += 1;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                    None => {
+                        failed = Some("fewer events than the frame declares".into());
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = failed {
+                self.cur = None;
+                self.corrupt(reason)?;
+                continue;
+            }
+            if c.index == c.count {
+                self.frame_pos += c.len;
+                self.cur = None;
+            } else {
+                self.cur = Some(c);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Up to `max` committed events with their offsets, as owned events. Long bodies point into
+    /// the map (zero-copy); the segment stays mapped while any of them lives.
+    pub fn read(&mut self, max: usize) -> Result<Vec<(u64, Event)>> {
+        let mut out = Vec::with_capacity(max.min(1024));
+        let mut bad = None;
+        self.read_with(max, |offset, ev, seg| {
+            let body = (ev.body.len() >= ZERO_COPY_MIN).then(|| share(seg, ev.body));
+            match ev.to_event(body) {
+                Ok(e) => out.push((offset, e)),
+                Err(e) => bad = bad.take().or(Some(e)),
+            }
+        })?;
+        match bad {
+            // Frames are validated before use, so this is damage the CRC did not catch.
+            Some(e) => Err(WalError::Corrupt {
+                path: self.seg.path().to_owned(),
+                pos: self.frame_pos as u64,
+                reason: e.to_string(),
+            }),
+            None => Ok(out),
+        }
+    }
+
+    /// Loads the frame holding `next`, moving across segment boundaries. `None`: nothing more
+    /// is committed yet.
+    fn load(&mut self) -> Result<Option<Current>> {
+        let mut rescanned = false;
+        loop {
+            let visible = self.seg.visible_end();
+            if self.frame_pos >= visible {
+                let sealed_end = self.seg.seal().map(|s| s.end_pos as usize);
+                if sealed_end.is_some_and(|end| self.frame_pos >= end) {
+                    let base = self.seg.base_offset();
+                    let next_seg = self
+                        .inner
+                        .segments
+                        .read()
+                        .range(base + 1..)
+                        .next()
+                        .map(|(_, s)| s.clone());
+                    if let Some(s) = next_seg {
+                        self.next = self.next.max(s.base_offset());
+                        self.seg = s;
+                        self.frame_pos = SEGMENT_HEADER_LEN;
+                        continue;
+                    }
+                }
+                return Ok(None);
+            }
+            let bytes = self.seg.readable(self.frame_pos, visible);
+            let header = match decode_frame(bytes) {
+                Ok(frame) => frame.header,
+                Err(e) => {
+                    self.corrupt(e.to_string())?;
+                    continue;
+                }
+            };
+            if header.next_offset() <= self.next {
+                self.frame_pos += header.frame_len();
+                continue;
+            }
+            if header.first_offset > self.next {
+                if !rescanned && self.frame_pos != SEGMENT_HEADER_LEN {
+                    // A stale position hint: find the offset from the segment's start.
+                    rescanned = true;
+                    let next = self.next;
+                    self.seek(next);
+                    continue;
+                }
+                self.next = header.first_offset;
+            }
+            let c = Current {
+                first: header.first_offset,
+                count: header.event_count,
+                len: header.frame_len(),
+                index: 0,
+                byte: 0,
+            };
+            self.cur = Some(c);
+            return Ok(Some(c));
+        }
+    }
+
+    /// A frame in the committed log failed its checks: apply the corruption policy.
+    fn corrupt(&mut self, reason: String) -> Result<()> {
+        let path = self.seg.path().to_owned();
+        let pos = self.frame_pos as u64;
+        if self.inner.opts.on_corruption == CorruptionPolicy::Fail {
+            return Err(WalError::Corrupt { path, pos, reason });
+        }
+        let visible = self.seg.visible_end();
+        let seal = self.seg.seal();
+        let before = seal.map(|s| s.next_offset).unwrap_or(u64::MAX);
+        // `resync` takes coordinates relative to the slice it is given: shift by the header.
+        let frames = self.seg.readable(SEGMENT_HEADER_LEN, visible);
+        let rel = self.frame_pos - SEGMENT_HEADER_LEN;
+        let found = resync(frames, rel, frames.len(), self.next, before);
+        let (new_pos, new_next) = match found {
+            Some((p, off)) => (p + SEGMENT_HEADER_LEN, off),
+            None => (
+                visible,
+                seal.map(|s| s.next_offset)
+                    .unwrap_or_else(|| self.inner.durable.load(Ordering::Acquire)),
+            ),
+        };
+        let skipped = new_next.saturating_sub(self.next);
+        self.inner.skipped_frames.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .skipped_events
+            .fetch_add(skipped, Ordering::Relaxed);
+        tracing::error!(
+            segment = %path.display(),
+            pos,
+            %reason,
+            skipped_events = skipped,
+            resume_pos = new_pos,
+            "CORRUPT FRAME SKIPPED (on_corruption = skip): these events are lost"
+        );
+        self.frame_pos = new_pos;
+        self.next = new_next.max(self.next);
+        self.cur = None;
+        Ok(())
+    }
+}
+
+/// A zero-copy handle on `part`, which must lie inside `seg`'s visible frames.
+fn share(seg: &Arc<Segment>, part: &[u8]) -> Bytes {
+    struct Slice {
+        seg: Arc<Segment>,
+        start: usize,
+        len: usize,
+    }
+    impl AsRef<[u8]> for Slice {
+        fn as_ref(&self) -> &[u8] {
+            self.seg.readable(self.start, self.start + self.len)
+        }
+    }
+    let Some(start) = seg.position_of(part) else {
+        return Bytes::copy_from_slice(part);
+    };
+    Bytes::from_owner(Slice {
+        seg: seg.clone(),
+        start,
+        len: part.len(),
+    })
+}
