@@ -150,7 +150,6 @@ struct Writer {
 }
 
 struct SyncState {
-    durable: u64,
     syncing: bool,
     poisoned: Option<String>,
 }
@@ -333,7 +332,6 @@ impl Wal {
                 next_offset,
             }),
             sync: Mutex::new(SyncState {
-                durable: next_offset,
                 syncing: false,
                 poisoned: None,
             }),
@@ -369,7 +367,8 @@ impl Wal {
     }
 
     /// Appends one frame holding `events` (one put transaction: all or nothing across a crash).
-    /// The events are not visible to readers, nor durable, until a commit syncs them.
+    /// The events are not visible to readers, nor durable, until a commit (or the sealing of a
+    /// full segment) syncs them.
     pub fn append(&self, events: &[Event]) -> Result<Appended> {
         let inner = &*self.inner;
         let len = frame::encoded_frame_len(events)?;
@@ -423,7 +422,8 @@ impl Wal {
         })
     }
 
-    /// Makes every frame appended before this call durable and visible to readers. Under
+    /// Makes every frame appended before this call durable and visible to readers (frames can
+    /// also become durable and visible earlier, when a full segment is sealed). Under
     /// [`SyncPolicy::EveryCommit`] it returns once they are on disk, sharing one sync with
     /// concurrent callers; under [`SyncPolicy::Interval`] it returns at once.
     pub fn commit(&self) -> Result<()> {
@@ -568,7 +568,7 @@ impl Inner {
             if let Some(p) = &s.poisoned {
                 return Err(WalError::Poisoned(p.clone()));
             }
-            if s.durable >= target {
+            if self.durable.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
             if s.syncing {
@@ -581,7 +581,7 @@ impl Inner {
             s = self.sync.lock();
             s.syncing = false;
             match result {
-                Ok(upto) => s.durable = s.durable.max(upto),
+                Ok(()) => {}
                 // After a failed fsync the kernel may have dropped the dirty pages: retrying
                 // could report success for data that is gone. Refuse everything from now on.
                 Err(e) => {
@@ -593,8 +593,8 @@ impl Inner {
         }
     }
 
-    /// Syncs what the writer has appended so far; returns the offset that is durable after it.
-    fn sync_appended(&self) -> Result<u64> {
+    /// Syncs what the writer has appended so far and raises the durable watermark.
+    fn sync_appended(&self) -> Result<()> {
         let (seg, from, to, upto) = {
             let mut w = self.writer.lock();
             let claim = (w.active.clone(), w.synced_pos, w.write_pos, w.next_offset);
@@ -602,15 +602,21 @@ impl Inner {
             claim
         };
         seg.sync(from, to, self.opts.sync_method)?;
-        seg.set_visible_end(to);
+        // Watermark first: a reader that sees the newly visible frames may ack them at once.
         self.durable.fetch_max(upto, Ordering::Release);
-        Ok(upto)
+        seg.set_visible_end(to);
+        Ok(())
     }
 
     /// Seals the full active segment and starts the next one at the writer's next offset.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         if w.active.seal().is_none() {
-            // write_seal syncs the frames before the seal, so everything up to here is durable.
+            // fdatasync of the whole file, not just [synced_pos, write_pos): a commit leader may
+            // have claimed a range it has not finished syncing. After this everything appended
+            // is durable; raise the watermark before the seal makes those frames visible.
+            w.active
+                .sync(SEGMENT_HEADER_LEN, w.write_pos, SyncMethod::Fdatasync)?;
+            self.durable.fetch_max(w.next_offset, Ordering::Release);
             w.active.write_seal(Seal {
                 end_pos: w.write_pos as u64,
                 next_offset: w.next_offset,
@@ -821,7 +827,7 @@ fn interval_syncer(inner: Weak<Inner>, every: Duration) {
 }
 
 fn validate_options(opts: &WalOptions) -> Result<()> {
-    if opts.segment_size < segment::MIN_SEGMENT_LEN || opts.segment_size % 4096 != 0 {
+    if opts.segment_size < segment::MIN_SEGMENT_LEN || !opts.segment_size.is_multiple_of(4096) {
         return Err(WalError::BadOption(format!(
             "segment size {} must be a multiple of 4096 and at least {}",
             opts.segment_size,

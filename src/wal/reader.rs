@@ -132,9 +132,13 @@ impl Reader {
         while n < max {
             let cur = match self.cur {
                 Some(c) => c,
-                None => match self.load()? {
-                    Some(c) => c,
-                    None => break,
+                None => match self.load() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    // Hand out what was read before the damage; the next call reports it (the
+                    // reader has not moved past it).
+                    Err(_) if n > 0 => break,
+                    Err(e) => return Err(e),
                 },
             };
             let seg = self.seg.clone();
@@ -170,6 +174,9 @@ impl Reader {
             }
             if let Some(reason) = failed {
                 self.cur = None;
+                if n > 0 && self.inner.opts.on_corruption == CorruptionPolicy::Fail {
+                    break;
+                }
                 self.corrupt(reason)?;
                 continue;
             }

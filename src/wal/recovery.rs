@@ -150,14 +150,13 @@ pub fn resync(
     let limit = limit.min(segment.len());
     let mut pos = from + 1;
     while pos + 24 <= limit {
-        if let Ok(h) = peek_header(&segment[pos..limit]) {
-            if h.first_offset > after_offset
-                && h.first_offset < before_offset
-                && pos + h.frame_len() <= limit
-                && decode_frame(&segment[pos..limit]).is_ok_and(|f| f.validate().is_ok())
-            {
-                return Some((pos, h.first_offset));
-            }
+        if let Ok(h) = peek_header(&segment[pos..limit])
+            && h.first_offset > after_offset
+            && h.first_offset < before_offset
+            && pos + h.frame_len() <= limit
+            && decode_frame(&segment[pos..limit]).is_ok_and(|f| f.validate().is_ok())
+        {
+            return Some((pos, h.first_offset));
         }
         pos += 1;
     }

@@ -362,6 +362,9 @@ impl Segment {
     /// The caller must be the log's only writer (hold the append lock), and the range must lie
     /// at or above `visible_end` and inside the segment, so no reader can be looking at it and no
     /// other `&mut` to it exists.
+    // The whole point is handing out `&mut` from a shared segment; exclusivity is the caller's
+    // documented obligation (the writer lock), which is why this is `unsafe`.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn writable_slice(&self, pos: usize, len: usize) -> &mut [u8] {
         debug_assert!(self.writable);
         debug_assert!(pos >= self.visible_end() && pos + len <= self.len);

@@ -1,0 +1,677 @@
+//! Behaviour of the write-ahead log through its public API: the documented format, a model-based
+//! property test, damage at every byte position, retention, capacity, locking and offsets.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use weir::event::Event;
+use weir::wal::frame::{encode_frame, encoded_frame_len};
+use weir::wal::inspect;
+use weir::wal::segment::{SEGMENT_HEADER_LEN, segment_file_name};
+use weir::wal::{CorruptionPolicy, SyncPolicy, Wal, WalError, WalOptions};
+
+const SMALL: u64 = 16 * 1024;
+
+fn opts(segment_size: u64) -> WalOptions {
+    WalOptions {
+        segment_size,
+        ..Default::default()
+    }
+}
+
+fn ev(i: u64, len: usize) -> Event {
+    let mut body = format!("event-{i}-").into_bytes();
+    body.resize(len.max(body.len()), b'a' + (i % 26) as u8);
+    Event::new(body).with_header("seq", i.to_string())
+}
+
+fn read_all(wal: &Wal, name: &str) -> Vec<(u64, Event)> {
+    let mut r = wal.reader(name).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = r.read(1000).unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}
+
+fn seg_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(segment_file_name(base))
+}
+
+#[test]
+fn wal_format_worked_example() {
+    // The bytes printed in wal-format.md §4.1.
+    let expected: Vec<u8> = "fa f9 ef 50 10 00 00 00 05 00 00 00 00 00 00 00 \
+         01 00 00 00 01 00 00 00 0c 00 00 00 01 00 01 00 \
+         68 01 00 00 00 76 68 69"
+        .split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let events = [Event::new(&b"hi"[..]).with_header("h", "v")];
+    let mut buf = vec![0u8; encoded_frame_len(&events).unwrap()];
+    encode_frame(&mut buf, 5, 1, &events);
+    assert_eq!(buf, expected);
+
+    // And the log writes exactly such a frame at byte 4096 of its first segment (offset 0 and
+    // epoch 1 on a fresh log).
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    wal.append_commit(&events).unwrap();
+    drop(wal);
+    let mut first_frame = vec![0u8; expected.len()];
+    encode_frame(&mut first_frame, 0, 1, &events);
+    let seg = std::fs::read(seg_path(dir.path(), 0)).unwrap();
+    assert_eq!(
+        &seg[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + expected.len()],
+        &first_frame[..]
+    );
+    assert_eq!(&seg[0..8], b"WEIRWAL\0");
+    assert_eq!(seg.len() as u64, SMALL);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append { count: usize, len: usize },
+    Commit,
+    Read { consumer: usize, max: usize },
+    Ack { consumer: usize },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1usize..20, 0usize..900).prop_map(|(count, len)| Op::Append { count, len }),
+        3 => Just(Op::Commit),
+        3 => (0usize..2, 1usize..40).prop_map(|(consumer, max)| Op::Read { consumer, max }),
+        2 => (0usize..2).prop_map(|consumer| Op::Ack { consumer }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// What the log must look like, kept in the simplest possible form.
+struct Model {
+    events: Vec<Event>,
+    committed: usize,
+    read_pos: [u64; 2],
+    checkpoint: [u64; 2],
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Random appends, commits, reads, acks and reopens against an in-memory model.
+    #[test]
+    fn log_agrees_with_model(ops in proptest::collection::vec(op(), 1..50)) {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["c0", "c1"];
+        let mut wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        let mut readers: Vec<_> = names.iter().map(|n| wal.reader(n).unwrap()).collect();
+        let mut m = Model { events: vec![], committed: 0, read_pos: [0; 2], checkpoint: [0; 2] };
+        for op in ops {
+            match op {
+                Op::Append { count, len } => {
+                    let batch: Vec<Event> = (0..count).map(|i| ev((m.events.len() + i) as u64, len)).collect();
+                    if encoded_frame_len(&batch).unwrap() as u64 > SMALL - SEGMENT_HEADER_LEN as u64 {
+                        let refused = matches!(wal.append(&batch), Err(WalError::TooLarge { .. }));
+                        prop_assert!(refused, "oversized batch not refused");
+                        continue;
+                    }
+                    let a = wal.append(&batch).unwrap();
+                    prop_assert_eq!(a.first_offset, m.events.len() as u64);
+                    m.events.extend(batch);
+                    prop_assert_eq!(a.next_offset, m.events.len() as u64);
+                }
+                Op::Commit => {
+                    wal.commit().unwrap();
+                    m.committed = m.events.len();
+                }
+                Op::Read { consumer, max } => {
+                    let got = readers[consumer].read(max).unwrap();
+                    let from = m.read_pos[consumer] as usize;
+                    // Everything committed is visible; appended frames may be visible earlier
+                    // (a segment roll makes them durable), never torn or out of order.
+                    let at_least = (from + max).min(m.committed.max(from)) - from;
+                    let at_most = (from + max).min(m.events.len()) - from;
+                    prop_assert!(got.len() >= at_least && got.len() <= at_most,
+                        "reader {} at {} got {} (want {}..={})", consumer, from, got.len(), at_least, at_most);
+                    let to = from + got.len();
+                    for (k, (offset, e)) in got.iter().enumerate() {
+                        prop_assert_eq!(*offset, (from + k) as u64);
+                        prop_assert_eq!(e, &m.events[from + k]);
+                    }
+                    m.read_pos[consumer] = to as u64;
+                }
+                Op::Ack { consumer } => {
+                    readers[consumer].ack().unwrap();
+                    m.checkpoint[consumer] = m.read_pos[consumer];
+                }
+                Op::Reopen => {
+                    drop(readers);
+                    drop(wal);
+                    // A clean close syncs everything appended.
+                    m.committed = m.events.len();
+                    wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+                    readers = names.iter().map(|n| wal.reader(n).unwrap()).collect();
+                    m.read_pos = m.checkpoint;
+                }
+            }
+            let stats = wal.stats();
+            prop_assert_eq!(stats.next_offset, m.events.len() as u64);
+            prop_assert!(wal.durable_offset() >= m.committed as u64);
+            let floor = *m.checkpoint.iter().min().unwrap();
+            prop_assert!(stats.first_offset <= floor, "retention passed a checkpoint");
+            prop_assert_eq!(stats.held_events, m.events.len() as u64 - floor);
+            for (i, n) in names.iter().enumerate() {
+                prop_assert_eq!(wal.checkpoint(n).unwrap().offset, m.checkpoint[i]);
+            }
+        }
+    }
+}
+
+/// A log with a few sealed segments and an active one, closed cleanly.
+fn build_small_log(dir: &Path) -> Vec<Event> {
+    let wal = Wal::open(dir, opts(8192)).unwrap();
+    let mut all = Vec::new();
+    for i in 0..12u64 {
+        let batch: Vec<Event> = (0..3).map(|k| ev(i * 3 + k, 300)).collect();
+        wal.append_commit(&batch).unwrap();
+        all.extend(batch);
+    }
+    all
+}
+
+fn corrupt_policy(policy: CorruptionPolicy) -> WalOptions {
+    WalOptions {
+        segment_size: 8192,
+        on_corruption: policy,
+        ..Default::default()
+    }
+}
+
+/// Flip one bit at every byte of every segment. Whatever the position, the log must never hand
+/// out an event that differs from what was written: it either returns the right events, or stops
+/// with an error naming the file and position, or (active segment) treats the damage as a torn
+/// tail.
+#[test]
+fn bit_flip_at_every_position_is_detected() {
+    let pristine = tempfile::tempdir().unwrap();
+    let written = build_small_log(pristine.path());
+    let files = inspect::segment_files(pristine.path()).unwrap();
+    assert!(
+        files.len() >= 3,
+        "want sealed and active segments, got {}",
+        files.len()
+    );
+    let last_base = files.last().unwrap().0;
+    let mut detected = 0;
+    for (base, path) in &files {
+        let image = std::fs::read(path).unwrap();
+        let summary = inspect::verify(pristine.path(), None, |_, _| {}).unwrap();
+        let end = summary
+            .segments
+            .iter()
+            .find(|s| s.base_offset == *base)
+            .unwrap()
+            .end_pos as usize;
+        let positions = (0..96).chain(SEGMENT_HEADER_LEN..end);
+        for pos in positions {
+            let dir = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(pristine.path()).unwrap() {
+                let e = entry.unwrap();
+                std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            }
+            let mut bad = image.clone();
+            bad[pos] ^= 1 << (pos % 8);
+            std::fs::write(dir.path().join(path.file_name().unwrap()), &bad).unwrap();
+
+            let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+            let wal = match Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Fail)) {
+                Ok(w) => w,
+                Err(e) => {
+                    // Only header damage may stop the open, and it must say where.
+                    assert!(pos < 96, "open failed for frame damage at {pos}: {e}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains(path.file_name().unwrap().to_str().unwrap()),
+                        "{msg}"
+                    );
+                    assert!(
+                        !report.problems.is_empty(),
+                        "verify missed header damage at {pos}"
+                    );
+                    detected += 1;
+                    continue;
+                }
+            };
+            let mut r = wal.reader("check").unwrap();
+            let mut got = Vec::new();
+            let err = loop {
+                match r.read(7) {
+                    Ok(b) if b.is_empty() => break None,
+                    Ok(b) => got.extend(b),
+                    Err(e) => break Some(e),
+                }
+            };
+            for (offset, e) in &got {
+                assert_eq!(
+                    e, &written[*offset as usize],
+                    "wrong event at offset {offset} after flip at {base}:{pos}"
+                );
+            }
+            let offsets: Vec<u64> = got.iter().map(|(o, _)| *o).collect();
+            assert!(
+                offsets.windows(2).all(|w| w[1] == w[0] + 1),
+                "gap after flip at {pos}"
+            );
+            match err {
+                Some(WalError::Corrupt {
+                    path: p, pos: at, ..
+                }) => {
+                    assert_eq!(p.file_name(), path.file_name());
+                    assert!(
+                        at as usize <= pos,
+                        "reported position {at} after the damage {pos}"
+                    );
+                    assert!(
+                        !report.problems.is_empty(),
+                        "verify missed damage at {base}:{pos}"
+                    );
+                    detected += 1;
+                }
+                Some(other) => panic!("unexpected error {other}"),
+                None if *base == last_base && pos >= SEGMENT_HEADER_LEN => {
+                    // Damage in the active segment is a torn tail to recovery: a prefix survives.
+                    assert!(got.len() < written.len(), "flip at {pos} went unnoticed");
+                    detected += 1;
+                }
+                None => {
+                    // Header bytes outside the checksummed fields (or a seal that falls back to
+                    // a scan) may be harmless, but then every event must be there.
+                    assert_eq!(
+                        got.len(),
+                        written.len(),
+                        "events lost after flip at {base}:{pos}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(detected > 1000, "only {detected} flips detected");
+}
+
+/// Zero the tail of the active segment from every position (a crash that lost everything after
+/// it): recovery keeps exactly the frames that end before the cut.
+#[test]
+fn truncated_tail_at_every_position_keeps_whole_frames() {
+    let pristine = tempfile::tempdir().unwrap();
+    let written = build_small_log(pristine.path());
+    let files = inspect::segment_files(pristine.path()).unwrap();
+    let (base, path) = files.last().unwrap().clone();
+    let image = std::fs::read(&path).unwrap();
+    let report = inspect::verify(pristine.path(), None, |_, _| {}).unwrap();
+    let active = report.segments.last().unwrap();
+    // Frame boundaries of the active segment, from a walk of the pristine image.
+    let mut bounds = vec![(SEGMENT_HEADER_LEN, base)];
+    let mut pos = SEGMENT_HEADER_LEN;
+    while pos < active.end_pos as usize {
+        let h = weir::wal::frame::peek_header(&image[pos..]).unwrap();
+        pos += h.frame_len();
+        bounds.push((pos, h.next_offset()));
+    }
+    assert!(bounds.len() >= 2);
+    for cut in SEGMENT_HEADER_LEN..=active.end_pos as usize {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(pristine.path()).unwrap() {
+            let e = entry.unwrap();
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        let mut bad = image.clone();
+        bad[cut..].fill(0);
+        std::fs::write(dir.path().join(path.file_name().unwrap()), &bad).unwrap();
+        let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+        let expect_next = bounds.iter().rev().find(|(p, _)| *p <= cut).unwrap().1;
+        assert_eq!(wal.next_offset(), expect_next, "cut at {cut}");
+        let got = read_all(&wal, "check");
+        assert_eq!(got.len() as u64, expect_next);
+        for (o, e) in &got {
+            assert_eq!(e, &written[*o as usize]);
+        }
+    }
+    // A segment file cut short is refused with a clear error, never mapped past its end.
+    for cut in [0usize, 100, 4095, 4096, 5000, 8191] {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(pristine.path()).unwrap() {
+            let e = entry.unwrap();
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        std::fs::write(dir.path().join(path.file_name().unwrap()), &image[..cut]).unwrap();
+        let err = Wal::open(dir.path(), opts(8192))
+            .err()
+            .expect("truncated file accepted");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{msg}"
+        );
+        let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+        assert!(
+            !report.problems.is_empty(),
+            "verify accepted a file cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn skip_policy_skips_exactly_the_damaged_frame() {
+    let pristine = tempfile::tempdir().unwrap();
+    let written = build_small_log(pristine.path());
+    let files = inspect::segment_files(pristine.path()).unwrap();
+    // Damage the second frame of the first (sealed) segment.
+    let (_, path) = &files[0];
+    let mut image = std::fs::read(path).unwrap();
+    let first = weir::wal::frame::peek_header(&image[SEGMENT_HEADER_LEN..]).unwrap();
+    let second_pos = SEGMENT_HEADER_LEN + first.frame_len();
+    let second = weir::wal::frame::peek_header(&image[second_pos..]).unwrap();
+    image[second_pos + 40] ^= 0xff;
+    std::fs::write(path, &image).unwrap();
+
+    let report = inspect::verify(pristine.path(), None, |_, _| {}).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].pos as usize, second_pos);
+
+    let wal = Wal::open(pristine.path(), corrupt_policy(CorruptionPolicy::Skip)).unwrap();
+    let got = read_all(&wal, "check");
+    let skipped: Vec<u64> = (second.first_offset..second.next_offset()).collect();
+    assert_eq!(got.len(), written.len() - skipped.len());
+    for (o, e) in &got {
+        assert!(!skipped.contains(o));
+        assert_eq!(e, &written[*o as usize]);
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.skipped_frames, 1);
+    assert_eq!(stats.skipped_events, skipped.len() as u64);
+
+    // The fail policy stops at the damage, repeatedly, without moving on.
+    drop(wal);
+    let wal = Wal::open(pristine.path(), corrupt_policy(CorruptionPolicy::Fail)).unwrap();
+    let mut r = wal.reader("strict").unwrap();
+    assert_eq!(r.read(100).unwrap().len() as u64, first.event_count as u64);
+    for _ in 0..2 {
+        match r.read(100) {
+            Err(WalError::Corrupt { pos, .. }) => assert_eq!(pos as usize, second_pos),
+            other => panic!("expected corruption error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn retention_deletes_or_recycles_consumed_segments_and_offsets_never_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_next = 0u64;
+    for round in 0..3 {
+        let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+        assert_eq!(wal.next_offset(), expected_next, "round {round}");
+        let mut r = wal.reader("sink").unwrap();
+        for i in 0..40u64 {
+            let a = wal.append_commit(&[ev(i, 500)]).unwrap();
+            assert_eq!(a.first_offset, expected_next);
+            expected_next += 1;
+        }
+        assert!(wal.stats().segments > 3);
+        let got = r.read(usize::MAX).unwrap();
+        assert_eq!(got.len(), 40);
+        r.ack().unwrap();
+        let stats = wal.stats();
+        assert_eq!(stats.segments, 1, "consumed sealed segments must go");
+        assert_eq!(stats.held_events, 0);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        // 1 segment + at most 2 spares + meta + lock + checkpoint.
+        assert!(files <= 6, "{files} files left");
+    }
+    // Spare segments were reused (old frames inside them must not resurface).
+    let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+    let mut r = wal.reader("late").unwrap();
+    let got = r.read(usize::MAX).unwrap();
+    assert!(got.iter().all(|(o, _)| *o >= wal.stats().first_offset));
+    assert_eq!(wal.next_offset(), expected_next);
+}
+
+#[test]
+fn no_consumer_means_no_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+    for i in 0..40 {
+        wal.append_commit(&[ev(i, 500)]).unwrap();
+    }
+    let segments = wal.stats().segments;
+    assert!(segments > 3);
+    drop(wal);
+    let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+    assert_eq!(wal.stats().segments, segments);
+    assert_eq!(read_all(&wal, "late").len(), 40);
+}
+
+#[test]
+fn capacity_limits_give_a_distinct_full_error_until_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: 8192,
+            max_events: Some(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    for i in 0..10 {
+        wal.append_commit(&[ev(i, 10)]).unwrap();
+    }
+    let err = wal.append(&[ev(10, 10)]).unwrap_err();
+    assert!(err.is_full(), "{err}");
+    assert!(err.to_string().contains("limit is 10"), "{err}");
+    assert_eq!(r.read(4).unwrap().len(), 4);
+    r.ack().unwrap();
+    for i in 10..14 {
+        wal.append_commit(&[ev(i, 10)]).unwrap();
+    }
+    assert!(wal.append(&[ev(14, 10)]).unwrap_err().is_full());
+    drop(r);
+    drop(wal);
+
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: 8192,
+            max_bytes: Some(3000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    let mut n = 0;
+    let err = loop {
+        match wal.append_commit(&[ev(n, 200)]) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_full() && err.to_string().contains("bytes"), "{err}");
+    assert!(
+        (10..=14).contains(&n),
+        "{n} events of ~250 bytes fit in 3000"
+    );
+    r.read(usize::MAX).unwrap();
+    r.ack().unwrap();
+    wal.append_commit(&[ev(n, 200)]).unwrap();
+
+    // Too large for any segment: a different error.
+    let err = wal.append(&[Event::new(vec![0u8; 9000])]).unwrap_err();
+    assert!(
+        matches!(err, WalError::TooLarge { .. }) && !err.is_full(),
+        "{err}"
+    );
+}
+
+#[test]
+fn low_disk_space_refuses_new_segments_without_losing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: 8192,
+            min_free_bytes: u64::MAX / 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut n = 0;
+    let err = loop {
+        match wal.append_commit(&[ev(n, 500)]) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, WalError::DiskFull { .. }) && err.is_full(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("minimum free space"), "{err}");
+    assert!(n > 0);
+    assert_eq!(read_all(&wal, "sink").len() as u64, n);
+}
+
+#[test]
+fn second_open_is_refused_naming_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let _wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    let err = Wal::open(dir.path(), opts(SMALL))
+        .err()
+        .expect("second open allowed");
+    let msg = err.to_string();
+    assert!(msg.contains(&std::process::id().to_string()), "{msg}");
+    assert!(msg.contains("in use"), "{msg}");
+}
+
+#[test]
+fn lock_is_released_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Wal::open(dir.path(), opts(SMALL)).unwrap());
+    Wal::open(dir.path(), opts(SMALL)).unwrap();
+}
+
+#[test]
+fn readers_see_only_committed_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    wal.append(&[ev(0, 10), ev(1, 10)]).unwrap();
+    assert!(r.read(10).unwrap().is_empty(), "uncommitted frame visible");
+    wal.commit().unwrap();
+    assert_eq!(r.read(10).unwrap().len(), 2);
+}
+
+#[test]
+fn interval_sync_makes_data_visible_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: SMALL,
+            sync: SyncPolicy::Interval(Duration::from_millis(20)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    wal.append_commit(&[ev(0, 10)]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        got = r.read(10).unwrap();
+    }
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn concurrent_committers_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(64 * 1024)).unwrap();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let wal = wal.clone();
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..50u64 {
+                    let a = wal.append_commit(&[ev(t * 1000 + i, 50)]).unwrap();
+                    assert!(wal.durable_offset() >= a.next_offset);
+                    mine.push(a.first_offset);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut offsets: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    offsets.sort();
+    assert_eq!(offsets, (0..800).collect::<Vec<_>>());
+    let got = read_all(&wal, "sink");
+    assert_eq!(got.len(), 800);
+}
+
+#[test]
+fn resume_from_checkpoint_inside_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        let batch: Vec<Event> = (0..10).map(|i| ev(i, 20)).collect();
+        wal.append_commit(&batch).unwrap();
+        let mut r = wal.reader("sink").unwrap();
+        assert_eq!(r.read(4).unwrap().len(), 4);
+        r.ack().unwrap();
+    }
+    let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    let got = r.read(100).unwrap();
+    assert_eq!(got.first().map(|(o, _)| *o), Some(4));
+    assert_eq!(got.len(), 6);
+}
+
+#[test]
+fn bad_consumer_names_and_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    assert!(matches!(
+        wal.reader("../x"),
+        Err(WalError::BadConsumerName(_))
+    ));
+    let err = Wal::open(tempfile::tempdir().unwrap().path(), opts(5000))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("multiple of 4096"), "{err}");
+}
+
+#[test]
+fn future_format_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Wal::open(dir.path(), opts(SMALL)).unwrap());
+    let path = seg_path(dir.path(), 0);
+    let mut image = std::fs::read(&path).unwrap();
+    image[8] = 2;
+    let crc = crc32fast::hash(&image[0..60]);
+    image[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &image).unwrap();
+    let err = Wal::open(dir.path(), opts(SMALL)).err().unwrap();
+    assert!(
+        matches!(err, WalError::UnsupportedVersion { found: 2, .. }),
+        "{err}"
+    );
+}
