@@ -675,3 +675,19 @@ fn future_format_version_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn interval_mode_closes_promptly_and_keeps_appended_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = WalOptions {
+        segment_size: SMALL,
+        sync: SyncPolicy::Interval(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    wal.append_commit(&[ev(0, 10)]).unwrap();
+    drop(wal);
+    // The lock must be free at once, not after the 30 s interval, and the close synced.
+    let wal = Wal::open(dir.path(), o).unwrap();
+    assert_eq!(read_all(&wal, "sink").len(), 1);
+}

@@ -136,9 +136,16 @@ struct Inner {
     spares: Mutex<Vec<PathBuf>>,
     skipped_frames: AtomicU64,
     skipped_events: AtomicU64,
-    stop_syncer: Mutex<bool>,
-    stop_signal: Condvar,
+    /// Wakes the interval syncer to stop. Shared, not owned by `Inner`, so the syncer can wait
+    /// on it without keeping the log alive.
+    stop_syncer: Arc<StopSignal>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    wake: Condvar,
 }
 
 struct Writer {
@@ -348,17 +355,17 @@ impl Wal {
             spares: Mutex::new(listing.spares),
             skipped_frames: AtomicU64::new(0),
             skipped_events: AtomicU64::new(0),
-            stop_syncer: Mutex::new(false),
-            stop_signal: Condvar::new(),
+            stop_syncer: Arc::new(StopSignal::default()),
             syncer: Mutex::new(None),
             opts,
         });
         inner.update_floor_and_retain()?;
         if let SyncPolicy::Interval(every) = inner.opts.sync {
             let weak = Arc::downgrade(&inner);
+            let stop = inner.stop_syncer.clone();
             let handle = std::thread::Builder::new()
                 .name("wal-sync".into())
-                .spawn(move || interval_syncer(weak, every))
+                .spawn(move || interval_syncer(weak, stop, every))
                 .map_err(WalError::io("start sync thread for", &dir))?;
             *inner.syncer.lock() = Some(handle);
         }
@@ -789,8 +796,8 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        *self.stop_syncer.lock() = true;
-        self.stop_signal.notify_all();
+        *self.stop_syncer.stopped.lock() = true;
+        self.stop_syncer.wake.notify_all();
         if let Some(h) = self.syncer.lock().take()
             && h.thread().id() != std::thread::current().id()
         {
@@ -803,21 +810,21 @@ impl Drop for Inner {
     }
 }
 
-fn interval_syncer(inner: Weak<Inner>, every: Duration) {
+fn interval_syncer(inner: Weak<Inner>, stop: Arc<StopSignal>, every: Duration) {
     loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
         {
-            let mut stop = strong.stop_syncer.lock();
-            if *stop {
-                return;
+            let mut stopped = stop.stopped.lock();
+            if !*stopped {
+                stop.wake.wait_for(&mut stopped, every);
             }
-            strong.stop_signal.wait_for(&mut stop, every);
-            if *stop {
+            if *stopped {
                 return;
             }
         }
+        // Hold the log only while syncing, so dropping the last handle closes it promptly.
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         let target = strong.writer.lock().next_offset;
         if let Err(e) = strong.sync_to(target) {
             tracing::error!(error = %e, "periodic sync failed");
