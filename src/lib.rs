@@ -5,5 +5,11 @@
 //! the log only after the destination has acknowledged them. [`event`] defines what flows; the
 //! log's bytes on disk are specified in `wal-format.md`.
 
+pub mod agent;
+pub mod channel;
+pub mod config;
 pub mod event;
+pub mod metrics;
+pub mod sink;
+pub mod source;
 pub mod wal;

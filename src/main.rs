@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use weir::config::{AgentConfig, Properties};
 use weir::wal::inspect;
 use weir::wal::{Wal, WalOptions};
 
@@ -22,6 +23,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an agent from a Flume properties file (as `flume-ng agent`).
+    Agent {
+        /// The properties file; without it, the embedded default (conf/weir.properties).
+        #[arg(short = 'f', long = "conf-file")]
+        conf_file: Option<PathBuf>,
+        /// The agent's name in the file; may be omitted when the file defines one agent.
+        #[arg(short = 'n', long = "name")]
+        name: Option<String>,
+        /// Flume's configuration directory option; accepted and ignored.
+        #[arg(short = 'c', long = "conf")]
+        conf_dir: Option<PathBuf>,
+        /// Validate the configuration, print the wiring, start nothing.
+        #[arg(long)]
+        check: bool,
+        /// Serve metrics on this port: /metrics (Flume JSON), /metrics/prometheus.
+        #[arg(long)]
+        metrics_port: Option<u16>,
+        /// Address the metrics server binds.
+        #[arg(long, default_value = "0.0.0.0")]
+        metrics_bind: String,
+    },
     /// Tools that read a write-ahead log directory.
     Wal {
         #[command(subcommand)]
@@ -61,15 +83,59 @@ enum WalCommand {
     },
 }
 
+/// The embedded default configuration, used by `weir agent` without `-f`.
+const DEFAULT_CONFIG: &str = include_str!("../conf/weir.properties");
+
+/// Java system properties given as `-Dkey=value` (as flume-ng accepts them), taken out of the
+/// argument list before clap sees it.
+fn split_java_properties(args: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
+    let mut rest = Vec::new();
+    let mut props = Vec::new();
+    for a in args {
+        match a.strip_prefix("-D").and_then(|kv| kv.split_once('=')) {
+            Some((k, v)) => props.push((k.to_owned(), v.to_owned())),
+            None => rest.push(a),
+        }
+    }
+    (rest, props)
+}
+
 fn main() -> ExitCode {
+    let (args, java_props) = split_java_properties(std::env::args().collect());
+    // flume.root.logger=LEVEL,console sets the level when RUST_LOG does not.
+    let flume_level = java_props
+        .iter()
+        .find(|(k, _)| k == "flume.root.logger")
+        .and_then(|(_, v)| v.split(',').next())
+        .map(|l| l.trim().to_ascii_lowercase());
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(flume_level.as_deref().unwrap_or("info"))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse_from(args);
+    if let Command::Agent { metrics_port, .. } = &mut cli.command {
+        let get = |key: &str| {
+            java_props
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if metrics_port.is_none()
+            && get("flume.monitoring.type").is_some_and(|t| t.eq_ignore_ascii_case("http"))
+        {
+            match get("flume.monitoring.port").unwrap_or("41414").parse() {
+                Ok(p) => *metrics_port = Some(p),
+                Err(_) => {
+                    eprintln!("error: -Dflume.monitoring.port must be a TCP port");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -81,6 +147,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Agent {
+            conf_file,
+            name,
+            conf_dir: _,
+            check,
+            metrics_port,
+            metrics_bind,
+        } => agent(
+            conf_file,
+            name,
+            check,
+            metrics_port.map(|p| format!("{metrics_bind}:{p}")),
+        ),
         Command::Wal { command } => match command {
             WalCommand::Verify {
                 dir,
@@ -94,6 +173,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             WalCommand::Demo { dir, events } => demo(dir, events),
         },
     }
+}
+
+fn agent(
+    conf_file: Option<PathBuf>,
+    name: Option<String>,
+    check: bool,
+    metrics_addr: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let props = match &conf_file {
+        Some(f) => Properties::load(f)?,
+        None => Properties::parse(
+            std::path::Path::new("<embedded conf/weir.properties>"),
+            DEFAULT_CONFIG.as_bytes(),
+        )?,
+    };
+    let name = match name {
+        Some(n) => n,
+        None => {
+            let agents = props.agent_names();
+            match agents.as_slice() {
+                [one] => one.clone(),
+                _ => anyhow::bail!(
+                    "{}: give the agent's name with -n (the file defines: {})",
+                    props.path.display(),
+                    if agents.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        agents.join(", ")
+                    }
+                ),
+            }
+        }
+    };
+    let config = AgentConfig::from_properties(&props, &name)?;
+    if check {
+        print!("{}", config.describe());
+        for note in &config.notes {
+            println!("note: {note}");
+        }
+        println!("configuration OK");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shutdown = weir::agent::shutdown_on_signals()?;
+    weir::agent::run(
+        &config,
+        &weir::agent::AgentOptions { metrics_addr },
+        shutdown,
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {

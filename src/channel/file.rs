@@ -1,0 +1,233 @@
+//! The durable channel: Flume's file channel over the write-ahead log.
+//!
+//! A put transaction is one log frame, appended and committed (synced) before `put` returns. All
+//! takers share one log consumer; the channel tracks which taken batches are in flight, and the
+//! consumer's durable checkpoint is the start of the oldest batch not yet committed. A crash
+//! therefore redelivers at most the batches in flight, never loses a committed put, and the
+//! restart cost is the log's, independent of the backlog.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
+use crate::config::FileChannelConfig;
+use crate::event::Event;
+use crate::wal::{Position, Reader, Wal, WalError, WalOptions};
+
+/// The log consumer that stands for all the channel's takers.
+const CONSUMER: &str = "channel";
+
+pub struct FileChannel {
+    name: String,
+    wal: Wal,
+    capacity: u64,
+    transaction_capacity: usize,
+    keep_alive: Duration,
+    takes: Mutex<TakeState>,
+    /// Signalled when a put commits (takers wait on it with `takes`).
+    arrived: Condvar,
+    /// Signalled when a take commits and frees room (putters wait on it).
+    room: (Mutex<()>, Condvar),
+    counters: ChannelCounters,
+}
+
+struct TakeState {
+    reader: Reader,
+    /// Rolled-back batches, oldest first: handed out again before anything new.
+    redeliver: VecDeque<Taken>,
+    /// Start of each batch in flight, keyed by its first offset.
+    in_flight: BTreeMap<u64, Position>,
+}
+
+impl FileChannel {
+    pub fn open(name: &str, config: &FileChannelConfig) -> Result<FileChannel, ChannelError> {
+        let storage = |source: WalError| ChannelError::Storage {
+            channel: name.to_owned(),
+            source,
+        };
+        let wal = Wal::open(
+            &config.data_dir,
+            WalOptions {
+                segment_size: config.segment_size,
+                checkpoint_dir: Some(config.checkpoint_dir.clone()),
+                sync: config.sync,
+                max_bytes: config.byte_capacity,
+                max_events: Some(config.capacity),
+                min_free_bytes: config.minimum_required_space,
+                on_corruption: config.on_corruption,
+                ..Default::default()
+            },
+        )
+        .map_err(storage)?;
+        let reader = wal.reader(CONSUMER).map_err(storage)?;
+        Ok(FileChannel {
+            name: name.to_owned(),
+            wal,
+            capacity: config.capacity,
+            transaction_capacity: config.transaction_capacity,
+            keep_alive: config.keep_alive,
+            takes: Mutex::new(TakeState {
+                reader,
+                redeliver: VecDeque::new(),
+                in_flight: BTreeMap::new(),
+            }),
+            arrived: Condvar::new(),
+            room: (Mutex::new(()), Condvar::new()),
+            counters: ChannelCounters::default(),
+        })
+    }
+
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    fn storage(&self, source: WalError) -> ChannelError {
+        ChannelError::Storage {
+            channel: self.name.clone(),
+            source,
+        }
+    }
+
+    /// Hands out the oldest rolled-back batch (or its first `max` events), else new events.
+    fn take_now(&self, st: &mut TakeState, max: usize) -> Result<Taken, ChannelError> {
+        if let Some(mut batch) = st.redeliver.pop_front() {
+            if batch.events.len() > max {
+                let rest_events = batch.events.split_off(max);
+                let rest_start = batch.start.map(|p| Position {
+                    offset: rest_events[0].0,
+                    ..p
+                });
+                st.redeliver.push_front(Taken {
+                    events: rest_events,
+                    start: rest_start,
+                });
+            }
+            if let Some(start) = batch.start {
+                st.in_flight.insert(batch.key(), start);
+            }
+            return Ok(batch);
+        }
+        let start = st.reader.position();
+        let events = st.reader.read(max).map_err(|e| self.storage(e))?;
+        if !events.is_empty() {
+            st.in_flight.insert(events[0].0, start);
+        }
+        Ok(Taken {
+            events,
+            start: Some(start),
+        })
+    }
+}
+
+impl Channel for FileChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        check_transaction(&self.name, events.len(), self.transaction_capacity)?;
+        ChannelCounters::add(&self.counters.put_attempt, events.len());
+        let deadline = Instant::now() + self.keep_alive;
+        loop {
+            match self.wal.append(&events) {
+                Ok(_) => break,
+                Err(e) if e.is_full() => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        ChannelCounters::add(&self.counters.full, 1);
+                        return Err(ChannelError::Full {
+                            channel: self.name.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    // Bounded waits: a take committing between our append and the wait would
+                    // otherwise be missed until the deadline.
+                    let mut guard = self.room.0.lock();
+                    self.room
+                        .1
+                        .wait_for(&mut guard, (deadline - now).min(Duration::from_millis(10)));
+                }
+                Err(e) => return Err(self.storage(e)),
+            }
+        }
+        self.wal.commit().map_err(|e| self.storage(e))?;
+        ChannelCounters::add(&self.counters.put_success, events.len());
+        self.arrived.notify_all();
+        Ok(())
+    }
+
+    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
+        check_transaction(&self.name, max, self.transaction_capacity)?;
+        ChannelCounters::add(&self.counters.take_attempt, 1);
+        let deadline = Instant::now() + wait;
+        let mut st = self.takes.lock();
+        loop {
+            let taken = self.take_now(&mut st, max)?;
+            let now = Instant::now();
+            if !taken.is_empty() || now >= deadline {
+                ChannelCounters::add(&self.counters.take_success, taken.len());
+                return Ok(taken);
+            }
+            // Bounded: in interval-sync mode data becomes visible without a put's signal.
+            self.arrived
+                .wait_for(&mut st, (deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let ack = {
+            let mut st = self.takes.lock();
+            st.in_flight.remove(&taken.key());
+            // Everything before the oldest batch still out (or back for redelivery) is done.
+            let oldest_out = st.in_flight.values().copied().min();
+            let oldest_back = st.redeliver.front().and_then(|b| b.start);
+            oldest_out
+                .into_iter()
+                .chain(oldest_back)
+                .min()
+                .unwrap_or_else(|| st.reader.position())
+        };
+        self.wal.ack(CONSUMER, ack).map_err(|e| self.storage(e))?;
+        self.room.1.notify_all();
+        Ok(())
+    }
+
+    fn rollback(&self, taken: Taken) {
+        if taken.is_empty() {
+            return;
+        }
+        ChannelCounters::add(&self.counters.rollbacks, 1);
+        let mut st = self.takes.lock();
+        st.in_flight.remove(&taken.key());
+        let at = st.redeliver.partition_point(|b| b.key() < taken.key());
+        st.redeliver.insert(at, taken);
+        drop(st);
+        self.arrived.notify_all();
+    }
+
+    fn counters(&self) -> &ChannelCounters {
+        &self.counters
+    }
+
+    fn stats(&self) -> ChannelStats {
+        let s = self.wal.stats();
+        ChannelStats {
+            size: s.held_events,
+            capacity: self.capacity,
+            log_bytes: Some(s.held_bytes),
+            disk_bytes: Some(s.disk_bytes),
+        }
+    }
+
+    fn transaction_capacity(&self) -> usize {
+        self.transaction_capacity
+    }
+}

@@ -1,0 +1,129 @@
+//! Flume's channel semantics over a store. A put transaction is one `put` call: its events
+//! become visible to takers together, at commit, and survive a crash together (file channel).
+//! A take transaction is `take` followed by `commit` (the events are done) or `rollback` (they
+//! return to the head of the channel, in order, for the next taker). Several sinks may take from
+//! one channel concurrently; each event goes to one of them.
+
+pub mod file;
+pub mod memory;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::wal::{Position, WalError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// No room within `keep-alive`: the source should tell its client to retry later.
+    #[error("channel {channel} is full: {reason}")]
+    Full { channel: String, reason: String },
+    #[error(
+        "channel {channel}: a transaction of {size} events exceeds its transactionCapacity of {limit}"
+    )]
+    TransactionTooLarge {
+        channel: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("channel {channel}: {source}")]
+    Storage {
+        channel: String,
+        #[source]
+        source: WalError,
+    },
+}
+
+impl ChannelError {
+    pub fn is_full(&self) -> bool {
+        matches!(self, ChannelError::Full { .. })
+    }
+}
+
+/// Events handed out by one take transaction, with their offsets in the channel (log offsets
+/// for the file channel, a sequence number for the memory channel). Give it back to
+/// [`Channel::commit`] or [`Channel::rollback`].
+#[derive(Debug)]
+pub struct Taken {
+    pub events: Vec<(u64, Event)>,
+    /// Where this batch starts, for the file channel's checkpoint.
+    pub(crate) start: Option<Position>,
+}
+
+impl Taken {
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn key(&self) -> u64 {
+        self.events.first().map(|(o, _)| *o).unwrap_or(u64::MAX)
+    }
+}
+
+/// Flume's channel counters (`CHANNEL.<name>` in the metrics).
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    pub put_attempt: AtomicU64,
+    pub put_success: AtomicU64,
+    pub take_attempt: AtomicU64,
+    pub take_success: AtomicU64,
+    pub rollbacks: AtomicU64,
+    pub full: AtomicU64,
+}
+
+impl ChannelCounters {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A point-in-time view of a channel for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelStats {
+    pub size: u64,
+    pub capacity: u64,
+    /// Bytes held in the log, consumer lag and log size (file channel only).
+    pub log_bytes: Option<u64>,
+    pub disk_bytes: Option<u64>,
+}
+
+pub trait Channel: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// One put transaction: all of `events` become visible (and, for the file channel, durable)
+    /// at once, or none does. Waits up to the channel's `keep-alive` for room, then fails with
+    /// [`ChannelError::Full`].
+    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError>;
+
+    /// Begins a take transaction of up to `max` events, waiting up to `wait` for the first one.
+    /// An empty result means nothing arrived in time.
+    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError>;
+
+    /// The taken events are done: they will not be handed out again, even after a crash.
+    fn commit(&self, taken: Taken) -> Result<(), ChannelError>;
+
+    /// The taken events go back to the head of the channel, in order.
+    fn rollback(&self, taken: Taken);
+
+    fn counters(&self) -> &ChannelCounters;
+
+    fn stats(&self) -> ChannelStats;
+
+    fn transaction_capacity(&self) -> usize;
+}
+
+/// Rejects a transaction larger than the channel allows (Flume's `transactionCapacity`).
+fn check_transaction(channel: &str, size: usize, limit: usize) -> Result<(), ChannelError> {
+    if size > limit {
+        return Err(ChannelError::TransactionTooLarge {
+            channel: channel.to_owned(),
+            size,
+            limit,
+        });
+    }
+    Ok(())
+}

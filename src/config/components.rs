@@ -1,0 +1,520 @@
+//! Typed configurations of each component type, with Flume's keys and defaults
+//! (`shared/reference/flume.md`) and the weir-specific keys documented in README.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ConfigError, Section};
+use crate::wal::{CorruptionPolicy, SyncPolicy};
+
+/// A component type: its alias and the Java class names Flume users may write instead.
+struct TypeName {
+    alias: &'static str,
+    classes: &'static [&'static str],
+}
+
+/// Resolves a configured type (alias, case-insensitive as in Flume, or class name).
+fn resolve(value: &str, known: &[TypeName]) -> Option<&'static str> {
+    known
+        .iter()
+        .find(|t| t.alias.eq_ignore_ascii_case(value) || t.classes.contains(&value))
+        .map(|t| t.alias)
+}
+
+fn unknown_type(s: &Section, what: &str, value: &str, known: &[TypeName]) -> ConfigError {
+    let names: Vec<&str> = known.iter().map(|t| t.alias).collect();
+    s.error(
+        Some("type"),
+        format!(
+            "unknown {what} type '{value}'; supported: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+const SOURCE_TYPES: &[TypeName] = &[
+    TypeName {
+        alias: "netcat",
+        classes: &["org.apache.flume.source.NetcatSource"],
+    },
+    TypeName {
+        alias: "seq",
+        classes: &["org.apache.flume.source.SequenceGeneratorSource"],
+    },
+];
+
+const CHANNEL_TYPES: &[TypeName] = &[
+    TypeName {
+        alias: "file",
+        classes: &["org.apache.flume.channel.file.FileChannel"],
+    },
+    TypeName {
+        alias: "memory",
+        classes: &["org.apache.flume.channel.MemoryChannel"],
+    },
+];
+
+const SINK_TYPES: &[TypeName] = &[
+    TypeName {
+        alias: "logger",
+        classes: &["org.apache.flume.sink.LoggerSink"],
+    },
+    TypeName {
+        alias: "null",
+        classes: &["org.apache.flume.sink.NullSink"],
+    },
+    TypeName {
+        alias: "file_roll",
+        classes: &["org.apache.flume.sink.RollingFileSink"],
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    pub name: String,
+    pub channels: Vec<String>,
+    pub selector: SelectorConfig,
+    pub kind: SourceKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectorConfig {
+    /// Every event to every channel; a failure on an optional channel is ignored.
+    Replicating { optional: Vec<String> },
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    Netcat(NetcatConfig),
+    Seq(SeqConfig),
+}
+
+impl SourceKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::Netcat(_) => "netcat",
+            SourceKind::Seq(_) => "seq",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetcatConfig {
+    pub bind: String,
+    pub port: u16,
+    /// Longest accepted line in bytes, newline included (Flume: `max-line-length`, 512).
+    pub max_line_length: usize,
+    pub ack_every_event: bool,
+    /// weir: most concurrent connections; more are refused with a FAILED line.
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqConfig {
+    pub total_events: u64,
+    pub batch_size: usize,
+}
+
+impl SourceConfig {
+    pub(super) fn parse(
+        agent: &str,
+        name: &str,
+        s: &Section,
+        notes: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = SOURCE_TYPES.iter().map(|t| t.alias).collect();
+        let ty = s.required(
+            "type",
+            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
+        )?;
+        let ty = resolve(&ty, SOURCE_TYPES)
+            .ok_or_else(|| unknown_type(s, "source", &ty, SOURCE_TYPES))?;
+        let channels: Vec<String> = s
+            .string("channels")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        if channels.is_empty() {
+            return Err(s.error(
+                Some("channels"),
+                format!(
+                    "source {name} has no channels: add `{agent}.sources.{name}.channels = c1`"
+                ),
+            ));
+        }
+        let selector = match s
+            .string_or("selector.type", "replicating")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "replicating" => {
+                let optional: Vec<String> = s
+                    .string("selector.optional")
+                    .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if let Some(bad) = optional.iter().find(|o| !channels.contains(o)) {
+                    return Err(s.error(
+                        Some("selector.optional"),
+                        format!("optional channel '{bad}' is not one of this source's channels"),
+                    ));
+                }
+                SelectorConfig::Replicating { optional }
+            }
+            other => {
+                return Err(s.error(
+                    Some("selector.type"),
+                    format!("selector '{other}' is not supported yet; supported: replicating"),
+                ));
+            }
+        };
+        if s.string("interceptors").is_some() {
+            return Err(s.error(
+                Some("interceptors"),
+                "interceptors are not supported yet; remove them to run this source".into(),
+            ));
+        }
+        let kind = match ty {
+            "netcat" => {
+                let port = s.required(
+                    "port",
+                    &format!("set `{}` to the TCP port to listen on", s.full("port")),
+                )?;
+                let port = port.parse::<u16>().map_err(|_| {
+                    s.error(
+                        Some("port"),
+                        format!("'{port}' is not a TCP port (0-65535)"),
+                    )
+                })?;
+                SourceKind::Netcat(NetcatConfig {
+                    bind: s.required(
+                        "bind",
+                        &format!(
+                            "set `{}` to the address to listen on, e.g. 0.0.0.0",
+                            s.full("bind")
+                        ),
+                    )?,
+                    port,
+                    max_line_length: s.positive_or("max-line-length", 512)? as usize,
+                    ack_every_event: s.bool_or("ack-every-event", true)?,
+                    max_connections: s.positive_or("max-connections", 1000)? as usize,
+                })
+            }
+            "seq" => SourceKind::Seq(SeqConfig {
+                total_events: s.u64_or("totalEvents", u64::MAX)?,
+                batch_size: s.positive_or("batchSize", 1)? as usize,
+            }),
+            _ => unreachable!("resolve() returns only listed aliases"),
+        };
+        let _ = notes;
+        Ok(SourceConfig {
+            name: name.to_owned(),
+            channels,
+            selector,
+            kind,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels
+
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum ChannelKind {
+    File(FileChannelConfig),
+    Memory(MemoryChannelConfig),
+}
+
+impl ChannelKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::File(_) => "file",
+            ChannelKind::Memory(_) => "memory",
+        }
+    }
+
+    pub fn transaction_capacity(&self) -> usize {
+        match self {
+            ChannelKind::File(c) => c.transaction_capacity,
+            ChannelKind::Memory(c) => c.transaction_capacity,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FileChannelConfig {
+    pub checkpoint_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Most events held (Flume `capacity`).
+    pub capacity: u64,
+    pub transaction_capacity: usize,
+    /// How long a put waits for space before failing with "channel full" (Flume `keep-alive`).
+    pub keep_alive: Duration,
+    /// Segment size (Flume `maxFileSize`; weir's default is 64 MiB, see README).
+    pub segment_size: u64,
+    pub minimum_required_space: u64,
+    pub sync: SyncPolicy,
+    /// weir `byteCapacity`: most bytes of frames held.
+    pub byte_capacity: Option<u64>,
+    /// weir `onCorruption`: `fail` (default) or `skip`.
+    pub on_corruption: CorruptionPolicy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryChannelConfig {
+    pub capacity: usize,
+    pub transaction_capacity: usize,
+    pub keep_alive: Duration,
+    /// Most bytes of event bodies held (Flume `byteCapacity`; unlimited when unset).
+    pub byte_capacity: Option<u64>,
+}
+
+fn home_path(rel: &str) -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(rel)
+}
+
+impl ChannelConfig {
+    pub(super) fn parse(
+        name: &str,
+        s: &Section,
+        notes: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = CHANNEL_TYPES.iter().map(|t| t.alias).collect();
+        let ty = s.required(
+            "type",
+            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
+        )?;
+        let ty = resolve(&ty, CHANNEL_TYPES)
+            .ok_or_else(|| unknown_type(s, "channel", &ty, CHANNEL_TYPES))?;
+        let kind = match ty {
+            "file" => {
+                let capacity = s.positive_or("capacity", 1_000_000)?;
+                let transaction_capacity = s.positive_or("transactionCapacity", 10_000)?;
+                if transaction_capacity > capacity {
+                    return Err(s.error(
+                        Some("transactionCapacity"),
+                        format!("{transaction_capacity} exceeds the channel capacity {capacity}"),
+                    ));
+                }
+                let data_dirs: Vec<PathBuf> = s
+                    .string("dataDirs")
+                    .map(|v| {
+                        v.split(',')
+                            .map(|d| PathBuf::from(d.trim()))
+                            .filter(|d| !d.as_os_str().is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![home_path(".flume/file-channel/data")]);
+                if data_dirs.len() > 1 {
+                    notes.push(format!(
+                        "{}: weir keeps the log in the first data directory ({}); the others are not used",
+                        s.full("dataDirs"),
+                        data_dirs[0].display()
+                    ));
+                }
+                let segment_size = match s.u64_or("maxFileSize", 0)? {
+                    0 => crate::wal::DEFAULT_SEGMENT_SIZE,
+                    n => n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096,
+                };
+                let sync = if s.bool_or("fsyncPerTransaction", true)? {
+                    SyncPolicy::EveryCommit
+                } else {
+                    SyncPolicy::Interval(
+                        s.seconds_or("fsyncInterval", 5)?
+                            .max(Duration::from_millis(1)),
+                    )
+                };
+                let on_corruption = match s
+                    .string_or("onCorruption", "fail")
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
+                    "fail" => CorruptionPolicy::Fail,
+                    "skip" => CorruptionPolicy::Skip,
+                    other => {
+                        return Err(s.error(
+                            Some("onCorruption"),
+                            format!("'{other}' is not fail or skip"),
+                        ));
+                    }
+                };
+                let why_ckpt = "weir checkpoints consumer offsets durably at every take commit";
+                s.accept_without_effect("checkpointInterval", why_ckpt, notes);
+                s.accept_without_effect("checkpointOnClose", why_ckpt, notes);
+                let why_dual = "weir's checkpoint files hold two slots, so a torn write falls back to the previous one";
+                s.accept_without_effect("useDualCheckpoints", why_dual, notes);
+                s.accept_without_effect("backupCheckpointDir", why_dual, notes);
+                let why_replay = "weir does not replay the log at start";
+                s.accept_without_effect("use-log-replay-v1", why_replay, notes);
+                s.accept_without_effect("use-fast-replay", why_replay, notes);
+                s.accept_without_effect("maxCheckpointSize", why_ckpt, notes);
+                ChannelKind::File(FileChannelConfig {
+                    checkpoint_dir: s
+                        .string("checkpointDir")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| home_path(".flume/file-channel/checkpoint")),
+                    data_dir: data_dirs[0].clone(),
+                    capacity,
+                    transaction_capacity: transaction_capacity as usize,
+                    keep_alive: s.seconds_or("keep-alive", 3)?,
+                    segment_size,
+                    minimum_required_space: s.u64_or("minimumRequiredSpace", 524_288_000)?,
+                    sync,
+                    byte_capacity: s
+                        .string("byteCapacity")
+                        .map(|_| s.positive_or("byteCapacity", 1))
+                        .transpose()?,
+                    on_corruption,
+                })
+            }
+            "memory" => {
+                let capacity = s.positive_or("capacity", 100)?;
+                let transaction_capacity = s.positive_or("transactionCapacity", 100)?;
+                if transaction_capacity > capacity {
+                    return Err(s.error(
+                        Some("transactionCapacity"),
+                        format!("{transaction_capacity} exceeds the channel capacity {capacity}"),
+                    ));
+                }
+                s.accept_without_effect(
+                    "byteCapacityBufferPercentage",
+                    "weir counts body bytes exactly, with no allowance for headers",
+                    notes,
+                );
+                ChannelKind::Memory(MemoryChannelConfig {
+                    capacity: capacity as usize,
+                    transaction_capacity: transaction_capacity as usize,
+                    keep_alive: s.seconds_or("keep-alive", 3)?,
+                    byte_capacity: s
+                        .string("byteCapacity")
+                        .map(|_| s.positive_or("byteCapacity", 1))
+                        .transpose()?,
+                })
+            }
+            _ => unreachable!("resolve() returns only listed aliases"),
+        };
+        Ok(ChannelConfig {
+            name: name.to_owned(),
+            kind,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sinks
+
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub channel: String,
+    pub kind: SinkKind,
+    /// Events taken per transaction.
+    pub batch_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Logger { max_bytes_to_log: usize },
+    Null,
+    FileRoll(FileRollConfig),
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Logger { .. } => "logger",
+            SinkKind::Null => "null",
+            SinkKind::FileRoll(_) => "file_roll",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRollConfig {
+    pub directory: PathBuf,
+    /// Start a new file this often; zero never rolls (Flume `sink.rollInterval`, 30 s).
+    pub roll_interval: Duration,
+    /// File name prefix (Flume `sink.pathManager.prefix`).
+    pub prefix: String,
+    /// weir `sink.fsync`: fdatasync the file before committing the take (default true). With
+    /// false the lines are only flushed to the OS, as in Flume, and a machine crash can lose
+    /// committed lines.
+    pub fsync: bool,
+}
+
+impl SinkConfig {
+    pub(super) fn parse(
+        agent: &str,
+        name: &str,
+        s: &Section,
+        notes: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let names: Vec<&str> = SINK_TYPES.iter().map(|t| t.alias).collect();
+        let ty = s.required(
+            "type",
+            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
+        )?;
+        let ty =
+            resolve(&ty, SINK_TYPES).ok_or_else(|| unknown_type(s, "sink", &ty, SINK_TYPES))?;
+        let channel = s.string("channel").ok_or_else(|| {
+            s.error(
+                Some("channel"),
+                format!("sink {name} has no channel: add `{agent}.sinks.{name}.channel = c1`"),
+            )
+        })?;
+        if channel.split_whitespace().count() > 1 {
+            return Err(s.error(Some("channel"), "a sink drains exactly one channel".into()));
+        }
+        let (kind, batch_size) = match ty {
+            "logger" => (
+                SinkKind::Logger {
+                    max_bytes_to_log: s.usize_or("maxBytesToLog", 16)?,
+                },
+                s.positive_or("batchSize", 100)? as usize,
+            ),
+            "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
+            "file_roll" => {
+                let serializer = s.string_or("sink.serializer", "TEXT");
+                if !serializer.eq_ignore_ascii_case("text") {
+                    return Err(s.error(
+                        Some("sink.serializer"),
+                        format!("serializer '{serializer}' is not supported; supported: TEXT"),
+                    ));
+                }
+                (
+                    SinkKind::FileRoll(FileRollConfig {
+                        directory: PathBuf::from(s.required(
+                            "sink.directory",
+                            &format!(
+                                "set `{}` to the directory to write files into",
+                                s.full("sink.directory")
+                            ),
+                        )?),
+                        roll_interval: s.seconds_or("sink.rollInterval", 30)?,
+                        prefix: s.string_or("sink.pathManager.prefix", ""),
+                        fsync: s.bool_or("sink.fsync", true)?,
+                    }),
+                    s.positive_or("sink.batchSize", 100)? as usize,
+                )
+            }
+            _ => unreachable!("resolve() returns only listed aliases"),
+        };
+        let _ = notes;
+        Ok(SinkConfig {
+            name: name.to_owned(),
+            channel,
+            kind,
+            batch_size,
+        })
+    }
+}

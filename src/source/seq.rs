@@ -1,0 +1,46 @@
+//! The sequence generator: events whose bodies are increasing numbers, for tests and benchmarks
+//! (Flume's `seq` source). A full channel makes it wait and retry the same batch.
+
+use std::time::Duration;
+
+use super::{ChannelProcessor, Source, StopFlag, stopping};
+use crate::config::SeqConfig;
+use crate::event::Event;
+
+pub struct SeqSource {
+    name: String,
+    config: SeqConfig,
+}
+
+impl SeqSource {
+    pub fn new(name: &str, config: SeqConfig) -> SeqSource {
+        SeqSource {
+            name: name.to_owned(),
+            config,
+        }
+    }
+}
+
+impl Source for SeqSource {
+    fn start(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+        let mut next = 0u64;
+        while next < self.config.total_events && !stopping(&stop) {
+            let n = (self.config.total_events - next).min(self.config.batch_size as u64);
+            let batch: Vec<Event> = (next..next + n)
+                .map(|i| Event::new(i.to_string()))
+                .collect();
+            match processor.process(batch) {
+                Ok(()) => next += n,
+                Err(e) => {
+                    tracing::debug!(source = %self.name, error = %e, "seq: batch refused; retrying");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        tracing::info!(source = %self.name, events = next, "seq source finished");
+    }
+}
