@@ -1,0 +1,219 @@
+//! Flume transaction semantics of both channels, through the `Channel` trait.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::channel::Channel;
+use weir::channel::file::FileChannel;
+use weir::channel::memory::MemoryChannel;
+use weir::config::{FileChannelConfig, MemoryChannelConfig};
+use weir::event::Event;
+use weir::wal::{CorruptionPolicy, SyncPolicy};
+
+const NO_WAIT: Duration = Duration::from_millis(0);
+
+fn file_config(dir: &std::path::Path, capacity: u64) -> FileChannelConfig {
+    FileChannelConfig {
+        checkpoint_dir: dir.join("ckpt"),
+        data_dir: dir.join("data"),
+        capacity,
+        transaction_capacity: 100,
+        keep_alive: Duration::from_millis(200),
+        segment_size: 64 * 1024,
+        minimum_required_space: 0,
+        sync: SyncPolicy::EveryCommit,
+        byte_capacity: None,
+        on_corruption: CorruptionPolicy::Fail,
+    }
+}
+
+fn memory(capacity: usize) -> MemoryChannel {
+    MemoryChannel::new(
+        "m",
+        &MemoryChannelConfig {
+            capacity,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_millis(200),
+            byte_capacity: None,
+        },
+    )
+}
+
+fn evs(range: std::ops::Range<u32>) -> Vec<Event> {
+    range.map(|i| Event::new(format!("e{i}"))).collect()
+}
+
+fn bodies(t: &weir::channel::Taken) -> Vec<String> {
+    t.events
+        .iter()
+        .map(|(_, e)| String::from_utf8(e.body.to_vec()).unwrap())
+        .collect()
+}
+
+fn names(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("e{i}")).collect()
+}
+
+/// The semantics both channels must share.
+fn transaction_semantics(ch: &dyn Channel) {
+    assert!(ch.take(10, NO_WAIT).unwrap().is_empty());
+    ch.put(evs(0..5)).unwrap();
+    ch.put(evs(5..10)).unwrap();
+    assert_eq!(ch.stats().size, 10);
+
+    // Two competing takers; the first rolls back: its events come back first, in order.
+    let a = ch.take(3, NO_WAIT).unwrap();
+    let b = ch.take(3, NO_WAIT).unwrap();
+    assert_eq!(bodies(&a), names(0..3));
+    assert_eq!(bodies(&b), names(3..6));
+    ch.rollback(a);
+    let again = ch.take(10, NO_WAIT).unwrap();
+    // A take may stop at the end of the rolled-back batch or go on with newer events; either
+    // way the rolled-back events come first and order is kept.
+    assert_eq!(
+        bodies(&again)[..3],
+        names(0..3),
+        "rolled-back events return to the head"
+    );
+    ch.commit(b).unwrap();
+    let mut seen = bodies(&again)[3..].to_vec();
+    ch.commit(again).unwrap();
+    let rest = ch.take(10, NO_WAIT).unwrap();
+    assert!(
+        rest.events.windows(2).all(|w| w[1].0 > w[0].0),
+        "offsets must increase"
+    );
+    seen.extend(bodies(&rest));
+    assert_eq!(seen, names(6..10));
+    ch.commit(rest).unwrap();
+    assert_eq!(ch.stats().size, 0);
+
+    // Limits.
+    assert!(
+        ch.put(evs(0..101)).is_err(),
+        "transactionCapacity not enforced"
+    );
+    assert!(ch.take(101, NO_WAIT).is_err());
+
+    // A take waits for a put.
+    let start = Instant::now();
+    assert!(ch.take(5, Duration::from_millis(100)).unwrap().is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(90));
+}
+
+#[test]
+fn memory_channel_semantics() {
+    transaction_semantics(&memory(1000));
+}
+
+#[test]
+fn file_channel_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    transaction_semantics(&FileChannel::open("f", &file_config(dir.path(), 1000)).unwrap());
+}
+
+fn full_then_room(ch: &dyn Channel) {
+    ch.put(evs(0..10)).unwrap();
+    let start = Instant::now();
+    let err = ch.put(evs(10..11)).unwrap_err();
+    assert!(err.is_full(), "{err}");
+    assert!(err.to_string().contains("full"), "{err}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "keep-alive not waited"
+    );
+    // Taken but not committed events still occupy the channel.
+    let t = ch.take(4, NO_WAIT).unwrap();
+    assert!(ch.put(evs(10..11)).unwrap_err().is_full());
+    ch.commit(t).unwrap();
+    ch.put(evs(10..14)).unwrap();
+    assert!(ch.put(evs(14..15)).unwrap_err().is_full());
+}
+
+#[test]
+fn memory_channel_full() {
+    full_then_room(&memory(10));
+}
+
+#[test]
+fn file_channel_full() {
+    let dir = tempfile::tempdir().unwrap();
+    full_then_room(&FileChannel::open("f", &file_config(dir.path(), 10)).unwrap());
+}
+
+#[test]
+fn a_put_waiting_for_room_succeeds_when_a_take_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = file_config(dir.path(), 10);
+    cfg.keep_alive = Duration::from_secs(5);
+    let ch = Arc::new(FileChannel::open("f", &cfg).unwrap());
+    ch.put(evs(0..10)).unwrap();
+    let putter = {
+        let ch = ch.clone();
+        std::thread::spawn(move || ch.put(evs(10..12)))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let t = ch.take(5, NO_WAIT).unwrap();
+    ch.commit(t).unwrap();
+    putter.join().unwrap().unwrap();
+}
+
+#[test]
+fn file_channel_redelivers_uncommitted_takes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file_config(dir.path(), 1000);
+    {
+        let ch = FileChannel::open("f", &cfg).unwrap();
+        ch.put(evs(0..10)).unwrap();
+        let done = ch.take(4, NO_WAIT).unwrap();
+        ch.commit(done).unwrap();
+        let _in_flight = ch.take(3, NO_WAIT).unwrap();
+        // Dropped without commit: as if the agent died mid-delivery.
+    }
+    let ch = FileChannel::open("f", &cfg).unwrap();
+    assert_eq!(ch.stats().size, 6);
+    let t = ch.take(100, NO_WAIT).unwrap();
+    assert_eq!(
+        bodies(&t),
+        names(4..10),
+        "committed takes must not come back; in-flight ones must"
+    );
+}
+
+#[test]
+fn out_of_order_commits_never_checkpoint_past_an_open_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file_config(dir.path(), 1000);
+    {
+        let ch = FileChannel::open("f", &cfg).unwrap();
+        ch.put(evs(0..9)).unwrap();
+        let a = ch.take(3, NO_WAIT).unwrap();
+        let b = ch.take(3, NO_WAIT).unwrap();
+        let c = ch.take(3, NO_WAIT).unwrap();
+        ch.commit(c).unwrap();
+        ch.commit(a).unwrap();
+        drop(b); // never committed
+    }
+    let ch = FileChannel::open("f", &cfg).unwrap();
+    let t = ch.take(100, NO_WAIT).unwrap();
+    // b (e3..e5) must come back; c after it may come back too (at-least-once), a must not.
+    let got = bodies(&t);
+    assert_eq!(got.first().map(String::as_str), Some("e3"), "{got:?}");
+    assert!(!got.contains(&"e0".to_owned()));
+}
+
+#[test]
+fn memory_channel_byte_capacity() {
+    let ch = MemoryChannel::new(
+        "m",
+        &MemoryChannelConfig {
+            capacity: 1000,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_millis(50),
+            byte_capacity: Some(10),
+        },
+    );
+    ch.put(vec![Event::new(vec![0u8; 8])]).unwrap();
+    let err = ch.put(vec![Event::new(vec![0u8; 3])]).unwrap_err();
+    assert!(err.to_string().contains("byteCapacity"), "{err}");
+}
