@@ -116,6 +116,9 @@ pub struct NetcatConfig {
 pub struct SeqConfig {
     pub total_events: u64,
     pub batch_size: usize,
+    /// weir `bodySize`: pad each body (the decimal number) with spaces to this many bytes, for
+    /// benchmarks with realistic event sizes. 0 (default) leaves the number alone.
+    pub body_size: usize,
 }
 
 impl SourceConfig {
@@ -204,6 +207,7 @@ impl SourceConfig {
             "seq" => SourceKind::Seq(SeqConfig {
                 total_events: s.u64_or("totalEvents", u64::MAX)?,
                 batch_size: s.positive_or("batchSize", 1)? as usize,
+                body_size: s.usize_or("bodySize", 0)?,
             }),
             _ => unreachable!("resolve() returns only listed aliases"),
         };

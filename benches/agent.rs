@@ -1,0 +1,132 @@
+//! Agent throughput: `seq` → channel → `null`, through the file channel and the memory channel
+//! in the same run, at 100 B and 1 KiB events. Prints events/s and MB/s and the file/memory ratio.
+//!
+//! A bench binary rather than criterion: each case is one long pipeline run (seconds), not a
+//! micro-operation to sample. `WEIR_BENCH_EVENTS` sets events per case (default 2,000,000).
+//!
+//! Run: `cargo bench --bench agent`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use weir::channel::Channel;
+use weir::channel::file::FileChannel;
+use weir::channel::memory::MemoryChannel;
+use weir::config::{
+    FileChannelConfig, MemoryChannelConfig, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
+};
+use weir::sink::null::NullSink;
+use weir::sink::{SinkCounters, SinkRunner};
+use weir::source::seq::SeqSource;
+use weir::source::{ChannelProcessor, Source, SourceCounters};
+use weir::wal::{CorruptionPolicy, SyncPolicy};
+
+const BATCH: usize = 1000;
+
+fn run_pipeline(channel: Arc<dyn Channel>, events: u64, body: usize) -> Duration {
+    let source_cfg = SourceConfig {
+        name: "r1".into(),
+        channels: vec![channel.name().to_owned()],
+        selector: SelectorConfig::Replicating { optional: vec![] },
+        kind: SourceKind::Seq(SeqConfig {
+            total_events: events,
+            batch_size: BATCH,
+            body_size: body,
+        }),
+    };
+    let processor = ChannelProcessor::new(
+        &source_cfg,
+        &[channel.clone()],
+        Arc::new(SourceCounters::default()),
+    );
+    let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
+        unreachable!()
+    };
+    let source = Box::new(SeqSource::new("r1", seq));
+    let counters = Arc::new(SinkCounters::default());
+    let runner = SinkRunner {
+        name: "k1".into(),
+        sink: Box::new(NullSink),
+        channel: channel.clone(),
+        batch_size: BATCH,
+        counters: counters.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let sink_stop = stop.clone();
+    let sink = std::thread::spawn(move || runner.run(sink_stop));
+    let source_stop = stop.clone();
+    let src = std::thread::spawn(move || source.run(processor, source_stop));
+    while counters.drain_success.load(Ordering::Relaxed) < events {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = src.join();
+    let _ = sink.join();
+    elapsed
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let base = std::env::current_dir()
+        .unwrap_or_else(|_| ".".into())
+        .join("target");
+    println!("seq -> channel -> null, {events} events per case, batches of {BATCH}");
+    println!(
+        "{:<8} {:>6} {:>14} {:>10} {:>10}",
+        "channel", "body", "events/s", "MB/s", "seconds"
+    );
+    for body in [100usize, 1024] {
+        let dir = tempfile::tempdir_in(&base).expect("temp dir under target/");
+        let file: Arc<dyn Channel> = Arc::new(
+            FileChannel::open(
+                "c1",
+                &FileChannelConfig {
+                    checkpoint_dir: dir.path().join("ckpt"),
+                    data_dir: dir.path().join("data"),
+                    capacity: 1_000_000,
+                    transaction_capacity: BATCH,
+                    keep_alive: Duration::from_secs(3),
+                    segment_size: weir::wal::DEFAULT_SEGMENT_SIZE,
+                    minimum_required_space: 0,
+                    sync: SyncPolicy::EveryCommit,
+                    byte_capacity: None,
+                    on_corruption: CorruptionPolicy::Fail,
+                },
+            )
+            .expect("open file channel"),
+        );
+        let memory: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 100_000,
+                transaction_capacity: BATCH,
+                keep_alive: Duration::from_secs(3),
+                byte_capacity: None,
+            },
+        ));
+        let mut rates = Vec::new();
+        for (kind, ch) in [("file", file), ("memory", memory)] {
+            let t = run_pipeline(ch, events, body);
+            let eps = events as f64 / t.as_secs_f64();
+            let mbs = eps * body as f64 / 1e6;
+            println!(
+                "{kind:<8} {body:>6} {eps:>14.0} {mbs:>10.1} {:>10.2}",
+                t.as_secs_f64()
+            );
+            rates.push(eps);
+        }
+        println!(
+            "         file/memory ratio at {body} B: {:.2}",
+            rates[0] / rates[1]
+        );
+    }
+}
