@@ -37,7 +37,7 @@ fn run_pipeline(channel: Arc<dyn Channel>, events: u64, body: usize) -> Duration
     };
     let processor = ChannelProcessor::new(
         &source_cfg,
-        &[channel.clone()],
+        std::slice::from_ref(&channel),
         Arc::new(SourceCounters::default()),
     );
     let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
