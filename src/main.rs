@@ -17,6 +17,10 @@ use weir::wal::{Wal, WalOptions};
     about = "A reliable edge agent in the style of Apache Flume"
 )]
 struct Cli {
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
+    /// `weir::wal=debug`). Default: RUST_LOG, else -Dflume.root.logger, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,15 +112,23 @@ fn main() -> ExitCode {
         .find(|(k, _)| k == "flume.root.logger")
         .and_then(|(_, v)| v.split(',').next())
         .map(|l| l.trim().to_ascii_lowercase());
+    let mut cli = Cli::parse_from(args);
+    let filter = match (
+        &cli.log_level,
+        std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+    ) {
+        (Some(flag), _) => flag.clone(),
+        (None, Some(env)) => env,
+        (None, None) => flume_level.unwrap_or_else(|| "info".to_owned()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: log level '{filter}' not understood ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(flume_level.as_deref().unwrap_or("info"))
-            }),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let mut cli = Cli::parse_from(args);
     if let Command::Agent { metrics_port, .. } = &mut cli.command {
         let get = |key: &str| {
             java_props
