@@ -128,13 +128,7 @@ impl SourceConfig {
         s: &Section,
         notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let names: Vec<&str> = SOURCE_TYPES.iter().map(|t| t.alias).collect();
-        let ty = s.required(
-            "type",
-            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
-        )?;
-        let ty = resolve(&ty, SOURCE_TYPES)
-            .ok_or_else(|| unknown_type(s, "source", &ty, SOURCE_TYPES))?;
+        let ty = component_type(s, "source", SOURCE_TYPES)?;
         let channels: Vec<String> = s
             .string("channels")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
@@ -293,13 +287,7 @@ impl ChannelConfig {
         s: &Section,
         notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let names: Vec<&str> = CHANNEL_TYPES.iter().map(|t| t.alias).collect();
-        let ty = s.required(
-            "type",
-            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
-        )?;
-        let ty = resolve(&ty, CHANNEL_TYPES)
-            .ok_or_else(|| unknown_type(s, "channel", &ty, CHANNEL_TYPES))?;
+        let ty = component_type(s, "channel", CHANNEL_TYPES)?;
         let kind = match ty {
             "file" => {
                 let capacity = s.positive_or("capacity", 1_000_000)?;
@@ -463,13 +451,7 @@ impl SinkConfig {
         s: &Section,
         notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let names: Vec<&str> = SINK_TYPES.iter().map(|t| t.alias).collect();
-        let ty = s.required(
-            "type",
-            &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
-        )?;
-        let ty =
-            resolve(&ty, SINK_TYPES).ok_or_else(|| unknown_type(s, "sink", &ty, SINK_TYPES))?;
+        let ty = component_type(s, "sink", SINK_TYPES)?;
         let channel = s.string("channel").ok_or_else(|| {
             s.error(
                 Some("channel"),
