@@ -21,15 +21,26 @@ fn resolve(value: &str, known: &[TypeName]) -> Option<&'static str> {
         .map(|t| t.alias)
 }
 
-fn unknown_type(s: &Section, what: &str, value: &str, known: &[TypeName]) -> ConfigError {
+/// The component's `type`, resolved to an alias; errors list the supported types.
+fn component_type(
+    s: &Section,
+    what: &str,
+    known: &[TypeName],
+) -> Result<&'static str, ConfigError> {
     let names: Vec<&str> = known.iter().map(|t| t.alias).collect();
-    s.error(
-        Some("type"),
-        format!(
-            "unknown {what} type '{value}'; supported: {}",
-            names.join(", ")
-        ),
-    )
+    let value = s.required(
+        "type",
+        &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
+    )?;
+    resolve(&value, known).ok_or_else(|| {
+        s.error(
+            Some("type"),
+            format!(
+                "unknown {what} type '{value}'; supported: {}",
+                names.join(", ")
+            ),
+        )
+    })
 }
 
 const SOURCE_TYPES: &[TypeName] = &[
