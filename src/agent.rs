@@ -47,6 +47,8 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         channels: channels.clone(),
         ..Default::default()
     };
+    let source_stop: StopFlag = Arc::new(AtomicBool::new(false));
+    let sink_stop: StopFlag = Arc::new(AtomicBool::new(false));
     let mut runners = Vec::new();
     for k in &config.sinks {
         let ch = channel(&k.channel)
@@ -55,7 +57,7 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         registry.sinks.push((k.name.clone(), counters.clone()));
         runners.push(SinkRunner {
             name: k.name.clone(),
-            sink: sink::build(k)?,
+            sink: sink::build(k, sink_stop.clone(), counters.clone())?,
             channel: ch,
             batch_size: k.batch_size,
             counters,
@@ -74,8 +76,6 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         ));
     }
 
-    let source_stop: StopFlag = Arc::new(AtomicBool::new(false));
-    let sink_stop: StopFlag = Arc::new(AtomicBool::new(false));
     let registry = Arc::new(registry);
     let metrics_thread = match &options.metrics_addr {
         Some(addr) => Some(metrics::serve(registry.clone(), addr, sink_stop.clone())?),

@@ -152,6 +152,13 @@ impl Registry {
                     ),
                     m("EventWriteFail", "failures_total", load(&c.failures)),
                     m("RollbackCount", "rollbacks_total", load(&c.rollbacks)),
+                    m("EventSendCount", "records_sent_total", load(&c.sent)),
+                    m("EventAckCount", "records_acked_total", load(&c.acked)),
+                    m(
+                        "UnsendableEventCount",
+                        "records_unsendable_total",
+                        load(&c.unsendable),
+                    ),
                 ],
             ));
         }
@@ -168,6 +175,12 @@ impl Registry {
             obj.insert("StopTime".into(), Value::String("0".into()));
             for m in metrics {
                 obj.insert(m.flume.into(), Value::String(m.value.to_string()));
+            }
+            if kind == "SINK"
+                && let Some((_, c)) = self.sinks.iter().find(|(n, _)| *n == name)
+            {
+                let last = c.last_error.lock().clone().unwrap_or_default();
+                obj.insert("LastError".into(), Value::String(last));
             }
             root.insert(format!("{kind}.{name}"), Value::Object(obj));
         }

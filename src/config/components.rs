@@ -78,6 +78,14 @@ const SINK_TYPES: &[TypeName] = &[
         alias: "file_roll",
         classes: &["org.apache.flume.sink.RollingFileSink"],
     },
+    TypeName {
+        alias: "kafka",
+        // The package name alone appears in widely copied Flume examples; accept it too.
+        classes: &[
+            "org.apache.flume.sink.kafka.KafkaSink",
+            "org.apache.flume.sink.kafka",
+        ],
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -430,6 +438,7 @@ pub enum SinkKind {
     Logger { max_bytes_to_log: usize },
     Null,
     FileRoll(FileRollConfig),
+    Kafka(KafkaSinkConfig),
 }
 
 impl SinkKind {
@@ -438,6 +447,7 @@ impl SinkKind {
             SinkKind::Logger { .. } => "logger",
             SinkKind::Null => "null",
             SinkKind::FileRoll(_) => "file_roll",
+            SinkKind::Kafka(_) => "kafka",
         }
     }
 }
@@ -453,6 +463,167 @@ pub struct FileRollConfig {
     /// false the lines are only flushed to the OS, as in Flume, and a machine crash can lose
     /// committed lines.
     pub fsync: bool,
+}
+
+/// What the Kafka sink does with events the broker will never accept (too large, not
+/// authorised, invalid): weir `kafka.onUnsendable`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnsendablePolicy {
+    /// Keep retrying with backoff, logging an error each time: the channel fills and applies
+    /// back-pressure until an operator fixes the cause. Nothing is dropped. The default.
+    Block,
+    /// Append such events (with the error) to a JSON-lines file in this directory, synced,
+    /// then commit them.
+    DeadLetter(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSinkConfig {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    pub allow_topic_override: bool,
+    pub topic_header: String,
+    pub partition_header: Option<String>,
+    pub default_partition: Option<i32>,
+    /// librdkafka producer properties, weir's defaults (`acks=all`, `enable.idempotence=true`)
+    /// first, then everything from `kafka.producer.*`.
+    pub producer: Vec<(String, String)>,
+    pub on_unsendable: UnsendablePolicy,
+}
+
+/// Java producer properties that librdkafka does not know, and what weir does with them.
+fn java_only_producer_key(key: &str) -> Option<&'static str> {
+    match key {
+        "key.serializer" | "value.serializer" => Some("records are always bytes"),
+        "buffer.memory" => Some("librdkafka sizes its queue with queue.buffering.max.kbytes"),
+        "max.block.ms" => Some("weir never blocks on a full producer queue past shutdown"),
+        "sasl.jaas.config" => {
+            Some("set kafka.producer.sasl.username and kafka.producer.sasl.password instead")
+        }
+        "partitioner.class" | "interceptor.classes" | "metric.reporters" => {
+            Some("Java classes cannot be loaded")
+        }
+        _ => None,
+    }
+}
+
+fn parse_kafka(
+    agent: &str,
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<(KafkaSinkConfig, usize), ConfigError> {
+    let legacy = |old: &str, new: &str, notes: &mut Vec<String>| -> Option<String> {
+        let v = s.string(old)?;
+        notes.push(format!(
+            "{}: deprecated Flume key, read as {}",
+            s.full(old),
+            s.full(new)
+        ));
+        Some(v)
+    };
+    let servers = match s
+        .string("kafka.bootstrap.servers")
+        .or_else(|| legacy("brokerList", "kafka.bootstrap.servers", notes))
+    {
+        Some(v) => v,
+        None => {
+            return Err(s.error(
+                Some("kafka.bootstrap.servers"),
+                format!(
+                    "missing: set `{}` to the broker list, e.g. localhost:9092",
+                    s.full("kafka.bootstrap.servers")
+                ),
+            ));
+        }
+    };
+    let topic = s
+        .string("kafka.topic")
+        .or_else(|| legacy("topic", "kafka.topic", notes))
+        .unwrap_or_else(|| "default-flume-topic".to_owned());
+    let batch_size = match s.string("flumeBatchSize") {
+        Some(_) => s.positive_or("flumeBatchSize", 100)?,
+        None if s.string("batchSize").is_some() => {
+            notes.push(format!(
+                "{}: deprecated Flume key, read as {}",
+                s.full("batchSize"),
+                s.full("flumeBatchSize")
+            ));
+            s.positive_or("batchSize", 100)?
+        }
+        None => 100,
+    } as usize;
+    if s.bool_or("useFlumeEventFormat", false)? {
+        return Err(s.error(
+            Some("useFlumeEventFormat"),
+            "the Avro Flume event format is not supported: weir sends headers as Kafka record headers; remove the key or set it to false".into(),
+        ));
+    }
+    let mut producer = vec![
+        ("acks".to_owned(), "all".to_owned()),
+        ("enable.idempotence".to_owned(), "true".to_owned()),
+    ];
+    if let Some(acks) = legacy("requiredAcks", "kafka.producer.acks", notes) {
+        producer.push(("acks".into(), acks));
+    }
+    for (key, entry) in s.props().with_prefix(&s.full("kafka.producer.")) {
+        s.entry(&format!("kafka.producer.{key}"));
+        if let Some(why) = java_only_producer_key(key) {
+            notes.push(format!(
+                "{}: Java-only producer property, not passed to librdkafka: {why}",
+                s.full(&format!("kafka.producer.{key}"))
+            ));
+            continue;
+        }
+        // Same meaning, librdkafka's name.
+        let key = match key {
+            "max.request.size" => "message.max.bytes",
+            k => k,
+        };
+        producer.push((key.to_owned(), entry.value.clone()));
+    }
+    let default_partition = match s.string("defaultPartitionId") {
+        Some(v) => Some(v.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+            s.error(
+                Some("defaultPartitionId"),
+                format!("'{v}' is not a partition number"),
+            )
+        })?),
+        None => None,
+    };
+    let on_unsendable = match s
+        .string_or("kafka.onUnsendable", "block")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "block" => UnsendablePolicy::Block,
+        "deadletter" => UnsendablePolicy::DeadLetter(PathBuf::from(s.required(
+            "kafka.deadLetterDir",
+            &format!(
+                "kafka.onUnsendable = deadletter needs `{}`",
+                s.full("kafka.deadLetterDir")
+            ),
+        )?)),
+        other => {
+            return Err(s.error(
+                Some("kafka.onUnsendable"),
+                format!("'{other}' is not block or deadletter"),
+            ));
+        }
+    };
+    let _ = agent;
+    Ok((
+        KafkaSinkConfig {
+            bootstrap_servers: servers,
+            topic,
+            allow_topic_override: s.bool_or("allowTopicOverride", true)?,
+            topic_header: s.string_or("topicHeader", "topic"),
+            partition_header: s.string("partitionIdHeader"),
+            default_partition,
+            producer,
+            on_unsendable,
+        },
+        batch_size,
+    ))
 }
 
 impl SinkConfig {
@@ -504,9 +675,12 @@ impl SinkConfig {
                     s.positive_or("sink.batchSize", 100)? as usize,
                 )
             }
+            "kafka" => {
+                let (k, batch) = parse_kafka(agent, s, notes)?;
+                (SinkKind::Kafka(k), batch)
+            }
             _ => unreachable!("resolve() returns only listed aliases"),
         };
-        let _ = notes;
         Ok(SinkConfig {
             name: name.to_owned(),
             channel,

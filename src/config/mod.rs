@@ -140,10 +140,10 @@ impl AgentConfig {
             let cap = tx_capacity(&sink.channel);
             if sink.batch_size > cap {
                 let s = root.child(&format!("sinks.{}.", sink.name));
-                let key = if matches!(sink.kind, SinkKind::FileRoll(_)) {
-                    "sink.batchSize"
-                } else {
-                    "batchSize"
+                let key = match sink.kind {
+                    SinkKind::FileRoll(_) => "sink.batchSize",
+                    SinkKind::Kafka(_) => "flumeBatchSize",
+                    _ => "batchSize",
                 };
                 return Err(s.error(
                     Some(key),
@@ -258,6 +258,10 @@ impl<'a> Section<'a> {
             prefix,
             used: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    pub fn props(&self) -> &'a Properties {
+        self.props
     }
 
     pub fn child(&self, sub: &str) -> Section<'a> {

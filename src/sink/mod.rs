@@ -3,6 +3,7 @@
 //! (exponentially, capped), so delivery is at-least-once.
 
 pub mod file_roll;
+pub mod kafka;
 pub mod logger;
 pub mod null;
 
@@ -25,6 +26,12 @@ pub struct SinkCounters {
     pub batch_empty: AtomicU64,
     pub failures: AtomicU64,
     pub rollbacks: AtomicU64,
+    /// Records handed to a remote producer, and those it acknowledged (Kafka).
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    /// Events the destination refused for good (see `kafka.onUnsendable`).
+    pub unsendable: AtomicU64,
+    pub last_error: parking_lot::Mutex<Option<String>>,
 }
 
 /// Where a sink delivers to.
@@ -44,8 +51,20 @@ pub trait Sink: Send {
     }
 }
 
-pub fn build(config: &SinkConfig) -> anyhow::Result<Box<dyn Sink>> {
+/// Builds the sink a config describes. `stop` lets a sink that waits on a remote end (Kafka)
+/// give up its batch promptly at shutdown; `counters` receives sink-specific counts.
+pub fn build(
+    config: &SinkConfig,
+    stop: StopFlag,
+    counters: Arc<SinkCounters>,
+) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &config.kind {
+        SinkKind::Kafka(k) => Box::new(kafka::KafkaSink::new(
+            &config.name,
+            k.clone(),
+            stop,
+            counters,
+        )?),
         SinkKind::Logger { max_bytes_to_log } => {
             Box::new(logger::LoggerSink::new(&config.name, *max_bytes_to_log))
         }

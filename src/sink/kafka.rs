@@ -1,0 +1,341 @@
+//! The Kafka sink: synchronous delivery with the broker's acknowledgement before the take
+//! commits (Flume's KafkaSink, with `acks=all` and idempotence by default).
+//!
+//! One `deliver` produces every event of the batch, then flushes, which sends at once and waits
+//! for every delivery report. Only if all are acknowledged does it return `Ok`, and only then does
+//! the runner commit the take (durably advancing the log's checkpoint). Any failure returns
+//! `Err`: the take rolls back and the whole batch is sent again after a backoff, so a crash or an
+//! error can duplicate a batch but never lose an event. Each record carries its log offset in the
+//! `weir.offset` header so duplicates can be recognised downstream.
+//!
+//! The client is rdkafka over a vendored librdkafka: the pure-Rust `kafka` crate only speaks
+//! Produce v0 / message format v0, which Kafka 4.x and tansu reject.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use parking_lot::Mutex;
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+
+use super::{Sink, SinkCounters};
+use crate::config::{KafkaSinkConfig, UnsendablePolicy};
+use crate::event::Event;
+use crate::source::{StopFlag, stopping};
+
+/// Record header carrying the event's offset in the channel.
+pub const OFFSET_HEADER: &str = "weir.offset";
+/// Event header whose value becomes the record key (as in Flume).
+pub const KEY_HEADER: &str = "key";
+
+/// Outcome of one record, filled in by the delivery callback.
+#[derive(Default)]
+struct BatchState {
+    failures: Mutex<Vec<(usize, KafkaError)>>,
+    acked: std::sync::atomic::AtomicU64,
+}
+
+/// Travels with each record to its delivery report.
+struct Pending {
+    batch: Arc<BatchState>,
+    index: usize,
+}
+
+struct Context_ {
+    sink: String,
+}
+
+impl ClientContext for Context_ {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(sink = %self.sink, facility = fac, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(sink = %self.sink, facility = fac, "librdkafka: {message}")
+            }
+            _ => tracing::debug!(sink = %self.sink, facility = fac, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Connection trouble is reported here and retried by librdkafka itself; the batch's
+        // delivery reports decide success.
+        tracing::warn!(sink = %self.sink, %error, "kafka client: {reason}");
+    }
+}
+
+impl ProducerContext for Context_ {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                pending.batch.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => pending
+                .batch
+                .failures
+                .lock()
+                .push((pending.index, e.clone())),
+        }
+    }
+}
+
+pub struct KafkaSink {
+    name: String,
+    config: KafkaSinkConfig,
+    producer: ThreadedProducer<Context_>,
+    stop: StopFlag,
+    counters: Arc<SinkCounters>,
+}
+
+/// Errors no retry can fix: the record or the permission is wrong, not the weather.
+fn is_unsendable(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+        )
+    )
+}
+
+impl KafkaSink {
+    pub fn new(
+        name: &str,
+        config: KafkaSinkConfig,
+        stop: StopFlag,
+        counters: Arc<SinkCounters>,
+    ) -> anyhow::Result<KafkaSink> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.bootstrap_servers);
+        for (k, v) in &config.producer {
+            cc.set(k, v);
+        }
+        cc.set_log_level(RDKafkaLogLevel::Warning);
+        let producer: ThreadedProducer<Context_> = cc
+            .create_with_context(Context_ { sink: name.to_owned() })
+            .with_context(|| format!("sink {name}: the Kafka producer configuration was refused (check the kafka.producer.* keys)"))?;
+        tracing::info!(sink = name, servers = %config.bootstrap_servers, topic = %config.topic, "kafka sink ready");
+        Ok(KafkaSink {
+            name: name.to_owned(),
+            config,
+            producer,
+            stop,
+            counters,
+        })
+    }
+
+    /// Where an event goes: its topic and partition, from headers as configured.
+    fn route<'e>(&'e self, event: &'e Event) -> Result<(&'e str, Option<i32>), String> {
+        let topic = match event.headers.get(&self.config.topic_header) {
+            Some(t) if self.config.allow_topic_override && !t.is_empty() => t.as_str(),
+            _ => self.config.topic.as_str(),
+        };
+        let partition = match self
+            .config
+            .partition_header
+            .as_ref()
+            .and_then(|h| event.headers.get(h))
+        {
+            Some(p) => Some(p.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+                format!(
+                    "header {:?} = {p:?} is not a partition number",
+                    self.config.partition_header
+                )
+            })?),
+            None => self.config.default_partition,
+        };
+        Ok((topic, partition))
+    }
+
+    /// Writes refused events to the dead-letter file and syncs it.
+    fn dead_letter(
+        &self,
+        dir: &std::path::Path,
+        events: &[(&(u64, Event), String)],
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let path = dir.join(format!("{}.deadletter.jsonl", self.name));
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        let mut out = Vec::new();
+        for ((offset, e), error) in events {
+            let mut rec = serde_json::Map::new();
+            rec.insert("offset".into(), (*offset).into());
+            rec.insert("error".into(), error.clone().into());
+            rec.insert("headers".into(), serde_json::to_value(&e.headers)?);
+            match std::str::from_utf8(&e.body) {
+                Ok(s) => rec.insert("body".into(), s.into()),
+                Err(_) => rec.insert(
+                    "body_hex".into(),
+                    e.body
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                        .into(),
+                ),
+            };
+            serde_json::to_writer(&mut out, &rec)?;
+            out.push(b'\n');
+        }
+        f.write_all(&out)?;
+        f.sync_data()?;
+        tracing::error!(sink = %self.name, events = events.len(), file = %path.display(), "events the broker refuses for good were written to the dead-letter file");
+        Ok(())
+    }
+
+    fn record_error(&self, msg: &str) {
+        *self.counters.last_error.lock() = Some(msg.to_owned());
+    }
+}
+
+impl Sink for KafkaSink {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let batch = Arc::new(BatchState::default());
+        let mut local_failures: Vec<(usize, String, bool)> = Vec::new();
+        for (index, (offset, event)) in events.iter().enumerate() {
+            let (topic, partition) = match self.route(event) {
+                Ok(r) => r,
+                Err(why) => {
+                    local_failures.push((index, why, true));
+                    continue;
+                }
+            };
+            let offset_text = offset.to_string();
+            let mut headers = OwnedHeaders::new_with_capacity(event.headers.len() + 1);
+            for (k, v) in &event.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            headers = headers.insert(Header {
+                key: OFFSET_HEADER,
+                value: Some(offset_text.as_bytes()),
+            });
+            let mut record: BaseRecord<'_, [u8], [u8], Box<Pending>> = BaseRecord::with_opaque_to(
+                topic,
+                Box::new(Pending {
+                    batch: batch.clone(),
+                    index,
+                }),
+            )
+            .payload(&event.body[..])
+            .headers(headers);
+            if let Some(key) = event.headers.get(KEY_HEADER) {
+                record = record.key(key.as_bytes());
+            }
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => {
+                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full (broker slow or away): wait for room.
+                        if stopping(&self.stop) {
+                            self.producer
+                                .purge(PurgeConfig::default().queue().inflight());
+                            bail!("stopping: batch abandoned, it will be sent again after restart");
+                        }
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => {
+                        local_failures.push((index, e.to_string(), is_unsendable(&e)));
+                        break;
+                    }
+                }
+            }
+        }
+        // Flush sends what is queued at once and waits for every delivery report; in short
+        // steps, so a shutdown is not held up by a broker that is away.
+        loop {
+            match self.producer.flush(Duration::from_millis(100)) {
+                Ok(()) => break,
+                Err(_) if !stopping(&self.stop) => continue,
+                Err(_) => {
+                    self.producer
+                        .purge(PurgeConfig::default().queue().inflight());
+                    let _ = self.producer.flush(Duration::from_millis(500));
+                    bail!(
+                        "stopping: batch abandoned before the broker acknowledged it; it will be sent again after restart"
+                    );
+                }
+            }
+        }
+        self.counters
+            .acked
+            .fetch_add(batch.acked.load(Ordering::Relaxed), Ordering::Relaxed);
+        let mut failures: Vec<(usize, String, bool)> = batch
+            .failures
+            .lock()
+            .drain(..)
+            .map(|(i, e)| {
+                let unsendable = is_unsendable(&e);
+                (i, e.to_string(), unsendable)
+            })
+            .collect();
+        failures.extend(local_failures);
+        if failures.is_empty() {
+            return Ok(());
+        }
+        failures.sort_by_key(|f| f.0);
+        let unsendable: Vec<_> = failures.iter().filter(|f| f.2).collect();
+        let first = &failures[0];
+        let summary = format!(
+            "{} of {} records not acknowledged (first: offset {}: {})",
+            failures.len(),
+            events.len(),
+            events[first.0].0,
+            first.1
+        );
+        self.record_error(&summary);
+        if unsendable.len() == failures.len() {
+            self.counters
+                .unsendable
+                .fetch_add(unsendable.len() as u64, Ordering::Relaxed);
+            match &self.config.on_unsendable {
+                UnsendablePolicy::DeadLetter(dir) => {
+                    let refused: Vec<_> = unsendable
+                        .iter()
+                        .map(|f| (&events[f.0], f.1.clone()))
+                        .collect();
+                    self.dead_letter(dir, &refused)?;
+                    return Ok(());
+                }
+                UnsendablePolicy::Block => {
+                    tracing::error!(sink = %self.name, "{summary}: the broker will never accept these records; retrying (kafka.onUnsendable = block) until the cause is fixed, or set kafka.onUnsendable = deadletter");
+                }
+            }
+        }
+        bail!("{summary}")
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        // Nothing is pending: every deliver ends with a flush or a purge.
+        Ok(())
+    }
+}
