@@ -485,8 +485,8 @@ pub struct KafkaSinkConfig {
     pub topic_header: String,
     pub partition_header: Option<String>,
     pub default_partition: Option<i32>,
-    /// librdkafka producer properties, weir's defaults (`acks=all`, `enable.idempotence=true`)
-    /// first, then everything from `kafka.producer.*`.
+    /// librdkafka producer properties, weir's defaults (`acks=all`, `enable.idempotence=true`,
+    /// `linger.ms=0`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
     pub producer: Vec<(String, String)>,
     pub on_unsendable: UnsendablePolicy,
 }
@@ -558,9 +558,15 @@ fn parse_kafka(
             "the Avro Flume event format is not supported: weir sends headers as Kafka record headers; remove the key or set it to false".into(),
         ));
     }
+    // weir's defaults, overridable by kafka.producer.*. linger.ms = 0 because the sink hands
+    // over a whole batch and then waits for it: lingering would only add latency per batch.
+    // message.timeout.ms = 30 s (librdkafka: 5 min) so a batch stuck on a broker that went away
+    // is rolled back, counted and retried (with a fresh producer) within seconds.
     let mut producer = vec![
         ("acks".to_owned(), "all".to_owned()),
         ("enable.idempotence".to_owned(), "true".to_owned()),
+        ("linger.ms".to_owned(), "0".to_owned()),
+        ("message.timeout.ms".to_owned(), "30000".to_owned()),
     ];
     if let Some(acks) = legacy("requiredAcks", "kafka.producer.acks", notes) {
         producer.push(("acks".into(), acks));

@@ -1,0 +1,379 @@
+//! The Kafka sink against a real Kafka-protocol broker (tansu): what arrives, with which
+//! headers, key and partition; and that nothing acknowledged at the source is lost when the
+//! agent is killed, the broker freezes, or the broker dies and comes back.
+
+mod kafka_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use kafka_support::{
+    Agent, Broker, Client, consume, consume_until, free_port, has_all, kafka_config,
+};
+use weir::config::{AgentConfig, Properties};
+use weir::event::Event;
+use weir::sink::{self, SinkCounters};
+
+fn sink_from(text: &str) -> Box<dyn sink::Sink> {
+    let props =
+        Properties::parse(std::path::Path::new("test.properties"), text.as_bytes()).unwrap();
+    let cfg = AgentConfig::from_properties(&props, "a").unwrap();
+    sink::build(
+        &cfg.sinks[0],
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(SinkCounters::default()),
+    )
+    .unwrap()
+}
+
+fn sink_text(bootstrap: &str, extra: &str) -> String {
+    format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\na.sources.r1.channels = c1\n\
+         a.channels.c1.type = memory\na.sinks.k1.type = kafka\na.sinks.k1.channel = c1\n\
+         a.sinks.k1.kafka.bootstrap.servers = {bootstrap}\na.sinks.k1.kafka.topic = main\n{extra}"
+    )
+}
+
+#[test]
+fn records_carry_body_headers_key_partition_and_topic_override() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("main", 3);
+    // defaultPartitionId applies to every topic, overridden ones included.
+    broker.create_topic("other", 2);
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.partitionIdHeader = part\na.sinks.k1.defaultPartitionId = 1\n",
+    ));
+    let events = vec![
+        (
+            10,
+            Event::new(&b"b0"[..])
+                .with_header("key", "k0")
+                .with_header("part", "2")
+                .with_header("h", "v"),
+        ),
+        (11, Event::new(&b"b1"[..]).with_header("topic", "other")),
+        (12, Event::new(vec![0u8, 159, 255])),
+    ];
+    sink.deliver(&events).unwrap();
+
+    let main = consume(&broker.bootstrap(), "main", 3, 2, Duration::from_secs(20));
+    assert_eq!(main.len(), 2, "{main:?}");
+    let r0 = main.iter().find(|r| r.body == b"b0").expect("b0 in main");
+    assert_eq!(r0.partition, 2);
+    assert_eq!(r0.key.as_deref(), Some(&b"k0"[..]));
+    assert_eq!(r0.header("h"), Some("v"));
+    assert_eq!(r0.header("key"), Some("k0"));
+    assert_eq!(r0.offset_header(), 10);
+    let r2 = main
+        .iter()
+        .find(|r| r.body == [0u8, 159, 255])
+        .expect("binary body in main");
+    assert_eq!(r2.partition, 1, "defaultPartitionId");
+    assert_eq!(r2.key, None);
+    assert_eq!(r2.offset_header(), 12);
+    let other = consume(&broker.bootstrap(), "other", 2, 1, Duration::from_secs(20));
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].body, b"b1");
+    assert_eq!(other[0].offset_header(), 11);
+}
+
+#[test]
+fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let big = vec![(1, Event::new(vec![b'x'; 5000]))];
+    let limit = "a.sinks.k1.kafka.producer.message.max.bytes = 2000\n";
+
+    let mut blocking = sink_from(&sink_text(&broker.bootstrap(), limit));
+    let err = blocking.deliver(&big).unwrap_err().to_string();
+    assert!(
+        err.contains("not acknowledged") && err.contains("offset 1"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut dead = sink_from(&sink_text(
+        &broker.bootstrap(),
+        &format!(
+            "{limit}a.sinks.k1.kafka.onUnsendable = deadletter\na.sinks.k1.kafka.deadLetterDir = {}\n",
+            dir.path().display()
+        ),
+    ));
+    dead.deliver(&big).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("k1.deadletter.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(rec["offset"], 1);
+    assert_eq!(rec["body"].as_str().map(str::len), Some(5000));
+}
+
+/// Sends `lines` numbered lines from `from`, returning those acknowledged with OK.
+fn send_lines(client: &mut Client, prefix: &str, from: u32, lines: u32) -> Vec<String> {
+    (from..from + lines)
+        .map(|i| format!("{prefix}-{i:06}"))
+        .filter(|l| client.send(l))
+        .collect()
+}
+
+fn bodies(records: &[kafka_support::Record]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        *m.entry(String::from_utf8_lossy(&r.body).into_owned())
+            .or_default() += 1;
+    }
+    m
+}
+
+#[test]
+fn every_acknowledged_line_arrives() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("lines", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(
+        dir.path(),
+        port,
+        &broker.bootstrap(),
+        "lines",
+        "a.sinks.k1.flumeBatchSize = 50\n",
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let ok = send_lines(&mut client, "line", 0, 500);
+    assert_eq!(ok.len(), 500);
+    let got = consume_until(
+        &broker.bootstrap(),
+        "lines",
+        2,
+        has_all(&ok),
+        Duration::from_secs(30),
+    );
+    let seen = bodies(&got);
+    for l in &ok {
+        assert!(seen.contains_key(l), "{l} missing");
+    }
+    // Offsets in the headers are the channel's: unique and covering 0..500.
+    let offsets: BTreeSet<u64> = got.iter().map(|r| r.offset_header()).collect();
+    assert_eq!(offsets, (0..500).collect());
+    assert!(agent.stop(), "agent did not exit 0 on SIGTERM");
+}
+
+#[test]
+fn agent_killed_repeatedly_loses_nothing_acknowledged() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("crash", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(
+        dir.path(),
+        port,
+        &broker.bootstrap(),
+        "crash",
+        "a.sinks.k1.flumeBatchSize = 20\n",
+    );
+    let cycles: u32 = std::env::var("WEIR_KAFKA_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let mut acked = Vec::new();
+    let mut next = 0u32;
+    for _ in 0..cycles {
+        let mut agent = Agent::start(&cfg, port);
+        let mut client = Client::new(port);
+        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(300..1500));
+        while Instant::now() < deadline {
+            let line = format!("crash-{next:06}");
+            next += 1;
+            if client.send(&line) {
+                acked.push(line);
+            }
+        }
+        agent.kill9();
+    }
+    // A last clean run drains what the kills left in the channel.
+    let mut agent = Agent::start(&cfg, port);
+    let got = consume_until(
+        &broker.bootstrap(),
+        "crash",
+        1,
+        has_all(&acked),
+        Duration::from_secs(60),
+    );
+    let seen = bodies(&got);
+    let missing: Vec<_> = acked.iter().filter(|l| !seen.contains_key(*l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged lines missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // A duplicate is the same event sent twice: same body, same offset header.
+    let mut by_offset: BTreeMap<u64, &[u8]> = BTreeMap::new();
+    for r in &got {
+        if let Some(prev) = by_offset.insert(r.offset_header(), &r.body) {
+            assert_eq!(prev, &r.body[..], "one offset, two different events");
+        }
+    }
+    let dups = got.len() - by_offset.len();
+    eprintln!(
+        "{cycles} kills, {} lines acknowledged, {} records, {dups} duplicates",
+        acked.len(),
+        got.len()
+    );
+    // At most the batches in flight at each kill (batch 20, one sink).
+    assert!(
+        dups <= cycles as usize * 20,
+        "{dups} duplicates for {cycles} kills"
+    );
+    assert!(agent.stop());
+}
+
+#[test]
+fn frozen_broker_delays_but_loses_nothing() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("frozen", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), "frozen", "");
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let mut ok = send_lines(&mut client, "before", 0, 100);
+    broker.freeze();
+    // The source keeps accepting into the channel while the broker cannot answer.
+    ok.extend(send_lines(&mut client, "during", 0, 300));
+    assert_eq!(
+        ok.len(),
+        400,
+        "the source must keep accepting while the broker is frozen"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    broker.thaw();
+    ok.extend(send_lines(&mut client, "after", 0, 100));
+    let got = consume_until(
+        &broker.bootstrap(),
+        "frozen",
+        1,
+        has_all(&ok),
+        Duration::from_secs(60),
+    );
+    let seen = bodies(&got);
+    let missing: Vec<_> = ok.iter().filter(|l| !seen.contains_key(*l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(agent.stop());
+}
+
+#[test]
+fn broker_killed_and_restarted_loses_nothing_acknowledged() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("restart", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // A short delivery timeout so the wedged idempotent producer is replaced within the test.
+    let cfg = kafka_config(
+        dir.path(),
+        port,
+        &broker.bootstrap(),
+        "restart",
+        "a.sinks.k1.kafka.producer.message.timeout.ms = 5000\n",
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let before = send_lines(&mut client, "before", 0, 200);
+    // What the broker acknowledged before it dies (memory storage forgets it on restart).
+    let got = consume_until(
+        &broker.bootstrap(),
+        "restart",
+        1,
+        has_all(&before),
+        Duration::from_secs(30),
+    );
+    let seen = bodies(&got);
+    assert!(
+        before.iter().all(|l| seen.contains_key(l)),
+        "lines missing before the kill"
+    );
+
+    broker.kill();
+    let during = send_lines(&mut client, "during", 0, 200);
+    assert_eq!(
+        during.len(),
+        200,
+        "the source must keep accepting while the broker is down"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    broker.restart();
+    broker.create_topic("restart", 1);
+    let after = send_lines(&mut client, "after", 0, 100);
+    let want: Vec<String> = during.iter().chain(after.iter()).cloned().collect();
+    let got = consume_until(
+        &broker.bootstrap(),
+        "restart",
+        1,
+        has_all(&want),
+        Duration::from_secs(90),
+    );
+    let seen = bodies(&got);
+    let missing: Vec<_> = want.iter().filter(|l| !seen.contains_key(*l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing after the broker restart, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(agent.stop());
+}
+
+#[test]
+fn broker_away_at_start() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    broker.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), "late", "");
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let ok = send_lines(&mut client, "early", 0, 100);
+    assert_eq!(
+        ok.len(),
+        100,
+        "the agent must accept while the broker is away"
+    );
+    broker.restart();
+    broker.create_topic("late", 1);
+    let got = consume_until(
+        &broker.bootstrap(),
+        "late",
+        1,
+        has_all(&ok),
+        Duration::from_secs(90),
+    );
+    let seen = bodies(&got);
+    assert!(
+        ok.iter().all(|l| seen.contains_key(l)),
+        "got {} of {}",
+        seen.len(),
+        ok.len()
+    );
+    assert!(agent.stop());
+}

@@ -1,0 +1,382 @@
+//! Test support for the Kafka tests: a tansu broker per test (so a test may freeze or kill it),
+//! a weir agent process, a netcat client, and an rdkafka consumer that reads a whole topic.
+//!
+//! Without the `tansu` binary a test is skipped with a message, except under `CI=true`, where
+//! it fails: CI must have the broker (`.ci/run` installs it).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for_port(port: u16, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WEIR_TANSU") {
+        return Some(PathBuf::from(p));
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")));
+    candidates.map(|d| d.join("tansu")).find(|p| p.is_file())
+}
+
+/// A tansu broker on a free loopback port with in-memory storage.
+pub struct Broker {
+    bin: PathBuf,
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Broker {
+    /// Starts a broker, or returns `None` (test skipped) when tansu is not installed outside CI.
+    pub fn start() -> Option<Broker> {
+        let Some(bin) = tansu_binary() else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "the tansu broker is required under CI=true: cargo install tansu --version 0.6.0 --locked --features dynostore"
+                );
+            }
+            eprintln!(
+                "SKIPPED: tansu not installed (cargo install tansu --version 0.6.0 --locked --features dynostore)"
+            );
+            return None;
+        };
+        let mut b = Broker {
+            bin,
+            child: None,
+            port: free_port(),
+        };
+        b.restart();
+        Some(b)
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process on the same port. Memory storage starts empty.
+    pub fn restart(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "tansu did not start"
+        );
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(&self.bin)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            out.status.success(),
+            "topic create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+    }
+}
+
+/// One record read back from the broker.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Record {
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(hk, _)| hk == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn offset_header(&self) -> u64 {
+        self.header("weir.offset")
+            .and_then(|v| v.parse().ok())
+            .expect("weir.offset header")
+    }
+}
+
+/// Reads every partition of `topic` from the beginning until `want` records arrived or `within`
+/// passed (then returns what it has).
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    within: Duration,
+) -> Vec<Record> {
+    consume_until(
+        bootstrap,
+        topic,
+        partitions,
+        |got| got.len() >= want,
+        within,
+    )
+}
+
+/// Every line of `lines` has arrived (duplicates do not count twice).
+pub fn has_all(lines: &[String]) -> impl Fn(&[Record]) -> bool + '_ {
+    move |got: &[Record]| {
+        let seen: std::collections::HashSet<&[u8]> = got.iter().map(|r| &r.body[..]).collect();
+        lines.iter().all(|l| seen.contains(l.as_bytes()))
+    }
+}
+
+/// Reads every partition of `topic` from the beginning until `done` holds or `within` passed.
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&[Record]) -> bool,
+    within: Duration,
+) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("weir-test-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let end = Instant::now() + within;
+    // `done` is checked only when the consumer has caught up and something new came since the
+    // last check: checking at every record would be quadratic.
+    let mut unchecked = true;
+    while Instant::now() < end {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                unchecked = true;
+                out.push(Record {
+                    partition: m.partition(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    body: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {
+                if unchecked && done(&out) {
+                    break;
+                }
+                unchecked = false;
+            }
+        }
+    }
+    out
+}
+
+/// A weir agent process.
+pub struct Agent {
+    child: Option<Child>,
+    pub config: PathBuf,
+}
+
+impl Agent {
+    pub fn start(config: &Path, netcat_port: u16) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["agent", "-f"])
+            .arg(config)
+            .args(["-n", "a"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start weir");
+        assert!(
+            wait_for_port(netcat_port, Duration::from_secs(20)),
+            "agent did not start listening"
+        );
+        Agent {
+            child: Some(child),
+            config: config.to_owned(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Writes an agent config: netcat on `port` → file channel in `dir` → Kafka sink.
+pub fn kafka_config(dir: &Path, port: u16, bootstrap: &str, topic: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
+         a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\na.channels.c1.dataDirs = {d}/log\n\
+         a.channels.c1.minimumRequiredSpace = 0\na.channels.c1.maxFileSize = 1048576\n\
+         a.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\na.sinks.k1.channel = c1\n\
+         a.sinks.k1.kafka.bootstrap.servers = {bootstrap}\na.sinks.k1.kafka.topic = {topic}\n{extra}\n",
+        d = dir.display()
+    );
+    let path = dir.join("agent.properties");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A netcat client that sends numbered lines and records which were acknowledged with OK.
+pub struct Client {
+    stream: Option<(TcpStream, BufReader<TcpStream>)>,
+    port: u16,
+}
+
+impl Client {
+    pub fn new(port: u16) -> Client {
+        Client { stream: None, port }
+    }
+
+    /// Sends one line; true if the agent answered OK. Reconnects as needed; false on any failure.
+    pub fn send(&mut self, line: &str) -> bool {
+        if self.stream.is_none() {
+            let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let Ok(r) = s.try_clone() else { return false };
+            self.stream = Some((s, BufReader::new(r)));
+        }
+        let Some((s, r)) = self.stream.as_mut() else {
+            return false;
+        };
+        let mut reply = String::new();
+        let ok = s.write_all(format!("{line}\n").as_bytes()).is_ok()
+            && r.read_line(&mut reply).is_ok()
+            && reply == "OK\n";
+        if !ok {
+            self.stream = None;
+        }
+        ok
+    }
+}
