@@ -281,10 +281,17 @@ impl<'a> Section<'a> {
     /// An error about `key` (or the section when `None`), at the key's line if it is set.
     pub fn error(&self, key: Option<&str>, message: String) -> ConfigError {
         let full = key.map(|k| self.full(k));
+        // The key's own line, else (a missing key) where this component is first configured.
         let line = full
             .as_deref()
             .and_then(|k| self.props.get(k))
-            .map(|e| e.line);
+            .map(|e| e.line)
+            .or_else(|| {
+                self.props
+                    .with_prefix(&self.prefix)
+                    .map(|(_, e)| e.line)
+                    .min()
+            });
         ConfigError {
             file: self.props.path.clone(),
             line,

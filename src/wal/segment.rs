@@ -218,7 +218,7 @@ impl Segment {
         if file_len < MIN_SEGMENT_LEN {
             return Err(corrupt(
                 0,
-                format!("file is {file_len} bytes, smaller than any segment"),
+                format!("file is {file_len} bytes, smaller than any segment (truncated?)"),
             ));
         }
         file.read_exact_at(&mut header, 0)
