@@ -1,0 +1,438 @@
+//! Bodies of the fuzz targets, shared by the cargo-fuzz binaries (`fuzz/fuzz_targets/*.rs`) and by
+//! the stable-toolchain replay test (`tests/fuzz_corpus.rs`), so a corpus input exercises exactly
+//! the same code in both. Plain Rust that depends only on `weir`, so it builds without
+//! libFuzzer or a nightly toolchain.
+//!
+//! Every function here must return normally for every input; a panic is a finding.
+
+// Each fuzz binary includes this whole module but calls only its own target.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weir::event::Event;
+use weir::wal::checkpoint::{
+    CHECKPOINT_MAGIC, META_MAGIC, decode_checkpoint, decode_meta, encode_checkpoint,
+};
+use weir::wal::frame::{
+    EventIter, FRAME_HEADER_LEN, decode_frame, encode_frame, encoded_frame_len, peek_header,
+};
+use weir::wal::inspect;
+use weir::wal::recovery::{ScanStop, check_frame, resync, scan_frames};
+use weir::wal::segment::{self, SEGMENT_HEADER_LEN, segment_file_name};
+use weir::wal::slots::{
+    MAX_SLOT_PAYLOAD, SLOT_FILE_LEN, SLOT_LEN, decode_slot, decode_slots, encode_slot,
+};
+
+/// Segment images are capped so one input cannot make an iteration slow (libFuzzer's default
+/// `-max_len` of 4096 keeps them at two pages anyway).
+const MAX_SEGMENT_IMAGE: usize = 1 << 20;
+
+/// `frame_decode`: decode, validate and walk a frame, and check that a valid frame is exactly what
+/// the encoder writes for its events.
+pub fn frame_decode(data: &[u8]) {
+    check_frame_bytes(data);
+    // Mutations almost never keep a checksum right, which would leave the structural checks
+    // behind it unexplored: also try the input with its CRC repaired.
+    let mut fixed = data.to_vec();
+    if fix_frame_crc(&mut fixed) {
+        check_frame_bytes(&fixed);
+    }
+}
+
+/// Rewrites the CRC of the frame at the start of `buf`, if its header is plausible and the frame
+/// fits; says whether any byte changed.
+fn fix_frame_crc(buf: &mut [u8]) -> bool {
+    let Ok(h) = peek_header(buf) else {
+        return false;
+    };
+    let Some(frame) = buf.get_mut(..h.frame_len()) else {
+        return false;
+    };
+    let crc = crc32fast::hash(&frame[4..]).to_le_bytes();
+    let changed = frame[0..4] != crc;
+    frame[0..4].copy_from_slice(&crc);
+    changed
+}
+
+/// [`fix_frame_crc`] along a chain of frames laid end to end from the start of `buf`.
+fn fix_chain_crcs(buf: &mut [u8]) -> bool {
+    let mut pos = 0;
+    let mut changed = false;
+    while let Ok(h) = peek_header(&buf[pos..]) {
+        let Some(end) = pos.checked_add(h.frame_len()).filter(|e| *e <= buf.len()) else {
+            break;
+        };
+        changed |= fix_frame_crc(&mut buf[pos..end]);
+        pos = end;
+    }
+    changed
+}
+
+fn check_frame_bytes(data: &[u8]) {
+    let peeked = peek_header(data);
+    let frame = match decode_frame(data) {
+        Ok(f) => f,
+        Err(_) => return,
+    };
+    // Decoding must agree with the cheaper header-only path the readers use to hop frames.
+    assert_eq!(peeked.ok(), Some(frame.header));
+    let frame_len = frame.header.frame_len();
+    assert_eq!(frame.payload.len() + FRAME_HEADER_LEN, frame_len);
+
+    // Iterating must be safe whether or not the frame is valid.
+    let mut decoded = Vec::new();
+    let mut all_ok = true;
+    for ev in frame.events() {
+        let Ok(ev) = ev else {
+            all_ok = false;
+            continue;
+        };
+        for h in ev.headers() {
+            all_ok &= h.is_ok();
+        }
+        match ev.to_event(None) {
+            Ok(e) => decoded.push(e),
+            Err(_) => all_ok = false,
+        }
+    }
+    let resumed = EventIter::new(frame.payload, frame.header.event_count).count();
+    assert!(resumed <= frame.header.event_count as usize + 1);
+
+    let valid = frame.validate().is_ok();
+    // `validate` promises that a later iteration cannot fail, and nothing more or less.
+    let iterated_ok = all_ok && decoded.len() == frame.header.event_count as usize;
+    assert_eq!(valid, iterated_ok, "validate() disagrees with iteration");
+    if !valid {
+        return;
+    }
+
+    let events = decoded;
+    // Duplicate or unsorted header keys are accepted by the decoder but collapse in the sorted
+    // header map, so only a canonically encoded frame can be reproduced byte for byte.
+    let canonical = frame
+        .events()
+        .filter_map(Result::ok)
+        .all(|ev| keys_strictly_ascending(ev.headers().filter_map(Result::ok).map(|(k, _)| k)));
+
+    let len = match encoded_frame_len(&events) {
+        Ok(len) => len,
+        Err(e) => panic!("a decoded frame's events cannot be re-encoded: {e}"),
+    };
+    let mut out = vec![0u8; len];
+    encode_frame(
+        &mut out,
+        frame.header.first_offset,
+        frame.header.epoch,
+        &events,
+    );
+    if canonical {
+        assert_eq!(len, frame_len, "re-encoded length differs");
+        assert!(
+            out == data[..frame_len],
+            "re-encoding a valid frame did not reproduce its bytes"
+        );
+    }
+    // Whatever the input's encoding, the encoder's output must decode to the same events.
+    let again = match decode_frame(&out) {
+        Ok(f) => f,
+        Err(e) => panic!("re-encoded frame does not decode: {e}"),
+    };
+    assert!(
+        again.validate().is_ok(),
+        "re-encoded frame does not validate"
+    );
+    let round: Vec<Event> = again
+        .events()
+        .filter_map(Result::ok)
+        .filter_map(|ev| ev.to_event(None).ok())
+        .collect();
+    assert_eq!(round, events, "re-encoded events differ");
+}
+
+fn keys_strictly_ascending<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
+    let Some(mut prev) = keys.next() else {
+        return true;
+    };
+    for k in keys {
+        if k <= prev {
+            return false;
+        }
+        prev = k;
+    }
+    true
+}
+
+/// `segment_recovery`: the fuzz bytes follow a valid header page; the recovery scan and the
+/// resynchronising walk of `weir wal verify` must stay in bounds and agree with each other.
+pub fn segment_recovery(data: &[u8]) {
+    // The raw bytes double as a candidate header page.
+    if let Ok(info) = segment::decode_header(data) {
+        // Sealing the same page must read back as exactly that seal, the rest unchanged.
+        let seal = info.seal.unwrap_or(segment::Seal {
+            end_pos: SEGMENT_HEADER_LEN as u64,
+            next_offset: info.base_offset,
+        });
+        let mut page = data[..96].to_vec();
+        let block = segment::encode_seal(&page, seal);
+        page[64..96].copy_from_slice(&block);
+        let resealed = segment::HeaderInfo {
+            seal: Some(seal),
+            ..info
+        };
+        assert_eq!(segment::decode_header(&page), Ok(resealed));
+    }
+
+    let image_len = (SEGMENT_HEADER_LEN + data.len())
+        .next_multiple_of(SEGMENT_HEADER_LEN)
+        .clamp(2 * SEGMENT_HEADER_LEN, MAX_SEGMENT_IMAGE);
+    let body_len = data.len().min(image_len - SEGMENT_HEADER_LEN);
+
+    // A chain may start at 0 (a fresh log) or wherever the first frame says, so that chains near
+    // the end of the offset space (overflow checks) are reachable too.
+    let first = peek_header(data).map(|h| h.first_offset).unwrap_or(0);
+    let mut image = segment::encode_header(first, image_len as u64);
+    image.resize(image_len, 0);
+    image[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + body_len].copy_from_slice(&data[..body_len]);
+    // The scan never reads the header page, so one image serves both bases.
+    check_scan(&image, 0);
+    if first != 0 {
+        check_scan(&image, first);
+    }
+    // As in `frame_decode`, repair the checksums so that offset, epoch and payload mutations are
+    // judged by the chain rules rather than all stopping at the first CRC.
+    if fix_chain_crcs(&mut image[SEGMENT_HEADER_LEN..]) {
+        check_scan(&image, 0);
+        if first != 0 {
+            check_scan(&image, first);
+        }
+    }
+    // Only once, on the image with the longer valid chain: it is the slow part (real files).
+    check_verify(&image, first);
+}
+
+fn check_scan(image: &[u8], base: u64) {
+    let end = scan_frames(image, SEGMENT_HEADER_LEN, base, image.len());
+    assert!(end.end_pos <= image.len(), "end past the image: {end:?}");
+    assert!(
+        end.end_pos >= SEGMENT_HEADER_LEN,
+        "end inside the header: {end:?}"
+    );
+    assert!(end.next_offset >= base, "offsets went backwards: {end:?}");
+    assert_eq!(end.frames == 0, end.end_pos == SEGMENT_HEADER_LEN);
+    assert!(
+        end.next_offset - base >= end.frames,
+        "a frame without events"
+    );
+    assert_eq!(
+        end.stop == ScanStop::SegmentEnd,
+        end.end_pos == image.len()
+            || image.len() - end.end_pos < FRAME_HEADER_LEN && {
+                image[end.end_pos..].iter().all(|b| *b == 0)
+            },
+        "stop reason inconsistent with the position: {end:?}"
+    );
+
+    // The valid prefix is self-consistent: scanning only it finds the same chain, cleanly.
+    let prefix = scan_frames(&image[..end.end_pos], SEGMENT_HEADER_LEN, base, end.end_pos);
+    assert_eq!(
+        (
+            prefix.end_pos,
+            prefix.next_offset,
+            prefix.frames,
+            prefix.max_epoch
+        ),
+        (end.end_pos, end.next_offset, end.frames, end.max_epoch),
+        "re-scanning the valid prefix differs"
+    );
+    assert_eq!(prefix.stop, ScanStop::SegmentEnd);
+
+    // Where the chain stopped, the frame there (if any) must not continue it.
+    if end.end_pos < image.len() {
+        assert!(check_frame(&image[end.end_pos..], end.next_offset, end.max_epoch).is_err());
+    }
+
+    for (after, before) in [
+        (end.next_offset, u64::MAX),
+        (0, u64::MAX),
+        (base, end.next_offset),
+    ] {
+        let Some((pos, off)) = resync(image, end.end_pos, image.len(), after, before) else {
+            continue;
+        };
+        assert!(pos > end.end_pos && pos + FRAME_HEADER_LEN <= image.len());
+        assert!(
+            off > after && off < before,
+            "resync offset {off} out of ({after}, {before})"
+        );
+        let Ok(frame) = decode_frame(&image[pos..]) else {
+            panic!("resync landed on a frame that does not decode at {pos}");
+        };
+        assert_eq!(frame.header.first_offset, off);
+        assert!(frame.validate().is_ok());
+        assert!(pos + frame.header.frame_len() <= image.len());
+    }
+}
+
+/// Distinct scratch directories for concurrent callers (the replay test runs targets in
+/// parallel threads).
+static SCRATCH: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `weir wal verify`'s walk over the image written as a real segment file, unsealed and then
+/// sealed over its whole length (which turns every damaged stretch into a resync).
+fn check_verify(image: &[u8], base: u64) {
+    let dir = std::env::temp_dir().join(format!(
+        "weir-fuzz-{}-{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _cleanup = RemoveOnDrop(dir.clone());
+    if std::fs::create_dir(&dir).is_err() {
+        // The scratch space is the environment's, not the code under test's; skip rather than
+        // report a finding that is not one.
+        return;
+    }
+    let path = dir.join(segment_file_name(base));
+    if std::fs::write(&path, image).is_err() {
+        return;
+    }
+    let Ok(report) = inspect::verify(&dir, None, |_, _| {}) else {
+        panic!("verify failed on a well-formed segment file");
+    };
+    assert_eq!(report.segments.len(), 1, "{:?}", report.problems);
+    let seg = &report.segments[0];
+    let scan = scan_frames(image, SEGMENT_HEADER_LEN, base, image.len());
+    // Unsealed, verify's walk is the recovery scan and must reach the same end.
+    assert_eq!(
+        (seg.end_pos, seg.next_offset, seg.frames),
+        (scan.end_pos as u64, scan.next_offset, scan.frames),
+        "verify and recovery disagree on an unsealed segment"
+    );
+    assert_eq!(seg.tail.is_some(), !scan.stop.is_clean());
+
+    // A seal that vouches for the whole file and no offset limit makes the walk treat every
+    // damaged stretch as damage to skip, resynchronising on any later frame.
+    let mut sealed = image.to_vec();
+    let seal = segment::Seal {
+        end_pos: image.len() as u64,
+        next_offset: u64::MAX,
+    };
+    let block = segment::encode_seal(&sealed[..SEGMENT_HEADER_LEN], seal);
+    sealed[64..96].copy_from_slice(&block);
+    if std::fs::write(&path, &sealed).is_err() {
+        return;
+    }
+    let Ok(report) = inspect::verify(&dir, None, |_, _| {}) else {
+        panic!("verify failed on a well-formed sealed segment file");
+    };
+    assert_eq!(report.segments.len(), 1, "{:?}", report.problems);
+    let seg = &report.segments[0];
+    assert!(seg.sealed);
+    assert!(seg.end_pos <= image.len() as u64);
+    assert!(seg.frames >= scan.frames);
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `checkpoint_decode`: slot files and the checkpoint and meta records they hold.
+pub fn checkpoint_decode(data: &[u8]) {
+    check_slot_file(data);
+    // As in `frame_decode`: repair slot checksums so mutations reach the payload decoders.
+    let mut fixed = data.to_vec();
+    let mut changed = fix_slot_crc(&mut fixed);
+    if let Some(second) = fixed.get_mut(SLOT_LEN..) {
+        changed |= fix_slot_crc(second);
+    }
+    if changed {
+        check_slot_file(&fixed);
+    }
+}
+
+/// Rewrites the CRC of the slot at the start of `buf` when its length field fits; says whether
+/// any byte changed.
+fn fix_slot_crc(buf: &mut [u8]) -> bool {
+    let Some(len) = buf
+        .get(6..8)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    else {
+        return false;
+    };
+    let end = 16 + len;
+    if len > MAX_SLOT_PAYLOAD || end + 4 > buf.len().min(SLOT_LEN) {
+        return false;
+    }
+    let crc = crc32fast::hash(&buf[..end]).to_le_bytes();
+    let changed = buf[end..end + 4] != crc;
+    buf[end..end + 4].copy_from_slice(&crc);
+    changed
+}
+
+fn check_slot_file(data: &[u8]) {
+    for magic in [CHECKPOINT_MAGIC, META_MAGIC] {
+        let slots: Vec<_> = (0..2)
+            .filter_map(|i| {
+                let bytes = data.get(i * SLOT_LEN..(i + 1) * SLOT_LEN)?;
+                let (seq, payload) = decode_slot(bytes, magic).ok()?;
+                check_slot(bytes, magic, seq, payload);
+                Some((i, seq, payload))
+            })
+            .collect();
+        let newest = decode_slots(data, magic);
+        match &newest {
+            None => assert!(slots.is_empty()),
+            Some(r) => {
+                assert!(slots.contains(&(r.slot, r.sequence, r.payload)));
+                assert!(slots.iter().all(|(_, s, _)| *s <= r.sequence));
+            }
+        }
+        // A whole file read of more than two slots must pick the same record.
+        if data.len() > SLOT_FILE_LEN {
+            assert_eq!(decode_slots(&data[..SLOT_FILE_LEN], magic), newest);
+        }
+        // A short or long single slot is decoded on its own terms too.
+        if let Ok((seq, payload)) = decode_slot(data, magic) {
+            check_slot(data, magic, seq, payload);
+        }
+        for (_, _, payload) in &slots {
+            check_checkpoint(payload);
+            let _ = decode_meta(payload);
+        }
+    }
+    check_checkpoint(data);
+    if let Some(epoch) = decode_meta(data) {
+        assert_eq!(decode_meta(&epoch.to_le_bytes()), Some(epoch));
+    }
+}
+
+fn check_slot(bytes: &[u8], magic: &[u8; 4], seq: u64, payload: &[u8]) {
+    assert!(payload.len() <= MAX_SLOT_PAYLOAD);
+    // A valid slot is exactly what the encoder writes for its contents, up to its CRC.
+    let encoded = encode_slot(magic, seq, payload);
+    let used = 16 + payload.len() + 4;
+    assert_eq!(&encoded[..used], &bytes[..used], "slot is not canonical");
+    assert_eq!(decode_slot(&encoded, magic), Ok((seq, payload)));
+}
+
+fn check_checkpoint(payload: &[u8]) {
+    let Ok(c) = decode_checkpoint(payload) else {
+        return;
+    };
+    let encoded = encode_checkpoint(&c);
+    assert_eq!(decode_checkpoint(&encoded).as_ref(), Ok(&c));
+    assert_eq!(
+        &payload[..encoded.len()],
+        &encoded[..],
+        "checkpoint is not canonical"
+    );
+    assert!(
+        encoded.len() <= MAX_SLOT_PAYLOAD,
+        "a valid checkpoint must fit a slot"
+    );
+}

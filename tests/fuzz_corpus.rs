@@ -1,0 +1,474 @@
+//! Replays the fuzz corpora (`fuzz/corpus/<target>/`) and saved crash reproducers
+//! (`fuzz/regressions/<target>/`) through the fuzz target bodies on the stable toolchain, so plain
+//! `cargo test` keeps every input the fuzzers found interesting passing.
+//!
+//! The seed part of the corpora is written by `regenerate_seed_corpus` below (ignored; see
+//! `fuzz/README.md`).
+
+#[path = "../fuzz/targets/mod.rs"]
+mod targets;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `body` on every corpus and regression input of `target`, naming every input that fails
+/// rather than stopping at the first.
+fn replay(target: &str, body: fn(&[u8])) {
+    let corpus = inputs(&fuzz_dir().join("corpus").join(target));
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{target} is empty or missing: regenerate it (fuzz/README.md)"
+    );
+    let regressions = inputs(&fuzz_dir().join("regressions").join(target));
+    let mut failed = Vec::new();
+    for path in corpus.iter().chain(&regressions) {
+        let data = std::fs::read(path).unwrap();
+        if catch_unwind(AssertUnwindSafe(|| body(&data))).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {} inputs failed:\n{}",
+        failed.len(),
+        corpus.len() + regressions.len(),
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn frame_decode_corpus() {
+    replay("frame_decode", targets::frame_decode);
+}
+
+#[test]
+fn segment_recovery_corpus() {
+    replay("segment_recovery", targets::segment_recovery);
+}
+
+#[test]
+fn checkpoint_decode_corpus() {
+    replay("checkpoint_decode", targets::checkpoint_decode);
+}
+
+/// Seed inputs: valid encodings from weir's own encoders, then the ways they go wrong on disk.
+mod seeds {
+    use weir::event::Event;
+    use weir::wal::checkpoint::{
+        CHECKPOINT_MAGIC, Checkpoint, META_MAGIC, Position, encode_checkpoint, encode_meta,
+    };
+    use weir::wal::frame::{FRAME_HEADER_LEN, encode_frame, encoded_frame_len};
+    use weir::wal::segment::{self, SEGMENT_HEADER_LEN, Seal};
+    use weir::wal::slots::{SLOT_LEN, encode_slot};
+
+    pub type Seeds = Vec<(String, Vec<u8>)>;
+
+    pub fn frame(first: u64, epoch: u32, events: &[Event]) -> Vec<u8> {
+        let mut buf = vec![0u8; encoded_frame_len(events).unwrap()];
+        encode_frame(&mut buf, first, epoch, events);
+        buf
+    }
+
+    /// A frame with a correct CRC around an arbitrary payload: reaches the structural checks that
+    /// random bytes almost never get past.
+    pub fn raw_frame(first: u64, count: u32, epoch: u32, payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; FRAME_HEADER_LEN];
+        buf[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf[8..16].copy_from_slice(&first.to_le_bytes());
+        buf[16..20].copy_from_slice(&count.to_le_bytes());
+        buf[20..24].copy_from_slice(&epoch.to_le_bytes());
+        buf.extend_from_slice(payload);
+        let crc = crc32fast::hash(&buf[4..]);
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        buf
+    }
+
+    /// One event in wire form, headers in the given (possibly non-canonical) order.
+    pub fn raw_event(headers: &[(&[u8], &[u8])], body: &[u8]) -> Vec<u8> {
+        let mut e = (headers.len() as u16).to_le_bytes().to_vec();
+        for (k, v) in headers {
+            e.extend_from_slice(&(k.len() as u16).to_le_bytes());
+            e.extend_from_slice(k);
+            e.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            e.extend_from_slice(v);
+        }
+        e.extend_from_slice(body);
+        let mut out = (e.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&e);
+        out
+    }
+
+    fn flip(mut b: Vec<u8>, byte: usize, bit: u8) -> Vec<u8> {
+        b[byte] ^= 1 << bit;
+        b
+    }
+
+    fn garbage(seed: u64, len: usize) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..len).map(|_| rng.u8(..)).collect()
+    }
+
+    pub fn one() -> Vec<Event> {
+        vec![Event::new(&b"hi"[..]).with_header("h", "v")]
+    }
+
+    pub fn many() -> Vec<Event> {
+        vec![
+            Event::new(&b"hello"[..]).with_header("host", "edge-1"),
+            Event::new(&b""[..]),
+            Event::new(vec![0u8, 255, 10])
+                .with_header("a", "")
+                .with_header("", "v"),
+            Event::new(&b"line of a log file\n"[..])
+                .with_header("timestamp", "1700000000000")
+                .with_header("host", "edge-2")
+                .with_header("topic", "logs")
+                .with_header("k\u{e9}y", "v\u{2603}"),
+            Event::new(vec![7u8; 200]),
+        ]
+    }
+
+    pub fn frames() -> Seeds {
+        let one = frame(5, 1, &one());
+        let many = frame(0, 3, &many());
+        let empty_body = frame(9, 1, &[Event::new(&b""[..])]);
+        let mut s: Seeds = vec![
+            ("valid-one-header".into(), one.clone()),
+            ("valid-many".into(), many.clone()),
+            ("valid-empty-body".into(), empty_body.clone()),
+            (
+                "valid-no-headers".into(),
+                frame(1, 1, &[Event::new(&b"body only"[..])]),
+            ),
+            (
+                "valid-many-headers".into(),
+                frame(
+                    2,
+                    2,
+                    &[(0..40).fold(Event::new(&b"x"[..]), |e, i| {
+                        e.with_header(format!("key-{i:02}"), "v".repeat(i))
+                    })],
+                ),
+            ),
+            (
+                "valid-100-empty-events".into(),
+                frame(1 << 40, u32::MAX, &vec![Event::new(&b""[..]); 100]),
+            ),
+            (
+                "valid-high-offset".into(),
+                frame(u64::MAX - 10, 7, &self::one()),
+            ),
+            (
+                "valid-then-junk".into(),
+                [one.clone(), garbage(1, 40)].concat(),
+            ),
+            ("zeroes".into(), vec![0u8; 64]),
+            ("short".into(), one[..10].to_vec()),
+            ("header-only".into(), one[..FRAME_HEADER_LEN].to_vec()),
+            ("truncated-payload".into(), many[..many.len() - 7].to_vec()),
+            ("flip-payload".into(), flip(many.clone(), 40, 3)),
+            ("flip-crc".into(), flip(one.clone(), 0, 0)),
+            ("flip-length".into(), flip(one.clone(), 5, 1)),
+            ("flip-count".into(), flip(many.clone(), 16, 0)),
+            ("garbage".into(), garbage(2, 300)),
+        ];
+        // CRC-valid frames whose payload is wrong in each way the decoder checks.
+        let ev = raw_event(&[(b"k", b"v")], b"body");
+        let bad: Vec<(&str, u32, Vec<u8>)> = vec![
+            ("crc-ok-event-len-past-payload", 1, {
+                let mut e = ev.clone();
+                e[0..4].copy_from_slice(&1000u32.to_le_bytes());
+                e
+            }),
+            ("crc-ok-event-len-short", 1, vec![1, 0, 0, 0, 0]),
+            (
+                "crc-ok-key-past-event",
+                1,
+                vec![5, 0, 0, 0, 1, 0, 5, 0, b'a'],
+            ),
+            ("crc-ok-value-past-event", 1, {
+                let mut e = raw_event(&[(b"k", b"v")], b"");
+                let n = e.len();
+                e[n - 5..n - 1].copy_from_slice(&99u32.to_le_bytes());
+                e
+            }),
+            ("crc-ok-count-too-high", 2, ev.clone()),
+            ("crc-ok-count-too-low", 1, [ev.clone(), ev.clone()].concat()),
+            (
+                "crc-ok-trailing-bytes",
+                1,
+                [ev.clone(), vec![1, 2, 3]].concat(),
+            ),
+            (
+                "crc-ok-key-not-utf8",
+                1,
+                raw_event(&[(b"\xff\xfe", b"v")], b"b"),
+            ),
+            (
+                "crc-ok-value-not-utf8",
+                1,
+                raw_event(&[(b"k", b"\xc3")], b"b"),
+            ),
+            (
+                "crc-ok-headers-unsorted",
+                1,
+                raw_event(&[(b"z", b"1"), (b"a", b"2")], b"b"),
+            ),
+            (
+                "crc-ok-headers-duplicate",
+                1,
+                raw_event(&[(b"k", b"1"), (b"k", b"2")], b"b"),
+            ),
+            (
+                "crc-ok-header-count-high",
+                1,
+                raw_event(&[(b"k", b"v")], b"")
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| if i == 4 { 9 } else { b })
+                    .collect(),
+            ),
+        ];
+        for (name, count, payload) in bad {
+            s.push((name.into(), raw_frame(3, count, 1, &payload)));
+        }
+        s.push(("zero-event-count".into(), raw_frame(3, 0, 1, &ev)));
+        s
+    }
+
+    /// The bytes that follow the segment header page.
+    pub fn segments() -> Seeds {
+        let chain = |frames: &[(u64, u32, usize)]| -> Vec<u8> {
+            frames
+                .iter()
+                .flat_map(|&(first, epoch, n)| {
+                    let events: Vec<Event> = (0..n)
+                        .map(|i| Event::new(vec![i as u8; 10]).with_header("n", i.to_string()))
+                        .collect();
+                    frame(first, epoch, &events)
+                })
+                .collect()
+        };
+        let good = chain(&[(0, 1, 2), (2, 1, 3), (5, 2, 1)]);
+        let f1 = chain(&[(0, 1, 2)]).len();
+        let mut s: Seeds = vec![
+            ("unwritten".into(), vec![0u8; 256]),
+            ("chain".into(), good.clone()),
+            ("chain-then-stale-offset".into(), {
+                [good.clone(), chain(&[(2, 2, 1)])].concat()
+            }),
+            ("chain-then-older-epoch".into(), {
+                [good.clone(), chain(&[(6, 1, 1)])].concat()
+            }),
+            ("chain-then-offset-gap".into(), {
+                [good.clone(), chain(&[(9, 2, 1)])].concat()
+            }),
+            ("chain-from-10".into(), chain(&[(10, 1, 1), (11, 1, 2)])),
+            ("torn-tail".into(), good[..good.len() - 5].to_vec()),
+            ("torn-middle-then-valid".into(), {
+                let mut b = good.clone();
+                b[f1 + 30] ^= 0x40;
+                b
+            }),
+            ("torn-first-then-valid".into(), flip(good.clone(), 2, 2)),
+            (
+                "junk-then-valid".into(),
+                [garbage(3, 37), good.clone()].concat(),
+            ),
+            (
+                "short-nonzero-tail".into(),
+                [good.clone(), vec![1u8; 10]].concat(),
+            ),
+            ("near-offset-limit".into(), {
+                chain(&[(u64::MAX - 5, 1, 2), (u64::MAX - 3, 1, 3)])
+            }),
+            ("offset-overflow".into(), chain(&[(u64::MAX - 1, 1, 3)])),
+            ("garbage".into(), garbage(4, 512)),
+        ];
+        // A chain that fills the page exactly, the last frame cut by the end of the segment.
+        let mut fill = Vec::new();
+        let mut off = 0;
+        while fill.len() < SEGMENT_HEADER_LEN {
+            fill.extend(chain(&[(off, 1, 7)]));
+            off += 7;
+        }
+        fill.truncate(SEGMENT_HEADER_LEN);
+        s.push(("full-page-cut-frame".into(), fill));
+        // Header pages, for `decode_header` on the raw input.
+        let header = segment::encode_header(0, 8192);
+        let mut sealed = header.clone();
+        sealed[64..96].copy_from_slice(&segment::encode_seal(
+            &header,
+            Seal {
+                end_pos: 4200,
+                next_offset: 6,
+            },
+        ));
+        s.push(("header-page".into(), header[..128].to_vec()));
+        s.push(("header-page-sealed".into(), sealed[..128].to_vec()));
+        s.push((
+            "header-page-bad-crc".into(),
+            flip(sealed[..128].to_vec(), 20, 1),
+        ));
+        s
+    }
+
+    pub fn checkpoints() -> Seeds {
+        let ck = |name: &str, offset: u64| {
+            encode_checkpoint(&Checkpoint {
+                name: name.into(),
+                position: Position {
+                    offset,
+                    segment: offset & !0xff,
+                    frame_pos: offset.wrapping_add(4096),
+                },
+            })
+        };
+        let slot = |seq: u64, payload: &[u8]| encode_slot(CHECKPOINT_MAGIC, seq, payload).to_vec();
+        let a = slot(7, &ck("sink-1", 100));
+        let b = slot(8, &ck("sink-1", 250));
+        let mut torn = b.clone();
+        torn[20] ^= 0xff;
+        let raw_payload = |name_len: u16, name: &[u8]| {
+            let mut p = vec![0u8; 24];
+            p[0] = 42;
+            p.extend_from_slice(&name_len.to_le_bytes());
+            p.extend_from_slice(name);
+            p
+        };
+        let mut s: Seeds = vec![
+            ("both-slots".into(), [a.clone(), b.clone()].concat()),
+            (
+                "both-slots-newest-first".into(),
+                [b.clone(), a.clone()].concat(),
+            ),
+            ("one-slot-torn".into(), [a.clone(), torn.clone()].concat()),
+            ("both-torn".into(), [flip(a.clone(), 100, 0), torn].concat()),
+            ("only-first-slot".into(), a.clone()),
+            ("short-file".into(), [a.clone(), b[..188].to_vec()].concat()),
+            (
+                "second-slot-only".into(),
+                [vec![0u8; SLOT_LEN], b.clone()].concat(),
+            ),
+            (
+                "equal-sequences".into(),
+                [a.clone(), slot(7, &ck("sink-1", 1))].concat(),
+            ),
+            ("long-name".into(), slot(1, &ck(&"n".repeat(64), u64::MAX))),
+            (
+                "name-too-long".into(),
+                slot(1, &raw_payload(65, &[b'n'; 65])),
+            ),
+            (
+                "name-len-past-payload".into(),
+                slot(1, &raw_payload(200, b"abc")),
+            ),
+            (
+                "name-not-utf8".into(),
+                slot(1, &raw_payload(2, b"\xff\xff")),
+            ),
+            ("name-path".into(), slot(1, &raw_payload(4, b"../x"))),
+            ("name-empty".into(), slot(1, &raw_payload(0, b""))),
+            ("payload-short".into(), slot(1, &[1, 2, 3])),
+            (
+                "payload-trailing".into(),
+                slot(1, &[ck("c", 5), vec![9; 10]].concat()),
+            ),
+            (
+                "payload-max".into(),
+                slot(1, &[ck("c", 5), vec![9; 440]].concat()),
+            ),
+            ("meta".into(), {
+                let m = |seq, epoch| encode_slot(META_MAGIC, seq, &encode_meta(epoch)).to_vec();
+                [m(3, 3), m(4, 4)].concat()
+            }),
+            ("bad-magic".into(), {
+                let mut b = a.clone();
+                b[0] = b'X';
+                b
+            }),
+            ("bad-version".into(), flip(a.clone(), 4, 1)),
+            ("bad-length".into(), {
+                let mut b = a.clone();
+                b[6..8].copy_from_slice(&600u16.to_le_bytes());
+                b
+            }),
+            ("zeroes".into(), vec![0u8; 2 * SLOT_LEN]),
+            ("garbage".into(), garbage(5, 700)),
+            ("bare-payload".into(), ck("consumer.a_b-c", 77)),
+        ];
+        // A length that makes the CRC land on the last bytes of the slot.
+        let full = slot(2, &vec![0x55; 492]);
+        s.push(("payload-fills-slot".into(), full));
+        s
+    }
+}
+
+/// Rewrites the `seed-*` files of `fuzz/corpus/`, leaving minimized fuzzer finds alone.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand, see fuzz/README.md"]
+fn regenerate_seed_corpus() {
+    for (target, seeds) in [
+        ("frame_decode", seeds::frames()),
+        ("segment_recovery", seeds::segments()),
+        ("checkpoint_decode", seeds::checkpoints()),
+    ] {
+        let dir = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for old in inputs(&dir) {
+            if old
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-")
+            {
+                std::fs::remove_file(old).unwrap();
+            }
+        }
+        for (name, bytes) in seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
+    }
+}
+
+/// The seeds are built to reach specific places; check that they still do, so a change in the
+/// encoders cannot silently turn them into uninteresting bytes.
+#[test]
+fn seeds_reach_what_they_are_named_for() {
+    use weir::wal::frame::decode_frame;
+    for (name, bytes) in seeds::frames() {
+        let decoded = decode_frame(&bytes);
+        let valid = decoded.as_ref().is_ok_and(|f| f.validate().is_ok());
+        if name.starts_with("valid-") {
+            assert!(valid, "{name} should be a valid frame");
+        }
+        if name.starts_with("crc-ok-") {
+            assert!(decoded.is_ok(), "{name} should pass its CRC");
+            let benign = ["crc-ok-headers-unsorted", "crc-ok-headers-duplicate"];
+            assert_eq!(valid, benign.contains(&name.as_str()), "{name}");
+        }
+        targets::frame_decode(&bytes);
+    }
+    for (_, bytes) in seeds::segments() {
+        targets::segment_recovery(&bytes);
+    }
+    for (_, bytes) in seeds::checkpoints() {
+        targets::checkpoint_decode(&bytes);
+    }
+}
