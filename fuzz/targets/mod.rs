@@ -109,8 +109,8 @@ fn check_frame_bytes(data: &[u8]) {
     }
 
     let events = decoded;
-    // Duplicate or unsorted header keys are accepted by the decoder but collapse in the sorted
-    // header map, so only a canonically encoded frame can be reproduced byte for byte.
+    // The decoder rejects repeated or unsorted header keys (wal-format.md §4), so every valid
+    // frame is canonical and must re-encode byte for byte.
     let canonical = frame
         .events()
         .filter_map(Result::ok)
@@ -127,7 +127,8 @@ fn check_frame_bytes(data: &[u8]) {
         frame.header.epoch,
         &events,
     );
-    if canonical {
+    assert!(canonical, "validate() accepted non-canonical header keys");
+    {
         assert_eq!(len, frame_len, "re-encoded length differs");
         assert!(
             out == data[..frame_len],

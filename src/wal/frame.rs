@@ -216,10 +216,7 @@ impl<'a> Frame<'a> {
     pub fn validate(&self) -> Result<(), FrameError> {
         let mut found = 0u32;
         for ev in self.events() {
-            let ev = ev?;
-            for h in ev.headers() {
-                h?;
-            }
+            ev?.to_event(Some(Bytes::new()))?;
             found += 1;
         }
         if found != self.header.event_count {
@@ -253,8 +250,18 @@ impl<'a> EventView<'a> {
     /// caller has one) or a copy of the body.
     pub fn to_event(&self, body_owner: Option<Bytes>) -> Result<Event, FrameError> {
         let mut headers = Headers::new();
+        let mut previous: Option<&str> = None;
         for h in self.headers() {
             let (k, v) = h?;
+            // Keys are written in strictly ascending order (wal-format.md §4); anything else is
+            // not a frame weir wrote, and a repeated key would silently lose a value.
+            if previous.is_some_and(|p| p >= k) {
+                return Err(FrameError::BadEvent {
+                    index: 0,
+                    reason: "header keys out of order or repeated",
+                });
+            }
+            previous = Some(k);
             headers.insert(k.to_owned(), v.to_owned());
         }
         let body = body_owner.unwrap_or_else(|| Bytes::copy_from_slice(self.body));
@@ -481,6 +488,25 @@ mod tests {
         buf[0..4].copy_from_slice(&crc.to_le_bytes());
         let frame = decode_frame(&buf).unwrap();
         assert!(frame.validate().is_err());
+    }
+
+    #[test]
+    fn repeated_or_unsorted_header_keys_are_rejected() {
+        // One event with headers "b" then "a": CRC-valid but not canonical.
+        let mut payload = Vec::new();
+        let ev: &[u8] = &[2, 0, 1, 0, b'b', 0, 0, 0, 0, 1, 0, b'a', 0, 0, 0, 0];
+        payload.extend_from_slice(&(ev.len() as u32).to_le_bytes());
+        payload.extend_from_slice(ev);
+        let mut buf = vec![0u8; FRAME_HEADER_LEN];
+        buf.extend_from_slice(&payload);
+        buf[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf[16..20].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&buf[4..]);
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        let frame = decode_frame(&buf).unwrap();
+        assert!(frame.validate().is_err());
+        let ev = frame.events().next().unwrap().unwrap();
+        assert!(ev.to_event(None).is_err());
     }
 
     #[test]

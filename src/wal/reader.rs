@@ -241,7 +241,19 @@ impl Reader {
             }
             let bytes = self.seg.readable(self.frame_pos, visible);
             let header = match decode_frame(bytes) {
-                Ok(frame) => frame.header,
+                Ok(frame)
+                    if frame
+                        .header
+                        .first_offset
+                        .checked_add(u64::from(frame.header.event_count))
+                        .is_some() =>
+                {
+                    frame.header
+                }
+                Ok(_) => {
+                    self.corrupt("frame offsets overflow".into())?;
+                    continue;
+                }
                 Err(e) => {
                     self.corrupt(e.to_string())?;
                     continue;

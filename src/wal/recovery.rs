@@ -153,6 +153,9 @@ pub fn resync(
         if let Ok(h) = peek_header(&segment[pos..limit])
             && h.first_offset > after_offset
             && h.first_offset < before_offset
+            && h.first_offset
+                .checked_add(u64::from(h.event_count))
+                .is_some()
             && pos + h.frame_len() <= limit
             && decode_frame(&segment[pos..limit]).is_ok_and(|f| f.validate().is_ok())
         {
