@@ -29,6 +29,7 @@ fn run_pipeline(channel: Arc<dyn Channel>, events: u64, body: usize) -> Duration
         name: "r1".into(),
         channels: vec![channel.name().to_owned()],
         selector: SelectorConfig::Replicating { optional: vec![] },
+        interceptors: vec![],
         kind: SourceKind::Seq(SeqConfig {
             total_events: events,
             batch_size: BATCH,

@@ -97,6 +97,7 @@ fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) ->
         name: "r1".into(),
         channels: vec!["c1".into()],
         selector: SelectorConfig::Replicating { optional: vec![] },
+        interceptors: vec![],
         kind: SourceKind::Seq(SeqConfig {
             total_events: events,
             batch_size: batch,

@@ -217,3 +217,64 @@ fn memory_channel_byte_capacity() {
     let err = ch.put(vec![Event::new(vec![0u8; 3])]).unwrap_err();
     assert!(err.to_string().contains("byteCapacity"), "{err}");
 }
+
+/// Interceptors and the multiplexing selector, through a real config and the channel processor.
+#[test]
+fn multiplexing_selector_routes_by_header_after_interceptors() {
+    use weir::config::{AgentConfig, Properties};
+    use weir::source::{ChannelProcessor, SourceCounters};
+    let text = "a.sources = r1\na.channels = eu us any\na.sinks =\n\
+        a.sources.r1.type = seq\na.sources.r1.channels = eu us any\n\
+        a.sources.r1.interceptors = f s\n\
+        a.sources.r1.interceptors.f.type = regex_filter\na.sources.r1.interceptors.f.regex = ^drop\n\
+        a.sources.r1.interceptors.f.excludeEvents = true\n\
+        a.sources.r1.interceptors.s.type = org.apache.flume.interceptor.StaticInterceptor$Builder\n\
+        a.sources.r1.interceptors.s.key = region\na.sources.r1.interceptors.s.value = us\n\
+        a.sources.r1.selector.type = multiplexing\na.sources.r1.selector.header = region\n\
+        a.sources.r1.selector.mapping.eu = eu\na.sources.r1.selector.mapping.us = us\n\
+        a.sources.r1.selector.optional.eu = any\na.sources.r1.selector.default = any\n\
+        a.channels.eu.type = memory\na.channels.us.type = memory\na.channels.any.type = memory\n";
+    let props = Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
+    let cfg = AgentConfig::from_properties(&props, "a").unwrap();
+    let channels: Vec<Arc<dyn Channel>> = ["eu", "us", "any"]
+        .iter()
+        .map(|n| Arc::new(memory_named(n)) as Arc<dyn Channel>)
+        .collect();
+    let p = ChannelProcessor::new(
+        &cfg.sources[0],
+        &channels,
+        Arc::new(SourceCounters::default()),
+    );
+    p.process(vec![
+        Event::new("a").with_header("region", "eu"),
+        Event::new("b"),
+        Event::new("drop me"),
+        Event::new("c").with_header("region", "mars"),
+    ])
+    .unwrap();
+    let take = |i: usize| bodies(&channels[i].take(10, NO_WAIT).unwrap());
+    assert_eq!(take(0), vec!["a"]);
+    assert_eq!(
+        take(1),
+        vec!["b"],
+        "static sets region=us where it is missing"
+    );
+    // Required puts happen before optional ones, so "c" (default) precedes "a" (optional).
+    assert_eq!(
+        take(2),
+        vec!["c", "a"],
+        "optional copy of eu, and the default for unmapped values"
+    );
+}
+
+fn memory_named(name: &str) -> MemoryChannel {
+    MemoryChannel::new(
+        name,
+        &MemoryChannelConfig {
+            capacity: 100,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_millis(50),
+            byte_capacity: None,
+        },
+    )
+}

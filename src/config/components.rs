@@ -96,6 +96,8 @@ pub struct SourceConfig {
     pub name: String,
     pub channels: Vec<String>,
     pub selector: SelectorConfig,
+    /// Applied in order to every batch before the selector.
+    pub interceptors: Vec<InterceptorConfig>,
     pub kind: SourceKind,
 }
 
@@ -103,6 +105,167 @@ pub struct SourceConfig {
 pub enum SelectorConfig {
     /// Every event to every channel; a failure on an optional channel is ignored.
     Replicating { optional: Vec<String> },
+    /// Channels chosen by the value of one header (Flume's multiplexing selector).
+    Multiplexing {
+        header: String,
+        /// Header value → required channels.
+        mapping: Vec<(String, Vec<String>)>,
+        /// Header value → optional channels.
+        optional: Vec<(String, Vec<String>)>,
+        /// Required channels for values with no mapping.
+        default: Vec<String>,
+    },
+}
+
+/// Flume's interceptors, with their keys and defaults.
+#[derive(Clone, Debug)]
+pub enum InterceptorConfig {
+    Timestamp {
+        header: String,
+        preserve_existing: bool,
+    },
+    Host {
+        header: String,
+        use_ip: bool,
+        preserve_existing: bool,
+    },
+    Static {
+        key: String,
+        value: String,
+        preserve_existing: bool,
+    },
+    RegexFilter {
+        regex: regex::Regex,
+        exclude: bool,
+    },
+    Uuid {
+        header: String,
+        preserve_existing: bool,
+        prefix: String,
+    },
+}
+
+const INTERCEPTOR_TYPES: &[TypeName] = &[
+    TypeName {
+        alias: "timestamp",
+        classes: &["org.apache.flume.interceptor.TimestampInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "host",
+        classes: &["org.apache.flume.interceptor.HostInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "static",
+        classes: &["org.apache.flume.interceptor.StaticInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "regex_filter",
+        classes: &["org.apache.flume.interceptor.RegexFilteringInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "uuid",
+        classes: &["org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder"],
+    },
+];
+
+fn names_list(v: Option<String>) -> Vec<String> {
+    v.map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn parse_interceptors(s: &Section) -> Result<Vec<InterceptorConfig>, ConfigError> {
+    let mut out = Vec::new();
+    for name in names_list(s.string("interceptors")) {
+        let i = s.child(&format!("interceptors.{name}."));
+        let ty = component_type(&i, "interceptor", INTERCEPTOR_TYPES)?;
+        out.push(match ty {
+            "timestamp" => InterceptorConfig::Timestamp {
+                header: i.string_or("headerName", "timestamp"),
+                preserve_existing: i.bool_or("preserveExisting", false)?,
+            },
+            "host" => InterceptorConfig::Host {
+                header: i.string_or("hostHeader", "host"),
+                use_ip: i.bool_or("useIP", true)?,
+                preserve_existing: i.bool_or("preserveExisting", false)?,
+            },
+            "static" => InterceptorConfig::Static {
+                key: i.string_or("key", "key"),
+                value: i.string_or("value", "value"),
+                preserve_existing: i.bool_or("preserveExisting", true)?,
+            },
+            "regex_filter" => {
+                let pattern = i.string_or("regex", ".*");
+                // Flume matches with Matcher.find(), anywhere in the body, as is_match does.
+                let regex = regex::Regex::new(&pattern).map_err(|e| {
+                    i.error(
+                        Some("regex"),
+                        format!("not a valid regular expression: {e}"),
+                    )
+                })?;
+                InterceptorConfig::RegexFilter {
+                    regex,
+                    exclude: i.bool_or("excludeEvents", false)?,
+                }
+            }
+            "uuid" => InterceptorConfig::Uuid {
+                header: i.string_or("headerName", "id"),
+                preserve_existing: i.bool_or("preserveExisting", true)?,
+                prefix: i.string_or("prefix", ""),
+            },
+            _ => unreachable!("component_type returns only listed aliases"),
+        });
+    }
+    Ok(out)
+}
+
+fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, ConfigError> {
+    let check = |key: &str, list: &[String]| -> Result<(), ConfigError> {
+        match list.iter().find(|c| !channels.contains(c)) {
+            Some(bad) => Err(s.error(
+                Some(key),
+                format!(
+                    "channel '{bad}' is not one of this source's channels ({})",
+                    channels.join(" ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    let kind = s
+        .string_or("selector.type", "replicating")
+        .to_ascii_lowercase();
+    match kind.as_str() {
+        "replicating" => {
+            let optional = names_list(s.string("selector.optional"));
+            check("selector.optional", &optional)?;
+            Ok(SelectorConfig::Replicating { optional })
+        }
+        "multiplexing" => {
+            let table = |prefix: &str| -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+                let mut out = Vec::new();
+                for (value, entry) in s.props().with_prefix(&s.full(prefix)) {
+                    let key = format!("{prefix}{value}");
+                    s.entry(&key);
+                    let list = names_list(Some(entry.value.clone()));
+                    check(&key, &list)?;
+                    out.push((value.to_owned(), list));
+                }
+                Ok(out)
+            };
+            let default = names_list(s.string("selector.default"));
+            check("selector.default", &default)?;
+            Ok(SelectorConfig::Multiplexing {
+                header: s.string_or("selector.header", "flume.selector.header"),
+                mapping: table("selector.mapping.")?,
+                optional: table("selector.optional.")?,
+                default,
+            })
+        }
+        other => Err(s.error(
+            Some("selector.type"),
+            format!("unknown selector '{other}'; supported: replicating, multiplexing"),
+        )),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -160,37 +323,8 @@ impl SourceConfig {
                 ),
             ));
         }
-        let selector = match s
-            .string_or("selector.type", "replicating")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "replicating" => {
-                let optional: Vec<String> = s
-                    .string("selector.optional")
-                    .map(|v| v.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default();
-                if let Some(bad) = optional.iter().find(|o| !channels.contains(o)) {
-                    return Err(s.error(
-                        Some("selector.optional"),
-                        format!("optional channel '{bad}' is not one of this source's channels"),
-                    ));
-                }
-                SelectorConfig::Replicating { optional }
-            }
-            other => {
-                return Err(s.error(
-                    Some("selector.type"),
-                    format!("selector '{other}' is not supported yet; supported: replicating"),
-                ));
-            }
-        };
-        if s.string("interceptors").is_some() {
-            return Err(s.error(
-                Some("interceptors"),
-                "interceptors are not supported yet; remove them to run this source".into(),
-            ));
-        }
+        let selector = parse_selector(s, &channels)?;
+        let interceptors = parse_interceptors(s)?;
         let kind = match ty {
             "netcat" => {
                 let port = s.required(
@@ -229,6 +363,7 @@ impl SourceConfig {
             name: name.to_owned(),
             channels,
             selector,
+            interceptors,
             kind,
         })
     }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::channel::{Channel, ChannelError};
-use crate::config::{SelectorConfig, SourceConfig, SourceKind};
+use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
+use crate::interceptor::Chain;
+use crate::selector::Selector;
 
 /// Set once to ask every component to stop.
 pub type StopFlag = Arc<AtomicBool>;
@@ -31,11 +33,12 @@ pub struct SourceCounters {
     pub read_fail: AtomicU64,
 }
 
-/// Applies the selector and puts events into the channels (Flume's ChannelProcessor). One call
-/// is one put transaction per channel.
+/// Applies the interceptors and the selector, and puts events into the channels (Flume's
+/// ChannelProcessor). One call is one put transaction per channel it touches.
 pub struct ChannelProcessor {
-    required: Vec<Arc<dyn Channel>>,
-    optional: Vec<Arc<dyn Channel>>,
+    channels: Vec<Arc<dyn Channel>>,
+    interceptors: Chain,
+    selector: Selector,
     counters: Arc<SourceCounters>,
 }
 
@@ -45,13 +48,16 @@ impl ChannelProcessor {
         channels: &[Arc<dyn Channel>],
         counters: Arc<SourceCounters>,
     ) -> ChannelProcessor {
-        let SelectorConfig::Replicating { optional } = &config.selector;
-        let find = |n: &String| channels.iter().find(|c| c.name() == n).cloned();
-        let (opt, req): (Vec<&String>, Vec<&String>) =
-            config.channels.iter().partition(|c| optional.contains(c));
+        let mine: Vec<Arc<dyn Channel>> = config
+            .channels
+            .iter()
+            .filter_map(|n| channels.iter().find(|c| c.name() == n).cloned())
+            .collect();
+        let names: Vec<String> = mine.iter().map(|c| c.name().to_owned()).collect();
         ChannelProcessor {
-            required: req.into_iter().filter_map(find).collect(),
-            optional: opt.into_iter().filter_map(find).collect(),
+            selector: Selector::new(&config.selector, &names),
+            interceptors: Chain::new(&config.interceptors),
+            channels: mine,
             counters,
         }
     }
@@ -60,33 +66,76 @@ impl ChannelProcessor {
         &self.counters
     }
 
-    /// Puts `events` into every required channel (each its own transaction, as in Flume), then
-    /// the optional ones, whose failures are only logged.
+    /// Intercepts `events`, routes each, and puts them into every required channel (each its
+    /// own transaction, as in Flume), then the optional ones, whose failures are only logged.
+    /// Events filtered out by an interceptor count as accepted, as in Flume.
     pub fn process(&self, events: Vec<Event>) -> Result<(), ChannelError> {
         let n = events.len() as u64;
         self.counters.received.fetch_add(n, Ordering::Relaxed);
         self.counters
             .batches_received
             .fetch_add(1, Ordering::Relaxed);
-        let mut targets = self.required.iter().chain(self.optional.iter()).peekable();
-        let mut events = Some(events);
-        while let Some(channel) = targets.next() {
-            let is_optional = !self.required.iter().any(|r| Arc::ptr_eq(r, channel));
-            // The last channel gets the original; the others a copy (bodies are shared).
-            let batch = if targets.peek().is_some() {
-                events.clone().unwrap_or_default()
+        let events = if self.interceptors.is_empty() {
+            events
+        } else {
+            self.interceptors.apply(events)
+        };
+        let mut required: Vec<Vec<Event>> = vec![Vec::new(); self.channels.len()];
+        let mut optional: Vec<Vec<Event>> = vec![Vec::new(); self.channels.len()];
+        let mut unrouted = 0usize;
+        for e in events {
+            let (req, opt) = self.selector.route(&e);
+            if req.is_empty() && opt.is_empty() {
+                unrouted += 1;
+                continue;
+            }
+            // The last target takes the event itself; the others a copy (bodies are shared).
+            let targets: Vec<(bool, usize)> = req
+                .iter()
+                .map(|i| (true, *i))
+                .chain(opt.iter().map(|i| (false, *i)))
+                .collect();
+            let (last, rest) = targets
+                .split_last()
+                .map(|(l, r)| (*l, r))
+                .unwrap_or(((true, 0), &[]));
+            for (is_required, i) in rest {
+                let list = if *is_required {
+                    &mut required[*i]
+                } else {
+                    &mut optional[*i]
+                };
+                list.push(e.clone());
+            }
+            let list = if last.0 {
+                &mut required[last.1]
             } else {
-                events.take().unwrap_or_default()
+                &mut optional[last.1]
             };
+            list.push(e);
+        }
+        if unrouted > 0 {
+            tracing::warn!(
+                events = unrouted,
+                "events matched no channel of the multiplexing selector (no mapping and no selector.default): not stored"
+            );
+        }
+        for (channel, batch) in self.channels.iter().zip(required) {
+            if batch.is_empty() {
+                continue;
+            }
             if let Err(e) = channel.put(batch) {
-                if is_optional {
-                    tracing::warn!(channel = channel.name(), error = %e, "optional channel refused events");
-                    continue;
-                }
                 self.counters
                     .channel_write_fail
                     .fetch_add(1, Ordering::Relaxed);
                 return Err(e);
+            }
+        }
+        for (channel, batch) in self.channels.iter().zip(optional) {
+            if !batch.is_empty()
+                && let Err(e) = channel.put(batch)
+            {
+                tracing::warn!(channel = channel.name(), error = %e, "optional channel refused events");
             }
         }
         self.counters.accepted.fetch_add(n, Ordering::Relaxed);
