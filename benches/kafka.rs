@@ -8,8 +8,8 @@
 //!
 //! Run: `cargo bench --bench kafka`
 
-#[path = "../tests/kafka_support/mod.rs"]
-mod kafka_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,7 +160,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let Some(broker) = kafka_support::Broker::start() else {
+    let Some(broker) = support::Broker::start() else {
         eprintln!("tansu is needed for this benchmark");
         std::process::exit(1);
     };

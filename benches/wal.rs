@@ -1,1 +1,391 @@
-fn main() {}
+//! Write-ahead log benchmarks, each against a raw baseline measured in the same run, because
+//! this machine is shared and noisy: only ratios mean something.
+//!
+//! - `append_commit/{weir_msync,weir_fdatasync,raw}/<body>x<batch>`: durable append + commit of
+//!   batches of 1/100/1000 events of 100 B/1 KiB/16 KiB; raw = pwrite of the same frame bytes at
+//!   an advancing offset + fdatasync.
+//! - `group_commit/<threads>`: threads each committing one 100 B event at a time.
+//! - `read/{weir,raw}`: sequential read of 256 MiB of 1 KiB events with CRC check; raw = read(2)
+//!   of the same segment bytes + crc32 over them.
+//! - `open/1GiB`: `Wal::open` + a reader, with 1 GiB of unconsumed backlog.
+//!
+//! After criterion, a summary table is computed from criterion's own estimates
+//! (`target/criterion/**/new/estimates.json`) with the ratios and the targets.
+//! Run: `cargo bench --bench wal` (about 5 minutes).
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use weir::event::Event;
+use weir::wal::frame::{encode_frame, encoded_frame_len};
+use weir::wal::{SyncMethod, Wal, WalOptions};
+
+const SIZES: [usize; 3] = [100, 1024, 16 * 1024];
+const BATCHES: [usize; 3] = [1, 100, 1000];
+const SEGMENT: u64 = 64 << 20;
+
+fn scratch() -> tempfile::TempDir {
+    let base = std::env::current_dir().unwrap_or_default().join("target");
+    tempfile::tempdir_in(base).expect("scratch dir under target/ (same disk as the log)")
+}
+
+fn events(body: usize, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event::new(vec![b'a' + (i % 26) as u8; body]))
+        .collect()
+}
+
+/// A log whose consumer acknowledges everything now and then, so retention recycles segments
+/// and the disk does not fill; the acks happen outside the timed region's hot path at most once
+/// per segment.
+struct Log {
+    _dir: tempfile::TempDir,
+    wal: Wal,
+    reader: weir::wal::Reader,
+    appended_since_ack: u64,
+}
+
+impl Log {
+    fn new(method: SyncMethod) -> Log {
+        let dir = scratch();
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions {
+                segment_size: SEGMENT,
+                sync_method: method,
+                ..Default::default()
+            },
+        )
+        .expect("open");
+        let reader = wal.reader("bench").expect("reader");
+        Log {
+            _dir: dir,
+            wal,
+            reader,
+            appended_since_ack: 0,
+        }
+    }
+
+    fn append_commit(&mut self, batch: &[Event], bytes: u64) {
+        self.wal.append_commit(batch).expect("append");
+        self.appended_since_ack += bytes;
+        if self.appended_since_ack > SEGMENT {
+            let r = &mut self.reader;
+            while r.read_with(100_000, |_, _, _| {}).expect("read") > 0 {}
+            r.ack().expect("ack");
+            self.appended_since_ack = 0;
+        }
+    }
+}
+
+/// pwrite + fdatasync of the same bytes to a plain file, appending; a new file every 256 MiB.
+struct Raw {
+    dir: tempfile::TempDir,
+    file: std::fs::File,
+    pos: u64,
+    n: u32,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        let dir = scratch();
+        let file = Raw::file(dir.path(), 0);
+        Raw {
+            dir,
+            file,
+            pos: 0,
+            n: 0,
+        }
+    }
+
+    fn file(dir: &Path, n: u32) -> std::fs::File {
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(dir.join(format!("raw{n}")))
+            .expect("raw file")
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.pos > 256 << 20 {
+            self.n += 1;
+            let _ = std::fs::remove_file(self.dir.path().join(format!("raw{}", self.n - 1)));
+            self.file = Raw::file(self.dir.path(), self.n);
+            self.pos = 0;
+        }
+        self.file.write_all_at(bytes, self.pos).expect("pwrite");
+        self.file.sync_data().expect("fdatasync");
+        self.pos += bytes.len() as u64;
+    }
+}
+
+fn append_commit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_commit");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for body in SIZES {
+        for batch in BATCHES {
+            if body * batch > 8 << 20 {
+                continue;
+            }
+            let evs = events(body, batch);
+            let len = encoded_frame_len(&evs).expect("len");
+            let mut frame = vec![0u8; len];
+            encode_frame(&mut frame, 0, 1, &evs);
+            g.throughput(Throughput::Bytes(len as u64));
+            let id = format!("{body}x{batch}");
+            for (name, method) in [
+                ("weir_msync", SyncMethod::Msync),
+                ("weir_fdatasync", SyncMethod::Fdatasync),
+            ] {
+                let mut log = Log::new(method);
+                g.bench_function(BenchmarkId::new(name, &id), |b| {
+                    b.iter(|| log.append_commit(&evs, len as u64))
+                });
+            }
+            let mut raw = Raw::new();
+            g.bench_function(BenchmarkId::new("raw", &id), |b| {
+                b.iter(|| raw.write(&frame))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn group_commit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("group_commit");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for threads in [1usize, 8, 64] {
+        let log = Log::new(SyncMethod::Msync);
+        let wal = log.wal.clone();
+        // One element = one commit by one thread.
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::from_parameter(threads), |b| {
+            b.iter_custom(|iters| {
+                let per_thread = (iters as usize).div_ceil(threads).max(1);
+                let barrier = Arc::new(Barrier::new(threads + 1));
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        let (wal, barrier) = (wal.clone(), barrier.clone());
+                        std::thread::spawn(move || {
+                            let ev = [Event::new(vec![b'x'; 100])];
+                            barrier.wait();
+                            for _ in 0..per_thread {
+                                wal.append_commit(&ev).expect("commit");
+                            }
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                let start = Instant::now();
+                for h in handles {
+                    h.join().expect("thread");
+                }
+                // Normalise to the requested iteration count.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_thread * threads) as f64)
+            })
+        });
+        drop(log);
+    }
+    g.finish();
+}
+
+/// A log holding about `bytes` of 1 KiB events, committed, with a consumer at offset 0.
+fn filled_log(dir: &Path, bytes: u64, body: usize) -> u64 {
+    let wal = Wal::open(dir, WalOptions::default()).expect("open");
+    drop(wal.reader("bench").expect("register"));
+    let batch = events(body, 1000);
+    let per = encoded_frame_len(&batch).expect("len") as u64;
+    let mut written = 0;
+    while written < bytes {
+        wal.append(&batch).expect("append");
+        written += per;
+    }
+    wal.commit().expect("commit");
+    written
+}
+
+fn read(c: &mut Criterion) {
+    let dir = scratch();
+    let bytes = filled_log(dir.path(), 256 << 20, 1024);
+    let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("weir", |b| {
+        b.iter(|| {
+            let mut r = wal.reader("bench").expect("reader");
+            r.seek(0);
+            let mut total = 0usize;
+            while r
+                .read_with(100_000, |_, e, _| total += e.body.len())
+                .expect("read")
+                > 0
+            {}
+            total
+        })
+    });
+    let files: Vec<PathBuf> = weir::wal::inspect::segment_files(dir.path())
+        .expect("list")
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    g.bench_function("raw", |b| {
+        let mut buf = vec![0u8; 1 << 20];
+        b.iter(|| {
+            let mut left = bytes as usize;
+            let mut h = crc32fast::Hasher::new();
+            for p in &files {
+                let mut f = std::fs::File::open(p).expect("open");
+                while left > 0 {
+                    let n = f.read(&mut buf[..left.min(1 << 20)]).expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    left -= n;
+                }
+            }
+            h.finalize()
+        })
+    });
+    g.finish();
+}
+
+fn open(c: &mut Criterion) {
+    let dir = scratch();
+    filled_log(dir.path(), 1 << 30, 1024);
+    let mut g = c.benchmark_group("open");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    g.bench_function("1GiB", |b| {
+        b.iter(|| {
+            let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
+            let r = wal.reader("bench").expect("reader");
+            (r.position(), wal.next_offset())
+        })
+    });
+    g.finish();
+}
+
+/// Mean time per iteration (ns) of a benchmark, from criterion's saved estimates.
+fn mean_ns(id: &str) -> Option<f64> {
+    let path = std::env::current_dir()
+        .ok()?
+        .join("target/criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+fn summary() {
+    println!("\n== weir WAL vs raw baseline (same run) ==");
+    println!(
+        "{:<34} {:>12} {:>12} {:>7}",
+        "durable append+commit (MB/s)", "weir", "raw", "ratio"
+    );
+    let mut worst_100: f64 = f64::MAX;
+    let mut best_method = (0usize, 0usize);
+    for body in SIZES {
+        for batch in BATCHES {
+            if body * batch > 8 << 20 {
+                continue;
+            }
+            let id = format!("{body}x{batch}");
+            let evs = events(body, batch);
+            let len = encoded_frame_len(&evs).unwrap_or(0) as f64;
+            let get = |n: &str| mean_ns(&format!("append_commit/{n}/{id}"));
+            let (Some(m), Some(f), Some(r)) =
+                (get("weir_msync"), get("weir_fdatasync"), get("raw"))
+            else {
+                continue;
+            };
+            if m <= f {
+                best_method.0 += 1;
+            } else {
+                best_method.1 += 1;
+            }
+            let weir = m.min(f);
+            let ratio = r / weir;
+            if batch >= 100 {
+                worst_100 = worst_100.min(r / m);
+            }
+            println!(
+                "{:<34} {:>12.1} {:>12.1} {:>7.2}   (msync {:.1}, fdatasync {:.1})",
+                id,
+                len / weir * 1e3,
+                len / r * 1e3,
+                ratio,
+                len / m * 1e3,
+                len / f * 1e3
+            );
+        }
+    }
+    println!(
+        "msync faster in {} cases, fdatasync in {}",
+        best_method.0, best_method.1
+    );
+    let pass = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    println!(
+        "target: durable append at batch >= 100 reaches >= 90% of raw bytes/s (default msync): worst {:.2}  {}",
+        worst_100,
+        pass(worst_100 >= 0.9)
+    );
+    if let (Some(one), Some(many)) = (mean_ns("group_commit/1"), mean_ns("group_commit/64")) {
+        let eight = mean_ns("group_commit/8").unwrap_or(f64::NAN);
+        println!(
+            "group commit commits/s: 1 thread {:.0}, 8 threads {:.0}, 64 threads {:.0}; 64/1 = {:.1}x (target >= 20x)  {}",
+            1e9 / one,
+            1e9 / eight,
+            1e9 / many,
+            one / many,
+            pass(one / many >= 20.0)
+        );
+    }
+    if let (Some(w), Some(r)) = (mean_ns("read/weir"), mean_ns("read/raw")) {
+        let bytes = 256u64 << 20;
+        let gbs = bytes as f64 / w;
+        println!(
+            "sequential read with CRC: weir {:.2} GB/s, raw read+crc {:.2} GB/s, ratio {:.2} (target >= 1 GB/s)  {}",
+            gbs,
+            bytes as f64 / r,
+            r / w,
+            pass(gbs >= 1.0)
+        );
+    }
+    if let Some(o) = mean_ns("open/1GiB") {
+        println!(
+            "open with 1 GiB backlog: {:.2} ms (target <= 50 ms)  {}",
+            o / 1e6,
+            pass(o / 1e6 <= 50.0)
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    append_commit(&mut c);
+    group_commit(&mut c);
+    read(&mut c);
+    open(&mut c);
+    c.final_summary();
+    if !std::env::args().any(|a| a == "--list") {
+        summary();
+    }
+}

@@ -2,14 +2,14 @@
 //! headers, key and partition; and that nothing acknowledged at the source is lost when the
 //! agent is killed, the broker freezes, or the broker dies and comes back.
 
-mod kafka_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use kafka_support::{
+use support::{
     Agent, Broker, Client, consume, consume_until, free_port, has_all, kafka_config,
 };
 use weir::config::{AgentConfig, Properties};
@@ -121,7 +121,7 @@ fn send_lines(client: &mut Client, prefix: &str, from: u32, lines: u32) -> Vec<S
         .collect()
 }
 
-fn bodies(records: &[kafka_support::Record]) -> BTreeMap<String, usize> {
+fn bodies(records: &[support::Record]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for r in records {
         *m.entry(String::from_utf8_lossy(&r.body).into_owned())

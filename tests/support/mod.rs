@@ -1,5 +1,6 @@
-//! Test support for the Kafka tests: a tansu broker per test (so a test may freeze or kill it),
-//! a weir agent process, a netcat client, and an rdkafka consumer that reads a whole topic.
+//! Test support for the agent and Kafka tests: a weir agent process, a netcat client, a tansu
+//! broker per test (so a test may freeze or kill it), and an rdkafka consumer that reads a whole
+//! topic.
 //!
 //! Without the `tansu` binary a test is skipped with a message, except under `CI=true`, where
 //! it fails: CI must have the broker (`.ci/run` installs it).
@@ -277,13 +278,19 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, netcat_port: u16) -> Agent {
+        Agent::start_with(config, netcat_port, &[], Stdio::inherit())
+    }
+
+    /// Starts with extra arguments and stderr going where the caller says (e.g. a log file).
+    pub fn start_with(config: &Path, netcat_port: u16, args: &[&str], stderr: Stdio) -> Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["agent", "-f"])
             .arg(config)
             .args(["-n", "a"])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start weir");
         assert!(
@@ -359,24 +366,26 @@ impl Client {
 
     /// Sends one line; true if the agent answered OK. Reconnects as needed; false on any failure.
     pub fn send(&mut self, line: &str) -> bool {
+        self.send_bytes(line.as_bytes()).as_deref() == Some("OK\n")
+    }
+
+    /// Sends one line of raw bytes; the agent's reply line, or `None` if the connection failed.
+    pub fn send_bytes(&mut self, line: &[u8]) -> Option<String> {
         if self.stream.is_none() {
-            let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-                return false;
-            };
+            let s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let Ok(r) = s.try_clone() else { return false };
+            let r = s.try_clone().ok()?;
             self.stream = Some((s, BufReader::new(r)));
         }
-        let Some((s, r)) = self.stream.as_mut() else {
-            return false;
-        };
+        let (s, r) = self.stream.as_mut()?;
+        let mut msg = line.to_vec();
+        msg.push(b'\n');
         let mut reply = String::new();
-        let ok = s.write_all(format!("{line}\n").as_bytes()).is_ok()
-            && r.read_line(&mut reply).is_ok()
-            && reply == "OK\n";
+        let ok = s.write_all(&msg).is_ok() && r.read_line(&mut reply).is_ok_and(|n| n > 0);
         if !ok {
             self.stream = None;
+            return None;
         }
-        ok
+        Some(reply)
     }
 }

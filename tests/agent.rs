@@ -1,0 +1,502 @@
+//! The agent as a user runs it: the real `weir` binary, real TCP clients, Flume properties files.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Agent, Client, free_port};
+
+/// netcat on `port` → file channel in `dir` → file_roll into `dir/out`, plus `extra` lines.
+fn config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
+         a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\na.channels.c1.dataDirs = {d}/log\n\
+         a.channels.c1.minimumRequiredSpace = 0\na.channels.c1.maxFileSize = 1048576\n\
+         a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\na.sinks.k1.sink.directory = {d}/out\n\
+         a.sinks.k1.sink.batchSize = 50\na.sinks.k1.sink.rollInterval = 1\n{extra}",
+        d = dir.display()
+    );
+    let path = dir.join("agent.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every line file_roll wrote, in file order.
+fn output_lines(dir: &Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
+        return vec![];
+    };
+    let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+    // Files are named <millis>-<counter>; sort numerically by both.
+    files.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let (ms, n) = name.split_once('-').unwrap_or((&name, "0"));
+        (
+            ms.parse::<u64>().unwrap_or(0),
+            n.parse::<u64>().unwrap_or(0),
+        )
+    });
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).unwrap();
+        out.extend(
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    out
+}
+
+fn text_lines(dir: &Path) -> Vec<String> {
+    output_lines(dir)
+        .into_iter()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect()
+}
+
+/// Waits until `pred` holds on the output (the sink runs asynchronously).
+fn wait_output(dir: &Path, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = text_lines(dir);
+        if pred(&lines) || Instant::now() > end {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn concurrent_clients_clean_stop_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let mut agent = Agent::start(&cfg, port);
+    let senders: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = Client::new(port);
+                (0..200)
+                    .map(|i| format!("conn-{c}-line-{i:04}"))
+                    .filter(|l| client.send(l))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let acked: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert_eq!(acked.len(), 800, "every line should be OK");
+    let start = Instant::now();
+    assert!(agent.stop(), "SIGTERM must exit 0");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        start.elapsed()
+    );
+    let lines = text_lines(dir.path());
+    for c in 0..4 {
+        let mine: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("conn-{c}-")))
+            .collect();
+        let want: Vec<String> = (0..200).map(|i| format!("conn-{c}-line-{i:04}")).collect();
+        assert_eq!(
+            mine,
+            want.iter().collect::<Vec<_>>(),
+            "connection {c}: missing or out of order"
+        );
+    }
+
+    // A restart resumes exactly where the clean stop left off: nothing again, nothing lost.
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    for i in 0..50 {
+        assert!(client.send(&format!("after-{i}")));
+    }
+    let lines = wait_output(dir.path(), |l| l.len() >= 850);
+    assert!(agent.stop());
+    let lines = if lines.len() >= 850 {
+        text_lines(dir.path())
+    } else {
+        lines
+    };
+    assert_eq!(
+        lines.len(),
+        850,
+        "duplicates or losses across a clean restart"
+    );
+}
+
+#[test]
+fn sigkill_loop_loses_no_acknowledged_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let cycles: u32 = std::env::var("WEIR_AGENT_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut acked = Vec::new();
+    let mut next = 0u32;
+    for _ in 0..cycles {
+        let mut agent = Agent::start(&cfg, port);
+        let mut client = Client::new(port);
+        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(100..600));
+        while Instant::now() < deadline {
+            let line = format!("kill-{next:07}");
+            next += 1;
+            if client.send(&line) {
+                acked.push(line);
+            }
+        }
+        agent.kill9();
+    }
+    let mut agent = Agent::start(&cfg, port);
+    let want = acked.clone();
+    let lines = wait_output(dir.path(), |l| {
+        let seen: std::collections::HashSet<&String> = l.iter().collect();
+        want.iter().all(|w| seen.contains(w))
+    });
+    assert!(agent.stop());
+    let mut first_seen = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        first_seen.entry(l.clone()).or_insert(i);
+    }
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|l| !first_seen.contains_key(*l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged lines lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let order: Vec<usize> = acked.iter().map(|l| first_seen[l]).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "acknowledged lines out of order"
+    );
+    eprintln!(
+        "{cycles} kills: {} lines acknowledged, {} written, {} duplicates",
+        acked.len(),
+        lines.len(),
+        lines.len() - first_seen.len()
+    );
+}
+
+#[test]
+fn full_channel_fails_clients_then_recovers_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No sink drains c1 (k1 drains c2): c1 fills.
+    let base = "a.channels = c1 c2\na.channels.c1.capacity = 20\na.channels.c1.transactionCapacity = 10\n\
+                a.channels.c1.keep-alive = 1\na.channels.c2.type = memory\n";
+    let cfg = config(
+        dir.path(),
+        port,
+        &format!("{base}a.sinks.k1.channel = c2\n"),
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let mut acked = Vec::new();
+    let mut failure = None;
+    for i in 0..30 {
+        let line = format!("full-{i:02}");
+        match client.send_bytes(line.as_bytes()) {
+            Some(r) if r == "OK\n" => acked.push(line),
+            Some(r) => {
+                failure = Some(r);
+                break;
+            }
+            None => panic!("connection dropped"),
+        }
+    }
+    let failure = failure.expect("the channel never reported full");
+    assert!(
+        failure.starts_with("FAILED: ") && failure.contains("full"),
+        "{failure:?}"
+    );
+    assert_eq!(acked.len(), 20);
+    assert!(agent.stop());
+    // A sink now drains c1: everything accepted comes out, and new lines are accepted again.
+    let cfg = config(
+        dir.path(),
+        port,
+        &format!("{base}a.sinks.k1.channel = c1\na.sinks.k1.sink.batchSize = 10\n"),
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    assert!(client.send("after-full"));
+    let lines = wait_output(dir.path(), |l| l.len() >= 21);
+    assert!(agent.stop());
+    let mut want = acked.clone();
+    want.push("after-full".into());
+    assert_eq!(lines, want);
+}
+
+#[test]
+fn bad_clients_get_clear_replies_and_do_not_disturb_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "a.sources.r1.max-line-length = 64\n");
+    let log = dir.path().join("agent.log");
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &["--log-level", "info"],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    // A client that connects and says nothing, and one that leaves mid-line.
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    {
+        let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        half.write_all(b"half a li").unwrap();
+    }
+    let mut client = Client::new(port);
+    let long = "x".repeat(100);
+    let reply = client.send_bytes(long.as_bytes()).unwrap();
+    assert!(
+        reply.starts_with("FAILED: ") && reply.contains("64"),
+        "{reply:?}"
+    );
+    assert_eq!(client.send_bytes(b"still works").as_deref(), Some("OK\n"));
+    let binary: &[u8] = &[0xff, 0xfe, b'b', b'i', b'n', 0x80];
+    assert_eq!(client.send_bytes(binary).as_deref(), Some("OK\n"));
+    let end = Instant::now() + Duration::from_secs(20);
+    while output_lines(dir.path()).len() < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(agent.stop());
+    let out = output_lines(dir.path());
+    assert_eq!(
+        out,
+        vec![b"still works".to_vec(), binary.to_vec()],
+        "invalid UTF-8 must pass through byte for byte"
+    );
+    let mut text = String::new();
+    std::fs::File::open(&log)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(
+        text.contains("partial line discarded"),
+        "log should mention the abandoned line:\n{text}"
+    );
+    assert!(text.contains("line too long"), "{text}");
+}
+
+/// `weir agent --check` on `text`: (exit ok, stderr + stdout).
+fn check(text: &str, name: Option<&str>) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flume.properties");
+    std::fs::write(&path, text).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.args(["agent", "--check", "-f"]).arg(&path);
+    if let Some(n) = name {
+        cmd.args(["-n", n]);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+}
+
+const GOOD: &str = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+    a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 4444\na.sources.r1.channels = c1\n\
+    a.channels.c1.type = memory\n\
+    a.sinks.k1.type = logger\na.sinks.k1.channel = c1\n";
+
+#[test]
+fn config_errors_name_file_line_key_and_the_fix() {
+    // (edit applied to GOOD, expected fragments)
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "a.sources.r1.channels = c1\n",
+            "",
+            &[
+                ":4: a.sources.r1.channels",
+                "add `a.sources.r1.channels = c1`",
+            ],
+        ),
+        (
+            "a.sources.r1.type = netcat\n",
+            "a.sources.r1.type = foo\n",
+            &[
+                ":4: a.sources.r1.type",
+                "unknown source type 'foo'",
+                "netcat, seq",
+            ],
+        ),
+        (
+            "a.channels.c1.type = memory\n",
+            "a.channels.c1.type = jdbc\n",
+            &[":8:", "unknown channel type 'jdbc'", "file, memory"],
+        ),
+        (
+            "a.sinks.k1.type = logger\n",
+            "a.sinks.k1.type = hdfs\n",
+            &[":9:", "unknown sink type 'hdfs'", "logger"],
+        ),
+        (
+            "a.sinks.k1.channel = c1\n",
+            "",
+            &["a.sinks.k1.channel", "add `a.sinks.k1.channel = c1`"],
+        ),
+        (
+            "a.sinks.k1.channel = c1\n",
+            "a.sinks.k1.channel = c9\n",
+            &[":10:", "channel 'c9'"],
+        ),
+        (
+            "a.sources.r1.port = 4444\n",
+            "a.sources.r1.port = http\n",
+            &[":6: a.sources.r1.port", "'http' is not a TCP port"],
+        ),
+        (
+            "a.sources.r1.port = 4444\n",
+            "a.sources.r1.port = 70000\n",
+            &[":6:", "not a TCP port"],
+        ),
+        (
+            "a.sources.r1.port = 4444\n",
+            "",
+            &["a.sources.r1.port", "missing"],
+        ),
+        (
+            "a.channels.c1.type = memory\n",
+            "a.channels.c1.type = memory\na.channels.c1.capacity = 10\na.channels.c1.transactionCapacity = 20\n",
+            &[
+                ":10: a.channels.c1.transactionCapacity",
+                "exceeds the channel capacity 10",
+            ],
+        ),
+        (
+            "a.sinks.k1.channel = c1\n",
+            "a.sinks.k1.channel = c1\na.sinks.k1.batchSize = 500\n",
+            &[":11: a.sinks.k1.batchSize", "transactionCapacity 100"],
+        ),
+        (
+            "a.sources.r1.channels = c1\n",
+            "a.sources.r1.channels = c1\na.sources.r1.ack-every-event = maybe\n",
+            &[":8:", "'maybe' is not true or false"],
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "bad case: {from}");
+        let (ok, out) = check(&GOOD.replacen(from, to, 1), Some("a"));
+        assert!(!ok, "accepted: {from} -> {to}");
+        for w in *want {
+            assert!(
+                out.contains(w),
+                "for {from:?} -> {to:?}: {w:?} not in\n{out}"
+            );
+        }
+    }
+    let (ok, out) = check(GOOD, Some("b"));
+    assert!(
+        !ok && out.contains("no agent named 'b'") && out.contains("defines agent(s) a"),
+        "{out}"
+    );
+}
+
+#[test]
+fn flume_class_names_notes_continuations_and_defaults_are_accepted() {
+    let text = "# a Flume file\na.sources = r1\na.channels = c1 c2\na.sinks = k1 k2\n\
+        a.sources.r1.type = org.apache.flume.source.NetcatSource\na.sources.r1.bind = 127.0.0.1\n\
+        a.sources.r1.port : 4444\na.sources.r1.channels = c1 \\\n   c2\n\
+        a.channels.c1.type = org.apache.flume.channel.file.FileChannel\na.channels.c1.checkpointInterval = 1000\n\
+        a.channels.c1.useDualCheckpoints = true\n\
+        a.channels.c2.type = org.apache.flume.channel.MemoryChannel\n\
+        a.sinks.k1.type = org.apache.flume.sink.LoggerSink\na.sinks.k1.channel = c1\n\
+        a.sinks.k2.type = org.apache.flume.sink.RollingFileSink\na.sinks.k2.channel = c2\na.sinks.k2.sink.directory = /tmp/x\n";
+    let (ok, out) = check(text, None);
+    assert!(ok, "{out}");
+    assert!(out.contains("source  r1 [netcat] -> c1, c2"), "{out}");
+    assert!(
+        out.contains("note:") && out.contains("checkpointInterval"),
+        "{out}"
+    );
+    let (ok, out) = check(
+        &text.replace(
+            "org.apache.flume.sink.RollingFileSink",
+            "org.apache.flume.sink.NullSink",
+        ),
+        Some("a"),
+    );
+    assert!(ok, "{out}");
+    // The embedded default.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["agent", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// GET over a raw TCP connection (no HTTP client dependency needed for two requests).
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn metrics_in_flume_json_and_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mport = free_port();
+    let cfg = config(dir.path(), port, "");
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &[
+            "-Dflume.monitoring.type=http",
+            &format!("-Dflume.monitoring.port={mport}"),
+        ],
+        Stdio::inherit(),
+    );
+    assert!(support::wait_for_port(mport, Duration::from_secs(10)));
+    let mut client = Client::new(port);
+    for i in 0..3 {
+        assert!(client.send(&format!("m{i}")));
+    }
+    wait_output(dir.path(), |l| l.len() >= 3);
+    let json: serde_json::Value = serde_json::from_str(&http_get(mport, "/metrics")).unwrap();
+    assert_eq!(json["CHANNEL.c1"]["EventPutSuccessCount"], "3");
+    assert_eq!(json["SOURCE.r1"]["EventAcceptedCount"], "3");
+    assert_eq!(json["SINK.k1"]["EventDrainSuccessCount"], "3");
+    assert_eq!(json["CHANNEL.c1"]["ChannelSize"], "0");
+    let prom = http_get(mport, "/metrics/prometheus");
+    assert!(
+        prom.contains("weir_channel_puts_total{name=\"c1\"} 3"),
+        "{prom}"
+    );
+    assert!(agent.stop());
+}
