@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -125,8 +125,11 @@ struct Inner {
     _lock: File,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     writer: Mutex<Writer>,
-    sync: Mutex<SyncState>,
-    sync_done: Condvar,
+    /// True while a commit leader syncs; followers park on `durable`'s address until it clears.
+    syncing: AtomicBool,
+    /// Set, for good, by a failed sync (see `sync_to`).
+    poisoned: Mutex<Option<String>>,
+    is_poisoned: AtomicBool,
     durable: AtomicU64,
     consumers: Mutex<BTreeMap<String, Arc<Mutex<Consumer>>>>,
     /// Lowest checkpointed offset over all consumers, and its byte position in the log stream:
@@ -154,11 +157,6 @@ struct Writer {
     /// Bytes of the active segment below this are synced (or being synced by a leader).
     synced_pos: usize,
     next_offset: u64,
-}
-
-struct SyncState {
-    syncing: bool,
-    poisoned: Option<String>,
 }
 
 struct Consumer {
@@ -338,11 +336,9 @@ impl Wal {
                 synced_pos: write_pos,
                 next_offset,
             }),
-            sync: Mutex::new(SyncState {
-                syncing: false,
-                poisoned: None,
-            }),
-            sync_done: Condvar::new(),
+            syncing: AtomicBool::new(false),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
             durable: AtomicU64::new(next_offset),
             consumers: Mutex::new(
                 consumers
@@ -446,7 +442,11 @@ impl Wal {
     /// `append` then `commit`.
     pub fn append_commit(&self, events: &[Event]) -> Result<Appended> {
         let a = self.append(events)?;
-        self.commit()?;
+        match self.inner.opts.sync {
+            SyncPolicy::Interval(_) => self.inner.check_poisoned()?,
+            // Only this append needs to be covered: no second trip through the writer lock.
+            SyncPolicy::EveryCommit => self.inner.sync_to(a.next_offset)?,
+        }
         Ok(a)
     }
 
@@ -560,43 +560,68 @@ impl Wal {
 
 impl Inner {
     fn check_poisoned(&self) -> Result<()> {
-        match &self.sync.lock().poisoned {
-            Some(p) => Err(WalError::Poisoned(p.clone())),
-            None => Ok(()),
+        if !self.is_poisoned.load(Ordering::Acquire) {
+            return Ok(());
         }
+        let why = self.poisoned.lock().clone().unwrap_or_default();
+        Err(WalError::Poisoned(why))
     }
 
     /// Group commit: returns once everything below `target` is durable. One caller at a time
-    /// syncs (the leader), taking with it everything appended so far; the others wait for it
-    /// and usually find their data already covered.
+    /// syncs (the leader), taking with it everything appended so far; the others park until the
+    /// leader is done and usually find their data covered.
+    ///
+    /// Followers park on the address of `durable` (parking_lot_core) rather than on a condvar:
+    /// a condvar's notify_all hands the waiters to its mutex one at a time, which on two cores
+    /// serialised dozens of wake-ups after every sync; here they all run at once and only read
+    /// atomics.
     fn sync_to(&self, target: u64) -> Result<()> {
-        let mut s = self.sync.lock();
+        let key = &self.durable as *const AtomicU64 as usize;
         loop {
-            if let Some(p) = &s.poisoned {
-                return Err(WalError::Poisoned(p.clone()));
-            }
+            self.check_poisoned()?;
             if self.durable.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
-            if s.syncing {
-                self.sync_done.wait(&mut s);
+            if self
+                .syncing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // Let appenders that are ready to run get into this sync: on a busy machine
+                // this raises the commits per sync; alone it costs a no-op syscall.
+                std::thread::yield_now();
+                if let Err(e) = self.sync_appended() {
+                    // After a failed fsync the kernel may have dropped the dirty pages: retrying
+                    // could report success for data that is gone. Refuse everything from now on.
+                    tracing::error!(error = %e, "sync failed; the log refuses further writes");
+                    *self.poisoned.lock() = Some(e.to_string());
+                    self.is_poisoned.store(true, Ordering::Release);
+                }
+                self.syncing.store(false, Ordering::Release);
+                // SAFETY: the key is the address of this log's own watermark, used as a parking
+                // key nowhere else, and unpark_all has no other requirement.
+                unsafe {
+                    parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
+                }
                 continue;
             }
-            s.syncing = true;
-            drop(s);
-            let result = self.sync_appended();
-            s = self.sync.lock();
-            s.syncing = false;
-            match result {
-                Ok(()) => {}
-                // After a failed fsync the kernel may have dropped the dirty pages: retrying
-                // could report success for data that is gone. Refuse everything from now on.
-                Err(e) => {
-                    tracing::error!(error = %e, "sync failed; the log refuses further writes");
-                    s.poisoned = Some(e.to_string());
-                }
+            // SAFETY: park requires callbacks that neither panic nor call into parking_lot; these
+            // only load atomics. `validate` runs under the key's bucket lock, which unpark_all
+            // also takes after the leader clears `syncing`, so a wake-up cannot be missed: either
+            // we see `syncing` false and do not park, or we are queued before unpark_all runs.
+            unsafe {
+                parking_lot_core::park(
+                    key,
+                    || {
+                        self.syncing.load(Ordering::Acquire)
+                            && self.durable.load(Ordering::Acquire) < target
+                    },
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    None,
+                );
             }
-            self.sync_done.notify_all();
         }
     }
 
