@@ -1150,13 +1150,16 @@ fn retired_segments_that_come_back_after_power_loss_are_retired_again() {
     assert_eq!(wal.stats().segments, 1);
 }
 
-/// Retiring a segment renames `OLD.seg` to `OLD.spare` without syncing the directory; the next
-/// roll rewrites that file's header for its new base offset and `fdatasync`s it *before* the
-/// rename to `NEW.seg` and the directory sync. A power cut in between can leave the directory as
-/// it was at its last sync (the file still called `OLD.seg`) with the file's synced data (a header
-/// saying `NEW`). Nothing committed is lost, so the log must open.
+/// Reusing a spare rewrites its header for the new base offset and `fdatasync`s it *before* the
+/// rename to `NEW.seg` and the directory sync. A power cut in between leaves the file under its
+/// spare name with a header saying `NEW`; it must be taken as a spare and the log must open.
+///
+/// (This test first found that retirement renamed `OLD.seg` to `OLD.spare` without syncing the
+/// directory, so the file could come back as `OLD.seg` with `NEW`'s header and the log refused to
+/// open. Retirement now syncs the directory before a spare can be reused, so that state can no
+/// longer arise; what remains possible is the one built here.)
 #[test]
-fn spare_rewritten_before_its_retirement_rename_was_durable_still_opens() {
+fn spare_rewritten_before_its_rename_to_the_new_segment_was_durable_still_opens() {
     let mut live = Live::new();
     while segment_names(&snapshot(live.dir.path())).len() < 4 {
         live.commit(&[300, 300, 300]);
@@ -1169,18 +1172,18 @@ fn spare_rewritten_before_its_retirement_rename_was_durable_still_opens() {
         .into_iter()
         .find(|s| !q.contains_key(s))
         .expect("the roll reused a spare");
-    let old_name = reused.replace(".spare", ".seg");
     let new_seg = segment_names(&q).pop().unwrap();
-    assert!(p.contains_key(&old_name));
-    let mut img: Image = p
+    assert!(p.contains_key(&reused.replace(".spare", ".seg")));
+    // The directory as the retirement left it (durable), file contents as after the header write.
+    let mut img: Image = r
         .keys()
-        .map(|name| (name.clone(), q.get(name).unwrap_or(&p[name]).clone()))
+        .map(|name| (name.clone(), q.get(name).unwrap_or(&r[name]).clone()))
         .collect();
-    let file = img.get_mut(&old_name).unwrap();
+    let file = img.get_mut(&reused).unwrap();
     file[..SEGMENT_HEADER_LEN].copy_from_slice(&q[&new_seg][..SEGMENT_HEADER_LEN]);
     let dir = materialize(&img);
     check_recovered(dir.path(), &live.model[..p_next], p_next as u64, checkpoint)
-        .unwrap_or_else(|e| panic!("{old_name} holding the rewritten header of {new_seg}: {e}"));
+        .unwrap_or_else(|e| panic!("{reused} holding the rewritten header of {new_seg}: {e}"));
 }
 
 /// The harness must be able to fail: damage to committed bytes, a missing committed event or a

@@ -807,6 +807,10 @@ impl Inner {
                 drop(seg);
                 let spare = path.with_extension(SPARE_EXT);
                 std::fs::rename(&path, &spare).map_err(WalError::io("rename", &path))?;
+                // The new name must be durable before the spare's header can be rewritten for
+                // reuse: otherwise a power cut could leave a file named as the old segment with
+                // the new segment's header, which open refuses (found by tests/power_loss.rs).
+                slots::sync_parent_dir(&spare)?;
                 spares.push(spare);
                 tracing::debug!(segment = %path.display(), "segment retired as a spare");
             }
