@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use support::{
-    Agent, Broker, Client, consume, consume_until, free_port, has_all, kafka_config,
-};
+use support::{Agent, Broker, Client, consume, consume_until, free_port, has_all, kafka_config};
 use weir::config::{AgentConfig, Properties};
 use weir::event::Event;
 use weir::sink::{self, SinkCounters};
