@@ -27,7 +27,7 @@ impl SinkGroupConfig {
             ProcessorConfig::Default => format!("{} [default] {}", self.name, self.sinks.join(" ")),
             ProcessorConfig::Failover(f) => {
                 let mut by_priority = f.priorities.clone();
-                by_priority.sort_by(|a, b| b.1.cmp(&a.1));
+                by_priority.sort_by_key(|(_, p)| std::cmp::Reverse(*p));
                 let order: Vec<String> = by_priority
                     .iter()
                     .map(|(k, p)| format!("{k} (priority {p})"))
