@@ -251,6 +251,7 @@ impl Failover {
             })
             .collect();
         due.sort();
+        let mut nothing_to_take = false;
         for (_, _, i) in due {
             match members[i].process() {
                 Ok(Status::Ready) => {
@@ -265,7 +266,7 @@ impl Failover {
                 // Nothing to take proves nothing: it stays failed, without a longer penalty, and
                 // the live sinks get their turn (Flume would end the cycle here, which starves
                 // the active sink while a failed sink's channel is empty).
-                Ok(Status::Backoff) => {}
+                Ok(Status::Backoff) => nothing_to_take = true,
                 Err(e) => {
                     let failures = self.failed[i].map_or(1, |p| p.failures.saturating_add(1));
                     let penalty = doubling(failures, self.max_penalty);
@@ -291,6 +292,10 @@ impl Failover {
                     tracing::warn!(group, sink = members[i].name(), error = %e, retry_in_ms = penalty.as_millis() as u64, failover_to = next, "sink failed; moved to the failed set");
                 }
             }
+        }
+        if nothing_to_take {
+            // Every sink is failed, but the one tried merely found its channel empty.
+            return Outcome::Backoff;
         }
         Outcome::Unavailable {
             next_retry: self.failed.iter().flatten().map(|p| p.until).min(),
@@ -624,6 +629,11 @@ mod tests {
         // Nothing is driven until a penalty ends.
         assert_eq!(h.cycle().1, Vec::<&str>::new());
         h.clock.advance(2 * S);
+        // An empty channel is no news: not a failure, and no cause for alarm.
+        h.set("k2", Does::Empty);
+        assert_eq!(h.cycle(), (Outcome::Backoff, vec!["k2", "k1"]));
+        h.set("k2", Does::Fail);
+        h.clock.advance(4 * S);
         h.set("k1", Does::Deliver);
         assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2", "k1"]));
         assert_eq!(h.cycles(2), ["k1", "k1"]);
