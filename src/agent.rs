@@ -1,7 +1,8 @@
 //! Wiring and lifecycle: builds channels, sinks and sources from an [`AgentConfig`], runs them
-//! on their own threads, and shuts down in order on SIGTERM/SIGINT: sources stop accepting and
-//! finish their transactions, then sinks finish (commit or roll back) their batch, then the
-//! channels close (the log syncs). A restart resumes exactly where it stopped.
+//! on their own threads (the sinks of a sink group on one thread per group), and shuts down in
+//! order on SIGTERM/SIGINT: sources stop accepting and finish their transactions, then sinks
+//! finish (commit or roll back) their batch, then the channels close (the log syncs). A restart
+//! resumes exactly where it stopped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,8 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         Some(addr) => Some(metrics::serve(registry.clone(), addr, sink_stop.clone())?),
         None => None,
     };
+    // Sinks of a failover or load_balance group run on their group's one thread.
+    let (groups, runners) = sink::group::assemble(&config.sink_groups, runners)?;
     let sink_threads: Vec<JoinHandle<()>> = runners
         .into_iter()
         .map(|r| {
@@ -89,6 +92,12 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
                 .name(format!("sink-{}", r.name))
                 .spawn(move || r.run(stop))
         })
+        .chain(groups.into_iter().map(|g| {
+            let stop = sink_stop.clone();
+            std::thread::Builder::new()
+                .name(format!("sinkgroup-{}", g.name))
+                .spawn(move || g.run(stop))
+        }))
         .collect::<Result<_, _>>()?;
     let source_threads: Vec<JoinHandle<()>> = sources
         .into_iter()

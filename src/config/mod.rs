@@ -4,6 +4,7 @@
 
 mod components;
 mod properties;
+mod sink_group;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use components::*;
 pub use properties::{Entry, Properties};
+pub use sink_group::*;
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct AgentConfig {
     pub sources: Vec<SourceConfig>,
     pub channels: Vec<ChannelConfig>,
     pub sinks: Vec<SinkConfig>,
+    /// `sinkgroups`: sinks driven together by one runner; a sink in none runs on its own.
+    pub sink_groups: Vec<SinkGroupConfig>,
     /// Keys accepted but without effect in weir, and keys not recognised: logged at start.
     pub notes: Vec<String>,
 }
@@ -172,14 +176,7 @@ impl AgentConfig {
                 ));
             }
         }
-        if let Some(groups) = root.entry("sinkgroups") {
-            notes.push(format!(
-                "{}:{}: {agent}.sinkgroups = {}: sink groups are not supported yet; each sink runs on its own",
-                props.path.display(),
-                groups.line,
-                groups.value
-            ));
-        }
+        let sink_groups = parse_sink_groups(&root, agent, &sink_names, &mut notes)?;
         for (key, entry) in props.with_prefix(&format!("{agent}.")) {
             let known = ["sources", "channels", "sinks", "sinkgroups"];
             let top = key.split('.').next().unwrap_or("");
@@ -196,7 +193,10 @@ impl AgentConfig {
                     .split('.')
                     .nth(1)
                     .is_some_and(|n| sink_names.iter().any(|s| s == n)),
-                "sinkgroups" => true,
+                "sinkgroups" => key
+                    .split('.')
+                    .nth(1)
+                    .is_some_and(|n| sink_groups.iter().any(|g| g.name == n)),
                 _ => false,
             };
             if !known.contains(&key) && !defined {
@@ -213,6 +213,7 @@ impl AgentConfig {
             sources,
             channels,
             sinks,
+            sink_groups,
             notes,
         })
     }
@@ -238,6 +239,9 @@ impl AgentConfig {
                 k.kind.type_name(),
                 k.channel
             ));
+        }
+        for g in &self.sink_groups {
+            out.push_str(&format!("  group   {}\n", g.describe()));
         }
         out
     }
