@@ -52,6 +52,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
+    TypeName {
+        alias: "http",
+        classes: &["org.apache.flume.source.http.HTTPSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -272,6 +276,7 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
 pub enum SourceKind {
     Netcat(NetcatConfig),
     Seq(SeqConfig),
+    Http(super::HttpSourceConfig),
 }
 
 impl SourceKind {
@@ -279,6 +284,7 @@ impl SourceKind {
         match self {
             SourceKind::Netcat(_) => "netcat",
             SourceKind::Seq(_) => "seq",
+            SourceKind::Http(_) => "http",
         }
     }
 }
@@ -356,6 +362,7 @@ impl SourceConfig {
                 batch_size: s.positive_or("batchSize", 1)? as usize,
                 body_size: s.usize_or("bodySize", 0)?,
             }),
+            "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;

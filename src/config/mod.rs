@@ -3,6 +3,7 @@
 //! and the key, and says what would be valid.
 
 mod components;
+mod http;
 mod properties;
 
 use std::cell::RefCell;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use components::*;
+pub use http::*;
 pub use properties::{Entry, Properties};
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
