@@ -56,6 +56,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "http",
         classes: &["org.apache.flume.source.http.HTTPSource"],
     },
+    TypeName {
+        alias: "exec",
+        classes: &["org.apache.flume.source.ExecSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -277,6 +281,7 @@ pub enum SourceKind {
     Netcat(NetcatConfig),
     Seq(SeqConfig),
     Http(super::HttpSourceConfig),
+    Exec(super::ExecSourceConfig),
 }
 
 impl SourceKind {
@@ -285,6 +290,7 @@ impl SourceKind {
             SourceKind::Netcat(_) => "netcat",
             SourceKind::Seq(_) => "seq",
             SourceKind::Http(_) => "http",
+            SourceKind::Exec(_) => "exec",
         }
     }
 }
@@ -363,6 +369,7 @@ impl SourceConfig {
                 body_size: s.usize_or("bodySize", 0)?,
             }),
             "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
+            "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;

@@ -3,6 +3,7 @@
 //! and the key, and says what would be valid.
 
 mod components;
+mod exec;
 mod http;
 mod properties;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use components::*;
+pub use exec::*;
 pub use http::*;
 pub use properties::{Entry, Properties};
 

@@ -2,6 +2,7 @@
 //! channels. A source acknowledges its client only after the processor returns, so
 //! "acknowledged" always means "committed to every required channel".
 
+pub mod exec;
 pub mod http;
 pub mod netcat;
 pub mod seq;
@@ -161,5 +162,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Netcat(c) => Box::new(netcat::NetcatSource::new(&config.name, c.clone())),
         SourceKind::Seq(c) => Box::new(seq::SeqSource::new(&config.name, c.clone())),
         SourceKind::Http(c) => Box::new(http::HttpSource::new(&config.name, c.clone())),
+        SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
     }
 }
