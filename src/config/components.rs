@@ -52,6 +52,14 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
+    TypeName {
+        alias: "http",
+        classes: &["org.apache.flume.source.http.HTTPSource"],
+    },
+    TypeName {
+        alias: "exec",
+        classes: &["org.apache.flume.source.ExecSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -272,6 +280,8 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
 pub enum SourceKind {
     Netcat(NetcatConfig),
     Seq(SeqConfig),
+    Http(super::HttpSourceConfig),
+    Exec(super::ExecSourceConfig),
 }
 
 impl SourceKind {
@@ -279,6 +289,8 @@ impl SourceKind {
         match self {
             SourceKind::Netcat(_) => "netcat",
             SourceKind::Seq(_) => "seq",
+            SourceKind::Http(_) => "http",
+            SourceKind::Exec(_) => "exec",
         }
     }
 }
@@ -356,6 +368,8 @@ impl SourceConfig {
                 batch_size: s.positive_or("batchSize", 1)? as usize,
                 body_size: s.usize_or("bodySize", 0)?,
             }),
+            "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
+            "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;

@@ -3,6 +3,8 @@
 //! and the key, and says what would be valid.
 
 mod components;
+mod exec;
+mod http;
 mod properties;
 mod sink_group;
 
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use components::*;
+pub use exec::*;
+pub use http::*;
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
 

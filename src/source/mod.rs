@@ -2,6 +2,8 @@
 //! channels. A source acknowledges its client only after the processor returns, so
 //! "acknowledged" always means "committed to every required channel".
 
+pub mod exec;
+pub mod http;
 pub mod netcat;
 pub mod seq;
 
@@ -159,5 +161,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     match &config.kind {
         SourceKind::Netcat(c) => Box::new(netcat::NetcatSource::new(&config.name, c.clone())),
         SourceKind::Seq(c) => Box::new(seq::SeqSource::new(&config.name, c.clone())),
+        SourceKind::Http(c) => Box::new(http::HttpSource::new(&config.name, c.clone())),
+        SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
     }
 }

@@ -1,0 +1,260 @@
+//! The http source (Flume's HTTPSource with its JSONHandler): a client POSTs a JSON array of
+//! events; the whole request is one transaction, answered 200 only after it is committed to
+//! every required channel. A bad body gets 400 with what is wrong and where, a body over
+//! `maxBodyBytes` 413, a method other than POST 405, and a channel that refuses the events 503
+//! with the channel's reason, so the client knows to retry.
+//!
+//! Each connection has its own thread, so concurrent requests reach the channel together and
+//! share its group commit. `wire` speaks the HTTP; `json` reads the body.
+
+pub mod json;
+pub mod wire;
+
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{ChannelProcessor, Source, StopFlag, stopping};
+use crate::channel::ChannelError;
+use crate::config::HttpSourceConfig;
+use wire::{Conn, ReadError};
+
+/// How often the accept loop looks at the stop flag.
+const POLL: Duration = Duration::from_millis(25);
+
+pub struct HttpSource {
+    name: String,
+    config: HttpSourceConfig,
+    listener: Option<TcpListener>,
+}
+
+impl HttpSource {
+    pub fn new(name: &str, config: HttpSourceConfig) -> HttpSource {
+        HttpSource {
+            name: name.to_owned(),
+            config,
+            listener: None,
+        }
+    }
+}
+
+impl Source for HttpSource {
+    fn start(&mut self) -> anyhow::Result<()> {
+        let addr = format!("{}:{}", self.config.bind, self.config.port);
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .with_context(|| format!("source {}: cannot resolve bind address {addr}", self.name))?
+            .collect();
+        let listener = TcpListener::bind(&addrs[..])
+            .with_context(|| format!("source {}: cannot listen on {addr}", self.name))?;
+        listener.set_nonblocking(true)?;
+        tracing::info!(source = %self.name, addr = %listener.local_addr()?, "http source listening");
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+        let Some(listener) = self.listener else {
+            tracing::error!(source = %self.name, "http source run before start");
+            return;
+        };
+        let processor = Arc::new(processor);
+        let mut connections: Vec<JoinHandle<()>> = Vec::new();
+        while !stopping(&stop) {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    connections.retain(|h| !h.is_finished());
+                    if connections.len() >= self.config.max_connections {
+                        refuse_connection(&self.name, stream, peer, self.config.max_connections);
+                        continue;
+                    }
+                    let (p, st, cfg, name) = (
+                        processor.clone(),
+                        stop.clone(),
+                        self.config.clone(),
+                        self.name.clone(),
+                    );
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("http-{peer}"))
+                        .spawn(move || serve(&name, stream, peer, &cfg, &p, &st));
+                    match spawned {
+                        Ok(h) => connections.push(h),
+                        Err(e) => {
+                            tracing::error!(source = %self.name, %peer, error = %e, "cannot start a connection thread")
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
+                Err(e) => {
+                    tracing::warn!(source = %self.name, error = %e, "accept failed");
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+        drop(listener);
+        // Each connection finishes the transaction it is in and replies before it ends.
+        for h in connections {
+            let _ = h.join();
+        }
+    }
+}
+
+fn refuse_connection(name: &str, stream: TcpStream, peer: SocketAddr, limit: usize) {
+    tracing::warn!(source = name, %peer, limit, "refusing connection: maxConnections reached");
+    if let Ok(mut conn) = Conn::new(stream) {
+        let _ = conn.respond(
+            503,
+            &format!("too many connections (maxConnections = {limit}); retry later"),
+            false,
+            &[("Retry-After", "1")],
+        );
+    }
+}
+
+/// Serves one client's requests until it leaves, a request leaves the stream unusable, or the
+/// agent stops.
+fn serve(
+    name: &str,
+    stream: TcpStream,
+    peer: SocketAddr,
+    cfg: &HttpSourceConfig,
+    processor: &ChannelProcessor,
+    stop: &StopFlag,
+) {
+    let counters = processor.counters();
+    counters.open_connections.fetch_add(1, Ordering::Relaxed);
+    match Conn::new(stream) {
+        Ok(mut conn) => {
+            while serve_one(name, &mut conn, peer, cfg, processor, stop) {}
+            conn.linger_close(stop);
+        }
+        Err(e) => tracing::info!(source = name, %peer, error = %e, "cannot set up the connection"),
+    }
+    counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Reads, handles and answers one request; true if the connection may carry another.
+fn serve_one(
+    name: &str,
+    conn: &mut Conn,
+    peer: SocketAddr,
+    cfg: &HttpSourceConfig,
+    processor: &ChannelProcessor,
+    stop: &StopFlag,
+) -> bool {
+    let counters = processor.counters();
+    let head = conn.read_head(stop).and_then(|head| {
+        if head.method != "POST" {
+            return Err(ReadError::Refused(
+                405,
+                format!(
+                    "method {} not allowed: POST a JSON array of events",
+                    head.method
+                ),
+            ));
+        }
+        if let Some(cs) = head.charset.as_deref()
+            && cs != "utf-8"
+            && cs != "utf8"
+        {
+            return Err(ReadError::Refused(
+                415,
+                format!("charset {cs} is not supported: send the JSON as UTF-8"),
+            ));
+        }
+        Ok(head)
+    });
+    let head = match head {
+        Ok(h) => h,
+        Err(e) => return fail(name, conn, peer, e, counters),
+    };
+    let body = match conn.read_body(&head, cfg.max_body_bytes, stop) {
+        Ok(b) => b,
+        Err(e) => return fail(name, conn, peer, e, counters),
+    };
+    let (status, message) = match json::parse_events(&body) {
+        Err(e) => {
+            counters.read_fail.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(source = name, %peer, path = %head.path, error = %e, "bad request body");
+            (400, e.0)
+        }
+        // Nothing to store: no transaction needed.
+        Ok(events) if events.is_empty() => (200, String::new()),
+        Ok(events) => match processor.process(events) {
+            Ok(()) => (200, String::new()),
+            Err(e) => {
+                tracing::debug!(source = name, %peer, error = %e, "events refused");
+                (refusal_status(&e), e.to_string())
+            }
+        },
+    };
+    let extra: &[(&str, &str)] = if status == 503 {
+        &[("Retry-After", "1")]
+    } else {
+        &[]
+    };
+    let keep_alive = head.keep_alive && !stopping(stop);
+    if let Err(e) = conn.respond(status, &message, keep_alive, extra) {
+        tracing::info!(source = name, %peer, status, error = %e, "client went away before its reply");
+        return false;
+    }
+    keep_alive
+}
+
+/// 503 when retrying later can succeed (the channel is full or its storage failed); 413 when
+/// the request holds more events than one transaction of the channel may.
+fn refusal_status(e: &ChannelError) -> u16 {
+    match e {
+        ChannelError::TransactionTooLarge { .. } => 413,
+        ChannelError::Full { .. } | ChannelError::Storage { .. } => 503,
+    }
+}
+
+/// Answers (where the client can still hear it) a request that could not be read; the
+/// connection then ends.
+fn fail(
+    name: &str,
+    conn: &mut Conn,
+    peer: SocketAddr,
+    e: ReadError,
+    counters: &super::SourceCounters,
+) -> bool {
+    let reply = match e {
+        ReadError::Closed | ReadError::Stopping { mid_request: false } => None,
+        ReadError::Stopping { mid_request: true } => {
+            Some((503, "the agent is stopping; retry later".to_owned()))
+        }
+        ReadError::TimedOut => {
+            tracing::info!(source = name, %peer, "request incomplete after the idle timeout; closing");
+            Some((
+                408,
+                format!(
+                    "no data for {} s in the middle of a request",
+                    wire::IDLE_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+        ReadError::Io(e) => {
+            tracing::info!(source = name, %peer, error = %e, "connection failed mid-request");
+            None
+        }
+        ReadError::Refused(status, message) => {
+            counters.read_fail.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(source = name, %peer, status, reason = %message, "request refused");
+            Some((status, message))
+        }
+    };
+    if let Some((status, message)) = reply {
+        let allow: &[(&str, &str)] = if status == 405 {
+            &[("Allow", "POST")]
+        } else {
+            &[]
+        };
+        let _ = conn.respond(status, &message, false, allow);
+    }
+    false
+}
