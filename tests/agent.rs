@@ -488,7 +488,16 @@ fn metrics_in_flume_json_and_prometheus() {
         assert!(client.send(&format!("m{i}")));
     }
     wait_output(dir.path(), |l| l.len() >= 3);
-    let json: serde_json::Value = serde_json::from_str(&http_get(mport, "/metrics")).unwrap();
+    // The lines reach the file before the sink commits its take and counts them: wait for the
+    // commit rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let json = loop {
+        let json: serde_json::Value = serde_json::from_str(&http_get(mport, "/metrics")).unwrap();
+        if json["SINK.k1"]["EventDrainSuccessCount"] == "3" || Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(json["CHANNEL.c1"]["EventPutSuccessCount"], "3");
     assert_eq!(json["SOURCE.r1"]["EventAcceptedCount"], "3");
     assert_eq!(json["SINK.k1"]["EventDrainSuccessCount"], "3");
