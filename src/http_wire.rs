@@ -1,13 +1,13 @@
-//! Just enough HTTP/1.1 for the http source: read one request at a time from a connection
-//! (head parsed by `httparse`, body by Content-Length or chunked transfer coding) and write a
-//! small response.
+//! Just enough HTTP/1.1 for weir's two HTTP servers, the http source and the metrics endpoint:
+//! read one request at a time from a connection (head parsed by `httparse`, body by
+//! Content-Length or chunked transfer coding) and write a small response.
 //!
-//! Hand-written rather than tiny_http (which `metrics` uses) because tiny_http 0.12, its latest
-//! release, allocates a buffer the size of the *declared* Content-Length when a request's body
-//! is left unread: one `Content-Length: 1000000000000` aborts the whole process (upstream issue
-//! tiny-http#252, fix proposed in PR #290, not released). It also has no read timeouts. Here the
-//! declared length is checked against the limit before anything is read or allocated, every
-//! read has a deadline, and a reading thread notices the agent stopping.
+//! Hand-written rather than tiny_http because tiny_http 0.12, its latest release, allocates a
+//! buffer the size of the *declared* Content-Length when a request's body is left unread: one
+//! `Content-Length: 1000000000000` aborts the whole process (upstream issue tiny-http#252, fix
+//! proposed in PR #290, not released). It also has no read timeouts. Here the declared length is
+//! checked against the caller's limit before anything is read or allocated, every read has a
+//! deadline, and a reading thread notices the agent stopping.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -26,7 +26,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How often a blocked read looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
-/// The parts of a request head the source needs.
+/// The parts of a request head the servers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub method: String,
@@ -174,7 +174,7 @@ impl Conn {
         let too_large = |what: String| {
             ReadError::Refused(
                 413,
-                format!("request body {what} exceeds the limit of {limit} bytes (maxBodyBytes)"),
+                format!("request body {what} exceeds the limit of {limit} bytes"),
             )
         };
         if let BodyKind::Length(n) = head.body
@@ -320,7 +320,7 @@ impl Conn {
     }
 }
 
-/// Checks a parsed head and keeps what the source needs.
+/// Checks a parsed head and keeps what the servers need.
 fn interpret(req: &httparse::Request) -> Result<Head, ReadError> {
     let refuse = |status: u16, msg: &str| Err(ReadError::Refused(status, msg.to_owned()));
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
