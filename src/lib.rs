@@ -9,6 +9,7 @@ pub mod agent;
 pub mod channel;
 pub mod config;
 pub mod event;
+pub mod http_wire;
 pub mod interceptor;
 pub mod metrics;
 pub mod selector;

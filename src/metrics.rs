@@ -1,16 +1,20 @@
 //! Component counters served over HTTP: `GET /metrics` in Flume's JSON layout (every value a
 //! string, components named `SOURCE.r1`, `CHANNEL.c1`, `SINK.k1`) and `GET /metrics/prometheus`
-//! in the Prometheus text format.
+//! in the Prometheus text format. [`crate::http_wire`] speaks the HTTP.
 
 use std::fmt::Write as _;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::channel::Channel;
+use crate::http_wire::{BodyKind, Conn, Head, ReadError};
 use crate::sink::SinkCounters;
 use crate::source::{SourceCounters, StopFlag, stopping};
 
@@ -206,52 +210,176 @@ impl Registry {
     }
 }
 
-/// Serves the registry on `addr` until `stop` is set.
+/// Most connections served at once; one more is answered 503 and closed, so a pile of stalled
+/// clients costs a bounded number of threads.
+const MAX_CONNECTIONS: usize = 32;
+/// A client that sends nothing for this long is dropped: a scrape is one small request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the accept loop looks at the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(25);
+const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Serves the registry on `addr` until `stop` is set: `GET /metrics` and
+/// `GET /metrics/prometheus`. Each connection has its own thread (at most
+/// [`MAX_CONNECTIONS`]), so a slow or stalled client cannot hold up another scrape. A request
+/// body is never read: requests carry none, and one that announces one is refused.
 pub fn serve(
     registry: Arc<Registry>,
     addr: &str,
     stop: StopFlag,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {addr}: {e}"))?;
+    let listener =
+        TcpListener::bind(addr).with_context(|| format!("metrics: cannot listen on {addr}"))?;
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("metrics: cannot set up the listener on {addr}"))?;
     tracing::info!(%addr, "metrics at /metrics (Flume JSON) and /metrics/prometheus");
     let handle = std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            while !stopping(&stop) {
-                let req = match server.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: receive failed");
-                        continue;
+        .spawn(move || accept_loop(&listener, &registry, &stop))?;
+    Ok(handle)
+}
+
+fn accept_loop(listener: &TcpListener, registry: &Arc<Registry>, stop: &StopFlag) {
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    while !stopping(stop) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                connections.retain(|h| !h.is_finished());
+                if connections.len() >= MAX_CONNECTIONS {
+                    tracing::warn!(%peer, limit = MAX_CONNECTIONS, "metrics: refusing connection: too many open");
+                    if let Ok(mut conn) = Conn::with_idle_timeout(stream, IDLE_TIMEOUT) {
+                        let _ = conn.respond(
+                            503,
+                            &format!("too many metrics connections (at most {MAX_CONNECTIONS}); retry later"),
+                            false,
+                            &[("Retry-After", "1")],
+                        );
                     }
-                };
-                let path = req.url().split('?').next().unwrap_or("").to_owned();
-                let (status, body, ctype) = match (req.method(), path.as_str()) {
-                    (tiny_http::Method::Get, "/metrics") => {
-                        (200, registry.flume_json(), "application/json")
-                    }
-                    (tiny_http::Method::Get, "/metrics/prometheus") => {
-                        (200, registry.prometheus(), "text/plain; version=0.0.4")
-                    }
-                    _ => (
-                        404,
-                        "not found: try /metrics or /metrics/prometheus\n".to_owned(),
-                        "text/plain",
-                    ),
-                };
-                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes());
-                let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-                if let Ok(h) = header {
-                    resp = resp.with_header(h);
+                    continue;
                 }
-                if let Err(e) = req.respond(resp) {
-                    tracing::debug!(error = %e, "metrics: client went away");
+                let (registry, stop) = (registry.clone(), stop.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("metrics-{peer}"))
+                    .spawn(move || serve_connection(&registry, stream, peer, &stop));
+                match spawned {
+                    Ok(h) => connections.push(h),
+                    Err(e) => {
+                        tracing::error!(%peer, error = %e, "metrics: cannot start a connection thread")
+                    }
                 }
             }
-        })?;
-    Ok(handle)
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: accept failed");
+                std::thread::sleep(ACCEPT_POLL);
+            }
+        }
+    }
+    // Each connection notices the stop flag within a read poll; joining them means nothing
+    // holds the registry (and through it the channels) once this thread has ended.
+    for h in connections {
+        let _ = h.join();
+    }
+}
+
+/// Answers one client's requests until it leaves, sends something unusable, or the agent stops.
+fn serve_connection(registry: &Registry, stream: TcpStream, peer: SocketAddr, stop: &StopFlag) {
+    match Conn::with_idle_timeout(stream, IDLE_TIMEOUT) {
+        Ok(mut conn) => {
+            while serve_one(registry, &mut conn, peer, stop) {}
+            conn.linger_close(stop);
+        }
+        Err(e) => tracing::info!(%peer, error = %e, "metrics: cannot set up the connection"),
+    }
+}
+
+/// Reads and answers one request; true if the connection may carry another.
+fn serve_one(registry: &Registry, conn: &mut Conn, peer: SocketAddr, stop: &StopFlag) -> bool {
+    let head = match conn.read_head(stop) {
+        Ok(h) => h,
+        Err(e) => {
+            let reply = match e {
+                ReadError::Closed | ReadError::Stopping { mid_request: false } => None,
+                ReadError::Stopping { mid_request: true } => {
+                    Some((503, "the agent is stopping".to_owned()))
+                }
+                ReadError::TimedOut => {
+                    tracing::info!(%peer, "metrics: request incomplete after the idle timeout; closing");
+                    Some((
+                        408,
+                        format!(
+                            "no data for {} s in the middle of a request",
+                            IDLE_TIMEOUT.as_secs()
+                        ),
+                    ))
+                }
+                ReadError::Io(e) => {
+                    tracing::debug!(%peer, error = %e, "metrics: connection failed mid-request");
+                    None
+                }
+                ReadError::Refused(status, message) => {
+                    tracing::info!(%peer, status, reason = %message, "metrics: request refused");
+                    Some((status, message))
+                }
+            };
+            if let Some((status, message)) = reply {
+                let _ = conn.respond(status, &message, false, &[]);
+            }
+            return false;
+        }
+    };
+    let reply = route(registry, &head);
+    // An unread body leaves the stream unusable for a next request.
+    let keep_alive = head.keep_alive && head.body == BodyKind::Length(0) && !stopping(stop);
+    let sent = match reply {
+        Ok((content_type, body)) => {
+            conn.respond_with(200, content_type, body.as_bytes(), keep_alive, &[])
+        }
+        Err((status, message)) => {
+            tracing::debug!(%peer, method = %head.method, path = %head.path, status, "metrics: request refused");
+            let allow: &[(&str, &str)] = if status == 405 {
+                &[("Allow", "GET")]
+            } else {
+                &[]
+            };
+            conn.respond(status, &message, keep_alive, allow)
+        }
+    };
+    if let Err(e) = sent {
+        tracing::debug!(%peer, error = %e, "metrics: client went away before its reply");
+        return false;
+    }
+    keep_alive
+}
+
+/// The content type and body a request gets, or the status and reason it is refused with. A
+/// request body is refused before anything of it is read, whatever length it declares.
+fn route(registry: &Registry, head: &Head) -> Result<(&'static str, String), (u16, String)> {
+    let path = head.path.split('?').next().unwrap_or("");
+    let (render, content_type): (fn(&Registry) -> String, _) = match path {
+        "/metrics" => (Registry::flume_json, "application/json"),
+        "/metrics/prometheus" => (Registry::prometheus, PROMETHEUS_TYPE),
+        _ => {
+            return Err((
+                404,
+                "not found: try /metrics or /metrics/prometheus".to_owned(),
+            ));
+        }
+    };
+    if head.method != "GET" {
+        return Err((
+            405,
+            format!(
+                "method {} not allowed: metrics are read with GET",
+                head.method
+            ),
+        ));
+    }
+    if head.body != BodyKind::Length(0) {
+        return Err((413, "a metrics request takes no body".to_owned()));
+    }
+    Ok((content_type, render(registry)))
 }
 
 pub fn start_time_ms() -> u64 {

@@ -5,10 +5,9 @@
 //! with the channel's reason, so the client knows to retry.
 //!
 //! Each connection has its own thread, so concurrent requests reach the channel together and
-//! share its group commit. `wire` speaks the HTTP; `json` reads the body.
+//! share its group commit. [`crate::http_wire`] speaks the HTTP; `json` reads the body.
 
 pub mod json;
-pub mod wire;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use anyhow::Context;
 use super::{ChannelProcessor, Source, StopFlag, stopping};
 use crate::channel::ChannelError;
 use crate::config::HttpSourceConfig;
-use wire::{Conn, ReadError};
+use crate::http_wire::{self as wire, Conn, ReadError};
 
 /// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(25);
@@ -174,6 +173,11 @@ fn serve_one(
     };
     let body = match conn.read_body(&head, cfg.max_body_bytes, stop) {
         Ok(b) => b,
+        // Name the key that sets the limit, so the client's operator knows what to raise.
+        Err(ReadError::Refused(413, m)) => {
+            let e = ReadError::Refused(413, format!("{m} (maxBodyBytes)"));
+            return fail(name, conn, peer, e, counters);
+        }
         Err(e) => return fail(name, conn, peer, e, counters),
     };
     let (status, message) = match json::parse_events(&body) {

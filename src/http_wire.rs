@@ -1,13 +1,13 @@
-//! Just enough HTTP/1.1 for the http source: read one request at a time from a connection
-//! (head parsed by `httparse`, body by Content-Length or chunked transfer coding) and write a
-//! small response.
+//! Just enough HTTP/1.1 for weir's two HTTP servers, the http source and the metrics endpoint:
+//! read one request at a time from a connection (head parsed by `httparse`, body by
+//! Content-Length or chunked transfer coding) and write a small response.
 //!
-//! Hand-written rather than tiny_http (which `metrics` uses) because tiny_http 0.12, its latest
-//! release, allocates a buffer the size of the *declared* Content-Length when a request's body
-//! is left unread: one `Content-Length: 1000000000000` aborts the whole process (upstream issue
-//! tiny-http#252, fix proposed in PR #290, not released). It also has no read timeouts. Here the
-//! declared length is checked against the limit before anything is read or allocated, every
-//! read has a deadline, and a reading thread notices the agent stopping.
+//! Hand-written rather than tiny_http because tiny_http 0.12, its latest release, allocates a
+//! buffer the size of the *declared* Content-Length when a request's body is left unread: one
+//! `Content-Length: 1000000000000` aborts the whole process (upstream issue tiny-http#252, fix
+//! proposed in PR #290, not released). It also has no read timeouts. Here the declared length is
+//! checked against the caller's limit before anything is read or allocated, every read has a
+//! deadline, and a reading thread notices the agent stopping.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -19,14 +19,15 @@ use crate::source::{StopFlag, stopping};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 100;
-/// A connection that sends nothing for this long is closed (mid-request with a 408).
+/// A connection that sends nothing for this long is closed (mid-request with a 408), unless
+/// made with [`Conn::with_idle_timeout`].
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closing connection's unread input is drained (see [`Conn::linger_close`]).
 const LINGER: Duration = Duration::from_secs(2);
 /// How often a blocked read looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
-/// The parts of a request head the source needs.
+/// The parts of a request head the servers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub method: String,
@@ -52,7 +53,7 @@ pub enum ReadError {
     Closed,
     /// The agent is stopping; `mid_request` if part of a request had arrived.
     Stopping { mid_request: bool },
-    /// Part of a request arrived, then nothing for [`IDLE_TIMEOUT`].
+    /// Part of a request arrived, then nothing for the connection's idle timeout.
     TimedOut,
     /// The connection failed or closed in the middle of a request.
     Io(std::io::Error),
@@ -65,24 +66,33 @@ pub enum ReadError {
 pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    idle: Duration,
 }
 
 impl Conn {
+    /// A connection with the default [`IDLE_TIMEOUT`].
     pub fn new(stream: TcpStream) -> std::io::Result<Conn> {
+        Conn::with_idle_timeout(stream, IDLE_TIMEOUT)
+    }
+
+    /// A connection closed after `idle` without a byte from the client; a write that cannot
+    /// proceed for `idle` fails too.
+    pub fn with_idle_timeout(stream: TcpStream, idle: Duration) -> std::io::Result<Conn> {
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
+        stream.set_read_timeout(Some(POLL.min(idle)))?;
+        stream.set_write_timeout(Some(idle))?;
         let _ = stream.set_nodelay(true);
         Ok(Conn {
             stream,
             buf: Vec::new(),
+            idle,
         })
     }
 
-    /// Reads more bytes into the buffer; false at end of stream. Gives up after
-    /// [`IDLE_TIMEOUT`] without a byte, or when the agent stops.
+    /// Reads more bytes into the buffer; false at end of stream. Gives up after the idle
+    /// timeout without a byte, or when the agent stops.
     fn fill(&mut self, stop: &StopFlag, mid_request: bool) -> Result<bool, ReadError> {
-        let deadline = Instant::now() + IDLE_TIMEOUT;
+        let deadline = Instant::now() + self.idle;
         let mut chunk = [0u8; 16 * 1024];
         loop {
             if stopping(stop) {
@@ -174,7 +184,7 @@ impl Conn {
         let too_large = |what: String| {
             ReadError::Refused(
                 413,
-                format!("request body {what} exceeds the limit of {limit} bytes (maxBodyBytes)"),
+                format!("request body {what} exceeds the limit of {limit} bytes"),
             )
         };
         if let BodyKind::Length(n) = head.body
@@ -266,7 +276,7 @@ impl Conn {
         }
     }
 
-    /// Writes a complete response with a plain-text body.
+    /// Writes a complete response whose body is `message` as a line of plain text.
     pub fn respond(
         &mut self,
         status: u16,
@@ -279,18 +289,37 @@ impl Conn {
         } else {
             format!("{message}\n")
         };
-        let mut out = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: {}\r\n",
+        self.respond_with(
+            status,
+            "text/plain; charset=utf-8",
+            body.as_bytes(),
+            keep_alive,
+            extra_headers,
+        )
+    }
+
+    /// Writes a complete response with `body` as it is, of type `content_type`.
+    pub fn respond_with(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+        keep_alive: bool,
+        extra_headers: &[(&str, &str)],
+    ) -> std::io::Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             reason(status),
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
         );
         for (k, v) in extra_headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        out.push_str("\r\n");
-        out.push_str(&body);
-        self.write_raw(out.as_bytes())
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        self.write_raw(&out)
     }
 
     /// Ends the connection without losing the last response: a socket closed with unread
@@ -320,7 +349,7 @@ impl Conn {
     }
 }
 
-/// Checks a parsed head and keeps what the source needs.
+/// Checks a parsed head and keeps what the servers need.
 fn interpret(req: &httparse::Request) -> Result<Head, ReadError> {
     let refuse = |status: u16, msg: &str| Err(ReadError::Refused(status, msg.to_owned()));
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
@@ -395,6 +424,7 @@ fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         400 => "Bad Request",
+        404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
@@ -544,6 +574,32 @@ mod tests {
         drop(client);
         let h = c.read_head(&stop).unwrap();
         assert!(matches!(c.read_body(&h, 100, &stop), Err(ReadError::Io(_))));
+    }
+
+    #[test]
+    fn a_request_stalled_past_the_idle_timeout_times_out() {
+        let stop = no_stop();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        client.write_all(b"GET /metr").unwrap();
+        let (server, _) = l.accept().unwrap();
+        let mut c = Conn::with_idle_timeout(server, Duration::from_millis(300)).unwrap();
+        assert!(matches!(c.read_head(&stop), Err(ReadError::TimedOut)));
+    }
+
+    #[test]
+    fn respond_with_sends_the_body_as_given() {
+        let (mut c, mut client) = conn_with(b"");
+        c.respond_with(404, "application/json", b"{}", false, &[("Allow", "GET")])
+            .unwrap();
+        drop(c);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert_eq!(
+            got,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\
+             Connection: close\r\nAllow: GET\r\n\r\n{}"
+        );
     }
 
     #[test]
