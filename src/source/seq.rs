@@ -21,6 +21,15 @@ impl SeqSource {
     }
 }
 
+/// The decimal number, padded with spaces to `size` bytes (a longer number is left whole).
+fn body(i: u64, size: usize) -> Vec<u8> {
+    let mut b = i.to_string().into_bytes();
+    if b.len() < size {
+        b.resize(size, b' ');
+    }
+    b
+}
+
 impl Source for SeqSource {
     fn start(&mut self) -> anyhow::Result<()> {
         Ok(())
@@ -31,7 +40,7 @@ impl Source for SeqSource {
         while next < self.config.total_events && !stopping(&stop) {
             let n = (self.config.total_events - next).min(self.config.batch_size as u64);
             let batch: Vec<Event> = (next..next + n)
-                .map(|i| Event::new(i.to_string()))
+                .map(|i| Event::new(body(i, self.config.body_size)))
                 .collect();
             match processor.process(batch) {
                 Ok(()) => next += n,
@@ -42,5 +51,18 @@ impl Source for SeqSource {
             }
         }
         tracing::info!(source = %self.name, events = next, "seq source finished");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body;
+
+    #[test]
+    fn bodies_are_padded_to_the_configured_size() {
+        assert_eq!(body(42, 0), b"42");
+        assert_eq!(body(42, 5), b"42   ");
+        assert_eq!(body(123456, 3), b"123456");
+        assert_eq!(body(7, 100).len(), 100);
     }
 }
