@@ -52,6 +52,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
+    TypeName {
+        alias: "TAILDIR",
+        classes: &["org.apache.flume.source.taildir.TaildirSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -272,6 +276,7 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
 pub enum SourceKind {
     Netcat(NetcatConfig),
     Seq(SeqConfig),
+    Taildir(super::TaildirConfig),
 }
 
 impl SourceKind {
@@ -279,6 +284,7 @@ impl SourceKind {
         match self {
             SourceKind::Netcat(_) => "netcat",
             SourceKind::Seq(_) => "seq",
+            SourceKind::Taildir(_) => "TAILDIR",
         }
     }
 }
@@ -356,6 +362,7 @@ impl SourceConfig {
                 batch_size: s.positive_or("batchSize", 1)? as usize,
                 body_size: s.usize_or("bodySize", 0)?,
             }),
+            "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;
@@ -428,7 +435,7 @@ pub struct MemoryChannelConfig {
     pub byte_capacity: Option<u64>,
 }
 
-fn home_path(rel: &str) -> PathBuf {
+pub(super) fn home_path(rel: &str) -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
