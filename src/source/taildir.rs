@@ -778,3 +778,311 @@ fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
         std::thread::sleep(left.min(step));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::channel::Channel;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{
+        FileGroup, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind,
+    };
+    use crate::event::Headers;
+    use crate::source::SourceCounters;
+
+    struct Rig {
+        dir: tempfile::TempDir,
+        channel: Arc<dyn Channel>,
+        processor: ChannelProcessor,
+        stop: StopFlag,
+    }
+
+    fn rig(transaction_capacity: usize) -> Rig {
+        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 100_000,
+                transaction_capacity,
+                keep_alive: Duration::from_millis(10),
+                byte_capacity: None,
+            },
+        ));
+        let source = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            selector: SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: SourceKind::Seq(crate::config::SeqConfig {
+                total_events: 0,
+                batch_size: 1,
+                body_size: 0,
+            }),
+        };
+        let processor = ChannelProcessor::new(
+            &source,
+            std::slice::from_ref(&channel),
+            Arc::new(SourceCounters::default()),
+        );
+        Rig {
+            dir: tempfile::tempdir().unwrap(),
+            channel,
+            processor,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    impl Rig {
+        fn config(&self, pattern: &str) -> TaildirConfig {
+            TaildirConfig {
+                groups: vec![FileGroup {
+                    name: "g".into(),
+                    dir: self.dir.path().to_owned(),
+                    pattern: regex::Regex::new(&format!("^(?:{pattern})$")).unwrap(),
+                    headers: Headers::from([("group".to_owned(), "g".to_owned())]),
+                }],
+                position_file: self.dir.path().join("pos/positions.json"),
+                batch_size: 10,
+                skip_to_end: false,
+                idle_timeout: Duration::from_secs(120),
+                write_pos_interval: Duration::ZERO,
+                file_header: Some("file".into()),
+                byte_offset_header: true,
+                max_batch_count: u64::MAX,
+                poll_delay: Duration::from_millis(10),
+            }
+        }
+
+        fn tailer(&self, config: TaildirConfig) -> Tailer {
+            let mut source = TaildirSource::new("r1", config);
+            source.start().unwrap();
+            source.tailer.unwrap()
+        }
+
+        /// One poll: look at the directory, read everything, retire idle files.
+        fn poll(&self, t: &mut Tailer) {
+            t.scan();
+            assert!(t.read_all(&self.processor, &self.stop).is_some());
+            assert!(t.retire_idle(&self.processor, &self.stop));
+            t.maybe_write_positions();
+        }
+
+        fn take_all(&self) -> Vec<Event> {
+            let mut out = Vec::new();
+            loop {
+                let max = self.channel.transaction_capacity();
+                let taken = self.channel.take(max, Duration::ZERO).unwrap();
+                if taken.is_empty() {
+                    return out;
+                }
+                out.extend(taken.events.iter().map(|(_, e)| e.clone()));
+                self.channel.commit(taken).unwrap();
+            }
+        }
+
+        fn bodies(&self) -> Vec<String> {
+            self.take_all()
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                .collect()
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+    }
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    fn numbered(prefix: &str, range: std::ops::Range<u32>) -> String {
+        range.map(|i| format!("{prefix}{i}\n")).collect()
+    }
+
+    fn want(prefix: &str, range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn headers_batches_and_files_that_appear_later() {
+        let r = rig(100);
+        append(&r.path("app.log"), &numbered("a", 0..25));
+        append(&r.path("other.txt"), "ignored\n");
+        let mut t = r.tailer(r.config(r"app\.log.*"));
+        r.poll(&mut t);
+        let events = r.take_all();
+        assert_eq!(events.len(), 25);
+        let e = &events[3];
+        assert_eq!(&e.body[..], b"a3");
+        assert_eq!(e.headers["group"], "g");
+        assert_eq!(e.headers["file"], r.path("app.log").to_string_lossy());
+        assert_eq!(e.headers["byteoffset"], "9");
+        append(&r.path("app.log.2"), "late\n");
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), vec!["late"]);
+    }
+
+    #[test]
+    fn renamed_away_file_is_read_to_its_end_including_later_writes() {
+        let r = rig(100);
+        let mut config = r.config(r"app\.log");
+        config.idle_timeout = Duration::ZERO;
+        let mut writer = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(r.path("app.log"))
+            .unwrap();
+        writer.write_all(numbered("x", 0..5).as_bytes()).unwrap();
+        let mut t = r.tailer(config);
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), want("x", 0..5));
+        // Rotation: the writer keeps its handle a little while after the rename.
+        std::fs::rename(r.path("app.log"), r.path("app.log.1")).unwrap();
+        writer.write_all(numbered("x", 5..9).as_bytes()).unwrap();
+        writer.write_all(b"unfinished").unwrap();
+        append(&r.path("app.log"), &numbered("y", 0..3));
+        r.poll(&mut t);
+        let mut got = r.bodies();
+        got.sort();
+        let mut expected = [want("x", 5..9), want("y", 0..3), vec!["unfinished".into()]].concat();
+        expected.sort();
+        assert_eq!(got, expected);
+        assert_eq!(t.files.len(), 1, "the rotated file is forgotten");
+        let positions = std::fs::read_to_string(&t.config.position_file).unwrap();
+        assert!(!positions.contains("app.log.1"), "{positions}");
+    }
+
+    #[test]
+    fn truncation_and_rewrite_start_over() {
+        let r = rig(100);
+        let mut t = r.tailer(r.config(r"app\.log"));
+        append(&r.path("app.log"), &numbered("a", 0..50));
+        r.poll(&mut t);
+        assert_eq!(r.bodies().len(), 50);
+        // copytruncate, noticed while the file is still short.
+        std::fs::write(r.path("app.log"), numbered("b", 0..3)).unwrap();
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), want("b", 0..3));
+        // Truncated and written past the old size before the next look.
+        std::fs::write(r.path("app.log"), numbered("longer-c", 0..40)).unwrap();
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), want("longer-c", 0..40));
+    }
+
+    #[test]
+    fn restart_resumes_and_finds_a_file_renamed_meanwhile() {
+        let r = rig(100);
+        append(&r.path("app.log"), &numbered("a", 0..30));
+        let mut t = r.tailer(r.config(r"app\.log"));
+        r.poll(&mut t);
+        assert_eq!(r.bodies().len(), 30);
+        drop(t);
+        // While stopped: more lines, then rotation to a name the group does not match.
+        append(&r.path("app.log"), &numbered("a", 30..35));
+        std::fs::rename(r.path("app.log"), r.path("app.log.1")).unwrap();
+        append(&r.path("app.log"), &numbered("b", 0..2));
+        let mut t = r.tailer(r.config(r"app\.log"));
+        r.poll(&mut t);
+        let mut got = r.bodies();
+        got.sort();
+        let mut expected = [want("a", 30..35), want("b", 0..2)].concat();
+        expected.sort();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn skip_to_end_applies_to_files_found_at_start_only() {
+        let r = rig(100);
+        append(&r.path("app.log"), "old\n");
+        let mut config = r.config(r".*\.log");
+        config.skip_to_end = true;
+        let mut t = r.tailer(config);
+        r.poll(&mut t);
+        assert!(r.bodies().is_empty());
+        append(&r.path("app.log"), "new\n");
+        append(&r.path("later.log"), "later\n");
+        r.poll(&mut t);
+        let mut got = r.bodies();
+        got.sort();
+        assert_eq!(got, vec!["later", "new"]);
+    }
+
+    #[test]
+    fn oversized_batches_shrink_to_the_transaction_capacity() {
+        let r = rig(4);
+        append(&r.path("app.log"), &numbered("a", 0..23));
+        let mut t = r.tailer(r.config(r"app\.log"));
+        r.poll(&mut t);
+        assert_eq!(t.batch_size, 4);
+        assert_eq!(r.bodies(), want("a", 0..23));
+    }
+
+    #[test]
+    fn a_full_channel_delays_but_loses_and_repeats_nothing() {
+        let r = rig(100);
+        // Room for 15 events: the source must wait for the consumer below.
+        let small: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 15,
+                transaction_capacity: 10,
+                keep_alive: Duration::from_millis(5),
+                byte_capacity: None,
+            },
+        ));
+        let source = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            selector: SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: SourceKind::Seq(crate::config::SeqConfig {
+                total_events: 0,
+                batch_size: 1,
+                body_size: 0,
+            }),
+        };
+        let processor = ChannelProcessor::new(
+            &source,
+            std::slice::from_ref(&small),
+            Arc::new(SourceCounters::default()),
+        );
+        append(&r.path("app.log"), &numbered("a", 0..200));
+        let mut t = r.tailer(r.config(r"app\.log"));
+        let stop = r.stop.clone();
+        let runner = std::thread::spawn(move || t.run(&processor, &stop));
+        // Let the source fill the channel and be refused before anything is taken.
+        let end = Instant::now() + Duration::from_secs(20);
+        while small.counters().full.load(Ordering::Relaxed) == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut got = Vec::new();
+        while got.len() < 200 && Instant::now() < end {
+            let taken = small.take(7, Duration::from_millis(50)).unwrap();
+            got.extend(
+                taken
+                    .events
+                    .iter()
+                    .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned()),
+            );
+            small.commit(taken).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        r.stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        assert_eq!(got, want("a", 0..200));
+        assert!(small.counters().full.load(Ordering::Relaxed) > 0, "the channel never filled");
+        let pos = std::fs::read_to_string(r.dir.path().join("pos/positions.json")).unwrap();
+        let size = std::fs::metadata(r.path("app.log")).unwrap().len();
+        assert!(pos.contains(&format!("\"pos\":{size}")), "{pos}");
+    }
+}
