@@ -70,7 +70,12 @@ fn agent_logs(dir: &Path) -> String {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("agent-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("agent-")
+        })
         .collect();
     names.sort();
     let mut text = String::new();
@@ -128,7 +133,10 @@ fn wait_for(dir: &Path, want: &[String]) -> Vec<String> {
 /// Asserts each line of `want` appears exactly once and nothing else appears.
 fn assert_exactly_once(out: &[String], want: &[String]) {
     let seen = counts(out);
-    let missing: Vec<&String> = want.iter().filter(|w| !seen.contains_key(w.as_str())).collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|w| !seen.contains_key(w.as_str()))
+        .collect();
     let repeated: Vec<(&&str, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         missing.is_empty(),
@@ -260,7 +268,11 @@ fn lines_before_and_after_start_and_files_that_appear_later() {
     want.push("b-half-and-half".into());
     let out = wait_for(d, &want);
     assert!(agent.stop(), "SIGTERM must exit 0");
-    let out = if out.len() < want.len() { out } else { output(d) };
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
     assert_exactly_once(&out, &want);
     // Lines of one file arrive in order.
     let a: Vec<&String> = out.iter().filter(|l| l.starts_with("a-")).collect();
@@ -330,7 +342,10 @@ fn headers_are_set_per_group_file_and_offset() {
             .find(|(hk, _)| hk == k)
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(events[0].body, b"first", "the \\r before the newline is dropped, as Flume does");
+    assert_eq!(
+        events[0].body, b"first",
+        "the \\r before the newline is dropped, as Flume does"
+    );
     assert_eq!(events[1].body, b"second");
     for i in 0..2 {
         assert_eq!(header(i, "env").as_deref(), Some("prod"));
@@ -354,10 +369,7 @@ fn rotate_under_load(pattern: &str) {
         while writer.rotate.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let first = format!(
-            "line-{:07}",
-            writer.first_in_current.load(Ordering::SeqCst)
-        );
+        let first = format!("line-{:07}", writer.first_in_current.load(Ordering::SeqCst));
         let out = wait_for(d, std::slice::from_ref(&first));
         assert!(out.contains(&first), "the agent never read {first}");
         std::thread::sleep(Duration::from_millis(fastrand::u64(20..200)));
@@ -370,7 +382,11 @@ fn rotate_under_load(pattern: &str) {
     let want = writer.finish();
     let out = wait_for(d, &want);
     assert!(agent.stop());
-    let out = if out.len() < want.len() { out } else { output(d) };
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
     eprintln!("{pattern}: {} lines through 5 rotations", want.len());
     assert_exactly_once(&out, &want);
 }
@@ -403,18 +419,32 @@ fn copytruncate_starts_the_file_over() {
     wait_for(d, &first);
     // logrotate copytruncate: copy (to a name the group does not match), then truncate.
     std::fs::copy(&log, d.join("logs/app.log.1")).unwrap();
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let second = lines("two-", 0..10);
     app.write_all(text(&second).as_bytes()).unwrap();
     wait_for(d, &second);
     // Truncated, then written past the old size before the agent looks again.
-    OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
     let third = lines("three-", 0..300);
     app.write_all(text(&third).as_bytes()).unwrap();
     let want = [first, second, third].concat();
     let out = wait_for(d, &want);
     assert!(agent.stop());
-    let out = if out.len() < want.len() { out } else { output(d) };
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
     assert_exactly_once(&out, &want);
 }
 
@@ -435,7 +465,11 @@ fn sigterm_restarts_mid_stream_lose_and_repeat_nothing() {
     let want = writer.finish();
     let out = wait_for(d, &want);
     assert!(agent.stop());
-    let out = if out.len() < want.len() { out } else { output(d) };
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
     eprintln!("{} lines through 4 clean stops", want.len());
     assert_exactly_once(&out, &want);
     assert!(out.windows(2).all(|w| w[0] < w[1]), "lines out of order");
@@ -466,9 +500,16 @@ fn sigkill_cycles_lose_nothing_and_repeat_at_most_the_batches_in_flight() {
     let want = writer.finish();
     let out = wait_for(d, &want);
     assert!(agent.stop());
-    let out = if out.len() < want.len() { out } else { output(d) };
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
     let seen = counts(&out);
-    let missing = want.iter().filter(|w| !seen.contains_key(w.as_str())).count();
+    let missing = want
+        .iter()
+        .filter(|w| !seen.contains_key(w.as_str()))
+        .count();
     assert_eq!(missing, 0, "lines lost across SIGKILL");
     let repeats: usize = want
         .iter()
@@ -501,7 +542,10 @@ fn corrupt_position_file_is_reported_and_reading_starts_afresh() {
     assert_exactly_once(&out, &want);
     let logs = agent_logs(d);
     assert!(
-        logs.contains(&format!("position file {} is unusable: not valid JSON", pf.display())),
+        logs.contains(&format!(
+            "position file {} is unusable: not valid JSON",
+            pf.display()
+        )),
         "{logs}"
     );
     let aside = d.join("pos/taildir_position.json.corrupt");

@@ -29,7 +29,7 @@ mod position;
 mod tail;
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -351,6 +351,11 @@ impl Tailer {
                 self.restored.extend(restored);
                 return;
             }
+            // Renamed or deleted since the listing: the next scan sees where it went.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.restored.extend(restored);
+                return;
+            }
             Err(e) => {
                 self.restored.extend(restored);
                 self.warn_once(
@@ -402,9 +407,7 @@ impl Tailer {
         }
         t.matched = true;
         t.group = f.group;
-        if look(&self.name, t, f.len, f.mtime) {
-            self.dirty = true;
-        }
+        self.dirty |= look(&self.name, t, f.len, f.mtime);
     }
 
     /// A followed file not listed under a matching name any more: renamed away or deleted.
@@ -438,11 +441,7 @@ impl Tailer {
             }
         }
         match t.stat_handle() {
-            Some(Ok((len, mtime))) => {
-                if look(&name, t, len, mtime) {
-                    self.dirty = true;
-                }
-            }
+            Some(Ok((len, mtime))) => self.dirty |= look(&name, t, len, mtime),
             Some(Err(e)) => {
                 tracing::warn!(source = %name, file = %t.path.display(), error = %e, "cannot stat open file")
             }
@@ -686,17 +685,15 @@ fn locate(old: &Path, key: FileKey) -> Option<PathBuf> {
     (found == key).then_some(path)
 }
 
-/// A regular file with inode `inode` in `dir`: its path, key and size.
+/// A regular file with inode `inode` in `dir`: its path, key and size. Every entry is
+/// stat'ed (rather than trusting the directory entry's inode, which overlayfs may report
+/// differently); this runs only when a followed file disappears from its name.
 fn locate_inode(dir: &Path, inode: u64) -> Option<(PathBuf, FileKey, u64)> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| e.ino() == inode)
-        .find_map(|e| {
-            let meta = std::fs::metadata(e.path()).ok()?;
-            (meta.is_file() && meta.ino() == inode)
-                .then(|| (e.path(), (meta.dev(), meta.ino()), meta.len()))
-        })
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let meta = std::fs::metadata(e.path()).ok()?;
+        (meta.is_file() && meta.ino() == inode)
+            .then(|| (e.path(), (meta.dev(), meta.ino()), meta.len()))
+    })
 }
 
 /// The events for `lines` of `t`: the group's headers, then the file and offset headers.
@@ -788,9 +785,7 @@ mod tests {
     use super::*;
     use crate::channel::Channel;
     use crate::channel::memory::MemoryChannel;
-    use crate::config::{
-        FileGroup, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind,
-    };
+    use crate::config::{FileGroup, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind};
     use crate::event::Headers;
     use crate::source::SourceCounters;
 
@@ -1080,7 +1075,10 @@ mod tests {
         r.stop.store(true, Ordering::Relaxed);
         runner.join().unwrap();
         assert_eq!(got, want("a", 0..200));
-        assert!(small.counters().full.load(Ordering::Relaxed) > 0, "the channel never filled");
+        assert!(
+            small.counters().full.load(Ordering::Relaxed) > 0,
+            "the channel never filled"
+        );
         let pos = std::fs::read_to_string(r.dir.path().join("pos/positions.json")).unwrap();
         let size = std::fs::metadata(r.path("app.log")).unwrap().len();
         assert!(pos.contains(&format!("\"pos\":{size}")), "{pos}");
