@@ -60,6 +60,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "exec",
         classes: &["org.apache.flume.source.ExecSource"],
     },
+    TypeName {
+        alias: "TAILDIR",
+        classes: &["org.apache.flume.source.taildir.TaildirSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -282,6 +286,7 @@ pub enum SourceKind {
     Seq(SeqConfig),
     Http(super::HttpSourceConfig),
     Exec(super::ExecSourceConfig),
+    Taildir(super::TaildirConfig),
 }
 
 impl SourceKind {
@@ -291,6 +296,7 @@ impl SourceKind {
             SourceKind::Seq(_) => "seq",
             SourceKind::Http(_) => "http",
             SourceKind::Exec(_) => "exec",
+            SourceKind::Taildir(_) => "TAILDIR",
         }
     }
 }
@@ -370,6 +376,7 @@ impl SourceConfig {
             }),
             "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
             "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
+            "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;
@@ -442,7 +449,7 @@ pub struct MemoryChannelConfig {
     pub byte_capacity: Option<u64>,
 }
 
-fn home_path(rel: &str) -> PathBuf {
+pub(super) fn home_path(rel: &str) -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))

@@ -7,6 +7,7 @@ mod exec;
 mod http;
 mod properties;
 mod sink_group;
+mod taildir;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ pub use exec::*;
 pub use http::*;
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
+pub use taildir::*;
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

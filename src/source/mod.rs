@@ -6,6 +6,7 @@ pub mod exec;
 pub mod http;
 pub mod netcat;
 pub mod seq;
+pub mod taildir;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -163,5 +164,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Seq(c) => Box::new(seq::SeqSource::new(&config.name, c.clone())),
         SourceKind::Http(c) => Box::new(http::HttpSource::new(&config.name, c.clone())),
         SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
+        SourceKind::Taildir(c) => Box::new(taildir::TaildirSource::new(&config.name, c.clone())),
     }
 }
