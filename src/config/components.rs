@@ -52,6 +52,18 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
+    TypeName {
+        alias: "syslogtcp",
+        classes: &["org.apache.flume.source.SyslogTcpSource"],
+    },
+    TypeName {
+        alias: "syslogudp",
+        classes: &["org.apache.flume.source.SyslogUDPSource"],
+    },
+    TypeName {
+        alias: "multiport_syslogtcp",
+        classes: &["org.apache.flume.source.MultiportSyslogTCPSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -272,6 +284,7 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
 pub enum SourceKind {
     Netcat(NetcatConfig),
     Seq(SeqConfig),
+    Syslog(super::SyslogConfig),
 }
 
 impl SourceKind {
@@ -279,6 +292,7 @@ impl SourceKind {
         match self {
             SourceKind::Netcat(_) => "netcat",
             SourceKind::Seq(_) => "seq",
+            SourceKind::Syslog(c) => c.protocol.type_name(),
         }
     }
 }
@@ -356,6 +370,9 @@ impl SourceConfig {
                 batch_size: s.positive_or("batchSize", 1)? as usize,
                 body_size: s.usize_or("bodySize", 0)?,
             }),
+            "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
+                SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
+            }
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;

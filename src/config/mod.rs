@@ -4,6 +4,7 @@
 
 mod components;
 mod properties;
+mod syslog;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use components::*;
 pub use properties::{Entry, Properties};
+pub use syslog::*;
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 pub mod netcat;
 pub mod seq;
+pub mod syslog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -159,5 +160,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     match &config.kind {
         SourceKind::Netcat(c) => Box::new(netcat::NetcatSource::new(&config.name, c.clone())),
         SourceKind::Seq(c) => Box::new(seq::SeqSource::new(&config.name, c.clone())),
+        SourceKind::Syslog(c) => Box::new(syslog::SyslogSource::new(&config.name, c.clone())),
     }
 }
