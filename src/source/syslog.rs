@@ -298,17 +298,7 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
                         tracing::warn!(source = %shared.name, client = %peer, limit = shared.config.max_connections, "refusing connection: max-connections reached");
                         continue;
                     }
-                    let s = shared.clone();
-                    let port = *port;
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("syslog-{peer}"))
-                        .spawn(move || serve_tcp(&s, stream, peer, port));
-                    match spawned {
-                        Ok(h) => connections.push(h),
-                        Err(e) => {
-                            tracing::error!(source = %shared.name, client = %peer, error = %e, "cannot start a connection thread")
-                        }
-                    }
+                    connections.extend(spawn_connection(shared, stream, peer, *port));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => {
@@ -321,10 +311,33 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
             std::thread::sleep(POLL / 4);
         }
     }
+    // Connections the clients opened before the stop but not yet accepted hold messages
+    // already sent: take them in too (their threads see the stop and only drain).
+    for (listener, port) in &listeners {
+        while let Ok((stream, peer)) = listener.accept() {
+            connections.extend(spawn_connection(shared, stream, peer, *port));
+        }
+    }
     drop(listeners);
     for h in connections {
         let _ = h.join();
     }
+}
+
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+) -> Option<JoinHandle<()>> {
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("syslog-{peer}"))
+        .spawn(move || serve_tcp(&s, stream, peer, port))
+        .map_err(|e| {
+            tracing::error!(source = %shared.name, client = %peer, error = %e, "cannot start a connection thread");
+        })
+        .ok()
 }
 
 /// Serves one TCP client until it leaves or the agent stops.
@@ -554,4 +567,127 @@ fn run_udp(shared: &Shared, socket: UdpSocket) {
         }
     }
     reporter.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Channel;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{
+        KeepFields, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind,
+    };
+    use crate::source::SourceCounters;
+    use std::io::Write;
+    use std::sync::atomic::AtomicBool;
+
+    fn config(protocol: SyslogProtocol) -> SyslogConfig {
+        SyslogConfig {
+            protocol,
+            host: "127.0.0.1".into(),
+            ports: vec![0],
+            event_size: 2500,
+            keep_fields: KeepFields::NONE,
+            client_ip_header: Some("ip".into()),
+            client_hostname_header: None,
+            port_header: None,
+            batch_size: 100,
+            max_connections: 10,
+        }
+    }
+
+    /// Starts a source on an ephemeral port; returns it, its address and the channel it feeds.
+    fn started(
+        protocol: SyslogProtocol,
+    ) -> (
+        Box<SyslogSource>,
+        SocketAddr,
+        ChannelProcessor,
+        Arc<MemoryChannel>,
+    ) {
+        let cfg = config(protocol);
+        let source_cfg = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            selector: SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: SourceKind::Syslog(cfg.clone()),
+        };
+        let channel = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 10_000,
+                transaction_capacity: 100,
+                keep_alive: Duration::from_millis(100),
+                byte_capacity: None,
+            },
+        ));
+        let as_dyn: Arc<dyn Channel> = channel.clone();
+        let processor =
+            ChannelProcessor::new(&source_cfg, &[as_dyn], Arc::new(SourceCounters::default()));
+        let mut source = Box::new(SyslogSource::new("r1", cfg));
+        source.start().unwrap();
+        let addr = source.local_addrs()[0];
+        (source, addr, processor, channel)
+    }
+
+    fn bodies(channel: &MemoryChannel) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let taken = channel.take(100, Duration::ZERO).unwrap();
+            if taken.is_empty() {
+                return out;
+            }
+            for (_, e) in &taken.events {
+                assert_eq!(e.headers.get("ip").map(String::as_str), Some("127.0.0.1"));
+                out.push(String::from_utf8_lossy(&e.body).into_owned());
+            }
+            channel.commit(taken).unwrap();
+        }
+    }
+
+    /// What clients sent before the stop is stored, even when the source has not read (or
+    /// accepted) it yet: here the stop comes before the source runs at all.
+    #[test]
+    fn tcp_stop_takes_in_what_already_arrived() {
+        let (source, addr, processor, channel) = started(SyslogProtocol::Tcp);
+        let mut want = Vec::new();
+        let mut clients = Vec::new();
+        for k in 0..3 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            for i in 0..200 {
+                let body = format!("app - - - k{k}-{i:03}");
+                let msg = format!("<13>1 - h {body}");
+                s.write_all(format!("{} {msg}", msg.len()).as_bytes())
+                    .unwrap();
+                want.push(body);
+            }
+            // Left open: the source must not wait for the client to close.
+            clients.push(s);
+        }
+        let stop: StopFlag = Arc::new(AtomicBool::new(true));
+        source.run(processor, stop);
+        let mut got = bodies(&channel);
+        assert_eq!(got.len(), want.len(), "messages lost at stop");
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn udp_stop_takes_in_what_already_arrived() {
+        let (source, addr, processor, channel) = started(SyslogProtocol::Udp);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let want: Vec<String> = (0..250).map(|i| format!("app - - - d{i:03}")).collect();
+        for body in &want {
+            client
+                .send_to(format!("<13>1 - h {body}\n").as_bytes(), addr)
+                .unwrap();
+        }
+        let stop: StopFlag = Arc::new(AtomicBool::new(true));
+        source.run(processor, stop);
+        let got = bodies(&channel);
+        assert_eq!(got.len(), want.len(), "datagrams lost at stop");
+        assert_eq!(got, want, "in order, trailing newline removed");
+    }
 }

@@ -143,8 +143,8 @@ impl Framer {
             .take_while(|b| b.is_ascii_digit())
             .count();
         let bad = |problems: &mut Vec<Problem>| {
-            let shown = &avail[..avail.len().min(digits + 8)];
-            let shown = shown.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = avail.split(|b| *b == b'\n').next().unwrap_or_default();
+            let shown = &line[..line.len().min(24)];
             problems.push(Problem::BadOctetCount(shown.escape_ascii().to_string()));
             Counted::NotACount
         };
