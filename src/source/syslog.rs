@@ -233,7 +233,7 @@ impl HostNames {
 /// flood the log.
 struct Reporter {
     source: String,
-    client: String,
+    client: Option<SocketAddr>,
     burst: u32,
     suppressed: u64,
     next: Instant,
@@ -243,7 +243,7 @@ const REPORT_BURST: u32 = 5;
 const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Reporter {
-    fn new(source: &str, client: String) -> Reporter {
+    fn new(source: &str, client: Option<SocketAddr>) -> Reporter {
         Reporter {
             source: source.to_owned(),
             client,
@@ -254,19 +254,23 @@ impl Reporter {
     }
 
     fn for_client(&mut self, client: SocketAddr) {
-        self.client = client.to_string();
+        self.client = Some(client);
+    }
+
+    fn client(&self) -> String {
+        self.client.map_or_else(|| "-".into(), |c| c.to_string())
     }
 
     fn report(&mut self, what: std::fmt::Arguments<'_>) {
         let now = Instant::now();
         if self.burst > 0 {
             self.burst -= 1;
-            tracing::warn!(source = %self.source, client = %self.client, "{what}");
+            tracing::warn!(source = %self.source, client = %self.client(), "{what}");
             if self.burst == 0 {
                 self.next = now + REPORT_INTERVAL;
             }
         } else if now >= self.next {
-            tracing::warn!(source = %self.source, client = %self.client, not_logged = self.suppressed, "{what} (and more problems not logged since the last report)");
+            tracing::warn!(source = %self.source, client = %self.client(), not_logged = self.suppressed, "{what} (and more problems not logged since the last report)");
             self.suppressed = 0;
             self.next = now + REPORT_INTERVAL;
         } else {
@@ -276,7 +280,7 @@ impl Reporter {
 
     fn finish(&mut self) {
         if self.suppressed > 0 {
-            tracing::warn!(source = %self.source, client = %self.client, not_logged = self.suppressed, "further problems with this client's messages were not logged individually");
+            tracing::warn!(source = %self.source, client = %self.client(), not_logged = self.suppressed, "further problems with this client's messages were not logged individually");
             self.suppressed = 0;
         }
     }
@@ -348,7 +352,7 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(POLL));
     let extra = shared.client_headers(peer, port);
-    let mut reporter = Reporter::new(&shared.name, peer.to_string());
+    let mut reporter = Reporter::new(&shared.name, Some(peer));
     let mut framer = Framer::new(shared.config.event_size);
     let mut batch_limit = shared.config.batch_size;
     let mut buf = vec![0u8; READ_SIZE];
@@ -385,9 +389,6 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
         }
         if draining.is_some_and(|t| t.elapsed() > DRAIN_LIMIT) {
             eof = true;
-        }
-        if eof && draining.is_some() && !pending.is_empty() {
-            tracing::info!(source = %shared.name, client = %peer, bytes = pending.len(), "stopping: the client's unfinished last message is kept as it is");
         }
         frames.clear();
         problems.clear();
@@ -482,7 +483,7 @@ fn deliver(
 
 fn run_udp(shared: &Shared, socket: UdpSocket) {
     let max = shared.config.event_size;
-    let mut reporter = Reporter::new(&shared.name, "-".into());
+    let mut reporter = Reporter::new(&shared.name, None);
     // Larger than any datagram, so the kernel never cuts one: the event size decides.
     let mut buf = vec![0u8; 65536];
     let mut events: Vec<Event> = Vec::new();
