@@ -64,6 +64,18 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "TAILDIR",
         classes: &["org.apache.flume.source.taildir.TaildirSource"],
     },
+    TypeName {
+        alias: "syslogtcp",
+        classes: &["org.apache.flume.source.SyslogTcpSource"],
+    },
+    TypeName {
+        alias: "syslogudp",
+        classes: &["org.apache.flume.source.SyslogUDPSource"],
+    },
+    TypeName {
+        alias: "multiport_syslogtcp",
+        classes: &["org.apache.flume.source.MultiportSyslogTCPSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -287,6 +299,7 @@ pub enum SourceKind {
     Http(super::HttpSourceConfig),
     Exec(super::ExecSourceConfig),
     Taildir(super::TaildirConfig),
+    Syslog(super::SyslogConfig),
 }
 
 impl SourceKind {
@@ -297,6 +310,7 @@ impl SourceKind {
             SourceKind::Http(_) => "http",
             SourceKind::Exec(_) => "exec",
             SourceKind::Taildir(_) => "TAILDIR",
+            SourceKind::Syslog(c) => c.protocol.type_name(),
         }
     }
 }
@@ -377,6 +391,9 @@ impl SourceConfig {
             "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
             "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
             "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
+            "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
+                SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
+            }
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         let _ = notes;

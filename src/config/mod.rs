@@ -7,6 +7,7 @@ mod exec;
 mod http;
 mod properties;
 mod sink_group;
+mod syslog;
 mod taildir;
 
 use std::cell::RefCell;
@@ -19,6 +20,7 @@ pub use exec::*;
 pub use http::*;
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
+pub use syslog::*;
 pub use taildir::*;
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod http;
 pub mod netcat;
 pub mod seq;
+pub mod syslog;
 pub mod taildir;
 
 use std::sync::Arc;
@@ -165,5 +166,6 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Http(c) => Box::new(http::HttpSource::new(&config.name, c.clone())),
         SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
         SourceKind::Taildir(c) => Box::new(taildir::TaildirSource::new(&config.name, c.clone())),
+        SourceKind::Syslog(c) => Box::new(syslog::SyslogSource::new(&config.name, c.clone())),
     }
 }
