@@ -1,47 +1,73 @@
-//! Source throughput: each source → file channel → `null` sink, in-process, in the same run as a
-//! `seq` baseline through an identical pipeline, so the ratio shows what the source itself costs.
+//! Source throughput: each source → file channel → `null` sink, in-process, in one run beside a
+//! `seq` baseline through an identical pipeline, so the ratio to `seq` shows what the source
+//! itself costs on top of the channel.
 //!
-//! Cases:
-//! - `seq`: the generator, batches of [`SOURCE_BATCH`], bodies the size of the syslog bodies.
-//! - `syslogtcp`: [`CLIENTS`] client threads write pre-formatted, octet-counted RFC 5424
-//!   messages of about 100 bytes over loopback TCP (formatting is done before timing starts).
+//! Every case sends [`BODY`]-byte event bodies into a file channel with the default fsync per
+//! commit, with the source putting transactions of the same batch size (each table's `batch`);
+//! the null sink takes batches of [`SINK_BATCH`] and counts the body bytes it drains, so the body
+//! column and MB/s are what really passed, not what was asked for. Cases:
+//! - `seq`: the generator, `bodySize` = [`BODY`].
+//! - `syslogtcp`: [`CLIENTS`] client threads, each on its own connection, write octet-counted
+//!   RFC 5424 messages over loopback TCP; the part after the header (the event body) is
+//!   [`BODY`] bytes.
+//! - `TAILDIR`: one file of [`BODY`]-byte lines, read from its start.
 //!
-//! A case is a function `fn(events) -> Case` returning the started source and its load (see
-//! [`syslog_tcp`]); adding one (e.g. TAILDIR: write the files in `load`, or before it) means
-//! writing that function and listing it in `main`'s `cases`. `WEIR_BENCH_EVENTS` sets events per case (default 400,000).
+//! Whatever a case needs prepared (messages formatted, the file written and in the page cache) is
+//! done before timing starts; timing ends when the sink has drained every event.
+//!
+//! A case is a function `fn(&Setup) -> Case` returning the started source and the load that
+//! feeds it (see [`syslog_tcp`]); adding one means writing that function and listing it in
+//! [`CASES`].
+//!
+//! A bench binary rather than criterion: each case is one pipeline run of a second or more, not
+//! a micro-operation to sample. `WEIR_BENCH_EVENTS` sets events per case (default 300,000).
 //!
 //! Run: `cargo bench --bench sources`
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
 use weir::config::{
-    FileChannelConfig, KeepFields, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
-    SyslogConfig, SyslogProtocol,
+    FileChannelConfig, FileGroup, KeepFields, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
+    SyslogConfig, SyslogProtocol, TaildirConfig,
 };
-use weir::sink::null::NullSink;
-use weir::sink::{SinkCounters, SinkRunner};
+use weir::event::Event;
+use weir::sink::{Sink, SinkCounters, SinkRunner};
 use weir::source::seq::SeqSource;
 use weir::source::syslog::SyslogSource;
+use weir::source::taildir::TaildirSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
 use weir::wal::{CorruptionPolicy, SyncPolicy};
 
-/// Events per source transaction (Flume's multiport default).
-const SOURCE_BATCH: usize = 100;
+/// Event body bytes, the same for every case.
+const BODY: usize = 100;
+/// Source batch sizes: one table each. 100 is Flume's default for all three sources.
+const BATCHES: [usize; 2] = [100, 1000];
 /// Events per sink transaction.
 const SINK_BATCH: usize = 1000;
+/// Syslog client connections, each served by its own source thread.
 const CLIENTS: usize = 4;
-/// The syslog header every benchmark message starts with; the body is what follows.
+/// The RFC 5424 header of every syslog message; the parser keeps what follows as the body.
 const SYSLOG_HEADER: &str = "<13>1 2024-05-01T10:00:00.000Z bench-host ";
-/// Body length, so that header + body is about 100 bytes.
-const BODY: usize = 100 - SYSLOG_HEADER.len();
+/// A pipeline that drains nothing for this long is stuck (a lost message, a dead load thread).
+const STALL: Duration = Duration::from_secs(30);
+
+const CASES: [fn(&Setup) -> Case; 3] = [seq, syslog_tcp, taildir];
+
+/// What every case is built from.
+struct Setup<'a> {
+    events: u64,
+    batch: usize,
+    /// A fresh directory for the case's own files.
+    dir: &'a Path,
+}
 
 /// A source ready to run, with what feeds it.
 struct Case {
@@ -51,8 +77,6 @@ struct Case {
     source: Box<dyn Source>,
     /// Starts the load once timing begins; its threads are joined at the end.
     load: Box<dyn FnOnce() -> Vec<JoinHandle<()>>>,
-    /// Bytes per event body, for MB/s.
-    body: usize,
 }
 
 fn source_config(kind: SourceKind) -> SourceConfig {
@@ -65,10 +89,10 @@ fn source_config(kind: SourceKind) -> SourceConfig {
     }
 }
 
-fn seq(events: u64) -> Case {
+fn seq(setup: &Setup) -> Case {
     let cfg = SeqConfig {
-        total_events: events,
-        batch_size: SOURCE_BATCH,
+        total_events: setup.events,
+        batch_size: setup.batch,
         body_size: BODY,
     };
     Case {
@@ -76,17 +100,15 @@ fn seq(events: u64) -> Case {
         config: source_config(SourceKind::Seq(cfg.clone())),
         source: Box::new(SeqSource::new("r1", cfg)),
         load: Box::new(Vec::new),
-        body: BODY,
     }
 }
 
-/// The body of message `i` of client `c`: exactly [`BODY`] bytes.
-fn syslog_body(c: usize, i: u64) -> String {
-    let head = format!("app - - - c{c} m{i:09} ");
-    format!("{head}{}", "x".repeat(BODY.saturating_sub(head.len())))
+/// `head` padded with `x` to exactly [`BODY`] bytes.
+fn body(head: String) -> String {
+    format!("{head:x<BODY$}")
 }
 
-fn syslog_tcp(events: u64) -> Case {
+fn syslog_tcp(setup: &Setup) -> Case {
     let cfg = SyslogConfig {
         protocol: SyslogProtocol::Tcp,
         host: "127.0.0.1".into(),
@@ -96,20 +118,23 @@ fn syslog_tcp(events: u64) -> Case {
         client_ip_header: None,
         client_hostname_header: None,
         port_header: None,
-        batch_size: SOURCE_BATCH,
+        batch_size: setup.batch,
         max_connections: 100,
     };
     let mut source = SyslogSource::new("r1", cfg.clone());
     source.start().expect("syslog source listens");
     let addr = source.local_addrs()[0];
     // Every client's whole stream, formatted before timing starts.
-    let per_client = events / CLIENTS as u64;
+    let per_client = setup.events / CLIENTS as u64;
     let streams: Vec<Vec<u8>> = (0..CLIENTS)
         .map(|c| {
-            let n = per_client + u64::from(c == 0) * (events % CLIENTS as u64);
-            let mut out = Vec::with_capacity(n as usize * 110);
+            let n = per_client + u64::from(c == 0) * (setup.events % CLIENTS as u64);
+            let mut out = Vec::with_capacity(n as usize * (SYSLOG_HEADER.len() + BODY + 5));
             for i in 0..n {
-                let msg = format!("{SYSLOG_HEADER}{}", syslog_body(c, i));
+                let msg = format!(
+                    "{SYSLOG_HEADER}{}",
+                    body(format!("app - - - c{c} m{i:09} "))
+                );
                 out.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
             }
             out
@@ -132,11 +157,47 @@ fn syslog_tcp(events: u64) -> Case {
                 })
                 .collect()
         }),
-        body: BODY,
     }
 }
 
-fn file_channel(dir: &Path) -> Arc<dyn Channel> {
+fn taildir(setup: &Setup) -> Case {
+    let logs = setup.dir.join("logs");
+    std::fs::create_dir_all(&logs).expect("create the logs directory");
+    let log = logs.join("app.log");
+    let mut w = BufWriter::new(std::fs::File::create(&log).expect("create the log"));
+    for i in 0..setup.events {
+        writeln!(w, "{}", body(format!("{i} GET /api/v1/items "))).expect("write the log");
+    }
+    w.flush().expect("flush the log");
+    drop(w);
+    let cfg = TaildirConfig {
+        groups: vec![FileGroup {
+            name: "g1".into(),
+            dir: logs,
+            pattern: regex::Regex::new(r"^(?:app\.log)$").expect("file pattern"),
+            headers: Default::default(),
+        }],
+        position_file: setup.dir.join("taildir_position.json"),
+        batch_size: setup.batch,
+        skip_to_end: false,
+        idle_timeout: Duration::from_secs(120),
+        write_pos_interval: Duration::from_secs(3),
+        file_header: None,
+        byte_offset_header: false,
+        max_batch_count: u64::MAX,
+        poll_delay: Duration::from_millis(500),
+    };
+    let mut source = TaildirSource::new("r1", cfg.clone());
+    source.start().expect("TAILDIR source starts");
+    Case {
+        name: "TAILDIR",
+        config: source_config(SourceKind::Taildir(cfg)),
+        source: Box::new(source),
+        load: Box::new(Vec::new),
+    }
+}
+
+fn file_channel(dir: &Path, batch: usize) -> Arc<dyn Channel> {
     Arc::new(
         FileChannel::open(
             "c1",
@@ -144,7 +205,7 @@ fn file_channel(dir: &Path) -> Arc<dyn Channel> {
                 checkpoint_dir: dir.join("ckpt"),
                 data_dir: dir.join("data"),
                 capacity: 1_000_000,
-                transaction_capacity: SINK_BATCH,
+                transaction_capacity: batch.max(SINK_BATCH),
                 keep_alive: Duration::from_secs(3),
                 segment_size: weir::wal::DEFAULT_SEGMENT_SIZE,
                 minimum_required_space: 0,
@@ -157,17 +218,30 @@ fn file_channel(dir: &Path) -> Arc<dyn Channel> {
     )
 }
 
-/// Runs `case` into `channel` until the null sink has drained `events`.
-fn measure(case: Case, channel: Arc<dyn Channel>, events: u64) -> Duration {
+/// The null sink, counting the body bytes it discards.
+struct CountingNull(Arc<AtomicU64>);
+
+impl Sink for CountingNull {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let n: usize = events.iter().map(|(_, e)| e.body.len()).sum();
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Runs `case` into `channel` until the sink has drained `events`: the time and the body bytes
+/// drained.
+fn measure(case: Case, channel: Arc<dyn Channel>, events: u64) -> (Duration, u64) {
     let processor = ChannelProcessor::new(
         &case.config,
         std::slice::from_ref(&channel),
         Arc::new(SourceCounters::default()),
     );
     let counters = Arc::new(SinkCounters::default());
+    let bytes = Arc::new(AtomicU64::new(0));
     let runner = SinkRunner {
         name: "k1".into(),
-        sink: Box::new(NullSink),
+        sink: Box::new(CountingNull(bytes.clone())),
         channel,
         batch_size: SINK_BATCH,
         counters: counters.clone(),
@@ -181,7 +255,20 @@ fn measure(case: Case, channel: Arc<dyn Channel>, events: u64) -> Duration {
     let source = case.source;
     let src = std::thread::spawn(move || source.run(processor, s));
     let load = (case.load)();
-    while counters.drain_success.load(Ordering::Relaxed) < events {
+    let (mut seen, mut progress_at) = (0, Instant::now());
+    loop {
+        let drained = counters.drain_success.load(Ordering::Relaxed);
+        if drained >= events {
+            break;
+        }
+        if drained > seen {
+            (seen, progress_at) = (drained, Instant::now());
+        }
+        assert!(
+            progress_at.elapsed() < STALL,
+            "{}: stuck at {drained} of {events} events drained",
+            case.name
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed();
@@ -192,7 +279,7 @@ fn measure(case: Case, channel: Arc<dyn Channel>, events: u64) -> Duration {
     let _ = src.join();
     sink_stop.store(true, Ordering::Relaxed);
     let _ = sink.join();
-    elapsed
+    (elapsed, bytes.load(Ordering::Relaxed))
 }
 
 fn main() {
@@ -202,35 +289,39 @@ fn main() {
     let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400_000);
-    let base = std::env::current_dir()
+        .unwrap_or(300_000);
+    let base: PathBuf = std::env::current_dir()
         .unwrap_or_else(|_| ".".into())
         .join("target");
     println!(
-        "source -> file channel -> null, {events} events per case, source batches of {SOURCE_BATCH}, \
-         {CLIENTS} syslog clients, ~100 B messages"
+        "source -> file channel (fsync per commit) -> null (batches of {SINK_BATCH}), \
+         {events} events per case, {BODY} B bodies, {CLIENTS} syslog TCP clients"
     );
     println!(
-        "{:<10} {:>6} {:>14} {:>10} {:>10}",
-        "source", "body", "events/s", "MB/s", "seconds"
+        "{:<10} {:>5} {:>6} {:>9} {:>8} {:>10} {:>7} {:>6}",
+        "case", "batch", "body B", "events", "seconds", "events/s", "MB/s", "vs seq"
     );
-    let cases: [fn(u64) -> Case; 2] = [seq, syslog_tcp];
-    let mut rates = Vec::new();
-    for make in cases {
-        let dir = tempfile::tempdir_in(&base).expect("temp dir under target/");
-        let case = make(events);
-        let (name, body) = (case.name, case.body);
-        let t = measure(case, file_channel(dir.path()), events);
-        let eps = events as f64 / t.as_secs_f64();
-        println!(
-            "{name:<10} {body:>6} {eps:>14.0} {:>10.1} {:>10.2}",
-            eps * body as f64 / 1e6,
-            t.as_secs_f64()
-        );
-        rates.push((name, eps));
-    }
-    let baseline = rates[0].1;
-    for (name, eps) in &rates[1..] {
-        println!("           {name}/seq ratio: {:.2}", eps / baseline);
+    for batch in BATCHES {
+        let mut baseline = None;
+        for make in CASES {
+            let dir = tempfile::tempdir_in(&base).expect("temp dir under target/");
+            let case = make(&Setup {
+                events,
+                batch,
+                dir: dir.path(),
+            });
+            let name = case.name;
+            let channel = file_channel(&dir.path().join("channel"), batch);
+            let (t, bytes) = measure(case, channel, events);
+            let secs = t.as_secs_f64();
+            let eps = events as f64 / secs;
+            let baseline = *baseline.get_or_insert(eps);
+            println!(
+                "{name:<10} {batch:>5} {:>6.1} {events:>9} {secs:>8.2} {eps:>10.0} {:>7.1} {:>6.2}",
+                bytes as f64 / events as f64,
+                bytes as f64 / secs / 1e6,
+                eps / baseline
+            );
+        }
     }
 }
