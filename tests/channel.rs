@@ -278,3 +278,50 @@ fn memory_named(name: &str) -> MemoryChannel {
         },
     )
 }
+
+/// A full optional channel neither fails nor holds up the put (Flume: optional channels are
+/// best effort); a full required channel fails it after its keep-alive.
+#[test]
+fn a_full_optional_channel_never_blocks_the_put() {
+    use weir::config::{AgentConfig, Properties};
+    use weir::source::{ChannelProcessor, SourceCounters};
+    let text = "a.sources = r1\na.channels = main extra\na.sinks =\n\
+        a.sources.r1.type = seq\na.sources.r1.channels = main extra\n\
+        a.sources.r1.selector.optional = extra\n\
+        a.channels.main.type = memory\na.channels.extra.type = memory\n";
+    let props = Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
+    let cfg = AgentConfig::from_properties(&props, "a").unwrap();
+    // A keep-alive far longer than the test may take: waiting on it would be unmistakable.
+    let patient = |name: &str, capacity: usize| {
+        Arc::new(MemoryChannel::new(
+            name,
+            &MemoryChannelConfig {
+                capacity,
+                transaction_capacity: 100,
+                keep_alive: Duration::from_secs(600),
+                byte_capacity: None,
+            },
+        )) as Arc<dyn Channel>
+    };
+    let channels = vec![patient("main", 100), patient("extra", 1)];
+    let p = ChannelProcessor::new(
+        &cfg.sources[0],
+        &channels,
+        Arc::new(SourceCounters::default()),
+    );
+    p.process(vec![Event::new("first")]).unwrap();
+    let started = std::time::Instant::now();
+    p.process(vec![Event::new("second")]).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "the put waited for the full optional channel's keep-alive"
+    );
+    assert_eq!(
+        bodies(&channels[0].take(10, NO_WAIT).unwrap()),
+        vec!["first", "second"]
+    );
+    assert_eq!(
+        bodies(&channels[1].take(10, NO_WAIT).unwrap()),
+        vec!["first"]
+    );
+}

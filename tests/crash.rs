@@ -27,11 +27,12 @@ const SEGMENT_SIZE: u64 = 64 * 1024;
 fn opts(cycle: u32) -> WalOptions {
     WalOptions {
         segment_size: SEGMENT_SIZE,
-        // Both ways of syncing take the same recovery path; alternate so both see kills.
-        sync_method: if cycle.is_multiple_of(2) {
-            SyncMethod::Msync
-        } else {
-            SyncMethod::Fdatasync
+        // Every way of writing and syncing takes the same recovery path; rotate so each sees
+        // kills (including a kill during recovery after a run that used another method).
+        sync_method: match cycle % 3 {
+            0 => SyncMethod::Pwrite,
+            1 => SyncMethod::Msync,
+            _ => SyncMethod::Fdatasync,
         },
         ..Default::default()
     }

@@ -19,7 +19,7 @@ use weir::event::Event;
 use weir::wal::frame::{decode_frame, encoded_frame_len, peek_header};
 use weir::wal::segment::{SEGMENT_HEADER_LEN, decode_header, parse_segment_file_name};
 use weir::wal::slots::SLOT_LEN;
-use weir::wal::{Position, Wal, WalOptions, inspect};
+use weir::wal::{Position, SyncMethod, Wal, WalOptions, inspect};
 
 const SEG: u64 = 32 * 1024;
 const SECTOR: usize = 512;
@@ -32,6 +32,11 @@ type Image = BTreeMap<String, Vec<u8>>;
 fn opts() -> WalOptions {
     WalOptions {
         segment_size: SEG,
+        // Frames stored through the map are in the page cache as soon as they are appended, so
+        // `C` holds every uncommitted frame and a power cut has the most states to pick from.
+        // The default (`pwrite` at commit) writes the same bytes at the same places, only later:
+        // its crash images are a subset of these.
+        sync_method: SyncMethod::Msync,
         ..Default::default()
     }
 }

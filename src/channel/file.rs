@@ -126,13 +126,17 @@ impl Channel for FileChannel {
         &self.name
     }
 
-    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError> {
+    fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    fn put_waiting(&self, events: Vec<Event>, wait: Duration) -> Result<(), ChannelError> {
         if events.is_empty() {
             return Ok(());
         }
         check_transaction(&self.name, events.len(), self.transaction_capacity)?;
         ChannelCounters::add(&self.counters.put_attempt, events.len());
-        let deadline = Instant::now() + self.keep_alive;
+        let deadline = Instant::now() + wait;
         loop {
             match self.wal.append(&events) {
                 Ok(_) => break,

@@ -52,14 +52,18 @@ impl Channel for MemoryChannel {
         &self.name
     }
 
-    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError> {
+    fn keep_alive(&self) -> Duration {
+        self.config.keep_alive
+    }
+
+    fn put_waiting(&self, events: Vec<Event>, wait: Duration) -> Result<(), ChannelError> {
         if events.is_empty() {
             return Ok(());
         }
         check_transaction(&self.name, events.len(), self.config.transaction_capacity)?;
         ChannelCounters::add(&self.counters.put_attempt, events.len());
         let bytes = body_bytes(&events);
-        let deadline = Instant::now() + self.config.keep_alive;
+        let deadline = Instant::now() + wait;
         let mut st = self.state.lock();
         loop {
             let events_fit = st.held + events.len() <= self.config.capacity;

@@ -97,7 +97,16 @@ pub trait Channel: Send + Sync {
     /// One put transaction: all of `events` become visible (and, for the file channel, durable)
     /// at once, or none does. Waits up to the channel's `keep-alive` for room, then fails with
     /// [`ChannelError::Full`].
-    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError>;
+    fn put(&self, events: Vec<Event>) -> Result<(), ChannelError> {
+        self.put_waiting(events, self.keep_alive())
+    }
+
+    /// [`Channel::put`], waiting up to `wait` for room instead of the `keep-alive` (zero for a
+    /// put that must never block, as into an optional channel).
+    fn put_waiting(&self, events: Vec<Event>, wait: Duration) -> Result<(), ChannelError>;
+
+    /// How long a put waits for room (Flume's `keep-alive`).
+    fn keep_alive(&self) -> Duration;
 
     /// Begins a take transaction of up to `max` events, waiting up to `wait` for the first one.
     /// An empty result means nothing arrived in time.

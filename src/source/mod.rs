@@ -11,6 +11,7 @@ pub mod taildir;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::channel::{Channel, ChannelError};
 use crate::config::{SourceConfig, SourceKind};
@@ -135,9 +136,10 @@ impl ChannelProcessor {
                 return Err(e);
             }
         }
+        // An optional channel never holds up the source: no waiting for room there.
         for (channel, batch) in self.channels.iter().zip(optional) {
             if !batch.is_empty()
-                && let Err(e) = channel.put(batch)
+                && let Err(e) = channel.put_waiting(batch, Duration::ZERO)
             {
                 tracing::warn!(channel = channel.name(), error = %e, "optional channel refused events");
             }

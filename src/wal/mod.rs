@@ -2,7 +2,8 @@
 //! durable checkpoints, retention and crash recovery. It knows nothing of Flume; the channel
 //! builds transactions on top of it. The bytes it writes are specified in `wal-format.md`.
 //!
-//! Concurrency: one `writer` mutex serialises appends (they copy into the map, which is cheap);
+//! Concurrency: one `writer` mutex serialises appends (one `pwrite` of an encoded frame, or a copy
+//! into the map; see [`SyncMethod`] for why `pwrite` is the default);
 //! `commit` elects one leader at a time to sync everything appended so far while the others wait
 //! on a condvar, so concurrent committers share one sync. Readers never take the writer lock: they
 //! read frames below each segment's `visible_end`, which only moves forward after a sync.
@@ -41,6 +42,9 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 const LOCK_FILE: &str = "wal.lock";
 const META_FILE: &str = "wal.meta";
 const SPARE_EXT: &str = "spare";
+/// Appended frames waiting for the commit leader's `pwrite` are written at once past this size,
+/// which bounds the buffer (see `Writer::pending`).
+const PENDING_FLUSH: usize = 1 << 20;
 
 /// When `commit` makes data durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -154,6 +158,12 @@ struct StopSignal {
 struct Writer {
     active: Arc<Segment>,
     write_pos: usize,
+    /// Under [`SyncMethod::Pwrite`]: frames appended but not yet written to the file. They end
+    /// at `write_pos`. The commit leader writes them with one `pwrite` just before it syncs, so
+    /// a group of small commits costs one system call, not one each; a buffer grown past
+    /// [`PENDING_FLUSH`] is written at once. Nothing reads them before they are written: readers
+    /// stop at `visible_end`, which only moves after a sync.
+    pending: Vec<u8>,
     /// Bytes of the active segment below this are synced (or being synced by a leader).
     synced_pos: usize,
     next_offset: u64,
@@ -333,6 +343,7 @@ impl Wal {
             writer: Mutex::new(Writer {
                 active,
                 write_pos,
+                pending: Vec::new(),
                 synced_pos: write_pos,
                 next_offset,
             }),
@@ -411,14 +422,23 @@ impl Wal {
             inner.roll(&mut w)?;
         }
         let first_offset = w.next_offset;
-        // SAFETY: we hold the writer lock, so this is the only writer. The range starts at
-        // `write_pos`, which is at or above the active segment's `visible_end` (visibility is only
-        // ever raised to a position the writer has passed), and ends inside the segment (checked
-        // just above, after any roll). No reader looks above `visible_end`.
-        let buf = unsafe { w.active.writable_slice(w.write_pos, len) };
-        frame::encode_frame(buf, first_offset, inner.epoch, events);
+        if inner.opts.sync_method.writes_through_map() {
+            // SAFETY: we hold the writer lock, so this is the only writer. The range starts at
+            // `write_pos`, which is at or above the active segment's `visible_end` (visibility is
+            // only ever raised to a position the writer has passed), and ends inside the segment
+            // (checked just above, after any roll). No reader looks above `visible_end`.
+            let buf = unsafe { w.active.writable_slice(w.write_pos, len) };
+            frame::encode_frame(buf, first_offset, inner.epoch, events);
+        } else {
+            let start = w.pending.len();
+            w.pending.resize(start + len, 0);
+            frame::encode_frame(&mut w.pending[start..], first_offset, inner.epoch, events);
+        }
         w.write_pos += len;
         w.next_offset += n;
+        if w.pending.len() >= PENDING_FLUSH {
+            inner.write_pending(&mut w)?;
+        }
         Ok(Appended {
             first_offset,
             next_offset: w.next_offset,
@@ -625,10 +645,31 @@ impl Inner {
         }
     }
 
+    /// Writes the frames waiting in `pending` to the active segment. A failed write poisons the
+    /// log: those frames were appended (their offsets handed out) and can no longer be stored.
+    fn write_pending(&self, w: &mut Writer) -> Result<()> {
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let at = w.write_pos - w.pending.len();
+        if let Err(e) = w.active.write_at(at, &w.pending) {
+            tracing::error!(error = %e, "writing appended frames failed; the log refuses further writes");
+            *self.poisoned.lock() = Some(e.to_string());
+            self.is_poisoned.store(true, Ordering::Release);
+            return Err(e);
+        }
+        w.pending.clear();
+        if w.pending.capacity() > 2 * PENDING_FLUSH {
+            w.pending = Vec::new();
+        }
+        Ok(())
+    }
+
     /// Syncs what the writer has appended so far and raises the durable watermark.
     fn sync_appended(&self) -> Result<()> {
         let (seg, from, to, upto) = {
             let mut w = self.writer.lock();
+            self.write_pending(&mut w)?;
             let claim = (w.active.clone(), w.synced_pos, w.write_pos, w.next_offset);
             w.synced_pos = w.write_pos;
             claim
@@ -643,6 +684,7 @@ impl Inner {
     /// Seals the full active segment and starts the next one at the writer's next offset.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         if w.active.seal().is_none() {
+            self.write_pending(w)?;
             // fdatasync of the whole file, not just [synced_pos, write_pos): a commit leader may
             // have claimed a range it has not finished syncing. After this everything appended
             // is durable; raise the watermark before the seal makes those frames visible.
