@@ -1,9 +1,10 @@
 //! Write-ahead log benchmarks, each against a raw baseline measured in the same run, because
 //! this machine is shared and noisy: only ratios mean something.
 //!
-//! - `append_commit/{weir_pwrite,weir_msync,weir_fdatasync,raw}/<body>x<batch>`: durable append + commit of
-//!   batches of 1/100/1000 events of 100 B/1 KiB/16 KiB; raw = pwrite of the same frame bytes at
-//!   an advancing offset + fdatasync.
+//! - `append_commit/{weir_pwrite,weir_msync,weir_fdatasync,raw}/<body>x<batch>`: durable
+//!   append + commit of batches of 1/100/1000 events of 100 B/1 KiB/16 KiB, with each way of
+//!   writing (`SyncMethod`); raw = pwrite of the same frame bytes at an advancing offset +
+//!   fdatasync.
 //! - `group_commit/<threads>`: threads each committing one 100 B event at a time.
 //! - `read/{weir,raw}`: sequential read of 256 MiB of 1 KiB events with CRC check; raw = read(2)
 //!   of the same segment bytes + crc32 over them.

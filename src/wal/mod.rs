@@ -45,6 +45,8 @@ const SPARE_EXT: &str = "spare";
 /// Appended frames waiting for the commit leader's `pwrite` are written at once past this size,
 /// which bounds the buffer (see `Writer::pending`).
 const PENDING_FLUSH: usize = 1 << 20;
+/// The unpark token that makes a parked committer the next commit leader.
+const LEAD: parking_lot_core::UnparkToken = parking_lot_core::UnparkToken(1);
 
 /// When `commit` makes data durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -597,39 +599,46 @@ impl Inner {
     /// atomics.
     fn sync_to(&self, target: u64) -> Result<()> {
         let key = &self.durable as *const AtomicU64 as usize;
+        let mut leading = false;
         loop {
-            self.check_poisoned()?;
-            if self.durable.load(Ordering::Acquire) >= target {
-                return Ok(());
+            if let Err(e) = self.check_poisoned() {
+                if leading {
+                    self.hand_over(key, false);
+                }
+                return Err(e);
             }
-            if self
-                .syncing
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
+            if !leading {
+                if self.durable.load(Ordering::Acquire) >= target {
+                    return Ok(());
+                }
+                leading = self
+                    .syncing
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+            }
+            if leading {
                 // Let appenders that are ready to run get into this sync: on a busy machine
                 // this raises the commits per sync; alone it costs a no-op syscall.
                 std::thread::yield_now();
-                if let Err(e) = self.sync_appended() {
+                let synced = self.sync_appended();
+                if let Err(e) = &synced {
                     // After a failed fsync the kernel may have dropped the dirty pages: retrying
                     // could report success for data that is gone. Refuse everything from now on.
                     tracing::error!(error = %e, "sync failed; the log refuses further writes");
                     *self.poisoned.lock() = Some(e.to_string());
                     self.is_poisoned.store(true, Ordering::Release);
                 }
-                self.syncing.store(false, Ordering::Release);
-                // SAFETY: the key is the address of this log's own watermark, used as a parking
-                // key nowhere else, and unpark_all has no other requirement.
-                unsafe {
-                    parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
-                }
-                continue;
+                self.hand_over(key, synced.is_ok());
+                synced?;
+                // Our own frames were appended before this sync began.
+                return Ok(());
             }
             // SAFETY: park requires callbacks that neither panic nor call into parking_lot; these
-            // only load atomics. `validate` runs under the key's bucket lock, which unpark_all
-            // also takes after the leader clears `syncing`, so a wake-up cannot be missed: either
-            // we see `syncing` false and do not park, or we are queued before unpark_all runs.
-            unsafe {
+            // only load atomics. `validate` runs under the key's bucket lock, which the leader
+            // also holds when it wakes waiters or clears `syncing` (see `hand_over`), so a
+            // wake-up cannot be missed: either we see `syncing` false and do not park, or we are
+            // queued before the leader looks at the queue.
+            let woken = unsafe {
                 parking_lot_core::park(
                     key,
                     || {
@@ -638,9 +647,48 @@ impl Inner {
                     },
                     || {},
                     |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
+                    parking_lot_core::ParkToken(usize::try_from(target).unwrap_or(usize::MAX)),
                     None,
+                )
+            };
+            // The previous leader handed us the lead (`syncing` stays set for us).
+            leading = woken == parking_lot_core::ParkResult::Unparked(LEAD);
+        }
+    }
+
+    /// After a sync: wakes the committers it covered (a parked committer's token is its
+    /// target) and hands the lead to the oldest one still waiting, or, if none is, clears
+    /// `syncing`. Waking only the covered ones matters: with many committers on two cores,
+    /// waking everyone only for most to park again was the bulk of the context switches.
+    /// After a failed sync everyone is woken to see the log poisoned.
+    fn hand_over(&self, key: usize, synced: bool) {
+        let durable = self.durable.load(Ordering::Acquire);
+        // SAFETY (all three calls): the key is the address of this log's own watermark, used as
+        // a parking key nowhere else; the filters and callbacks neither panic nor call into
+        // parking_lot. The callbacks run under the bucket lock, which `validate` in `sync_to`
+        // also takes: clearing `syncing` there cannot race a committer deciding to park.
+        unsafe {
+            if synced {
+                parking_lot_core::unpark_filter(
+                    key,
+                    |token| {
+                        if token.0 as u64 <= durable {
+                            parking_lot_core::FilterOp::Unpark
+                        } else {
+                            parking_lot_core::FilterOp::Skip
+                        }
+                    },
+                    |_| parking_lot_core::DEFAULT_UNPARK_TOKEN,
                 );
+                parking_lot_core::unpark_one(key, |r| {
+                    if r.unparked_threads == 0 {
+                        self.syncing.store(false, Ordering::Release);
+                    }
+                    LEAD
+                });
+            } else {
+                self.syncing.store(false, Ordering::Release);
+                parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
             }
         }
     }
