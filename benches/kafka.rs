@@ -4,7 +4,9 @@
 //!
 //! A bench binary rather than criterion: each case is one pipeline run of seconds. Needs
 //! `tansu` (see README). `WEIR_BENCH_EVENTS` sets events per case (default 200,000) and
-//! `WEIR_BENCH_BATCH` the sink's flumeBatchSize (default 1000).
+//! `WEIR_BENCH_BATCH` the sink's flumeBatchSize (default 1000), `WEIR_BENCH_IN_FLIGHT` its
+//! `kafka.inFlightBatches` (default 4, as the sink's default), `WEIR_BENCH_LINGER_MS` its
+//! `linger.ms` (default 0, as the sink's default).
 //!
 //! Run: `cargo bench --bench kafka`
 
@@ -128,9 +130,16 @@ fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) ->
             producer: vec![
                 ("acks".into(), "all".into()),
                 ("enable.idempotence".into(), "true".into()),
-                ("linger.ms".into(), "0".into()),
+                (
+                    "linger.ms".into(),
+                    std::env::var("WEIR_BENCH_LINGER_MS").unwrap_or_else(|_| "0".into()),
+                ),
             ],
             on_unsendable: UnsendablePolicy::Block,
+            in_flight_batches: std::env::var("WEIR_BENCH_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4),
         }),
     };
     let runner = SinkRunner {

@@ -662,6 +662,10 @@ pub struct KafkaSinkConfig {
     /// `linger.ms=0`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
     pub producer: Vec<(String, String)>,
     pub on_unsendable: UnsendablePolicy,
+    /// weir `kafka.inFlightBatches` (default 4): batches sent before the oldest must be
+    /// acknowledged. Each is still committed only after all its records are acknowledged, in
+    /// order; 1 is Flume's strictly one-batch-at-a-time cycle.
+    pub in_flight_batches: usize,
 }
 
 /// Java producer properties that librdkafka does not know, and what weir does with them.
@@ -800,6 +804,7 @@ fn parse_kafka(
             default_partition,
             producer,
             on_unsendable,
+            in_flight_batches: s.positive_or("kafka.inFlightBatches", 4)? as usize,
         },
         batch_size,
     ))

@@ -1,19 +1,25 @@
 //! The Kafka sink: synchronous delivery with the broker's acknowledgement before the take
 //! commits (Flume's KafkaSink, with `acks=all` and idempotence by default).
 //!
-//! One `deliver` produces every event of the batch, then flushes, which sends at once and waits
-//! for every delivery report. Only if all are acknowledged does it return `Ok`, and only then does
-//! the runner commit the take (durably advancing the log's checkpoint). Any failure returns
-//! `Err`: the take rolls back and the whole batch is sent again after a backoff, so a crash or an
-//! error can duplicate a batch but never lose an event. Each record carries its log offset in the
-//! `weir.offset` header so duplicates can be recognised downstream.
+//! A batch is produced (`start`), then its delivery reports are awaited (`finish`). Only if all
+//! of its records are acknowledged does the runner commit its take (durably advancing the log's
+//! checkpoint). Any failure rolls the take back and the whole batch is sent again after a
+//! backoff, so a crash or an error can duplicate a batch but never lose an event. Each record
+//! carries its log offset in the `weir.offset` header so duplicates can be recognised downstream.
+//!
+//! Up to `kafka.inFlightBatches` (default 4) batches are on their way at once: while the oldest
+//! waits for its acknowledgements the next is already produced, so the broker is not left idle
+//! during the channel's take and commit. Takes still commit one at a time, oldest first, each
+//! after its own acknowledgements; a failure rolls back every batch on its way. 1 gives Flume's
+//! strict one-batch cycle.
 //!
 //! The client is rdkafka over a vendored librdkafka: the pure-Rust `kafka` crate only speaks
 //! Produce v0 / message format v0, which Kafka 4.x and tansu reject.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -41,6 +47,17 @@ pub const KEY_HEADER: &str = "key";
 struct BatchState {
     failures: Mutex<Vec<(usize, KafkaError)>>,
     acked: std::sync::atomic::AtomicU64,
+    /// Delivery reports received, successful or not.
+    reported: AtomicUsize,
+}
+
+/// A batch handed to the producer whose delivery reports are still coming in.
+struct OnItsWay {
+    state: Arc<BatchState>,
+    /// Records handed to the producer (each gets exactly one delivery report).
+    sent: usize,
+    /// Records the producer refused at once: (index in the batch, error, unsendable).
+    local_failures: Vec<(usize, String, bool)>,
 }
 
 /// Travels with each record to its delivery report.
@@ -90,6 +107,8 @@ impl ProducerContext for Context_ {
                 .lock()
                 .push((pending.index, e.clone())),
         }
+        // After the outcome is recorded: a waiter that sees the count sees the outcome.
+        pending.batch.reported.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -103,6 +122,8 @@ pub struct KafkaSink {
     producer: BaseProducer<Context_>,
     stop: StopFlag,
     counters: Arc<SinkCounters>,
+    /// Started batches, oldest first (at most `kafka.inFlightBatches`).
+    on_its_way: VecDeque<OnItsWay>,
 }
 
 /// Errors no retry can fix: the record or the permission is wrong, not the weather.
@@ -141,6 +162,7 @@ impl KafkaSink {
             producer,
             stop,
             counters,
+            on_its_way: VecDeque::new(),
         })
     }
 
@@ -238,12 +260,44 @@ fn create_producer(name: &str, cc: &ClientConfig) -> anyhow::Result<BaseProducer
 
 impl Sink for KafkaSink {
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        let result = self.deliver_batch(events);
+        self.start(events)?;
+        self.finish(events)
+    }
+
+    fn in_flight_batches(&self) -> usize {
+        self.config.in_flight_batches
+    }
+
+    fn start(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let result = self.produce_batch(events);
+        if result.is_err() {
+            self.abandon();
+        }
+        result
+    }
+
+    fn finish(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let result = self.await_oldest(events);
         if let Err(e) = &result {
+            // Every later batch is rolled back with this one. Let their reports come in rather
+            // than purge them (purging in-flight records can upset an idempotent producer's
+            // sequence), so the producer is idle before a wedged one is replaced.
+            self.settle_on_its_way();
             let timed_out = e.to_string().contains("MessageTimedOut");
             self.replace_if_wedged(timed_out);
         }
         result
+    }
+
+    fn abandon(&mut self) {
+        if self.on_its_way.is_empty() {
+            return;
+        }
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        // Serve the purge reports so they do not land on a later batch's poll.
+        self.producer.poll(Duration::ZERO);
+        self.on_its_way.clear();
     }
 
     fn idle(&mut self) -> anyhow::Result<()> {
@@ -253,15 +307,35 @@ impl Sink for KafkaSink {
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        // Nothing is pending: every deliver ends with a flush or a purge.
+        // Nothing is pending: the runner finishes or abandons every started batch first.
         Ok(())
     }
 }
 
 impl KafkaSink {
-    fn deliver_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+    /// Waits until every batch on its way has all its delivery reports (each comes within
+    /// `message.timeout.ms`), or abandons them at once when stopping, then forgets them.
+    fn settle_on_its_way(&mut self) {
+        while self
+            .on_its_way
+            .iter()
+            .any(|b| b.state.reported.load(Ordering::Acquire) < b.sent)
+        {
+            if stopping(&self.stop) {
+                self.abandon();
+                return;
+            }
+            self.producer.poll(Duration::ZERO);
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        self.on_its_way.clear();
+    }
+
+    /// Hands every event of the batch to the producer and records the batch as on its way.
+    fn produce_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
         let batch = Arc::new(BatchState::default());
         let mut local_failures: Vec<(usize, String, bool)> = Vec::new();
+        let mut sent = 0usize;
         for (index, (offset, event)) in events.iter().enumerate() {
             let (topic, partition) = match self.route(event) {
                 Ok(r) => r,
@@ -301,13 +375,12 @@ impl KafkaSink {
                 match self.producer.send(record) {
                     Ok(()) => {
                         self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        sent += 1;
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // The local queue is full (broker slow or away): wait for room.
                         if stopping(&self.stop) {
-                            self.producer
-                                .purge(PurgeConfig::default().queue().inflight());
                             bail!("stopping: batch abandoned, it will be sent again after restart");
                         }
                         record = back;
@@ -321,19 +394,34 @@ impl KafkaSink {
                 }
             }
         }
-        // Wait for every delivery report. Not `flush`, and no blocking `poll`: in rdkafka 0.39
-        // both keep polling until their timeout even once the reports are in (measured: a batch
-        // took exactly the poll timeout). Non-blocking polls with a short pause cost at most
-        // ~0.1 ms per batch, and let a shutdown abandon a batch the broker is not answering.
+        self.on_its_way.push_back(OnItsWay {
+            state: batch,
+            sent,
+            local_failures,
+        });
+        Ok(())
+    }
+
+    /// Waits for every delivery report of the oldest batch on its way and decides its fate.
+    fn await_oldest(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let Some(OnItsWay {
+            state: batch,
+            sent,
+            local_failures,
+        }) = self.on_its_way.pop_front()
+        else {
+            bail!("sink {}: no batch on its way to finish", self.name);
+        };
+        // Not `flush`, and no blocking `poll`: in rdkafka 0.39 both keep polling until their
+        // timeout even once the reports are in (measured: a batch took exactly the poll
+        // timeout). Non-blocking polls with a short pause cost at most ~0.1 ms per batch, and
+        // let a shutdown abandon a batch the broker is not answering.
         loop {
             self.producer.poll(Duration::ZERO);
-            if self.producer.in_flight_count() == 0 {
+            if batch.reported.load(Ordering::Acquire) >= sent {
                 break;
             }
             if stopping(&self.stop) {
-                self.producer
-                    .purge(PurgeConfig::default().queue().inflight());
-                self.producer.poll(Duration::from_millis(100));
                 bail!(
                     "stopping: batch abandoned before the broker acknowledged it; it will be sent again after restart"
                 );

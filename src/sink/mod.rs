@@ -9,11 +9,12 @@ pub mod kafka;
 pub mod logger;
 pub mod null;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::channel::{Channel, ChannelError};
+use crate::channel::{Channel, ChannelError, Taken};
 use crate::config::{SinkConfig, SinkKind};
 use crate::event::Event;
 use crate::source::{StopFlag, stopping};
@@ -51,6 +52,28 @@ pub trait Sink: Send {
     fn close(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+
+    /// How many batches this sink can have on their way at once through [`Sink::start`] and
+    /// [`Sink::finish`]. 1 (the default): the runner only calls [`Sink::deliver`].
+    fn in_flight_batches(&self) -> usize {
+        1
+    }
+
+    /// Starts delivering a batch without waiting for the destination. Each started batch is
+    /// later passed, oldest first, to [`Sink::finish`].
+    fn start(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        self.deliver(events)
+    }
+
+    /// Waits until the oldest started batch is safely at the destination (`Ok`: its take is
+    /// committed) or has failed (`Err`: it and every later started batch are rolled back).
+    fn finish(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let _ = events;
+        Ok(())
+    }
+
+    /// Forgets every started batch: the runner rolls them back to be sent again.
+    fn abandon(&mut self) {}
 }
 
 /// Builds the sink a config describes. `stop` lets a sink that waits on a remote end (Kafka)
@@ -143,6 +166,10 @@ impl SinkRunner {
     /// Runs until `stop` is set. The batch being delivered when the stop comes is finished and
     /// committed (or rolled back) first.
     pub fn run(mut self, stop: StopFlag) {
+        let depth = self.sink.in_flight_batches();
+        if depth > 1 {
+            return self.run_pipelined(stop, depth);
+        }
         let mut backoff = BACKOFF_START;
         while !stopping(&stop) {
             match self.process() {
@@ -180,29 +207,151 @@ impl SinkRunner {
         let n = taken.len();
         c.drain_attempt.fetch_add(n as u64, Ordering::Relaxed);
         match self.sink.deliver(&taken.events) {
-            Ok(()) => match self.channel.commit(taken) {
-                Ok(()) => {
-                    c.drain_success.fetch_add(n as u64, Ordering::Relaxed);
-                    let counter = if n == self.batch_size {
-                        &c.batch_complete
-                    } else {
-                        &c.batch_underflow
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    Ok(Status::Ready)
-                }
-                Err(e) => {
-                    // Delivered but not recorded: these events will be delivered again.
-                    c.failures.fetch_add(1, Ordering::Relaxed);
-                    Err(CycleError::Commit(e))
-                }
-            },
+            Ok(()) => self.commit_delivered(taken),
             Err(e) => {
                 self.channel.rollback(taken);
                 c.failures.fetch_add(1, Ordering::Relaxed);
                 c.rollbacks.fetch_add(1, Ordering::Relaxed);
                 Err(CycleError::Deliver(e))
             }
+        }
+    }
+
+    /// Commits the take of a delivered batch and counts it.
+    fn commit_delivered(&self, taken: Taken) -> Result<Status, CycleError> {
+        let c = &self.counters;
+        let n = taken.len();
+        match self.channel.commit(taken) {
+            Ok(()) => {
+                c.drain_success.fetch_add(n as u64, Ordering::Relaxed);
+                let counter = if n == self.batch_size {
+                    &c.batch_complete
+                } else {
+                    &c.batch_underflow
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(Status::Ready)
+            }
+            Err(e) => {
+                // Delivered but not recorded: these events will be delivered again.
+                c.failures.fetch_add(1, Ordering::Relaxed);
+                Err(CycleError::Commit(e))
+            }
+        }
+    }
+
+    /// [`SinkRunner::run`] for a sink that keeps up to `depth` batches on their way: while the
+    /// oldest waits for the destination, the next ones are taken and started, so the
+    /// destination is not left idle between batches. Takes are still committed one batch at a
+    /// time, oldest first, each only once that batch is safely delivered; a failure rolls back
+    /// every batch on its way. The channel's checkpoint never passes the oldest uncommitted
+    /// batch, so a crash resends at most the batches that were on their way.
+    fn run_pipelined(mut self, stop: StopFlag, depth: usize) {
+        let mut on_way: VecDeque<Taken> = VecDeque::new();
+        let mut backoff = BACKOFF_START;
+        while !stopping(&stop) {
+            match self.step_pipelined(&mut on_way, depth) {
+                Ok(Status::Ready) => backoff = BACKOFF_START,
+                Ok(Status::Backoff) => {}
+                Err(e) => {
+                    e.log(&self.name, backoff);
+                    sleep_unless_stopped(backoff, &stop);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        // Settle what is on its way: the sink gives up promptly once stopping, and whatever it
+        // could not confirm is rolled back (and sent again after a restart).
+        while let Some(taken) = on_way.pop_front() {
+            if let Err(e) = self.finish_oldest(taken, &mut on_way) {
+                e.log(&self.name, Duration::ZERO);
+            }
+        }
+        self.close();
+    }
+
+    /// Starts another batch if fewer than `depth` are on their way and the channel has one;
+    /// otherwise waits for the oldest.
+    fn step_pipelined(
+        &mut self,
+        on_way: &mut VecDeque<Taken>,
+        depth: usize,
+    ) -> Result<Status, CycleError> {
+        let c = self.counters.clone();
+        if on_way.len() < depth {
+            let wait = if on_way.is_empty() {
+                POLL
+            } else {
+                Duration::ZERO
+            };
+            let taken = match self.channel.take(self.batch_size, wait) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    c.failures.fetch_add(1, Ordering::Relaxed);
+                    if on_way.is_empty() {
+                        return Err(CycleError::Take(e));
+                    }
+                    tracing::warn!(sink = %self.name, error = %e, "take failed; finishing the batches on their way first");
+                    None
+                }
+            };
+            match taken {
+                Some(taken) if !taken.is_empty() => {
+                    c.drain_attempt
+                        .fetch_add(taken.len() as u64, Ordering::Relaxed);
+                    if let Err(e) = self.sink.start(&taken.events) {
+                        self.channel.rollback(taken);
+                        c.rollbacks.fetch_add(1, Ordering::Relaxed);
+                        self.abandon(on_way);
+                        c.failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(CycleError::Deliver(e));
+                    }
+                    on_way.push_back(taken);
+                    if on_way.len() < depth {
+                        return Ok(Status::Ready);
+                    }
+                }
+                _ if on_way.is_empty() => {
+                    c.batch_empty.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = self.sink.idle() {
+                        tracing::warn!(sink = %self.name, error = %e, "idle work failed");
+                    }
+                    return Ok(Status::Backoff);
+                }
+                _ => {}
+            }
+        }
+        match on_way.pop_front() {
+            Some(oldest) => self.finish_oldest(oldest, on_way),
+            None => Ok(Status::Backoff),
+        }
+    }
+
+    /// Waits for the oldest batch on its way and commits its take, or rolls back it and every
+    /// later one.
+    fn finish_oldest(
+        &mut self,
+        oldest: Taken,
+        later: &mut VecDeque<Taken>,
+    ) -> Result<Status, CycleError> {
+        match self.sink.finish(&oldest.events) {
+            Ok(()) => self.commit_delivered(oldest),
+            Err(e) => {
+                self.channel.rollback(oldest);
+                self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
+                self.abandon(later);
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                Err(CycleError::Deliver(e))
+            }
+        }
+    }
+
+    /// The sink forgets the batches on their way and their takes roll back.
+    fn abandon(&mut self, on_way: &mut VecDeque<Taken>) {
+        self.sink.abandon();
+        while let Some(t) = on_way.pop_back() {
+            self.channel.rollback(t);
+            self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -221,5 +370,119 @@ pub(crate) fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
         let s = left.min(step);
         std::thread::sleep(s);
         left -= s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::MemoryChannelConfig;
+
+    /// A sink keeping `depth` batches on their way, whose `finish` fails on chosen calls.
+    struct Pipelined {
+        depth: usize,
+        on_way: VecDeque<Vec<String>>,
+        finishes: usize,
+        fail_at: Vec<usize>,
+        delivered: Arc<Mutex<Vec<String>>>,
+        most_on_way: Arc<Mutex<usize>>,
+    }
+
+    impl Sink for Pipelined {
+        fn deliver(&mut self, _: &[(u64, Event)]) -> anyhow::Result<()> {
+            anyhow::bail!("a pipelined sink is driven through start and finish")
+        }
+        fn in_flight_batches(&self) -> usize {
+            self.depth
+        }
+        fn start(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+            let bodies = events
+                .iter()
+                .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
+                .collect();
+            self.on_way.push_back(bodies);
+            let mut most = self.most_on_way.lock();
+            *most = (*most).max(self.on_way.len());
+            Ok(())
+        }
+        fn finish(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+            let batch = self.on_way.pop_front().expect("a started batch");
+            assert_eq!(batch.len(), events.len(), "finish gets the oldest batch");
+            self.finishes += 1;
+            if self.fail_at.contains(&self.finishes) {
+                anyhow::bail!("refused");
+            }
+            self.delivered.lock().extend(batch);
+            Ok(())
+        }
+        fn abandon(&mut self) {
+            self.on_way.clear();
+        }
+    }
+
+    #[test]
+    fn pipelined_batches_commit_in_order_and_a_failure_resends_everything_on_its_way() {
+        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c",
+            &MemoryChannelConfig {
+                capacity: 1000,
+                transaction_capacity: 5,
+                keep_alive: Duration::from_millis(10),
+                byte_capacity: None,
+            },
+        ));
+        let sent: Vec<String> = (0..60).map(|i| format!("e{i:02}")).collect();
+        for chunk in sent.chunks(5) {
+            channel
+                .put(chunk.iter().map(|b| Event::new(b.clone())).collect())
+                .unwrap();
+        }
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let most_on_way = Arc::new(Mutex::new(0));
+        let counters = Arc::new(SinkCounters::default());
+        let runner = SinkRunner {
+            name: "k".into(),
+            sink: Box::new(Pipelined {
+                depth: 3,
+                on_way: VecDeque::new(),
+                finishes: 0,
+                fail_at: vec![2, 5],
+                delivered: delivered.clone(),
+                most_on_way: most_on_way.clone(),
+            }),
+            channel: channel.clone(),
+            batch_size: 5,
+            counters: counters.clone(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = {
+            let stop = stop.clone();
+            std::thread::spawn(move || runner.run(stop))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while delivered.lock().len() < sent.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        run.join().unwrap();
+        // Each failure rolled back the failed batch and the ones behind it, and they came back
+        // in order: what was delivered (and committed) is every event once, in order.
+        assert_eq!(*delivered.lock(), sent);
+        assert_eq!(
+            *most_on_way.lock(),
+            3,
+            "the sink kept three batches on their way"
+        );
+        assert_eq!(channel.stats().size, 0, "every take was committed");
+        assert_eq!(counters.drain_success.load(Ordering::Relaxed), 60);
+        assert!(counters.rollbacks.load(Ordering::Relaxed) >= 2);
     }
 }
