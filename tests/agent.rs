@@ -366,12 +366,12 @@ fn config_errors_name_file_line_key_and_the_fix() {
         (
             "a.sources.r1.port = 4444\n",
             "a.sources.r1.port = http\n",
-            &[":6: a.sources.r1.port", "'http' is not a TCP port"],
+            &[":6: a.sources.r1.port", "'http' is not a port number"],
         ),
         (
             "a.sources.r1.port = 4444\n",
             "a.sources.r1.port = 70000\n",
-            &[":6:", "not a TCP port"],
+            &[":6:", "is not a port number"],
         ),
         (
             "a.sources.r1.port = 4444\n",

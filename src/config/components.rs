@@ -359,16 +359,7 @@ impl SourceConfig {
         let interceptors = parse_interceptors(s)?;
         let kind = match ty {
             "netcat" => {
-                let port = s.required(
-                    "port",
-                    &format!("set `{}` to the TCP port to listen on", s.full("port")),
-                )?;
-                let port = port.parse::<u16>().map_err(|_| {
-                    s.error(
-                        Some("port"),
-                        format!("'{port}' is not a TCP port (0-65535)"),
-                    )
-                })?;
+                let port = s.port("port")?;
                 SourceKind::Netcat(NetcatConfig {
                     bind: s.required(
                         "bind",

@@ -43,16 +43,7 @@ pub(super) fn parse_http(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<HttpSourceConfig, ConfigError> {
-    let port = s.required(
-        "port",
-        &format!("set `{}` to the TCP port to listen on", s.full("port")),
-    )?;
-    let port = port.parse::<u16>().map_err(|_| {
-        s.error(
-            Some("port"),
-            format!("'{port}' is not a TCP port (0-65535)"),
-        )
-    })?;
+    let port = s.port("port")?;
     let handler = s.string_or("handler", JSON_HANDLER);
     if handler.trim() != JSON_HANDLER && handler.trim() != "JSONHandler" {
         return Err(s.error(

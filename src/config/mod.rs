@@ -342,6 +342,25 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A required TCP/UDP port number.
+    pub fn port(&self, key: &str) -> Result<u16, ConfigError> {
+        let value = self.required(
+            key,
+            &format!("set `{}` to the port to listen on", self.full(key)),
+        )?;
+        self.port_number(key, &value)
+    }
+
+    /// `value` (read from `key`) as a port number.
+    pub fn port_number(&self, key: &str, value: &str) -> Result<u16, ConfigError> {
+        value.parse::<u16>().map_err(|_| {
+            self.error(
+                Some(key),
+                format!("'{value}' is not a port number (0-65535)"),
+            )
+        })
+    }
+
     pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
         self.parse_or(key, default, "a non-negative whole number")
     }

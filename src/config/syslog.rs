@@ -108,15 +108,6 @@ pub struct SyslogConfig {
 /// Flume's floor for `eventSize` (SyslogUtils.MIN_SIZE).
 const MIN_EVENT_SIZE: u64 = 10;
 
-fn port_number(s: &Section, key: &str, value: &str) -> Result<u16, ConfigError> {
-    value.parse::<u16>().map_err(|_| {
-        s.error(
-            Some(key),
-            format!("'{value}' is not a port number (0-65535)"),
-        )
-    })
-}
-
 /// Parses the keys of a syslog source of type `alias` (`syslogtcp`, `syslogudp` or
 /// `multiport_syslogtcp`).
 pub fn parse_syslog(
@@ -139,7 +130,7 @@ pub fn parse_syslog(
         )?;
         let mut ports = Vec::new();
         for p in list.split_whitespace() {
-            let port = port_number(s, "ports", p)?;
+            let port = s.port_number("ports", p)?;
             if ports.contains(&port) {
                 return Err(s.error(Some("ports"), format!("port {port} is listed twice")));
             }
@@ -156,7 +147,7 @@ pub fn parse_syslog(
             "port",
             &format!("set `{}` to the {what} port to listen on", s.full("port")),
         )?;
-        vec![port_number(s, "port", &p)?]
+        vec![s.port_number("port", &p)?]
     };
     let keep_fields = match s.string("keepFields") {
         None => KeepFields::NONE,

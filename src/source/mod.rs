@@ -9,9 +9,12 @@ pub mod seq;
 pub mod syslog;
 pub mod taildir;
 
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::channel::{Channel, ChannelError};
 use crate::config::{SourceConfig, SourceKind};
@@ -150,6 +153,28 @@ impl ChannelProcessor {
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The addresses `host:port` names, for a source to bind; errors name the source.
+pub(crate) fn resolve(source: &str, host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    let addr = format!("{host}:{port}");
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("source {source}: cannot resolve bind address {addr}"))?
+        .collect();
+    anyhow::ensure!(
+        !addrs.is_empty(),
+        "source {source}: bind address {addr} resolves to no address"
+    );
+    Ok(addrs)
+}
+
+/// A non-blocking TCP listener on `host:port` (accept loops poll it to notice the stop flag).
+pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(&resolve(source, host, port)?[..])
+        .with_context(|| format!("source {source}: cannot listen on TCP {host}:{port}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// A running source: its thread ends when the stop flag is set.

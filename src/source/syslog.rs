@@ -18,7 +18,7 @@ pub mod parse;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{Local, Utc};
 
-use super::{ChannelProcessor, Source, StopFlag, stopping};
+use super::{ChannelProcessor, Source, StopFlag, listen_tcp, resolve, stopping};
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
@@ -71,25 +71,12 @@ impl SyslogSource {
     }
 }
 
-fn resolve(name: &str, host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
-    let addr = format!("{host}:{port}");
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .with_context(|| format!("source {name}: cannot resolve host {addr}"))?
-        .collect();
-    anyhow::ensure!(
-        !addrs.is_empty(),
-        "source {name}: host {addr} resolves to no address"
-    );
-    Ok(addrs)
-}
-
 impl Source for SyslogSource {
     fn start(&mut self) -> anyhow::Result<()> {
         let kind = self.config.protocol.type_name();
         for &port in &self.config.ports {
-            let addrs = resolve(&self.name, &self.config.host, port)?;
             if self.config.protocol == SyslogProtocol::Udp {
+                let addrs = resolve(&self.name, &self.config.host, port)?;
                 let socket = UdpSocket::bind(&addrs[..]).with_context(|| {
                     format!(
                         "source {}: cannot listen on UDP {}:{port}",
@@ -100,13 +87,7 @@ impl Source for SyslogSource {
                 tracing::info!(source = %self.name, addr = %socket.local_addr()?, "{kind} source listening (UDP)");
                 self.udp = Some(socket);
             } else {
-                let listener = TcpListener::bind(&addrs[..]).with_context(|| {
-                    format!(
-                        "source {}: cannot listen on TCP {}:{port}",
-                        self.name, self.config.host
-                    )
-                })?;
-                listener.set_nonblocking(true)?;
+                let listener = listen_tcp(&self.name, &self.config.host, port)?;
                 let local = listener.local_addr()?;
                 tracing::info!(source = %self.name, addr = %local, "{kind} source listening (TCP)");
                 self.tcp.push((listener, local.port()));

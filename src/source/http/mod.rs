@@ -9,15 +9,13 @@
 
 pub mod json;
 
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use super::{ChannelProcessor, Source, StopFlag, stopping};
+use super::{ChannelProcessor, Source, StopFlag, listen_tcp, stopping};
 use crate::channel::ChannelError;
 use crate::config::HttpSourceConfig;
 use crate::http_wire::{self as wire, Conn, ReadError};
@@ -43,14 +41,7 @@ impl HttpSource {
 
 impl Source for HttpSource {
     fn start(&mut self) -> anyhow::Result<()> {
-        let addr = format!("{}:{}", self.config.bind, self.config.port);
-        let addrs: Vec<SocketAddr> = addr
-            .to_socket_addrs()
-            .with_context(|| format!("source {}: cannot resolve bind address {addr}", self.name))?
-            .collect();
-        let listener = TcpListener::bind(&addrs[..])
-            .with_context(|| format!("source {}: cannot listen on {addr}", self.name))?;
-        listener.set_nonblocking(true)?;
+        let listener = listen_tcp(&self.name, &self.config.bind, self.config.port)?;
         tracing::info!(source = %self.name, addr = %listener.local_addr()?, "http source listening");
         self.listener = Some(listener);
         Ok(())
