@@ -6,7 +6,7 @@
 //! `tansu` (see README). `WEIR_BENCH_EVENTS` sets events per case (default 200,000) and
 //! `WEIR_BENCH_BATCH` the sink's flumeBatchSize (default 1000), `WEIR_BENCH_IN_FLIGHT` its
 //! `kafka.inFlightBatches` (default 4, as the sink's default), `WEIR_BENCH_LINGER_MS` its
-//! `linger.ms` (default 0, as the sink's default).
+//! `linger.ms` (default 2, as the sink's default).
 //!
 //! Run: `cargo bench --bench kafka`
 
@@ -132,7 +132,7 @@ fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) ->
                 ("enable.idempotence".into(), "true".into()),
                 (
                     "linger.ms".into(),
-                    std::env::var("WEIR_BENCH_LINGER_MS").unwrap_or_else(|_| "0".into()),
+                    std::env::var("WEIR_BENCH_LINGER_MS").unwrap_or_else(|_| "2".into()),
                 ),
             ],
             on_unsendable: UnsendablePolicy::Block,

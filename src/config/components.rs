@@ -650,7 +650,7 @@ pub struct KafkaSinkConfig {
     pub partition_header: Option<String>,
     pub default_partition: Option<i32>,
     /// librdkafka producer properties, weir's defaults (`acks=all`, `enable.idempotence=true`,
-    /// `linger.ms=0`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
+    /// `linger.ms=2`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
     pub producer: Vec<(String, String)>,
     pub on_unsendable: UnsendablePolicy,
     /// weir `kafka.inFlightBatches` (default 4): batches sent before the oldest must be
@@ -726,14 +726,16 @@ fn parse_kafka(
             "the Avro Flume event format is not supported: weir sends headers as Kafka record headers; remove the key or set it to false".into(),
         ));
     }
-    // weir's defaults, overridable by kafka.producer.*. linger.ms = 0 because the sink hands
-    // over a whole batch and then waits for it: lingering would only add latency per batch.
+    // weir's defaults, overridable by kafka.producer.*. linger.ms = 2: with batches pipelined
+    // (kafka.inFlightBatches) a short linger lets librdkafka send fewer, fuller produce
+    // requests; measured with `cargo bench --bench kafka`, 100 B events went from ~138k to
+    // ~151k events/s (1 KiB unchanged) for 2 ms more latency per batch.
     // message.timeout.ms = 30 s (librdkafka: 5 min) so a batch stuck on a broker that went away
     // is rolled back, counted and retried (with a fresh producer) within seconds.
     let mut producer = vec![
         ("acks".to_owned(), "all".to_owned()),
         ("enable.idempotence".to_owned(), "true".to_owned()),
-        ("linger.ms".to_owned(), "0".to_owned()),
+        ("linger.ms".to_owned(), "2".to_owned()),
         ("message.timeout.ms".to_owned(), "30000".to_owned()),
     ];
     if let Some(acks) = legacy("requiredAcks", "kafka.producer.acks", notes) {
