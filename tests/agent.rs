@@ -29,37 +29,11 @@ fn config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
 
 /// Every line file_roll wrote, in file order.
 fn output_lines(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return vec![];
-    };
-    let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
-    // Files are named <millis>-<counter>; sort numerically by both.
-    files.sort_by_key(|p| {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let (ms, n) = name.split_once('-').unwrap_or((&name, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            n.parse::<u64>().unwrap_or(0),
-        )
-    });
-    let mut out = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(f).unwrap();
-        out.extend(
-            bytes
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-    }
-    out
+    support::file_roll_raw_lines(&dir.join("out"))
 }
 
 fn text_lines(dir: &Path) -> Vec<String> {
-    output_lines(dir)
-        .into_iter()
-        .map(|l| String::from_utf8_lossy(&l).into_owned())
-        .collect()
+    support::file_roll_lines(&dir.join("out"))
 }
 
 /// Waits until `pred` holds on the output (the sink runs asynchronously).

@@ -55,23 +55,9 @@ impl Run {
     }
 }
 
-/// Every line file_roll wrote into `dir/out` (one file: rollInterval = 0).
+/// Every line file_roll wrote into `dir/out`, in file order.
 fn output_lines(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return vec![];
-    };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    support::file_roll_lines(&dir.join("out"))
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -194,15 +180,10 @@ fn stop_puts_the_pending_partial_batch_into_the_channel() {
     // The five lines sit in the partial batch (600 s timeout), or still in the pipe, until
     // the agent stops: either way they must reach the channel.
     assert!(run.agent.stop());
-    let mut bodies = Vec::new();
-    weir::wal::inspect::dump(
-        &dir.path().join("log"),
-        0,
-        u64::MAX,
-        |e| bodies.push(String::from_utf8_lossy(&e.body).into_owned()),
-        |p| panic!("damaged log: {p}"),
-    )
-    .unwrap();
+    let bodies: Vec<String> = support::logged_events(&dir.path().join("log"))
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+        .collect();
     assert_eq!(bodies, numbers(1..=5));
 }
 
@@ -548,18 +529,7 @@ fn sigkill_cycles_keep_every_committed_line() {
         .parse()
         .unwrap();
 
-    let committed = || {
-        let mut events = Vec::new();
-        weir::wal::inspect::dump(
-            &d.join("log"),
-            0,
-            u64::MAX,
-            |e| events.push(e),
-            |p| panic!("damaged log after a clean stop: {p}"),
-        )
-        .unwrap();
-        events
-    };
+    let committed = || support::logged_events(&d.join("log"));
     let log = committed();
     assert!(!log.is_empty(), "nothing was committed");
     assert_eq!(

@@ -89,34 +89,20 @@ fn post_raw(port: u16, json: &str) -> Option<(u16, String)> {
 
 /// Every event in the file channel's log, in order: (headers, body).
 fn logged_events(dir: &Path) -> Vec<(BTreeMap<String, String>, String)> {
-    let mut out = Vec::new();
-    weir::wal::inspect::dump(
-        &dir.join("log"),
-        0,
-        u64::MAX,
-        |e| {
-            out.push((
+    support::logged_events(&dir.join("log"))
+        .into_iter()
+        .map(|e| {
+            (
                 e.headers.into_iter().collect(),
                 String::from_utf8_lossy(&e.body).into_owned(),
-            ))
-        },
-        |p| panic!("damaged log: {p}"),
-    )
-    .unwrap();
-    out
+            )
+        })
+        .collect()
 }
 
 /// Every line file_roll wrote into `dir/out`.
 fn output_lines(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return vec![];
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        out.extend(text.lines().map(str::to_owned));
-    }
-    out
+    support::file_roll_lines(&dir.join("out"))
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

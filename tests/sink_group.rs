@@ -34,20 +34,7 @@ fn config(dir: &Path, port: u16, out1: &str, out2: &str, group: &str) -> PathBuf
 
 /// Every line file_roll wrote into `dir` (any order); none if `dir` is not a directory.
 fn lines_in(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let text = std::fs::read(entry.path()).expect("read output file");
-        out.extend(
-            String::from_utf8_lossy(&text)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
-    }
-    out
+    support::file_roll_lines(dir)
 }
 
 /// How many times each line occurs across `dirs`.

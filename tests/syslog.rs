@@ -46,39 +46,18 @@ fn config(dir: &Path, sources: &str, extra: &str) -> PathBuf {
 /// Every event in the channel's log, in order (the agent must be stopped). Segments are large
 /// enough in these tests that none is retired, so consumed events are still there.
 fn stored(dir: &Path) -> Vec<Stored> {
-    let mut out = Vec::new();
-    weir::wal::inspect::dump(
-        &dir.join("log"),
-        0,
-        u64::MAX,
-        |e| {
-            out.push(Stored {
-                headers: e.headers.into_iter().collect(),
-                body: String::from_utf8_lossy(&e.body).into_owned(),
-            })
-        },
-        |p| panic!("damaged log: {p}"),
-    )
-    .unwrap();
-    out
+    support::logged_events(&dir.join("log"))
+        .into_iter()
+        .map(|e| Stored {
+            headers: e.headers.into_iter().collect(),
+            body: String::from_utf8_lossy(&e.body).into_owned(),
+        })
+        .collect()
 }
 
 /// Lines file_roll wrote (all files).
 fn output_lines(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return vec![];
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let bytes = std::fs::read(e.unwrap().path()).unwrap();
-        out.extend(
-            String::from_utf8_lossy(&bytes)
-                .split('\n')
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
-    }
-    out
+    support::file_roll_lines(&dir.join("out"))
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

@@ -88,25 +88,7 @@ fn agent_logs(dir: &Path) -> String {
 /// Every whole line file_roll wrote, in file order. A line torn by SIGKILL in the middle of a
 /// write shows up as a fragment, which matches no expected line.
 fn output(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return vec![];
-    };
-    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-    // Files are named <millis>-<counter>.
-    files.sort_by_key(|p| {
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let (ms, n) = name.split_once('-').unwrap_or((&name, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            n.parse::<u64>().unwrap_or(0),
-        )
-    });
-    let mut out = Vec::new();
-    for f in files {
-        let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
-        out.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
-    }
-    out
+    support::file_roll_lines(&dir.join("out"))
 }
 
 fn counts(lines: &[String]) -> HashMap<&str, usize> {
@@ -325,15 +307,7 @@ fn headers_are_set_per_group_file_and_offset() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(agent.stop());
-    let mut events = Vec::new();
-    weir::wal::inspect::dump(
-        &d.join("log"),
-        0,
-        u64::MAX,
-        |e| events.push(e),
-        |p| panic!("channel log damaged: {p}"),
-    )
-    .unwrap();
+    let events = support::logged_events(&d.join("log"));
     assert_eq!(events.len(), 2, "{events:?}");
     let header = |i: usize, k: &str| -> Option<String> {
         let e: &weir::wal::inspect::DumpedEvent = &events[i];

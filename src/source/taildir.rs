@@ -797,15 +797,33 @@ mod tests {
     }
 
     fn rig(transaction_capacity: usize) -> Rig {
-        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+        let channel = memory_channel(100_000, transaction_capacity, Duration::from_millis(10));
+        Rig {
+            processor: processor_for(&channel),
+            dir: tempfile::tempdir().unwrap(),
+            channel,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn memory_channel(
+        capacity: usize,
+        transaction_capacity: usize,
+        keep_alive: Duration,
+    ) -> Arc<dyn Channel> {
+        Arc::new(MemoryChannel::new(
             "c1",
             &MemoryChannelConfig {
-                capacity: 100_000,
+                capacity,
                 transaction_capacity,
-                keep_alive: Duration::from_millis(10),
+                keep_alive,
                 byte_capacity: None,
             },
-        ));
+        ))
+    }
+
+    /// A processor putting into `channel` alone, as the agent would build for this source.
+    fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
         let source = SourceConfig {
             name: "r1".into(),
             channels: vec!["c1".into()],
@@ -817,17 +835,11 @@ mod tests {
                 body_size: 0,
             }),
         };
-        let processor = ChannelProcessor::new(
+        ChannelProcessor::new(
             &source,
-            std::slice::from_ref(&channel),
+            std::slice::from_ref(channel),
             Arc::new(SourceCounters::default()),
-        );
-        Rig {
-            dir: tempfile::tempdir().unwrap(),
-            channel,
-            processor,
-            stop: Arc::new(AtomicBool::new(false)),
-        }
+        )
     }
 
     impl Rig {
@@ -1026,31 +1038,8 @@ mod tests {
     fn a_full_channel_delays_but_loses_and_repeats_nothing() {
         let r = rig(100);
         // Room for 15 events: the source must wait for the consumer below.
-        let small: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
-            "c1",
-            &MemoryChannelConfig {
-                capacity: 15,
-                transaction_capacity: 10,
-                keep_alive: Duration::from_millis(5),
-                byte_capacity: None,
-            },
-        ));
-        let source = SourceConfig {
-            name: "r1".into(),
-            channels: vec!["c1".into()],
-            selector: SelectorConfig::Replicating { optional: vec![] },
-            interceptors: vec![],
-            kind: SourceKind::Seq(crate::config::SeqConfig {
-                total_events: 0,
-                batch_size: 1,
-                body_size: 0,
-            }),
-        };
-        let processor = ChannelProcessor::new(
-            &source,
-            std::slice::from_ref(&small),
-            Arc::new(SourceCounters::default()),
-        );
+        let small = memory_channel(15, 10, Duration::from_millis(5));
+        let processor = processor_for(&small);
         append(&r.path("app.log"), &numbered("a", 0..200));
         let mut t = r.tailer(r.config(r"app\.log"));
         let stop = r.stop.clone();

@@ -389,3 +389,60 @@ impl Client {
         Some(reply)
     }
 }
+
+/// The files a file_roll sink wrote into `out`, oldest first (they are named
+/// `<millis>-<counter>`); none if `out` does not exist yet.
+pub fn file_roll_files(out: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let (ms, n) = name.split_once('-').unwrap_or((&name, "0"));
+        (
+            ms.parse::<u64>().unwrap_or(0),
+            n.parse::<u64>().unwrap_or(0),
+        )
+    });
+    files
+}
+
+/// Every non-empty line a file_roll sink wrote into `out`, in file order, as bytes. A line torn
+/// by a kill in the middle of a write shows up as a fragment.
+pub fn file_roll_raw_lines(out: &Path) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    for f in file_roll_files(out) {
+        let bytes = std::fs::read(f).unwrap();
+        lines.extend(
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    lines
+}
+
+/// [`file_roll_raw_lines`] as text (invalid UTF-8 replaced).
+pub fn file_roll_lines(out: &Path) -> Vec<String> {
+    file_roll_raw_lines(out)
+        .into_iter()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect()
+}
+
+/// Every event in a stopped agent's file channel log (`dataDirs` = `log`), in order; panics on
+/// damage. Consumed events are still there as long as no segment was retired.
+pub fn logged_events(log: &Path) -> Vec<weir::wal::inspect::DumpedEvent> {
+    let mut events = Vec::new();
+    weir::wal::inspect::dump(
+        log,
+        0,
+        u64::MAX,
+        |e| events.push(e),
+        |p| panic!("damaged channel log {}: {p}", log.display()),
+    )
+    .unwrap();
+    events
+}
