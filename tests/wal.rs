@@ -627,6 +627,54 @@ fn concurrent_committers_all_land() {
     assert_eq!(got.len(), 800);
 }
 
+/// Many more committers than cores, mixing `append_commit` with `append` then `commit`, over
+/// small segments so that rolls (which also make frames durable) interleave with group
+/// commits. Every commit must return covered, and none may sleep through its wake-up: a
+/// watchdog turns a hang into a failure.
+#[test]
+fn many_committers_never_hang_and_all_land() {
+    const THREADS: u64 = 64;
+    const EACH: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(64 * 1024)).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (wal, done_tx) = (wal.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let mut events = 0;
+                for i in 0..EACH {
+                    let batch: Vec<Event> = (0..1 + (t + i) % 3)
+                        .map(|k| ev(t * 10_000 + i * 10 + k, 40))
+                        .collect();
+                    let a = if (t + i) % 2 == 0 {
+                        wal.append_commit(&batch).unwrap()
+                    } else {
+                        let a = wal.append(&batch).unwrap();
+                        wal.commit().unwrap();
+                        a
+                    };
+                    assert!(wal.durable_offset() >= a.next_offset);
+                    events += batch.len() as u64;
+                }
+                done_tx.send(events).unwrap();
+            })
+        })
+        .collect();
+    drop(done_tx);
+    let mut total = 0;
+    for _ in 0..THREADS {
+        total += done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a committer never returned: group commit lost a wake-up");
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(wal.durable_offset(), total);
+    assert_eq!(read_all(&wal, "sink").len() as u64, total);
+}
+
 #[test]
 fn resume_from_checkpoint_inside_a_frame() {
     let dir = tempfile::tempdir().unwrap();
