@@ -2,11 +2,19 @@
 //! (acks=all, idempotent) pushing the same events straight to the same broker, in one run, at
 //! 100 B and 1 KiB. Prints events/s, MB/s and the weir/raw ratio (target ≥ 0.70).
 //!
+//! Both sides are timed warm: connecting, fetching metadata and getting an idempotent producer
+//! id take ~0.5 s on a fresh client, which in a run of a second or two was measuring startup,
+//! not throughput. So each side first delivers one batch of warm-up events (weir: a first seq
+//! run through the whole pipeline; raw: produced and flushed), and only then is timed from the
+//! first event of the main run to the last acknowledgement (weir: the last take committed).
+//!
 //! A bench binary rather than criterion: each case is one pipeline run of seconds. Needs
-//! `tansu` (see README). `WEIR_BENCH_EVENTS` sets events per case (default 200,000) and
+//! `tansu` (see README). `WEIR_BENCH_EVENTS` sets events per case (default 500,000) and
 //! `WEIR_BENCH_BATCH` the sink's flumeBatchSize (default 1000), `WEIR_BENCH_IN_FLIGHT` its
 //! `kafka.inFlightBatches` (default 4, as the sink's default), `WEIR_BENCH_LINGER_MS` its
-//! `linger.ms` (default 2, as the sink's default).
+//! `linger.ms` (default 2, as the sink's default), `WEIR_BENCH_BODIES` the body sizes (default
+//! `100,1024`), `WEIR_BENCH_ROUNDS` the rounds per size (default 3; each side's median is
+//! reported).
 //!
 //! Run: `cargo bench --bench kafka`
 
@@ -27,7 +35,7 @@ use weir::config::{
     SourceConfig, SourceKind, UnsendablePolicy,
 };
 use weir::sink::{SinkCounters, SinkRunner};
-use weir::source::seq::SeqSource;
+use weir::source::seq::{self, SeqSource};
 use weir::source::{ChannelProcessor, Source, SourceCounters};
 use weir::wal::{CorruptionPolicy, SyncPolicy};
 
@@ -39,24 +47,31 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// The raw baseline: one producer, every event produced back to back, one flush at the end.
-fn raw(bootstrap: &str, topic: &str, events: u64, body: usize) -> Duration {
+fn raw(bootstrap: &str, topic: &str, events: u64, body: usize, warm_up: u64) -> Duration {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .create()
         .expect("raw producer");
+    produce_all(&producer, topic, 0..warm_up, body);
     let start = Instant::now();
-    for i in 0..events {
-        let payload = format!("{i:<body$}");
+    produce_all(&producer, topic, warm_up..warm_up + events, body);
+    start.elapsed()
+}
+
+/// Produces the seq source's events `range` with their offset header, then waits for every
+/// acknowledgement.
+fn produce_all(producer: &BaseProducer, topic: &str, range: std::ops::Range<u64>, body: usize) {
+    for i in range {
+        let payload = seq::body(i, body);
         let offset = i.to_string();
         let headers = OwnedHeaders::new().insert(Header {
             key: "weir.offset",
             value: Some(offset.as_bytes()),
         });
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-            .payload(payload.as_bytes())
-            .headers(headers);
+        let mut rec: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).payload(&payload[..]).headers(headers);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -70,11 +85,18 @@ fn raw(bootstrap: &str, topic: &str, events: u64, body: usize) -> Duration {
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(120)).expect("raw flush");
-    start.elapsed()
 }
 
-/// weir: seq → file channel → Kafka sink, timed until the sink has committed every event.
-fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) -> Duration {
+/// weir: seq → file channel → Kafka sink, timed from the start of the main seq run until the
+/// sink has committed every event.
+fn weir(
+    bootstrap: &str,
+    topic: &str,
+    events: u64,
+    body: usize,
+    batch: usize,
+    warm_up: u64,
+) -> Duration {
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap_or_default().join("target"))
         .expect("temp dir");
     let channel: Arc<dyn Channel> = Arc::new(
@@ -106,14 +128,16 @@ fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) ->
             body_size: body,
         }),
     };
-    let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
+    let SourceKind::Seq(main_run) = source_cfg.kind.clone() else {
         unreachable!()
     };
-    let processor = ChannelProcessor::new(
-        &source_cfg,
-        std::slice::from_ref(&channel),
-        Arc::new(SourceCounters::default()),
-    );
+    let processor = || {
+        ChannelProcessor::new(
+            &source_cfg,
+            std::slice::from_ref(&channel),
+            Arc::new(SourceCounters::default()),
+        )
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(SinkCounters::default());
     let sink_cfg = SinkConfig {
@@ -149,15 +173,27 @@ fn weir(bootstrap: &str, topic: &str, events: u64, body: usize, batch: usize) ->
         batch_size: batch,
         counters: counters.clone(),
     };
-    let start = Instant::now();
     let s = stop.clone();
     let sink = std::thread::spawn(move || runner.run(s));
-    let s = stop.clone();
-    let source = Box::new(SeqSource::new("r1", seq));
-    let src = std::thread::spawn(move || source.run(processor, s));
-    while counters.drain_success.load(Ordering::Relaxed) < events {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let run_seq = |total_events: u64| {
+        let config = SeqConfig {
+            total_events,
+            ..main_run.clone()
+        };
+        let source = Box::new(SeqSource::new("r1", config));
+        let (processor, s) = (processor(), stop.clone());
+        std::thread::spawn(move || source.run(processor, s))
+    };
+    let committed = |n: u64| {
+        while counters.drain_success.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let _ = run_seq(warm_up).join();
+    committed(warm_up);
+    let start = Instant::now();
+    let src = run_seq(events);
+    committed(warm_up + events);
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let _ = src.join();
@@ -173,31 +209,71 @@ fn main() {
         eprintln!("tansu is needed for this benchmark");
         std::process::exit(1);
     };
-    let events = env_or("WEIR_BENCH_EVENTS", 200_000);
+    let events = env_or("WEIR_BENCH_EVENTS", 500_000);
     let batch = env_or("WEIR_BENCH_BATCH", 1000) as usize;
+    let rounds = env_or("WEIR_BENCH_ROUNDS", 3).max(1);
     println!(
-        "{events} events per case; weir: seq -> file channel -> kafka sink (flumeBatchSize {batch}); raw: one rdkafka producer"
+        "{events} events per case, median of {rounds} rounds; weir: seq -> file channel -> kafka sink (flumeBatchSize {batch}); raw: one rdkafka producer"
     );
     println!(
         "{:<6} {:>6} {:>12} {:>9} {:>12} {:>9} {:>7}",
         "body", "", "weir ev/s", "MB/s", "raw ev/s", "MB/s", "ratio"
     );
-    for (i, body) in [100usize, 1024].into_iter().enumerate() {
-        let (t_raw, t_weir) = (format!("raw{i}"), format!("weir{i}"));
-        broker.create_topic(&t_raw, 1);
-        broker.create_topic(&t_weir, 1);
-        let raw_t = raw(&broker.bootstrap(), &t_raw, events, body);
-        let weir_t = weir(&broker.bootstrap(), &t_weir, events, body, batch);
-        let (r, w) = (
-            events as f64 / raw_t.as_secs_f64(),
-            events as f64 / weir_t.as_secs_f64(),
-        );
+    let bodies: Vec<usize> = std::env::var("WEIR_BENCH_BODIES")
+        .unwrap_or_else(|_| "100,1024".into())
+        .split(',')
+        .filter_map(|b| b.trim().parse().ok())
+        .collect();
+    for body in bodies {
+        // Alternating which side goes first (raw, weir, then weir, raw, ...) so that neither
+        // always meets the broker with more stored in it; medians over the rounds, because one
+        // run on a shared two-core machine swings by a third.
+        let (mut raw_rates, mut weir_rates) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (t_raw, t_weir) = (format!("raw{body}-{round}"), format!("weir{body}-{round}"));
+            broker.create_topic(&t_raw, 1);
+            broker.create_topic(&t_weir, 1);
+            let warm_up = batch as u64;
+            let mut run_raw = || {
+                let t = raw(&broker.bootstrap(), &t_raw, events, body, warm_up);
+                raw_rates.push(events as f64 / t.as_secs_f64());
+            };
+            let mut run_weir = || {
+                let t = weir(&broker.bootstrap(), &t_weir, events, body, batch, warm_up);
+                weir_rates.push(events as f64 / t.as_secs_f64());
+            };
+            if round % 2 == 0 {
+                run_raw();
+                run_weir();
+            } else {
+                run_weir();
+                run_raw();
+            }
+        }
+        let (w, r) = (median(&mut weir_rates), median(&mut raw_rates));
         println!(
-            "{body:<6} {:>6} {w:>12.0} {:>9.1} {r:>12.0} {:>9.1} {:>7.2}",
+            "{body:<6} {:>6} {w:>12.0} {:>9.1} {r:>12.0} {:>9.1} {:>7.2}   (weir {}; raw {})",
             "B",
             w * body as f64 / 1e6,
             r * body as f64 / 1e6,
-            w / r
+            w / r,
+            spread(&weir_rates),
+            spread(&raw_rates),
         );
     }
+}
+
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    match rates.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => rates[n / 2],
+        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+    }
+}
+
+/// The rounds' rates in thousands of events/s, for the reader to judge the noise.
+fn spread(rates: &[f64]) -> String {
+    let k: Vec<String> = rates.iter().map(|r| format!("{:.0}k", r / 1e3)).collect();
+    k.join(" ")
 }

@@ -21,8 +21,9 @@ impl SeqSource {
     }
 }
 
-/// The decimal number, padded with spaces to `size` bytes (a longer number is left whole).
-fn body(i: u64, size: usize) -> Vec<u8> {
+/// The body of event `i`: the decimal number, padded with spaces to `size` bytes (a longer
+/// number is left whole). Public so that benchmarks can produce the same events without weir.
+pub fn body(i: u64, size: usize) -> Vec<u8> {
     let mut b = i.to_string().into_bytes();
     if b.len() < size {
         b.resize(size, b' ');
