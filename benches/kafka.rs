@@ -164,6 +164,7 @@ fn weir(
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(4),
+            use_flume_event_format: false,
         }),
     };
     let runner = SinkRunner {

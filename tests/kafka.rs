@@ -80,6 +80,33 @@ fn records_carry_body_headers_key_partition_and_topic_override() {
     assert_eq!(other[0].offset_header(), 11);
 }
 
+/// `useFlumeEventFormat = true`: the value is Flume's Avro event datum, headers inside, so a
+/// Flume Kafka source or channel reading with the same setting gets the whole event back.
+#[test]
+fn flume_event_format_puts_headers_and_body_in_the_value() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.useFlumeEventFormat = true\n",
+    ));
+    let event = Event::new(&b"payload"[..])
+        .with_header("key", "k1")
+        .with_header("host", "edge-7");
+    sink.deliver(&[(5, event.clone())]).unwrap();
+    let got = consume(&broker.bootstrap(), "main", 1, 1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (headers, body) = weir::sink::flume_event_format::decode(&got[0].body).unwrap();
+    assert_eq!(headers, event.headers);
+    assert_eq!(body, b"payload");
+    // The record itself still carries the key, the headers and the offset.
+    assert_eq!(got[0].key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(got[0].header("host"), Some("edge-7"));
+    assert_eq!(got[0].offset_header(), 5);
+}
+
 #[test]
 fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
     let Some(broker) = Broker::start() else {

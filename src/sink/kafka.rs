@@ -32,7 +32,7 @@ use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
 
-use super::{Sink, SinkCounters};
+use super::{Sink, SinkCounters, flume_event_format};
 use crate::config::{KafkaSinkConfig, UnsendablePolicy};
 use crate::event::Event;
 use crate::source::{StopFlag, stopping};
@@ -344,6 +344,13 @@ impl KafkaSink {
                     continue;
                 }
             };
+            let avro;
+            let payload: &[u8] = if self.config.use_flume_event_format {
+                avro = flume_event_format::encode(&event.headers, &event.body);
+                &avro
+            } else {
+                &event.body
+            };
             let offset_text = offset.to_string();
             let mut headers = OwnedHeaders::new_with_capacity(event.headers.len() + 1);
             for (k, v) in &event.headers {
@@ -363,7 +370,7 @@ impl KafkaSink {
                     index,
                 }),
             )
-            .payload(&event.body[..])
+            .payload(payload)
             .headers(headers);
             if let Some(key) = event.headers.get(KEY_HEADER) {
                 record = record.key(key.as_bytes());

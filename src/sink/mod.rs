@@ -4,6 +4,7 @@
 //! cycle by cycle by their group instead ([`group`]).
 
 pub mod file_roll;
+pub mod flume_event_format;
 pub mod group;
 pub mod kafka;
 pub mod logger;
