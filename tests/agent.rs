@@ -389,6 +389,70 @@ fn config_errors_name_file_line_key_and_the_fix() {
     );
 }
 
+/// Flume drops a source whose batch cannot fit in one transaction of its channel; weir refuses
+/// the config, naming the key. syslogtcp/udp have no batchSize in Flume, so weir's own default
+/// there is cut to fit at run time instead.
+#[test]
+fn source_batches_larger_than_the_transaction_capacity_are_refused() {
+    let with = |source: &str| {
+        format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n{source}a.sources.r1.channels = c1\n\
+             a.channels.c1.type = memory\na.channels.c1.transactionCapacity = 50\n\
+             a.sinks.k1.type = null\na.sinks.k1.channel = c1\na.sinks.k1.batchSize = 10\n"
+        )
+    };
+    let load = |text: &str| {
+        let props =
+            weir::config::Properties::parse(std::path::Path::new("t.properties"), text.as_bytes())
+                .unwrap();
+        weir::config::AgentConfig::from_properties(&props, "a")
+    };
+    for (source, line) in [
+        (
+            "a.sources.r1.type = exec\na.sources.r1.command = true\na.sources.r1.batchSize = 60\n",
+            6,
+        ),
+        (
+            "a.sources.r1.type = TAILDIR\na.sources.r1.filegroups = f\na.sources.r1.filegroups.f = /tmp/x.log\na.sources.r1.batchSize = 51\n",
+            7,
+        ),
+        (
+            "a.sources.r1.type = seq\na.sources.r1.batchSize = 1000\n",
+            5,
+        ),
+    ] {
+        let err = load(&with(source))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(&format!(":{line}: a.sources.r1.batchSize"))
+                && err.contains("transactionCapacity 50 of channel c1"),
+            "{source}: {err}"
+        );
+    }
+    // multiport_syslogtcp's batchSize is Flume's (default 100), so its default is checked too.
+    let err = load(&with(
+        "a.sources.r1.type = multiport_syslogtcp\na.sources.r1.ports = 5140\n",
+    ))
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("batch size 100 exceeds"), "{err}");
+    assert!(
+        load(&with(
+            "a.sources.r1.type = syslogtcp\na.sources.r1.port = 5140\n"
+        ))
+        .is_ok()
+    );
+    assert!(
+        load(&with(
+            "a.sources.r1.type = exec\na.sources.r1.command = true\na.sources.r1.batchSize = 50\n"
+        ))
+        .is_ok()
+    );
+}
+
 #[test]
 fn flume_class_names_notes_continuations_and_defaults_are_accepted() {
     let text = "# a Flume file\na.sources = r1\na.channels = c1 c2\na.sinks = k1 k2\n\

@@ -313,6 +313,21 @@ impl SourceKind {
             SourceKind::Syslog(c) => c.protocol.type_name(),
         }
     }
+
+    /// The `batchSize` that must fit in each of the source's channels' `transactionCapacity`,
+    /// for the sources Flume checks at startup (its `BatchSizeSupported` ones). weir's own
+    /// batch for syslogtcp/syslogudp (not a Flume key there) is instead cut to fit at run time.
+    pub fn checked_batch_size(&self) -> Option<usize> {
+        match self {
+            SourceKind::Seq(c) => Some(c.batch_size),
+            SourceKind::Exec(c) => Some(c.batch_size),
+            SourceKind::Taildir(c) => Some(c.batch_size),
+            SourceKind::Syslog(c) if c.protocol == super::SyslogProtocol::MultiportTcp => {
+                Some(c.batch_size)
+            }
+            SourceKind::Netcat(_) | SourceKind::Http(_) | SourceKind::Syslog(_) => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

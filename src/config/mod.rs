@@ -166,19 +166,17 @@ impl AgentConfig {
                 ));
             }
         }
+        // As Flume does at startup (it drops such a source): a batch must fit in one put
+        // transaction of every channel the source feeds.
         for src in &sources {
-            if let SourceKind::Seq(seq) = &src.kind
-                && let Some(ch) = src
-                    .channels
-                    .iter()
-                    .find(|c| seq.batch_size > tx_capacity(c))
+            if let Some(batch) = src.kind.checked_batch_size()
+                && let Some(ch) = src.channels.iter().find(|c| batch > tx_capacity(c))
             {
                 let s = root.child(&format!("sources.{}.", src.name));
                 return Err(s.error(
                     Some("batchSize"),
                     format!(
-                        "batch size {} exceeds the transactionCapacity {} of channel {ch}",
-                        seq.batch_size,
+                        "batch size {batch} exceeds the transactionCapacity {} of channel {ch}",
                         tx_capacity(ch)
                     ),
                 ));
