@@ -189,9 +189,13 @@ impl Writer {
             let mut file = open();
             let mut i = 0u64;
             while !s.load(Ordering::Relaxed) {
-                if r.swap(false, Ordering::SeqCst) {
+                if r.load(Ordering::SeqCst) {
                     file = open();
+                    // Published before the flag clears: the test reads it once the flag is
+                    // clear, and a stale value let it rename the new file away before the agent
+                    // had seen it (a file that matched for less than one poll is never read).
                     f.store(i, Ordering::SeqCst);
+                    r.store(false, Ordering::SeqCst);
                 }
                 let mut chunk = String::new();
                 for _ in 0..burst {
