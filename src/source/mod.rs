@@ -9,9 +9,11 @@ pub mod seq;
 pub mod syslog;
 pub mod taildir;
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -177,6 +179,58 @@ pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<
     Ok(listener)
 }
 
+/// How long an idle accept loop sleeps before it looks again: listeners are non-blocking so
+/// that the loop sees the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(25);
+
+/// The accept loop of a TCP source that serves each client on a thread of its own (`kind`
+/// names the threads), until `stop`. A client past `max_connections` goes to `refuse` instead.
+/// At the end it waits for every connection thread; each finishes the transaction it is in.
+pub(crate) fn serve_clients<F>(
+    source: &str,
+    kind: &str,
+    listener: TcpListener,
+    max_connections: usize,
+    stop: &StopFlag,
+    refuse: impl Fn(TcpStream, SocketAddr),
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+{
+    let serve = Arc::new(serve);
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    while !stopping(stop) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                connections.retain(|h| !h.is_finished());
+                if connections.len() >= max_connections {
+                    refuse(stream, peer);
+                    continue;
+                }
+                let serve = serve.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("{kind}-{peer}"))
+                    .spawn(move || serve(stream, peer));
+                match spawned {
+                    Ok(h) => connections.push(h),
+                    Err(e) => {
+                        tracing::error!(source = %source, %peer, error = %e, "cannot start a connection thread")
+                    }
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) => {
+                tracing::warn!(source = %source, error = %e, "accept failed");
+                std::thread::sleep(ACCEPT_POLL * 4);
+            }
+        }
+    }
+    drop(listener);
+    for h in connections {
+        let _ = h.join();
+    }
+}
+
 /// A running source: its thread ends when the stop flag is set.
 pub trait Source: Send {
     /// Binds listeners and the like; errors here stop the agent from starting.
@@ -194,5 +248,73 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
         SourceKind::Taildir(c) => Box::new(taildir::TaildirSource::new(&config.name, c.clone())),
         SourceKind::Syslog(c) => Box::new(syslog::SyslogSource::new(&config.name, c.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// One client at a time: the second is refused while the first is served, served once the
+    /// first has left, and the loop returns at stop only after the connection threads end.
+    #[test]
+    fn serve_clients_refuses_past_the_limit_and_joins_at_stop() {
+        let listener = listen_tcp("t", "127.0.0.1", 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let (served_tx, served) = mpsc::channel::<u8>();
+        let served_tx = std::sync::Mutex::new(served_tx);
+        let s = stop.clone();
+        let looper = std::thread::spawn(move || {
+            serve_clients(
+                "t",
+                "test",
+                listener,
+                1,
+                &s,
+                |mut stream, _| {
+                    let _ = stream.write_all(b"busy\n");
+                },
+                move |mut stream, _| {
+                    // Holds the connection until the client closes it.
+                    let mut b = [0u8; 1];
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+                    let n = stream.read(&mut b).unwrap_or(0);
+                    let tx = served_tx.lock().map(|t| t.clone());
+                    if let Ok(tx) = tx {
+                        let _ = tx.send(if n == 1 { b[0] } else { 0 });
+                    }
+                },
+            )
+        });
+        let reply = |c: &mut TcpStream| {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            out
+        };
+        let mut first = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut second = TcpStream::connect(addr).unwrap();
+        assert_eq!(reply(&mut second), "busy\n");
+        first.write_all(b"a").unwrap();
+        assert_eq!(served.recv_timeout(Duration::from_secs(10)), Ok(b'a'));
+        drop(first);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        // The loop waits for the third client's thread, which waits for the client.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !looper.is_finished(),
+            "returned before its connection ended"
+        );
+        third.write_all(b"c").unwrap();
+        assert_eq!(served.recv_timeout(Duration::from_secs(10)), Ok(b'c'));
+        looper.join().unwrap();
     }
 }

@@ -4,12 +4,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{ChannelProcessor, Source, StopFlag, listen_tcp, stopping};
+use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::config::NetcatConfig;
 use crate::event::Event;
 
@@ -45,45 +43,19 @@ impl Source for NetcatSource {
             tracing::error!(source = %self.name, "netcat source run before start");
             return;
         };
-        let processor = Arc::new(processor);
-        let mut connections: Vec<JoinHandle<()>> = Vec::new();
-        while !stopping(&stop) {
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    connections.retain(|h| !h.is_finished());
-                    if connections.len() >= self.config.max_connections {
-                        tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
-                        let mut s = stream;
-                        let _ = s.write_all(b"FAILED: too many connections\n");
-                        continue;
-                    }
-                    let (p, st, cfg, name) = (
-                        processor.clone(),
-                        stop.clone(),
-                        self.config.clone(),
-                        self.name.clone(),
-                    );
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("netcat-{peer}"))
-                        .spawn(move || serve(&name, stream, peer, &cfg, &p, &st));
-                    match spawned {
-                        Ok(h) => connections.push(h),
-                        Err(e) => {
-                            tracing::error!(source = %self.name, %peer, error = %e, "cannot start a connection thread")
-                        }
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL / 4),
-                Err(e) => {
-                    tracing::warn!(source = %self.name, error = %e, "accept failed");
-                    std::thread::sleep(POLL);
-                }
-            }
-        }
-        drop(listener);
-        for h in connections {
-            let _ = h.join();
-        }
+        let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
+        serve_clients(
+            &self.name,
+            "netcat",
+            listener,
+            self.config.max_connections,
+            &stop,
+            |mut stream, peer| {
+                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
+                let _ = stream.write_all(b"FAILED: too many connections\n");
+            },
+            move |stream, peer| serve(&name, stream, peer, &cfg, &processor, &st),
+        );
     }
 }
 

@@ -10,18 +10,12 @@
 pub mod json;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use super::{ChannelProcessor, Source, StopFlag, listen_tcp, stopping};
+use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::channel::ChannelError;
 use crate::config::HttpSourceConfig;
 use crate::http_wire::{self as wire, Conn, ReadError};
-
-/// How often the accept loop looks at the stop flag.
-const POLL: Duration = Duration::from_millis(25);
 
 pub struct HttpSource {
     name: String,
@@ -52,44 +46,17 @@ impl Source for HttpSource {
             tracing::error!(source = %self.name, "http source run before start");
             return;
         };
-        let processor = Arc::new(processor);
-        let mut connections: Vec<JoinHandle<()>> = Vec::new();
-        while !stopping(&stop) {
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    connections.retain(|h| !h.is_finished());
-                    if connections.len() >= self.config.max_connections {
-                        refuse_connection(&self.name, stream, peer, self.config.max_connections);
-                        continue;
-                    }
-                    let (p, st, cfg, name) = (
-                        processor.clone(),
-                        stop.clone(),
-                        self.config.clone(),
-                        self.name.clone(),
-                    );
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("http-{peer}"))
-                        .spawn(move || serve(&name, stream, peer, &cfg, &p, &st));
-                    match spawned {
-                        Ok(h) => connections.push(h),
-                        Err(e) => {
-                            tracing::error!(source = %self.name, %peer, error = %e, "cannot start a connection thread")
-                        }
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
-                Err(e) => {
-                    tracing::warn!(source = %self.name, error = %e, "accept failed");
-                    std::thread::sleep(POLL);
-                }
-            }
-        }
-        drop(listener);
-        // Each connection finishes the transaction it is in and replies before it ends.
-        for h in connections {
-            let _ = h.join();
-        }
+        let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
+        let limit = self.config.max_connections;
+        serve_clients(
+            &self.name,
+            "http",
+            listener,
+            limit,
+            &stop,
+            |stream, peer| refuse_connection(&self.name, stream, peer, limit),
+            move |stream, peer| serve(&name, stream, peer, &cfg, &processor, &st),
+        );
     }
 }
 
