@@ -3,7 +3,6 @@
 //! in the Prometheus text format. [`crate::http_wire`] speaks the HTTP.
 
 use std::fmt::Write as _;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::channel::Channel;
 use crate::http_wire::{BodyKind, Conn, Head, ReadError};
 use crate::sink::SinkCounters;
-use crate::source::{SourceCounters, StopFlag, stopping};
+use crate::source::{SourceCounters, StopFlag, serve_clients, stopping};
 
 /// Everything the metrics endpoint reports.
 #[derive(Default)]
@@ -215,8 +214,6 @@ impl Registry {
 const MAX_CONNECTIONS: usize = 32;
 /// A client that sends nothing for this long is dropped: a scrape is one small request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the accept loop looks at the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(25);
 const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Serves the registry on `addr` until `stop` is set: `GET /metrics` and
@@ -236,51 +233,35 @@ pub fn serve(
     tracing::info!(%addr, "metrics at /metrics (Flume JSON) and /metrics/prometheus");
     let handle = std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || accept_loop(&listener, &registry, &stop))?;
+        .spawn(move || accept_loop(listener, registry, stop))?;
     Ok(handle)
 }
 
-fn accept_loop(listener: &TcpListener, registry: &Arc<Registry>, stop: &StopFlag) {
-    let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    while !stopping(stop) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                connections.retain(|h| !h.is_finished());
-                if connections.len() >= MAX_CONNECTIONS {
-                    tracing::warn!(%peer, limit = MAX_CONNECTIONS, "metrics: refusing connection: too many open");
-                    if let Ok(mut conn) = Conn::with_idle_timeout(stream, IDLE_TIMEOUT) {
-                        let _ = conn.respond(
-                            503,
-                            &format!("too many metrics connections (at most {MAX_CONNECTIONS}); retry later"),
-                            false,
-                            &[("Retry-After", "1")],
-                        );
-                    }
-                    continue;
-                }
-                let (registry, stop) = (registry.clone(), stop.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("metrics-{peer}"))
-                    .spawn(move || serve_connection(&registry, stream, peer, &stop));
-                match spawned {
-                    Ok(h) => connections.push(h),
-                    Err(e) => {
-                        tracing::error!(%peer, error = %e, "metrics: cannot start a connection thread")
-                    }
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics: accept failed");
-                std::thread::sleep(ACCEPT_POLL);
-            }
-        }
-    }
-    // Each connection notices the stop flag within a read poll; joining them means nothing
+fn accept_loop(listener: TcpListener, registry: Arc<Registry>, stop: StopFlag) {
+    // Each connection notices the stop flag within a read poll; the loop joins them, so nothing
     // holds the registry (and through it the channels) once this thread has ended.
-    for h in connections {
-        let _ = h.join();
-    }
+    let st = stop.clone();
+    serve_clients(
+        "metrics",
+        "metrics",
+        listener,
+        MAX_CONNECTIONS,
+        &stop,
+        |stream, peer| {
+            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "metrics: refusing connection: too many open");
+            if let Ok(mut conn) = Conn::with_idle_timeout(stream, IDLE_TIMEOUT) {
+                let _ = conn.respond(
+                    503,
+                    &format!(
+                        "too many metrics connections (at most {MAX_CONNECTIONS}); retry later"
+                    ),
+                    false,
+                    &[("Retry-After", "1")],
+                );
+            }
+        },
+        move |stream, peer| serve_connection(&registry, stream, peer, &st),
+    );
 }
 
 /// Answers one client's requests until it leaves, sends something unusable, or the agent stops.
