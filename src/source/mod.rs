@@ -183,8 +183,8 @@ pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<
 /// that the loop sees the stop flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(25);
 
-/// The accept loop of a TCP source that serves each client on a thread of its own (`kind`
-/// names the threads), until `stop`. A client past `max_connections` goes to `refuse` instead.
+/// The accept loop of a TCP server that serves each client on a thread of its own (the netcat
+/// and http sources, and the metrics endpoint; `kind` names the threads), until `stop`. A client past `max_connections` goes to `refuse` instead.
 /// At the end it waits for every connection thread; each finishes the transaction it is in.
 pub(crate) fn serve_clients<F>(
     source: &str,
