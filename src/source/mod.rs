@@ -1,6 +1,9 @@
 //! Sources take data in and hand it to the [`ChannelProcessor`], which puts it into the source's
 //! channels. A source acknowledges its client only after the processor returns, so
 //! "acknowledged" always means "committed to every required channel".
+//!
+//! It also holds the TCP plumbing the network sources share (resolving the bind address,
+//! listening, the thread-per-client accept loop), which the metrics endpoint uses too.
 
 pub mod exec;
 pub mod http;
