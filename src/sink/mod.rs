@@ -171,18 +171,8 @@ impl SinkRunner {
         if depth > 1 {
             return self.run_pipelined(stop, depth);
         }
-        let mut backoff = BACKOFF_START;
-        while !stopping(&stop) {
-            match self.process() {
-                Ok(Status::Ready) => backoff = BACKOFF_START,
-                Ok(Status::Backoff) => {}
-                Err(e) => {
-                    e.log(&self.name, backoff);
-                    sleep_unless_stopped(backoff, &stop);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
+        let name = self.name.clone();
+        cycle_until_stopped(&name, &stop, || self.process());
         self.close();
     }
 
@@ -249,18 +239,8 @@ impl SinkRunner {
     /// batch, so a crash resends at most the batches that were on their way.
     fn run_pipelined(mut self, stop: StopFlag, depth: usize) {
         let mut on_way: VecDeque<Taken> = VecDeque::new();
-        let mut backoff = BACKOFF_START;
-        while !stopping(&stop) {
-            match self.step_pipelined(&mut on_way, depth) {
-                Ok(Status::Ready) => backoff = BACKOFF_START,
-                Ok(Status::Backoff) => {}
-                Err(e) => {
-                    e.log(&self.name, backoff);
-                    sleep_unless_stopped(backoff, &stop);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-        }
+        let name = self.name.clone();
+        cycle_until_stopped(&name, &stop, || self.step_pipelined(&mut on_way, depth));
         // Settle what is on its way: the sink gives up promptly once stopping, and whatever it
         // could not confirm is rolled back (and sent again after a restart).
         while let Some(taken) = on_way.pop_front() {
@@ -360,6 +340,27 @@ impl SinkRunner {
     pub fn close(&mut self) {
         if let Err(e) = self.sink.close() {
             tracing::error!(sink = %self.name, error = %e, "close failed");
+        }
+    }
+}
+
+/// Runs `cycle` until `stop` is set, backing off after each failed cycle (doubling from
+/// [`BACKOFF_START`] up to [`BACKOFF_MAX`]) and starting over after a delivered one.
+fn cycle_until_stopped(
+    sink: &str,
+    stop: &StopFlag,
+    mut cycle: impl FnMut() -> Result<Status, CycleError>,
+) {
+    let mut backoff = BACKOFF_START;
+    while !stopping(stop) {
+        match cycle() {
+            Ok(Status::Ready) => backoff = BACKOFF_START,
+            Ok(Status::Backoff) => {}
+            Err(e) => {
+                e.log(sink, backoff);
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
         }
     }
 }
