@@ -357,8 +357,13 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
             Ok(0) => eof = true,
             Ok(n) => {
                 pending.extend_from_slice(&buf[..n]);
-                if n == buf.len() && draining.is_none() {
-                    take_waiting(&mut stream, &mut buf, &mut pending);
+                if n == buf.len()
+                    && draining.is_none()
+                    && !take_waiting(&stream, &mut buf, &mut pending)
+                {
+                    // The socket could not be put back in blocking mode: reads would spin.
+                    // Store what was read and end the connection; the client reconnects.
+                    eof = true;
                 }
             }
             Err(e)
@@ -413,9 +418,10 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
 
 /// Appends to `pending` what the client has already sent, up to [`FILL_LIMIT`], without
 /// waiting for more. An end of stream or an error is left for the next (blocking) read to see.
-fn take_waiting(stream: &mut TcpStream, buf: &mut [u8], pending: &mut Vec<u8>) {
+/// False if the socket could not be made blocking again.
+fn take_waiting(mut stream: &TcpStream, buf: &mut [u8], pending: &mut Vec<u8>) -> bool {
     if stream.set_nonblocking(true).is_err() {
-        return;
+        return true;
     }
     while pending.len() < FILL_LIMIT {
         match stream.read(buf) {
@@ -424,7 +430,7 @@ fn take_waiting(stream: &mut TcpStream, buf: &mut [u8], pending: &mut Vec<u8>) {
             _ => break,
         }
     }
-    let _ = stream.set_nonblocking(false);
+    stream.set_nonblocking(false).is_ok()
 }
 
 /// Puts the events of `frames` in transactions of at most `batch_limit`, retrying a refused
