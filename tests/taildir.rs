@@ -334,6 +334,21 @@ fn headers_are_set_per_group_file_and_offset() {
     assert_eq!(header(1, "byteoffset").as_deref(), Some("7"));
 }
 
+/// Lets the agent catch up, stops the writer and then the agent; returns every line written and
+/// the sink's output (taken once the agent has stopped, unless lines are still missing).
+fn finish_run(d: &Path, writer: &mut Writer, agent: &mut Agent) -> (Vec<String>, Vec<String>) {
+    std::thread::sleep(Duration::from_millis(200));
+    let want = writer.finish();
+    let out = wait_for(d, &want);
+    assert!(agent.stop());
+    let out = if out.len() < want.len() {
+        out
+    } else {
+        output(d)
+    };
+    (want, out)
+}
+
 /// Renames `app.log` to `app.log.N` several times while a writer appends as fast as it can,
 /// each time after the agent has read from the current file.
 fn rotate_under_load(pattern: &str) {
@@ -356,15 +371,7 @@ fn rotate_under_load(pattern: &str) {
         std::thread::sleep(Duration::from_millis(fastrand::u64(0..30)));
         writer.rotate.store(true, Ordering::SeqCst);
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let want = writer.finish();
-    let out = wait_for(d, &want);
-    assert!(agent.stop());
-    let out = if out.len() < want.len() {
-        out
-    } else {
-        output(d)
-    };
+    let (want, out) = finish_run(d, &mut writer, &mut agent);
     eprintln!("{pattern}: {} lines through 5 rotations", want.len());
     assert_exactly_once(&out, &want);
 }
@@ -439,15 +446,7 @@ fn sigterm_restarts_mid_stream_lose_and_repeat_nothing() {
         std::thread::sleep(Duration::from_millis(fastrand::u64(0..200)));
     }
     let mut agent = start(d, &cfg);
-    std::thread::sleep(Duration::from_millis(200));
-    let want = writer.finish();
-    let out = wait_for(d, &want);
-    assert!(agent.stop());
-    let out = if out.len() < want.len() {
-        out
-    } else {
-        output(d)
-    };
+    let (want, out) = finish_run(d, &mut writer, &mut agent);
     eprintln!("{} lines through 4 clean stops", want.len());
     assert_exactly_once(&out, &want);
     assert!(out.windows(2).all(|w| w[0] < w[1]), "lines out of order");
@@ -474,15 +473,7 @@ fn sigkill_cycles_lose_nothing_and_repeat_at_most_the_batches_in_flight() {
         agent.kill9();
     }
     let mut agent = start(d, &cfg);
-    std::thread::sleep(Duration::from_millis(200));
-    let want = writer.finish();
-    let out = wait_for(d, &want);
-    assert!(agent.stop());
-    let out = if out.len() < want.len() {
-        out
-    } else {
-        output(d)
-    };
+    let (want, out) = finish_run(d, &mut writer, &mut agent);
     let seen = counts(&out);
     let missing = want
         .iter()
