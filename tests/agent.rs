@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, free_port};
+use support::{Agent, Client, check_config, free_port};
 
 /// netcat on `port` → file channel in `dir` → file_roll into `dir/out`, plus `extra` lines.
 fn config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
@@ -270,27 +270,6 @@ fn bad_clients_get_clear_replies_and_do_not_disturb_others() {
     assert!(text.contains("line too long"), "{text}");
 }
 
-/// `weir agent --check` on `text`: (exit ok, stderr + stdout).
-fn check(text: &str, name: Option<&str>) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flume.properties");
-    std::fs::write(&path, text).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.args(["agent", "--check", "-f"]).arg(&path);
-    if let Some(n) = name {
-        cmd.args(["-n", n]);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        ),
-    )
-}
-
 const GOOD: &str = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
     a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 4444\na.sources.r1.channels = c1\n\
     a.channels.c1.type = memory\n\
@@ -373,7 +352,7 @@ fn config_errors_name_file_line_key_and_the_fix() {
     ];
     for (from, to, want) in cases {
         assert!(GOOD.contains(from), "bad case: {from}");
-        let (ok, out) = check(&GOOD.replacen(from, to, 1), Some("a"));
+        let (ok, out) = check_config(&GOOD.replacen(from, to, 1), Some("a"));
         assert!(!ok, "accepted: {from} -> {to}");
         for w in *want {
             assert!(
@@ -382,7 +361,7 @@ fn config_errors_name_file_line_key_and_the_fix() {
             );
         }
     }
-    let (ok, out) = check(GOOD, Some("b"));
+    let (ok, out) = check_config(GOOD, Some("b"));
     assert!(
         !ok && out.contains("no agent named 'b'") && out.contains("defines agent(s) a"),
         "{out}"
@@ -463,14 +442,14 @@ fn flume_class_names_notes_continuations_and_defaults_are_accepted() {
         a.channels.c2.type = org.apache.flume.channel.MemoryChannel\n\
         a.sinks.k1.type = org.apache.flume.sink.LoggerSink\na.sinks.k1.channel = c1\n\
         a.sinks.k2.type = org.apache.flume.sink.RollingFileSink\na.sinks.k2.channel = c2\na.sinks.k2.sink.directory = /tmp/x\n";
-    let (ok, out) = check(text, None);
+    let (ok, out) = check_config(text, None);
     assert!(ok, "{out}");
     assert!(out.contains("source  r1 [netcat] -> c1, c2"), "{out}");
     assert!(
         out.contains("note:") && out.contains("checkpointInterval"),
         "{out}"
     );
-    let (ok, out) = check(
+    let (ok, out) = check_config(
         &text.replace(
             "org.apache.flume.sink.RollingFileSink",
             "org.apache.flume.sink.NullSink",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Agent, free_port};
+use support::{Agent, check_config_file, free_port};
 
 /// exec with `source` keys → memory channel c1 → file_roll into `dir/out`, plus `extra`.
 fn config(dir: &Path, source: &str, extra: &str) -> PathBuf {
@@ -313,13 +313,8 @@ fn config_errors_name_the_key() {
     ];
     for (source, want) in cases {
         let cfg = config(dir.path(), source, "");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["agent", "--check", "-n", "a", "-f"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "accepted: {source}");
+        let (ok, text) = check_config_file(&cfg, Some("a"));
+        assert!(!ok, "accepted: {source}");
         for w in *want {
             assert!(text.contains(w), "{source}: {w:?} not in {text}");
         }
@@ -330,17 +325,9 @@ fn config_errors_name_the_key() {
          a.sources.r1.command = tail -F /var/log/x\na.sources.r1.charset = ISO-8859-1",
         "",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["agent", "--check", "-n", "a", "-f"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("source  r1 [exec] -> c1"));
+    let (ok, text) = check_config_file(&cfg, Some("a"));
+    assert!(ok, "{text}");
+    assert!(text.contains("source  r1 [exec] -> c1"), "{text}");
 }
 
 /// How an agent life ended.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Agent, free_port};
+use support::{Agent, check_config, free_port};
 
 const CURL: &str = "/usr/bin/curl";
 
@@ -436,28 +436,9 @@ fn sigkill_during_concurrent_posts_loses_no_acknowledged_event() {
     );
 }
 
-/// `weir agent --check` on `text`: (exit ok, stderr + stdout).
-fn check(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flume.properties");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["agent", "--check", "-n", "a", "-f"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        ),
-    )
-}
-
 #[test]
 fn config_accepts_flume_http_keys_and_refuses_what_weir_cannot_do() {
+    let check = |text: &str| check_config(text, Some("a"));
     let base = "a.sources = r1\na.channels = c1\na.channels.c1.type = memory\n\
         a.sources.r1.channels = c1\na.sources.r1.port = 5140\n";
     let (ok, out) = check(&format!(

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, free_port};
+use support::{Agent, Client, check_config_file, free_port};
 
 /// netcat on `port` → file channel in `dir` → two file_roll sinks k1 (into `dir/<out1>`) and
 /// k2 (into `dir/<out2>`), grouped as `group` says.
@@ -117,12 +117,8 @@ fn failover_moves_to_the_backup_without_loss_and_back_when_the_primary_recovers(
          a.sinkgroups.g1.processor.priority.k1 = 10\na.sinkgroups.g1.processor.priority.k2 = 5\n\
          a.sinkgroups.g1.processor.maxpenalty = 2000\n",
     );
-    let check = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["agent", "--check", "-n", "a", "-f"])
-        .arg(&cfg)
-        .output()
-        .expect("run weir --check");
-    let shown = String::from_utf8_lossy(&check.stdout);
+    let (ok, shown) = check_config_file(&cfg, Some("a"));
+    assert!(ok, "{shown}");
     assert!(
         shown.contains(
             "group   g1 [failover, maxpenalty 2000 ms] k1 (priority 10) > k2 (priority 5)"

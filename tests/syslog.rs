@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Agent, free_port};
+use support::{Agent, check_config, free_port};
 
 const LOGGER: &str = "/usr/bin/logger";
 
@@ -662,24 +662,7 @@ fn sigkill_cycles_keep_every_committed_message_in_order() {
 
 #[test]
 fn flume_class_names_and_config_errors() {
-    let check = |text: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flume.properties");
-        std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["agent", "--check", "-n", "a", "-f"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout)
-            ),
-        )
-    };
+    let check = |text: &str| check_config(text, Some("a"));
     let base = "a.sources = r1 r2 r3\na.channels = c1\n\
         a.sources.r1.type = org.apache.flume.source.SyslogTcpSource\na.sources.r1.port = 5140\na.sources.r1.channels = c1\n\
         a.sources.r2.type = org.apache.flume.source.SyslogUDPSource\na.sources.r2.port = 5140\na.sources.r2.channels = c1\n\

@@ -446,3 +446,30 @@ pub fn logged_events(log: &Path) -> Vec<weir::wal::inspect::DumpedEvent> {
     .unwrap();
     events
 }
+
+/// `weir agent --check -f <path>` (with `-n name` if given): whether it succeeded, and what it
+/// printed (stderr, then stdout).
+pub fn check_config_file(path: &Path, name: Option<&str>) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.args(["agent", "--check", "-f"]).arg(path);
+    if let Some(n) = name {
+        cmd.args(["-n", n]);
+    }
+    let out = cmd.output().expect("run weir agent --check");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+}
+
+/// [`check_config_file`] for a properties text.
+pub fn check_config(text: &str, name: Option<&str>) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("flume.properties");
+    std::fs::write(&path, text).expect("write properties");
+    check_config_file(&path, name)
+}
