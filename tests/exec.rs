@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Agent, check_config_file, free_port};
+use support::{Agent, check_config_file, free_port, output_lines, wait_until};
 
 /// exec with `source` keys → memory channel c1 → file_roll into `dir/out`, plus `extra`.
 fn config(dir: &Path, source: &str, extra: &str) -> PathBuf {
@@ -52,19 +52,6 @@ impl Run {
             self.log().contains(fragment)
         });
         self.log()
-    }
-}
-
-/// Every line file_roll wrote into `dir/out`, in file order.
-fn output_lines(dir: &Path) -> Vec<String> {
-    support::file_roll_lines(&dir.join("out"))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Agent, check_config, free_port};
+use support::{Agent, check_config, free_port, output_lines, wait_until};
 
 const CURL: &str = "/usr/bin/curl";
 
@@ -98,19 +98,6 @@ fn logged_events(dir: &Path) -> Vec<(BTreeMap<String, String>, String)> {
             )
         })
         .collect()
-}
-
-/// Every line file_roll wrote into `dir/out`.
-fn output_lines(dir: &Path) -> Vec<String> {
-    support::file_roll_lines(&dir.join("out"))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

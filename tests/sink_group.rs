@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Agent, Client, check_config_file, free_port};
+use support::{Agent, Client, check_config_file, free_port, wait_until};
 
 /// netcat on `port` → file channel in `dir` → two file_roll sinks k1 (into `dir/<out1>`) and
 /// k2 (into `dir/<out2>`), grouped as `group` says.
@@ -91,14 +91,6 @@ fn sink_counter(metrics_port: u16, sink: &str, counter: &str) -> u64 {
         .as_str()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {counter} for SINK.{sink} in {body}"))
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{Agent, check_config, free_port};
+use support::{Agent, check_config, free_port, output_lines, wait_until};
 
 const LOGGER: &str = "/usr/bin/logger";
 
@@ -53,19 +53,6 @@ fn stored(dir: &Path) -> Vec<Stored> {
             body: String::from_utf8_lossy(&e.body).into_owned(),
         })
         .collect()
-}
-
-/// Lines file_roll wrote (all files).
-fn output_lines(dir: &Path) -> Vec<String> {
-    support::file_roll_lines(&dir.join("out"))
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn logger(args: &[&str]) {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::{Agent, free_port};
+use support::{Agent, free_port, output_lines};
 
 /// TAILDIR following `{dir}/logs/{pattern}` → file channel → file_roll into `{dir}/out`, plus
 /// `extra` lines. Without `sink`, events stay in the channel.
@@ -85,12 +85,6 @@ fn agent_logs(dir: &Path) -> String {
     text
 }
 
-/// Every whole line file_roll wrote, in file order. A line torn by SIGKILL in the middle of a
-/// write shows up as a fragment, which matches no expected line.
-fn output(dir: &Path) -> Vec<String> {
-    support::file_roll_lines(&dir.join("out"))
-}
-
 fn counts(lines: &[String]) -> HashMap<&str, usize> {
     let mut m = HashMap::new();
     for l in lines {
@@ -103,7 +97,7 @@ fn counts(lines: &[String]) -> HashMap<&str, usize> {
 fn wait_for(dir: &Path, want: &[String]) -> Vec<String> {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = output(dir);
+        let out = output_lines(dir);
         let seen = counts(&out);
         if want.iter().all(|w| seen.contains_key(w.as_str())) || Instant::now() > end {
             return out;
@@ -257,7 +251,7 @@ fn lines_before_and_after_start_and_files_that_appear_later() {
     let out = if out.len() < want.len() {
         out
     } else {
-        output(d)
+        output_lines(d)
     };
     assert_exactly_once(&out, &want);
     // Lines of one file arrive in order.
@@ -344,7 +338,7 @@ fn finish_run(d: &Path, writer: &mut Writer, agent: &mut Agent) -> (Vec<String>,
     let out = if out.len() < want.len() {
         out
     } else {
-        output(d)
+        output_lines(d)
     };
     (want, out)
 }
@@ -428,7 +422,7 @@ fn copytruncate_starts_the_file_over() {
     let out = if out.len() < want.len() {
         out
     } else {
-        output(d)
+        output_lines(d)
     };
     assert_exactly_once(&out, &want);
 }

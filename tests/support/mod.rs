@@ -473,3 +473,19 @@ pub fn check_config(text: &str, name: Option<&str>) -> (bool, String) {
     std::fs::write(&path, text).expect("write properties");
     check_config_file(&path, name)
 }
+
+/// Waits (up to 30 s, failing the test after) until `done` is true.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every line the file_roll sink of a test agent wrote into `dir/out`, in file order. A line
+/// torn by SIGKILL in the middle of a write shows up as a fragment, which matches no expected
+/// line.
+pub fn output_lines(dir: &Path) -> Vec<String> {
+    file_roll_lines(&dir.join("out"))
+}
