@@ -668,9 +668,10 @@ pub struct KafkaSinkConfig {
     /// `linger.ms=2`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
     pub producer: Vec<(String, String)>,
     pub on_unsendable: UnsendablePolicy,
-    /// weir `kafka.inFlightBatches` (default 4): batches sent before the oldest must be
-    /// acknowledged. Each is still committed only after all its records are acknowledged, in
-    /// order; 1 is Flume's strictly one-batch-at-a-time cycle.
+    /// weir `kafka.inFlightBatches` (default 4): batches taken and not yet committed (sent,
+    /// or acknowledged with the commit of their take still under way). Each is committed only
+    /// after all its records are acknowledged, in order; 1 is Flume's strictly
+    /// one-batch-at-a-time cycle.
     pub in_flight_batches: usize,
     /// Flume's `useFlumeEventFormat`: record values are Avro `AvroFlumeEvent` datums (headers
     /// and body) instead of the bare body.

@@ -10,8 +10,9 @@
 //! Up to `kafka.inFlightBatches` (default 4) batches are on their way at once: while the oldest
 //! waits for its acknowledgements the next is already produced, so the broker is not left idle
 //! during the channel's take and commit. Takes still commit one at a time, oldest first, each
-//! after its own acknowledgements; a failure rolls back every batch on its way. 1 gives Flume's
-//! strict one-batch cycle.
+//! after its own acknowledgements (on the runner's commit thread, see `sink::committer`); a
+//! failure rolls back every batch not yet acknowledged. 1 gives Flume's strict one-batch
+//! cycle.
 //!
 //! The client is rdkafka over a vendored librdkafka: the pure-Rust `kafka` crate only speaks
 //! Produce v0 / message format v0, which Kafka 4.x and tansu reject.

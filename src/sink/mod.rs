@@ -3,6 +3,7 @@
 //! (exponentially, capped), so delivery is at-least-once. Sinks of a sink group are driven
 //! cycle by cycle by their group instead ([`group`]).
 
+mod committer;
 pub mod file_roll;
 pub mod flume_event_format;
 pub mod group;
@@ -19,6 +20,7 @@ use crate::channel::{Channel, ChannelError, Taken};
 use crate::config::{SinkConfig, SinkKind};
 use crate::event::Event;
 use crate::source::{StopFlag, stopping};
+use committer::Committer;
 
 /// Flume's sink counters (`SINK.<name>` in the metrics).
 #[derive(Debug, Default)]
@@ -210,56 +212,66 @@ impl SinkRunner {
 
     /// Commits the take of a delivered batch and counts it.
     fn commit_delivered(&self, taken: Taken) -> Result<Status, CycleError> {
-        let c = &self.counters;
-        let n = taken.len();
-        match self.channel.commit(taken) {
-            Ok(()) => {
-                c.drain_success.fetch_add(n as u64, Ordering::Relaxed);
-                let counter = if n == self.batch_size {
-                    &c.batch_complete
-                } else {
-                    &c.batch_underflow
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                Ok(Status::Ready)
-            }
-            Err(e) => {
-                // Delivered but not recorded: these events will be delivered again.
-                c.failures.fetch_add(1, Ordering::Relaxed);
-                Err(CycleError::Commit(e))
-            }
-        }
+        commit_delivered(&*self.channel, &self.counters, self.batch_size, taken)
+            .map(|()| Status::Ready)
+            .map_err(CycleError::Commit)
     }
 
     /// [`SinkRunner::run`] for a sink that keeps up to `depth` batches on their way: while the
     /// oldest waits for the destination, the next ones are taken and started, so the
-    /// destination is not left idle between batches. Takes are still committed one batch at a
-    /// time, oldest first, each only once that batch is safely delivered; a failure rolls back
-    /// every batch on its way. The channel's checkpoint never passes the oldest uncommitted
-    /// batch, so a crash resends at most the batches that were on their way.
+    /// destination is not left idle between batches. A delivered batch's take is committed by
+    /// a [`Committer`] thread, in delivery order, while the runner goes on; the batch counts as
+    /// on its way until its commit is done. A failure rolls back every batch not yet
+    /// delivered. The channel's checkpoint never passes the oldest uncommitted batch, so a
+    /// crash resends at most the `depth` batches that were on their way.
     fn run_pipelined(mut self, stop: StopFlag, depth: usize) {
+        let committer = match Committer::start(
+            &self.name,
+            self.channel.clone(),
+            self.counters.clone(),
+            self.batch_size,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(sink = %self.name, error = %e, "cannot start a commit thread; delivering one batch at a time");
+                let name = self.name.clone();
+                cycle_until_stopped(&name, &stop, || self.process());
+                return self.close();
+            }
+        };
         let mut on_way: VecDeque<Taken> = VecDeque::new();
         let name = self.name.clone();
-        cycle_until_stopped(&name, &stop, || self.step_pipelined(&mut on_way, depth));
+        cycle_until_stopped(&name, &stop, || {
+            self.step_pipelined(&mut on_way, &committer, depth)
+        });
         // Settle what is on its way: the sink gives up promptly once stopping, and whatever it
-        // could not confirm is rolled back (and sent again after a restart).
+        // could not confirm is rolled back (and sent again after a restart). What it confirmed
+        // is committed before the sink closes.
         while let Some(taken) = on_way.pop_front() {
-            if let Err(e) = self.finish_oldest(taken, &mut on_way) {
+            if let Err(e) = self.finish_oldest(taken, &mut on_way, &committer) {
                 e.log(&self.name, Duration::ZERO);
             }
+        }
+        if let Some(e) = committer.finish() {
+            CycleError::Commit(e).log(&self.name, Duration::ZERO);
         }
         self.close();
     }
 
     /// Starts another batch if fewer than `depth` are on their way and the channel has one;
-    /// otherwise waits for the oldest.
+    /// otherwise waits for the oldest (or, if every batch on its way is delivered, for a
+    /// commit).
     fn step_pipelined(
         &mut self,
         on_way: &mut VecDeque<Taken>,
+        committer: &Committer,
         depth: usize,
     ) -> Result<Status, CycleError> {
+        if let Some(e) = committer.take_failure() {
+            return Err(CycleError::Commit(e));
+        }
         let c = self.counters.clone();
-        if on_way.len() < depth {
+        if on_way.len() + committer.pending() < depth {
             let wait = if on_way.is_empty() {
                 POLL
             } else {
@@ -288,7 +300,7 @@ impl SinkRunner {
                         return Err(CycleError::Deliver(e));
                     }
                     on_way.push_back(taken);
-                    if on_way.len() < depth {
+                    if on_way.len() + committer.pending() < depth {
                         return Ok(Status::Ready);
                     }
                 }
@@ -303,20 +315,27 @@ impl SinkRunner {
             }
         }
         match on_way.pop_front() {
-            Some(oldest) => self.finish_oldest(oldest, on_way),
-            None => Ok(Status::Backoff),
+            Some(oldest) => self.finish_oldest(oldest, on_way, committer),
+            None => {
+                committer.wait_for_one(POLL);
+                Ok(Status::Backoff)
+            }
         }
     }
 
-    /// Waits for the oldest batch on its way and commits its take, or rolls back it and every
-    /// later one.
+    /// Waits for the oldest batch on its way and hands its take to the committer, or rolls
+    /// back it and every later one.
     fn finish_oldest(
         &mut self,
         oldest: Taken,
         later: &mut VecDeque<Taken>,
+        committer: &Committer,
     ) -> Result<Status, CycleError> {
         match self.sink.finish(&oldest.events) {
-            Ok(()) => self.commit_delivered(oldest),
+            Ok(()) => {
+                committer.hand_over(oldest);
+                Ok(Status::Ready)
+            }
             Err(e) => {
                 self.channel.rollback(oldest);
                 self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +380,33 @@ fn cycle_until_stopped(
                 sleep_unless_stopped(backoff, stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
+        }
+    }
+}
+
+/// Commits the take of a delivered batch and counts it into the sink's counters.
+fn commit_delivered(
+    channel: &dyn Channel,
+    c: &SinkCounters,
+    batch_size: usize,
+    taken: Taken,
+) -> Result<(), ChannelError> {
+    let n = taken.len();
+    match channel.commit(taken) {
+        Ok(()) => {
+            c.drain_success.fetch_add(n as u64, Ordering::Relaxed);
+            let counter = if n == batch_size {
+                &c.batch_complete
+            } else {
+                &c.batch_underflow
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            // Delivered but not recorded: these events will be delivered again.
+            c.failures.fetch_add(1, Ordering::Relaxed);
+            Err(e)
         }
     }
 }
@@ -486,5 +532,132 @@ mod tests {
         assert_eq!(channel.stats().size, 0, "every take was committed");
         assert_eq!(counters.drain_success.load(Ordering::Relaxed), 60);
         assert!(counters.rollbacks.load(Ordering::Relaxed) >= 2);
+    }
+
+    /// A memory channel whose commits wait until the test opens a gate, and whose commit number
+    /// `fail_commit` (counting from 1) fails with a storage error.
+    struct GatedCommits {
+        inner: MemoryChannel,
+        open: Mutex<bool>,
+        opened: parking_lot::Condvar,
+        commits: Mutex<usize>,
+        fail_commit: usize,
+    }
+
+    impl Channel for GatedCommits {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn keep_alive(&self) -> Duration {
+            self.inner.keep_alive()
+        }
+        fn put_waiting(&self, events: Vec<Event>, wait: Duration) -> Result<(), ChannelError> {
+            self.inner.put_waiting(events, wait)
+        }
+        fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
+            self.inner.take(max, wait)
+        }
+        fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
+            let mut open = self.open.lock();
+            while !*open {
+                self.opened.wait(&mut open);
+            }
+            drop(open);
+            let mut commits = self.commits.lock();
+            *commits += 1;
+            if *commits == self.fail_commit {
+                return Err(ChannelError::Storage {
+                    channel: "c".into(),
+                    source: crate::wal::WalError::Poisoned("test".into()),
+                });
+            }
+            self.inner.commit(taken)
+        }
+        fn rollback(&self, taken: Taken) {
+            self.inner.rollback(taken)
+        }
+        fn counters(&self) -> &crate::channel::ChannelCounters {
+            self.inner.counters()
+        }
+        fn stats(&self) -> crate::channel::ChannelStats {
+            self.inner.stats()
+        }
+        fn transaction_capacity(&self) -> usize {
+            self.inner.transaction_capacity()
+        }
+    }
+
+    #[test]
+    fn a_delivered_batch_is_on_its_way_until_its_take_is_committed() {
+        let channel = Arc::new(GatedCommits {
+            inner: MemoryChannel::new(
+                "c",
+                &MemoryChannelConfig {
+                    capacity: 1000,
+                    transaction_capacity: 5,
+                    keep_alive: Duration::from_millis(10),
+                    byte_capacity: None,
+                },
+            ),
+            open: Mutex::new(false),
+            opened: parking_lot::Condvar::new(),
+            commits: Mutex::new(0),
+            fail_commit: 4,
+        });
+        let sent: Vec<String> = (0..50).map(|i| format!("e{i:02}")).collect();
+        for chunk in sent.chunks(5) {
+            channel
+                .put(chunk.iter().map(|b| Event::new(b.clone())).collect())
+                .unwrap();
+        }
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let counters = Arc::new(SinkCounters::default());
+        let runner = SinkRunner {
+            name: "k".into(),
+            sink: Box::new(Pipelined {
+                depth: 3,
+                on_way: VecDeque::new(),
+                finishes: 0,
+                fail_at: vec![],
+                delivered: delivered.clone(),
+                most_on_way: Arc::new(Mutex::new(0)),
+            }),
+            channel: channel.clone(),
+            batch_size: 5,
+            counters: counters.clone(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = {
+            let stop = stop.clone();
+            std::thread::spawn(move || runner.run(stop))
+        };
+        // With every commit held back, three batches are delivered and no fourth is started:
+        // a crash now would resend at most the three.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while delivered.lock().len() < 15 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(delivered.lock().len(), 15, "three batches, then a wait");
+        assert_eq!(counters.drain_attempt.load(Ordering::Relaxed), 15);
+        assert_eq!(counters.drain_success.load(Ordering::Relaxed), 0);
+
+        *channel.open.lock() = true;
+        channel.opened.notify_all();
+        while counters.drain_success.load(Ordering::Relaxed) < 45 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        run.join().unwrap();
+        assert_eq!(
+            *delivered.lock(),
+            sent,
+            "every batch delivered once, in order"
+        );
+        // The fourth commit failed: counted, its five events not counted as drained, and the
+        // runner went on with the rest.
+        assert_eq!(counters.failures.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.drain_success.load(Ordering::Relaxed), 45);
+        assert_eq!(*channel.commits.lock(), 10);
     }
 }
