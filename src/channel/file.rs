@@ -184,12 +184,19 @@ impl Channel for FileChannel {
     }
 
     fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
-        if taken.is_empty() {
+        self.commit_all(vec![taken])
+    }
+
+    fn commit_all(&self, takes: Vec<Taken>) -> Result<(), ChannelError> {
+        let takes: Vec<Taken> = takes.into_iter().filter(|t| !t.is_empty()).collect();
+        if takes.is_empty() {
             return Ok(());
         }
         let ack = {
             let mut st = self.takes.lock();
-            st.in_flight.remove(&taken.key());
+            for taken in &takes {
+                st.in_flight.remove(&taken.key());
+            }
             // Everything before the oldest batch still out (or back for redelivery) is done.
             let oldest_out = st.in_flight.values().copied().min();
             let oldest_back = st.redeliver.front().and_then(|b| b.start);

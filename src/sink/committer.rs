@@ -7,8 +7,9 @@
 //! delivered batch is handed to a committer thread and the runner goes on taking and starting
 //! batches.
 //!
-//! Takes are committed one at a time, in the order they were handed over, which is the order
-//! the runner delivered them. A batch counts as on its way until its commit is done (see
+//! Takes are committed in the order they were handed over, which is the order the runner
+//! delivered them; those handed over while a commit is under way are committed together by
+//! the next (for the file channel, one checkpoint write for all of them). A batch counts as on its way until its commit is done (see
 //! [`Committer::pending`]), so a crash still resends at most `in_flight_batches` batches. A
 //! failed commit is kept for the runner to report; its events are delivered again after a
 //! restart, as when the runner committed itself.
@@ -52,11 +53,16 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name(format!("{sink}-commit"))
             .spawn(move || {
-                for taken in handed_over {
-                    if let Err(e) = commit_delivered(&*channel, &counters, batch_size, taken) {
+                while let Ok(first) = handed_over.recv() {
+                    // Whatever was handed over meanwhile goes into the same commit: one
+                    // checkpoint write for all of it.
+                    let mut takes = vec![first];
+                    takes.extend(handed_over.try_iter());
+                    let n = takes.len();
+                    if let Err(e) = commit_delivered(&*channel, &counters, batch_size, takes) {
                         st.failure.lock().get_or_insert(e);
                     }
-                    *st.pending.lock() -= 1;
+                    *st.pending.lock() -= n;
                     st.committed.notify_all();
                 }
             })?;
