@@ -11,7 +11,7 @@
 //! A bench binary rather than criterion: each case is one pipeline run of seconds. Needs
 //! `tansu` (see README). `WEIR_BENCH_EVENTS` sets events per case (default 500,000) and
 //! `WEIR_BENCH_BATCH` the sink's flumeBatchSize (default 1000), `WEIR_BENCH_IN_FLIGHT` its
-//! `kafka.inFlightBatches` (default 4, as the sink's default), `WEIR_BENCH_LINGER_MS` its
+//! `kafka.inFlightBatches` (default 8, as the sink's default), `WEIR_BENCH_LINGER_MS` its
 //! `linger.ms` (default 2, as the sink's default), `WEIR_BENCH_BODIES` the body sizes (default
 //! `100,1024`), `WEIR_BENCH_ROUNDS` the rounds per size (default 3; each side's median is
 //! reported).
@@ -163,7 +163,7 @@ fn weir(
             in_flight_batches: std::env::var("WEIR_BENCH_IN_FLIGHT")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(4),
+                .unwrap_or(8),
             use_flume_event_format: false,
         }),
     };

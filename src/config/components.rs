@@ -668,7 +668,7 @@ pub struct KafkaSinkConfig {
     /// `linger.ms=2`, `message.timeout.ms=30000`) first, then everything from `kafka.producer.*`.
     pub producer: Vec<(String, String)>,
     pub on_unsendable: UnsendablePolicy,
-    /// weir `kafka.inFlightBatches` (default 4): batches taken and not yet committed (sent,
+    /// weir `kafka.inFlightBatches` (default 8): batches taken and not yet committed (sent,
     /// or acknowledged with the commit of their take still under way). Each is committed only
     /// after all its records are acknowledged, in order; 1 is Flume's strictly
     /// one-batch-at-a-time cycle.
@@ -810,7 +810,7 @@ fn parse_kafka(
             default_partition,
             producer,
             on_unsendable,
-            in_flight_batches: s.positive_or("kafka.inFlightBatches", 4)? as usize,
+            in_flight_batches: s.positive_or("kafka.inFlightBatches", 8)? as usize,
             use_flume_event_format,
         },
         batch_size,

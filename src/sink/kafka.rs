@@ -7,7 +7,7 @@
 //! backoff, so a crash or an error can duplicate a batch but never lose an event. Each record
 //! carries its log offset in the `weir.offset` header so duplicates can be recognised downstream.
 //!
-//! Up to `kafka.inFlightBatches` (default 4) batches are on their way at once: while the oldest
+//! Up to `kafka.inFlightBatches` (default 8) batches are on their way at once: while the oldest
 //! waits for its acknowledgements the next is already produced, so the broker is not left idle
 //! during the channel's take and commit. Takes still commit one at a time, oldest first, each
 //! after its own acknowledgements (on the runner's commit thread, see `sink::committer`); a
