@@ -1,6 +1,7 @@
 //! End to end: `seq` → file channel → Kafka sink → tansu, against a raw rdkafka producer
-//! (acks=all, idempotent) pushing the same events straight to the same broker, in one run, at
-//! 100 B and 1 KiB. Prints events/s, MB/s and the weir/raw ratio (target ≥ 0.70).
+//! (acks=all, idempotent) pushing the same events straight to the broker, in one run, at 100 B
+//! and 1 KiB; each timed run gets a freshly started tansu. Prints events/s, MB/s and the
+//! weir/raw ratio (target ≥ 0.70).
 //!
 //! Both sides are timed warm: connecting, fetching metadata and getting an idempotent producer
 //! id take ~0.5 s on a fresh client, which in a run of a second or two was measuring startup,
@@ -206,9 +207,17 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let Some(broker) = support::Broker::start() else {
-        eprintln!("tansu is needed for this benchmark");
-        std::process::exit(1);
+    // A fresh broker for every timed run: tansu's memory storage keeps every record, and a
+    // broker already holding a few GB from earlier rounds is slower (measured: the raw
+    // producer fell from ~210k to ~135k events/s at 1 KiB over three rounds), which favoured
+    // whichever side ran earlier.
+    let fresh_broker = |topic: &str| {
+        let Some(broker) = support::Broker::start() else {
+            eprintln!("tansu is needed for this benchmark");
+            std::process::exit(1);
+        };
+        broker.create_topic(topic, 1);
+        broker
     };
     let events = env_or("WEIR_BENCH_EVENTS", 500_000);
     let batch = env_or("WEIR_BENCH_BATCH", 1000) as usize;
@@ -226,20 +235,20 @@ fn main() {
         .filter_map(|b| b.trim().parse().ok())
         .collect();
     for body in bodies {
-        // Alternating which side goes first (raw, weir, then weir, raw, ...) so that neither
-        // always meets the broker with more stored in it; medians over the rounds, because one
-        // run on a shared two-core machine swings by a third.
+        // Alternating which side goes first (raw, weir, then weir, raw, ...) so that slow
+        // drifts of the machine hit both; medians over the rounds, because one run on a shared
+        // two-core machine swings by a third.
         let (mut raw_rates, mut weir_rates) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (t_raw, t_weir) = (format!("raw{body}-{round}"), format!("weir{body}-{round}"));
-            broker.create_topic(&t_raw, 1);
-            broker.create_topic(&t_weir, 1);
             let warm_up = batch as u64;
             let mut run_raw = || {
+                let broker = fresh_broker(&t_raw);
                 let t = raw(&broker.bootstrap(), &t_raw, events, body, warm_up);
                 raw_rates.push(events as f64 / t.as_secs_f64());
             };
             let mut run_weir = || {
+                let broker = fresh_broker(&t_weir);
                 let t = weir(&broker.bootstrap(), &t_weir, events, body, batch, warm_up);
                 weir_rates.push(events as f64 / t.as_secs_f64());
             };
