@@ -479,9 +479,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pipelined_batches_commit_in_order_and_a_failure_resends_everything_on_its_way() {
-        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+    /// A memory channel taking transactions of up to 5 events.
+    fn small_channel() -> MemoryChannel {
+        MemoryChannel::new(
             "c",
             &MemoryChannelConfig {
                 capacity: 1000,
@@ -489,49 +489,90 @@ mod tests {
                 keep_alive: Duration::from_millis(10),
                 byte_capacity: None,
             },
-        ));
-        let sent: Vec<String> = (0..60).map(|i| format!("e{i:02}")).collect();
+        )
+    }
+
+    /// Puts events `e00`, `e01`, … (`n` of them) in transactions of 5; returns their bodies.
+    fn fill(channel: &dyn Channel, n: usize) -> Vec<String> {
+        let sent: Vec<String> = (0..n).map(|i| format!("e{i:02}")).collect();
         for chunk in sent.chunks(5) {
             channel
                 .put(chunk.iter().map(|b| Event::new(b.clone())).collect())
                 .unwrap();
         }
-        let delivered = Arc::new(Mutex::new(Vec::new()));
-        let most_on_way = Arc::new(Mutex::new(0));
-        let counters = Arc::new(SinkCounters::default());
-        let runner = SinkRunner {
-            name: "k".into(),
-            sink: Box::new(Pipelined {
-                depth: 3,
-                on_way: VecDeque::new(),
-                finishes: 0,
-                fail_at: vec![2, 5],
-                delivered: delivered.clone(),
-                most_on_way: most_on_way.clone(),
-            }),
-            channel: channel.clone(),
-            batch_size: 5,
-            counters: counters.clone(),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let run = {
-            let stop = stop.clone();
-            std::thread::spawn(move || runner.run(stop))
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while delivered.lock().len() < sent.len() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        sent
+    }
+
+    /// A runner of a [`Pipelined`] sink (3 batches of 5 on their way) on its own thread.
+    struct Running {
+        delivered: Arc<Mutex<Vec<String>>>,
+        most_on_way: Arc<Mutex<usize>>,
+        counters: Arc<SinkCounters>,
+        stop: Arc<AtomicBool>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start(channel: Arc<dyn Channel>, fail_at: Vec<usize>) -> Running {
+            let delivered = Arc::new(Mutex::new(Vec::new()));
+            let most_on_way = Arc::new(Mutex::new(0));
+            let counters = Arc::new(SinkCounters::default());
+            let runner = SinkRunner {
+                name: "k".into(),
+                sink: Box::new(Pipelined {
+                    depth: 3,
+                    on_way: VecDeque::new(),
+                    finishes: 0,
+                    fail_at,
+                    delivered: delivered.clone(),
+                    most_on_way: most_on_way.clone(),
+                }),
+                channel,
+                batch_size: 5,
+                counters: counters.clone(),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let stop = stop.clone();
+                std::thread::spawn(move || runner.run(stop))
+            };
+            Running {
+                delivered,
+                most_on_way,
+                counters,
+                stop,
+                thread,
+            }
         }
-        stop.store(true, Ordering::Relaxed);
-        run.join().unwrap();
+
+        /// Waits (up to 30 s) until `done` holds.
+        fn wait_until(&self, done: impl Fn(&Running) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !done(self) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        fn stop(self) -> (Vec<String>, usize, Arc<SinkCounters>) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.thread.join().unwrap();
+            let delivered = self.delivered.lock().clone();
+            let most_on_way = *self.most_on_way.lock();
+            (delivered, most_on_way, self.counters)
+        }
+    }
+
+    #[test]
+    fn pipelined_batches_commit_in_order_and_a_failure_resends_everything_on_its_way() {
+        let channel: Arc<dyn Channel> = Arc::new(small_channel());
+        let sent = fill(&*channel, 60);
+        let running = Running::start(channel.clone(), vec![2, 5]);
+        running.wait_until(|r| r.delivered.lock().len() >= sent.len());
+        let (delivered, most_on_way, counters) = running.stop();
         // Each failure rolled back the failed batch and the ones behind it, and they came back
         // in order: what was delivered (and committed) is every event once, in order.
-        assert_eq!(*delivered.lock(), sent);
-        assert_eq!(
-            *most_on_way.lock(),
-            3,
-            "the sink kept three batches on their way"
-        );
+        assert_eq!(delivered, sent);
+        assert_eq!(most_on_way, 3, "the sink kept three batches on their way");
         assert_eq!(channel.stats().size, 0, "every take was committed");
         assert_eq!(counters.drain_success.load(Ordering::Relaxed), 60);
         assert!(counters.rollbacks.load(Ordering::Relaxed) >= 2);
@@ -593,70 +634,32 @@ mod tests {
     #[test]
     fn a_delivered_batch_is_on_its_way_until_its_take_is_committed() {
         let channel = Arc::new(GatedCommits {
-            inner: MemoryChannel::new(
-                "c",
-                &MemoryChannelConfig {
-                    capacity: 1000,
-                    transaction_capacity: 5,
-                    keep_alive: Duration::from_millis(10),
-                    byte_capacity: None,
-                },
-            ),
+            inner: small_channel(),
             open: Mutex::new(false),
             opened: parking_lot::Condvar::new(),
             commits: Mutex::new(0),
             fail_commit: 4,
         });
-        let sent: Vec<String> = (0..50).map(|i| format!("e{i:02}")).collect();
-        for chunk in sent.chunks(5) {
-            channel
-                .put(chunk.iter().map(|b| Event::new(b.clone())).collect())
-                .unwrap();
-        }
-        let delivered = Arc::new(Mutex::new(Vec::new()));
-        let counters = Arc::new(SinkCounters::default());
-        let runner = SinkRunner {
-            name: "k".into(),
-            sink: Box::new(Pipelined {
-                depth: 3,
-                on_way: VecDeque::new(),
-                finishes: 0,
-                fail_at: vec![],
-                delivered: delivered.clone(),
-                most_on_way: Arc::new(Mutex::new(0)),
-            }),
-            channel: channel.clone(),
-            batch_size: 5,
-            counters: counters.clone(),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let run = {
-            let stop = stop.clone();
-            std::thread::spawn(move || runner.run(stop))
-        };
+        let sent = fill(&*channel, 50);
+        let running = Running::start(channel.clone(), vec![]);
         // With every commit held back, three batches are delivered and no fourth is started:
         // a crash now would resend at most the three.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while delivered.lock().len() < 15 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        running.wait_until(|r| r.delivered.lock().len() >= 15);
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(delivered.lock().len(), 15, "three batches, then a wait");
+        assert_eq!(
+            running.delivered.lock().len(),
+            15,
+            "three batches, then a wait"
+        );
+        let counters = running.counters.clone();
         assert_eq!(counters.drain_attempt.load(Ordering::Relaxed), 15);
         assert_eq!(counters.drain_success.load(Ordering::Relaxed), 0);
 
         *channel.open.lock() = true;
         channel.opened.notify_all();
-        while *channel.commits.lock() < 10 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        stop.store(true, Ordering::Relaxed);
-        run.join().unwrap();
-        assert_eq!(
-            *delivered.lock(),
-            sent,
-            "every batch delivered once, in order"
-        );
+        running.wait_until(|_| *channel.commits.lock() >= 10);
+        let (delivered, _, counters) = running.stop();
+        assert_eq!(delivered, sent, "every batch delivered once, in order");
         // The fourth commit failed: counted once, and the runner went on with the rest. Takes
         // handed over together are committed together, so the failure leaves one to three
         // batches uncounted.
