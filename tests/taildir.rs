@@ -333,14 +333,20 @@ fn headers_are_set_per_group_file_and_offset() {
 fn finish_run(d: &Path, writer: &mut Writer, agent: &mut Agent) -> (Vec<String>, Vec<String>) {
     std::thread::sleep(Duration::from_millis(200));
     let want = writer.finish();
-    let out = wait_for(d, &want);
+    let out = stop_when_written(d, &want, agent);
+    (want, out)
+}
+
+/// Waits for `want` in the sink's output, stops the agent, and returns the output (read again
+/// after the stop, unless lines are still missing).
+fn stop_when_written(d: &Path, want: &[String], agent: &mut Agent) -> Vec<String> {
+    let out = wait_for(d, want);
     assert!(agent.stop());
-    let out = if out.len() < want.len() {
+    if out.len() < want.len() {
         out
     } else {
         output_lines(d)
-    };
-    (want, out)
+    }
 }
 
 /// Renames `app.log` to `app.log.N` several times while a writer appends as fast as it can,
@@ -417,13 +423,7 @@ fn copytruncate_starts_the_file_over() {
     let third = lines("three-", 0..300);
     app.write_all(text(&third).as_bytes()).unwrap();
     let want = [first, second, third].concat();
-    let out = wait_for(d, &want);
-    assert!(agent.stop());
-    let out = if out.len() < want.len() {
-        out
-    } else {
-        output_lines(d)
-    };
+    let out = stop_when_written(d, &want, &mut agent);
     assert_exactly_once(&out, &want);
 }
 

@@ -25,9 +25,9 @@ use super::{SinkCounters, commit_delivered};
 use crate::channel::{Channel, ChannelError, Taken};
 
 pub(crate) struct Committer {
-    to_commit: Option<Sender<Taken>>,
+    to_commit: Sender<Taken>,
     state: Arc<State>,
-    thread: Option<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -67,20 +67,16 @@ impl Committer {
                 }
             })?;
         Ok(Committer {
-            to_commit: Some(to_commit),
+            to_commit,
             state,
-            thread: Some(thread),
+            thread,
         })
     }
 
     /// Queues the take of a delivered batch for commit.
     pub(crate) fn hand_over(&self, taken: Taken) {
         *self.state.pending.lock() += 1;
-        let refused = match &self.to_commit {
-            Some(tx) => tx.send(taken).err().map(|e| e.0),
-            None => Some(taken),
-        };
-        if refused.is_some() {
+        if self.to_commit.send(taken).is_err() {
             // The thread is gone (it cannot panic short of a bug): the take stays uncommitted
             // and its events come again after a restart.
             *self.state.pending.lock() -= 1;
@@ -108,11 +104,15 @@ impl Committer {
 
     /// Commits everything handed over, stops the thread, and returns a failure not yet
     /// reported.
-    pub(crate) fn finish(mut self) -> Option<ChannelError> {
-        self.to_commit = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.take_failure()
+    pub(crate) fn finish(self) -> Option<ChannelError> {
+        let Committer {
+            to_commit,
+            state,
+            thread,
+        } = self;
+        // Closing the queue ends the thread's loop once it has committed what is queued.
+        drop(to_commit);
+        let _ = thread.join();
+        state.failure.lock().take()
     }
 }
