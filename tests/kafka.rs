@@ -138,6 +138,51 @@ fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
     assert_eq!(rec["body"].as_str().map(str::len), Some(5000));
 }
 
+/// The sink hands payloads to librdkafka without copying them (`sink::kafka::enqueue`), so each
+/// record must keep its body alive until its delivery report. Here the events are dropped as
+/// soon as `start` returns and their memory is written over while librdkafka still lingers
+/// over the batch: every record must still arrive with its own body.
+#[test]
+fn payloads_outlive_the_events_they_came_from() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.kafka.producer.linger.ms = 200\n",
+    ));
+    // Bodies of ~100 B and ~1 KiB, each a `Bytes` that alone owns its memory, which the
+    // scribbling below then reuses if nothing else holds it.
+    let body = |i: u64| format!("{i:05}|").repeat(if i.is_multiple_of(2) { 17 } else { 171 });
+    let events: Vec<(u64, Event)> = (0..300)
+        .map(|i| (i, Event::new(body(i).into_bytes())))
+        .collect();
+    // `finish` only names events in error messages: give it copies that share no memory.
+    let copies: Vec<(u64, Event)> = events
+        .iter()
+        .map(|(o, e)| (*o, Event::new(e.body.to_vec())))
+        .collect();
+    sink.start(&events).unwrap();
+    drop(events);
+    let scribble: Vec<Vec<u8>> = (0..3000)
+        .map(|i| vec![b'#'; if i % 2 == 0 { 102 } else { 1026 }])
+        .collect();
+    sink.finish(&copies).unwrap();
+    drop(scribble);
+
+    let got = consume(&broker.bootstrap(), "main", 1, 300, Duration::from_secs(20));
+    assert_eq!(got.len(), 300);
+    for r in &got {
+        assert_eq!(
+            r.body,
+            body(r.offset_header()).as_bytes(),
+            "record {}",
+            r.offset_header()
+        );
+    }
+}
+
 /// Sends `lines` numbered lines from `from`, returning those acknowledged with OK.
 fn send_lines(client: &mut Client, prefix: &str, from: u32, lines: u32) -> Vec<String> {
     (from..from + lines)
