@@ -37,8 +37,14 @@ use crate::config::{KafkaSinkConfig, UnsendablePolicy};
 use crate::event::Event;
 use crate::source::{StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
+use reports::ReportSignal;
 
 mod enqueue;
+mod reports;
+
+/// Longest sleep between looks at the stop flag while waiting for delivery reports (a report
+/// wakes the sink at once).
+const REPORT_WAIT: Duration = Duration::from_millis(10);
 
 /// Record header carrying the event's offset in the channel.
 pub const OFFSET_HEADER: &str = "weir.offset";
@@ -133,6 +139,9 @@ pub struct KafkaSink {
     name: String,
     config: KafkaSinkConfig,
     client_config: ClientConfig,
+    /// Wakes the sink when reports arrive. Declared before `producer` so that it is dropped
+    /// first: it holds a reference on the producer's queue.
+    reports: ReportSignal,
     /// Polled by this sink itself (in flush and idle), not by a background thread: a
     /// ThreadedProducer's poller would take the delivery reports that flush waits for, making
     /// every flush wait out its whole poll interval.
@@ -181,6 +190,7 @@ impl KafkaSink {
         })?;
         tracing::info!(sink = name, servers = %config.bootstrap_servers, topic = %config.topic, "kafka sink ready");
         Ok(KafkaSink {
+            reports: ReportSignal::new(&producer),
             name: name.to_owned(),
             config,
             client_config: cc,
@@ -266,7 +276,12 @@ impl KafkaSink {
         }
         tracing::warn!(sink = %self.name, fatal = ?fatal, timed_out, "starting a new kafka producer");
         match create_producer(&self.name, &self.client_config) {
-            Ok(p) => self.producer = p,
+            Ok(p) => {
+                let old = std::mem::replace(&mut self.producer, p);
+                // The old producer's signal goes before the old producer does.
+                self.reports = ReportSignal::new(&self.producer);
+                drop(old);
+            }
             Err(e) => {
                 tracing::error!(sink = %self.name, error = %format!("{e:#}"), "cannot start a new kafka producer")
             }
@@ -342,19 +357,39 @@ impl KafkaSink {
     /// Waits until every batch on its way has all its delivery reports (each comes within
     /// `message.timeout.ms`), or abandons them at once when stopping, then forgets them.
     fn settle_on_its_way(&mut self) {
-        while self
-            .on_its_way
-            .iter()
-            .any(|b| b.state.reported.load(Ordering::Acquire) < b.sent)
-        {
-            if stopping(&self.stop) {
-                self.abandon();
-                return;
-            }
-            self.producer.poll(Duration::ZERO);
-            std::thread::sleep(Duration::from_micros(100));
+        let on_its_way = std::mem::take(&mut self.on_its_way);
+        let settled = self.serve_reports_until(|| {
+            on_its_way
+                .iter()
+                .all(|b| b.state.reported.load(Ordering::Acquire) >= b.sent)
+        });
+        if !settled {
+            self.on_its_way = on_its_way;
+            self.abandon();
         }
-        self.on_its_way.clear();
+    }
+
+    /// Serves delivery reports until `done` holds (true), or until stopping (false). Not
+    /// `flush`, and no blocking `poll`: in rdkafka 0.39 both keep polling until their timeout
+    /// even once the reports are in (measured: a batch took exactly the poll timeout). So the
+    /// queue is served without blocking and the sink sleeps until librdkafka signals a new
+    /// report (see `reports`); the bounded wait keeps a shutdown prompt.
+    fn serve_reports_until(&self, done: impl Fn() -> bool) -> bool {
+        loop {
+            self.producer.poll(Duration::ZERO);
+            // One event per non-blocking poll: serve them all, or the signal (sent when the
+            // queue goes from empty to not empty) would not come again.
+            while self.reports.queued() > 0 {
+                self.producer.poll(Duration::ZERO);
+            }
+            if done() {
+                return true;
+            }
+            if stopping(&self.stop) {
+                return false;
+            }
+            self.reports.wait(REPORT_WAIT);
+        }
     }
 
     /// Hands every event of the batch to the producer and records the batch as on its way.
@@ -460,21 +495,10 @@ impl KafkaSink {
         else {
             bail!("sink {}: no batch on its way to finish", self.name);
         };
-        // Not `flush`, and no blocking `poll`: in rdkafka 0.39 both keep polling until their
-        // timeout even once the reports are in (measured: a batch took exactly the poll
-        // timeout). Non-blocking polls with a short pause cost at most ~0.1 ms per batch, and
-        // let a shutdown abandon a batch the broker is not answering.
-        loop {
-            self.producer.poll(Duration::ZERO);
-            if batch.reported.load(Ordering::Acquire) >= sent {
-                break;
-            }
-            if stopping(&self.stop) {
-                bail!(
-                    "stopping: batch abandoned before the broker acknowledged it; it will be sent again after restart"
-                );
-            }
-            std::thread::sleep(Duration::from_micros(100));
+        if !self.serve_reports_until(|| batch.reported.load(Ordering::Acquire) >= sent) {
+            bail!(
+                "stopping: batch abandoned before the broker acknowledged it; it will be sent again after restart"
+            );
         }
         self.counters
             .acked
