@@ -15,7 +15,12 @@
 //! `kafka.inFlightBatches` (default 8, as the sink's default), `WEIR_BENCH_LINGER_MS` its
 //! `linger.ms` (default 2, as the sink's default), `WEIR_BENCH_BODIES` the body sizes (default
 //! `100,1024`), `WEIR_BENCH_ROUNDS` the rounds per size (default 3; each side's median is
-//! reported).
+//! reported), `WEIR_BENCH_SIDES` which sides run (default `weir,raw`; one alone for profiling).
+//!
+//! Each size also gets a line of CPU time per 100,000 events, this process's (weir's whole
+//! pipeline, or the raw producer, librdkafka's threads included) and the broker's, from
+//! `/proc`: on a shared two-core machine the rates swing by a third between runs, CPU time much
+//! less, and it says where a gap comes from.
 //!
 //! Run: `cargo bench --bench kafka`
 
@@ -47,8 +52,54 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// One timed run: wall time, and the CPU time this process and the broker used meanwhile.
+struct Run {
+    elapsed: Duration,
+    cpu_self: f64,
+    cpu_broker: f64,
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`None`: this one), from
+/// `/proc/PID/stat`; 0 if it cannot be read.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".into(),
+    };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th of them.
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// Times `timed`, with the CPU used by this process and by the broker `broker_pid` meanwhile.
+fn measure(broker_pid: Option<u32>, timed: impl FnOnce()) -> Run {
+    let (cpu_self, cpu_broker) = (cpu_seconds(None), cpu_seconds(broker_pid));
+    let start = Instant::now();
+    timed();
+    Run {
+        elapsed: start.elapsed(),
+        cpu_self: cpu_seconds(None) - cpu_self,
+        cpu_broker: broker_pid.map_or(0.0, |p| cpu_seconds(Some(p)) - cpu_broker),
+    }
+}
+
 /// The raw baseline: one producer, every event produced back to back, one flush at the end.
-fn raw(bootstrap: &str, topic: &str, events: u64, body: usize, warm_up: u64) -> Duration {
+fn raw(
+    bootstrap: &str,
+    broker_pid: Option<u32>,
+    topic: &str,
+    events: u64,
+    body: usize,
+    warm_up: u64,
+) -> Run {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -56,9 +107,9 @@ fn raw(bootstrap: &str, topic: &str, events: u64, body: usize, warm_up: u64) -> 
         .create()
         .expect("raw producer");
     produce_all(&producer, topic, 0..warm_up, body);
-    let start = Instant::now();
-    produce_all(&producer, topic, warm_up..warm_up + events, body);
-    start.elapsed()
+    measure(broker_pid, || {
+        produce_all(&producer, topic, warm_up..warm_up + events, body)
+    })
 }
 
 /// Produces the seq source's events `range` with their offset header, then waits for every
@@ -92,12 +143,13 @@ fn produce_all(producer: &BaseProducer, topic: &str, range: std::ops::Range<u64>
 /// sink has committed every event.
 fn weir(
     bootstrap: &str,
+    broker_pid: Option<u32>,
     topic: &str,
     events: u64,
     body: usize,
     batch: usize,
     warm_up: u64,
-) -> Duration {
+) -> Run {
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap_or_default().join("target"))
         .expect("temp dir");
     let channel: Arc<dyn Channel> = Arc::new(
@@ -186,21 +238,26 @@ fn weir(
         let (processor, s) = (processor(), stop.clone());
         std::thread::spawn(move || source.run(processor, s))
     };
+    // Checked every 5 ms: often enough for the timing (±0.2% of a run of seconds), rarely
+    // enough that this thread's wake-ups do not take CPU from the pipeline it measures.
     let committed = |n: u64| {
         while counters.drain_success.load(Ordering::Relaxed) < n {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(5));
         }
     };
     let _ = run_seq(warm_up).join();
     committed(warm_up);
-    let start = Instant::now();
-    let src = run_seq(events);
-    committed(warm_up + events);
-    let elapsed = start.elapsed();
+    let mut src = None;
+    let run = measure(broker_pid, || {
+        src = Some(run_seq(events));
+        committed(warm_up + events);
+    });
     stop.store(true, Ordering::Relaxed);
-    let _ = src.join();
+    if let Some(src) = src {
+        let _ = src.join();
+    }
     let _ = sink.join();
-    elapsed
+    run
 }
 
 fn main() {
@@ -234,30 +291,62 @@ fn main() {
         .split(',')
         .filter_map(|b| b.trim().parse().ok())
         .collect();
+    // Only one side, for profiling it alone: `WEIR_BENCH_SIDES=weir` (default `weir,raw`).
+    let sides_env = std::env::var("WEIR_BENCH_SIDES").unwrap_or_else(|_| "weir,raw".into());
+    let sides: Vec<&str> = sides_env.split(',').map(str::trim).collect();
     for body in bodies {
         // Alternating which side goes first (raw, weir, then weir, raw, ...) so that slow
         // drifts of the machine hit both; medians over the rounds, because one run on a shared
         // two-core machine swings by a third.
         let (mut raw_rates, mut weir_rates) = (Vec::new(), Vec::new());
+        // CPU seconds per 100,000 events: (this process, the broker) for each side.
+        let (mut raw_cpu, mut weir_cpu) = (Vec::new(), Vec::new());
+        let per_100k = |cpu: f64| cpu * 100_000.0 / events as f64;
         for round in 0..rounds {
             let (t_raw, t_weir) = (format!("raw{body}-{round}"), format!("weir{body}-{round}"));
             let warm_up = batch as u64;
             let mut run_raw = || {
                 let broker = fresh_broker(&t_raw);
-                let t = raw(&broker.bootstrap(), &t_raw, events, body, warm_up);
-                raw_rates.push(events as f64 / t.as_secs_f64());
+                let run = raw(
+                    &broker.bootstrap(),
+                    broker.pid(),
+                    &t_raw,
+                    events,
+                    body,
+                    warm_up,
+                );
+                raw_rates.push(events as f64 / run.elapsed.as_secs_f64());
+                raw_cpu.push((per_100k(run.cpu_self), per_100k(run.cpu_broker)));
             };
             let mut run_weir = || {
                 let broker = fresh_broker(&t_weir);
-                let t = weir(&broker.bootstrap(), &t_weir, events, body, batch, warm_up);
-                weir_rates.push(events as f64 / t.as_secs_f64());
+                let run = weir(
+                    &broker.bootstrap(),
+                    broker.pid(),
+                    &t_weir,
+                    events,
+                    body,
+                    batch,
+                    warm_up,
+                );
+                weir_rates.push(events as f64 / run.elapsed.as_secs_f64());
+                weir_cpu.push((per_100k(run.cpu_self), per_100k(run.cpu_broker)));
             };
+            let (do_raw, do_weir) = (sides.contains(&"raw"), sides.contains(&"weir"));
             if round % 2 == 0 {
-                run_raw();
-                run_weir();
+                if do_raw {
+                    run_raw();
+                }
+                if do_weir {
+                    run_weir();
+                }
             } else {
-                run_weir();
-                run_raw();
+                if do_weir {
+                    run_weir();
+                }
+                if do_raw {
+                    run_raw();
+                }
             }
         }
         let (w, r) = (median(&mut weir_rates), median(&mut raw_rates));
@@ -269,6 +358,17 @@ fn main() {
             w / r,
             spread(&weir_rates),
             spread(&raw_rates),
+        );
+        let cpu = |runs: &[(f64, f64)], which: fn(&(f64, f64)) -> f64| {
+            median(&mut runs.iter().map(which).collect::<Vec<_>>())
+        };
+        println!(
+            "{:<13} CPU s per 100k events (median): weir process {:.2}, raw process {:.2}; broker {:.2} / {:.2}",
+            "",
+            cpu(&weir_cpu, |c| c.0),
+            cpu(&raw_cpu, |c| c.0),
+            cpu(&weir_cpu, |c| c.1),
+            cpu(&raw_cpu, |c| c.1),
         );
     }
 }
