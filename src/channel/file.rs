@@ -206,6 +206,10 @@ impl Channel for FileChannel {
                 .min()
                 .unwrap_or_else(|| st.reader.position())
         };
+        // The events go before the ack: their bodies may be views into a segment the ack
+        // retires, and a segment still referenced can only be deleted, not kept as a spare
+        // (reusing spares makes the source's syncs faster, see wal `spare_segments`).
+        drop(takes);
         self.wal.ack(CONSUMER, ack).map_err(|e| self.storage(e))?;
         self.room.1.notify_all();
         Ok(())
