@@ -230,32 +230,45 @@ fn takes_committed_together_are_done_and_an_open_one_still_comes_back() {
     assert_eq!(m.stats().size, 0);
 }
 
-/// Bodies of 1 KiB are views into the log's map. A committed take must not keep its segment
-/// referenced while the commit retires it: a referenced segment can only be deleted, and the
-/// spares that make later segments cheaper to sync would never be kept.
+/// Bodies of 1 KiB are views into the log's map. Neither a committed take nor the channel's
+/// reader may keep a segment referenced while the commit retires it: a referenced segment can
+/// only be deleted, and the spares that make later segments cheaper to sync would never be kept.
 #[test]
 fn committed_takes_leave_their_segments_to_be_kept_as_spares() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = file_config(dir.path(), 10_000);
-    let ch = FileChannel::open("f", &cfg).unwrap();
-    let body = |i: u32| Event::new(vec![b'a' + (i % 26) as u8; 1024]);
-    // 20 KiB frames, two to a 64 KiB segment: 15 puts fill eight segments.
-    for p in 0..15 {
-        ch.put((p * 20..p * 20 + 20).map(body).collect()).unwrap();
-    }
-    // All taken before any commits, as a sink with batches on their way does: the reader has
-    // moved past each segment by the time its last take commits.
-    let takes: Vec<_> = (0..15).map(|_| ch.take(20, NO_WAIT).unwrap()).collect();
-    assert!(takes.iter().all(|t| t.len() == 20));
-    for t in takes {
-        ch.commit(t).unwrap();
-    }
-    let spares = std::fs::read_dir(&cfg.data_dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".spare"))
-        .count();
-    assert!(spares > 0, "no retired segment was kept as a spare");
+    let spares_after = |takes_ahead: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = file_config(dir.path(), 10_000);
+        let ch = FileChannel::open("f", &cfg).unwrap();
+        let body = |i: u32| Event::new(vec![b'a' + (i % 26) as u8; 1024]);
+        // 20 KiB frames, two to a 64 KiB segment: 15 puts fill eight segments.
+        for p in 0..15 {
+            ch.put((p * 20..p * 20 + 20).map(body).collect()).unwrap();
+        }
+        if takes_ahead {
+            // As a sink with batches on its way: the reader has moved past each segment by
+            // the time its last take commits, and the take itself still holds it.
+            let takes: Vec<_> = (0..15).map(|_| ch.take(20, NO_WAIT).unwrap()).collect();
+            assert!(takes.iter().all(|t| t.len() == 20));
+            for t in takes {
+                ch.commit(t).unwrap();
+            }
+        } else {
+            // One batch at a time, each ending where a frame does: every other take ends a
+            // segment, with the reader still at its end.
+            for _ in 0..15 {
+                let t = ch.take(20, NO_WAIT).unwrap();
+                assert_eq!(t.len(), 20);
+                ch.commit(t).unwrap();
+            }
+        }
+        std::fs::read_dir(&cfg.data_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".spare"))
+            .count()
+    };
+    assert!(spares_after(true) > 0, "takes ahead: no spare kept");
+    assert!(spares_after(false) > 0, "one at a time: no spare kept");
 }
 
 #[test]

@@ -183,6 +183,10 @@ impl Reader {
             if c.index == c.count {
                 self.frame_pos += c.len;
                 self.cur = None;
+                // At once rather than at the next read: a reader left on a segment it has
+                // finished keeps it referenced, so the ack that retires it could only delete
+                // it, not keep it as a spare.
+                self.move_past_sealed_segment();
             } else {
                 self.cur = Some(c);
             }
@@ -213,6 +217,30 @@ impl Reader {
         }
     }
 
+    /// If the current segment is sealed and read to its end, moves to the next one (if it exists
+    /// yet) and says so.
+    fn move_past_sealed_segment(&mut self) -> bool {
+        let sealed_end = self.seg.seal().map(|s| s.end_pos as usize);
+        if sealed_end.is_none_or(|end| self.frame_pos < end) {
+            return false;
+        }
+        let base = self.seg.base_offset();
+        let next_seg = self
+            .inner
+            .segments
+            .read()
+            .range(base + 1..)
+            .next()
+            .map(|(_, s)| s.clone());
+        let Some(s) = next_seg else {
+            return false;
+        };
+        self.next = self.next.max(s.base_offset());
+        self.seg = s;
+        self.frame_pos = SEGMENT_HEADER_LEN;
+        true
+    }
+
     /// Loads the frame holding `next`, moving across segment boundaries. `None`: nothing more
     /// is committed yet.
     fn load(&mut self) -> Result<Option<Current>> {
@@ -220,22 +248,8 @@ impl Reader {
         loop {
             let visible = self.seg.visible_end();
             if self.frame_pos >= visible {
-                let sealed_end = self.seg.seal().map(|s| s.end_pos as usize);
-                if sealed_end.is_some_and(|end| self.frame_pos >= end) {
-                    let base = self.seg.base_offset();
-                    let next_seg = self
-                        .inner
-                        .segments
-                        .read()
-                        .range(base + 1..)
-                        .next()
-                        .map(|(_, s)| s.clone());
-                    if let Some(s) = next_seg {
-                        self.next = self.next.max(s.base_offset());
-                        self.seg = s;
-                        self.frame_pos = SEGMENT_HEADER_LEN;
-                        continue;
-                    }
+                if self.move_past_sealed_segment() {
+                    continue;
                 }
                 return Ok(None);
             }
