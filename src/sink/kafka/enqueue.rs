@@ -19,6 +19,7 @@ use std::ffi::{CStr, c_void};
 
 use bytes::Bytes;
 use rdkafka::bindings as rd;
+use rdkafka::bindings::rd_kafka_vtype_t as T;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::IntoOpaque;
@@ -111,48 +112,26 @@ where
     };
     let mut vus = [
         vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TOPIC,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
+            T::RD_KAFKA_VTYPE_TOPIC,
+            Arg {
                 cstr: record.topic.as_ptr(),
             },
         ),
         vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
+            T::RD_KAFKA_VTYPE_PARTITION,
+            Arg {
                 i32_: record.partition.unwrap_or(-1),
             },
         ),
         // Without RD_KAFKA_MSG_F_COPY librdkafka points at the payload (the key is always
         // copied).
+        vu(T::RD_KAFKA_VTYPE_MSGFLAGS, Arg { i: flags }),
+        vu(T::RD_KAFKA_VTYPE_VALUE, mem(payload_ptr, payload_len)),
+        vu(T::RD_KAFKA_VTYPE_KEY, mem(key_ptr, key_len)),
+        vu(T::RD_KAFKA_VTYPE_OPAQUE, Arg { ptr: opaque_ptr }),
         vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
-            rd::rd_kafka_vu_s__bindgen_ty_1 { i: flags },
-        ),
-        vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
-                mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
-                    ptr: payload_ptr,
-                    size: payload_len,
-                },
-            },
-        ),
-        vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
-                mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
-                    ptr: key_ptr,
-                    size: key_len,
-                },
-            },
-        ),
-        vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE,
-            rd::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque_ptr },
-        ),
-        vu(
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADERS,
-            rd::rd_kafka_vu_s__bindgen_ty_1 {
+            T::RD_KAFKA_VTYPE_HEADERS,
+            Arg {
                 headers: record.headers.0,
             },
         ),
@@ -183,6 +162,16 @@ where
     Err((code.into(), opaque))
 }
 
-fn vu(vtype: rd::rd_kafka_vtype_t, u: rd::rd_kafka_vu_s__bindgen_ty_1) -> rd::rd_kafka_vu_t {
+/// The value of one `rd_kafka_vu_t` argument.
+type Arg = rd::rd_kafka_vu_s__bindgen_ty_1;
+
+fn vu(vtype: T, u: Arg) -> rd::rd_kafka_vu_t {
     rd::rd_kafka_vu_t { vtype, u }
+}
+
+/// A (pointer, length) argument: a value or a key.
+fn mem(ptr: *mut c_void, size: usize) -> Arg {
+    Arg {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr, size },
+    }
 }
