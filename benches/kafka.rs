@@ -298,10 +298,7 @@ fn main() {
         // Alternating which side goes first (raw, weir, then weir, raw, ...) so that slow
         // drifts of the machine hit both; medians over the rounds, because one run on a shared
         // two-core machine swings by a third.
-        let (mut raw_rates, mut weir_rates) = (Vec::new(), Vec::new());
-        // CPU seconds per 100,000 events: (this process, the broker) for each side.
-        let (mut raw_cpu, mut weir_cpu) = (Vec::new(), Vec::new());
-        let per_100k = |cpu: f64| cpu * 100_000.0 / events as f64;
+        let (mut raw_runs, mut weir_runs): (Vec<Run>, Vec<Run>) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let (t_raw, t_weir) = (format!("raw{body}-{round}"), format!("weir{body}-{round}"));
             let warm_up = batch as u64;
@@ -315,8 +312,7 @@ fn main() {
                     body,
                     warm_up,
                 );
-                raw_rates.push(events as f64 / run.elapsed.as_secs_f64());
-                raw_cpu.push((per_100k(run.cpu_self), per_100k(run.cpu_broker)));
+                raw_runs.push(run);
             };
             let mut run_weir = || {
                 let broker = fresh_broker(&t_weir);
@@ -329,8 +325,7 @@ fn main() {
                     batch,
                     warm_up,
                 );
-                weir_rates.push(events as f64 / run.elapsed.as_secs_f64());
-                weir_cpu.push((per_100k(run.cpu_self), per_100k(run.cpu_broker)));
+                weir_runs.push(run);
             };
             let (do_raw, do_weir) = (sides.contains(&"raw"), sides.contains(&"weir"));
             if round % 2 == 0 {
@@ -349,6 +344,12 @@ fn main() {
                 }
             }
         }
+        // Each side's runs as events/s, and as CPU seconds per 100,000 events.
+        let of = |runs: &[Run], what: &dyn Fn(&Run) -> f64| runs.iter().map(what).collect();
+        let rate = |r: &Run| events as f64 / r.elapsed.as_secs_f64();
+        let per_100k = |cpu: f64| cpu * 100_000.0 / events as f64;
+        let (mut weir_rates, mut raw_rates): (Vec<f64>, Vec<f64>) =
+            (of(&weir_runs, &rate), of(&raw_runs, &rate));
         let (w, r) = (median(&mut weir_rates), median(&mut raw_rates));
         println!(
             "{body:<6} {:>6} {w:>12.0} {:>9.1} {r:>12.0} {:>9.1} {:>7.2}   (weir {}; raw {})",
@@ -359,16 +360,15 @@ fn main() {
             spread(&weir_rates),
             spread(&raw_rates),
         );
-        let cpu = |runs: &[(f64, f64)], which: fn(&(f64, f64)) -> f64| {
-            median(&mut runs.iter().map(which).collect::<Vec<_>>())
-        };
+        let cpu =
+            |runs: &[Run], which: fn(&Run) -> f64| median(&mut of(runs, &|r| per_100k(which(r))));
         println!(
             "{:<13} CPU s per 100k events (median): weir process {:.2}, raw process {:.2}; broker {:.2} / {:.2}",
             "",
-            cpu(&weir_cpu, |c| c.0),
-            cpu(&raw_cpu, |c| c.0),
-            cpu(&weir_cpu, |c| c.1),
-            cpu(&raw_cpu, |c| c.1),
+            cpu(&weir_runs, |r| r.cpu_self),
+            cpu(&raw_runs, |r| r.cpu_self),
+            cpu(&weir_runs, |r| r.cpu_broker),
+            cpu(&raw_runs, |r| r.cpu_broker),
         );
     }
 }
