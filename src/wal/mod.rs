@@ -4,8 +4,9 @@
 //!
 //! Concurrency: one `writer` mutex serialises appends (one `pwrite` of an encoded frame, or a copy
 //! into the map; see [`SyncMethod`] for why `pwrite` is the default);
-//! `commit` elects one leader at a time to sync everything appended so far while the others wait
-//! on a condvar, so concurrent committers share one sync. Readers never take the writer lock: they
+//! syncs run one at a time, each led by the first committer that needs it and taking everything
+//! appended so far, while the other committers sleep on a futex word until it is done, so
+//! concurrent committers share one sync (see `Inner::wait`). Readers never take the writer lock: they
 //! read frames below each segment's `visible_end`, which only moves forward after a sync.
 
 pub mod checkpoint;
@@ -21,12 +22,13 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use rustix::thread::futex;
 
 use crate::event::Event;
 pub use checkpoint::Position;
@@ -45,8 +47,6 @@ const SPARE_EXT: &str = "spare";
 /// Appended frames waiting for the commit leader's `pwrite` are written at once past this size,
 /// which bounds the buffer (see `Writer::pending`).
 const PENDING_FLUSH: usize = 1 << 20;
-/// The unpark token that makes a parked committer the next commit leader.
-const LEAD: parking_lot_core::UnparkToken = parking_lot_core::UnparkToken(1);
 
 /// When `commit` makes data durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -131,8 +131,11 @@ struct Inner {
     _lock: File,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     writer: Mutex<Writer>,
-    /// True while a commit leader syncs; followers park on `durable`'s address until it clears.
-    syncing: AtomicBool,
+    /// How many syncs have completed (see `Writer::syncs_claimed`).
+    syncs_done: AtomicU64,
+    /// Futex words: committers waiting for sync `n` to complete sleep on `sync_words[n % 2]`,
+    /// which is bumped when it does (see `wait`).
+    sync_words: [AtomicU32; 2],
     /// Set, for good, by a failed sync (see `sync_to`).
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
@@ -169,6 +172,20 @@ struct Writer {
     /// Bytes of the active segment below this are synced (or being synced by a leader).
     synced_pos: usize,
     next_offset: u64,
+    /// Syncs claimed so far. Sync `n` covers everything appended before its claim, so a frame
+    /// appended now is covered by sync `syncs_claimed + 1`.
+    syncs_claimed: u64,
+    /// The highest sync number that has a leader.
+    leaders_named: u64,
+}
+
+/// What a committer learns under the writer lock: which sync will cover its frames, and whether
+/// it is the one to run that sync.
+struct Ticket {
+    /// Everything below this offset must be durable.
+    target: u64,
+    sync: u64,
+    lead: bool,
 }
 
 struct Consumer {
@@ -348,8 +365,11 @@ impl Wal {
                 pending: Vec::new(),
                 synced_pos: write_pos,
                 next_offset,
+                syncs_claimed: 0,
+                leaders_named: 0,
             }),
-            syncing: AtomicBool::new(false),
+            syncs_done: AtomicU64::new(0),
+            sync_words: [AtomicU32::new(0), AtomicU32::new(0)],
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             durable: AtomicU64::new(next_offset),
@@ -386,6 +406,16 @@ impl Wal {
     /// The events are not visible to readers, nor durable, until a commit (or the sealing of a
     /// full segment) syncs them.
     pub fn append(&self, events: &[Event]) -> Result<Appended> {
+        self.append_and_ticket(events, false).map(|(a, _)| a)
+    }
+
+    /// `append`, and if `commit` is set, the ticket for the sync that covers the new frame,
+    /// taken under the same hold of the writer lock.
+    fn append_and_ticket(
+        &self,
+        events: &[Event],
+        commit: bool,
+    ) -> Result<(Appended, Option<Ticket>)> {
         let inner = &*self.inner;
         let len = frame::encoded_frame_len(events)?;
         let room = inner.opts.segment_size as usize - SEGMENT_HEADER_LEN;
@@ -441,10 +471,16 @@ impl Wal {
         if w.pending.len() >= PENDING_FLUSH {
             inner.write_pending(&mut w)?;
         }
-        Ok(Appended {
+        let appended = Appended {
             first_offset,
             next_offset: w.next_offset,
-        })
+        };
+        let ticket = if commit {
+            inner.ticket(&mut w, appended.next_offset)
+        } else {
+            None
+        };
+        Ok((appended, ticket))
     }
 
     /// Makes every frame appended before this call durable and visible to readers (frames can
@@ -454,28 +490,32 @@ impl Wal {
     pub fn commit(&self) -> Result<()> {
         match self.inner.opts.sync {
             SyncPolicy::Interval(_) => self.inner.check_poisoned(),
-            SyncPolicy::EveryCommit => {
-                let target = self.inner.writer.lock().next_offset;
-                self.inner.sync_to(target)
-            }
+            SyncPolicy::EveryCommit => self.inner.sync_all(),
         }
     }
 
     /// `append` then `commit`.
     pub fn append_commit(&self, events: &[Event]) -> Result<Appended> {
-        let a = self.append(events)?;
         match self.inner.opts.sync {
-            SyncPolicy::Interval(_) => self.inner.check_poisoned()?,
+            SyncPolicy::Interval(_) => {
+                let a = self.append(events)?;
+                self.inner.check_poisoned()?;
+                Ok(a)
+            }
             // Only this append needs to be covered: no second trip through the writer lock.
-            SyncPolicy::EveryCommit => self.inner.sync_to(a.next_offset)?,
+            SyncPolicy::EveryCommit => {
+                let (a, ticket) = self.append_and_ticket(events, true)?;
+                if let Some(ticket) = ticket {
+                    self.inner.wait(ticket)?;
+                }
+                Ok(a)
+            }
         }
-        Ok(a)
     }
 
     /// Syncs now whatever the policy (used at close and by the interval syncer).
     pub fn sync(&self) -> Result<()> {
-        let target = self.inner.writer.lock().next_offset;
-        self.inner.sync_to(target)
+        self.inner.sync_all()
     }
 
     /// A reader for consumer `name`, positioned at its checkpoint. A consumer seen for the first
@@ -581,6 +621,15 @@ impl Wal {
 }
 
 impl Inner {
+    /// Refuses every write and commit from now on, and wakes every sleeping committer to see it
+    /// (a leader that finds the log poisoned returns without running its sync).
+    fn poison(&self, what: &str, e: &WalError) {
+        tracing::error!(error = %e, "{what}; the log refuses further writes");
+        *self.poisoned.lock() = Some(e.to_string());
+        self.is_poisoned.store(true, Ordering::SeqCst);
+        self.sync_words.iter().for_each(wake_all);
+    }
+
     fn check_poisoned(&self) -> Result<()> {
         if !self.is_poisoned.load(Ordering::Acquire) {
             return Ok(());
@@ -589,107 +638,81 @@ impl Inner {
         Err(WalError::Poisoned(why))
     }
 
-    /// Group commit: returns once everything below `target` is durable. One caller at a time
-    /// syncs (the leader), taking with it everything appended so far; the others park until the
-    /// leader is done and usually find their data covered.
-    ///
-    /// Followers park on the address of `durable` (parking_lot_core) rather than on a condvar:
-    /// a condvar's notify_all hands the waiters to its mutex one at a time, which on two cores
-    /// serialised dozens of wake-ups after every sync; here they all run at once and only read
-    /// atomics.
-    fn sync_to(&self, target: u64) -> Result<()> {
-        let key = &self.durable as *const AtomicU64 as usize;
-        let mut leading = false;
-        loop {
-            if let Err(e) = self.check_poisoned() {
-                if leading {
-                    self.hand_over(key, false);
-                }
-                return Err(e);
-            }
-            if !leading {
-                if self.durable.load(Ordering::Acquire) >= target {
-                    return Ok(());
-                }
-                leading = self
-                    .syncing
-                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
-            }
-            if leading {
-                // Let appenders that are ready to run get into this sync: on a busy machine
-                // this raises the commits per sync; alone it costs a no-op syscall.
-                std::thread::yield_now();
-                let synced = self.sync_appended();
-                if let Err(e) = &synced {
-                    // After a failed fsync the kernel may have dropped the dirty pages: retrying
-                    // could report success for data that is gone. Refuse everything from now on.
-                    tracing::error!(error = %e, "sync failed; the log refuses further writes");
-                    *self.poisoned.lock() = Some(e.to_string());
-                    self.is_poisoned.store(true, Ordering::Release);
-                }
-                self.hand_over(key, synced.is_ok());
-                synced?;
-                // Our own frames were appended before this sync began.
-                return Ok(());
-            }
-            // SAFETY: park requires callbacks that neither panic nor call into parking_lot; these
-            // only load atomics. `validate` runs under the key's bucket lock, which the leader
-            // also holds when it wakes waiters or clears `syncing` (see `hand_over`), so a
-            // wake-up cannot be missed: either we see `syncing` false and do not park, or we are
-            // queued before the leader looks at the queue.
-            let woken = unsafe {
-                parking_lot_core::park(
-                    key,
-                    || {
-                        self.syncing.load(Ordering::Acquire)
-                            && self.durable.load(Ordering::Acquire) < target
-                    },
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::ParkToken(usize::try_from(target).unwrap_or(usize::MAX)),
-                    None,
-                )
-            };
-            // The previous leader handed us the lead (`syncing` stays set for us).
-            leading = woken == parking_lot_core::ParkResult::Unparked(LEAD);
+    /// The ticket of a committer that needs everything below `target` durable, or `None` if it
+    /// already is. Called under the writer lock, which orders it with the claims of syncs.
+    fn ticket(&self, w: &mut Writer, target: u64) -> Option<Ticket> {
+        if self.durable.load(Ordering::Acquire) >= target {
+            return None;
+        }
+        let sync = w.syncs_claimed + 1;
+        let lead = w.leaders_named < sync;
+        if lead {
+            w.leaders_named = sync;
+        }
+        Some(Ticket { target, sync, lead })
+    }
+
+    /// Makes everything appended so far durable.
+    fn sync_all(&self) -> Result<()> {
+        let ticket = {
+            let mut w = self.writer.lock();
+            let target = w.next_offset;
+            self.ticket(&mut w, target)
+        };
+        match ticket {
+            Some(ticket) => self.wait(ticket),
+            None => self.check_poisoned(),
         }
     }
 
-    /// After a sync: wakes the committers it covered (a parked committer's token is its
-    /// target) and hands the lead to the oldest one still waiting, or, if none is, clears
-    /// `syncing`. Waking only the covered ones matters: with many committers on two cores,
-    /// waking everyone only for most to park again was the bulk of the context switches.
-    /// After a failed sync everyone is woken to see the log poisoned.
-    fn hand_over(&self, key: usize, synced: bool) {
-        let durable = self.durable.load(Ordering::Acquire);
-        // SAFETY (all three calls): the key is the address of this log's own watermark, used as
-        // a parking key nowhere else; the filters and callbacks neither panic nor call into
-        // parking_lot. The callbacks run under the bucket lock, which `validate` in `sync_to`
-        // also takes: clearing `syncing` there cannot race a committer deciding to park.
-        unsafe {
-            if synced {
-                parking_lot_core::unpark_filter(
-                    key,
-                    |token| {
-                        if token.0 as u64 <= durable {
-                            parking_lot_core::FilterOp::Unpark
-                        } else {
-                            parking_lot_core::FilterOp::Skip
-                        }
-                    },
-                    |_| parking_lot_core::DEFAULT_UNPARK_TOKEN,
-                );
-                parking_lot_core::unpark_one(key, |r| {
-                    if r.unparked_threads == 0 {
-                        self.syncing.store(false, Ordering::Release);
-                    }
-                    LEAD
-                });
-            } else {
-                self.syncing.store(false, Ordering::Release);
-                parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
+    /// Group commit: returns once the sync named by `ticket` (or a sealed segment) has made its
+    /// frames durable.
+    ///
+    /// Syncs are numbered and run one at a time, in order, each claiming everything appended
+    /// before it starts. The first committer to need sync `n` leads it: it sleeps until sync
+    /// `n - 1` is done, then runs `n`. The others that need `n` sleep until `n` is done. Both
+    /// sleep on the futex word of the sync they wait for, so one `FUTEX_WAKE` wakes exactly the
+    /// committers a sync covered together with the next leader, while those already waiting
+    /// for the sync after sleep on the other word. Waking them one by one instead (one system
+    /// call each, as parking_lot does) let the threads it woke preempt the waking leader dozens
+    /// of times per sync, and the next sync waited for all of it (README, "Group commit").
+    fn wait(&self, ticket: Ticket) -> Result<()> {
+        if !ticket.lead {
+            return self.await_sync(ticket.sync, ticket.target);
+        }
+        self.await_sync(ticket.sync - 1, u64::MAX)?;
+        // Let the committers the previous sync just woke append before this one claims:
+        // on a busy machine this raises the commits per sync; alone it costs a no-op syscall.
+        std::thread::yield_now();
+        let synced = self.sync_appended(ticket.sync);
+        match &synced {
+            Ok(()) => {
+                self.syncs_done.store(ticket.sync, Ordering::SeqCst);
+                wake_all(&self.sync_words[(ticket.sync % 2) as usize]);
             }
+            // After a failed fsync the kernel may have dropped the dirty pages: retrying could
+            // report success for data that is gone. Refuse everything from now on.
+            Err(e) => self.poison("sync failed", e),
+        }
+        synced
+    }
+
+    /// Sleeps until sync `n` is done, or everything below `target` is durable (sealing a full
+    /// segment syncs it outside the numbered syncs), or the log is poisoned.
+    fn await_sync(&self, n: u64, target: u64) -> Result<()> {
+        let word = &self.sync_words[(n % 2) as usize];
+        loop {
+            // The word before the conditions: what a waker stored before bumping it is then
+            // seen below, and a bump after this load makes the futex wait return at once.
+            let seen = word.load(Ordering::SeqCst);
+            self.check_poisoned()?;
+            if self.syncs_done.load(Ordering::SeqCst) >= n
+                || self.durable.load(Ordering::Acquire) >= target
+            {
+                return Ok(());
+            }
+            // Woken, EAGAIN (the word moved) or EINTR: look again.
+            let _ = futex::wait(word, futex::Flags::PRIVATE, seen, None);
         }
     }
 
@@ -701,9 +724,7 @@ impl Inner {
         }
         let at = w.write_pos - w.pending.len();
         if let Err(e) = w.active.write_at(at, &w.pending) {
-            tracing::error!(error = %e, "writing appended frames failed; the log refuses further writes");
-            *self.poisoned.lock() = Some(e.to_string());
-            self.is_poisoned.store(true, Ordering::Release);
+            self.poison("writing appended frames failed", &e);
             return Err(e);
         }
         w.pending.clear();
@@ -713,10 +734,13 @@ impl Inner {
         Ok(())
     }
 
-    /// Syncs what the writer has appended so far and raises the durable watermark.
-    fn sync_appended(&self) -> Result<()> {
+    /// Runs sync number `n`: syncs what the writer has appended so far and raises the durable
+    /// watermark.
+    fn sync_appended(&self, n: u64) -> Result<()> {
         let (seg, from, to, upto) = {
             let mut w = self.writer.lock();
+            debug_assert_eq!(w.syncs_claimed + 1, n, "syncs are claimed in order");
+            w.syncs_claimed = n;
             self.write_pending(&mut w)?;
             let claim = (w.active.clone(), w.synced_pos, w.write_pos, w.next_offset);
             w.synced_pos = w.write_pos;
@@ -736,13 +760,23 @@ impl Inner {
             // fdatasync of the whole file, not just [synced_pos, write_pos): a commit leader may
             // have claimed a range it has not finished syncing. After this everything appended
             // is durable; raise the watermark before the seal makes those frames visible.
-            w.active
-                .sync(SEGMENT_HEADER_LEN, w.write_pos, SyncMethod::Fdatasync)?;
+            // A failed sync here poisons the log, for the reason given in `wait`.
+            let synced = w
+                .active
+                .sync(SEGMENT_HEADER_LEN, w.write_pos, SyncMethod::Fdatasync);
+            if let Err(e) = synced {
+                self.poison("sync before sealing a segment failed", &e);
+                return Err(e);
+            }
             self.durable.fetch_max(w.next_offset, Ordering::Release);
-            w.active.write_seal(Seal {
+            let sealed = w.active.write_seal(Seal {
                 end_pos: w.write_pos as u64,
                 next_offset: w.next_offset,
-            })?;
+            });
+            if let Err(e) = sealed {
+                self.poison("sealing a segment failed", &e);
+                return Err(e);
+            }
             w.synced_pos = w.write_pos;
         }
         let size = self.opts.segment_size;
@@ -922,11 +956,17 @@ impl Drop for Inner {
         {
             let _ = h.join();
         }
-        let target = self.writer.lock().next_offset;
-        if let Err(e) = self.sync_to(target) {
+        if let Err(e) = self.sync_all() {
             tracing::error!(error = %e, dir = %self.dir.display(), "final sync at close failed");
         }
     }
+}
+
+/// Bumps a futex word and wakes everyone sleeping on it.
+fn wake_all(word: &AtomicU32) {
+    word.fetch_add(1, Ordering::SeqCst);
+    // The count is an `int` to the kernel: "all" is i32::MAX, not u32::MAX.
+    let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
 }
 
 fn interval_syncer(inner: Weak<Inner>, stop: Arc<StopSignal>, every: Duration) {
@@ -944,8 +984,7 @@ fn interval_syncer(inner: Weak<Inner>, stop: Arc<StopSignal>, every: Duration) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let target = strong.writer.lock().next_offset;
-        if let Err(e) = strong.sync_to(target) {
+        if let Err(e) = strong.sync_all() {
             tracing::error!(error = %e, "periodic sync failed");
             return;
         }
@@ -1070,4 +1109,56 @@ fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Poisoning happens while syncs are in flight, with committers asleep in every state
+    /// (covered by the running sync, waiting to lead the next, covered by the next). Each must
+    /// wake and see the error: a leader that finds the log poisoned returns without running its
+    /// sync, so nobody else would wake the committers that were waiting for it.
+    #[test]
+    fn poisoning_wakes_every_sleeping_committer() {
+        const THREADS: usize = 32;
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..THREADS {
+            let (wal, tx) = (wal.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let ev = [Event::new(vec![b'x'; 64])];
+                let mut commits = 0u64;
+                let err = loop {
+                    match wal.append_commit(&ev) {
+                        Ok(_) => commits += 1,
+                        Err(e) => break e,
+                    }
+                };
+                tx.send((commits, err)).unwrap();
+            });
+        }
+        drop(tx);
+        std::thread::sleep(Duration::from_millis(300));
+        wal.inner
+            .poison("test", &WalError::BadOption("injected".into()));
+        let mut commits = 0;
+        for _ in 0..THREADS {
+            let (n, err) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a committer slept through the poisoning");
+            assert!(
+                matches!(&err, WalError::Poisoned(why) if why.contains("injected")),
+                "{err}"
+            );
+            commits += n;
+        }
+        assert!(
+            commits > 0,
+            "the committers were running when the log was poisoned"
+        );
+        assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
+    }
 }
