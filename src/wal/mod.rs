@@ -139,7 +139,7 @@ struct Inner {
     /// Futex words: committers waiting for sync `n` to complete sleep on `sync_words[n % 2]`,
     /// which is bumped when it does (see `wait`).
     sync_words: [AtomicU32; 2],
-    /// Set, for good, by a failed sync (see `sync_to`).
+    /// Set, for good, by a failed write or sync (see `Inner::poison`).
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     durable: AtomicU64,
