@@ -704,6 +704,8 @@ impl Inner {
                 self.syncs_done.store(ticket.sync, Ordering::SeqCst);
                 wake_all(&self.sync_words[(ticket.sync % 2) as usize]);
             }
+            // A failed write of the pending frames has poisoned the log already.
+            Err(_) if self.is_poisoned.load(Ordering::Acquire) => {}
             // After a failed fsync the kernel may have dropped the dirty pages: retrying could
             // report success for data that is gone. Refuse everything from now on.
             Err(e) => self.poison("sync failed", e),
