@@ -142,6 +142,9 @@ struct Inner {
     /// Set, for good, by a failed write or sync (see `Inner::poison`).
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
+    /// Test hook: the next sync panics after its claim, as a bug there would.
+    #[cfg(test)]
+    panic_next_sync: AtomicBool,
     durable: AtomicU64,
     consumers: Mutex<BTreeMap<String, Arc<Mutex<Consumer>>>>,
     /// Lowest checkpointed offset over all consumers, and its byte position in the log stream:
@@ -386,6 +389,8 @@ impl Wal {
             sync_words: [AtomicU32::new(0), AtomicU32::new(0)],
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
+            #[cfg(test)]
+            panic_next_sync: AtomicBool::new(false),
             durable: AtomicU64::new(next_offset),
             consumers: Mutex::new(
                 consumers
@@ -694,6 +699,7 @@ impl Inner {
         if !ticket.lead {
             return self.await_sync(ticket.sync, ticket.target);
         }
+        let _unwinding = PoisonOnUnwind::new(self);
         self.await_sync(ticket.sync - 1, u64::MAX)?;
         // Let the committers the previous sync just woke append before this one claims:
         // on a busy machine this raises the commits per sync; alone it costs a no-op syscall.
@@ -795,6 +801,10 @@ impl Inner {
             w.synced_pos = w.write_pos;
             claim
         };
+        #[cfg(test)]
+        if self.panic_next_sync.swap(false, Ordering::SeqCst) {
+            panic!("injected panic in sync {n}");
+        }
         seg.sync(from, to, self.opts.sync_method)?;
         // Watermark first: a reader that sees the newly visible frames may ack them at once.
         self.durable.fetch_max(upto, Ordering::Release);
@@ -1018,6 +1028,38 @@ impl Drop for Inner {
     }
 }
 
+/// Poisons the log if a commit leader unwinds out of `Inner::wait`: the committers waiting
+/// for its sync, and every later leader, would otherwise sleep for ever. Whether the claimed
+/// frames reached the disk is then unknown, as after a failed sync.
+struct PoisonOnUnwind<'a> {
+    inner: &'a Inner,
+    /// A leader already unwinding when it started (a commit from a destructor) is not the
+    /// leader's failure.
+    was_panicking: bool,
+}
+
+impl<'a> PoisonOnUnwind<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        PoisonOnUnwind {
+            inner,
+            was_panicking: std::thread::panicking(),
+        }
+    }
+}
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.was_panicking {
+            let e = WalError::Io {
+                op: "sync",
+                path: self.inner.dir.clone(),
+                source: std::io::Error::other("the committing thread panicked during the sync"),
+            };
+            self.inner.poison("a commit leader panicked", &e);
+        }
+    }
+}
+
 /// Bumps a futex word and wakes everyone sleeping on it.
 fn wake_all(word: &AtomicU32) {
     word.fetch_add(1, Ordering::SeqCst);
@@ -1216,5 +1258,50 @@ mod tests {
             "the committers were running when the log was poisoned"
         );
         assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
+    }
+
+    #[test]
+    fn a_leader_that_panics_poisons_the_log_instead_of_stranding_committers() {
+        const THREADS: usize = 16;
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        wal.append_commit(&[Event::new(b"before".to_vec())])
+            .unwrap();
+        wal.inner.panic_next_sync.store(true, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..THREADS {
+            let (wal, tx) = (wal.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let ev = [Event::new(vec![b'x'; 64])];
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    wal.append_commit(&ev)
+                }));
+                tx.send(outcome.map(|r| r.map_err(|e| e.to_string())))
+                    .unwrap();
+            });
+        }
+        drop(tx);
+        let (mut panicked, mut poisoned) = (0, 0);
+        for _ in 0..THREADS {
+            match rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a committer was stranded by the panicking leader")
+            {
+                Err(_) => panicked += 1,
+                Ok(Err(e)) if e.contains("panicked") => poisoned += 1,
+                Ok(other) => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        assert_eq!(panicked, 1, "exactly one leader hit the injected panic");
+        assert_eq!(poisoned, THREADS - 1);
+        assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
+        // What was committed before is still there after a restart.
+        drop(wal);
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let mut r = wal.reader("check").unwrap();
+        let mut bodies = Vec::new();
+        r.read_with(10, |_, ev, _| bodies.push(ev.body.to_vec()))
+            .unwrap();
+        assert_eq!(bodies.first().map(Vec::as_slice), Some(&b"before"[..]));
     }
 }
