@@ -139,7 +139,8 @@ struct Inner {
     /// Futex words: committers waiting for sync `n` to complete sleep on `sync_words[n % 2]`,
     /// which is bumped when it does (see `wait`).
     sync_words: [AtomicU32; 2],
-    /// Set, for good, by a failed write or sync (see `Inner::poison`).
+    /// Set, for good, by a failed write or sync, or a leader that panicked in its sync (see
+    /// `Inner::poison`).
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     /// Test hook: the next sync panics after its claim, as a bug there would.
