@@ -200,6 +200,35 @@ fn bodies(records: &[support::Record]) -> BTreeMap<String, usize> {
     m
 }
 
+/// Reads `topic` until every line of `want` has arrived or `within` passed, and fails naming
+/// how many lines (and a few of them) are missing, `when`. Returns the records read.
+fn expect_lines(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    want: &[String],
+    within: Duration,
+    when: &str,
+) -> Vec<support::Record> {
+    let got = consume_until(
+        &broker.bootstrap(),
+        topic,
+        partitions,
+        has_all(want),
+        within,
+    );
+    let seen = bodies(&got);
+    let missing: Vec<_> = want.iter().filter(|l| !seen.contains_key(*l)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} lines missing {when}, e.g. {:?}",
+        missing.len(),
+        want.len(),
+        &missing[..missing.len().min(5)]
+    );
+    got
+}
+
 #[test]
 fn every_acknowledged_line_arrives() {
     let Some(broker) = Broker::start() else {
@@ -219,17 +248,14 @@ fn every_acknowledged_line_arrives() {
     let mut client = Client::new(port);
     let ok = send_lines(&mut client, "line", 0, 500);
     assert_eq!(ok.len(), 500);
-    let got = consume_until(
-        &broker.bootstrap(),
+    let got = expect_lines(
+        &broker,
         "lines",
         2,
-        has_all(&ok),
+        &ok,
         Duration::from_secs(30),
+        "from the topic",
     );
-    let seen = bodies(&got);
-    for l in &ok {
-        assert!(seen.contains_key(l), "{l} missing");
-    }
     // Offsets in the headers are the channel's: unique and covering 0..500.
     let offsets: BTreeSet<u64> = got.iter().map(|r| r.offset_header()).collect();
     assert_eq!(offsets, (0..500).collect());
@@ -272,20 +298,13 @@ fn agent_killed_repeatedly_loses_nothing_acknowledged() {
     }
     // A last clean run drains what the kills left in the channel.
     let mut agent = Agent::start(&cfg, port);
-    let got = consume_until(
-        &broker.bootstrap(),
+    let got = expect_lines(
+        &broker,
         "crash",
         1,
-        has_all(&acked),
+        &acked,
         Duration::from_secs(60),
-    );
-    let seen = bodies(&got);
-    let missing: Vec<_> = acked.iter().filter(|l| !seen.contains_key(*l)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged lines missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
+        "after the kills",
     );
     // A duplicate is the same event sent twice: same body, same offset header.
     let mut by_offset: BTreeMap<u64, &[u8]> = BTreeMap::new();
@@ -331,20 +350,13 @@ fn frozen_broker_delays_but_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     broker.thaw();
     ok.extend(send_lines(&mut client, "after", 0, 100));
-    let got = consume_until(
-        &broker.bootstrap(),
+    expect_lines(
+        &broker,
         "frozen",
         1,
-        has_all(&ok),
+        &ok,
         Duration::from_secs(60),
-    );
-    let seen = bodies(&got);
-    let missing: Vec<_> = ok.iter().filter(|l| !seen.contains_key(*l)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lines missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
+        "after the thaw",
     );
     assert!(agent.stop());
 }
@@ -369,17 +381,13 @@ fn broker_killed_and_restarted_loses_nothing_acknowledged() {
     let mut client = Client::new(port);
     let before = send_lines(&mut client, "before", 0, 200);
     // What the broker acknowledged before it dies (memory storage forgets it on restart).
-    let got = consume_until(
-        &broker.bootstrap(),
+    expect_lines(
+        &broker,
         "restart",
         1,
-        has_all(&before),
+        &before,
         Duration::from_secs(30),
-    );
-    let seen = bodies(&got);
-    assert!(
-        before.iter().all(|l| seen.contains_key(l)),
-        "lines missing before the kill"
+        "before the kill",
     );
 
     broker.kill();
@@ -394,20 +402,13 @@ fn broker_killed_and_restarted_loses_nothing_acknowledged() {
     broker.create_topic("restart", 1);
     let after = send_lines(&mut client, "after", 0, 100);
     let want: Vec<String> = during.iter().chain(after.iter()).cloned().collect();
-    let got = consume_until(
-        &broker.bootstrap(),
+    expect_lines(
+        &broker,
         "restart",
         1,
-        has_all(&want),
+        &want,
         Duration::from_secs(90),
-    );
-    let seen = bodies(&got);
-    let missing: Vec<_> = want.iter().filter(|l| !seen.contains_key(*l)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lines missing after the broker restart, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
+        "after the broker restart",
     );
     assert!(agent.stop());
 }
@@ -431,19 +432,13 @@ fn broker_away_at_start() {
     );
     broker.restart();
     broker.create_topic("late", 1);
-    let got = consume_until(
-        &broker.bootstrap(),
+    expect_lines(
+        &broker,
         "late",
         1,
-        has_all(&ok),
+        &ok,
         Duration::from_secs(90),
-    );
-    let seen = bodies(&got);
-    assert!(
-        ok.iter().all(|l| seen.contains_key(l)),
-        "got {} of {}",
-        seen.len(),
-        ok.len()
+        "after the broker came up",
     );
     assert!(agent.stop());
 }
