@@ -20,7 +20,6 @@ use weir::sink::null::NullSink;
 use weir::sink::{SinkCounters, SinkRunner};
 use weir::source::seq::SeqSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
-use weir::wal::{CorruptionPolicy, SyncPolicy};
 
 const BATCH: usize = 1000;
 
@@ -91,16 +90,10 @@ fn main() {
             FileChannel::open(
                 "c1",
                 &FileChannelConfig {
-                    checkpoint_dir: dir.path().join("ckpt"),
-                    data_dir: dir.path().join("data"),
                     capacity: 1_000_000,
                     transaction_capacity: BATCH,
-                    keep_alive: Duration::from_secs(3),
-                    segment_size: weir::wal::DEFAULT_SEGMENT_SIZE,
                     minimum_required_space: 0,
-                    sync: SyncPolicy::EveryCommit,
-                    byte_capacity: None,
-                    on_corruption: CorruptionPolicy::Fail,
+                    ..FileChannelConfig::new(dir.path().join("ckpt"), dir.path().join("data"))
                 },
             )
             .expect("open file channel"),

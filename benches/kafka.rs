@@ -43,7 +43,6 @@ use weir::config::{
 use weir::sink::{SinkCounters, SinkRunner};
 use weir::source::seq::{self, SeqSource};
 use weir::source::{ChannelProcessor, Source, SourceCounters};
-use weir::wal::{CorruptionPolicy, SyncPolicy};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -156,16 +155,10 @@ fn weir(
         FileChannel::open(
             "c1",
             &FileChannelConfig {
-                checkpoint_dir: dir.path().join("ckpt"),
-                data_dir: dir.path().join("data"),
                 capacity: 10_000_000,
                 transaction_capacity: batch,
-                keep_alive: Duration::from_secs(3),
-                segment_size: weir::wal::DEFAULT_SEGMENT_SIZE,
                 minimum_required_space: 0,
-                sync: SyncPolicy::EveryCommit,
-                byte_capacity: None,
-                on_corruption: CorruptionPolicy::Fail,
+                ..FileChannelConfig::new(dir.path().join("ckpt"), dir.path().join("data"))
             },
         )
         .expect("file channel"),

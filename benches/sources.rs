@@ -44,7 +44,6 @@ use weir::source::seq::SeqSource;
 use weir::source::syslog::SyslogSource;
 use weir::source::taildir::TaildirSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
-use weir::wal::{CorruptionPolicy, SyncPolicy};
 
 /// Event body bytes, the same for every case.
 const BODY: usize = 100;
@@ -202,16 +201,10 @@ fn file_channel(dir: &Path, batch: usize) -> Arc<dyn Channel> {
         FileChannel::open(
             "c1",
             &FileChannelConfig {
-                checkpoint_dir: dir.join("ckpt"),
-                data_dir: dir.join("data"),
                 capacity: 1_000_000,
                 transaction_capacity: batch.max(SINK_BATCH),
-                keep_alive: Duration::from_secs(3),
-                segment_size: weir::wal::DEFAULT_SEGMENT_SIZE,
                 minimum_required_space: 0,
-                sync: SyncPolicy::EveryCommit,
-                byte_capacity: None,
-                on_corruption: CorruptionPolicy::Fail,
+                ..FileChannelConfig::new(dir.join("ckpt"), dir.join("data"))
             },
         )
         .expect("open file channel"),

@@ -8,22 +8,17 @@ use weir::channel::file::FileChannel;
 use weir::channel::memory::MemoryChannel;
 use weir::config::{FileChannelConfig, MemoryChannelConfig};
 use weir::event::Event;
-use weir::wal::{CorruptionPolicy, SyncPolicy};
 
 const NO_WAIT: Duration = Duration::from_millis(0);
 
 fn file_config(dir: &std::path::Path, capacity: u64) -> FileChannelConfig {
     FileChannelConfig {
-        checkpoint_dir: dir.join("ckpt"),
-        data_dir: dir.join("data"),
         capacity,
         transaction_capacity: 100,
         keep_alive: Duration::from_millis(200),
         segment_size: 64 * 1024,
         minimum_required_space: 0,
-        sync: SyncPolicy::EveryCommit,
-        byte_capacity: None,
-        on_corruption: CorruptionPolicy::Fail,
+        ..FileChannelConfig::new(dir.join("ckpt"), dir.join("data"))
     }
 }
 

@@ -444,7 +444,7 @@ impl ChannelKind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileChannelConfig {
     pub checkpoint_dir: PathBuf,
     pub data_dir: PathBuf,
@@ -461,6 +461,25 @@ pub struct FileChannelConfig {
     pub byte_capacity: Option<u64>,
     /// weir `onCorruption`: `fail` (default) or `skip`.
     pub on_corruption: CorruptionPolicy,
+}
+
+impl FileChannelConfig {
+    /// A file channel in these directories with Flume's defaults for everything else: what a
+    /// properties file that sets only `checkpointDir` and `dataDirs` gets.
+    pub fn new(checkpoint_dir: PathBuf, data_dir: PathBuf) -> Self {
+        FileChannelConfig {
+            checkpoint_dir,
+            data_dir,
+            capacity: 1_000_000,
+            transaction_capacity: 10_000,
+            keep_alive: Duration::from_secs(3),
+            segment_size: crate::wal::DEFAULT_SEGMENT_SIZE,
+            minimum_required_space: 524_288_000,
+            sync: SyncPolicy::EveryCommit,
+            byte_capacity: None,
+            on_corruption: CorruptionPolicy::Fail,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -488,8 +507,10 @@ impl ChannelConfig {
         let ty = component_type(s, "channel", CHANNEL_TYPES)?;
         let kind = match ty {
             "file" => {
-                let capacity = s.positive_or("capacity", 1_000_000)?;
-                let transaction_capacity = s.positive_or("transactionCapacity", 10_000)?;
+                let defaults = FileChannelConfig::new(PathBuf::new(), PathBuf::new());
+                let capacity = s.positive_or("capacity", defaults.capacity)?;
+                let transaction_capacity =
+                    s.positive_or("transactionCapacity", defaults.transaction_capacity as u64)?;
                 if transaction_capacity > capacity {
                     return Err(s.error(
                         Some("transactionCapacity"),
@@ -513,7 +534,7 @@ impl ChannelConfig {
                     ));
                 }
                 let segment_size = match s.u64_or("maxFileSize", 0)? {
-                    0 => crate::wal::DEFAULT_SEGMENT_SIZE,
+                    0 => defaults.segment_size,
                     n => n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096,
                 };
                 let sync = if s.bool_or("fsyncPerTransaction", true)? {
@@ -556,9 +577,10 @@ impl ChannelConfig {
                     data_dir: data_dirs[0].clone(),
                     capacity,
                     transaction_capacity: transaction_capacity as usize,
-                    keep_alive: s.seconds_or("keep-alive", 3)?,
+                    keep_alive: s.seconds_or("keep-alive", defaults.keep_alive.as_secs())?,
                     segment_size,
-                    minimum_required_space: s.u64_or("minimumRequiredSpace", 524_288_000)?,
+                    minimum_required_space: s
+                        .u64_or("minimumRequiredSpace", defaults.minimum_required_space)?,
                     sync,
                     byte_capacity: s
                         .string("byteCapacity")
@@ -878,5 +900,32 @@ impl SinkConfig {
             kind,
             batch_size,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Properties;
+    use std::path::Path;
+
+    #[test]
+    fn a_file_channel_given_only_its_directories_gets_the_documented_defaults() {
+        let text = "a.channels.c1.type = file\na.channels.c1.checkpointDir = /ck\n\
+                    a.channels.c1.dataDirs = /data\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.channels.c1.".into());
+        let parsed = ChannelConfig::parse("c1", &s, &mut Vec::new()).unwrap();
+        let ChannelKind::File(parsed) = parsed.kind else {
+            panic!("not a file channel: {parsed:?}");
+        };
+        let defaults = FileChannelConfig::new("/ck".into(), "/data".into());
+        assert_eq!(parsed, defaults);
+        // Flume's documented values, so that `new` cannot drift from them unnoticed.
+        assert_eq!(defaults.capacity, 1_000_000);
+        assert_eq!(defaults.transaction_capacity, 10_000);
+        assert_eq!(defaults.keep_alive, Duration::from_secs(3));
+        assert_eq!(defaults.minimum_required_space, 524_288_000);
+        assert_eq!(defaults.sync, SyncPolicy::EveryCommit);
     }
 }
