@@ -125,9 +125,13 @@ fn main() -> ExitCode {
         eprintln!("warning: log level '{filter}' not understood ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
+    // Colour only on a terminal: logs sent to a file or journald must not carry escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     if let Command::Agent { metrics_port, .. } = &mut cli.command {
         let get = |key: &str| {

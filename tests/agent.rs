@@ -268,6 +268,10 @@ fn bad_clients_get_clear_replies_and_do_not_disturb_others() {
         "log should mention the abandoned line:\n{text}"
     );
     assert!(text.contains("line too long"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "a log written to a file must carry no colour codes:\n{text}"
+    );
 }
 
 const GOOD: &str = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
