@@ -263,6 +263,39 @@ fn every_acknowledged_line_arrives() {
 }
 
 #[test]
+fn every_compression_codec_a_flume_config_may_name_is_built_in() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        broker.create_topic(&topic, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = kafka_config(
+            dir.path(),
+            port,
+            &broker.bootstrap(),
+            &topic,
+            &format!("a.sinks.k1.kafka.producer.compression.type = {codec}\n"),
+        );
+        let mut agent = Agent::start(&cfg, port);
+        let mut client = Client::new(port);
+        let ok = send_lines(&mut client, codec, 0, 50);
+        assert_eq!(ok.len(), 50, "{codec}");
+        expect_lines(
+            &broker,
+            &topic,
+            1,
+            &ok,
+            Duration::from_secs(30),
+            &format!("with compression.type = {codec}"),
+        );
+        assert!(agent.stop(), "{codec}: agent did not exit 0");
+    }
+}
+
+#[test]
 fn agent_killed_repeatedly_loses_nothing_acknowledged() {
     let Some(broker) = Broker::start() else {
         return;
