@@ -15,6 +15,10 @@ use weir::event::Event;
 use weir::sink::{self, SinkCounters};
 
 fn sink_from(text: &str) -> Box<dyn sink::Sink> {
+    try_sink_from(text).unwrap()
+}
+
+fn try_sink_from(text: &str) -> anyhow::Result<Box<dyn sink::Sink>> {
     let props =
         Properties::parse(std::path::Path::new("test.properties"), text.as_bytes()).unwrap();
     let cfg = AgentConfig::from_properties(&props, "a").unwrap();
@@ -23,7 +27,51 @@ fn sink_from(text: &str) -> Box<dyn sink::Sink> {
         Arc::new(AtomicBool::new(false)),
         Arc::new(SinkCounters::default()),
     )
-    .unwrap()
+}
+
+/// Producer settings of secured clusters, as Flume configs write them, are accepted: the
+/// producer is created (it connects only when it first sends, so no broker is needed).
+#[test]
+fn tls_and_sasl_producer_settings_are_built_in() {
+    let p = "a.sinks.k1.kafka.producer.";
+    for (what, extra) in [
+        ("SSL", format!("{p}security.protocol = SSL\n")),
+        (
+            "SASL_SSL + SCRAM-SHA-512",
+            format!(
+                "{p}security.protocol = SASL_SSL\n{p}sasl.mechanism = SCRAM-SHA-512\n\
+                 {p}sasl.username = u\n{p}sasl.password = pw\n"
+            ),
+        ),
+        (
+            "SASL_SSL + SCRAM-SHA-256",
+            format!(
+                "{p}security.protocol = SASL_SSL\n{p}sasl.mechanism = SCRAM-SHA-256\n\
+                 {p}sasl.username = u\n{p}sasl.password = pw\n"
+            ),
+        ),
+        (
+            "SASL_PLAINTEXT + PLAIN",
+            format!(
+                "{p}security.protocol = SASL_PLAINTEXT\n{p}sasl.mechanism = PLAIN\n\
+                 {p}sasl.username = u\n{p}sasl.password = pw\n"
+            ),
+        ),
+    ] {
+        if let Err(e) = try_sink_from(&sink_text("127.0.0.1:9", &extra)) {
+            panic!("{what}: {e:#}");
+        }
+    }
+    // Kerberos needs Cyrus SASL, which is not built in: the refusal names the setting.
+    let gssapi = format!("{p}security.protocol = SASL_PLAINTEXT\n{p}sasl.mechanism = GSSAPI\n");
+    let err = match try_sink_from(&sink_text("127.0.0.1:9", &gssapi)) {
+        Ok(_) => panic!("GSSAPI was accepted, but weir is not built with Cyrus SASL"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("kafka.producer") && err.contains("GSSAPI"),
+        "{err}"
+    );
 }
 
 fn sink_text(bootstrap: &str, extra: &str) -> String {
