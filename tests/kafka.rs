@@ -62,16 +62,32 @@ fn tls_and_sasl_producer_settings_are_built_in() {
             panic!("{what}: {e:#}");
         }
     }
-    // Kerberos needs Cyrus SASL, which is not built in: the refusal names the setting.
-    let gssapi = format!("{p}security.protocol = SASL_PLAINTEXT\n{p}sasl.mechanism = GSSAPI\n");
-    let err = match try_sink_from(&sink_text("127.0.0.1:9", &gssapi)) {
-        Ok(_) => panic!("GSSAPI was accepted, but weir is not built with Cyrus SASL"),
-        Err(e) => format!("{e:#}"),
-    };
-    assert!(
-        err.contains("kafka.producer") && err.contains("GSSAPI"),
-        "{err}"
-    );
+    // Kerberos needs Cyrus SASL, and OAUTHBEARER's OIDC needs libcurl; neither is built in,
+    // and the refusal names the setting.
+    for (what, extra, named) in [
+        (
+            "GSSAPI",
+            format!("{p}security.protocol = SASL_PLAINTEXT\n{p}sasl.mechanism = GSSAPI\n"),
+            "GSSAPI",
+        ),
+        (
+            "OIDC",
+            format!(
+                "{p}security.protocol = SASL_SSL\n{p}sasl.mechanism = OAUTHBEARER\n\
+                 {p}sasl.oauthbearer.method = oidc\n{p}sasl.oauthbearer.client.id = c\n"
+            ),
+            "sasl.oauthbearer",
+        ),
+    ] {
+        let err = match try_sink_from(&sink_text("127.0.0.1:9", &extra)) {
+            Ok(_) => panic!("{what} was accepted, but it is not built in"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("kafka.producer") && err.contains(named),
+            "{what}: {err}"
+        );
+    }
 }
 
 fn sink_text(bootstrap: &str, extra: &str) -> String {
