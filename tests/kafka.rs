@@ -264,6 +264,17 @@ fn bodies(records: &[support::Record]) -> BTreeMap<String, usize> {
     m
 }
 
+/// An agent (netcat source, file channel, Kafka sink to `topic`, plus `extra` config lines)
+/// started in a fresh directory, and a client for its source. Keep the directory as long as
+/// the agent.
+fn agent_for(broker: &Broker, topic: &str, extra: &str) -> (tempfile::TempDir, Agent, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), topic, extra);
+    let agent = Agent::start(&cfg, port);
+    (dir, agent, Client::new(port))
+}
+
 /// Reads `topic` until every line of `want` has arrived or `within` passed, and fails naming
 /// how many lines (and a few of them) are missing, `when`. Returns the records read.
 fn expect_lines(
@@ -299,17 +310,8 @@ fn every_acknowledged_line_arrives() {
         return;
     };
     broker.create_topic("lines", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = kafka_config(
-        dir.path(),
-        port,
-        &broker.bootstrap(),
-        "lines",
-        "a.sinks.k1.flumeBatchSize = 50\n",
-    );
-    let mut agent = Agent::start(&cfg, port);
-    let mut client = Client::new(port);
+    let (_dir, mut agent, mut client) =
+        agent_for(&broker, "lines", "a.sinks.k1.flumeBatchSize = 50\n");
     let ok = send_lines(&mut client, "line", 0, 500);
     assert_eq!(ok.len(), 500);
     let got = expect_lines(
@@ -334,17 +336,8 @@ fn every_compression_codec_a_flume_config_may_name_is_built_in() {
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("codec-{codec}");
         broker.create_topic(&topic, 1);
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let cfg = kafka_config(
-            dir.path(),
-            port,
-            &broker.bootstrap(),
-            &topic,
-            &format!("a.sinks.k1.kafka.producer.compression.type = {codec}\n"),
-        );
-        let mut agent = Agent::start(&cfg, port);
-        let mut client = Client::new(port);
+        let extra = format!("a.sinks.k1.kafka.producer.compression.type = {codec}\n");
+        let (_dir, mut agent, mut client) = agent_for(&broker, &topic, &extra);
         let ok = send_lines(&mut client, codec, 0, 50);
         assert_eq!(ok.len(), 50, "{codec}");
         expect_lines(
@@ -430,11 +423,7 @@ fn frozen_broker_delays_but_loses_nothing() {
         return;
     };
     broker.create_topic("frozen", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), "frozen", "");
-    let mut agent = Agent::start(&cfg, port);
-    let mut client = Client::new(port);
+    let (_dir, mut agent, mut client) = agent_for(&broker, "frozen", "");
     let mut ok = send_lines(&mut client, "before", 0, 100);
     broker.freeze();
     // The source keeps accepting into the channel while the broker cannot answer.
@@ -464,18 +453,12 @@ fn broker_killed_and_restarted_loses_nothing_acknowledged() {
         return;
     };
     broker.create_topic("restart", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     // A short delivery timeout so the wedged idempotent producer is replaced within the test.
-    let cfg = kafka_config(
-        dir.path(),
-        port,
-        &broker.bootstrap(),
+    let (_dir, mut agent, mut client) = agent_for(
+        &broker,
         "restart",
         "a.sinks.k1.kafka.producer.message.timeout.ms = 5000\n",
     );
-    let mut agent = Agent::start(&cfg, port);
-    let mut client = Client::new(port);
     let before = send_lines(&mut client, "before", 0, 200);
     // What the broker acknowledged before it dies (memory storage forgets it on restart).
     expect_lines(
@@ -516,11 +499,7 @@ fn broker_away_at_start() {
         return;
     };
     broker.kill();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), "late", "");
-    let mut agent = Agent::start(&cfg, port);
-    let mut client = Client::new(port);
+    let (_dir, mut agent, mut client) = agent_for(&broker, "late", "");
     let ok = send_lines(&mut client, "early", 0, 100);
     assert_eq!(
         ok.len(),
