@@ -1270,16 +1270,17 @@ mod tests {
             .unwrap();
         wal.inner.panic_next_sync.store(true, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
+        let mut committers = Vec::new();
         for _ in 0..THREADS {
             let (wal, tx) = (wal.clone(), tx.clone());
-            std::thread::spawn(move || {
+            committers.push(std::thread::spawn(move || {
                 let ev = [Event::new(vec![b'x'; 64])];
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     wal.append_commit(&ev)
                 }));
                 tx.send(outcome.map(|r| r.map_err(|e| e.to_string())))
                     .unwrap();
-            });
+            }));
         }
         drop(tx);
         let (mut panicked, mut poisoned) = (0, 0);
@@ -1296,7 +1297,12 @@ mod tests {
         assert_eq!(panicked, 1, "exactly one leader hit the injected panic");
         assert_eq!(poisoned, THREADS - 1);
         assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
-        // What was committed before is still there after a restart.
+        // What was committed before is still there after a restart. Each
+        // committer reports before it drops its handle (and so the lock file),
+        // so wait for all of them before reopening.
+        for committer in committers {
+            committer.join().unwrap();
+        }
         drop(wal);
         let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
         let mut r = wal.reader("check").unwrap();
