@@ -761,6 +761,17 @@ fn parse_kafka(
         }
         None => 100,
     } as usize;
+    // The Flume user guide's Kafka sink example sets `kafka.flumeBatchSize`, which Flume never
+    // reads (only `kafka.producer.*` reaches the producer); say so rather than "unknown key".
+    if let Some(e) = s.entry("kafka.flumeBatchSize") {
+        notes.push(format!(
+            "{}:{}: {}: ignored, as in Flume; the sink's batch size is `{}` (now {batch_size})",
+            s.props().path.display(),
+            e.line,
+            s.full("kafka.flumeBatchSize"),
+            s.full("flumeBatchSize")
+        ));
+    }
     let use_flume_event_format = s.bool_or("useFlumeEventFormat", false)?;
     // weir's defaults, overridable by kafka.producer.*. linger.ms = 2 (librdkafka: 5): the sink
     // waits for every batch's acknowledgements, so part of the linger is paid per batch;
@@ -927,5 +938,65 @@ mod tests {
         assert_eq!(defaults.keep_alive, Duration::from_secs(3));
         assert_eq!(defaults.minimum_required_space, 524_288_000);
         assert_eq!(defaults.sync, SyncPolicy::EveryCommit);
+    }
+
+    fn kafka_sink(text: &str) -> (KafkaSinkConfig, usize, Vec<String>) {
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sinks.k1.".into());
+        let mut notes = Vec::new();
+        let (config, batch) = parse_kafka("a", &s, &mut notes).unwrap();
+        (config, batch, notes)
+    }
+
+    /// Flume 1.6's Kafka sink keys, still found in many configs, are read as their successors,
+    /// with a note each; a successor that is also set wins, as in Flume 1.7+.
+    #[test]
+    fn the_kafka_sinks_flume_1_6_keys_are_read_as_their_successors() {
+        let (c, batch, notes) = kafka_sink(
+            "a.sinks.k1.brokerList = b1:9092,b2:9092\na.sinks.k1.topic = old\n\
+             a.sinks.k1.batchSize = 20\na.sinks.k1.requiredAcks = 1\n",
+        );
+        assert_eq!(c.bootstrap_servers, "b1:9092,b2:9092");
+        assert_eq!(c.topic, "old");
+        assert_eq!(batch, 20);
+        let acks: Vec<_> = c.producer.iter().filter(|(k, _)| k == "acks").collect();
+        assert_eq!(acks.last().map(|(_, v)| v.as_str()), Some("1"), "{acks:?}");
+        for old in ["brokerList", "topic", "batchSize", "requiredAcks"] {
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n
+                        .starts_with(&format!("a.sinks.k1.{old}: deprecated Flume key, read as"))),
+                "{old}: {notes:?}"
+            );
+        }
+
+        let (c, batch, _) = kafka_sink(
+            "a.sinks.k1.kafka.bootstrap.servers = new:9092\na.sinks.k1.brokerList = old:9092\n\
+             a.sinks.k1.kafka.topic = new\na.sinks.k1.topic = old\n\
+             a.sinks.k1.flumeBatchSize = 50\na.sinks.k1.batchSize = 20\n",
+        );
+        assert_eq!(
+            (c.bootstrap_servers.as_str(), c.topic.as_str()),
+            ("new:9092", "new")
+        );
+        assert_eq!(batch, 50);
+    }
+
+    /// The Flume user guide's example sets `kafka.flumeBatchSize`, which Flume never reads: weir
+    /// ignores it too, and the note names the key that sets the batch size.
+    #[test]
+    fn the_user_guides_kafka_flume_batch_size_is_ignored_with_a_pointer_to_the_real_key() {
+        let (_, batch, notes) = kafka_sink(
+            "a.sinks.k1.kafka.bootstrap.servers = b:9092\na.sinks.k1.kafka.flumeBatchSize = 20\n",
+        );
+        assert_eq!(batch, 100);
+        assert_eq!(
+            notes,
+            [
+                "t.properties:2: a.sinks.k1.kafka.flumeBatchSize: ignored, as in Flume; the sink's \
+              batch size is `a.sinks.k1.flumeBatchSize` (now 100)"
+            ]
+        );
     }
 }
