@@ -717,7 +717,6 @@ fn java_only_producer_key(key: &str) -> Option<&'static str> {
 }
 
 fn parse_kafka(
-    agent: &str,
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(KafkaSinkConfig, usize), ConfigError> {
@@ -832,7 +831,6 @@ fn parse_kafka(
             ));
         }
     };
-    let _ = agent;
     Ok((
         KafkaSinkConfig {
             bootstrap_servers: servers,
@@ -900,7 +898,7 @@ impl SinkConfig {
                 )
             }
             "kafka" => {
-                let (k, batch) = parse_kafka(agent, s, notes)?;
+                let (k, batch) = parse_kafka(s, notes)?;
                 (SinkKind::Kafka(k), batch)
             }
             _ => unreachable!("resolve() returns only listed aliases"),
@@ -944,7 +942,7 @@ mod tests {
         let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
         let s = Section::new(&props, "a.sinks.k1.".into());
         let mut notes = Vec::new();
-        let (config, batch) = parse_kafka("a", &s, &mut notes).unwrap();
+        let (config, batch) = parse_kafka(&s, &mut notes).unwrap();
         (config, batch, notes)
     }
 
