@@ -7,6 +7,7 @@ mod committer;
 pub mod file_roll;
 pub mod flume_event_format;
 pub mod group;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod logger;
 pub mod null;
@@ -87,12 +88,22 @@ pub fn build(
     counters: Arc<SinkCounters>,
 ) -> anyhow::Result<Box<dyn Sink>> {
     Ok(match &config.kind {
+        #[cfg(feature = "kafka")]
         SinkKind::Kafka(k) => Box::new(kafka::KafkaSink::new(
             &config.name,
             k.clone(),
             stop,
             counters,
         )?),
+        #[cfg(not(feature = "kafka"))]
+        SinkKind::Kafka(_) => {
+            let _ = (stop, counters);
+            anyhow::bail!(
+                "sink {}: this weir was built without the `kafka` feature \
+                 (cargo build --features kafka)",
+                config.name
+            )
+        }
         SinkKind::Logger { max_bytes_to_log } => {
             Box::new(logger::LoggerSink::new(&config.name, *max_bytes_to_log))
         }
