@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use weir::config::{AgentConfig, Properties};
+use weir::config::{AgentConfig, Lookups, Properties};
 use weir::wal::inspect;
 use weir::wal::{Wal, WalOptions};
 
@@ -38,8 +38,15 @@ enum Command {
         /// Flume's configuration directory option; accepted and ignored.
         #[arg(short = 'c', long = "conf")]
         conf_dir: Option<PathBuf>,
-        /// Validate the configuration, print the wiring, start nothing.
-        #[arg(long)]
+        /// flume-ng's Java classpath option; accepted and ignored (with a warning).
+        #[arg(short = 'C', long = "classpath", hide = true)]
+        classpath: Option<String>,
+        /// flume-ng's plugin directories option; accepted and ignored (with a warning).
+        #[arg(long = "plugins-path", hide = true)]
+        plugins_path: Option<String>,
+        /// Validate the configuration, print the wiring, start nothing (flume-ng's `--dryrun`
+        /// and `-d` do the same).
+        #[arg(long, visible_alias = "dryrun", short_alias = 'd')]
         check: bool,
         /// Serve metrics on this port: /metrics (Flume JSON), /metrics/prometheus.
         #[arg(long)]
@@ -90,22 +97,42 @@ enum WalCommand {
 /// The embedded default configuration, used by `weir agent` without `-f`.
 const DEFAULT_CONFIG: &str = include_str!("../conf/weir.properties");
 
-/// Java system properties given as `-Dkey=value` (as flume-ng accepts them), taken out of the
-/// argument list before clap sees it.
-fn split_java_properties(args: Vec<String>) -> (Vec<String>, Vec<(String, String)>) {
+/// What flume-ng hands to the JVM rather than to Flume, taken out of the argument list before
+/// clap sees it: Java system properties (`-Dkey=value`, or `-Dkey` for an empty value) and JVM
+/// options (`-X…`, `-agentlib…`, `-agentpath…`, `-javaagent…`), so a Flume launch line runs as is.
+struct JavaArgs {
+    properties: Vec<(String, String)>,
+    jvm_options: Vec<String>,
+}
+
+fn split_java_args(args: Vec<String>) -> (Vec<String>, JavaArgs) {
     let mut rest = Vec::new();
-    let mut props = Vec::new();
+    let mut java = JavaArgs {
+        properties: Vec::new(),
+        jvm_options: Vec::new(),
+    };
+    // The program name is never an option.
+    let mut args = args.into_iter();
+    rest.extend(args.next());
     for a in args {
-        match a.strip_prefix("-D").and_then(|kv| kv.split_once('=')) {
-            Some((k, v)) => props.push((k.to_owned(), v.to_owned())),
-            None => rest.push(a),
+        if let Some(kv) = a.strip_prefix("-D").filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            java.properties.push((k.to_owned(), v.to_owned()));
+        } else if ["-X", "-agentlib", "-agentpath", "-javaagent"]
+            .iter()
+            .any(|p| a.starts_with(p))
+        {
+            java.jvm_options.push(a);
+        } else {
+            rest.push(a);
         }
     }
-    (rest, props)
+    (rest, java)
 }
 
 fn main() -> ExitCode {
-    let (args, java_props) = split_java_properties(std::env::args().collect());
+    let (args, java) = split_java_args(std::env::args().collect());
+    let java_props = &java.properties;
     // flume.root.logger=LEVEL,console sets the level when RUST_LOG does not.
     let flume_level = java_props
         .iter()
@@ -133,16 +160,38 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    if let Command::Agent { metrics_port, .. } = &mut cli.command {
+    if let Command::Agent {
+        metrics_port,
+        classpath,
+        plugins_path,
+        ..
+    } = &mut cli.command
+    {
         let get = |key: &str| {
             java_props
                 .iter()
+                .rev()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.as_str())
         };
-        if metrics_port.is_none()
-            && get("flume.monitoring.type").is_some_and(|t| t.eq_ignore_ascii_case("http"))
-        {
+        if !java.jvm_options.is_empty() {
+            tracing::warn!(options = %java.jvm_options.join(" "), "JVM options have no meaning for weir; ignored");
+        }
+        if let Some(cp) = classpath {
+            tracing::warn!(classpath = %cp, "--classpath: weir loads no Java classes; ignored");
+        }
+        if let Some(p) = plugins_path {
+            tracing::warn!(plugins_path = %p, "--plugins-path: weir loads no Flume plugins; ignored");
+        }
+        let monitoring = get("flume.monitoring.type");
+        if let Some(t) = monitoring.filter(|t| !t.eq_ignore_ascii_case("http")) {
+            tracing::warn!(
+                monitoring = %t,
+                "-Dflume.monitoring.type: weir serves metrics over http only (JSON as Flume's, and \
+                 Prometheus); no metrics server started"
+            );
+        }
+        if metrics_port.is_none() && monitoring.is_some_and(|t| t.eq_ignore_ascii_case("http")) {
             match get("flume.monitoring.port").unwrap_or("41414").parse() {
                 Ok(p) => *metrics_port = Some(p),
                 Err(_) => {
@@ -152,7 +201,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    match run(cli) {
+    match run(cli, java_props) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -161,12 +210,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Agent {
             conf_file,
             name,
             conf_dir: _,
+            classpath: _,
+            plugins_path: _,
             check,
             metrics_port,
             metrics_bind,
@@ -175,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             check,
             metrics_port.map(|p| format!("{metrics_bind}:{p}")),
+            java_props,
         ),
         Command::Wal { command } => match command {
             WalCommand::Verify {
@@ -196,8 +248,9 @@ fn agent(
     name: Option<String>,
     check: bool,
     metrics_addr: Option<String>,
+    java_props: &[(String, String)],
 ) -> anyhow::Result<ExitCode> {
-    let props = match &conf_file {
+    let mut props = match &conf_file {
         Some(f) => Properties::load(f)?,
         None => Properties::parse(
             std::path::Path::new("<embedded conf/weir.properties>"),
@@ -222,6 +275,7 @@ fn agent(
             }
         }
     };
+    props.interpolate(&format!("{name}."), &Lookups::process(java_props))?;
     let config = AgentConfig::from_properties(&props, &name)?;
     if check {
         print!("{}", config.describe());

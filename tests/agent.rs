@@ -530,3 +530,82 @@ fn metrics_in_flume_json_and_prometheus() {
     );
     assert!(agent.stop());
 }
+
+/// A Flume launch line and a Flume 1.10+ style config run as they are: JVM options and flume-ng's
+/// own options are accepted (and warned about), `${sys:…}` reads a `-D` option, `${env:…}` the
+/// environment, a bare `${…}` another key of the file; and an unset variable stops the start
+/// with its key and line instead of becoming part of a path.
+#[test]
+fn flume_launch_lines_and_config_references_run_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("from-env");
+    let text = format!(
+        "base = {d}\n\
+         a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\n\
+         a.sources.r1.port = ${{sys:nc.port}}\na.sources.r1.channels = c1\n\
+         a.channels.c1.type = file\na.channels.c1.checkpointDir = ${{base}}/ckpt\n\
+         a.channels.c1.dataDirs = ${{base}}/log\na.channels.c1.minimumRequiredSpace = 0\n\
+         a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
+         a.sinks.k1.sink.directory = ${{env:WEIR_TEST_OUT}}\na.sinks.k1.sink.rollInterval = 1\n",
+        d = dir.path().display()
+    );
+    let cfg = dir.path().join("flume.properties");
+    std::fs::write(&cfg, &text).unwrap();
+    let launch = |env_out: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.args(["agent", "--conf", "conf", "--conf-file"])
+            .arg(&cfg)
+            .args(["--name", "a", "-Xmx512m", "-DXms64m", "-C", "/opt/lib"])
+            .arg(format!("-Dnc.port={port}"))
+            .arg("-Dflume.root.logger=INFO,console")
+            .env_remove("RUST_LOG")
+            .env_remove("WEIR_TEST_OUT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(o) = env_out {
+            cmd.env("WEIR_TEST_OUT", o);
+        }
+        cmd.spawn().expect("start weir")
+    };
+
+    // Without the variable: a clear error, nothing started, no directory named after it.
+    let failed = launch(None).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains(
+            "flume.properties:15: a.sinks.k1.sink.directory: `${env:WEIR_TEST_OUT}` cannot be \
+             resolved: the environment variable WEIR_TEST_OUT is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("${env:WEIR_TEST_OUT}").exists());
+
+    let mut child = launch(Some(&out));
+    assert!(
+        support::wait_for_port(port, Duration::from_secs(20)),
+        "the agent did not listen on the port given by -Dnc.port"
+    );
+    let mut client = Client::new(port);
+    assert!(client.send("through the references"));
+    let end = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let lines = support::file_roll_lines(&out);
+        if !lines.is_empty() || Instant::now() > end {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(dir.path().join("log").is_dir() && dir.path().join("ckpt").is_dir());
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(lines, ["through the references"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("JVM options have no meaning for weir; ignored options=-Xmx512m"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--classpath"), "{stderr}");
+}

@@ -5,6 +5,7 @@
 mod components;
 mod exec;
 mod http;
+mod interpolate;
 mod properties;
 mod sink_group;
 mod syslog;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use components::*;
 pub use exec::*;
 pub use http::*;
+pub use interpolate::{ENV_VAR_RESOLVER, Lookups};
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
 pub use syslog::*;
@@ -62,9 +64,11 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Loads `file` and builds the configuration of agent `agent`.
+    /// Loads `file`, resolves the `${…}` references of agent `agent`'s keys (environment, and no
+    /// `-D` options) and builds its configuration.
     pub fn load(file: &Path, agent: &str) -> Result<AgentConfig, ConfigError> {
-        let props = Properties::load(file)?;
+        let mut props = Properties::load(file)?;
+        props.interpolate(&format!("{agent}."), &Lookups::process(&[]))?;
         AgentConfig::from_properties(&props, agent)
     }
 

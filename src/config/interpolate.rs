@@ -1,0 +1,366 @@
+//! `${…}` references in property values, resolved as Flume resolves them (1.10+, commons-text
+//! `StringSubstitutor` behind `MapResolver`), so a file written for a container with
+//! `port = ${env:NC_PORT}` runs unchanged:
+//!
+//! - `${env:NAME}`: the environment variable `NAME`;
+//! - `${sys:NAME}`: the `-DNAME=value` option given on the command line;
+//! - `${NAME}`: the key `NAME` of the same file; with
+//!   `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` (Flume 1.8/1.9's
+//!   switch), else the environment variable `NAME`;
+//! - `${NAME:-default}`: `default` when `NAME` is not set; `$${` is a literal `${`;
+//! - references nest (`${env:${sys:which}}`), and a value that was looked up is resolved in turn.
+//!
+//! One difference, on purpose: Flume leaves a reference it cannot resolve in the value as is, so
+//! `dataDirs = ${env:DATA}` becomes a directory named `${env:DATA}`. weir refuses to start and
+//! names the key, its line and the reference instead.
+//!
+//! Hand-written: the grammar is these few forms, and a template crate would not have Flume's
+//! lookups (keys of the same file, `sys:`), its `$${` escape, or errors that point at a line.
+
+use super::{ConfigError, Properties};
+
+/// The class name Flume 1.8/1.9 users set to turn bare `${NAME}` into environment lookups.
+pub const ENV_VAR_RESOLVER: &str = "org.apache.flume.node.EnvVarResolverProperties";
+
+/// Where references are looked up besides the file itself.
+pub struct Lookups<'a> {
+    /// `-Dkey=value` options: `${sys:key}`.
+    pub system: &'a [(String, String)],
+    /// A bare `${NAME}` that is no key of the file falls back to the environment.
+    pub env_fallback: bool,
+    /// The environment (a parameter so that tests need not change the process's).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Lookups<'_> {
+    /// The lookups of a process started with the `-D` options `system`.
+    pub fn process(system: &[(String, String)]) -> Lookups<'_> {
+        Lookups {
+            system,
+            env_fallback: system
+                .iter()
+                .any(|(k, v)| k == "propertiesImplementation" && v == ENV_VAR_RESOLVER),
+            env: &|name| std::env::var(name).ok(),
+        }
+    }
+}
+
+/// How deep references may chain (`${a}` → `${b}` → …) before it is taken for a loop.
+const MAX_DEPTH: usize = 32;
+
+impl Properties {
+    /// Resolves the references in the values of every key under `prefix` (the agent being
+    /// started: another agent's keys in the same file are left alone, so that its unset
+    /// variables do not stop this one).
+    pub fn interpolate(&mut self, prefix: &str, lookups: &Lookups) -> Result<(), ConfigError> {
+        let mut resolved = Vec::new();
+        for (key, entry) in self.entries.range(prefix.to_owned()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if !entry.value.contains("${") {
+                continue;
+            }
+            let mut chain = vec![key.as_str()];
+            let value = resolve(&entry.value, self, lookups, &mut chain).map_err(|message| {
+                ConfigError {
+                    file: self.path.clone(),
+                    line: Some(entry.line),
+                    key: Some(key.clone()),
+                    message,
+                }
+            })?;
+            resolved.push((key.clone(), value));
+        }
+        for (key, value) in resolved {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.value = value;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` with every reference replaced. `chain` holds the file keys being resolved, to name a
+/// loop. The error is the message for the key that started the chain.
+fn resolve<'p>(
+    text: &str,
+    props: &'p Properties,
+    lookups: &Lookups,
+    chain: &mut Vec<&'p str>,
+) -> Result<String, String> {
+    if chain.len() > MAX_DEPTH {
+        return Err(format!(
+            "references nest deeper than {MAX_DEPTH}: {}",
+            chain.join(" -> ")
+        ));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(inner_len) = reference_len(rest) {
+            let inner = &rest[2..2 + inner_len];
+            rest = &rest[2 + inner_len + 1..];
+            // A reference inside the name is resolved first, as StringSubstitutor does with
+            // substitution in variables enabled.
+            let inner = resolve(inner, props, lookups, chain)?;
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner.as_str(), None),
+            };
+            match lookup(name, props, lookups, chain)? {
+                Some(v) => out.push_str(&v),
+                None => match default {
+                    Some(d) => out.push_str(d),
+                    None => return Err(unresolved(name, lookups)),
+                },
+            }
+        } else {
+            // A `$` that starts no reference, or an unclosed `${`: literal, as in Flume.
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The length of the name in the reference `text` starts with (`${name}`), counting nested
+/// references; `None` if `text` starts no closed reference.
+fn reference_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("${")?;
+    let mut depth = 0usize;
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The value `name` stands for, itself resolved; `None` if it is not set anywhere.
+fn lookup<'p>(
+    name: &str,
+    props: &'p Properties,
+    lookups: &Lookups,
+    chain: &mut Vec<&'p str>,
+) -> Result<Option<String>, String> {
+    let found = if let Some(var) = name.strip_prefix("env:") {
+        (lookups.env)(var)
+    } else if let Some(prop) = name.strip_prefix("sys:") {
+        lookups
+            .system
+            .iter()
+            .rev()
+            .find(|(k, _)| k == prop)
+            .map(|(_, v)| v.clone())
+    } else if let Some((prefix, _)) = name.split_once(':')
+        && matches!(prefix, "java" | "date")
+    {
+        return Err(format!(
+            "`${{{name}}}`: Flume's `{prefix}:` lookup is not supported by weir \
+             (supported: env:, sys:, and keys of the file)"
+        ));
+    } else if let Some((key, entry)) = props.entries.get_key_value(name) {
+        if chain.contains(&key.as_str()) {
+            return Err(format!(
+                "references form a loop: {} -> {key}",
+                chain.join(" -> ")
+            ));
+        }
+        chain.push(key.as_str());
+        let value = resolve(&entry.value, props, lookups, chain)?;
+        chain.pop();
+        return Ok(Some(value));
+    } else if lookups.env_fallback {
+        (lookups.env)(name)
+    } else {
+        None
+    };
+    match found {
+        Some(v) if v.contains("${") => {
+            // A looked-up value is resolved in turn (no file key in `chain` stands for it, so
+            // only the depth limit stops a loop through the environment).
+            chain.push("…");
+            let v = resolve(&v, props, lookups, chain);
+            chain.pop();
+            v.map(Some)
+        }
+        other => Ok(other),
+    }
+}
+
+fn unresolved(name: &str, lookups: &Lookups) -> String {
+    let hint = if let Some(var) = name.strip_prefix("env:") {
+        format!("the environment variable {var} is not set")
+    } else if let Some(prop) = name.strip_prefix("sys:") {
+        format!("no -D{prop}=… option was given")
+    } else if lookups.env_fallback {
+        format!("no key {name} in the file and no environment variable {name}")
+    } else {
+        format!(
+            "no key {name} in the file (for the environment variable write ${{env:{name}}}, \
+             or start with -DpropertiesImplementation={ENV_VAR_RESOLVER})"
+        )
+    };
+    format!(
+        "`${{{name}}}` cannot be resolved: {hint}; give a default with `${{{name}:-value}}`, \
+         or write `$${{` for a literal `${{`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "NC_PORT" => Some("44444".into()),
+            "DATA" => Some("/var/lib/weir".into()),
+            "WHICH" => Some("NC_PORT".into()),
+            "SELF" => Some("${env:SELF}".into()),
+            _ => None,
+        }
+    }
+
+    fn interpolate(text: &str, system: &[(&str, &str)], env_fallback: bool) -> Properties {
+        try_interpolate(text, system, env_fallback).unwrap()
+    }
+
+    fn try_interpolate(
+        text: &str,
+        system: &[(&str, &str)],
+        env_fallback: bool,
+    ) -> Result<Properties, ConfigError> {
+        let system: Vec<(String, String)> = system
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        props.interpolate(
+            "a.",
+            &Lookups {
+                system: &system,
+                env_fallback,
+                env: &env,
+            },
+        )?;
+        Ok(props)
+    }
+
+    /// The error for `text` with no `-D` options and no environment fallback.
+    fn error(text: &str) -> String {
+        try_interpolate(text, &[], false).unwrap_err().to_string()
+    }
+
+    fn value<'p>(props: &'p Properties, key: &str) -> &'p str {
+        &props.get(key).unwrap().value
+    }
+
+    #[test]
+    fn env_sys_and_file_keys_are_resolved() {
+        let p = interpolate(
+            "base = /srv\n\
+             a.port = ${env:NC_PORT}\n\
+             a.dir = ${env:DATA}/log\n\
+             a.bind = ${sys:bind.addr}\n\
+             a.path = ${base}/in-${sys:bind.addr}\n",
+            &[("bind.addr", "10.0.0.1")],
+            false,
+        );
+        assert_eq!(value(&p, "a.port"), "44444");
+        assert_eq!(value(&p, "a.dir"), "/var/lib/weir/log");
+        assert_eq!(value(&p, "a.bind"), "10.0.0.1");
+        assert_eq!(value(&p, "a.path"), "/srv/in-10.0.0.1");
+    }
+
+    #[test]
+    fn defaults_escapes_nesting_and_chains() {
+        let p = interpolate(
+            "a.x = ${env:UNSET:-fallback}\n\
+             a.y = $${env:NC_PORT} costs $5\n\
+             a.z = ${env:${env:WHICH}}\n\
+             a.first = ${a.second}\n\
+             a.second = ${env:NC_PORT}!\n\
+             a.open = ${env:NC_PORT\n\
+             a.empty = ${sys:missing:-}\n",
+            &[],
+            false,
+        );
+        assert_eq!(value(&p, "a.x"), "fallback");
+        assert_eq!(value(&p, "a.y"), "${env:NC_PORT} costs $5");
+        assert_eq!(value(&p, "a.z"), "44444");
+        assert_eq!(value(&p, "a.first"), "44444!");
+        assert_eq!(value(&p, "a.open"), "${env:NC_PORT");
+        assert_eq!(value(&p, "a.empty"), "");
+    }
+
+    /// Flume 1.8/1.9's `-DpropertiesImplementation=…EnvVarResolverProperties`: a bare name is an
+    /// environment variable when the file has no such key; without it, it must be a key.
+    #[test]
+    fn bare_names_reach_the_environment_only_with_the_flume_switch() {
+        let text = "a.port = ${NC_PORT}\n";
+        assert_eq!(value(&interpolate(text, &[], true), "a.port"), "44444");
+        let err = error(text);
+        assert_eq!(
+            err,
+            "t.properties:1: a.port: `${NC_PORT}` cannot be resolved: no key NC_PORT in the \
+             file (for the environment variable write ${env:NC_PORT}, or start with \
+             -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties); give \
+             a default with `${NC_PORT:-value}`, or write `$${` for a literal `${`"
+        );
+        // A key of the file wins over the environment, as in Flume.
+        let p = interpolate("NC_PORT = 1\na.port = ${NC_PORT}\n", &[], true);
+        assert_eq!(value(&p, "a.port"), "1");
+    }
+
+    #[test]
+    fn what_cannot_be_resolved_is_an_error_naming_key_line_and_reference() {
+        let err = error("# c\na.dir = ${env:NOPE}/x\n");
+        assert!(
+            err.starts_with(
+                "t.properties:2: a.dir: `${env:NOPE}` cannot be resolved: the environment \
+                 variable NOPE is not set;"
+            ),
+            "{err}"
+        );
+        let err = error("a.b = ${sys:port}\n");
+        assert!(err.contains("no -Dport=… option was given"), "{err}");
+        let err = error("a.b = ${date:yyyy}\n");
+        assert!(err.contains("`date:` lookup is not supported"), "{err}");
+    }
+
+    #[test]
+    fn loops_are_errors_not_hangs() {
+        let err = error("a.x = ${a.y}\na.y = ${a.x}\n");
+        assert!(
+            err.contains("references form a loop: a.x -> a.y -> a.x"),
+            "{err}"
+        );
+        let err = error("a.x = ${env:SELF}\n");
+        assert!(err.contains("nest deeper than 32"), "{err}");
+    }
+
+    /// Another agent's keys are not this agent's business: its unset variables stay as written.
+    #[test]
+    fn only_the_started_agents_keys_are_resolved() {
+        let p = interpolate("a.x = ${env:NC_PORT}\nb.x = ${env:NOPE}\n", &[], false);
+        assert_eq!(value(&p, "a.x"), "44444");
+        assert_eq!(value(&p, "b.x"), "${env:NOPE}");
+    }
+}
