@@ -44,6 +44,14 @@ enum Command {
         /// flume-ng's plugin directories option; accepted and ignored (with a warning).
         #[arg(long = "plugins-path", hide = true)]
         plugins_path: Option<String>,
+        /// Flume's switch to stop reloading a changed file: weir never reloads (restart to apply
+        /// a change), so it is accepted and changes nothing.
+        #[arg(long = "no-reload-conf", hide = true)]
+        no_reload_conf: bool,
+        /// Flume's seconds between checks for a changed file; accepted and ignored (with a
+        /// warning), since weir never reloads.
+        #[arg(short = 'i', long = "poll-interval", hide = true)]
+        poll_interval: Option<String>,
         /// Validate the configuration, print the wiring, start nothing (flume-ng's `--dryrun`
         /// and `-d` do the same).
         #[arg(long, visible_alias = "dryrun", short_alias = 'd')]
@@ -164,6 +172,7 @@ fn main() -> ExitCode {
         metrics_port,
         classpath,
         plugins_path,
+        poll_interval,
         ..
     } = &mut cli.command
     {
@@ -182,6 +191,12 @@ fn main() -> ExitCode {
         }
         if let Some(p) = plugins_path {
             tracing::warn!(plugins_path = %p, "--plugins-path: weir loads no Flume plugins; ignored");
+        }
+        if let Some(i) = poll_interval {
+            tracing::warn!(
+                poll_interval = %i,
+                "--poll-interval: weir does not reload a changed configuration (restart it); ignored"
+            );
         }
         let monitoring = get("flume.monitoring.type");
         if let Some(t) = monitoring.filter(|t| !t.eq_ignore_ascii_case("http")) {
@@ -218,6 +233,8 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             conf_dir: _,
             classpath: _,
             plugins_path: _,
+            no_reload_conf: _,
+            poll_interval: _,
             check,
             metrics_port,
             metrics_bind,

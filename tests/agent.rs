@@ -557,7 +557,15 @@ fn flume_launch_lines_and_config_references_run_as_they_are() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
         cmd.args(["agent", "--conf", "conf", "--conf-file"])
             .arg(&cfg)
-            .args(["--name", "a", "-Xmx512m", "-DXms64m", "-C", "/opt/lib"])
+            .args([
+                "--name",
+                "a",
+                "--no-reload-conf",
+                "-Xmx512m",
+                "-DXms64m",
+                "-C",
+                "/opt/lib",
+            ])
             .arg(format!("-Dnc.port={port}"))
             .arg("-Dflume.root.logger=INFO,console")
             .env_remove("RUST_LOG")
