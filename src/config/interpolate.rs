@@ -106,18 +106,15 @@ fn resolve<'p>(
         } else if let Some(inner_len) = reference_len(rest) {
             let inner = &rest[2..2 + inner_len];
             rest = &rest[2 + inner_len + 1..];
+            let (name, default) = split_default(inner);
             // A reference inside the name is resolved first, as StringSubstitutor does with
-            // substitution in variables enabled.
-            let inner = resolve(inner, props, lookups, chain)?;
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner.as_str(), None),
-            };
-            match lookup(name, props, lookups, chain)? {
+            // substitution in variables enabled; the default only when it is needed.
+            let name = resolve(name, props, lookups, chain)?;
+            match lookup(&name, props, lookups, chain)? {
                 Some(v) => out.push_str(&v),
                 None => match default {
-                    Some(d) => out.push_str(d),
-                    None => return Err(unresolved(name, lookups)),
+                    Some(d) => out.push_str(&resolve(d, props, lookups, chain)?),
+                    None => return Err(unresolved(&name, lookups)),
                 },
             }
         } else {
@@ -150,6 +147,28 @@ fn reference_len(text: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// `name:-default` split at its first `:-` outside a nested reference.
+fn split_default(inner: &str) -> (&str, Option<&str>) {
+    let bytes = inner.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b'-') => {
+                return (&inner[..i], Some(&inner[i + 2..]));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (inner, None)
 }
 
 /// The value `name` stands for, itself resolved; `None` if it is not set anywhere.
@@ -298,7 +317,10 @@ mod tests {
              a.first = ${a.second}\n\
              a.second = ${env:NC_PORT}!\n\
              a.open = ${env:NC_PORT\n\
-             a.empty = ${sys:missing:-}\n",
+             a.empty = ${sys:missing:-}\n\
+             a.lazy = ${env:NC_PORT:-${env:NOPE}}\n\
+             a.nested = ${env:NOPE:-${env:DATA:-x}/y}\n\
+             a.inner = ${env:${sys:missing:-NC_PORT}}\n",
             &[],
             false,
         );
@@ -308,6 +330,10 @@ mod tests {
         assert_eq!(value(&p, "a.first"), "44444!");
         assert_eq!(value(&p, "a.open"), "${env:NC_PORT");
         assert_eq!(value(&p, "a.empty"), "");
+        // The default is resolved only when needed, and may hold references and `:-` itself.
+        assert_eq!(value(&p, "a.lazy"), "44444");
+        assert_eq!(value(&p, "a.nested"), "/var/lib/weir/y");
+        assert_eq!(value(&p, "a.inner"), "44444");
     }
 
     /// Flume 1.8/1.9's `-DpropertiesImplementation=…EnvVarResolverProperties`: a bare name is an
