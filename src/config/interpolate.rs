@@ -382,6 +382,22 @@ mod tests {
         assert!(err.contains("nest deeper than 32"), "{err}");
     }
 
+    proptest::proptest! {
+        /// Whatever a value holds, resolving it ends with a value or an error, never a panic
+        /// or a hang (the alphabet is the syntax's own characters, so nesting is dense).
+        #[test]
+        fn any_value_resolves_or_fails_cleanly(value in "[$:{}a-z.\\-]{0,40}") {
+            let text = format!("a.x = {value}\na.y = ${{a.x}}\nx = ${{a.y}}-$\n");
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes());
+            if let Ok(mut props) = props {
+                let _ = props.interpolate(
+                    "a.",
+                    &Lookups { system: &[], env_fallback: true, env: &env },
+                );
+            }
+        }
+    }
+
     /// Another agent's keys are not this agent's business: its unset variables stay as written.
     #[test]
     fn only_the_started_agents_keys_are_resolved() {
