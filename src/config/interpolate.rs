@@ -130,45 +130,37 @@ fn resolve<'p>(
 /// The length of the name in the reference `text` starts with (`${name}`), counting nested
 /// references; `None` if `text` starts no closed reference.
 fn reference_len(text: &str) -> Option<usize> {
-    let body = text.strip_prefix("${")?;
-    let mut depth = 0usize;
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    find_top_level(text.strip_prefix("${")?, b"}")
 }
 
 /// `name:-default` split at its first `:-` outside a nested reference.
 fn split_default(inner: &str) -> (&str, Option<&str>) {
-    let bytes = inner.as_bytes();
+    match find_top_level(inner, b":-") {
+        Some(i) => (&inner[..i], Some(&inner[i + 2..])),
+        None => (inner, None),
+    }
+}
+
+/// Where `pattern` first occurs in `text` outside any nested `${…}`.
+fn find_top_level(text: &str, pattern: &[u8]) -> Option<usize> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' => depth = depth.saturating_sub(1),
-            b':' if depth == 0 && bytes.get(i + 1) == Some(&b'-') => {
-                return (&inner[..i], Some(&inner[i + 2..]));
-            }
-            _ => {}
+        if bytes[i..].starts_with(b"${") {
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if depth == 0 && bytes[i..].starts_with(pattern) {
+            return Some(i);
+        }
+        if bytes[i] == b'}' {
+            depth = depth.saturating_sub(1);
         }
         i += 1;
     }
-    (inner, None)
+    None
 }
 
 /// The value `name` stands for, itself resolved; `None` if it is not set anywhere.
@@ -287,6 +279,13 @@ mod tests {
         try_interpolate(text, &[], false).unwrap_err().to_string()
     }
 
+    /// Checks each `(key, resolved value)` pair.
+    fn assert_values(props: &Properties, expected: &[(&str, &str)]) {
+        for (key, want) in expected {
+            assert_eq!(value(props, key), *want, "{key}");
+        }
+    }
+
     fn value<'p>(props: &'p Properties, key: &str) -> &'p str {
         &props.get(key).unwrap().value
     }
@@ -302,10 +301,15 @@ mod tests {
             &[("bind.addr", "10.0.0.1")],
             false,
         );
-        assert_eq!(value(&p, "a.port"), "44444");
-        assert_eq!(value(&p, "a.dir"), "/var/lib/weir/log");
-        assert_eq!(value(&p, "a.bind"), "10.0.0.1");
-        assert_eq!(value(&p, "a.path"), "/srv/in-10.0.0.1");
+        assert_values(
+            &p,
+            &[
+                ("a.port", "44444"),
+                ("a.dir", "/var/lib/weir/log"),
+                ("a.bind", "10.0.0.1"),
+                ("a.path", "/srv/in-10.0.0.1"),
+            ],
+        );
     }
 
     #[test]
@@ -324,16 +328,21 @@ mod tests {
             &[],
             false,
         );
-        assert_eq!(value(&p, "a.x"), "fallback");
-        assert_eq!(value(&p, "a.y"), "${env:NC_PORT} costs $5");
-        assert_eq!(value(&p, "a.z"), "44444");
-        assert_eq!(value(&p, "a.first"), "44444!");
-        assert_eq!(value(&p, "a.open"), "${env:NC_PORT");
-        assert_eq!(value(&p, "a.empty"), "");
-        // The default is resolved only when needed, and may hold references and `:-` itself.
-        assert_eq!(value(&p, "a.lazy"), "44444");
-        assert_eq!(value(&p, "a.nested"), "/var/lib/weir/y");
-        assert_eq!(value(&p, "a.inner"), "44444");
+        assert_values(
+            &p,
+            &[
+                ("a.x", "fallback"),
+                ("a.y", "${env:NC_PORT} costs $5"),
+                ("a.z", "44444"),
+                ("a.first", "44444!"),
+                ("a.open", "${env:NC_PORT"),
+                ("a.empty", ""),
+                // The default is resolved only when needed, and may hold references and `:-`.
+                ("a.lazy", "44444"),
+                ("a.nested", "/var/lib/weir/y"),
+                ("a.inner", "44444"),
+            ],
+        );
     }
 
     /// Flume 1.8/1.9's `-DpropertiesImplementation=…EnvVarResolverProperties`: a bare name is an
