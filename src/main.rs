@@ -113,6 +113,17 @@ struct JavaArgs {
     jvm_options: Vec<String>,
 }
 
+impl JavaArgs {
+    /// The value of `-Dkey`; the last one given wins, as in Java.
+    fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 fn split_java_args(args: Vec<String>) -> (Vec<String>, JavaArgs) {
     let mut rest = Vec::new();
     let mut java = JavaArgs {
@@ -140,12 +151,10 @@ fn split_java_args(args: Vec<String>) -> (Vec<String>, JavaArgs) {
 
 fn main() -> ExitCode {
     let (args, java) = split_java_args(std::env::args().collect());
-    let java_props = &java.properties;
     // flume.root.logger=LEVEL,console sets the level when RUST_LOG does not.
-    let flume_level = java_props
-        .iter()
-        .find(|(k, _)| k == "flume.root.logger")
-        .and_then(|(_, v)| v.split(',').next())
+    let flume_level = java
+        .property("flume.root.logger")
+        .and_then(|v| v.split(',').next())
         .map(|l| l.trim().to_ascii_lowercase());
     let mut cli = Cli::parse_from(args);
     let filter = match (
@@ -168,61 +177,63 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    if let Command::Agent {
-        metrics_port,
-        classpath,
-        plugins_path,
-        poll_interval,
-        ..
-    } = &mut cli.command
-    {
-        let get = |key: &str| {
-            java_props
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-        };
-        if !java.jvm_options.is_empty() {
-            tracing::warn!(options = %java.jvm_options.join(" "), "JVM options have no meaning for weir; ignored");
-        }
-        if let Some(cp) = classpath {
-            tracing::warn!(classpath = %cp, "--classpath: weir loads no Java classes; ignored");
-        }
-        if let Some(p) = plugins_path {
-            tracing::warn!(plugins_path = %p, "--plugins-path: weir loads no Flume plugins; ignored");
-        }
-        if let Some(i) = poll_interval {
-            tracing::warn!(
-                poll_interval = %i,
-                "--poll-interval: weir does not reload a changed configuration (restart it); ignored"
-            );
-        }
-        let monitoring = get("flume.monitoring.type");
-        if let Some(t) = monitoring.filter(|t| !t.eq_ignore_ascii_case("http")) {
-            tracing::warn!(
-                monitoring = %t,
-                "-Dflume.monitoring.type: weir serves metrics over http only (JSON as Flume's, and \
-                 Prometheus); no metrics server started"
-            );
-        }
-        if metrics_port.is_none() && monitoring.is_some_and(|t| t.eq_ignore_ascii_case("http")) {
-            match get("flume.monitoring.port").unwrap_or("41414").parse() {
-                Ok(p) => *metrics_port = Some(p),
-                Err(_) => {
-                    eprintln!("error: -Dflume.monitoring.port must be a TCP port");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
+    if let Err(e) = apply_flume_launch_options(&mut cli.command, &java) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
-    match run(cli, java_props) {
+    match run(cli, &java.properties) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a flume-ng launch line means for `weir agent`: warnings for the options weir ignores,
+/// and the metrics port from `-Dflume.monitoring.*` unless `--metrics-port` was given.
+fn apply_flume_launch_options(command: &mut Command, java: &JavaArgs) -> Result<(), String> {
+    let Command::Agent {
+        metrics_port,
+        classpath,
+        plugins_path,
+        poll_interval,
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    if !java.jvm_options.is_empty() {
+        tracing::warn!(options = %java.jvm_options.join(" "), "JVM options have no meaning for weir; ignored");
+    }
+    if let Some(cp) = classpath {
+        tracing::warn!(classpath = %cp, "--classpath: weir loads no Java classes; ignored");
+    }
+    if let Some(p) = plugins_path {
+        tracing::warn!(plugins_path = %p, "--plugins-path: weir loads no Flume plugins; ignored");
+    }
+    if let Some(i) = poll_interval {
+        tracing::warn!(
+            poll_interval = %i,
+            "--poll-interval: weir does not reload a changed configuration (restart it); ignored"
+        );
+    }
+    let monitoring = java.property("flume.monitoring.type");
+    if let Some(t) = monitoring.filter(|t| !t.eq_ignore_ascii_case("http")) {
+        tracing::warn!(
+            monitoring = %t,
+            "-Dflume.monitoring.type: weir serves metrics over http only (JSON as Flume's, and \
+             Prometheus); no metrics server started"
+        );
+    }
+    if metrics_port.is_none() && monitoring.is_some_and(|t| t.eq_ignore_ascii_case("http")) {
+        let port = java.property("flume.monitoring.port").unwrap_or("41414");
+        *metrics_port = Some(
+            port.parse()
+                .map_err(|_| format!("-Dflume.monitoring.port={port} is not a TCP port"))?,
+        );
+    }
+    Ok(())
 }
 
 fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {

@@ -20,7 +20,7 @@
 use super::{ConfigError, Properties};
 
 /// The class name Flume 1.8/1.9 users set to turn bare `${NAME}` into environment lookups.
-pub const ENV_VAR_RESOLVER: &str = "org.apache.flume.node.EnvVarResolverProperties";
+const ENV_VAR_RESOLVER: &str = "org.apache.flume.node.EnvVarResolverProperties";
 
 /// Where references are looked up besides the file itself.
 pub struct Lookups<'a> {

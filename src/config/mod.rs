@@ -19,7 +19,7 @@ use std::time::Duration;
 pub use components::*;
 pub use exec::*;
 pub use http::*;
-pub use interpolate::{ENV_VAR_RESOLVER, Lookups};
+pub use interpolate::Lookups;
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
 pub use syslog::*;
