@@ -92,7 +92,7 @@ fn resolve<'p>(
     if chain.len() > MAX_DEPTH {
         return Err(format!(
             "references nest deeper than {MAX_DEPTH}: {}",
-            chain.join(" -> ")
+            keys_of(chain)
         ));
     }
     let mut out = String::with_capacity(text.len());
@@ -108,15 +108,18 @@ fn resolve<'p>(
             rest = &rest[2 + inner_len + 1..];
             let (name, default) = split_default(inner);
             // A reference inside the name is resolved first, as StringSubstitutor does with
-            // substitution in variables enabled; the default only when it is needed.
+            // substitution in variables enabled; the default only when it is needed. Both count
+            // towards the depth limit, so no nesting can exhaust the stack.
+            chain.push("…");
             let name = resolve(name, props, lookups, chain)?;
-            match lookup(&name, props, lookups, chain)? {
-                Some(v) => out.push_str(&v),
-                None => match default {
-                    Some(d) => out.push_str(&resolve(d, props, lookups, chain)?),
-                    None => return Err(unresolved(&name, lookups)),
-                },
-            }
+            let found = lookup(&name, props, lookups, chain)?;
+            let value = match (found, default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => resolve(d, props, lookups, chain)?,
+                (None, None) => return Err(unresolved(&name, lookups)),
+            };
+            chain.pop();
+            out.push_str(&value);
         } else {
             // A `$` that starts no reference, or an unclosed `${`: literal, as in Flume.
             out.push('$');
@@ -190,7 +193,7 @@ fn lookup<'p>(
         if chain.contains(&key.as_str()) {
             return Err(format!(
                 "references form a loop: {} -> {key}",
-                chain.join(" -> ")
+                keys_of(chain)
             ));
         }
         chain.push(key.as_str());
@@ -213,6 +216,12 @@ fn lookup<'p>(
         }
         other => Ok(other),
     }
+}
+
+/// The file keys in `chain`, as `a -> b -> c` (without the depth markers of nested references).
+fn keys_of(chain: &[&str]) -> String {
+    let keys: Vec<&str> = chain.iter().copied().filter(|k| *k != "…").collect();
+    keys.join(" -> ")
 }
 
 fn unresolved(name: &str, lookups: &Lookups) -> String {
@@ -405,6 +414,12 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("a.x = {}x{}\n", "${".repeat(100_000), "}".repeat(100_000));
+        assert!(error(&deep).contains("nest deeper than 32"));
     }
 
     /// Another agent's keys are not this agent's business: its unset variables stay as written.
