@@ -48,10 +48,18 @@ impl Run {
     }
 
     fn wait_log(&self, fragment: &str) -> String {
-        wait_until(&format!("{fragment:?} in the agent log"), || {
-            self.log().contains(fragment)
-        });
-        self.log()
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if log.contains(fragment) {
+                return log;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {fragment:?} in the agent log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -178,7 +178,7 @@ impl Agent {
 
     /// Starts with extra arguments and stderr going where the caller says (e.g. a log file).
     pub fn start_with(config: &Path, netcat_port: u16, args: &[&str], stderr: Stdio) -> Agent {
-        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["agent", "-f"])
             .arg(config)
             .args(["-n", "a"])
@@ -188,10 +188,13 @@ impl Agent {
             .stderr(stderr)
             .spawn()
             .expect("start weir");
-        assert!(
-            wait_for_port(netcat_port, Duration::from_secs(20)),
-            "agent did not start listening"
-        );
+        let listening = wait_for_port(netcat_port, Duration::from_secs(20));
+        // The port may answer for another process (ports come from `free_port`, which cannot
+        // reserve them): make sure it is this agent that runs.
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the agent exited at start ({status}); port {netcat_port}");
+        }
+        assert!(listening, "agent did not start listening");
         Agent {
             child: Some(child),
             config: config.to_owned(),
