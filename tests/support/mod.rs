@@ -21,11 +21,22 @@ mod consumer;
 #[allow(unused_imports)]
 pub use consumer::*;
 
+/// A port nothing listens on now, and that no other test of this process was given: the
+/// kernel hands a released port out again, and tests run in parallel, so two agents could
+/// otherwise be configured with the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn wait_for_port(port: u16, within: Duration) -> bool {
