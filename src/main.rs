@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 use weir::config::{AgentConfig, Lookups, Properties};
 use weir::wal::inspect;
 use weir::wal::{Wal, WalOptions};
@@ -29,10 +29,12 @@ struct Cli {
 enum Command {
     /// Run an agent from a Flume properties file (as `flume-ng agent`).
     Agent {
-        /// The properties file; without it, the embedded default (conf/weir.properties).
-        #[arg(short = 'f', long = "conf-file")]
-        conf_file: Option<PathBuf>,
-        /// The agent's name in the file; may be omitted when the file defines one agent.
+        /// A properties file; repeat it to merge several in order, a later file's key overriding
+        /// an earlier one's (as Flume 1.10+). Without it, the embedded default
+        /// (conf/weir.properties).
+        #[arg(short = 'f', long = "conf-file", action = ArgAction::Append)]
+        conf_file: Vec<PathBuf>,
+        /// The agent's name in the files; may be omitted when they define one agent.
         #[arg(short = 'n', long = "name")]
         name: Option<String>,
         /// Flume's configuration directory option; accepted and ignored.
@@ -272,18 +274,19 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
 }
 
 fn agent(
-    conf_file: Option<PathBuf>,
+    conf_files: Vec<PathBuf>,
     name: Option<String>,
     check: bool,
     metrics_addr: Option<String>,
     java_props: &[(String, String)],
 ) -> anyhow::Result<ExitCode> {
-    let mut props = match &conf_file {
-        Some(f) => Properties::load(f)?,
-        None => Properties::parse(
+    let mut props = if conf_files.is_empty() {
+        Properties::parse(
             std::path::Path::new("<embedded conf/weir.properties>"),
             DEFAULT_CONFIG.as_bytes(),
-        )?,
+        )?
+    } else {
+        Properties::load_all(&conf_files)?
     };
     let name = match name {
         Some(n) => n,
@@ -292,8 +295,9 @@ fn agent(
             match agents.as_slice() {
                 [one] => one.clone(),
                 _ => anyhow::bail!(
-                    "{}: give the agent's name with -n (the file defines: {})",
-                    props.path.display(),
+                    "{}: give the agent's name with -n ({}: {})",
+                    props.file_list(),
+                    props.the_files_define(),
                     if agents.is_empty() {
                         "none".to_owned()
                     } else {

@@ -617,3 +617,146 @@ fn flume_launch_lines_and_config_references_run_as_they_are() {
     );
     assert!(stderr.contains("--classpath"), "{stderr}");
 }
+
+/// Runs `weir agent` with `args` and waits (at most 20 s, then kills it and fails) for it to
+/// exit: whether it succeeded, and its stderr then stdout.
+fn run_to_exit(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("agent")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weir");
+    let end = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weir agent {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
+}
+
+/// Flume 1.10+'s repeated `--conf-file`: the files merge in order, a later file's key wins, and
+/// a `${…}` of the second file may name a key of the first. The agent listens on the second
+/// file's port and writes where the second file says, not where the first does.
+#[test]
+fn several_conf_files_merge_and_the_later_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_port, port) = (free_port(), free_port());
+    let site = dir.path().join("site");
+    let base = config(
+        dir.path(),
+        base_port,
+        &format!("site.dir = {}\n", site.display()),
+    );
+    let over = dir.path().join("override.properties");
+    std::fs::write(
+        &over,
+        format!(
+            "# this site's port and output\na.sources.r1.port = {port}\n\
+             a.sinks.k1.sink.directory = ${{site.dir}}/out\n"
+        ),
+    )
+    .unwrap();
+
+    let (ok, out) = run_to_exit(&[
+        "--check".as_ref(),
+        "-f".as_ref(),
+        base.as_os_str(),
+        "--conf-file".as_ref(),
+        over.as_os_str(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("agent a ({}, {})", base.display(), over.display())),
+        "{out}"
+    );
+
+    let over_arg = over.to_str().unwrap();
+    let mut agent = Agent::start_with(&base, port, &["-f", over_arg], Stdio::inherit());
+    let mut client = Client::new(port);
+    assert!(client.send("to the overriding directory"));
+    let lines = wait_output(&site, |l| !l.is_empty());
+    assert!(agent.stop());
+    assert_eq!(lines, ["to the overriding directory"]);
+    assert!(
+        text_lines(dir.path()).is_empty(),
+        "the first file's sink.directory was used"
+    );
+}
+
+/// A bad value in the second file stops the start with that file's name and line; one in the
+/// first file, with the second file valid, with the first file's.
+#[test]
+fn an_error_in_one_of_several_conf_files_names_that_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = config(dir.path(), port, "");
+    let over = dir.path().join("override.properties");
+    std::fs::write(
+        &over,
+        "a.sinks.k1.sink.rollInterval = 2\n\na.sources.r1.port = 99999\n",
+    )
+    .unwrap();
+    let (ok, out) = run_to_exit(&[
+        "-f".as_ref(),
+        base.as_os_str(),
+        "-f".as_ref(),
+        over.as_os_str(),
+        "-n".as_ref(),
+        "a".as_ref(),
+    ]);
+    assert!(!ok, "started with port 99999:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:3: a.sources.r1.port: '99999' is not a port number",
+            over.display()
+        )),
+        "{out}"
+    );
+
+    // A bad value in the first file that the second file does not override.
+    std::fs::write(&over, "a.sinks.k1.sink.rollInterval = 2\n").unwrap();
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(
+        &base,
+        text.replace(
+            "a.sinks.k1.sink.batchSize = 50",
+            "a.sinks.k1.sink.batchSize = many",
+        ),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("a.sinks.k1.sink.batchSize"))
+        .unwrap()
+        + 1;
+    let (ok, out) = run_to_exit(&[
+        "-f".as_ref(),
+        base.as_os_str(),
+        "-f".as_ref(),
+        over.as_os_str(),
+    ]);
+    assert!(!ok, "started with batchSize = many:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:{line}: a.sinks.k1.sink.batchSize: 'many' is not",
+            base.display()
+        )),
+        "{out}"
+    );
+    assert!(!dir.path().join("out").exists(), "the sink started");
+}

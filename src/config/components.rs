@@ -764,9 +764,8 @@ fn parse_kafka(
     // reads (only `kafka.producer.*` reaches the producer); say so rather than "unknown key".
     if let Some(e) = s.entry("kafka.flumeBatchSize") {
         notes.push(format!(
-            "{}:{}: {}: ignored, as in Flume; the sink's batch size is `{}` (now {batch_size})",
-            s.props().path.display(),
-            e.line,
+            "{}: {}: ignored, as in Flume; the sink's batch size is `{}` (now {batch_size})",
+            e.at(),
             s.full("kafka.flumeBatchSize"),
             s.full("flumeBatchSize")
         ));

@@ -57,9 +57,8 @@ pub(super) fn parse_http(
     for (key, entry) in s.props().with_prefix(&s.full("handler.")) {
         s.entry(&format!("handler.{key}"));
         notes.push(format!(
-            "{}:{}: {}: accepted, no effect in weir: the JSON handler has no settings",
-            s.props().path.display(),
-            entry.line,
+            "{}: {}: accepted, no effect in weir: the JSON handler has no settings",
+            entry.at(),
             s.full(&format!("handler.{key}"))
         ));
     }
@@ -83,9 +82,8 @@ pub(super) fn parse_http(
         for (key, entry) in s.props().with_prefix(&s.full(prefix)) {
             s.entry(&format!("{prefix}{key}"));
             notes.push(format!(
-                "{}:{}: {}: accepted, no effect in weir: weir does not run Jetty (see maxConnections)",
-                s.props().path.display(),
-                entry.line,
+                "{}: {}: accepted, no effect in weir: weir does not run Jetty (see maxConnections)",
+                entry.at(),
                 s.full(&format!("{prefix}{key}"))
             ));
         }

@@ -4,7 +4,8 @@
 //!
 //! - `${env:NAME}`: the environment variable `NAME`;
 //! - `${sys:NAME}`: the `-DNAME=value` option given on the command line;
-//! - `${NAME}`: the key `NAME` of the same file; with
+//! - `${NAME}`: the key `NAME` of the configuration, which may be set in any of the files
+//!   given with `-f` (a later file's value wins, as for every key); with
 //!   `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` (Flume 1.8/1.9's
 //!   switch), else the environment variable `NAME`;
 //! - `${NAME:-default}`: `default` when `NAME` is not set; `$${` is a literal `${`;
@@ -22,7 +23,7 @@ use super::{ConfigError, Properties};
 /// The class name Flume 1.8/1.9 users set to turn bare `${NAME}` into environment lookups.
 const ENV_VAR_RESOLVER: &str = "org.apache.flume.node.EnvVarResolverProperties";
 
-/// Where references are looked up besides the file itself.
+/// Where references are looked up besides the configuration's own keys.
 pub struct Lookups<'a> {
     /// `-Dkey=value` options: `${sys:key}`.
     pub system: &'a [(String, String)],
@@ -64,7 +65,7 @@ impl Properties {
             let mut chain = vec![key.as_str()];
             let value = resolve(&entry.value, self, lookups, &mut chain).map_err(|message| {
                 ConfigError {
-                    file: self.path.clone(),
+                    files: vec![entry.file.to_path_buf()],
                     line: Some(entry.line),
                     key: Some(key.clone()),
                     message,
@@ -116,7 +117,7 @@ fn resolve<'p>(
             let value = match (found, default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => resolve(d, props, lookups, chain)?,
-                (None, None) => return Err(unresolved(&name, lookups)),
+                (None, None) => return Err(unresolved(&name, props, lookups)),
             };
             chain.pop();
             out.push_str(&value);
@@ -224,16 +225,17 @@ fn keys_of(chain: &[&str]) -> String {
     keys.join(" -> ")
 }
 
-fn unresolved(name: &str, lookups: &Lookups) -> String {
+fn unresolved(name: &str, props: &Properties, lookups: &Lookups) -> String {
+    let the_files = props.the_files();
     let hint = if let Some(var) = name.strip_prefix("env:") {
         format!("the environment variable {var} is not set")
     } else if let Some(prop) = name.strip_prefix("sys:") {
         format!("no -D{prop}=… option was given")
     } else if lookups.env_fallback {
-        format!("no key {name} in the file and no environment variable {name}")
+        format!("no key {name} in {the_files} and no environment variable {name}")
     } else {
         format!(
-            "no key {name} in the file (for the environment variable write ${{env:{name}}}, \
+            "no key {name} in {the_files} (for the environment variable write ${{env:{name}}}, \
              or start with -DpropertiesImplementation={ENV_VAR_RESOLVER})"
         )
     };

@@ -1,6 +1,14 @@
 //! Flume properties → a typed, validated agent configuration. Components never see raw property
 //! strings: each gets its config struct from `components`. Every error names the file, the line
 //! and the key, and says what would be valid.
+//!
+//! The configuration may come from several files (`-f base.properties -f site.properties`, as
+//! Flume 1.10+ accepts), merged in order with a later file's key overriding an earlier one's
+//! (see [`Properties::merge`]). `${…}` references resolve against the merged keys, so a value in
+//! one file may name a key of another. Every entry remembers its own file, and an error or note
+//! about it names that file and line; an error about something no file sets (an agent no file
+//! defines) names all of them. Relative paths in values are not resolved against any file's
+//! directory: as in Flume, they are relative to the working directory.
 
 mod components;
 mod exec;
@@ -13,7 +21,7 @@ mod taildir;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use components::*;
@@ -28,15 +36,26 @@ pub use taildir::*;
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub file: PathBuf,
+    /// Where: the one file that sets the entry the error is about (`line` is then its line);
+    /// for an error about what no file sets, every file loaded, and no line.
+    pub files: Vec<PathBuf>,
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
 }
 
+impl ConfigError {
+    /// Points the error at `entry`'s file and line.
+    pub fn locate(&mut self, entry: &Entry) {
+        self.files = vec![entry.file.to_path_buf()];
+        self.line = Some(entry.line);
+    }
+}
+
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        let files: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
+        write!(f, "{}", files.join(", "))?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
@@ -53,7 +72,8 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     pub agent: String,
-    pub file: PathBuf,
+    /// The files the configuration was read from, in load order.
+    pub files: Vec<PathBuf>,
     pub sources: Vec<SourceConfig>,
     pub channels: Vec<ChannelConfig>,
     pub sinks: Vec<SinkConfig>,
@@ -64,10 +84,11 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Loads `file`, resolves the `${…}` references of agent `agent`'s keys (environment, and no
-    /// `-D` options) and builds its configuration.
-    pub fn load(file: &Path, agent: &str) -> Result<AgentConfig, ConfigError> {
-        let mut props = Properties::load(file)?;
+    /// Loads and merges `files` (a later file's keys override an earlier one's), resolves the
+    /// `${…}` references of agent `agent`'s keys (environment, and no `-D` options) and builds
+    /// its configuration.
+    pub fn load(files: &[PathBuf], agent: &str) -> Result<AgentConfig, ConfigError> {
+        let mut props = Properties::load_all(files)?;
         props.interpolate(&format!("{agent}."), &Lookups::process(&[]))?;
         AgentConfig::from_properties(&props, agent)
     }
@@ -84,13 +105,11 @@ impl AgentConfig {
         let sink_names = list("sinks");
         if source_names.is_empty() && channel_names.is_empty() && sink_names.is_empty() {
             let agents = props.agent_names();
+            let define = props.the_files_define();
             let hint = if agents.is_empty() {
-                "the file defines no agent (expected keys like `a.sources = r1`)".to_owned()
+                format!("{define} no agent (expected keys like `a.sources = r1`)")
             } else {
-                format!(
-                    "the file defines agent(s) {}; pass one with -n",
-                    agents.join(", ")
-                )
+                format!("{define} agent(s) {}; pass one with -n", agents.join(", "))
             };
             return Err(root.error(None, format!("no agent named '{agent}': {hint}")));
         }
@@ -211,15 +230,14 @@ impl AgentConfig {
             };
             if !known.contains(&key) && !defined {
                 notes.push(format!(
-                    "{}:{}: {agent}.{key}: ignored: it belongs to no component listed in `{agent}.{top}`",
-                    props.path.display(),
-                    entry.line
+                    "{}: {agent}.{key}: ignored: it belongs to no component listed in `{agent}.{top}`",
+                    entry.at()
                 ));
             }
         }
         Ok(AgentConfig {
             agent: agent.to_owned(),
-            file: props.path.clone(),
+            files: props.files.iter().map(|f| f.to_path_buf()).collect(),
             sources,
             channels,
             sinks,
@@ -230,7 +248,8 @@ impl AgentConfig {
 
     /// A human-readable wiring diagram, for `weir agent --check`.
     pub fn describe(&self) -> String {
-        let mut out = format!("agent {} ({})\n", self.agent, self.file.display());
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        let mut out = format!("agent {} ({})\n", self.agent, files.join(", "));
         for s in &self.sources {
             out.push_str(&format!(
                 "  source  {} [{}] -> {}\n",
@@ -292,26 +311,28 @@ impl<'a> Section<'a> {
         self.props.get(&self.full(key))
     }
 
-    /// An error about `key` (or the section when `None`), at the key's line if it is set.
+    /// An error about `key` (or the section when `None`), at the key's file and line if it is
+    /// set.
     pub fn error(&self, key: Option<&str>, message: String) -> ConfigError {
         let full = key.map(|k| self.full(k));
-        // The key's own line, else (a missing key) where this component is first configured.
-        let line = full
-            .as_deref()
-            .and_then(|k| self.props.get(k))
-            .map(|e| e.line)
-            .or_else(|| {
-                self.props
-                    .with_prefix(&self.prefix)
-                    .map(|(_, e)| e.line)
-                    .min()
-            });
-        ConfigError {
-            file: self.props.path.clone(),
-            line,
+        // The key's own entry, else (a missing key) where this component is first configured
+        // (first file, then first line), else nowhere: all the files.
+        let entry = full.as_deref().and_then(|k| self.props.get(k)).or_else(|| {
+            self.props
+                .with_prefix(&self.prefix)
+                .map(|(_, e)| e)
+                .min_by_key(|e| self.props.position(e))
+        });
+        let mut error = ConfigError {
+            files: self.props.files.iter().map(|f| f.to_path_buf()).collect(),
+            line: None,
             key: full,
             message,
+        };
+        if let Some(e) = entry {
+            error.locate(e);
         }
+        error
     }
 
     pub fn string(&self, key: &str) -> Option<String> {
@@ -400,9 +421,8 @@ impl<'a> Section<'a> {
     pub fn accept_without_effect(&self, key: &str, why: &str, notes: &mut Vec<String>) {
         if let Some(e) = self.entry(key) {
             notes.push(format!(
-                "{}:{}: {}: accepted, no effect in weir: {why}",
-                self.props.path.display(),
-                e.line,
+                "{}: {}: accepted, no effect in weir: {why}",
+                e.at(),
                 self.full(key)
             ));
         }
@@ -418,12 +438,189 @@ impl<'a> Section<'a> {
                 .any(|u| key == u || key.starts_with(&format!("{u}.")));
             if !is_used {
                 notes.push(format!(
-                    "{}:{}: {}{key}: unknown key, ignored",
-                    self.props.path.display(),
-                    entry.line,
+                    "{}: {}{key}: unknown key, ignored",
+                    entry.at(),
                     self.prefix
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+        a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 4444\n\
+        a.sources.r1.channels = c1\n\
+        a.channels.c1.type = memory\n\
+        a.sinks.k1.type = logger\na.sinks.k1.channel = c1\n";
+
+    /// `base.properties` holding `base`, merged with `over.properties` holding `over`, with
+    /// the references of agent `a` resolved.
+    fn merged(base: &str, over: &str) -> Properties {
+        let base = Properties::parse(Path::new("base.properties"), base.as_bytes()).unwrap();
+        let over = Properties::parse(Path::new("over.properties"), over.as_bytes()).unwrap();
+        base.merge(over)
+    }
+
+    fn load(base: &str, over: &str) -> Result<AgentConfig, ConfigError> {
+        let mut props = merged(base, over);
+        props.interpolate(
+            "a.",
+            &Lookups {
+                system: &[],
+                env_fallback: false,
+                env: &|_| None,
+            },
+        )?;
+        AgentConfig::from_properties(&props, "a")
+    }
+
+    fn error(base: &str, over: &str) -> String {
+        match load(base, over) {
+            Ok(c) => panic!("accepted: {}", c.describe()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_later_file_overrides_and_the_config_names_both_files() {
+        let c = load(
+            BASE,
+            "a.sources.r1.port = 5555\na.channels.c1.capacity = 700\n",
+        )
+        .unwrap();
+        let SourceKind::Netcat(n) = &c.sources[0].kind else {
+            panic!("{:?}", c.sources[0].kind)
+        };
+        assert_eq!(n.port, 5555);
+        assert!(
+            c.describe()
+                .starts_with("agent a (base.properties, over.properties)\n"),
+            "{}",
+            c.describe()
+        );
+        // A bad value of the first file that the second replaces is no error.
+        let bad_base = BASE.replace("port = 4444", "port = http");
+        assert!(load(&bad_base, "a.sources.r1.port = 4444\n").is_ok());
+    }
+
+    #[test]
+    fn an_error_names_the_file_and_line_of_its_entry() {
+        // In the second file: its name and its line, not the first file's.
+        let err = error(BASE, "# site\na.sources.r1.port = 70000\n");
+        assert!(
+            err.starts_with("over.properties:2: a.sources.r1.port: '70000' is not a port"),
+            "{err}"
+        );
+        // In the first file, with a second file that sets other keys: the first file.
+        let err = error(
+            &BASE.replace("port = 4444", "port = http"),
+            "a.sinks.k1.type = null\n",
+        );
+        assert!(
+            err.starts_with("base.properties:6: a.sources.r1.port: 'http' is not a port"),
+            "{err}"
+        );
+        // A missing key: where the component is first configured, the first file's line.
+        let err = error(
+            &BASE.replace("a.sinks.k1.channel = c1\n", ""),
+            "a.sinks.k1.maxBytesToLog = 8\n",
+        );
+        assert!(
+            err.starts_with("base.properties:9: a.sinks.k1.channel: "),
+            "{err}"
+        );
+        // A component only the second file configures: the second file.
+        let err = error(
+            &BASE.replace("a.sinks = k1", "a.sinks = k1 k2"),
+            "\na.sinks.k2.type = null\n",
+        );
+        assert!(
+            err.starts_with("over.properties:2: a.sinks.k2.channel: "),
+            "{err}"
+        );
+        // What no file sets: every file, no line.
+        let props = merged(BASE, "a.sinks.k1.type = null\n");
+        let err = AgentConfig::from_properties(&props, "b")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with(
+                "base.properties, over.properties: no agent named 'b': the files define agent(s) a"
+            ),
+            "{err}"
+        );
+    }
+
+    /// A sink group defined in one file and a sink regrouped in another: the error is at the
+    /// second file's line and names where the first group was set, file and line; a group
+    /// listed in one file and given no keys anywhere points at the list's file and line.
+    #[test]
+    fn sink_group_errors_across_files_name_both_places() {
+        let base = format!(
+            "{}a.sinkgroups = g1 g2\na.sinkgroups.g1.sinks = k1 k2\n\
+             a.sinkgroups.g1.processor.type = failover\n",
+            BASE.replace("a.sinks = k1", "a.sinks = k1 k2")
+        );
+        let base = format!("{base}a.sinks.k2.type = null\na.sinks.k2.channel = c1\n");
+        let err = error(&base, "\na.sinkgroups.g2.sinks = k2\n");
+        assert!(
+            err.starts_with("over.properties:2: a.sinkgroups.g2.sinks: sink k2 is already in sink group g1 (base.properties:12)"),
+            "{err}"
+        );
+        let err = error(&base, "a.sinkgroups = g1 g3\n");
+        assert!(
+            err.starts_with("over.properties:1: a.sinkgroups.g3.sinks: sink group g3 has no sinks"),
+            "{err}"
+        );
+    }
+
+    /// Notes about a key (unknown, without effect) name its own file and line.
+    #[test]
+    fn notes_name_the_file_of_their_key() {
+        let c = load(BASE, "\na.sources.r1.bogus = 1\n").unwrap();
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n == "over.properties:2: a.sources.r1.bogus: unknown key, ignored"),
+            "{:?}",
+            c.notes
+        );
+    }
+
+    /// `${key}` resolves against the merged keys: a value of the second file may name a key of
+    /// the first, and the reverse; a reference overridden in the second file takes its value;
+    /// what cannot be resolved names the file of the value holding the reference.
+    #[test]
+    fn references_resolve_across_files() {
+        let base = format!("{BASE}nc.port = 6000\nnc.bind = ${{bind.addr}}\nbind.addr = 0.0.0.0\n");
+        let over = "a.sources.r1.port = ${nc.port}\na.sources.r1.bind = ${nc.bind}\nbind.addr = 10.0.0.2\n";
+        let c = load(&base, over).unwrap();
+        let SourceKind::Netcat(n) = &c.sources[0].kind else {
+            panic!("{:?}", c.sources[0].kind)
+        };
+        assert_eq!((n.port, n.bind.as_str()), (6000, "10.0.0.2"));
+        // The first file refers to a key only the second file sets.
+        let c = load(
+            &BASE.replace("port = 4444", "port = ${site.port}"),
+            "site.port = 7000\n",
+        )
+        .unwrap();
+        let SourceKind::Netcat(n) = &c.sources[0].kind else {
+            panic!("{:?}", c.sources[0].kind)
+        };
+        assert_eq!(n.port, 7000);
+        let err = error(BASE, "\n\na.sources.r1.port = ${nope}\n");
+        assert!(
+            err.starts_with(
+                "over.properties:3: a.sources.r1.port: `${nope}` cannot be resolved: no key nope in the files"
+            ),
+            "{err}"
+        );
     }
 }

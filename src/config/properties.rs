@@ -1,32 +1,46 @@
-//! Loading a Flume properties file into keys, values and the line each came from, so every
-//! configuration error can point at its line. Parsing itself (escapes, `\` continuations, `:` or
-//! `=` separators, comments) is the `java-properties` crate's; files are read as UTF-8, which is
-//! what Flume users write in practice (plain ASCII is identical in both).
+//! Loading Flume properties files into keys, values and the file and line each came from, so
+//! every configuration error can point at its line. Parsing itself (escapes, `\` continuations,
+//! `:` or `=` separators, comments) is the `java-properties` crate's; files are read as UTF-8,
+//! which is what Flume users write in practice (plain ASCII is identical in both).
+//!
+//! Several files (`-f a.properties -f b.properties`, as Flume 1.10+ accepts) are loaded in order
+//! and merged: a key set in a later file overrides the same key of an earlier one, and each
+//! entry keeps the file it was read from.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::ConfigError;
 
-/// One value and the 1-based line it was set on.
+/// One value, the file it was read from and the 1-based line it was set on there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub value: String,
+    pub file: Arc<Path>,
     pub line: usize,
 }
 
-/// The key/value pairs of one properties file. A key set twice keeps the last value, as Java's
-/// `Properties.load` does.
+impl Entry {
+    /// `FILE:LINE`, as errors and notes print where the entry was set.
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// The key/value pairs of one or more properties files. A key set twice keeps the last value,
+/// as Java's `Properties.load` does, also across files.
 #[derive(Clone, Debug, Default)]
 pub struct Properties {
-    pub path: PathBuf,
+    /// The files read, in the order they were loaded (a later one overrides an earlier one).
+    pub files: Vec<Arc<Path>>,
     pub entries: BTreeMap<String, Entry>,
 }
 
 impl Properties {
     pub fn load(path: &Path) -> Result<Properties, ConfigError> {
         let bytes = std::fs::read(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
+            files: vec![path.to_owned()],
             line: None,
             key: None,
             message: format!("cannot read configuration file: {e}"),
@@ -34,12 +48,23 @@ impl Properties {
         Properties::parse(path, &bytes)
     }
 
+    /// Loads `paths` in order and merges them, later keys winning (Flume 1.10+'s repeated
+    /// `--conf-file`). No paths give no entries.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Properties, ConfigError> {
+        let mut merged = Properties::default();
+        for path in paths {
+            merged = merged.merge(Properties::load(path)?);
+        }
+        Ok(merged)
+    }
+
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Properties, ConfigError> {
+        let file: Arc<Path> = Arc::from(path);
         let mut entries = BTreeMap::new();
         let iter = java_properties::PropertiesIter::new_with_encoding(bytes, encoding_rs::UTF_8);
         for line in iter {
             let line = line.map_err(|e| ConfigError {
-                file: path.to_owned(),
+                files: vec![path.to_owned()],
                 line: e.line_number(),
                 key: None,
                 message: format!("not a valid properties line: {e}"),
@@ -50,18 +75,62 @@ impl Properties {
                     key.trim().to_owned(),
                     Entry {
                         value: value.trim().to_owned(),
+                        file: file.clone(),
                         line: number,
                     },
                 );
             }
         }
         Ok(Properties {
-            path: path.to_owned(),
+            files: vec![file],
             entries,
         })
     }
 
-    /// Agents the file defines: the `X` of every `X.sources`, `X.channels` or `X.sinks` key.
+    /// `self` with the entries of `later` added, a key of both taking `later`'s value (and file
+    /// and line).
+    pub fn merge(mut self, later: Properties) -> Properties {
+        self.files.extend(later.files);
+        self.entries.extend(later.entries);
+        self
+    }
+
+    /// The files, as messages name them: `a.properties, b.properties`.
+    pub fn file_list(&self) -> String {
+        let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        names.join(", ")
+    }
+
+    /// "the file" or "the files", for messages about the configuration as a whole.
+    pub fn the_files(&self) -> &'static str {
+        if self.files.len() > 1 {
+            "the files"
+        } else {
+            "the file"
+        }
+    }
+
+    /// "the file defines" or "the files define".
+    pub fn the_files_define(&self) -> &'static str {
+        if self.files.len() > 1 {
+            "the files define"
+        } else {
+            "the file defines"
+        }
+    }
+
+    /// Where `entry` stands in the merged configuration: its file's place in the load order,
+    /// then its line. Orders entries by where they were written.
+    pub fn position(&self, entry: &Entry) -> (usize, usize) {
+        let file = self
+            .files
+            .iter()
+            .position(|f| Arc::ptr_eq(f, &entry.file))
+            .unwrap_or(usize::MAX);
+        (file, entry.line)
+    }
+
+    /// Agents the files define: the `X` of every `X.sources`, `X.channels` or `X.sinks` key.
     pub fn agent_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .entries
@@ -102,14 +171,91 @@ mod tests {
             p.get("a.sources").unwrap(),
             &Entry {
                 value: "r2".into(),
+                file: Arc::from(Path::new("x.properties")),
                 line: 8
             }
         );
+        assert_eq!(p.get("a.sources").unwrap().at(), "x.properties:8");
         assert_eq!(p.get("a.channels").unwrap().value, "c1 c2");
         assert_eq!(p.get("a.channels").unwrap().line, 5);
         assert_eq!(p.get("a.sinks").unwrap().value, "k1");
         assert_eq!(p.get("key").unwrap().value, "caf\u{e9}");
         let under: Vec<_> = p.with_prefix("a.s").map(|(k, _)| k.to_owned()).collect();
         assert_eq!(under, vec!["inks", "ources"]);
+    }
+
+    fn parse(name: &str, text: &str) -> Properties {
+        Properties::parse(Path::new(name), text.as_bytes()).unwrap()
+    }
+
+    /// `-f base -f override`: a key of both takes the later file's value, file and line; the
+    /// others keep where they were set; the files are remembered in load order.
+    #[test]
+    fn merge_later_files_win_and_entries_keep_their_file() {
+        let base = parse("base.properties", "a.x = 1\na.y = 2\na.z = 3\n");
+        let over = parse("over.properties", "# override\na.y = 20\na.w = 40\n");
+        let last = parse("last.properties", "a.y = 200\n");
+        let p = base.merge(over).merge(last);
+        let got: Vec<(&str, &str, String)> = p
+            .entries
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.value.as_str(), e.at()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.w", "40", "over.properties:3".to_owned()),
+                ("a.x", "1", "base.properties:1".to_owned()),
+                ("a.y", "200", "last.properties:1".to_owned()),
+                ("a.z", "3", "base.properties:3".to_owned()),
+            ]
+        );
+        assert_eq!(
+            p.file_list(),
+            "base.properties, over.properties, last.properties"
+        );
+        assert_eq!(p.the_files_define(), "the files define");
+        // Entries order by file, then line: a later file's line 1 comes after an earlier's 3.
+        let (x, y, z) = (p.get("a.x"), p.get("a.y"), p.get("a.z"));
+        let at = |e: Option<&Entry>| e.map(|e| p.position(e));
+        assert!(
+            at(x) < at(z) && at(z) < at(y),
+            "{:?}",
+            (at(x), at(y), at(z))
+        );
+    }
+
+    #[test]
+    fn load_all_reads_files_in_order_and_names_the_one_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.properties");
+        let second = dir.path().join("second.properties");
+        std::fs::write(&first, "a.x = 1\na.y = 1\n").unwrap();
+        std::fs::write(&second, "a.y = 2\n").unwrap();
+        let both = [first.clone(), second.clone()];
+        let p = Properties::load_all(&both).unwrap();
+        assert_eq!(p.get("a.x").unwrap().value, "1");
+        assert_eq!(
+            p.get("a.y").unwrap().at(),
+            format!("{}:1", second.display())
+        );
+        assert_eq!(p.get("a.y").unwrap().value, "2");
+        // The other order: the first file's value wins now.
+        let p = Properties::load_all(&[second.clone(), first.clone()]).unwrap();
+        assert_eq!(p.get("a.y").unwrap().value, "1");
+
+        let missing = dir.path().join("missing.properties");
+        let err = Properties::load_all(&[first, missing.clone()]).unwrap_err();
+        assert_eq!(err.files, [missing]);
+        assert!(err.message.contains("cannot read"), "{err}");
+        // A line that is no valid properties line, in the second file, names that file and line.
+        std::fs::write(&second, "a.y = 2\na.z = \\u12\n").unwrap();
+        let err = Properties::load_all(&both).unwrap_err();
+        assert_eq!(
+            (err.files, err.line),
+            (vec![second], Some(2)),
+            "{}",
+            err.message
+        );
     }
 }

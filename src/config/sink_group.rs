@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Section};
+use super::{ConfigError, Entry, Section};
 
 /// One `a.sinkgroups.<name>` group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,10 +126,10 @@ pub(super) fn parse_sink_groups(
     let Some(list) = root.string("sinkgroups") else {
         return Ok(Vec::new());
     };
-    let list_line = root.entry("sinkgroups").map(|e| e.line);
+    let list_entry = root.entry("sinkgroups");
     let mut groups: Vec<SinkGroupConfig> = Vec::new();
-    // sink → (group, line of that group's `sinks` key), to report a sink in two groups.
-    let mut owners: Vec<(String, String, Option<usize>)> = Vec::new();
+    // sink → (group, that group's `sinks` entry), to report a sink in two groups.
+    let mut owners: Vec<(String, String, Option<&Entry>)> = Vec::new();
     for name in list.split_whitespace() {
         if groups.iter().any(|g| g.name == name) {
             return Err(root.error(
@@ -152,10 +152,12 @@ pub(super) fn parse_sink_groups(
                 ),
             );
             // A group with no keys at all: point at the list that names it.
-            e.line = e.line.or(list_line);
+            if let (None, Some(list)) = (e.line, list_entry) {
+                e.locate(list);
+            }
             return Err(e);
         }
-        let sinks_line = s.entry("sinks").map(|e| e.line);
+        let sinks_entry = s.entry("sinks");
         for (i, sink) in sinks.iter().enumerate() {
             if !sink_names.contains(sink) {
                 return Err(s.error(
@@ -169,8 +171,13 @@ pub(super) fn parse_sink_groups(
             if sinks[..i].contains(sink) {
                 return Err(s.error(Some("sinks"), format!("sink {sink} is listed twice")));
             }
-            if let Some((_, group, line)) = owners.iter().find(|(k, _, _)| k == sink) {
-                let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            if let Some((_, group, owner)) = owners.iter().find(|(k, _, _)| k == sink) {
+                // The line, or the file and line when the other group is set in another file.
+                let at = match (owner, sinks_entry) {
+                    (Some(o), Some(here)) if o.file == here.file => format!(" (line {})", o.line),
+                    (Some(o), _) => format!(" ({})", o.at()),
+                    (None, _) => String::new(),
+                };
                 return Err(s.error(
                     Some("sinks"),
                     format!(
@@ -178,7 +185,7 @@ pub(super) fn parse_sink_groups(
                     ),
                 ));
             }
-            owners.push((sink.clone(), name.to_owned(), sinks_line));
+            owners.push((sink.clone(), name.to_owned(), sinks_entry));
         }
         let processor = parse_processor(name, &s, &sinks)?;
         s.note_unused(notes);

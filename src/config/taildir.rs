@@ -114,9 +114,8 @@ pub(super) fn parse_taildir(
     for (rest, entry) in props.with_prefix(&s.full("filegroups.")) {
         if !names.iter().any(|n| n == rest) {
             notes.push(format!(
-                "{}:{}: {}: ignored: group '{rest}' is not listed in {}",
-                props.path.display(),
-                entry.line,
+                "{}: {}: ignored: group '{rest}' is not listed in {}",
+                entry.at(),
                 s.full(&format!("filegroups.{rest}")),
                 s.full("filegroups")
             ));
@@ -133,9 +132,8 @@ pub(super) fn parse_taildir(
                 g.headers.insert(header.to_owned(), entry.value.clone());
             }
             _ => notes.push(format!(
-                "{}:{}: {}: ignored: expected headers.<group>.<header> with a group listed in {}",
-                props.path.display(),
-                entry.line,
+                "{}: {}: ignored: expected headers.<group>.<header> with a group listed in {}",
+                entry.at(),
                 s.full(&key),
                 s.full("filegroups")
             )),
