@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use support::{Agent, Broker, Client, consume, consume_until, free_port, has_all, kafka_config};
+use support::{
+    Agent, Broker, Client, KafkaPython, consume, consume_until, free_port, has_all, kafka_config,
+};
 use weir::config::{AgentConfig, Properties};
 use weir::event::Event;
 use weir::sink::{self, SinkCounters};
@@ -169,6 +171,143 @@ fn flume_event_format_puts_headers_and_body_in_the_value() {
     assert_eq!(got[0].key.as_deref(), Some(&b"k1"[..]));
     assert_eq!(got[0].header("host"), Some("edge-7"));
     assert_eq!(got[0].offset_header(), 5);
+}
+
+/// Events with binary, empty and large bodies, non-ASCII headers, and each way of choosing a
+/// partition: a `key` header, a `part` header, neither.
+fn interop_events() -> Vec<(u64, Event)> {
+    (0..200u64)
+        .map(|i| {
+            let body: Vec<u8> = match i % 7 {
+                0 => Vec::new(),
+                1 => (0..=255u8).collect(),
+                2 if i == 2 => vec![b'x'; 200 * 1024],
+                _ => format!("line {i} \u{e9}t\u{e9} \u{1f600}").into_bytes(),
+            };
+            let mut e = Event::new(body)
+                .with_header("seq", i.to_string())
+                .with_header("h\u{f6}st", "edge-\u{e4}");
+            e = match i % 3 {
+                0 => e.with_header("key", format!("user-{}", i % 11)),
+                1 => e.with_header("part", (i % 4).to_string()),
+                _ => e,
+            };
+            (1000 + i, e)
+        })
+        .collect()
+}
+
+/// What the sink wrote is read back by kafka-python, a client that shares no code with
+/// librdkafka, under every codec a Flume config may name: each record once, with its body
+/// (empty is empty, not null), key, headers and channel offset; in the partition its `part`
+/// header named, or for a keyed record the one Java's producer (Flume's) picks for the key;
+/// and in channel order within each partition.
+#[test]
+fn a_client_sharing_no_code_with_librdkafka_reads_what_the_sink_wrote() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(reader) = KafkaPython::find() else {
+        return;
+    };
+    let events = interop_events();
+    let by_offset: BTreeMap<u64, &Event> = events.iter().map(|(o, e)| (*o, e)).collect();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("interop-{codec}");
+        broker.create_topic(&topic, 4);
+        let mut sink = sink_from(&sink_text(
+            &broker.bootstrap(),
+            &format!(
+                "a.sinks.k1.kafka.topic = {topic}\na.sinks.k1.partitionIdHeader = part\n\
+                 a.sinks.k1.kafka.producer.compression.type = {codec}\n"
+            ),
+        ));
+        for batch in events.chunks(50) {
+            sink.deliver(batch).unwrap();
+        }
+        let got = reader.read(
+            &broker.bootstrap(),
+            &topic,
+            events.len(),
+            false,
+            Duration::from_secs(60),
+        );
+        assert_eq!(got.len(), events.len(), "{codec}");
+        let mut last_in_partition: BTreeMap<i32, (u64, u64)> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for r in &got {
+            let offset = r.record.offset_header();
+            assert!(seen.insert(offset), "{codec}: offset {offset} read twice");
+            let event = by_offset[&offset];
+            assert_eq!(r.record.body, event.body, "{codec}: body of {offset}");
+            assert!(!r.value_is_null, "{codec}: {offset} has a null value");
+            assert_eq!(
+                r.record.key.as_deref(),
+                event.headers.get("key").map(|k| k.as_bytes()),
+                "{codec}: key of {offset}"
+            );
+            let mut want: Vec<(String, String)> = event
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            want.push(("weir.offset".into(), offset.to_string()));
+            let mut headers = r.record.headers.clone();
+            headers.sort();
+            want.sort();
+            assert_eq!(headers, want, "{codec}: headers of {offset}");
+            match (event.headers.get("part"), r.java_partition) {
+                (Some(p), _) => assert_eq!(r.record.partition.to_string(), *p, "{codec}"),
+                (None, Some(java)) => assert_eq!(
+                    r.record.partition, java,
+                    "{codec}: keyed record {offset} not where Java's producer puts its key"
+                ),
+                (None, None) => assert!((0..4).contains(&r.record.partition)),
+            }
+            if let Some((prev_offset, prev_kafka)) =
+                last_in_partition.insert(r.record.partition, (offset, r.offset))
+            {
+                assert!(
+                    prev_offset < offset && prev_kafka < r.offset,
+                    "{codec}: partition {} out of channel order",
+                    r.record.partition
+                );
+            }
+        }
+    }
+}
+
+/// `useFlumeEventFormat = true` values decode with Flume's Avro schema for `AvroFlumeEvent`
+/// in fastavro, an Avro implementation independent of weir's encoder.
+#[test]
+fn flume_event_format_values_decode_with_flumes_schema_elsewhere() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(reader) = KafkaPython::find() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.useFlumeEventFormat = true\n",
+    ));
+    let mut events = interop_events();
+    events.truncate(30);
+    events.push((2000, Event::new(&b"no headers"[..])));
+    sink.deliver(&events).unwrap();
+    let got = reader.read(
+        &broker.bootstrap(),
+        "main",
+        events.len(),
+        true,
+        Duration::from_secs(60),
+    );
+    assert_eq!(got.len(), events.len());
+    for (r, (offset, event)) in got.iter().zip(&events) {
+        assert_eq!(r.record.offset_header(), *offset);
+        assert_eq!(r.flume_event.as_ref(), Some(event), "event at {offset}");
+    }
 }
 
 #[test]

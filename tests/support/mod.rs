@@ -1,6 +1,6 @@
 //! Test support for the agent and Kafka tests: a weir agent process, a netcat client, a tansu
-//! broker per test (so a test may freeze or kill it), and an rdkafka consumer that reads a whole
-//! topic.
+//! broker per test (so a test may freeze or kill it), and two Kafka clients that read a whole
+//! topic: an rdkafka consumer, and kafka-python for a reader that shares no code with the sink's.
 //!
 //! Without the `tansu` binary a test is skipped with a message, except under `CI=true`, where
 //! it fails: CI must have the broker (`.ci/run` installs it).
@@ -20,6 +20,11 @@ mod consumer;
 #[cfg(feature = "kafka")]
 #[allow(unused_imports)]
 pub use consumer::*;
+#[cfg(feature = "kafka")]
+mod kafka_python;
+#[cfg(feature = "kafka")]
+#[allow(unused_imports)]
+pub use kafka_python::*;
 
 /// A port nothing listens on now, and that no other test of this process was given: the
 /// kernel hands a released port out again, and tests run in parallel, so two agents could
