@@ -211,6 +211,8 @@ fn weir(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(8),
             use_flume_event_format: false,
+            timestamp_header: None,
+            header_map: Vec::new(),
         }),
     };
     let runner = SinkRunner {

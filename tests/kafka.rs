@@ -277,6 +277,85 @@ fn a_client_sharing_no_code_with_librdkafka_reads_what_the_sink_wrote() {
     }
 }
 
+/// Flume 1.11's `timestampHeader` stamps the record with the header's epoch milliseconds (the
+/// send time when it is missing or not a number), and `header.<event> = <record>` sends only
+/// the mapped event headers, renamed, besides `weir.offset`.
+#[test]
+fn timestamp_header_and_header_mapping_follow_flume_1_11() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(reader) = KafkaPython::find() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.timestampHeader = timestamp\n\
+         a.sinks.k1.header.host = origin\na.sinks.k1.header.dc = datacenter\n",
+    ));
+    let stamped = 1_500_000_000_123i64;
+    let events = vec![
+        (
+            1,
+            Event::new(&b"stamped"[..])
+                .with_header("timestamp", stamped.to_string())
+                .with_header("host", "edge-1")
+                .with_header("dc", "west")
+                .with_header("other", "not sent"),
+        ),
+        (
+            2,
+            Event::new(&b"not a number"[..])
+                .with_header("timestamp", "yesterday")
+                .with_header("host", "edge-2"),
+        ),
+        (3, Event::new(&b"no header"[..])),
+    ];
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    sink.deliver(&events).unwrap();
+    let got = reader.read(
+        &broker.bootstrap(),
+        "main",
+        3,
+        false,
+        Duration::from_secs(60),
+    );
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.create_time), "{got:?}");
+    assert_eq!(got[0].timestamp, stamped);
+    for r in &got[1..] {
+        assert!(
+            (before - 1_000..before + 120_000).contains(&r.timestamp),
+            "{} not stamped with the send time: {}",
+            String::from_utf8_lossy(&r.record.body),
+            r.timestamp
+        );
+    }
+    let headers = |r: &support::PythonRecord| {
+        let mut h = r.record.headers.clone();
+        h.sort();
+        h
+    };
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        headers(&got[0]),
+        [
+            pair("datacenter", "west"),
+            pair("origin", "edge-1"),
+            pair("weir.offset", "1")
+        ]
+    );
+    assert_eq!(
+        headers(&got[1]),
+        [pair("origin", "edge-2"), pair("weir.offset", "2")]
+    );
+    assert_eq!(headers(&got[2]), [pair("weir.offset", "3")]);
+}
+
 /// `useFlumeEventFormat = true` values decode with Flume's Avro schema for `AvroFlumeEvent`
 /// in fastavro, an Avro implementation independent of weir's encoder.
 #[test]

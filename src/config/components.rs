@@ -699,6 +699,15 @@ pub struct KafkaSinkConfig {
     /// Flume's `useFlumeEventFormat`: record values are Avro `AvroFlumeEvent` datums (headers
     /// and body) instead of the bare body.
     pub use_flume_event_format: bool,
+    /// Flume 1.11's `timestampHeader`: the event header whose value (epoch milliseconds)
+    /// becomes the record's timestamp. Without it, or when the value is not a number, the
+    /// record is stamped with the time it is produced.
+    pub timestamp_header: Option<String>,
+    /// Flume 1.11's `header.<event header> = <record header>`: which event headers become record
+    /// headers, and under which name. Empty (the default): every event header, under its own
+    /// name (Flume sends none then; weir's choice, so nothing is dropped on the way). Either
+    /// way the record also carries `weir.offset`.
+    pub header_map: Vec<(String, String)>,
 }
 
 /// Java producer properties that librdkafka does not know, and what weir does with them.
@@ -710,9 +719,12 @@ fn java_only_producer_key(key: &str) -> Option<&'static str> {
         "sasl.jaas.config" => {
             Some("set kafka.producer.sasl.username and kafka.producer.sasl.password instead")
         }
-        "partitioner.class" | "interceptor.classes" | "metric.reporters" => {
-            Some("Java classes cannot be loaded")
-        }
+        "partitioner.class" => Some(
+            "Java classes cannot be loaded; keyed records go where Java's default partitioner \
+             puts them (murmur2 of the key), and kafka.producer.partitioner picks another of \
+             librdkafka's",
+        ),
+        "interceptor.classes" | "metric.reporters" => Some("Java classes cannot be loaded"),
         _ => None,
     }
 }
@@ -807,6 +819,17 @@ fn parse_kafka(
         };
         producer.push((key.to_owned(), entry.value.clone()));
     }
+    let mut header_map = Vec::new();
+    for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {
+        s.entry(&format!("header.{event_header}"));
+        if entry.value.is_empty() {
+            return Err(s.error(
+                Some(&format!("header.{event_header}")),
+                "empty: give the name of the record header to carry this event header".into(),
+            ));
+        }
+        header_map.push((event_header.to_owned(), entry.value.clone()));
+    }
     let default_partition = match s.string("defaultPartitionId") {
         Some(v) => Some(v.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
             s.error(
@@ -848,6 +871,8 @@ fn parse_kafka(
             on_unsendable,
             in_flight_batches: s.positive_or("kafka.inFlightBatches", 8)? as usize,
             use_flume_event_format,
+            timestamp_header: s.string("timestampHeader").filter(|h| !h.is_empty()),
+            header_map,
         },
         batch_size,
     ))
@@ -984,6 +1009,39 @@ mod tests {
             ("new:9092", "new")
         );
         assert_eq!(batch, 50);
+    }
+
+    /// Flume 1.11's record timestamp and header mapping keys.
+    #[test]
+    fn the_kafka_sinks_timestamp_header_and_header_mapping_are_read() {
+        let (c, _, notes) = kafka_sink(
+            "a.sinks.k1.kafka.bootstrap.servers = b:9092\na.sinks.k1.timestampHeader = ts\n\
+             a.sinks.k1.header.host = origin\na.sinks.k1.header.dc = datacenter\n",
+        );
+        assert_eq!(c.timestamp_header.as_deref(), Some("ts"));
+        assert_eq!(
+            c.header_map,
+            [
+                ("dc".to_owned(), "datacenter".to_owned()),
+                ("host".to_owned(), "origin".to_owned())
+            ]
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+
+        let (c, _, _) = kafka_sink("a.sinks.k1.kafka.bootstrap.servers = b:9092\n");
+        assert_eq!((c.timestamp_header, c.header_map), (None, vec![]));
+
+        let props = Properties::parse(
+            Path::new("t.properties"),
+            b"a.sinks.k1.kafka.bootstrap.servers = b:9092\na.sinks.k1.header.host =\n",
+        )
+        .unwrap();
+        let s = Section::new(&props, "a.sinks.k1.".into());
+        let e = parse_kafka(&s, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.properties:2: a.sinks.k1.header.host: empty"),
+            "{e}"
+        );
     }
 
     /// The Flume user guide's example sets `kafka.flumeBatchSize`, which Flume never reads: weir

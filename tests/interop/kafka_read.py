@@ -75,6 +75,8 @@ def main():
                     "key": None if r.key is None else r.key.hex(),
                     "value": None if r.value is None else r.value.hex(),
                     "headers": [[k, v.hex()] for k, v in r.headers],
+                    "timestamp": r.timestamp,
+                    "timestamp_type": r.timestamp_type,
                 }
                 if r.key is not None:
                     # Where the Java producer (Flume's) puts a keyed record: a positive

@@ -16,6 +16,10 @@ use super::Record;
 pub struct PythonRecord {
     pub record: Record,
     pub offset: u64,
+    /// Milliseconds since the epoch, and whether the producer set it (`CreateTime`) rather
+    /// than the broker (`LogAppendTime`).
+    pub timestamp: i64,
+    pub create_time: bool,
     /// The record's value is null (not merely empty).
     pub value_is_null: bool,
     /// For a keyed record: the partition the Java producer's default partitioner (Flume's)
@@ -117,6 +121,8 @@ fn parse_line(line: &str) -> PythonRecord {
             headers: pairs(&v["headers"], true),
         },
         offset: v["offset"].as_u64().expect("offset"),
+        timestamp: v["timestamp"].as_i64().expect("timestamp"),
+        create_time: v["timestamp_type"].as_i64() == Some(0),
         value_is_null: v["value"].is_null(),
         java_partition: v["java_partition"].as_i64().map(|p| p as i32),
         flume_event: v.get("flume_event").map(|e| {

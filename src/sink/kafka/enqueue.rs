@@ -83,6 +83,8 @@ pub struct Record<'a> {
     /// Copied by librdkafka.
     pub key: Option<&'a [u8]>,
     pub headers: NativeHeaders,
+    /// Milliseconds since the epoch; `None`: the time it is enqueued.
+    pub timestamp: Option<i64>,
 }
 
 /// Enqueues a record. On refusal the opaque comes back (with the error code) so the caller can
@@ -129,6 +131,13 @@ where
         vu(T::RD_KAFKA_VTYPE_VALUE, mem(payload_ptr, payload_len)),
         vu(T::RD_KAFKA_VTYPE_KEY, mem(key_ptr, key_len)),
         vu(T::RD_KAFKA_VTYPE_OPAQUE, Arg { ptr: opaque_ptr }),
+        // 0 is librdkafka's "now".
+        vu(
+            T::RD_KAFKA_VTYPE_TIMESTAMP,
+            Arg {
+                i64_: record.timestamp.unwrap_or(0),
+            },
+        ),
         vu(
             T::RD_KAFKA_VTYPE_HEADERS,
             Arg {

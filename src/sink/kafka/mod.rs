@@ -227,6 +227,44 @@ impl KafkaSink {
         Ok((topic, partition))
     }
 
+    /// The record timestamp `timestampHeader` gives, if set and valid (counted in `bad` if
+    /// not: Kafka refuses negative timestamps, and Flume stamps such records with the time
+    /// they are sent, after a warning).
+    fn timestamp(&self, event: &Event, bad: &mut usize) -> Option<i64> {
+        let value = event.headers.get(self.config.timestamp_header.as_ref()?)?;
+        let ms = value.trim().parse::<i64>().ok().filter(|ms| *ms >= 0);
+        if ms.is_none() {
+            *bad += 1;
+        }
+        ms
+    }
+
+    /// The record headers of `event`: its headers, all or as `header.*` maps them, and its
+    /// offset in the channel.
+    fn record_headers(&self, event: &Event, offset_text: &str) -> NativeHeaders {
+        let map = &self.config.header_map;
+        let mut headers = NativeHeaders::with_capacity(
+            if map.is_empty() {
+                event.headers.len()
+            } else {
+                map.len()
+            } + 1,
+        );
+        if map.is_empty() {
+            for (k, v) in &event.headers {
+                headers.add(k, v.as_bytes());
+            }
+        } else {
+            for (from, to) in map {
+                if let Some(v) = event.headers.get(from) {
+                    headers.add(to, v.as_bytes());
+                }
+            }
+        }
+        headers.add(OFFSET_HEADER, offset_text.as_bytes());
+        headers
+    }
+
     /// Writes refused events to the dead-letter file and syncs it.
     fn dead_letter(
         &self,
@@ -399,6 +437,7 @@ impl KafkaSink {
         let batch = Arc::new(BatchState::default());
         let mut local_failures: Vec<(usize, String, bool)> = Vec::new();
         let mut sent = 0usize;
+        let mut bad_timestamps = 0usize;
         for (index, (offset, event)) in events.iter().enumerate() {
             let (topic, partition) = match self.route(event) {
                 Ok(r) => r,
@@ -439,12 +478,9 @@ impl KafkaSink {
             });
             let mut offset_text = itoa::Buffer::new();
             let offset_text = offset_text.format(*offset);
+            let timestamp = self.timestamp(event, &mut bad_timestamps);
             loop {
-                let mut headers = NativeHeaders::with_capacity(event.headers.len() + 1);
-                for (k, v) in &event.headers {
-                    headers.add(k, v.as_bytes());
-                }
-                headers.add(OFFSET_HEADER, offset_text.as_bytes());
+                let headers = self.record_headers(event, offset_text);
                 let record = Record {
                     topic,
                     partition,
@@ -455,6 +491,7 @@ impl KafkaSink {
                     },
                     key: event.headers.get(KEY_HEADER).map(|k| k.as_bytes()),
                     headers,
+                    timestamp,
                 };
                 match enqueue::enqueue(&self.producer, record, opaque) {
                     Ok(()) => {
@@ -478,6 +515,14 @@ impl KafkaSink {
                     }
                 }
             }
+        }
+        if bad_timestamps > 0 {
+            tracing::warn!(
+                sink = %self.name,
+                events = bad_timestamps,
+                header = self.config.timestamp_header.as_deref().unwrap_or_default(),
+                "timestampHeader value is not a time in epoch milliseconds; those records are stamped with the time they are sent"
+            );
         }
         self.on_its_way.push_back(OnItsWay {
             state: batch,
