@@ -37,8 +37,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
 use weir::config::{
-    FileChannelConfig, KafkaSinkConfig, SelectorConfig, SeqConfig, SinkConfig, SinkKind,
-    SourceConfig, SourceKind, UnsendablePolicy,
+    FileChannelConfig, KafkaSinkConfig, ProducerProperty, SelectorConfig, SeqConfig, SinkConfig,
+    SinkKind, SourceConfig, SourceKind, UnsendablePolicy,
 };
 use weir::sink::{SinkCounters, SinkRunner};
 use weir::source::seq::{self, SeqSource};
@@ -198,11 +198,11 @@ fn weir(
             partition_header: None,
             default_partition: None,
             producer: vec![
-                ("acks".into(), "all".into()),
-                ("enable.idempotence".into(), "true".into()),
-                (
-                    "linger.ms".into(),
-                    std::env::var("WEIR_BENCH_LINGER_MS").unwrap_or_else(|_| "2".into()),
+                ProducerProperty::new("acks", "all"),
+                ProducerProperty::new("enable.idempotence", "true"),
+                ProducerProperty::new(
+                    "linger.ms",
+                    &std::env::var("WEIR_BENCH_LINGER_MS").unwrap_or_else(|_| "2".into()),
                 ),
             ],
             on_unsendable: UnsendablePolicy::Block,

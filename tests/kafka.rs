@@ -92,6 +92,111 @@ fn tls_and_sasl_producer_settings_are_built_in() {
     }
 }
 
+/// Java producer properties found in Flume configs start the sink: each is passed under
+/// librdkafka's name, or left out with a note (no broker needed: the producer connects only
+/// when it first sends).
+#[test]
+fn java_producer_properties_of_flume_configs_start_the_sink() {
+    let p = "a.sinks.k1.kafka.producer.";
+    for (k, v) in [
+        ("acks", "1"),
+        ("acks", "0"),
+        ("acks", "-1"),
+        ("batch.size", "16384"),
+        ("buffer.memory", "33554432"),
+        ("client.id", "flume"),
+        ("compression.type", "snappy"),
+        ("linger.ms", "1"),
+        ("max.block.ms", "60000"),
+        ("max.request.size", "1048576"),
+        ("retries", "2147483647"),
+        ("retries", "0"),
+        ("retry.backoff.ms", "100"),
+        ("request.timeout.ms", "30000"),
+        ("delivery.timeout.ms", "120000"),
+        ("max.in.flight.requests.per.connection", "1"),
+        ("max.in.flight.requests.per.connection", "10"),
+        ("enable.idempotence", "false"),
+        ("metadata.max.age.ms", "300000"),
+        ("receive.buffer.bytes", "32768"),
+        ("send.buffer.bytes", "-1"),
+        ("reconnect.backoff.ms", "50"),
+        ("reconnect.backoff.max.ms", "1000"),
+        ("connections.max.idle.ms", "540000"),
+        ("ssl.endpoint.identification.algorithm", "HTTPS"),
+        ("ssl.endpoint.identification.algorithm", ""),
+        ("ssl.protocol", "TLSv1.2"),
+        ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
+        ("sasl.kerberos.service.name", "kafka"),
+        (
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        ),
+        ("interceptor.classes", "com.example.Interceptor"),
+        (
+            "key.serializer",
+            "org.apache.kafka.common.serialization.StringSerializer",
+        ),
+        (
+            "value.serializer",
+            "org.apache.kafka.common.serialization.ByteArraySerializer",
+        ),
+        ("transactional.id", "flume-1"),
+        ("transaction.timeout.ms", "60000"),
+        ("metrics.sample.window.ms", "30000"),
+        ("metadata.max.idle.ms", "300000"),
+        ("partitioner.ignore.keys", "false"),
+        ("partitioner.adaptive.partitioning.enable", "true"),
+        ("auto.include.jmx.reporter", "true"),
+        ("client.dns.lookup", "use_all_dns_ips"),
+        ("socket.connection.setup.timeout.ms", "10000"),
+    ] {
+        let extra = format!("{p}{k} = {v}\n");
+        if let Err(e) = try_sink_from(&sink_text("127.0.0.1:9", &extra)) {
+            panic!("{k} = {v}: {e:#}");
+        }
+    }
+    // A value librdkafka refuses names the key and where it was set.
+    let Err(e) = try_sink_from(&sink_text("127.0.0.1:9", &format!("{p}linger.ms = soon\n"))) else {
+        panic!("linger.ms = soon was accepted");
+    };
+    let e = format!("{e:#}");
+    assert!(
+        e.starts_with("test.properties:11: a.sinks.k1.kafka.producer.linger.ms"),
+        "{e}"
+    );
+}
+
+/// The Flume user guide's Kafka sink example, as users copy it: `kafka.flumeBatchSize` (which
+/// Flume ignores), `acks = 1` (weir keeps acks=all), `linger.ms` and snappy. It starts, and
+/// every acknowledged line arrives.
+#[test]
+fn the_flume_user_guides_kafka_sink_example_runs() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("mytopic", 1);
+    let (_dir, mut agent, mut client) = agent_for(
+        &broker,
+        "mytopic",
+        "a.sinks.k1.kafka.flumeBatchSize = 20\n\
+         a.sinks.k1.kafka.producer.acks = 1\n\
+         a.sinks.k1.kafka.producer.linger.ms = 1\n\
+         a.sinks.k1.kafka.producer.compression.type = snappy\n",
+    );
+    let ok = send_lines(&mut client, "guide", 0, 100);
+    assert_eq!(ok.len(), 100);
+    expect_lines(
+        &broker,
+        "mytopic",
+        1,
+        &ok,
+        Duration::from_secs(30),
+        "with the user guide's settings",
+    );
+    assert!(agent.stop(), "agent did not exit 0");
+}
+
 fn sink_text(bootstrap: &str, extra: &str) -> String {
     format!(
         "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\na.sources.r1.channels = c1\n\

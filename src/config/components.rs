@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::kafka_producer::{self, ProducerProperty};
 use super::{ConfigError, Section};
 use crate::wal::{CorruptionPolicy, SyncPolicy};
 
@@ -686,10 +687,9 @@ pub struct KafkaSinkConfig {
     pub topic_header: String,
     pub partition_header: Option<String>,
     pub default_partition: Option<i32>,
-    /// librdkafka producer properties, weir's defaults (`acks=all`, `enable.idempotence=true`,
-    /// `linger.ms=2`, `message.timeout.ms=30000`, `partitioner=murmur2_random`) first, then
-    /// everything from `kafka.producer.*`.
-    pub producer: Vec<(String, String)>,
+    /// librdkafka producer properties: weir's defaults first, then `kafka.producer.*` as
+    /// librdkafka names them (see `config::kafka_producer`).
+    pub producer: Vec<ProducerProperty>,
     pub on_unsendable: UnsendablePolicy,
     /// weir `kafka.inFlightBatches` (default 8): batches taken and not yet committed (sent,
     /// or acknowledged with the commit of their take still under way). Each is committed only
@@ -708,25 +708,6 @@ pub struct KafkaSinkConfig {
     /// name (Flume sends none then; weir's choice, so nothing is dropped on the way). Either
     /// way the record also carries `weir.offset`.
     pub header_map: Vec<(String, String)>,
-}
-
-/// Java producer properties that librdkafka does not know, and what weir does with them.
-fn java_only_producer_key(key: &str) -> Option<&'static str> {
-    match key {
-        "key.serializer" | "value.serializer" => Some("records are always bytes"),
-        "buffer.memory" => Some("librdkafka sizes its queue with queue.buffering.max.kbytes"),
-        "max.block.ms" => Some("weir never blocks on a full producer queue past shutdown"),
-        "sasl.jaas.config" => {
-            Some("set kafka.producer.sasl.username and kafka.producer.sasl.password instead")
-        }
-        "partitioner.class" => Some(
-            "Java classes cannot be loaded; keyed records go where Java's default partitioner \
-             puts them (murmur2 of the key), and kafka.producer.partitioner picks another of \
-             librdkafka's",
-        ),
-        "interceptor.classes" | "metric.reporters" => Some("Java classes cannot be loaded"),
-        _ => None,
-    }
 }
 
 fn parse_kafka(
@@ -784,54 +765,8 @@ fn parse_kafka(
         ));
     }
     let use_flume_event_format = s.bool_or("useFlumeEventFormat", false)?;
-    // weir's defaults, overridable by kafka.producer.*. linger.ms = 2 (librdkafka: 5): the sink
-    // waits for every batch's acknowledgements, so part of the linger is paid per batch;
-    // measured with `cargo bench --bench kafka`, 100 B events ~520k events/s against ~390k with 5.
-    // message.timeout.ms = 30 s (librdkafka: 5 min) so a batch stuck on a broker that went away
-    // is rolled back, counted and retried (with a fresh producer) within seconds.
-    // partitioner = murmur2_random (librdkafka: consistent_random, a CRC32 of the key): the Java
-    // producer Flume's sink uses puts a keyed record in murmur2(key) % partitions, so a Flume
-    // agent replaced by weir keeps sending each key to the same partition and per-key order
-    // holds across the switch; keyless records are spread, as Java's are.
-    let mut producer = vec![
-        ("acks".to_owned(), "all".to_owned()),
-        ("enable.idempotence".to_owned(), "true".to_owned()),
-        ("linger.ms".to_owned(), "2".to_owned()),
-        ("message.timeout.ms".to_owned(), "30000".to_owned()),
-        ("partitioner".to_owned(), "murmur2_random".to_owned()),
-    ];
-    if let Some(acks) = legacy("requiredAcks", "kafka.producer.acks", notes) {
-        producer.push(("acks".into(), acks));
-    }
-    for (key, entry) in s.props().with_prefix(&s.full("kafka.producer.")) {
-        s.entry(&format!("kafka.producer.{key}"));
-        // Flume 1.10+ wraps each batch in a Kafka transaction when this is set. librdkafka
-        // would refuse every record of a transactional producer used without its transaction
-        // calls, so the sink would never deliver; and the test broker has no transactions to
-        // test them against. Records still reach read_committed consumers, at least once.
-        if key == "transactional.id" {
-            notes.push(format!(
-                "{}: not used: weir's sink does not produce in Kafka transactions; each batch \
-                 is acknowledged (acks=all, idempotent) before its take commits, and \
-                 read_committed consumers see the records as they arrive, not batch by batch",
-                s.full("kafka.producer.transactional.id")
-            ));
-            continue;
-        }
-        if let Some(why) = java_only_producer_key(key) {
-            notes.push(format!(
-                "{}: Java-only producer property, not passed to librdkafka: {why}",
-                s.full(&format!("kafka.producer.{key}"))
-            ));
-            continue;
-        }
-        // Same meaning, librdkafka's name.
-        let key = match key {
-            "max.request.size" => "message.max.bytes",
-            k => k,
-        };
-        producer.push((key.to_owned(), entry.value.clone()));
-    }
+    let legacy_acks = legacy("requiredAcks", "kafka.producer.acks", notes);
+    let producer = kafka_producer::translate(s, legacy_acks.as_deref(), notes)?;
     let mut header_map = Vec::new();
     for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {
         s.entry(&format!("header.{event_header}"));
@@ -1000,8 +935,19 @@ mod tests {
         assert_eq!(c.bootstrap_servers, "b1:9092,b2:9092");
         assert_eq!(c.topic, "old");
         assert_eq!(batch, 20);
-        let acks: Vec<_> = c.producer.iter().filter(|(k, _)| k == "acks").collect();
-        assert_eq!(acks.last().map(|(_, v)| v.as_str()), Some("1"), "{acks:?}");
+        // acks stays all (see config::kafka_producer), with a note.
+        let acks: Vec<_> = c.producer.iter().filter(|p| p.key == "acks").collect();
+        assert_eq!(
+            acks.last().map(|p| p.value.as_str()),
+            Some("all"),
+            "{acks:?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("t.properties:4: a.sinks.k1.requiredAcks: 1 not used")),
+            "{notes:?}"
+        );
         for old in ["brokerList", "topic", "batchSize", "requiredAcks"] {
             assert!(
                 notes
@@ -1046,9 +992,12 @@ mod tests {
             "a.sinks.k1.kafka.bootstrap.servers = b:9092\n\
              a.sinks.k1.kafka.producer.transactional.id = flume-1\n",
         );
-        assert!(!c.producer.iter().any(|(k, _)| k == "transactional.id"));
+        assert!(!c.producer.iter().any(|p| p.key == "transactional.id"));
         assert!(
-            notes[0].starts_with("a.sinks.k1.kafka.producer.transactional.id: not used"),
+            notes[0].starts_with(
+                "t.properties:2: a.sinks.k1.kafka.producer.transactional.id: Java-only producer \
+                 property, not used: weir's sink does not produce in Kafka transactions"
+            ),
             "{notes:?}"
         );
 

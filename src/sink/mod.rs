@@ -112,6 +112,22 @@ pub fn build(
     })
 }
 
+/// Checks what only building the sink can check (`weir agent --check`), without sending
+/// anything; returns notes for the user.
+pub fn check(config: &SinkConfig) -> anyhow::Result<Vec<String>> {
+    match &config.kind {
+        #[cfg(feature = "kafka")]
+        SinkKind::Kafka(k) => kafka::check(&config.name, k),
+        #[cfg(not(feature = "kafka"))]
+        SinkKind::Kafka(_) => anyhow::bail!(
+            "sink {}: this weir was built without the `kafka` feature \
+             (cargo build --features kafka)",
+            config.name
+        ),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// Backoff after a failed delivery: doubles from `BACKOFF_START` up to `BACKOFF_MAX`, reset by a
 /// success.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);

@@ -34,6 +34,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
+mod client_config;
 mod enqueue;
 mod reports;
 
@@ -177,13 +178,13 @@ impl KafkaSink {
         stop: StopFlag,
         counters: Arc<SinkCounters>,
     ) -> anyhow::Result<KafkaSink> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &config.bootstrap_servers);
-        for (k, v) in &config.producer {
-            cc.set(k, v);
+        let (cc, notes) = client_config::build(name, &config)?;
+        for note in notes {
+            tracing::warn!(sink = name, "{note}");
         }
-        cc.set_log_level(RDKafkaLogLevel::Warning);
-        let producer = create_producer(name, &cc)?;
+        let producer = create_producer(name, &cc).map_err(|e| {
+            anyhow::anyhow!(client_config::explain_refusal(&config, &format!("{e:#}")))
+        })?;
         let topic_c = CString::new(config.topic.as_str()).with_context(|| {
             format!(
                 "sink {name}: kafka.topic {:?} holds a NUL byte",
@@ -331,6 +332,16 @@ impl KafkaSink {
     fn record_error(&self, msg: &str) {
         *self.counters.last_error.lock() = Some(msg.to_owned());
     }
+}
+
+/// What `weir agent --check` reports of a Kafka sink: the client is configured and created as
+/// at start (then dropped before it sends anything), so a setting librdkafka refuses fails the
+/// check, not the start. Returns the notes about properties left out.
+pub fn check(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<Vec<String>> {
+    let (cc, notes) = client_config::build(name, config)?;
+    create_producer(name, &cc)
+        .map_err(|e| anyhow::anyhow!(client_config::explain_refusal(config, &format!("{e:#}"))))?;
+    Ok(notes)
 }
 
 fn create_producer(name: &str, cc: &ClientConfig) -> anyhow::Result<BaseProducer<Context_>> {

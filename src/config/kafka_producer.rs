@@ -1,0 +1,514 @@
+//! The Kafka sink's producer settings: Flume's `kafka.producer.*` keys are Java producer
+//! properties, and the sink's client is librdkafka. This module turns the first into the
+//! second: weir's defaults first, then each key under librdkafka's name for the same setting,
+//! Java-only keys noted and left out, the TLS stores and JAAS lines librdkafka cannot read
+//! turned into what it can (or refused with the command that converts them), and the settings
+//! weir's delivery guarantee rests on kept.
+//!
+//! A key librdkafka does not know at all is not decided here: the sink asks librdkafka itself
+//! (`sink::kafka::validate_producer`), so this table need not list every Java property.
+
+use super::{ConfigError, Section};
+
+/// One librdkafka producer property and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerProperty {
+    pub key: String,
+    pub value: String,
+    /// `FILE:LINE: KEY` of the configuration entry it came from, for messages; `None` for
+    /// weir's own defaults.
+    pub origin: Option<String>,
+}
+
+impl ProducerProperty {
+    pub fn new(key: &str, value: &str) -> ProducerProperty {
+        ProducerProperty {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            origin: None,
+        }
+    }
+}
+
+/// weir's defaults, which `kafka.producer.*` may override (except `acks`, see `translate`).
+///
+/// linger.ms = 2 (librdkafka: 5): the sink waits for every batch's acknowledgements, so part
+/// of the linger is paid per batch; measured with `cargo bench --bench kafka`, 100 B events
+/// ~520k events/s against ~390k with 5. message.timeout.ms = 30 s (librdkafka: 5 min) so a
+/// batch stuck on a broker that went away is rolled back, counted and retried (with a fresh
+/// producer) within seconds. partitioner = murmur2_random (librdkafka: consistent_random, a
+/// CRC32 of the key): the Java producer Flume's sink uses puts a keyed record in
+/// murmur2(key) % partitions, so a Flume agent replaced by weir keeps sending each key to the
+/// same partition and per-key order holds across the switch; keyless records are spread, as
+/// Java's are.
+const DEFAULTS: [(&str, &str); 5] = [
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("linger.ms", "2"),
+    ("message.timeout.ms", "30000"),
+    ("partitioner", "murmur2_random"),
+];
+
+/// Java producer properties with no librdkafka counterpart, and why weir can do without them.
+fn java_only(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "key.serializer" | "value.serializer" => "records are always bytes",
+        "buffer.memory" => "librdkafka sizes its queue with queue.buffering.max.kbytes",
+        "max.block.ms" => "weir never blocks on a full producer queue past shutdown",
+        "partitioner.class" => {
+            "Java classes cannot be loaded; keyed records go where Java's default partitioner \
+             puts them (murmur2 of the key), and kafka.producer.partitioner picks another of \
+             librdkafka's"
+        }
+        "interceptor.classes" | "metric.reporters" | "ssl.engine.factory.class" => {
+            "Java classes cannot be loaded"
+        }
+        "ssl.protocol" | "ssl.enabled.protocols" => {
+            "librdkafka negotiates the highest TLS version both sides support (1.2 or 1.3)"
+        }
+        // Flume 1.10+ wraps each batch in a Kafka transaction when this is set. librdkafka
+        // would refuse every record of a transactional producer used without its transaction
+        // calls, so the sink would never deliver; and the test broker has no transactions to
+        // test them against. Records still reach read_committed consumers, at least once.
+        "transactional.id" => {
+            "weir's sink does not produce in Kafka transactions; each batch is acknowledged \
+             (acks=all, idempotent) before its take commits, and read_committed consumers see \
+             the records as they arrive, not batch by batch"
+        }
+        _ => return None,
+    })
+}
+
+/// The producer properties for the sink configured in `s`. `legacy_acks` is Flume 1.6's
+/// `requiredAcks`, if set.
+pub fn translate(
+    s: &Section,
+    legacy_acks: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ProducerProperty>, ConfigError> {
+    let mut out: Vec<ProducerProperty> = DEFAULTS
+        .iter()
+        .map(|(k, v)| ProducerProperty::new(k, v))
+        .collect();
+    let prefix = "kafka.producer.";
+    let full_prefix = s.full(prefix);
+    let user: Vec<(&str, &super::Entry)> = s.props().with_prefix(&full_prefix).collect();
+    let value_of = |key: &str| {
+        user.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, e)| e.value.trim())
+    };
+    let origin = |key: &str, entry: &super::Entry| {
+        Some(format!(
+            "{}: {}",
+            entry.at(),
+            s.full(&format!("{prefix}{key}"))
+        ))
+    };
+    let push = |out: &mut Vec<ProducerProperty>, key: &str, value: &str, from: Option<String>| {
+        out.push(ProducerProperty {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            origin: from,
+        })
+    };
+
+    if let (Some(acks), Some(entry)) = (legacy_acks, s.entry("requiredAcks")) {
+        check_acks(
+            &format!("{}: {}", entry.at(), s.full("requiredAcks")),
+            acks,
+            notes,
+        );
+    }
+    for (key, entry) in &user {
+        s.entry(&format!("{prefix}{key}"));
+        let value = entry.value.trim();
+        let from = origin(key, entry);
+        let at = from.clone().unwrap_or_default();
+        if let Some(why) = java_only(key) {
+            notes.push(format!(
+                "{at}: Java-only producer property, not used: {why}"
+            ));
+            continue;
+        }
+        match *key {
+            "acks" => check_acks(&at, value, notes),
+            // Read with the store's location below.
+            "ssl.truststore.type" | "ssl.truststore.password" | "ssl.keystore.type" => {}
+            // Same meaning, librdkafka's name.
+            "max.request.size" => push(&mut out, "message.max.bytes", value, from),
+            // Java's -1 is "the system's default", librdkafka's 0.
+            "receive.buffer.bytes" | "send.buffer.bytes" => {
+                let v = if value == "-1" { "0" } else { value };
+                push(&mut out, &format!("socket.{key}"), v, from)
+            }
+            // Java turns host name checking off with an empty value, librdkafka with `none`.
+            "ssl.endpoint.identification.algorithm" => {
+                let v = if value.is_empty() {
+                    "none".to_owned()
+                } else {
+                    value.to_ascii_lowercase()
+                };
+                push(&mut out, key, &v, from)
+            }
+            "ssl.truststore.location" => {
+                let store_type = store_type(value_of("ssl.truststore.type"), value);
+                if store_type != "PEM" {
+                    return Err(s.error(
+                        Some(&format!("{prefix}{key}")),
+                        format!(
+                            "a Java {store_type} truststore, which librdkafka cannot read: export \
+                             its CA certificate as PEM (`keytool -exportcert -rfc -keystore \
+                             {value} -alias ALIAS -file ca.pem`) and set `{}ssl.ca.location = \
+                             ca.pem` instead",
+                            s.full(prefix)
+                        ),
+                    ));
+                }
+                push(&mut out, "ssl.ca.location", value, from)
+            }
+            // Java 2.7+'s PEM certificates given inline.
+            "ssl.truststore.certificates" => push(&mut out, "ssl.ca.pem", value, from),
+            "ssl.keystore.location" => {
+                let store_type = store_type(value_of("ssl.keystore.type"), value);
+                if store_type == "PEM" {
+                    push(&mut out, "ssl.certificate.location", value, from.clone());
+                    push(&mut out, "ssl.key.location", value, from)
+                } else if store_type == "PKCS12" {
+                    push(&mut out, key, value, from)
+                } else {
+                    return Err(s.error(
+                        Some(&format!("{prefix}{key}")),
+                        format!(
+                            "a Java {store_type} keystore, which librdkafka cannot read: convert \
+                             it to PKCS#12 (`keytool -importkeystore -srckeystore {value} \
+                             -destkeystore client.p12 -deststoretype PKCS12`) and set \
+                             `{p}ssl.keystore.location = client.p12` and \
+                             `{p}ssl.keystore.type = PKCS12`",
+                            p = s.full(prefix)
+                        ),
+                    ));
+                }
+            }
+            "sasl.jaas.config" => {
+                let (user_name, password) = jaas_credentials(value).ok_or_else(|| {
+                    s.error(
+                        Some(&format!("{prefix}{key}")),
+                        "no username=\"…\" and password=\"…\" in it: weir reads those of \
+                         PlainLoginModule and ScramLoginModule; Kerberos (GSSAPI) is not \
+                         supported"
+                            .into(),
+                    )
+                })?;
+                push(&mut out, "sasl.username", &user_name, from.clone());
+                push(&mut out, "sasl.password", &password, from)
+            }
+            _ => push(&mut out, key, value, from),
+        }
+    }
+
+    // Java's producer (3.2+) turns idempotence off when settings that contradict it are given
+    // and idempotence was not asked for; librdkafka would refuse to start instead.
+    let conflict = [
+        ("retries", value_of("retries").is_some_and(|v| v == "0")),
+        (
+            "max.in.flight.requests.per.connection",
+            value_of("max.in.flight.requests.per.connection")
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|v| v > 5),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, yes)| *yes)
+    .map(|(k, _)| k);
+    if let Some(key) = conflict {
+        let asked = value_of("enable.idempotence").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if asked {
+            return Err(s.error(
+                Some(&format!("{prefix}{key}")),
+                format!(
+                    "contradicts `{}enable.idempotence = true` (an idempotent producer needs \
+                     retries >= 1 and at most 5 requests in flight)",
+                    s.full(prefix)
+                ),
+            ));
+        }
+        if value_of("enable.idempotence").is_none() {
+            let at = user
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(k, e)| origin(k, e))
+                .unwrap_or_default();
+            notes.push(format!(
+                "{at}: idempotence turned off, as Java's producer does for this setting: a \
+                 retried send may then duplicate records"
+            ));
+            push(&mut out, "enable.idempotence", "false", None);
+        }
+    }
+    Ok(out)
+}
+
+/// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is
+/// JKS) what the file holds, since keytool writes PKCS#12 by default since Java 9 whatever the
+/// file's name, and PEM files are recognised by their armour. A file that cannot be read
+/// counts as JKS here; librdkafka or the error below names it.
+fn store_type(configured: Option<&str>, path: &str) -> String {
+    if let Some(t) = configured {
+        return t.to_ascii_uppercase();
+    }
+    let mut head = [0u8; 11];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    match &head[..n] {
+        [0xfe, 0xed, 0xfe, 0xed, ..] => "JKS",
+        // A DER SEQUENCE: PKCS#12's PFX.
+        [0x30, ..] => "PKCS12",
+        h if h.starts_with(b"-----BEGIN") => "PEM",
+        _ => "JKS",
+    }
+    .to_owned()
+}
+
+/// weir always produces with `acks=all`: a batch leaves the channel only once every in-sync
+/// replica has it. Any other value is noted and not used.
+fn check_acks(full_key: &str, value: &str, notes: &mut Vec<String>) {
+    if value.eq_ignore_ascii_case("all") || value == "-1" {
+        return;
+    }
+    notes.push(format!(
+        "{full_key}: {value} not used: weir produces with acks=all, so a batch leaves the channel \
+         only once every in-sync replica has it (with acks={value} the broker may acknowledge \
+         records it then loses)"
+    ));
+}
+
+/// `username` and `password` of a JAAS line such as
+/// `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";`.
+fn jaas_credentials(jaas: &str) -> Option<(String, String)> {
+    let option = |name: &str| {
+        let mut rest = jaas;
+        while let Some(at) = rest.find(name) {
+            let before_ok = rest[..at]
+                .chars()
+                .next_back()
+                .is_none_or(char::is_whitespace);
+            let after = rest[at + name.len()..].trim_start();
+            if let (true, Some(value)) = (before_ok, after.strip_prefix('=')) {
+                let value = value.trim_start();
+                return match value.strip_prefix('"') {
+                    Some(quoted) => quoted.find('"').map(|end| quoted[..end].to_owned()),
+                    None => Some(
+                        value
+                            .split(|c: char| c.is_whitespace() || c == ';')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                };
+            }
+            rest = &rest[at + name.len()..];
+        }
+        None
+    };
+    Some((option("username")?, option("password")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Properties;
+    use std::path::Path;
+
+    /// librdkafka's (key, value) pairs, in order.
+    type Pairs = Vec<(String, String)>;
+
+    fn producer(text: &str) -> Result<(Pairs, Vec<String>), String> {
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sinks.k1.".into());
+        let mut notes = Vec::new();
+        let out = translate(&s, None, &mut notes).map_err(|e| e.to_string())?;
+        Ok((out.into_iter().map(|p| (p.key, p.value)).collect(), notes))
+    }
+
+    /// The last value librdkafka would be given for `key`.
+    fn last<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        props
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The Flume user guide's Kafka sink example sets acks = 1; weir keeps acks=all and says so.
+    #[test]
+    fn acks_other_than_all_are_noted_and_not_used() {
+        for acks in ["1", "0"] {
+            let (p, notes) =
+                producer(&format!("a.sinks.k1.kafka.producer.acks = {acks}\n")).unwrap();
+            assert_eq!(last(&p, "acks"), Some("all"));
+            assert_eq!(last(&p, "enable.idempotence"), Some("true"));
+            assert!(
+                notes[0].starts_with(&format!(
+                    "t.properties:1: a.sinks.k1.kafka.producer.acks: {acks} not used: weir \
+                     produces with acks=all"
+                )),
+                "{notes:?}"
+            );
+        }
+        let (p, notes) = producer("a.sinks.k1.kafka.producer.acks = -1\n").unwrap();
+        assert_eq!(last(&p, "acks"), Some("all"));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn java_names_become_librdkafka_names() {
+        let (p, notes) = producer(
+            "a.sinks.k1.kafka.producer.max.request.size = 2097152\n\
+             a.sinks.k1.kafka.producer.receive.buffer.bytes = -1\n\
+             a.sinks.k1.kafka.producer.send.buffer.bytes = 131072\n\
+             a.sinks.k1.kafka.producer.ssl.endpoint.identification.algorithm =\n\
+             a.sinks.k1.kafka.producer.linger.ms = 7\n\
+             a.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ca.pem\n\
+             a.sinks.k1.kafka.producer.ssl.truststore.type = PEM\n\
+             a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/client.p12\n\
+             a.sinks.k1.kafka.producer.ssl.keystore.type = PKCS12\n\
+             a.sinks.k1.kafka.producer.ssl.keystore.password = pw\n\
+             a.sinks.k1.kafka.producer.sasl.jaas.config = org.apache.kafka.common.security.\
+             scram.ScramLoginModule required username=\"alice\" password=\"s3 cret\";\n",
+        )
+        .unwrap();
+        for (key, value) in [
+            ("message.max.bytes", "2097152"),
+            ("socket.receive.buffer.bytes", "0"),
+            ("socket.send.buffer.bytes", "131072"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+            ("linger.ms", "7"),
+            ("ssl.ca.location", "/etc/ca.pem"),
+            ("ssl.keystore.location", "/etc/client.p12"),
+            ("ssl.keystore.password", "pw"),
+            ("sasl.username", "alice"),
+            ("sasl.password", "s3 cret"),
+        ] {
+            assert_eq!(last(&p, key), Some(value), "{key} in {p:?}");
+        }
+        for java in [
+            "max.request.size",
+            "receive.buffer.bytes",
+            "ssl.truststore.location",
+            "ssl.truststore.type",
+            "ssl.keystore.type",
+            "sasl.jaas.config",
+        ] {
+            assert!(last(&p, java).is_none(), "{java} passed on: {p:?}");
+        }
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    /// Without a configured type (Java's default, JKS), the file tells: keytool writes PKCS#12
+    /// by default since Java 9, whatever the file is called.
+    #[test]
+    fn a_store_without_a_type_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path.display().to_string()
+        };
+        let p12 = write(
+            "client.keystore.jks",
+            &[0x30, 0x82, 0x0a, 0x1c, 0x02, 0x01, 0x03],
+        );
+        let jks = write("old.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+        let pem = write("ca.crt", b"-----BEGIN CERTIFICATE-----\nMIIB\n");
+        assert_eq!(store_type(None, &p12), "PKCS12");
+        assert_eq!(store_type(None, &jks), "JKS");
+        assert_eq!(store_type(None, &pem), "PEM");
+        assert_eq!(store_type(None, "/no/such/file"), "JKS");
+        assert_eq!(store_type(Some("pkcs12"), &jks), "PKCS12");
+
+        let (p, _) = producer(&format!(
+            "a.sinks.k1.kafka.producer.ssl.keystore.location = {p12}\n\
+             a.sinks.k1.kafka.producer.ssl.truststore.location = {pem}\n"
+        ))
+        .unwrap();
+        assert_eq!(last(&p, "ssl.keystore.location"), Some(p12.as_str()));
+        assert_eq!(last(&p, "ssl.ca.location"), Some(pem.as_str()));
+        let e = producer(&format!(
+            "a.sinks.k1.kafka.producer.ssl.truststore.location = {p12}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("a Java PKCS12 truststore"), "{e}");
+    }
+
+    #[test]
+    fn java_stores_librdkafka_cannot_read_are_refused_with_the_conversion() {
+        let e = producer(
+            "a.sinks.k1.kafka.producer.security.protocol = SSL\n\
+             a.sinks.k1.kafka.producer.ssl.truststore.location = /etc/truststore.jks\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.properties:2: a.sinks.k1.kafka.producer.ssl.truststore.location: a Java JKS truststore")
+                && e.contains("keytool -exportcert -rfc -keystore /etc/truststore.jks")
+                && e.contains("a.sinks.k1.kafka.producer.ssl.ca.location = ca.pem"),
+            "{e}"
+        );
+        let e = producer("a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/ks.jks\n")
+            .unwrap_err();
+        assert!(
+            e.contains("a Java JKS keystore") && e.contains("-deststoretype PKCS12"),
+            "{e}"
+        );
+        let e = producer(
+            "a.sinks.k1.kafka.producer.sasl.jaas.config = com.sun.security.auth.module.\
+             Krb5LoginModule required useKeyTab=true;\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("no username="), "{e}");
+    }
+
+    /// As Java's producer: settings that contradict idempotence turn it off unless it was
+    /// asked for, and then they are an error.
+    #[test]
+    fn settings_that_contradict_idempotence_turn_it_off_unless_it_was_asked_for() {
+        for (key, value) in [
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "10"),
+        ] {
+            let (p, notes) =
+                producer(&format!("a.sinks.k1.kafka.producer.{key} = {value}\n")).unwrap();
+            assert_eq!(last(&p, "enable.idempotence"), Some("false"), "{key}");
+            assert!(notes[0].contains("idempotence turned off"), "{notes:?}");
+            let e = producer(&format!(
+                "a.sinks.k1.kafka.producer.enable.idempotence = true\n\
+                 a.sinks.k1.kafka.producer.{key} = {value}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!("t.properties:2: a.sinks.k1.kafka.producer.{key}")),
+                "{e}"
+            );
+        }
+        let (p, notes) = producer("a.sinks.k1.kafka.producer.retries = 5\n").unwrap();
+        assert_eq!(last(&p, "enable.idempotence"), Some("true"));
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn jaas_options_are_read_quoted_or_bare() {
+        assert_eq!(
+            jaas_credentials(
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 username=\"u\" password=\"p w\";"
+            ),
+            Some(("u".into(), "p w".into()))
+        );
+        assert_eq!(
+            jaas_credentials("x required password=pw username = bob;"),
+            Some(("bob".into(), "pw".into()))
+        );
+        assert_eq!(jaas_credentials("x required myusername=\"u\";"), None);
+    }
+}

@@ -1,0 +1,70 @@
+//! The librdkafka configuration of a Kafka sink, built from its producer properties
+//! (`config::kafka_producer`) with librdkafka itself as the judge of each one: a key it does not
+//! know (a Java-only property the translation table does not list, or a misspelling) is left
+//! out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
+//! is an error naming the configuration file, line and key it came from.
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
+
+use crate::config::{KafkaSinkConfig, ProducerProperty};
+
+/// The client configuration for sink `name`, and notes about the properties left out.
+pub fn build(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<(ClientConfig, Vec<String>)> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.bootstrap_servers);
+    let mut notes = Vec::new();
+    for p in &config.producer {
+        let alone = ClientConfig::new()
+            .set(&p.key, &p.value)
+            .create_native_config();
+        match alone {
+            Ok(_) => {
+                cc.set(&p.key, &p.value);
+            }
+            Err(KafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, ..))
+                if p.origin.is_some() =>
+            {
+                notes.push(format!(
+                    "{}: not a librdkafka producer property (Java-only?), not used",
+                    where_set(name, p)
+                ));
+            }
+            Err(KafkaError::ClientConfig(_, description, ..)) => {
+                anyhow::bail!("{}: {description}", where_set(name, p))
+            }
+            Err(e) => anyhow::bail!("{}: {e}", where_set(name, p)),
+        }
+    }
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok((cc, notes))
+}
+
+/// Explains a refusal at client creation, which judges the properties together (`acks` against
+/// `enable.idempotence`, a SASL mechanism not built in): names where each property the message
+/// mentions was set.
+pub fn explain_refusal(config: &KafkaSinkConfig, message: &str) -> String {
+    let mentioned: Vec<&str> = config
+        .producer
+        .iter()
+        .filter(|p| message.contains(&format!("`{}`", p.key)) || message.contains(&p.key))
+        .filter_map(|p| p.origin.as_deref())
+        .collect();
+    if mentioned.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{} ({})", message, mentioned.join("; "))
+    }
+}
+
+fn where_set(name: &str, p: &ProducerProperty) -> String {
+    match &p.origin {
+        // Named differently in librdkafka than in the configuration: say both.
+        Some(origin) if !origin.ends_with(&format!(".{}", p.key)) => {
+            format!("{origin} (librdkafka's {})", p.key)
+        }
+        Some(origin) => origin.clone(),
+        None => format!("sink {name}: weir's default {} = {}", p.key, p.value),
+    }
+}
