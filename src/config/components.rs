@@ -560,6 +560,21 @@ impl ChannelConfig {
                         ));
                     }
                 };
+                // Flume encrypts the file channel's data with these; weir cannot, and storing
+                // events in the clear that the user asked to have encrypted is not a note.
+                let full_prefix = s.full("encryption.");
+                if let Some((key, _)) = s.props().with_prefix(&full_prefix).next() {
+                    return Err(s.error(
+                        Some(&format!("encryption.{key}")),
+                        "file channel encryption is not supported: weir would store these \
+                         events unencrypted. Encrypt the file system holding checkpointDir and \
+                         dataDirs instead, and remove the encryption.* keys"
+                            .into(),
+                    ));
+                }
+                let why_deprecated = "a deprecated Flume key; a put waits keep-alive for space";
+                s.accept_without_effect("write-timeout", why_deprecated, notes);
+                s.accept_without_effect("checkpoint-timeout", why_deprecated, notes);
                 let why_ckpt = "weir checkpoints consumer offsets durably at every take commit";
                 s.accept_without_effect("checkpointInterval", why_ckpt, notes);
                 s.accept_without_effect("checkpointOnClose", why_ckpt, notes);
@@ -661,10 +676,23 @@ pub struct FileRollConfig {
     pub roll_interval: Duration,
     /// File name prefix (Flume `sink.pathManager.prefix`).
     pub prefix: String,
+    /// File name extension, without the dot; empty: none (Flume `sink.pathManager.extension`).
+    pub extension: String,
+    /// How files are named (Flume `sink.pathManager`).
+    pub naming: FileNaming,
     /// weir `sink.fsync`: fdatasync the file before committing the take (default true). With
     /// false the lines are only flushed to the OS, as in Flume, and a machine crash can lose
     /// committed lines.
     pub fsync: bool,
+}
+
+/// Flume's file_roll path managers: the part of a file's name between prefix and extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileNaming {
+    /// `DEFAULT`: milliseconds since the epoch, `-`, a counter.
+    Default,
+    /// `ROLLTIME`: the local time as `yyyyMMddHHmmss`, `-`, a counter that restarts each second.
+    RollTime,
 }
 
 /// What the Kafka sink does with events the broker will never accept (too large, not
@@ -870,6 +898,21 @@ impl SinkConfig {
                         )?),
                         roll_interval: s.seconds_or("sink.rollInterval", 30)?,
                         prefix: s.string_or("sink.pathManager.prefix", ""),
+                        extension: s.string_or("sink.pathManager.extension", ""),
+                        naming: match s
+                            .string_or("sink.pathManager", "DEFAULT")
+                            .to_ascii_uppercase()
+                            .as_str()
+                        {
+                            "DEFAULT" => FileNaming::Default,
+                            "ROLLTIME" => FileNaming::RollTime,
+                            other => {
+                                return Err(s.error(
+                                    Some("sink.pathManager"),
+                                    format!("'{other}' is not DEFAULT or ROLLTIME"),
+                                ));
+                            }
+                        },
                         fsync: s.bool_or("sink.fsync", true)?,
                     }),
                     s.positive_or("sink.batchSize", 100)? as usize,
@@ -914,6 +957,37 @@ mod tests {
         assert_eq!(defaults.keep_alive, Duration::from_secs(3));
         assert_eq!(defaults.minimum_required_space, 524_288_000);
         assert_eq!(defaults.sync, SyncPolicy::EveryCommit);
+    }
+
+    /// Flume's file channel encryption keys are refused: weir would store the events in the
+    /// clear. Its deprecated timeouts are accepted with a note.
+    #[test]
+    fn file_channel_encryption_is_refused_and_old_timeouts_are_noted() {
+        let base = "a.channels.c1.type = file\na.channels.c1.checkpointDir = /ck\n\
+                    a.channels.c1.dataDirs = /data\n";
+        let parse = |extra: &str| {
+            let text = format!("{base}{extra}");
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            let s = Section::new(&props, "a.channels.c1.".into());
+            let mut notes = Vec::new();
+            ChannelConfig::parse("c1", &s, &mut notes)
+                .map(|_| notes)
+                .map_err(|e| e.to_string())
+        };
+        let e = parse(
+            "a.channels.c1.encryption.activeKey = key-0\n\
+             a.channels.c1.encryption.cipherProvider = AESCTRNOPADDING\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.properties:4: a.channels.c1.encryption.activeKey: file channel encryption is not supported"),
+            "{e}"
+        );
+        let notes = parse("a.channels.c1.write-timeout = 10\n").unwrap();
+        assert!(
+            notes[0].contains("write-timeout: accepted, no effect in weir"),
+            "{notes:?}"
+        );
     }
 
     fn kafka_sink(text: &str) -> (KafkaSinkConfig, usize, Vec<String>) {

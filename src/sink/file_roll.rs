@@ -11,15 +11,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 
 use super::Sink;
-use crate::config::FileRollConfig;
+use crate::config::{FileNaming, FileRollConfig};
 use crate::event::Event;
 
 pub struct FileRollSink {
     name: String,
     config: FileRollConfig,
     current: Option<(PathBuf, BufWriter<File>, Instant)>,
-    /// Distinguishes files opened in the same millisecond.
+    /// Distinguishes files opened in the same millisecond (or, under ROLLTIME, second).
     counter: u64,
+    /// ROLLTIME: the second the counter counts in.
+    counted_second: String,
 }
 
 impl FileRollSink {
@@ -32,7 +34,34 @@ impl FileRollSink {
             config,
             current: None,
             counter: 0,
+            counted_second: String::new(),
         })
+    }
+
+    /// The next file's name, as Flume's path managers make them.
+    fn next_name(&mut self) -> String {
+        let stamp = match self.config.naming {
+            FileNaming::Default => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+                .to_string(),
+            FileNaming::RollTime => {
+                let second = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
+                if second != self.counted_second {
+                    self.counter = 0;
+                    self.counted_second.clone_from(&second);
+                }
+                second
+            }
+        };
+        self.counter += 1;
+        let mut name = format!("{}{stamp}-{}", self.config.prefix, self.counter);
+        if !self.config.extension.is_empty() {
+            name.push('.');
+            name.push_str(&self.config.extension);
+        }
+        name
     }
 
     fn roll_due(&self) -> bool {
@@ -59,15 +88,8 @@ impl FileRollSink {
             self.close_current()?;
         }
         if self.current.is_none() {
-            let ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            self.counter += 1;
-            let path = self
-                .config
-                .directory
-                .join(format!("{}{ms}-{}", self.config.prefix, self.counter));
+            let name = self.next_name();
+            let path = self.config.directory.join(name);
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -124,5 +146,77 @@ impl Sink for FileRollSink {
 
     fn close(&mut self) -> anyhow::Result<()> {
         self.close_current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sink(dir: &std::path::Path, naming: FileNaming, prefix: &str, ext: &str) -> FileRollSink {
+        FileRollSink::new(
+            "k1",
+            FileRollConfig {
+                directory: dir.to_owned(),
+                roll_interval: Duration::ZERO,
+                prefix: prefix.into(),
+                extension: ext.into(),
+                naming,
+                fsync: false,
+            },
+        )
+        .unwrap()
+    }
+
+    /// Names as Flume's DEFAULT and ROLLTIME path managers make them: prefix, time, `-`,
+    /// counter, and `.extension` when one is set.
+    #[test]
+    fn file_names_follow_flumes_path_managers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "app-", "log");
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let (first, second) = (s.next_name(), s.next_name());
+        let re = regex::Regex::new(r"^app-(\d{13})-(\d+)\.log$").unwrap();
+        let caps = re.captures(&first).unwrap_or_else(|| panic!("{first}"));
+        assert!(caps[1].parse::<u128>().unwrap() >= before, "{first}");
+        assert_eq!(&caps[2], "1");
+        assert!(second.ends_with("-2.log"), "{second}");
+
+        let mut s = sink(dir.path(), FileNaming::RollTime, "", "");
+        let name = s.next_name();
+        let re = regex::Regex::new(r"^(20\d{12})-(\d+)$").unwrap();
+        let caps = re.captures(&name).unwrap_or_else(|| panic!("{name}"));
+        // The counter restarts when the second changes, so it is 1 unless the second is the same.
+        let next = s.next_name();
+        let next_caps = re.captures(&next).unwrap_or_else(|| panic!("{next}"));
+        if next_caps[1] == caps[1] {
+            assert_eq!(&next_caps[2], "2");
+        } else {
+            assert_eq!(&next_caps[2], "1");
+        }
+    }
+
+    #[test]
+    fn lines_land_in_a_file_named_with_prefix_and_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "pre", "txt");
+        s.deliver(&[(0, Event::new(&b"one"[..])), (1, Event::new(&b"two"[..]))])
+            .unwrap();
+        s.close().unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].starts_with("pre") && files[0].ends_with("-1.txt"),
+            "{files:?}"
+        );
+        let text = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
+        assert_eq!(text, "one\ntwo\n");
     }
 }
