@@ -278,6 +278,13 @@ fn flume_event_format_puts_headers_and_body_in_the_value() {
     assert_eq!(got[0].offset_header(), 5);
 }
 
+/// A broker and the kafka-python reader, or `None` (the test is skipped) as `Broker::start`
+/// and `KafkaPython::find` decide.
+fn broker_and_reader() -> Option<(Broker, KafkaPython)> {
+    let broker = Broker::start()?;
+    Some((broker, KafkaPython::find()?))
+}
+
 /// Events with binary, empty and large bodies, non-ASCII headers, and each way of choosing a
 /// partition: a `key` header, a `part` header, neither.
 fn interop_events() -> Vec<(u64, Event)> {
@@ -309,10 +316,7 @@ fn interop_events() -> Vec<(u64, Event)> {
 /// and in channel order within each partition.
 #[test]
 fn a_client_sharing_no_code_with_librdkafka_reads_what_the_sink_wrote() {
-    let Some(broker) = Broker::start() else {
-        return;
-    };
-    let Some(reader) = KafkaPython::find() else {
+    let Some((broker, reader)) = broker_and_reader() else {
         return;
     };
     let events = interop_events();
@@ -387,10 +391,7 @@ fn a_client_sharing_no_code_with_librdkafka_reads_what_the_sink_wrote() {
 /// the mapped event headers, renamed, besides `weir.offset`.
 #[test]
 fn timestamp_header_and_header_mapping_follow_flume_1_11() {
-    let Some(broker) = Broker::start() else {
-        return;
-    };
-    let Some(reader) = KafkaPython::find() else {
+    let Some((broker, reader)) = broker_and_reader() else {
         return;
     };
     broker.create_topic("main", 1);
@@ -465,10 +466,7 @@ fn timestamp_header_and_header_mapping_follow_flume_1_11() {
 /// in fastavro, an Avro implementation independent of weir's encoder.
 #[test]
 fn flume_event_format_values_decode_with_flumes_schema_elsewhere() {
-    let Some(broker) = Broker::start() else {
-        return;
-    };
-    let Some(reader) = KafkaPython::find() else {
+    let Some((broker, reader)) = broker_and_reader() else {
         return;
     };
     broker.create_topic("main", 1);
