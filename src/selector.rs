@@ -2,6 +2,7 @@
 //! optional (a failure there does not fail the source's transaction).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::SelectorConfig;
 use crate::event::Event;
@@ -17,6 +18,12 @@ pub enum Selector {
         mapping: HashMap<String, Vec<usize>>,
         optional: HashMap<String, Vec<usize>>,
         default: Vec<usize>,
+    },
+    /// One channel per event: the next in turn, or one at random.
+    LoadBalancing {
+        channels: Vec<usize>,
+        next: AtomicUsize,
+        random: bool,
     },
 }
 
@@ -55,6 +62,11 @@ impl Selector {
                 optional: table(optional),
                 default: index(default),
             },
+            SelectorConfig::LoadBalancing { random } => Selector::LoadBalancing {
+                channels: (0..channels.len()).collect(),
+                next: AtomicUsize::new(0),
+                random: *random,
+            },
         }
     }
 
@@ -76,6 +88,51 @@ impl Selector {
                     .unwrap_or(&[]);
                 (required, optional)
             }
+            Selector::LoadBalancing {
+                channels,
+                next,
+                random,
+            } => {
+                if channels.is_empty() {
+                    return (&[], &[]);
+                }
+                let i = if *random {
+                    fastrand::usize(..channels.len())
+                } else {
+                    next.fetch_add(1, Ordering::Relaxed) % channels.len()
+                };
+                (std::slice::from_ref(&channels[i]), &[])
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flume 1.10's load_balancing selector: each event to one channel, in turn or at random,
+    /// none optional.
+    #[test]
+    fn load_balancing_sends_each_event_to_one_channel() {
+        let names: Vec<String> = ["c1", "c2", "c3"].map(String::from).to_vec();
+        let event = Event::new(&b"x"[..]);
+        let turn = Selector::new(&SelectorConfig::LoadBalancing { random: false }, &names);
+        let picks: Vec<usize> = (0..6)
+            .map(|_| {
+                let (required, optional) = turn.route(&event);
+                assert!(optional.is_empty());
+                assert_eq!(required.len(), 1);
+                required[0]
+            })
+            .collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        let random = Selector::new(&SelectorConfig::LoadBalancing { random: true }, &names);
+        let mut seen = [0usize; 3];
+        for _ in 0..300 {
+            let (required, _) = random.route(&event);
+            seen[required[0]] += 1;
+        }
+        assert!(seen.iter().all(|n| *n > 30), "{seen:?}");
     }
 }

@@ -140,6 +140,9 @@ pub enum SelectorConfig {
         /// Required channels for values with no mapping.
         default: Vec<String>,
     },
+    /// Each event to one of the channels, in turn or at random (Flume 1.10's load_balancing
+    /// selector, `selector.policy`).
+    LoadBalancing { random: bool },
 }
 
 /// Flume's interceptors, with their keys and defaults.
@@ -256,9 +259,14 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
             None => Ok(()),
         }
     };
-    let kind = s
-        .string_or("selector.type", "replicating")
-        .to_ascii_lowercase();
+    let kind = s.string_or("selector.type", "replicating");
+    // Flume takes the alias in any case, or the selector's class name.
+    let kind = match kind.as_str() {
+        "org.apache.flume.channel.ReplicatingChannelSelector" => "replicating".to_owned(),
+        "org.apache.flume.channel.MultiplexingChannelSelector" => "multiplexing".to_owned(),
+        "org.apache.flume.channel.LoadBalancingChannelSelector" => "load_balancing".to_owned(),
+        other => other.to_ascii_lowercase(),
+    };
     match kind.as_str() {
         "replicating" => {
             let optional = names_list(s.string("selector.optional"));
@@ -286,9 +294,25 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
                 default,
             })
         }
+        "load_balancing" => {
+            let policy = s.string_or("selector.policy", "round_robin");
+            let random = match policy.to_ascii_lowercase().as_str() {
+                "round_robin" => false,
+                "random" => true,
+                _ => {
+                    return Err(s.error(
+                        Some("selector.policy"),
+                        format!("'{policy}' is not round_robin or random"),
+                    ));
+                }
+            };
+            Ok(SelectorConfig::LoadBalancing { random })
+        }
         other => Err(s.error(
             Some("selector.type"),
-            format!("unknown selector '{other}'; supported: replicating, multiplexing"),
+            format!(
+                "unknown selector '{other}'; supported: replicating, multiplexing, load_balancing"
+            ),
         )),
     }
 }
@@ -988,6 +1012,33 @@ mod tests {
             notes[0].contains("write-timeout: accepted, no effect in weir"),
             "{notes:?}"
         );
+    }
+
+    /// Selectors by alias (any case) or by the class name Flume users also write.
+    #[test]
+    fn selectors_are_named_by_alias_or_class() {
+        for (ty, multiplexing) in [
+            ("replicating", false),
+            ("REPLICATING", false),
+            ("org.apache.flume.channel.ReplicatingChannelSelector", false),
+            ("multiplexing", true),
+            ("org.apache.flume.channel.MultiplexingChannelSelector", true),
+            ("load_balancing", false),
+        ] {
+            let text = format!(
+                "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\n\
+                 a.sources.r1.channels = c1\na.sources.r1.selector.type = {ty}\n\
+                 a.channels.c1.type = memory\na.sinks.k1.type = null\na.sinks.k1.channel = c1\n"
+            );
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+            let selector = &cfg.sources[0].selector;
+            assert_eq!(
+                matches!(selector, SelectorConfig::Multiplexing { .. }),
+                multiplexing,
+                "{ty}: {selector:?}"
+            );
+        }
     }
 
     fn kafka_sink(text: &str) -> (KafkaSinkConfig, usize, Vec<String>) {
