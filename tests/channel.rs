@@ -331,6 +331,35 @@ fn multiplexing_selector_routes_by_header_after_interceptors() {
     );
 }
 
+/// Flume 1.10's load_balancing selector through a real config and the channel processor: one
+/// batch's events are dealt to the channels in turn, each stored once.
+#[test]
+fn load_balancing_selector_deals_events_to_the_channels_in_turn() {
+    use weir::config::{AgentConfig, Properties};
+    use weir::source::{ChannelProcessor, SourceCounters};
+    let text = "a.sources = r1\na.channels = c1 c2\na.sinks =\n\
+        a.sources.r1.type = seq\na.sources.r1.channels = c1 c2\n\
+        a.sources.r1.selector.type = load_balancing\n\
+        a.sources.r1.selector.policy = round_robin\n\
+        a.channels.c1.type = memory\na.channels.c2.type = memory\n";
+    let props = Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
+    let cfg = AgentConfig::from_properties(&props, "a").unwrap();
+    let channels: Vec<Arc<dyn Channel>> = ["c1", "c2"]
+        .iter()
+        .map(|n| Arc::new(memory_named(n)) as Arc<dyn Channel>)
+        .collect();
+    let p = ChannelProcessor::new(
+        &cfg.sources[0],
+        &channels,
+        Arc::new(SourceCounters::default()),
+    );
+    p.process(["a", "b", "c", "d", "e"].map(Event::new).to_vec())
+        .unwrap();
+    let take = |i: usize| bodies(&channels[i].take(10, NO_WAIT).unwrap());
+    assert_eq!(take(0), vec!["a", "c", "e"]);
+    assert_eq!(take(1), vec!["b", "d"]);
+}
+
 fn memory_named(name: &str) -> MemoryChannel {
     MemoryChannel::new(
         name,
