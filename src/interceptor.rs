@@ -1,11 +1,21 @@
 //! Interceptors: per-source transformations applied, in configured order, to every batch before
-//! the selector routes it (Flume's `timestamp`, `host`, `static`, `regex_filter` and UUID
-//! interceptors, with their keys and defaults).
+//! the selector routes it (Flume's `timestamp`, `host`, `static`, `regex_filter`, UUID,
+//! `search_replace`, `remove_header` and `regex_extractor` interceptors, with their keys and
+//! defaults).
+//!
+//! Regular expressions are the regex crate's (no look-around or back-references, unlike Java's);
+//! Java's replacement strings and date patterns are translated when the configuration is read
+//! ([`java_replacement`], [`java_date_format`]). Bodies are read as UTF-8. `search_replace` leaves
+//! a body that is not valid UTF-8 as it is: Flume would decode it with replacement characters
+//! and write those back, destroying the bytes it could not decode.
 
+use std::borrow::Cow;
 use std::net::ToSocketAddrs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::InterceptorConfig;
+use chrono::{Datelike, TimeZone};
+
+use crate::config::{ExtractorSerializer, InterceptorConfig, SerializerKind};
 use crate::event::Event;
 
 /// The interceptors of one source.
@@ -33,6 +43,238 @@ enum Step {
         preserve: bool,
         prefix: String,
     },
+    SearchReplace {
+        regex: regex::Regex,
+        /// In the regex crate's syntax.
+        replacement: String,
+    },
+    RemoveHeader {
+        with_name: Option<String>,
+        from_list: Vec<String>,
+        /// Anchored: matches whole names only.
+        matching: Option<regex::Regex>,
+    },
+    RegexExtractor {
+        regex: regex::Regex,
+        serializers: Vec<ExtractorSerializer>,
+    },
+}
+
+/// Translates a Java `Matcher.replaceAll` replacement string (Flume's `replaceString`) into the
+/// regex crate's syntax, for `regex`: Java's `$N` (the longest run of digits naming an existing
+/// group, as Java reads it) and `${name}` become `${N}` and `${name}`, so that a letter or digit
+/// after them stays text; `\x` is a literal `x`, and a literal `$` becomes `$$`. What Java would
+/// throw on at the first match (a group the pattern does not have, a `$` without a group, a
+/// trailing `\`) is an error here, when the configuration is read.
+pub fn java_replacement(java: &str, regex: &regex::Regex) -> Result<String, String> {
+    let groups = regex.captures_len() - 1;
+    let mut out = String::with_capacity(java.len() + 8);
+    let mut chars = java.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(escaped) => out.push(escaped),
+                None => {
+                    return Err("ends with a lone `\\` (a literal `\\` is `\\\\`, written \
+                                `\\\\\\\\` in a properties file)"
+                        .into());
+                }
+            },
+            '$' => match chars.next() {
+                Some('{') => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(ch) if ch.is_ascii_alphanumeric() => name.push(ch),
+                            _ => {
+                                return Err(format!(
+                                    "`${{{name}` is not a group reference: Java's `${{name}}` \
+                                     takes letters and digits and a closing `}}`"
+                                ));
+                            }
+                        }
+                    }
+                    if name.is_empty() || name.starts_with(|ch: char| ch.is_ascii_digit()) {
+                        return Err(format!(
+                            "`${{{name}}}` is not a group name (it must start with a letter)"
+                        ));
+                    }
+                    if !regex.capture_names().flatten().any(|n| n == name) {
+                        return Err(format!(
+                            "`${{{name}}}` refers to a group the pattern does not name"
+                        ));
+                    }
+                    out.push_str(&format!("${{{name}}}"));
+                }
+                Some(d @ '0'..='9') => {
+                    let mut n = d as usize - '0' as usize;
+                    if n > groups {
+                        return Err(format!(
+                            "`${n}` refers to group {n}, but the pattern has {groups} group(s) \
+                             (a literal `$` is `\\$`, written `\\\\$` in a properties file)"
+                        ));
+                    }
+                    // As Java: further digits belong to the number while it names a group.
+                    while let Some(next) = chars.peek().and_then(|ch| ch.to_digit(10)) {
+                        let longer = n * 10 + next as usize;
+                        if longer > groups {
+                            break;
+                        }
+                        n = longer;
+                        chars.next();
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                other => {
+                    let after = other
+                        .map(|ch| format!("`${ch}`"))
+                        .unwrap_or("a final `$`".into());
+                    return Err(format!(
+                        "{after} is not a group reference: Java needs a group number or {{name}} \
+                         after `$` (a literal `$` is `\\$`, written `\\\\$` in a properties file)"
+                    ));
+                }
+            },
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Translates a Java date pattern (`SimpleDateFormat`/Joda letters, as Flume's millis serializer
+/// takes) into chrono's `strftime` syntax: `yyyy` `yy` `M`/`MM` `MMM` `MMMM` `d`/`dd` `H`/`HH`
+/// `h`/`hh` `a` `m`/`mm` `s`/`ss` `SSS` (also `SSSSSS`, `SSSSSSSSS`) `EEE` `EEEE` `Z`, and
+/// `'quoted text'` (`''` is a quote). Other letters are refused.
+pub fn java_date_format(java: &str) -> Result<String, String> {
+    fn literal(out: &mut String, ch: char) {
+        match ch {
+            '%' => out.push_str("%%"),
+            _ => out.push(ch),
+        }
+    }
+    let chars: Vec<char> = java.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            i += 1;
+            if chars.get(i) == Some(&'\'') {
+                out.push('\'');
+                i += 1;
+                continue;
+            }
+            loop {
+                match chars.get(i) {
+                    None => return Err(format!("'{java}': a quote is not closed")),
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        out.push('\'');
+                        i += 2;
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&ch) => {
+                        literal(&mut out, ch);
+                        i += 1;
+                    }
+                }
+            }
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            literal(&mut out, c);
+            i += 1;
+            continue;
+        }
+        let run = chars[i..].iter().take_while(|&&x| x == c).count();
+        let spec = match (c, run) {
+            ('y', 2) => "%y",
+            ('y', _) => "%Y",
+            ('M', 1 | 2) => "%m",
+            ('M', 3) => "%b",
+            ('M', _) => "%B",
+            ('d', 1 | 2) => "%d",
+            ('H', 1 | 2) => "%H",
+            ('h', 1 | 2) => "%I",
+            ('a', 1) => "%p",
+            ('m', 1 | 2) => "%M",
+            ('s', 1 | 2) => "%S",
+            ('S', 3) => "%3f",
+            ('S', 6) => "%6f",
+            ('S', 9) => "%9f",
+            ('E', 1..=3) => "%a",
+            ('E', _) => "%A",
+            ('Z', _) => "%z",
+            _ => {
+                return Err(format!(
+                    "'{java}': `{}` is not supported; supported: yyyy, yy, M, MM, MMM, MMMM, d, dd, \
+                     H, HH, h, hh, a, m, mm, s, ss, SSS, EEE, EEEE, Z and 'quoted text'",
+                    chars[i..i + run].iter().collect::<String>()
+                ));
+            }
+        };
+        out.push_str(spec);
+        i += run;
+    }
+    Ok(out)
+}
+
+/// `text` parsed with `format` (from [`java_date_format`]) as epoch milliseconds, as Flume's
+/// millis serializer does with Joda-Time: fields the pattern leaves out are those of
+/// 1970-01-01T00:00:00.000, a time without an offset is in the local time zone (the earlier of
+/// two in a DST overlap), and `yy` is the year within 80 years before and 20 after now. `None`
+/// when the text does not fit the pattern.
+fn parse_millis(text: &str, format: &str) -> Option<i64> {
+    use chrono::format::{Parsed, StrftimeItems, parse};
+    let mut p = Parsed::new();
+    parse(&mut p, text, StrftimeItems::new(format)).ok()?;
+    if p.year().is_none() {
+        let year = match p.year_mod_100() {
+            Some(yy) => {
+                let lowest = chrono::Local::now().year() - 80;
+                let century = lowest - lowest.rem_euclid(100);
+                if century + yy >= lowest {
+                    century + yy
+                } else {
+                    century + 100 + yy
+                }
+            }
+            None => 1970,
+        };
+        p.set_year(i64::from(year)).ok()?;
+    }
+    if p.month().is_none() {
+        p.set_month(1).ok()?;
+    }
+    if p.day().is_none() {
+        p.set_day(1).ok()?;
+    }
+    if p.hour_mod_12().is_none() {
+        p.set_hour12(12).ok()?;
+    }
+    if p.hour_div_12().is_none() {
+        p.set_ampm(false).ok()?;
+    }
+    if p.minute().is_none() {
+        p.set_minute(0).ok()?;
+    }
+    if p.second().is_none() {
+        p.set_second(0).ok()?;
+    }
+    let naive = p.to_naive_datetime_with_offset(0).ok()?;
+    match p.offset() {
+        Some(offset) => Some(naive.and_utc().timestamp_millis() - i64::from(offset) * 1000),
+        None => Some(
+            chrono::Local
+                .from_local_datetime(&naive)
+                .earliest()?
+                .timestamp_millis(),
+        ),
+    }
 }
 
 /// This machine's name, or its address when `use_ip` (as Flume's InetAddress.getLocalHost()).
@@ -101,6 +343,23 @@ impl Chain {
                     preserve: *preserve_existing,
                     prefix: prefix.clone(),
                 },
+                InterceptorConfig::SearchReplace { regex, replacement } => Step::SearchReplace {
+                    regex: regex.clone(),
+                    replacement: replacement.clone(),
+                },
+                InterceptorConfig::RemoveHeader {
+                    with_name,
+                    from_list,
+                    matching,
+                } => Step::RemoveHeader {
+                    with_name: with_name.clone(),
+                    from_list: from_list.clone(),
+                    matching: matching.clone(),
+                },
+                InterceptorConfig::RegexExtractor { regex, serializers } => Step::RegexExtractor {
+                    regex: regex.clone(),
+                    serializers: serializers.clone(),
+                },
             })
             .collect();
         Chain { steps }
@@ -147,6 +406,69 @@ impl Chain {
                         set(e, header, *preserve, || {
                             format!("{prefix}{}", uuid::Uuid::new_v4())
                         });
+                    }
+                }
+                Step::SearchReplace { regex, replacement } => {
+                    for e in &mut events {
+                        // Not UTF-8: left as it is (see the module documentation).
+                        let Ok(text) = std::str::from_utf8(&e.body) else {
+                            continue;
+                        };
+                        let new = match regex.replace_all(text, replacement.as_str()) {
+                            Cow::Owned(new) => new,
+                            Cow::Borrowed(_) => continue,
+                        };
+                        e.body = new.into();
+                    }
+                }
+                Step::RemoveHeader {
+                    with_name,
+                    from_list,
+                    matching,
+                } => {
+                    for e in &mut events {
+                        if let Some(name) = with_name {
+                            e.headers.remove(name);
+                        }
+                        for name in from_list {
+                            e.headers.remove(name);
+                        }
+                        if let Some(m) = matching {
+                            e.headers.retain(|name, _| !m.is_match(name));
+                        }
+                    }
+                }
+                Step::RegexExtractor { regex, serializers } => {
+                    for e in &mut events {
+                        // Matched as UTF-8 text (invalid bytes replaced), as Flume does.
+                        let text = String::from_utf8_lossy(&e.body);
+                        let Some(found) = regex.captures(&text) else {
+                            continue;
+                        };
+                        // Group i goes to serializer i; groups beyond the serializers are
+                        // ignored, and so is a group that took no part in the match.
+                        for (group, serializer) in found.iter().skip(1).zip(serializers) {
+                            let Some(group) = group else { continue };
+                            let value = match &serializer.kind {
+                                SerializerKind::PassThrough => group.as_str().to_owned(),
+                                SerializerKind::Millis {
+                                    pattern,
+                                    chrono_format,
+                                } => match parse_millis(group.as_str(), chrono_format) {
+                                    Some(ms) => ms.to_string(),
+                                    None => {
+                                        tracing::debug!(
+                                            text = group.as_str(),
+                                            pattern = pattern.as_str(),
+                                            header = serializer.header.as_str(),
+                                            "regex_extractor: no date in the pattern, header not set"
+                                        );
+                                        continue;
+                                    }
+                                },
+                            };
+                            e.headers.insert(serializer.header.clone(), value);
+                        }
                     }
                 }
             }
@@ -198,5 +520,261 @@ mod tests {
         assert!(out[0].headers["id"].starts_with("w-"));
         assert_eq!(out[1].headers["id"], "given");
         assert!(!out[0].headers["host"].is_empty());
+    }
+}
+
+#[cfg(test)]
+mod flume_body_and_header_interceptors {
+    use super::*;
+    use crate::config::{AgentConfig, Properties};
+    use chrono::NaiveDate;
+    use std::path::Path;
+
+    /// The interceptor chain of source r1 configured by `lines` (keys under
+    /// `a.sources.r1.interceptors.`), read as the agent reads a Flume file.
+    fn chain(lines: &str) -> Chain {
+        let text = format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\n\
+             a.sources.r1.port = 4444\na.sources.r1.channels = c1\n\
+             a.channels.c1.type = memory\na.sinks.k1.type = null\na.sinks.k1.channel = c1\n\
+             a.sources.r1.interceptors = i1\n{}",
+            lines
+                .lines()
+                .map(|l| format!("a.sources.r1.interceptors.i1.{}\n", l.trim()))
+                .collect::<String>()
+        );
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let config = AgentConfig::from_properties(&props, "a").unwrap();
+        Chain::new(&config.sources[0].interceptors)
+    }
+
+    fn one(chain: &Chain, event: Event) -> Event {
+        let mut out = chain.apply(vec![event]);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    fn headers(e: &Event) -> Vec<(&str, &str)> {
+        e.headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn java_replacement_strings_translate_to_the_regex_crates_syntax() {
+        let two = regex::Regex::new(r"(\d+)-(\d+)").unwrap();
+        let ok = |java: &str| java_replacement(java, &two).unwrap();
+        assert_eq!(ok(""), "");
+        assert_eq!(ok("plain"), "plain");
+        // Java's `$1abc` is group 1 then "abc"; the regex crate would read a group "1abc".
+        assert_eq!(ok("$1abc"), "${1}abc");
+        assert_eq!(ok("$2$1"), "${2}${1}");
+        assert_eq!(ok("$0!"), "${0}!");
+        // Java takes a second digit only while the number still names a group.
+        assert_eq!(ok("$12"), "${1}2");
+        assert_eq!(ok(r"\$1 costs \$"), "$$1 costs $$");
+        assert_eq!(ok(r"a\\b\x"), r"a\bx");
+        assert_eq!(
+            two.replace_all("10-20", ok("$2$1abc").as_str()),
+            "2010abc",
+            "the translation means what Java means"
+        );
+        assert_eq!(two.replace_all("10-20", ok(r"\$$1").as_str()), "$10");
+
+        let twelve = regex::Regex::new(&"(.)".repeat(12)).unwrap();
+        assert_eq!(java_replacement("$12", &twelve).unwrap(), "${12}");
+        assert_eq!(java_replacement("$123", &twelve).unwrap(), "${12}3");
+
+        let named = regex::Regex::new(r"(?<word>\w+)").unwrap();
+        assert_eq!(java_replacement("${word}s", &named).unwrap(), "${word}s");
+        assert_eq!(named.replace_all("cat", "${word}s"), "cats");
+
+        for (java, says) in [
+            ("$3", "refers to group 3, but the pattern has 2 group(s)"),
+            ("$x", "`$x` is not a group reference"),
+            ("cost $", "a final `$` is not a group reference"),
+            ("a\\", "ends with a lone `\\`"),
+            (
+                "${word}",
+                "`${word}` refers to a group the pattern does not name",
+            ),
+            ("${1a}", "is not a group name"),
+            ("${word", "`${word` is not a group reference"),
+        ] {
+            let e = java_replacement(java, &two).unwrap_err();
+            assert!(e.contains(says), "{java}: {e}");
+        }
+    }
+
+    #[test]
+    fn java_date_patterns_translate_to_chrono_formats() {
+        let ok = |java: &str| java_date_format(java).unwrap();
+        assert_eq!(ok("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
+        assert_eq!(ok("yyyy-MM-dd'T'HH:mm:ss.SSSZ"), "%Y-%m-%dT%H:%M:%S.%3f%z");
+        assert_eq!(ok("yy/M/d h:mm a"), "%y/%m/%d %I:%M %p");
+        assert_eq!(ok("EEE, dd MMM yyyy"), "%a, %d %b %Y");
+        assert_eq!(ok("'o''clock' '' 100%"), "o'clock ' 100%%");
+        for (java, says) in [
+            ("yyyy-ww", "`ww` is not supported"),
+            ("yyyy-DDD", "`DDD` is not supported"),
+            ("HH 'h", "a quote is not closed"),
+            ("SS", "`SS` is not supported"),
+        ] {
+            let e = java_date_format(java).unwrap_err();
+            assert!(e.contains(says), "{java}: {e}");
+        }
+    }
+
+    #[test]
+    fn millis_are_parsed_in_local_time_unless_the_pattern_has_an_offset() {
+        let local = |y, mo, d, h, mi, s| {
+            chrono::Local
+                .from_local_datetime(
+                    &NaiveDate::from_ymd_opt(y, mo, d)
+                        .unwrap()
+                        .and_hms_opt(h, mi, s)
+                        .unwrap(),
+                )
+                .earliest()
+                .unwrap()
+                .timestamp_millis()
+        };
+        let millis = |text: &str, java: &str| parse_millis(text, &java_date_format(java).unwrap());
+        assert_eq!(
+            millis("2024-03-05 14:15:16", "yyyy-MM-dd HH:mm:ss"),
+            Some(local(2024, 3, 5, 14, 15, 16))
+        );
+        assert_eq!(
+            millis("2024-03-05T14:15:16.789+0100", "yyyy-MM-dd'T'HH:mm:ss.SSSZ"),
+            Some(1_709_644_516_789),
+            "13:15:16.789 UTC"
+        );
+        // As Joda-Time: what the pattern leaves out is 1970-01-01T00:00.
+        assert_eq!(millis("01:30", "HH:mm"), Some(local(1970, 1, 1, 1, 30, 0)));
+        assert_eq!(
+            millis("05/2024", "MM/yyyy"),
+            Some(local(2024, 5, 1, 0, 0, 0))
+        );
+        assert_eq!(
+            millis("3:04 PM", "h:mm a"),
+            Some(local(1970, 1, 1, 15, 4, 0))
+        );
+        assert_eq!(
+            millis("24-01-02", "yy-MM-dd"),
+            Some(local(2024, 1, 2, 0, 0, 0))
+        );
+        assert_eq!(millis("2024-13-01", "yyyy-MM-dd"), None);
+        assert_eq!(millis("2024-01-01 extra", "yyyy-MM-dd"), None);
+        assert_eq!(millis("yesterday", "yyyy-MM-dd"), None);
+    }
+
+    #[test]
+    fn search_replace_replaces_every_match_with_javas_replacement_syntax() {
+        let mask = chain("type = search_replace\nsearchPattern = \\\\d\nreplaceString = #");
+        let e = one(&mask, Event::new("card 1234 pin 99").with_header("h", "7"));
+        assert_eq!(&e.body[..], b"card #### pin ##");
+        assert_eq!(headers(&e), [("h", "7")], "headers are left alone");
+
+        let no_match = Event::new("no digits here");
+        assert_eq!(one(&mask, no_match.clone()), no_match);
+
+        // A body that is not UTF-8 is left as it is, not decoded with U+FFFD and re-encoded.
+        let binary = Event::new(&b"\xff\xfe 12"[..]);
+        assert_eq!(one(&mask, binary.clone()), binary);
+
+        // replaceString absent: matches are deleted.
+        let delete = chain("type = search_replace\nsearchPattern = ^INFO:\\\\s*");
+        assert_eq!(&one(&delete, Event::new("INFO: up")).body[..], b"up");
+
+        // Java's `$1abc` and `\$`, written as Flume users write them in a properties file.
+        let groups = chain(
+            "type = org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder\n\
+             searchPattern = (\\\\w+)=(\\\\d+)\nreplaceString = $2abc \\\\$$1",
+        );
+        assert_eq!(
+            &one(&groups, Event::new("price=10")).body[..],
+            b"10abc $price"
+        );
+    }
+
+    #[test]
+    fn remove_header_removes_by_name_by_list_and_by_whole_name_match() {
+        let remove =
+            chain("type = remove_header\nwithName = a\nfromList = b , c,d\nmatching = tmp.*");
+        let e = one(
+            &remove,
+            ["a", "b", "c", "d", "keep", "tmp", "tmp1", "my-tmp", "d2"]
+                .into_iter()
+                .fold(Event::new("body"), |e, h| e.with_header(h, "v")),
+        );
+        // `matching` must match the whole name (Java's matches()): `my-tmp` stays.
+        assert_eq!(headers(&e), [("d2", "v"), ("keep", "v"), ("my-tmp", "v")]);
+        assert_eq!(&e.body[..], b"body");
+
+        let separator = chain(
+            "type = org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder\n\
+             fromList = x;y\nfromListSeparator = ;",
+        );
+        let e = one(
+            &separator,
+            Event::new("")
+                .with_header("x", "1")
+                .with_header("y", "2")
+                .with_header("x;y", "3"),
+        );
+        assert_eq!(headers(&e), [("x;y", "3")]);
+
+        // Nothing to remove is no error: the event passes unchanged, as in Flume.
+        let nothing = chain("type = remove_header");
+        let e = Event::new("b").with_header("a", "1");
+        assert_eq!(one(&nothing, e.clone()), e);
+    }
+
+    #[test]
+    fn regex_extractor_sets_a_header_per_group_as_flume_does() {
+        // Flume's documented example: more groups than serializers, the extra one is ignored.
+        let digits = chain(
+            "type = regex_extractor\nregex = (\\\\d):(\\\\d):(\\\\d)\nserializers = s1 s2\n\
+             serializers.s1.name = one\nserializers.s2.name = two",
+        );
+        let e = one(
+            &digits,
+            Event::new("1:2:3.4foobar5").with_header("one", "old"),
+        );
+        assert_eq!(headers(&e), [("one", "1"), ("two", "2")]);
+        assert_eq!(&e.body[..], b"1:2:3.4foobar5");
+        // Only the first match counts.
+        let e = one(&digits, Event::new("x 7:8:9 then 4:5:6"));
+        assert_eq!(headers(&e), [("one", "7"), ("two", "8")]);
+        // No match: unchanged.
+        let e = Event::new("no match").with_header("h", "v");
+        assert_eq!(one(&digits, e.clone()), e);
+
+        // A group that took no part in the match sets nothing.
+        let level = chain(
+            "type = org.apache.flume.interceptor.RegexExtractorInterceptor$Builder\n\
+             regex = (WARN)|(ERROR)\nserializers = w e\nserializers.w.name = warn\n\
+             serializers.e.name = error\nserializers.e.type = DEFAULT",
+        );
+        assert_eq!(
+            headers(&one(&level, Event::new("an ERROR"))),
+            [("error", "ERROR")]
+        );
+
+        // The millis serializer; text it cannot parse leaves its header unset.
+        let millis = chain(
+            "type = regex_extractor\nregex = ^(\\\\S+) (\\\\w+)\nserializers = t l\n\
+             serializers.t.name = ts\n\
+             serializers.t.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer\n\
+             serializers.t.pattern = yyyy-MM-dd'T'HH:mm:ssZ\n\
+             serializers.l.name = level\n\
+             serializers.l.type = org.apache.flume.interceptor.RegexExtractorInterceptorPassThroughSerializer",
+        );
+        let e = one(&millis, Event::new("2024-03-05T14:15:16+0000 INFO up"));
+        assert_eq!(headers(&e), [("level", "INFO"), ("ts", "1709648116000")]);
+        let e = one(&millis, Event::new("yesterday WARN slow"));
+        assert_eq!(headers(&e), [("level", "WARN")]);
     }
 }

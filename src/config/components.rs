@@ -171,7 +171,53 @@ pub enum InterceptorConfig {
         preserve_existing: bool,
         prefix: String,
     },
+    /// Flume's `search_replace`: every match of `regex` in the body is replaced.
+    SearchReplace {
+        regex: regex::Regex,
+        /// In the regex crate's syntax (`${1}`, `$$`), translated from Java's `replaceString`.
+        replacement: String,
+    },
+    /// Flume's `remove_header`; all the criteria set apply.
+    RemoveHeader {
+        /// `withName`: one exact header name.
+        with_name: Option<String>,
+        /// `fromList`, split by `fromListSeparator`.
+        from_list: Vec<String>,
+        /// `matching`, anchored at both ends: a header goes when its whole name matches.
+        matching: Option<regex::Regex>,
+    },
+    /// Flume's `regex_extractor`: group i of the first match goes to `serializers[i-1]`.
+    RegexExtractor {
+        regex: regex::Regex,
+        serializers: Vec<ExtractorSerializer>,
+    },
 }
+
+/// One of `regex_extractor`'s `serializers`: the header a group goes to, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtractorSerializer {
+    pub header: String,
+    pub kind: SerializerKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerializerKind {
+    /// `RegexExtractorInterceptorPassThroughSerializer` (Flume's `DEFAULT`): the group's text.
+    PassThrough,
+    /// `RegexExtractorInterceptorMillisSerializer`: the group's text parsed with `pattern`, as
+    /// epoch milliseconds.
+    Millis {
+        /// The configured Java date pattern, e.g. `yyyy-MM-dd HH:mm:ss`.
+        pattern: String,
+        /// The same, in chrono's `strftime` syntax.
+        chrono_format: String,
+    },
+}
+
+const PASS_THROUGH_SERIALIZER: &str =
+    "org.apache.flume.interceptor.RegexExtractorInterceptorPassThroughSerializer";
+const MILLIS_SERIALIZER: &str =
+    "org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer";
 
 const INTERCEPTOR_TYPES: &[TypeName] = &[
     TypeName {
@@ -193,6 +239,18 @@ const INTERCEPTOR_TYPES: &[TypeName] = &[
     TypeName {
         alias: "uuid",
         classes: &["org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "search_replace",
+        classes: &["org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "remove_header",
+        classes: &["org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder"],
+    },
+    TypeName {
+        alias: "regex_extractor",
+        classes: &["org.apache.flume.interceptor.RegexExtractorInterceptor$Builder"],
     },
 ];
 
@@ -240,10 +298,149 @@ fn parse_interceptors(s: &Section) -> Result<Vec<InterceptorConfig>, ConfigError
                 preserve_existing: i.bool_or("preserveExisting", true)?,
                 prefix: i.string_or("prefix", ""),
             },
+            "search_replace" => parse_search_replace(&i)?,
+            "remove_header" => parse_remove_header(&i)?,
+            "regex_extractor" => parse_regex_extractor(&i)?,
             _ => unreachable!("component_type returns only listed aliases"),
         });
     }
     Ok(out)
+}
+
+/// `key`'s value compiled as a regular expression (the regex crate's syntax, which has no
+/// look-around or back-references, unlike Java's).
+fn regex_at(i: &Section, key: &str, value: &str) -> Result<regex::Regex, ConfigError> {
+    regex::Regex::new(value)
+        .map_err(|e| i.error(Some(key), format!("not a valid regular expression: {e}")))
+}
+
+fn parse_search_replace(i: &Section) -> Result<InterceptorConfig, ConfigError> {
+    let pattern = i.required(
+        "searchPattern",
+        &format!(
+            "set `{}` to the regular expression to replace",
+            i.full("searchPattern")
+        ),
+    )?;
+    let regex = regex_at(i, "searchPattern", &pattern)?;
+    // Flume: an absent or empty replaceString replaces with nothing.
+    let java = i.string_or("replaceString", "");
+    let replacement = crate::interceptor::java_replacement(&java, &regex)
+        .map_err(|e| i.error(Some("replaceString"), e))?;
+    let charset = i.string_or("charset", "UTF-8");
+    if !charset.eq_ignore_ascii_case("UTF-8") {
+        return Err(i.error(
+            Some("charset"),
+            format!("charset '{charset}' is not supported; supported: UTF-8"),
+        ));
+    }
+    Ok(InterceptorConfig::SearchReplace { regex, replacement })
+}
+
+fn parse_remove_header(i: &Section) -> Result<InterceptorConfig, ConfigError> {
+    let with_name = i.string("withName");
+    let from_list = match i.string("fromList") {
+        Some(list) => {
+            // As Flume, the separator is only compiled when there is a list to split.
+            let separator = i.string_or("fromListSeparator", r"\s*,\s*");
+            regex_at(i, "fromListSeparator", &separator)?
+                .split(&list)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
+        None => {
+            i.entry("fromListSeparator");
+            Vec::new()
+        }
+    };
+    let matching = match i.string("matching") {
+        // Checked alone first: wrapped, `a)|(b` would compile to something else.
+        Some(p) => {
+            regex_at(i, "matching", &p)?;
+            // Java's matcher(name).matches(): the whole name must match.
+            Some(regex_at(i, "matching", &format!(r"\A(?:{p})\z"))?)
+        }
+        None => None,
+    };
+    Ok(InterceptorConfig::RemoveHeader {
+        with_name,
+        from_list,
+        matching,
+    })
+}
+
+fn parse_regex_extractor(i: &Section) -> Result<InterceptorConfig, ConfigError> {
+    let pattern = i.required(
+        "regex",
+        &format!(
+            "set `{}` to a regular expression whose groups become headers",
+            i.full("regex")
+        ),
+    )?;
+    let regex = regex_at(i, "regex", &pattern)?;
+    let names = names_list(i.string("serializers"));
+    if names.is_empty() {
+        return Err(i.error(
+            Some("serializers"),
+            format!(
+                "missing: set `{}` to one name per group, e.g. `s1 s2`, and \
+                 `{}` to the header of each",
+                i.full("serializers"),
+                i.full("serializers.s1.name")
+            ),
+        ));
+    }
+    let mut serializers = Vec::new();
+    for name in &names {
+        let s = i.child(&format!("serializers.{name}."));
+        let header = match s.string("name") {
+            Some(h) => h,
+            None => {
+                let mut e = s.error(
+                    Some("name"),
+                    "missing: set it to the header this group is stored in".into(),
+                );
+                // Nothing set for this serializer: point at the list that names it.
+                if s.props().with_prefix(&s.full("")).next().is_none()
+                    && let Some(list) = i.entry("serializers")
+                {
+                    e.locate(list);
+                }
+                return Err(e);
+            }
+        };
+        let kind = match s.string("type").as_deref() {
+            None | Some("DEFAULT") | Some(PASS_THROUGH_SERIALIZER) => SerializerKind::PassThrough,
+            Some(MILLIS_SERIALIZER) => {
+                let pattern = s.required(
+                    "pattern",
+                    &format!(
+                        "the millis serializer needs `{}`, a date pattern like \
+                         yyyy-MM-dd HH:mm:ss",
+                        s.full("pattern")
+                    ),
+                )?;
+                let chrono_format = crate::interceptor::java_date_format(&pattern)
+                    .map_err(|e| s.error(Some("pattern"), e))?;
+                SerializerKind::Millis {
+                    pattern,
+                    chrono_format,
+                }
+            }
+            Some(other) => {
+                return Err(s.error(
+                    Some("type"),
+                    format!(
+                        "serializer '{other}' is not supported; supported: DEFAULT, \
+                         {PASS_THROUGH_SERIALIZER}, {MILLIS_SERIALIZER}"
+                    ),
+                ));
+            }
+        };
+        serializers.push(ExtractorSerializer { header, kind });
+    }
+    Ok(InterceptorConfig::RegexExtractor { regex, serializers })
 }
 
 fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, ConfigError> {
@@ -1156,6 +1353,238 @@ mod tests {
                 "t.properties:2: a.sinks.k1.kafka.flumeBatchSize: ignored, as in Flume; the sink's \
               batch size is `a.sinks.k1.flumeBatchSize` (now 100)"
             ]
+        );
+    }
+
+    /// Interceptors of source r1 from `lines` (each a key under
+    /// `a.sources.r1.interceptors.i1.`, from line 2 on; line 1 lists i1).
+    fn interceptors(lines: &str) -> Result<Vec<InterceptorConfig>, String> {
+        let text = lines
+            .lines()
+            .map(|l| format!("a.sources.r1.interceptors.i1.{}\n", l.trim()))
+            .fold("a.sources.r1.interceptors = i1\n".to_owned(), |t, l| t + &l);
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        parse_interceptors(&Section::new(&props, "a.sources.r1.".into())).map_err(|e| e.to_string())
+    }
+
+    fn interceptor(lines: &str) -> InterceptorConfig {
+        let mut all = interceptors(lines).unwrap();
+        assert_eq!(all.len(), 1);
+        all.remove(0)
+    }
+
+    fn refused(lines: &str, prefix: &str) {
+        let e = interceptors(lines).unwrap_err();
+        assert!(
+            e.starts_with(prefix),
+            "{lines}\n  gave: {e}\n  want: {prefix}…"
+        );
+    }
+
+    const I1: &str = "t.properties:{}: a.sources.r1.interceptors.i1.";
+
+    fn at(line: usize, key: &str) -> String {
+        format!("{}{key}", I1.replace("{}", &line.to_string()))
+    }
+
+    #[test]
+    fn search_replace_has_flumes_keys_and_defaults() {
+        for ty in [
+            "search_replace",
+            "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
+        ] {
+            let InterceptorConfig::SearchReplace { regex, replacement } =
+                interceptor(&format!("type = {ty}\nsearchPattern = \\\\d+"))
+            else {
+                panic!("{ty}: not search_replace");
+            };
+            assert_eq!(regex.as_str(), r"\d+");
+            assert_eq!(
+                replacement, "",
+                "replaceString defaults to the empty string"
+            );
+        }
+        let InterceptorConfig::SearchReplace { replacement, .. } = interceptor(
+            "type = search_replace\nsearchPattern = (a)(b)\nreplaceString = $2$1x \\\\$\n\
+             charset = utf-8",
+        ) else {
+            panic!("not search_replace");
+        };
+        assert_eq!(replacement, "${2}${1}x $$");
+        assert!(interceptors("type = search_replace\nsearchPattern = a\ncharset = UTF-8").is_ok());
+
+        refused(
+            "type = search_replace\nreplaceString = x",
+            &format!("{}: missing", at(2, "searchPattern")),
+        );
+        refused(
+            "type = search_replace\nsearchPattern = (",
+            &format!("{}: not a valid regular expression", at(3, "searchPattern")),
+        );
+        refused(
+            "type = search_replace\nsearchPattern = a\nreplaceString = $x",
+            &format!("{}: `$x` is not a group reference", at(4, "replaceString")),
+        );
+        refused(
+            "type = search_replace\nsearchPattern = (a)\nreplaceString = $2",
+            &format!("{}: `$2` refers to group 2", at(4, "replaceString")),
+        );
+        refused(
+            "type = search_replace\nsearchPattern = a\ncharset = ISO-8859-1",
+            &format!(
+                "{}: charset 'ISO-8859-1' is not supported; supported: UTF-8",
+                at(4, "charset")
+            ),
+        );
+    }
+
+    #[test]
+    fn remove_header_has_flumes_keys_and_defaults() {
+        for ty in [
+            "remove_header",
+            "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder",
+        ] {
+            let InterceptorConfig::RemoveHeader {
+                with_name,
+                from_list,
+                matching,
+            } = interceptor(&format!("type = {ty}"))
+            else {
+                panic!("{ty}: not remove_header");
+            };
+            assert_eq!((with_name, from_list), (None, vec![]));
+            assert!(matching.is_none());
+        }
+        // The default separator is `\s*,\s*`.
+        let InterceptorConfig::RemoveHeader {
+            with_name,
+            from_list,
+            matching,
+        } = interceptor("type = remove_header\nwithName = w\nfromList = a , b,c\nmatching = x|y")
+        else {
+            panic!("not remove_header");
+        };
+        assert_eq!(with_name.as_deref(), Some("w"));
+        assert_eq!(from_list, ["a", "b", "c"]);
+        let matching = matching.unwrap();
+        assert!(matching.is_match("x") && matching.is_match("y"));
+        assert!(
+            !matching.is_match("xy") && !matching.is_match("ay"),
+            "whole names only"
+        );
+
+        let InterceptorConfig::RemoveHeader { from_list, .. } =
+            interceptor("type = remove_header\nfromList = a|b c\nfromListSeparator = \\\\|")
+        else {
+            panic!("not remove_header");
+        };
+        assert_eq!(from_list, ["a", "b c"]);
+
+        refused(
+            "type = remove_header\nfromList = a\nfromListSeparator = [",
+            &format!(
+                "{}: not a valid regular expression",
+                at(4, "fromListSeparator")
+            ),
+        );
+        // As in Flume, the separator is only compiled when there is a list.
+        assert!(interceptors("type = remove_header\nfromListSeparator = [").is_ok());
+        refused(
+            "type = remove_header\nmatching = a)|(b",
+            &format!("{}: not a valid regular expression", at(3, "matching")),
+        );
+    }
+
+    #[test]
+    fn regex_extractor_has_flumes_keys_and_defaults() {
+        for ty in [
+            "regex_extractor",
+            "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
+        ] {
+            let InterceptorConfig::RegexExtractor { regex, serializers } = interceptor(&format!(
+                "type = {ty}\nregex = (\\\\d):(\\\\d)\nserializers = s1  s2\n\
+                 serializers.s1.name = one\nserializers.s2.name = two\n\
+                 serializers.s2.type = DEFAULT"
+            )) else {
+                panic!("{ty}: not regex_extractor");
+            };
+            assert_eq!(regex.as_str(), r"(\d):(\d)");
+            let pass = |h: &str| ExtractorSerializer {
+                header: h.into(),
+                kind: SerializerKind::PassThrough,
+            };
+            assert_eq!(serializers, [pass("one"), pass("two")]);
+        }
+        let InterceptorConfig::RegexExtractor { serializers, .. } = interceptor(&format!(
+            "type = regex_extractor\nregex = (.+)\nserializers = t p\n\
+             serializers.t.name = ts\nserializers.t.type = {MILLIS_SERIALIZER}\n\
+             serializers.t.pattern = yyyy-MM-dd HH:mm:ss\n\
+             serializers.p.name = raw\nserializers.p.type = {PASS_THROUGH_SERIALIZER}"
+        )) else {
+            panic!("not regex_extractor");
+        };
+        assert_eq!(
+            serializers,
+            [
+                ExtractorSerializer {
+                    header: "ts".into(),
+                    kind: SerializerKind::Millis {
+                        pattern: "yyyy-MM-dd HH:mm:ss".into(),
+                        chrono_format: "%Y-%m-%d %H:%M:%S".into(),
+                    },
+                },
+                ExtractorSerializer {
+                    header: "raw".into(),
+                    kind: SerializerKind::PassThrough,
+                },
+            ]
+        );
+
+        refused(
+            "type = regex_extractor\nserializers = s1\nserializers.s1.name = one",
+            &format!("{}: missing", at(2, "regex")),
+        );
+        refused(
+            "type = regex_extractor\nregex = (a",
+            &format!("{}: not a valid regular expression", at(3, "regex")),
+        );
+        refused(
+            "type = regex_extractor\nregex = (a)",
+            &format!("{}: missing", at(2, "serializers")),
+        );
+        // A serializer with no keys at all: the error points at the list naming it.
+        refused(
+            "type = regex_extractor\nregex = (a)(b)\nserializers = s1 s2\nserializers.s1.name = one",
+            &format!("{}: missing", at(4, "serializers.s2.name")),
+        );
+        refused(
+            "type = regex_extractor\nregex = (a)\nserializers = s1\nserializers.s1.type = DEFAULT",
+            &format!("{}: missing", at(5, "serializers.s1.name")),
+        );
+        refused(
+            "type = regex_extractor\nregex = (a)\nserializers = s1\nserializers.s1.name = h\n\
+             serializers.s1.type = com.example.MySerializer",
+            &format!(
+                "{}: serializer 'com.example.MySerializer' is not supported",
+                at(6, "serializers.s1.type")
+            ),
+        );
+        refused(
+            &format!(
+                "type = regex_extractor\nregex = (a)\nserializers = s1\nserializers.s1.name = h\n\
+                 serializers.s1.type = {MILLIS_SERIALIZER}"
+            ),
+            &format!("{}: missing", at(5, "serializers.s1.pattern")),
+        );
+        refused(
+            &format!(
+                "type = regex_extractor\nregex = (a)\nserializers = s1\nserializers.s1.name = h\n\
+                 serializers.s1.type = {MILLIS_SERIALIZER}\nserializers.s1.pattern = yyyy-ww"
+            ),
+            &format!(
+                "{}: 'yyyy-ww': `ww` is not supported",
+                at(7, "serializers.s1.pattern")
+            ),
         );
     }
 }
