@@ -760,3 +760,76 @@ fn an_error_in_one_of_several_conf_files_names_that_file_and_line() {
     );
     assert!(!dir.path().join("out").exists(), "the sink started");
 }
+
+/// Flume's search_replace, regex_extractor and remove_header interceptors, chained as a Flume
+/// file writes them: the card number is masked (Java's `$1` followed by letters in
+/// replaceString), fields of the masked body become headers, and the one not wanted downstream
+/// is removed again, before the event reaches the channel.
+#[test]
+fn search_replace_regex_extractor_and_remove_header_chain_before_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        r#"a.sources.r1.interceptors = mask fields drop
+a.sources.r1.interceptors.mask.type = search_replace
+a.sources.r1.interceptors.mask.searchPattern = (card=)\\d{12}(\\d{4})
+a.sources.r1.interceptors.mask.replaceString = $1XXXXXXXXXXXX$2
+a.sources.r1.interceptors.fields.type = org.apache.flume.interceptor.RegexExtractorInterceptor$Builder
+a.sources.r1.interceptors.fields.regex = user=(\\w+) card=(\\S+) amount=(\\d+)
+a.sources.r1.interceptors.fields.serializers = u c a
+a.sources.r1.interceptors.fields.serializers.u.name = user
+a.sources.r1.interceptors.fields.serializers.c.name = card
+a.sources.r1.interceptors.fields.serializers.a.name = amount
+a.sources.r1.interceptors.drop.type = remove_header
+a.sources.r1.interceptors.drop.matching = car.
+"#,
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    assert!(client.send("user=alice card=4111222233334444 amount=42"));
+    assert!(client.send("user=bob card=5500 amount=7"));
+    assert!(client.send("no fields 1234123412341234"));
+    assert!(agent.stop());
+
+    let events: Vec<(BTreeMap<String, String>, String)> =
+        support::logged_events(&dir.path().join("log"))
+            .into_iter()
+            .map(|e| {
+                (
+                    e.headers.into_iter().collect(),
+                    String::from_utf8_lossy(&e.body).into_owned(),
+                )
+            })
+            .collect();
+    let headers = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        events,
+        [
+            (
+                headers(&[("amount", "42"), ("user", "alice")]),
+                "user=alice card=XXXXXXXXXXXX4444 amount=42".to_owned()
+            ),
+            // Too short to mask; the card header is removed all the same.
+            (
+                headers(&[("amount", "7"), ("user", "bob")]),
+                "user=bob card=5500 amount=7".to_owned()
+            ),
+            (headers(&[]), "no fields 1234123412341234".to_owned()),
+        ]
+    );
+    assert_eq!(
+        text_lines(dir.path()),
+        [
+            "user=alice card=XXXXXXXXXXXX4444 amount=42",
+            "user=bob card=5500 amount=7",
+            "no fields 1234123412341234",
+        ]
+    );
+}
