@@ -325,8 +325,8 @@ fn parse_search_replace(i: &Section) -> Result<InterceptorConfig, ConfigError> {
     let regex = regex_at(i, "searchPattern", &pattern)?;
     // Flume: an absent or empty replaceString replaces with nothing.
     let java = i.string_or("replaceString", "");
-    let replacement = crate::interceptor::java_replacement(&java, &regex)
-        .map_err(|e| i.error(Some("replaceString"), e))?;
+    let replacement =
+        super::java_replacement(&java, &regex).map_err(|e| i.error(Some("replaceString"), e))?;
     let charset = i.string_or("charset", "UTF-8");
     if !charset.eq_ignore_ascii_case("UTF-8") {
         return Err(i.error(
@@ -421,8 +421,8 @@ fn parse_regex_extractor(i: &Section) -> Result<InterceptorConfig, ConfigError> 
                         s.full("pattern")
                     ),
                 )?;
-                let chrono_format = crate::interceptor::java_date_format(&pattern)
-                    .map_err(|e| s.error(Some("pattern"), e))?;
+                let chrono_format =
+                    super::java_date_format(&pattern).map_err(|e| s.error(Some("pattern"), e))?;
                 SerializerKind::Millis {
                     pattern,
                     chrono_format,
