@@ -17,7 +17,8 @@ use crate::channel::memory::MemoryChannel;
 use crate::config::{AgentConfig, ChannelKind};
 use crate::metrics::{self, Registry};
 use crate::sink::{self, SinkCounters, SinkRunner};
-use crate::source::{self, ChannelProcessor, SourceCounters, StopFlag};
+use crate::source::{self, ChannelProcessor, SourceCounters};
+use crate::stop::StopFlag;
 
 pub struct AgentOptions {
     /// Serve metrics on this address (`--metrics-port`).

@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::source::{StopFlag, stopping};
+use crate::stop::{StopFlag, stopping};
 
 /// Longest request head (request line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;

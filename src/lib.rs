@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod selector;
 pub mod sink;
 pub mod source;
+pub mod stop;
 pub mod wal;

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use crate::channel::Channel;
 use crate::http_wire::{BodyKind, Conn, Head, ReadError};
 use crate::sink::SinkCounters;
-use crate::source::{SourceCounters, StopFlag, serve_clients, stopping};
+use crate::source::{SourceCounters, serve_clients};
+use crate::stop::{StopFlag, stopping};
 
 /// Everything the metrics endpoint reports.
 #[derive(Default)]

@@ -22,7 +22,7 @@ use super::{BACKOFF_MAX, BACKOFF_START, CycleError, SinkRunner, Status, sleep_un
 use crate::config::{
     BalanceOrder, FailoverConfig, LoadBalanceConfig, ProcessorConfig, SinkGroupConfig,
 };
-use crate::source::{StopFlag, stopping};
+use crate::stop::{StopFlag, stopping};
 
 /// A sink as a group drives it: one cycle at a time.
 pub trait Member {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelError, Taken};
 use crate::config::{SinkConfig, SinkKind};
 use crate::event::Event;
-use crate::source::{StopFlag, stopping};
+use crate::stop::{StopFlag, stopping};
 use committer::Committer;
 
 /// Flume's sink counters (`SINK.<name>` in the metrics).

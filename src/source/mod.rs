@@ -15,7 +15,7 @@ pub mod taildir;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,13 +26,7 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::interceptor::Chain;
 use crate::selector::Selector;
-
-/// Set once to ask every component to stop.
-pub type StopFlag = Arc<AtomicBool>;
-
-pub fn stopping(stop: &StopFlag) -> bool {
-    stop.load(Ordering::Relaxed)
-}
+pub use crate::stop::{StopFlag, stopping};
 
 /// Flume's source counters (`SOURCE.<name>` in the metrics).
 #[derive(Debug, Default)]
@@ -260,6 +254,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
+    use std::sync::atomic::AtomicBool;
 
     /// One client at a time: the second is refused while the first is served, served once the
     /// first has left, and the loop returns at stop only after the connection threads end.

@@ -41,7 +41,7 @@ mod reports;
 use super::{Sink, SinkCounters, flume_event_format};
 use crate::config::{KafkaSinkConfig, UnsendablePolicy};
 use crate::event::Event;
-use crate::source::{StopFlag, stopping};
+use crate::stop::{StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
 use reports::ReportSignal;
 
