@@ -259,7 +259,10 @@ fn names_list(v: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn parse_interceptors(s: &Section) -> Result<Vec<InterceptorConfig>, ConfigError> {
+fn parse_interceptors(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<Vec<InterceptorConfig>, ConfigError> {
     let mut out = Vec::new();
     for name in names_list(s.string("interceptors")) {
         let i = s.child(&format!("interceptors.{name}."));
@@ -303,6 +306,9 @@ fn parse_interceptors(s: &Section) -> Result<Vec<InterceptorConfig>, ConfigError
             "regex_extractor" => parse_regex_extractor(&i)?,
             _ => unreachable!("component_type returns only listed aliases"),
         });
+        // The source's own check counts every `interceptors.*` key as read; a misspelt
+        // interceptor key would otherwise do nothing, silently.
+        i.note_unused(notes);
     }
     Ok(out)
 }
@@ -593,7 +599,7 @@ impl SourceConfig {
             ));
         }
         let selector = parse_selector(s, &channels)?;
-        let interceptors = parse_interceptors(s)?;
+        let interceptors = parse_interceptors(s, notes)?;
         let kind = match ty {
             "netcat" => {
                 let port = s.port("port")?;
@@ -1211,6 +1217,22 @@ mod tests {
         );
     }
 
+    /// A misspelt interceptor key is noted, as any other unknown key is.
+    #[test]
+    fn unknown_interceptor_keys_are_noted() {
+        let text = "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\n\
+                    a.sources.r1.channels = c1\na.sources.r1.interceptors = i1\n\
+                    a.sources.r1.interceptors.i1.type = remove_header\n\
+                    a.sources.r1.interceptors.i1.withname = x\n\
+                    a.channels.c1.type = memory\na.sinks.k1.type = null\na.sinks.k1.channel = c1\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        assert_eq!(
+            cfg.notes,
+            ["t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored"]
+        );
+    }
+
     /// Selectors by alias (any case) or by the class name Flume users also write.
     #[test]
     fn selectors_are_named_by_alias_or_class() {
@@ -1364,7 +1386,11 @@ mod tests {
             .map(|l| format!("a.sources.r1.interceptors.i1.{}\n", l.trim()))
             .fold("a.sources.r1.interceptors = i1\n".to_owned(), |t, l| t + &l);
         let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
-        parse_interceptors(&Section::new(&props, "a.sources.r1.".into())).map_err(|e| e.to_string())
+        parse_interceptors(
+            &Section::new(&props, "a.sources.r1.".into()),
+            &mut Vec::new(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn interceptor(lines: &str) -> InterceptorConfig {
