@@ -251,6 +251,44 @@ fn records_carry_body_headers_key_partition_and_topic_override() {
     assert_eq!(other[0].offset_header(), 11);
 }
 
+/// `kafka.topic = logs-%{app}`: each event goes to the topic named by its header, as Flume's
+/// "arbitrary header substitution" does; the `topic` header still overrides.
+#[test]
+fn the_topic_may_name_event_headers() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    for t in ["logs-web", "logs-db", "logs-", "direct"] {
+        broker.create_topic(t, 1);
+    }
+    let mut sink = sink_from(&sink_text(
+        &broker.bootstrap(),
+        "a.sinks.k1.kafka.topic = logs-%{app}\n",
+    ));
+    sink.deliver(&[
+        (1, Event::new(&b"w"[..]).with_header("app", "web")),
+        (2, Event::new(&b"d"[..]).with_header("app", "db")),
+        (3, Event::new(&b"none"[..])),
+        (
+            4,
+            Event::new(&b"o"[..])
+                .with_header("app", "web")
+                .with_header("topic", "direct"),
+        ),
+    ])
+    .unwrap();
+    for (topic, body) in [
+        ("logs-web", "w"),
+        ("logs-db", "d"),
+        ("logs-", "none"),
+        ("direct", "o"),
+    ] {
+        let got = consume(&broker.bootstrap(), topic, 1, 1, Duration::from_secs(20));
+        let bodies: Vec<&[u8]> = got.iter().map(|r| &r.body[..]).collect();
+        assert_eq!(bodies, [body.as_bytes()], "{topic}");
+    }
+}
+
 /// `useFlumeEventFormat = true`: the value is Flume's Avro event datum, headers inside, so a
 /// Flume Kafka source or channel reading with the same setting gets the whole event back.
 #[test]

@@ -81,7 +81,10 @@ mod tests {
         let e = Event::new(&b"hello"[..]);
         assert_eq!(
             dump_event(&e, 16),
-            format!("{{ headers:{{}} body: 68 65 6C 6C 6F {}hello }}", " ".repeat(33))
+            format!(
+                "{{ headers:{{}} body: 68 65 6C 6C 6F {}hello }}",
+                " ".repeat(33)
+            )
         );
         let e = Event::new(&b"0123456789abcdef\tXYZ\xff"[..])
             .with_header("host", "edge")
@@ -97,6 +100,9 @@ mod tests {
         // Cut at maxBytesToLog; an empty body dumps as nothing.
         assert!(dump_event(&e, 3).starts_with("{ headers:{a=1, host=edge} body: 30 31 32    "));
         assert!(dump_event(&e, 3).ends_with(" 012 }"));
-        assert_eq!(dump_event(&Event::new(&b""[..]), 16), "{ headers:{} body: }");
+        assert_eq!(
+            dump_event(&Event::new(&b""[..]), 16),
+            "{ headers:{} body: }"
+        );
     }
 }

@@ -19,6 +19,7 @@
 //! API cannot do are done over its FFI, each in its own module: handing librdkafka a payload
 //! without a copy (`enqueue`) and waking the sink when a delivery report arrives (`reports`).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::io::Write;
@@ -157,6 +158,34 @@ pub struct KafkaSink {
     topic_c: CString,
 }
 
+/// `kafka.topic` with each `%{name}` replaced by the event's header `name` (empty when the event
+/// has none), as Flume's sink does ("arbitrary header substitution", Flume's `BucketPath`), so
+/// `kafka.topic = logs-%{app}` sends each application's events to its own topic. A topic
+/// without `%{` is returned as it is, with no allocation.
+fn substitute_headers<'t>(topic: &'t str, event: &Event) -> Cow<'t, str> {
+    if !topic.contains("%{") {
+        return Cow::Borrowed(topic);
+    }
+    let mut out = String::with_capacity(topic.len());
+    let mut rest = topic;
+    while let Some(at) = rest.find("%{") {
+        out.push_str(&rest[..at]);
+        match rest[at + 2..].find('}') {
+            Some(end) => {
+                let name = &rest[at + 2..at + 2 + end];
+                out.push_str(event.headers.get(name).map_or("", String::as_str));
+                rest = &rest[at + 2 + end + 1..];
+            }
+            None => {
+                out.push_str(&rest[at..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// Errors no retry can fix: the record or the permission is wrong, not the weather.
 fn is_unsendable(e: &KafkaError) -> bool {
     matches!(
@@ -206,10 +235,12 @@ impl KafkaSink {
     }
 
     /// Where an event goes: its topic and partition, from headers as configured.
-    fn route<'e>(&'e self, event: &'e Event) -> Result<(&'e str, Option<i32>), String> {
+    fn route<'e>(&'e self, event: &'e Event) -> Result<(Cow<'e, str>, Option<i32>), String> {
         let topic = match event.headers.get(&self.config.topic_header) {
-            Some(t) if self.config.allow_topic_override && !t.is_empty() => t.as_str(),
-            _ => self.config.topic.as_str(),
+            Some(t) if self.config.allow_topic_override && !t.is_empty() => {
+                Cow::Borrowed(t.as_str())
+            }
+            _ => substitute_headers(&self.config.topic, event),
         };
         let partition = match self
             .config
@@ -458,10 +489,10 @@ impl KafkaSink {
                 }
             };
             let topic_c;
-            let topic: &CStr = if topic == self.config.topic {
+            let topic: &CStr = if *topic == *self.config.topic {
                 &self.topic_c
             } else {
-                match CString::new(topic) {
+                match CString::new(topic.as_bytes()) {
                     Ok(t) => {
                         topic_c = t;
                         &topic_c
@@ -604,5 +635,27 @@ impl KafkaSink {
             }
         }
         bail!("{summary}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_header_substitution_follows_flume() {
+        let e = Event::new(&b"x"[..])
+            .with_header("app", "billing")
+            .with_header("env", "prod");
+        assert!(matches!(
+            substitute_headers("plain", &e),
+            Cow::Borrowed("plain")
+        ));
+        assert_eq!(substitute_headers("logs-%{app}", &e), "logs-billing");
+        assert_eq!(
+            substitute_headers("%{env}.%{app}.%{missing}x", &e),
+            "prod.billing.x"
+        );
+        assert_eq!(substitute_headers("odd-%{app", &e), "odd-%{app");
     }
 }
