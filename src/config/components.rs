@@ -916,7 +916,7 @@ pub struct FileRollConfig {
 /// Flume's file_roll path managers: the part of a file's name between prefix and extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileNaming {
-    /// `DEFAULT`: milliseconds since the epoch, `-`, a counter.
+    /// `DEFAULT`: the sink's start in milliseconds since the epoch, `-`, a counter.
     Default,
     /// `ROLLTIME`: the local time as `yyyyMMddHHmmss`, `-`, a counter that restarts each second.
     RollTime,

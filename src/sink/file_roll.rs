@@ -18,10 +18,13 @@ pub struct FileRollSink {
     name: String,
     config: FileRollConfig,
     current: Option<(PathBuf, BufWriter<File>, Instant)>,
-    /// Distinguishes files opened in the same millisecond (or, under ROLLTIME, second).
+    /// Numbers the files of this run (under ROLLTIME, of the current second).
     counter: u64,
     /// ROLLTIME: the second the counter counts in.
     counted_second: String,
+    /// DEFAULT: the milliseconds since the epoch when the sink started, the same in every file
+    /// name of this run (Flume's series timestamp); the counter orders the files.
+    series: u128,
 }
 
 impl FileRollSink {
@@ -35,17 +38,17 @@ impl FileRollSink {
             current: None,
             counter: 0,
             counted_second: String::new(),
+            series: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
         })
     }
 
     /// The next file's name, as Flume's path managers make them.
     fn next_name(&mut self) -> String {
         let stamp = match self.config.naming {
-            FileNaming::Default => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-                .to_string(),
+            FileNaming::Default => self.series.to_string(),
             FileNaming::RollTime => {
                 let second = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
                 if second != self.counted_second {
@@ -169,8 +172,8 @@ mod tests {
         .unwrap()
     }
 
-    /// Names as Flume's DEFAULT and ROLLTIME path managers make them: prefix, time, `-`,
-    /// counter, and `.extension` when one is set.
+    /// Names as Flume's DEFAULT and ROLLTIME path managers make them: prefix, time (DEFAULT: the
+    /// sink's start, for every file), `-`, counter, and `.extension` when one is set.
     #[test]
     fn file_names_follow_flumes_path_managers() {
         let dir = tempfile::tempdir().unwrap();
@@ -184,7 +187,7 @@ mod tests {
         let caps = re.captures(&first).unwrap_or_else(|| panic!("{first}"));
         assert!(caps[1].parse::<u128>().unwrap() >= before, "{first}");
         assert_eq!(&caps[2], "1");
-        assert!(second.ends_with("-2.log"), "{second}");
+        assert_eq!(second, format!("app-{}-2.log", &caps[1]), "one series per run");
 
         let mut s = sink(dir.path(), FileNaming::RollTime, "", "");
         let name = s.next_name();
