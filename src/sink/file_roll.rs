@@ -177,17 +177,21 @@ mod tests {
     #[test]
     fn file_names_follow_flumes_path_managers() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = sink(dir.path(), FileNaming::Default, "app-", "log");
         let before = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis();
+        let mut s = sink(dir.path(), FileNaming::Default, "app-", "log");
         let (first, second) = (s.next_name(), s.next_name());
         let re = regex::Regex::new(r"^app-(\d{13})-(\d+)\.log$").unwrap();
         let caps = re.captures(&first).unwrap_or_else(|| panic!("{first}"));
         assert!(caps[1].parse::<u128>().unwrap() >= before, "{first}");
         assert_eq!(&caps[2], "1");
-        assert_eq!(second, format!("app-{}-2.log", &caps[1]), "one series per run");
+        assert_eq!(
+            second,
+            format!("app-{}-2.log", &caps[1]),
+            "one series per run"
+        );
 
         let mut s = sink(dir.path(), FileNaming::RollTime, "", "");
         let name = s.next_name();
