@@ -9,7 +9,11 @@
 //!   `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` (Flume 1.8/1.9's
 //!   switch), else the environment variable `NAME`;
 //! - `${NAME:-default}`: `default` when `NAME` is not set; `$${` is a literal `${`;
-//! - references nest (`${env:${sys:which}}`), and a value that was looked up is resolved in turn.
+//! - references nest (`${env:${sys:which}}`), and a value that was looked up is resolved in turn;
+//! - Flume 1.10's config filters: `${f1['key']}` (also `${f1["key"]}`, `${f1[key]}`) with
+//!   `<agent>.configfilters = f1` and `<agent>.configfilters.f1.type` `env` (the environment
+//!   variable `key`) or `external` (the first line `<command> key` prints; `command` and
+//!   `charset` UTF-8), by alias or class name. The Hadoop credential store filter is refused.
 //!
 //! One difference, on purpose: Flume leaves a reference it cannot resolve in the value as is, so
 //! `dataDirs = ${env:DATA}` becomes a directory named `${env:DATA}`. weir refuses to start and
@@ -17,6 +21,8 @@
 //!
 //! Hand-written: the grammar is these few forms, and a template crate would not have Flume's
 //! lookups (keys of the same file, `sys:`), its `$${` escape, or errors that point at a line.
+
+use std::collections::BTreeMap;
 
 use super::{ConfigError, Properties};
 
@@ -46,6 +52,144 @@ impl Lookups<'_> {
     }
 }
 
+/// What a reference may be resolved with: the lookups, and the agent's config filters.
+struct Context<'a, 'l> {
+    lookups: &'a Lookups<'l>,
+    filters: BTreeMap<String, ConfigFilter>,
+}
+
+/// Flume 1.10's config filters (`<agent>.configfilters = f1`, `<agent>.configfilters.f1.type`),
+/// referenced as `${f1['key']}`, `${f1["key"]}` or `${f1[key]}`, mostly to keep secrets out of
+/// the file.
+enum ConfigFilter {
+    /// `env`: the environment variable `key`.
+    Env,
+    /// `external`: the first line `command key` prints (`command` split at white space, as
+    /// Flume splits it); a non-zero exit is an error.
+    External { command: Vec<String> },
+}
+
+impl ConfigFilter {
+    fn apply(&self, key: &str, lookups: &Lookups) -> Result<String, String> {
+        match self {
+            ConfigFilter::Env => {
+                (lookups.env)(key).ok_or_else(|| format!("env: no environment variable {key}"))
+            }
+            ConfigFilter::External { command } => {
+                let shown = command.join(" ");
+                let out = std::process::Command::new(&command[0])
+                    .args(&command[1..])
+                    .arg(key)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| format!("external: cannot run `{shown}`: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "external: `{shown} {key}` failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                let stdout = String::from_utf8(out.stdout)
+                    .map_err(|_| format!("external: `{shown} {key}` printed non-UTF-8 output"))?;
+                match stdout.lines().next() {
+                    Some(line) => Ok(line.to_owned()),
+                    None => Err(format!("external: `{shown} {key}` printed nothing")),
+                }
+            }
+        }
+    }
+}
+
+/// The config filters the agent under `prefix` defines. Types by alias (any case) or Flume's
+/// class name; the Hadoop credential store filter is refused (it needs Hadoop).
+fn config_filters(
+    props: &Properties,
+    prefix: &str,
+) -> Result<BTreeMap<String, ConfigFilter>, ConfigError> {
+    let mut filters = BTreeMap::new();
+    let Some(list) = props.get(&format!("{prefix}configfilters")) else {
+        return Ok(filters);
+    };
+    let error = |key: &str, message: String| {
+        let entry = props.get(key).unwrap_or(list);
+        ConfigError {
+            files: vec![entry.file.to_path_buf()],
+            line: Some(entry.line),
+            key: Some(key.to_owned()),
+            message,
+        }
+    };
+    for name in list.value.split_whitespace() {
+        let key = |k: &str| format!("{prefix}configfilters.{name}.{k}");
+        let ty = props
+            .get(&key("type"))
+            .map(|e| e.value.clone())
+            .unwrap_or_default();
+        let filter = match ty.to_ascii_lowercase().as_str() {
+            "env" | "org.apache.flume.configfilter.environmentvariableconfigfilter" => {
+                ConfigFilter::Env
+            }
+            "external" | "org.apache.flume.configfilter.externalprocessconfigfilter" => {
+                let command: Vec<String> = props
+                    .get(&key("command"))
+                    .map(|e| e.value.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if command.is_empty() {
+                    return Err(error(
+                        &key("command"),
+                        "missing: the external config filter needs the command that prints a \
+                         value"
+                            .into(),
+                    ));
+                }
+                if let Some(charset) = props.get(&key("charset"))
+                    && !charset.value.eq_ignore_ascii_case("UTF-8")
+                {
+                    return Err(error(
+                        &key("charset"),
+                        format!("'{}': only UTF-8 is supported", charset.value),
+                    ));
+                }
+                ConfigFilter::External { command }
+            }
+            _ => {
+                return Err(error(
+                    &key("type"),
+                    format!(
+                        "config filter type '{ty}' is not supported; supported: env, external \
+                         (Hadoop's credential store needs Hadoop)"
+                    ),
+                ));
+            }
+        };
+        filters.insert(name.to_owned(), filter);
+    }
+    Ok(filters)
+}
+
+/// `name['key']`, `name["key"]` or `name[key]` naming one of the agent's config filters: the
+/// filter and the key.
+fn filter_reference<'n, 'c>(
+    name: &'n str,
+    ctx: &'c Context,
+) -> Option<(&'c ConfigFilter, &'n str)> {
+    let (filter, rest) = name.split_once('[')?;
+    let inner = rest.strip_suffix(']')?;
+    let key = ["'", "\""]
+        .iter()
+        .find_map(|q| inner.strip_prefix(q)?.strip_suffix(q))
+        .unwrap_or(inner);
+    let valid = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return None;
+    }
+    Some((ctx.filters.get(filter)?, key))
+}
+
 /// How deep references may chain (`${a}` → `${b}` → …) before it is taken for a loop.
 const MAX_DEPTH: usize = 32;
 
@@ -54,6 +198,10 @@ impl Properties {
     /// started: another agent's keys in the same file are left alone, so that its unset
     /// variables do not stop this one).
     pub fn interpolate(&mut self, prefix: &str, lookups: &Lookups) -> Result<(), ConfigError> {
+        let ctx = Context {
+            lookups,
+            filters: config_filters(self, prefix)?,
+        };
         let mut resolved = Vec::new();
         for (key, entry) in self.entries.range(prefix.to_owned()..) {
             if !key.starts_with(prefix) {
@@ -63,14 +211,13 @@ impl Properties {
                 continue;
             }
             let mut chain = vec![key.as_str()];
-            let value = resolve(&entry.value, self, lookups, &mut chain).map_err(|message| {
-                ConfigError {
+            let value =
+                resolve(&entry.value, self, &ctx, &mut chain).map_err(|message| ConfigError {
                     files: vec![entry.file.to_path_buf()],
                     line: Some(entry.line),
                     key: Some(key.clone()),
                     message,
-                }
-            })?;
+                })?;
             resolved.push((key.clone(), value));
         }
         for (key, value) in resolved {
@@ -87,7 +234,7 @@ impl Properties {
 fn resolve<'p>(
     text: &str,
     props: &'p Properties,
-    lookups: &Lookups,
+    ctx: &Context,
     chain: &mut Vec<&'p str>,
 ) -> Result<String, String> {
     if chain.len() > MAX_DEPTH {
@@ -112,12 +259,12 @@ fn resolve<'p>(
             // substitution in variables enabled; the default only when it is needed. Both count
             // towards the depth limit, so no nesting can exhaust the stack.
             chain.push("…");
-            let name = resolve(name, props, lookups, chain)?;
-            let found = lookup(&name, props, lookups, chain)?;
+            let name = resolve(name, props, ctx, chain)?;
+            let found = lookup(&name, props, ctx, chain)?;
             let value = match (found, default) {
                 (Some(v), _) => v,
-                (None, Some(d)) => resolve(d, props, lookups, chain)?,
-                (None, None) => return Err(unresolved(&name, props, lookups)),
+                (None, Some(d)) => resolve(d, props, ctx, chain)?,
+                (None, None) => return Err(unresolved(&name, props, ctx)),
             };
             chain.pop();
             out.push_str(&value);
@@ -171,10 +318,17 @@ fn find_top_level(text: &str, pattern: &[u8]) -> Option<usize> {
 fn lookup<'p>(
     name: &str,
     props: &'p Properties,
-    lookups: &Lookups,
+    ctx: &Context,
     chain: &mut Vec<&'p str>,
 ) -> Result<Option<String>, String> {
-    let found = if let Some(var) = name.strip_prefix("env:") {
+    let lookups = ctx.lookups;
+    let found = if let Some((filter, key)) = filter_reference(name, ctx) {
+        Some(
+            filter
+                .apply(key, lookups)
+                .map_err(|why| format!("`${{{name}}}` cannot be resolved: config filter {why}"))?,
+        )
+    } else if let Some(var) = name.strip_prefix("env:") {
         (lookups.env)(var)
     } else if let Some(prop) = name.strip_prefix("sys:") {
         lookups
@@ -198,7 +352,7 @@ fn lookup<'p>(
             ));
         }
         chain.push(key.as_str());
-        let value = resolve(&entry.value, props, lookups, chain)?;
+        let value = resolve(&entry.value, props, ctx, chain)?;
         chain.pop();
         return Ok(Some(value));
     } else if lookups.env_fallback {
@@ -211,7 +365,7 @@ fn lookup<'p>(
             // A looked-up value is resolved in turn (no file key in `chain` stands for it, so
             // only the depth limit stops a loop through the environment).
             chain.push("…");
-            let v = resolve(&v, props, lookups, chain);
+            let v = resolve(&v, props, ctx, chain);
             chain.pop();
             v.map(Some)
         }
@@ -225,7 +379,8 @@ fn keys_of(chain: &[&str]) -> String {
     keys.join(" -> ")
 }
 
-fn unresolved(name: &str, props: &Properties, lookups: &Lookups) -> String {
+fn unresolved(name: &str, props: &Properties, ctx: &Context) -> String {
+    let lookups = ctx.lookups;
     let the_files = props.the_files();
     let hint = if let Some(var) = name.strip_prefix("env:") {
         format!("the environment variable {var} is not set")
@@ -299,6 +454,51 @@ mod tests {
 
     fn value<'p>(props: &'p Properties, key: &str) -> &'p str {
         &props.get(key).unwrap().value
+    }
+
+    /// Flume 1.10's config filters: `env` and `external`, by alias or class name, with the
+    /// three quotings of the key; a filter that cannot answer is an error naming the key.
+    #[test]
+    fn config_filters_resolve_env_and_external_references() {
+        let props = interpolate(
+            "a.configfilters = e x\n\
+             a.configfilters.e.type = env\n\
+             a.configfilters.x.type = org.apache.flume.configfilter.ExternalProcessConfigFilter\n\
+             a.configfilters.x.command = /usr/bin/printf secret-%s\n\
+             a.p1 = ${e['NC_PORT']}\na.p2 = ${e[\"NC_PORT\"]}\na.p3 = ${e[NC_PORT]}\n\
+             a.pw = ${x['db-password']}!\na.other = ${f['k']:-kept}\n",
+            &[],
+            false,
+        );
+        assert_values(
+            &props,
+            &[
+                ("a.p1", "44444"),
+                ("a.p2", "44444"),
+                ("a.p3", "44444"),
+                ("a.pw", "secret-db-password!"),
+                ("a.other", "kept"),
+            ],
+        );
+        let e = error("a.configfilters = e\na.configfilters.e.type = env\na.x = ${e['NOPE']}\n");
+        assert!(
+            e.starts_with(
+                "t.properties:3: a.x: `${e['NOPE']}` cannot be resolved: config filter env"
+            ),
+            "{e}"
+        );
+        let e = error(
+            "a.configfilters = x\na.configfilters.x.type = external\n\
+             a.configfilters.x.command = /bin/false\na.x = ${x[k]}\n",
+        );
+        assert!(e.contains("external: `/bin/false k` failed"), "{e}");
+        let e = error("a.configfilters = h\na.configfilters.h.type = hadoop\n");
+        assert!(
+            e.starts_with("t.properties:2: a.configfilters.h.type: config filter type 'hadoop'"),
+            "{e}"
+        );
+        let e = error("a.configfilters = x\na.configfilters.x.type = external\n");
+        assert!(e.contains("a.configfilters.x.command: missing"), "{e}");
     }
 
     #[test]

@@ -210,8 +210,19 @@ impl AgentConfig {
             }
         }
         let sink_groups = parse_sink_groups(&root, agent, &sink_names, &mut notes)?;
+        // Config filters were applied when the references were resolved (`interpolate`).
+        let filter_names: Vec<&str> = props
+            .get(&format!("{agent}.configfilters"))
+            .map(|e| e.value.split_whitespace().collect())
+            .unwrap_or_default();
         for (key, entry) in props.with_prefix(&format!("{agent}.")) {
-            let known = ["sources", "channels", "sinks", "sinkgroups"];
+            let known = [
+                "sources",
+                "channels",
+                "sinks",
+                "sinkgroups",
+                "configfilters",
+            ];
             let top = key.split('.').next().unwrap_or("");
             let defined = match top {
                 "sources" => key
@@ -230,6 +241,10 @@ impl AgentConfig {
                     .split('.')
                     .nth(1)
                     .is_some_and(|n| sink_groups.iter().any(|g| g.name == n)),
+                "configfilters" => key
+                    .split('.')
+                    .nth(1)
+                    .is_some_and(|n| filter_names.contains(&n)),
                 _ => false,
             };
             if !known.contains(&key) && !defined {
