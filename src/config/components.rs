@@ -1026,10 +1026,13 @@ fn parse_kafka(
     for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {
         s.entry(&format!("header.{event_header}"));
         if entry.value.is_empty() {
-            return Err(s.error(
-                Some(&format!("header.{event_header}")),
-                "empty: give the name of the record header to carry this event header".into(),
+            // Flume drops empty values before the sink sees them.
+            notes.push(format!(
+                "{}: {}: empty value, not used (as in Flume)",
+                entry.at(),
+                s.full(&format!("header.{event_header}"))
             ));
+            continue;
         }
         header_map.push((event_header.to_owned(), entry.value.clone()));
     }
@@ -1348,16 +1351,13 @@ mod tests {
         let (c, _, _) = kafka_sink("a.sinks.k1.kafka.bootstrap.servers = b:9092\n");
         assert_eq!((c.timestamp_header, c.header_map), (None, vec![]));
 
-        let props = Properties::parse(
-            Path::new("t.properties"),
-            b"a.sinks.k1.kafka.bootstrap.servers = b:9092\na.sinks.k1.header.host =\n",
-        )
-        .unwrap();
-        let s = Section::new(&props, "a.sinks.k1.".into());
-        let e = parse_kafka(&s, &mut Vec::new()).unwrap_err().to_string();
-        assert!(
-            e.starts_with("t.properties:2: a.sinks.k1.header.host: empty"),
-            "{e}"
+        // An empty mapping is dropped, as Flume drops every empty value.
+        let (c, _, notes) =
+            kafka_sink("a.sinks.k1.kafka.bootstrap.servers = b:9092\na.sinks.k1.header.host =\n");
+        assert!(c.header_map.is_empty());
+        assert_eq!(
+            notes,
+            ["t.properties:2: a.sinks.k1.header.host: empty value, not used (as in Flume)"]
         );
     }
 

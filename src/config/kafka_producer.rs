@@ -125,6 +125,13 @@ pub fn translate(
         let value = entry.value.trim();
         let from = origin(key, entry);
         let at = from.clone().unwrap_or_default();
+        // Flume drops a property whose value is empty before any component sees it, so the
+        // producer's default holds (an empty ssl.endpoint.identification.algorithm does not
+        // turn host name checking off there, and must not here).
+        if value.is_empty() {
+            notes.push(format!("{at}: empty value, not used (as in Flume)"));
+            continue;
+        }
         if let Some(why) = java_only(key) {
             notes.push(format!(
                 "{at}: Java-only producer property, not used: {why}"
@@ -142,14 +149,8 @@ pub fn translate(
                 let v = if value == "-1" { "0" } else { value };
                 push(&mut out, &format!("socket.{key}"), v, from)
             }
-            // Java turns host name checking off with an empty value, librdkafka with `none`.
             "ssl.endpoint.identification.algorithm" => {
-                let v = if value.is_empty() {
-                    "none".to_owned()
-                } else {
-                    value.to_ascii_lowercase()
-                };
-                push(&mut out, key, &v, from)
+                push(&mut out, key, &value.to_ascii_lowercase(), from)
             }
             "ssl.truststore.location" => {
                 let store_type = store_type(value_of("ssl.truststore.type"), value);
@@ -368,7 +369,7 @@ mod tests {
             "a.sinks.k1.kafka.producer.max.request.size = 2097152\n\
              a.sinks.k1.kafka.producer.receive.buffer.bytes = -1\n\
              a.sinks.k1.kafka.producer.send.buffer.bytes = 131072\n\
-             a.sinks.k1.kafka.producer.ssl.endpoint.identification.algorithm =\n\
+             a.sinks.k1.kafka.producer.ssl.endpoint.identification.algorithm = HTTPS\n\
              a.sinks.k1.kafka.producer.linger.ms = 7\n\
              a.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ca.pem\n\
              a.sinks.k1.kafka.producer.ssl.truststore.type = PEM\n\
@@ -383,7 +384,7 @@ mod tests {
             ("message.max.bytes", "2097152"),
             ("socket.receive.buffer.bytes", "0"),
             ("socket.send.buffer.bytes", "131072"),
-            ("ssl.endpoint.identification.algorithm", "none"),
+            ("ssl.endpoint.identification.algorithm", "https"),
             ("linger.ms", "7"),
             ("ssl.ca.location", "/etc/ca.pem"),
             ("ssl.keystore.location", "/etc/client.p12"),
@@ -440,6 +441,25 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("a Java PKCS12 truststore"), "{e}");
+    }
+
+    /// Flume drops empty values: the producer's default stays, with a note.
+    #[test]
+    fn empty_values_are_not_used() {
+        let (p, notes) =
+            producer("a.sinks.k1.kafka.producer.ssl.endpoint.identification.algorithm =\n")
+                .unwrap();
+        assert!(
+            last(&p, "ssl.endpoint.identification.algorithm").is_none(),
+            "{p:?}"
+        );
+        assert_eq!(
+            notes,
+            [
+                "t.properties:1: a.sinks.k1.kafka.producer.ssl.endpoint.identification.algorithm: \
+              empty value, not used (as in Flume)"
+            ]
+        );
     }
 
     #[test]
