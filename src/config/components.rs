@@ -482,6 +482,10 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
                 for (value, entry) in s.props().with_prefix(&s.full(prefix)) {
                     let key = format!("{prefix}{value}");
                     s.entry(&key);
+                    // Flume drops empty values: such a header value falls to the default.
+                    if entry.value.is_empty() {
+                        continue;
+                    }
                     let list = names_list(Some(entry.value.clone()));
                     check(&key, &list)?;
                     out.push((value.to_owned(), list));
@@ -1234,6 +1238,24 @@ mod tests {
             cfg.notes,
             ["t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored"]
         );
+    }
+
+    /// An empty mapping is dropped, as Flume drops empty values: that header value goes to the
+    /// default channels.
+    #[test]
+    fn an_empty_selector_mapping_falls_to_the_default() {
+        let text = "a.sources = r1\na.channels = c1 c2\na.sinks = k1\na.sources.r1.type = seq\n\
+                    a.sources.r1.channels = c1 c2\na.sources.r1.selector.type = multiplexing\n\
+                    a.sources.r1.selector.header = s\na.sources.r1.selector.mapping.CA =\n\
+                    a.sources.r1.selector.mapping.AZ = c2\na.sources.r1.selector.default = c1\n\
+                    a.channels.c1.type = memory\na.channels.c2.type = memory\n\
+                    a.sinks.k1.type = null\na.sinks.k1.channel = c1\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        let SelectorConfig::Multiplexing { mapping, .. } = &cfg.sources[0].selector else {
+            panic!("{:?}", cfg.sources[0].selector);
+        };
+        assert_eq!(mapping, &[("AZ".to_owned(), vec!["c2".to_owned()])]);
     }
 
     /// Selectors by alias (any case) or by the class name Flume users also write.
