@@ -5,6 +5,7 @@
 //! It also holds the TCP plumbing the network sources share (resolving the bind address,
 //! listening, the thread-per-client accept loop), which the metrics endpoint uses too.
 
+pub(crate) mod durable;
 pub mod exec;
 pub mod http;
 pub mod netcat;

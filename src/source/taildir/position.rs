@@ -2,15 +2,16 @@
 //! (a JSON array of `{"inode":N,"pos":N,"file":"path"}`), so the file a Flume agent left behind
 //! is taken over as it is.
 //!
-//! Flume rewrites the file in place, so a crash can leave it torn; weir writes a temporary file,
-//! syncs it, renames it over the old one and syncs the directory: after a crash the file is the
-//! previous version or the new one, never a mix.
+//! Flume rewrites the file in place, so a crash can leave it torn; weir replaces it through
+//! [`durable::replace`] (temporary file, fsync, rename, fsync of the directory): after a crash
+//! the file is the previous version or the new one, never a mix.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use crate::source::durable;
 
 /// One entry: bytes before `pos` of the file with this inode are in the channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,25 +125,12 @@ pub fn encode(positions: &[Position]) -> Vec<u8> {
 
 /// The temporary file `store` writes before renaming it over `path`.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    path.with_file_name(name)
+    durable::temp_path(path)
 }
 
 /// Replaces the position file atomically and durably.
 pub fn store(path: &Path, positions: &[Position]) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let mut f = File::create(&tmp)?;
-    f.write_all(&encode(positions))?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    // The rename is durable only once the directory is synced.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
+    durable::replace(path, &encode(positions))
 }
 
 #[cfg(test)]
