@@ -66,6 +66,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         classes: &["org.apache.flume.source.taildir.TaildirSource"],
     },
     TypeName {
+        alias: "spooldir",
+        classes: &["org.apache.flume.source.SpoolDirectorySource"],
+    },
+    TypeName {
         alias: "syslogtcp",
         classes: &["org.apache.flume.source.SyslogTcpSource"],
     },
@@ -532,6 +536,7 @@ pub enum SourceKind {
     Exec(super::ExecSourceConfig),
     Taildir(super::TaildirConfig),
     Syslog(super::SyslogConfig),
+    SpoolDir(super::SpoolDirConfig),
 }
 
 impl SourceKind {
@@ -543,6 +548,7 @@ impl SourceKind {
             SourceKind::Exec(_) => "exec",
             SourceKind::Taildir(_) => "TAILDIR",
             SourceKind::Syslog(c) => c.protocol.type_name(),
+            SourceKind::SpoolDir(_) => "spooldir",
         }
     }
 
@@ -554,6 +560,7 @@ impl SourceKind {
             SourceKind::Seq(c) => Some(c.batch_size),
             SourceKind::Exec(c) => Some(c.batch_size),
             SourceKind::Taildir(c) => Some(c.batch_size),
+            SourceKind::SpoolDir(c) => Some(c.batch_size),
             SourceKind::Syslog(c) if c.protocol == super::SyslogProtocol::MultiportTcp => {
                 Some(c.batch_size)
             }
@@ -629,6 +636,7 @@ impl SourceConfig {
             "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
             "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
             "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
+            "spooldir" => SourceKind::SpoolDir(super::spooldir::parse_spooldir(s, notes)?),
             "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
                 SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
             }

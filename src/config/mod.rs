@@ -18,6 +18,7 @@ mod java_syntax;
 mod kafka_producer;
 mod properties;
 mod sink_group;
+mod spooldir;
 mod syslog;
 mod taildir;
 
@@ -34,6 +35,7 @@ pub use java_syntax::{java_date_format, java_replacement};
 pub use kafka_producer::ProducerProperty;
 pub use properties::{Entry, Properties};
 pub use sink_group::*;
+pub use spooldir::*;
 pub use syslog::*;
 pub use taildir::*;
 

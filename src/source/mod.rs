@@ -10,6 +10,7 @@ pub mod exec;
 pub mod http;
 pub mod netcat;
 pub mod seq;
+pub mod spooldir;
 pub mod syslog;
 pub mod taildir;
 
@@ -246,6 +247,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
         SourceKind::Taildir(c) => Box::new(taildir::TaildirSource::new(&config.name, c.clone())),
         SourceKind::Syslog(c) => Box::new(syslog::SyslogSource::new(&config.name, c.clone())),
+        SourceKind::SpoolDir(c) => Box::new(spooldir::SpoolDirSource::new(&config.name, c.clone())),
     }
 }
 

@@ -1,0 +1,1268 @@
+//! The Spooling Directory source (Flume's SpoolDirectorySource): reads the finished files an
+//! application drops into a directory, one file at a time in `consumeOrder`, one event per line
+//! ([`lines`]), and marks each file done once all of its lines are committed: renamed to
+//! `<name><fileSuffix>`, recorded in the tracker directory, or deleted.
+//!
+//! Durability: a batch is one put transaction; only after the channel committed it does the
+//! file's position advance, and the position is then written to the state file ([`state`])
+//! atomically and durably before the next batch is read. So a crash loses nothing committed and
+//! repeats at most the batch whose commit had not reached the state file (and a refused batch is
+//! retried with backoff, never skipped). A file is marked done only after its last batch is
+//! committed, and the state forgets it only after the mark is durable.
+//!
+//! Files are assumed complete and immutable once in the directory (Flume's contract). A file
+//! found changed (size or modification time) while it is read or between runs, or that cannot be
+//! decoded under `decodeErrorPolicy = FAIL`, is logged as an error naming it and left in place
+//! unmarked; it is recorded in the state file so that it is not read again, and the source goes
+//! on with the other files (Flume stops the source). A file found under the name of the file
+//! being read but with another inode replaced it while the agent was stopped: it is a new file
+//! and is read from its start.
+//!
+//! The directory is listed at most every `pollDelay` while files are waiting (Flume lists it for
+//! every file), and every `pollDelay` while it is empty: polling, as TAILDIR does, rather than
+//! inotify, which network filesystems lack and which loses events on overflow.
+
+mod lines;
+mod state;
+
+use std::collections::{HashSet, VecDeque};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use self::lines::{After, LineReader, Piece};
+use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
+use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
+use crate::channel::ChannelError;
+use crate::config::{ConsumeOrder, DeletePolicy, SpoolDirConfig, TrackingPolicy};
+use crate::event::Event;
+
+pub struct SpoolDirSource {
+    name: String,
+    config: SpoolDirConfig,
+    spooler: Option<Spooler>,
+}
+
+impl SpoolDirSource {
+    pub fn new(name: &str, config: SpoolDirConfig) -> SpoolDirSource {
+        SpoolDirSource {
+            name: name.to_owned(),
+            config,
+            spooler: None,
+        }
+    }
+}
+
+impl Source for SpoolDirSource {
+    fn start(&mut self) -> anyhow::Result<()> {
+        let name = &self.name;
+        let spool_dir = std::path::absolute(&self.config.spool_dir).with_context(|| {
+            format!(
+                "source {name}: spoolDir {}: cannot make the path absolute",
+                self.config.spool_dir.display()
+            )
+        })?;
+        anyhow::ensure!(
+            spool_dir.is_dir(),
+            "source {name}: spoolDir {} does not exist or is not a directory",
+            spool_dir.display()
+        );
+        let tracker_dir = self.config.tracker_dir_in(&spool_dir);
+        std::fs::create_dir_all(&tracker_dir).with_context(|| {
+            format!(
+                "source {name}: cannot create trackerDir {}",
+                tracker_dir.display()
+            )
+        })?;
+        let state_path = tracker_dir.join(STATE_FILE);
+        let state = load_state(name, &state_path)?;
+        if tracker_dir.join(state::FLUME_META_FILE).exists() {
+            tracing::warn!(source = %name, "{} is Flume's position file, which weir does not read: a file Flume was reading is read again from its start", tracker_dir.join(state::FLUME_META_FILE).display());
+        }
+        for s in &state.skipped {
+            tracing::warn!(source = %name, "{} (inode {}) is not read: {}", s.file.display(), s.inode, s.reason);
+        }
+        tracing::info!(
+            source = %name,
+            spool_dir = %spool_dir.display(),
+            state = %state_path.display(),
+            "spooldir source ready"
+        );
+        self.spooler = Some(Spooler {
+            name: name.clone(),
+            batch_size: self.config.batch_size,
+            config: self.config.clone(),
+            spool_dir,
+            tracker_dir,
+            state_path,
+            state,
+            queue: VecDeque::new(),
+            last_listing: None,
+            state_failing: false,
+            warned: HashSet::new(),
+            rng: fastrand::Rng::new(),
+        });
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+        let Some(mut spooler) = self.spooler else {
+            tracing::error!(source = %self.name, "spooldir source run before start");
+            return;
+        };
+        spooler.run(&processor, &stop);
+    }
+}
+
+/// Reads the state file; a corrupt one is moved aside (kept for inspection) and the source
+/// starts without it.
+fn load_state(name: &str, path: &Path) -> anyhow::Result<State> {
+    let loaded = state::load(path)
+        .with_context(|| format!("source {name}: cannot read {}", path.display()))?;
+    Ok(match loaded {
+        Loaded::Missing => State::default(),
+        Loaded::Read(s) => s,
+        Loaded::Corrupt(why) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".corrupt");
+            let aside = PathBuf::from(aside);
+            let kept = match std::fs::rename(path, &aside) {
+                Ok(()) => format!("it was moved to {}", aside.display()),
+                Err(e) => format!("it could not be moved aside ({e}) and will be overwritten"),
+            };
+            tracing::error!(
+                source = name,
+                "state file {} is unusable: {why}; {kept}; starting without it: a file that was being read is read again from its start",
+                path.display()
+            );
+            State::default()
+        }
+    })
+}
+
+/// A file to read: where it is, and what it was when looked at.
+#[derive(Clone, Debug)]
+struct Candidate {
+    id: FileId,
+    /// Its path below the spool directory (its name, unless `recursiveDirectorySearch`).
+    rel: PathBuf,
+}
+
+/// How reading a file ended.
+enum Flow {
+    /// Go on with the next file.
+    Next,
+    /// Try again after a pause (an I/O error).
+    Pause,
+    /// The stop flag is set.
+    Stop,
+}
+
+/// What became of a batch handed to the channel.
+enum Delivery {
+    Committed,
+    Stopped,
+    /// The channel's transactionCapacity is this, smaller than the batch.
+    TooLarge(usize),
+}
+
+/// The source's state, owned by its one thread.
+struct Spooler {
+    name: String,
+    config: SpoolDirConfig,
+    /// `spoolDir`, absolute.
+    spool_dir: PathBuf,
+    tracker_dir: PathBuf,
+    state_path: PathBuf,
+    state: State,
+    /// Files from the last listing not read yet, in reading order.
+    queue: VecDeque<Candidate>,
+    last_listing: Option<Instant>,
+    /// `batchSize`, lowered to the channel's transactionCapacity if that is smaller.
+    batch_size: usize,
+    state_failing: bool,
+    /// Paths a warning was logged for, so a lasting problem is logged once.
+    warned: HashSet<PathBuf>,
+    rng: fastrand::Rng,
+}
+
+impl Spooler {
+    fn run(&mut self, processor: &ChannelProcessor, stop: &StopFlag) {
+        while !stopping(stop) {
+            let flow = match self.next_file() {
+                Some((file, pos)) => self.consume(&file, pos, processor, stop),
+                None => Flow::Pause,
+            };
+            match flow {
+                Flow::Next => {}
+                Flow::Pause => sleep_unless_stopped(self.config.poll_delay, stop),
+                Flow::Stop => break,
+            }
+        }
+        tracing::info!(source = %self.name, "spooldir source stopped");
+    }
+
+    fn warn_once(&mut self, path: &Path, message: String) {
+        if self.warned.insert(path.to_owned()) {
+            tracing::warn!(source = %self.name, "{message}");
+        }
+    }
+
+    /// Writes the state file; a failure is logged (once while it lasts) and retried at the next
+    /// write.
+    fn save(&mut self) {
+        match state::store(&self.state_path, &self.state) {
+            Ok(()) => {
+                if self.state_failing {
+                    self.state_failing = false;
+                    tracing::info!(source = %self.name, "state file {} written again", self.state_path.display());
+                }
+            }
+            Err(e) => {
+                if !self.state_failing {
+                    tracing::error!(source = %self.name, "cannot write state file {}: {e}; retrying at the next batch; a restart now would send again what was committed since it was last written", self.state_path.display());
+                }
+                self.state_failing = true;
+            }
+        }
+    }
+
+    /// Records `id` as a file not to read, and forgets it as the current file.
+    fn skip(&mut self, id: &FileId, reason: String) {
+        self.state.skipped.retain(|s| s.file != id.file);
+        self.state.skipped.push(Skipped::new(id, reason));
+        self.state.current = None;
+        self.save();
+    }
+
+    /// Forgets the current file.
+    fn forget_current(&mut self) {
+        if self.state.current.take().is_some() {
+            self.save();
+        }
+    }
+
+    /// The file to read next and the position to read it from: the file being read when the
+    /// source last stopped (or paused), if it is still there unchanged; else the next one listed.
+    fn next_file(&mut self) -> Option<(Candidate, u64)> {
+        if let Some(cur) = self.state.current.clone() {
+            match self.check_current(&cur) {
+                Some(Ok(c)) => return Some((c, cur.pos)),
+                // Cannot be looked at now: try again later, before any other file.
+                Some(Err(())) => return None,
+                None => self.forget_current(),
+            }
+        }
+        let due = self
+            .last_listing
+            .is_none_or(|t| t.elapsed() >= self.config.poll_delay);
+        if self.queue.is_empty() || due {
+            if self.queue.is_empty() && !due {
+                return None;
+            }
+            self.queue = self.list().into();
+            self.last_listing = Some(Instant::now());
+        }
+        while let Some(c) = self.queue.pop_front() {
+            // Looked at again: it may have gone since the listing.
+            match std::fs::metadata(&c.id.file) {
+                Ok(meta) if meta.is_file() => {
+                    let id = file_id(&c.id.file, &meta);
+                    return Some((Candidate { id, rel: c.rel }, 0));
+                }
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    /// The current file from the state, if it can be read on: `Some(Ok)` to resume it,
+    /// `Some(Err)` when it cannot be looked at now, `None` when it is to be forgotten.
+    fn check_current(&mut self, cur: &Current) -> Option<Result<Candidate, ()>> {
+        let id = &cur.id;
+        let path = id.file.display().to_string();
+        let meta = match std::fs::metadata(&id.file) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let done = with_suffix(&id.file, &self.config.file_suffix);
+                let renamed = std::fs::metadata(&done)
+                    .is_ok_and(|m| (m.dev(), m.ino()) == (id.dev, id.inode));
+                if renamed {
+                    tracing::info!(source = %self.name, "{path} was completed (renamed to {}) before the agent stopped", done.display());
+                } else if cur.pos == id.size && self.config.delete_policy == DeletePolicy::Immediate
+                {
+                    tracing::info!(source = %self.name, "{path} was read to its end and deleted before the agent stopped");
+                } else {
+                    tracing::warn!(source = %self.name, "{path} (inode {}), of which {} of {} bytes were committed, is gone: it was moved away or deleted while the agent was stopped", id.inode, cur.pos, id.size);
+                }
+                return None;
+            }
+            Err(e) => {
+                self.warn_once(
+                    &id.file,
+                    format!("cannot look at {path}, which is being read: {e}; trying again"),
+                );
+                return Some(Err(()));
+            }
+        };
+        let now = file_id(&id.file, &meta);
+        if (now.dev, now.inode) != (id.dev, id.inode) {
+            tracing::error!(source = %self.name, "{path} was replaced by another file (inode {} is now {}) after {} bytes of the first were committed: a file name was used twice; the new file is read from its start", id.inode, now.inode, cur.pos);
+            return None;
+        }
+        if (now.size, now.mtime) != (id.size, id.mtime) {
+            let why = format!(
+                "it changed after {} bytes of it were committed (size {} -> {}, modified {}.{:09} -> {}.{:09}); files in the spool directory must not change",
+                cur.pos, id.size, now.size, id.mtime.0, id.mtime.1, now.mtime.0, now.mtime.1
+            );
+            self.skip_loudly(&now, why);
+            return None;
+        }
+        let name = id.file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !self.config.wants(name) {
+            tracing::warn!(source = %self.name, "{path}, read up to byte {}, no longer has a name to read (fileSuffix, includePattern, ignorePattern): not read on", cur.pos);
+            return None;
+        }
+        let rel = id
+            .file
+            .strip_prefix(&self.spool_dir)
+            .map(Path::to_owned)
+            .unwrap_or_else(|_| PathBuf::from(name));
+        tracing::info!(source = %self.name, file = %path, pos = cur.pos, "resuming");
+        Some(Ok(Candidate {
+            id: id.clone(),
+            rel,
+        }))
+    }
+
+    /// Logs why `id` is left alone, as an error, and records it.
+    fn skip_loudly(&mut self, id: &FileId, why: String) {
+        tracing::error!(source = %self.name, "{}: {why}; it is left as it is and not read again (recorded in {}); to have it read, move it away and put a corrected copy in under a new name", id.file.display(), self.state_path.display());
+        self.skip(id, why);
+    }
+
+    /// The files to read, in reading order.
+    fn list(&mut self) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        let mut dirs = vec![(self.spool_dir.clone(), PathBuf::new())];
+        let mut seen_skipped = HashSet::new();
+        while let Some((dir, rel_dir)) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => {
+                    self.warned.remove(&dir);
+                    e
+                }
+                Err(e) => {
+                    self.warn_once(
+                        &dir,
+                        format!(
+                            "cannot list {}: {e}; trying again at every poll",
+                            dir.display()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path == self.tracker_dir {
+                    continue;
+                }
+                let file_name: OsString = entry.file_name();
+                let Some(name) = file_name.to_str() else {
+                    self.warn_once(
+                        &path,
+                        format!("{} is not read: its name is not UTF-8", path.display()),
+                    );
+                    continue;
+                };
+                // Follows symbolic links to files, as Flume does; a file gone since the
+                // listing is skipped.
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    // Hidden directories, and links to directories (which could loop), are not
+                    // entered.
+                    let link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                    if self.config.recursive && !name.starts_with('.') && !link {
+                        dirs.push((path, rel_dir.join(name)));
+                    }
+                    continue;
+                }
+                if !meta.is_file() || !self.config.wants(name) {
+                    continue;
+                }
+                let id = file_id(&path, &meta);
+                if let Some(s) = self.state.skipped.iter().find(|s| s.is(&id)) {
+                    seen_skipped.insert(s.file.clone());
+                    continue;
+                }
+                let rel = rel_dir.join(name);
+                if self.config.delete_policy == DeletePolicy::Never
+                    && self.config.tracking_policy == TrackingPolicy::TrackerDir
+                    && self.marker(&rel).exists()
+                {
+                    continue;
+                }
+                out.push(Candidate { id, rel });
+            }
+        }
+        // A skipped file that is gone, or replaced by another, is forgotten.
+        let before = self.state.skipped.len();
+        self.state
+            .skipped
+            .retain(|s| seen_skipped.contains(&s.file) || still_there(s));
+        if self.state.skipped.len() != before {
+            self.save();
+        }
+        match self.config.consume_order {
+            ConsumeOrder::Oldest => {
+                out.sort_by(|a, b| (a.id.mtime, &a.rel).cmp(&(b.id.mtime, &b.rel)));
+            }
+            ConsumeOrder::Youngest => {
+                out.sort_by(|a, b| b.id.mtime.cmp(&a.id.mtime).then_with(|| a.rel.cmp(&b.rel)))
+            }
+            ConsumeOrder::Random => self.rng.shuffle(&mut out),
+        }
+        out
+    }
+
+    /// The tracker directory's mark that the file at `rel` is done (trackingPolicy tracker_dir).
+    fn marker(&self, rel: &Path) -> PathBuf {
+        let mut name = rel.as_os_str().to_owned();
+        name.push(&self.config.file_suffix);
+        self.tracker_dir.join(name)
+    }
+
+    /// Reads `c` from `start` to its end, batch by batch, and marks it done.
+    fn consume(
+        &mut self,
+        c: &Candidate,
+        start: u64,
+        processor: &ChannelProcessor,
+        stop: &StopFlag,
+    ) -> Flow {
+        let path = c.id.file.display().to_string();
+        let file = match File::open(&c.id.file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && start == 0 => {
+                tracing::info!(source = %self.name, "{path} disappeared before it was read");
+                return Flow::Next;
+            }
+            Err(e) => {
+                self.warn_once(
+                    &c.id.file,
+                    format!("cannot open {path}: {e}; trying again later"),
+                );
+                read_failed(processor);
+                // A file being read is the next to read: wait for it. Another is listed again.
+                return if start > 0 { Flow::Pause } else { Flow::Next };
+            }
+        };
+        self.warned.remove(&c.id.file);
+        let opened = match file.metadata() {
+            Ok(m) => file_id(&c.id.file, &m),
+            Err(e) => {
+                tracing::warn!(source = %self.name, "cannot stat {path}: {e}; trying again later");
+                read_failed(processor);
+                return Flow::Pause;
+            }
+        };
+        if opened != c.id {
+            // Changed between the look and the open: look again.
+            return Flow::Pause;
+        }
+        if start > c.id.size {
+            self.skip_loudly(
+                &c.id,
+                format!("{} bytes were committed but it has {}", start, c.id.size),
+            );
+            return Flow::Next;
+        }
+        if start == 0 {
+            tracing::info!(source = %self.name, file = %path, bytes = c.id.size, "reading");
+        }
+        let mut reader = LineReader::new(
+            file,
+            c.id.size,
+            start,
+            self.config.max_line_length,
+            self.config.decode_error_policy,
+        );
+        let mut pos = start;
+        loop {
+            if stopping(stop) {
+                return Flow::Stop;
+            }
+            if let Some(flow) = self.check_unchanged(c, &reader, pos) {
+                return flow;
+            }
+            let batch = match reader.read_batch(self.batch_size) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(source = %self.name, "cannot read {path} at byte {}: {e}; reading it again from byte {pos} later", reader.offset());
+                    read_failed(processor);
+                    return Flow::Pause;
+                }
+            };
+            if !batch.pieces.is_empty()
+                && !self.deliver_all(c, &batch.pieces, &mut pos, processor, stop)
+            {
+                return Flow::Stop;
+            }
+            match batch.after {
+                After::More => {}
+                After::End => return self.retire(c, &reader, pos),
+                After::Invalid(at) => {
+                    read_failed(processor);
+                    self.skip_loudly(
+                        &c.id,
+                        format!(
+                            "the bytes at offset {at} are not UTF-8 (decodeErrorPolicy = FAIL): reading stopped there, the lines before it were sent"
+                        ),
+                    );
+                    return Flow::Next;
+                }
+            }
+        }
+    }
+
+    /// Whether the file being read is still the one opened, unchanged and under its name:
+    /// `None` to read on, else what to do.
+    fn check_unchanged(&mut self, c: &Candidate, reader: &LineReader, pos: u64) -> Option<Flow> {
+        let path = c.id.file.display().to_string();
+        let now = match reader.stat() {
+            Ok(m) => file_id(&c.id.file, &m),
+            Err(e) => {
+                tracing::warn!(source = %self.name, "cannot stat {path}: {e}; trying again later");
+                return Some(Flow::Pause);
+            }
+        };
+        if (now.size, now.mtime) != (c.id.size, c.id.mtime) {
+            let why = format!(
+                "it changed while it was read, after {pos} bytes of it were committed (size {} -> {}, modified {}.{:09} -> {}.{:09}); files in the spool directory must be complete when they are put there",
+                c.id.size, now.size, c.id.mtime.0, c.id.mtime.1, now.mtime.0, now.mtime.1
+            );
+            self.skip_loudly(&now, why);
+            return Some(Flow::Next);
+        }
+        let here = std::fs::metadata(&c.id.file).map(|m| (m.dev(), m.ino()));
+        if here.ok() != Some((c.id.dev, c.id.inode)) {
+            tracing::warn!(source = %self.name, "{path} disappeared (deleted, moved or replaced) while it was read, after {pos} of its {} bytes were committed: moving on to the next file", c.id.size);
+            self.forget_current();
+            return Some(Flow::Next);
+        }
+        None
+    }
+
+    /// Puts `pieces` into the channel, in batches of at most `batch_size`, recording the
+    /// position after each commit. False if the stop flag cut it short.
+    fn deliver_all(
+        &mut self,
+        c: &Candidate,
+        pieces: &[Piece],
+        pos: &mut u64,
+        processor: &ChannelProcessor,
+        stop: &StopFlag,
+    ) -> bool {
+        let path = c.id.file.to_string_lossy().into_owned();
+        let basename =
+            c.id.file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        let mut rest = pieces;
+        while let Some(last) = rest.get(self.batch_size.min(rest.len()).saturating_sub(1)) {
+            let n = self.batch_size.min(rest.len());
+            let make = || {
+                rest[..n]
+                    .iter()
+                    .map(|p| {
+                        let mut e = Event::new(p.body.clone());
+                        if let Some(k) = &self.config.file_header {
+                            e.headers.insert(k.clone(), path.clone());
+                        }
+                        if let Some(k) = &self.config.basename_header {
+                            e.headers.insert(k.clone(), basename.clone());
+                        }
+                        e
+                    })
+                    .collect()
+            };
+            match self.deliver(processor, stop, make) {
+                Delivery::Committed => {
+                    *pos = last.end;
+                    self.state.current = Some(Current {
+                        id: c.id.clone(),
+                        pos: *pos,
+                    });
+                    self.save();
+                    rest = &rest[n..];
+                }
+                Delivery::Stopped => return false,
+                Delivery::TooLarge(limit) => {
+                    let smaller = limit.clamp(1, n.saturating_sub(1).max(1));
+                    tracing::warn!(source = %self.name, "batchSize {} exceeds the channel's transactionCapacity {limit}: putting batches of {smaller}", self.batch_size);
+                    self.batch_size = smaller;
+                }
+            }
+        }
+        true
+    }
+
+    /// Puts a batch into the channel, retrying with backoff (`pollDelay` doubling up to
+    /// `maxBackoff`) until it is committed or the source stops. `make` builds the batch again
+    /// for every attempt.
+    fn deliver(
+        &self,
+        processor: &ChannelProcessor,
+        stop: &StopFlag,
+        make: impl Fn() -> Vec<Event>,
+    ) -> Delivery {
+        let mut backoff = self.config.poll_delay.min(self.config.max_backoff);
+        let mut failures = 0u32;
+        loop {
+            match processor.process(make()) {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(source = %self.name, attempts = failures + 1, "channel accepted the batch");
+                    }
+                    return Delivery::Committed;
+                }
+                Err(ChannelError::TransactionTooLarge { limit, .. }) => {
+                    return Delivery::TooLarge(limit);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(source = %self.name, error = %e, "channel refused a batch; retrying it until it is accepted");
+                    } else {
+                        tracing::debug!(source = %self.name, error = %e, attempt = failures, "channel refused the batch again");
+                    }
+                    if stopping(stop) {
+                        return Delivery::Stopped;
+                    }
+                    sleep_unless_stopped(backoff, stop);
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Marks a file whose every line is committed as done (renamed, recorded in the tracker
+    /// directory, or deleted), then forgets it. A file that cannot be marked is recorded as not
+    /// to be read again.
+    fn retire(&mut self, c: &Candidate, reader: &LineReader, pos: u64) -> Flow {
+        if let Some(flow) = self.check_unchanged(c, reader, pos) {
+            return flow;
+        }
+        let path = &c.id.file;
+        let shown = path.display();
+        let done = match (self.config.delete_policy, self.config.tracking_policy) {
+            (DeletePolicy::Immediate, _) => std::fs::remove_file(path)
+                .and_then(|()| durable::sync_parent(path))
+                .map(|()| format!("deleted {shown}"))
+                .map_err(|e| format!("it was read to its end but cannot be deleted: {e}")),
+            (DeletePolicy::Never, TrackingPolicy::Rename) => {
+                let dest = with_suffix(path, &self.config.file_suffix);
+                match rename_no_replace(path, &dest) {
+                    Ok(()) => durable::sync_parent(path)
+                        .map(|()| format!("renamed {shown} to {}", dest.display()))
+                        .map_err(|e| {
+                            format!(
+                                "renamed to {}, but the directory cannot be synced: {e}",
+                                dest.display()
+                            )
+                        }),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(format!(
+                        "it was read to its end but cannot be renamed to {}, which exists already: a file name was used twice in the spool directory",
+                        dest.display()
+                    )),
+                    Err(e) => Err(format!(
+                        "it was read to its end but cannot be renamed to {}: {e}",
+                        dest.display()
+                    )),
+                }
+            }
+            (DeletePolicy::Never, TrackingPolicy::TrackerDir) => {
+                let marker = self.marker(&c.rel);
+                mark_done(&marker)
+                    .map(|()| format!("{shown} is done: recorded as {}", marker.display()))
+                    .map_err(|e| {
+                        format!(
+                            "it was read to its end but {} cannot be created: {e}",
+                            marker.display()
+                        )
+                    })
+            }
+        };
+        match done {
+            Ok(what) => {
+                tracing::info!(source = %self.name, bytes = pos, "{what}");
+                self.forget_current();
+            }
+            Err(why) => {
+                tracing::error!(source = %self.name, "{shown}: {why}; it is left in place and not read again (recorded in {})", self.state_path.display());
+                self.skip(&c.id, why);
+            }
+        }
+        Flow::Next
+    }
+}
+
+/// The identity of the file at `path` from its metadata.
+fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
+    FileId {
+        file: path.to_owned(),
+        dev: meta.dev(),
+        inode: meta.ino(),
+        size: meta.len(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        born: meta.created().ok().and_then(|t| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some((
+                i64::try_from(d.as_secs()).ok()?,
+                i64::from(d.subsec_nanos()),
+            ))
+        }),
+    }
+}
+
+/// Whether a skipped file is still at its path.
+fn still_there(s: &Skipped) -> bool {
+    std::fs::metadata(&s.file).is_ok_and(|m| s.is(&file_id(&s.file, &m)))
+}
+
+/// `path` with `suffix` appended to its name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), atomically where the file
+/// system can (`renameat2` with `RENAME_NOREPLACE`), else by looking first.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            std::fs::rename(from, to)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Creates the tracker directory's empty mark for a done file, durably.
+fn mark_done(marker: &Path) -> io::Result<()> {
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(marker)?.sync_all()?;
+    durable::sync_parent(marker)
+}
+
+fn read_failed(processor: &ChannelProcessor) {
+    processor
+        .counters()
+        .read_fail
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
+    let step = Duration::from_millis(20);
+    let end = Instant::now() + d;
+    while !stopping(stop) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(step));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::channel::Channel;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{
+        DecodeErrorPolicy, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind,
+    };
+    use crate::source::SourceCounters;
+
+    struct Rig {
+        dir: tempfile::TempDir,
+        channel: Arc<dyn Channel>,
+        processor: ChannelProcessor,
+        stop: StopFlag,
+    }
+
+    fn memory_channel(capacity: usize, transaction_capacity: usize) -> Arc<dyn Channel> {
+        Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity,
+                transaction_capacity,
+                keep_alive: Duration::from_millis(5),
+                byte_capacity: None,
+            },
+        ))
+    }
+
+    fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
+        let source = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            selector: SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: SourceKind::Seq(crate::config::SeqConfig {
+                total_events: 0,
+                batch_size: 1,
+                body_size: 0,
+            }),
+        };
+        ChannelProcessor::new(
+            &source,
+            std::slice::from_ref(channel),
+            Arc::new(SourceCounters::default()),
+        )
+    }
+
+    fn rig() -> Rig {
+        let channel = memory_channel(100_000, 100);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("spool")).unwrap();
+        Rig {
+            processor: processor_for(&channel),
+            dir,
+            channel,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    impl Rig {
+        fn spool(&self) -> PathBuf {
+            self.dir.path().join("spool")
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.spool().join(name)
+        }
+
+        fn config(&self) -> SpoolDirConfig {
+            SpoolDirConfig {
+                spool_dir: self.spool(),
+                file_suffix: ".COMPLETED".into(),
+                delete_policy: DeletePolicy::Never,
+                file_header: Some("file".into()),
+                basename_header: Some("basename".into()),
+                include: regex::Regex::new("^(?:.*)$").unwrap(),
+                ignore: regex::Regex::new("^(?:.*\\.tmp)$").unwrap(),
+                tracker_dir: ".flumespool".into(),
+                tracking_policy: TrackingPolicy::Rename,
+                consume_order: ConsumeOrder::Oldest,
+                poll_delay: Duration::ZERO,
+                recursive: false,
+                max_backoff: Duration::from_millis(20),
+                batch_size: 10,
+                decode_error_policy: DecodeErrorPolicy::Fail,
+                max_line_length: 2048,
+            }
+        }
+
+        fn spooler(&self, config: SpoolDirConfig) -> Spooler {
+            let mut source = SpoolDirSource::new("r1", config);
+            source.start().unwrap();
+            source.spooler.unwrap()
+        }
+
+        /// Reads every file there is now, as the source's loop does.
+        fn drain(&self, s: &mut Spooler) {
+            while let Some((c, pos)) = s.next_file() {
+                if let Flow::Stop = s.consume(&c, pos, &self.processor, &self.stop) {
+                    break;
+                }
+            }
+        }
+
+        fn take_all(&self) -> Vec<Event> {
+            let mut out = Vec::new();
+            loop {
+                let taken = self.channel.take(100, Duration::ZERO).unwrap();
+                if taken.is_empty() {
+                    return out;
+                }
+                out.extend(taken.events.iter().map(|(_, e)| e.clone()));
+                self.channel.commit(taken).unwrap();
+            }
+        }
+
+        fn bodies(&self) -> Vec<String> {
+            self.take_all()
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                .collect()
+        }
+
+        fn state(&self) -> State {
+            match state::load(&self.spool().join(".flumespool").join(STATE_FILE)).unwrap() {
+                Loaded::Read(s) => s,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    fn numbered(prefix: &str, range: std::ops::Range<u32>) -> String {
+        range.map(|i| format!("{prefix}{i}\n")).collect()
+    }
+
+    fn want(prefix: &str, range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    /// Writes `text` to `path` and sets its modification time `age` seconds in the past.
+    fn put(path: &Path, text: &[u8], age: u64) {
+        std::fs::write(path, text).unwrap();
+        let t = std::time::SystemTime::now() - Duration::from_secs(age);
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    fn exists(p: &Path) -> bool {
+        std::fs::symlink_metadata(p).is_ok()
+    }
+
+    #[test]
+    fn files_oldest_first_with_headers_then_renamed() {
+        let r = rig();
+        put(&r.path("new.log"), numbered("n", 0..3).as_bytes(), 10);
+        put(&r.path("old.log"), numbered("o", 0..25).as_bytes(), 20);
+        put(&r.path("skip.tmp"), b"ignored\n", 30);
+        put(&r.path(".hidden"), b"hidden\n", 30);
+        put(&r.path("done.COMPLETED"), b"done\n", 30);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        let events = r.take_all();
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+            .collect();
+        assert_eq!(bodies, [want("o", 0..25), want("n", 0..3)].concat());
+        assert_eq!(
+            events[0].headers["file"],
+            r.path("old.log").to_string_lossy()
+        );
+        assert_eq!(events[0].headers["basename"], "old.log");
+        assert_eq!(events[27].headers["basename"], "new.log");
+        assert!(exists(&r.path("old.log.COMPLETED")) && !exists(&r.path("old.log")));
+        assert!(exists(&r.path("new.log.COMPLETED")) && !exists(&r.path("new.log")));
+        assert!(exists(&r.path("skip.tmp")));
+        assert_eq!(r.state().current, None);
+        // A file arriving later is read at the next look.
+        put(&r.path("later.log"), b"late", 0);
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["late"]);
+    }
+
+    #[test]
+    fn youngest_first_and_equal_times_by_name() {
+        let r = rig();
+        put(&r.path("b"), b"b\n", 10);
+        put(&r.path("a"), b"a\n", 10);
+        put(&r.path("c"), b"c\n", 5);
+        let mut config = r.config();
+        config.consume_order = ConsumeOrder::Youngest;
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["c", "a", "b"]);
+    }
+
+    #[test]
+    fn a_restart_resumes_at_the_committed_position() {
+        let r = rig();
+        put(&r.path("a.log"), numbered("a", 0..30).as_bytes(), 10);
+        let mut s = r.spooler(r.config());
+        let (c, pos) = s.next_file().unwrap();
+        // Commit one batch by hand, as the loop does, then "crash".
+        let mut reader = LineReader::new(
+            File::open(&c.id.file).unwrap(),
+            c.id.size,
+            pos,
+            100,
+            DecodeErrorPolicy::Fail,
+        );
+        let batch = reader.read_batch(10).unwrap();
+        let mut at = 0;
+        assert!(s.deliver_all(&c, &batch.pieces, &mut at, &r.processor, &r.stop));
+        assert_eq!(r.bodies(), want("a", 0..10));
+        assert_eq!(r.state().current.unwrap().pos, at);
+        drop(s);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), want("a", 10..30));
+        assert!(exists(&r.path("a.log.COMPLETED")));
+    }
+
+    /// Commits the first batch of the oldest file and drops the spooler, as a crash would.
+    fn first_batch_then_crash(r: &Rig) -> u64 {
+        let mut s = r.spooler(r.config());
+        let (c, _) = s.next_file().unwrap();
+        let mut reader = LineReader::new(
+            File::open(&c.id.file).unwrap(),
+            c.id.size,
+            0,
+            100,
+            DecodeErrorPolicy::Fail,
+        );
+        let batch = reader.read_batch(10).unwrap();
+        let mut at = 0;
+        assert!(s.deliver_all(&c, &batch.pieces, &mut at, &r.processor, &r.stop));
+        r.take_all();
+        at
+    }
+
+    #[test]
+    fn a_file_changed_while_stopped_is_skipped_and_remembered() {
+        let r = rig();
+        put(&r.path("a.log"), numbered("a", 0..30).as_bytes(), 10);
+        put(&r.path("b.log"), b"b\n", 5);
+        first_batch_then_crash(&r);
+        put(&r.path("a.log"), numbered("x", 0..30).as_bytes(), 10);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["b"], "the changed file is not read on");
+        assert!(exists(&r.path("a.log")), "left in place");
+        let state = r.state();
+        assert_eq!(state.skipped.len(), 1);
+        assert!(
+            state.skipped[0]
+                .reason
+                .contains("it changed after 30 bytes")
+        );
+        // Not read again after another restart either.
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty());
+        // A new file put in its place is read, even when it gets the old one's inode.
+        std::fs::remove_file(r.path("a.log")).unwrap();
+        put(&r.path("a.log"), b"fixed\n", 0);
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["fixed"]);
+        assert!(r.state().skipped.is_empty(), "the entry is forgotten");
+    }
+
+    #[test]
+    fn a_file_replaced_while_stopped_is_read_from_its_start() {
+        let r = rig();
+        put(&r.path("a.log"), numbered("a", 0..30).as_bytes(), 10);
+        first_batch_then_crash(&r);
+        // A new file (another inode) under the same name.
+        put(&r.path("tmp"), numbered("new", 0..3).as_bytes(), 10);
+        std::fs::rename(r.path("tmp"), r.path("a.log")).unwrap();
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), want("new", 0..3));
+    }
+
+    #[test]
+    fn a_file_growing_while_read_is_skipped() {
+        let r = rig();
+        // Room for one batch: the source waits for the taker below between batches.
+        let small = memory_channel(10, 10);
+        let processor = processor_for(&small);
+        put(&r.path("a.log"), numbered("a", 0..30).as_bytes(), 10);
+        put(&r.path("b.log"), b"b\n", 5);
+        let mut s = r.spooler(r.config());
+        let stop = r.stop.clone();
+        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let take = |wait: u64| {
+            let taken = small.take(10, Duration::from_millis(wait)).unwrap();
+            let got: Vec<String> = taken
+                .events
+                .iter()
+                .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
+                .collect();
+            small.commit(taken).unwrap();
+            got
+        };
+        let first = take(10_000);
+        assert_eq!(first, want("a", 0..10));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(r.path("a.log"))
+            .unwrap()
+            .write_all(b"late\n")
+            .unwrap();
+        // The batch read before the append may still come; then b.log.
+        let mut rest = Vec::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        while !rest.contains(&"b".to_owned()) && Instant::now() < end {
+            rest.extend(take(50));
+        }
+        r.stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        assert!(
+            rest == vec!["b"] || rest == [want("a", 10..20), vec!["b".into()]].concat(),
+            "{rest:?}"
+        );
+        assert!(exists(&r.path("a.log")), "left in place");
+        let state = r.state();
+        assert!(
+            state.skipped[0]
+                .reason
+                .contains("it changed while it was read"),
+            "{state:?}"
+        );
+    }
+
+    #[test]
+    fn a_taken_completed_name_leaves_the_file_unrenamed_and_unread() {
+        let r = rig();
+        put(&r.path("a.log"), b"second use\n", 10);
+        put(&r.path("a.log.COMPLETED"), b"first use\n", 10);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["second use"]);
+        assert!(exists(&r.path("a.log")));
+        assert_eq!(
+            std::fs::read(r.path("a.log.COMPLETED")).unwrap(),
+            b"first use\n"
+        );
+        let state = r.state();
+        assert!(
+            state.skipped[0].reason.contains("exists already"),
+            "{state:?}"
+        );
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty(), "not read again after a restart");
+    }
+
+    #[test]
+    fn tracker_dir_marks_and_delete_policy() {
+        let r = rig();
+        std::fs::create_dir(r.path("sub")).unwrap();
+        put(&r.path("a.log"), b"a\n", 10);
+        put(&r.path("sub/b.log"), b"b\n", 5);
+        let mut config = r.config();
+        config.tracking_policy = TrackingPolicy::TrackerDir;
+        config.recursive = true;
+        let mut s = r.spooler(config.clone());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["a", "b"]);
+        assert!(exists(&r.path("a.log")) && exists(&r.path("sub/b.log")));
+        assert!(exists(&r.path(".flumespool/a.log.COMPLETED")));
+        assert!(exists(&r.path(".flumespool/sub/b.log.COMPLETED")));
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty(), "marked files are not read again");
+
+        let r = rig();
+        put(&r.path("a.log"), b"a\n", 10);
+        let mut config = r.config();
+        config.delete_policy = DeletePolicy::Immediate;
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["a"]);
+        assert!(!exists(&r.path("a.log")) && !exists(&r.path("a.log.COMPLETED")));
+    }
+
+    #[test]
+    fn an_undecodable_file_is_sent_up_to_the_bad_byte_and_remembered() {
+        let r = rig();
+        put(&r.path("a.log"), b"one\ntw\xffo\nthree\n", 10);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), vec!["one"]);
+        assert!(exists(&r.path("a.log")));
+        let state = r.state();
+        assert!(
+            state.skipped[0].reason.contains("offset 6 are not UTF-8"),
+            "{state:?}"
+        );
+        assert_eq!(r.processor.counters().read_fail.load(Ordering::Relaxed), 1);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty());
+    }
+
+    #[test]
+    fn a_full_channel_delays_but_loses_and_repeats_nothing() {
+        let r = rig();
+        let small = memory_channel(15, 10);
+        let processor = processor_for(&small);
+        put(&r.path("a.log"), numbered("a", 0..200).as_bytes(), 10);
+        let mut s = r.spooler(r.config());
+        let stop = r.stop.clone();
+        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let end = Instant::now() + Duration::from_secs(20);
+        while small.counters().full.load(Ordering::Relaxed) == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut got = Vec::new();
+        while got.len() < 200 && Instant::now() < end {
+            let taken = small.take(7, Duration::from_millis(50)).unwrap();
+            got.extend(
+                taken
+                    .events
+                    .iter()
+                    .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned()),
+            );
+            small.commit(taken).unwrap();
+        }
+        // Renamed once the last batch is committed.
+        while !exists(&r.path("a.log.COMPLETED")) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        r.stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        assert_eq!(got, want("a", 0..200));
+        assert!(small.counters().full.load(Ordering::Relaxed) > 0);
+        assert!(exists(&r.path("a.log.COMPLETED")));
+    }
+
+    #[test]
+    fn oversized_batches_shrink_to_the_transaction_capacity() {
+        let mut r = rig();
+        r.channel = memory_channel(1000, 4);
+        r.processor = processor_for(&r.channel);
+        put(&r.path("a.log"), numbered("a", 0..23).as_bytes(), 10);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(s.batch_size, 4);
+        let mut got = Vec::new();
+        loop {
+            let taken = r.channel.take(4, Duration::ZERO).unwrap();
+            if taken.is_empty() {
+                break;
+            }
+            got.extend(
+                taken
+                    .events
+                    .iter()
+                    .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned()),
+            );
+            r.channel.commit(taken).unwrap();
+        }
+        assert_eq!(got, want("a", 0..23));
+    }
+}
