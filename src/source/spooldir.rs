@@ -1,6 +1,6 @@
 //! The Spooling Directory source (Flume's SpoolDirectorySource): reads the finished files an
-//! application drops into a directory, one file at a time in `consumeOrder`, one event per line
-//! ([`lines`]), and marks each file done once all of its lines are committed: renamed to
+//! application drops into a directory ([`listing`] says which), one file at a time in
+//! `consumeOrder`, one event per line ([`lines`]), and marks each file done once all of its lines are committed: renamed to
 //! `<name><fileSuffix>`, recorded in the tracker directory, or deleted.
 //!
 //! Durability: a batch is one put transaction; only after the channel committed it does the
@@ -23,10 +23,10 @@
 //! inotify, which network filesystems lack and which loses events on overflow.
 
 mod lines;
+mod listing;
 mod state;
 
 use std::collections::{HashSet, VecDeque};
-use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use self::lines::{After, LineReader, Piece};
+use self::listing::{Candidate, file_id};
 use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
 use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
-use crate::config::{ConsumeOrder, DeletePolicy, SpoolDirConfig, TrackingPolicy};
+use crate::config::{DeletePolicy, SpoolDirConfig, TrackingPolicy};
 use crate::event::Event;
 
 pub struct SpoolDirSource {
@@ -144,14 +145,6 @@ fn load_state(name: &str, path: &Path) -> anyhow::Result<State> {
             State::default()
         }
     })
-}
-
-/// A file to read: where it is, and what it was when looked at.
-#[derive(Clone, Debug)]
-struct Candidate {
-    id: FileId,
-    /// Its path below the spool directory (its name, unless `recursiveDirectorySearch`).
-    rel: PathBuf,
 }
 
 /// How reading a file ended.
@@ -335,10 +328,7 @@ impl Spooler {
             .map(Path::to_owned)
             .unwrap_or_else(|_| PathBuf::from(name));
         tracing::info!(source = %self.name, file = %path, pos = cur.pos, "resuming");
-        Some(Ok(Candidate {
-            id: id.clone(),
-            rel,
-        }))
+        Some(Ok(Candidate { id: now, rel }))
     }
 
     /// Logs why `id` is left alone, as an error, and records it.
@@ -347,98 +337,30 @@ impl Spooler {
         self.skip(id, why);
     }
 
-    /// The files to read, in reading order.
+    /// Lists the directory: the files to read, in reading order. Skipped files that are gone
+    /// (or replaced) are forgotten.
     fn list(&mut self) -> Vec<Candidate> {
-        let mut out = Vec::new();
-        let mut dirs = vec![(self.spool_dir.clone(), PathBuf::new())];
-        let mut seen_skipped = HashSet::new();
-        while let Some((dir, rel_dir)) = dirs.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => {
-                    self.warned.remove(&dir);
-                    e
-                }
-                Err(e) => {
-                    self.warn_once(
-                        &dir,
-                        format!(
-                            "cannot list {}: {e}; trying again at every poll",
-                            dir.display()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path == self.tracker_dir {
-                    continue;
-                }
-                let file_name: OsString = entry.file_name();
-                let Some(name) = file_name.to_str() else {
-                    self.warn_once(
-                        &path,
-                        format!("{} is not read: its name is not UTF-8", path.display()),
-                    );
-                    continue;
-                };
-                // Follows symbolic links to files, as Flume does; a file gone since the
-                // listing is skipped.
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    // Hidden directories, and links to directories (which could loop), are not
-                    // entered.
-                    let link = entry.file_type().is_ok_and(|t| t.is_symlink());
-                    if self.config.recursive && !name.starts_with('.') && !link {
-                        dirs.push((path, rel_dir.join(name)));
-                    }
-                    continue;
-                }
-                if !meta.is_file() || !self.config.wants(name) {
-                    continue;
-                }
-                let id = file_id(&path, &meta);
-                if let Some(s) = self.state.skipped.iter().find(|s| s.is(&id)) {
-                    seen_skipped.insert(s.file.clone());
-                    continue;
-                }
-                let rel = rel_dir.join(name);
-                if self.config.delete_policy == DeletePolicy::Never
-                    && self.config.tracking_policy == TrackingPolicy::TrackerDir
-                    && self.marker(&rel).exists()
-                {
-                    continue;
-                }
-                out.push(Candidate { id, rel });
-            }
+        let found = listing::list(
+            &self.config,
+            &self.spool_dir,
+            &self.tracker_dir,
+            &self.state.skipped,
+            &mut self.rng,
+        );
+        for dir in &found.listed {
+            self.warned.remove(dir);
         }
-        // A skipped file that is gone, or replaced by another, is forgotten.
+        for (path, why) in found.problems {
+            self.warn_once(&path, why);
+        }
         let before = self.state.skipped.len();
         self.state
             .skipped
-            .retain(|s| seen_skipped.contains(&s.file) || still_there(s));
+            .retain(|s| found.skipped_present.contains(&s.file) || still_there(s));
         if self.state.skipped.len() != before {
             self.save();
         }
-        match self.config.consume_order {
-            ConsumeOrder::Oldest => {
-                out.sort_by(|a, b| (a.id.mtime, &a.rel).cmp(&(b.id.mtime, &b.rel)));
-            }
-            ConsumeOrder::Youngest => {
-                out.sort_by(|a, b| b.id.mtime.cmp(&a.id.mtime).then_with(|| a.rel.cmp(&b.rel)))
-            }
-            ConsumeOrder::Random => self.rng.shuffle(&mut out),
-        }
-        out
-    }
-
-    /// The tracker directory's mark that the file at `rel` is done (trackingPolicy tracker_dir).
-    fn marker(&self, rel: &Path) -> PathBuf {
-        let mut name = rel.as_os_str().to_owned();
-        name.push(&self.config.file_suffix);
-        self.tracker_dir.join(name)
+        found.files
     }
 
     /// Reads `c` from `start` to its end, batch by batch, and marks it done.
@@ -692,7 +614,7 @@ impl Spooler {
                 }
             }
             (DeletePolicy::Never, TrackingPolicy::TrackerDir) => {
-                let marker = self.marker(&c.rel);
+                let marker = listing::marker(&self.config, &self.tracker_dir, &c.rel);
                 mark_done(&marker)
                     .map(|()| format!("{shown} is done: recorded as {}", marker.display()))
                     .map_err(|e| {
@@ -714,24 +636,6 @@ impl Spooler {
             }
         }
         Flow::Next
-    }
-}
-
-/// The identity of the file at `path` from its metadata.
-fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
-    FileId {
-        file: path.to_owned(),
-        dev: meta.dev(),
-        inode: meta.ino(),
-        size: meta.len(),
-        mtime: (meta.mtime(), meta.mtime_nsec()),
-        born: meta.created().ok().and_then(|t| {
-            let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-            Some((
-                i64::try_from(d.as_secs()).ok()?,
-                i64::from(d.subsec_nanos()),
-            ))
-        }),
     }
 }
 
@@ -801,7 +705,8 @@ mod tests {
     use crate::channel::Channel;
     use crate::channel::memory::MemoryChannel;
     use crate::config::{
-        DecodeErrorPolicy, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind,
+        ConsumeOrder, DecodeErrorPolicy, MemoryChannelConfig, SelectorConfig, SourceConfig,
+        SourceKind,
     };
     use crate::source::SourceCounters;
 
