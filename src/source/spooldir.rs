@@ -1040,6 +1040,61 @@ mod tests {
     }
 
     #[test]
+    fn a_file_deleted_while_read_is_left_and_the_next_one_read() {
+        let r = rig();
+        let small = memory_channel(10, 10);
+        let processor = processor_for(&small);
+        put(&r.path("a.log"), numbered("a", 0..50).as_bytes(), 10);
+        put(&r.path("b.log"), b"b\n", 5);
+        let mut s = r.spooler(r.config());
+        let stop = r.stop.clone();
+        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let take = |wait: u64| {
+            let taken = small.take(10, Duration::from_millis(wait)).unwrap();
+            let got: Vec<String> = taken
+                .events
+                .iter()
+                .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
+                .collect();
+            small.commit(taken).unwrap();
+            got
+        };
+        assert_eq!(take(10_000), want("a", 0..10));
+        std::fs::remove_file(r.path("a.log")).unwrap();
+        let mut rest = Vec::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        while !rest.contains(&"b".to_owned()) && Instant::now() < end {
+            rest.extend(take(50));
+        }
+        r.stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap();
+        assert!(
+            rest == vec!["b"] || rest == [want("a", 10..20), vec!["b".into()]].concat(),
+            "{rest:?}"
+        );
+        let state = r.state();
+        assert!(
+            state.skipped.is_empty() && state.current.is_none(),
+            "{state:?}"
+        );
+        assert!(exists(&r.path("b.log.COMPLETED")));
+    }
+
+    #[test]
+    fn a_crash_between_the_rename_and_the_state_write_repeats_nothing() {
+        let r = rig();
+        put(&r.path("a.log"), numbered("a", 0..10).as_bytes(), 10);
+        let at = first_batch_then_crash(&r);
+        assert_eq!(r.state().current.unwrap().pos, at);
+        // The whole file was committed and renamed; the state still names it.
+        std::fs::rename(r.path("a.log"), r.path("a.log.COMPLETED")).unwrap();
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty());
+        assert_eq!(r.state().current, None);
+    }
+
+    #[test]
     fn a_taken_completed_name_leaves_the_file_unrenamed_and_unread() {
         let r = rig();
         put(&r.path("a.log"), b"second use\n", 10);
