@@ -6,12 +6,12 @@
 mod support;
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::{Agent, check_config, free_port, logged_events, wait_until};
+use support::{
+    Agent, agent_logs, check_config, logged_events, source_accepted, start_logged, wait_until,
+};
 use weir::wal::inspect::DumpedEvent;
 
 /// spooldir on `{dir}/spool` → file channel in `{dir}/log`, plus `extra` lines.
@@ -37,63 +37,8 @@ struct Run {
 }
 
 fn start(dir: &Path, cfg: &Path) -> Run {
-    let port = free_port();
-    let n = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("agent-"))
-        })
-        .count();
-    let log = File::create(dir.join(format!("agent-{n}.log"))).unwrap();
-    let agent = Agent::start_with(
-        cfg,
-        port,
-        &["--metrics-port", &port.to_string()],
-        Stdio::from(log),
-    );
+    let (agent, port) = start_logged(dir, cfg);
     Run { agent, port }
-}
-
-/// Everything the agents wrote to stderr so far.
-fn agent_logs(dir: &Path) -> String {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("agent-")
-        })
-        .collect();
-    names.sort();
-    let mut text = String::new();
-    for n in names {
-        File::open(n).unwrap().read_to_string(&mut text).unwrap();
-    }
-    text
-}
-
-/// `SOURCE.r1`'s EventAcceptedCount, or 0 if the metrics cannot be read.
-fn accepted(port: u16) -> u64 {
-    use std::net::TcpStream;
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["SOURCE.r1"]["EventAcceptedCount"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Writes `bytes` to `spool/name` through a hidden temporary name, as an application should (a
@@ -293,7 +238,7 @@ fn sigkill_in_the_middle_of_a_large_file_loses_nothing_and_repeats_at_most_a_bat
     for threshold in [30_000u64, 50_000] {
         let mut run = start(d, &cfg);
         let end = Instant::now() + Duration::from_secs(60);
-        while accepted(run.port) < threshold && Instant::now() < end {
+        while source_accepted(run.port) < threshold && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
@@ -333,7 +278,7 @@ fn sigterm_in_the_middle_of_a_file_resumes_exactly() {
     let path = drop_file(d, "big.log", text(&lines).as_bytes(), 10);
     let mut run = start(d, &cfg);
     let end = Instant::now() + Duration::from_secs(60);
-    while accepted(run.port) < 10_000 && Instant::now() < end {
+    while source_accepted(run.port) < 10_000 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(run.agent.stop(), "SIGTERM must exit 0");

@@ -5,8 +5,8 @@
 mod support;
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::{Agent, free_port, output_lines};
+use support::{Agent, agent_logs, free_port, output_lines, source_accepted, start_logged};
 
 /// TAILDIR following `{dir}/logs/{pattern}` → file channel → file_roll into `{dir}/out`, plus
 /// `extra` lines. Without `sink`, events stay in the channel.
@@ -44,45 +44,6 @@ fn config(dir: &Path, pattern: &str, sink: bool, extra: &str) -> PathBuf {
     let path = dir.join("agent.properties");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Starts the agent, waiting for its metrics port; stderr goes to `{dir}/agent-N.log`.
-fn start(dir: &Path, cfg: &Path) -> Agent {
-    let port = free_port();
-    let n = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("agent-"))
-        })
-        .count();
-    let log = File::create(dir.join(format!("agent-{n}.log"))).unwrap();
-    Agent::start_with(
-        cfg,
-        port,
-        &["--metrics-port", &port.to_string()],
-        Stdio::from(log),
-    )
-}
-
-/// Everything the agents wrote to stderr so far.
-fn agent_logs(dir: &Path) -> String {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("agent-")
-        })
-        .collect();
-    names.sort();
-    let mut text = String::new();
-    for n in names {
-        File::open(n).unwrap().read_to_string(&mut text).unwrap();
-    }
-    text
 }
 
 fn counts(lines: &[String]) -> HashMap<&str, usize> {
@@ -235,7 +196,7 @@ fn lines_before_and_after_start_and_files_that_appear_later() {
     let before = lines("a-", 0..100);
     append(&d.join("logs/a.log"), &text(&before));
     append(&d.join("logs/ignored.txt"), "not mine\n");
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let after = lines("a-", 100..200);
     append(&d.join("logs/a.log"), &text(&after));
     // A file that appears later, and a line written in two pieces.
@@ -257,26 +218,6 @@ fn lines_before_and_after_start_and_files_that_appear_later() {
     // Lines of one file arrive in order.
     let a: Vec<&String> = out.iter().filter(|l| l.starts_with("a-")).collect();
     assert!(a.windows(2).all(|w| w[0] < w[1]), "a.log out of order");
-}
-
-/// Reads the metrics JSON and returns `SOURCE.r1`'s EventAcceptedCount.
-fn accepted(port: u16) -> u64 {
-    use std::net::TcpStream;
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["SOURCE.r1"]["EventAcceptedCount"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[test]
@@ -301,7 +242,7 @@ fn headers_are_set_per_group_file_and_offset() {
         Stdio::inherit(),
     );
     let end = Instant::now() + Duration::from_secs(20);
-    while accepted(port) < 2 && Instant::now() < end {
+    while source_accepted(port) < 2 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(agent.stop());
@@ -357,7 +298,7 @@ fn rotate_under_load(pattern: &str) {
     let cfg = config(d, pattern, true, "a.sources.r1.idleTimeout = 1000\n");
     let log = d.join("logs/app.log");
     let mut writer = Writer::start(&log, 20);
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     for k in 1..=5 {
         while writer.rotate.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
@@ -398,7 +339,7 @@ fn copytruncate_starts_the_file_over() {
         .append(true)
         .open(&log)
         .unwrap();
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let first = lines("one-", 0..100);
     app.write_all(text(&first).as_bytes()).unwrap();
     wait_for(d, &first);
@@ -434,12 +375,12 @@ fn sigterm_restarts_mid_stream_lose_and_repeat_nothing() {
     let cfg = config(d, r"app\.log", true, "");
     let mut writer = Writer::start(&d.join("logs/app.log"), 5);
     for _ in 0..3 {
-        let mut agent = start(d, &cfg);
+        let mut agent = start_logged(d, &cfg).0;
         std::thread::sleep(Duration::from_millis(fastrand::u64(200..600)));
         assert!(agent.stop(), "SIGTERM must exit 0");
         std::thread::sleep(Duration::from_millis(fastrand::u64(0..200)));
     }
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let (want, out) = finish_run(d, &mut writer, &mut agent);
     eprintln!("{} lines through 4 clean stops", want.len());
     assert_exactly_once(&out, &want);
@@ -462,11 +403,11 @@ fn sigkill_cycles_lose_nothing_and_repeat_at_most_the_batches_in_flight() {
     let mut writer = Writer::start(&d.join("logs/app.log"), 10);
     let cycles = 5;
     for _ in 0..cycles {
-        let mut agent = start(d, &cfg);
+        let mut agent = start_logged(d, &cfg).0;
         std::thread::sleep(Duration::from_millis(fastrand::u64(200..700)));
         agent.kill9();
     }
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let (want, out) = finish_run(d, &mut writer, &mut agent);
     let seen = counts(&out);
     let missing = want
@@ -499,7 +440,7 @@ fn corrupt_position_file_is_reported_and_reading_starts_afresh() {
     std::fs::write(&pf, b"[{\"inode\": 12, \"pos\": ").unwrap();
     let want = lines("x-", 0..20);
     append(&d.join("logs/app.log"), &text(&want));
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let out = wait_for(d, &want);
     assert!(agent.stop());
     assert_exactly_once(&out, &want);
@@ -539,7 +480,7 @@ fn position_past_the_end_reads_the_truncated_file_from_the_start() {
         ),
     )
     .unwrap();
-    let mut agent = start(d, &cfg);
+    let mut agent = start_logged(d, &cfg).0;
     let out = wait_for(d, &want);
     assert!(agent.stop());
     assert_exactly_once(&out, &want);

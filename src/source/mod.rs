@@ -251,6 +251,68 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     }
 }
 
+/// What the sources' unit tests share: a memory channel and the processor the agent would build
+/// for a source putting into it alone.
+#[cfg(test)]
+pub(crate) mod test_rig {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{ChannelProcessor, SourceCounters};
+    use crate::channel::Channel;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{MemoryChannelConfig, SelectorConfig, SeqConfig, SourceConfig, SourceKind};
+
+    pub fn memory_channel(
+        capacity: usize,
+        transaction_capacity: usize,
+        keep_alive: Duration,
+    ) -> Arc<dyn Channel> {
+        Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity,
+                transaction_capacity,
+                keep_alive,
+                byte_capacity: None,
+            },
+        ))
+    }
+
+    /// A processor putting into `channel` alone, as the agent would build for a source.
+    pub fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
+        let source = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            selector: SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: SourceKind::Seq(SeqConfig {
+                total_events: 0,
+                batch_size: 1,
+                body_size: 0,
+            }),
+        };
+        ChannelProcessor::new(
+            &source,
+            std::slice::from_ref(channel),
+            Arc::new(SourceCounters::default()),
+        )
+    }
+
+    /// Takes up to `max` events from `channel` (waiting up to `wait` for the first), commits the
+    /// take and returns the bodies as text.
+    pub fn take_bodies(channel: &Arc<dyn Channel>, max: usize, wait: Duration) -> Vec<String> {
+        let taken = channel.take(max, wait).unwrap();
+        let got = taken
+            .events
+            .iter()
+            .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
+            .collect();
+        channel.commit(taken).unwrap();
+        got
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

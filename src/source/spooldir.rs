@@ -703,12 +703,8 @@ mod tests {
 
     use super::*;
     use crate::channel::Channel;
-    use crate::channel::memory::MemoryChannel;
-    use crate::config::{
-        ConsumeOrder, DecodeErrorPolicy, MemoryChannelConfig, SelectorConfig, SourceConfig,
-        SourceKind,
-    };
-    use crate::source::SourceCounters;
+    use crate::config::{ConsumeOrder, DecodeErrorPolicy};
+    use crate::source::test_rig::{self, processor_for, take_bodies};
 
     struct Rig {
         dir: tempfile::TempDir,
@@ -718,34 +714,7 @@ mod tests {
     }
 
     fn memory_channel(capacity: usize, transaction_capacity: usize) -> Arc<dyn Channel> {
-        Arc::new(MemoryChannel::new(
-            "c1",
-            &MemoryChannelConfig {
-                capacity,
-                transaction_capacity,
-                keep_alive: Duration::from_millis(5),
-                byte_capacity: None,
-            },
-        ))
-    }
-
-    fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
-        let source = SourceConfig {
-            name: "r1".into(),
-            channels: vec!["c1".into()],
-            selector: SelectorConfig::Replicating { optional: vec![] },
-            interceptors: vec![],
-            kind: SourceKind::Seq(crate::config::SeqConfig {
-                total_events: 0,
-                batch_size: 1,
-                body_size: 0,
-            }),
-        };
-        ChannelProcessor::new(
-            &source,
-            std::slice::from_ref(channel),
-            Arc::new(SourceCounters::default()),
-        )
+        test_rig::memory_channel(capacity, transaction_capacity, Duration::from_millis(5))
     }
 
     fn rig() -> Rig {
@@ -999,16 +968,7 @@ mod tests {
         let mut s = r.spooler(r.config());
         let stop = r.stop.clone();
         let runner = std::thread::spawn(move || s.run(&processor, &stop));
-        let take = |wait: u64| {
-            let taken = small.take(10, Duration::from_millis(wait)).unwrap();
-            let got: Vec<String> = taken
-                .events
-                .iter()
-                .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
-                .collect();
-            small.commit(taken).unwrap();
-            got
-        };
+        let take = |wait: u64| take_bodies(&small, 10, Duration::from_millis(wait));
         let first = take(10_000);
         assert_eq!(first, want("a", 0..10));
         std::fs::OpenOptions::new()
@@ -1049,16 +1009,7 @@ mod tests {
         let mut s = r.spooler(r.config());
         let stop = r.stop.clone();
         let runner = std::thread::spawn(move || s.run(&processor, &stop));
-        let take = |wait: u64| {
-            let taken = small.take(10, Duration::from_millis(wait)).unwrap();
-            let got: Vec<String> = taken
-                .events
-                .iter()
-                .map(|(_, e)| String::from_utf8_lossy(&e.body).into_owned())
-                .collect();
-            small.commit(taken).unwrap();
-            got
-        };
+        let take = |wait: u64| take_bodies(&small, 10, Duration::from_millis(wait));
         assert_eq!(take(10_000), want("a", 0..10));
         std::fs::remove_file(r.path("a.log")).unwrap();
         let mut rest = Vec::new();

@@ -784,10 +784,9 @@ mod tests {
 
     use super::*;
     use crate::channel::Channel;
-    use crate::channel::memory::MemoryChannel;
-    use crate::config::{FileGroup, MemoryChannelConfig, SelectorConfig, SourceConfig, SourceKind};
+    use crate::config::FileGroup;
     use crate::event::Headers;
-    use crate::source::SourceCounters;
+    use crate::source::test_rig::{memory_channel, processor_for};
 
     struct Rig {
         dir: tempfile::TempDir,
@@ -804,42 +803,6 @@ mod tests {
             channel,
             stop: Arc::new(AtomicBool::new(false)),
         }
-    }
-
-    fn memory_channel(
-        capacity: usize,
-        transaction_capacity: usize,
-        keep_alive: Duration,
-    ) -> Arc<dyn Channel> {
-        Arc::new(MemoryChannel::new(
-            "c1",
-            &MemoryChannelConfig {
-                capacity,
-                transaction_capacity,
-                keep_alive,
-                byte_capacity: None,
-            },
-        ))
-    }
-
-    /// A processor putting into `channel` alone, as the agent would build for this source.
-    fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
-        let source = SourceConfig {
-            name: "r1".into(),
-            channels: vec!["c1".into()],
-            selector: SelectorConfig::Replicating { optional: vec![] },
-            interceptors: vec![],
-            kind: SourceKind::Seq(crate::config::SeqConfig {
-                total_events: 0,
-                batch_size: 1,
-                body_size: 0,
-            }),
-        };
-        ChannelProcessor::new(
-            &source,
-            std::slice::from_ref(channel),
-            Arc::new(SourceCounters::default()),
-        )
     }
 
     impl Rig {

@@ -403,3 +403,69 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 pub fn output_lines(dir: &Path) -> Vec<String> {
     file_roll_lines(&dir.join("out"))
 }
+
+/// Starts the agent with a metrics port, its stderr going to `{dir}/agent-N.log` (N counting
+/// the agents started in `dir` so far, so restarts keep every log); returns it and the port.
+pub fn start_logged(dir: &Path, cfg: &Path) -> (Agent, u16) {
+    let port = free_port();
+    let n = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("agent-"))
+        })
+        .count();
+    let log = std::fs::File::create(dir.join(format!("agent-{n}.log"))).unwrap();
+    let agent = Agent::start_with(
+        cfg,
+        port,
+        &["--metrics-port", &port.to_string()],
+        Stdio::from(log),
+    );
+    (agent, port)
+}
+
+/// Everything the agents of `start_logged` wrote to stderr so far, oldest first.
+pub fn agent_logs(dir: &Path) -> String {
+    use std::io::Read;
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("agent-")
+        })
+        .collect();
+    names.sort();
+    let mut text = String::new();
+    for n in names {
+        std::fs::File::open(n)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+    }
+    text
+}
+
+/// `SOURCE.r1`'s EventAcceptedCount from the metrics on `port`, or 0 if they cannot be read.
+pub fn source_accepted(port: u16) -> u64 {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["SOURCE.r1"]["EventAcceptedCount"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
