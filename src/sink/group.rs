@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{BACKOFF_MAX, BACKOFF_START, CycleError, SinkRunner, Status, sleep_unless_stopped};
+use super::{BACKOFF_MAX, BACKOFF_START, CycleError, SinkRunner, Status};
 use crate::config::{
     BalanceOrder, FailoverConfig, LoadBalanceConfig, ProcessorConfig, SinkGroupConfig,
 };
+use crate::stop::sleep_unless_stopped;
 use crate::stop::{StopFlag, stopping};
 
 /// A sink as a group drives it: one cycle at a time.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelError, Taken};
 use crate::config::{SinkConfig, SinkKind};
 use crate::event::Event;
-use crate::stop::{StopFlag, stopping};
+use crate::stop::{StopFlag, sleep_unless_stopped, stopping};
 use committer::Committer;
 
 /// Flume's sink counters (`SINK.<name>` in the metrics).
@@ -438,16 +438,6 @@ fn commit_delivered(
             c.failures.fetch_add(1, Ordering::Relaxed);
             Err(e)
         }
-    }
-}
-
-pub(crate) fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
-    let step = Duration::from_millis(20);
-    let mut left = d;
-    while !left.is_zero() && !stopping(stop) {
-        let s = left.min(step);
-        std::thread::sleep(s);
-        left -= s;
     }
 }
 

@@ -23,6 +23,7 @@ use super::{ChannelProcessor, Source, StopFlag, stopping};
 use crate::channel::ChannelError;
 use crate::config::ExecSourceConfig;
 use crate::event::Event;
+use crate::stop::sleep_unless_stopped;
 
 /// A longer line is cut into events of this many bytes (with a warning), so a command that
 /// never prints a newline cannot exhaust memory.
@@ -107,21 +108,6 @@ impl Source for ExecSource {
                 break;
             }
         }
-    }
-}
-
-/// Sleeps for `d`; false if the agent began stopping meanwhile.
-fn sleep_unless_stopped(d: Duration, stop: &StopFlag) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        if stopping(stop) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return true;
-        }
-        std::thread::sleep((end - now).min(POLL));
     }
 }
 

@@ -251,6 +251,26 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     }
 }
 
+/// Reads from `offset` until `buf` is full or the file ends (`pread`, retried when interrupted);
+/// returns how much was read. The file sources read at remembered positions with it.
+pub(crate) fn read_full_at(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// What the sources' unit tests share: a memory channel and the processor the agent would build
 /// for a source putting into it alone.
 #[cfg(test)]

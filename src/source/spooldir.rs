@@ -32,7 +32,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -43,6 +43,7 @@ use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
 use crate::config::{DeletePolicy, SpoolDirConfig, TrackingPolicy};
 use crate::event::Event;
+use crate::stop::sleep_unless_stopped;
 
 pub struct SpoolDirSource {
     name: String,
@@ -194,7 +195,9 @@ impl Spooler {
             };
             match flow {
                 Flow::Next => {}
-                Flow::Pause => sleep_unless_stopped(self.config.poll_delay, stop),
+                Flow::Pause => {
+                    sleep_unless_stopped(self.config.poll_delay, stop);
+                }
                 Flow::Stop => break,
             }
         }
@@ -683,23 +686,12 @@ fn read_failed(processor: &ChannelProcessor) {
         .fetch_add(1, Ordering::Relaxed);
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
-    let step = Duration::from_millis(20);
-    let end = Instant::now() + d;
-    while !stopping(stop) {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        std::thread::sleep(left.min(step));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
 
     use super::*;
     use crate::channel::Channel;

@@ -42,6 +42,7 @@ use super::{ChannelProcessor, Source, StopFlag, stopping};
 use crate::channel::ChannelError;
 use crate::config::{BYTE_OFFSET_HEADER, TaildirConfig};
 use crate::event::Event;
+use crate::stop::sleep_unless_stopped;
 
 /// Backoff between attempts to put a refused batch (Flume: 1 s doubling to 5 s; the channel's
 /// own keep-alive wait comes on top).
@@ -761,18 +762,6 @@ fn deliver(
                 backoff = (backoff * 2).min(RETRY_MAX);
             }
         }
-    }
-}
-
-fn sleep_unless_stopped(d: Duration, stop: &StopFlag) {
-    let step = Duration::from_millis(20);
-    let end = Instant::now() + d;
-    while !stopping(stop) {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        std::thread::sleep(left.min(step));
     }
 }
 

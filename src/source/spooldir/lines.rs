@@ -20,11 +20,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 
 use crate::config::DecodeErrorPolicy;
+use crate::source::read_full_at;
 
 /// Bytes read per `pread`.
 const CHUNK: usize = 64 * 1024;
@@ -339,20 +339,6 @@ fn prefix_chars(s: &str, room: usize) -> (usize, usize) {
         n += 1;
     }
     (s.len(), n)
-}
-
-/// `pread` until `buf` is full or the end of the file.
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

@@ -8,11 +8,13 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+
+use crate::source::read_full_at;
 
 /// A file's identity: device and inode.
 pub type FileKey = (u64, u64);
@@ -246,20 +248,6 @@ fn open_if(path: &Path, key: FileKey) -> io::Result<Option<File>> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     Ok(((meta.dev(), meta.ino()) == key).then_some(file))
-}
-
-/// `pread` until `buf` is full or the end of the file.
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// The last `CHECK_LEN` bytes of `prev` followed by `data`.
