@@ -285,8 +285,6 @@ fn memory_channel_byte_capacity() {
 /// Interceptors and the multiplexing selector, through a real config and the channel processor.
 #[test]
 fn multiplexing_selector_routes_by_header_after_interceptors() {
-    use weir::config::{AgentConfig, Properties};
-    use weir::source::{ChannelProcessor, SourceCounters};
     let text = "a.sources = r1\na.channels = eu us any\na.sinks =\n\
         a.sources.r1.type = seq\na.sources.r1.channels = eu us any\n\
         a.sources.r1.interceptors = f s\n\
@@ -298,17 +296,7 @@ fn multiplexing_selector_routes_by_header_after_interceptors() {
         a.sources.r1.selector.mapping.eu = eu\na.sources.r1.selector.mapping.us = us\n\
         a.sources.r1.selector.optional.eu = any\na.sources.r1.selector.default = any\n\
         a.channels.eu.type = memory\na.channels.us.type = memory\na.channels.any.type = memory\n";
-    let props = Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
-    let cfg = AgentConfig::from_properties(&props, "a").unwrap();
-    let channels: Vec<Arc<dyn Channel>> = ["eu", "us", "any"]
-        .iter()
-        .map(|n| Arc::new(memory_named(n)) as Arc<dyn Channel>)
-        .collect();
-    let p = ChannelProcessor::new(
-        &cfg.sources[0],
-        &channels,
-        Arc::new(SourceCounters::default()),
-    );
+    let (p, channels) = processor_over(text, &["eu", "us", "any"]);
     p.process(vec![
         Event::new("a").with_header("region", "eu"),
         Event::new("b"),
@@ -335,16 +323,30 @@ fn multiplexing_selector_routes_by_header_after_interceptors() {
 /// batch's events are dealt to the channels in turn, each stored once.
 #[test]
 fn load_balancing_selector_deals_events_to_the_channels_in_turn() {
-    use weir::config::{AgentConfig, Properties};
-    use weir::source::{ChannelProcessor, SourceCounters};
     let text = "a.sources = r1\na.channels = c1 c2\na.sinks =\n\
         a.sources.r1.type = seq\na.sources.r1.channels = c1 c2\n\
         a.sources.r1.selector.type = load_balancing\n\
         a.sources.r1.selector.policy = round_robin\n\
         a.channels.c1.type = memory\na.channels.c2.type = memory\n";
+    let (p, channels) = processor_over(text, &["c1", "c2"]);
+    p.process(["a", "b", "c", "d", "e"].map(Event::new).to_vec())
+        .unwrap();
+    let take = |i: usize| bodies(&channels[i].take(10, NO_WAIT).unwrap());
+    assert_eq!(take(0), vec!["a", "c", "e"]);
+    assert_eq!(take(1), vec!["b", "d"]);
+}
+
+/// Source r1 of agent `a` in `text`, as the agent builds its processor, over memory channels
+/// named `names` (in the order of the source's `channels`).
+fn processor_over(
+    text: &str,
+    names: &[&str],
+) -> (weir::source::ChannelProcessor, Vec<Arc<dyn Channel>>) {
+    use weir::config::{AgentConfig, Properties};
+    use weir::source::{ChannelProcessor, SourceCounters};
     let props = Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
     let cfg = AgentConfig::from_properties(&props, "a").unwrap();
-    let channels: Vec<Arc<dyn Channel>> = ["c1", "c2"]
+    let channels: Vec<Arc<dyn Channel>> = names
         .iter()
         .map(|n| Arc::new(memory_named(n)) as Arc<dyn Channel>)
         .collect();
@@ -353,11 +355,7 @@ fn load_balancing_selector_deals_events_to_the_channels_in_turn() {
         &channels,
         Arc::new(SourceCounters::default()),
     );
-    p.process(["a", "b", "c", "d", "e"].map(Event::new).to_vec())
-        .unwrap();
-    let take = |i: usize| bodies(&channels[i].take(10, NO_WAIT).unwrap());
-    assert_eq!(take(0), vec!["a", "c", "e"]);
-    assert_eq!(take(1), vec!["b", "d"]);
+    (p, channels)
 }
 
 fn memory_named(name: &str) -> MemoryChannel {
