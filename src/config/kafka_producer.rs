@@ -93,10 +93,12 @@ pub fn translate(
     let prefix = "kafka.producer.";
     let full_prefix = s.full(prefix);
     let user: Vec<(&str, &super::Entry)> = s.props().with_prefix(&full_prefix).collect();
+    // A key's value; an empty one counts as unset, as Flume drops it.
     let value_of = |key: &str| {
         user.iter()
             .find(|(k, _)| *k == key)
             .map(|(_, e)| e.value.trim())
+            .filter(|v| !v.is_empty())
     };
     let origin = |key: &str, entry: &super::Entry| {
         Some(format!(
