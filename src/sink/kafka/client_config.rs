@@ -2,7 +2,8 @@
 //! (`config::kafka_producer`) with librdkafka itself as the judge of each one: a key it does not
 //! know (a Java-only property the translation table does not list, or a misspelling) is left
 //! out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
-//! is an error naming the configuration file, line and key it came from.
+//! is an error naming the configuration file, line and key it came from. The Kafka source's
+//! consumer properties are judged the same way ([`apply`]).
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
@@ -15,7 +16,27 @@ pub fn build(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<(ClientConf
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers);
     let mut notes = Vec::new();
-    for p in &config.producer {
+    apply(
+        &mut cc,
+        &format!("sink {name}"),
+        &config.producer,
+        &mut notes,
+    )?;
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok((cc, notes))
+}
+
+/// Sets each of `properties` in `cc` that librdkafka accepts on its own; one it does not know
+/// is left out with a note (a user's) or refused (weir's own), a value it refuses is an error
+/// naming where it was set. `component` (e.g. `sink k1`) names weir's defaults in messages.
+/// The Kafka source's consumer properties go through here too.
+pub fn apply(
+    cc: &mut ClientConfig,
+    component: &str,
+    properties: &[ProducerProperty],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    for p in properties {
         let alone = ClientConfig::new()
             .set(&p.key, &p.value)
             .create_native_config();
@@ -27,18 +48,17 @@ pub fn build(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<(ClientConf
                 if p.origin.is_some() =>
             {
                 notes.push(format!(
-                    "{}: not a librdkafka producer property (Java-only?), not used",
-                    where_set(name, p)
+                    "{}: not a librdkafka property (Java-only?), not used",
+                    where_set(component, p)
                 ));
             }
             Err(KafkaError::ClientConfig(_, description, ..)) => {
-                anyhow::bail!("{}: {description}", where_set(name, p))
+                anyhow::bail!("{}: {description}", where_set(component, p))
             }
-            Err(e) => anyhow::bail!("{}: {e}", where_set(name, p)),
+            Err(e) => anyhow::bail!("{}: {e}", where_set(component, p)),
         }
     }
-    cc.set_log_level(RDKafkaLogLevel::Warning);
-    Ok((cc, notes))
+    Ok(())
 }
 
 /// Explains a refusal at client creation, which judges the properties together (`acks` against
@@ -58,13 +78,13 @@ pub fn explain_refusal(config: &KafkaSinkConfig, message: &str) -> String {
     }
 }
 
-fn where_set(name: &str, p: &ProducerProperty) -> String {
+fn where_set(component: &str, p: &ProducerProperty) -> String {
     match &p.origin {
         // Named differently in librdkafka than in the configuration: say both.
         Some(origin) if !origin.ends_with(&format!(".{}", p.key)) => {
             format!("{origin} (librdkafka's {})", p.key)
         }
         Some(origin) => origin.clone(),
-        None => format!("sink {name}: weir's default {} = {}", p.key, p.value),
+        None => format!("{component}: weir's default {} = {}", p.key, p.value),
     }
 }

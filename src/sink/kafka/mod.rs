@@ -35,7 +35,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-mod client_config;
+pub(crate) mod client_config;
 mod enqueue;
 mod reports;
 
