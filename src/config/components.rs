@@ -81,6 +81,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "multiport_syslogtcp",
         classes: &["org.apache.flume.source.MultiportSyslogTCPSource"],
     },
+    TypeName {
+        alias: "kafka",
+        classes: &["org.apache.flume.source.kafka.KafkaSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -537,6 +541,7 @@ pub enum SourceKind {
     Taildir(super::TaildirConfig),
     Syslog(super::SyslogConfig),
     SpoolDir(super::SpoolDirConfig),
+    Kafka(super::KafkaSourceConfig),
 }
 
 impl SourceKind {
@@ -549,6 +554,7 @@ impl SourceKind {
             SourceKind::Taildir(_) => "TAILDIR",
             SourceKind::Syslog(c) => c.protocol.type_name(),
             SourceKind::SpoolDir(_) => "spooldir",
+            SourceKind::Kafka(_) => "kafka",
         }
     }
 
@@ -561,6 +567,7 @@ impl SourceKind {
             SourceKind::Exec(c) => Some(c.batch_size),
             SourceKind::Taildir(c) => Some(c.batch_size),
             SourceKind::SpoolDir(c) => Some(c.batch_size),
+            SourceKind::Kafka(c) => Some(c.batch_size),
             SourceKind::Syslog(c) if c.protocol == super::SyslogProtocol::MultiportTcp => {
                 Some(c.batch_size)
             }
@@ -637,6 +644,7 @@ impl SourceConfig {
             "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
             "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
             "spooldir" => SourceKind::SpoolDir(super::spooldir::parse_spooldir(s, notes)?),
+            "kafka" => SourceKind::Kafka(super::kafka_source::parse_kafka_source(s, notes)?),
             "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
                 SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
             }

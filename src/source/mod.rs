@@ -8,6 +8,8 @@
 pub(crate) mod durable;
 pub mod exec;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod netcat;
 pub mod seq;
 pub mod spooldir;
@@ -248,7 +250,27 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Taildir(c) => Box::new(taildir::TaildirSource::new(&config.name, c.clone())),
         SourceKind::Syslog(c) => Box::new(syslog::SyslogSource::new(&config.name, c.clone())),
         SourceKind::SpoolDir(c) => Box::new(spooldir::SpoolDirSource::new(&config.name, c.clone())),
+        #[cfg(feature = "kafka")]
+        SourceKind::Kafka(c) => Box::new(kafka::KafkaSource::new(&config.name, c.clone())),
+        #[cfg(not(feature = "kafka"))]
+        SourceKind::Kafka(_) => Box::new(WithoutKafka(config.name.clone())),
     }
+}
+
+/// The Kafka source of a weir built without the `kafka` feature: refuses to start.
+#[cfg(not(feature = "kafka"))]
+struct WithoutKafka(String);
+
+#[cfg(not(feature = "kafka"))]
+impl Source for WithoutKafka {
+    fn start(&mut self) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "source {}: this weir was built without the `kafka` feature (cargo build --features kafka)",
+            self.0
+        )
+    }
+
+    fn run(self: Box<Self>, _: ChannelProcessor, _: StopFlag) {}
 }
 
 /// Reads from `offset` until `buf` is full or the file ends (`pread`, retried when interrupted);

@@ -1,0 +1,318 @@
+//! The `kafka` source's keys (Flume's KafkaSource): the topics to subscribe to, the batching
+//! and back-off settings, the headers to set, and the `kafka.consumer.*` properties turned into
+//! librdkafka consumer properties. Which of those librdkafka knows is decided by librdkafka
+//! itself when the source is built (`sink::kafka::client_config::apply`).
+
+use std::time::Duration;
+
+use super::{ConfigError, ProducerProperty, Section};
+
+/// What the source subscribes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KafkaTopics {
+    /// `kafka.topics`, comma-separated.
+    List(Vec<String>),
+    /// `kafka.topics.regex`, given to librdkafka as `^…` (its regex subscription syntax).
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSourceConfig {
+    pub bootstrap_servers: String,
+    pub topics: KafkaTopics,
+    /// `kafka.consumer.group.id` (Flume: `flume`).
+    pub group_id: String,
+    pub batch_size: usize,
+    /// Longest time spent filling one batch (Flume `batchDurationMillis`, 1 s).
+    pub batch_duration: Duration,
+    /// Back-off when no records arrive or a put fails (Flume `backoffSleepIncrement`,
+    /// `maxBackOffSleep`).
+    pub backoff_increment: Duration,
+    pub max_backoff: Duration,
+    /// Record values are Flume's Avro events (headers + body).
+    pub use_flume_event_format: bool,
+    /// The header that names the record's topic, if any (`setTopicHeader`, `topicHeader`).
+    pub topic_header: Option<String>,
+    /// librdkafka consumer properties from `kafka.consumer.*` (the producer's type is reused:
+    /// a key, a value and where it was set).
+    pub consumer: Vec<ProducerProperty>,
+}
+
+/// Java consumer properties with no librdkafka counterpart, and why weir does without them.
+fn java_only(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "key.deserializer" | "value.deserializer" => "records are always read as bytes",
+        "interceptor.classes" | "metric.reporters" | "partition.assignment.strategy.class" => {
+            "Java classes cannot be loaded"
+        }
+        "default.api.timeout.ms" | "request.timeout.ms" | "retry.backoff.max.ms" => {
+            "a Java client timeout librdkafka has no setting for"
+        }
+        _ => return None,
+    })
+}
+
+/// Consumer settings weir's at-least-once delivery rests on: offsets are stored and committed
+/// by the source after the channel commit, never by librdkafka on its own.
+const FORCED: [(&str, &str); 2] = [
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+];
+
+pub(super) fn parse_kafka_source(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<KafkaSourceConfig, ConfigError> {
+    for zk in ["zookeeperConnect", "kafka.zookeeperConnect"] {
+        if s.string(zk).is_some() {
+            return Err(s.error(
+                Some(zk),
+                format!(
+                    "ZooKeeper is not supported (Flume dropped it in 1.7): set `{}` to the \
+                     brokers instead, e.g. localhost:9092",
+                    s.full("kafka.bootstrap.servers")
+                ),
+            ));
+        }
+    }
+    let bootstrap_servers = s.required(
+        "kafka.bootstrap.servers",
+        &format!(
+            "set `{}` to the broker list, e.g. localhost:9092",
+            s.full("kafka.bootstrap.servers")
+        ),
+    )?;
+    let list = match s.string("kafka.topics") {
+        Some(v) => Some(v),
+        None => s.string("topic").inspect(|_| {
+            notes.push(format!(
+                "{}: deprecated Flume key, read as {}",
+                s.full("topic"),
+                s.full("kafka.topics")
+            ))
+        }),
+    };
+    let regex = s.string("kafka.topics.regex");
+    let topics = match (list, regex) {
+        (_, Some(r)) => {
+            // Flume lets the regex win over the list; so does weir, with a note.
+            if s.string("kafka.topics").is_some() {
+                notes.push(format!(
+                    "{}: ignored, {} is set",
+                    s.full("kafka.topics"),
+                    s.full("kafka.topics.regex")
+                ));
+            }
+            regex::Regex::new(&r).map_err(|e| {
+                s.error(
+                    Some("kafka.topics.regex"),
+                    format!("not a valid regular expression: {e}"),
+                )
+            })?;
+            KafkaTopics::Regex(if r.starts_with('^') {
+                r
+            } else {
+                format!("^{r}")
+            })
+        }
+        (Some(l), None) => {
+            let names: Vec<String> = l
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if names.is_empty() {
+                return Err(s.error(Some("kafka.topics"), "names no topic".into()));
+            }
+            KafkaTopics::List(names)
+        }
+        (None, None) => {
+            return Err(s.error(
+                Some("kafka.topics"),
+                format!(
+                    "missing: set `{}` to comma-separated topic names, or `{}` to a regular \
+                     expression",
+                    s.full("kafka.topics"),
+                    s.full("kafka.topics.regex")
+                ),
+            ));
+        }
+    };
+    let group_id = match s.string("kafka.consumer.group.id") {
+        Some(g) => g,
+        None => match s.string("groupId") {
+            Some(g) => {
+                notes.push(format!(
+                    "{}: deprecated Flume key, read as {}",
+                    s.full("groupId"),
+                    s.full("kafka.consumer.group.id")
+                ));
+                g
+            }
+            None => "flume".to_owned(),
+        },
+    };
+    let consumer = translate_consumer(s, notes);
+    let topic_header = if s.bool_or("setTopicHeader", true)? {
+        Some(s.string_or("topicHeader", "topic"))
+    } else {
+        s.entry("topicHeader");
+        None
+    };
+    Ok(KafkaSourceConfig {
+        bootstrap_servers,
+        topics,
+        group_id,
+        batch_size: s.positive_or("batchSize", 1000)? as usize,
+        batch_duration: s.millis_or("batchDurationMillis", 1000)?,
+        backoff_increment: s.millis_or("backoffSleepIncrement", 1000)?,
+        max_backoff: s.millis_or("maxBackOffSleep", 5000)?,
+        use_flume_event_format: s.bool_or("useFlumeEventFormat", false)?,
+        topic_header,
+        consumer,
+    })
+}
+
+/// `kafka.consumer.*` as librdkafka consumer properties; `group.id` is read separately, the
+/// settings in [`FORCED`] always win.
+fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<ProducerProperty> {
+    let prefix = "kafka.consumer.";
+    let mut out = Vec::new();
+    for (key, entry) in s.props().with_prefix(&s.full(prefix)) {
+        s.entry(&format!("{prefix}{key}"));
+        let at = format!("{}: {}", entry.at(), s.full(&format!("{prefix}{key}")));
+        let value = entry.value.trim();
+        if key == "group.id" {
+            continue;
+        }
+        if value.is_empty() {
+            notes.push(format!("{at}: empty value, not used (as in Flume)"));
+            continue;
+        }
+        if let Some(why) = java_only(key) {
+            notes.push(format!(
+                "{at}: Java-only consumer property, not used: {why}"
+            ));
+            continue;
+        }
+        if let Some((_, forced)) = FORCED.iter().find(|(k, _)| *k == key) {
+            if value != *forced {
+                notes.push(format!(
+                    "{at}: not used: weir commits each batch's offsets itself, only after the \
+                     batch is in the channel (at-least-once)"
+                ));
+            }
+            continue;
+        }
+        out.push(ProducerProperty {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            origin: Some(at),
+        });
+    }
+    out.extend(FORCED.iter().map(|(k, v)| ProducerProperty::new(k, v)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Properties;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<(KafkaSourceConfig, Vec<String>), String> {
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let mut notes = Vec::new();
+        parse_kafka_source(&s, &mut notes)
+            .map(|c| (c, notes))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flume_defaults() {
+        let (c, notes) = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t1, t2\n",
+        )
+        .unwrap();
+        assert_eq!(c.topics, KafkaTopics::List(vec!["t1".into(), "t2".into()]));
+        assert_eq!(c.group_id, "flume");
+        assert_eq!(c.batch_size, 1000);
+        assert_eq!(c.batch_duration, Duration::from_secs(1));
+        assert_eq!(c.backoff_increment, Duration::from_secs(1));
+        assert_eq!(c.max_backoff, Duration::from_secs(5));
+        assert!(!c.use_flume_event_format);
+        assert_eq!(c.topic_header.as_deref(), Some("topic"));
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(
+            c.consumer
+                .iter()
+                .any(|p| p.key == "enable.auto.commit" && p.value == "false")
+        );
+    }
+
+    #[test]
+    fn consumer_keys_group_regex_and_legacy_keys() {
+        let (c, notes) = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\n\
+             a.sources.r1.kafka.topics.regex = logs-.*\n\
+             a.sources.r1.groupId = old\n\
+             a.sources.r1.setTopicHeader = false\n\
+             a.sources.r1.kafka.consumer.auto.offset.reset = earliest\n\
+             a.sources.r1.kafka.consumer.key.deserializer = org.x.Y\n\
+             a.sources.r1.kafka.consumer.enable.auto.commit = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.topics, KafkaTopics::Regex("^logs-.*".into()));
+        assert_eq!(c.group_id, "old");
+        assert_eq!(c.topic_header, None);
+        assert!(
+            c.consumer
+                .iter()
+                .any(|p| p.key == "auto.offset.reset" && p.value == "earliest")
+        );
+        assert!(!c.consumer.iter().any(|p| p.key == "key.deserializer"));
+        assert!(
+            !c.consumer
+                .iter()
+                .any(|p| p.key == "enable.auto.commit" && p.value == "true")
+        );
+        let all = notes.join("\n");
+        assert!(all.contains("groupId: deprecated"), "{all}");
+        assert!(all.contains("key.deserializer: Java-only"), "{all}");
+        assert!(all.contains("enable.auto.commit: not used"), "{all}");
+
+        let (c, notes) = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.topic = t\n\
+             a.sources.r1.kafka.consumer.group.id = g\n",
+        )
+        .unwrap();
+        assert_eq!(c.topics, KafkaTopics::List(vec!["t".into()]));
+        assert_eq!(c.group_id, "g");
+        assert!(notes.join("\n").contains("topic: deprecated"), "{notes:?}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let e = parse("a.sources.r1.kafka.topics = t\n").unwrap_err();
+        assert!(e.contains("a.sources.r1.kafka.bootstrap.servers"), "{e}");
+        assert!(e.contains("missing"), "{e}");
+        let e = parse("a.sources.r1.kafka.bootstrap.servers = b:9092\n").unwrap_err();
+        assert!(e.contains("a.sources.r1.kafka.topics"), "{e}");
+        let e = parse(
+            "a.sources.r1.kafka.topics = t\na.sources.r1.zookeeperConnect = zk:2181\n\
+             a.sources.r1.kafka.bootstrap.servers = b:9092\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("t.properties:2"), "{e}");
+        assert!(e.contains("zookeeperConnect"), "{e}");
+        assert!(e.contains("ZooKeeper"), "{e}");
+        let e = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\n\
+             a.sources.r1.kafka.topics.regex = (\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("t.properties:2"), "{e}");
+    }
+}

@@ -1,0 +1,341 @@
+//! The Kafka source (Flume's KafkaSource): consumes records from Kafka topics in a consumer
+//! group and puts them into the channel in batches, one put transaction per batch.
+//!
+//! It owns the at-least-once hand-over from Kafka to the channel. librdkafka neither commits nor
+//! stores offsets on its own (`enable.auto.commit` and `enable.auto.offset.store` are forced
+//! off); the source commits a batch's offsets (the next offset of each partition, synchronously)
+//! only after the channel has committed the batch. So a crash, a stop or a failed offset commit
+//! after the put re-delivers that batch (duplicates), and nothing is ever committed past a
+//! record not yet in the channel (no loss):
+//! - a full channel: the same batch is put again after a back-off, offsets untouched;
+//! - a rebalance: the records of revoked partitions are dropped from the batch being filled
+//!   (their new owner reads them again from the last commit) and never committed here;
+//! - stop: the batch being filled or retried is abandoned without committing its offsets.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Headers as _;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{ChannelProcessor, Source, StopFlag, stopping};
+use crate::config::{KafkaSourceConfig, KafkaTopics};
+use crate::event::{Event, Headers};
+use crate::sink::flume_event_format;
+use crate::sink::kafka::client_config;
+use crate::stop::sleep_unless_stopped;
+
+/// The longest single wait in `poll`, so that the stop flag is seen promptly.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Holds the batch being filled, so that a rebalance (librdkafka calls back from inside `poll`)
+/// drops the records of revoked partitions at once, before any record of a new assignment
+/// (possibly of the same partition, read again from its last commit) arrives.
+#[derive(Default)]
+struct Context {
+    source: String,
+    filling: Mutex<Vec<Pending>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(list) => {
+                let parts: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions revoked");
+                // Not ours any more: never committed here, read again by the new owner.
+                if let Ok(mut batch) = self.filling.lock() {
+                    let before = batch.len();
+                    batch.retain(|p| {
+                        !parts
+                            .iter()
+                            .any(|(t, part)| *t == p.topic && *part == p.partition)
+                    });
+                    if batch.len() < before {
+                        tracing::info!(
+                            source = %self.source, dropped = before - batch.len(),
+                            "kafka: uncommitted records of revoked partitions left to their new owner"
+                        );
+                    }
+                }
+            }
+            Rebalance::Assign(list) => {
+                let parts: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(source = %self.source, error = %e, "kafka: rebalance failed")
+            }
+        }
+    }
+}
+
+type KafkaConsumer = BaseConsumer<Context>;
+
+/// One record on its way to the channel, and where it came from (for the offset commit).
+struct Pending {
+    event: Event,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+pub struct KafkaSource {
+    name: String,
+    config: KafkaSourceConfig,
+    consumer: Option<KafkaConsumer>,
+}
+
+impl KafkaSource {
+    pub fn new(name: &str, config: KafkaSourceConfig) -> KafkaSource {
+        KafkaSource {
+            name: name.to_owned(),
+            config,
+            consumer: None,
+        }
+    }
+}
+
+/// The consumer for source `name`, subscribed; errors name the property at fault.
+fn connect(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<KafkaConsumer> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.bootstrap_servers);
+    cc.set("group.id", &config.group_id);
+    // Flume's KafkaSource default (librdkafka's and Java's is `latest`); kafka.consumer.*
+    // may override it.
+    cc.set("auto.offset.reset", "earliest");
+    let mut notes = Vec::new();
+    client_config::apply(
+        &mut cc,
+        &format!("source {name}"),
+        &config.consumer,
+        &mut notes,
+    )?;
+    for note in notes {
+        tracing::warn!(source = name, "{note}");
+    }
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    let consumer: KafkaConsumer = cc
+        .create_with_context(Context {
+            source: name.to_owned(),
+            filling: Mutex::default(),
+        })
+        .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))?;
+    let topics: Vec<&str> = match &config.topics {
+        KafkaTopics::List(l) => l.iter().map(String::as_str).collect(),
+        KafkaTopics::Regex(r) => vec![r.as_str()],
+    };
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| anyhow::anyhow!("source {name}: cannot subscribe to {topics:?}: {e}"))?;
+    Ok(consumer)
+}
+
+impl Source for KafkaSource {
+    fn start(&mut self) -> anyhow::Result<()> {
+        self.consumer = Some(connect(&self.name, &self.config)?);
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+        let Some(consumer) = self.consumer else {
+            tracing::error!(source = %self.name, "kafka: run without start");
+            return;
+        };
+        let config = &self.config;
+        let mut idle = Duration::ZERO;
+        while !stopping(&stop) {
+            let Some(batch) = fill(&self.name, config, &consumer, &stop) else {
+                break;
+            };
+            if batch.is_empty() {
+                // Flume's PollableSource back-off: longer and longer naps while idle.
+                idle = (idle + config.backoff_increment).min(config.max_backoff);
+                if !sleep_unless_stopped(idle, &stop) {
+                    break;
+                }
+                continue;
+            }
+            idle = Duration::ZERO;
+            if !put(&self.name, config, &processor, &batch, &stop) {
+                break;
+            }
+            commit(&self.name, &consumer, &batch);
+        }
+        // Dropping the consumer leaves the group without committing anything more.
+        tracing::info!(source = %self.name, "kafka: stopped");
+    }
+}
+
+/// Polls records until `batchSize` of them or `batchDurationMillis` after the first poll.
+/// Records of partitions revoked meanwhile are dropped. `None` when stopping (the batch is
+/// abandoned uncommitted).
+fn fill(
+    name: &str,
+    config: &KafkaSourceConfig,
+    consumer: &KafkaConsumer,
+    stop: &StopFlag,
+) -> Option<Vec<Pending>> {
+    let end = Instant::now() + config.batch_duration;
+    let filling = &consumer.context().filling;
+    let len = || filling.lock().map(|b| b.len()).unwrap_or(0);
+    let mut ok = true;
+    while len() < config.batch_size {
+        if stopping(stop) {
+            ok = false;
+            break;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match consumer.poll(left.min(POLL)) {
+            Some(Ok(m)) => {
+                let pending = to_pending(name, config, &m);
+                match filling.lock() {
+                    Ok(mut b) => b.push(pending),
+                    // Only a panic elsewhere poisons it; the record is simply not committed.
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            Some(Err(e)) => tracing::warn!(source = name, error = %e, "kafka: consumer error"),
+            None => {}
+        }
+    }
+    let batch = filling
+        .lock()
+        .map(|mut b| std::mem::take(&mut *b))
+        .unwrap_or_default();
+    ok.then_some(batch)
+}
+
+/// The record as an event: Flume's headers (topic, partition, offset, timestamp, key), the
+/// record's own headers, and the value (or, with `useFlumeEventFormat`, the Flume event it
+/// holds).
+fn to_pending(
+    name: &str,
+    config: &KafkaSourceConfig,
+    m: &rdkafka::message::BorrowedMessage,
+) -> Pending {
+    let mut headers = Headers::new();
+    let mut body: Vec<u8> = m.payload().unwrap_or_default().to_vec();
+    if config.use_flume_event_format {
+        match flume_event_format::decode(&body) {
+            Ok((h, b)) => {
+                headers = h;
+                body = b;
+            }
+            // Kept as it came rather than dropped: the data is the user's.
+            Err(e) => tracing::warn!(
+                source = name, topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                error = %e, "kafka: value is not a Flume event (useFlumeEventFormat = true); kept as the body"
+            ),
+        }
+    }
+    if let Some(rh) = m.headers() {
+        for h in rh.iter() {
+            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+            headers
+                .entry(h.key.to_owned())
+                .or_insert_with(|| value.into_owned());
+        }
+    }
+    let mut set = |k: &str, v: String| {
+        headers.entry(k.to_owned()).or_insert(v);
+    };
+    if let Some(topic_header) = &config.topic_header {
+        set(topic_header, m.topic().to_owned());
+    }
+    set("partition", m.partition().to_string());
+    set("offset", m.offset().to_string());
+    let millis = m.timestamp().to_millis().unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    set("timestamp", millis.to_string());
+    if let Some(key) = m.key() {
+        headers.insert("key".into(), String::from_utf8_lossy(key).into_owned());
+    }
+    Pending {
+        event: Event {
+            headers,
+            body: body.into(),
+        },
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+    }
+}
+
+/// Puts the batch in one transaction, again and again with a growing back-off while the
+/// channel refuses it. `false` when stopped first (nothing committed to Kafka).
+fn put(
+    name: &str,
+    config: &KafkaSourceConfig,
+    processor: &ChannelProcessor,
+    batch: &[Pending],
+    stop: &StopFlag,
+) -> bool {
+    let mut wait = Duration::ZERO;
+    loop {
+        let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
+        match processor.process(events) {
+            Ok(()) => return true,
+            Err(e) => {
+                wait = (wait + config.backoff_increment).min(config.max_backoff);
+                tracing::warn!(
+                    source = name, events = batch.len(), error = %e, retry_in_ms = wait.as_millis() as u64,
+                    "kafka: the channel refused the batch; retrying it (offsets not committed)"
+                );
+                // A batch held for long may outlive the group's patience
+                // (max.poll.interval.ms): librdkafka rejoins at the next poll, and the offset
+                // commit for partitions lost meanwhile fails, which only means duplicates.
+                if !sleep_unless_stopped(wait, stop) {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Commits, for each partition of the batch, the offset after its last record: what the
+/// channel now holds. A failed commit only means those records come again (duplicates).
+fn commit(name: &str, consumer: &KafkaConsumer, batch: &[Pending]) {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for p in batch {
+        let e = next.entry((p.topic.as_str(), p.partition)).or_insert(0);
+        *e = (*e).max(p.offset + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in &next {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(source = name, topic, partition, error = %e, "kafka: bad offset");
+        }
+    }
+    if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+        tracing::warn!(
+            source = name, error = %e, partitions = next.len(),
+            "kafka: offset commit failed; the batch (already in the channel) may be delivered again"
+        );
+    }
+}
