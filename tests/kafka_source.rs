@@ -188,6 +188,42 @@ fn a_sigkill_mid_stream_loses_no_record() {
     );
 }
 
+/// A channel that refuses a batch: the source retries that same batch and commits nothing past
+/// it, so once there is room (here: a restart with a larger channel) every record arrives.
+#[test]
+fn a_full_channel_holds_the_batch_back_uncommitted() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic(TOPIC, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = "a.channels.c1.capacity = 100\na.channels.c1.transactionCapacity = 50\n\
+                 a.channels.c1.keep-alive = 0\n";
+    let cfg = config(d, &broker.bootstrap(), small);
+    let values = numbered(300);
+    produce(&broker.bootstrap(), 3, &values);
+
+    let (mut agent, port) = start_logged(d, &cfg);
+    wait_until("the channel to fill and refuse a batch", || {
+        source_accepted(port) >= 100 && support::agent_logs(d).contains("refused the batch")
+    });
+    assert_eq!(source_accepted(port), 100);
+    assert!(agent.stop(), "agent did not stop cleanly");
+    assert_eq!(logged_events(&d.join("log")).len(), 100);
+
+    let cfg = config(
+        d,
+        &broker.bootstrap(),
+        "a.channels.c1.capacity = 1000\na.channels.c1.transactionCapacity = 50\n",
+    );
+    run_until_accepted(d, &cfg, 200);
+    let events = logged_events(&d.join("log"));
+    let c = counts(&events);
+    assert_eq!(events.len(), 300, "{}", support::agent_logs(d));
+    assert!(values.iter().all(|v| c.get(v) == Some(&1)));
+}
+
 #[test]
 fn flume_event_format_values_are_decoded() {
     let Some(broker) = Broker::start() else {
