@@ -339,3 +339,54 @@ fn commit(name: &str, consumer: &KafkaConsumer, batch: &[Pending]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProducerProperty;
+
+    fn config(consumer: Vec<ProducerProperty>) -> KafkaSourceConfig {
+        KafkaSourceConfig {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            topics: KafkaTopics::List(vec!["t".into()]),
+            group_id: "g".into(),
+            batch_size: 10,
+            batch_duration: Duration::from_millis(10),
+            backoff_increment: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+            use_flume_event_format: false,
+            topic_header: Some("topic".into()),
+            consumer,
+        }
+    }
+
+    fn set_at(key: &str, value: &str) -> ProducerProperty {
+        ProducerProperty {
+            origin: Some(format!("f.properties:7: a.sources.r1.kafka.consumer.{key}")),
+            ..ProducerProperty::new(key, value)
+        }
+    }
+
+    /// librdkafka judges `kafka.consumer.*`: a value it refuses stops the source from starting
+    /// with the file, line and key; a key it does not know is left out (noted in the log).
+    #[test]
+    fn consumer_properties_are_judged_by_librdkafka() {
+        let e = connect("r1", &config(vec![set_at("fetch.min.bytes", "lots")]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("f.properties:7: a.sources.r1.kafka.consumer.fetch.min.bytes"),
+            "{e}"
+        );
+        assert!(connect("r1", &config(vec![set_at("no.such.java.key", "1")])).is_ok());
+        let ok = connect(
+            "r1",
+            &config(vec![
+                set_at("session.timeout.ms", "6000"),
+                ProducerProperty::new("enable.auto.commit", "false"),
+            ]),
+        );
+        assert!(ok.is_ok());
+    }
+}
