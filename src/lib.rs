@@ -9,8 +9,11 @@ pub mod agent;
 pub mod channel;
 pub mod config;
 pub mod event;
+pub mod flume_event_format;
 pub mod http_wire;
 pub mod interceptor;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka_client;
 pub mod metrics;
 pub mod selector;
 pub mod sink;

@@ -307,7 +307,7 @@ fn flume_event_format_puts_headers_and_body_in_the_value() {
     sink.deliver(&[(5, event.clone())]).unwrap();
     let got = consume(&broker.bootstrap(), "main", 1, 1, Duration::from_secs(20));
     assert_eq!(got.len(), 1, "{got:?}");
-    let (headers, body) = weir::sink::flume_event_format::decode(&got[0].body).unwrap();
+    let (headers, body) = weir::flume_event_format::decode(&got[0].body).unwrap();
     assert_eq!(headers, event.headers);
     assert_eq!(body, b"payload");
     // The record itself still carries the key, the headers and the offset.

@@ -1,7 +1,7 @@
 //! The `kafka` source's keys (Flume's KafkaSource): the topics to subscribe to, the batching
 //! and back-off settings, the headers to set, and the `kafka.consumer.*` properties turned into
 //! librdkafka consumer properties. Which of those librdkafka knows is decided by librdkafka
-//! itself when the source is built (`sink::kafka::client_config::apply`).
+//! itself when the source is built (`kafka_client::apply`).
 
 use std::time::Duration;
 

@@ -5,7 +5,6 @@
 
 mod committer;
 pub mod file_roll;
-pub mod flume_event_format;
 pub mod group;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -26,8 +26,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::{ChannelProcessor, Source, StopFlag, stopping};
 use crate::config::{KafkaSourceConfig, KafkaTopics};
 use crate::event::{Event, Headers};
-use crate::sink::flume_event_format;
-use crate::sink::kafka::client_config;
+use crate::flume_event_format;
+use crate::kafka_client as client_config;
 use crate::stop::sleep_unless_stopped;
 
 /// The longest single wait in `poll`, so that the stop flag is seen promptly.

@@ -35,13 +35,14 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
-pub(crate) mod client_config;
 mod enqueue;
 mod reports;
 
-use super::{Sink, SinkCounters, flume_event_format};
+use super::{Sink, SinkCounters};
 use crate::config::{KafkaSinkConfig, UnsendablePolicy};
 use crate::event::Event;
+use crate::flume_event_format;
+use crate::kafka_client as client_config;
 use crate::stop::{StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
 use reports::ReportSignal;

@@ -1,5 +1,7 @@
-//! The librdkafka configuration of a Kafka sink, built from its producer properties
-//! (`config::kafka_producer`) with librdkafka itself as the judge of each one: a key it does not
+//! The librdkafka configuration of weir's Kafka clients — the sink's producer, built from its
+//! producer properties (`config::kafka_producer`), and the source's consumer — with librdkafka
+//! itself as the judge of each property. Shared by `sink::kafka` and `source::kafka`, so it
+//! belongs to neither: a key it does not
 //! know (a Java-only property the translation table does not list, or a misspelling) is left
 //! out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
 //! is an error naming the configuration file, line and key it came from. The Kafka source's
