@@ -79,13 +79,6 @@ fn numbered(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn header<'a>(e: &'a DumpedEvent, key: &str) -> Option<&'a str> {
-    e.headers
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 /// The channel's events by body: how often each arrived.
 fn counts(events: &[DumpedEvent]) -> BTreeMap<Vec<u8>, usize> {
     let mut out = BTreeMap::new();
@@ -123,14 +116,14 @@ fn every_record_arrives_once_with_flumes_headers_and_offsets_are_committed() {
     for e in &events {
         let body = String::from_utf8_lossy(&e.body).into_owned();
         let i: usize = body["record-".len()..].parse().unwrap();
-        assert_eq!(header(e, "topic"), Some(TOPIC));
-        assert_eq!(header(e, "key"), Some(format!("k{i}").as_str()));
-        assert_eq!(header(e, "h"), Some(format!("v{i}").as_str()));
-        let partition = header(e, "partition").unwrap();
+        assert_eq!(e.header("topic"), Some(TOPIC));
+        assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
+        assert_eq!(e.header("h"), Some(format!("v{i}").as_str()));
+        let partition = e.header("partition").unwrap();
         assert_eq!(partition, (i % 3).to_string());
-        let offset: i64 = header(e, "offset").unwrap().parse().unwrap();
+        let offset: i64 = e.header("offset").unwrap().parse().unwrap();
         assert_eq!(offset, (i / 3) as i64, "record {i}");
-        let ts: i64 = header(e, "timestamp").unwrap().parse().unwrap();
+        let ts: i64 = e.header("timestamp").unwrap().parse().unwrap();
         assert!(ts > 1_600_000_000_000, "timestamp {ts}");
         assert!(positions.insert((partition.to_owned(), offset)));
     }
@@ -285,9 +278,9 @@ fn flume_event_format_values_are_decoded() {
             .unwrap_or_else(|| panic!("not decoded: {body:?}"))
             .parse()
             .unwrap();
-        assert_eq!(header(e, "origin"), Some(format!("o{i}").as_str()));
-        assert_eq!(header(e, "key"), Some(format!("k{i}").as_str()));
-        assert_eq!(header(e, "topic"), Some(TOPIC));
+        assert_eq!(e.header("origin"), Some(format!("o{i}").as_str()));
+        assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
+        assert_eq!(e.header("topic"), Some(TOPIC));
     }
 }
 

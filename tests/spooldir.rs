@@ -72,13 +72,6 @@ fn bodies(events: &[DumpedEvent]) -> Vec<String> {
         .collect()
 }
 
-fn header<'a>(e: &'a DumpedEvent, key: &str) -> Option<&'a str> {
-    e.headers
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
@@ -122,12 +115,12 @@ fn files_arrive_oldest_first_with_headers_and_are_renamed() {
         "every line once, files oldest first, lines in order"
     );
     assert_eq!(
-        header(&events[0], "file"),
+        events[0].header("file"),
         Some(old_path.to_string_lossy().as_ref())
     );
-    assert_eq!(header(&events[0], "name"), Some("b-old.log"));
-    assert_eq!(header(&events[300], "name"), Some("a-new.log"));
-    assert_eq!(header(&events[350], "name"), Some("c-newer.log"));
+    assert_eq!(events[0].header("name"), Some("b-old.log"));
+    assert_eq!(events[300].header("name"), Some("a-new.log"));
+    assert_eq!(events[350].header("name"), Some("c-newer.log"));
     for untouched in [&skipped, &other, &d.join("spool/.hidden.log")] {
         assert!(exists(untouched), "{} was touched", untouched.display());
         assert!(!exists(&completed(untouched)));

@@ -263,6 +263,16 @@ pub struct DumpedEvent {
     pub body: Vec<u8>,
 }
 
+impl DumpedEvent {
+    /// The value of header `key`, if the event has it.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Calls `visit` for up to `limit` events from offset `from` on, in order. Damaged frames are
 /// reported through `on_problem` and skipped.
 pub fn dump(
