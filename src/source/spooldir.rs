@@ -751,6 +751,15 @@ mod tests {
             }
         }
 
+        /// Runs the source, as configured by default, on its own thread into `channel`
+        /// until `stop` is set; the files to read must be in place first.
+        fn run_into(&self, channel: &Arc<dyn Channel>) -> std::thread::JoinHandle<()> {
+            let processor = processor_for(channel);
+            let mut s = self.spooler(self.config());
+            let stop = self.stop.clone();
+            std::thread::spawn(move || s.run(&processor, &stop))
+        }
+
         fn spooler(&self, config: SpoolDirConfig) -> Spooler {
             let mut source = SpoolDirSource::new("r1", config);
             source.start().unwrap();
@@ -954,12 +963,9 @@ mod tests {
         let r = rig();
         // Room for one batch: the source waits for the taker below between batches.
         let small = memory_channel(10, 10);
-        let processor = processor_for(&small);
         put(&r.path("a.log"), numbered("a", 0..30).as_bytes(), 10);
         put(&r.path("b.log"), b"b\n", 5);
-        let mut s = r.spooler(r.config());
-        let stop = r.stop.clone();
-        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let runner = r.run_into(&small);
         let take = |wait: u64| take_bodies(&small, 10, Duration::from_millis(wait));
         let first = take(10_000);
         assert_eq!(first, want("a", 0..10));
@@ -995,12 +1001,9 @@ mod tests {
     fn a_file_deleted_while_read_is_left_and_the_next_one_read() {
         let r = rig();
         let small = memory_channel(10, 10);
-        let processor = processor_for(&small);
         put(&r.path("a.log"), numbered("a", 0..50).as_bytes(), 10);
         put(&r.path("b.log"), b"b\n", 5);
-        let mut s = r.spooler(r.config());
-        let stop = r.stop.clone();
-        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let runner = r.run_into(&small);
         let take = |wait: u64| take_bodies(&small, 10, Duration::from_millis(wait));
         assert_eq!(take(10_000), want("a", 0..10));
         std::fs::remove_file(r.path("a.log")).unwrap();
@@ -1112,11 +1115,8 @@ mod tests {
     fn a_full_channel_delays_but_loses_and_repeats_nothing() {
         let r = rig();
         let small = memory_channel(15, 10);
-        let processor = processor_for(&small);
         put(&r.path("a.log"), numbered("a", 0..200).as_bytes(), 10);
-        let mut s = r.spooler(r.config());
-        let stop = r.stop.clone();
-        let runner = std::thread::spawn(move || s.run(&processor, &stop));
+        let runner = r.run_into(&small);
         let end = Instant::now() + Duration::from_secs(20);
         while small.counters().full.load(Ordering::Relaxed) == 0 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));
