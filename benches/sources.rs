@@ -11,6 +11,10 @@
 //!   RFC 5424 messages over loopback TCP; the part after the header (the event body) is
 //!   [`BODY`] bytes.
 //! - `TAILDIR`: one file of [`BODY`]-byte lines, read from its start.
+//! - `netcat`: [`CLIENTS`] client threads, each on its own connection, write [`BODY`]-byte lines
+//!   without waiting for replies (as `cat file | nc` does), and a thread per connection reads
+//!   the `OK` replies and checks that every line got one. netcat has no batch size: the source
+//!   puts what one read delivered, up to the channel's `transactionCapacity` (1000 here).
 //!
 //! Whatever a case needs prepared (messages formatted, the file written and in the page cache) is
 //! done before timing starts; timing ends when the sink has drained every event.
@@ -24,7 +28,7 @@
 //!
 //! Run: `cargo bench --bench sources`
 
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,11 +39,12 @@ use std::time::{Duration, Instant};
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
 use weir::config::{
-    FileChannelConfig, FileGroup, KeepFields, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
-    SyslogConfig, SyslogProtocol, TaildirConfig,
+    FileChannelConfig, FileGroup, KeepFields, NetcatConfig, SelectorConfig, SeqConfig,
+    SourceConfig, SourceKind, SyslogConfig, SyslogProtocol, TaildirConfig,
 };
 use weir::event::Event;
 use weir::sink::{Sink, SinkCounters, SinkRunner};
+use weir::source::netcat::NetcatSource;
 use weir::source::seq::SeqSource;
 use weir::source::syslog::SyslogSource;
 use weir::source::taildir::TaildirSource;
@@ -58,7 +63,7 @@ const SYSLOG_HEADER: &str = "<13>1 2024-05-01T10:00:00.000Z bench-host ";
 /// A pipeline that drains nothing for this long is stuck (a lost message, a dead load thread).
 const STALL: Duration = Duration::from_secs(30);
 
-const CASES: [fn(&Setup) -> Case; 3] = [seq, syslog_tcp, taildir];
+const CASES: [fn(&Setup) -> Case; 4] = [seq, syslog_tcp, taildir, netcat];
 
 /// What every case is built from.
 struct Setup<'a> {
@@ -193,6 +198,61 @@ fn taildir(setup: &Setup) -> Case {
         config: source_config(SourceKind::Taildir(cfg)),
         source: Box::new(source),
         load: Box::new(Vec::new),
+    }
+}
+
+fn netcat(setup: &Setup) -> Case {
+    let cfg = NetcatConfig {
+        bind: "127.0.0.1".into(),
+        port: 0,
+        max_line_length: 512,
+        ack_every_event: true,
+        max_connections: 100,
+    };
+    let mut source = NetcatSource::new("r1", cfg.clone());
+    source.start().expect("netcat source listens");
+    let addr = source.local_addr().expect("netcat source address");
+    let per_client = setup.events / CLIENTS as u64;
+    let streams: Vec<(u64, Vec<u8>)> = (0..CLIENTS)
+        .map(|c| {
+            let n = per_client + u64::from(c == 0) * (setup.events % CLIENTS as u64);
+            let mut out = Vec::with_capacity(n as usize * (BODY + 1));
+            for i in 0..n {
+                out.extend_from_slice(body(format!("c{c} m{i:09} ")).as_bytes());
+                out.push(b'\n');
+            }
+            (n, out)
+        })
+        .collect();
+    Case {
+        name: "netcat",
+        config: source_config(SourceKind::Netcat(cfg)),
+        source: Box::new(source),
+        load: Box::new(move || {
+            let mut threads = Vec::new();
+            for (lines, bytes) in streams {
+                let mut s = TcpStream::connect(addr).expect("connect to the source");
+                let replies = s.try_clone().expect("clone the connection");
+                threads.push(std::thread::spawn(move || {
+                    let mut oks = 0u64;
+                    for reply in std::io::BufReader::new(replies).lines() {
+                        let reply = reply.expect("read a reply");
+                        assert_eq!(reply, "OK", "netcat refused a line");
+                        oks += 1;
+                        if oks == lines {
+                            break;
+                        }
+                    }
+                    assert_eq!(oks, lines, "a line got no reply");
+                }));
+                threads.push(std::thread::spawn(move || {
+                    for chunk in bytes.chunks(64 * 1024) {
+                        s.write_all(chunk).expect("write to the source");
+                    }
+                }));
+            }
+            threads
+        }),
     }
 }
 

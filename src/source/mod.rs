@@ -77,6 +77,17 @@ impl ChannelProcessor {
         &self.counters
     }
 
+    /// The most events one `process` call may carry: the smallest `transactionCapacity` of the
+    /// channels it puts into (no channel: unlimited).
+    pub fn transaction_limit(&self) -> usize {
+        self.channels
+            .iter()
+            .map(|c| c.transaction_capacity())
+            .min()
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
     /// Intercepts `events`, routes each, and puts them into every required channel (each its
     /// own transaction, as in Flume), then the optional ones, whose failures are only logged.
     /// Events filtered out by an interceptor count as accepted, as in Flume.

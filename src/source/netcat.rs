@@ -1,6 +1,15 @@
-//! The netcat source: one line of text is one event and one transaction; the client gets `OK`
-//! once the event is committed, or `FAILED: reason` (Flume's NetcatSource). Each connection has
-//! its own thread; concurrent connections share the channel's group commit.
+//! The netcat source: one line of text is one event; the client gets `OK` once the event is
+//! committed, or `FAILED: reason` (Flume's NetcatSource). Each connection has its own thread;
+//! concurrent connections share the channel's group commit.
+//!
+//! Flume puts each line in a transaction of its own. weir puts the complete lines that one
+//! read of the socket delivered as one transaction (up to the channels' `transactionCapacity`),
+//! then replies to each. A client that waits for each `OK` sends one line per read, so it sees
+//! Flume's behaviour; a client that streams (`cat file | nc`) gets one commit, and one fsync of
+//! a file channel, per read instead of per line: ~850k against 9k lines per second with
+//! four streaming clients (`cargo bench --bench sources`). Every `OK` still follows the commit of its line. The
+//! one difference: when the channel refuses a transaction, every line of it gets `FAILED`, not
+//! only those past the point where the channel filled up.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,6 +36,11 @@ impl NetcatSource {
             config,
             listener: None,
         }
+    }
+
+    /// The address this source listens on, once started (tests and benchmarks).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref()?.local_addr().ok()
     }
 }
 
@@ -78,6 +92,7 @@ fn serve(
     // True while discarding the rest of an over-long line.
     let mut overflow = false;
     let mut buf = vec![0u8; 64 * 1024];
+    let limit = processor.transaction_limit();
     'conn: while !stopping(stop) {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
@@ -101,6 +116,10 @@ fn serve(
                 break;
             }
         };
+        // Complete lines of this read, put as one transaction (see the module doc), and the
+        // replies, written with one system call once the transaction is over.
+        let mut batch: Vec<Event> = Vec::new();
+        let mut replies: Vec<u8> = Vec::new();
         let mut rest = &buf[..n];
         while !rest.is_empty() {
             let (chunk, complete) = match rest.iter().position(|b| *b == b'\n') {
@@ -119,34 +138,185 @@ fn serve(
             }
             let Some(used) = complete else { break };
             rest = &rest[used..];
-            let reply = if overflow {
+            if overflow {
                 overflow = false;
+                // Replies keep the order of the lines: the lines before this one first.
+                put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
                 counters.read_fail.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(source = name, %peer, limit = cfg.max_line_length, "line too long; refused");
-                Some(format!(
-                    "FAILED: Event exceeds the maximum length ({} bytes, including newline)\n",
-                    cfg.max_line_length
-                ))
-            } else {
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                let event = Event::new(std::mem::take(&mut line));
-                match processor.process(vec![event]) {
-                    Ok(()) => cfg.ack_every_event.then(|| "OK\n".to_owned()),
-                    Err(e) => {
-                        tracing::debug!(source = name, %peer, error = %e, "event refused");
-                        Some(format!("FAILED: {e}\n"))
-                    }
-                }
-            };
-            if let Some(reply) = reply
-                && let Err(e) = stream.write_all(reply.as_bytes())
-            {
-                tracing::info!(source = name, %peer, error = %e, "client went away before its reply");
-                break 'conn;
+                replies.extend_from_slice(
+                    format!(
+                        "FAILED: Event exceeds the maximum length ({} bytes, including newline)\n",
+                        cfg.max_line_length
+                    )
+                    .as_bytes(),
+                );
+                continue;
             }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            batch.push(Event::new(std::mem::take(&mut line)));
+            if batch.len() >= limit {
+                put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
+            }
+        }
+        put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
+        if !replies.is_empty()
+            && let Err(e) = stream.write_all(&replies)
+        {
+            tracing::info!(source = name, %peer, error = %e, "client went away before its replies");
+            break 'conn;
         }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Puts `batch` (emptied) as one transaction and adds a reply per event to `replies`: `OK`
+/// (if `ack-every-event`) once it is committed, or `FAILED: reason` for each if it was refused.
+fn put_batch(
+    name: &str,
+    peer: SocketAddr,
+    cfg: &NetcatConfig,
+    processor: &ChannelProcessor,
+    batch: &mut Vec<Event>,
+    replies: &mut Vec<u8>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let n = batch.len();
+    match processor.process(std::mem::take(batch)) {
+        Ok(()) if cfg.ack_every_event => replies.extend_from_slice(&b"OK\n".repeat(n)),
+        Ok(()) => {}
+        Err(e) => {
+            tracing::debug!(source = name, %peer, events = n, error = %e, "events refused");
+            replies.extend_from_slice(format!("FAILED: {e}\n").repeat(n).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::thread::JoinHandle;
+
+    use super::*;
+    use crate::channel::Channel;
+    use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
+
+    /// A started netcat source feeding `channel` on its own thread; stopped and joined on drop.
+    struct Running {
+        addr: SocketAddr,
+        stop: StopFlag,
+        counters: Arc<crate::source::SourceCounters>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Running {
+        fn start(channel: &Arc<dyn Channel>, max_line_length: usize) -> Running {
+            let mut source = Box::new(NetcatSource::new(
+                "r1",
+                NetcatConfig {
+                    bind: "127.0.0.1".into(),
+                    port: 0,
+                    max_line_length,
+                    ack_every_event: true,
+                    max_connections: 4,
+                },
+            ));
+            source.start().unwrap();
+            let addr = source.local_addr().unwrap();
+            let stop: StopFlag = Arc::new(AtomicBool::new(false));
+            let processor = processor_for(channel);
+            let counters = processor.counters.clone();
+            let s = stop.clone();
+            let thread = std::thread::spawn(move || source.run(processor, s));
+            Running {
+                addr,
+                stop,
+                counters,
+                thread: Some(thread),
+            }
+        }
+
+        /// Sends `text` with one write and reads `replies` reply lines.
+        fn send(&self, text: &str, replies: usize) -> Vec<String> {
+            let mut s = TcpStream::connect(self.addr).unwrap();
+            s.write_all(text.as_bytes()).unwrap();
+            let mut r = BufReader::new(s);
+            (0..replies)
+                .map(|_| {
+                    let mut l = String::new();
+                    r.read_line(&mut l).unwrap();
+                    l.trim_end().to_owned()
+                })
+                .collect()
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_lines_share_transactions_within_the_transaction_capacity() {
+        let channel = memory_channel(10_000, 100, Duration::ZERO);
+        let netcat = Running::start(&channel, 512);
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let replies = netcat.send(&text, 1000);
+        assert!(replies.iter().all(|r| r == "OK"), "{replies:?}");
+        let mut got = Vec::new();
+        while got.len() < 1000 {
+            let more = take_bodies(&channel, 100, Duration::from_secs(5));
+            assert!(!more.is_empty(), "only {} lines stored", got.len());
+            got.extend(more);
+        }
+        let want: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want);
+        let puts = netcat.counters.batches_accepted.load(Ordering::Relaxed);
+        assert!(
+            (10..500).contains(&puts),
+            "1000 streamed lines took {puts} transactions of at most 100"
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_fails_alone_and_replies_keep_the_order_of_the_lines() {
+        let channel = memory_channel(100, 100, Duration::ZERO);
+        let netcat = Running::start(&channel, 8);
+        let replies = netcat.send("a\nbbbbbbbbbbbb\nc\r\n", 3);
+        assert_eq!(replies[0], "OK");
+        assert!(
+            replies[1].starts_with("FAILED: ") && replies[1].contains("8 bytes"),
+            "{replies:?}"
+        );
+        assert_eq!(replies[2], "OK");
+        assert_eq!(
+            take_bodies(&channel, 10, Duration::from_secs(5)),
+            ["a", "c"]
+        );
+    }
+
+    #[test]
+    fn every_line_of_a_refused_transaction_fails_and_none_is_stored() {
+        let channel = memory_channel(2, 100, Duration::ZERO);
+        let netcat = Running::start(&channel, 512);
+        let replies = netcat.send("x\ny\nz\n", 3);
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.starts_with("FAILED: ") && r.contains("full")),
+            "{replies:?}"
+        );
+        assert_eq!(netcat.send("w\n", 1), ["OK"]);
+        assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["w"]);
+    }
 }
