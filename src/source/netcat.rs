@@ -6,10 +6,10 @@
 //! read of the socket delivered as one transaction (up to the channels' `transactionCapacity`),
 //! then replies to each. A client that waits for each `OK` sends one line per read, so it sees
 //! Flume's behaviour; a client that streams (`cat file | nc`) gets one commit, and one fsync of
-//! a file channel, per read instead of per line: ~850k against 9k lines per second with
-//! four streaming clients (`cargo bench --bench sources`). Every `OK` still follows the commit of its line. The
-//! one difference: when the channel refuses a transaction, every line of it gets `FAILED`, not
-//! only those past the point where the channel filled up.
+//! a file channel, per read instead of per line: ~850k against 9k lines per second with four
+//! streaming clients (`cargo bench --bench sources`). Every `OK` still follows the commit of
+//! its line. The one difference: when the channel refuses a transaction, every line of it gets
+//! `FAILED`, not only those past the point where the channel filled up.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
