@@ -314,6 +314,11 @@ fn agent(
         for note in &config.notes {
             println!("note: {note}");
         }
+        for source in &config.sources {
+            for note in weir::source::check(source)? {
+                println!("note: {note}");
+            }
+        }
         for sink in &config.sinks {
             for note in weir::sink::check(sink)? {
                 println!("note: {note}");

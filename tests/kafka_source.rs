@@ -311,6 +311,13 @@ fn configuration_errors_name_key_and_line() {
             "a.sources.r1.batchSize",
             8,
         ),
+        // librdkafka refuses the value: `--check` builds the consumer to find out.
+        (
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t\n\
+             a.sources.r1.batchSize = 100\na.sources.r1.kafka.consumer.fetch.min.bytes = lots\n",
+            "a.sources.r1.kafka.consumer.fetch.min.bytes",
+            9,
+        ),
     ] {
         let (ok, out) = check_config(&format!("{base}{extra}"), Some("a"));
         assert!(!ok, "accepted: {extra:?}");
@@ -323,10 +330,14 @@ fn configuration_errors_name_key_and_line() {
     let (ok, out) = check_config(
         &format!(
             "{base}a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t\n\
-             a.sources.r1.batchSize = 100\n"
+             a.sources.r1.batchSize = 100\na.sources.r1.kafka.consumer.no.such.java.key = 1\n"
         ),
         Some("a"),
     );
     assert!(ok, "{out}");
     assert!(out.contains("source  r1 [kafka] -> c1"), "{out}");
+    assert!(
+        out.contains("note: ") && out.contains("no.such.java.key"),
+        "an unknown consumer key is noted: {out}"
+    );
 }

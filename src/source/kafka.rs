@@ -111,8 +111,12 @@ impl KafkaSource {
     }
 }
 
-/// The consumer for source `name`, subscribed; errors name the property at fault.
-fn connect(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<KafkaConsumer> {
+/// The consumer's configuration for source `name`, and notes for the user about
+/// `kafka.consumer.*` keys left out; errors name the property at fault.
+fn consumer_config(
+    name: &str,
+    config: &KafkaSourceConfig,
+) -> anyhow::Result<(ClientConfig, Vec<String>)> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers);
     cc.set("group.id", &config.group_id);
@@ -126,16 +130,34 @@ fn connect(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<KafkaConsum
         &config.consumer,
         &mut notes,
     )?;
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok((cc, notes))
+}
+
+/// Creates the consumer of source `name`, not yet subscribed.
+fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<KafkaConsumer> {
+    cc.create_with_context(Context {
+        source: name.to_owned(),
+        filling: Mutex::default(),
+    })
+    .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))
+}
+
+/// Checks what only building the consumer can check (`weir agent --check`), without
+/// subscribing; returns notes for the user.
+pub fn check(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<Vec<String>> {
+    let (cc, notes) = consumer_config(name, config)?;
+    create_consumer(name, &cc)?;
+    Ok(notes)
+}
+
+/// The consumer for source `name`, subscribed; errors name the property at fault.
+fn connect(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<KafkaConsumer> {
+    let (cc, notes) = consumer_config(name, config)?;
     for note in notes {
         tracing::warn!(source = name, "{note}");
     }
-    cc.set_log_level(RDKafkaLogLevel::Warning);
-    let consumer: KafkaConsumer = cc
-        .create_with_context(Context {
-            source: name.to_owned(),
-            filling: Mutex::default(),
-        })
-        .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))?;
+    let consumer = create_consumer(name, &cc)?;
     let topics: Vec<&str> = match &config.topics {
         KafkaTopics::List(l) => l.iter().map(String::as_str).collect(),
         KafkaTopics::Regex(r) => vec![r.as_str()],

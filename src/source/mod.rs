@@ -268,6 +268,22 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     }
 }
 
+/// Checks what only building the source can check (`weir agent --check`), without starting
+/// it; returns notes for the user.
+pub fn check(config: &SourceConfig) -> anyhow::Result<Vec<String>> {
+    match &config.kind {
+        #[cfg(feature = "kafka")]
+        SourceKind::Kafka(k) => kafka::check(&config.name, k),
+        #[cfg(not(feature = "kafka"))]
+        SourceKind::Kafka(_) => anyhow::bail!(
+            "source {}: this weir was built without the `kafka` feature \
+             (cargo build --features kafka)",
+            config.name
+        ),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// The Kafka source of a weir built without the `kafka` feature: refuses to start.
 #[cfg(not(feature = "kafka"))]
 struct WithoutKafka(String);
