@@ -407,6 +407,11 @@ pub fn output_lines(dir: &Path) -> Vec<String> {
 /// Starts the agent with a metrics port, its stderr going to `{dir}/agent-N.log` (N counting
 /// the agents started in `dir` so far, so restarts keep every log); returns it and the port.
 pub fn start_logged(dir: &Path, cfg: &Path) -> (Agent, u16) {
+    start_logged_with(dir, cfg, &[])
+}
+
+/// [`start_logged`] with more arguments for `weir agent` (e.g. `--log-level`).
+pub fn start_logged_with(dir: &Path, cfg: &Path, args: &[&str]) -> (Agent, u16) {
     let port = free_port();
     let n = std::fs::read_dir(dir)
         .unwrap()
@@ -416,12 +421,12 @@ pub fn start_logged(dir: &Path, cfg: &Path) -> (Agent, u16) {
         })
         .count();
     let log = std::fs::File::create(dir.join(format!("agent-{n}.log"))).unwrap();
-    let agent = Agent::start_with(
-        cfg,
-        port,
-        &["--metrics-port", &port.to_string()],
-        Stdio::from(log),
-    );
+    let port_arg = port.to_string();
+    let args: Vec<&str> = ["--metrics-port", port_arg.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let agent = Agent::start_with(cfg, port, &args, Stdio::from(log));
     (agent, port)
 }
 
