@@ -29,8 +29,9 @@ struct Cli {
 enum Command {
     /// Run an agent from a Flume properties file (as `flume-ng agent`).
     Agent {
-        /// A properties file; repeat it to merge several in order, a later file's key overriding
-        /// an earlier one's (as Flume 1.10+). Without it, the embedded default
+        /// A properties file (or a directory: its flume-conf.properties, else its only
+        /// *.properties or *.conf file); repeat it to merge several in order, a later file's key
+        /// overriding an earlier one's (as Flume 1.10+). Without it, the embedded default
         /// (conf/weir.properties).
         #[arg(short = 'f', long = "conf-file", action = ArgAction::Append)]
         conf_file: Vec<PathBuf>,

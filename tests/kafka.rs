@@ -197,6 +197,60 @@ fn the_flume_user_guides_kafka_sink_example_runs() {
     assert!(agent.stop(), "agent did not exit 0");
 }
 
+/// The configuration of this project's seed article (`../shared/seed/`), verbatim but for
+/// the port and the broker's address: it binds neither the source nor the sink to the channel,
+/// and is started the article's way, `flume-ng agent -f conf`, with no agent name and a
+/// directory holding `flume-conf.properties`. weir binds both to the only channel (with a
+/// note) and runs it; Flume would drop both and run nothing.
+#[test]
+fn the_seed_articles_config_runs_from_its_conf_directory() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("test", 4);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    let port = free_port();
+    let seed = "agent.sources = r1\n\
+agent.sinks = k1\n\
+agent.channels = c1\n\
+\n\
+agent.sources.r1.type = netcat\n\
+agent.sources.r1.bind = localhost\n\
+agent.sources.r1.port = 44444\n\
+\n\
+agent.sinks.k1.type = org.apache.flume.sink.kafka\n\
+agent.sinks.k1.kafka.topic = test\n\
+agent.sinks.k1.kafka.bootstrap.servers = localhost:9092\n\
+\n\
+agent.channels.c1.type = memory\n\
+agent.channels.c1.capacity = 10000\n\
+agent.channels.c1.transactionCapacity = 1000\n"
+        .replace("44444", &port.to_string())
+        .replace("localhost:9092", &broker.bootstrap());
+    std::fs::write(conf.join("flume-conf.properties"), seed).unwrap();
+    std::fs::write(conf.join("log4j.properties"), "log4j.rootLogger=INFO\n").unwrap();
+    let mut agent = Agent::start_args(
+        &conf,
+        port,
+        &[std::ffi::OsStr::new("-f"), conf.as_os_str()],
+        std::process::Stdio::inherit(),
+    );
+    let mut client = Client::new(port);
+    let ok = send_lines(&mut client, "seed", 0, 200);
+    assert_eq!(ok.len(), 200);
+    expect_lines(
+        &broker,
+        "test",
+        4,
+        &ok,
+        Duration::from_secs(30),
+        "with the seed article's configuration",
+    );
+    assert!(agent.stop(), "agent did not exit 0");
+}
+
 fn sink_text(bootstrap: &str, extra: &str) -> String {
     format!(
         "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\na.sources.r1.channels = c1\n\

@@ -596,18 +596,39 @@ pub struct SeqConfig {
     pub body_size: usize,
 }
 
+/// The note for a source or sink whose channel is not set, bound to the agent's only channel.
+/// Flume drops such a component with a warning and runs without it, which leaves an agent of
+/// one source, one channel and one sink (the usual first config, this project's seed article's
+/// among them) doing nothing.
+fn unbound_note(s: &Section, key: &str, what: &str, name: &str, only: &str) -> String {
+    format!(
+        "{}: not set; the agent has one channel, so {what} {name} uses {only} \
+         (Flume would drop {what} {name})",
+        s.full(key)
+    )
+}
+
 impl SourceConfig {
+    /// `only_channel`: the agent's channel if it has exactly one, which a source without
+    /// `channels` then puts into.
     pub(super) fn parse(
         agent: &str,
         name: &str,
         s: &Section,
+        only_channel: Option<&str>,
         notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let ty = component_type(s, "source", SOURCE_TYPES)?;
-        let channels: Vec<String> = s
+        let mut channels: Vec<String> = s
             .string("channels")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        if channels.is_empty()
+            && let Some(only) = only_channel
+        {
+            notes.push(unbound_note(s, "channels", "source", name, only));
+            channels.push(only.to_owned());
+        }
         if channels.is_empty() {
             return Err(s.error(
                 Some("channels"),
@@ -1105,14 +1126,23 @@ fn parse_kafka(
 }
 
 impl SinkConfig {
+    /// `only_channel`: as for [`SourceConfig::parse`], the channel a sink without `channel`
+    /// then drains.
     pub(super) fn parse(
         agent: &str,
         name: &str,
         s: &Section,
+        only_channel: Option<&str>,
         notes: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let ty = component_type(s, "sink", SINK_TYPES)?;
-        let channel = s.string("channel").ok_or_else(|| {
+        let unbound = || {
+            only_channel.map(|only| {
+                notes.push(unbound_note(s, "channel", "sink", name, only));
+                only.to_owned()
+            })
+        };
+        let channel = s.string("channel").or_else(unbound).ok_or_else(|| {
             s.error(
                 Some("channel"),
                 format!("sink {name} has no channel: add `{agent}.sinks.{name}.channel = c1`"),

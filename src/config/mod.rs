@@ -137,10 +137,14 @@ impl AgentConfig {
             channels.push(ChannelConfig::parse(name, &s, &mut notes)?);
             s.note_unused(&mut notes);
         }
+        let only_channel = match channel_names.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        };
         let mut sources = Vec::new();
         for name in &source_names {
             let s = root.child(&format!("sources.{name}."));
-            let src = SourceConfig::parse(agent, name, &s, &mut notes)?;
+            let src = SourceConfig::parse(agent, name, &s, only_channel, &mut notes)?;
             for ch in &src.channels {
                 if !channel_names.contains(ch) {
                     return Err(s.error(
@@ -158,7 +162,7 @@ impl AgentConfig {
         let mut sinks = Vec::new();
         for name in &sink_names {
             let s = root.child(&format!("sinks.{name}."));
-            let sink = SinkConfig::parse(agent, name, &s, &mut notes)?;
+            let sink = SinkConfig::parse(agent, name, &s, only_channel, &mut notes)?;
             if !channel_names.contains(&sink.channel) {
                 return Err(s.error(
                     Some("channel"),
@@ -550,20 +554,20 @@ mod tests {
         );
         // A missing key: where the component is first configured, the first file's line.
         let err = error(
-            &BASE.replace("a.sinks.k1.channel = c1\n", ""),
-            "a.sinks.k1.maxBytesToLog = 8\n",
+            &BASE.replace("a.sources.r1.port = 4444\n", ""),
+            "a.sources.r1.max-line-length = 8\n",
         );
         assert!(
-            err.starts_with("base.properties:9: a.sinks.k1.channel: "),
+            err.starts_with("base.properties:4: a.sources.r1.port: "),
             "{err}"
         );
         // A component only the second file configures: the second file.
         let err = error(
             &BASE.replace("a.sinks = k1", "a.sinks = k1 k2"),
-            "\na.sinks.k2.type = null\n",
+            "\na.sinks.k2.type = file_roll\n",
         );
         assert!(
-            err.starts_with("over.properties:2: a.sinks.k2.channel: "),
+            err.starts_with("over.properties:2: a.sinks.k2.sink.directory: "),
             "{err}"
         );
         // What no file sets: every file, no line.

@@ -37,14 +37,65 @@ pub struct Properties {
     pub entries: BTreeMap<String, Entry>,
 }
 
+/// The configuration file a directory given as `--conf-file` stands for: `flume-conf.properties`
+/// (the name Flume's template suggests), else its only `*.properties` or `*.conf` file other
+/// than a `log4j*` one (Flume's conf directory holds its logging configuration). Flume
+/// fails on a directory; guides show `flume-ng agent -f conf` all the same (this project's seed
+/// article does).
+fn file_in_dir(dir: &Path) -> Result<PathBuf, String> {
+    let conventional = dir.join("flume-conf.properties");
+    if conventional.is_file() {
+        return Ok(conventional);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
+    let mut candidates: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let logging = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("log4j"));
+            p.is_file()
+                && !logging
+                && p.extension()
+                    .is_some_and(|x| x == "properties" || x == "conf")
+        })
+        .collect();
+    candidates.sort();
+    match candidates.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(
+            "a directory with no flume-conf.properties and no *.properties or *.conf \
+                   file: give the configuration file itself"
+                .into(),
+        ),
+        many => Err(format!(
+            "a directory with several configuration files ({}): give the one to run",
+            many.iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 impl Properties {
+    /// Reads and parses one file. A directory stands for the configuration file in it (see
+    /// [`file_in_dir`]).
     pub fn load(path: &Path) -> Result<Properties, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        let error = |path: &Path, message: String| ConfigError {
             files: vec![path.to_owned()],
             line: None,
             key: None,
-            message: format!("cannot read configuration file: {e}"),
-        })?;
+            message,
+        };
+        let path = if path.is_dir() {
+            &file_in_dir(path).map_err(|m| error(path, m))?
+        } else {
+            path
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| error(path, format!("cannot read configuration file: {e}")))?;
         Properties::parse(path, &bytes)
     }
 
@@ -257,5 +308,32 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    /// `-f conf` (a directory): its `flume-conf.properties`, else its only configuration file
+    /// besides log4j's; none or several is an error naming the directory (and the candidates).
+    #[test]
+    fn a_directory_stands_for_its_one_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let load = || Properties::load(d);
+        std::fs::write(d.join("log4j.properties"), "log4j.rootLogger = INFO\n").unwrap();
+        std::fs::write(d.join("flume-env.sh"), "JAVA_OPTS=\n").unwrap();
+        let err = load().unwrap_err();
+        assert_eq!(err.files, [d.to_owned()]);
+        assert!(err.message.contains("no flume-conf.properties"), "{err}");
+
+        std::fs::write(d.join("tail.conf"), "a.sources = t\n").unwrap();
+        let p = load().unwrap();
+        assert_eq!(&*p.files[0], d.join("tail.conf"));
+        assert_eq!(p.get("a.sources").map(|e| e.value.as_str()), Some("t"));
+
+        std::fs::write(d.join("net.properties"), "a.sources = n\n").unwrap();
+        let err = load().unwrap_err();
+        assert!(err.message.contains("net.properties, tail.conf"), "{err}");
+
+        std::fs::write(d.join("flume-conf.properties"), "a.sources = f\n").unwrap();
+        let p = load().unwrap();
+        assert_eq!(p.get("a.sources").map(|e| e.value.as_str()), Some("f"));
     }
 }

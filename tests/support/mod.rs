@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -194,10 +195,20 @@ impl Agent {
 
     /// Starts with extra arguments and stderr going where the caller says (e.g. a log file).
     pub fn start_with(config: &Path, netcat_port: u16, args: &[&str], stderr: Stdio) -> Agent {
+        let mut all = vec![
+            OsStr::new("-f"),
+            config.as_os_str(),
+            OsStr::new("-n"),
+            OsStr::new("a"),
+        ];
+        all.extend(args.iter().map(OsStr::new));
+        Agent::start_args(config, netcat_port, &all, stderr)
+    }
+
+    /// Starts `weir agent` with exactly `args`; `config` is what [`Agent::config`] reports.
+    pub fn start_args(config: &Path, netcat_port: u16, args: &[&OsStr], stderr: Stdio) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["agent", "-f"])
-            .arg(config)
-            .args(["-n", "a"])
+            .arg("agent")
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
