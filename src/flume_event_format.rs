@@ -8,65 +8,52 @@
 //! three primitives of the Avro 1.x binary encoding (zig-zag varint longs, length-prefixed
 //! strings and bytes, and a map as one block of entries closed by a zero count), and the crate
 //! would add a serde-based schema machinery and its dependencies to the build for them. The
-//! decoder is here for tests and tools that read such records back; it never panics on bad
-//! input and never allocates more than the input holds.
+//! decoder never panics on bad input and never allocates more than the input holds.
+//!
+//! The Avro RPC of the avro source and sink (`avro_rpc`) carries the same datums, and builds its
+//! messages from the primitives here: [`put_long`], [`put_bytes`], [`encode_into`] and the
+//! [`Cursor`], which reads a datum or an array of them out of a longer payload.
 
 use crate::event::Headers;
 
 /// The event as an `AvroFlumeEvent` datum.
 pub fn encode(headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_size_hint(headers, body));
+    encode_into(&mut out, headers, body);
+    out
+}
+
+/// About how many bytes [`encode_into`] writes for this event (for reserving room).
+pub fn encoded_size_hint(headers: &Headers, body: &[u8]) -> usize {
     let size: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    let mut out = Vec::with_capacity(size + body.len() + 12);
+    size + body.len() + 12
+}
+
+/// Appends the event as an `AvroFlumeEvent` datum to `out`.
+pub fn encode_into(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
     if !headers.is_empty() {
-        put_long(&mut out, headers.len() as i64);
+        put_long(out, headers.len() as i64);
         for (k, v) in headers {
-            put_bytes(&mut out, k.as_bytes());
-            put_bytes(&mut out, v.as_bytes());
+            put_bytes(out, k.as_bytes());
+            put_bytes(out, v.as_bytes());
         }
     }
-    put_long(&mut out, 0);
-    put_bytes(&mut out, body);
-    out
+    put_long(out, 0);
+    put_bytes(out, body);
 }
 
 /// Reads an `AvroFlumeEvent` datum back: its headers and body, or what is wrong and at which
 /// byte.
 pub fn decode(datum: &[u8]) -> Result<(Headers, Vec<u8>), String> {
-    let mut r = Cursor { buf: datum, pos: 0 };
-    let mut headers = Headers::new();
-    loop {
-        let at = r.pos;
-        let count = r.long()?;
-        if count == 0 {
-            break;
-        }
-        let count = if count < 0 {
-            // A negative count is followed by the block's size in bytes (allowed by the spec).
-            r.long()?;
-            count
-                .checked_neg()
-                .ok_or(format!("bad map block count at byte {at}"))?
-        } else {
-            count
-        };
-        for _ in 0..count {
-            let k = r.string()?;
-            let v = r.string()?;
-            headers.insert(k, v);
-        }
-    }
-    let body = r.bytes()?.to_vec();
-    if r.pos != datum.len() {
-        return Err(format!(
-            "{} bytes after the event at byte {}",
-            datum.len() - r.pos,
-            r.pos
-        ));
-    }
+    let mut r = Cursor::new(datum);
+    let (headers, body) = r.event()?;
+    let body = body.to_vec();
+    r.expect_end("the event")?;
     Ok((headers, body))
 }
 
-fn put_long(out: &mut Vec<u8>, n: i64) {
+/// Appends an Avro `long` (or `int`, `enum` index, union branch, block count): zig-zag varint.
+pub fn put_long(out: &mut Vec<u8>, n: i64) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8 & 0x7f) | 0x80);
@@ -75,18 +62,136 @@ fn put_long(out: &mut Vec<u8>, n: i64) {
     out.push(z as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends an Avro `bytes` or `string`: its length, then its bytes.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.extend_from_slice(b);
 }
 
-struct Cursor<'a> {
+/// Reads Avro binary values from a buffer, front to back. Errors name the byte position;
+/// nothing is allocated beyond what the buffer holds.
+pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn long(&mut self) -> Result<i64, String> {
+    pub fn new(buf: &'a [u8]) -> Cursor<'a> {
+        Cursor { buf, pos: 0 }
+    }
+
+    /// The position of the next byte to read.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Fails unless every byte was read; `what` names what was read.
+    pub fn expect_end(&self, what: &str) -> Result<(), String> {
+        if self.pos != self.buf.len() {
+            return Err(format!(
+                "{} bytes after {what} at byte {}",
+                self.buf.len() - self.pos,
+                self.pos
+            ));
+        }
+        Ok(())
+    }
+
+    /// An `AvroFlumeEvent` datum: its headers and body.
+    pub fn event(&mut self) -> Result<(Headers, &'a [u8]), String> {
+        let mut headers = Headers::new();
+        self.blocks(|r| {
+            let k = r.string()?;
+            let v = r.string()?;
+            headers.insert(k, v);
+            Ok(())
+        })?;
+        Ok((headers, self.bytes()?))
+    }
+
+    /// An `array<AvroFlumeEvent>`. Each event takes at least two bytes of the buffer, so the
+    /// list never outgrows the input whatever the counts claim.
+    pub fn events(&mut self) -> Result<Vec<(Headers, &'a [u8])>, String> {
+        let mut events = Vec::new();
+        self.blocks(|r| {
+            events.push(r.event()?);
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// A `map<bytes>` (Avro RPC's call metadata).
+    pub fn bytes_map(&mut self) -> Result<Vec<(String, &'a [u8])>, String> {
+        let mut map = Vec::new();
+        self.blocks(|r| {
+            let k = r.string()?;
+            map.push((k, r.bytes()?));
+            Ok(())
+        })?;
+        Ok(map)
+    }
+
+    /// The blocks of an array or map, calling `item` once per item: a count, that many items,
+    /// until a zero count. A negative count is followed by the block's size in bytes (allowed by
+    /// the spec).
+    pub fn blocks(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        loop {
+            let at = self.pos;
+            let count = self.long()?;
+            if count == 0 {
+                return Ok(());
+            }
+            let count = if count < 0 {
+                self.long()?;
+                count
+                    .checked_neg()
+                    .ok_or(format!("bad block count at byte {at}"))?
+            } else {
+                count
+            };
+            // Each item reads at least one byte, so a false count soon runs out of input.
+            for _ in 0..count {
+                item(self)?;
+            }
+        }
+    }
+
+    /// A `fixed` of `n` bytes.
+    pub fn fixed(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let at = self.pos;
+        let end = at
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(format!("{n}-byte fixed at byte {at} runs past the end"))?;
+        self.pos = end;
+        Ok(&self.buf[at..end])
+    }
+
+    /// A `boolean`: one byte, 0 or 1.
+    pub fn boolean(&mut self) -> Result<bool, String> {
+        let at = self.pos;
+        match self.fixed(1)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            [b] => Err(format!("boolean at byte {at} is {b}, not 0 or 1")),
+            _ => Err(format!("boolean at byte {at} missing")),
+        }
+    }
+
+    /// An `int`-sized index (enum symbol, union branch) that must be below `limit`.
+    pub fn index(&mut self, limit: usize, what: &str) -> Result<usize, String> {
+        let at = self.pos;
+        let n = self.long()?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&i| i < limit)
+            .ok_or(format!("{what} at byte {at} is {n}, not below {limit}"))
+    }
+
+    pub fn long(&mut self) -> Result<i64, String> {
         let start = self.pos;
         let mut z: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -102,7 +207,7 @@ impl<'a> Cursor<'a> {
         Err(format!("number longer than 10 bytes at byte {start}"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub fn bytes(&mut self) -> Result<&'a [u8], String> {
         let at = self.pos;
         let len = self.long()?;
         let end = usize::try_from(len)
@@ -115,7 +220,7 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    pub fn string(&mut self) -> Result<String, String> {
         let at = self.pos;
         let b = self.bytes()?;
         String::from_utf8(b.to_vec()).map_err(|_| format!("string at byte {at} is not UTF-8"))
