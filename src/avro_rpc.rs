@@ -186,13 +186,16 @@ fn read_frame_within(r: &mut impl Read, max: usize) -> Result<Option<Frame>, Fra
 // ---------------------------------------------------------------------------------------------
 // The handshake
 
+/// A handshake's `meta`: a `map<bytes>`, kept in order.
+pub type Meta = Vec<(String, Vec<u8>)>;
+
 /// Avro's `HandshakeRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeRequest {
     pub client_hash: [u8; 16],
     pub client_protocol: Option<String>,
     pub server_hash: [u8; 16],
-    pub meta: Option<Vec<(String, Vec<u8>)>>,
+    pub meta: Option<Meta>,
 }
 
 /// Avro's `HandshakeMatch`.
@@ -213,10 +216,10 @@ pub struct HandshakeResponse {
     pub matched: HandshakeMatch,
     pub server_protocol: Option<String>,
     pub server_hash: Option<[u8; 16]>,
-    pub meta: Option<Vec<(String, Vec<u8>)>>,
+    pub meta: Option<Meta>,
 }
 
-fn put_meta(out: &mut Vec<u8>, meta: &Option<Vec<(String, Vec<u8>)>>) {
+fn put_meta(out: &mut Vec<u8>, meta: &Option<Meta>) {
     match meta {
         None => put_long(out, 0),
         Some(m) => {
@@ -237,7 +240,7 @@ fn put_bytes_map(out: &mut Vec<u8>, m: &[(String, Vec<u8>)]) {
     put_long(out, 0);
 }
 
-fn read_meta(c: &mut Cursor) -> Result<Option<Vec<(String, Vec<u8>)>>, String> {
+fn read_meta(c: &mut Cursor) -> Result<Option<Meta>, String> {
     Ok(match c.index(2, "meta union branch")? {
         0 => None,
         _ => Some(

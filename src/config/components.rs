@@ -85,6 +85,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "kafka",
         classes: &["org.apache.flume.source.kafka.KafkaSource"],
     },
+    TypeName {
+        alias: "avro",
+        classes: &["org.apache.flume.source.AvroSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -118,6 +122,10 @@ const SINK_TYPES: &[TypeName] = &[
             "org.apache.flume.sink.kafka.KafkaSink",
             "org.apache.flume.sink.kafka",
         ],
+    },
+    TypeName {
+        alias: "avro",
+        classes: &["org.apache.flume.sink.AvroSink"],
     },
 ];
 
@@ -542,6 +550,7 @@ pub enum SourceKind {
     Syslog(super::SyslogConfig),
     SpoolDir(super::SpoolDirConfig),
     Kafka(super::KafkaSourceConfig),
+    Avro(super::AvroSourceConfig),
 }
 
 impl SourceKind {
@@ -555,6 +564,7 @@ impl SourceKind {
             SourceKind::Syslog(c) => c.protocol.type_name(),
             SourceKind::SpoolDir(_) => "spooldir",
             SourceKind::Kafka(_) => "kafka",
+            SourceKind::Avro(_) => "avro",
         }
     }
 
@@ -571,7 +581,10 @@ impl SourceKind {
             SourceKind::Syslog(c) if c.protocol == super::SyslogProtocol::MultiportTcp => {
                 Some(c.batch_size)
             }
-            SourceKind::Netcat(_) | SourceKind::Http(_) | SourceKind::Syslog(_) => None,
+            SourceKind::Netcat(_)
+            | SourceKind::Http(_)
+            | SourceKind::Syslog(_)
+            | SourceKind::Avro(_) => None,
         }
     }
 }
@@ -666,6 +679,7 @@ impl SourceConfig {
             "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
             "spooldir" => SourceKind::SpoolDir(super::spooldir::parse_spooldir(s, notes)?),
             "kafka" => SourceKind::Kafka(super::kafka_source::parse_kafka_source(s, notes)?),
+            "avro" => SourceKind::Avro(super::avro::parse_avro_source(s, notes)?),
             "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
                 SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
             }
@@ -924,6 +938,7 @@ pub enum SinkKind {
     Null,
     FileRoll(FileRollConfig),
     Kafka(KafkaSinkConfig),
+    Avro(super::AvroSinkConfig),
 }
 
 impl SinkKind {
@@ -933,6 +948,7 @@ impl SinkKind {
             SinkKind::Null => "null",
             SinkKind::FileRoll(_) => "file_roll",
             SinkKind::Kafka(_) => "kafka",
+            SinkKind::Avro(_) => "avro",
         }
     }
 }
@@ -1201,6 +1217,10 @@ impl SinkConfig {
             "kafka" => {
                 let (k, batch) = parse_kafka(s, notes)?;
                 (SinkKind::Kafka(k), batch)
+            }
+            "avro" => {
+                let (c, batch) = super::avro::parse_avro_sink(s, notes)?;
+                (SinkKind::Avro(c), batch)
             }
             _ => unreachable!("resolve() returns only listed aliases"),
         };

@@ -10,6 +10,7 @@
 //! defines) names all of them. Relative paths in values are not resolved against any file's
 //! directory: as in Flume, they are relative to the working directory.
 
+mod avro;
 mod components;
 mod exec;
 mod http;
@@ -28,6 +29,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use avro::*;
 pub use components::*;
 pub use exec::*;
 pub use http::*;

@@ -3,6 +3,7 @@
 //! (exponentially, capped), so delivery is at-least-once. Sinks of a sink group are driven
 //! cycle by cycle by their group instead ([`group`]).
 
+pub mod avro;
 mod committer;
 pub mod file_roll;
 pub mod group;
@@ -108,6 +109,7 @@ pub fn build(
         }
         SinkKind::Null => Box::new(null::NullSink),
         SinkKind::FileRoll(c) => Box::new(file_roll::FileRollSink::new(&config.name, c.clone())?),
+        SinkKind::Avro(c) => Box::new(avro::AvroSink::new(&config.name, c.clone(), stop)),
     })
 }
 

@@ -5,6 +5,7 @@
 //! It also holds the TCP plumbing the network sources share (resolving the bind address,
 //! listening, the thread-per-client accept loop), which the metrics endpoint uses too.
 
+pub mod avro;
 pub(crate) mod durable;
 pub mod exec;
 pub mod http;
@@ -265,6 +266,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         SourceKind::Kafka(c) => Box::new(kafka::KafkaSource::new(&config.name, c.clone())),
         #[cfg(not(feature = "kafka"))]
         SourceKind::Kafka(_) => Box::new(WithoutKafka(config.name.clone())),
+        SourceKind::Avro(c) => Box::new(avro::AvroSource::new(&config.name, c.clone())),
     }
 }
 

@@ -1,0 +1,332 @@
+//! The keys of the `avro` source (Flume's AvroSource) and the `avro` sink (Flume's AvroSink),
+//! which chain agents with Avro RPC (`avro_rpc`).
+
+use std::time::Duration;
+
+use super::{ConfigError, Section};
+
+#[derive(Clone, Debug)]
+pub struct AvroSourceConfig {
+    pub bind: String,
+    pub port: u16,
+    /// Most connections served at once (Flume `threads`, its most worker threads; unbounded in
+    /// Flume, 1000 in weir). A connection past it is closed at once.
+    pub max_connections: usize,
+    /// `compression-type = deflate`: both directions of each connection are zlib streams.
+    pub deflate: bool,
+    /// `ipFilter = true`: the `ipFilterRules`, first match decides; a client no rule matches is
+    /// served (Netty's IpFilterRuleHandler). Empty: no filter.
+    pub ip_filter: Vec<IpFilterRule>,
+}
+
+/// One of Flume's `ipFilterRules`: `allow|deny:ip|name:pattern`, `*` matching any run of
+/// characters.
+#[derive(Clone, Debug)]
+pub struct IpFilterRule {
+    pub allow: bool,
+    /// Matched against the client's host name (reverse lookup) rather than its address.
+    pub by_name: bool,
+    pub pattern: regex::Regex,
+    /// The rule as written, for the log.
+    pub text: String,
+}
+
+impl IpFilterRule {
+    /// Whether the rule is about a client with this address and (for a `name` rule) the name
+    /// `name()` looks up.
+    pub fn matches(&self, ip: &str, name: impl FnOnce() -> Option<String>) -> bool {
+        if self.by_name {
+            name().is_some_and(|n| self.pattern.is_match(&n))
+        } else {
+            self.pattern.is_match(ip)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvroSinkConfig {
+    pub hostname: String,
+    pub port: u16,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Drop and re-make the connection this often (Flume `reset-connection-interval`, seconds;
+    /// unset or 0: never).
+    pub reset_connection_interval: Option<Duration>,
+    /// `compression-type = deflate`: the `compression-level` (0-9) of what the sink sends.
+    pub deflate_level: Option<u32>,
+}
+
+/// Flume's TLS keys: without `ssl = true` (which is refused) they mean nothing.
+const TLS_KEYS: &[&str] = &[
+    "keystore",
+    "keystore-password",
+    "keystore-type",
+    "truststore",
+    "truststore-password",
+    "truststore-type",
+    "trust-all-certs",
+    "exclude-protocols",
+    "include-protocols",
+    "exclude-cipher-suites",
+    "include-cipher-suites",
+];
+
+fn refuse_ssl(s: &Section, what: &str, notes: &mut Vec<String>) -> Result<(), ConfigError> {
+    if s.bool_or("ssl", false)? {
+        return Err(s.error(
+            Some("ssl"),
+            format!(
+                "TLS is not supported by weir's avro {what}: remove this key or set it to false \
+                 (tunnel the connection, e.g. through a VPN or stunnel, if it must be encrypted)"
+            ),
+        ));
+    }
+    for key in TLS_KEYS {
+        s.accept_without_effect(
+            key,
+            "weir's Avro RPC is plain TCP (ssl = true is refused)",
+            notes,
+        );
+    }
+    Ok(())
+}
+
+/// `compression-type`: whether it is `deflate` (else `none`).
+fn deflate(s: &Section) -> Result<bool, ConfigError> {
+    match s
+        .string_or("compression-type", "none")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" => Ok(false),
+        "deflate" => Ok(true),
+        other => Err(s.error(
+            Some("compression-type"),
+            format!("'{other}' is not supported; supported: none, deflate"),
+        )),
+    }
+}
+
+pub(super) fn parse_avro_source(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<AvroSourceConfig, ConfigError> {
+    let port = s.port("port")?;
+    let bind = s.required(
+        "bind",
+        &format!(
+            "set `{}` to the address to listen on, e.g. 0.0.0.0",
+            s.full("bind")
+        ),
+    )?;
+    refuse_ssl(s, "source", notes)?;
+    let ip_filter = if s.bool_or("ipFilter", false)? {
+        let rules = s.required(
+            "ipFilterRules",
+            &format!(
+                "ipFilter = true needs `{}`, e.g. allow:ip:127.*,deny:ip:*",
+                s.full("ipFilterRules")
+            ),
+        )?;
+        rules
+            .split(',')
+            .map(|r| parse_rule(r.trim()))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| s.error(Some("ipFilterRules"), e))?
+    } else {
+        s.accept_without_effect("ipFilterRules", "ipFilter is not true", notes);
+        Vec::new()
+    };
+    Ok(AvroSourceConfig {
+        bind,
+        port,
+        max_connections: s.positive_or("threads", 1000)? as usize,
+        deflate: deflate(s)?,
+        ip_filter,
+    })
+}
+
+fn parse_rule(rule: &str) -> Result<IpFilterRule, String> {
+    let mut parts = rule.splitn(3, ':');
+    let (Some(action), Some(kind), Some(pattern)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!(
+            "rule '{rule}' is not <allow|deny>:<ip|name>:<pattern>"
+        ));
+    };
+    let allow = match action.trim() {
+        "allow" => true,
+        "deny" => false,
+        other => return Err(format!("rule '{rule}': '{other}' is not allow or deny")),
+    };
+    let by_name = match kind.trim() {
+        "ip" => false,
+        "name" => true,
+        other => return Err(format!("rule '{rule}': '{other}' is not ip or name")),
+    };
+    let glob: String = pattern
+        .trim()
+        .split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*");
+    let pattern = regex::Regex::new(&format!("^(?i:{glob})$"))
+        .map_err(|e| format!("rule '{rule}': bad pattern: {e}"))?;
+    Ok(IpFilterRule {
+        allow,
+        by_name,
+        pattern,
+        text: rule.to_owned(),
+    })
+}
+
+/// The sink's config and its batch size (Flume `batch-size`).
+pub(super) fn parse_avro_sink(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<(AvroSinkConfig, usize), ConfigError> {
+    let hostname = s.required(
+        "hostname",
+        &format!(
+            "set `{}` to the host of the downstream avro source",
+            s.full("hostname")
+        ),
+    )?;
+    let port = s.required(
+        "port",
+        &format!(
+            "set `{}` to the port of the downstream avro source",
+            s.full("port")
+        ),
+    )?;
+    let port = s.port_number("port", &port)?;
+    refuse_ssl(s, "sink", notes)?;
+    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
+        let ms = s.positive_or(key, 20_000)?;
+        Ok(Duration::from_millis(ms))
+    };
+    let deflate_level = if deflate(s)? {
+        let level = s.u64_or("compression-level", 6)?;
+        if level > 9 {
+            return Err(s.error(
+                Some("compression-level"),
+                format!("{level} is not a zlib level (0-9)"),
+            ));
+        }
+        Some(level as u32)
+    } else {
+        s.accept_without_effect(
+            "compression-level",
+            "compression-type is not deflate",
+            notes,
+        );
+        None
+    };
+    s.accept_without_effect(
+        "maxIoWorkers",
+        "each avro sink has one connection, served by the sink's own thread",
+        notes,
+    );
+    let reset = s.seconds_or("reset-connection-interval", 0)?;
+    Ok((
+        AvroSinkConfig {
+            hostname,
+            port,
+            connect_timeout: positive_ms("connect-timeout")?,
+            request_timeout: positive_ms("request-timeout")?,
+            reset_connection_interval: (!reset.is_zero()).then_some(reset),
+            deflate_level,
+        },
+        s.positive_or("batch-size", 100)? as usize,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Properties;
+
+    fn section(text: &str) -> Properties {
+        Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn sink_defaults_are_flumes() {
+        let props = section("a.sinks.k1.hostname = h\na.sinks.k1.port = 4141\n");
+        let s = Section::new(&props, "a.sinks.k1.".into());
+        let (c, batch) = parse_avro_sink(&s, &mut Vec::new()).unwrap();
+        assert_eq!(batch, 100);
+        assert_eq!(
+            c,
+            AvroSinkConfig {
+                hostname: "h".into(),
+                port: 4141,
+                connect_timeout: Duration::from_secs(20),
+                request_timeout: Duration::from_secs(20),
+                reset_connection_interval: None,
+                deflate_level: None,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_sink_values_name_their_key() {
+        for (text, want) in [
+            (
+                "a.sinks.k1.hostname = h\n",
+                "t.properties:1: a.sinks.k1.port: missing",
+            ),
+            (
+                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.ssl = true\n",
+                "t.properties:3: a.sinks.k1.ssl: TLS is not supported",
+            ),
+            (
+                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.compression-type = lz4\n",
+                "t.properties:3: a.sinks.k1.compression-type: 'lz4' is not supported",
+            ),
+            (
+                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.compression-type = deflate\na.sinks.k1.compression-level = 10\n",
+                "t.properties:4: a.sinks.k1.compression-level: 10 is not a zlib level",
+            ),
+        ] {
+            let props = section(text);
+            let s = Section::new(&props, "a.sinks.k1.".into());
+            let err = parse_avro_sink(&s, &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn ip_filter_rules_parse_as_flume_writes_them() {
+        let props = section(
+            "a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 1\na.sources.r1.ipFilter = true\n\
+             a.sources.r1.ipFilterRules = allow:ip:127.*, allow:name:localhost,deny:ip:*\n",
+        );
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let c = parse_avro_source(&s, &mut Vec::new()).unwrap();
+        let rules = &c.ip_filter;
+        assert_eq!(rules.len(), 3);
+        assert!(rules[0].allow && rules[0].matches("127.0.0.1", || None));
+        assert!(!rules[0].matches("10.127.0.1", || None));
+        assert!(rules[1].matches("10.0.0.1", || Some("LOCALHOST".into())));
+        assert!(!rules[1].matches("127.0.0.1", || None));
+        assert!(!rules[2].allow && rules[2].matches("10.0.0.1", || None));
+
+        let props = section(
+            "a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 1\na.sources.r1.ipFilter = true\n\
+             a.sources.r1.ipFilterRules = allow:127.*\n",
+        );
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let err = parse_avro_source(&s, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.properties:4: a.sources.r1.ipFilterRules: rule 'allow:127.*'"),
+            "{err}"
+        );
+    }
+}

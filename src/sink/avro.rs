@@ -1,0 +1,269 @@
+//! The avro sink: the upstream end of a chain of agents (Flume's AvroSink). Each batch is one
+//! `appendBatch` call over Avro RPC (`avro_rpc`) to a Flume or weir avro source; the take is
+//! committed only when the source answered `OK`, which it does once the batch is committed to
+//! its channel. Anything else — `FAILED`, an Avro error, no reply within `request-timeout`, a
+//! broken connection — fails the delivery, so the runner rolls the batch back and backs off,
+//! and the connection is dropped and made anew for the next try. Delivery is at-least-once: a
+//! reply lost after the downstream commit sends the batch again.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::Sink;
+use crate::avro_rpc::{Answer, Requestor, Status, Transport, append_batch_call};
+use crate::config::AvroSinkConfig;
+use crate::event::Event;
+use crate::stop::StopFlag;
+
+pub struct AvroSink {
+    name: String,
+    config: AvroSinkConfig,
+    stop: StopFlag,
+    conn: Option<Connection>,
+}
+
+struct Connection {
+    transport: Transport,
+    requestor: Requestor,
+    serial: i32,
+    opened: Instant,
+    peer: SocketAddr,
+}
+
+impl AvroSink {
+    pub fn new(name: &str, config: AvroSinkConfig, stop: StopFlag) -> AvroSink {
+        AvroSink {
+            name: name.to_owned(),
+            config,
+            stop,
+            conn: None,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.config.hostname, self.config.port)
+    }
+
+    /// Connects to the first address of `hostname:port` that answers within `connect-timeout`.
+    fn connect(&self) -> anyhow::Result<Connection> {
+        let target = self.target();
+        let addrs: Vec<SocketAddr> = target
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {target}"))?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
+                Ok(stream) => {
+                    let _ = stream.set_write_timeout(Some(self.config.request_timeout));
+                    let transport =
+                        Transport::new(stream, self.config.deflate_level, self.stop.clone())
+                            .with_context(|| format!("cannot set up the connection to {addr}"))?;
+                    tracing::info!(sink = %self.name, peer = %addr, "connected");
+                    return Ok(Connection {
+                        transport,
+                        requestor: Requestor::new(),
+                        serial: 0,
+                        opened: Instant::now(),
+                        peer: addr,
+                    });
+                }
+                Err(e) => last = Some(anyhow::Error::new(e).context(format!("connect to {addr}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("{target} resolves to no address")))
+    }
+
+    /// Sends one call and reads its status, re-sending it once if the server asked for the
+    /// client's protocol (a handshake NONE).
+    fn call(&mut self, call: &[u8]) -> anyhow::Result<Status> {
+        let timeout = self.config.request_timeout;
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.connect()?),
+        };
+        for _ in 0..2 {
+            conn.serial = conn.serial.wrapping_add(1);
+            let request = conn.requestor.request(call);
+            conn.transport
+                .send(conn.serial, &request)
+                .with_context(|| format!("sending to {}", conn.peer))?;
+            let frame = match conn.transport.receive(Some(timeout)) {
+                Ok(Some(f)) => f,
+                Ok(None) => bail!("{} closed the connection without a reply", conn.peer),
+                Err(e) => bail!(
+                    "no reply from {} within request-timeout ({} ms): {e}",
+                    conn.peer,
+                    timeout.as_millis()
+                ),
+            };
+            if frame.serial != conn.serial {
+                bail!(
+                    "{} replied to call {} while call {} was waiting",
+                    conn.peer,
+                    frame.serial,
+                    conn.serial
+                );
+            }
+            match conn
+                .requestor
+                .read_reply(&frame.payload)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", conn.peer))?
+            {
+                Answer::Status(s) => return Ok(s),
+                Answer::Resend => continue,
+            }
+        }
+        bail!(
+            "{} does not accept weir's AvroSourceProtocol (handshake NONE twice)",
+            conn.peer
+        )
+    }
+}
+
+impl Sink for AvroSink {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        if let (Some(c), Some(every)) = (&self.conn, self.config.reset_connection_interval)
+            && c.opened.elapsed() >= every
+        {
+            tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
+            self.conn = None;
+        }
+        let call = append_batch_call(events.iter().map(|(_, e)| e));
+        let result = match self.call(&call) {
+            Ok(Status::Ok) => Ok(()),
+            Ok(status) => Err(anyhow::anyhow!(
+                "the avro source answered {status:?} for a batch of {} events",
+                events.len()
+            )),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // The stream may hold a late reply or half a frame: start over on a new one.
+            self.conn = None;
+        }
+        result.with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        self.conn = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::avro_rpc::{Responder, ServerConnection, encode_frame, read_frame};
+
+    fn config(port: u16, request_timeout: Duration) -> AvroSinkConfig {
+        AvroSinkConfig {
+            hostname: "127.0.0.1".into(),
+            port,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout,
+            reset_connection_interval: None,
+            deflate_level: None,
+        }
+    }
+
+    /// A server answering each call of each connection with the next of `statuses` (`None`:
+    /// no reply at all), recording the bodies of the calls it answered.
+    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Vec<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let responder = Responder::new();
+            let mut statuses = statuses.into_iter();
+            let mut got = Vec::new();
+            // Connections left unanswered stay open, so the client has to time out.
+            let mut silent = Vec::new();
+            'conns: for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut conn = ServerConnection::default();
+                while let Ok(Some(frame)) = read_frame(&mut stream) {
+                    let Some(status) = statuses.next() else {
+                        break 'conns;
+                    };
+                    let Some(status) = status else {
+                        silent.push(stream);
+                        continue 'conns;
+                    };
+                    let reply = responder
+                        .respond(&mut conn, &frame.payload, |c| {
+                            got.push(
+                                c.into_events()
+                                    .iter()
+                                    .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                                    .collect(),
+                            );
+                            status
+                        })
+                        .unwrap();
+                    stream
+                        .write_all(&encode_frame(frame.serial, &reply.payload))
+                        .unwrap();
+                    if statuses.len() == 0 {
+                        break 'conns;
+                    }
+                }
+            }
+            drop(silent);
+            got
+        });
+        (port, thread)
+    }
+
+    use std::io::Write;
+
+    fn batch(bodies: &[&str]) -> Vec<(u64, Event)> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64, Event::new(b.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
+        let (port, server) = server(vec![
+            Some(Status::Ok),
+            Some(Status::Failed),
+            None,
+            Some(Status::Ok),
+        ]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = AvroSink::new("k1", config(port, Duration::from_millis(500)), stop);
+        sink.deliver(&batch(&["a", "b"])).unwrap();
+        let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
+        assert!(err.contains("Failed"), "{err}");
+        let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
+        assert!(err.contains("no reply"), "{err}");
+        // A new connection, with a new handshake, after each failure.
+        sink.deliver(&batch(&["e"])).unwrap();
+        assert_eq!(
+            server.join().unwrap(),
+            [vec!["a", "b"], vec!["c"], vec!["e"]]
+        );
+    }
+
+    #[test]
+    fn nobody_listening_is_an_error_naming_the_target() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = AvroSink::new("k1", config(port, Duration::from_secs(1)), stop);
+        let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+}

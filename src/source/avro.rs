@@ -1,0 +1,267 @@
+//! The avro source: the downstream end of a chain of agents (Flume's AvroSource). An upstream
+//! Flume or weir agent's avro sink calls `appendBatch` (or `append`) over Avro RPC
+//! (`avro_rpc`); each call is one put transaction, answered `OK` once it is committed and
+//! `FAILED` when the channel refuses it (full, or a batch over its `transactionCapacity`), as
+//! Flume answers on a ChannelException. Each connection has its own thread (as netcat's); a
+//! frame that is not Avro RPC, or a handshake that cannot be read, closes that connection with
+//! a log line naming the client, and nothing else.
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
+use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
+use crate::config::{AvroSourceConfig, IpFilterRule};
+
+/// The zlib level of the source's replies under `compression-type = deflate` (Flume's
+/// AvroSource has no key for it and uses Netty's default, 6).
+const REPLY_LEVEL: u32 = 6;
+
+pub struct AvroSource {
+    name: String,
+    config: AvroSourceConfig,
+    listener: Option<TcpListener>,
+}
+
+impl AvroSource {
+    pub fn new(name: &str, config: AvroSourceConfig) -> AvroSource {
+        AvroSource {
+            name: name.to_owned(),
+            config,
+            listener: None,
+        }
+    }
+
+    /// The address this source listens on, once started (tests).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref()?.local_addr().ok()
+    }
+}
+
+impl Source for AvroSource {
+    fn start(&mut self) -> anyhow::Result<()> {
+        let listener = listen_tcp(&self.name, &self.config.bind, self.config.port)?;
+        tracing::info!(source = %self.name, addr = %listener.local_addr()?, "avro source listening");
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+        let Some(listener) = self.listener else {
+            tracing::error!(source = %self.name, "avro source run before start");
+            return;
+        };
+        let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
+        let responder = Arc::new(Responder::new());
+        serve_clients(
+            &self.name,
+            "avro",
+            listener,
+            self.config.max_connections,
+            &stop,
+            |_, peer| {
+                tracing::warn!(source = %self.name, %peer, "refusing connection: `threads` connections already open");
+            },
+            move |stream, peer| {
+                if let Some(rule) = denied_by(&cfg.ip_filter, peer.ip()) {
+                    tracing::warn!(source = %name, %peer, rule, "connection refused by ipFilterRules");
+                    return;
+                }
+                serve(&name, stream, peer, &cfg, &processor, &responder, &st)
+            },
+        );
+    }
+}
+
+/// The rule that denies `ip`, if any: the first rule that matches decides, and a client no rule
+/// matches is let in (Netty's IpFilterRuleHandler, which Flume uses).
+fn denied_by(rules: &[IpFilterRule], ip: IpAddr) -> Option<&str> {
+    let text = ip.to_string();
+    let rule = rules
+        .iter()
+        .find(|r| r.matches(&text, || dns_lookup::lookup_addr(&ip).ok()))?;
+    (!rule.allow).then_some(rule.text.as_str())
+}
+
+/// Serves one client until it leaves, sends something that is not Avro RPC, or the agent stops.
+fn serve(
+    name: &str,
+    stream: TcpStream,
+    peer: SocketAddr,
+    cfg: &AvroSourceConfig,
+    processor: &ChannelProcessor,
+    responder: &Responder,
+    stop: &StopFlag,
+) {
+    let counters = processor.counters();
+    let mut transport =
+        match Transport::new(stream, cfg.deflate.then_some(REPLY_LEVEL), stop.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
+                return;
+            }
+        };
+    counters.open_connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(source = name, %peer, "client connected");
+    let mut conn = ServerConnection::default();
+    loop {
+        let frame = match transport.receive(None) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) if stopping(stop) => break,
+            Err(FrameError::Io(e)) => {
+                tracing::info!(source = name, %peer, error = %e, "connection error");
+                break;
+            }
+            Err(e) => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = name, %peer, error = %e, "closing the connection");
+                break;
+            }
+        };
+        let reply = responder.respond(&mut conn, &frame.payload, |call| {
+            let events = call.into_events();
+            let n = events.len();
+            match processor.process(events) {
+                Ok(()) => Status::Ok,
+                Err(e) => {
+                    tracing::debug!(source = name, %peer, events = n, error = %e, "events refused");
+                    Status::Failed
+                }
+            }
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = name, %peer, error = %e, "not an Avro RPC client; closing the connection");
+                break;
+            }
+        };
+        if let Some(problem) = &reply.problem {
+            counters.read_fail.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = name, %peer, error = %problem, "bad call; answered with an Avro error");
+        }
+        if let Err(e) = transport.send(frame.serial, &reply.payload) {
+            tracing::info!(source = name, %peer, error = %e, "client went away before its reply");
+            break;
+        }
+    }
+    counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicBool;
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::avro_rpc::{Answer, Requestor, append_batch_call, encode_frame, read_frame};
+    use crate::channel::Channel;
+    use crate::event::Event;
+    use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
+
+    struct Running {
+        addr: SocketAddr,
+        stop: StopFlag,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Running {
+        fn start(channel: &Arc<dyn Channel>) -> Running {
+            let mut source = Box::new(AvroSource::new(
+                "r1",
+                AvroSourceConfig {
+                    bind: "127.0.0.1".into(),
+                    port: 0,
+                    max_connections: 4,
+                    deflate: false,
+                    ip_filter: Vec::new(),
+                },
+            ));
+            source.start().unwrap();
+            let addr = source.local_addr().unwrap();
+            let stop: StopFlag = Arc::new(AtomicBool::new(false));
+            let processor = processor_for(channel);
+            let s = stop.clone();
+            let thread = std::thread::spawn(move || source.run(processor, s));
+            Running {
+                addr,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn call(s: &mut TcpStream, client: &mut Requestor, serial: i32, bodies: &[&str]) -> Answer {
+        let events: Vec<Event> = bodies.iter().map(|b| Event::new(b.to_string())).collect();
+        let request = client.request(&append_batch_call(events.iter()));
+        s.write_all(&encode_frame(serial, &request)).unwrap();
+        let frame = read_frame(s).unwrap().unwrap();
+        assert_eq!(frame.serial, serial);
+        client.read_reply(&frame.payload).unwrap()
+    }
+
+    #[test]
+    fn batches_are_committed_before_ok_and_refused_batches_fail() {
+        let channel = memory_channel(3, 100, Duration::ZERO);
+        let source = Running::start(&channel);
+        let mut s = TcpStream::connect(source.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut client = Requestor::new();
+        assert_eq!(
+            call(&mut s, &mut client, 1, &["a", "b"]),
+            Answer::Status(Status::Ok)
+        );
+        // Two more do not fit in a channel of three: FAILED, and neither is stored.
+        assert_eq!(
+            call(&mut s, &mut client, 2, &["c", "d"]),
+            Answer::Status(Status::Failed)
+        );
+        assert_eq!(
+            take_bodies(&channel, 10, Duration::from_secs(5)),
+            ["a", "b"]
+        );
+        assert_eq!(
+            call(&mut s, &mut client, 3, &["e"]),
+            Answer::Status(Status::Ok)
+        );
+        assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["e"]);
+    }
+
+    #[test]
+    fn a_garbage_frame_closes_only_its_connection() {
+        let channel = memory_channel(100, 100, Duration::ZERO);
+        let source = Running::start(&channel);
+        let mut bad = TcpStream::connect(source.addr).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        bad.write_all(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff])
+            .unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(
+            bad.read_to_end(&mut rest).unwrap_or(0),
+            0,
+            "closed, no reply"
+        );
+        let mut good = TcpStream::connect(source.addr).unwrap();
+        good.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(
+            call(&mut good, &mut Requestor::new(), 1, &["x"]),
+            Answer::Status(Status::Ok)
+        );
+    }
+}
