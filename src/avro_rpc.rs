@@ -740,6 +740,71 @@ impl Read for Patient {
     }
 }
 
+/// Reads a zlib stream, handing out each part as soon as it arrives. `flate2`'s own reader
+/// asks its source for more bytes before it hands out what it already inflated, which blocks
+/// a request–reply protocol whose peer sync-flushed a message and now waits for the reply.
+struct Inflater<R> {
+    inner: R,
+    z: flate2::Decompress,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl<R: Read> Inflater<R> {
+    fn new(inner: R) -> Inflater<R> {
+        Inflater {
+            inner,
+            z: flate2::Decompress::new(true),
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Inflater<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let (in_before, out_before) = (self.z.total_in(), self.z.total_out());
+            let status = self
+                .z
+                .decompress(
+                    &self.buf[self.start..self.end],
+                    out,
+                    flate2::FlushDecompress::None,
+                )
+                .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("zlib: {e}")))?;
+            self.start += (self.z.total_in() - in_before) as usize;
+            let produced = (self.z.total_out() - out_before) as usize;
+            if produced > 0 || status == flate2::Status::StreamEnd {
+                return Ok(produced);
+            }
+            if self.start == self.end {
+                (self.start, self.end) = (0, 0);
+            } else if self.end == self.buf.len() {
+                if self.start == 0 {
+                    return Err(io::Error::new(
+                        ErrorKind::InvalidData,
+                        "zlib: no progress on a full input buffer",
+                    ));
+                }
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            }
+            let n = self.inner.read(&mut self.buf[self.end..])?;
+            if n == 0 {
+                // The peer closed; a frame cut short shows up as a truncated frame.
+                return Ok(0);
+            }
+            self.end += n;
+        }
+    }
+}
+
 /// One Avro RPC connection: frames in and out, plain or in zlib streams.
 pub struct Transport {
     reader: Box<dyn Read + Send>,
@@ -763,7 +828,7 @@ impl Transport {
         let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match deflate {
             None => (Box::new(BufReader::new(patient)), Box::new(stream)),
             Some(level) => (
-                Box::new(flate2::read::ZlibDecoder::new(patient)),
+                Box::new(Inflater::new(patient)),
                 Box::new(flate2::write::ZlibEncoder::new(
                     stream,
                     flate2::Compression::new(level),
@@ -1145,5 +1210,30 @@ mod tests {
             Requestor::new().read_reply(&reply.payload),
             Ok(Answer::Resend)
         );
+    }
+
+    /// Deflated both ways, each message is readable as soon as it was sent, while its sender
+    /// waits for the reply: small ones and ones larger than zlib's window and the read buffer.
+    #[test]
+    fn deflated_transports_deliver_each_frame_without_waiting_for_more() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (b, _) = listener.accept().unwrap();
+        let stop: StopFlag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut a = Transport::new(a, Some(6), stop.clone()).unwrap();
+        let mut b = Transport::new(b, Some(1), stop).unwrap();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let big: Vec<u8> = (0..1_000_000).map(|_| rng.u8(..16)).collect();
+        let within = Some(Duration::from_secs(10));
+        for (serial, payload) in [(1, &b"hello"[..]), (2, &big[..]), (3, &b"x"[..])] {
+            a.send(serial, payload).unwrap();
+            let got = b.receive(within).unwrap().unwrap();
+            assert_eq!((got.serial, got.payload.len()), (serial, payload.len()));
+            assert!(got.payload == payload);
+            b.send(serial, b"ok").unwrap();
+            assert_eq!(a.receive(within).unwrap().unwrap().payload, b"ok");
+        }
+        drop(a);
+        assert!(b.receive(within).unwrap().is_none(), "a clean close");
     }
 }

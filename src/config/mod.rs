@@ -192,6 +192,7 @@ impl AgentConfig {
                 let key = match sink.kind {
                     SinkKind::FileRoll(_) => "sink.batchSize",
                     SinkKind::Kafka(_) => "flumeBatchSize",
+                    SinkKind::Avro(_) => "batch-size",
                     _ => "batchSize",
                 };
                 return Err(s.error(
