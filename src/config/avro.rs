@@ -107,7 +107,7 @@ fn deflate(s: &Section) -> Result<bool, ConfigError> {
     }
 }
 
-pub(super) fn parse_avro_source(
+pub fn parse_avro_source(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<AvroSourceConfig, ConfigError> {
@@ -181,7 +181,7 @@ fn parse_rule(rule: &str) -> Result<IpFilterRule, String> {
 }
 
 /// The sink's config and its batch size (Flume `batch-size`).
-pub(super) fn parse_avro_sink(
+pub fn parse_avro_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(AvroSinkConfig, usize), ConfigError> {

@@ -4,14 +4,17 @@
 //! its channel. Anything else — `FAILED`, an Avro error, no reply within `request-timeout`, a
 //! broken connection — fails the delivery, so the runner rolls the batch back and backs off,
 //! and the connection is dropped and made anew for the next try. Delivery is at-least-once: a
-//! reply lost after the downstream commit sends the batch again.
+//! reply lost after the downstream commit sends the batch again. Events sent and events
+//! answered `OK` count as `EventSendCount` and `EventAckCount` in the sink's metrics.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use super::Sink;
+use super::{Sink, SinkCounters};
 use crate::avro_rpc::{Answer, Requestor, Status, Transport, append_batch_call};
 use crate::config::AvroSinkConfig;
 use crate::event::Event;
@@ -21,6 +24,7 @@ pub struct AvroSink {
     name: String,
     config: AvroSinkConfig,
     stop: StopFlag,
+    counters: Arc<SinkCounters>,
     conn: Option<Connection>,
 }
 
@@ -33,11 +37,17 @@ struct Connection {
 }
 
 impl AvroSink {
-    pub fn new(name: &str, config: AvroSinkConfig, stop: StopFlag) -> AvroSink {
+    pub fn new(
+        name: &str,
+        config: AvroSinkConfig,
+        stop: StopFlag,
+        counters: Arc<SinkCounters>,
+    ) -> AvroSink {
         AvroSink {
             name: name.to_owned(),
             config,
             stop,
+            counters,
             conn: None,
         }
     }
@@ -132,8 +142,13 @@ impl Sink for AvroSink {
             self.conn = None;
         }
         let call = append_batch_call(events.iter().map(|(_, e)| e));
+        let n = events.len() as u64;
+        self.counters.sent.fetch_add(n, Ordering::Relaxed);
         let result = match self.call(&call) {
-            Ok(Status::Ok) => Ok(()),
+            Ok(Status::Ok) => {
+                self.counters.acked.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
             Ok(status) => Err(anyhow::anyhow!(
                 "the avro source answered {status:?} for a batch of {} events",
                 events.len()
@@ -156,7 +171,6 @@ impl Sink for AvroSink {
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
-    use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
@@ -174,9 +188,11 @@ mod tests {
         }
     }
 
+    type Calls = Vec<(usize, Vec<String>)>;
+
     /// A server answering each call of each connection with the next of `statuses` (`None`:
-    /// no reply at all), recording the bodies of the calls it answered.
-    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Vec<Vec<String>>>) {
+    /// no reply at all), recording the connection number and bodies of the calls it answered.
+    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Calls>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let thread = std::thread::spawn(move || {
@@ -185,7 +201,7 @@ mod tests {
             let mut got = Vec::new();
             // Connections left unanswered stay open, so the client has to time out.
             let mut silent = Vec::new();
-            'conns: for stream in listener.incoming() {
+            'conns: for (n, stream) in listener.incoming().enumerate() {
                 let mut stream = stream.unwrap();
                 let mut conn = ServerConnection::default();
                 while let Ok(Some(frame)) = read_frame(&mut stream) {
@@ -198,12 +214,13 @@ mod tests {
                     };
                     let reply = responder
                         .respond(&mut conn, &frame.payload, |c| {
-                            got.push(
+                            got.push((
+                                n,
                                 c.into_events()
                                     .iter()
                                     .map(|e| String::from_utf8_lossy(&e.body).into_owned())
                                     .collect(),
-                            );
+                            ));
                             status
                         })
                         .unwrap();
@@ -235,23 +252,53 @@ mod tests {
     fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
         let (port, server) = server(vec![
             Some(Status::Ok),
+            Some(Status::Ok),
             Some(Status::Failed),
             None,
             Some(Status::Ok),
         ]);
         let stop = Arc::new(AtomicBool::new(false));
-        let mut sink = AvroSink::new("k1", config(port, Duration::from_millis(500)), stop);
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = AvroSink::new(
+            "k1",
+            config(port, Duration::from_millis(500)),
+            stop,
+            counters.clone(),
+        );
         sink.deliver(&batch(&["a", "b"])).unwrap();
+        sink.deliver(&batch(&["b2"])).unwrap();
         let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
         assert!(err.contains("Failed"), "{err}");
         let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
         assert!(err.contains("no reply"), "{err}");
         // A new connection, with a new handshake, after each failure.
         sink.deliver(&batch(&["e"])).unwrap();
+        let calls = server.join().unwrap();
         assert_eq!(
-            server.join().unwrap(),
-            [vec!["a", "b"], vec!["c"], vec!["e"]]
+            calls,
+            [
+                (0, vec!["a".to_owned(), "b".to_owned()]),
+                (0, vec!["b2".to_owned()]),
+                (0, vec!["c".to_owned()]),
+                (2, vec!["e".to_owned()]),
+            ]
         );
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn reset_connection_interval_makes_a_new_connection() {
+        let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
+        let mut cfg = config(port, Duration::from_secs(5));
+        // Zero: every batch is past the interval.
+        cfg.reset_connection_interval = Some(Duration::ZERO);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = AvroSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
+        sink.deliver(&batch(&["a"])).unwrap();
+        sink.deliver(&batch(&["b"])).unwrap();
+        let conns: Vec<usize> = server.join().unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(conns, [0, 1]);
     }
 
     #[test]
@@ -262,7 +309,8 @@ mod tests {
             .unwrap()
             .port();
         let stop = Arc::new(AtomicBool::new(false));
-        let mut sink = AvroSink::new("k1", config(port, Duration::from_secs(1)), stop);
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = AvroSink::new("k1", config(port, Duration::from_secs(1)), stop, counters);
         let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     }

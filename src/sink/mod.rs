@@ -109,7 +109,7 @@ pub fn build(
         }
         SinkKind::Null => Box::new(null::NullSink),
         SinkKind::FileRoll(c) => Box::new(file_roll::FileRollSink::new(&config.name, c.clone())?),
-        SinkKind::Avro(c) => Box::new(avro::AvroSink::new(&config.name, c.clone(), stop)),
+        SinkKind::Avro(c) => Box::new(avro::AvroSink::new(&config.name, c.clone(), stop, counters)),
     })
 }
 

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
@@ -17,6 +18,10 @@ use crate::config::{AvroSourceConfig, IpFilterRule};
 /// The zlib level of the source's replies under `compression-type = deflate` (Flume's
 /// AvroSource has no key for it and uses Netty's default, 6).
 const REPLY_LEVEL: u32 = 6;
+
+/// How long a reply may wait for a client that does not read its replies before the connection
+/// is dropped (the agent's stop waits for connection threads).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AvroSource {
     name: String,
@@ -95,6 +100,7 @@ fn serve(
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut transport =
         match Transport::new(stream, cfg.deflate.then_some(REPLY_LEVEL), stop.clone()) {
             Ok(t) => t,
@@ -157,7 +163,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicBool;
     use std::thread::JoinHandle;
-    use std::time::Duration;
 
     use super::*;
     use crate::avro_rpc::{Answer, Requestor, append_batch_call, encode_frame, read_frame};
@@ -173,16 +178,25 @@ mod tests {
 
     impl Running {
         fn start(channel: &Arc<dyn Channel>) -> Running {
-            let mut source = Box::new(AvroSource::new(
-                "r1",
-                AvroSourceConfig {
-                    bind: "127.0.0.1".into(),
-                    port: 0,
-                    max_connections: 4,
-                    deflate: false,
-                    ip_filter: Vec::new(),
-                },
-            ));
+            Running::start_with(channel, "")
+        }
+
+        /// With `rules` as `ipFilterRules` (none if empty).
+        fn start_with(channel: &Arc<dyn Channel>, rules: &str) -> Running {
+            let props = crate::config::Properties::parse(
+                std::path::Path::new("t.properties"),
+                format!(
+                    "a.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 0\n\
+                     a.sources.r1.threads = 4\na.sources.r1.ipFilter = {}\n\
+                     a.sources.r1.ipFilterRules = {rules}\n",
+                    !rules.is_empty()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let section = crate::config::Section::new(&props, "a.sources.r1.".into());
+            let config = crate::config::parse_avro_source(&section, &mut Vec::new()).unwrap();
+            let mut source = Box::new(AvroSource::new("r1", config));
             source.start().unwrap();
             let addr = source.local_addr().unwrap();
             let stop: StopFlag = Arc::new(AtomicBool::new(false));
@@ -213,6 +227,15 @@ mod tests {
         let frame = read_frame(s).unwrap().unwrap();
         assert_eq!(frame.serial, serial);
         client.read_reply(&frame.payload).unwrap()
+    }
+
+    /// The server closed the connection without a reply (a reset counts; a timeout does not).
+    fn assert_closed(s: &mut TcpStream) {
+        let mut rest = Vec::new();
+        match s.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "a reply: {rest:?}"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
     }
 
     #[test]
@@ -250,12 +273,7 @@ mod tests {
         bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         bad.write_all(&[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff])
             .unwrap();
-        let mut rest = Vec::new();
-        assert_eq!(
-            bad.read_to_end(&mut rest).unwrap_or(0),
-            0,
-            "closed, no reply"
-        );
+        assert_closed(&mut bad);
         let mut good = TcpStream::connect(source.addr).unwrap();
         good.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -263,5 +281,26 @@ mod tests {
             call(&mut good, &mut Requestor::new(), 1, &["x"]),
             Answer::Status(Status::Ok)
         );
+    }
+
+    #[test]
+    fn ip_filter_rules_decide_in_order() {
+        let channel = memory_channel(100, 100, Duration::ZERO);
+        let denied = Running::start_with(&channel, "allow:ip:10.*,deny:ip:127.0.*,allow:ip:*");
+        let mut s = TcpStream::connect(denied.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = Requestor::new().request(&append_batch_call([&Event::new("x")].into_iter()));
+        // The server may close before or after the request arrives.
+        let _ = s.write_all(&encode_frame(1, &request));
+        assert_closed(&mut s);
+
+        let allowed = Running::start_with(&channel, "deny:ip:10.*,allow:ip:127.*,deny:ip:*");
+        let mut s = TcpStream::connect(allowed.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            call(&mut s, &mut Requestor::new(), 1, &["y"]),
+            Answer::Status(Status::Ok)
+        );
+        assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["y"]);
     }
 }
