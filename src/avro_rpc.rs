@@ -93,17 +93,17 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// A frame holding `payload` as one buffer (none if it is empty).
+/// A frame holding `payload` as one buffer (none if it is empty; several if it is over 1 GiB,
+/// since a buffer's length is an `i32`).
 pub fn encode_frame(serial: i32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 12);
+    const MAX_BUFFER: usize = 1 << 30;
+    let count = payload.len().div_ceil(MAX_BUFFER);
+    let mut out = Vec::with_capacity(payload.len() + 8 + 4 * count);
     out.extend_from_slice(&serial.to_be_bytes());
-    if payload.is_empty() {
-        out.extend_from_slice(&0i32.to_be_bytes());
-    } else {
-        out.extend_from_slice(&1i32.to_be_bytes());
-        // Payloads are built by weir and stay far below i32::MAX (see MAX_FRAME_BYTES).
-        out.extend_from_slice(&(payload.len() as i32).to_be_bytes());
-        out.extend_from_slice(payload);
+    out.extend_from_slice(&(count as i32).to_be_bytes());
+    for chunk in payload.chunks(MAX_BUFFER) {
+        out.extend_from_slice(&(chunk.len() as i32).to_be_bytes());
+        out.extend_from_slice(chunk);
     }
     out
 }

@@ -169,6 +169,9 @@ fn killing_the_downstream_agent_loses_nothing_acknowledged_upstream() {
     assert!(acked.len() >= 90, "only {} lines acknowledged", acked.len());
     wait_for_lines(down_dir.path(), &acked);
     drop(down);
+    // The kills were felt upstream: batches failed, were rolled back and sent again.
+    let up_log = std::fs::read_to_string(up_dir.path().join("up.log")).unwrap();
+    assert!(up_log.contains("delivery failed; rolled back"), "{up_log}");
 }
 
 #[test]

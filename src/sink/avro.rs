@@ -7,6 +7,7 @@
 //! reply lost after the downstream commit sends the batch again. Events sent and events
 //! answered `OK` count as `EventSendCount` and `EventAckCount` in the sink's metrics.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use super::{Sink, SinkCounters};
-use crate::avro_rpc::{Answer, Requestor, Status, Transport, append_batch_call};
+use crate::avro_rpc::{
+    Answer, FrameError, MAX_FRAME_BYTES, Requestor, Status, Transport, append_batch_call,
+};
 use crate::config::AvroSinkConfig;
 use crate::event::Event;
 use crate::stop::StopFlag;
@@ -103,11 +106,12 @@ impl AvroSink {
             let frame = match conn.transport.receive(Some(timeout)) {
                 Ok(Some(f)) => f,
                 Ok(None) => bail!("{} closed the connection without a reply", conn.peer),
-                Err(e) => bail!(
-                    "no reply from {} within request-timeout ({} ms): {e}",
+                Err(FrameError::Io(e)) if e.kind() == ErrorKind::TimedOut => bail!(
+                    "no reply from {} within request-timeout ({} ms)",
                     conn.peer,
                     timeout.as_millis()
                 ),
+                Err(e) => bail!("reading the reply from {}: {e}", conn.peer),
             };
             if frame.serial != conn.serial {
                 bail!(
@@ -142,6 +146,16 @@ impl Sink for AvroSink {
             self.conn = None;
         }
         let call = append_batch_call(events.iter().map(|(_, e)| e));
+        if call.len() > MAX_FRAME_BYTES {
+            // weir's avro source would close the connection on it, and every retry the same.
+            bail!(
+                "sink {}: a batch of {} events takes {} bytes, over the {MAX_FRAME_BYTES} an avro \
+                 source reads in one call: lower batch-size",
+                self.name,
+                events.len(),
+                call.len()
+            );
+        }
         let n = events.len() as u64;
         self.counters.sent.fetch_add(n, Ordering::Relaxed);
         let result = match self.call(&call) {
