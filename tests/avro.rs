@@ -235,30 +235,13 @@ fn config_errors_name_file_line_and_key() {
 // ---------------------------------------------------------------------------------------------
 // Interoperability with the Python avro package
 
-const INSTALL: &str = "python3 -m pip install -r tests/interop/requirements.txt";
-
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/flume_avro_rpc.py")
 }
 
 /// Whether Python's avro package is there; outside CI its absence skips the test.
 fn python_avro() -> bool {
-    let probe = Command::new("python3")
-        .args(["-c", "import avro.ipc, avro.protocol"])
-        .output();
-    let missing = match probe {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(String::from_utf8_lossy(&out.stderr).into_owned()),
-        Err(e) => Some(format!("python3: {e}")),
-    };
-    if let Some(why) = missing {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("Python's avro package is required under CI=true ({INSTALL}): {why}");
-        }
-        eprintln!("SKIPPED: Python's avro package not installed ({INSTALL}): {why}");
-        return false;
-    }
-    true
+    support::python_modules("avro.ipc, avro.protocol", "Python's avro package is")
 }
 
 /// Runs the script as a client of an avro source; its JSON lines.

@@ -2,8 +2,7 @@
 //! shares no code with librdkafka: what it reads checks the records weir's sink produced against
 //! a second implementation of the protocol, not against the library that wrote them.
 //!
-//! Without the Python modules (`tests/interop/requirements.txt`) a test is skipped with a
-//! message, except under `CI=true`, where it fails: `.ci/run` installs them.
+//! Without the Python modules a test is skipped, except under `CI=true` (see `python`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,24 +31,13 @@ pub struct KafkaPython {
     script: PathBuf,
 }
 
-const INSTALL: &str = "python3 -m pip install -r tests/interop/requirements.txt";
-
 impl KafkaPython {
     /// The reader, or `None` (test skipped) when Python or its modules are missing outside CI.
     pub fn find() -> Option<KafkaPython> {
-        let probe = Command::new("python3")
-            .args(["-c", "import kafka, fastavro, zstandard, lz4, snappy"])
-            .output();
-        let missing = match probe {
-            Ok(out) if out.status.success() => None,
-            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).into_owned()),
-            Err(e) => Some(format!("python3: {e}")),
-        };
-        if let Some(why) = missing {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("kafka-python and its codecs are required under CI=true ({INSTALL}): {why}");
-            }
-            eprintln!("SKIPPED: kafka-python not installed ({INSTALL}): {why}");
+        if !super::python_modules(
+            "kafka, fastavro, zstandard, lz4, snappy",
+            "kafka-python and its codecs are",
+        ) {
             return None;
         }
         Some(KafkaPython {

@@ -26,6 +26,10 @@ mod kafka_python;
 #[cfg(feature = "kafka")]
 #[allow(unused_imports)]
 pub use kafka_python::*;
+// The interoperability tests' Python side (tests/interop/).
+mod python;
+#[allow(unused_imports)]
+pub use python::python_modules;
 
 /// A port nothing listens on now, and that no other test of this process was given: the
 /// kernel hands a released port out again, and tests run in parallel, so two agents could
