@@ -38,6 +38,15 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
                     .with_context(|| format!("channel {}: cannot open its log", c.name))?,
             ),
             ChannelKind::Memory(m) => Arc::new(MemoryChannel::new(&c.name, m)),
+            #[cfg(feature = "kafka")]
+            ChannelKind::Kafka(k) => {
+                Arc::new(crate::channel::kafka::KafkaChannel::new(&c.name, k)?)
+            }
+            #[cfg(not(feature = "kafka"))]
+            ChannelKind::Kafka(_) => anyhow::bail!(
+                "channel {}: this weir was built without the `kafka` feature (cargo build --features kafka)",
+                c.name
+            ),
         };
         tracing::info!(channel = %c.name, kind = c.kind.type_name(), size = ch.stats().size, "channel ready");
         channels.push(ch);

@@ -315,6 +315,11 @@ fn agent(
         for note in &config.notes {
             println!("note: {note}");
         }
+        for channel in &config.channels {
+            for note in weir::channel::check(channel)? {
+                println!("note: {note}");
+            }
+        }
         for source in &config.sources {
             for note in weir::source::check(source)? {
                 println!("note: {note}");

@@ -5,11 +5,14 @@
 //! one channel concurrently; each event goes to one of them.
 
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::config::{ChannelConfig, ChannelKind};
 use crate::event::Event;
 use crate::wal::{Position, WalError};
 
@@ -26,6 +29,10 @@ pub enum ChannelError {
         size: usize,
         limit: usize,
     },
+    /// The Kafka channel's broker did not take a put (or could not be read): the source should
+    /// tell its client to retry later.
+    #[error("channel {channel}: Kafka unavailable: {reason}")]
+    KafkaUnavailable { channel: String, reason: String },
     #[error("channel {channel}: {source}")]
     Storage {
         channel: String,
@@ -136,6 +143,22 @@ pub trait Channel: Send + Sync {
     fn stats(&self) -> ChannelStats;
 
     fn transaction_capacity(&self) -> usize;
+}
+
+/// What `weir agent --check` reports of a channel beyond its keys: the Kafka channel's clients
+/// are created as at start, so a property librdkafka refuses fails the check. Returns notes.
+pub fn check(config: &ChannelConfig) -> anyhow::Result<Vec<String>> {
+    match &config.kind {
+        #[cfg(feature = "kafka")]
+        ChannelKind::Kafka(k) => kafka::check(&config.name, k),
+        #[cfg(not(feature = "kafka"))]
+        ChannelKind::Kafka(_) => anyhow::bail!(
+            "channel {}: this weir was built without the `kafka` feature \
+             (cargo build --features kafka)",
+            config.name
+        ),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Rejects a transaction larger than the channel allows (Flume's `transactionCapacity`).

@@ -100,6 +100,10 @@ const CHANNEL_TYPES: &[TypeName] = &[
         alias: "memory",
         classes: &["org.apache.flume.channel.MemoryChannel"],
     },
+    TypeName {
+        alias: "kafka",
+        classes: &["org.apache.flume.channel.kafka.KafkaChannel"],
+    },
 ];
 
 const SINK_TYPES: &[TypeName] = &[
@@ -709,6 +713,7 @@ pub struct ChannelConfig {
 pub enum ChannelKind {
     File(FileChannelConfig),
     Memory(MemoryChannelConfig),
+    Kafka(super::KafkaChannelConfig),
 }
 
 impl ChannelKind {
@@ -716,6 +721,7 @@ impl ChannelKind {
         match self {
             ChannelKind::File(_) => "file",
             ChannelKind::Memory(_) => "memory",
+            ChannelKind::Kafka(_) => "kafka",
         }
     }
 
@@ -723,6 +729,7 @@ impl ChannelKind {
         match self {
             ChannelKind::File(c) => c.transaction_capacity,
             ChannelKind::Memory(c) => c.transaction_capacity,
+            ChannelKind::Kafka(c) => c.transaction_capacity,
         }
     }
 }
@@ -911,6 +918,7 @@ impl ChannelConfig {
                         .transpose()?,
                 })
             }
+            "kafka" => ChannelKind::Kafka(super::kafka_channel::parse_kafka_channel(s, notes)?),
             _ => unreachable!("resolve() returns only listed aliases"),
         };
         Ok(ChannelConfig {

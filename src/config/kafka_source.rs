@@ -176,7 +176,7 @@ pub(super) fn parse_kafka_source(
 
 /// `kafka.consumer.*` as librdkafka consumer properties; `group.id` is read separately, the
 /// settings in [`FORCED`] always win.
-fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<ProducerProperty> {
+pub(super) fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<ProducerProperty> {
     let prefix = "kafka.consumer.";
     let mut out = Vec::new();
     for (key, entry) in s.props().with_prefix(&s.full(prefix)) {

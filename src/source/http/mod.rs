@@ -172,7 +172,9 @@ fn serve_one(
 fn refusal_status(e: &ChannelError) -> u16 {
     match e {
         ChannelError::TransactionTooLarge { .. } => 413,
-        ChannelError::Full { .. } | ChannelError::Storage { .. } => 503,
+        ChannelError::Full { .. }
+        | ChannelError::Storage { .. }
+        | ChannelError::KafkaUnavailable { .. } => 503,
     }
 }
 

@@ -1,0 +1,758 @@
+//! The Kafka channel (Flume's `org.apache.flume.channel.kafka.KafkaChannel`): the events are
+//! stored in a Kafka topic. A put produces them and returns only once the broker acknowledged
+//! every one (`acks=all`, idempotent producer); a take reads them in the channel's consumer
+//! group and commits their offsets when the take commits.
+//!
+//! Put. One `put` call produces each event (its `key` header as the record key, the partition
+//! from `partitionIdHeader`/`defaultPartitionId`, else the producer's partitioner) and waits
+//! for every delivery report, up to the producer's `message.timeout.ms` (this channel's default
+//! 10 s) plus a little. Any failure fails the whole put, so its source tells its client to
+//! retry; the records already acknowledged stay in the topic, so a retried put can duplicate
+//! some (at least once, as in Flume). After a timeout or a fatal producer error a new producer
+//! is started (an idempotent producer whose broker lost its state keeps failing otherwise).
+//!
+//! Take. The consumer is created on the first `take`, never at start: an agent whose Kafka
+//! channel has no sink (the common "source → Kafka channel" agent) must not join the group, or
+//! it would be assigned partitions and starve the group's real consumers. One consumer serves
+//! every sink of the channel, behind a mutex. Offsets are committed (synchronously) when a take
+//! commits, and only up to the oldest record still taken or rolled back in that partition, so
+//! a take that commits while an older one is in flight never commits past it. A rolled back
+//! take's records are kept in memory and handed out again, first and in order, by the next
+//! take (no seek). On a rebalance the records of revoked partitions are dropped from that
+//! buffer and never committed here: their new owner reads them again from the last commit.
+//! A record that does not decode as a Flume event (`parseAsFlumeEvent = true`) is handed out
+//! with its whole value as the body and no headers, with a warning naming topic, partition and
+//! offset (Flume fails the take, again and again, on such a record).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
+use crate::config::{KafkaChannelConfig, ProducerProperty};
+use crate::event::{Event, Headers};
+use crate::flume_event_format;
+use crate::kafka_client;
+
+/// Event header whose value becomes the record key, and which a taken record's key becomes
+/// (as in Flume).
+const KEY_HEADER: &str = "key";
+
+/// How long after `message.timeout.ms` a put still waits for its delivery reports (librdkafka
+/// reports every record by then, give or take its timer's granularity).
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Logs librdkafka's messages under the channel's name.
+fn log(channel: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(channel, facility = fac, "librdkafka: {message}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(channel, facility = fac, "librdkafka: {message}")
+        }
+        _ => tracing::debug!(channel, facility = fac, "librdkafka: {message}"),
+    }
+}
+
+/// The outcome of one put's records, filled in by delivery reports.
+#[derive(Default)]
+struct PutState {
+    outcome: Mutex<PutOutcome>,
+    reported: Condvar,
+}
+
+#[derive(Default)]
+struct PutOutcome {
+    reports: usize,
+    failures: Vec<KafkaError>,
+}
+
+struct ProduceContext {
+    channel: String,
+}
+
+impl ClientContext for ProduceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(&self.channel, level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka retries connections itself; each put's delivery reports decide.
+        tracing::warn!(channel = %self.channel, %error, "kafka producer: {reason}");
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = Arc<PutState>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, state: Arc<PutState>) {
+        let mut o = state.outcome.lock();
+        if let Err((e, _)) = result {
+            o.failures.push(e.clone());
+        }
+        o.reports += 1;
+        drop(o);
+        state.reported.notify_all();
+    }
+}
+
+type KafkaProducer = ThreadedProducer<ProduceContext>;
+
+/// Records which partitions a rebalance took away, for the take that is polling (librdkafka
+/// calls back from inside `poll`, while the take holds the channel's consumer lock).
+struct ConsumeContext {
+    channel: String,
+    revoked: std::sync::Mutex<Vec<i32>>,
+}
+
+impl ClientContext for ConsumeContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(&self.channel, level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(channel = %self.channel, %error, "kafka consumer: {reason}");
+    }
+}
+
+impl ConsumerContext for ConsumeContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(list) => {
+                let parts: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(channel = %self.channel, partitions = ?parts, "kafka: partitions revoked");
+                if let Ok(mut r) = self.revoked.lock() {
+                    r.extend(parts);
+                }
+            }
+            Rebalance::Assign(list) => {
+                let parts: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(channel = %self.channel, partitions = ?parts, "kafka: partitions assigned");
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(channel = %self.channel, error = %e, "kafka: rebalance failed")
+            }
+        }
+    }
+}
+
+type KafkaConsumer = BaseConsumer<ConsumeContext>;
+
+/// Where a handed-out record came from.
+#[derive(Clone, Copy, Debug)]
+struct Origin {
+    seq: u64,
+    partition: i32,
+    /// The partition's assignment it was read under (see [`Partition::epoch`]).
+    epoch: u64,
+    offset: i64,
+}
+
+/// The channel's view of one partition it reads.
+struct Partition {
+    /// Changes each time the partition is assigned anew: a record read under an older
+    /// assignment is its new owner's business, and its offsets are not committed here.
+    epoch: u64,
+    /// Offsets handed out and not committed (in a take or rolled back).
+    outstanding: BTreeSet<i64>,
+    /// One past the highest offset handed out.
+    next: i64,
+    /// The last offset committed, if any.
+    committed: i64,
+}
+
+/// Everything the take side holds, behind one lock.
+#[derive(Default)]
+struct TakeSide {
+    /// Created by the first take.
+    consumer: Option<KafkaConsumer>,
+    partitions: HashMap<i32, Partition>,
+    next_epoch: u64,
+    next_seq: u64,
+    /// Rolled back records, to be handed out again first, oldest first.
+    returned: VecDeque<(Origin, Event)>,
+    /// Takes not yet committed or rolled back, by the sequence number of their first record.
+    in_flight: HashMap<u64, Vec<Origin>>,
+}
+
+impl TakeSide {
+    /// Forgets the partitions revoked since the last look: their rolled back records and those
+    /// of the take being filled are dropped (their new owner reads them again).
+    fn apply_revocations(&mut self, filling: &mut Vec<(Origin, Event)>) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let revoked: Vec<i32> = match consumer.context().revoked.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => return,
+        };
+        if revoked.is_empty() {
+            return;
+        }
+        for p in &revoked {
+            self.partitions.remove(p);
+        }
+        self.returned
+            .retain(|(o, _)| !revoked.contains(&o.partition));
+        filling.retain(|(o, _)| !revoked.contains(&o.partition));
+    }
+
+    /// Records that `offset` of `partition` is handed out, returning its origin.
+    fn hand_out(&mut self, partition: i32, offset: i64) -> Origin {
+        let epoch = match self.partitions.get(&partition) {
+            Some(p) => p.epoch,
+            None => {
+                self.next_epoch += 1;
+                self.partitions.insert(
+                    partition,
+                    Partition {
+                        epoch: self.next_epoch,
+                        outstanding: BTreeSet::new(),
+                        next: offset,
+                        committed: -1,
+                    },
+                );
+                self.next_epoch
+            }
+        };
+        if let Some(p) = self.partitions.get_mut(&partition) {
+            p.outstanding.insert(offset);
+            p.next = p.next.max(offset + 1);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Origin {
+            seq,
+            partition,
+            epoch,
+            offset,
+        }
+    }
+}
+
+pub struct KafkaChannel {
+    name: String,
+    config: KafkaChannelConfig,
+    producer_config: ClientConfig,
+    /// Replaced when it may be wedged (see `put_waiting`); each put holds its own reference.
+    producer: RwLock<Arc<KafkaProducer>>,
+    take_side: Mutex<TakeSide>,
+    counters: ChannelCounters,
+}
+
+/// Names where each property a client-creation error mentions was set.
+fn explain(properties: &[ProducerProperty], message: &str) -> String {
+    let mentioned: Vec<&str> = properties
+        .iter()
+        .filter(|p| message.contains(&p.key))
+        .filter_map(|p| p.origin.as_deref())
+        .collect();
+    if mentioned.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} ({})", mentioned.join("; "))
+    }
+}
+
+/// The producer's configuration for channel `name`, with notes about properties left out.
+fn producer_config(
+    name: &str,
+    config: &KafkaChannelConfig,
+) -> anyhow::Result<(ClientConfig, Vec<String>)> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.bootstrap_servers);
+    let mut notes = Vec::new();
+    kafka_client::apply(
+        &mut cc,
+        &format!("channel {name}"),
+        &config.producer,
+        &mut notes,
+    )?;
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok((cc, notes))
+}
+
+/// The consumer's configuration for channel `name`, with notes about properties left out.
+fn consumer_config(
+    name: &str,
+    config: &KafkaChannelConfig,
+) -> anyhow::Result<(ClientConfig, Vec<String>)> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.bootstrap_servers);
+    cc.set("group.id", &config.group_id);
+    let mut notes = Vec::new();
+    kafka_client::apply(
+        &mut cc,
+        &format!("channel {name}"),
+        &config.consumer,
+        &mut notes,
+    )?;
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    Ok((cc, notes))
+}
+
+fn create_producer(
+    name: &str,
+    config: &KafkaChannelConfig,
+    cc: &ClientConfig,
+) -> anyhow::Result<KafkaProducer> {
+    cc.create_with_context(ProduceContext {
+        channel: name.to_owned(),
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "channel {name}: the Kafka producer configuration was refused (check the \
+             kafka.producer.* keys): {}",
+            explain(&config.producer, &e.to_string())
+        )
+    })
+}
+
+fn create_consumer(
+    name: &str,
+    config: &KafkaChannelConfig,
+    cc: &ClientConfig,
+) -> anyhow::Result<KafkaConsumer> {
+    cc.create_with_context(ConsumeContext {
+        channel: name.to_owned(),
+        revoked: std::sync::Mutex::default(),
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "channel {name}: the Kafka consumer configuration was refused (check the \
+             kafka.consumer.* keys): {}",
+            explain(&config.consumer, &e.to_string())
+        )
+    })
+}
+
+/// What `weir agent --check` reports of a Kafka channel: its producer and consumer are
+/// configured and created as at start (the consumer is not subscribed, so nothing joins the
+/// group), so a property librdkafka refuses fails the check. Returns the notes about
+/// properties left out.
+pub fn check(name: &str, config: &KafkaChannelConfig) -> anyhow::Result<Vec<String>> {
+    let (pc, mut notes) = producer_config(name, config)?;
+    // A producer with no thread serving it: created and dropped, it logs nothing.
+    let _: rdkafka::producer::BaseProducer<ProduceContext> = pc
+        .create_with_context(ProduceContext {
+            channel: name.to_owned(),
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "channel {name}: the Kafka producer configuration was refused (check the \
+                 kafka.producer.* keys): {}",
+                explain(&config.producer, &e.to_string())
+            )
+        })?;
+    let (cc, consumer_notes) = consumer_config(name, config)?;
+    create_consumer(name, config, &cc)?;
+    notes.extend(consumer_notes);
+    Ok(notes)
+}
+
+impl KafkaChannel {
+    /// The channel with its producer (which connects when it first sends); the consumer is
+    /// only created by the first take. Refused properties are errors naming where they were
+    /// set.
+    pub fn new(name: &str, config: &KafkaChannelConfig) -> anyhow::Result<KafkaChannel> {
+        let (producer_config, notes) = producer_config(name, config)?;
+        for note in notes {
+            tracing::warn!(channel = name, "{note}");
+        }
+        // Judged now, so a refused consumer property stops the start rather than the first take.
+        let (_, notes) = consumer_config(name, config)?;
+        for note in notes {
+            tracing::warn!(channel = name, "{note}");
+        }
+        let producer = create_producer(name, config, &producer_config)?;
+        tracing::info!(
+            channel = name, servers = %config.bootstrap_servers, topic = %config.topic,
+            group = %config.group_id, "kafka channel ready"
+        );
+        Ok(KafkaChannel {
+            name: name.to_owned(),
+            config: config.clone(),
+            producer_config,
+            producer: RwLock::new(Arc::new(producer)),
+            take_side: Mutex::new(TakeSide::default()),
+            counters: ChannelCounters::default(),
+        })
+    }
+
+    fn unavailable(&self, reason: String) -> ChannelError {
+        ChannelError::KafkaUnavailable {
+            channel: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// The partition `event` goes to: its `partitionIdHeader` value, else `defaultPartitionId`.
+    fn partition(&self, event: &Event) -> Option<i32> {
+        let header = self.config.partition_header.as_ref();
+        match header.and_then(|h| event.headers.get(h)) {
+            Some(v) => match v.trim().parse::<i32>() {
+                Ok(p) if p >= 0 => Some(p),
+                _ => {
+                    tracing::warn!(
+                        channel = %self.name, header = header.map_or("", String::as_str), value = %v,
+                        "not a partition number; the record goes to defaultPartitionId or where the producer puts it"
+                    );
+                    self.config.default_partition
+                }
+            },
+            None => self.config.default_partition,
+        }
+    }
+
+    /// Starts a new producer after a failed put when the old one may be wedged.
+    fn replace_producer_if_wedged(&self, producer: &Arc<KafkaProducer>, timed_out: bool) {
+        let fatal = producer.client().fatal_error();
+        if fatal.is_none() && !timed_out {
+            return;
+        }
+        let mut current = self.producer.write();
+        if !Arc::ptr_eq(&current, producer) {
+            return; // another put replaced it already
+        }
+        tracing::warn!(channel = %self.name, fatal = ?fatal, timed_out, "starting a new kafka producer");
+        match create_producer(&self.name, &self.config, &self.producer_config) {
+            Ok(p) => *current = Arc::new(p),
+            Err(e) => {
+                tracing::error!(channel = %self.name, error = %format!("{e:#}"), "cannot start a new kafka producer")
+            }
+        }
+    }
+
+    /// Produces `events` and waits for every report; the error says what failed.
+    fn produce_all(&self, producer: &KafkaProducer, events: &[Event]) -> Result<(), String> {
+        let state = Arc::new(PutState::default());
+        let deadline = Instant::now() + self.config.delivery_timeout + REPORT_GRACE;
+        let mut sent = 0usize;
+        let mut refused = None;
+        let avro: Vec<Vec<u8>> = if self.config.parse_as_flume_event {
+            events
+                .iter()
+                .map(|e| flume_event_format::encode(&e.headers, &e.body))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (i, event) in events.iter().enumerate() {
+            let payload: &[u8] = avro.get(i).map_or(&event.body[..], |v| &v[..]);
+            let mut record =
+                BaseRecord::with_opaque_to(&self.config.topic, state.clone()).payload(payload);
+            if let Some(k) = event.headers.get(KEY_HEADER) {
+                record = record.key(k.as_bytes());
+            }
+            if let Some(p) = self.partition(event) {
+                record = record.partition(p);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => {
+                        sent += 1;
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if Instant::now() < deadline =>
+                    {
+                        // The local queue is full (broker slow or away): wait for room.
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            if refused.is_some() {
+                break;
+            }
+        }
+        let mut outcome = state.outcome.lock();
+        while outcome.reports < sent {
+            if state
+                .reported
+                .wait_until(&mut outcome, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        let unreported = sent - outcome.reports.min(sent);
+        let failed = outcome.failures.len() + unreported + usize::from(refused.is_some());
+        if failed == 0 && sent == events.len() {
+            return Ok(());
+        }
+        let first = refused
+            .map(|e| format!("refused by the producer: {e}"))
+            .or_else(|| outcome.failures.first().map(|e| e.to_string()))
+            .unwrap_or_else(|| "no delivery report in time".to_owned());
+        Err(format!(
+            "{} of {} events not acknowledged by the broker at {} (first: {first})",
+            events.len() - (sent - outcome.failures.len() - unreported),
+            events.len(),
+            self.config.bootstrap_servers
+        ))
+    }
+}
+
+impl Channel for KafkaChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Not a wait for room (a topic has no room to wait for): shown as the longest a put waits
+    /// for its acknowledgements.
+    fn keep_alive(&self) -> Duration {
+        self.config.delivery_timeout
+    }
+
+    /// `wait` is ignored: a put always waits for the broker's acknowledgements, up to the
+    /// producer's `message.timeout.ms`; an acknowledgement is not room that may come later.
+    fn put_waiting(&self, events: Vec<Event>, _wait: Duration) -> Result<(), ChannelError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        check_transaction(&self.name, events.len(), self.config.transaction_capacity)?;
+        ChannelCounters::add(&self.counters.put_attempt, events.len());
+        let producer = self.producer.read().clone();
+        match self.produce_all(&producer, &events) {
+            Ok(()) => {
+                ChannelCounters::add(&self.counters.put_success, events.len());
+                Ok(())
+            }
+            Err(why) => {
+                let timed_out = why.contains("timed out") || why.contains("no delivery report");
+                self.replace_producer_if_wedged(&producer, timed_out);
+                Err(self.unavailable(why))
+            }
+        }
+    }
+
+    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
+        check_transaction(&self.name, max, self.config.transaction_capacity)?;
+        ChannelCounters::add(&self.counters.take_attempt, 1);
+        let mut side = self.take_side.lock();
+        if side.consumer.is_none() {
+            side.consumer = Some(
+                self.connect()
+                    .map_err(|e| self.unavailable(format!("{e:#}")))?,
+            );
+        }
+        let mut events: Vec<(Origin, Event)> = Vec::new();
+        side.apply_revocations(&mut events);
+        while events.len() < max {
+            match side.returned.pop_front() {
+                Some(r) => events.push(r),
+                None => break,
+            }
+        }
+        let deadline = Instant::now() + wait.min(self.config.poll_timeout);
+        while events.len() < max {
+            // Wait only for the first record; then take what has already arrived.
+            let timeout = if events.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let polled = match &side.consumer {
+                Some(c) => c.poll(timeout).map(|r| {
+                    r.map(|m| {
+                        (
+                            m.partition(),
+                            m.offset(),
+                            self.to_event(m.topic(), m.partition(), m.offset(), &m),
+                        )
+                    })
+                }),
+                None => None,
+            };
+            side.apply_revocations(&mut events);
+            match polled {
+                Some(Ok((partition, offset, event))) => {
+                    let origin = side.hand_out(partition, offset);
+                    events.push((origin, event));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(channel = %self.name, error = %e, "kafka: consumer error");
+                    if !events.is_empty() || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                None => {
+                    if !events.is_empty() || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((first, _)) = events.first() {
+            let origins = events.iter().map(|(o, _)| *o).collect();
+            side.in_flight.insert(first.seq, origins);
+        }
+        ChannelCounters::add(&self.counters.take_success, events.len());
+        Ok(Taken {
+            events: events.into_iter().map(|(o, e)| (o.seq, e)).collect(),
+            start: None,
+        })
+    }
+
+    fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let mut side = self.take_side.lock();
+        let Some(origins) = side.in_flight.remove(&taken.key()) else {
+            return Ok(());
+        };
+        let mut touched = BTreeSet::new();
+        for o in &origins {
+            if let Some(p) = side.partitions.get_mut(&o.partition)
+                && p.epoch == o.epoch
+            {
+                p.outstanding.remove(&o.offset);
+                touched.insert(o.partition);
+            }
+        }
+        // Up to the oldest record of the partition still out (taken or rolled back), so that
+        // a crash re-delivers it; else past everything handed out.
+        let mut list = TopicPartitionList::new();
+        let mut commits = Vec::new();
+        for partition in touched {
+            if let Some(p) = side.partitions.get(&partition) {
+                let to = p.outstanding.first().copied().unwrap_or(p.next);
+                if to > p.committed {
+                    if let Err(e) =
+                        list.add_partition_offset(&self.config.topic, partition, Offset::Offset(to))
+                    {
+                        tracing::warn!(channel = %self.name, partition, error = %e, "kafka: bad offset");
+                        continue;
+                    }
+                    commits.push((partition, to));
+                }
+            }
+        }
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let Some(consumer) = &side.consumer else {
+            return Ok(());
+        };
+        match consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                for (partition, to) in commits {
+                    if let Some(p) = side.partitions.get_mut(&partition) {
+                        p.committed = p.committed.max(to);
+                    }
+                }
+            }
+            // As in Flume: the events are delivered; a failed offset commit only means they
+            // may come again after a restart or a rebalance (a later commit covers them).
+            Err(e) => tracing::warn!(
+                channel = %self.name, error = %e, partitions = ?commits,
+                "kafka: offset commit failed; these events may be delivered again"
+            ),
+        }
+        Ok(())
+    }
+
+    fn rollback(&self, taken: Taken) {
+        if taken.is_empty() {
+            return;
+        }
+        ChannelCounters::add(&self.counters.rollbacks, 1);
+        let mut side = self.take_side.lock();
+        let Some(origins) = side.in_flight.remove(&taken.key()) else {
+            return;
+        };
+        let side = &mut *side;
+        let back: Vec<(Origin, Event)> = origins
+            .into_iter()
+            .zip(taken.events.into_iter().map(|(_, e)| e))
+            // Records of a partition revoked meanwhile belong to its new owner.
+            .filter(|(o, _)| {
+                side.partitions
+                    .get(&o.partition)
+                    .is_some_and(|p| p.epoch == o.epoch)
+            })
+            .collect();
+        // Back in front of anything newer, in the order they were read.
+        let first = back.first().map_or(0, |(o, _)| o.seq);
+        let at = side.returned.partition_point(|(o, _)| o.seq < first);
+        for (i, r) in back.into_iter().enumerate() {
+            side.returned.insert(at + i, r);
+        }
+    }
+
+    fn counters(&self) -> &ChannelCounters {
+        &self.counters
+    }
+
+    /// The topic's backlog is not counted (it would cost a request to the broker per look):
+    /// size and capacity are reported as 0.
+    fn stats(&self) -> ChannelStats {
+        ChannelStats::default()
+    }
+
+    fn transaction_capacity(&self) -> usize {
+        self.config.transaction_capacity
+    }
+}
+
+impl KafkaChannel {
+    /// The consumer, subscribed to the channel's topic: only now does the channel join its
+    /// consumer group.
+    fn connect(&self) -> anyhow::Result<KafkaConsumer> {
+        let (cc, _) = consumer_config(&self.name, &self.config)?;
+        let consumer = create_consumer(&self.name, &self.config, &cc)?;
+        consumer
+            .subscribe(&[self.config.topic.as_str()])
+            .map_err(|e| anyhow::anyhow!("cannot subscribe to {}: {e}", self.config.topic))?;
+        tracing::info!(channel = %self.name, group = %self.config.group_id, topic = %self.config.topic, "kafka: consumer joined the group");
+        Ok(consumer)
+    }
+
+    /// The record as an event: the Flume event it holds (`parseAsFlumeEvent`), else its value
+    /// as the body; its key as the `key` header.
+    fn to_event(&self, topic: &str, partition: i32, offset: i64, m: &impl Message) -> Event {
+        let value = m.payload().unwrap_or_default();
+        let (mut headers, body) = if self.config.parse_as_flume_event {
+            match flume_event_format::decode(value) {
+                Ok((h, b)) => (h, b),
+                Err(e) => {
+                    tracing::warn!(
+                        channel = %self.name, topic, partition, offset, error = %e,
+                        "kafka: value is not a Flume event (parseAsFlumeEvent = true); handed out whole as the body"
+                    );
+                    (Headers::new(), value.to_vec())
+                }
+            }
+        } else {
+            (Headers::new(), value.to_vec())
+        };
+        if let Some(key) = m.key() {
+            headers.insert(
+                KEY_HEADER.to_owned(),
+                String::from_utf8_lossy(key).into_owned(),
+            );
+        }
+        Event {
+            headers,
+            body: body.into(),
+        }
+    }
+}
