@@ -169,7 +169,7 @@ struct Partition {
     outstanding: BTreeSet<i64>,
     /// One past the highest offset handed out.
     next: i64,
-    /// The last offset committed, if any.
+    /// The last offset committed, or where the channel started reading it.
     committed: i64,
 }
 
@@ -209,6 +209,30 @@ impl TakeSide {
         filling.retain(|(o, _)| !revoked.contains(&o.partition));
     }
 
+    /// The records of a committed take are done: returns, for each partition they came from,
+    /// the offset to commit now, if it moved. That is up to the oldest record of the partition
+    /// still out (taken or rolled back), so that a crash delivers it again; else past
+    /// everything handed out. Records of a partition revoked meanwhile count for nothing.
+    fn settle(&mut self, origins: &[Origin]) -> Vec<(i32, i64)> {
+        let mut touched = BTreeSet::new();
+        for o in origins {
+            if let Some(p) = self.partitions.get_mut(&o.partition)
+                && p.epoch == o.epoch
+            {
+                p.outstanding.remove(&o.offset);
+                touched.insert(o.partition);
+            }
+        }
+        touched
+            .into_iter()
+            .filter_map(|partition| {
+                let p = self.partitions.get(&partition)?;
+                let to = p.outstanding.first().copied().unwrap_or(p.next);
+                (to > p.committed).then_some((partition, to))
+            })
+            .collect()
+    }
+
     /// Records that `offset` of `partition` is handed out, returning its origin.
     fn hand_out(&mut self, partition: i32, offset: i64) -> Origin {
         let epoch = match self.partitions.get(&partition) {
@@ -221,7 +245,7 @@ impl TakeSide {
                         epoch: self.next_epoch,
                         outstanding: BTreeSet::new(),
                         next: offset,
-                        committed: -1,
+                        committed: offset,
                     },
                 );
                 self.next_epoch
@@ -619,30 +643,13 @@ impl Channel for KafkaChannel {
         let Some(origins) = side.in_flight.remove(&taken.key()) else {
             return Ok(());
         };
-        let mut touched = BTreeSet::new();
-        for o in &origins {
-            if let Some(p) = side.partitions.get_mut(&o.partition)
-                && p.epoch == o.epoch
-            {
-                p.outstanding.remove(&o.offset);
-                touched.insert(o.partition);
-            }
-        }
-        // Up to the oldest record of the partition still out (taken or rolled back), so that
-        // a crash re-delivers it; else past everything handed out.
         let mut list = TopicPartitionList::new();
         let mut commits = Vec::new();
-        for partition in touched {
-            if let Some(p) = side.partitions.get(&partition) {
-                let to = p.outstanding.first().copied().unwrap_or(p.next);
-                if to > p.committed {
-                    if let Err(e) =
-                        list.add_partition_offset(&self.config.topic, partition, Offset::Offset(to))
-                    {
-                        tracing::warn!(channel = %self.name, partition, error = %e, "kafka: bad offset");
-                        continue;
-                    }
-                    commits.push((partition, to));
+        for (partition, to) in side.settle(&origins) {
+            match list.add_partition_offset(&self.config.topic, partition, Offset::Offset(to)) {
+                Ok(()) => commits.push((partition, to)),
+                Err(e) => {
+                    tracing::warn!(channel = %self.name, partition, error = %e, "kafka: bad offset")
                 }
             }
         }
@@ -754,5 +761,52 @@ impl KafkaChannel {
             headers,
             body: body.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out `offsets` of `partition` as one take; returns its origins.
+    fn take(side: &mut TakeSide, partition: i32, offsets: std::ops::Range<i64>) -> Vec<Origin> {
+        offsets.map(|o| side.hand_out(partition, o)).collect()
+    }
+
+    /// Two sinks take from one partition; the newer take commits first. Its offsets must wait
+    /// for the older take: committing past it would lose it if it then rolled back and the
+    /// agent died.
+    #[test]
+    fn a_commit_never_passes_an_older_take_still_out() {
+        let mut side = TakeSide::default();
+        let a = take(&mut side, 0, 100..105);
+        let b = take(&mut side, 0, 105..110);
+        let c = take(&mut side, 1, 7..9);
+        assert_eq!(side.settle(&b), vec![]);
+        assert_eq!(side.settle(&c), vec![(1, 9)]);
+        assert_eq!(side.settle(&a), vec![(0, 110)]);
+    }
+
+    /// A rolled back take stays out until it is taken again and committed.
+    #[test]
+    fn rolled_back_records_hold_the_commit_back() {
+        let mut side = TakeSide::default();
+        let a = take(&mut side, 0, 0..3);
+        let b = take(&mut side, 0, 3..6);
+        // `a` rolled back: still outstanding, so `b`'s commit moves nothing.
+        assert_eq!(side.settle(&b), vec![]);
+        assert_eq!(side.settle(&a), vec![(0, 6)]);
+    }
+
+    /// After a revocation the partition's old records are its new owner's: committing them
+    /// here does nothing, and a new assignment starts afresh.
+    #[test]
+    fn records_of_a_revoked_partition_are_not_committed() {
+        let mut side = TakeSide::default();
+        let old = take(&mut side, 0, 10..12);
+        side.partitions.remove(&0);
+        let new = take(&mut side, 0, 10..11);
+        assert_eq!(side.settle(&old), vec![]);
+        assert_eq!(side.settle(&new), vec![(0, 11)]);
     }
 }
