@@ -798,6 +798,55 @@ mod tests {
         assert_eq!(side.settle(&a), vec![(0, 6)]);
     }
 
+    fn channel(parse_as_flume_event: bool) -> KafkaChannel {
+        let text = format!(
+            "a.channels = c1\na.channels.c1.type = kafka\n\
+             a.channels.c1.kafka.bootstrap.servers = 127.0.0.1:1\n\
+             a.channels.c1.parseAsFlumeEvent = {parse_as_flume_event}\n"
+        );
+        let props =
+            crate::config::Properties::parse(std::path::Path::new("t.properties"), text.as_bytes())
+                .unwrap();
+        let config = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        let crate::config::ChannelKind::Kafka(c) = &config.channels[0].kind else {
+            panic!("not a kafka channel")
+        };
+        KafkaChannel::new("c1", c).unwrap()
+    }
+
+    fn record(value: &[u8], key: Option<&str>) -> rdkafka::message::OwnedMessage {
+        rdkafka::message::OwnedMessage::new(
+            Some(value.to_vec()),
+            key.map(|k| k.as_bytes().to_vec()),
+            "t".into(),
+            rdkafka::Timestamp::NotAvailable,
+            3,
+            42,
+            None,
+        )
+    }
+
+    /// Flume events come out with their headers; a value that is not one is handed out whole
+    /// (never an error that would stall the channel on it); the record key becomes `key`.
+    #[test]
+    fn values_become_events_as_flume_reads_them() {
+        let ch = channel(true);
+        let headers: Headers = [("h".to_owned(), "v".to_owned())].into();
+        let datum = flume_event_format::encode(&headers, b"body");
+        let e = ch.to_event("t", 3, 42, &record(&datum, Some("k1")));
+        assert_eq!(&e.body[..], b"body");
+        assert_eq!(e.headers.get("h").map(String::as_str), Some("v"));
+        assert_eq!(e.headers.get("key").map(String::as_str), Some("k1"));
+        let e = ch.to_event("t", 3, 42, &record(b"\xffnot avro", None));
+        assert_eq!(&e.body[..], b"\xffnot avro");
+        assert!(e.headers.is_empty());
+
+        let ch = channel(false);
+        let e = ch.to_event("t", 3, 42, &record(&datum, None));
+        assert_eq!(&e.body[..], &datum[..]);
+        assert!(e.headers.is_empty());
+    }
+
     /// After a revocation the partition's old records are its new owner's: committing them
     /// here does nothing, and a new assignment starts afresh.
     #[test]

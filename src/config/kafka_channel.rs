@@ -98,8 +98,7 @@ pub(super) fn parse_kafka_channel(
         notes,
     );
 
-    let legacy_acks = legacy("requiredAcks", "kafka.producer.acks", notes);
-    let mut producer = kafka_producer::translate(s, legacy_acks.as_deref(), notes)?;
+    let mut producer = kafka_producer::translate(s, None, notes)?;
     // Java's name is an alias in librdkafka; the last one set wins either way.
     let timeout_keys = ["message.timeout.ms", "delivery.timeout.ms"];
     let user_timeout = producer
