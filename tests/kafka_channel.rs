@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use support::{
     Agent, Broker, Client, check_config, check_config_file, consume, consume_until, free_port,
-    has_all, start_logged, wait_until,
+    has_all, output_lines, start_logged, wait_until,
 };
 
 /// Joins consumer group `group` on `topic` and returns how many of its partitions the group
@@ -281,6 +281,95 @@ fn a_sigkill_while_the_sink_drains_loses_nothing() {
         support::agent_logs(d)
     );
     assert!(agent.stop());
+}
+
+/// Two agents drain one Kafka channel topic in one consumer group while records keep coming:
+/// when the second joins, partitions move from the first to it (the first drops what it read
+/// of them and does not commit it), and every record still arrives at one of them.
+#[test]
+fn two_agents_share_the_channel_topic_through_a_rebalance() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("shared", 2);
+    let b = broker.bootstrap();
+    const N: usize = 1500;
+    let feeder = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+                .set("bootstrap.servers", &b)
+                .set("acks", "all")
+                // One record per batch: see the SIGKILL test.
+                .set("batch.num.messages", "1")
+                .set("linger.ms", "0")
+                .create()
+                .unwrap();
+            for i in 0..N {
+                let v = format!("rec-{i:05}");
+                let record: BaseRecord<'_, (), _> = BaseRecord::to("shared")
+                    .payload(v.as_bytes())
+                    .partition(i as i32 % 2);
+                producer.send(record).map_err(|(e, _)| e).unwrap();
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            producer.flush(Duration::from_secs(30)).unwrap();
+        })
+    };
+    let agent_in = |d: &Path| {
+        let cfg = write(
+            d,
+            &format!(
+                "a.channels = c1\na.sinks = k1\n\
+                 a.channels.c1.type = kafka\na.channels.c1.kafka.bootstrap.servers = {b}\n\
+                 a.channels.c1.kafka.topic = shared\na.channels.c1.parseAsFlumeEvent = false\n\
+                 a.channels.c1.kafka.consumer.group.id = pair\n\
+                 a.channels.c1.kafka.consumer.session.timeout.ms = 6000\n\
+                 a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
+                 a.sinks.k1.sink.directory = {out}\na.sinks.k1.sink.rollInterval = 0\n\
+                 a.sinks.k1.sink.batchSize = 10\n",
+                out = d.join("out").display()
+            ),
+        );
+        start_logged(d, &cfg).0
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = agent_in(da.path());
+    wait_until("the first agent to drain", || {
+        output_lines(da.path()).len() >= 50
+    });
+    let mut second = agent_in(db.path());
+    wait_until("the second agent to get partitions", || {
+        !output_lines(db.path()).is_empty()
+    });
+    feeder.join().unwrap();
+    let values: Vec<String> = (0..N).map(|i| format!("rec-{i:05}")).collect();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines: Vec<String> = output_lines(da.path())
+            .into_iter()
+            .chain(output_lines(db.path()))
+            .collect();
+        let seen = counts(lines.iter().map(|l| l.as_bytes()));
+        let missing: Vec<&String> = values.iter().filter(|v| !seen.contains_key(*v)).collect();
+        if missing.is_empty() {
+            assert!(
+                seen.keys().all(|k| values.contains(k)),
+                "lines that were never produced"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{} of {N} records never arrived, e.g. {:?}\n{}{}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            support::agent_logs(da.path()),
+            support::agent_logs(db.path())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(a.stop() && second.stop(), "an agent did not exit 0");
 }
 
 /// While the broker is frozen a put fails within the delivery timeout (the client hears
