@@ -1,11 +1,11 @@
 //! The librdkafka configuration of weir's Kafka clients — the sink's producer, built from its
 //! producer properties (`config::kafka_producer`), and the source's consumer — with librdkafka
-//! itself as the judge of each property. Shared by `sink::kafka` and `source::kafka`, so it
-//! belongs to neither: a key it does not
-//! know (a Java-only property the translation table does not list, or a misspelling) is left
+//! itself as the judge of each property. Shared by `sink::kafka`, `source::kafka` and
+//! `channel::kafka`, so it belongs to none: a key it does not know (a Java-only property the translation table does not list, or a misspelling) is left
 //! out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
 //! is an error naming the configuration file, line and key it came from. The Kafka source's
-//! consumer properties are judged the same way ([`apply`]).
+//! and channel's consumer properties, and the channel's producer ones, are judged the same way
+//! ([`apply`]).
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
@@ -67,8 +67,12 @@ pub fn apply(
 /// `enable.idempotence`, a SASL mechanism not built in): names where each property the message
 /// mentions was set.
 pub fn explain_refusal(config: &KafkaSinkConfig, message: &str) -> String {
-    let mentioned: Vec<&str> = config
-        .producer
+    explain_refusal_of(&config.producer, message)
+}
+
+/// [`explain_refusal`] for any client's properties (the Kafka channel's producer and consumer).
+pub fn explain_refusal_of(properties: &[ProducerProperty], message: &str) -> String {
+    let mentioned: Vec<&str> = properties
         .iter()
         .filter(|p| message.contains(&format!("`{}`", p.key)) || message.contains(&p.key))
         .filter_map(|p| p.origin.as_deref())

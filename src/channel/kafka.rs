@@ -37,7 +37,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
-use crate::config::{KafkaChannelConfig, ProducerProperty};
+use crate::config::KafkaChannelConfig;
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
@@ -276,20 +276,6 @@ pub struct KafkaChannel {
     counters: ChannelCounters,
 }
 
-/// Names where each property a client-creation error mentions was set.
-fn explain(properties: &[ProducerProperty], message: &str) -> String {
-    let mentioned: Vec<&str> = properties
-        .iter()
-        .filter(|p| message.contains(&p.key))
-        .filter_map(|p| p.origin.as_deref())
-        .collect();
-    if mentioned.is_empty() {
-        message.to_owned()
-    } else {
-        format!("{message} ({})", mentioned.join("; "))
-    }
-}
-
 /// The producer's configuration for channel `name`, with notes about properties left out.
 fn producer_config(
     name: &str,
@@ -339,7 +325,7 @@ fn create_producer(
         anyhow::anyhow!(
             "channel {name}: the Kafka producer configuration was refused (check the \
              kafka.producer.* keys): {}",
-            explain(&config.producer, &e.to_string())
+            kafka_client::explain_refusal_of(&config.producer, &e.to_string())
         )
     })
 }
@@ -357,7 +343,7 @@ fn create_consumer(
         anyhow::anyhow!(
             "channel {name}: the Kafka consumer configuration was refused (check the \
              kafka.consumer.* keys): {}",
-            explain(&config.consumer, &e.to_string())
+            kafka_client::explain_refusal_of(&config.consumer, &e.to_string())
         )
     })
 }
@@ -377,7 +363,7 @@ pub fn check(name: &str, config: &KafkaChannelConfig) -> anyhow::Result<Vec<Stri
             anyhow::anyhow!(
                 "channel {name}: the Kafka producer configuration was refused (check the \
                  kafka.producer.* keys): {}",
-                explain(&config.producer, &e.to_string())
+                kafka_client::explain_refusal_of(&config.producer, &e.to_string())
             )
         })?;
     let (cc, consumer_notes) = consumer_config(name, config)?;
