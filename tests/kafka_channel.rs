@@ -185,8 +185,65 @@ fn flume_events_keep_their_headers_through_the_channel() {
     assert!(agent.stop());
 }
 
+/// Produces `n` records `rec-00000`… into `topic` (2 partitions), acknowledged.
+fn backlog(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
+    let values: Vec<String> = (0..n).map(|i| format!("rec-{i:05}")).collect();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        // One record per batch: tansu 0.6 answers a fetch from inside a stored batch with
+        // nothing (see tests/kafka_source.rs), and restarts resume mid-stream.
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    for (i, v) in values.iter().enumerate() {
+        let record: BaseRecord<'_, (), _> = BaseRecord::to(topic)
+            .payload(v.as_bytes())
+            .partition(i as i32 % 2);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    values
+}
+
+/// Every one of `values` among `got`'s bodies (duplicates allowed), else fails naming a few.
+fn assert_all_arrived(values: &[String], got: &[support::Record], logs: &str) {
+    let seen = counts(got.iter().map(|r| &r.body[..]));
+    let missing: Vec<&String> = values.iter().filter(|v| !seen.contains_key(*v)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records never arrived, e.g. {:?}\n{logs}",
+        missing.len(),
+        values.len(),
+        &missing[..missing.len().min(5)],
+    );
+}
+
+/// A Kafka channel drained by a Kafka sink to `out` (topic `drained`), reading `topic`.
+fn drain_config(d: &Path, bootstrap: &str, topic: &str, out: &str, extra: &str) -> PathBuf {
+    write(
+        d,
+        &format!(
+            "a.channels = c1\na.sinks = k1\n\
+             a.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel\n\
+             a.channels.c1.kafka.bootstrap.servers = {bootstrap}\n\
+             a.channels.c1.kafka.topic = {topic}\na.channels.c1.parseAsFlumeEvent = false\n\
+             a.channels.c1.kafka.consumer.session.timeout.ms = 6000\n\
+             a.sinks.k1.type = kafka\na.sinks.k1.channel = c1\n\
+             a.sinks.k1.kafka.bootstrap.servers = {out}\na.sinks.k1.kafka.topic = drained\n\
+             a.sinks.k1.flumeBatchSize = 20\n{extra}"
+        ),
+    )
+}
+
 /// `CHANNEL.c1`'s EventTakeSuccessCount from the metrics on `port`, or 0 if unreadable.
 fn channel_taken(port: u16) -> u64 {
+    channel_metric(port, "EventTakeSuccessCount")
+}
+
+/// One of `CHANNEL.c1`'s counters from the metrics on `port`, or 0 if unreadable.
+fn channel_metric(port: u16, name: &str) -> u64 {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return 0;
@@ -198,11 +255,7 @@ fn channel_taken(port: u16) -> u64 {
     let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| {
-            v["CHANNEL.c1"]["EventTakeSuccessCount"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-        })
+        .and_then(|v| v["CHANNEL.c1"][name].as_str().and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -223,40 +276,10 @@ fn a_sigkill_while_the_sink_drains_loses_nothing() {
     out_broker.create_topic("drained", 1);
     let b = broker.bootstrap();
     const N: usize = 1000;
-    let values: Vec<String> = (0..N).map(|i| format!("rec-{i:05}")).collect();
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &b)
-        .set("acks", "all")
-        // One record per batch: tansu 0.6 answers a fetch from inside a stored batch with
-        // nothing (see tests/kafka_source.rs), and the restart resumes mid-stream.
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    for (i, v) in values.iter().enumerate() {
-        let record: BaseRecord<'_, (), _> = BaseRecord::to("backlog")
-            .payload(v.as_bytes())
-            .partition(i as i32 % 2);
-        producer.send(record).map_err(|(e, _)| e).unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-
+    let values = backlog(&b, "backlog", N);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = write(
-        d,
-        &format!(
-            "a.channels = c1\na.sinks = k1\n\
-             a.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel\n\
-             a.channels.c1.kafka.bootstrap.servers = {b}\na.channels.c1.kafka.topic = backlog\n\
-             a.channels.c1.parseAsFlumeEvent = false\n\
-             a.channels.c1.kafka.consumer.session.timeout.ms = 6000\n\
-             a.sinks.k1.type = kafka\na.sinks.k1.channel = c1\n\
-             a.sinks.k1.kafka.bootstrap.servers = {out}\na.sinks.k1.kafka.topic = drained\n\
-             a.sinks.k1.flumeBatchSize = 20\n",
-            out = out_broker.bootstrap()
-        ),
-    );
+    let cfg = drain_config(d, &b, "backlog", &out_broker.bootstrap(), "");
     out_broker.freeze();
     let (mut agent, metrics) = start_logged(d, &cfg);
     wait_until("the sink to take batches", || channel_taken(metrics) >= 40);
@@ -271,15 +294,47 @@ fn a_sigkill_while_the_sink_drains_loses_nothing() {
         has_all(&values),
         Duration::from_secs(60),
     );
-    let seen = counts(got.iter().map(|r| &r.body[..]));
-    let missing: Vec<&String> = values.iter().filter(|v| !seen.contains_key(*v)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {N} records never arrived after the restart, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        support::agent_logs(d)
+    assert_all_arrived(&values, &got, &support::agent_logs(d));
+    assert!(agent.stop());
+}
+
+/// While the sink cannot deliver (its broker frozen, a 1 s delivery timeout) its takes roll
+/// back, again and again; the rolled back records are handed out again, so once the broker is
+/// back every record arrives in the same run.
+#[test]
+fn rolled_back_takes_come_again() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(out_broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("retry", 2);
+    out_broker.create_topic("drained", 1);
+    let values = backlog(&broker.bootstrap(), "retry", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = drain_config(
+        d,
+        &broker.bootstrap(),
+        "retry",
+        &out_broker.bootstrap(),
+        "a.sinks.k1.kafka.producer.message.timeout.ms = 1000\n",
     );
+    out_broker.freeze();
+    let (mut agent, metrics) = start_logged(d, &cfg);
+    wait_until("takes to roll back", || {
+        channel_metric(metrics, "RollbackCount") >= 2
+    });
+    out_broker.thaw();
+    let got = consume_until(
+        &out_broker.bootstrap(),
+        "drained",
+        1,
+        has_all(&values),
+        Duration::from_secs(60),
+    );
+    assert_all_arrived(&values, &got, &support::agent_logs(d));
     assert!(agent.stop());
 }
 

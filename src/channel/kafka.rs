@@ -572,6 +572,19 @@ impl Channel for KafkaChannel {
             }
         }
         let deadline = Instant::now() + wait.min(self.config.poll_timeout);
+        if events.len() >= max {
+            // All from the rolled back records: still poll once, or a sink that keeps rolling
+            // back would leave the consumer unpolled past max.poll.interval.ms and librdkafka
+            // would leave the group. What arrives waits behind the rolled back records.
+            let mut arrived = Vec::new();
+            if let Some(Ok((partition, offset, event))) = self.poll_one(&side, Duration::ZERO) {
+                let origin = side.hand_out(partition, offset);
+                arrived.push((origin, event));
+            }
+            side.apply_revocations(&mut events);
+            side.apply_revocations(&mut arrived);
+            side.returned.extend(arrived);
+        }
         while events.len() < max {
             // Wait only for the first record; then take what has already arrived.
             let timeout = if events.is_empty() {
@@ -579,18 +592,7 @@ impl Channel for KafkaChannel {
             } else {
                 Duration::ZERO
             };
-            let polled = match &side.consumer {
-                Some(c) => c.poll(timeout).map(|r| {
-                    r.map(|m| {
-                        (
-                            m.partition(),
-                            m.offset(),
-                            self.to_event(m.topic(), m.partition(), m.offset(), &m),
-                        )
-                    })
-                }),
-                None => None,
-            };
+            let polled = self.poll_one(&side, timeout);
             side.apply_revocations(&mut events);
             match polled {
                 Some(Ok((partition, offset, event))) => {
@@ -717,6 +719,21 @@ impl KafkaChannel {
             .map_err(|e| anyhow::anyhow!("cannot subscribe to {}: {e}", self.config.topic))?;
         tracing::info!(channel = %self.name, group = %self.config.group_id, topic = %self.config.topic, "kafka: consumer joined the group");
         Ok(consumer)
+    }
+
+    /// One record from the consumer, as (partition, offset, event), waiting up to `timeout`.
+    fn poll_one(
+        &self,
+        side: &TakeSide,
+        timeout: Duration,
+    ) -> Option<Result<(i32, i64, Event), KafkaError>> {
+        let consumer = side.consumer.as_ref()?;
+        consumer.poll(timeout).map(|r| {
+            r.map(|m| {
+                let event = self.to_event(m.topic(), m.partition(), m.offset(), &m);
+                (m.partition(), m.offset(), event)
+            })
+        })
     }
 
     /// The record as an event: the Flume event it holds (`parseAsFlumeEvent`), else its value
