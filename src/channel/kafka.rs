@@ -10,6 +10,10 @@
 //! retry; the records already acknowledged stay in the topic, so a retried put can duplicate
 //! some (at least once, as in Flume). After a timeout or a fatal producer error a new producer
 //! is started (an idempotent producer whose broker lost its state keeps failing otherwise).
+//! The producer has its own polling thread (rdkafka's `ThreadedProducer`), unlike the Kafka
+//! sink's: puts come from several source threads at once, each waiting on its own reports.
+//! A put into an optional channel (no wait asked) still waits for its acknowledgements: an
+//! acknowledgement is not room that may come later.
 //!
 //! Take. The consumer is created on the first `take`, never at start: an agent whose Kafka
 //! channel has no sink (the common "source → Kafka channel" agent) must not join the group, or
