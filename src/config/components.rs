@@ -1034,42 +1034,13 @@ fn parse_kafka(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(KafkaSinkConfig, usize), ConfigError> {
-    let legacy = |old: &str, new: &str, notes: &mut Vec<String>| -> Option<String> {
-        let v = s.string(old)?;
-        notes.push(format!(
-            "{}: deprecated Flume key, read as {}",
-            s.full(old),
-            s.full(new)
-        ));
-        Some(v)
-    };
-    let servers = match s
-        .string("kafka.bootstrap.servers")
-        .or_else(|| legacy("brokerList", "kafka.bootstrap.servers", notes))
-    {
-        Some(v) => v,
-        None => {
-            return Err(s.error(
-                Some("kafka.bootstrap.servers"),
-                format!(
-                    "missing: set `{}` to the broker list, e.g. localhost:9092",
-                    s.full("kafka.bootstrap.servers")
-                ),
-            ));
-        }
-    };
+    let servers = super::kafka_producer::bootstrap_servers(s, notes)?;
     let topic = s
-        .string("kafka.topic")
-        .or_else(|| legacy("topic", "kafka.topic", notes))
+        .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "default-flume-topic".to_owned());
     let batch_size = match s.string("flumeBatchSize") {
         Some(_) => s.positive_or("flumeBatchSize", 100)?,
-        None if s.string("batchSize").is_some() => {
-            notes.push(format!(
-                "{}: deprecated Flume key, read as {}",
-                s.full("batchSize"),
-                s.full("flumeBatchSize")
-            ));
+        None if s.deprecated("batchSize", "flumeBatchSize", notes).is_some() => {
             s.positive_or("batchSize", 100)?
         }
         None => 100,
@@ -1085,7 +1056,7 @@ fn parse_kafka(
         ));
     }
     let use_flume_event_format = s.bool_or("useFlumeEventFormat", false)?;
-    let legacy_acks = legacy("requiredAcks", "kafka.producer.acks", notes);
+    let legacy_acks = s.deprecated("requiredAcks", "kafka.producer.acks", notes);
     let producer = kafka_producer::translate(s, legacy_acks.as_deref(), notes)?;
     let mut header_map = Vec::new();
     for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {

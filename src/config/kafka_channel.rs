@@ -51,37 +51,12 @@ pub(super) fn parse_kafka_channel(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<KafkaChannelConfig, ConfigError> {
-    let legacy = |old: &str, new: &str, notes: &mut Vec<String>| -> Option<String> {
-        let v = s.string(old)?;
-        notes.push(format!(
-            "{}: deprecated Flume key, read as {}",
-            s.full(old),
-            s.full(new)
-        ));
-        Some(v)
-    };
-    let bootstrap_servers = match s
-        .string("kafka.bootstrap.servers")
-        .or_else(|| legacy("brokerList", "kafka.bootstrap.servers", notes))
-    {
-        Some(v) => v,
-        None => {
-            return Err(s.error(
-                Some("kafka.bootstrap.servers"),
-                format!(
-                    "missing: set `{}` to the broker list, e.g. localhost:9092",
-                    s.full("kafka.bootstrap.servers")
-                ),
-            ));
-        }
-    };
+    let bootstrap_servers = super::kafka_producer::bootstrap_servers(s, notes)?;
     let topic = s
-        .string("kafka.topic")
-        .or_else(|| legacy("topic", "kafka.topic", notes))
+        .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "flume-channel".to_owned());
     let group_id = s
-        .string("kafka.consumer.group.id")
-        .or_else(|| legacy("groupId", "kafka.consumer.group.id", notes))
+        .string_or_deprecated("kafka.consumer.group.id", "groupId", notes)
         .unwrap_or_else(|| "flume".to_owned());
     // ZooKeeper only ever served Flume's channel to migrate offsets stored there by Flume 1.6
     // (the consumer itself talks to the brokers): without it, a group with no offsets in

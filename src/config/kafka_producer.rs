@@ -30,6 +30,24 @@ impl ProducerProperty {
     }
 }
 
+/// `kafka.bootstrap.servers` (or Flume's deprecated `brokerList`) of a producing component,
+/// required.
+pub(super) fn bootstrap_servers(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<String, ConfigError> {
+    s.string_or_deprecated("kafka.bootstrap.servers", "brokerList", notes)
+        .ok_or_else(|| {
+            s.error(
+                Some("kafka.bootstrap.servers"),
+                format!(
+                    "missing: set `{}` to the broker list, e.g. localhost:9092",
+                    s.full("kafka.bootstrap.servers")
+                ),
+            )
+        })
+}
+
 /// weir's defaults, which `kafka.producer.*` may override (except `acks`, see `translate`).
 ///
 /// linger.ms = 2 (librdkafka: 5): the sink waits for every batch's acknowledgements, so part

@@ -82,16 +82,7 @@ pub(super) fn parse_kafka_source(
             s.full("kafka.bootstrap.servers")
         ),
     )?;
-    let list = match s.string("kafka.topics") {
-        Some(v) => Some(v),
-        None => s.string("topic").inspect(|_| {
-            notes.push(format!(
-                "{}: deprecated Flume key, read as {}",
-                s.full("topic"),
-                s.full("kafka.topics")
-            ))
-        }),
-    };
+    let list = s.string_or_deprecated("kafka.topics", "topic", notes);
     let regex = s.string("kafka.topics.regex");
     let topics = match (list, regex) {
         (_, Some(r)) => {
@@ -139,20 +130,9 @@ pub(super) fn parse_kafka_source(
             ));
         }
     };
-    let group_id = match s.string("kafka.consumer.group.id") {
-        Some(g) => g,
-        None => match s.string("groupId") {
-            Some(g) => {
-                notes.push(format!(
-                    "{}: deprecated Flume key, read as {}",
-                    s.full("groupId"),
-                    s.full("kafka.consumer.group.id")
-                ));
-                g
-            }
-            None => "flume".to_owned(),
-        },
-    };
+    let group_id = s
+        .string_or_deprecated("kafka.consumer.group.id", "groupId", notes)
+        .unwrap_or_else(|| "flume".to_owned());
     let consumer = translate_consumer(s, notes);
     let topic_header = if s.bool_or("setTopicHeader", true)? {
         Some(s.string_or("topicHeader", "topic"))

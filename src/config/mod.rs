@@ -373,6 +373,29 @@ impl<'a> Section<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The value of `key`, else that of Flume's deprecated name for it, `old`, with a note
+    /// saying so.
+    pub fn string_or_deprecated(
+        &self,
+        key: &str,
+        old: &str,
+        notes: &mut Vec<String>,
+    ) -> Option<String> {
+        self.string(key)
+            .or_else(|| self.deprecated(old, key, notes))
+    }
+
+    /// The value of Flume's deprecated key `old`, with a note that it is read as `new`.
+    pub fn deprecated(&self, old: &str, new: &str, notes: &mut Vec<String>) -> Option<String> {
+        let v = self.string(old)?;
+        notes.push(format!(
+            "{}: deprecated Flume key, read as {}",
+            self.full(old),
+            self.full(new)
+        ));
+        Some(v)
+    }
+
     pub fn string_or(&self, key: &str, default: &str) -> String {
         self.string(key).unwrap_or_else(|| default.to_owned())
     }
