@@ -280,41 +280,37 @@ pub struct KafkaChannel {
     counters: ChannelCounters,
 }
 
-/// The producer's configuration for channel `name`, with notes about properties left out.
-fn producer_config(
+/// The client configuration of channel `name`: its producer's (no `group`) or its consumer's
+/// (in `group`) from `properties`, with notes about properties left out.
+fn client_config(
     name: &str,
     config: &KafkaChannelConfig,
+    properties: &[crate::config::ProducerProperty],
+    group: Option<&str>,
 ) -> anyhow::Result<(ClientConfig, Vec<String>)> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.bootstrap_servers);
+    if let Some(group) = group {
+        cc.set("group.id", group);
+    }
     let mut notes = Vec::new();
-    kafka_client::apply(
-        &mut cc,
-        &format!("channel {name}"),
-        &config.producer,
-        &mut notes,
-    )?;
+    kafka_client::apply(&mut cc, &format!("channel {name}"), properties, &mut notes)?;
     cc.set_log_level(RDKafkaLogLevel::Warning);
     Ok((cc, notes))
 }
 
-/// The consumer's configuration for channel `name`, with notes about properties left out.
+fn producer_config(
+    name: &str,
+    config: &KafkaChannelConfig,
+) -> anyhow::Result<(ClientConfig, Vec<String>)> {
+    client_config(name, config, &config.producer, None)
+}
+
 fn consumer_config(
     name: &str,
     config: &KafkaChannelConfig,
 ) -> anyhow::Result<(ClientConfig, Vec<String>)> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &config.bootstrap_servers);
-    cc.set("group.id", &config.group_id);
-    let mut notes = Vec::new();
-    kafka_client::apply(
-        &mut cc,
-        &format!("channel {name}"),
-        &config.consumer,
-        &mut notes,
-    )?;
-    cc.set_log_level(RDKafkaLogLevel::Warning);
-    Ok((cc, notes))
+    client_config(name, config, &config.consumer, Some(&config.group_id))
 }
 
 fn create_producer(
