@@ -1,8 +1,8 @@
 //! The librdkafka configuration of weir's Kafka clients — the sink's producer, built from its
 //! producer properties (`config::kafka_producer`), and the source's consumer — with librdkafka
 //! itself as the judge of each property. Shared by `sink::kafka`, `source::kafka` and
-//! `channel::kafka`, so it belongs to none: a key it does not know (a Java-only property the translation table does not list, or a misspelling) is left
-//! out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
+//! `channel::kafka`, so it belongs to none: a key it does not know (a Java-only property the
+//! translation table does not list, or a misspelling) is left out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
 //! is an error naming the configuration file, line and key it came from. The Kafka source's
 //! and channel's consumer properties, and the channel's producer ones, are judged the same way
 //! ([`apply`]).
@@ -93,4 +93,22 @@ fn where_set(component: &str, p: &ProducerProperty) -> String {
         Some(origin) => origin.clone(),
         None => format!("{component}: weir's default {} = {}", p.key, p.value),
     }
+}
+
+/// A client context that logs nothing. `weir agent --check` creates clients only to have
+/// librdkafka judge their configuration; what their first connection attempts report before
+/// they are dropped (an unresolvable broker, say) is not the check's business and would follow
+/// "configuration OK" on the terminal.
+pub struct QuietContext;
+
+impl rdkafka::ClientContext for QuietContext {
+    fn log(&self, _: RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: KafkaError, _: &str) {}
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
+
+impl rdkafka::producer::ProducerContext for QuietContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }

@@ -339,13 +339,15 @@ fn create_consumer(
         channel: name.to_owned(),
         revoked: std::sync::Mutex::default(),
     })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "channel {name}: the Kafka consumer configuration was refused (check the \
-             kafka.consumer.* keys): {}",
-            kafka_client::explain_refusal_of(&config.consumer, &e.to_string())
-        )
-    })
+    .map_err(|e| consumer_refused(name, config, &e))
+}
+
+fn consumer_refused(name: &str, config: &KafkaChannelConfig, e: &KafkaError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "channel {name}: the Kafka consumer configuration was refused (check the \
+         kafka.consumer.* keys): {}",
+        kafka_client::explain_refusal_of(&config.consumer, &e.to_string())
+    )
 }
 
 /// What `weir agent --check` reports of a Kafka channel: its producer and consumer are
@@ -354,11 +356,8 @@ fn create_consumer(
 /// properties left out.
 pub fn check(name: &str, config: &KafkaChannelConfig) -> anyhow::Result<Vec<String>> {
     let (pc, mut notes) = producer_config(name, config)?;
-    // A producer with no thread serving it: created and dropped, it logs nothing.
-    let _: rdkafka::producer::BaseProducer<ProduceContext> = pc
-        .create_with_context(ProduceContext {
-            channel: name.to_owned(),
-        })
+    let _: rdkafka::producer::BaseProducer<kafka_client::QuietContext> = pc
+        .create_with_context(kafka_client::QuietContext)
         .map_err(|e| {
             anyhow::anyhow!(
                 "channel {name}: the Kafka producer configuration was refused (check the \
@@ -367,7 +366,9 @@ pub fn check(name: &str, config: &KafkaChannelConfig) -> anyhow::Result<Vec<Stri
             )
         })?;
     let (cc, consumer_notes) = consumer_config(name, config)?;
-    create_consumer(name, config, &cc)?;
+    let _: BaseConsumer<kafka_client::QuietContext> = cc
+        .create_with_context(kafka_client::QuietContext)
+        .map_err(|e| consumer_refused(name, config, &e))?;
     notes.extend(consumer_notes);
     Ok(notes)
 }

@@ -147,7 +147,9 @@ fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<KafkaConsume
 /// subscribing; returns notes for the user.
 pub fn check(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<Vec<String>> {
     let (cc, notes) = consumer_config(name, config)?;
-    create_consumer(name, &cc)?;
+    let _: BaseConsumer<client_config::QuietContext> = cc
+        .create_with_context(client_config::QuietContext)
+        .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))?;
     Ok(notes)
 }
 

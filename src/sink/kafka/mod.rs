@@ -371,8 +371,9 @@ impl KafkaSink {
 /// check, not the start. Returns the notes about properties left out.
 pub fn check(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<Vec<String>> {
     let (cc, notes) = client_config::build(name, config)?;
-    create_producer(name, &cc)
-        .map_err(|e| anyhow::anyhow!(client_config::explain_refusal(config, &format!("{e:#}"))))?;
+    let _: BaseProducer<crate::kafka_client::QuietContext> = cc
+        .create_with_context(crate::kafka_client::QuietContext)
+        .map_err(|e| anyhow::anyhow!(client_config::explain_refusal(config, &e.to_string())))?;
     Ok(notes)
 }
 
