@@ -20,4 +20,5 @@ pub mod selector;
 pub mod sink;
 pub mod source;
 pub mod stop;
+pub mod thrift_rpc;
 pub mod wal;

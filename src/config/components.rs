@@ -89,6 +89,10 @@ const SOURCE_TYPES: &[TypeName] = &[
         alias: "avro",
         classes: &["org.apache.flume.source.AvroSource"],
     },
+    TypeName {
+        alias: "thrift",
+        classes: &["org.apache.flume.source.ThriftSource"],
+    },
 ];
 
 const CHANNEL_TYPES: &[TypeName] = &[
@@ -130,6 +134,10 @@ const SINK_TYPES: &[TypeName] = &[
     TypeName {
         alias: "avro",
         classes: &["org.apache.flume.sink.AvroSink"],
+    },
+    TypeName {
+        alias: "thrift",
+        classes: &["org.apache.flume.sink.ThriftSink"],
     },
 ];
 
@@ -555,6 +563,7 @@ pub enum SourceKind {
     SpoolDir(super::SpoolDirConfig),
     Kafka(super::KafkaSourceConfig),
     Avro(super::AvroSourceConfig),
+    Thrift(super::ThriftSourceConfig),
 }
 
 impl SourceKind {
@@ -569,6 +578,7 @@ impl SourceKind {
             SourceKind::SpoolDir(_) => "spooldir",
             SourceKind::Kafka(_) => "kafka",
             SourceKind::Avro(_) => "avro",
+            SourceKind::Thrift(_) => "thrift",
         }
     }
 
@@ -588,7 +598,8 @@ impl SourceKind {
             SourceKind::Netcat(_)
             | SourceKind::Http(_)
             | SourceKind::Syslog(_)
-            | SourceKind::Avro(_) => None,
+            | SourceKind::Avro(_)
+            | SourceKind::Thrift(_) => None,
         }
     }
 }
@@ -684,6 +695,7 @@ impl SourceConfig {
             "spooldir" => SourceKind::SpoolDir(super::spooldir::parse_spooldir(s, notes)?),
             "kafka" => SourceKind::Kafka(super::kafka_source::parse_kafka_source(s, notes)?),
             "avro" => SourceKind::Avro(super::avro::parse_avro_source(s, notes)?),
+            "thrift" => SourceKind::Thrift(super::thrift::parse_thrift_source(s, notes)?),
             "syslogtcp" | "syslogudp" | "multiport_syslogtcp" => {
                 SourceKind::Syslog(super::parse_syslog(ty, s, notes)?)
             }
@@ -947,6 +959,7 @@ pub enum SinkKind {
     FileRoll(FileRollConfig),
     Kafka(KafkaSinkConfig),
     Avro(super::AvroSinkConfig),
+    Thrift(super::ThriftSinkConfig),
 }
 
 impl SinkKind {
@@ -957,6 +970,7 @@ impl SinkKind {
             SinkKind::FileRoll(_) => "file_roll",
             SinkKind::Kafka(_) => "kafka",
             SinkKind::Avro(_) => "avro",
+            SinkKind::Thrift(_) => "thrift",
         }
     }
 }
@@ -1200,6 +1214,10 @@ impl SinkConfig {
             "avro" => {
                 let (c, batch) = super::avro::parse_avro_sink(s, notes)?;
                 (SinkKind::Avro(c), batch)
+            }
+            "thrift" => {
+                let (c, batch) = super::thrift::parse_thrift_sink(s, notes)?;
+                (SinkKind::Thrift(c), batch)
             }
             _ => unreachable!("resolve() returns only listed aliases"),
         };

@@ -24,6 +24,7 @@ mod sink_group;
 mod spooldir;
 mod syslog;
 mod taildir;
+mod thrift;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -44,6 +45,7 @@ pub use sink_group::*;
 pub use spooldir::*;
 pub use syslog::*;
 pub use taildir::*;
+pub use thrift::*;
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +196,7 @@ impl AgentConfig {
                 let key = match sink.kind {
                     SinkKind::FileRoll(_) => "sink.batchSize",
                     SinkKind::Kafka(_) => "flumeBatchSize",
-                    SinkKind::Avro(_) => "batch-size",
+                    SinkKind::Avro(_) | SinkKind::Thrift(_) => "batch-size",
                     _ => "batchSize",
                 };
                 return Err(s.error(

@@ -11,6 +11,7 @@ pub mod group;
 pub mod kafka;
 pub mod logger;
 pub mod null;
+pub mod thrift;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -110,6 +111,12 @@ pub fn build(
         SinkKind::Null => Box::new(null::NullSink),
         SinkKind::FileRoll(c) => Box::new(file_roll::FileRollSink::new(&config.name, c.clone())?),
         SinkKind::Avro(c) => Box::new(avro::AvroSink::new(&config.name, c.clone(), stop, counters)),
+        SinkKind::Thrift(c) => Box::new(thrift::ThriftSink::new(
+            &config.name,
+            c.clone(),
+            stop,
+            counters,
+        )),
     })
 }
 

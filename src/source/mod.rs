@@ -16,6 +16,7 @@ pub mod seq;
 pub mod spooldir;
 pub mod syslog;
 pub mod taildir;
+pub mod thrift;
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -267,6 +268,7 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         #[cfg(not(feature = "kafka"))]
         SourceKind::Kafka(_) => Box::new(WithoutKafka(config.name.clone())),
         SourceKind::Avro(c) => Box::new(avro::AvroSource::new(&config.name, c.clone())),
+        SourceKind::Thrift(c) => Box::new(thrift::ThriftSource::new(&config.name, c.clone())),
     }
 }
 

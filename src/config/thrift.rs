@@ -1,0 +1,255 @@
+//! The keys of the `thrift` source (Flume's ThriftSource) and the `thrift` sink (Flume's
+//! ThriftSink), which carry events over Thrift RPC (`thrift_rpc`).
+
+use std::time::Duration;
+
+use super::{ConfigError, Section};
+use crate::thrift_rpc::Protocol;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThriftSourceConfig {
+    pub bind: String,
+    pub port: u16,
+    /// Most connections served at once (Flume `threads`, its most worker threads; unbounded in
+    /// Flume, 1000 in weir). A connection past it is closed at once.
+    pub max_connections: usize,
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThriftSinkConfig {
+    pub hostname: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Drop and re-make the connection this often (seconds; unset or 0: never).
+    pub reset_connection_interval: Option<Duration>,
+}
+
+/// `protocol`: `compact` (Flume's default) or `binary`, in any case.
+fn protocol(s: &Section) -> Result<Protocol, ConfigError> {
+    match s.string_or("protocol", "compact").to_ascii_lowercase().as_str() {
+        "compact" => Ok(Protocol::Compact),
+        "binary" => Ok(Protocol::Binary),
+        other => Err(s.error(
+            Some("protocol"),
+            format!("'{other}' is not a Thrift protocol weir or Flume speaks; supported: compact, binary"),
+        )),
+    }
+}
+
+/// Refuses `ssl = true` and `kerberos = true`; the keys that only mean something with them are
+/// accepted without effect.
+fn refuse_security(
+    s: &Section,
+    what: &str,
+    keys: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (key, name) in [("ssl", "TLS"), ("kerberos", "Kerberos (SASL)")] {
+        if s.bool_or(key, false)? {
+            return Err(s.error(
+                Some(key),
+                format!(
+                    "{name} is not supported by weir's thrift {what}: remove this key or set it \
+                     to false (tunnel the connection, e.g. through a VPN or stunnel, if it must \
+                     be protected)"
+                ),
+            ));
+        }
+    }
+    for key in keys {
+        s.accept_without_effect(
+            key,
+            "weir's Thrift RPC is plain TCP (ssl = true and kerberos = true are refused)",
+            notes,
+        );
+    }
+    Ok(())
+}
+
+pub fn parse_thrift_source(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<ThriftSourceConfig, ConfigError> {
+    let port = s.port("port")?;
+    let bind = s.required(
+        "bind",
+        &format!(
+            "set `{}` to the address to listen on, e.g. 0.0.0.0",
+            s.full("bind")
+        ),
+    )?;
+    refuse_security(
+        s,
+        "source",
+        &[
+            "keystore",
+            "keystore-password",
+            "keystore-type",
+            "keymanager-type",
+            "exclude-protocols",
+            "agent-principal",
+            "agent-keytab",
+        ],
+        notes,
+    )?;
+    // Flume: 0 or less means no limit.
+    let threads = s.u64_or("threads", 0)?;
+    Ok(ThriftSourceConfig {
+        bind,
+        port,
+        max_connections: if threads == 0 { 1000 } else { threads as usize },
+        protocol: protocol(s)?,
+    })
+}
+
+/// The sink's config and its batch size (Flume `batch-size`).
+pub fn parse_thrift_sink(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<(ThriftSinkConfig, usize), ConfigError> {
+    let hostname = s.required(
+        "hostname",
+        &format!(
+            "set `{}` to the host of the downstream thrift source",
+            s.full("hostname")
+        ),
+    )?;
+    let port = s.required(
+        "port",
+        &format!(
+            "set `{}` to the port of the downstream thrift source",
+            s.full("port")
+        ),
+    )?;
+    let port = s.port_number("port", &port)?;
+    refuse_security(
+        s,
+        "sink",
+        &[
+            "truststore",
+            "truststore-password",
+            "truststore-type",
+            "trust-all-certs",
+            "exclude-protocols",
+            "client-principal",
+            "client-keytab",
+            "server-principal",
+        ],
+        notes,
+    )?;
+    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(s.positive_or(key, 20_000)?))
+    };
+    // Flume reads `reset-connection-interval`; its user guide names it
+    // `connection-reset-interval` (which Flume ignores). weir honours either.
+    let reset_key = if s.string("reset-connection-interval").is_none()
+        && s.string("connection-reset-interval").is_some()
+    {
+        "connection-reset-interval"
+    } else {
+        "reset-connection-interval"
+    };
+    let reset = s.seconds_or(reset_key, 0)?;
+    Ok((
+        ThriftSinkConfig {
+            hostname,
+            port,
+            protocol: protocol(s)?,
+            connect_timeout: positive_ms("connect-timeout")?,
+            request_timeout: positive_ms("request-timeout")?,
+            reset_connection_interval: (!reset.is_zero()).then_some(reset),
+        },
+        s.positive_or("batch-size", 100)? as usize,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Properties;
+
+    fn props(text: &str) -> Properties {
+        Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_flumes() {
+        let p = props("a.sinks.k1.hostname = h\na.sinks.k1.port = 4141\n");
+        let s = Section::new(&p, "a.sinks.k1.".into());
+        let (c, batch) = parse_thrift_sink(&s, &mut Vec::new()).unwrap();
+        assert_eq!(batch, 100);
+        assert_eq!(
+            c,
+            ThriftSinkConfig {
+                hostname: "h".into(),
+                port: 4141,
+                protocol: Protocol::Compact,
+                connect_timeout: Duration::from_secs(20),
+                request_timeout: Duration::from_secs(20),
+                reset_connection_interval: None,
+            }
+        );
+        let p = props("a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 1\n");
+        let s = Section::new(&p, "a.sources.r1.".into());
+        let c = parse_thrift_source(&s, &mut Vec::new()).unwrap();
+        assert_eq!(c.protocol, Protocol::Compact);
+        assert_eq!(c.max_connections, 1000);
+    }
+
+    #[test]
+    fn protocol_and_reset_interval_keys() {
+        let p = props(
+            "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.protocol = BINARY\n\
+             a.sinks.k1.connection-reset-interval = 30\n",
+        );
+        let s = Section::new(&p, "a.sinks.k1.".into());
+        let (c, _) = parse_thrift_sink(&s, &mut Vec::new()).unwrap();
+        assert_eq!(c.protocol, Protocol::Binary);
+        assert_eq!(c.reset_connection_interval, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (text, prefix, want) in [
+            (
+                "a.sinks.k1.hostname = h\n",
+                "a.sinks.k1.",
+                "t.properties:1: a.sinks.k1.port: missing",
+            ),
+            (
+                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.kerberos = true\n",
+                "a.sinks.k1.",
+                "t.properties:3: a.sinks.k1.kerberos: Kerberos (SASL) is not supported",
+            ),
+            (
+                "a.sources.r1.bind = h\na.sources.r1.port = 1\na.sources.r1.ssl = true\n",
+                "a.sources.r1.",
+                "t.properties:3: a.sources.r1.ssl: TLS is not supported",
+            ),
+            (
+                "a.sources.r1.bind = h\na.sources.r1.port = 1\na.sources.r1.protocol = json\n",
+                "a.sources.r1.",
+                "t.properties:3: a.sources.r1.protocol: 'json' is not a Thrift protocol",
+            ),
+        ] {
+            let p = props(text);
+            let s = Section::new(&p, prefix.into());
+            let err = if prefix.contains("sinks") {
+                parse_thrift_sink(&s, &mut Vec::new())
+                    .map(|_| ())
+                    .unwrap_err()
+            } else {
+                parse_thrift_source(&s, &mut Vec::new())
+                    .map(|_| ())
+                    .unwrap_err()
+            }
+            .to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+}

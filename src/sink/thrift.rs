@@ -1,0 +1,299 @@
+//! The thrift sink (Flume's ThriftSink): each batch is one `appendBatch` call over framed Thrift
+//! RPC (`thrift_rpc`, compact or binary per `protocol`) to a Flume or weir thrift source; the
+//! take is committed only when the source answered `OK`, which it does once the batch is
+//! committed to its channel. Anything else — `FAILED`, a TApplicationException, no reply within
+//! `request-timeout`, a broken connection — fails the delivery, so the runner rolls the batch
+//! back and backs off, and the connection is dropped and made anew for the next try. Delivery is
+//! at-least-once: a reply lost after the downstream commit sends the batch again. Events sent
+//! and events answered `OK` count as `EventSendCount` and `EventAckCount`.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::{Sink, SinkCounters};
+use crate::config::ThriftSinkConfig;
+use crate::event::Event;
+use crate::stop::StopFlag;
+use crate::thrift_rpc::{
+    FrameError, MAX_FRAME_BYTES, Status, Transport, append_batch_call, read_reply,
+};
+
+pub struct ThriftSink {
+    name: String,
+    config: ThriftSinkConfig,
+    stop: StopFlag,
+    counters: Arc<SinkCounters>,
+    conn: Option<Connection>,
+}
+
+struct Connection {
+    transport: Transport,
+    seqid: i32,
+    opened: Instant,
+    peer: SocketAddr,
+}
+
+impl ThriftSink {
+    pub fn new(
+        name: &str,
+        config: ThriftSinkConfig,
+        stop: StopFlag,
+        counters: Arc<SinkCounters>,
+    ) -> ThriftSink {
+        ThriftSink {
+            name: name.to_owned(),
+            config,
+            stop,
+            counters,
+            conn: None,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.config.hostname, self.config.port)
+    }
+
+    /// Connects to the first address of `hostname:port` that answers within `connect-timeout`.
+    fn connect(&self) -> anyhow::Result<Connection> {
+        let target = self.target();
+        let addrs: Vec<SocketAddr> = target
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {target}"))?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
+                Ok(stream) => {
+                    let _ = stream.set_write_timeout(Some(self.config.request_timeout));
+                    let transport = Transport::new(stream, self.stop.clone())
+                        .with_context(|| format!("cannot set up the connection to {addr}"))?;
+                    tracing::info!(sink = %self.name, peer = %addr, "connected");
+                    return Ok(Connection {
+                        transport,
+                        seqid: 0,
+                        opened: Instant::now(),
+                        peer: addr,
+                    });
+                }
+                Err(e) => last = Some(anyhow::Error::new(e).context(format!("connect to {addr}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("{target} resolves to no address")))
+    }
+
+    /// Sends one batch and reads its status.
+    fn call(&mut self, events: &[(u64, Event)]) -> anyhow::Result<Status> {
+        let (timeout, proto) = (self.config.request_timeout, self.config.protocol);
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.connect()?),
+        };
+        conn.seqid = conn.seqid.wrapping_add(1);
+        let message = append_batch_call(proto, conn.seqid, events.iter().map(|(_, e)| e));
+        if message.len() > MAX_FRAME_BYTES {
+            // A thrift source would close the connection on it, and every retry the same.
+            bail!(
+                "a batch of {} events takes {} bytes, over the {MAX_FRAME_BYTES} a thrift source \
+                 reads in one frame: lower batch-size",
+                events.len(),
+                message.len()
+            );
+        }
+        conn.transport
+            .send(&message)
+            .with_context(|| format!("sending to {}", conn.peer))?;
+        let reply = match conn.transport.receive(Some(timeout)) {
+            Ok(Some(r)) => r,
+            Ok(None) => bail!("{} closed the connection without a reply", conn.peer),
+            Err(FrameError::Io(e)) if e.kind() == ErrorKind::TimedOut => bail!(
+                "no reply from {} within request-timeout ({} ms)",
+                conn.peer,
+                timeout.as_millis()
+            ),
+            Err(e) => bail!("reading the reply from {}: {e}", conn.peer),
+        };
+        read_reply(proto, "appendBatch", conn.seqid, &reply)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", conn.peer))
+    }
+}
+
+impl Sink for ThriftSink {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        if let (Some(c), Some(every)) = (&self.conn, self.config.reset_connection_interval)
+            && c.opened.elapsed() >= every
+        {
+            tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
+            self.conn = None;
+        }
+        let n = events.len() as u64;
+        self.counters.sent.fetch_add(n, Ordering::Relaxed);
+        let result = match self.call(events) {
+            Ok(Status::Ok) => {
+                self.counters.acked.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(status) => Err(anyhow::anyhow!(
+                "the thrift source answered {status:?} for a batch of {} events",
+                events.len()
+            )),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // The stream may hold a late reply or half a frame: start over on a new one.
+            self.conn = None;
+        }
+        result.with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        self.conn = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::thrift_rpc::{Protocol, encode_frame, read_frame, serve};
+
+    fn config(port: u16, request_timeout: Duration) -> ThriftSinkConfig {
+        ThriftSinkConfig {
+            hostname: "127.0.0.1".into(),
+            port,
+            protocol: Protocol::Compact,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout,
+            reset_connection_interval: None,
+        }
+    }
+
+    type Calls = Vec<(usize, Vec<String>)>;
+
+    /// A server answering each call of each connection with the next of `statuses` (`None`:
+    /// no reply at all), recording the connection number and bodies of the calls it answered.
+    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Calls>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let mut statuses = statuses.into_iter();
+            let mut got = Vec::new();
+            // Connections left unanswered stay open, so the client has to time out.
+            let mut silent = Vec::new();
+            'conns: for (n, stream) in listener.incoming().enumerate() {
+                let mut stream = stream.unwrap();
+                while let Ok(Some(message)) = read_frame(&mut stream, MAX_FRAME_BYTES) {
+                    let Some(status) = statuses.next() else {
+                        break 'conns;
+                    };
+                    let Some(status) = status else {
+                        silent.push(stream);
+                        continue 'conns;
+                    };
+                    let served = serve(Protocol::Compact, &message, |events| {
+                        got.push((
+                            n,
+                            events
+                                .iter()
+                                .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                                .collect(),
+                        ));
+                        status
+                    })
+                    .unwrap();
+                    stream.write_all(&encode_frame(&served.reply)).unwrap();
+                    if statuses.len() == 0 {
+                        break 'conns;
+                    }
+                }
+            }
+            drop(silent);
+            got
+        });
+        (port, thread)
+    }
+
+    fn batch(bodies: &[&str]) -> Vec<(u64, Event)> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64, Event::new(b.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
+        let (port, server) = server(vec![
+            Some(Status::Ok),
+            Some(Status::Ok),
+            Some(Status::Failed),
+            None,
+            Some(Status::Ok),
+        ]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = ThriftSink::new(
+            "k1",
+            config(port, Duration::from_millis(500)),
+            stop,
+            counters.clone(),
+        );
+        sink.deliver(&batch(&["a", "b"])).unwrap();
+        sink.deliver(&batch(&["b2"])).unwrap();
+        let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
+        assert!(err.contains("Failed"), "{err}");
+        let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
+        assert!(err.contains("no reply"), "{err}");
+        // A new connection after each failure.
+        sink.deliver(&batch(&["e"])).unwrap();
+        let calls = server.join().unwrap();
+        assert_eq!(
+            calls,
+            [
+                (0, vec!["a".to_owned(), "b".to_owned()]),
+                (0, vec!["b2".to_owned()]),
+                (0, vec!["c".to_owned()]),
+                (2, vec!["e".to_owned()]),
+            ]
+        );
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn reset_connection_interval_makes_a_new_connection() {
+        let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
+        let mut cfg = config(port, Duration::from_secs(5));
+        // Zero: every batch is past the interval.
+        cfg.reset_connection_interval = Some(Duration::ZERO);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = ThriftSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
+        sink.deliver(&batch(&["a"])).unwrap();
+        sink.deliver(&batch(&["b"])).unwrap();
+        let conns: Vec<usize> = server.join().unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(conns, [0, 1]);
+    }
+
+    #[test]
+    fn nobody_listening_is_an_error_naming_the_target() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = ThriftSink::new("k1", config(port, Duration::from_secs(1)), stop, counters);
+        let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+}
