@@ -40,8 +40,8 @@ use parking_lot::Mutex;
 use crate::event::{Event, Headers};
 use crate::stop::{StopFlag, stopping};
 
-/// The largest frame read: Thrift's default `maxFrameSize` (`TConfiguration`), which bounds what
-/// Flume's `TFastFramedTransport` accepts.
+/// The largest frame read: the largest Flume's source reads (`TFastFramedTransport`'s
+/// `DEFAULT_MAX_LENGTH`, as Flume does not set one).
 pub const MAX_FRAME_BYTES: usize = 16_384_000;
 
 /// Deepest nesting of structs and containers read or skipped.
@@ -102,7 +102,6 @@ const T_UUID: u8 = 16;
 pub const CALL: u8 = 1;
 pub const REPLY: u8 = 2;
 pub const EXCEPTION: u8 = 3;
-pub const ONEWAY: u8 = 4;
 
 /// `TApplicationException` types used here.
 const UNKNOWN_METHOD: i32 = 1;
@@ -779,7 +778,8 @@ pub fn serve(
 ) -> Result<Served, String> {
     let mut r = Reader::new(proto, message);
     let head = r.message_begin()?;
-    if head.kind != CALL && head.kind != ONEWAY {
+    // Flume's methods are not oneway: a ONEWAY message is not one of its calls either.
+    if head.kind != CALL {
         return Err(format!(
             "message '{}' has type {}, not CALL",
             head.name, head.kind
@@ -1080,7 +1080,7 @@ mod tests {
             );
             let (events, s) = served(proto, want);
             assert!(s.problem.is_none());
-            assert_eq!(events, [e.clone()]);
+            assert_eq!(events, std::slice::from_ref(&e));
             assert_eq!(
                 read_reply(proto, "appendBatch", 1, &s.reply),
                 Ok(Status::Ok)

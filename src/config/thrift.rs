@@ -96,11 +96,11 @@ pub fn parse_thrift_source(
         notes,
     )?;
     // Flume: 0 or less means no limit.
-    let threads = s.u64_or("threads", 0)?;
+    let threads = s.parse_or::<i64>("threads", 0, "a whole number")?;
     Ok(ThriftSourceConfig {
         bind,
         port,
-        max_connections: if threads == 0 { 1000 } else { threads as usize },
+        max_connections: if threads <= 0 { 1000 } else { threads as usize },
         protocol: protocol(s)?,
     })
 }

@@ -1,0 +1,380 @@
+//! The thrift sink and source with real agents: two weir agents chained by Thrift RPC in each
+//! protocol, config errors, and interoperability with the Python `thrift` package
+//! (tests/interop/flume_thrift_rpc.py) as client of the source and as server for the sink.
+//!
+//! Without Python's `thrift` (tests/interop/requirements.txt) the interop tests are skipped with
+//! a message, except under `CI=true`, where they fail.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use support::*;
+
+fn file_channel(dir: &Path) -> String {
+    format!(
+        "a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\n\
+         a.channels.c1.dataDirs = {d}/log\na.channels.c1.minimumRequiredSpace = 0\n\
+         a.channels.c1.maxFileSize = 4194304\n",
+        d = dir.display()
+    )
+}
+
+/// thrift source on `port` → file channel → file_roll into `dir/out`.
+fn downstream(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let text = format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = thrift\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\n\
+         a.sources.r1.channels = c1\n{channel}\
+         a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
+         a.sinks.k1.sink.directory = {d}/out\na.sinks.k1.sink.rollInterval = 0\n{extra}\n",
+        channel = file_channel(dir),
+        d = dir.display()
+    );
+    let path = dir.join("down.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// netcat on `netcat_port` → file channel → thrift sink to `thrift_port`; every event gets the
+/// headers `origin = up` and `timestamp`.
+fn upstream(dir: &Path, netcat_port: u16, thrift_port: u16, extra: &str) -> PathBuf {
+    let text = format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {netcat_port}\n\
+         a.sources.r1.channels = c1\na.sources.r1.interceptors = s t\n\
+         a.sources.r1.interceptors.s.type = static\na.sources.r1.interceptors.s.key = origin\n\
+         a.sources.r1.interceptors.s.value = up\na.sources.r1.interceptors.t.type = timestamp\n\
+         {channel}\
+         a.sinks.k1.type = org.apache.flume.sink.ThriftSink\na.sinks.k1.channel = c1\n\
+         a.sinks.k1.hostname = 127.0.0.1\na.sinks.k1.port = {thrift_port}\n\
+         a.sinks.k1.batch-size = 10\na.sinks.k1.request-timeout = 5000\n{extra}\n",
+        channel = file_channel(dir),
+    );
+    let path = dir.join("up.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(config: &Path, port: u16, dir: &Path, log: &str) -> Agent {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    Agent::start_with(config, port, &[], Stdio::from(log))
+}
+
+/// Waits until every one of `lines` is in `dir/out`.
+fn wait_for_lines(dir: &Path, lines: &[String]) {
+    wait_until(
+        &format!("{} lines in {}", lines.len(), dir.display()),
+        || {
+            let got: HashSet<String> = output_lines(dir).into_iter().collect();
+            lines.iter().all(|l| got.contains(l))
+        },
+    );
+}
+
+#[test]
+fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
+    for protocol in ["compact", "binary"] {
+        let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (netcat_port, thrift_port) = (free_port(), free_port());
+        // Unset on both sides for the default, compact; set on both for binary.
+        let key = |side: &str| {
+            if protocol == "compact" {
+                String::new()
+            } else {
+                format!("a.{side}.protocol = binary\n")
+            }
+        };
+        let mut down = start(
+            &downstream(down_dir.path(), thrift_port, &key("sources.r1")),
+            thrift_port,
+            down_dir.path(),
+            "down.log",
+        );
+        let _up = start(
+            &upstream(up_dir.path(), netcat_port, thrift_port, &key("sinks.k1")),
+            netcat_port,
+            up_dir.path(),
+            "up.log",
+        );
+        let mut client = Client::new(netcat_port);
+        let lines: Vec<String> = (0..200).map(|i| format!("{protocol}-{i}")).collect();
+        for l in &lines {
+            assert!(client.send(l), "{l} not acknowledged");
+        }
+        wait_for_lines(down_dir.path(), &lines);
+        assert!(down.stop(), "downstream agent exit status");
+        // The downstream channel's log holds each event as the thrift source stored it.
+        let events = logged_events(&down_dir.path().join("log"));
+        assert_eq!(events.len(), 200, "{protocol}: each batch was stored once");
+        for e in &events {
+            assert_eq!(e.header("origin"), Some("up"), "{e:?}");
+            let ts = e.header("timestamp").unwrap_or_default();
+            assert!(
+                ts.parse::<u64>().is_ok_and(|t| t > 1_600_000_000_000),
+                "{e:?}"
+            );
+        }
+        let stored: BTreeSet<Vec<u8>> = events.into_iter().map(|e| e.body).collect();
+        assert_eq!(stored.len(), 200);
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let source = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+                  a.channels.c1.type = memory\na.sinks.k1.type = null\na.sinks.k1.channel = c1\n\
+                  a.sources.r1.type = thrift\na.sources.r1.channels = c1\n\
+                  a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 4141\n";
+    let sink = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+                a.channels.c1.type = memory\na.sources.r1.type = seq\na.sources.r1.channels = c1\n\
+                a.sinks.k1.type = thrift\na.sinks.k1.channel = c1\n\
+                a.sinks.k1.hostname = h\na.sinks.k1.port = 4141\n";
+    let (ok, out) = check_config(source, Some("a"));
+    assert!(ok, "{out}");
+    let (ok, out) = check_config(sink, Some("a"));
+    assert!(ok, "{out}");
+    for (base, change, want) in [
+        (
+            source,
+            ("a.sources.r1.port = 4141\n", ""),
+            "flume.properties:7: a.sources.r1.port: missing",
+        ),
+        (
+            source,
+            ("4141\n", "4141\na.sources.r1.ssl = true\n"),
+            "flume.properties:11: a.sources.r1.ssl: TLS is not supported",
+        ),
+        (
+            source,
+            ("4141\n", "4141\na.sources.r1.kerberos = true\n"),
+            "flume.properties:11: a.sources.r1.kerberos: Kerberos (SASL) is not supported",
+        ),
+        (
+            source,
+            ("4141\n", "4141\na.sources.r1.protocol = json\n"),
+            "flume.properties:11: a.sources.r1.protocol: 'json' is not a Thrift protocol",
+        ),
+        (
+            sink,
+            ("a.sinks.k1.port = 4141\n", ""),
+            "flume.properties:7: a.sinks.k1.port: missing",
+        ),
+        (
+            sink,
+            ("4141\n", "4141\na.sinks.k1.ssl = true\n"),
+            "flume.properties:11: a.sinks.k1.ssl: TLS is not supported",
+        ),
+        (
+            sink,
+            ("4141\n", "4141\na.sinks.k1.request-timeout = 0\n"),
+            "flume.properties:11: a.sinks.k1.request-timeout: must be greater than 0",
+        ),
+        (
+            sink,
+            ("4141\n", "4141\na.sinks.k1.batch-size = 0\n"),
+            "flume.properties:11: a.sinks.k1.batch-size: must be greater than 0",
+        ),
+    ] {
+        let text = base.replacen(change.0, change.1, 1);
+        let (ok, out) = check_config(&text, Some("a"));
+        assert!(!ok && out.contains(want), "want {want}, got:\n{out}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interoperability with the Python thrift package
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/flume_thrift_rpc.py")
+}
+
+/// Whether Python's thrift package is there; outside CI its absence skips the test.
+fn python_thrift() -> bool {
+    support::python_modules(
+        "thrift.protocol.TCompactProtocol, thrift.transport.TTransport",
+        "Python's thrift package is",
+    )
+}
+
+/// Runs the script as a client of a thrift source; its JSON lines.
+fn python_client(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new("python3")
+        .arg(script())
+        .arg("client")
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "flume_thrift_rpc.py client {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The script as a server for a thrift sink, its calls collected as they come.
+struct PythonServer {
+    child: Child,
+    port: u16,
+    calls: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl PythonServer {
+    fn start(args: &[&str]) -> PythonServer {
+        let mut child = Command::new("python3")
+            .arg(script())
+            .arg("server")
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("the server's port").unwrap();
+        let port: serde_json::Value = serde_json::from_str(&first).unwrap();
+        let port = port["port"].as_u64().expect("port") as u16;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c = calls.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                c.lock().unwrap().push(v);
+            }
+        });
+        PythonServer { child, port, calls }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Python's thrift package calls `appendBatch` and `append` on weir's thrift source in the
+/// compact (default) and binary protocols: the events and their headers arrive, and a method
+/// Flume does not serve gets a TApplicationException UNKNOWN_METHOD on a connection that
+/// keeps working.
+#[test]
+fn the_python_thrift_client_appends_to_the_thrift_source() {
+    if !python_thrift() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (compact, binary) = (free_port(), free_port());
+    let extra = format!(
+        "a.sources = r1 r2\na.sources.r2.type = org.apache.flume.source.ThriftSource\n\
+         a.sources.r2.bind = 127.0.0.1\na.sources.r2.port = {binary}\n\
+         a.sources.r2.channels = c1\na.sources.r2.protocol = binary\n"
+    );
+    let cfg = downstream(dir.path(), compact, &extra);
+    let mut agent = start(&cfg, compact, dir.path(), "agent.log");
+    assert!(wait_for_port(binary, std::time::Duration::from_secs(20)));
+
+    let batches = python_client(&[
+        "--port",
+        &compact.to_string(),
+        "--batches",
+        "3",
+        "--size",
+        "50",
+        "--header",
+        "via=batch",
+        "--unknown-method",
+    ]);
+    let appends = python_client(&[
+        "--port",
+        &binary.to_string(),
+        "--size",
+        "5",
+        "--append",
+        "--protocol",
+        "binary",
+        "--header",
+        "via=append",
+        "--unknown-method",
+    ]);
+    for calls in [&batches, &appends] {
+        let x = &calls[0]["exception"];
+        assert_eq!(x["type"], 1, "UNKNOWN_METHOD: {x}");
+        assert!(x["message"].as_str().unwrap().contains("appendAll"), "{x}");
+    }
+    assert_eq!(batches.len(), 4);
+    assert_eq!(appends.len(), 6);
+    let mut want = Vec::new();
+    for call in batches[1..].iter().chain(&appends[1..]) {
+        assert_eq!(call["status"], "OK", "{call}");
+        for b in call["bodies"].as_array().unwrap() {
+            want.push(b.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(want.len(), 155);
+    wait_for_lines(dir.path(), &want);
+    assert!(agent.stop());
+    let events = logged_events(&dir.path().join("log"));
+    assert_eq!(events.len(), 155);
+    let via: Vec<&str> = events.iter().filter_map(|e| e.header("via")).collect();
+    assert_eq!(via.iter().filter(|v| **v == "batch").count(), 150);
+    assert_eq!(via.iter().filter(|v| **v == "append").count(), 5);
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("Invalid method name: 'appendAll'"), "{log}");
+}
+
+/// weir's thrift sink calls a Python thrift server in each protocol; the first two calls are
+/// answered FAILED, so those batches are rolled back and sent again: every acknowledged line
+/// reaches the server in a call it answered OK, with its headers.
+#[test]
+fn the_thrift_sink_delivers_to_the_python_thrift_server_and_retries_failed_batches() {
+    if !python_thrift() {
+        return;
+    }
+    for protocol in ["compact", "binary"] {
+        let server = PythonServer::start(&["--fail", "2", "--protocol", protocol]);
+        let dir = tempfile::tempdir().unwrap();
+        let netcat_port = free_port();
+        let extra = format!("a.sinks.k1.protocol = {protocol}\n");
+        let _agent = start(
+            &upstream(dir.path(), netcat_port, server.port, &extra),
+            netcat_port,
+            dir.path(),
+            "agent.log",
+        );
+        let mut client = Client::new(netcat_port);
+        let lines: Vec<String> = (0..40).map(|i| format!("to-python-{i}")).collect();
+        for l in &lines {
+            assert!(client.send(l), "{l} not acknowledged");
+        }
+        let ok_bodies = || -> HashSet<String> {
+            let calls = server.calls.lock().unwrap();
+            calls
+                .iter()
+                .filter(|c| c["status"] == "OK")
+                .flat_map(|c| c["events"].as_array().unwrap().clone())
+                .map(|e| {
+                    assert_eq!(e["headers"]["origin"], "up", "{e}");
+                    e["body"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        wait_until("every line answered OK by the Python server", || {
+            let got = ok_bodies();
+            lines.iter().all(|l| got.contains(l))
+        });
+        let calls = server.calls.lock().unwrap().clone();
+        assert_eq!(calls[0]["status"], "FAILED");
+        assert_eq!(calls[1]["status"], "FAILED");
+        // The failed batch came back first once the server said OK.
+        let body = |c: &serde_json::Value| c["events"][0]["body"].clone();
+        assert_eq!(body(&calls[0]), body(&calls[2]), "{protocol}: {calls:?}");
+    }
+}
