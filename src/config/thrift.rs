@@ -140,6 +140,11 @@ pub fn parse_thrift_sink(
         ],
         notes,
     )?;
+    s.accept_without_effect(
+        "maxConnections",
+        "each thrift sink has one connection, used by the sink's own thread",
+        notes,
+    );
     let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
         Ok(Duration::from_millis(s.positive_or(key, 20_000)?))
     };
