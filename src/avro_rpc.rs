@@ -34,14 +34,15 @@ use std::collections::HashMap;
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use md5::{Digest, Md5};
 use parking_lot::Mutex;
 
 use crate::event::{Event, Headers};
 use crate::flume_event_format::{Cursor, encode_into, encoded_size_hint, put_bytes, put_long};
-use crate::stop::{StopFlag, stopping};
+use crate::rpc_connection::{Deadline, patient_reader};
+use crate::stop::StopFlag;
 
 /// Flume's `AvroSourceProtocol` (flume-ng-sdk's `flume.avdl`) as Avro protocol JSON.
 pub const PROTOCOL: &str = concat!(
@@ -707,40 +708,6 @@ impl Requestor {
 // ---------------------------------------------------------------------------------------------
 // The connection
 
-/// How often a blocked read looks at the stop flag and its deadline.
-const POLL: Duration = Duration::from_millis(100);
-
-/// A socket reader that sits out read timeouts (used to poll) until the agent stops or the
-/// deadline passes.
-struct Patient {
-    stream: TcpStream,
-    stop: StopFlag,
-    deadline: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Read for Patient {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.stream.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    if stopping(&self.stop) {
-                        return Err(io::Error::other("the agent is stopping"));
-                    }
-                    if self.deadline.lock().is_some_and(|d| Instant::now() >= d) {
-                        return Err(io::Error::new(ErrorKind::TimedOut, "no reply in time"));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
 /// Reads a zlib stream, handing out each part as soon as it arrives. `flate2`'s own reader
 /// asks its source for more bytes before it hands out what it already inflated, which blocks
 /// a request–reply protocol whose peer sync-flushed a message and now waits for the reply.
@@ -810,22 +777,14 @@ impl<R: Read> Read for Inflater<R> {
 pub struct Transport {
     reader: Box<dyn Read + Send>,
     writer: Box<dyn Write + Send>,
-    deadline: Arc<Mutex<Option<Instant>>>,
+    deadline: Deadline,
 }
 
 impl Transport {
     /// `deflate`: the zlib compression level of what this side sends (`None`: no compression
     /// either way). Reads give up when `stop` is set.
     pub fn new(stream: TcpStream, deflate: Option<u32>, stop: StopFlag) -> io::Result<Transport> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_nodelay(true)?;
-        let deadline = Arc::new(Mutex::new(None));
-        let patient = Patient {
-            stream: stream.try_clone()?,
-            stop,
-            deadline: deadline.clone(),
-        };
+        let (patient, deadline) = patient_reader(&stream, stop)?;
         let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match deflate {
             None => (Box::new(BufReader::new(patient)), Box::new(stream)),
             Some(level) => (
@@ -852,7 +811,7 @@ impl Transport {
     /// The next frame; `None` if the peer closed the connection between frames. With
     /// `within`, gives up (an `Io` error of kind `TimedOut`) once that much time has passed.
     pub fn receive(&mut self, within: Option<Duration>) -> Result<Option<Frame>, FrameError> {
-        *self.deadline.lock() = within.map(|w| Instant::now() + w);
+        self.deadline.set(within);
         read_frame(&mut self.reader)
     }
 }

@@ -16,6 +16,7 @@ pub mod interceptor;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka_client;
 pub mod metrics;
+pub mod rpc_connection;
 pub mod selector;
 pub mod sink;
 pub mod source;

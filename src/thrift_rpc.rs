@@ -32,13 +32,11 @@
 
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
+use std::time::Duration;
 
 use crate::event::{Event, Headers};
-use crate::stop::{StopFlag, stopping};
+use crate::rpc_connection::{Deadline, PatientReader, patient_reader};
+use crate::stop::StopFlag;
 
 /// The largest frame read: the largest Flume's source reads (`TFastFramedTransport`'s
 /// `DEFAULT_MAX_LENGTH`, as Flume does not set one).
@@ -931,59 +929,17 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Fram
     Ok(Some(message))
 }
 
-/// How often a blocked read looks at the stop flag and its deadline.
-const POLL: Duration = Duration::from_millis(100);
-
-/// A socket reader that sits out read timeouts (used to poll) until the agent stops or the
-/// deadline passes.
-struct Patient {
-    stream: TcpStream,
-    stop: StopFlag,
-    deadline: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Read for Patient {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.stream.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    if stopping(&self.stop) {
-                        return Err(io::Error::other("the agent is stopping"));
-                    }
-                    if self.deadline.lock().is_some_and(|d| Instant::now() >= d) {
-                        return Err(io::Error::new(ErrorKind::TimedOut, "no reply in time"));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
 /// One framed Thrift connection.
 pub struct Transport {
-    reader: BufReader<Patient>,
+    reader: BufReader<PatientReader>,
     writer: TcpStream,
-    deadline: Arc<Mutex<Option<Instant>>>,
+    deadline: Deadline,
 }
 
 impl Transport {
     /// Reads give up when `stop` is set.
     pub fn new(stream: TcpStream, stop: StopFlag) -> io::Result<Transport> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(POLL))?;
-        stream.set_nodelay(true)?;
-        let deadline = Arc::new(Mutex::new(None));
-        let patient = Patient {
-            stream: stream.try_clone()?,
-            stop,
-            deadline: deadline.clone(),
-        };
+        let (patient, deadline) = patient_reader(&stream, stop)?;
         Ok(Transport {
             reader: BufReader::new(patient),
             writer: stream,
@@ -998,7 +954,7 @@ impl Transport {
     /// The next frame's message; `None` if the peer closed the connection between frames. With
     /// `within`, gives up (an `Io` error of kind `TimedOut`) once that much time has passed.
     pub fn receive(&mut self, within: Option<Duration>) -> Result<Option<Vec<u8>>, FrameError> {
-        *self.deadline.lock() = within.map(|w| Instant::now() + w);
+        self.deadline.set(within);
         read_frame(&mut self.reader, MAX_FRAME_BYTES)
     }
 }

@@ -1,9 +1,7 @@
 //! The keys of the `avro` source (Flume's AvroSource) and the `avro` sink (Flume's AvroSink),
 //! which chain agents with Avro RPC (`avro_rpc`).
 
-use std::time::Duration;
-
-use super::{ConfigError, Section};
+use super::{ConfigError, RpcTarget, Section, parse_rpc_target};
 
 #[derive(Clone, Debug)]
 pub struct AvroSourceConfig {
@@ -45,13 +43,7 @@ impl IpFilterRule {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AvroSinkConfig {
-    pub hostname: String,
-    pub port: u16,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Drop and re-make the connection this often (Flume `reset-connection-interval`, seconds;
-    /// unset or 0: never).
-    pub reset_connection_interval: Option<Duration>,
+    pub target: RpcTarget,
     /// `compression-type = deflate`: the `compression-level` (0-9) of what the sink sends.
     pub deflate_level: Option<u32>,
 }
@@ -185,26 +177,8 @@ pub fn parse_avro_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(AvroSinkConfig, usize), ConfigError> {
-    let hostname = s.required(
-        "hostname",
-        &format!(
-            "set `{}` to the host of the downstream avro source",
-            s.full("hostname")
-        ),
-    )?;
-    let port = s.required(
-        "port",
-        &format!(
-            "set `{}` to the port of the downstream avro source",
-            s.full("port")
-        ),
-    )?;
-    let port = s.port_number("port", &port)?;
+    let target = parse_rpc_target(s, "avro")?;
     refuse_ssl(s, "sink", notes)?;
-    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
-        let ms = s.positive_or(key, 20_000)?;
-        Ok(Duration::from_millis(ms))
-    };
     let deflate_level = if deflate(s)? {
         let level = s.u64_or("compression-level", 6)?;
         if level > 9 {
@@ -227,14 +201,9 @@ pub fn parse_avro_sink(
         "each avro sink has one connection, served by the sink's own thread",
         notes,
     );
-    let reset = s.seconds_or("reset-connection-interval", 0)?;
     Ok((
         AvroSinkConfig {
-            hostname,
-            port,
-            connect_timeout: positive_ms("connect-timeout")?,
-            request_timeout: positive_ms("request-timeout")?,
-            reset_connection_interval: (!reset.is_zero()).then_some(reset),
+            target,
             deflate_level,
         },
         s.positive_or("batch-size", 100)? as usize,
@@ -243,6 +212,8 @@ pub fn parse_avro_sink(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use std::path::Path;
 
     use super::*;
@@ -261,11 +232,13 @@ mod tests {
         assert_eq!(
             c,
             AvroSinkConfig {
-                hostname: "h".into(),
-                port: 4141,
-                connect_timeout: Duration::from_secs(20),
-                request_timeout: Duration::from_secs(20),
-                reset_connection_interval: None,
+                target: RpcTarget {
+                    hostname: "h".into(),
+                    port: 4141,
+                    connect_timeout: Duration::from_secs(20),
+                    request_timeout: Duration::from_secs(20),
+                    reset_connection_interval: None,
+                },
                 deflate_level: None,
             }
         );

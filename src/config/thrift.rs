@@ -1,9 +1,7 @@
 //! The keys of the `thrift` source (Flume's ThriftSource) and the `thrift` sink (Flume's
 //! ThriftSink), which carry events over Thrift RPC (`thrift_rpc`).
 
-use std::time::Duration;
-
-use super::{ConfigError, Section};
+use super::{ConfigError, RpcTarget, Section, parse_rpc_target};
 use crate::thrift_rpc::Protocol;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,13 +16,8 @@ pub struct ThriftSourceConfig {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThriftSinkConfig {
-    pub hostname: String,
-    pub port: u16,
+    pub target: RpcTarget,
     pub protocol: Protocol,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Drop and re-make the connection this often (seconds; unset or 0: never).
-    pub reset_connection_interval: Option<Duration>,
 }
 
 /// `protocol`: `compact` (Flume's default) or `binary`, in any case.
@@ -110,21 +103,7 @@ pub fn parse_thrift_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(ThriftSinkConfig, usize), ConfigError> {
-    let hostname = s.required(
-        "hostname",
-        &format!(
-            "set `{}` to the host of the downstream thrift source",
-            s.full("hostname")
-        ),
-    )?;
-    let port = s.required(
-        "port",
-        &format!(
-            "set `{}` to the port of the downstream thrift source",
-            s.full("port")
-        ),
-    )?;
-    let port = s.port_number("port", &port)?;
+    let target = parse_rpc_target(s, "thrift")?;
     refuse_security(
         s,
         "sink",
@@ -145,27 +124,10 @@ pub fn parse_thrift_sink(
         "each thrift sink has one connection, used by the sink's own thread",
         notes,
     );
-    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(s.positive_or(key, 20_000)?))
-    };
-    // Flume reads `reset-connection-interval`; its user guide names it
-    // `connection-reset-interval` (which Flume ignores). weir honours either.
-    let reset_key = if s.string("reset-connection-interval").is_none()
-        && s.string("connection-reset-interval").is_some()
-    {
-        "connection-reset-interval"
-    } else {
-        "reset-connection-interval"
-    };
-    let reset = s.seconds_or(reset_key, 0)?;
     Ok((
         ThriftSinkConfig {
-            hostname,
-            port,
+            target,
             protocol: protocol(s)?,
-            connect_timeout: positive_ms("connect-timeout")?,
-            request_timeout: positive_ms("request-timeout")?,
-            reset_connection_interval: (!reset.is_zero()).then_some(reset),
         },
         s.positive_or("batch-size", 100)? as usize,
     ))
@@ -173,6 +135,8 @@ pub fn parse_thrift_sink(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use std::path::Path;
 
     use super::*;
@@ -191,12 +155,14 @@ mod tests {
         assert_eq!(
             c,
             ThriftSinkConfig {
-                hostname: "h".into(),
-                port: 4141,
+                target: RpcTarget {
+                    hostname: "h".into(),
+                    port: 4141,
+                    connect_timeout: Duration::from_secs(20),
+                    request_timeout: Duration::from_secs(20),
+                    reset_connection_interval: None,
+                },
                 protocol: Protocol::Compact,
-                connect_timeout: Duration::from_secs(20),
-                request_timeout: Duration::from_secs(20),
-                reset_connection_interval: None,
             }
         );
         let p = props("a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 1\n");
@@ -215,7 +181,10 @@ mod tests {
         let s = Section::new(&p, "a.sinks.k1.".into());
         let (c, _) = parse_thrift_sink(&s, &mut Vec::new()).unwrap();
         assert_eq!(c.protocol, Protocol::Binary);
-        assert_eq!(c.reset_connection_interval, Some(Duration::from_secs(30)));
+        assert_eq!(
+            c.target.reset_connection_interval,
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! answered `OK` count as `EventSendCount` and `EventAckCount` in the sink's metrics.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -21,6 +21,7 @@ use crate::avro_rpc::{
 };
 use crate::config::AvroSinkConfig;
 use crate::event::Event;
+use crate::rpc_connection;
 use crate::stop::StopFlag;
 
 pub struct AvroSink {
@@ -56,43 +57,29 @@ impl AvroSink {
     }
 
     fn target(&self) -> String {
-        format!("{}:{}", self.config.hostname, self.config.port)
+        self.config.target.address()
     }
 
-    /// Connects to the first address of `hostname:port` that answers within `connect-timeout`.
+    /// Connects to the target (the first of its addresses that answers within
+    /// `connect-timeout`).
     fn connect(&self) -> anyhow::Result<Connection> {
-        let target = self.target();
-        let addrs: Vec<SocketAddr> = target
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {target}"))?
-            .collect();
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
-                Ok(stream) => {
-                    let _ = stream.set_write_timeout(Some(self.config.request_timeout));
-                    let transport =
-                        Transport::new(stream, self.config.deflate_level, self.stop.clone())
-                            .with_context(|| format!("cannot set up the connection to {addr}"))?;
-                    tracing::info!(sink = %self.name, peer = %addr, "connected");
-                    return Ok(Connection {
-                        transport,
-                        requestor: Requestor::new(),
-                        serial: 0,
-                        opened: Instant::now(),
-                        peer: addr,
-                    });
-                }
-                Err(e) => last = Some(anyhow::Error::new(e).context(format!("connect to {addr}"))),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("{target} resolves to no address")))
+        let (stream, addr) = rpc_connection::connect(&self.config.target)?;
+        let transport = Transport::new(stream, self.config.deflate_level, self.stop.clone())
+            .with_context(|| format!("cannot set up the connection to {addr}"))?;
+        tracing::info!(sink = %self.name, peer = %addr, "connected");
+        Ok(Connection {
+            transport,
+            requestor: Requestor::new(),
+            serial: 0,
+            opened: Instant::now(),
+            peer: addr,
+        })
     }
 
     /// Sends one call and reads its status, re-sending it once if the server asked for the
     /// client's protocol (a handshake NONE).
     fn call(&mut self, call: &[u8]) -> anyhow::Result<Status> {
-        let timeout = self.config.request_timeout;
+        let timeout = self.config.target.request_timeout;
         let conn = match &mut self.conn {
             Some(c) => c,
             None => self.conn.insert(self.connect()?),
@@ -139,7 +126,7 @@ impl AvroSink {
 
 impl Sink for AvroSink {
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        if let (Some(c), Some(every)) = (&self.conn, self.config.reset_connection_interval)
+        if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
             && c.opened.elapsed() >= every
         {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
@@ -190,14 +177,17 @@ mod tests {
 
     use super::*;
     use crate::avro_rpc::{Responder, ServerConnection, encode_frame, read_frame};
+    use crate::config::RpcTarget;
 
     fn config(port: u16, request_timeout: Duration) -> AvroSinkConfig {
         AvroSinkConfig {
-            hostname: "127.0.0.1".into(),
-            port,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout,
-            reset_connection_interval: None,
+            target: RpcTarget {
+                hostname: "127.0.0.1".into(),
+                port,
+                connect_timeout: Duration::from_secs(5),
+                request_timeout,
+                reset_connection_interval: None,
+            },
             deflate_level: None,
         }
     }
@@ -306,7 +296,7 @@ mod tests {
         let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
         let mut cfg = config(port, Duration::from_secs(5));
         // Zero: every batch is past the interval.
-        cfg.reset_connection_interval = Some(Duration::ZERO);
+        cfg.target.reset_connection_interval = Some(Duration::ZERO);
         let stop = Arc::new(AtomicBool::new(false));
         let mut sink = AvroSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
         sink.deliver(&batch(&["a"])).unwrap();

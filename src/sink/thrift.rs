@@ -8,7 +8,7 @@
 //! and events answered `OK` count as `EventSendCount` and `EventAckCount`.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use super::{Sink, SinkCounters};
 use crate::config::ThriftSinkConfig;
 use crate::event::Event;
+use crate::rpc_connection;
 use crate::stop::StopFlag;
 use crate::thrift_rpc::{
     FrameError, MAX_FRAME_BYTES, Status, Transport, append_batch_call, read_reply,
@@ -55,40 +56,27 @@ impl ThriftSink {
     }
 
     fn target(&self) -> String {
-        format!("{}:{}", self.config.hostname, self.config.port)
+        self.config.target.address()
     }
 
-    /// Connects to the first address of `hostname:port` that answers within `connect-timeout`.
+    /// Connects to the target (the first of its addresses that answers within
+    /// `connect-timeout`).
     fn connect(&self) -> anyhow::Result<Connection> {
-        let target = self.target();
-        let addrs: Vec<SocketAddr> = target
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {target}"))?
-            .collect();
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.config.connect_timeout) {
-                Ok(stream) => {
-                    let _ = stream.set_write_timeout(Some(self.config.request_timeout));
-                    let transport = Transport::new(stream, self.stop.clone())
-                        .with_context(|| format!("cannot set up the connection to {addr}"))?;
-                    tracing::info!(sink = %self.name, peer = %addr, "connected");
-                    return Ok(Connection {
-                        transport,
-                        seqid: 0,
-                        opened: Instant::now(),
-                        peer: addr,
-                    });
-                }
-                Err(e) => last = Some(anyhow::Error::new(e).context(format!("connect to {addr}"))),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("{target} resolves to no address")))
+        let (stream, addr) = rpc_connection::connect(&self.config.target)?;
+        let transport = Transport::new(stream, self.stop.clone())
+            .with_context(|| format!("cannot set up the connection to {addr}"))?;
+        tracing::info!(sink = %self.name, peer = %addr, "connected");
+        Ok(Connection {
+            transport,
+            seqid: 0,
+            opened: Instant::now(),
+            peer: addr,
+        })
     }
 
     /// Sends one batch and reads its status.
     fn call(&mut self, events: &[(u64, Event)]) -> anyhow::Result<Status> {
-        let (timeout, proto) = (self.config.request_timeout, self.config.protocol);
+        let (timeout, proto) = (self.config.target.request_timeout, self.config.protocol);
         let conn = match &mut self.conn {
             Some(c) => c,
             None => self.conn.insert(self.connect()?),
@@ -124,7 +112,7 @@ impl ThriftSink {
 
 impl Sink for ThriftSink {
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        if let (Some(c), Some(every)) = (&self.conn, self.config.reset_connection_interval)
+        if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
             && c.opened.elapsed() >= every
         {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
@@ -164,16 +152,19 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::RpcTarget;
     use crate::thrift_rpc::{Protocol, encode_frame, read_frame, serve};
 
     fn config(port: u16, request_timeout: Duration) -> ThriftSinkConfig {
         ThriftSinkConfig {
-            hostname: "127.0.0.1".into(),
-            port,
+            target: RpcTarget {
+                hostname: "127.0.0.1".into(),
+                port,
+                connect_timeout: Duration::from_secs(5),
+                request_timeout,
+                reset_connection_interval: None,
+            },
             protocol: Protocol::Compact,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout,
-            reset_connection_interval: None,
         }
     }
 
@@ -274,7 +265,7 @@ mod tests {
         let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
         let mut cfg = config(port, Duration::from_secs(5));
         // Zero: every batch is past the interval.
-        cfg.reset_connection_interval = Some(Duration::ZERO);
+        cfg.target.reset_connection_interval = Some(Duration::ZERO);
         let stop = Arc::new(AtomicBool::new(false));
         let mut sink = ThriftSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
         sink.deliver(&batch(&["a"])).unwrap();
