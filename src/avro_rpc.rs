@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 
 use crate::event::{Event, Headers};
 use crate::flume_event_format::{Cursor, encode_into, encoded_size_hint, put_bytes, put_long};
+pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{Deadline, patient_reader};
 use crate::stop::StopFlag;
 
@@ -72,27 +73,6 @@ pub const MAX_BUFFERS: usize = 1 << 20;
 pub struct Frame {
     pub serial: i32,
     pub payload: Vec<u8>,
-}
-
-/// Why a frame could not be read.
-#[derive(Debug)]
-pub enum FrameError {
-    /// The connection failed (or timed out, or the agent is stopping).
-    Io(io::Error),
-    /// The peer closed the connection inside a frame.
-    Truncated(String),
-    /// The bytes are not a frame: a negative or too large count or length.
-    Bad(String),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::Truncated(m) => write!(f, "connection closed inside a frame: {m}"),
-            FrameError::Bad(m) => write!(f, "not an Avro RPC frame: {m}"),
-        }
-    }
 }
 
 /// A frame holding `payload` as one buffer (none if it is empty; several if it is over 1 GiB,

@@ -14,6 +14,27 @@ use parking_lot::Mutex;
 use crate::config::RpcTarget;
 use crate::stop::{StopFlag, stopping};
 
+/// Why a frame of an RPC connection could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The connection failed (or timed out, or the agent is stopping).
+    Io(io::Error),
+    /// The peer closed the connection inside a frame.
+    Truncated(String),
+    /// The bytes are not a frame of the protocol (a negative or too large count or length).
+    Bad(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "{e}"),
+            FrameError::Truncated(m) => write!(f, "connection closed inside a frame: {m}"),
+            FrameError::Bad(m) => write!(f, "not a frame: {m}"),
+        }
+    }
+}
+
 /// How often a blocked read looks at the stop flag and its deadline.
 const POLL: Duration = Duration::from_millis(100);
 

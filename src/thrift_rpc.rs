@@ -35,6 +35,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::event::{Event, Headers};
+pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{Deadline, PatientReader, patient_reader};
 use crate::stop::StopFlag;
 
@@ -866,27 +867,6 @@ pub fn read_reply(
 
 // ---------------------------------------------------------------------------------------------
 // Framing and the connection
-
-/// Why a frame could not be read.
-#[derive(Debug)]
-pub enum FrameError {
-    /// The connection failed (or timed out, or the agent is stopping).
-    Io(io::Error),
-    /// The peer closed the connection inside a frame.
-    Truncated(String),
-    /// The length is negative or over the cap.
-    Bad(String),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::Truncated(m) => write!(f, "connection closed inside a frame: {m}"),
-            FrameError::Bad(m) => write!(f, "not a Thrift frame: {m}"),
-        }
-    }
-}
 
 pub fn encode_frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 4);
