@@ -212,9 +212,8 @@ pub fn parse_avro_sink(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::Properties;
