@@ -9,9 +9,8 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -236,72 +235,12 @@ fn config_errors_name_file_line_and_key() {
 // Interoperability with the Python avro package
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/flume_avro_rpc.py")
+    support::interop_script("flume_avro_rpc.py")
 }
 
 /// Whether Python's avro package is there; outside CI its absence skips the test.
 fn python_avro() -> bool {
     support::python_modules("avro.ipc, avro.protocol", "Python's avro package is")
-}
-
-/// Runs the script as a client of an avro source; its JSON lines.
-fn python_client(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new("python3")
-        .arg(script())
-        .arg("client")
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "flume_avro_rpc.py client {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The script as a server for an avro sink, its calls collected as they come.
-struct PythonServer {
-    child: Child,
-    port: u16,
-    calls: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl PythonServer {
-    fn start(args: &[&str]) -> PythonServer {
-        let mut child = Command::new("python3")
-            .arg(script())
-            .arg("server")
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("the server's port").unwrap();
-        let port: serde_json::Value = serde_json::from_str(&first).unwrap();
-        let port = port["port"].as_u64().expect("port") as u16;
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let c = calls.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let v: serde_json::Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                c.lock().unwrap().push(v);
-            }
-        });
-        PythonServer { child, port, calls }
-    }
-}
-
-impl Drop for PythonServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Python's avro.ipc calls `appendBatch` and `append` on weir's avro source, plain and
@@ -323,26 +262,32 @@ fn the_python_avro_client_appends_to_the_avro_source() {
     let mut agent = start(&cfg, plain, dir.path(), "agent.log");
     assert!(wait_for_port(deflated, std::time::Duration::from_secs(20)));
 
-    let batches = python_client(&[
-        "--port",
-        &plain.to_string(),
-        "--batches",
-        "3",
-        "--size",
-        "50",
-        "--header",
-        "via=batch",
-    ]);
-    let appends = python_client(&[
-        "--port",
-        &deflated.to_string(),
-        "--size",
-        "5",
-        "--append",
-        "--deflate",
-        "--header",
-        "via=append",
-    ]);
+    let batches = support::python_client(
+        &script(),
+        &[
+            "--port",
+            &plain.to_string(),
+            "--batches",
+            "3",
+            "--size",
+            "50",
+            "--header",
+            "via=batch",
+        ],
+    );
+    let appends = support::python_client(
+        &script(),
+        &[
+            "--port",
+            &deflated.to_string(),
+            "--size",
+            "5",
+            "--append",
+            "--deflate",
+            "--header",
+            "via=append",
+        ],
+    );
     assert_eq!(batches.len(), 3);
     assert_eq!(appends.len(), 5);
     let mut want = Vec::new();
@@ -372,9 +317,9 @@ fn the_avro_sink_delivers_to_the_python_avro_server_and_retries_failed_batches()
     }
     for deflate in [false, true] {
         let server = if deflate {
-            PythonServer::start(&["--fail", "2", "--deflate"])
+            support::PythonServer::start(&script(), &["--fail", "2", "--deflate"])
         } else {
-            PythonServer::start(&["--fail", "2"])
+            support::PythonServer::start(&script(), &["--fail", "2"])
         };
         let dir = tempfile::tempdir().unwrap();
         let netcat_port = free_port();

@@ -8,10 +8,8 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 
 use support::*;
 
@@ -190,7 +188,7 @@ fn config_errors_name_file_line_and_key() {
 // Interoperability with the Python thrift package
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/flume_thrift_rpc.py")
+    support::interop_script("flume_thrift_rpc.py")
 }
 
 /// Whether Python's thrift package is there; outside CI its absence skips the test.
@@ -199,66 +197,6 @@ fn python_thrift() -> bool {
         "thrift.protocol.TCompactProtocol, thrift.transport.TTransport",
         "Python's thrift package is",
     )
-}
-
-/// Runs the script as a client of a thrift source; its JSON lines.
-fn python_client(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new("python3")
-        .arg(script())
-        .arg("client")
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "flume_thrift_rpc.py client {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The script as a server for a thrift sink, its calls collected as they come.
-struct PythonServer {
-    child: Child,
-    port: u16,
-    calls: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl PythonServer {
-    fn start(args: &[&str]) -> PythonServer {
-        let mut child = Command::new("python3")
-            .arg(script())
-            .arg("server")
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("the server's port").unwrap();
-        let port: serde_json::Value = serde_json::from_str(&first).unwrap();
-        let port = port["port"].as_u64().expect("port") as u16;
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let c = calls.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let v: serde_json::Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-                c.lock().unwrap().push(v);
-            }
-        });
-        PythonServer { child, port, calls }
-    }
-}
-
-impl Drop for PythonServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Python's thrift package calls `appendBatch` and `append` on weir's thrift source in the
@@ -281,29 +219,35 @@ fn the_python_thrift_client_appends_to_the_thrift_source() {
     let mut agent = start(&cfg, compact, dir.path(), "agent.log");
     assert!(wait_for_port(binary, std::time::Duration::from_secs(20)));
 
-    let batches = python_client(&[
-        "--port",
-        &compact.to_string(),
-        "--batches",
-        "3",
-        "--size",
-        "50",
-        "--header",
-        "via=batch",
-        "--unknown-method",
-    ]);
-    let appends = python_client(&[
-        "--port",
-        &binary.to_string(),
-        "--size",
-        "5",
-        "--append",
-        "--protocol",
-        "binary",
-        "--header",
-        "via=append",
-        "--unknown-method",
-    ]);
+    let batches = support::python_client(
+        &script(),
+        &[
+            "--port",
+            &compact.to_string(),
+            "--batches",
+            "3",
+            "--size",
+            "50",
+            "--header",
+            "via=batch",
+            "--unknown-method",
+        ],
+    );
+    let appends = support::python_client(
+        &script(),
+        &[
+            "--port",
+            &binary.to_string(),
+            "--size",
+            "5",
+            "--append",
+            "--protocol",
+            "binary",
+            "--header",
+            "via=append",
+            "--unknown-method",
+        ],
+    );
     for calls in [&batches, &appends] {
         let x = &calls[0]["exception"];
         assert_eq!(x["type"], 1, "UNKNOWN_METHOD: {x}");
@@ -339,7 +283,8 @@ fn the_thrift_sink_delivers_to_the_python_thrift_server_and_retries_failed_batch
         return;
     }
     for protocol in ["compact", "binary"] {
-        let server = PythonServer::start(&["--fail", "2", "--protocol", protocol]);
+        let server =
+            support::PythonServer::start(&script(), &["--fail", "2", "--protocol", protocol]);
         let dir = tempfile::tempdir().unwrap();
         let netcat_port = free_port();
         let extra = format!("a.sinks.k1.protocol = {protocol}\n");

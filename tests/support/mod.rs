@@ -29,7 +29,7 @@ pub use kafka_python::*;
 // The interoperability tests' Python side (tests/interop/).
 mod python;
 #[allow(unused_imports)]
-pub use python::python_modules;
+pub use python::{PythonServer, interop_script, python_client, python_modules};
 
 /// A port nothing listens on now, and that no other test of this process was given: the
 /// kernel hands a released port out again, and tests run in parallel, so two agents could
