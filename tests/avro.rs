@@ -9,91 +9,30 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use support::*;
 
-fn file_channel(dir: &Path) -> String {
-    format!(
-        "a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\n\
-         a.channels.c1.dataDirs = {d}/log\na.channels.c1.minimumRequiredSpace = 0\n\
-         a.channels.c1.maxFileSize = 4194304\n",
-        d = dir.display()
-    )
-}
-
-/// avro source on `port` → file channel → file_roll into `dir/out`.
-fn downstream(dir: &Path, port: u16, extra: &str) -> PathBuf {
-    let text = format!(
-        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
-         a.sources.r1.type = avro\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\n\
-         a.sources.r1.channels = c1\n{channel}\
-         a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
-         a.sinks.k1.sink.directory = {d}/out\na.sinks.k1.sink.rollInterval = 0\n{extra}\n",
-        channel = file_channel(dir),
-        d = dir.display()
-    );
-    let path = dir.join("down.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// netcat on `netcat_port` → file channel → avro sink to `avro_port`; every event gets the
-/// headers `origin = up` and `timestamp`.
-fn upstream(dir: &Path, netcat_port: u16, avro_port: u16, extra: &str) -> PathBuf {
-    let text = format!(
-        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
-         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {netcat_port}\n\
-         a.sources.r1.channels = c1\na.sources.r1.interceptors = s t\n\
-         a.sources.r1.interceptors.s.type = static\na.sources.r1.interceptors.s.key = origin\n\
-         a.sources.r1.interceptors.s.value = up\na.sources.r1.interceptors.t.type = timestamp\n\
-         {channel}\
-         a.sinks.k1.type = org.apache.flume.sink.AvroSink\na.sinks.k1.channel = c1\n\
-         a.sinks.k1.hostname = 127.0.0.1\na.sinks.k1.port = {avro_port}\n\
-         a.sinks.k1.batch-size = 10\na.sinks.k1.request-timeout = 5000\n{extra}\n",
-        channel = file_channel(dir),
-    );
-    let path = dir.join("up.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn start(config: &Path, port: u16, dir: &Path, log: &str) -> Agent {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    Agent::start_with(config, port, &[], Stdio::from(log))
-}
-
-/// Every line of `dir/out`, as a set.
-fn delivered(dir: &Path) -> HashSet<String> {
-    output_lines(dir).into_iter().collect()
-}
-
-/// Waits until every one of `lines` is in `dir/out`.
-fn wait_for_lines(dir: &Path, lines: &[String]) {
-    wait_until(
-        &format!("{} lines in {}", lines.len(), dir.display()),
-        || {
-            let got = delivered(dir);
-            lines.iter().all(|l| got.contains(l))
-        },
-    );
-}
-
 #[test]
 fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
     let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (netcat_port, avro_port) = (free_port(), free_port());
-    let mut down = start(
-        &downstream(down_dir.path(), avro_port, ""),
+    let mut down = chain_start(
+        &chain_downstream(down_dir.path(), "avro", avro_port, ""),
         avro_port,
         down_dir.path(),
         "down.log",
     );
-    let _up = start(
-        &upstream(up_dir.path(), netcat_port, avro_port, ""),
+    let _up = chain_start(
+        &chain_upstream(
+            up_dir.path(),
+            "org.apache.flume.sink.AvroSink",
+            netcat_port,
+            avro_port,
+            "",
+        ),
         netcat_port,
         up_dir.path(),
         "up.log",
@@ -124,10 +63,16 @@ fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
 fn killing_the_downstream_agent_loses_nothing_acknowledged_upstream() {
     let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (netcat_port, avro_port) = (free_port(), free_port());
-    let down_cfg = downstream(down_dir.path(), avro_port, "");
-    let mut down = start(&down_cfg, avro_port, down_dir.path(), "down-0.log");
-    let _up = start(
-        &upstream(up_dir.path(), netcat_port, avro_port, ""),
+    let down_cfg = chain_downstream(down_dir.path(), "avro", avro_port, "");
+    let mut down = chain_start(&down_cfg, avro_port, down_dir.path(), "down-0.log");
+    let _up = chain_start(
+        &chain_upstream(
+            up_dir.path(),
+            "org.apache.flume.sink.AvroSink",
+            netcat_port,
+            avro_port,
+            "",
+        ),
         netcat_port,
         up_dir.path(),
         "up.log",
@@ -155,7 +100,7 @@ fn killing_the_downstream_agent_loses_nothing_acknowledged_upstream() {
             output_lines(down_dir.path()).len() >= before + 30
         });
         down.kill9();
-        down = start(
+        down = chain_start(
             &down_cfg,
             avro_port,
             down_dir.path(),
@@ -258,8 +203,8 @@ fn the_python_avro_client_appends_to_the_avro_source() {
          a.sources.r2.bind = 127.0.0.1\na.sources.r2.port = {deflated}\n\
          a.sources.r2.channels = c1\na.sources.r2.compression-type = deflate\n"
     );
-    let cfg = downstream(dir.path(), plain, &extra);
-    let mut agent = start(&cfg, plain, dir.path(), "agent.log");
+    let cfg = chain_downstream(dir.path(), "avro", plain, &extra);
+    let mut agent = chain_start(&cfg, plain, dir.path(), "agent.log");
     assert!(wait_for_port(deflated, std::time::Duration::from_secs(20)));
 
     let batches = support::python_client(
@@ -328,8 +273,14 @@ fn the_avro_sink_delivers_to_the_python_avro_server_and_retries_failed_batches()
         } else {
             ""
         };
-        let _agent = start(
-            &upstream(dir.path(), netcat_port, server.port, extra),
+        let _agent = chain_start(
+            &chain_upstream(
+                dir.path(),
+                "org.apache.flume.sink.AvroSink",
+                netcat_port,
+                server.port,
+                extra,
+            ),
             netcat_port,
             dir.path(),
             "agent.log",

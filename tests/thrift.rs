@@ -8,71 +8,9 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 
 use support::*;
-
-fn file_channel(dir: &Path) -> String {
-    format!(
-        "a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\n\
-         a.channels.c1.dataDirs = {d}/log\na.channels.c1.minimumRequiredSpace = 0\n\
-         a.channels.c1.maxFileSize = 4194304\n",
-        d = dir.display()
-    )
-}
-
-/// thrift source on `port` → file channel → file_roll into `dir/out`.
-fn downstream(dir: &Path, port: u16, extra: &str) -> PathBuf {
-    let text = format!(
-        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
-         a.sources.r1.type = thrift\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\n\
-         a.sources.r1.channels = c1\n{channel}\
-         a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
-         a.sinks.k1.sink.directory = {d}/out\na.sinks.k1.sink.rollInterval = 0\n{extra}\n",
-        channel = file_channel(dir),
-        d = dir.display()
-    );
-    let path = dir.join("down.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// netcat on `netcat_port` → file channel → thrift sink to `thrift_port`; every event gets the
-/// headers `origin = up` and `timestamp`.
-fn upstream(dir: &Path, netcat_port: u16, thrift_port: u16, extra: &str) -> PathBuf {
-    let text = format!(
-        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
-         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {netcat_port}\n\
-         a.sources.r1.channels = c1\na.sources.r1.interceptors = s t\n\
-         a.sources.r1.interceptors.s.type = static\na.sources.r1.interceptors.s.key = origin\n\
-         a.sources.r1.interceptors.s.value = up\na.sources.r1.interceptors.t.type = timestamp\n\
-         {channel}\
-         a.sinks.k1.type = org.apache.flume.sink.ThriftSink\na.sinks.k1.channel = c1\n\
-         a.sinks.k1.hostname = 127.0.0.1\na.sinks.k1.port = {thrift_port}\n\
-         a.sinks.k1.batch-size = 10\na.sinks.k1.request-timeout = 5000\n{extra}\n",
-        channel = file_channel(dir),
-    );
-    let path = dir.join("up.properties");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn start(config: &Path, port: u16, dir: &Path, log: &str) -> Agent {
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    Agent::start_with(config, port, &[], Stdio::from(log))
-}
-
-/// Waits until every one of `lines` is in `dir/out`.
-fn wait_for_lines(dir: &Path, lines: &[String]) {
-    wait_until(
-        &format!("{} lines in {}", lines.len(), dir.display()),
-        || {
-            let got: HashSet<String> = output_lines(dir).into_iter().collect();
-            lines.iter().all(|l| got.contains(l))
-        },
-    );
-}
 
 #[test]
 fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
@@ -87,14 +25,20 @@ fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
                 format!("a.{side}.protocol = binary\n")
             }
         };
-        let mut down = start(
-            &downstream(down_dir.path(), thrift_port, &key("sources.r1")),
+        let mut down = chain_start(
+            &chain_downstream(down_dir.path(), "thrift", thrift_port, &key("sources.r1")),
             thrift_port,
             down_dir.path(),
             "down.log",
         );
-        let _up = start(
-            &upstream(up_dir.path(), netcat_port, thrift_port, &key("sinks.k1")),
+        let _up = chain_start(
+            &chain_upstream(
+                up_dir.path(),
+                "org.apache.flume.sink.ThriftSink",
+                netcat_port,
+                thrift_port,
+                &key("sinks.k1"),
+            ),
             netcat_port,
             up_dir.path(),
             "up.log",
@@ -215,8 +159,8 @@ fn the_python_thrift_client_appends_to_the_thrift_source() {
          a.sources.r2.bind = 127.0.0.1\na.sources.r2.port = {binary}\n\
          a.sources.r2.channels = c1\na.sources.r2.protocol = binary\n"
     );
-    let cfg = downstream(dir.path(), compact, &extra);
-    let mut agent = start(&cfg, compact, dir.path(), "agent.log");
+    let cfg = chain_downstream(dir.path(), "thrift", compact, &extra);
+    let mut agent = chain_start(&cfg, compact, dir.path(), "agent.log");
     assert!(wait_for_port(binary, std::time::Duration::from_secs(20)));
 
     let batches = support::python_client(
@@ -288,8 +232,14 @@ fn the_thrift_sink_delivers_to_the_python_thrift_server_and_retries_failed_batch
         let dir = tempfile::tempdir().unwrap();
         let netcat_port = free_port();
         let extra = format!("a.sinks.k1.protocol = {protocol}\n");
-        let _agent = start(
-            &upstream(dir.path(), netcat_port, server.port, &extra),
+        let _agent = chain_start(
+            &chain_upstream(
+                dir.path(),
+                "org.apache.flume.sink.ThriftSink",
+                netcat_port,
+                server.port,
+                &extra,
+            ),
             netcat_port,
             dir.path(),
             "agent.log",

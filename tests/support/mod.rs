@@ -26,6 +26,10 @@ mod kafka_python;
 #[cfg(feature = "kafka")]
 #[allow(unused_imports)]
 pub use kafka_python::*;
+// Two agents chained over RPC (tests/avro.rs, tests/thrift.rs).
+mod chain;
+#[allow(unused_imports)]
+pub use chain::*;
 // The interoperability tests' Python side (tests/interop/).
 mod python;
 #[allow(unused_imports)]
