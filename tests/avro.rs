@@ -10,8 +10,6 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use support::*;
 
@@ -61,62 +59,7 @@ fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
 
 #[test]
 fn killing_the_downstream_agent_loses_nothing_acknowledged_upstream() {
-    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (netcat_port, avro_port) = (free_port(), free_port());
-    let down_cfg = chain_downstream(down_dir.path(), "avro", avro_port, "");
-    let mut down = chain_start(&down_cfg, avro_port, down_dir.path(), "down-0.log");
-    let _up = chain_start(
-        &chain_upstream(
-            up_dir.path(),
-            "org.apache.flume.sink.AvroSink",
-            netcat_port,
-            avro_port,
-            "",
-        ),
-        netcat_port,
-        up_dir.path(),
-        "up.log",
-    );
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let done = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (acked, done) = (acked.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut client = Client::new(netcat_port);
-            let mut i = 0;
-            while !done.load(Ordering::Relaxed) {
-                let line = format!("ev-{i}");
-                if client.send(&line) {
-                    acked.lock().unwrap().push(line);
-                }
-                i += 1;
-            }
-        })
-    };
-    for round in 1..=3 {
-        // Let events flow through the new downstream agent before killing it again.
-        let before = output_lines(down_dir.path()).len();
-        wait_until("events through the downstream agent", || {
-            output_lines(down_dir.path()).len() >= before + 30
-        });
-        down.kill9();
-        down = chain_start(
-            &down_cfg,
-            avro_port,
-            down_dir.path(),
-            &format!("down-{round}.log"),
-        );
-    }
-    done.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
-    let acked = acked.lock().unwrap().clone();
-    // At least the lines of the first round (later rounds may count replayed duplicates).
-    assert!(acked.len() >= 30, "only {} lines acknowledged", acked.len());
-    wait_for_lines(down_dir.path(), &acked);
-    drop(down);
-    // The kills were felt upstream: batches failed, were rolled back and sent again.
-    let up_log = std::fs::read_to_string(up_dir.path().join("up.log")).unwrap();
-    assert!(up_log.contains("delivery failed; rolled back"), "{up_log}");
+    kill_the_downstream_agent_three_times("avro", "org.apache.flume.sink.AvroSink");
 }
 
 #[test]

@@ -66,6 +66,13 @@ fn chained_agents_deliver_every_acknowledged_line_with_its_headers() {
     }
 }
 
+/// The downstream agent SIGKILLed and restarted three times under load: nothing acknowledged
+/// upstream is lost.
+#[test]
+fn killing_the_downstream_agent_loses_nothing_acknowledged_upstream() {
+    kill_the_downstream_agent_three_times("thrift", "org.apache.flume.sink.ThriftSink");
+}
+
 #[test]
 fn config_errors_name_file_line_and_key() {
     let source = "a.sources = r1\na.channels = c1\na.sinks = k1\n\

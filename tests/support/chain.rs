@@ -5,8 +5,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::{Agent, output_lines, wait_until};
+use super::{Agent, Client, free_port, output_lines, wait_until};
 
 /// The file channel `c1` of a chain agent in `dir`.
 pub fn chain_file_channel(dir: &Path) -> String {
@@ -82,4 +84,57 @@ pub fn wait_for_lines(dir: &Path, lines: &[String]) {
             lines.iter().all(|l| got.contains(l))
         },
     );
+}
+
+/// A chain of a `sink_type` sink into a `source_type` source, a netcat client sending all the
+/// while; the downstream agent is SIGKILLed and restarted three times, each time after 30 more
+/// lines went through. Every line acknowledged upstream arrives (duplicates allowed), and the
+/// upstream agent's log shows the rolled-back deliveries.
+pub fn kill_the_downstream_agent_three_times(source_type: &str, sink_type: &str) {
+    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (netcat_port, rpc_port) = (free_port(), free_port());
+    let down_cfg = chain_downstream(down_dir.path(), source_type, rpc_port, "");
+    let mut down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down-0.log");
+    let up_cfg = chain_upstream(up_dir.path(), sink_type, netcat_port, rpc_port, "");
+    let _up = chain_start(&up_cfg, netcat_port, up_dir.path(), "up.log");
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (acked, done) = (acked.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut client = Client::new(netcat_port);
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let line = format!("ev-{i}");
+                if client.send(&line) {
+                    acked.lock().unwrap().push(line);
+                }
+                i += 1;
+            }
+        })
+    };
+    for round in 1..=3 {
+        // Let events flow through the new downstream agent before killing it again.
+        let before = output_lines(down_dir.path()).len();
+        wait_until("events through the downstream agent", || {
+            output_lines(down_dir.path()).len() >= before + 30
+        });
+        down.kill9();
+        down = chain_start(
+            &down_cfg,
+            rpc_port,
+            down_dir.path(),
+            &format!("down-{round}.log"),
+        );
+    }
+    done.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    // At least the lines of the first round (later rounds may count replayed duplicates).
+    assert!(acked.len() >= 30, "only {} lines acknowledged", acked.len());
+    wait_for_lines(down_dir.path(), &acked);
+    drop(down);
+    // The kills were felt upstream: batches failed, were rolled back and sent again.
+    let up_log = std::fs::read_to_string(up_dir.path().join("up.log")).unwrap();
+    assert!(up_log.contains("delivery failed; rolled back"), "{up_log}");
 }
