@@ -2,13 +2,13 @@
 //! feeds a file channel and a file_roll sink; the upstream agent's netcat source feeds a file
 //! channel and an RPC sink. The configurations and the waits the chain tests share.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Agent, Client, free_port, output_lines, wait_until};
+use super::{Agent, Client, free_port, logged_events, output_lines, wait_until};
 
 /// The file channel `c1` of a chain agent in `dir`.
 pub fn chain_file_channel(dir: &Path) -> String {
@@ -137,4 +137,45 @@ pub fn kill_the_downstream_agent_three_times(source_type: &str, sink_type: &str)
     // The kills were felt upstream: batches failed, were rolled back and sent again.
     let up_log = std::fs::read_to_string(up_dir.path().join("up.log")).unwrap();
     assert!(up_log.contains("delivery failed; rolled back"), "{up_log}");
+}
+
+/// A chain of a `sink_type` sink into a `source_type` source (each agent also given its
+/// `*_extra` lines): 200 lines, each acknowledged upstream, all reach `dir/out` downstream, and
+/// the downstream channel holds each once, with the upstream interceptors' headers.
+pub fn chain_delivers_every_line_with_its_headers(
+    source_type: &str,
+    sink_type: &str,
+    down_extra: &str,
+    up_extra: &str,
+) {
+    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (netcat_port, rpc_port) = (free_port(), free_port());
+    let down_cfg = chain_downstream(down_dir.path(), source_type, rpc_port, down_extra);
+    let mut down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down.log");
+    let up_cfg = chain_upstream(up_dir.path(), sink_type, netcat_port, rpc_port, up_extra);
+    let _up = chain_start(&up_cfg, netcat_port, up_dir.path(), "up.log");
+    let mut client = Client::new(netcat_port);
+    let lines: Vec<String> = (0..200).map(|i| format!("line-{i}")).collect();
+    for l in &lines {
+        assert!(client.send(l), "{l} not acknowledged");
+    }
+    wait_for_lines(down_dir.path(), &lines);
+    assert!(down.stop(), "downstream agent exit status");
+    // The downstream channel's log holds each event as the RPC source stored it.
+    let events = logged_events(&down_dir.path().join("log"));
+    assert_eq!(
+        events.len(),
+        200,
+        "{sink_type} ⇒ {source_type}: each batch stored once"
+    );
+    for e in &events {
+        assert_eq!(e.header("origin"), Some("up"), "{e:?}");
+        let ts = e.header("timestamp").unwrap_or_default();
+        assert!(
+            ts.parse::<u64>().is_ok_and(|t| t > 1_600_000_000_000),
+            "{e:?}"
+        );
+    }
+    let stored: BTreeSet<Vec<u8>> = events.into_iter().map(|e| e.body).collect();
+    assert_eq!(stored.len(), 200);
 }
