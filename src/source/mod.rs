@@ -6,12 +6,14 @@
 //! listening, the thread-per-client accept loop), which the metrics endpoint uses too.
 
 pub mod avro;
+mod datagrams;
 pub(crate) mod durable;
 pub mod exec;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod netcat;
+mod reporter;
 pub mod seq;
 pub mod spooldir;
 pub mod syslog;

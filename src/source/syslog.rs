@@ -9,9 +9,8 @@
 //! client is slowed down by TCP flow control instead of losing messages. At stop, each
 //! connection first takes in what has already arrived on its socket.
 //!
-//! UDP cannot push back: a datagram the channel refuses is lost. The source logs it and the
-//! processor counts it (`channel_write_fail`); waiting would only make the kernel drop newer
-//! datagrams instead.
+//! UDP datagrams are gathered into transactions by [`super::datagrams`], which says what
+//! happens when the channel refuses them.
 
 pub mod framing;
 pub mod parse;
@@ -24,10 +23,10 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::{Local, Utc};
 
-use super::{ChannelProcessor, Source, StopFlag, listen_tcp, resolve, stopping};
+use super::reporter::Reporter;
+use super::{ChannelProcessor, Source, StopFlag, datagrams, listen_tcp, stopping};
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
@@ -44,7 +43,7 @@ const READ_SIZE: usize = 64 * 1024;
 /// transaction there.
 const FILL_LIMIT: usize = 256 * 1024;
 /// At stop, how long a connection keeps taking in what has already arrived.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const DRAIN_LIMIT: Duration = datagrams::DRAIN_LIMIT;
 /// Longest wait between two attempts to put a refused batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a resolved client host name is reused.
@@ -81,15 +80,7 @@ impl Source for SyslogSource {
         let kind = self.config.protocol.type_name();
         for &port in &self.config.ports {
             if self.config.protocol == SyslogProtocol::Udp {
-                let addrs = resolve(&self.name, &self.config.host, port)?;
-                let socket = UdpSocket::bind(&addrs[..]).with_context(|| {
-                    format!(
-                        "source {}: cannot listen on UDP {}:{port}",
-                        self.name, self.config.host
-                    )
-                })?;
-                socket.set_read_timeout(Some(POLL))?;
-                tracing::info!(source = %self.name, addr = %socket.local_addr()?, "{kind} source listening (UDP)");
+                let socket = datagrams::bind(&self.name, kind, &self.config.host, port)?;
                 self.udp = Some(socket);
             } else {
                 let listener = listen_tcp(&self.name, &self.config.host, port)?;
@@ -211,64 +202,6 @@ impl HostNames {
         }
         cache.insert(ip, (name.clone(), Instant::now()));
         name
-    }
-}
-
-/// Logs problems with what one client (or the UDP socket) sends: the first few in full, then at
-/// most one line per interval carrying how many were not logged, so a flood of garbage cannot
-/// flood the log.
-struct Reporter {
-    source: String,
-    client: Option<SocketAddr>,
-    burst: u32,
-    suppressed: u64,
-    next: Instant,
-}
-
-const REPORT_BURST: u32 = 5;
-const REPORT_INTERVAL: Duration = Duration::from_secs(10);
-
-impl Reporter {
-    fn new(source: &str, client: Option<SocketAddr>) -> Reporter {
-        Reporter {
-            source: source.to_owned(),
-            client,
-            burst: REPORT_BURST,
-            suppressed: 0,
-            next: Instant::now(),
-        }
-    }
-
-    fn for_client(&mut self, client: SocketAddr) {
-        self.client = Some(client);
-    }
-
-    fn client(&self) -> String {
-        self.client.map_or_else(|| "-".into(), |c| c.to_string())
-    }
-
-    fn report(&mut self, what: std::fmt::Arguments<'_>) {
-        let now = Instant::now();
-        if self.burst > 0 {
-            self.burst -= 1;
-            tracing::warn!(source = %self.source, client = %self.client(), "{what}");
-            if self.burst == 0 {
-                self.next = now + REPORT_INTERVAL;
-            }
-        } else if now >= self.next {
-            tracing::warn!(source = %self.source, client = %self.client(), not_logged = self.suppressed, "{what} (and more problems not logged since the last report)");
-            self.suppressed = 0;
-            self.next = now + REPORT_INTERVAL;
-        } else {
-            self.suppressed += 1;
-        }
-    }
-
-    fn finish(&mut self) {
-        if self.suppressed > 0 {
-            tracing::warn!(source = %self.source, client = %self.client(), not_logged = self.suppressed, "further problems with this client's messages were not logged individually");
-            self.suppressed = 0;
-        }
     }
 }
 
@@ -496,91 +429,33 @@ fn deliver(
 
 fn run_udp(shared: &Shared, socket: UdpSocket) {
     let max = shared.config.event_size;
-    let mut reporter = Reporter::new(&shared.name, None);
-    // Larger than any datagram, so the kernel never cuts one: the event size decides.
-    let mut buf = vec![0u8; 65536];
-    let mut events: Vec<Event> = Vec::new();
-    let mut stopping_since: Option<Instant> = None;
-    // Blocking (with the poll timeout) while idle; non-blocking while gathering what is
-    // already queued into one transaction, and while draining at stop.
-    let mut nonblocking = false;
-    let set_mode = |nb: bool, current: &mut bool| {
-        if *current != nb {
-            let _ = socket.set_nonblocking(nb);
-            *current = nb;
+    let to_events = |datagram: &[u8], peer, reporter: &mut Reporter, events: &mut Vec<Event>| {
+        // One datagram is one message; a trailing line break is not part of it.
+        let mut msg = datagram.strip_suffix(b"\n").unwrap_or(datagram);
+        msg = msg.strip_suffix(b"\r").unwrap_or(msg);
+        let truncated = msg.len() > max;
+        if truncated {
+            reporter.report(format_args!(
+                "datagram of {} bytes is longer than eventSize ({max} bytes): kept its first {max} bytes with flume.syslog.status=Incomplete",
+                msg.len()
+            ));
+            msg = &msg[..max];
         }
-    };
-    loop {
-        if stopping_since.is_none() && shared.stopping() {
-            stopping_since = Some(Instant::now());
-        }
-        let got = match socket.recv_from(&mut buf) {
-            Ok((n, peer)) => {
-                let mut msg = &buf[..n];
-                // One datagram is one message; a trailing line break is not part of it.
-                msg = msg.strip_suffix(b"\n").unwrap_or(msg);
-                msg = msg.strip_suffix(b"\r").unwrap_or(msg);
-                let truncated = msg.len() > max;
-                reporter.for_client(peer);
-                if truncated {
-                    reporter.report(format_args!(
-                        "datagram of {} bytes is longer than eventSize ({max} bytes): kept its first {max} bytes with flume.syslog.status=Incomplete",
-                        msg.len()
-                    ));
-                    msg = &msg[..max];
-                }
-                let frame = Frame {
-                    range: 0..msg.len(),
-                    truncated,
-                };
-                let extra = shared.client_headers(peer, 0);
-                events.extend(shared.events(
-                    msg,
-                    std::slice::from_ref(&frame),
-                    &extra,
-                    Some(&mut reporter),
-                ));
-                true
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                false
-            }
-            Err(e) => {
-                shared
-                    .processor
-                    .counters()
-                    .read_fail
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(source = %shared.name, error = %e, "UDP receive failed");
-                std::thread::sleep(POLL);
-                false
-            }
+        let frame = Frame {
+            range: 0..msg.len(),
+            truncated,
         };
-        if got && events.len() < shared.config.batch_size {
-            set_mode(true, &mut nonblocking);
-            continue;
-        }
-        if !events.is_empty() {
-            let n = events.len();
-            if let Err(e) = shared.processor.process(std::mem::take(&mut events)) {
-                reporter.report(format_args!(
-                    "channel refused {n} datagrams, which are lost: UDP cannot make the sender wait ({e})"
-                ));
-            }
-        }
-        match stopping_since {
-            Some(t) if !got || t.elapsed() > DRAIN_LIMIT => break,
-            Some(_) => set_mode(true, &mut nonblocking),
-            None if !got => set_mode(false, &mut nonblocking),
-            None => {}
-        }
-    }
-    reporter.finish();
+        let extra = shared.client_headers(peer, 0);
+        events.extend(shared.events(msg, std::slice::from_ref(&frame), &extra, Some(reporter)));
+    };
+    datagrams::receive(
+        &shared.name,
+        &socket,
+        &shared.processor,
+        &shared.stop,
+        shared.config.batch_size,
+        to_events,
+    );
 }
 
 #[cfg(test)]
