@@ -31,7 +31,7 @@ fn config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
          a.sources.r1.kafka.bootstrap.servers = {bootstrap}\na.sources.r1.kafka.topics = {TOPIC}\n\
          a.sources.r1.kafka.consumer.group.id = weir-test\n\
          a.sources.r1.batchSize = 50\na.sources.r1.batchDurationMillis = 200\n\
-         a.sources.r1.backoffSleepIncrement = 100\na.sources.r1.maxBackOffSleep = 300\n\
+         a.sources.r1.backoffSleepIncrement = 100\na.sources.r1.maxBackoffSleep = 300\n\
          a.channels.c1.type = file\na.channels.c1.checkpointDir = {d}/ckpt\na.channels.c1.dataDirs = {d}/log\n\
          a.channels.c1.minimumRequiredSpace = 0\na.channels.c1.maxFileSize = 4194304\n{extra}\n",
         d = dir.display()

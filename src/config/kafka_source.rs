@@ -25,10 +25,8 @@ pub struct KafkaSourceConfig {
     pub batch_size: usize,
     /// Longest time spent filling one batch (Flume `batchDurationMillis`, 1 s).
     pub batch_duration: Duration,
-    /// Back-off when no records arrive or a put fails (Flume `backoffSleepIncrement`,
-    /// `maxBackOffSleep`).
-    pub backoff_increment: Duration,
-    pub max_backoff: Duration,
+    /// Back-off when no records arrive or a put fails.
+    pub backoff: super::PollBackoff,
     /// Record values are Flume's Avro events (headers + body).
     pub use_flume_event_format: bool,
     /// The header that names the record's topic, if any (`setTopicHeader`, `topicHeader`).
@@ -146,8 +144,7 @@ pub(super) fn parse_kafka_source(
         group_id,
         batch_size: s.positive_or("batchSize", 1000)? as usize,
         batch_duration: s.millis_or("batchDurationMillis", 1000)?,
-        backoff_increment: s.millis_or("backoffSleepIncrement", 1000)?,
-        max_backoff: s.millis_or("maxBackOffSleep", 5000)?,
+        backoff: super::PollBackoff::parse(s, notes)?,
         use_flume_event_format: s.bool_or("useFlumeEventFormat", false)?,
         topic_header,
         consumer,
@@ -220,8 +217,8 @@ mod tests {
         assert_eq!(c.group_id, "flume");
         assert_eq!(c.batch_size, 1000);
         assert_eq!(c.batch_duration, Duration::from_secs(1));
-        assert_eq!(c.backoff_increment, Duration::from_secs(1));
-        assert_eq!(c.max_backoff, Duration::from_secs(5));
+        assert_eq!(c.backoff.increment, Duration::from_secs(1));
+        assert_eq!(c.backoff.max, Duration::from_secs(5));
         assert!(!c.use_flume_event_format);
         assert_eq!(c.topic_header.as_deref(), Some("topic"));
         assert!(notes.is_empty(), "{notes:?}");
@@ -294,5 +291,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("t.properties:2"), "{e}");
+    }
+
+    #[test]
+    fn max_backoff_sleep_in_flumes_spelling_and_the_old_one() {
+        let base = "a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t\n";
+        let (c, notes) = parse(&format!("{base}a.sources.r1.maxBackoffSleep = 300\n")).unwrap();
+        assert_eq!(c.backoff.max, Duration::from_millis(300));
+        assert!(notes.is_empty(), "{notes:?}");
+        let (c, notes) = parse(&format!("{base}a.sources.r1.maxBackOffSleep = 200\n")).unwrap();
+        assert_eq!(c.backoff.max, Duration::from_millis(200));
+        assert!(
+            notes.iter().any(|n| n.contains("maxBackoffSleep")),
+            "{notes:?}"
+        );
+        let e = parse(&format!("{base}a.sources.r1.maxBackoffSleep = soon\n")).unwrap_err();
+        assert!(e.contains("maxBackoffSleep") && e.contains("soon"), "{e}");
     }
 }

@@ -189,7 +189,7 @@ impl Source for KafkaSource {
             };
             if batch.is_empty() {
                 // Flume's PollableSource back-off: longer and longer naps while idle.
-                idle = (idle + config.backoff_increment).min(config.max_backoff);
+                idle = config.backoff.next(idle);
                 if !sleep_unless_stopped(idle, &stop) {
                     break;
                 }
@@ -326,7 +326,7 @@ fn put(
         match processor.process(events) {
             Ok(()) => return true,
             Err(e) => {
-                wait = (wait + config.backoff_increment).min(config.max_backoff);
+                wait = config.backoff.next(wait);
                 tracing::warn!(
                     source = name, events = batch.len(), error = %e, retry_in_ms = wait.as_millis() as u64,
                     "kafka: the channel refused the batch; retrying it (offsets not committed)"
@@ -376,8 +376,10 @@ mod tests {
             group_id: "g".into(),
             batch_size: 10,
             batch_duration: Duration::from_millis(10),
-            backoff_increment: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(10),
+            backoff: crate::config::PollBackoff {
+                increment: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
             use_flume_event_format: false,
             topic_header: Some("topic".into()),
             consumer,
