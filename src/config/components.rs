@@ -50,6 +50,15 @@ const SOURCE_TYPES: &[TypeName] = &[
         classes: &["org.apache.flume.source.NetcatSource"],
     },
     TypeName {
+        alias: "netcatudp",
+        classes: &["org.apache.flume.source.NetcatUdpSource"],
+    },
+    TypeName {
+        // Flume has no alias for it, only the class name; `stress` is weir's.
+        alias: "stress",
+        classes: &["org.apache.flume.source.StressSource"],
+    },
+    TypeName {
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
@@ -555,6 +564,8 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
 #[derive(Clone, Debug)]
 pub enum SourceKind {
     Netcat(NetcatConfig),
+    NetcatUdp(NetcatUdpConfig),
+    Stress(StressConfig),
     Seq(SeqConfig),
     Http(super::HttpSourceConfig),
     Exec(super::ExecSourceConfig),
@@ -570,6 +581,8 @@ impl SourceKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceKind::Netcat(_) => "netcat",
+            SourceKind::NetcatUdp(_) => "netcatudp",
+            SourceKind::Stress(_) => "stress",
             SourceKind::Seq(_) => "seq",
             SourceKind::Http(_) => "http",
             SourceKind::Exec(_) => "exec",
@@ -588,6 +601,7 @@ impl SourceKind {
     pub fn checked_batch_size(&self) -> Option<usize> {
         match self {
             SourceKind::Seq(c) => Some(c.batch_size),
+            SourceKind::Stress(c) => Some(c.batch_size),
             SourceKind::Exec(c) => Some(c.batch_size),
             SourceKind::Taildir(c) => Some(c.batch_size),
             SourceKind::SpoolDir(c) => Some(c.batch_size),
@@ -596,6 +610,7 @@ impl SourceKind {
                 Some(c.batch_size)
             }
             SourceKind::Netcat(_)
+            | SourceKind::NetcatUdp(_)
             | SourceKind::Http(_)
             | SourceKind::Syslog(_)
             | SourceKind::Avro(_)
@@ -613,6 +628,33 @@ pub struct NetcatConfig {
     pub ack_every_event: bool,
     /// weir: most concurrent connections; more are refused with a FAILED line.
     pub max_connections: usize,
+}
+
+/// Flume's `netcatudp`: one datagram is one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetcatUdpConfig {
+    /// `bind`; Flume listens on every address when it is not set.
+    pub bind: String,
+    pub port: u16,
+    /// `remoteAddressHeader`: the header that gets the sender's address, if set.
+    pub remote_address_header: Option<String>,
+}
+
+/// Flume's `org.apache.flume.source.StressSource`: a load generator of identical events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StressConfig {
+    /// `size`: bytes in each body (Flume: 500), all 0x7F as in Flume.
+    pub size: usize,
+    /// `maxTotalEvents`: events offered to the channel, refused ones included, as in Flume
+    /// (negative, the default -1: no limit).
+    pub max_total_events: Option<u64>,
+    /// `maxSuccessfulEvents`: events the channel accepted (-1: no limit).
+    pub max_successful_events: Option<u64>,
+    /// `batchSize` (Flume: 1).
+    pub batch_size: usize,
+    /// `maxEventsPerSecond` (0, the default: no limit).
+    pub max_events_per_second: u64,
+    pub backoff: super::PollBackoff,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -682,6 +724,26 @@ impl SourceConfig {
                     max_line_length: s.positive_or("max-line-length", 512)? as usize,
                     ack_every_event: s.bool_or("ack-every-event", true)?,
                     max_connections: s.positive_or("max-connections", 1000)? as usize,
+                })
+            }
+            "netcatudp" => SourceKind::NetcatUdp(NetcatUdpConfig {
+                bind: s.string_or("bind", "0.0.0.0"),
+                port: s.port("port")?,
+                remote_address_header: s.string("remoteAddressHeader"),
+            }),
+            "stress" => {
+                // Flume reads these as Java longs and treats any negative value as no limit.
+                let limit = |key: &str| -> Result<Option<u64>, ConfigError> {
+                    let v: i64 = s.parse_or(key, -1, "a whole number (-1: no limit)")?;
+                    Ok(u64::try_from(v).ok())
+                };
+                SourceKind::Stress(StressConfig {
+                    size: s.usize_or("size", 500)?,
+                    max_total_events: limit("maxTotalEvents")?,
+                    max_successful_events: limit("maxSuccessfulEvents")?,
+                    batch_size: s.positive_or("batchSize", 1)? as usize,
+                    max_events_per_second: s.u64_or("maxEventsPerSecond", 0)?,
+                    backoff: super::PollBackoff::parse(s, notes)?,
                 })
             }
             "seq" => SourceKind::Seq(SeqConfig {
@@ -1697,5 +1759,74 @@ mod tests {
                 at(7, "serializers.s1.pattern")
             ),
         );
+    }
+
+    fn source(text: &str) -> Result<(SourceConfig, Vec<String>), String> {
+        let text = format!("a.sources.r1.channels = c1\n{text}");
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let mut notes = Vec::new();
+        SourceConfig::parse("a", "r1", &s, None, &mut notes)
+            .map(|c| (c, notes))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn stress_source_keys_defaults_and_negative_limits() {
+        let (c, _) = source("a.sources.r1.type = org.apache.flume.source.StressSource\n").unwrap();
+        let SourceKind::Stress(c) = c.kind else {
+            panic!("not a stress source: {c:?}");
+        };
+        assert_eq!(
+            (
+                c.size,
+                c.max_total_events,
+                c.max_successful_events,
+                c.batch_size
+            ),
+            (500, None, None, 1)
+        );
+        assert_eq!(c.max_events_per_second, 0);
+        assert_eq!(c.backoff.increment, Duration::from_secs(1));
+        let (c, _) = source(
+            "a.sources.r1.type = stress\na.sources.r1.maxTotalEvents = 1000\n\
+             a.sources.r1.maxSuccessfulEvents = -5\na.sources.r1.size = 0\n",
+        )
+        .unwrap();
+        let SourceKind::Stress(c) = c.kind else {
+            panic!("not a stress source: {c:?}");
+        };
+        assert_eq!(
+            (c.max_total_events, c.max_successful_events, c.size),
+            (Some(1000), None, 0)
+        );
+        let e =
+            source("a.sources.r1.type = stress\na.sources.r1.maxTotalEvents = lots\n").unwrap_err();
+        assert!(
+            e.contains("a.sources.r1.maxTotalEvents") && e.contains("lots"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn netcatudp_source_keys() {
+        let (c, _) = source(
+            "a.sources.r1.type = org.apache.flume.source.NetcatUdpSource\n\
+             a.sources.r1.port = 5140\na.sources.r1.remoteAddressHeader = from\n",
+        )
+        .unwrap();
+        let SourceKind::NetcatUdp(c) = c.kind else {
+            panic!("not a netcatudp source: {c:?}");
+        };
+        assert_eq!(
+            c,
+            NetcatUdpConfig {
+                bind: "0.0.0.0".into(),
+                port: 5140,
+                remote_address_header: Some("from".into()),
+            }
+        );
+        let e = source("a.sources.r1.type = netcatudp\n").unwrap_err();
+        assert!(e.contains("a.sources.r1.port"), "{e}");
     }
 }

@@ -13,9 +13,11 @@ pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod netcat;
+pub mod netcat_udp;
 mod reporter;
 pub mod seq;
 pub mod spooldir;
+pub mod stress;
 pub mod syslog;
 pub mod taildir;
 pub mod thrift;
@@ -259,6 +261,10 @@ pub trait Source: Send {
 pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     match &config.kind {
         SourceKind::Netcat(c) => Box::new(netcat::NetcatSource::new(&config.name, c.clone())),
+        SourceKind::NetcatUdp(c) => {
+            Box::new(netcat_udp::NetcatUdpSource::new(&config.name, c.clone()))
+        }
+        SourceKind::Stress(c) => Box::new(stress::StressSource::new(&config.name, c.clone())),
         SourceKind::Seq(c) => Box::new(seq::SeqSource::new(&config.name, c.clone())),
         SourceKind::Http(c) => Box::new(http::HttpSource::new(&config.name, c.clone())),
         SourceKind::Exec(c) => Box::new(exec::ExecSource::new(&config.name, c.clone())),
