@@ -852,3 +852,53 @@ a.sources.r1.interceptors.drop.matching = car.
         ]
     );
 }
+
+/// The User Guide's spillable memory channel runs, and (being a file channel in weir) keeps
+/// every acknowledged line across a SIGKILL: first with a sink that cannot deliver (an avro
+/// sink with no server), so the lines wait in the channel, then with a file_roll sink.
+#[test]
+fn a_spillable_memory_channel_keeps_acknowledged_lines_across_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let d = dir.path().display();
+    let write = |name: &str, sink: &str| {
+        let text = format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\n\
+             a.sources.r1.channels = c1\n\
+             a.channels.c1.type = SPILLABLEMEMORY\na.channels.c1.memoryCapacity = 10000\n\
+             a.channels.c1.overflowCapacity = 1000000\na.channels.c1.byteCapacity = 800000\n\
+             a.channels.c1.checkpointDir = {d}/ckpt\na.channels.c1.dataDirs = {d}/log\n\
+             a.channels.c1.minimumRequiredSpace = 0\na.sinks.k1.channel = c1\n{sink}"
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let stuck = write(
+        "stuck.properties",
+        &format!(
+            "a.sinks.k1.type = avro\na.sinks.k1.hostname = 127.0.0.1\na.sinks.k1.port = {}\n",
+            free_port()
+        ),
+    );
+    let draining = write(
+        "draining.properties",
+        &format!("a.sinks.k1.type = file_roll\na.sinks.k1.sink.directory = {d}/out\n"),
+    );
+    let (ok, out) = support::check_config_file(&draining, Some("a"));
+    assert!(ok, "{out}");
+    assert!(out.contains("1010000 events"), "the check says what the channel became: {out}");
+
+    let mut agent = Agent::start_with(&stuck, port, &[], Stdio::null());
+    let mut client = Client::new(port);
+    let lines: Vec<String> = (0..200).map(|i| format!("spilled {i}")).collect();
+    for l in &lines {
+        assert!(client.send(l), "{l} not acknowledged");
+    }
+    agent.kill9();
+    let mut agent = Agent::start_with(&draining, port, &[], Stdio::null());
+    let got = wait_output(dir.path(), |l| l.len() >= lines.len());
+    assert!(agent.stop());
+    assert_eq!(got, lines);
+}
