@@ -110,7 +110,7 @@ impl HttpSink {
                         self.config.request_timeout.as_millis()
                     ),
                 };
-                return Outcome::Failed(format!("no {phase} within {limit}"));
+                return Outcome::Failed(format!("timed out ({phase}) after {limit}"));
             }
             Err(e) => return Outcome::Failed(e.to_string()),
         };
