@@ -382,6 +382,57 @@ fn a_4xx_that_rollback_says_to_commit_is_dropped_counted_and_logged() {
     }
 }
 
+/// `rollback` without `backoff` sends the event again at once; `backoff` with a commit finishes
+/// the event and pauses: either way each event is answered 2XX once, nothing lost.
+#[test]
+fn rollback_without_backoff_retries_and_commit_with_backoff_pauses_without_resending() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nc, http) = (free_port(), free_port());
+    let server = Server::start(
+        http,
+        vec![
+            Reply::HeldThen(200),
+            Reply::Status(503),
+            Reply::Status(200),
+            Reply::Status(202),
+        ],
+    );
+    let cfg = config(
+        dir.path(),
+        nc,
+        http,
+        &format!(
+            "{COMMIT_2XX}a.sinks.k1.requestTimeout = 20000\n\
+             a.sinks.k1.backoff.503 = false\na.sinks.k1.backoff.202 = true\n"
+        ),
+    );
+    let (mut agent, metrics) = start(dir.path(), &cfg, nc);
+    let sent = lines(8);
+    send_all(nc, &sent);
+    wait_until("the first request", || !server.requests().is_empty());
+    server.release();
+    wait_until("the channel drained", || {
+        metric(metrics, "CHANNEL.c1", "ChannelSize") == Some(0)
+    });
+    assert!(agent.stop(), "the agent stopped cleanly");
+    let mut expected = sent.clone();
+    expected.insert(2, sent[1].clone());
+    assert_eq!(
+        server.bodies(),
+        expected,
+        "e01 twice (503, then 200), the rest once"
+    );
+    let log = std::fs::read_to_string(dir.path().join("agent-0.log")).unwrap();
+    assert!(
+        log.contains("answered 202: the event is done, and the sink backs off"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("answered 503"),
+        "no backoff for the 503:\n{log}"
+    );
+}
+
 #[test]
 fn with_the_server_down_at_start_everything_is_delivered_once_it_is_up() {
     let dir = tempfile::tempdir().unwrap();

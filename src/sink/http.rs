@@ -189,7 +189,7 @@ impl Sink for HttpSink {
                     self.counters.acked.fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.counters.unsendable.fetch_add(1, Ordering::Relaxed);
-                    self.drops.dropped(&self.name, &endpoint, code);
+                    let _ = self.drops.dropped(&self.name, &endpoint, code);
                 }
                 if backoff {
                     return self.stop_at(
@@ -256,7 +256,8 @@ struct DropLog {
 }
 
 impl DropLog {
-    fn dropped(&mut self, sink: &str, endpoint: &str, code: u16) {
+    /// Counts a dropped event; whether it was logged.
+    fn dropped(&mut self, sink: &str, endpoint: &str, code: u16) -> bool {
         let now = Instant::now();
         if self
             .window_start
@@ -284,8 +285,10 @@ impl DropLog {
                     "event dropped: the endpoint answered {code}, and `rollback` says to commit it ({not_logged} more dropped before this and not logged)"
                 );
             }
+            true
         } else {
             self.not_logged += 1;
+            false
         }
     }
 
@@ -310,5 +313,28 @@ impl DropLog {
                 "{not_logged} more events were dropped on non-2XX responses and not logged one by one"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_logged_one_by_one_up_to_the_limit_then_summed_up() {
+        let mut log = DropLog::default();
+        let logged = (0..25)
+            .filter(|_| log.dropped("k1", "http://h/", 400))
+            .count();
+        assert_eq!(logged, DROP_LOGS_PER_WINDOW as usize);
+        assert_eq!(log.not_logged, 15);
+        // Within the window nothing is reported early; once it is over, the rest is.
+        log.flush_old("k1", "http://h/");
+        assert_eq!(log.not_logged, 15);
+        log.window_start = Some(Instant::now() - DROP_LOG_WINDOW);
+        log.flush_old("k1", "http://h/");
+        assert_eq!(log.not_logged, 0);
+        // A new window logs again.
+        assert!(log.dropped("k1", "http://h/", 404));
     }
 }
