@@ -334,6 +334,10 @@ fn bodies_arrive_in_order_with_the_configured_headers_and_a_503_is_redelivered_a
             r.header("secret").is_none(),
             "event headers are not sent: {r:?}"
         );
+        for name in ["content-type", "accept"] {
+            let n = r.headers.iter().filter(|(h, _)| h == name).count();
+            assert_eq!(n, 1, "one {name} header: {r:?}");
+        }
     }
     // Keep-alive: the connection is reused, a 503 included.
     let conns = server.requests().iter().map(|r| r.conn).max().unwrap_or(0) + 1;
