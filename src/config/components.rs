@@ -152,6 +152,10 @@ const SINK_TYPES: &[TypeName] = &[
         alias: "thrift",
         classes: &["org.apache.flume.sink.ThriftSink"],
     },
+    TypeName {
+        alias: "http",
+        classes: &["org.apache.flume.sink.http.HttpSink"],
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1123,6 +1127,7 @@ pub enum SinkKind {
     Kafka(KafkaSinkConfig),
     Avro(super::AvroSinkConfig),
     Thrift(super::ThriftSinkConfig),
+    Http(super::HttpSinkConfig),
 }
 
 impl SinkKind {
@@ -1134,6 +1139,7 @@ impl SinkKind {
             SinkKind::Kafka(_) => "kafka",
             SinkKind::Avro(_) => "avro",
             SinkKind::Thrift(_) => "thrift",
+            SinkKind::Http(_) => "http",
         }
     }
 }
@@ -1381,6 +1387,10 @@ impl SinkConfig {
             "thrift" => {
                 let (c, batch) = super::thrift::parse_thrift_sink(s, notes)?;
                 (SinkKind::Thrift(c), batch)
+            }
+            "http" => {
+                let (c, batch) = super::http_sink::parse_http_sink(s, notes)?;
+                (SinkKind::Http(c), batch)
             }
             _ => unreachable!("resolve() returns only listed aliases"),
         };

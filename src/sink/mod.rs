@@ -7,6 +7,7 @@ pub mod avro;
 mod committer;
 pub mod file_roll;
 pub mod group;
+pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod logger;
@@ -117,6 +118,7 @@ pub fn build(
             stop,
             counters,
         )),
+        SinkKind::Http(c) => Box::new(http::HttpSink::new(&config.name, c.clone(), stop, counters)),
     })
 }
 
