@@ -28,27 +28,21 @@
 //!
 //! Run: `cargo bench --bench sources`
 
-use std::io::{BufRead, BufWriter, Write};
+mod common;
+
+use std::io::{BufRead, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use weir::channel::Channel;
-use weir::channel::file::FileChannel;
-use weir::config::{
-    FileChannelConfig, FileGroup, KeepFields, NetcatConfig, SelectorConfig, SeqConfig,
-    SourceConfig, SourceKind, SyslogConfig, SyslogProtocol, TaildirConfig,
-};
-use weir::event::Event;
-use weir::sink::{Sink, SinkCounters, SinkRunner};
+use common::{Case, source_config};
+use weir::config::{KeepFields, NetcatConfig, SeqConfig, SourceKind, SyslogConfig, SyslogProtocol};
+use weir::sink::SinkCounters;
+use weir::source::Source;
 use weir::source::netcat::NetcatSource;
 use weir::source::seq::SeqSource;
 use weir::source::syslog::SyslogSource;
-use weir::source::taildir::TaildirSource;
-use weir::source::{ChannelProcessor, Source, SourceCounters};
 
 /// Event body bytes, the same for every case.
 const BODY: usize = 100;
@@ -60,8 +54,6 @@ const SINK_BATCH: usize = 1000;
 const CLIENTS: usize = 4;
 /// The RFC 5424 header of every syslog message; the parser keeps what follows as the body.
 const SYSLOG_HEADER: &str = "<13>1 2024-05-01T10:00:00.000Z bench-host ";
-/// A pipeline that drains nothing for this long is stuck (a lost message, a dead load thread).
-const STALL: Duration = Duration::from_secs(30);
 
 const CASES: [fn(&Setup) -> Case; 4] = [seq, syslog_tcp, taildir, netcat];
 
@@ -71,26 +63,6 @@ struct Setup<'a> {
     batch: usize,
     /// A fresh directory for the case's own files.
     dir: &'a Path,
-}
-
-/// A source ready to run, with what feeds it.
-struct Case {
-    name: &'static str,
-    config: SourceConfig,
-    /// Started (bound, opened) already.
-    source: Box<dyn Source>,
-    /// Starts the load once timing begins; its threads are joined at the end.
-    load: Box<dyn FnOnce() -> Vec<JoinHandle<()>>>,
-}
-
-fn source_config(kind: SourceKind) -> SourceConfig {
-    SourceConfig {
-        name: "r1".into(),
-        channels: vec!["c1".into()],
-        selector: SelectorConfig::Replicating { optional: vec![] },
-        interceptors: vec![],
-        kind,
-    }
 }
 
 fn seq(setup: &Setup) -> Case {
@@ -165,40 +137,9 @@ fn syslog_tcp(setup: &Setup) -> Case {
 }
 
 fn taildir(setup: &Setup) -> Case {
-    let logs = setup.dir.join("logs");
-    std::fs::create_dir_all(&logs).expect("create the logs directory");
-    let log = logs.join("app.log");
-    let mut w = BufWriter::new(std::fs::File::create(&log).expect("create the log"));
-    for i in 0..setup.events {
-        writeln!(w, "{}", body(format!("{i} GET /api/v1/items "))).expect("write the log");
-    }
-    w.flush().expect("flush the log");
-    drop(w);
-    let cfg = TaildirConfig {
-        groups: vec![FileGroup {
-            name: "g1".into(),
-            dir: logs,
-            pattern: regex::Regex::new(r"^(?:app\.log)$").expect("file pattern"),
-            headers: Default::default(),
-        }],
-        position_file: setup.dir.join("taildir_position.json"),
-        batch_size: setup.batch,
-        skip_to_end: false,
-        idle_timeout: Duration::from_secs(120),
-        write_pos_interval: Duration::from_secs(3),
-        file_header: None,
-        byte_offset_header: false,
-        max_batch_count: u64::MAX,
-        poll_delay: Duration::from_millis(500),
-    };
-    let mut source = TaildirSource::new("r1", cfg.clone());
-    source.start().expect("TAILDIR source starts");
-    Case {
-        name: "TAILDIR",
-        config: source_config(SourceKind::Taildir(cfg)),
-        source: Box::new(source),
-        load: Box::new(Vec::new),
-    }
+    common::taildir(setup.dir, setup.events, setup.batch, |i| {
+        body(format!("{i} GET /api/v1/items "))
+    })
 }
 
 fn netcat(setup: &Setup) -> Case {
@@ -256,85 +197,6 @@ fn netcat(setup: &Setup) -> Case {
     }
 }
 
-fn file_channel(dir: &Path, batch: usize) -> Arc<dyn Channel> {
-    Arc::new(
-        FileChannel::open(
-            "c1",
-            &FileChannelConfig {
-                capacity: 1_000_000,
-                transaction_capacity: batch.max(SINK_BATCH),
-                minimum_required_space: 0,
-                ..FileChannelConfig::new(dir.join("ckpt"), dir.join("data"))
-            },
-        )
-        .expect("open file channel"),
-    )
-}
-
-/// The null sink, counting the body bytes it discards.
-struct CountingNull(Arc<AtomicU64>);
-
-impl Sink for CountingNull {
-    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        let n: usize = events.iter().map(|(_, e)| e.body.len()).sum();
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Runs `case` into `channel` until the sink has drained `events`: the time and the body bytes
-/// drained.
-fn measure(case: Case, channel: Arc<dyn Channel>, events: u64) -> (Duration, u64) {
-    let processor = ChannelProcessor::new(
-        &case.config,
-        std::slice::from_ref(&channel),
-        Arc::new(SourceCounters::default()),
-    );
-    let counters = Arc::new(SinkCounters::default());
-    let bytes = Arc::new(AtomicU64::new(0));
-    let runner = SinkRunner {
-        name: "k1".into(),
-        sink: Box::new(CountingNull(bytes.clone())),
-        channel,
-        batch_size: SINK_BATCH,
-        counters: counters.clone(),
-    };
-    let source_stop = Arc::new(AtomicBool::new(false));
-    let sink_stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let s = sink_stop.clone();
-    let sink = std::thread::spawn(move || runner.run(s));
-    let s = source_stop.clone();
-    let source = case.source;
-    let src = std::thread::spawn(move || source.run(processor, s));
-    let load = (case.load)();
-    let (mut seen, mut progress_at) = (0, Instant::now());
-    loop {
-        let drained = counters.drain_success.load(Ordering::Relaxed);
-        if drained >= events {
-            break;
-        }
-        if drained > seen {
-            (seen, progress_at) = (drained, Instant::now());
-        }
-        assert!(
-            progress_at.elapsed() < STALL,
-            "{}: stuck at {drained} of {events} events drained",
-            case.name
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let elapsed = start.elapsed();
-    for l in load {
-        let _ = l.join();
-    }
-    source_stop.store(true, Ordering::Relaxed);
-    let _ = src.join();
-    sink_stop.store(true, Ordering::Relaxed);
-    let _ = sink.join();
-    (elapsed, bytes.load(Ordering::Relaxed))
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -364,8 +226,12 @@ fn main() {
                 dir: dir.path(),
             });
             let name = case.name;
-            let channel = file_channel(&dir.path().join("channel"), batch);
-            let (t, bytes) = measure(case, channel, events);
+            let channel = common::file_channel(&dir.path().join("channel"), batch.max(SINK_BATCH));
+            let bytes = Arc::new(AtomicU64::new(0));
+            let sink = Box::new(common::CountingNull(bytes.clone()));
+            let counters = Arc::new(SinkCounters::default());
+            let t = common::measure(case, channel, events, sink, SINK_BATCH, counters);
+            let bytes = bytes.load(Ordering::Relaxed);
             let secs = t.as_secs_f64();
             let eps = events as f64 / secs;
             let baseline = *baseline.get_or_insert(eps);
