@@ -990,6 +990,8 @@ pub struct FileRollConfig {
     /// false the lines are only flushed to the OS, as in Flume, and a machine crash can lose
     /// committed lines.
     pub fsync: bool,
+    /// How events become file bytes (Flume `sink.serializer` and its keys).
+    pub serializer: super::SerializerConfig,
 }
 
 /// Flume's file_roll path managers: the part of a file's name between prefix and extension.
@@ -1168,45 +1170,37 @@ impl SinkConfig {
                 s.positive_or("batchSize", 100)? as usize,
             ),
             "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
-            "file_roll" => {
-                let serializer = s.string_or("sink.serializer", "TEXT");
-                if !serializer.eq_ignore_ascii_case("text") {
-                    return Err(s.error(
-                        Some("sink.serializer"),
-                        format!("serializer '{serializer}' is not supported; supported: TEXT"),
-                    ));
-                }
-                (
-                    SinkKind::FileRoll(FileRollConfig {
-                        directory: PathBuf::from(s.required(
-                            "sink.directory",
-                            &format!(
-                                "set `{}` to the directory to write files into",
-                                s.full("sink.directory")
-                            ),
-                        )?),
-                        roll_interval: s.seconds_or("sink.rollInterval", 30)?,
-                        prefix: s.string_or("sink.pathManager.prefix", ""),
-                        extension: s.string_or("sink.pathManager.extension", ""),
-                        naming: match s
-                            .string_or("sink.pathManager", "DEFAULT")
-                            .to_ascii_uppercase()
-                            .as_str()
-                        {
-                            "DEFAULT" => FileNaming::Default,
-                            "ROLLTIME" => FileNaming::RollTime,
-                            other => {
-                                return Err(s.error(
-                                    Some("sink.pathManager"),
-                                    format!("'{other}' is not DEFAULT or ROLLTIME"),
-                                ));
-                            }
-                        },
-                        fsync: s.bool_or("sink.fsync", true)?,
-                    }),
-                    s.positive_or("sink.batchSize", 100)? as usize,
-                )
-            }
+            "file_roll" => (
+                SinkKind::FileRoll(FileRollConfig {
+                    directory: PathBuf::from(s.required(
+                        "sink.directory",
+                        &format!(
+                            "set `{}` to the directory to write files into",
+                            s.full("sink.directory")
+                        ),
+                    )?),
+                    roll_interval: s.seconds_or("sink.rollInterval", 30)?,
+                    prefix: s.string_or("sink.pathManager.prefix", ""),
+                    extension: s.string_or("sink.pathManager.extension", ""),
+                    naming: match s
+                        .string_or("sink.pathManager", "DEFAULT")
+                        .to_ascii_uppercase()
+                        .as_str()
+                    {
+                        "DEFAULT" => FileNaming::Default,
+                        "ROLLTIME" => FileNaming::RollTime,
+                        other => {
+                            return Err(s.error(
+                                Some("sink.pathManager"),
+                                format!("'{other}' is not DEFAULT or ROLLTIME"),
+                            ));
+                        }
+                    },
+                    fsync: s.bool_or("sink.fsync", true)?,
+                    serializer: super::parse_serializer(s, notes)?,
+                }),
+                s.positive_or("sink.batchSize", 100)? as usize,
+            ),
             "kafka" => {
                 let (k, batch) = parse_kafka(s, notes)?;
                 (SinkKind::Kafka(k), batch)

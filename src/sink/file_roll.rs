@@ -1,23 +1,42 @@
-//! The rolling file sink: one event body per line into files in a directory, a new file every
-//! `rollInterval` (Flume's RollingFileSink with the TEXT serializer). A take is committed only
-//! after its lines are flushed — and, by default, fdatasync'ed — so a crash never loses a line
-//! whose take was committed.
+//! The rolling file sink: events into files in a directory, a new file every `rollInterval`
+//! (Flume's RollingFileSink), each event turned into bytes by the configured serializer
+//! (`serializer`: TEXT, HEADER_AND_TEXT or AVRO_EVENT). A take is committed only after its bytes
+//! are written — and, by default, fdatasync'ed — so a crash never loses an event whose take was
+//! committed, and every file ends, after each committed batch, with a complete line or Avro
+//! block.
+//!
+//! A batch is serialized in memory and written to the file with one write; if that fails, the
+//! file is cut back to its last committed byte so the retry does not follow a partial batch (if
+//! even that fails, the retry goes to a new file).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
 use super::Sink;
+use super::serializer::Serializer;
 use crate::config::{FileNaming, FileRollConfig};
 use crate::event::Event;
+
+/// The file being written.
+struct Current {
+    path: PathBuf,
+    file: File,
+    opened: Instant,
+    /// Bytes written by committed batches (the file's length when nothing failed).
+    committed: u64,
+}
 
 pub struct FileRollSink {
     name: String,
     config: FileRollConfig,
-    current: Option<(PathBuf, BufWriter<File>, Instant)>,
+    serializer: Serializer,
+    current: Option<Current>,
+    /// The serialized batch, kept to reuse its allocation.
+    buf: Vec<u8>,
     /// Numbers the files of this run (under ROLLTIME, of the current second).
     counter: u64,
     /// ROLLTIME: the second the counter counts in.
@@ -34,8 +53,10 @@ impl FileRollSink {
         })?;
         Ok(FileRollSink {
             name: name.to_owned(),
+            serializer: Serializer::new(&config.serializer),
             config,
             current: None,
+            buf: Vec::new(),
             counter: 0,
             counted_second: String::new(),
             series: SystemTime::now()
@@ -69,69 +90,121 @@ impl FileRollSink {
 
     fn roll_due(&self) -> bool {
         match &self.current {
-            Some((_, _, opened)) => {
+            Some(c) => {
                 !self.config.roll_interval.is_zero()
-                    && opened.elapsed() >= self.config.roll_interval
+                    && c.opened.elapsed() >= self.config.roll_interval
             }
             None => false,
         }
     }
 
-    fn close_current(&mut self) -> anyhow::Result<()> {
-        if let Some((path, mut w, _)) = self.current.take() {
-            w.flush()
-                .with_context(|| format!("flush {}", path.display()))?;
-            tracing::debug!(sink = %self.name, file = %path.display(), "closed file");
+    fn close_current(&mut self) {
+        // Every committed batch is already complete in the file (and synced if `fsync`).
+        if let Some(c) = self.current.take() {
+            tracing::debug!(sink = %self.name, file = %c.path.display(), "closed file");
         }
-        Ok(())
     }
 
-    fn writer(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
-        if self.roll_due() {
-            self.close_current()?;
-        }
-        if self.current.is_none() {
+    /// Opens the next file. A name already taken (a restart within the same second under
+    /// ROLLTIME, say) is skipped rather than appended to: an Avro file cannot be continued
+    /// without its sync marker, and a text file should not mix runs.
+    fn open_next(&mut self) -> anyhow::Result<Current> {
+        for _ in 0..1000 {
             let name = self.next_name();
             let path = self.config.directory.join(name);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("sink {}: cannot open {}", self.name, path.display()))?;
-            self.current = Some((
-                path,
-                BufWriter::with_capacity(256 * 1024, file),
-                Instant::now(),
-            ));
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(file) => {
+                    if self.config.fsync {
+                        // The new name must survive a crash with the data synced into it.
+                        File::open(&self.config.directory)
+                            .and_then(|d| d.sync_all())
+                            .with_context(|| {
+                                format!("sync directory {}", self.config.directory.display())
+                            })?;
+                    }
+                    return Ok(Current {
+                        path,
+                        file,
+                        opened: Instant::now(),
+                        committed: 0,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
         }
-        match &mut self.current {
-            Some((_, w, _)) => Ok(w),
-            None => unreachable!("a file was opened just above"),
+        anyhow::bail!(
+            "no free file name in {} after 1000 tries",
+            self.config.directory.display()
+        )
+    }
+
+    /// Serializes `events` (after the file header if the file is new) into `self.buf`.
+    fn serialize(&mut self, events: &[(u64, Event)], new_file: bool) -> std::io::Result<()> {
+        self.buf.clear();
+        if new_file {
+            self.serializer.begin_file(&mut self.buf);
+        }
+        for (_, e) in events {
+            self.serializer.write(e, &mut self.buf)?;
+        }
+        self.serializer.end_batch(&mut self.buf)
+    }
+
+    fn write_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        if self.roll_due() {
+            self.close_current();
+        }
+        let mut current = match self.current.take() {
+            Some(c) => c,
+            None => self.open_next()?,
+        };
+        if let Err(e) = self.serialize(events, current.committed == 0) {
+            self.serializer.abandon_batch();
+            self.current = Some(current);
+            return Err(e).context("serializing the batch");
+        }
+        let written = current
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| {
+                if self.config.fsync {
+                    current.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+            .with_context(|| format!("writing {}", current.path.display()));
+        match written {
+            Ok(()) => {
+                current.committed += self.buf.len() as u64;
+                self.current = Some(current);
+                Ok(())
+            }
+            Err(e) => {
+                // Cut the partial batch off so the retry continues a well-formed file; if that
+                // fails too, the retry starts a new file and this one keeps a torn tail.
+                match current.file.set_len(current.committed) {
+                    Ok(()) => self.current = Some(current),
+                    Err(cut) => tracing::error!(
+                        sink = %self.name,
+                        file = %current.path.display(),
+                        at = current.committed,
+                        "cannot cut a failed batch off the file ({cut}); it ends in a partial \
+                         batch, and the retry goes to a new file"
+                    ),
+                }
+                Err(e)
+            }
         }
     }
 }
 
 impl Sink for FileRollSink {
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        let fsync = self.config.fsync;
-        let result = (|| {
-            let w = self.writer()?;
-            for (_, e) in events {
-                w.write_all(&e.body)?;
-                w.write_all(b"\n")?;
-            }
-            w.flush()?;
-            if fsync {
-                w.get_ref().sync_data()?;
-            }
-            anyhow::Ok(())
-        })();
-        if result.is_err() {
-            // The file may hold part of the batch: start a fresh file for the retry, so no line
-            // is ever half written into the middle of another.
-            self.current = None;
-        }
-        result.with_context(|| {
+        self.write_batch(events).with_context(|| {
             format!(
                 "sink {}: writing to {}",
                 self.name,
@@ -142,13 +215,14 @@ impl Sink for FileRollSink {
 
     fn idle(&mut self) -> anyhow::Result<()> {
         if self.roll_due() {
-            self.close_current()?;
+            self.close_current();
         }
         Ok(())
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        self.close_current()
+        self.close_current();
+        Ok(())
     }
 }
 
@@ -167,6 +241,7 @@ mod tests {
                 extension: ext.into(),
                 naming,
                 fsync: false,
+                serializer: Default::default(),
             },
         )
         .unwrap()

@@ -11,6 +11,7 @@ pub mod group;
 pub mod kafka;
 pub mod logger;
 pub mod null;
+pub mod serializer;
 pub mod thrift;
 
 use std::collections::VecDeque;
