@@ -351,6 +351,26 @@ mod tests {
         assert_eq!(keys, "abcdefghijkpq");
     }
 
+    /// Maps as OpenJDK 17's `HashMap.toString()` printed them (tests/interop/
+    /// JavaHashMapOrder.java made the file): 0 to 28 keys (so 16, 32 and 64 buckets), keys of
+    /// one bucket ("Aa" and "BB" share a hash code) put in name order, non-ASCII keys.
+    #[test]
+    fn header_maps_print_as_javas_hash_map_prints_them() {
+        let cases = include_str!("../../tests/interop/java_hashmap_order.txt");
+        assert_eq!(cases.lines().count(), 40);
+        for line in cases.lines() {
+            let (keys, java) = line.split_once('\t').unwrap();
+            let headers: Headers = keys
+                .split(' ')
+                .filter(|k| !k.is_empty())
+                .map(|k| (k.to_string(), format!("v{}", k.encode_utf16().count())))
+                .collect();
+            let mut out = Vec::new();
+            put_java_map(&mut out, &headers);
+            assert_eq!(String::from_utf8(out).unwrap(), java, "keys: {keys}");
+        }
+    }
+
     /// Reads a container back with the shared Avro cursor: the header, then every block's
     /// records; checks each block's sync marker.
     fn read_container(bytes: &[u8], codec: AvroCodec) -> (Vec<(String, Vec<u8>)>, Vec<Event>) {
