@@ -232,6 +232,16 @@ mod tests {
     use std::time::Duration;
 
     fn sink(dir: &std::path::Path, naming: FileNaming, prefix: &str, ext: &str) -> FileRollSink {
+        sink_with(dir, naming, prefix, ext, Default::default())
+    }
+
+    fn sink_with(
+        dir: &std::path::Path,
+        naming: FileNaming,
+        prefix: &str,
+        ext: &str,
+        serializer: crate::config::SerializerConfig,
+    ) -> FileRollSink {
         FileRollSink::new(
             "k1",
             FileRollConfig {
@@ -240,8 +250,8 @@ mod tests {
                 prefix: prefix.into(),
                 extension: ext.into(),
                 naming,
-                fsync: false,
-                serializer: Default::default(),
+                fsync: true,
+                serializer,
             },
         )
         .unwrap()
@@ -300,5 +310,82 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
         assert_eq!(text, "one\ntwo\n");
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A file that already has the next name (a restart within the same ROLLTIME second) is left
+    /// alone: the sink moves on to the next counter instead of appending to it.
+    #[test]
+    fn a_taken_name_is_skipped_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        let taken = format!("{}-1", s.series);
+        std::fs::write(dir.path().join(&taken), "earlier run\n").unwrap();
+        s.deliver(&[(0, Event::new(&b"new"[..]))]).unwrap();
+        s.close().unwrap();
+        let next = format!("{}-2", s.series);
+        assert_eq!(files(dir.path()), [taken.clone(), next.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(taken)).unwrap(),
+            "earlier run\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(next)).unwrap(),
+            "new\n"
+        );
+    }
+
+    /// After every delivery the Avro file ends with a complete block (its last 16 bytes are the
+    /// header's sync marker), and a rolled file starts with a header and a marker of its own.
+    #[test]
+    fn avro_files_end_with_a_complete_block_after_every_batch_and_rolls_start_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink_with(
+            dir.path(),
+            FileNaming::Default,
+            "",
+            "avro",
+            crate::config::SerializerConfig::AvroEvent {
+                sync_interval_bytes: 2_048_000,
+                codec: crate::config::AvroCodec::Null,
+            },
+        );
+        // Magic 4, metadata 1 + (1 + 11 + 2 + 133) + (1 + 10 + 1 + 4) + 1: the marker at 169.
+        let marker = |bytes: &[u8]| bytes[169..185].to_vec();
+        let mut sizes = Vec::new();
+        for i in 0..3 {
+            s.deliver(&[(i, Event::new(format!("event {i}").into_bytes()))])
+                .unwrap();
+            let bytes = std::fs::read(dir.path().join(&files(dir.path())[0])).unwrap();
+            assert_eq!(&bytes[..4], b"Obj\x01");
+            assert_eq!(bytes[bytes.len() - 16..], marker(&bytes));
+            sizes.push(bytes.len());
+        }
+        // Each batch: 1 record, its size, the record (empty map, "event i") and the marker.
+        assert_eq!(sizes, [185 + 11 + 16, 185 + 2 * 27, 185 + 3 * 27]);
+
+        s.close_current();
+        s.deliver(&[(3, Event::new(&b"after the roll"[..]))])
+            .unwrap();
+        let names = files(dir.path());
+        assert_eq!(names.len(), 2, "{names:?}");
+        let first = std::fs::read(dir.path().join(&names[0])).unwrap();
+        let second = std::fs::read(dir.path().join(&names[1])).unwrap();
+        assert_eq!(
+            first.len(),
+            185 + 3 * 27,
+            "the closed file is left as it was"
+        );
+        assert_eq!(second[..169], first[..169], "the same header");
+        assert_ne!(marker(&second), marker(&first), "a new sync marker");
+        assert_eq!(second[second.len() - 16..], marker(&second));
     }
 }
