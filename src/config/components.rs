@@ -1170,37 +1170,40 @@ impl SinkConfig {
                 s.positive_or("batchSize", 100)? as usize,
             ),
             "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
-            "file_roll" => (
-                SinkKind::FileRoll(FileRollConfig {
-                    directory: PathBuf::from(s.required(
-                        "sink.directory",
-                        &format!(
-                            "set `{}` to the directory to write files into",
-                            s.full("sink.directory")
-                        ),
-                    )?),
-                    roll_interval: s.seconds_or("sink.rollInterval", 30)?,
-                    prefix: s.string_or("sink.pathManager.prefix", ""),
-                    extension: s.string_or("sink.pathManager.extension", ""),
-                    naming: match s
-                        .string_or("sink.pathManager", "DEFAULT")
-                        .to_ascii_uppercase()
-                        .as_str()
-                    {
-                        "DEFAULT" => FileNaming::Default,
-                        "ROLLTIME" => FileNaming::RollTime,
-                        other => {
-                            return Err(s.error(
-                                Some("sink.pathManager"),
-                                format!("'{other}' is not DEFAULT or ROLLTIME"),
-                            ));
-                        }
-                    },
-                    fsync: s.bool_or("sink.fsync", true)?,
-                    serializer: super::parse_serializer(s, notes)?,
-                }),
-                s.positive_or("sink.batchSize", 100)? as usize,
-            ),
+            "file_roll" => {
+                let serializer = super::parse_serializer(s, notes)?;
+                (
+                    SinkKind::FileRoll(FileRollConfig {
+                        directory: PathBuf::from(s.required(
+                            "sink.directory",
+                            &format!(
+                                "set `{}` to the directory to write files into",
+                                s.full("sink.directory")
+                            ),
+                        )?),
+                        roll_interval: s.seconds_or("sink.rollInterval", 30)?,
+                        prefix: s.string_or("sink.pathManager.prefix", ""),
+                        extension: s.string_or("sink.pathManager.extension", ""),
+                        naming: match s
+                            .string_or("sink.pathManager", "DEFAULT")
+                            .to_ascii_uppercase()
+                            .as_str()
+                        {
+                            "DEFAULT" => FileNaming::Default,
+                            "ROLLTIME" => FileNaming::RollTime,
+                            other => {
+                                return Err(s.error(
+                                    Some("sink.pathManager"),
+                                    format!("'{other}' is not DEFAULT or ROLLTIME"),
+                                ));
+                            }
+                        },
+                        fsync: s.bool_or("sink.fsync", true)?,
+                        serializer,
+                    }),
+                    s.positive_or("sink.batchSize", 100)? as usize,
+                )
+            }
             "kafka" => {
                 let (k, batch) = parse_kafka(s, notes)?;
                 (SinkKind::Kafka(k), batch)

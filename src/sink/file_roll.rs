@@ -166,37 +166,38 @@ impl FileRollSink {
             self.current = Some(current);
             return Err(e).context("serializing the batch");
         }
-        let written = current
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| {
-                if self.config.fsync {
-                    current.file.sync_data()
-                } else {
-                    Ok(())
-                }
-            })
-            .with_context(|| format!("writing {}", current.path.display()));
-        match written {
-            Ok(()) => {
-                current.committed += self.buf.len() as u64;
-                self.current = Some(current);
-                Ok(())
-            }
+        if let Err(e) = current.file.write_all(&self.buf) {
+            // Cut the partial batch off so the retry continues a well-formed file.
+            self.current = self.cut_back(current);
+            return Err(e).context("writing the batch");
+        }
+        if self.config.fsync
+            && let Err(e) = current.file.sync_data()
+        {
+            // After a failed fdatasync the kernel's copy of the file cannot be trusted to reach
+            // the disk: cut the batch off all the same, but retry into a new file.
+            let _ = self.cut_back(current);
+            return Err(e).context("fdatasync");
+        }
+        current.committed += self.buf.len() as u64;
+        self.current = Some(current);
+        Ok(())
+    }
+
+    /// Cuts `current` back to its committed bytes; the file to go on with, or none (a new file
+    /// for the retry) if it cannot be cut and so ends in a partial batch.
+    fn cut_back(&self, current: Current) -> Option<Current> {
+        match current.file.set_len(current.committed) {
+            Ok(()) => Some(current),
             Err(e) => {
-                // Cut the partial batch off so the retry continues a well-formed file; if that
-                // fails too, the retry starts a new file and this one keeps a torn tail.
-                match current.file.set_len(current.committed) {
-                    Ok(()) => self.current = Some(current),
-                    Err(cut) => tracing::error!(
-                        sink = %self.name,
-                        file = %current.path.display(),
-                        at = current.committed,
-                        "cannot cut a failed batch off the file ({cut}); it ends in a partial \
-                         batch, and the retry goes to a new file"
-                    ),
-                }
-                Err(e)
+                tracing::error!(
+                    sink = %self.name,
+                    file = %current.path.display(),
+                    at = current.committed,
+                    "cannot cut a failed batch off the file ({e}): it ends in a partial batch, \
+                     and the retry goes to a new file"
+                );
+                None
             }
         }
     }
@@ -370,7 +371,7 @@ mod tests {
             sizes.push(bytes.len());
         }
         // Each batch: 1 record, its size, the record (empty map, "event i") and the marker.
-        assert_eq!(sizes, [185 + 11 + 16, 185 + 2 * 27, 185 + 3 * 27]);
+        assert_eq!(sizes, [185 + 27, 185 + 2 * 27, 185 + 3 * 27]);
 
         s.close_current();
         s.deliver(&[(3, Event::new(&b"after the roll"[..]))])
@@ -387,5 +388,41 @@ mod tests {
         assert_eq!(second[..169], first[..169], "the same header");
         assert_ne!(marker(&second), marker(&first), "a new sync marker");
         assert_eq!(second[second.len() - 16..], marker(&second));
+    }
+
+    /// A batch that cannot be written fails the delivery (the take rolls back), and the retry
+    /// does not continue a file it could not cut back: it starts a new one, with its own Avro
+    /// header, while the old file still ends with its last committed block.
+    #[test]
+    fn a_failed_write_is_retried_into_a_well_formed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink_with(
+            dir.path(),
+            FileNaming::Default,
+            "",
+            "",
+            crate::config::SerializerConfig::AvroEvent {
+                sync_interval_bytes: 2_048_000,
+                codec: crate::config::AvroCodec::Deflate,
+            },
+        );
+        s.deliver(&[(0, Event::new(&b"committed"[..]))]).unwrap();
+        let first = dir.path().join(&files(dir.path())[0]);
+        let committed = std::fs::read(&first).unwrap();
+        // A read-only descriptor for the same file: writing, and cutting back, both fail.
+        s.current.as_mut().unwrap().file = File::open(&first).unwrap();
+        let err = s.deliver(&[(1, Event::new(&b"retried"[..]))]).unwrap_err();
+        assert!(format!("{err:#}").contains("writing the batch"), "{err:#}");
+        assert!(
+            s.current.is_none(),
+            "the retry must not go to the uncut file"
+        );
+        s.deliver(&[(1, Event::new(&b"retried"[..]))]).unwrap();
+        let names = files(dir.path());
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(std::fs::read(&first).unwrap(), committed);
+        let second = std::fs::read(dir.path().join(&names[1])).unwrap();
+        assert_eq!(&second[..4], b"Obj\x01");
+        assert_eq!(second[second.len() - 16..], second[172..188]);
     }
 }
