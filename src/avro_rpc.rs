@@ -40,7 +40,9 @@ use md5::{Digest, Md5};
 use parking_lot::Mutex;
 
 use crate::event::{Event, Headers};
-use crate::flume_event_format::{Cursor, encode_into, encoded_size_hint, put_bytes, put_long};
+use crate::flume_event_format::{
+    Cursor, encode_into, encoded_size_hint, put_bytes, put_bytes_map, put_long,
+};
 pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{Deadline, patient_reader};
 use crate::stop::StopFlag;
@@ -209,17 +211,6 @@ fn put_meta(out: &mut Vec<u8>, meta: &Option<Meta>) {
             put_bytes_map(out, m);
         }
     }
-}
-
-fn put_bytes_map(out: &mut Vec<u8>, m: &[(String, Vec<u8>)]) {
-    if !m.is_empty() {
-        put_long(out, m.len() as i64);
-        for (k, v) in m {
-            put_bytes(out, k.as_bytes());
-            put_bytes(out, v);
-        }
-    }
-    put_long(out, 0);
 }
 
 fn read_meta(c: &mut Cursor) -> Result<Option<Meta>, String> {

@@ -11,8 +11,10 @@
 //! decoder never panics on bad input and never allocates more than the input holds.
 //!
 //! The Avro RPC of the avro source and sink (`avro_rpc`) carries the same datums, and builds its
-//! messages from the primitives here: [`put_long`], [`put_bytes`], [`encode_into`] and the
-//! [`Cursor`], which reads a datum or an array of them out of a longer payload.
+//! messages from the primitives here: [`put_long`], [`put_bytes`], [`put_bytes_map`],
+//! [`encode_into`] and the [`Cursor`], which reads a datum or an array of them out of a longer
+//! payload. The file_roll sink's `AVRO_EVENT` serializer (`sink::serializer`) writes the same
+//! record into Avro object container files with them.
 
 use crate::event::Headers;
 
@@ -66,6 +68,19 @@ pub fn put_long(out: &mut Vec<u8>, n: i64) {
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.extend_from_slice(b);
+}
+
+/// Appends an Avro `map<bytes>` (Avro RPC's call metadata, an object container file's header
+/// metadata): one block of all entries, then the zero count that ends the map.
+pub fn put_bytes_map(out: &mut Vec<u8>, m: &[(impl AsRef<str>, impl AsRef<[u8]>)]) {
+    if !m.is_empty() {
+        put_long(out, m.len() as i64);
+        for (k, v) in m {
+            put_bytes(out, k.as_ref().as_bytes());
+            put_bytes(out, v.as_ref());
+        }
+    }
+    put_long(out, 0);
 }
 
 /// Reads Avro binary values from a buffer, front to back. Errors name the byte position;

@@ -1159,6 +1159,8 @@ pub struct FileRollConfig {
     /// false the lines are only flushed to the OS, as in Flume, and a machine crash can lose
     /// committed lines.
     pub fsync: bool,
+    /// How events become file bytes (Flume `sink.serializer` and its keys).
+    pub serializer: super::SerializerConfig,
 }
 
 /// Flume's file_roll path managers: the part of a file's name between prefix and extension.
@@ -1338,13 +1340,7 @@ impl SinkConfig {
             ),
             "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
             "file_roll" => {
-                let serializer = s.string_or("sink.serializer", "TEXT");
-                if !serializer.eq_ignore_ascii_case("text") {
-                    return Err(s.error(
-                        Some("sink.serializer"),
-                        format!("serializer '{serializer}' is not supported; supported: TEXT"),
-                    ));
-                }
+                let serializer = super::parse_serializer(s, notes)?;
                 (
                     SinkKind::FileRoll(FileRollConfig {
                         directory: PathBuf::from(s.required(
@@ -1372,6 +1368,7 @@ impl SinkConfig {
                             }
                         },
                         fsync: s.bool_or("sink.fsync", true)?,
+                        serializer,
                     }),
                     s.positive_or("sink.batchSize", 100)? as usize,
                 )

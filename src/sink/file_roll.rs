@@ -1,23 +1,42 @@
-//! The rolling file sink: one event body per line into files in a directory, a new file every
-//! `rollInterval` (Flume's RollingFileSink with the TEXT serializer). A take is committed only
-//! after its lines are flushed — and, by default, fdatasync'ed — so a crash never loses a line
-//! whose take was committed.
+//! The rolling file sink: events into files in a directory, a new file every `rollInterval`
+//! (Flume's RollingFileSink), each event turned into bytes by the configured serializer
+//! (`serializer`: TEXT, HEADER_AND_TEXT or AVRO_EVENT). A take is committed only after its bytes
+//! are written — and, by default, fdatasync'ed — so a crash never loses an event whose take was
+//! committed, and every file ends, after each committed batch, with a complete line or Avro
+//! block.
+//!
+//! A batch is serialized in memory and written to the file with one write; if that fails, the
+//! file is cut back to its last committed byte so the retry does not follow a partial batch (if
+//! even that fails, the retry goes to a new file).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
 use super::Sink;
+use super::serializer::Serializer;
 use crate::config::{FileNaming, FileRollConfig};
 use crate::event::Event;
+
+/// The file being written.
+struct Current {
+    path: PathBuf,
+    file: File,
+    opened: Instant,
+    /// Bytes written by committed batches (the file's length when nothing failed).
+    committed: u64,
+}
 
 pub struct FileRollSink {
     name: String,
     config: FileRollConfig,
-    current: Option<(PathBuf, BufWriter<File>, Instant)>,
+    serializer: Serializer,
+    current: Option<Current>,
+    /// The serialized batch, kept to reuse its allocation.
+    buf: Vec<u8>,
     /// Numbers the files of this run (under ROLLTIME, of the current second).
     counter: u64,
     /// ROLLTIME: the second the counter counts in.
@@ -34,8 +53,10 @@ impl FileRollSink {
         })?;
         Ok(FileRollSink {
             name: name.to_owned(),
+            serializer: Serializer::new(&config.serializer),
             config,
             current: None,
+            buf: Vec::new(),
             counter: 0,
             counted_second: String::new(),
             series: SystemTime::now()
@@ -69,69 +90,122 @@ impl FileRollSink {
 
     fn roll_due(&self) -> bool {
         match &self.current {
-            Some((_, _, opened)) => {
+            Some(c) => {
                 !self.config.roll_interval.is_zero()
-                    && opened.elapsed() >= self.config.roll_interval
+                    && c.opened.elapsed() >= self.config.roll_interval
             }
             None => false,
         }
     }
 
-    fn close_current(&mut self) -> anyhow::Result<()> {
-        if let Some((path, mut w, _)) = self.current.take() {
-            w.flush()
-                .with_context(|| format!("flush {}", path.display()))?;
-            tracing::debug!(sink = %self.name, file = %path.display(), "closed file");
+    fn close_current(&mut self) {
+        // Every committed batch is already complete in the file (and synced if `fsync`).
+        if let Some(c) = self.current.take() {
+            tracing::debug!(sink = %self.name, file = %c.path.display(), "closed file");
         }
+    }
+
+    /// Opens the next file. A name already taken (a restart within the same second under
+    /// ROLLTIME, say) is skipped rather than appended to: an Avro file cannot be continued
+    /// without its sync marker, and a text file should not mix runs.
+    fn open_next(&mut self) -> anyhow::Result<Current> {
+        for _ in 0..1000 {
+            let name = self.next_name();
+            let path = self.config.directory.join(name);
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(file) => {
+                    if self.config.fsync {
+                        // The new name must survive a crash with the data synced into it.
+                        File::open(&self.config.directory)
+                            .and_then(|d| d.sync_all())
+                            .with_context(|| {
+                                format!("sync directory {}", self.config.directory.display())
+                            })?;
+                    }
+                    return Ok(Current {
+                        path,
+                        file,
+                        opened: Instant::now(),
+                        committed: 0,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        anyhow::bail!(
+            "no free file name in {} after 1000 tries",
+            self.config.directory.display()
+        )
+    }
+
+    /// Serializes `events` (after the file header if the file is new) into `self.buf`.
+    fn serialize(&mut self, events: &[(u64, Event)], new_file: bool) -> std::io::Result<()> {
+        self.buf.clear();
+        if new_file {
+            self.serializer.begin_file(&mut self.buf);
+        }
+        for (_, e) in events {
+            self.serializer.write(e, &mut self.buf)?;
+        }
+        self.serializer.end_batch(&mut self.buf)
+    }
+
+    fn write_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        if self.roll_due() {
+            self.close_current();
+        }
+        let mut current = match self.current.take() {
+            Some(c) => c,
+            None => self.open_next()?,
+        };
+        if let Err(e) = self.serialize(events, current.committed == 0) {
+            self.serializer.abandon_batch();
+            self.current = Some(current);
+            return Err(e).context("serializing the batch");
+        }
+        if let Err(e) = current.file.write_all(&self.buf) {
+            // Cut the partial batch off so the retry continues a well-formed file.
+            self.current = self.cut_back(current);
+            return Err(e).context("writing the batch");
+        }
+        if self.config.fsync
+            && let Err(e) = current.file.sync_data()
+        {
+            // After a failed fdatasync the kernel's copy of the file cannot be trusted to reach
+            // the disk: cut the batch off all the same, but retry into a new file.
+            let _ = self.cut_back(current);
+            return Err(e).context("fdatasync");
+        }
+        current.committed += self.buf.len() as u64;
+        self.current = Some(current);
         Ok(())
     }
 
-    fn writer(&mut self) -> anyhow::Result<&mut BufWriter<File>> {
-        if self.roll_due() {
-            self.close_current()?;
-        }
-        if self.current.is_none() {
-            let name = self.next_name();
-            let path = self.config.directory.join(name);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("sink {}: cannot open {}", self.name, path.display()))?;
-            self.current = Some((
-                path,
-                BufWriter::with_capacity(256 * 1024, file),
-                Instant::now(),
-            ));
-        }
-        match &mut self.current {
-            Some((_, w, _)) => Ok(w),
-            None => unreachable!("a file was opened just above"),
+    /// Cuts `current` back to its committed bytes; the file to go on with, or none (a new file
+    /// for the retry) if it cannot be cut and so ends in a partial batch.
+    fn cut_back(&self, current: Current) -> Option<Current> {
+        match current.file.set_len(current.committed) {
+            Ok(()) => Some(current),
+            Err(e) => {
+                tracing::error!(
+                    sink = %self.name,
+                    file = %current.path.display(),
+                    at = current.committed,
+                    "cannot cut a failed batch off the file ({e}): it ends in a partial batch, \
+                     and the retry goes to a new file"
+                );
+                None
+            }
         }
     }
 }
 
 impl Sink for FileRollSink {
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        let fsync = self.config.fsync;
-        let result = (|| {
-            let w = self.writer()?;
-            for (_, e) in events {
-                w.write_all(&e.body)?;
-                w.write_all(b"\n")?;
-            }
-            w.flush()?;
-            if fsync {
-                w.get_ref().sync_data()?;
-            }
-            anyhow::Ok(())
-        })();
-        if result.is_err() {
-            // The file may hold part of the batch: start a fresh file for the retry, so no line
-            // is ever half written into the middle of another.
-            self.current = None;
-        }
-        result.with_context(|| {
+        self.write_batch(events).with_context(|| {
             format!(
                 "sink {}: writing to {}",
                 self.name,
@@ -142,13 +216,14 @@ impl Sink for FileRollSink {
 
     fn idle(&mut self) -> anyhow::Result<()> {
         if self.roll_due() {
-            self.close_current()?;
+            self.close_current();
         }
         Ok(())
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        self.close_current()
+        self.close_current();
+        Ok(())
     }
 }
 
@@ -158,6 +233,16 @@ mod tests {
     use std::time::Duration;
 
     fn sink(dir: &std::path::Path, naming: FileNaming, prefix: &str, ext: &str) -> FileRollSink {
+        sink_with(dir, naming, prefix, ext, Default::default())
+    }
+
+    fn sink_with(
+        dir: &std::path::Path,
+        naming: FileNaming,
+        prefix: &str,
+        ext: &str,
+        serializer: crate::config::SerializerConfig,
+    ) -> FileRollSink {
         FileRollSink::new(
             "k1",
             FileRollConfig {
@@ -166,7 +251,8 @@ mod tests {
                 prefix: prefix.into(),
                 extension: ext.into(),
                 naming,
-                fsync: false,
+                fsync: true,
+                serializer,
             },
         )
         .unwrap()
@@ -225,5 +311,118 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
         assert_eq!(text, "one\ntwo\n");
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A file that already has the next name (a restart within the same ROLLTIME second) is left
+    /// alone: the sink moves on to the next counter instead of appending to it.
+    #[test]
+    fn a_taken_name_is_skipped_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        let taken = format!("{}-1", s.series);
+        std::fs::write(dir.path().join(&taken), "earlier run\n").unwrap();
+        s.deliver(&[(0, Event::new(&b"new"[..]))]).unwrap();
+        s.close().unwrap();
+        let next = format!("{}-2", s.series);
+        assert_eq!(files(dir.path()), [taken.clone(), next.clone()]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(taken)).unwrap(),
+            "earlier run\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(next)).unwrap(),
+            "new\n"
+        );
+    }
+
+    /// After every delivery the Avro file ends with a complete block (its last 16 bytes are the
+    /// header's sync marker), and a rolled file starts with a header and a marker of its own.
+    #[test]
+    fn avro_files_end_with_a_complete_block_after_every_batch_and_rolls_start_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink_with(
+            dir.path(),
+            FileNaming::Default,
+            "",
+            "avro",
+            crate::config::SerializerConfig::AvroEvent {
+                sync_interval_bytes: 2_048_000,
+                codec: crate::config::AvroCodec::Null,
+            },
+        );
+        // Magic 4, metadata 1 + (1 + 11 + 2 + 133) + (1 + 10 + 1 + 4) + 1: the marker at 169.
+        let marker = |bytes: &[u8]| bytes[169..185].to_vec();
+        let mut sizes = Vec::new();
+        for i in 0..3 {
+            s.deliver(&[(i, Event::new(format!("event {i}").into_bytes()))])
+                .unwrap();
+            let bytes = std::fs::read(dir.path().join(&files(dir.path())[0])).unwrap();
+            assert_eq!(&bytes[..4], b"Obj\x01");
+            assert_eq!(bytes[bytes.len() - 16..], marker(&bytes));
+            sizes.push(bytes.len());
+        }
+        // Each batch: 1 record, its size, the record (empty map, "event i") and the marker.
+        assert_eq!(sizes, [185 + 27, 185 + 2 * 27, 185 + 3 * 27]);
+
+        s.close_current();
+        s.deliver(&[(3, Event::new(&b"after the roll"[..]))])
+            .unwrap();
+        let names = files(dir.path());
+        assert_eq!(names.len(), 2, "{names:?}");
+        let first = std::fs::read(dir.path().join(&names[0])).unwrap();
+        let second = std::fs::read(dir.path().join(&names[1])).unwrap();
+        assert_eq!(
+            first.len(),
+            185 + 3 * 27,
+            "the closed file is left as it was"
+        );
+        assert_eq!(second[..169], first[..169], "the same header");
+        assert_ne!(marker(&second), marker(&first), "a new sync marker");
+        assert_eq!(second[second.len() - 16..], marker(&second));
+    }
+
+    /// A batch that cannot be written fails the delivery (the take rolls back), and the retry
+    /// does not continue a file it could not cut back: it starts a new one, with its own Avro
+    /// header, while the old file still ends with its last committed block.
+    #[test]
+    fn a_failed_write_is_retried_into_a_well_formed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink_with(
+            dir.path(),
+            FileNaming::Default,
+            "",
+            "",
+            crate::config::SerializerConfig::AvroEvent {
+                sync_interval_bytes: 2_048_000,
+                codec: crate::config::AvroCodec::Deflate,
+            },
+        );
+        s.deliver(&[(0, Event::new(&b"committed"[..]))]).unwrap();
+        let first = dir.path().join(&files(dir.path())[0]);
+        let committed = std::fs::read(&first).unwrap();
+        // A read-only descriptor for the same file: writing, and cutting back, both fail.
+        s.current.as_mut().unwrap().file = File::open(&first).unwrap();
+        let err = s.deliver(&[(1, Event::new(&b"retried"[..]))]).unwrap_err();
+        assert!(format!("{err:#}").contains("writing the batch"), "{err:#}");
+        assert!(
+            s.current.is_none(),
+            "the retry must not go to the uncut file"
+        );
+        s.deliver(&[(1, Event::new(&b"retried"[..]))]).unwrap();
+        let names = files(dir.path());
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(std::fs::read(&first).unwrap(), committed);
+        let second = std::fs::read(dir.path().join(&names[1])).unwrap();
+        assert_eq!(&second[..4], b"Obj\x01");
+        assert_eq!(second[second.len() - 16..], second[172..188]);
     }
 }

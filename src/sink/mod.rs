@@ -12,6 +12,7 @@ pub mod http;
 pub mod kafka;
 pub mod logger;
 pub mod null;
+pub mod serializer;
 pub mod thrift;
 
 use std::collections::VecDeque;
