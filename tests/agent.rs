@@ -888,7 +888,10 @@ fn a_spillable_memory_channel_keeps_acknowledged_lines_across_sigkill() {
     );
     let (ok, out) = support::check_config_file(&draining, Some("a"));
     assert!(ok, "{out}");
-    assert!(out.contains("1010000 events"), "the check says what the channel became: {out}");
+    assert!(
+        out.contains("1010000 events"),
+        "the check says what the channel became: {out}"
+    );
 
     let mut agent = Agent::start_with(&stuck, port, &[], Stdio::null());
     let mut client = Client::new(port);
