@@ -9,11 +9,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use support::{Agent, Client, free_port, interop_script, python_modules, wait_until};
 
@@ -282,23 +279,7 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
 /// `SINK.k1`'s EventDrainSuccessCount (events whose take was committed) from the metrics on
 /// `port`, or 0 if they cannot be read.
 fn sink_drained(port: u16) -> u64 {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["SINK.k1"]["EventDrainSuccessCount"]
-                .as_str()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    support::metric(port, "SINK.k1", "EventDrainSuccessCount").unwrap_or(0)
 }
 
 /// A serializer weir does not have, and an Avro codec it does not write, are refused when the

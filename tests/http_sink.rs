@@ -264,20 +264,6 @@ fn lines(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("e{i:02}")).collect()
 }
 
-/// A metric of `component` (e.g. `SINK.k1`) from the agent's metrics on `port`; `None` if they
-/// cannot be read.
-fn metric(port: u16, component: &str, name: &str) -> Option<u64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).ok()?;
-    let body = reply.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v[component][name].as_str()?.parse().ok()
-}
-
 #[test]
 fn bodies_arrive_in_order_with_the_configured_headers_and_a_503_is_redelivered_alone() {
     let dir = tempfile::tempdir().unwrap();

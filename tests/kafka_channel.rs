@@ -244,19 +244,7 @@ fn channel_taken(port: u16) -> u64 {
 
 /// One of `CHANNEL.c1`'s counters from the metrics on `port`, or 0 if unreadable.
 fn channel_metric(port: u16, name: &str) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["CHANNEL.c1"][name].as_str().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
+    support::metric(port, "CHANNEL.c1", name).unwrap_or(0)
 }
 
 /// A Kafka channel with no source, drained by a Kafka sink whose broker is frozen, killed

@@ -4,8 +4,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -75,22 +73,10 @@ fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:04}")).collect()
 }
 
-/// A sink counter from `GET /metrics` (Flume's JSON: every value a string).
+/// A sink counter from `GET /metrics`; fails the test when it cannot be read.
 fn sink_counter(metrics_port: u16, sink: &str, counter: &str) -> u64 {
-    let mut s = TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect to metrics");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send metrics request");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read metrics");
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let json: serde_json::Value = serde_json::from_str(body).expect("metrics JSON");
-    json[format!("SINK.{sink}")][counter]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {counter} for SINK.{sink} in {body}"))
+    support::metric(metrics_port, &format!("SINK.{sink}"), counter)
+        .unwrap_or_else(|| panic!("no {counter} for SINK.{sink} in the metrics"))
 }
 
 #[test]

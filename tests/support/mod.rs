@@ -473,23 +473,22 @@ pub fn agent_logs(dir: &Path) -> String {
     text
 }
 
+/// A counter of `component` (e.g. `SINK.k1`) from the agent's metrics on `port` (Flume's JSON,
+/// every value a string); `None` if they cannot be read.
+pub fn metric(port: u16, component: &str, name: &str) -> Option<u64> {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    let body = reply.split("\r\n\r\n").nth(1)?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v[component][name].as_str()?.parse().ok()
+}
+
 /// `SOURCE.r1`'s EventAcceptedCount from the metrics on `port`, or 0 if they cannot be read.
 pub fn source_accepted(port: u16) -> u64 {
-    use std::io::Read;
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["SOURCE.r1"]["EventAcceptedCount"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    metric(port, "SOURCE.r1", "EventAcceptedCount").unwrap_or(0)
 }
