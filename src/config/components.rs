@@ -50,15 +50,6 @@ const SOURCE_TYPES: &[TypeName] = &[
         classes: &["org.apache.flume.source.NetcatSource"],
     },
     TypeName {
-        alias: "netcatudp",
-        classes: &["org.apache.flume.source.NetcatUdpSource"],
-    },
-    TypeName {
-        // Flume has no alias for it, only the class name; `stress` is weir's.
-        alias: "stress",
-        classes: &["org.apache.flume.source.StressSource"],
-    },
-    TypeName {
         alias: "seq",
         classes: &["org.apache.flume.source.SequenceGeneratorSource"],
     },
@@ -101,6 +92,15 @@ const SOURCE_TYPES: &[TypeName] = &[
     TypeName {
         alias: "thrift",
         classes: &["org.apache.flume.source.ThriftSource"],
+    },
+    TypeName {
+        alias: "netcatudp",
+        classes: &["org.apache.flume.source.NetcatUdpSource"],
+    },
+    TypeName {
+        // Flume has no alias for it, only the class name; `stress` is weir's.
+        alias: "stress",
+        classes: &["org.apache.flume.source.StressSource"],
     },
 ];
 
@@ -870,6 +870,51 @@ pub(super) fn home_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// `transactionCapacity` (default `default`), which must not exceed `capacity` (named
+/// `capacity_name` in the error).
+fn transaction_capacity(
+    s: &Section,
+    default: u64,
+    capacity: u64,
+    capacity_name: &str,
+) -> Result<u64, ConfigError> {
+    let transaction_capacity = s.positive_or("transactionCapacity", default)?;
+    if transaction_capacity > capacity {
+        return Err(s.error(
+            Some("transactionCapacity"),
+            format!("{transaction_capacity} exceeds {capacity_name} {capacity}"),
+        ));
+    }
+    Ok(transaction_capacity)
+}
+
+/// A memory channel of `capacity` events (named `capacity_name` in errors), with the memory
+/// channel's other keys; `transactionCapacity` defaults to `default_transaction`.
+fn memory_channel(
+    s: &Section,
+    notes: &mut Vec<String>,
+    capacity: u64,
+    capacity_name: &str,
+    default_transaction: u64,
+) -> Result<MemoryChannelConfig, ConfigError> {
+    let transaction_capacity =
+        transaction_capacity(s, default_transaction, capacity, capacity_name)?;
+    s.accept_without_effect(
+        "byteCapacityBufferPercentage",
+        "weir counts body bytes exactly, with no allowance for headers",
+        notes,
+    );
+    Ok(MemoryChannelConfig {
+        capacity: capacity as usize,
+        transaction_capacity: transaction_capacity as usize,
+        keep_alive: s.seconds_or("keep-alive", 3)?,
+        byte_capacity: s
+            .string("byteCapacity")
+            .map(|_| s.positive_or("byteCapacity", 1))
+            .transpose()?,
+    })
+}
+
 /// A file channel's keys; `spill_capacity` is the capacity of a spillable memory channel
 /// stored as a file channel, which replaces the `capacity` key.
 fn parse_file_channel(
@@ -891,13 +936,8 @@ fn parse_file_channel(
     };
     // A small spillable channel gets a transaction capacity that fits it.
     let default_transaction = (defaults.transaction_capacity as u64).min(capacity);
-    let transaction_capacity = s.positive_or("transactionCapacity", default_transaction)?;
-    if transaction_capacity > capacity {
-        return Err(s.error(
-            Some("transactionCapacity"),
-            format!("{transaction_capacity} exceeds the channel capacity {capacity}"),
-        ));
-    }
+    let transaction_capacity =
+        transaction_capacity(s, default_transaction, capacity, "the channel capacity")?;
     let data_dirs: Vec<PathBuf> = s
         .string("dataDirs")
         .map(|v| {
@@ -1010,44 +1050,23 @@ fn parse_spillable_memory(
     s.accept_without_effect("overflowTimeout", memory_only, notes);
     s.accept_without_effect("overflowDeactivationThreshold", memory_only, notes);
     s.accept_without_effect("avgEventSize", memory_only, notes);
-    s.accept_without_effect(
-        "byteCapacityBufferPercentage",
-        "weir counts body bytes exactly, with no allowance for headers",
-        notes,
-    );
     match (memory, overflow) {
         (0, 0) => Err(s.error(
             Some("overflowCapacity"),
             "memoryCapacity and overflowCapacity are both 0: the channel could hold nothing".into(),
         )),
         (memory, 0) => {
-            let transaction_capacity = s.positive_or("transactionCapacity", 100.min(memory))?;
-            if transaction_capacity > memory {
-                return Err(s.error(
-                    Some("transactionCapacity"),
-                    format!("{transaction_capacity} exceeds memoryCapacity {memory}"),
-                ));
-            }
             notes.push(format!(
                 "{}: overflowCapacity = 0, so a memory channel of {memory} events, as in Flume",
                 s.full("type")
             ));
-            Ok(ChannelKind::Memory(MemoryChannelConfig {
-                capacity: memory as usize,
-                transaction_capacity: transaction_capacity as usize,
-                keep_alive: s.seconds_or("keep-alive", 3)?,
-                byte_capacity: s
-                    .string("byteCapacity")
-                    .map(|_| s.positive_or("byteCapacity", 1))
-                    .transpose()?,
-            }))
+            let channel = memory_channel(s, notes, memory, "memoryCapacity", 100.min(memory))?;
+            Ok(ChannelKind::Memory(channel))
         }
         (memory, overflow) => {
-            s.accept_without_effect(
-                "byteCapacity",
-                "it bounds the memory queue, and weir keeps every event in the log",
-                notes,
-            );
+            let why = "it bounds the memory queue, and weir keeps every event in the log";
+            s.accept_without_effect("byteCapacity", why, notes);
+            s.accept_without_effect("byteCapacityBufferPercentage", why, notes);
             notes.push(format!(
                 "{}: stored as a file channel of memoryCapacity + overflowCapacity = {} events, \
                  each one durable (Flume keeps up to memoryCapacity of them only in memory)",
@@ -1075,27 +1094,9 @@ impl ChannelConfig {
             "SPILLABLEMEMORY" => parse_spillable_memory(s, notes)?,
             "memory" => {
                 let capacity = s.positive_or("capacity", 100)?;
-                let transaction_capacity = s.positive_or("transactionCapacity", 100)?;
-                if transaction_capacity > capacity {
-                    return Err(s.error(
-                        Some("transactionCapacity"),
-                        format!("{transaction_capacity} exceeds the channel capacity {capacity}"),
-                    ));
-                }
-                s.accept_without_effect(
-                    "byteCapacityBufferPercentage",
-                    "weir counts body bytes exactly, with no allowance for headers",
-                    notes,
-                );
-                ChannelKind::Memory(MemoryChannelConfig {
-                    capacity: capacity as usize,
-                    transaction_capacity: transaction_capacity as usize,
-                    keep_alive: s.seconds_or("keep-alive", 3)?,
-                    byte_capacity: s
-                        .string("byteCapacity")
-                        .map(|_| s.positive_or("byteCapacity", 1))
-                        .transpose()?,
-                })
+                // Flume's default of 100 applies even to a smaller channel, which is an error.
+                let channel = memory_channel(s, notes, capacity, "the channel capacity", 100)?;
+                ChannelKind::Memory(channel)
             }
             "kafka" => ChannelKind::Kafka(super::kafka_channel::parse_kafka_channel(s, notes)?),
             _ => unreachable!("resolve() returns only listed aliases"),
