@@ -66,6 +66,42 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0")]
         metrics_bind: String,
     },
+    /// Send lines to an avro source as events (as `flume-ng avro-client`): a file's, standard
+    /// input's, or every file's of a spooling directory. Exits 1 at the first batch not
+    /// acknowledged, saying how many events were.
+    #[command(name = "avro-client")]
+    AvroClient {
+        /// Host of the avro source.
+        #[arg(
+            short = 'H',
+            long = "host",
+            requires = "port",
+            conflicts_with = "rpc_props"
+        )]
+        host: Option<String>,
+        /// Port of the avro source.
+        #[arg(short = 'p', long = "port", requires = "host")]
+        port: Option<u16>,
+        /// Flume's RPC client properties file (hosts, hosts.<alias>, batch-size, timeouts,
+        /// compression-type), instead of --host and --port.
+        #[arg(short = 'P', long = "rpcProps", required_unless_present = "host")]
+        rpc_props: Option<PathBuf>,
+        /// The file to send, one event per line (default: standard input).
+        #[arg(short = 'F', long = "filename", conflicts_with = "dirname")]
+        filename: Option<PathBuf>,
+        /// A spooling directory: each file is sent, then renamed <name>.COMPLETED.
+        #[arg(long = "dirname")]
+        dirname: Option<PathBuf>,
+        /// A properties file of headers (key = value) given to every event.
+        #[arg(short = 'R', long = "headerFile")]
+        header_file: Option<PathBuf>,
+        /// Events per call (Flume's client: 5; a -P file's batch-size wins).
+        #[arg(long = "batch-size", default_value_t = weir::avro_client::DEFAULT_BATCH)]
+        batch_size: usize,
+        /// Flume's configuration directory option; accepted and ignored.
+        #[arg(short = 'c', long = "conf", hide = true)]
+        conf_dir: Option<PathBuf>,
+    },
     /// Tools that read a write-ahead log directory.
     Wal {
         #[command(subcommand)]
@@ -259,6 +295,23 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             metrics_port.map(|p| format!("{metrics_bind}:{p}")),
             java_props,
         ),
+        Command::AvroClient {
+            host,
+            port,
+            rpc_props,
+            filename,
+            dirname,
+            header_file,
+            batch_size,
+            conf_dir: _,
+        } => avro_client(
+            host.zip(port),
+            rpc_props,
+            filename,
+            dirname,
+            header_file,
+            batch_size,
+        ),
         Command::Wal { command } => match command {
             WalCommand::Verify {
                 dir,
@@ -272,6 +325,52 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             WalCommand::Demo { dir, events } => demo(dir, events),
         },
     }
+}
+
+fn avro_client(
+    host_port: Option<(String, u16)>,
+    rpc_props: Option<PathBuf>,
+    filename: Option<PathBuf>,
+    dirname: Option<PathBuf>,
+    header_file: Option<PathBuf>,
+    batch_size: usize,
+) -> anyhow::Result<ExitCode> {
+    use weir::avro_client::{Input, Sender, read_headers, read_rpc_props};
+    anyhow::ensure!(batch_size > 0, "--batch-size must be at least 1");
+    let props = match (host_port, rpc_props) {
+        (_, Some(path)) => {
+            let (props, notes) = read_rpc_props(&path)?;
+            for n in notes {
+                tracing::warn!("{n}");
+            }
+            props
+        }
+        (Some((hostname, port)), None) => weir::config::RpcClientProps {
+            targets: vec![weir::config::RpcTarget {
+                hostname,
+                port,
+                connect_timeout: std::time::Duration::from_secs(20),
+                request_timeout: std::time::Duration::from_secs(20),
+                reset_connection_interval: None,
+            }],
+            deflate_level: None,
+            batch_size,
+        },
+        (None, None) => anyhow::bail!("give --host and --port, or --rpcProps"),
+    };
+    let headers = match header_file {
+        Some(path) => read_headers(&path)?,
+        None => Vec::new(),
+    };
+    let input = match (filename, dirname) {
+        (Some(f), _) => Input::File(f),
+        (None, Some(d)) => Input::Dir(d),
+        (None, None) => Input::Stdin,
+    };
+    let mut sender = Sender::new(props, headers);
+    let result = weir::avro_client::run(&mut sender, &input);
+    eprintln!("{} events acknowledged", sender.acknowledged);
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn agent(

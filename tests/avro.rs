@@ -222,3 +222,129 @@ fn the_avro_sink_delivers_to_the_python_avro_server_and_retries_failed_batches()
         );
     }
 }
+
+/// `weir avro-client` as `flume-ng avro-client` is used: a file's lines with the headers of a
+/// `-R` file, a spooling directory whose files are renamed `.COMPLETED`, standard input, and a
+/// `-P` RPC properties file whose first host is down (the next one takes the batches).
+#[test]
+fn avro_client_sends_files_directories_and_stdin_to_an_avro_source() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let cfg = chain_downstream(d, "avro", port, "");
+    let mut agent = Agent::start_with(&cfg, port, &[], std::process::Stdio::null());
+    let client = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("avro-client")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let p = port.to_string();
+
+    // -F with -R, and Windows line ends.
+    std::fs::write(d.join("app.log"), "one\r\ntwo\nthree\n").unwrap();
+    std::fs::write(d.join("headers.properties"), "host = web-1\ndc : eu\n").unwrap();
+    let (ok, err) = client(
+        &[
+            "--conf",
+            "conf",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-F",
+            d.join("app.log").to_str().unwrap(),
+            "-R",
+            d.join("headers.properties").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("3 events acknowledged"), "{err}");
+
+    // --dirname: every file, renamed once sent.
+    let spool = d.join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::write(spool.join("a.log"), "a1\na2\n").unwrap();
+    std::fs::write(spool.join("b.log"), "b1\n").unwrap();
+    let (ok, err) = client(
+        &[
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "--dirname",
+            spool.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(ok, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.log.COMPLETED", "b.log.COMPLETED"]);
+
+    // Standard input, through a -P file whose first host refuses connections.
+    let dead = free_port();
+    std::fs::write(
+        d.join("rpc.properties"),
+        format!(
+            "client.type = default_failover\nhosts = h1 h2\nhosts.h1 = 127.0.0.1:{dead}\n\
+             hosts.h2 = 127.0.0.1:{port}\nbatch-size = 2\nconnect-timeout = 2000\n"
+        ),
+    )
+    .unwrap();
+    let stdin: String = (0..7).map(|i| format!("in{i}\n")).collect();
+    let (ok, err) = client(
+        &["-P", d.join("rpc.properties").to_str().unwrap()],
+        stdin.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("7 events acknowledged"), "{err}");
+
+    let mut expected: Vec<String> = ["one", "two", "three", "a1", "a2", "b1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    expected.extend((0..7).map(|i| format!("in{i}")));
+    wait_for_lines(d, &expected);
+    assert!(agent.stop());
+    assert_eq!(output_lines(d), expected);
+    let events = logged_events(&d.join("log"));
+    let first = &events[0];
+    assert_eq!(
+        first
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "host" || k == "dc")
+            .count(),
+        2
+    );
+    assert!(
+        first.headers.iter().any(|(k, v)| k == "dc" && v == "eu"),
+        "{first:?}"
+    );
+    assert!(events[3].headers.is_empty(), "{:?}", events[3]);
+
+    // Nothing listening: exit 1, naming the address.
+    let (ok, err) = client(&["-H", "127.0.0.1", "-p", &dead.to_string()], b"x\n");
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("127.0.0.1:{dead}")) && err.contains("0 events acknowledged"),
+        "{err}"
+    );
+}

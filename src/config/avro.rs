@@ -1,7 +1,7 @@
 //! The keys of the `avro` source (Flume's AvroSource) and the `avro` sink (Flume's AvroSink),
 //! which chain agents with Avro RPC (`avro_rpc`).
 
-use super::{ConfigError, RpcTarget, Section, parse_rpc_target};
+use super::{ConfigError, RpcTarget, Section, parse_rpc_target, rpc_timeouts};
 
 #[derive(Clone, Debug)]
 pub struct AvroSourceConfig {
@@ -172,6 +172,92 @@ fn parse_rule(rule: &str) -> Result<IpFilterRule, String> {
     })
 }
 
+/// `compression-type` and `compression-level` of a sending side: the zlib level to deflate
+/// with, or `None`.
+fn deflate_level(s: &Section, notes: &mut Vec<String>) -> Result<Option<u32>, ConfigError> {
+    if !deflate(s)? {
+        s.accept_without_effect(
+            "compression-level",
+            "compression-type is not deflate",
+            notes,
+        );
+        return Ok(None);
+    }
+    let level = s.u64_or("compression-level", 6)?;
+    if level > 9 {
+        return Err(s.error(
+            Some("compression-level"),
+            format!("{level} is not a zlib level (0-9)"),
+        ));
+    }
+    Ok(Some(level as u32))
+}
+
+/// Flume's RPC client properties (`flume-ng avro-client -P FILE`): where to send, and how.
+#[derive(Clone, Debug)]
+pub struct RpcClientProps {
+    /// `hosts` (aliases, in order) with each `hosts.<alias>` = `host:port`: the first is used,
+    /// the next ones after a failure (as Flume's failover client).
+    pub targets: Vec<RpcTarget>,
+    pub deflate_level: Option<u32>,
+    /// `batch-size` (Flume: 100).
+    pub batch_size: usize,
+}
+
+/// Reads an RPC client properties file's keys (no prefix).
+pub fn parse_rpc_client_props(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<RpcClientProps, ConfigError> {
+    match s.string_or("client.type", "default").as_str() {
+        "default" | "default_failover" | "default_loadbalance" => {}
+        other => {
+            return Err(s.error(
+                Some("client.type"),
+                format!(
+                    "'{other}' is not supported; supported: default, default_failover, \
+                     default_loadbalance (weir tries the hosts in order)"
+                ),
+            ));
+        }
+    }
+    let aliases: Vec<String> = s
+        .required(
+            "hosts",
+            "set `hosts` to the aliases of the avro sources, e.g. h1",
+        )?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let (connect_timeout, request_timeout) = rpc_timeouts(s)?;
+    let mut targets = Vec::new();
+    for alias in &aliases {
+        let key = format!("hosts.{alias}");
+        let value = s.required(&key, &format!("set `{key}` to host:port"))?;
+        let Some((host, port)) = value.rsplit_once(':') else {
+            return Err(s.error(Some(&key), format!("'{value}' is not host:port")));
+        };
+        targets.push(RpcTarget {
+            hostname: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: s.port_number(&key, port)?,
+            connect_timeout,
+            request_timeout,
+            reset_connection_interval: None,
+        });
+    }
+    for key in ["backoff", "maxBackoff", "host-selector", "max-attempts"] {
+        s.accept_without_effect(key, "weir tries the hosts once each, in order", notes);
+    }
+    Ok(RpcClientProps {
+        targets,
+        deflate_level: deflate_level(s, notes)?,
+        batch_size: s.positive_or("batch-size", 100)? as usize,
+    })
+}
+
 /// The sink's config and its batch size (Flume `batch-size`).
 pub fn parse_avro_sink(
     s: &Section,
@@ -179,23 +265,7 @@ pub fn parse_avro_sink(
 ) -> Result<(AvroSinkConfig, usize), ConfigError> {
     let target = parse_rpc_target(s, "avro")?;
     refuse_ssl(s, "sink", notes)?;
-    let deflate_level = if deflate(s)? {
-        let level = s.u64_or("compression-level", 6)?;
-        if level > 9 {
-            return Err(s.error(
-                Some("compression-level"),
-                format!("{level} is not a zlib level (0-9)"),
-            ));
-        }
-        Some(level as u32)
-    } else {
-        s.accept_without_effect(
-            "compression-level",
-            "compression-type is not deflate",
-            notes,
-        );
-        None
-    };
+    let deflate_level = deflate_level(s, notes)?;
     s.accept_without_effect(
         "maxIoWorkers",
         "each avro sink has one connection, served by the sink's own thread",
@@ -300,5 +370,43 @@ mod tests {
             err.starts_with("t.properties:4: a.sources.r1.ipFilterRules: rule 'allow:127.*'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rpc_client_properties() {
+        let parse = |text: &str| {
+            let props = Properties::parse(Path::new("rpc.properties"), text.as_bytes()).unwrap();
+            let s = Section::new(&props, String::new());
+            parse_rpc_client_props(&s, &mut Vec::new()).map_err(|e| e.to_string())
+        };
+        let p = parse(
+            "hosts = h1 h2\nhosts.h1 = a.example:4141\nhosts.h2 = [::1]:4142\n\
+             request-timeout = 500\ncompression-type = deflate\n",
+        )
+        .unwrap();
+        let targets: Vec<String> = p.targets.iter().map(RpcTarget::address).collect();
+        assert_eq!(targets, ["a.example:4141", "[::1]:4142"]);
+        assert_eq!(p.targets[0].request_timeout, Duration::from_millis(500));
+        assert_eq!(p.targets[0].connect_timeout, Duration::from_secs(20));
+        assert_eq!((p.batch_size, p.deflate_level), (100, Some(6)));
+        for (text, want) in [
+            ("batch-size = 5\n", "rpc.properties:1: hosts: missing"),
+            ("hosts = h1\n", "hosts.h1: missing"),
+            (
+                "hosts = h1\nhosts.h1 = nowhere\n",
+                "rpc.properties:2: hosts.h1: 'nowhere' is not host:port",
+            ),
+            (
+                "hosts = h1\nhosts.h1 = h:99999\n",
+                "hosts.h1: '99999' is not a port number",
+            ),
+            (
+                "client.type = thrift\nhosts = h1\nhosts.h1 = h:1\n",
+                "rpc.properties:1: client.type: 'thrift' is not supported",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -48,7 +48,7 @@ pub use kafka_source::*;
 pub use pollable::PollBackoff;
 pub use properties::{Entry, Properties};
 pub use rpc_target::RpcTarget;
-use rpc_target::parse_rpc_target;
+use rpc_target::{parse_rpc_target, rpc_timeouts};
 pub use serializer::*;
 pub use sink_group::*;
 pub use spooldir::*;

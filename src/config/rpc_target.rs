@@ -18,9 +18,13 @@ pub struct RpcTarget {
 }
 
 impl RpcTarget {
-    /// `hostname:port`, for connecting and for messages.
+    /// `hostname:port`, for connecting and for messages (an IPv6 address in brackets).
     pub fn address(&self) -> String {
-        format!("{}:{}", self.hostname, self.port)
+        if self.hostname.contains(':') {
+            format!("[{}]:{}", self.hostname, self.port)
+        } else {
+            format!("{}:{}", self.hostname, self.port)
+        }
     }
 }
 
@@ -43,9 +47,7 @@ pub(super) fn parse_rpc_target(s: &Section, kind: &str) -> Result<RpcTarget, Con
         ),
     )?;
     let port = s.port_number("port", &port)?;
-    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
-        Ok(Duration::from_millis(s.positive_or(key, 20_000)?))
-    };
+    let (connect_timeout, request_timeout) = rpc_timeouts(s)?;
     let reset_key = if s.string("reset-connection-interval").is_none()
         && s.string("connection-reset-interval").is_some()
     {
@@ -57,8 +59,19 @@ pub(super) fn parse_rpc_target(s: &Section, kind: &str) -> Result<RpcTarget, Con
     Ok(RpcTarget {
         hostname,
         port,
-        connect_timeout: positive_ms("connect-timeout")?,
-        request_timeout: positive_ms("request-timeout")?,
+        connect_timeout,
+        request_timeout,
         reset_connection_interval: (!reset.is_zero()).then_some(reset),
     })
+}
+
+/// `connect-timeout` and `request-timeout`, in milliseconds (Flume: 20000 each).
+pub(super) fn rpc_timeouts(s: &Section) -> Result<(Duration, Duration), ConfigError> {
+    let positive_ms = |key: &str| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(s.positive_or(key, 20_000)?))
+    };
+    Ok((
+        positive_ms("connect-timeout")?,
+        positive_ms("request-timeout")?,
+    ))
 }
