@@ -38,6 +38,8 @@ pub struct Head {
     pub keep_alive: bool,
     /// The `charset` parameter of Content-Type, lower-cased, if any.
     pub charset: Option<String>,
+    /// The Content-Type header as sent, if any.
+    pub content_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,6 +364,7 @@ fn interpret(req: &httparse::Request) -> Result<Head, ReadError> {
     let mut expect_continue = false;
     let mut connection_close = !http11;
     let mut charset = None;
+    let mut content_type = None;
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
         let value = value.trim();
@@ -390,6 +393,7 @@ fn interpret(req: &httparse::Request) -> Result<Head, ReadError> {
                 }
             }
         } else if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.to_owned());
             charset = value.split(';').skip(1).find_map(|p| {
                 let (k, v) = p.split_once('=')?;
                 k.trim()
@@ -416,6 +420,7 @@ fn interpret(req: &httparse::Request) -> Result<Head, ReadError> {
         expect_continue,
         keep_alive: !connection_close,
         charset,
+        content_type,
     })
 }
 

@@ -475,3 +475,63 @@ fn config_accepts_flume_http_keys_and_refuses_what_weir_cannot_do() {
     ));
     assert!(!ok && out.contains("maxBodyBytes"), "{out}");
 }
+
+/// Flume's BlobHandler: the body (any bytes) is one event with the query parameters and
+/// Content-Type as headers; a body over `handler.maxBlobLength` gets 413 naming the key.
+#[test]
+fn the_blob_handler_takes_a_whole_body_with_its_query_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        "a.sources.r1.handler = org.apache.flume.sink.solr.morphline.BlobHandler\n\
+         a.sources.r1.handler.maxBlobLength = 1000\n",
+    );
+    let mut agent = Agent::start_with(&cfg, port, &[], Stdio::null());
+    let blob: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+    std::fs::write(dir.path().join("blob.bin"), &blob).unwrap();
+    let data = format!("@{}", dir.path().join("blob.bin").display());
+    let out = Command::new(CURL)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args([
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{port}/?resourceName=sample%20one.avro&team=ops"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let (status, body) = curl(port, &["--data-binary", &"x".repeat(1001)]);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("handler.maxBlobLength"), "{body}");
+    assert!(agent.stop());
+    let events = support::logged_events(&dir.path().join("log"));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].body, blob);
+    let headers: BTreeMap<&str, &str> = events[0]
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        headers,
+        BTreeMap::from([
+            ("Content-Type", "application/octet-stream"),
+            ("resourceName", "sample one.avro"),
+            ("team", "ops"),
+        ])
+    );
+}

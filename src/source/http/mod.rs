@@ -1,5 +1,6 @@
-//! The http source (Flume's HTTPSource with its JSONHandler): a client POSTs a JSON array of
-//! events; the whole request is one transaction, answered 200 only after it is committed to
+//! The http source (Flume's HTTPSource with its JSONHandler, or the BlobHandler): a client POSTs
+//! a JSON array of events (or, with the BlobHandler, any body, which is one event); the whole
+//! request is one transaction, answered 200 only after it is committed to
 //! every required channel. A bad body gets 400 with what is wrong and where, a body over
 //! `maxBodyBytes` 413, a method other than POST 405, and a channel that refuses the events 503
 //! with the channel's reason, so the client knows to retry.
@@ -7,6 +8,7 @@
 //! Each connection has its own thread, so concurrent requests reach the channel together and
 //! share its group commit. [`crate::http_wire`] speaks the HTTP; `json` reads the body.
 
+pub mod blob;
 pub mod json;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::channel::ChannelError;
-use crate::config::HttpSourceConfig;
+use crate::config::{HttpHandler, HttpSourceConfig};
 use crate::http_wire::{self as wire, Conn, ReadError};
 
 pub struct HttpSource {
@@ -114,7 +116,8 @@ fn serve_one(
                 ),
             ));
         }
-        if let Some(cs) = head.charset.as_deref()
+        if cfg.handler == HttpHandler::Json
+            && let Some(cs) = head.charset.as_deref()
             && cs != "utf-8"
             && cs != "utf8"
         {
@@ -133,12 +136,24 @@ fn serve_one(
         Ok(b) => b,
         // Name the key that sets the limit, so the client's operator knows what to raise.
         Err(ReadError::Refused(413, m)) => {
-            let e = ReadError::Refused(413, format!("{m} (maxBodyBytes)"));
+            let key = match cfg.handler {
+                HttpHandler::Json => "maxBodyBytes",
+                HttpHandler::Blob { .. } => "handler.maxBlobLength",
+            };
+            let e = ReadError::Refused(413, format!("{m} ({key})"));
             return fail(name, conn, peer, e, counters);
         }
         Err(e) => return fail(name, conn, peer, e, counters),
     };
-    let (status, message) = match json::parse_events(&body) {
+    let parsed = match cfg.handler {
+        HttpHandler::Json => json::parse_events(&body),
+        HttpHandler::Blob { .. } => Ok(vec![blob::event(
+            &head.path,
+            head.content_type.as_deref(),
+            body,
+        )]),
+    };
+    let (status, message) = match parsed {
         Err(e) => {
             counters.read_fail.fetch_add(1, Ordering::Relaxed);
             tracing::info!(source = name, %peer, path = %head.path, error = %e, "bad request body");
