@@ -199,21 +199,21 @@ pub fn parse_http_sink(
         notes.push(format!(
             "{}: defaultIncrementMetrics / incrementMetrics.CODE: accepted, no effect in weir: \
              EventDrainSuccessCount counts every event whose take is committed",
-            s.full("")
+            s.full("incrementMetrics")
         ));
     }
     if config.rollback.resolve(200) {
         notes.push(format!(
             "{}: a 200 response rolls the event back, so it is sent again and again (Flume's \
              default, defaultRollback = true); set `{}` = false",
-            s.full(""),
+            s.full("defaultRollback"),
             s.full("rollback.2XX")
         ));
     } else if config.backoff.resolve(200) {
         notes.push(format!(
             "{}: the sink backs off after every 200 response (Flume's default, defaultBackoff = \
              true), up to 5 s per event; set `{}` = false",
-            s.full(""),
+            s.full("defaultBackoff"),
             s.full("backoff.2XX")
         ));
     }
