@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench agent`
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -69,16 +71,9 @@ fn run_pipeline(channel: Arc<dyn Channel>, events: u64, body: usize) -> Duration
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some((events, base)) = common::bench_setup(2_000_000) else {
         return;
-    }
-    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
-    let base = std::env::current_dir()
-        .unwrap_or_else(|_| ".".into())
-        .join("target");
+    };
     println!("seq -> channel -> null, {events} events per case, batches of {BATCH}");
     println!(
         "{:<8} {:>6} {:>14} {:>10} {:>10}",

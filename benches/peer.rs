@@ -20,7 +20,6 @@
 mod common;
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -111,16 +110,9 @@ fn line(i: u64, size: usize) -> String {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some((events, base)) = common::bench_setup(500_000) else {
         return;
-    }
-    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
-    let base: PathBuf = std::env::current_dir()
-        .unwrap_or_else(|_| ".".into())
-        .join("target");
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let (port, received) = null_avro_server(stop.clone());
     println!(

@@ -32,7 +32,7 @@ mod common;
 
 use std::io::{BufRead, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -198,16 +198,9 @@ fn netcat(setup: &Setup) -> Case {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some((events, base)) = common::bench_setup(300_000) else {
         return;
-    }
-    let events: u64 = std::env::var("WEIR_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
-    let base: PathBuf = std::env::current_dir()
-        .unwrap_or_else(|_| ".".into())
-        .join("target");
+    };
     println!(
         "source -> file channel (fsync per commit) -> null (batches of {SINK_BATCH}), \
          {events} events per case, {BODY} B bodies, {CLIENTS} syslog TCP clients"

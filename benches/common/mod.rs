@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each bench uses a part.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -20,6 +20,23 @@ use weir::event::Event;
 use weir::sink::{Sink, SinkCounters, SinkRunner};
 use weir::source::taildir::TaildirSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
+
+/// What a pipeline bench binary starts with: `None` when cargo only lists the benches
+/// (`--list`), else the events per case (`WEIR_BENCH_EVENTS`, or `default`) and the directory
+/// its temporary files go under (`target/`, on the disk being measured rather than a tmpfs).
+pub fn bench_setup(default_events: u64) -> Option<(u64, PathBuf)> {
+    if std::env::args().any(|a| a == "--list") {
+        return None;
+    }
+    let events = std::env::var("WEIR_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_events);
+    let base = std::env::current_dir()
+        .unwrap_or_else(|_| ".".into())
+        .join("target");
+    Some((events, base))
+}
 
 /// A pipeline that drains nothing for this long is stuck (a lost message, a dead load thread).
 const STALL: Duration = Duration::from_secs(30);
