@@ -53,6 +53,16 @@ fn replay(target: &str, body: fn(&[u8])) {
 }
 
 #[test]
+fn rpc_messages_corpus() {
+    replay("rpc_messages", targets::rpc_messages);
+}
+
+#[test]
+fn source_messages_corpus() {
+    replay("source_messages", targets::source_messages);
+}
+
+#[test]
 fn frame_decode_corpus() {
     replay("frame_decode", targets::frame_decode);
 }
@@ -418,6 +428,132 @@ mod seeds {
         s.push(("payload-fills-slot".into(), full));
         s
     }
+
+    /// The selector byte of `targets::rpc_messages`, then a message.
+    pub fn rpc_messages() -> Seeds {
+        use weir::avro_rpc::{self, Requestor};
+        use weir::thrift_rpc::{self, Protocol};
+        let events = many();
+        let batch = avro_rpc::append_batch_call(events.iter());
+        let single = avro_rpc::append_call(&events[0]);
+        let first_request = Requestor::new().request(&batch);
+        let with = |sel: u8, bytes: &[u8]| [&[sel][..], bytes].concat();
+        let thrift_batch = |p| thrift_rpc::append_batch_call(p, 7, events.iter());
+        let status = |p| thrift_rpc::status_reply(p, "appendBatch", 1, thrift_rpc::Status::Ok);
+        let exception = |p| thrift_rpc::exception_reply(p, "appendBatch", 1, 1, "no such method");
+        vec![
+            ("avro-first-request".into(), with(0, &first_request)),
+            (
+                "avro-first-request-cut".into(),
+                with(0, &first_request[..first_request.len() / 2]),
+            ),
+            ("avro-call-batch".into(), with(1, &batch)),
+            ("avro-call-append".into(), with(1, &single)),
+            ("avro-call-unknown".into(), with(1, b"\x0cunknown\x00")),
+            ("avro-reply-garbage".into(), with(2, &garbage(6, 64))),
+            (
+                "avro-frames".into(),
+                with(
+                    3,
+                    &[
+                        avro_rpc::encode_frame(1, &batch),
+                        avro_rpc::encode_frame(2, b""),
+                    ]
+                    .concat(),
+                ),
+            ),
+            (
+                "avro-frame-huge-count".into(),
+                with(3, &[0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]),
+            ),
+            (
+                "thrift-compact-batch".into(),
+                with(4, &thrift_batch(Protocol::Compact)),
+            ),
+            (
+                "thrift-compact-append".into(),
+                with(
+                    4,
+                    &thrift_rpc::append_call(Protocol::Compact, 3, &events[1]),
+                ),
+            ),
+            (
+                "thrift-binary-batch".into(),
+                with(5, &thrift_batch(Protocol::Binary)),
+            ),
+            (
+                "thrift-binary-cut".into(),
+                with(5, &thrift_batch(Protocol::Binary)[..30]),
+            ),
+            (
+                "thrift-compact-reply".into(),
+                with(6, &status(Protocol::Compact)),
+            ),
+            (
+                "thrift-binary-reply".into(),
+                with(6, &status(Protocol::Binary)),
+            ),
+            (
+                "thrift-exception".into(),
+                with(6, &exception(Protocol::Compact)),
+            ),
+            (
+                "thrift-frames".into(),
+                with(
+                    6,
+                    &[
+                        thrift_rpc::encode_frame(&status(Protocol::Binary)),
+                        vec![0x7f, 0xff, 0xff, 0xff],
+                    ]
+                    .concat(),
+                ),
+            ),
+        ]
+    }
+
+    /// The selector byte of `targets::source_messages`, then an input.
+    pub fn source_messages() -> Seeds {
+        let with = |sel: u8, bytes: &[u8]| [&[sel][..], bytes].concat();
+        let flume_event = weir::flume_event_format::encode(
+            &[("host".to_owned(), "edge-1".to_owned())]
+                .into_iter()
+                .collect(),
+            b"body",
+        );
+        vec![
+            (
+                "syslog-5424".into(),
+                with(
+                    0,
+                    b"<165>1 2003-10-11T22:14:15.003Z host app 1 ID47 [ex@32473 a=\"1\"] msg\n",
+                ),
+            ),
+            (
+                "syslog-3164".into(),
+                with(0, b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed\n"),
+            ),
+            (
+                "syslog-octet-counted".into(),
+                with(0, b"12 <13>1 - - - x9 <13>hello\n"),
+            ),
+            ("syslog-bad-pri".into(), with(0, b"<999>1 x\n<>\n<13\n")),
+            (
+                "http-json".into(),
+                with(1, br#"[{"headers":{"a":"b"},"body":"hello"},{"body":""}]"#),
+            ),
+            (
+                "http-json-bad".into(),
+                with(1, br#"[{"headers":{"a":1},"body":"x"}"#),
+            ),
+            (
+                "http-json-escapes".into(),
+                with(1, br#"[{"body":"\ud83d\ude00 \u0000"}]"#),
+            ),
+            ("flume-event".into(), with(2, &flume_event)),
+            ("flume-event-cut".into(), with(2, &flume_event[..5])),
+            ("blob-query".into(), with(3, b"/p?a=1&b=%20x+y&c&%zz=%")),
+        ]
+    }
 }
 
 /// Rewrites the `seed-*` files of `fuzz/corpus/`, leaving minimized fuzzer finds alone.
@@ -428,6 +564,8 @@ fn regenerate_seed_corpus() {
         ("frame_decode", seeds::frames()),
         ("segment_recovery", seeds::segments()),
         ("checkpoint_decode", seeds::checkpoints()),
+        ("rpc_messages", seeds::rpc_messages()),
+        ("source_messages", seeds::source_messages()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();

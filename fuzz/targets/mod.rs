@@ -437,3 +437,120 @@ fn check_checkpoint(payload: &[u8]) {
         "a valid checkpoint must fit a slot"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// What network peers send: the RPC sources' requests, the RPC sinks' replies, and the text the
+// line and HTTP sources parse. Each must yield an event, an error, or a reply, never a panic.
+
+/// `rpc_messages`: the Avro and Thrift RPC decoders. The first byte picks one; the rest is the
+/// bytes a peer sent.
+pub fn rpc_messages(data: &[u8]) {
+    use weir::avro_rpc::{self, Requestor, Responder, ServerConnection, Status};
+    use weir::thrift_rpc::{self, Protocol};
+    let Some((&which, msg)) = data.split_first() else {
+        return;
+    };
+    let take = |call: avro_rpc::Call| {
+        let _ = call.into_events();
+        Status::Ok
+    };
+    match which % 7 {
+        // An avro source's first request on a connection (handshake, then the call), then a
+        // second one on the same connection if the first left it usable.
+        0 => {
+            let responder = Responder::new();
+            let mut conn = ServerConnection::default();
+            if responder.respond(&mut conn, msg, take).is_ok() {
+                let _ = responder.respond(&mut conn, msg, take);
+            }
+        }
+        // The call behind a handshake weir's own sink sends, so the call decoder sees the input.
+        1 => {
+            let responder = Responder::new();
+            let mut conn = ServerConnection::default();
+            let request = Requestor::new().request(msg);
+            let reply = responder.respond(&mut conn, &request, take);
+            assert!(reply.is_ok(), "weir's own handshake was refused");
+        }
+        // An avro sink reading a server's replies.
+        2 => {
+            let mut requestor = Requestor::new();
+            let _ = requestor.read_reply(msg);
+            let _ = requestor.read_reply(msg);
+        }
+        // Netty's framing, frame after frame.
+        3 => {
+            let mut stream = msg;
+            while let Ok(Some(_)) = avro_rpc::read_frame(&mut stream) {}
+        }
+        // A thrift source's request, in each protocol; a served call's reply must be one the
+        // sink side reads back.
+        4 | 5 => {
+            let proto = if which % 7 == 4 {
+                Protocol::Compact
+            } else {
+                Protocol::Binary
+            };
+            let _ = thrift_rpc::serve(proto, msg, |_| thrift_rpc::Status::Ok);
+        }
+        // A thrift sink reading a reply, and the framed transport.
+        _ => {
+            for proto in [Protocol::Compact, Protocol::Binary] {
+                let _ = thrift_rpc::read_reply(proto, "appendBatch", 1, msg);
+            }
+            let mut stream = msg;
+            while let Ok(Some(_)) = thrift_rpc::read_frame(&mut stream, 16_384_000) {}
+        }
+    }
+}
+
+/// `source_messages`: the text decoders of the line and HTTP sources, and the Flume event
+/// format read from Kafka records. The first byte picks one; the rest is the input.
+pub fn source_messages(data: &[u8]) {
+    use weir::config::KeepFields;
+    use weir::source::http::{blob, json};
+    use weir::source::syslog::framing::Framer;
+    use weir::source::syslog::parse::Parser;
+    let Some((&which, input)) = data.split_first() else {
+        return;
+    };
+    match which % 4 {
+        // A syslog TCP stream: framed (newlines and octet counting), each message parsed.
+        0 => {
+            let now = chrono::Utc::now();
+            for (size, keep) in [(2500, KeepFields::NONE), (16, KeepFields::ALL)] {
+                let mut framer = Framer::new(size);
+                let (mut frames, mut problems) = (Vec::new(), Vec::new());
+                let used = framer.split(input, true, &mut frames, &mut problems);
+                assert_eq!(used, input.len(), "at eof every byte is consumed");
+                let parser = Parser::new(keep, chrono::Utc);
+                for f in &frames {
+                    let msg = &input[f.range.clone()];
+                    let _ = parser.event(msg, f.truncated, now);
+                }
+            }
+        }
+        // An http source's JSON body.
+        1 => {
+            let _ = json::parse_events(input);
+        }
+        // A Flume event in Avro (Kafka's useFlumeEventFormat / parseAsFlumeEvent): what decodes
+        // re-encodes to the same event.
+        2 => {
+            if let Ok((headers, body)) = weir::flume_event_format::decode(input) {
+                let again = weir::flume_event_format::encode(&headers, &body);
+                let decoded = weir::flume_event_format::decode(&again);
+                assert_eq!(
+                    decoded.ok(),
+                    Some((headers, body)),
+                    "re-encoding changed the event"
+                );
+            }
+        }
+        // The BlobHandler's query string.
+        _ => {
+            let path = String::from_utf8_lossy(input);
+            let _ = blob::event(&path, Some("text/plain"), Vec::new());
+        }
+    }
+}
