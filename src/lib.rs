@@ -6,6 +6,7 @@
 //! log's bytes on disk are specified in `wal-format.md`.
 
 pub mod agent;
+pub mod avro_container;
 pub mod avro_client;
 pub mod avro_rpc;
 pub mod channel;
