@@ -66,7 +66,8 @@ pub fn decompress(codec: AvroCodec, data: &[u8], cap: usize) -> Result<Vec<u8>, 
             let Some((body, crc)) = data.split_last_chunk::<4>() else {
                 return Err("a snappy block shorter than its checksum".into());
             };
-            let len = snap::raw::decompress_len(body).map_err(|e| format!("bad snappy data: {e}"))?;
+            let len =
+                snap::raw::decompress_len(body).map_err(|e| format!("bad snappy data: {e}"))?;
             if len > cap {
                 return Err(format!("{len} bytes once uncompressed, more than {cap}"));
             }
