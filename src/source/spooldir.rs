@@ -1217,4 +1217,140 @@ mod tests {
         }
         assert_eq!(got, want("a", 0..23));
     }
+
+    /// Commits the first batch of the oldest file with the configured deserializer and drops
+    /// the spooler, as a crash would; the events of that batch.
+    fn first_batch_with(r: &Rig, config: SpoolDirConfig) -> Vec<Event> {
+        let mut s = r.spooler(config.clone());
+        let (c, pos) = s.next_file().unwrap();
+        let mut reader = deserializer::open(
+            config.deserializer,
+            config.decode_error_policy,
+            File::open(&c.id.file).unwrap(),
+            c.id.size,
+            pos,
+        );
+        let batch = reader.read_batch(config.batch_size).unwrap();
+        let mut at = pos;
+        assert!(s.deliver_all(
+            &c,
+            &batch.pieces,
+            reader.headers(),
+            &mut at,
+            &r.processor,
+            &r.stop
+        ));
+        r.take_all()
+    }
+
+    #[test]
+    fn blob_chunks_resume_at_the_committed_offset() {
+        let r = rig();
+        let data: Vec<u8> = (0..=255u8).cycle().take(2500).collect();
+        put(&r.path("a.bin"), &data, 10);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Blob {
+            max_blob_length: 100,
+        };
+        config.batch_size = 7;
+        let first = first_batch_with(&r, config.clone());
+        assert_eq!(first.len(), 7);
+        assert_eq!(r.state().current.unwrap().pos, 700);
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        let rest = r.take_all();
+        assert_eq!(rest.len(), 18);
+        let bodies: Vec<u8> = first
+            .iter()
+            .chain(&rest)
+            .flat_map(|e| e.body.iter().copied())
+            .collect();
+        assert_eq!(bodies, data, "every byte once, in order");
+        assert!(first.iter().chain(&rest).all(|e| e.body.len() == 100));
+        assert_eq!(rest[0].headers["basename"], "a.bin");
+        assert!(exists(&r.path("a.bin.COMPLETED")));
+    }
+
+    /// An Avro container of Flume events (the file_roll sink's AVRO_EVENT writer), a block per
+    /// slice of `blocks`; the records' datums.
+    fn avro_file(path: &Path, blocks: &[std::ops::Range<u32>]) -> Vec<Vec<u8>> {
+        use crate::config::{AvroCodec, SerializerConfig};
+        let mut w = crate::sink::serializer::Serializer::new(&SerializerConfig::AvroEvent {
+            sync_interval_bytes: 1 << 20,
+            codec: AvroCodec::Deflate,
+        });
+        let mut out = Vec::new();
+        let mut datums = Vec::new();
+        w.begin_file(&mut out);
+        for block in blocks {
+            for i in block.clone() {
+                let e = Event::new(format!("record {i}").into_bytes()).with_header("i", i.to_string());
+                datums.push(crate::flume_event_format::encode(&e.headers, &e.body));
+                w.write(&e, &mut out).unwrap();
+            }
+            w.end_batch(&mut out).unwrap();
+        }
+        put(path, &out, 10);
+        datums
+    }
+
+    #[test]
+    fn avro_resumes_inside_a_block_at_the_first_record_not_committed() {
+        let r = rig();
+        let datums = avro_file(&r.path("a.avro"), &[0..5, 5..12]);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Avro {
+            schema_type: crate::config::AvroSchemaType::Hash,
+        };
+        config.batch_size = 3;
+        let first = first_batch_with(&r, config.clone());
+        let current = r.state().current.unwrap();
+        assert_eq!(current.records, 3, "{current:?}");
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        let rest = r.take_all();
+        let bodies: Vec<Vec<u8>> = first.iter().chain(&rest).map(|e| e.body.to_vec()).collect();
+        assert_eq!(bodies, datums, "every record once, in order");
+        let hash = &first[0].headers["flume.avro.schema.hash"];
+        assert_eq!(hash.len(), 16);
+        assert!(rest.iter().all(|e| &e.headers["flume.avro.schema.hash"] == hash));
+        assert!(exists(&r.path("a.avro.COMPLETED")));
+        assert_eq!(r.state().current, None);
+    }
+
+    #[test]
+    fn an_invalid_avro_file_is_left_and_remembered_and_the_others_read() {
+        let r = rig();
+        put(&r.path("a.avro"), b"just some text\n", 30);
+        let datums = avro_file(&r.path("b.avro"), &[0..3]);
+        let mut cut = std::fs::read(r.path("b.avro")).unwrap();
+        cut.truncate(cut.len() - 3);
+        put(&r.path("c.avro"), &cut, 5);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Avro {
+            schema_type: crate::config::AvroSchemaType::Literal,
+        };
+        let mut s = r.spooler(config.clone());
+        r.drain(&mut s);
+        let events = r.take_all();
+        assert_eq!(events.len(), 3, "b.avro only");
+        assert_eq!(
+            events.iter().map(|e| e.body.to_vec()).collect::<Vec<_>>(),
+            datums
+        );
+        assert_eq!(
+            events[0].headers["flume.avro.schema.literal"],
+            crate::sink::serializer::AVRO_SCHEMA
+        );
+        assert!(exists(&r.path("a.avro")) && exists(&r.path("c.avro")));
+        let state = r.state();
+        let reasons: Vec<&str> = state.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("not an Avro object container file"), "{reasons:?}");
+        assert!(reasons[1].contains("is cut short"), "{reasons:?}");
+        assert_eq!(r.processor.counters().read_fail.load(Ordering::Relaxed), 2);
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        assert!(r.take_all().is_empty(), "not read again after a restart");
+    }
 }
