@@ -1284,7 +1284,8 @@ mod tests {
         w.begin_file(&mut out);
         for block in blocks {
             for i in block.clone() {
-                let e = Event::new(format!("record {i}").into_bytes()).with_header("i", i.to_string());
+                let e =
+                    Event::new(format!("record {i}").into_bytes()).with_header("i", i.to_string());
                 datums.push(crate::flume_event_format::encode(&e.headers, &e.body));
                 w.write(&e, &mut out).unwrap();
             }
@@ -1313,7 +1314,10 @@ mod tests {
         assert_eq!(bodies, datums, "every record once, in order");
         let hash = &first[0].headers["flume.avro.schema.hash"];
         assert_eq!(hash.len(), 16);
-        assert!(rest.iter().all(|e| &e.headers["flume.avro.schema.hash"] == hash));
+        assert!(
+            rest.iter()
+                .all(|e| &e.headers["flume.avro.schema.hash"] == hash)
+        );
         assert!(exists(&r.path("a.avro.COMPLETED")));
         assert_eq!(r.state().current, None);
     }
@@ -1346,7 +1350,10 @@ mod tests {
         let state = r.state();
         let reasons: Vec<&str> = state.skipped.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(reasons[0].contains("not an Avro object container file"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("not an Avro object container file"),
+            "{reasons:?}"
+        );
         assert!(reasons[1].contains("is cut short"), "{reasons:?}");
         assert_eq!(r.processor.counters().read_fail.load(Ordering::Relaxed), 2);
         let mut s = r.spooler(config);
