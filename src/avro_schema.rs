@@ -258,13 +258,11 @@ impl Schema {
             }
             Node::Array(items) => {
                 let zero = self.min_size(items, &mut vec![false; self.named.len()]) == 0;
-                self.copy_blocks(c, out, zero, &mut |c, out| {
-                    self.copy(items, c, out, depth + 1)
-                })?;
+                self.copy_blocks(c, out, zero, |c, out| self.copy(items, c, out, depth + 1))?;
             }
             Node::Map(values) => {
                 let zero = self.min_size(values, &mut vec![false; self.named.len()]) == 0;
-                self.copy_blocks(c, out, zero, &mut |c, out| {
+                self.copy_blocks(c, out, zero, |c, out| {
                     put_bytes(out, c.bytes()?);
                     self.copy(values, c, out, depth + 1)
                 })?;
@@ -292,7 +290,7 @@ impl Schema {
         c: &mut Cursor,
         out: &mut Vec<u8>,
         zero_width: bool,
-        item: &mut dyn FnMut(&mut Cursor, &mut Vec<u8>) -> Result<(), String>,
+        mut item: impl FnMut(&mut Cursor, &mut Vec<u8>) -> Result<(), String>,
     ) -> Result<(), String> {
         let mut items = Vec::new();
         let mut total: u64 = 0;
