@@ -343,7 +343,7 @@ impl Spooler {
             .strip_prefix(&self.spool_dir)
             .map(Path::to_owned)
             .unwrap_or_else(|_| PathBuf::from(name));
-        tracing::info!(source = %self.name, file = %path, pos = cur.pos, "resuming");
+        tracing::info!(source = %self.name, file = %path, pos = cur.pos, records = cur.records, "resuming");
         Some(Ok(Candidate { id: now, rel }))
     }
 

@@ -179,6 +179,15 @@ mod tests {
             ),
             "{text}"
         );
+        // An AVRO position inside a block: the records taken from it are kept, and read back.
+        let mut avro = sample();
+        if let Some(c) = avro.current.as_mut() {
+            c.records = 3;
+        }
+        store(&path, &avro).unwrap();
+        assert_eq!(load(&path).unwrap(), Loaded::Read(avro));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""pos":2048,"records":3}"#), "{text}");
         store(&path, &State::default()).unwrap();
         assert_eq!(
             load(&path).unwrap(),
