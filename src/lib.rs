@@ -7,7 +7,9 @@
 
 pub mod agent;
 pub mod avro_client;
+pub mod avro_container;
 pub mod avro_rpc;
+pub mod avro_schema;
 pub mod channel;
 pub mod config;
 pub mod event;

@@ -366,8 +366,8 @@ fn configuration_errors_name_the_key_and_line() {
     let cases = [
         ("", "flume.properties:4: a.sources.r1.spoolDir: missing"),
         (
-            "a.sources.r1.spoolDir = /tmp\na.sources.r1.deserializer = AVRO\n",
-            "flume.properties:7: a.sources.r1.deserializer: 'AVRO' is not supported: only LINE",
+            "a.sources.r1.spoolDir = /tmp\na.sources.r1.deserializer = FLUME\n",
+            "flume.properties:7: a.sources.r1.deserializer: 'FLUME' is not supported: the spooldir source has LINE",
         ),
         (
             "a.sources.r1.spoolDir = /tmp\na.sources.r1.inputCharset = ISO-8859-1\n",

@@ -82,13 +82,56 @@ pub struct SpoolDirConfig {
     /// Events per put transaction (Flume `batchSize`, 100).
     pub batch_size: usize,
     pub decode_error_policy: DecodeErrorPolicy,
-    /// Flume `deserializer.maxLineLength` (2048): a longer line is cut into events of this many
-    /// characters.
-    pub max_line_length: usize,
+    /// How a file is cut into events (Flume `deserializer` and its `deserializer.*` keys).
+    pub deserializer: SpoolDeserializer,
 }
 
-/// Flume's `deserializer` values that mean its line deserializer.
-const LINE_DESERIALIZER: &[&str] = &["org.apache.flume.serialization.LineDeserializer$Builder"];
+/// Flume `deserializer`: how a spooled file becomes events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpoolDeserializer {
+    /// `LINE` (Flume's `LineDeserializer`): one event per line; a longer line than
+    /// `deserializer.maxLineLength` (2048) characters is cut into events of that many.
+    Line { max_line_length: usize },
+    /// `BLOB` (Flume's `BlobDeserializer`, in its morphline module): the file's bytes as events
+    /// of `deserializer.maxBlobLength` (100000000) bytes, the last one shorter.
+    Blob { max_blob_length: usize },
+    /// `AVRO` (Flume's `AvroEventDeserializer`): an Avro object container file, one event per
+    /// record.
+    Avro { schema_type: AvroSchemaType },
+}
+
+/// Flume `deserializer.schemaType` of the AVRO deserializer: the header naming the records'
+/// schema in every event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AvroSchemaType {
+    /// `flume.avro.schema.hash`: the schema's CRC-64-AVRO fingerprint in hex.
+    Hash,
+    /// `flume.avro.schema.literal`: the schema's JSON.
+    Literal,
+}
+
+/// The `deserializer` values weir takes: Flume's alias (any case; BLOB is weir's, Flume knows
+/// the class only), the builder class it stands for, and the deserializer's own keys.
+const DESERIALIZERS: [(&str, &str, &[&str]); 3] = [
+    (
+        "LINE",
+        "org.apache.flume.serialization.LineDeserializer$Builder",
+        &["maxLineLength", "outputCharset"],
+    ),
+    (
+        "AVRO",
+        "org.apache.flume.serialization.AvroEventDeserializer$Builder",
+        &["schemaType"],
+    ),
+    (
+        "BLOB",
+        "org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder",
+        &["maxBlobLength"],
+    ),
+];
+
+/// Flume's `BlobDeserializer.MAX_BLOB_LENGTH_DEFAULT`.
+pub const DEFAULT_MAX_BLOB_LENGTH: u64 = 100_000_000;
 
 pub(super) fn parse_spooldir(
     s: &Section,
@@ -102,31 +145,7 @@ pub(super) fn parse_spooldir(
         ),
     )?);
     let tracker_dir = PathBuf::from(s.string_or("trackerDir", ".flumespool"));
-    let deserializer = s.string_or("deserializer", "LINE");
-    if !deserializer.eq_ignore_ascii_case("LINE")
-        && !LINE_DESERIALIZER.contains(&deserializer.as_str())
-    {
-        return Err(s.error(
-            Some("deserializer"),
-            format!(
-                "'{deserializer}' is not supported: only LINE (org.apache.flume.serialization.LineDeserializer$Builder) is, one event per line"
-            ),
-        ));
-    }
-    utf8_only(s, "inputCharset")?;
-    utf8_only(s, "deserializer.outputCharset")?;
-    let max_line_length = s.positive_or("deserializer.maxLineLength", 2048)? as usize;
-    // `deserializer.*` counts as read once `deserializer` is; other keys under it would be
-    // silently taken for used, so they are named here.
-    for (rest, entry) in s.props().with_prefix(&s.full("deserializer.")) {
-        if rest != "maxLineLength" && rest != "outputCharset" {
-            notes.push(format!(
-                "{}: {}: unknown key of the LINE deserializer, ignored (it has maxLineLength and outputCharset)",
-                entry.at(),
-                s.full(&format!("deserializer.{rest}"))
-            ));
-        }
-    }
+    let (deserializer, decode_error_policy) = parse_deserializer(s, notes)?;
     let why = "deprecated in Flume; the LINE deserializer's deserializer.maxLineLength applies";
     s.accept_without_effect("bufferMaxLines", why, notes);
     s.accept_without_effect("bufferMaxLineLength", why, notes);
@@ -171,16 +190,6 @@ pub(super) fn parse_spooldir(
             ("random", ConsumeOrder::Random),
         ],
     )?;
-    let decode_error_policy = choice(
-        s,
-        "decodeErrorPolicy",
-        "FAIL",
-        &[
-            ("FAIL", DecodeErrorPolicy::Fail),
-            ("REPLACE", DecodeErrorPolicy::Replace),
-            ("IGNORE", DecodeErrorPolicy::Ignore),
-        ],
-    )?;
     Ok(SpoolDirConfig {
         file_suffix: s.string_or("fileSuffix", ".COMPLETED"),
         include: whole_name_regex(s, "includePattern", "^.*$")?,
@@ -197,8 +206,104 @@ pub(super) fn parse_spooldir(
         max_backoff: Duration::from_millis(s.positive_or("maxBackoff", 4000)?),
         batch_size: s.positive_or("batchSize", 100)? as usize,
         decode_error_policy,
-        max_line_length,
+        deserializer,
     })
+}
+
+/// `deserializer` and its keys, and `decodeErrorPolicy` (which only LINE decodes with). Keys
+/// under `deserializer.` that belong to another deserializer, or to none, are noted.
+fn parse_deserializer(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<(SpoolDeserializer, DecodeErrorPolicy), ConfigError> {
+    let value = s.string_or("deserializer", "LINE");
+    let name = value.trim();
+    let Some(&(alias, _, keys)) = DESERIALIZERS
+        .iter()
+        .find(|(alias, class, _)| alias.eq_ignore_ascii_case(name) || *class == name)
+    else {
+        let known: Vec<String> = DESERIALIZERS
+            .iter()
+            .map(|(alias, class, _)| format!("{alias} ({class})"))
+            .collect();
+        return Err(s.error(
+            Some("deserializer"),
+            format!(
+                "'{value}' is not supported: the spooldir source has {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let deserializer = match alias {
+        "LINE" => {
+            utf8_only(s, "inputCharset")?;
+            utf8_only(s, "deserializer.outputCharset")?;
+            SpoolDeserializer::Line {
+                max_line_length: s.positive_or("deserializer.maxLineLength", 2048)? as usize,
+            }
+        }
+        "BLOB" => {
+            let max = s.positive_or("deserializer.maxBlobLength", DEFAULT_MAX_BLOB_LENGTH)?;
+            // A Java int in Flume.
+            if max > i32::MAX as u64 {
+                return Err(s.error(
+                    Some("deserializer.maxBlobLength"),
+                    format!("{max} is more than {}", i32::MAX),
+                ));
+            }
+            SpoolDeserializer::Blob {
+                max_blob_length: max as usize,
+            }
+        }
+        _ => SpoolDeserializer::Avro {
+            schema_type: choice(
+                s,
+                "deserializer.schemaType",
+                "HASH",
+                &[
+                    ("HASH", AvroSchemaType::Hash),
+                    ("LITERAL", AvroSchemaType::Literal),
+                ],
+            )?,
+        },
+    };
+    let decode_error_policy = if alias == "LINE" {
+        choice(
+            s,
+            "decodeErrorPolicy",
+            "FAIL",
+            &[
+                ("FAIL", DecodeErrorPolicy::Fail),
+                ("REPLACE", DecodeErrorPolicy::Replace),
+                ("IGNORE", DecodeErrorPolicy::Ignore),
+            ],
+        )?
+    } else {
+        let why = format!("the {alias} deserializer hands on bytes, it decodes no characters");
+        s.accept_without_effect("inputCharset", &why, notes);
+        s.accept_without_effect("decodeErrorPolicy", &why, notes);
+        DecodeErrorPolicy::Fail
+    };
+    // `deserializer.*` counts as read once `deserializer` is; other keys under it would be
+    // silently taken for used, so they are named here.
+    for (rest, entry) in s.props().with_prefix(&s.full("deserializer.")) {
+        if keys.contains(&rest) {
+            continue;
+        }
+        let key = s.full(&format!("deserializer.{rest}"));
+        match DESERIALIZERS.iter().find(|(_, _, k)| k.contains(&rest)) {
+            Some((other, _, _)) => notes.push(format!(
+                "{}: {key}: a key of the {other} deserializer, unused with deserializer = {alias}",
+                entry.at()
+            )),
+            None => notes.push(format!(
+                "{}: {key}: unknown key of the {alias} deserializer, ignored (it has {})",
+                entry.at(),
+                keys.join(" and ")
+            )),
+        }
+    }
+    Ok((deserializer, decode_error_policy))
 }
 
 /// A charset key that must name UTF-8 (any of its labels) if set.
@@ -306,7 +411,12 @@ mod tests {
         assert_eq!(c.max_backoff, Duration::from_millis(4000));
         assert_eq!(c.batch_size, 100);
         assert_eq!(c.decode_error_policy, DecodeErrorPolicy::Fail);
-        assert_eq!(c.max_line_length, 2048);
+        assert_eq!(
+            c.deserializer,
+            SpoolDeserializer::Line {
+                max_line_length: 2048
+            }
+        );
         assert!(c.wants("app.log"));
         assert!(c.wants("x"));
         assert!(
@@ -356,7 +466,12 @@ mod tests {
         assert_eq!(c.max_backoff, Duration::from_millis(800));
         assert_eq!(c.batch_size, 7);
         assert_eq!(c.decode_error_policy, DecodeErrorPolicy::Replace);
-        assert_eq!(c.max_line_length, 10);
+        assert_eq!(
+            c.deserializer,
+            SpoolDeserializer::Line {
+                max_line_length: 10
+            }
+        );
         let joined = notes.join("\n");
         assert!(
             joined.contains("t.properties:21: a.sources.r1.deserializer.bogus: unknown key"),
@@ -375,12 +490,24 @@ mod tests {
         let cases = [
             ("", "t.properties:1: a.sources.r1.spoolDir: missing"),
             (
-                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = AVRO\n",
-                "t.properties:3: a.sources.r1.deserializer: 'AVRO' is not supported: only LINE",
+                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = FLUME\n",
+                "t.properties:3: a.sources.r1.deserializer: 'FLUME' is not supported: the spooldir source has LINE (org.apache.flume.serialization.LineDeserializer$Builder), AVRO (org.apache.flume.serialization.AvroEventDeserializer$Builder), BLOB (org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder)",
             ),
             (
-                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder\n",
-                "t.properties:3: a.sources.r1.deserializer: 'org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder' is not supported",
+                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = org.apache.flume.sink.solr.morphline.blobdeserializer$Builder\n",
+                "'org.apache.flume.sink.solr.morphline.blobdeserializer$Builder' is not supported",
+            ),
+            (
+                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = blob\na.sources.r1.deserializer.maxBlobLength = 0\n",
+                "t.properties:4: a.sources.r1.deserializer.maxBlobLength: must be greater than 0",
+            ),
+            (
+                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = BLOB\na.sources.r1.deserializer.maxBlobLength = 2147483648\n",
+                "t.properties:4: a.sources.r1.deserializer.maxBlobLength: 2147483648 is more than 2147483647",
+            ),
+            (
+                "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer = Avro\na.sources.r1.deserializer.schemaType = FULL\n",
+                "t.properties:4: a.sources.r1.deserializer.schemaType: 'FULL' is not one of: HASH, LITERAL",
             ),
             (
                 "a.sources.r1.spoolDir = /s\na.sources.r1.inputCharset = ISO-8859-1\n",
@@ -430,6 +557,85 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn blob_and_avro_by_alias_or_class_with_their_keys() {
+        let base = "a.sources.r1.spoolDir = /s\n";
+        let (c, notes) = parse(&format!("{base}a.sources.r1.deserializer = blob\n"));
+        assert_eq!(
+            c.unwrap().deserializer,
+            SpoolDeserializer::Blob {
+                max_blob_length: 100_000_000
+            }
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        let (c, notes) = parse(&format!(
+            "{base}a.sources.r1.deserializer = org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder\n\
+             a.sources.r1.deserializer.maxBlobLength = 4096\n\
+             a.sources.r1.deserializer.maxLineLength = 10\n\
+             a.sources.r1.deserializer.maxBlob = 1\n\
+             a.sources.r1.decodeErrorPolicy = REPLACE\n"
+        ));
+        assert_eq!(
+            c.unwrap().deserializer,
+            SpoolDeserializer::Blob {
+                max_blob_length: 4096
+            }
+        );
+        let joined = notes.join("\n");
+        assert!(
+            joined.contains("t.properties:4: a.sources.r1.deserializer.maxLineLength: a key of the LINE deserializer, unused with deserializer = BLOB"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("t.properties:5: a.sources.r1.deserializer.maxBlob: unknown key of the BLOB deserializer, ignored (it has maxBlobLength)"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("t.properties:6: a.sources.r1.decodeErrorPolicy: accepted, no effect in weir: the BLOB deserializer hands on bytes"),
+            "{joined}"
+        );
+        assert_eq!(notes.len(), 3, "{joined}");
+
+        let (c, notes) = parse(&format!("{base}a.sources.r1.deserializer = AVRO\n"));
+        assert_eq!(
+            c.unwrap().deserializer,
+            SpoolDeserializer::Avro {
+                schema_type: AvroSchemaType::Hash
+            }
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        let (c, notes) = parse(&format!(
+            "{base}a.sources.r1.deserializer = org.apache.flume.serialization.AvroEventDeserializer$Builder\n\
+             a.sources.r1.deserializer.schemaType = literal\n\
+             a.sources.r1.deserializer.maxBlobLength = 5\n\
+             a.sources.r1.inputCharset = ISO-8859-1\n"
+        ));
+        assert_eq!(
+            c.unwrap().deserializer,
+            SpoolDeserializer::Avro {
+                schema_type: AvroSchemaType::Literal
+            }
+        );
+        let joined = notes.join("\n");
+        assert!(
+            joined.contains("t.properties:4: a.sources.r1.deserializer.maxBlobLength: a key of the BLOB deserializer, unused with deserializer = AVRO"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("a.sources.r1.inputCharset: accepted, no effect in weir"),
+            "{joined}"
+        );
+        assert_eq!(notes.len(), 2, "{joined}");
+        // A LINE key under LINE is its own; AVRO's under LINE is noted.
+        let (_, notes) = parse(&format!(
+            "{base}a.sources.r1.deserializer = line\na.sources.r1.deserializer.schemaType = HASH\n"
+        ));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("a key of the AVRO deserializer, unused with deserializer = LINE")
+        );
     }
 
     #[test]

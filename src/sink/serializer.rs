@@ -20,11 +20,12 @@
 //! The container is written by hand rather than with the `apache-avro` crate for the reason
 //! `flume_event_format` gives (a fixed schema, a few primitives of the binary encoding, against
 //! a serde-based schema machinery and its dependencies); the file layout adds only the header and
-//! block framing. Compression uses `flate2` (already used by the avro source and sink) and
-//! `snap`, a small pure-Rust Snappy implementation.
+//! block framing. The magic and the codecs are in `avro_container`, shared with the spooldir
+//! source's `AVRO` deserializer, which reads such files.
 
-use std::io::{self, Write};
+use std::io;
 
+use crate::avro_container::{MAGIC as AVRO_MAGIC, compress};
 use crate::config::{AvroCodec, SerializerConfig};
 use crate::event::{Event, Headers};
 use crate::flume_event_format::{encode_into, put_bytes_map, put_long};
@@ -36,9 +37,6 @@ pub const AVRO_SCHEMA: &str = concat!(
     r#"{"name":"headers","type":{"type":"map","values":"string"}},"#,
     r#"{"name":"body","type":"bytes"}]}"#
 );
-
-/// The first four bytes of every Avro object container file.
-const AVRO_MAGIC: &[u8; 4] = b"Obj\x01";
 
 /// Serializes events for one file_roll sink; see the module doc.
 pub struct Serializer {
@@ -233,29 +231,6 @@ impl AvroContainer {
         self.block.clear();
         self.count = 0;
         Ok(())
-    }
-}
-
-/// A block's records as the codec stores them.
-fn compress(codec: AvroCodec, block: &[u8]) -> io::Result<Vec<u8>> {
-    match codec {
-        AvroCodec::Null => Ok(block.to_vec()),
-        AvroCodec::Deflate => {
-            // Avro's deflate is raw deflate (no zlib header or checksum).
-            let mut e = flate2::write::DeflateEncoder::new(
-                Vec::with_capacity(block.len() / 2 + 64),
-                flate2::Compression::default(),
-            );
-            e.write_all(block)?;
-            e.finish()
-        }
-        AvroCodec::Snappy => {
-            let mut data = snap::raw::Encoder::new()
-                .compress_vec(block)
-                .map_err(io::Error::other)?;
-            data.extend_from_slice(&crc32fast::hash(block).to_be_bytes());
-            Ok(data)
-        }
     }
 }
 

@@ -1,10 +1,13 @@
 //! The Spooling Directory source (Flume's SpoolDirectorySource): reads the finished files an
 //! application drops into a directory ([`listing`] says which), one file at a time in
-//! `consumeOrder`, one event per line ([`lines`]), and marks each file done once all of its lines are committed: renamed to
-//! `<name><fileSuffix>`, recorded in the tracker directory, or deleted.
+//! `consumeOrder`, cut into events by the configured [`deserializer`] (one per line, [`lines`];
+//! chunks of bytes, [`blob`]; the records of an Avro container file, [`avro`]), and marks each
+//! file done once all of its events are committed: renamed to `<name><fileSuffix>`, recorded in
+//! the tracker directory, or deleted.
 //!
 //! Durability: a batch is one put transaction; only after the channel committed it does the
-//! file's position advance, and the position is then written to the state file ([`state`])
+//! file's position advance (a byte offset; for AVRO a block's offset and how many of its records
+//! were taken), and the position is then written to the state file ([`state`])
 //! atomically and durably before the next batch is read. So a crash loses nothing committed and
 //! repeats at most the batch whose commit had not reached the state file (and a refused batch is
 //! retried with backoff, never skipped). A file is marked done only after its last batch is
@@ -12,7 +15,8 @@
 //!
 //! Files are assumed complete and immutable once in the directory (Flume's contract). A file
 //! found changed (size or modification time) while it is read or between runs, or that cannot be
-//! decoded under `decodeErrorPolicy = FAIL`, is logged as an error naming it and left in place
+//! decoded (LINE under `decodeErrorPolicy = FAIL`; an AVRO file that is not a valid container),
+//! is logged as an error naming it and left in place
 //! unmarked; it is recorded in the state file so that it is not read again, and the source goes
 //! on with the other files (Flume stops the source). A file found under the name of the file
 //! being read but with another inode replaced it while the agent was stopped: it is a new file
@@ -22,6 +26,9 @@
 //! every file), and every `pollDelay` while it is empty: polling, as TAILDIR does, rather than
 //! inotify, which network filesystems lack and which loses events on overflow.
 
+mod avro;
+mod blob;
+mod deserializer;
 mod lines;
 mod listing;
 mod state;
@@ -36,7 +43,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use self::lines::{After, LineReader, Piece};
+use self::deserializer::{After, Deserializer, Piece, Position};
 use self::listing::{Candidate, file_id};
 use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
 use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
@@ -246,10 +253,16 @@ impl Spooler {
 
     /// The file to read next and the position to read it from: the file being read when the
     /// source last stopped (or paused), if it is still there unchanged; else the next one listed.
-    fn next_file(&mut self) -> Option<(Candidate, u64)> {
+    fn next_file(&mut self) -> Option<(Candidate, Position)> {
         if let Some(cur) = self.state.current.clone() {
             match self.check_current(&cur) {
-                Some(Ok(c)) => return Some((c, cur.pos)),
+                Some(Ok(c)) => {
+                    let pos = Position {
+                        offset: cur.pos,
+                        records: cur.records,
+                    };
+                    return Some((c, pos));
+                }
                 // Cannot be looked at now: try again later, before any other file.
                 Some(Err(())) => return None,
                 None => self.forget_current(),
@@ -270,7 +283,7 @@ impl Spooler {
             match std::fs::metadata(&c.id.file) {
                 Ok(meta) if meta.is_file() => {
                     let id = file_id(&c.id.file, &meta);
-                    return Some((Candidate { id, rel: c.rel }, 0));
+                    return Some((Candidate { id, rel: c.rel }, Position::default()));
                 }
                 _ => continue,
             }
@@ -330,7 +343,7 @@ impl Spooler {
             .strip_prefix(&self.spool_dir)
             .map(Path::to_owned)
             .unwrap_or_else(|_| PathBuf::from(name));
-        tracing::info!(source = %self.name, file = %path, pos = cur.pos, "resuming");
+        tracing::info!(source = %self.name, file = %path, pos = cur.pos, records = cur.records, "resuming");
         Some(Ok(Candidate { id: now, rel }))
     }
 
@@ -370,14 +383,14 @@ impl Spooler {
     fn consume(
         &mut self,
         c: &Candidate,
-        start: u64,
+        start: Position,
         processor: &ChannelProcessor,
         stop: &StopFlag,
     ) -> Flow {
         let path = c.id.file.display().to_string();
         let file = match File::open(&c.id.file) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && start == 0 => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && start.offset == 0 => {
                 tracing::info!(source = %self.name, "{path} disappeared before it was read");
                 return Flow::Next;
             }
@@ -388,7 +401,11 @@ impl Spooler {
                 );
                 read_failed(processor);
                 // A file being read is the next to read: wait for it. Another is listed again.
-                return if start > 0 { Flow::Pause } else { Flow::Next };
+                return if start.offset > 0 {
+                    Flow::Pause
+                } else {
+                    Flow::Next
+                };
             }
         };
         self.warned.remove(&c.id.file);
@@ -404,47 +421,57 @@ impl Spooler {
             // Changed between the look and the open: look again.
             return Flow::Pause;
         }
-        if start > c.id.size {
+        if start.offset > c.id.size {
             self.skip_loudly(
                 &c.id,
-                format!("{} bytes were committed but it has {}", start, c.id.size),
+                format!(
+                    "{} bytes were committed but it has {}",
+                    start.offset, c.id.size
+                ),
             );
             return Flow::Next;
         }
-        if start == 0 {
+        if start.offset == 0 {
             tracing::info!(source = %self.name, file = %path, bytes = c.id.size, "reading");
         }
-        let mut reader = LineReader::new(
+        let mut reader = deserializer::open(
+            self.config.deserializer,
+            self.config.decode_error_policy,
             file,
             c.id.size,
             start,
-            self.config.max_line_length,
-            self.config.decode_error_policy,
         );
         let mut pos = start;
         loop {
             if stopping(stop) {
                 return Flow::Stop;
             }
-            if let Some(flow) = self.check_unchanged(c, &reader, pos) {
+            if let Some(flow) = self.check_unchanged(c, &*reader, pos.offset) {
                 return flow;
             }
             let batch = match reader.read_batch(self.batch_size) {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::warn!(source = %self.name, "cannot read {path} at byte {}: {e}; reading it again from byte {pos} later", reader.offset());
+                    tracing::warn!(source = %self.name, "cannot read {path} at byte {}: {e}; reading it again from byte {} later", reader.offset(), pos.offset);
                     read_failed(processor);
                     return Flow::Pause;
                 }
             };
             if !batch.pieces.is_empty()
-                && !self.deliver_all(c, &batch.pieces, &mut pos, processor, stop)
+                && !self.deliver_all(
+                    c,
+                    &batch.pieces,
+                    reader.headers(),
+                    &mut pos,
+                    processor,
+                    stop,
+                )
             {
                 return Flow::Stop;
             }
             match batch.after {
                 After::More => {}
-                After::End => return self.retire(c, &reader, pos),
+                After::End => return self.retire(c, &*reader, pos.offset),
                 After::Invalid(at) => {
                     read_failed(processor);
                     self.skip_loudly(
@@ -455,13 +482,26 @@ impl Spooler {
                     );
                     return Flow::Next;
                 }
+                After::Corrupt(why) => {
+                    read_failed(processor);
+                    self.skip_loudly(
+                        &c.id,
+                        format!("{why}: reading stopped there, the events before it were sent"),
+                    );
+                    return Flow::Next;
+                }
             }
         }
     }
 
     /// Whether the file being read is still the one opened, unchanged and under its name:
     /// `None` to read on, else what to do.
-    fn check_unchanged(&mut self, c: &Candidate, reader: &LineReader, pos: u64) -> Option<Flow> {
+    fn check_unchanged(
+        &mut self,
+        c: &Candidate,
+        reader: &dyn Deserializer,
+        pos: u64,
+    ) -> Option<Flow> {
         let path = c.id.file.display().to_string();
         let now = match reader.stat() {
             Ok(m) => file_id(&c.id.file, &m),
@@ -487,13 +527,15 @@ impl Spooler {
         None
     }
 
-    /// Puts `pieces` into the channel, in batches of at most `batch_size`, recording the
-    /// position after each commit. False if the stop flag cut it short.
+    /// Puts `pieces` into the channel, each with `headers` and the file headers, in batches of
+    /// at most `batch_size`, recording the position after each commit. False if the stop flag
+    /// cut it short.
     fn deliver_all(
         &mut self,
         c: &Candidate,
         pieces: &[Piece],
-        pos: &mut u64,
+        headers: &[(String, String)],
+        pos: &mut Position,
         processor: &ChannelProcessor,
         stop: &StopFlag,
     ) -> bool {
@@ -511,6 +553,9 @@ impl Spooler {
                     .iter()
                     .map(|p| {
                         let mut e = Event::new(p.body.clone());
+                        for (k, v) in headers {
+                            e.headers.insert(k.clone(), v.clone());
+                        }
                         if let Some(k) = &self.config.file_header {
                             e.headers.insert(k.clone(), path.clone());
                         }
@@ -526,7 +571,8 @@ impl Spooler {
                     *pos = last.end;
                     self.state.current = Some(Current {
                         id: c.id.clone(),
-                        pos: *pos,
+                        pos: pos.offset,
+                        records: pos.records,
                     });
                     self.save();
                     rest = &rest[n..];
@@ -584,7 +630,7 @@ impl Spooler {
     /// Marks a file whose every line is committed as done (renamed, recorded in the tracker
     /// directory, or deleted), then forgets it. A file that cannot be marked is recorded as not
     /// to be read again.
-    fn retire(&mut self, c: &Candidate, reader: &LineReader, pos: u64) -> Flow {
+    fn retire(&mut self, c: &Candidate, reader: &dyn Deserializer, pos: u64) -> Flow {
         if let Some(flow) = self.check_unchanged(c, reader, pos) {
             return flow;
         }
@@ -695,7 +741,8 @@ mod tests {
 
     use super::*;
     use crate::channel::Channel;
-    use crate::config::{ConsumeOrder, DecodeErrorPolicy};
+    use crate::config::{ConsumeOrder, DecodeErrorPolicy, SpoolDeserializer};
+    use crate::source::spooldir::lines::LineReader;
     use crate::source::test_rig::{self, processor_for, take_bodies};
 
     struct Rig {
@@ -747,7 +794,9 @@ mod tests {
                 max_backoff: Duration::from_millis(20),
                 batch_size: 10,
                 decode_error_policy: DecodeErrorPolicy::Fail,
-                max_line_length: 2048,
+                deserializer: SpoolDeserializer::Line {
+                    max_line_length: 2048,
+                },
             }
         }
 
@@ -881,15 +930,15 @@ mod tests {
         let mut reader = LineReader::new(
             File::open(&c.id.file).unwrap(),
             c.id.size,
-            pos,
+            pos.offset,
             100,
             DecodeErrorPolicy::Fail,
         );
         let batch = reader.read_batch(10).unwrap();
-        let mut at = 0;
-        assert!(s.deliver_all(&c, &batch.pieces, &mut at, &r.processor, &r.stop));
+        let mut at = Position::default();
+        assert!(s.deliver_all(&c, &batch.pieces, &[], &mut at, &r.processor, &r.stop));
         assert_eq!(r.bodies(), want("a", 0..10));
-        assert_eq!(r.state().current.unwrap().pos, at);
+        assert_eq!(r.state().current.unwrap().pos, at.offset);
         drop(s);
         let mut s = r.spooler(r.config());
         r.drain(&mut s);
@@ -909,10 +958,10 @@ mod tests {
             DecodeErrorPolicy::Fail,
         );
         let batch = reader.read_batch(10).unwrap();
-        let mut at = 0;
-        assert!(s.deliver_all(&c, &batch.pieces, &mut at, &r.processor, &r.stop));
+        let mut at = Position::default();
+        assert!(s.deliver_all(&c, &batch.pieces, &[], &mut at, &r.processor, &r.stop));
         r.take_all();
-        at
+        at.offset
     }
 
     #[test]
@@ -1167,5 +1216,150 @@ mod tests {
             r.channel.commit(taken).unwrap();
         }
         assert_eq!(got, want("a", 0..23));
+    }
+
+    /// Commits the first batch of the oldest file with the configured deserializer and drops
+    /// the spooler, as a crash would; the events of that batch.
+    fn first_batch_with(r: &Rig, config: SpoolDirConfig) -> Vec<Event> {
+        let mut s = r.spooler(config.clone());
+        let (c, pos) = s.next_file().unwrap();
+        let mut reader = deserializer::open(
+            config.deserializer,
+            config.decode_error_policy,
+            File::open(&c.id.file).unwrap(),
+            c.id.size,
+            pos,
+        );
+        let batch = reader.read_batch(config.batch_size).unwrap();
+        let mut at = pos;
+        assert!(s.deliver_all(
+            &c,
+            &batch.pieces,
+            reader.headers(),
+            &mut at,
+            &r.processor,
+            &r.stop
+        ));
+        r.take_all()
+    }
+
+    #[test]
+    fn blob_chunks_resume_at_the_committed_offset() {
+        let r = rig();
+        let data: Vec<u8> = (0..=255u8).cycle().take(2500).collect();
+        put(&r.path("a.bin"), &data, 10);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Blob {
+            max_blob_length: 100,
+        };
+        config.batch_size = 7;
+        let first = first_batch_with(&r, config.clone());
+        assert_eq!(first.len(), 7);
+        assert_eq!(r.state().current.unwrap().pos, 700);
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        let rest = r.take_all();
+        assert_eq!(rest.len(), 18);
+        let bodies: Vec<u8> = first
+            .iter()
+            .chain(&rest)
+            .flat_map(|e| e.body.iter().copied())
+            .collect();
+        assert_eq!(bodies, data, "every byte once, in order");
+        assert!(first.iter().chain(&rest).all(|e| e.body.len() == 100));
+        assert_eq!(rest[0].headers["basename"], "a.bin");
+        assert!(exists(&r.path("a.bin.COMPLETED")));
+    }
+
+    /// An Avro container of Flume events (the file_roll sink's AVRO_EVENT writer), blocks of
+    /// `blocks` records; the records' datums.
+    fn avro_file(path: &Path, blocks: &[u32]) -> Vec<Vec<u8>> {
+        use crate::config::{AvroCodec, SerializerConfig};
+        let mut w = crate::sink::serializer::Serializer::new(&SerializerConfig::AvroEvent {
+            sync_interval_bytes: 1 << 20,
+            codec: AvroCodec::Deflate,
+        });
+        let mut out = Vec::new();
+        let mut datums = Vec::new();
+        w.begin_file(&mut out);
+        let mut first = 0;
+        for &n in blocks {
+            for i in first..first + n {
+                let e =
+                    Event::new(format!("record {i}").into_bytes()).with_header("i", i.to_string());
+                datums.push(crate::flume_event_format::encode(&e.headers, &e.body));
+                w.write(&e, &mut out).unwrap();
+            }
+            w.end_batch(&mut out).unwrap();
+            first += n;
+        }
+        put(path, &out, 10);
+        datums
+    }
+
+    #[test]
+    fn avro_resumes_inside_a_block_at_the_first_record_not_committed() {
+        let r = rig();
+        let datums = avro_file(&r.path("a.avro"), &[5, 7]);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Avro {
+            schema_type: crate::config::AvroSchemaType::Hash,
+        };
+        config.batch_size = 3;
+        let first = first_batch_with(&r, config.clone());
+        let current = r.state().current.unwrap();
+        assert_eq!(current.records, 3, "{current:?}");
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        let rest = r.take_all();
+        let bodies: Vec<Vec<u8>> = first.iter().chain(&rest).map(|e| e.body.to_vec()).collect();
+        assert_eq!(bodies, datums, "every record once, in order");
+        let hash = &first[0].headers["flume.avro.schema.hash"];
+        assert_eq!(hash.len(), 16);
+        assert!(
+            rest.iter()
+                .all(|e| &e.headers["flume.avro.schema.hash"] == hash)
+        );
+        assert!(exists(&r.path("a.avro.COMPLETED")));
+        assert_eq!(r.state().current, None);
+    }
+
+    #[test]
+    fn an_invalid_avro_file_is_left_and_remembered_and_the_others_read() {
+        let r = rig();
+        put(&r.path("a.avro"), b"just some text\n", 30);
+        let datums = avro_file(&r.path("b.avro"), &[3]);
+        let mut cut = std::fs::read(r.path("b.avro")).unwrap();
+        cut.truncate(cut.len() - 3);
+        put(&r.path("c.avro"), &cut, 5);
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Avro {
+            schema_type: crate::config::AvroSchemaType::Literal,
+        };
+        let mut s = r.spooler(config.clone());
+        r.drain(&mut s);
+        let events = r.take_all();
+        assert_eq!(events.len(), 3, "b.avro only");
+        assert_eq!(
+            events.iter().map(|e| e.body.to_vec()).collect::<Vec<_>>(),
+            datums
+        );
+        assert_eq!(
+            events[0].headers["flume.avro.schema.literal"],
+            crate::sink::serializer::AVRO_SCHEMA
+        );
+        assert!(exists(&r.path("a.avro")) && exists(&r.path("c.avro")));
+        let state = r.state();
+        let reasons: Vec<&str> = state.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons[0].contains("not an Avro object container file"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("is cut short"), "{reasons:?}");
+        assert_eq!(r.processor.counters().read_fail.load(Ordering::Relaxed), 2);
+        let mut s = r.spooler(config);
+        r.drain(&mut s);
+        assert!(r.take_all().is_empty(), "not read again after a restart");
     }
 }

@@ -23,35 +23,12 @@ use std::io;
 
 use bytes::Bytes;
 
+use super::deserializer::{After, Batch, Deserializer, Piece, Position};
 use crate::config::DecodeErrorPolicy;
 use crate::source::read_full_at;
 
 /// Bytes read per `pread`.
 const CHUNK: usize = 64 * 1024;
-
-/// One event's body, and the offset in the file where the next one starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Piece {
-    pub body: Bytes,
-    pub end: u64,
-}
-
-/// What came after the events of a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum After {
-    /// More events may follow.
-    More,
-    /// The end of the file.
-    End,
-    /// Bytes at this offset are not UTF-8 and the policy is FAIL: the file cannot be read on.
-    Invalid(u64),
-}
-
-#[derive(Debug)]
-pub struct Batch {
-    pub pieces: Vec<Piece>,
-    pub after: After,
-}
 
 enum Next {
     Piece(Piece),
@@ -168,7 +145,7 @@ impl LineReader {
         self.cur_chars = 0;
         Next::Piece(Piece {
             body: Bytes::from(std::mem::take(&mut self.cur)),
-            end: self.offset(),
+            end: Position::at(self.offset()),
         })
     }
 
@@ -257,6 +234,20 @@ impl LineReader {
                 self.fill()?;
             }
         }
+    }
+}
+
+impl Deserializer for LineReader {
+    fn read_batch(&mut self, max: usize) -> io::Result<Batch> {
+        LineReader::read_batch(self, max)
+    }
+
+    fn stat(&self) -> io::Result<std::fs::Metadata> {
+        LineReader::stat(self)
+    }
+
+    fn offset(&self) -> u64 {
+        LineReader::offset(self)
     }
 }
 
@@ -398,7 +389,7 @@ mod tests {
         assert_eq!(lines(b"", 100), Vec::<String>::new());
         let (p, _) = read_all(b"ab\r\ncd", 0, 100, DecodeErrorPolicy::Fail, CHUNK);
         assert_eq!(
-            p.iter().map(|p| p.end).collect::<Vec<_>>(),
+            p.iter().map(|p| p.end.offset).collect::<Vec<_>>(),
             vec![4, 6],
             "offsets after each event"
         );
@@ -416,8 +407,8 @@ mod tests {
         // Characters, not bytes: é is two bytes, € three.
         assert_eq!(lines("ééé€€\n".as_bytes(), 2), vec!["éé", "é€", "€"]);
         let (p, _) = read_all(b"abcdef\n", 0, 4, DecodeErrorPolicy::Fail, CHUNK);
-        assert_eq!(p[0].end, 4, "a cut line resumes in its middle");
-        assert_eq!(p[1].end, 7);
+        assert_eq!(p[0].end.offset, 4, "a cut line resumes in its middle");
+        assert_eq!(p[1].end.offset, 7);
         let (rest, _) = read_all(b"abcdef\n", 4, 4, DecodeErrorPolicy::Fail, CHUNK);
         assert_eq!(bodies(&rest), vec!["ef"]);
     }
@@ -550,8 +541,8 @@ mod tests {
             prop_assert_eq!(after, want_after);
             // Resuming at any event's end offset gives the events after it.
             for (i, p) in got.iter().enumerate() {
-                let (rest, _) = read_all(&data, p.end, max, policy, chunk);
-                prop_assert_eq!(bodies(&rest), bodies(&got[i + 1..]), "resumed at {}", p.end);
+                let (rest, _) = read_all(&data, p.end.offset, max, policy, chunk);
+                prop_assert_eq!(bodies(&rest), bodies(&got[i + 1..]), "resumed at {}", p.end.offset);
             }
         }
     }

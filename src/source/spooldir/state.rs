@@ -8,6 +8,10 @@
 //!  "skipped":[{"file":"/spool/b.log","dev":2049,"inode":140,"reason":"..."}]}
 //! ```
 //!
+//! An AVRO file's position is a block's offset and, when it is not 0, `"records"`: how many of
+//! that block's records are committed (a state file without it, as LINE and BLOB write it, reads
+//! as 0).
+//!
 //! A file is known by its path, device, inode, size and modification time: resuming needs all
 //! of them to be unchanged. A skipped file is known by path, device, inode and (where the file
 //! system records it) creation time only, so a file that keeps changing stays skipped; one put
@@ -44,12 +48,19 @@ pub struct FileId {
     pub born: Option<(i64, i64)>,
 }
 
-/// The file being read: bytes before `pos` are committed to the channel.
+/// The file being read: bytes before `pos` are committed to the channel, and (AVRO) the first
+/// `records` records of the block that starts at `pos`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Current {
     #[serde(flatten)]
     pub id: FileId,
     pub pos: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A file left in the directory that is not to be read: it could not be decoded, changed while
@@ -142,6 +153,7 @@ mod tests {
                     born: None,
                 },
                 pos: 2048,
+                records: 0,
             }),
             skipped: vec![Skipped {
                 file: "/spool/b.log".into(),
@@ -167,6 +179,15 @@ mod tests {
             ),
             "{text}"
         );
+        // An AVRO position inside a block: the records taken from it are kept, and read back.
+        let mut avro = sample();
+        if let Some(c) = avro.current.as_mut() {
+            c.records = 3;
+        }
+        store(&path, &avro).unwrap();
+        assert_eq!(load(&path).unwrap(), Loaded::Read(avro));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""pos":2048,"records":3}"#), "{text}");
         store(&path, &State::default()).unwrap();
         assert_eq!(
             load(&path).unwrap(),
