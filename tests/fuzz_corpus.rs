@@ -63,6 +63,11 @@ fn source_messages_corpus() {
 }
 
 #[test]
+fn spool_files_corpus() {
+    replay("spool_files", targets::spool_files);
+}
+
+#[test]
 fn frame_decode_corpus() {
     replay("frame_decode", targets::frame_decode);
 }
@@ -554,6 +559,62 @@ mod seeds {
             ("blob-query".into(), with(3, b"/p?a=1&b=%20x+y&c&%zz=%")),
         ]
     }
+
+    /// Files a spooling directory may hold: Avro containers as file_roll's AVRO_EVENT writes
+    /// them (each codec, several blocks), damaged ones, text and binary.
+    pub fn spool_files() -> Seeds {
+        use weir::config::{AvroCodec, SerializerConfig};
+        use weir::sink::serializer::Serializer;
+        let container = |codec, batches: &[&[Event]]| {
+            let mut s = Serializer::new(&SerializerConfig::AvroEvent {
+                sync_interval_bytes: 64,
+                codec,
+            });
+            let mut out = Vec::new();
+            s.begin_file(&mut out);
+            for batch in batches {
+                for e in *batch {
+                    s.write(e, &mut out).unwrap();
+                }
+                s.end_batch(&mut out).unwrap();
+            }
+            out
+        };
+        let evs = many();
+        let null = container(AvroCodec::Null, &[&evs, &evs[..1]]);
+        let deflate = container(AvroCodec::Deflate, &[&evs]);
+        let snappy = container(AvroCodec::Snappy, &[&evs[1..], &evs]);
+        vec![
+            ("avro-null".into(), null.clone()),
+            ("avro-deflate".into(), deflate.clone()),
+            ("avro-snappy".into(), snappy.clone()),
+            ("avro-no-blocks".into(), container(AvroCodec::Null, &[])),
+            ("avro-cut".into(), null[..null.len() - 9].to_vec()),
+            (
+                "avro-flip-sync".into(),
+                flip(null.clone(), null.len() - 3, 1),
+            ),
+            (
+                "avro-flip-block".into(),
+                flip(deflate.clone(), deflate.len() - 30, 4),
+            ),
+            ("avro-header-only".into(), null[..60].to_vec()),
+            (
+                "lines".into(),
+                b"first\nsecond line\r\n\nlast without newline".to_vec(),
+            ),
+            (
+                "lines-long".into(),
+                [vec![b'x'; 40], b"\n".to_vec(), vec![b'y'; 3]].concat(),
+            ),
+            (
+                "lines-not-utf8".into(),
+                b"ok\n\xff\xfe bad\n\xe2\x82\n".to_vec(),
+            ),
+            ("binary".into(), garbage(7, 50)),
+            ("empty".into(), Vec::new()),
+        ]
+    }
 }
 
 /// Rewrites the `seed-*` files of `fuzz/corpus/`, leaving minimized fuzzer finds alone.
@@ -566,6 +627,7 @@ fn regenerate_seed_corpus() {
         ("checkpoint_decode", seeds::checkpoints()),
         ("rpc_messages", seeds::rpc_messages()),
         ("source_messages", seeds::source_messages()),
+        ("spool_files", seeds::spool_files()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();

@@ -28,7 +28,7 @@
 
 mod avro;
 mod blob;
-mod deserializer;
+pub mod deserializer;
 mod lines;
 mod listing;
 mod state;
