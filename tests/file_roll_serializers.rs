@@ -210,10 +210,23 @@ fn avro_event_files_read_back_with_python_avro_for_each_codec() {
              serializer.compressionCodec = snappy",
         ],
     );
-    let mut agent = Agent::start(&cfg, port);
+    let metrics = free_port();
+    let metrics_arg = metrics.to_string();
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &["--metrics-port", &metrics_arg],
+        Stdio::inherit(),
+    );
     let mut client = Client::new(port);
     send(&mut client, 0..60);
-    // SIGTERM: each sink drains its channel before the agent exits.
+    // A stop does not drain the channels (as in Flume): wait until every sink has committed
+    // all 60 events, so the files are complete.
+    wait_until("every sink committed 60 events", || {
+        ["k1", "k2", "k3"]
+            .iter()
+            .all(|k| sink_drained(metrics, k) == 60)
+    });
     assert!(agent.stop());
 
     for (sink, codec) in [("k1", "null"), ("k2", "deflate"), ("k3", "snappy")] {
@@ -254,7 +267,7 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
     send(&mut client, 0..23);
     // Killed only once every take is committed, so the restart has none to deliver again.
     wait_until("the sink committed 23 events", || {
-        sink_drained(metrics) == 23
+        sink_drained(metrics, "k1") == 23
     });
     agent.kill9();
 
@@ -262,9 +275,17 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].1, expected_records(0..23));
 
-    let mut agent = Agent::start(&cfg, port);
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &["--metrics-port", &metrics_arg],
+        Stdio::inherit(),
+    );
     let mut client = Client::new(port);
     send(&mut client, 23..30);
+    wait_until("the restarted sink committed 7 events", || {
+        sink_drained(metrics, "k1") == 7
+    });
     assert!(agent.stop());
     let files = read_avro(&out);
     assert_eq!(files.len(), 2, "the restart writes a new file");
@@ -276,10 +297,10 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
     assert_eq!(files[1].1, expected_records(23..30));
 }
 
-/// `SINK.k1`'s EventDrainSuccessCount (events whose take was committed) from the metrics on
+/// A sink's EventDrainSuccessCount (events whose take was committed) from the metrics on
 /// `port`, or 0 if they cannot be read.
-fn sink_drained(port: u16) -> u64 {
-    support::metric(port, "SINK.k1", "EventDrainSuccessCount").unwrap_or(0)
+fn sink_drained(port: u16, sink: &str) -> u64 {
+    support::metric(port, &format!("SINK.{sink}"), "EventDrainSuccessCount").unwrap_or(0)
 }
 
 /// A serializer weir does not have, and an Avro codec it does not write, are refused when the
