@@ -211,13 +211,7 @@ fn avro_event_files_read_back_with_python_avro_for_each_codec() {
         ],
     );
     let metrics = free_port();
-    let metrics_arg = metrics.to_string();
-    let mut agent = Agent::start_with(
-        &cfg,
-        port,
-        &["--metrics-port", &metrics_arg],
-        Stdio::inherit(),
-    );
+    let mut agent = start_with_metrics(&cfg, port, metrics);
     let mut client = Client::new(port);
     send(&mut client, 0..60);
     // A stop does not drain the channels (as in Flume): wait until every sink has committed
@@ -256,13 +250,7 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
     );
     let out = dir.path().join("k1");
     let metrics = free_port();
-    let metrics_arg = metrics.to_string();
-    let mut agent = Agent::start_with(
-        &cfg,
-        port,
-        &["--metrics-port", &metrics_arg],
-        Stdio::inherit(),
-    );
+    let mut agent = start_with_metrics(&cfg, port, metrics);
     let mut client = Client::new(port);
     send(&mut client, 0..23);
     // Killed only once every take is committed, so the restart has none to deliver again.
@@ -275,12 +263,7 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].1, expected_records(0..23));
 
-    let mut agent = Agent::start_with(
-        &cfg,
-        port,
-        &["--metrics-port", &metrics_arg],
-        Stdio::inherit(),
-    );
+    let mut agent = start_with_metrics(&cfg, port, metrics);
     let mut client = Client::new(port);
     send(&mut client, 23..30);
     wait_until("the restarted sink committed 7 events", || {
@@ -295,6 +278,12 @@ fn avro_files_survive_sigkill_and_a_restart_starts_a_new_file() {
         "the first file is left as it was"
     );
     assert_eq!(files[1].1, expected_records(23..30));
+}
+
+/// The agent of `cfg` (netcat on `port`) serving metrics on `metrics`.
+fn start_with_metrics(cfg: &Path, port: u16, metrics: u16) -> Agent {
+    let metrics = metrics.to_string();
+    Agent::start_with(cfg, port, &["--metrics-port", &metrics], Stdio::inherit())
 }
 
 /// A sink's EventDrainSuccessCount (events whose take was committed) from the metrics on

@@ -566,19 +566,11 @@ mod seeds {
         use weir::config::{AvroCodec, SerializerConfig};
         use weir::sink::serializer::Serializer;
         let container = |codec, batches: &[&[Event]]| {
-            let mut s = Serializer::new(&SerializerConfig::AvroEvent {
+            let config = SerializerConfig::AvroEvent {
                 sync_interval_bytes: 64,
                 codec,
-            });
-            let mut out = Vec::new();
-            s.begin_file(&mut out);
-            for batch in batches {
-                for e in *batch {
-                    s.write(e, &mut out).unwrap();
-                }
-                s.end_batch(&mut out).unwrap();
-            }
-            out
+            };
+            Serializer::whole_file(&config, batches).unwrap()
         };
         let evs = many();
         let null = container(AvroCodec::Null, &[&evs, &evs[..1]]);

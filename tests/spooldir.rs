@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use support::{
     Agent, agent_logs, check_config, logged_events, source_accepted, start_logged, wait_until,
@@ -41,20 +40,9 @@ fn start(dir: &Path, cfg: &Path) -> Run {
     Run { agent, port }
 }
 
-/// Writes `bytes` to `spool/name` through a hidden temporary name, as an application should (a
-/// file is complete once it has its name), with its modification time `age` seconds ago.
+/// Drops a file into `dir/spool` (see [`support::drop_spool_file`]).
 fn drop_file(dir: &Path, name: &str, bytes: &[u8], age: u64) -> PathBuf {
-    let tmp = dir.join("spool").join(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes).unwrap();
-    File::options()
-        .write(true)
-        .open(&tmp)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(age))
-        .unwrap();
-    let path = dir.join("spool").join(name);
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+    support::drop_spool_file(&dir.join("spool"), name, bytes, age)
 }
 
 fn numbered(prefix: &str, n: usize) -> Vec<String> {

@@ -6,10 +6,8 @@
 
 mod support;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
 
 use support::{
     agent_logs, interop_script, logged_events, python_modules, start_logged, wait_until,
@@ -42,20 +40,9 @@ fn config(dir: &Path, sources: &[(&str, &str)], capacity: u64) -> PathBuf {
     path
 }
 
-/// Writes `bytes` to `spool/name` through a hidden temporary name (a file is complete once it
-/// has its name), with its modification time `age` seconds ago.
+/// Drops a file into `dir/spool` (see [`support::drop_spool_file`]).
 fn drop_file(dir: &Path, spool: &str, name: &str, bytes: &[u8], age: u64) -> PathBuf {
-    let tmp = dir.join(spool).join(format!(".{name}.part"));
-    std::fs::write(&tmp, bytes).unwrap();
-    File::options()
-        .write(true)
-        .open(&tmp)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(age))
-        .unwrap();
-    let path = dir.join(spool).join(name);
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+    support::drop_spool_file(&dir.join(spool), name, bytes, age)
 }
 
 fn completed(p: &Path) -> PathBuf {

@@ -64,6 +64,21 @@ impl Serializer {
         Serializer { format }
     }
 
+    /// The whole content of a file holding `batches`, each ended as the sink ends a committed
+    /// batch (for tests, fuzz seeds and tools that need such a file without a sink).
+    pub fn whole_file(config: &SerializerConfig, batches: &[&[Event]]) -> io::Result<Vec<u8>> {
+        let mut s = Serializer::new(config);
+        let mut out = Vec::new();
+        s.begin_file(&mut out);
+        for batch in batches {
+            for e in *batch {
+                s.write(e, &mut out)?;
+            }
+            s.end_batch(&mut out)?;
+        }
+        Ok(out)
+    }
+
     /// Starts a new, empty file: appends what opens it to `out` (the Avro header, with a sync
     /// marker of its own).
     pub fn begin_file(&mut self, out: &mut Vec<u8>) {
@@ -240,16 +255,7 @@ mod tests {
     use crate::flume_event_format::Cursor;
 
     fn serialize(config: SerializerConfig, batches: &[&[Event]]) -> Vec<u8> {
-        let mut s = Serializer::new(&config);
-        let mut out = Vec::new();
-        s.begin_file(&mut out);
-        for batch in batches {
-            for e in *batch {
-                s.write(e, &mut out).unwrap();
-            }
-            s.end_batch(&mut out).unwrap();
-        }
-        out
+        Serializer::whole_file(&config, batches).unwrap()
     }
 
     #[test]

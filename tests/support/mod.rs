@@ -492,3 +492,20 @@ pub fn metric(port: u16, component: &str, name: &str) -> Option<u64> {
 pub fn source_accepted(port: u16) -> u64 {
     metric(port, "SOURCE.r1", "EventAcceptedCount").unwrap_or(0)
 }
+
+/// Writes `bytes` to `spool/name` through a hidden temporary name, as an application should (a
+/// file is complete once it has its name), with its modification time `age` seconds ago (the
+/// spooldir source reads the oldest first).
+pub fn drop_spool_file(spool: &Path, name: &str, bytes: &[u8], age: u64) -> PathBuf {
+    let tmp = spool.join(format!(".{name}.part"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(age))
+        .unwrap();
+    let path = spool.join(name);
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
