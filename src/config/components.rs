@@ -34,14 +34,89 @@ fn component_type(
         &format!("set `{}` to one of: {}", s.full("type"), names.join(", ")),
     )?;
     resolve(&value, known).ok_or_else(|| {
+        let why = match not_implemented(&value) {
+            Some(why) => format!("{what} type '{value}' is Flume's but not weir's: {why}"),
+            None => format!("unknown {what} type '{value}'"),
+        };
         s.error(
             Some("type"),
-            format!(
-                "unknown {what} type '{value}'; supported: {}",
-                names.join(", ")
-            ),
+            format!("{why}; supported: {}", names.join(", ")),
         )
     })
+}
+
+/// Flume's own component types weir does not have, and what to do instead: an error that says
+/// only "unknown type" would read as a typo to a Flume user whose config names one of these.
+const NOT_IMPLEMENTED: &[(&[&str], &str)] = &[
+    (
+        &[
+            "hdfs",
+            "org.apache.flume.sink.hdfs.HDFSEventSink",
+            "hive",
+            "org.apache.flume.sink.hive.HiveSink",
+            "hbase",
+            "org.apache.flume.sink.hbase.HBaseSink",
+            "hbase2",
+            "org.apache.flume.sink.hbase2.HBase2Sink",
+            "asynchbase",
+            "org.apache.flume.sink.hbase.AsyncHBaseSink",
+            "org.apache.flume.sink.kite.DatasetSink",
+        ],
+        "weir has no Hadoop client; send the events to Kafka (kafka sink) or to a Flume agent \
+         that writes them (avro or thrift sink), or write files with file_roll",
+    ),
+    (
+        &[
+            "elasticsearch",
+            "org.apache.flume.sink.elasticsearch.ElasticSearchSink",
+            "org.apache.flume.sink.solr.morphline.MorphlineSolrSink",
+        ],
+        "weir has no search-engine client; POST the events with the http sink, or go through Kafka",
+    ),
+    (
+        &["irc", "org.apache.flume.sink.irc.IRCSink"],
+        "weir has no IRC client",
+    ),
+    (
+        &[
+            "jms",
+            "org.apache.flume.source.jms.JMSSource",
+            "scribe",
+            "org.apache.flume.source.scribe.ScribeSource",
+            "twitter",
+            "org.apache.flume.source.twitter.TwitterSource",
+            "avroLegacy",
+            "org.apache.flume.source.avroLegacy.AvroLegacySource",
+            "thriftLegacy",
+            "org.apache.flume.source.thriftLegacy.ThriftLegacySource",
+        ],
+        "weir cannot load the Java client this source needs; bring the events in through Kafka, \
+         HTTP, syslog or an avro/thrift sink of a Flume agent",
+    ),
+    (
+        &["jdbc", "org.apache.flume.channel.jdbc.JdbcChannel"],
+        "use the file channel, which is durable without a database",
+    ),
+    (
+        &["org.apache.flume.channel.PseudoTxnMemoryChannel"],
+        "use the memory channel",
+    ),
+    (
+        &[
+            "morphline",
+            "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
+        ],
+        "weir cannot run Kite morphlines; search_replace, regex_extractor, regex_filter and \
+         remove_header cover the common uses",
+    ),
+];
+
+/// What to use instead of a Flume type weir does not implement, if `value` names one.
+fn not_implemented(value: &str) -> Option<&'static str> {
+    NOT_IMPLEMENTED
+        .iter()
+        .find(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(value)))
+        .map(|(_, why)| *why)
 }
 
 const SOURCE_TYPES: &[TypeName] = &[
@@ -2015,6 +2090,41 @@ mod tests {
         assert!(
             e.contains("transactionCapacity") && e.contains("memoryCapacity 10"),
             "{e}"
+        );
+    }
+
+    /// Flume types weir does not have are named as such, with what to use instead.
+    #[test]
+    fn flumes_own_types_weir_lacks_say_what_to_use_instead() {
+        let e = source("a.sources.r1.type = org.apache.flume.source.jms.JMSSource\n").unwrap_err();
+        assert!(
+            e.contains("is Flume's but not weir's") && e.contains("Kafka"),
+            "{e}"
+        );
+        let e = source("a.sources.r1.type = nosuch\n").unwrap_err();
+        assert!(
+            e.contains("unknown source type 'nosuch'; supported: netcat"),
+            "{e}"
+        );
+        let props = Properties::parse(
+            Path::new("t.properties"),
+            b"a.channels.c1.type = jdbc\n".as_slice(),
+        )
+        .unwrap();
+        let e = ChannelConfig::parse(
+            "c1",
+            &Section::new(&props, "a.channels.c1.".into()),
+            &mut Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.properties:1: a.channels.c1.type") && e.contains("file channel"),
+            "{e}"
+        );
+        assert_eq!(
+            not_implemented("HDFS").map(|w| w.contains("Hadoop")),
+            Some(true)
         );
     }
 }
