@@ -295,12 +295,20 @@ fn config_errors_name_file_line_key_and_the_fix() {
         (
             "a.channels.c1.type = memory\n",
             "a.channels.c1.type = jdbc\n",
-            &[":8:", "unknown channel type 'jdbc'", "file, memory"],
+            &[
+                ":8:",
+                "channel type 'jdbc' is Flume's but not weir's: use the file channel",
+                "file, memory",
+            ],
         ),
         (
             "a.sinks.k1.type = logger\n",
             "a.sinks.k1.type = hdfs\n",
-            &[":9:", "unknown sink type 'hdfs'", "logger"],
+            &[
+                ":9:",
+                "sink type 'hdfs' is Flume's but not weir's: weir has no Hadoop client",
+                "logger",
+            ],
         ),
         (
             "a.sinks.k1.channel = c1\n",
