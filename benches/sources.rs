@@ -15,6 +15,10 @@
 //!   without waiting for replies (as `cat file | nc` does), and a thread per connection reads
 //!   the `OK` replies and checks that every line got one. netcat has no batch size: the source
 //!   puts what one read delivered, up to the channel's `transactionCapacity` (1000 here).
+//! - `http`: [`HTTP_CLIENTS`] client threads, each on its own keep-alive connection, POST JSON
+//!   arrays of `batch` events (Flume's JSONHandler format, [`BODY`]-byte bodies and one header)
+//!   one request at a time, each waiting for its `200`: one request is one transaction, so
+//!   concurrent requests share the channel's group commit.
 //!
 //! Whatever a case needs prepared (messages formatted, the file written and in the page cache) is
 //! done before timing starts; timing ends when the sink has drained every event.
@@ -37,9 +41,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{Case, source_config};
-use weir::config::{KeepFields, NetcatConfig, SeqConfig, SourceKind, SyslogConfig, SyslogProtocol};
+use weir::config::{
+    HttpHandler, HttpSourceConfig, KeepFields, NetcatConfig, SeqConfig, SourceKind, SyslogConfig,
+    SyslogProtocol,
+};
 use weir::sink::SinkCounters;
 use weir::source::Source;
+use weir::source::http::HttpSource;
 use weir::source::netcat::NetcatSource;
 use weir::source::seq::SeqSource;
 use weir::source::syslog::SyslogSource;
@@ -50,12 +58,15 @@ const BODY: usize = 100;
 const BATCHES: [usize; 2] = [100, 1000];
 /// Events per sink transaction.
 const SINK_BATCH: usize = 1000;
-/// Syslog client connections, each served by its own source thread.
+/// Syslog and netcat client connections, each served by its own source thread.
 const CLIENTS: usize = 4;
+/// HTTP client connections: more than [`CLIENTS`], since each waits for its reply before
+/// sending again, as HTTP clients do.
+const HTTP_CLIENTS: usize = 16;
 /// The RFC 5424 header of every syslog message; the parser keeps what follows as the body.
 const SYSLOG_HEADER: &str = "<13>1 2024-05-01T10:00:00.000Z bench-host ";
 
-const CASES: [fn(&Setup) -> Case; 4] = [seq, syslog_tcp, taildir, netcat];
+const CASES: [fn(&Setup) -> Case; 5] = [seq, syslog_tcp, taildir, netcat, http];
 
 /// What every case is built from.
 struct Setup<'a> {
@@ -195,6 +206,91 @@ fn netcat(setup: &Setup) -> Case {
             threads
         }),
     }
+}
+
+fn http(setup: &Setup) -> Case {
+    let cfg = HttpSourceConfig {
+        bind: "127.0.0.1".into(),
+        port: 0,
+        handler: HttpHandler::Json,
+        max_body_bytes: 16 * 1024 * 1024,
+        max_connections: 100,
+    };
+    let mut source = HttpSource::new("r1", cfg.clone());
+    source.start().expect("http source listens");
+    let addr = source.local_addr().expect("http source address");
+    // Every client's requests, formatted before timing starts.
+    let per_client = setup.events / HTTP_CLIENTS as u64;
+    let clients: Vec<Vec<Vec<u8>>> = (0..HTTP_CLIENTS)
+        .map(|c| {
+            let n = per_client + u64::from(c == 0) * (setup.events % HTTP_CLIENTS as u64);
+            let events: Vec<String> = (0..n)
+                .map(|i| {
+                    let body = body(format!("c{c} m{i:09} "));
+                    format!(r#"{{"headers":{{"host":"bench-{c}"}},"body":"{body}"}}"#)
+                })
+                .collect();
+            events
+                .chunks(setup.batch)
+                .map(|chunk| {
+                    let json = format!("[{}]", chunk.join(","));
+                    let mut req = format!(
+                        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n",
+                        json.len()
+                    )
+                    .into_bytes();
+                    req.extend_from_slice(json.as_bytes());
+                    req
+                })
+                .collect()
+        })
+        .collect();
+    Case {
+        name: "http",
+        config: source_config(SourceKind::Http(cfg)),
+        source: Box::new(source),
+        load: Box::new(move || {
+            clients
+                .into_iter()
+                .map(|requests| {
+                    std::thread::spawn(move || {
+                        let s = TcpStream::connect(addr).expect("connect to the source");
+                        let mut replies = std::io::BufReader::new(s.try_clone().expect("clone"));
+                        let mut s = s;
+                        for req in requests {
+                            s.write_all(&req).expect("write a request");
+                            let status = read_reply(&mut replies);
+                            assert!(status.starts_with("HTTP/1.1 200"), "http refused: {status}");
+                        }
+                    })
+                })
+                .collect()
+        }),
+    }
+}
+
+/// Reads one HTTP reply (status line, headers, `Content-Length` bytes of body); the status line.
+fn read_reply(r: &mut impl BufRead) -> String {
+    let mut status = String::new();
+    r.read_line(&mut status).expect("read the status line");
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("read a header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().expect("a Content-Length");
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).expect("read the body");
+    status.trim_end().to_owned()
 }
 
 fn main() {

@@ -33,6 +33,11 @@ impl HttpSource {
             listener: None,
         }
     }
+
+    /// The address this source listens on, once started (tests and benchmarks).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref()?.local_addr().ok()
+    }
 }
 
 impl Source for HttpSource {
