@@ -4,14 +4,272 @@
 //! The body is a [`Bytes`], so an event read back from the write-ahead log can point straight
 //! into the segment's memory map instead of copying it. How an event is laid out on disk is part
 //! of the log format (`wal-format.md`, "Event encoding") and lives in `wal::frame`.
+//!
+//! The headers of such an event stay in their encoded form too, read in place, until something
+//! asks for them as a map ([`Headers`]): a sink that only looks at bodies, or one that walks the
+//! headers once to send them on (Kafka, Avro, Thrift), then costs no allocation per header. Turning
+//! every event's headers into a map of owned strings was what bounded a syslog pipeline's sink
+//! thread (README, "Where a header-heavy pipeline spends its time").
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-/// Event headers. A sorted map keeps encodings deterministic, which makes log files
+/// Headers as a sorted map. A sorted map keeps encodings deterministic, which makes log files
 /// reproducible byte for byte (the worked example in `wal-format.md` relies on it).
-pub type Headers = BTreeMap<String, String>;
+pub type HeaderMap = BTreeMap<String, String>;
+
+/// Reads the first header of an encoded header block: the key, the value and the rest of the
+/// block, or `None` if the bytes are not a header. Supplied by whoever wrote the encoding.
+pub type HeaderDecoder = for<'a> fn(&'a [u8]) -> Option<((&'a str, &'a str), &'a [u8])>;
+
+/// Event headers: a [`HeaderMap`] (it dereferences to one), which an event read from the log
+/// builds only when first asked for it as a map. [`Headers::pairs`] and [`Headers::count`] read
+/// the encoded form in place.
+#[derive(Default)]
+pub struct Headers {
+    /// The headers as encoded where the event was read from, checked when it was read. `None`
+    /// once the map has been borrowed mutably (it may differ from the encoding from then on).
+    encoded: Option<Encoded>,
+    map: OnceLock<HeaderMap>,
+}
+
+#[derive(Clone)]
+struct Encoded {
+    bytes: Bytes,
+    count: u16,
+    decode: HeaderDecoder,
+}
+
+impl Headers {
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    /// Headers kept as `count` encoded pairs in `bytes`, read with `decode`. The caller has
+    /// checked that `decode` reads `count` pairs from `bytes`, with keys in strictly ascending
+    /// order, so that [`Headers::pairs`] yields what the map would hold.
+    pub fn encoded(bytes: Bytes, count: u16, decode: HeaderDecoder) -> Headers {
+        Headers {
+            encoded: Some(Encoded {
+                bytes,
+                count,
+                decode,
+            }),
+            map: OnceLock::new(),
+        }
+    }
+
+    /// How many headers there are, without building the map.
+    pub fn count(&self) -> usize {
+        match (self.map.get(), &self.encoded) {
+            (Some(map), _) => map.len(),
+            (None, Some(e)) => usize::from(e.count),
+            (None, None) => 0,
+        }
+    }
+
+    /// The headers in key order, without building the map.
+    pub fn pairs(&self) -> Pairs<'_> {
+        match (self.map.get(), &self.encoded) {
+            (Some(map), _) => Pairs::Map(map.iter()),
+            (None, Some(e)) => Pairs::Encoded {
+                rest: &e.bytes,
+                left: e.count,
+                decode: e.decode,
+            },
+            (None, None) => Pairs::Empty,
+        }
+    }
+
+    /// The value of header `key`, without building the map (a scan of the few encoded pairs).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        match self.map.get() {
+            Some(map) => map.get(key).map(String::as_str),
+            None => self.pairs().find(|(k, _)| *k == key).map(|(_, v)| v),
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// [`Headers::count`], named as on a map.
+    pub fn len(&self) -> usize {
+        self.count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+
+    /// [`Headers::pairs`], named as on a map.
+    pub fn iter(&self) -> Pairs<'_> {
+        self.pairs()
+    }
+
+    /// The map, built from the encoded form on first use.
+    fn map(&self) -> &HeaderMap {
+        self.map.get_or_init(|| {
+            self.pairs()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+    }
+
+    /// The map, owned.
+    pub fn into_map(mut self) -> HeaderMap {
+        match self.map.take() {
+            Some(map) => map,
+            None => self
+                .pairs()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// Iterator over [`Headers::pairs`].
+pub enum Pairs<'a> {
+    Map(std::collections::btree_map::Iter<'a, String, String>),
+    Encoded {
+        rest: &'a [u8],
+        left: u16,
+        decode: HeaderDecoder,
+    },
+    Empty,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Pairs::Map(it) => it.next().map(|(k, v)| (k.as_str(), v.as_str())),
+            Pairs::Encoded { rest, left, decode } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                match decode(rest) {
+                    Some((pair, after)) => {
+                        *rest = after;
+                        Some(pair)
+                    }
+                    // Checked when the headers were read, so not reached; ending is the safe
+                    // answer if it were.
+                    None => {
+                        *left = 0;
+                        None
+                    }
+                }
+            }
+            Pairs::Empty => None,
+        }
+    }
+}
+
+impl Deref for Headers {
+    type Target = HeaderMap;
+
+    fn deref(&self) -> &HeaderMap {
+        self.map()
+    }
+}
+
+impl DerefMut for Headers {
+    fn deref_mut(&mut self) -> &mut HeaderMap {
+        self.map();
+        self.encoded = None;
+        self.map
+            .get_mut()
+            .unwrap_or_else(|| unreachable!("the map was built just above"))
+    }
+}
+
+impl Clone for Headers {
+    fn clone(&self) -> Headers {
+        match (&self.encoded, self.map.get()) {
+            // Still what it was read as: the copy stays encoded (a reference count, no copy).
+            (Some(e), _) => Headers {
+                encoded: Some(e.clone()),
+                map: OnceLock::new(),
+            },
+            (None, Some(map)) => Headers::from(map.clone()),
+            (None, None) => Headers::new(),
+        }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.count() == other.count() && self.pairs().eq(other.pairs())
+    }
+}
+
+impl Eq for Headers {}
+
+impl PartialEq<HeaderMap> for Headers {
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.count() == other.len()
+            && self
+                .pairs()
+                .eq(other.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.pairs()).finish()
+    }
+}
+
+impl From<HeaderMap> for Headers {
+    fn from(map: HeaderMap) -> Headers {
+        Headers {
+            encoded: None,
+            map: OnceLock::from(map),
+        }
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Headers {
+    fn from(pairs: [(String, String); N]) -> Headers {
+        Headers::from(HeaderMap::from(pairs))
+    }
+}
+
+impl serde::Serialize for Headers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.pairs())
+    }
+}
+
+impl FromIterator<(String, String)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Headers {
+        Headers::from(iter.into_iter().collect::<HeaderMap>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Pairs<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs()
+    }
+}
+
+impl IntoIterator for Headers {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_map().into_iter()
+    }
+}
 
 /// A Flume event: headers plus body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -286,8 +286,7 @@ mod tests {
             decode(&[0x01, 0x08, 0x02, b'a', 0x02, b'b', 0x00, 0x00])
                 .unwrap()
                 .0
-                .get("a")
-                .map(String::as_str),
+                .get("a"),
             Some("b")
         );
         for bad in [

@@ -393,10 +393,7 @@ mod flume_body_and_header_interceptors {
     }
 
     fn headers(e: &Event) -> Vec<(&str, &str)> {
-        e.headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+        e.headers.iter().collect()
     }
 
     #[test]

@@ -450,7 +450,7 @@ fn a_client_sharing_no_code_with_librdkafka_reads_what_the_sink_wrote() {
             let mut want: Vec<(String, String)> = event
                 .headers
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
             want.push(("weir.offset".into(), offset.to_string()));
             let mut headers = r.record.headers.clone();

@@ -179,7 +179,7 @@ fn flume_events_keep_their_headers_through_the_channel() {
     assert_eq!(stored.len(), 200);
     for r in &stored {
         let (headers, body) = weir::flume_event_format::decode(&r.body).expect("a Flume event");
-        assert_eq!(headers.get("origin").map(String::as_str), Some("edge-7"));
+        assert_eq!(headers.get("origin"), Some("edge-7"));
         assert!(body.starts_with(b"event-"));
     }
     assert!(agent.stop());

@@ -109,6 +109,21 @@ fn check_frame_bytes(data: &[u8]) {
     }
 
     let events = decoded;
+    // Headers read back stay encoded and are read in place; the map built from them on demand
+    // must hold exactly what they answer.
+    for e in &events {
+        let pairs: Vec<(String, String)> = e
+            .headers
+            .pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(e.headers.count(), pairs.len(), "header count disagrees");
+        for (k, v) in &pairs {
+            assert_eq!(e.headers.get(k), Some(v.as_str()), "header lookup disagrees");
+        }
+        let map = e.headers.clone().into_map();
+        assert!(map.into_iter().eq(pairs), "header map disagrees with the encoding");
+    }
     // The decoder rejects repeated or unsorted header keys (wal-format.md §4), so every valid
     // frame is canonical and must re-encode byte for byte.
     let canonical = frame

@@ -159,10 +159,7 @@ pub fn java_map_order(headers: &Headers) -> Vec<(&str, &str)> {
         let h = java_string_hash(key) as u32;
         (h ^ (h >> 16)) as usize & (buckets - 1)
     };
-    let mut entries: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut entries: Vec<(&str, &str)> = headers.iter().collect();
     // Stable: keys of one bucket stay in name order.
     entries.sort_by_key(|(k, _)| bucket(k));
     entries

@@ -99,10 +99,7 @@ mod tests {
         let peer: SocketAddr = "10.1.2.3:4567".parse().unwrap();
         let e = event(b"first line\r\nsecond line\n", peer, Some("from"));
         assert_eq!(&e.body[..], b"first line\r");
-        assert_eq!(
-            e.headers.get("from").map(String::as_str),
-            Some("/10.1.2.3:4567")
-        );
+        assert_eq!(e.headers.get("from"), Some("/10.1.2.3:4567"));
         let e = event(b"no newline", peer, None);
         assert_eq!(&e.body[..], b"no newline");
         assert!(e.headers.is_empty());
@@ -141,7 +138,7 @@ mod tests {
 
         client.send_to(b"with header", addr).unwrap();
         let taken = channel.take(1, Duration::from_secs(10)).unwrap();
-        let header = taken.events[0].1.headers.get("remote").cloned();
+        let header = taken.events[0].1.headers.get("remote").map(str::to_owned);
         channel.commit(taken).unwrap();
         assert_eq!(header, Some(format!("/{}", client.local_addr().unwrap())));
 

@@ -547,7 +547,7 @@ mod tests {
                 return out;
             }
             for (_, e) in &taken.events {
-                assert_eq!(e.headers.get("ip").map(String::as_str), Some("127.0.0.1"));
+                assert_eq!(e.headers.get("ip"), Some("127.0.0.1"));
                 out.push(String::from_utf8_lossy(&e.body).into_owned());
             }
             channel.commit(taken).unwrap();

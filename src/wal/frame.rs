@@ -75,10 +75,14 @@ pub enum EncodeError {
 
 /// Encoded size of one event, length prefix included.
 pub fn encoded_event_len(event: &Event) -> Result<usize, EncodeError> {
-    if event.headers.len() > MAX_HEADERS {
-        return Err(EncodeError::TooManyHeaders(event.headers.len()));
+    if event.headers.count() > MAX_HEADERS {
+        return Err(EncodeError::TooManyHeaders(event.headers.count()));
     }
-    if let Some(k) = event.headers.keys().find(|k| k.len() > MAX_HEADER_KEY_LEN) {
+    if let Some((k, _)) = event
+        .headers
+        .pairs()
+        .find(|(k, _)| k.len() > MAX_HEADER_KEY_LEN)
+    {
         return Err(EncodeError::KeyTooLong(k.len()));
     }
     let len = raw_event_len(event);
@@ -93,7 +97,7 @@ pub fn encoded_event_len(event: &Event) -> Result<usize, EncodeError> {
 fn raw_event_len(event: &Event) -> usize {
     let headers: usize = event
         .headers
-        .iter()
+        .pairs()
         .map(|(k, v)| 6 + k.len() + v.len())
         .sum();
     EVENT_PREFIX_LEN + headers + event.body.len()
@@ -121,8 +125,8 @@ pub fn encode_frame(out: &mut [u8], first_offset: u64, epoch: u32, events: &[Eve
     for e in events {
         let len = raw_event_len(e);
         put(out, &mut pos, &((len - 4) as u32).to_le_bytes());
-        put(out, &mut pos, &(e.headers.len() as u16).to_le_bytes());
-        for (k, v) in &e.headers {
+        put(out, &mut pos, &(e.headers.count() as u16).to_le_bytes());
+        for (k, v) in e.headers.pairs() {
             put(out, &mut pos, &(k.len() as u16).to_le_bytes());
             put(out, &mut pos, k.as_bytes());
             put(out, &mut pos, &(v.len() as u32).to_le_bytes());
@@ -216,7 +220,7 @@ impl<'a> Frame<'a> {
     pub fn validate(&self) -> Result<(), FrameError> {
         let mut found = 0u32;
         for ev in self.events() {
-            ev?.to_event(Some(Bytes::new()))?;
+            ev?.check_headers()?;
             found += 1;
         }
         if found != self.header.event_count {
@@ -235,6 +239,8 @@ pub struct EventView<'a> {
     header_count: u16,
     header_bytes: &'a [u8],
     pub body: &'a [u8],
+    /// `header_bytes` followed by `body`: what an owned event keeps (see `to_event`).
+    headers_and_body: &'a [u8],
 }
 
 impl<'a> EventView<'a> {
@@ -246,13 +252,18 @@ impl<'a> EventView<'a> {
         }
     }
 
-    /// An owned event whose body is `body_owner` (a zero-copy handle on the same bytes, when the
-    /// caller has one) or a copy of the body.
-    pub fn to_event(&self, body_owner: Option<Bytes>) -> Result<Event, FrameError> {
-        let mut headers = Headers::new();
+    /// The encoded headers followed by the body, as one slice: what [`EventView::to_event`]
+    /// keeps.
+    pub fn headers_and_body(&self) -> &'a [u8] {
+        self.headers_and_body
+    }
+
+    /// Checks every header (lengths, UTF-8) and that the keys are in strictly ascending order,
+    /// without allocating.
+    pub fn check_headers(&self) -> Result<(), FrameError> {
         let mut previous: Option<&str> = None;
         for h in self.headers() {
-            let (k, v) = h?;
+            let (k, _) = h?;
             // Keys are written in strictly ascending order (wal-format.md §4); anything else is
             // not a frame weir wrote, and a repeated key would silently lose a value.
             if previous.is_some_and(|p| p >= k) {
@@ -262,10 +273,31 @@ impl<'a> EventView<'a> {
                 });
             }
             previous = Some(k);
-            headers.insert(k.to_owned(), v.to_owned());
         }
-        let body = body_owner.unwrap_or_else(|| Bytes::copy_from_slice(self.body));
-        Ok(Event { headers, body })
+        Ok(())
+    }
+
+    /// An owned event. `owner` is a zero-copy handle on [`EventView::headers_and_body`] when the
+    /// caller has one; otherwise those bytes are copied, once. Either way the headers stay in
+    /// their encoding, read in place ([`Headers::encoded`]), and the body is a slice of the same
+    /// bytes: two allocations at most, not one per header string.
+    pub fn to_event(&self, owner: Option<Bytes>) -> Result<Event, FrameError> {
+        self.check_headers()?;
+        let whole = match owner {
+            Some(b) if b.len() == self.headers_and_body.len() => b,
+            _ => Bytes::copy_from_slice(self.headers_and_body),
+        };
+        if self.header_count == 0 {
+            return Ok(Event {
+                headers: Headers::new(),
+                body: whole,
+            });
+        }
+        let split = self.header_bytes.len();
+        Ok(Event {
+            headers: Headers::encoded(whole.slice(..split), self.header_count, decode_header),
+            body: whole.slice(split..),
+        })
     }
 }
 
@@ -337,6 +369,7 @@ impl<'a> Iterator for EventIter<'a> {
                 header_count,
                 header_bytes: &event[2..pos],
                 body: &event[pos..],
+                headers_and_body: &event[2..],
             })
         })();
         if result.is_err() {
@@ -361,32 +394,39 @@ impl<'a> Iterator for HeaderIter<'a> {
             return None;
         }
         self.left -= 1;
-        // Lengths were bounds-checked when the event was split off; re-check anyway so this
-        // iterator is safe on its own.
-        let bad = |reason| FrameError::BadEvent { index: 0, reason };
-        let item = (|| {
-            let klen = le_u16_at(self.rest, 0).ok_or(bad("header key length truncated"))? as usize;
-            let key = self
-                .rest
-                .get(2..2 + klen)
-                .ok_or(bad("header key truncated"))?;
-            let vlen = le_u32_at(self.rest, 2 + klen).ok_or(bad("header value length truncated"))?
-                as usize;
-            let vstart = 2 + klen + 4;
-            let value = self
-                .rest
-                .get(vstart..vstart + vlen)
-                .ok_or(bad("header value truncated"))?;
-            self.rest = &self.rest[vstart + vlen..];
-            let key = std::str::from_utf8(key).map_err(|_| bad("header key is not UTF-8"))?;
-            let value = std::str::from_utf8(value).map_err(|_| bad("header value is not UTF-8"))?;
-            Ok((key, value))
-        })();
-        if item.is_err() {
-            self.left = 0;
+        match split_header(self.rest) {
+            Ok((pair, rest)) => {
+                self.rest = rest;
+                Some(Ok(pair))
+            }
+            Err(reason) => {
+                self.left = 0;
+                Some(Err(FrameError::BadEvent { index: 0, reason }))
+            }
         }
-        Some(item)
     }
+}
+
+/// Splits the first header off an encoded header block (`wal-format.md` §4): key, value and the
+/// rest. Lengths were bounds-checked when the event was split off; they are checked again so
+/// this stands on its own.
+fn split_header(b: &[u8]) -> Result<((&str, &str), &[u8]), &'static str> {
+    let klen = le_u16_at(b, 0).ok_or("header key length truncated")? as usize;
+    let key = b.get(2..2 + klen).ok_or("header key truncated")?;
+    let vlen = le_u32_at(b, 2 + klen).ok_or("header value length truncated")? as usize;
+    let vstart = 2 + klen + 4;
+    let value = b
+        .get(vstart..vstart.saturating_add(vlen))
+        .ok_or("header value truncated")?;
+    let key = std::str::from_utf8(key).map_err(|_| "header key is not UTF-8")?;
+    let value = std::str::from_utf8(value).map_err(|_| "header value is not UTF-8")?;
+    Ok(((key, value), &b[vstart + vlen..]))
+}
+
+/// [`split_header`] as the decoder of an event's [`Headers::encoded`] form, which
+/// [`EventView::to_event`] checked first.
+fn decode_header(b: &[u8]) -> Option<((&str, &str), &[u8])> {
+    split_header(b).ok()
 }
 
 pub(crate) fn le_u32(b: &[u8]) -> u32 {
@@ -427,6 +467,54 @@ mod tests {
         let mut buf = vec![0u8; encoded_frame_len(events).unwrap()];
         encode_frame(&mut buf, first, epoch, events);
         buf
+    }
+
+    #[test]
+    fn headers_read_back_stay_encoded_and_answer_as_the_map_would() {
+        let e = Event::new(&b"body"[..])
+            .with_header("b", "2")
+            .with_header("a", "1")
+            .with_header("c", "");
+        let buf = encode(std::slice::from_ref(&e), 0, 1);
+        let frame = decode_frame(&buf).unwrap();
+        let view = frame.events().next().unwrap().unwrap();
+        // With and without a zero-copy owner of the event's bytes.
+        let owned = Bytes::copy_from_slice(view.headers_and_body());
+        for back in [
+            view.to_event(None).unwrap(),
+            view.to_event(Some(owned)).unwrap(),
+        ] {
+            assert_eq!(back, e);
+            assert_eq!(&back.body[..], b"body");
+            assert_eq!(back.headers.count(), 3);
+            assert_eq!(back.headers.get("a"), Some("1"));
+            assert_eq!(back.headers.get("c"), Some(""));
+            assert_eq!(back.headers.get("d"), None);
+            assert!(back.headers.contains_key("b"));
+            let pairs: Vec<_> = back.headers.pairs().collect();
+            assert_eq!(pairs, [("a", "1"), ("b", "2"), ("c", "")]);
+            assert_eq!(format!("{:?}", back.headers), format!("{:?}", e.headers));
+            assert_eq!(
+                serde_json::to_string(&back.headers).unwrap(),
+                r#"{"a":"1","b":"2","c":""}"#
+            );
+            // Read back, an event encodes to the same bytes.
+            assert_eq!(encode(std::slice::from_ref(&back), 0, 1), buf);
+            // The map view (built on demand) holds the same; a change through it is the
+            // event's from then on, and not its copy's.
+            assert_eq!(back.headers.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+            let mut changed = back.clone();
+            changed.headers.insert("a".into(), "9".into());
+            changed.headers.remove("c");
+            assert_eq!(changed.headers.get("a"), Some("9"));
+            assert_eq!(changed.headers.count(), 2);
+            assert_eq!(back.headers.get("a"), Some("1"));
+            assert_ne!(changed, back);
+            assert_eq!(
+                back.headers.clone().into_map(),
+                e.headers.clone().into_map()
+            );
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ use super::segment::{SEGMENT_HEADER_LEN, Segment};
 use super::{CorruptionPolicy, Inner};
 use crate::event::Event;
 
-/// Bodies at least this long are handed out as views into the map; shorter ones are copied,
-/// which is cheaper than sharing and does not pin the segment.
+/// Events whose body is at least this long are handed out as views into the map; shorter ones
+/// are copied, which is cheaper than sharing and does not pin the segment.
 const ZERO_COPY_MIN: usize = 256;
 
 /// A consumer's cursor over the log.
@@ -194,14 +194,16 @@ impl Reader {
         Ok(n)
     }
 
-    /// Up to `max` committed events with their offsets, as owned events. Long bodies point into
-    /// the map (zero-copy); the segment stays mapped while any of them lives.
+    /// Up to `max` committed events with their offsets, as owned events whose headers stay
+    /// encoded (`event::Headers`). An event with a long body points into the map (zero-copy,
+    /// headers and body); the segment stays mapped while any of them lives. Others are copied,
+    /// headers and body in one piece.
     pub fn read(&mut self, max: usize) -> Result<Vec<(u64, Event)>> {
         let mut out = Vec::with_capacity(max.min(1024));
         let mut bad = None;
         self.read_with(max, |offset, ev, seg| {
-            let body = (ev.body.len() >= ZERO_COPY_MIN).then(|| share(seg, ev.body));
-            match ev.to_event(body) {
+            let owner = (ev.body.len() >= ZERO_COPY_MIN).then(|| share(seg, ev.headers_and_body()));
+            match ev.to_event(owner) {
                 Ok(e) => out.push((offset, e)),
                 Err(e) => bad = bad.take().or(Some(e)),
             }

@@ -174,7 +174,7 @@ fn substitute_headers<'t>(topic: &'t str, event: &Event) -> Cow<'t, str> {
         match rest[at + 2..].find('}') {
             Some(end) => {
                 let name = &rest[at + 2..at + 2 + end];
-                out.push_str(event.headers.get(name).map_or("", String::as_str));
+                out.push_str(event.headers.get(name).unwrap_or(""));
                 rest = &rest[at + 2 + end + 1..];
             }
             None => {
@@ -238,9 +238,7 @@ impl KafkaSink {
     /// Where an event goes: its topic and partition, from headers as configured.
     fn route<'e>(&'e self, event: &'e Event) -> Result<(Cow<'e, str>, Option<i32>), String> {
         let topic = match event.headers.get(&self.config.topic_header) {
-            Some(t) if self.config.allow_topic_override && !t.is_empty() => {
-                Cow::Borrowed(t.as_str())
-            }
+            Some(t) if self.config.allow_topic_override && !t.is_empty() => Cow::Borrowed(t),
             _ => substitute_headers(&self.config.topic, event),
         };
         let partition = match self

@@ -36,7 +36,7 @@ mod tests {
             b"\x00\x01binary".to_vec(),
         );
         assert_eq!(&e.body[..], b"\x00\x01binary");
-        let get = |k: &str| e.headers.get(k).map(String::as_str);
+        let get = |k: &str| e.headers.get(k);
         assert_eq!(get("resourceName"), Some("a b.avro"));
         assert_eq!(get("x"), Some("1"));
         assert_eq!(get("flag"), Some(""));

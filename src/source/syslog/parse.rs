@@ -465,7 +465,7 @@ mod tests {
     }
 
     fn h<'a>(e: &'a Event, k: &str) -> Option<&'a str> {
-        e.headers.get(k).map(String::as_str)
+        e.headers.get(k)
     }
 
     fn body(e: &Event) -> &str {
