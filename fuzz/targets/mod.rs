@@ -119,10 +119,17 @@ fn check_frame_bytes(data: &[u8]) {
             .collect();
         assert_eq!(e.headers.count(), pairs.len(), "header count disagrees");
         for (k, v) in &pairs {
-            assert_eq!(e.headers.get(k), Some(v.as_str()), "header lookup disagrees");
+            assert_eq!(
+                e.headers.get(k),
+                Some(v.as_str()),
+                "header lookup disagrees"
+            );
         }
         let map = e.headers.clone().into_map();
-        assert!(map.into_iter().eq(pairs), "header map disagrees with the encoding");
+        assert!(
+            map.into_iter().eq(pairs),
+            "header map disagrees with the encoding"
+        );
     }
     // The decoder rejects repeated or unsorted header keys (wal-format.md §4), so every valid
     // frame is canonical and must re-encode byte for byte.
