@@ -10,6 +10,9 @@
 //!   records of the same size to a plain pre-zeroed file.
 //! - `read/{weir,raw}`: sequential read of 256 MiB of 1 KiB events with CRC check; raw = read(2)
 //!   of the same segment bytes + crc32 over them.
+//! - `read_events/{owned,in_place}`: 100,000 events of 100 B with six syslog-like headers,
+//!   read as owned events the way a sink gets them (`Reader::read`, headers left encoded),
+//!   against the in-place views of `Reader::read_with` over the same log.
 //! - `open/1GiB`: `Wal::open` + a reader, with 1 GiB of unconsumed backlog.
 //!
 //! After criterion, a summary table is computed from criterion's own estimates
@@ -358,6 +361,74 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
+/// Events read back per `read_events` iteration.
+const READ_EVENTS: u64 = 100_000;
+
+fn read_events(c: &mut Criterion) {
+    let dir = scratch();
+    let wal = Wal::open(dir.path(), WalOptions::default()).expect("open");
+    drop(wal.reader("bench").expect("register"));
+    let batch: Vec<Event> = (0..1000)
+        .map(|i| {
+            let mut e = Event::new(format!("{i:0>100}").into_bytes());
+            for (k, v) in [
+                ("Facility", "1"),
+                ("Severity", "5"),
+                ("host", "bench-host"),
+                ("priority", "13"),
+                ("timestamp", "1714557600000"),
+                ("version", "1"),
+            ] {
+                e.headers.insert(k.into(), v.into());
+            }
+            e
+        })
+        .collect();
+    for _ in 0..READ_EVENTS / 1000 {
+        wal.append(&batch).expect("append");
+    }
+    wal.commit().expect("commit");
+    let mut g = c.benchmark_group("read_events");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(READ_EVENTS));
+    // Both sum the body bytes and header counts, as a sink passing events on would look at them.
+    g.bench_function("owned", |b| {
+        b.iter(|| {
+            let mut r = wal.reader("bench").expect("reader");
+            r.seek(0);
+            let mut total = 0usize;
+            loop {
+                let evs = r.read(1000).expect("read");
+                if evs.is_empty() {
+                    break total;
+                }
+                total += evs
+                    .iter()
+                    .map(|(_, e)| e.body.len() + e.headers.len())
+                    .sum::<usize>();
+            }
+        })
+    });
+    g.bench_function("in_place", |b| {
+        b.iter(|| {
+            let mut r = wal.reader("bench").expect("reader");
+            r.seek(0);
+            let mut total = 0usize;
+            while r
+                .read_with(1000, |_, e, _| {
+                    total += e.body.len() + e.headers().filter(Result::is_ok).count()
+                })
+                .expect("read")
+                > 0
+            {}
+            total
+        })
+    });
+    g.finish();
+}
+
 fn open(c: &mut Criterion) {
     let dir = scratch();
     filled_log(dir.path(), 1 << 30, 1024);
@@ -472,6 +543,18 @@ fn summary() {
             pass(gbs >= 1.0)
         );
     }
+    if let (Some(o), Some(i)) = (
+        mean_ns("read_events/owned"),
+        mean_ns("read_events/in_place"),
+    ) {
+        let rate = |ns: f64| READ_EVENTS as f64 / ns * 1e3;
+        println!(
+            "events with 6 headers read as owned events: {:.2}M ev/s, in place {:.2}M ev/s, ratio {:.2}",
+            rate(o),
+            rate(i),
+            i / o
+        );
+    }
     if let Some(o) = mean_ns("open/1GiB") {
         println!(
             "open with 1 GiB backlog: {:.2} ms (target <= 50 ms)  {}",
@@ -486,6 +569,7 @@ fn main() {
     append_commit(&mut c);
     group_commit(&mut c);
     read(&mut c);
+    read_events(&mut c);
     open(&mut c);
     c.final_summary();
     if !std::env::args().any(|a| a == "--list") {
