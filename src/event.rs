@@ -112,22 +112,18 @@ impl Headers {
 
     /// The map, built from the encoded form on first use.
     fn map(&self) -> &HeaderMap {
-        self.map.get_or_init(|| {
-            self.pairs()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect()
-        })
+        self.map.get_or_init(|| self.owned_pairs())
     }
 
     /// The map, owned.
     pub fn into_map(mut self) -> HeaderMap {
-        match self.map.take() {
-            Some(map) => map,
-            None => self
-                .pairs()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
+        self.map.take().unwrap_or_else(|| self.owned_pairs())
+    }
+
+    fn owned_pairs(&self) -> HeaderMap {
+        self.pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
