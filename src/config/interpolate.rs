@@ -22,7 +22,8 @@
 //! Hand-written: the grammar is these few forms, and a template crate would not have Flume's
 //! lookups (keys of the same file, `sys:`), its `$${` escape, or errors that point at a line.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{ConfigError, Properties};
 
@@ -56,6 +57,8 @@ impl Lookups<'_> {
 struct Context<'a, 'l> {
     lookups: &'a Lookups<'l>,
     filters: BTreeMap<String, ConfigFilter>,
+    /// References the value being resolved may still resolve (see [`MAX_REFERENCES`]).
+    references_left: Cell<usize>,
 }
 
 /// Flume 1.10's config filters (`<agent>.configfilters = f1`, `<agent>.configfilters.f1.type`),
@@ -192,6 +195,13 @@ fn filter_reference<'n, 'c>(
 
 /// How deep references may chain (`${a}` → `${b}` → …) before it is taken for a loop.
 const MAX_DEPTH: usize = 32;
+/// How many references one value may resolve, counting those inside the values it refers to,
+/// and how long it may grow. The depth limit alone does not bound the work: a key whose value
+/// names the next key ten times, twelve keys deep, stands for 10^12 references (a "billion
+/// laughs"), which would otherwise hang the agent while its memory grows without end. Real
+/// configurations resolve a handful of references into values of a few hundred bytes.
+const MAX_REFERENCES: usize = 10_000;
+const MAX_VALUE_LEN: usize = 1 << 20;
 
 impl Properties {
     /// Resolves the references in the values of every key under `prefix` (the agent being
@@ -201,6 +211,7 @@ impl Properties {
         let ctx = Context {
             lookups,
             filters: config_filters(self, prefix)?,
+            references_left: Cell::new(0),
         };
         let mut resolved = Vec::new();
         for (key, entry) in self.entries.range(prefix.to_owned()..) {
@@ -211,6 +222,7 @@ impl Properties {
                 continue;
             }
             let mut chain = vec![key.as_str()];
+            ctx.references_left.set(MAX_REFERENCES);
             let value =
                 resolve(&entry.value, self, &ctx, &mut chain).map_err(|message| ConfigError {
                     files: vec![entry.file.to_path_buf()],
@@ -243,17 +255,26 @@ fn resolve<'p>(
             keys_of(chain)
         ));
     }
+    let ends = reference_ends(text);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$${") {
+    let mut pos = 0;
+    while let Some(found) = text[pos..].find('$') {
+        let at = pos + found;
+        out.push_str(&text[pos..at]);
+        if text[at..].starts_with("$${") {
             out.push_str("${");
-            rest = after;
-        } else if let Some(inner_len) = reference_len(rest) {
-            let inner = &rest[2..2 + inner_len];
-            rest = &rest[2 + inner_len + 1..];
+            pos = at + 3;
+        } else if let Some(&close) = ends.get(&at) {
+            let Some(left) = ctx.references_left.get().checked_sub(1) else {
+                return Err(format!(
+                    "resolving it takes more than {MAX_REFERENCES} references (a key used \
+                     many times over, at several levels): {}",
+                    keys_of(chain)
+                ));
+            };
+            ctx.references_left.set(left);
+            let inner = &text[at + 2..close];
+            pos = close + 1;
             let (name, default) = split_default(inner);
             // A reference inside the name is resolved first, as StringSubstitutor does with
             // substitution in variables enabled; the default only when it is needed. Both count
@@ -267,21 +288,46 @@ fn resolve<'p>(
                 (None, None) => return Err(unresolved(&name, props, ctx)),
             };
             chain.pop();
+            if out.len() + value.len() > MAX_VALUE_LEN {
+                return Err(format!(
+                    "the value grows past {} MiB once its references are resolved: {}",
+                    MAX_VALUE_LEN >> 20,
+                    keys_of(chain)
+                ));
+            }
             out.push_str(&value);
         } else {
             // A `$` that starts no reference, or an unclosed `${`: literal, as in Flume.
             out.push('$');
-            rest = &rest[1..];
+            pos = at + 1;
         }
     }
-    out.push_str(rest);
+    out.push_str(&text[pos..]);
     Ok(out)
 }
 
-/// The length of the name in the reference `text` starts with (`${name}`), counting nested
-/// references; `None` if `text` starts no closed reference.
-fn reference_len(text: &str) -> Option<usize> {
-    find_top_level(text.strip_prefix("${")?, b"}")
+/// For every `${` in `text` that a `}` closes, counting nested references: where it starts ->
+/// where its `}` is. One pass, so that a value full of unclosed `${` is not rescanned to its
+/// end from each of them (quadratic: seconds for a 200 KB line).
+fn reference_ends(text: &str) -> HashMap<usize, usize> {
+    let bytes = text.as_bytes();
+    let mut open = Vec::new();
+    let mut ends = HashMap::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"${") {
+            open.push(i);
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'}'
+            && let Some(start) = open.pop()
+        {
+            ends.insert(start, i);
+        }
+        i += 1;
+    }
+    ends
 }
 
 /// `name:-default` split at its first `:-` outside a nested reference.
@@ -616,6 +662,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Ten references to the next key, twelve keys deep: 10^12 references if expanded.
+    #[test]
+    fn references_that_multiply_are_an_error_not_a_hang() {
+        let mut text = String::new();
+        for i in 0..12 {
+            text.push_str(&format!(
+                "a.v{i} = {}\n",
+                format!("${{a.v{}}}", i + 1).repeat(10)
+            ));
+        }
+        text.push_str("a.v12 = \n");
+        let err = error(&text);
+        assert!(
+            err.contains("t.properties:1: a.v0: resolving it takes more than 10000 references"),
+            "{err}"
+        );
+        // A few levels fewer stay under the limit and resolve.
+        let p = interpolate(
+            "a.x = ${a.y}${a.y}\na.y = ${a.z}${a.z}-\na.z = ab\n",
+            &[],
+            false,
+        );
+        assert_eq!(value(&p, "a.x"), "abab-abab-");
+    }
+
+    #[test]
+    fn a_value_that_grows_past_the_limit_is_an_error() {
+        let big = "x".repeat(200 << 10);
+        let err = error(&format!("a.x = {}\na.y = {big}\n", "${a.y}".repeat(6)));
+        assert!(err.contains("a.x: the value grows past 1 MiB"), "{err}");
+        let p = interpolate(
+            &format!("a.x = {}\na.y = {big}\n", "${a.y}".repeat(5)),
+            &[],
+            false,
+        );
+        assert_eq!(value(&p, "a.x").len(), 5 * big.len());
     }
 
     #[test]
