@@ -1,7 +1,8 @@
 //! Loading Flume properties files into keys, values and the file and line each came from, so
 //! every configuration error can point at its line. Parsing itself (escapes, `\` continuations,
 //! `:` or `=` separators, comments) is the `java-properties` crate's; files are read as UTF-8,
-//! which is what Flume users write in practice (plain ASCII is identical in both).
+//! which is what Flume users write in practice (plain ASCII is identical in both), a byte that
+//! is not UTF-8 reading as U+FFFD as it does in Java.
 //!
 //! Several files (`-f a.properties -f b.properties`, as Flume 1.10+ accepts) are loaded in order
 //! and merged: a key set in a later file overrides the same key of an earlier one, and each
@@ -112,7 +113,13 @@ impl Properties {
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Properties, ConfigError> {
         let file: Arc<Path> = Arc::from(path);
         let mut entries = BTreeMap::new();
-        let iter = java_properties::PropertiesIter::new_with_encoding(bytes, encoding_rs::UTF_8);
+        // Bytes that are not UTF-8 become U+FFFD, as Java's UTF-8 reader makes them. Decoded
+        // here rather than by the parser: java-properties 2.0.0 panics ("Must not use a decoder
+        // that has finished") on a file that ends inside a multi-byte sequence (found by the
+        // `config_parse` fuzz target).
+        let text = String::from_utf8_lossy(bytes);
+        let iter =
+            java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8);
         for line in iter {
             let line = line.map_err(|e| ConfigError {
                 files: vec![path.to_owned()],
@@ -233,6 +240,18 @@ mod tests {
         assert_eq!(p.get("key").unwrap().value, "caf\u{e9}");
         let under: Vec<_> = p.with_prefix("a.s").map(|(k, _)| k.to_owned()).collect();
         assert_eq!(under, vec!["inks", "ources"]);
+    }
+
+    /// Latin-1 bytes in an old file, and a file cut inside a multi-byte character (which made
+    /// the parser panic): U+FFFD, as Java reads them, and the rest of the file intact.
+    #[test]
+    fn bytes_that_are_not_utf8_read_as_replacement_characters() {
+        let text = b"# caf\xe9\na.x = caf\xe9\na.y = r\xc3\xa9sum\xc3\xa9\na.z = \xe6";
+        let p = Properties::parse(Path::new("x.properties"), text).unwrap();
+        assert_eq!(p.get("a.x").unwrap().value, "caf\u{fffd}");
+        assert_eq!(p.get("a.y").unwrap().value, "r\u{e9}sum\u{e9}");
+        assert_eq!(p.get("a.z").unwrap().value, "\u{fffd}");
+        assert_eq!(p.get("a.z").unwrap().line, 4);
     }
 
     fn parse(name: &str, text: &str) -> Properties {
