@@ -78,6 +78,11 @@ fn segment_recovery_corpus() {
 }
 
 #[test]
+fn config_parse_corpus() {
+    replay("config_parse", targets::config_parse);
+}
+
+#[test]
 fn checkpoint_decode_corpus() {
     replay("checkpoint_decode", targets::checkpoint_decode);
 }
@@ -607,6 +612,183 @@ mod seeds {
             ("empty".into(), Vec::new()),
         ]
     }
+    /// Flume properties files: weir's embedded default, one per kind of component with its
+    /// keys set, sink groups, selectors and interceptors, `${…}` references, and the ways files
+    /// go wrong (bad escapes, missing and unknown keys, wiring to nothing).
+    pub fn configs() -> Seeds {
+        let wiring = "a.sources = r\na.channels = c\na.sinks = k\na.sources.r.channels = c\n\
+                      a.sinks.k.channel = c\na.channels.c.type = memory\n";
+        let with = |rest: &str| format!("{wiring}{rest}").into_bytes();
+        vec![
+            (
+                "valid-embedded-default".into(),
+                include_bytes!("../conf/weir.properties").to_vec(),
+            ),
+            (
+                "valid-netcat-file-logger".into(),
+                with(
+                    "a.sources.r.type = netcat\na.sources.r.bind = 0.0.0.0\n\
+                     a.sources.r.port = 44444\na.sources.r.max-line-length = 1024\n\
+                     a.sources.r.ack-every-event = false\na.channels.c.type = file\n\
+                     a.channels.c.checkpointDir = /tmp/cp\na.channels.c.dataDirs = /tmp/d1,/tmp/d2\n\
+                     a.channels.c.capacity = 1000000\na.channels.c.transactionCapacity = 10000\n\
+                     a.channels.c.maxFileSize = 2146435071\na.channels.c.minimumRequiredSpace = 524288000\n\
+                     a.channels.c.fsyncPerTransaction = false\na.channels.c.fsyncInterval = 5\n\
+                     a.channels.c.onCorruption = skip\na.sinks.k.type = logger\n\
+                     a.sinks.k.maxBytesToLog = 64\n",
+                ),
+            ),
+            (
+                "valid-kafka-sink".into(),
+                with(
+                    "a.sources.r.type = seq\na.sources.r.totalEvents = 1000\n\
+                     a.sources.r.batchSize = 100\na.sinks.k.type = org.apache.flume.sink.kafka.KafkaSink\n\
+                     a.sinks.k.kafka.bootstrap.servers = localhost:9092\n\
+                     a.sinks.k.kafka.topic = logs\na.sinks.k.flumeBatchSize = 100\n\
+                     a.sinks.k.kafka.producer.acks = 1\na.sinks.k.kafka.producer.linger.ms = 5\n\
+                     a.sinks.k.kafka.producer.compression.type = snappy\n\
+                     a.sinks.k.useFlumeEventFormat = true\na.sinks.k.partitionIdHeader = p\n\
+                     a.sinks.k.allowTopicOverride = true\na.sinks.k.topicHeader = topic\n\
+                     a.sinks.k.kafka.producer.security.protocol = SASL_SSL\n\
+                     a.sinks.k.kafka.producer.sasl.mechanism = PLAIN\n",
+                ),
+            ),
+            (
+                "valid-kafka-source-and-channel".into(),
+                b"b.sources = s\nb.channels = kc\nb.sinks = n\nb.sources.s.type = kafka\n\
+                  b.sources.s.kafka.bootstrap.servers = h1:9092,h2:9092\n\
+                  b.sources.s.kafka.topics.regex = ^logs-.*\nb.sources.s.batchSize = 500\n\
+                  b.sources.s.kafka.consumer.group.id = g\nb.sources.s.channels = kc\n\
+                  b.channels.kc.type = org.apache.flume.channel.kafka.KafkaChannel\n\
+                  b.channels.kc.kafka.bootstrap.servers = h1:9092\nb.channels.kc.kafka.topic = ch\n\
+                  b.channels.kc.parseAsFlumeEvent = false\nb.channels.kc.pollTimeout = 100\n\
+                  b.sinks.n.type = null\nb.sinks.n.channel = kc\nb.sinks.n.batchSize = 10\n"
+                    .to_vec(),
+            ),
+            (
+                "valid-syslog-multiplexing-interceptors".into(),
+                b"a.sources = r\na.channels = c1 c2\na.sinks = k1 k2\n\
+                  a.sources.r.type = multiport_syslogtcp\na.sources.r.ports = 5140 5141\n\
+                  a.sources.r.host = 127.0.0.1\na.sources.r.keepFields = timestamp hostname\n\
+                  a.sources.r.portHeader = port\na.sources.r.channels = c1 c2\n\
+                  a.sources.r.selector.type = multiplexing\na.sources.r.selector.header = port\n\
+                  a.sources.r.selector.mapping.5140 = c1\na.sources.r.selector.default = c2\n\
+                  a.sources.r.selector.optional.5141 = c2\n\
+                  a.sources.r.interceptors = t h s x e sr rm\n\
+                  a.sources.r.interceptors.t.type = timestamp\na.sources.r.interceptors.t.preserveExisting = true\n\
+                  a.sources.r.interceptors.h.type = host\na.sources.r.interceptors.h.useIP = false\n\
+                  a.sources.r.interceptors.s.type = static\na.sources.r.interceptors.s.key = dc\n\
+                  a.sources.r.interceptors.s.value = eu-1\n\
+                  a.sources.r.interceptors.x.type = regex_filter\na.sources.r.interceptors.x.regex = ^DEBUG\n\
+                  a.sources.r.interceptors.x.excludeEvents = true\n\
+                  a.sources.r.interceptors.e.type = regex_extractor\n\
+                  a.sources.r.interceptors.e.regex = (\\\\d+):(\\\\d+)\n\
+                  a.sources.r.interceptors.e.serializers = s1 s2\n\
+                  a.sources.r.interceptors.e.serializers.s1.name = one\n\
+                  a.sources.r.interceptors.e.serializers.s2.type = org.apache.flume.interceptor.RegexExtractorInterceptorMillisSerializer\n\
+                  a.sources.r.interceptors.e.serializers.s2.name = when\n\
+                  a.sources.r.interceptors.e.serializers.s2.pattern = yyyy-MM-dd'T'HH:mm:ss.SSSZ\n\
+                  a.sources.r.interceptors.sr.type = search_replace\n\
+                  a.sources.r.interceptors.sr.searchPattern = (user)=(?<name>\\\\w+)\n\
+                  a.sources.r.interceptors.sr.replaceString = $1=\\\\$x$${name}\n\
+                  a.sources.r.interceptors.rm.type = remove_header\n\
+                  a.sources.r.interceptors.rm.fromList = a, b\n\
+                  a.channels.c1.type = memory\na.channels.c1.capacity = 10000\n\
+                  a.channels.c1.byteCapacity = 800000\na.channels.c2.type = SPILLABLEMEMORY\n\
+                  a.channels.c2.memoryCapacity = 100\na.channels.c2.overflowCapacity = 1000\n\
+                  a.channels.c2.checkpointDir = /tmp/c\na.channels.c2.dataDirs = /tmp/d\n\
+                  a.sinks.k1.type = file_roll\na.sinks.k1.channel = c1\n\
+                  a.sinks.k1.sink.directory = /tmp/out\na.sinks.k1.sink.rollInterval = 0\n\
+                  a.sinks.k1.sink.serializer = AVRO_EVENT\na.sinks.k1.sink.serializer.compressionCodec = deflate\n\
+                  a.sinks.k1.sink.pathManager = ROLLTIME\na.sinks.k1.sink.pathManager.prefix = p-\n\
+                  a.sinks.k2.type = http\na.sinks.k2.channel = c2\n\
+                  a.sinks.k2.endpoint = http://localhost:8080/in\na.sinks.k2.backoff.5XX = false\n\
+                  a.sinks.k2.rollback.503 = true\na.sinks.k2.incrementMetrics.200 = true\n\
+                  a.sinkgroups = g\na.sinkgroups.g.sinks = k1 k2\n\
+                  a.sinkgroups.g.processor.type = failover\n\
+                  a.sinkgroups.g.processor.priority.k1 = 10\na.sinkgroups.g.processor.priority.k2 = 5\n\
+                  a.sinkgroups.g.processor.maxpenalty = 10000\n"
+                    .to_vec(),
+            ),
+            (
+                "valid-files-and-rpc".into(),
+                b"a.sources = sp td ex av th h u sy st\na.channels = c\na.sinks = k1 k2\n\
+                  a.sources.sp.type = spooldir\na.sources.sp.spoolDir = /tmp/spool\n\
+                  a.sources.sp.deserializer = AVRO\na.sources.sp.deserializer.schemaType = LITERAL\n\
+                  a.sources.sp.deletePolicy = immediate\na.sources.sp.consumeOrder = random\n\
+                  a.sources.sp.includePattern = ^.*\\\\.log$\na.sources.sp.channels = c\n\
+                  a.sources.td.type = TAILDIR\na.sources.td.filegroups = f1 f2\n\
+                  a.sources.td.filegroups.f1 = /var/log/app/.*\\\\.log\n\
+                  a.sources.td.filegroups.f2 = /var/log/test.log\na.sources.td.headers.f1.kind = app\n\
+                  a.sources.td.positionFile = /tmp/pos.json\na.sources.td.fileHeader = true\n\
+                  a.sources.td.channels = c\n\
+                  a.sources.ex.type = exec\na.sources.ex.command = tail -F /var/log/x\n\
+                  a.sources.ex.shell = /bin/sh -c\na.sources.ex.restart = true\na.sources.ex.channels = c\n\
+                  a.sources.av.type = avro\na.sources.av.bind = 0.0.0.0\na.sources.av.port = 4141\n\
+                  a.sources.av.compression-type = deflate\na.sources.av.ipFilter = true\n\
+                  a.sources.av.ipFilterRules = allow:ip:127.*,allow:name:localhost,deny:ip:*\n\
+                  a.sources.av.channels = c\n\
+                  a.sources.th.type = thrift\na.sources.th.bind = ::\na.sources.th.port = 4142\n\
+                  a.sources.th.protocol = binary\na.sources.th.channels = c\n\
+                  a.sources.h.type = http\na.sources.h.port = 8080\n\
+                  a.sources.h.handler = org.apache.flume.sink.solr.morphline.BlobHandler\n\
+                  a.sources.h.channels = c\n\
+                  a.sources.u.type = netcatudp\na.sources.u.port = 5555\n\
+                  a.sources.u.remoteAddressHeader = from\na.sources.u.channels = c\n\
+                  a.sources.sy.type = syslogudp\na.sources.sy.port = 514\na.sources.sy.channels = c\n\
+                  a.sources.st.type = org.apache.flume.source.StressSource\na.sources.st.size = 10\n\
+                  a.sources.st.maxTotalEvents = 100\na.sources.st.channels = c\n\
+                  a.channels.c.type = memory\na.channels.c.capacity = 1000\n\
+                  a.channels.c.transactionCapacity = 1000\n\
+                  a.sinks.k1.type = avro\na.sinks.k1.hostname = collector\na.sinks.k1.port = 4141\n\
+                  a.sinks.k1.batch-size = 500\na.sinks.k1.compression-type = deflate\n\
+                  a.sinks.k1.compression-level = 9\na.sinks.k1.channel = c\n\
+                  a.sinks.k2.type = thrift\na.sinks.k2.hostname = collector\na.sinks.k2.port = 4142\n\
+                  a.sinks.k2.channel = c\n\
+                  a.sinkgroups = lb\na.sinkgroups.lb.sinks = k1 k2\n\
+                  a.sinkgroups.lb.processor.type = load_balance\n\
+                  a.sinkgroups.lb.processor.selector = random\na.sinkgroups.lb.processor.backoff = true\n"
+                    .to_vec(),
+            ),
+            (
+                "valid-references".into(),
+                with(
+                    "a.sources.r.type = netcat\na.sources.r.bind = ${host:-127.0.0.1}\n\
+                     a.sources.r.port = ${env:PORT}\nhost = 0.0.0.0\n\
+                     a.sinks.k.type = ${sys:sink:-null}\na.sinks.k.batchSize = ${a.n}${a.n}\n\
+                     a.n = 5\na.x = $${literal} and ${a.${a.which}}\na.which = n\n",
+                ),
+            ),
+            (
+                "reference-loop".into(),
+                with("a.sources.r.type = seq\na.sinks.k.type = null\na.x = ${a.y}\na.y = ${a.x}\n"),
+            ),
+            (
+                "valid-escapes-and-continuations".into(),
+                b"# comment\n! another\na.sources = \\\n  r\na.channels : c\na.sinks k\n\
+                  a.sources.r.type = seq\na.sources.r.channels = c\na.channels.c.type = memory\n\
+                  a.sinks.k.type = log\\u0067er\na.sinks.k.channel = c\n\
+                  a.sinks.k.maxBytesToLog = 1\\\n   6\r\na.sources.r.x = caf\xc3\xa9 \\t tab\n"
+                    .to_vec(),
+            ),
+            (
+                "bad-escape".into(),
+                with("a.sources.r.type = seq\na.sinks.k.type = null\na.x = \\u12\n"),
+            ),
+            (
+                "errors".into(),
+                b"a.sources = r\na.channels = c\na.sinks = k\na.sources.r.type = netcat\n\
+                  a.sources.r.port = 99999\na.sources.r.channels = nowhere\n\
+                  a.channels.c.type = file\na.channels.c.capacity = -1\n\
+                  a.sinks.k.type = org.apache.flume.sink.hdfs.HDFSSink\na.sinks.k.channel = c\n\
+                  a.sinks.k.unknownKey = 1\n"
+                    .to_vec(),
+            ),
+            ("no-agent".into(), b"x = 1\ny.z = 2\n".to_vec()),
+            ("empty".into(), Vec::new()),
+            ("binary".into(), garbage(11, 80)),
+        ]
+    }
 }
 
 /// Rewrites the `seed-*` files of `fuzz/corpus/`, leaving minimized fuzzer finds alone.
@@ -620,6 +802,7 @@ fn regenerate_seed_corpus() {
         ("rpc_messages", seeds::rpc_messages()),
         ("source_messages", seeds::source_messages()),
         ("spool_files", seeds::spool_files()),
+        ("config_parse", seeds::configs()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();
@@ -635,6 +818,32 @@ fn regenerate_seed_corpus() {
         }
         for (name, bytes) in seeds {
             std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
+    }
+}
+
+/// The `valid-*` config seeds build into a configuration (with the environment the target
+/// gives), so that the fuzzer starts from files that reach every component's parser; the others
+/// fail where they are meant to.
+#[test]
+fn config_seeds_build_or_fail_as_named() {
+    use weir::config::{AgentConfig, Lookups, Properties};
+    let env = |name: &str| (name == "PORT").then(|| "4141".to_owned());
+    for (name, bytes) in seeds::configs() {
+        let built = Properties::parse(Path::new("seed.properties"), &bytes).and_then(|mut p| {
+            let agent = p.agent_names().first().cloned().unwrap_or_default();
+            let lookups = Lookups {
+                system: &[],
+                env_fallback: false,
+                env: &env,
+            };
+            p.interpolate(&format!("{agent}."), &lookups)?;
+            AgentConfig::from_properties(&p, &agent)
+        });
+        match (name.starts_with("valid-"), built) {
+            (true, Err(e)) => panic!("{name} should build: {e}"),
+            (false, Ok(_)) => panic!("{name} should not build"),
+            _ => {}
         }
     }
 }

@@ -660,3 +660,109 @@ pub fn spool_files(data: &[u8]) {
         }
     }
 }
+
+/// `config_parse`: a Flume properties file as `weir agent` reads it: parsed, its `${…}`
+/// references resolved and each agent it defines built into a configuration. Bad input is an
+/// error naming the file (and, when it names a line, one inside the file), never a panic or a
+/// hang; a configuration that builds is wired consistently.
+pub fn config_parse(data: &[u8]) {
+    use weir::config::{AgentConfig, ConfigError, Lookups, Properties};
+    let lines = 1 + data.iter().filter(|&&b| b == b'\n' || b == b'\r').count();
+    let check_error = |e: &ConfigError| {
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("fuzz.properties"),
+            "an error that names no file: {shown}"
+        );
+        if let Some(line) = e.line {
+            assert!(
+                (1..=lines).contains(&line),
+                "line {line} of a {lines}-line file: {shown}"
+            );
+        }
+    };
+    let props = match Properties::parse(std::path::Path::new("fuzz.properties"), data) {
+        Ok(props) => props,
+        Err(e) => return check_error(&e),
+    };
+    for (key, entry) in &props.entries {
+        assert!(
+            (1..=lines).contains(&entry.line),
+            "{key} on line {}",
+            entry.line
+        );
+    }
+    // An `external` config filter runs the command the file names: not something to fuzz.
+    let filters = props.entries.keys().any(|k| k.contains("configfilters"));
+    let env = |name: &str| match name {
+        "PORT" => Some("4141".to_owned()),
+        "DIR" => Some("/var/lib/weir".to_owned()),
+        "SELF" => Some("${env:SELF}".to_owned()),
+        _ => None,
+    };
+    let system = [("port".to_owned(), "5140".to_owned())];
+    let mut agents = props.agent_names();
+    if agents.is_empty() {
+        agents.push("a".to_owned());
+    }
+    for agent in agents.into_iter().take(3) {
+        let mut props = props.clone();
+        if !filters {
+            let lookups = Lookups {
+                system: &system,
+                env_fallback: true,
+                env: &env,
+            };
+            if let Err(e) = props.interpolate(&format!("{agent}."), &lookups) {
+                check_error(&e);
+                continue;
+            }
+        }
+        let config = match AgentConfig::from_properties(&props, &agent) {
+            Ok(config) => config,
+            Err(e) => {
+                check_error(&e);
+                continue;
+            }
+        };
+        let channels: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+        let sinks: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
+        for source in &config.sources {
+            assert!(
+                !source.channels.is_empty(),
+                "source {} feeds nothing",
+                source.name
+            );
+            for c in &source.channels {
+                assert!(
+                    channels.contains(&c.as_str()),
+                    "source {} -> unknown {c}",
+                    source.name
+                );
+            }
+        }
+        for sink in &config.sinks {
+            assert!(
+                channels.contains(&sink.channel.as_str()),
+                "sink {} <- unknown {}",
+                sink.name,
+                sink.channel
+            );
+            assert!(
+                sink.batch_size >= 1,
+                "sink {} takes batches of 0",
+                sink.name
+            );
+        }
+        for group in &config.sink_groups {
+            for s in &group.sinks {
+                assert!(
+                    sinks.contains(&s.as_str()),
+                    "group {} has unknown {s}",
+                    group.name
+                );
+            }
+        }
+        assert!(!config.describe().is_empty());
+    }
+}
