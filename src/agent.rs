@@ -34,8 +34,8 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     for c in &config.channels {
         let ch: Arc<dyn Channel> = match &c.kind {
             ChannelKind::File(f) => Arc::new(
-                FileChannel::open(&c.name, f)
-                    .with_context(|| format!("channel {}: cannot open its log", c.name))?,
+                // The channel's own error names it: "channel c1: <what failed>".
+                FileChannel::open(&c.name, f).context("cannot open a file channel's log")?,
             ),
             ChannelKind::Memory(m) => Arc::new(MemoryChannel::new(&c.name, m)),
             #[cfg(feature = "kafka")]

@@ -645,6 +645,38 @@ fn flume_launch_lines_and_config_references_run_as_they_are() {
     assert!(stderr.contains("--classpath"), "{stderr}");
 }
 
+/// A file channel that cannot open its log stops the agent with one line that names the
+/// channel, the file and the system's reason, each once (the error chain used to repeat them).
+#[test]
+fn a_log_that_cannot_be_opened_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data directory lies under a regular file, so it cannot be created.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let extra = format!(
+        "a.channels.c1.dataDirs = {}/file/log\n",
+        dir.path().display()
+    );
+    let path = config(dir.path(), free_port(), &extra);
+    let (ok, out) = run_to_exit(&["-f".as_ref(), path.as_os_str()]);
+    assert!(!ok, "started with an impossible data directory:\n{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{out}"));
+    assert!(line.contains("channel c1: "), "{line}");
+    assert!(
+        line.contains(&format!("{}/file/log", dir.path().display())),
+        "{line}"
+    );
+    for once in ["channel c1", "Not a directory (os error 20)"] {
+        assert_eq!(
+            line.matches(once).count(),
+            1,
+            "{once:?} not exactly once in: {line}"
+        );
+    }
+}
+
 /// Runs `weir agent` with `args` and waits (at most 20 s, then kills it and fails) for it to
 /// exit: whether it succeeded, and its stderr then stdout.
 fn run_to_exit(args: &[&std::ffi::OsStr]) -> (bool, String) {

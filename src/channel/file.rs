@@ -43,9 +43,9 @@ struct TakeState {
 
 impl FileChannel {
     pub fn open(name: &str, config: &FileChannelConfig) -> Result<FileChannel, ChannelError> {
-        let storage = |source: WalError| ChannelError::Storage {
+        let storage = |error: WalError| ChannelError::Storage {
             channel: name.to_owned(),
-            source,
+            error,
         };
         let wal = Wal::open(
             &config.data_dir,
@@ -83,10 +83,10 @@ impl FileChannel {
         &self.wal
     }
 
-    fn storage(&self, source: WalError) -> ChannelError {
+    fn storage(&self, error: WalError) -> ChannelError {
         ChannelError::Storage {
             channel: self.name.clone(),
-            source,
+            error,
         }
     }
 

@@ -33,12 +33,10 @@ pub enum ChannelError {
     /// tell its client to retry later.
     #[error("channel {channel}: Kafka unavailable: {reason}")]
     KafkaUnavailable { channel: String, reason: String },
-    #[error("channel {channel}: {source}")]
-    Storage {
-        channel: String,
-        #[source]
-        source: WalError,
-    },
+    /// Prints the log's error in its message rather than returning it from `source()`, so a
+    /// printed chain does not say it twice.
+    #[error("channel {channel}: {error}")]
+    Storage { channel: String, error: WalError },
 }
 
 impl ChannelError {

@@ -640,7 +640,7 @@ mod tests {
             if *commits == self.fail_commit {
                 return Err(ChannelError::Storage {
                     channel: "c".into(),
-                    source: crate::wal::WalError::Poisoned("test".into()),
+                    error: crate::wal::WalError::Poisoned("test".into()),
                 });
             }
             self.inner.commit(taken)

@@ -6,14 +6,16 @@ use std::path::PathBuf;
 
 use super::frame::EncodeError;
 
+///
+/// A variant that wraps another error prints it in its own message and does not also return
+/// it from `source()`: printing the chain (`{:#}`) would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}: {error}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error("{}: byte {pos}: {reason}", path.display())]
     Corrupt {
@@ -45,7 +47,7 @@ pub enum WalError {
     )]
     TooLarge { size: u64, max: u64 },
     #[error("cannot encode event: {0}")]
-    Encode(#[from] EncodeError),
+    Encode(EncodeError),
     #[error("log {} is in use by another process (pid {pid}); stop it first", path.display())]
     Locked { path: PathBuf, pid: String },
     #[error("{}: format version {found}, but this weir reads version {supported}", path.display())]
@@ -74,7 +76,13 @@ impl WalError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> WalError {
         let path = path.into();
-        move |source| WalError::Io { op, path, source }
+        move |error| WalError::Io { op, path, error }
+    }
+}
+
+impl From<EncodeError> for WalError {
+    fn from(e: EncodeError) -> WalError {
+        WalError::Encode(e)
     }
 }
 

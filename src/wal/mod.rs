@@ -1054,7 +1054,7 @@ impl Drop for PoisonOnUnwind<'_> {
             let e = WalError::Io {
                 op: "sync",
                 path: self.inner.dir.clone(),
-                source: std::io::Error::other("the committing thread panicked during the sync"),
+                error: std::io::Error::other("the committing thread panicked during the sync"),
             };
             self.inner.poison("a commit leader panicked", &e);
         }
