@@ -517,6 +517,28 @@ mod tests {
         }
     }
 
+    /// Headers a source packed (`Headers::from_pairs`) encode exactly as the same map does.
+    #[test]
+    fn packed_headers_encode_as_the_map() {
+        let pairs = [
+            ("timestamp", "1700000000000"),
+            ("Facility", "1"),
+            ("host", "h"),
+        ];
+        let packed = Event {
+            headers: Headers::from_pairs(&mut pairs.clone()),
+            body: Bytes::from_static(b"x"),
+        };
+        let mapped = pairs
+            .iter()
+            .fold(Event::new(&b"x"[..]), |e, (k, v)| e.with_header(*k, *v));
+        assert_eq!(
+            encoded_frame_len(std::slice::from_ref(&packed)),
+            encoded_frame_len(std::slice::from_ref(&mapped))
+        );
+        assert_eq!(encode(&[packed], 3, 1), encode(&[mapped], 3, 1));
+    }
+
     #[test]
     fn round_trip() {
         let events = sample();

@@ -81,45 +81,49 @@ impl<Tz: TimeZone> Parser<Tz> {
     /// The event for `msg` (framing already removed). `truncated` marks a message cut at
     /// `eventSize`; `now` anchors the year of RFC 3164 dates.
     pub fn event(&self, msg: &[u8], truncated: bool, now: DateTime<Utc>) -> (Event, Outcome) {
-        let mut headers = Headers::new();
+        let mut fields = Fields::default();
         let (pri_end, pri) = match priority(msg) {
             Ok(p) => p,
             Err(reason) => {
-                headers.insert(FACILITY.into(), "0".into());
-                headers.insert(SEVERITY.into(), "0".into());
-                headers.insert(STATUS.into(), INVALID.into());
+                fields.push(FACILITY, "0");
+                fields.push(SEVERITY, "0");
+                fields.push(STATUS, INVALID);
                 let event = Event {
-                    headers,
+                    headers: fields.headers(),
                     body: Bytes::copy_from_slice(msg),
                 };
                 return (event, Outcome::Invalid(reason));
             }
         };
-        headers.insert(FACILITY.into(), (pri / 8).to_string());
-        headers.insert(SEVERITY.into(), (pri % 8).to_string());
+        fields.push(FACILITY, SMALL_NUMBERS[usize::from(pri / 8)]);
+        fields.push(SEVERITY, SMALL_NUMBERS[usize::from(pri % 8)]);
         if truncated {
-            headers.insert(STATUS.into(), INCOMPLETE.into());
+            fields.push(STATUS, INCOMPLETE);
         }
         let digits = &msg[1..pri_end - 1];
         let header = rfc5424(msg, pri_end, digits, &self.tz)
             .or_else(|| rfc3164(msg, pri_end, digits, &self.tz, now));
         let Some(h) = header else {
             let event = Event {
-                headers,
+                headers: fields.headers(),
                 body: Bytes::copy_from_slice(msg),
             };
             return (event, Outcome::Unrecognised);
         };
-        headers.insert(PRIORITY.into(), ascii(h.priority));
-        if let Some(v) = h.version {
-            headers.insert(VERSION.into(), ascii(v));
+        let (priority, version, host) =
+            (ascii(h.priority), h.version.map(ascii), h.host.map(ascii));
+        let mut millis = itoa::Buffer::new();
+        fields.push(PRIORITY, &priority);
+        if let Some(v) = &version {
+            fields.push(VERSION, v);
         }
         if let Some(ms) = h.millis {
-            headers.insert(TIMESTAMP.into(), ms.to_string());
+            fields.push(TIMESTAMP, millis.format(ms));
         }
-        if let Some(host) = h.host {
-            headers.insert(HOST.into(), ascii(host));
+        if let Some(host) = &host {
+            fields.push(HOST, host);
         }
+        let headers = fields.headers();
         let rest = &msg[h.rest..];
         let body = if rest.is_empty() || self.keep.all {
             // Flume keeps the whole message when nothing follows the header.
@@ -159,9 +163,35 @@ impl<Tz: TimeZone> Parser<Tz> {
     }
 }
 
-/// Header parts are checked to be ASCII before they get here.
-fn ascii(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// Header parts are checked to be ASCII before they get here, so this borrows.
+fn ascii(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// `Facility` (0–23) and `Severity` (0–7) values, without formatting a number per event.
+const SMALL_NUMBERS: [&str; 24] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23",
+];
+
+/// The headers of one event, gathered without allocating and then packed in one go
+/// ([`Headers::from_pairs`]). At most seven: Facility, Severity, status, priority, version,
+/// timestamp, host.
+#[derive(Default)]
+struct Fields<'a> {
+    pairs: [(&'a str, &'a str); 7],
+    len: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn push(&mut self, key: &'a str, value: &'a str) {
+        self.pairs[self.len] = (key, value);
+        self.len += 1;
+    }
+
+    fn headers(mut self) -> Headers {
+        Headers::from_pairs(&mut self.pairs[..self.len])
+    }
 }
 
 /// `<PRI>`: returns where it ends and its value.
