@@ -168,10 +168,11 @@ fn ascii(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-/// `Facility` (0–23) and `Severity` (0–7) values, without formatting a number per event.
-const SMALL_NUMBERS: [&str; 24] = [
+/// `Facility` (0–23) and `Severity` (0–7) values, without formatting a number per event. Any
+/// `u8 / 8` indexes it, whatever PRI `priority` were to let through.
+const SMALL_NUMBERS: [&str; 32] = [
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
-    "17", "18", "19", "20", "21", "22", "23",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
 ];
 
 /// The headers of one event, gathered without allocating and then packed in one go
