@@ -7,7 +7,7 @@ mod support;
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +56,15 @@ struct Server {
 impl Server {
     /// Listens on `port` and answers requests with `script`, in order, then 200 to the rest.
     fn start(port: u16, script: Vec<Reply>) -> Server {
+        Server::start_maybe_tls(port, script, None)
+    }
+
+    /// [`Server::start`], speaking TLS with `acceptor` when given (an https endpoint).
+    fn start_maybe_tls(
+        port: u16,
+        script: Vec<Reply>,
+        tls: Option<Arc<native_tls::TlsAcceptor>>,
+    ) -> Server {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the test server");
         listener
             .set_nonblocking(true)
@@ -71,9 +80,29 @@ impl Server {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let conn = conns.fetch_add(1, Ordering::Relaxed);
-                        let (reqs, rel, st, script) =
-                            (reqs.clone(), rel.clone(), st.clone(), script.clone());
-                        std::thread::spawn(move || serve(stream, conn, &reqs, &rel, &st, &script));
+                        let (reqs, rel, st, script, tls) = (
+                            reqs.clone(),
+                            rel.clone(),
+                            st.clone(),
+                            script.clone(),
+                            tls.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let Some(tls) = tls else {
+                                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                                return serve(stream, conn, &reqs, &rel, &st, &script);
+                            };
+                            // The handshake with a deadline, then short reads so `serve`
+                            // notices the test ending.
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                            if let Ok(stream) = tls.accept(stream) {
+                                let _ = stream
+                                    .get_ref()
+                                    .set_read_timeout(Some(Duration::from_millis(100)));
+                                serve(stream, conn, &reqs, &rel, &st, &script);
+                            }
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -117,15 +146,13 @@ impl Drop for Server {
 /// Serves one keep-alive connection: reads requests (head, then a Content-Length body) and
 /// answers each as the script says.
 fn serve(
-    mut stream: TcpStream,
+    mut stream: impl Read + Write,
     conn: usize,
     requests: &Mutex<Vec<Request>>,
     released: &AtomicBool,
     stop: &AtomicBool,
     script: &Mutex<VecDeque<Reply>>,
 ) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf = Vec::new();
     loop {
         // Read until a whole request is in the buffer.
@@ -421,6 +448,101 @@ fn rollback_without_backoff_retries_and_commit_with_backoff_pauses_without_resen
         !log.contains("answered 503"),
         "no backoff for the 503:\n{log}"
     );
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (openssl CLI) and a TLS acceptor
+/// serving it; returns the acceptor and the certificate's PEM file.
+#[cfg(feature = "https")]
+fn tls_identity(dir: &Path, name: &str) -> (Arc<native_tls::TlsAcceptor>, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl (.ci/run installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let identity = native_tls::Identity::from_pkcs8(
+        &std::fs::read(&cert).unwrap(),
+        &std::fs::read(&key).unwrap(),
+    )
+    .expect("identity from the generated key and certificate");
+    (
+        Arc::new(native_tls::TlsAcceptor::new(identity).unwrap()),
+        cert,
+    )
+}
+
+/// An https endpoint: the sink verifies the server against the trusted roots (here the test
+/// certificate, trusted through OpenSSL's `SSL_CERT_FILE`) and delivers in order; a server whose
+/// certificate is not trusted gets nothing, and the log says why.
+#[cfg(feature = "https")]
+#[test]
+fn an_https_endpoint_is_verified_and_delivered_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, cert) = tls_identity(dir.path(), "server");
+    let (_, other_cert) = tls_identity(dir.path(), "other");
+    for (trusted, ca) in [(true, &cert), (false, &other_cert)] {
+        let (nc, http) = (free_port(), free_port());
+        let server = Server::start_maybe_tls(http, Vec::new(), Some(acceptor.clone()));
+        let extra = format!("{COMMIT_2XX}a.sinks.k1.endpoint = https://localhost:{http}/in\n");
+        let cfg = config(dir.path(), nc, http, &extra);
+        let metrics = free_port();
+        let log_path = dir.path().join(format!("agent-{trusted}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut agent = Agent::start_env(
+            &cfg,
+            nc,
+            &[
+                "-f".as_ref(),
+                cfg.as_os_str(),
+                "--metrics-port".as_ref(),
+                metrics.to_string().as_ref(),
+            ],
+            std::process::Stdio::from(log),
+            &[
+                ("SSL_CERT_FILE", ca.as_os_str()),
+                ("SSL_CERT_DIR", dir.path().as_os_str()),
+            ],
+        );
+        let sent = lines(15);
+        send_all(nc, &sent);
+        if trusted {
+            wait_until("every line delivered over https", || {
+                server.bodies_answered(200).len() >= sent.len()
+            });
+            assert!(agent.stop(), "the agent stopped cleanly");
+            assert_eq!(server.bodies(), sent);
+        } else {
+            wait_until("failed deliveries", || {
+                metric(metrics, "SINK.k1", "EventWriteFail").is_some_and(|n| n >= 2)
+            });
+            assert!(agent.stop(), "the agent stopped cleanly");
+            assert!(
+                server.bodies().is_empty(),
+                "delivered to an untrusted server"
+            );
+            let log = std::fs::read_to_string(&log_path).unwrap();
+            assert!(
+                log.contains(&format!("POST to https://localhost:{http}/in"))
+                    && log.to_lowercase().contains("certificate"),
+                "the failure names the endpoint and the certificate:\n{log}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -215,10 +215,22 @@ impl Agent {
 
     /// Starts `weir agent` with exactly `args`; `config` is what [`Agent::config`] reports.
     pub fn start_args(config: &Path, netcat_port: u16, args: &[&OsStr], stderr: Stdio) -> Agent {
+        Agent::start_env(config, netcat_port, args, stderr, &[])
+    }
+
+    /// [`Agent::start_args`] with extra environment variables for the agent.
+    pub fn start_env(
+        config: &Path,
+        netcat_port: u16,
+        args: &[&OsStr],
+        stderr: Stdio,
+        env: &[(&str, &OsStr)],
+    ) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("agent")
             .args(args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
