@@ -279,8 +279,12 @@ fn store_type(configured: Option<&str>, path: &str) -> String {
         return t.to_ascii_uppercase();
     }
     let mut head = [0u8; 11];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+    // Only a regular file is opened: opening a FIFO named here would block the start.
+    let n = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| std::fs::File::open(path).ok())
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head).ok())
         .unwrap_or(0);
     match &head[..n] {
         [0xfe, 0xed, 0xfe, 0xed, ..] => "JKS",
@@ -448,6 +452,15 @@ mod tests {
         assert_eq!(store_type(None, &pem), "PEM");
         assert_eq!(store_type(None, "/no/such/file"), "JKS");
         assert_eq!(store_type(Some("pkcs12"), &jks), "PKCS12");
+        // Not a regular file: not opened (a FIFO would block until a writer came), so JKS.
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(store_type(None, &fifo.display().to_string()), "JKS");
+        assert_eq!(store_type(None, &dir.path().display().to_string()), "JKS");
 
         let (p, _) = producer(&format!(
             "a.sinks.k1.kafka.producer.ssl.keystore.location = {p12}\n\
