@@ -109,7 +109,7 @@ pub(super) fn parse_kafka_channel(
         }
     };
 
-    let mut consumer = translate_consumer(s, notes);
+    let mut consumer = translate_consumer(s, notes)?;
     // Flume's channel reads from the earliest offset a new group finds (the consumer's own
     // default is `latest`); `readSmallestOffset` is Flume 1.6's way of saying it.
     let user_reset = consumer.iter().any(|p| p.key == "auto.offset.reset");
@@ -218,6 +218,36 @@ mod tests {
         assert_eq!(value(&c.producer, "message.timeout.ms"), Some("10000"));
         assert_eq!(value(&c.consumer, "auto.offset.reset"), Some("earliest"));
         assert_eq!(value(&c.consumer, "enable.auto.commit"), Some("false"));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    /// Flume's user guide secures the channel's producer and consumer separately; both read
+    /// Java stores.
+    #[test]
+    fn producer_and_consumer_read_java_stores() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores");
+        let mut text = "a.channels.c1.kafka.bootstrap.servers = b:9093\n".to_owned();
+        for side in ["producer", "consumer"] {
+            text.push_str(&format!(
+                "a.channels.c1.kafka.{side}.security.protocol = SSL\n\
+                 a.channels.c1.kafka.{side}.ssl.truststore.location = {}\n\
+                 a.channels.c1.kafka.{side}.ssl.truststore.password = trust-pass\n\
+                 a.channels.c1.kafka.{side}.ssl.keystore.location = {}\n\
+                 a.channels.c1.kafka.{side}.ssl.keystore.password = store-pass\n\
+                 a.channels.c1.kafka.{side}.ssl.key.password = key-pass\n",
+                dir.join("truststore.jks").display(),
+                dir.join("keystore.jks").display(),
+            ));
+        }
+        let (c, notes) = parse(&text).unwrap();
+        let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+        for props in [&c.producer, &c.consumer] {
+            assert_eq!(value(props, "security.protocol"), Some("SSL"));
+            assert_eq!(value(props, "ssl.ca.pem"), Some(ca.as_str()));
+            assert!(value(props, "ssl.key.pem").is_some_and(|k| k.contains("PRIVATE KEY")));
+            assert!(value(props, "ssl.certificate.pem").is_some());
+            assert!(value(props, "ssl.keystore.location").is_none());
+        }
         assert!(notes.is_empty(), "{notes:?}");
     }
 

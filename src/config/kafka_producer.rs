@@ -8,7 +8,7 @@
 //! A key librdkafka does not know at all is not decided here: the sink asks librdkafka itself
 //! (`sink::kafka::validate_producer`), so this table need not list every Java property.
 
-use super::{ConfigError, Section};
+use super::{ConfigError, Section, kafka_security};
 
 /// One librdkafka producer property and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,71 +158,23 @@ pub fn translate(
             ));
             continue;
         }
+        let k = kafka_security::Key {
+            prefix,
+            key,
+            value,
+            origin: from.clone(),
+        };
+        if kafka_security::translate(s, &k, &value_of, &mut out)? {
+            continue;
+        }
         match *key {
             "acks" => check_acks(&at, value, notes),
-            // Read with the store's location below.
-            "ssl.truststore.type" | "ssl.truststore.password" | "ssl.keystore.type" => {}
             // Same meaning, librdkafka's name.
             "max.request.size" => push(&mut out, "message.max.bytes", value, from),
             // Java's -1 is "the system's default", librdkafka's 0.
             "receive.buffer.bytes" | "send.buffer.bytes" => {
                 let v = if value == "-1" { "0" } else { value };
                 push(&mut out, &format!("socket.{key}"), v, from)
-            }
-            "ssl.endpoint.identification.algorithm" => {
-                push(&mut out, key, &value.to_ascii_lowercase(), from)
-            }
-            "ssl.truststore.location" => {
-                let store_type = store_type(value_of("ssl.truststore.type"), value);
-                if store_type != "PEM" {
-                    return Err(s.error(
-                        Some(&format!("{prefix}{key}")),
-                        format!(
-                            "a Java {store_type} truststore, which librdkafka cannot read: export \
-                             its CA certificate as PEM (`keytool -exportcert -rfc -keystore \
-                             {value} -alias ALIAS -file ca.pem`) and set `{}ssl.ca.location = \
-                             ca.pem` instead",
-                            s.full(prefix)
-                        ),
-                    ));
-                }
-                push(&mut out, "ssl.ca.location", value, from)
-            }
-            // Java 2.7+'s PEM certificates given inline.
-            "ssl.truststore.certificates" => push(&mut out, "ssl.ca.pem", value, from),
-            "ssl.keystore.location" => {
-                let store_type = store_type(value_of("ssl.keystore.type"), value);
-                if store_type == "PEM" {
-                    push(&mut out, "ssl.certificate.location", value, from.clone());
-                    push(&mut out, "ssl.key.location", value, from)
-                } else if store_type == "PKCS12" {
-                    push(&mut out, key, value, from)
-                } else {
-                    return Err(s.error(
-                        Some(&format!("{prefix}{key}")),
-                        format!(
-                            "a Java {store_type} keystore, which librdkafka cannot read: convert \
-                             it to PKCS#12 (`keytool -importkeystore -srckeystore {value} \
-                             -destkeystore client.p12 -deststoretype PKCS12`) and set \
-                             `{p}ssl.keystore.location = client.p12` and \
-                             `{p}ssl.keystore.type = PKCS12`",
-                            p = s.full(prefix)
-                        ),
-                    ));
-                }
-            }
-            "sasl.jaas.config" => {
-                let (user_name, password) = jaas_credentials(value).ok_or_else(|| {
-                    s.error(
-                        Some(&format!("{prefix}{key}")),
-                        "no username=\"…\" and password=\"…\" in it: weir reads those of \
-                         PlainLoginModule and ScramLoginModule; Kerberos (GSSAPI) is not \
-                         supported"
-                            .into(),
-                    )
-                })?;
-                push(&mut out, "sasl.username", &user_name, from.clone());
-                push(&mut out, "sasl.password", &password, from)
             }
             _ => push(&mut out, key, value, from),
         }
@@ -270,32 +222,6 @@ pub fn translate(
     Ok(out)
 }
 
-/// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is
-/// JKS) what the file holds, since keytool writes PKCS#12 by default since Java 9 whatever the
-/// file's name, and PEM files are recognised by their armour. A file that cannot be read
-/// counts as JKS here; librdkafka or the error below names it.
-fn store_type(configured: Option<&str>, path: &str) -> String {
-    if let Some(t) = configured {
-        return t.to_ascii_uppercase();
-    }
-    let mut head = [0u8; 11];
-    // Only a regular file is opened: opening a FIFO named here would block the start.
-    let n = std::fs::metadata(path)
-        .ok()
-        .filter(std::fs::Metadata::is_file)
-        .and_then(|_| std::fs::File::open(path).ok())
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head).ok())
-        .unwrap_or(0);
-    match &head[..n] {
-        [0xfe, 0xed, 0xfe, 0xed, ..] => "JKS",
-        // A DER SEQUENCE: PKCS#12's PFX.
-        [0x30, ..] => "PKCS12",
-        h if h.starts_with(b"-----BEGIN") => "PEM",
-        _ => "JKS",
-    }
-    .to_owned()
-}
-
 /// weir always produces with `acks=all`: a batch leaves the channel only once every in-sync
 /// replica has it. Any other value is noted and not used.
 fn check_acks(full_key: &str, value: &str, notes: &mut Vec<String>) {
@@ -307,37 +233,6 @@ fn check_acks(full_key: &str, value: &str, notes: &mut Vec<String>) {
          only once every in-sync replica has it (with acks={value} the broker may acknowledge \
          records it then loses)"
     ));
-}
-
-/// `username` and `password` of a JAAS line such as
-/// `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";`.
-fn jaas_credentials(jaas: &str) -> Option<(String, String)> {
-    let option = |name: &str| {
-        let mut rest = jaas;
-        while let Some(at) = rest.find(name) {
-            let before_ok = rest[..at]
-                .chars()
-                .next_back()
-                .is_none_or(char::is_whitespace);
-            let after = rest[at + name.len()..].trim_start();
-            if let (true, Some(value)) = (before_ok, after.strip_prefix('=')) {
-                let value = value.trim_start();
-                return match value.strip_prefix('"') {
-                    Some(quoted) => quoted.find('"').map(|end| quoted[..end].to_owned()),
-                    None => Some(
-                        value
-                            .split(|c: char| c.is_whitespace() || c == ';')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    ),
-                };
-            }
-            rest = &rest[at + name.len()..];
-        }
-        None
-    };
-    Some((option("username")?, option("password")?))
 }
 
 #[cfg(test)]
@@ -397,9 +292,9 @@ mod tests {
              a.sinks.k1.kafka.producer.linger.ms = 7\n\
              a.sinks.k1.kafka.producer.ssl.truststore.location = /etc/ca.pem\n\
              a.sinks.k1.kafka.producer.ssl.truststore.type = PEM\n\
-             a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/client.p12\n\
-             a.sinks.k1.kafka.producer.ssl.keystore.type = PKCS12\n\
-             a.sinks.k1.kafka.producer.ssl.keystore.password = pw\n\
+             a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/client.pem\n\
+             a.sinks.k1.kafka.producer.ssl.keystore.type = PEM\n\
+             a.sinks.k1.kafka.producer.ssl.key.password = pw\n\
              a.sinks.k1.kafka.producer.sasl.jaas.config = org.apache.kafka.common.security.\
              scram.ScramLoginModule required username=\"alice\" password=\"s3 cret\";\n",
         )
@@ -411,8 +306,9 @@ mod tests {
             ("ssl.endpoint.identification.algorithm", "https"),
             ("linger.ms", "7"),
             ("ssl.ca.location", "/etc/ca.pem"),
-            ("ssl.keystore.location", "/etc/client.p12"),
-            ("ssl.keystore.password", "pw"),
+            ("ssl.certificate.location", "/etc/client.pem"),
+            ("ssl.key.location", "/etc/client.pem"),
+            ("ssl.key.password", "pw"),
             ("sasl.username", "alice"),
             ("sasl.password", "s3 cret"),
         ] {
@@ -424,56 +320,12 @@ mod tests {
             "ssl.truststore.location",
             "ssl.truststore.type",
             "ssl.keystore.type",
+            "ssl.keystore.location",
             "sasl.jaas.config",
         ] {
             assert!(last(&p, java).is_none(), "{java} passed on: {p:?}");
         }
         assert!(notes.is_empty(), "{notes:?}");
-    }
-
-    /// Without a configured type (Java's default, JKS), the file tells: keytool writes PKCS#12
-    /// by default since Java 9, whatever the file is called.
-    #[test]
-    fn a_store_without_a_type_is_recognised_by_its_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, bytes: &[u8]| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, bytes).unwrap();
-            path.display().to_string()
-        };
-        let p12 = write(
-            "client.keystore.jks",
-            &[0x30, 0x82, 0x0a, 0x1c, 0x02, 0x01, 0x03],
-        );
-        let jks = write("old.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
-        let pem = write("ca.crt", b"-----BEGIN CERTIFICATE-----\nMIIB\n");
-        assert_eq!(store_type(None, &p12), "PKCS12");
-        assert_eq!(store_type(None, &jks), "JKS");
-        assert_eq!(store_type(None, &pem), "PEM");
-        assert_eq!(store_type(None, "/no/such/file"), "JKS");
-        assert_eq!(store_type(Some("pkcs12"), &jks), "PKCS12");
-        // Not a regular file: not opened (a FIFO would block until a writer came), so JKS.
-        let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
-        assert_eq!(store_type(None, &fifo.display().to_string()), "JKS");
-        assert_eq!(store_type(None, &dir.path().display().to_string()), "JKS");
-
-        let (p, _) = producer(&format!(
-            "a.sinks.k1.kafka.producer.ssl.keystore.location = {p12}\n\
-             a.sinks.k1.kafka.producer.ssl.truststore.location = {pem}\n"
-        ))
-        .unwrap();
-        assert_eq!(last(&p, "ssl.keystore.location"), Some(p12.as_str()));
-        assert_eq!(last(&p, "ssl.ca.location"), Some(pem.as_str()));
-        let e = producer(&format!(
-            "a.sinks.k1.kafka.producer.ssl.truststore.location = {p12}\n"
-        ))
-        .unwrap_err();
-        assert!(e.contains("a Java PKCS12 truststore"), "{e}");
     }
 
     /// Flume drops empty values: the producer's default stays, with a note.
@@ -495,25 +347,80 @@ mod tests {
         );
     }
 
+    fn fixture(name: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/java-stores")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    /// librdkafka reads neither JKS nor PKCS#12 trust stores, nor JKS key stores: weir reads
+    /// them and hands librdkafka PEM, so a Flume config's stores work unchanged.
     #[test]
-    fn java_stores_librdkafka_cannot_read_are_refused_with_the_conversion() {
-        let e = producer(
+    fn java_stores_become_pem() {
+        let pem = |f: &str| std::fs::read_to_string(fixture(f)).unwrap();
+        for (truststore, keystore) in [
+            ("truststore.jks", "keystore.jks"),
+            ("truststore.p12", "keystore.p12"),
+        ] {
+            let (p, notes) = producer(&format!(
+                "a.sinks.k1.kafka.producer.security.protocol = SSL\n\
+                 a.sinks.k1.kafka.producer.ssl.truststore.location = {}\n\
+                 a.sinks.k1.kafka.producer.ssl.truststore.password = trust-pass\n\
+                 a.sinks.k1.kafka.producer.ssl.keystore.location = {}\n\
+                 a.sinks.k1.kafka.producer.ssl.keystore.password = store-pass\n\
+                 a.sinks.k1.kafka.producer.ssl.key.password = key-pass\n",
+                fixture(truststore),
+                fixture(keystore),
+            ))
+            .unwrap();
+            assert_eq!(last(&p, "ssl.ca.pem"), Some(pem("ca.pem").as_str()));
+            let chain = pem("client.pem") + &pem("ca.pem");
+            assert_eq!(last(&p, "ssl.certificate.pem"), Some(chain.as_str()));
+            assert!(last(&p, "ssl.key.pem").is_some_and(|k| k.contains("BEGIN PRIVATE KEY")));
+            for java in [
+                "ssl.truststore.location",
+                "ssl.truststore.password",
+                "ssl.keystore.location",
+                "ssl.keystore.password",
+                "ssl.key.password",
+            ] {
+                assert!(last(&p, java).is_none(), "{java} passed on for {keystore}");
+            }
+            assert!(notes.is_empty(), "{notes:?}");
+        }
+    }
+
+    #[test]
+    fn stores_that_cannot_be_read_are_named_with_the_key() {
+        let e = producer(&format!(
             "a.sinks.k1.kafka.producer.security.protocol = SSL\n\
-             a.sinks.k1.kafka.producer.ssl.truststore.location = /etc/truststore.jks\n",
-        )
+             a.sinks.k1.kafka.producer.ssl.truststore.location = {}\n\
+             a.sinks.k1.kafka.producer.ssl.truststore.password = wrong\n",
+            fixture("truststore.jks")
+        ))
         .unwrap_err();
         assert!(
-            e.starts_with("t.properties:2: a.sinks.k1.kafka.producer.ssl.truststore.location: a Java JKS truststore")
-                && e.contains("keytool -exportcert -rfc -keystore /etc/truststore.jks")
-                && e.contains("a.sinks.k1.kafka.producer.ssl.ca.location = ca.pem"),
+            e.starts_with(
+                "t.properties:2: a.sinks.k1.kafka.producer.ssl.truststore.location: Java JKS \
+                 truststore /"
+            ) && e.contains("integrity check failed"),
             "{e}"
         );
         let e = producer("a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/ks.jks\n")
             .unwrap_err();
         assert!(
-            e.contains("a Java JKS keystore") && e.contains("-deststoretype PKCS12"),
+            e.contains("keystore.location: Java JKS keystore /etc/ks.jks: cannot read it"),
             "{e}"
         );
+        // A trust store given as the key store: no key in it.
+        let e = producer(&format!(
+            "a.sinks.k1.kafka.producer.ssl.keystore.location = {}\n",
+            fixture("truststore.jks")
+        ))
+        .unwrap_err();
+        assert!(e.ends_with("holds no private key"), "{e}");
         let e = producer(
             "a.sinks.k1.kafka.producer.sasl.jaas.config = com.sun.security.auth.module.\
              Krb5LoginModule required useKeyTab=true;\n",
@@ -547,21 +454,5 @@ mod tests {
         let (p, notes) = producer("a.sinks.k1.kafka.producer.retries = 5\n").unwrap();
         assert_eq!(last(&p, "enable.idempotence"), Some("true"));
         assert!(notes.is_empty());
-    }
-
-    #[test]
-    fn jaas_options_are_read_quoted_or_bare() {
-        assert_eq!(
-            jaas_credentials(
-                "org.apache.kafka.common.security.plain.PlainLoginModule required \
-                 username=\"u\" password=\"p w\";"
-            ),
-            Some(("u".into(), "p w".into()))
-        );
-        assert_eq!(
-            jaas_credentials("x required password=pw username = bob;"),
-            Some(("bob".into(), "pw".into()))
-        );
-        assert_eq!(jaas_credentials("x required myusername=\"u\";"), None);
     }
 }

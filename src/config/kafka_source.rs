@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, ProducerProperty, Section};
+use super::{ConfigError, ProducerProperty, Section, kafka_security};
 
 /// What the source subscribes to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub(super) fn parse_kafka_source(
     let group_id = s
         .string_or_deprecated("kafka.consumer.group.id", "groupId", notes)
         .unwrap_or_else(|| "flume".to_owned());
-    let consumer = translate_consumer(s, notes);
+    let consumer = translate_consumer(s, notes)?;
     let topic_header = if s.bool_or("setTopicHeader", true)? {
         Some(s.string_or("topicHeader", "topic"))
     } else {
@@ -153,10 +153,21 @@ pub(super) fn parse_kafka_source(
 
 /// `kafka.consumer.*` as librdkafka consumer properties; `group.id` is read separately, the
 /// settings in [`FORCED`] always win.
-pub(super) fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<ProducerProperty> {
+pub(super) fn translate_consumer(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ProducerProperty>, ConfigError> {
     let prefix = "kafka.consumer.";
     let mut out = Vec::new();
-    for (key, entry) in s.props().with_prefix(&s.full(prefix)) {
+    let full_prefix = s.full(prefix);
+    let user: Vec<(&str, &super::Entry)> = s.props().with_prefix(&full_prefix).collect();
+    let value_of = |key: &str| {
+        user.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, e)| e.value.trim())
+            .filter(|v| !v.is_empty())
+    };
+    for &(key, entry) in &user {
         s.entry(&format!("{prefix}{key}"));
         let at = format!("{}: {}", entry.at(), s.full(&format!("{prefix}{key}")));
         let value = entry.value.trim();
@@ -165,6 +176,15 @@ pub(super) fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<Pr
         }
         if value.is_empty() {
             notes.push(format!("{at}: empty value, not used (as in Flume)"));
+            continue;
+        }
+        let k = kafka_security::Key {
+            prefix,
+            key,
+            value,
+            origin: Some(at.clone()),
+        };
+        if kafka_security::translate(s, &k, &value_of, &mut out)? {
             continue;
         }
         if let Some(why) = java_only(key) {
@@ -189,7 +209,7 @@ pub(super) fn translate_consumer(s: &Section, notes: &mut Vec<String>) -> Vec<Pr
         });
     }
     out.extend(FORCED.iter().map(|(k, v)| ProducerProperty::new(k, v)));
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -307,5 +327,43 @@ mod tests {
         );
         let e = parse(&format!("{base}a.sources.r1.maxBackoffSleep = soon\n")).unwrap_err();
         assert!(e.contains("maxBackoffSleep") && e.contains("soon"), "{e}");
+    }
+
+    /// The consumer takes the same Java TLS and SASL keys as the producer (a Flume Kafka
+    /// source or channel reading from a secured cluster).
+    #[test]
+    fn java_tls_and_sasl_keys_of_the_consumer_are_translated() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores");
+        let (c, notes) = parse(&format!(
+            "a.sources.r1.kafka.bootstrap.servers = b:9093\na.sources.r1.kafka.topics = t\n\
+             a.sources.r1.kafka.consumer.security.protocol = SASL_SSL\n\
+             a.sources.r1.kafka.consumer.ssl.truststore.location = {}\n\
+             a.sources.r1.kafka.consumer.ssl.truststore.password = trust-pass\n\
+             a.sources.r1.kafka.consumer.sasl.mechanism = SCRAM-SHA-512\n\
+             a.sources.r1.kafka.consumer.sasl.jaas.config = org.apache.kafka.common.security.\
+             scram.ScramLoginModule required username=\"u\" password=\"p\";\n",
+            dir.join("truststore.jks").display()
+        ))
+        .unwrap();
+        let get = |key: &str| {
+            c.consumer
+                .iter()
+                .rev()
+                .find(|p| p.key == key)
+                .map(|p| p.value.as_str())
+        };
+        let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+        assert_eq!(get("ssl.ca.pem"), Some(ca.as_str()));
+        assert_eq!(get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(get("sasl.username"), Some("u"));
+        assert_eq!(get("sasl.password"), Some("p"));
+        for java in [
+            "ssl.truststore.location",
+            "ssl.truststore.password",
+            "sasl.jaas.config",
+        ] {
+            assert!(get(java).is_none(), "{java} passed on");
+        }
+        assert!(notes.is_empty(), "{notes:?}");
     }
 }

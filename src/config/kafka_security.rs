@@ -1,0 +1,226 @@
+//! A Java Kafka client's TLS and SASL keys as librdkafka properties, for producers
+//! (`kafka.producer.*`) and consumers (`kafka.consumer.*`) alike. Java names stores where
+//! librdkafka names PEM files and strings, and takes SASL credentials as a JAAS line where
+//! librdkafka takes a user name and a password; the stores themselves are read by
+//! [`super::java_keystore`].
+
+use std::path::Path;
+
+use super::java_keystore;
+use super::{ConfigError, ProducerProperty, Section};
+
+/// One of a client's `kafka.producer.*` / `kafka.consumer.*` keys.
+pub(super) struct Key<'a> {
+    /// `kafka.producer.` or `kafka.consumer.`
+    pub prefix: &'a str,
+    pub key: &'a str,
+    pub value: &'a str,
+    /// `FILE:LINE: FULL.KEY`, for messages.
+    pub origin: Option<String>,
+}
+
+/// Translates `k` if it is one of a Java client's TLS or SASL settings, into `out`. Returns
+/// false for any other key. `value_of` gives another key's value under the same prefix (an
+/// empty one counts as unset).
+pub(super) fn translate<'v>(
+    s: &Section,
+    k: &Key,
+    value_of: &dyn Fn(&str) -> Option<&'v str>,
+    out: &mut Vec<ProducerProperty>,
+) -> Result<bool, ConfigError> {
+    let push = |out: &mut Vec<ProducerProperty>, key: &str, value: &str| {
+        out.push(ProducerProperty {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            origin: k.origin.clone(),
+        })
+    };
+    let fail = |message: String| s.error(Some(&format!("{}{}", k.prefix, k.key)), message);
+    let keystore_named = value_of("ssl.keystore.location").is_some();
+    match k.key {
+        // Read with the store's location below.
+        "ssl.truststore.type" | "ssl.truststore.password" | "ssl.keystore.type" => {}
+        // The same, when a Java keystore is named; otherwise librdkafka's own keys (for its
+        // ssl.key.location, and its PKCS#12 ssl.keystore.location).
+        "ssl.keystore.password" | "ssl.key.password" if keystore_named => {}
+        "ssl.endpoint.identification.algorithm" => push(
+            out,
+            "ssl.endpoint.identification.algorithm",
+            &k.value.to_ascii_lowercase(),
+        ),
+        "ssl.truststore.location" => {
+            let store_type = store_type(value_of("ssl.truststore.type"), k.value);
+            if store_type == "PEM" {
+                push(out, "ssl.ca.location", k.value);
+            } else {
+                let pem = java_keystore::read(
+                    Path::new(k.value),
+                    &store_type,
+                    value_of("ssl.truststore.password"),
+                    None,
+                )
+                .map_err(|e| fail(format!("Java {store_type} truststore {}: {e}", k.value)))?;
+                if pem.trusted.is_empty() {
+                    return Err(fail(format!(
+                        "Java {store_type} truststore {} holds no trusted certificate",
+                        k.value
+                    )));
+                }
+                push(out, "ssl.ca.pem", &pem.trusted);
+            }
+        }
+        // Java 2.7+'s PEM certificates and key given inline.
+        "ssl.truststore.certificates" => push(out, "ssl.ca.pem", k.value),
+        "ssl.keystore.certificate.chain" => push(out, "ssl.certificate.pem", k.value),
+        "ssl.keystore.key" => push(out, "ssl.key.pem", k.value),
+        "ssl.keystore.location" => {
+            let store_type = store_type(value_of("ssl.keystore.type"), k.value);
+            if store_type == "PEM" {
+                push(out, "ssl.certificate.location", k.value);
+                push(out, "ssl.key.location", k.value);
+                if let Some(pw) = value_of("ssl.key.password") {
+                    push(out, "ssl.key.password", pw);
+                }
+            } else {
+                let pem = java_keystore::read(
+                    Path::new(k.value),
+                    &store_type,
+                    value_of("ssl.keystore.password"),
+                    value_of("ssl.key.password"),
+                )
+                .map_err(|e| fail(format!("Java {store_type} keystore {}: {e}", k.value)))?;
+                let Some(key) = pem.key else {
+                    return Err(fail(format!(
+                        "Java {store_type} keystore {} holds no private key",
+                        k.value
+                    )));
+                };
+                push(out, "ssl.certificate.pem", &key.chain);
+                push(out, "ssl.key.pem", &key.key);
+            }
+        }
+        "sasl.jaas.config" => {
+            let (user_name, password) = jaas_credentials(k.value).ok_or_else(|| {
+                fail(
+                    "no username=\"…\" and password=\"…\" in it: weir reads those of \
+                     PlainLoginModule and ScramLoginModule; Kerberos (GSSAPI) is not supported"
+                        .into(),
+                )
+            })?;
+            push(out, "sasl.username", &user_name);
+            push(out, "sasl.password", &password);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is
+/// JKS) what the file holds, since keytool writes PKCS#12 by default since Java 9 whatever the
+/// file's name, and PEM files are recognised by their armour. A file that cannot be read
+/// counts as JKS here; reading it then names the problem.
+fn store_type(configured: Option<&str>, path: &str) -> String {
+    if let Some(t) = configured {
+        return t.to_ascii_uppercase();
+    }
+    let mut head = [0u8; 11];
+    // Only a regular file is opened: opening a FIFO named here would block the start.
+    let n = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| std::fs::File::open(path).ok())
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head).ok())
+        .unwrap_or(0);
+    match &head[..n] {
+        [0xfe, 0xed, 0xfe, 0xed, ..] => "JKS",
+        // A DER SEQUENCE: PKCS#12's PFX.
+        [0x30, ..] => "PKCS12",
+        h if h.starts_with(b"-----BEGIN") => "PEM",
+        _ => "JKS",
+    }
+    .to_owned()
+}
+
+/// `username` and `password` of a JAAS line such as
+/// `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";`.
+fn jaas_credentials(jaas: &str) -> Option<(String, String)> {
+    let option = |name: &str| {
+        let mut rest = jaas;
+        while let Some(at) = rest.find(name) {
+            let before_ok = rest[..at]
+                .chars()
+                .next_back()
+                .is_none_or(char::is_whitespace);
+            let after = rest[at + name.len()..].trim_start();
+            if let (true, Some(value)) = (before_ok, after.strip_prefix('=')) {
+                let value = value.trim_start();
+                return match value.strip_prefix('"') {
+                    Some(quoted) => quoted.find('"').map(|end| quoted[..end].to_owned()),
+                    None => Some(
+                        value
+                            .split(|c: char| c.is_whitespace() || c == ';')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                };
+            }
+            rest = &rest[at + name.len()..];
+        }
+        None
+    };
+    Some((option("username")?, option("password")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a configured type (Java's default, JKS), the file tells: keytool writes PKCS#12
+    /// by default since Java 9, whatever the file is called.
+    #[test]
+    fn a_store_without_a_type_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path.display().to_string()
+        };
+        let p12 = write(
+            "client.keystore.jks",
+            &[0x30, 0x82, 0x0a, 0x1c, 0x02, 0x01, 0x03],
+        );
+        let jks = write("old.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+        let pem = write("ca.crt", b"-----BEGIN CERTIFICATE-----\nMIIB\n");
+        assert_eq!(store_type(None, &p12), "PKCS12");
+        assert_eq!(store_type(None, &jks), "JKS");
+        assert_eq!(store_type(None, &pem), "PEM");
+        assert_eq!(store_type(None, "/no/such/file"), "JKS");
+        assert_eq!(store_type(Some("pkcs12"), &jks), "PKCS12");
+        // Not a regular file: not opened (a FIFO would block until a writer came), so JKS.
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(store_type(None, &fifo.display().to_string()), "JKS");
+        assert_eq!(store_type(None, &dir.path().display().to_string()), "JKS");
+    }
+
+    #[test]
+    fn jaas_options_are_read_quoted_or_bare() {
+        assert_eq!(
+            jaas_credentials(
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 username=\"u\" password=\"p w\";"
+            ),
+            Some(("u".into(), "p w".into()))
+        );
+        assert_eq!(
+            jaas_credentials("x required password=pw username = bob;"),
+            Some(("bob".into(), "pw".into()))
+        );
+        assert_eq!(jaas_credentials("x required myusername=\"u\";"), None);
+    }
+}
