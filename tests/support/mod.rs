@@ -30,6 +30,10 @@ pub use kafka_python::*;
 mod chain;
 #[allow(unused_imports)]
 pub use chain::*;
+// A TLS front for the broker (tests/kafka_tls.rs).
+mod tls_proxy;
+#[allow(unused_imports)]
+pub use tls_proxy::{TlsProxy, java_stores};
 // The interoperability tests' Python side (tests/interop/).
 mod python;
 #[allow(unused_imports)]
@@ -81,11 +85,19 @@ pub struct Broker {
     bin: PathBuf,
     child: Option<Child>,
     pub port: u16,
+    /// The port the broker tells clients to connect to: its own, or a proxy's.
+    advertised: u16,
 }
 
 impl Broker {
     /// Starts a broker, or returns `None` (test skipped) when tansu is not installed outside CI.
     pub fn start() -> Option<Broker> {
+        let port = free_port();
+        Broker::start_advertising(port, port)
+    }
+
+    /// A broker on `port` that tells clients to connect to `advertised` (a proxy in front).
+    pub fn start_advertising(port: u16, advertised: u16) -> Option<Broker> {
         let Some(bin) = tansu_binary() else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!(
@@ -100,7 +112,8 @@ impl Broker {
         let mut b = Broker {
             bin,
             child: None,
-            port: free_port(),
+            port,
+            advertised,
         };
         b.restart();
         Some(b)
@@ -118,13 +131,14 @@ impl Broker {
     /// (Re)starts the process on the same port. Memory storage starts empty.
     pub fn restart(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let child = Command::new(&self.bin)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ])
