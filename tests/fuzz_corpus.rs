@@ -83,6 +83,40 @@ fn config_parse_corpus() {
 }
 
 #[test]
+fn java_keystore_corpus() {
+    replay("java_keystore", targets::java_keystore);
+}
+
+/// The `valid-*` store seeds read with the fixtures' passwords (JKS or PKCS#12 as named), so
+/// the fuzzer starts from stores that reach every entry kind; `two-keys` is refused as such.
+#[test]
+fn java_keystore_seeds_read_as_named() {
+    use weir::config::java_keystore::read_bytes;
+    for (name, bytes) in seeds::java_keystores() {
+        let kind = if name.ends_with(".p12") {
+            "PKCS12"
+        } else {
+            "JKS"
+        };
+        let pw = if name.contains("trust") {
+            "trust-pass"
+        } else {
+            "store-pass"
+        };
+        let read = read_bytes(&bytes, kind, Some(pw), Some("key-pass"));
+        match (name.starts_with("valid-"), read) {
+            (true, Err(e)) => panic!("{name} should be read: {e}"),
+            (false, Ok(_)) => panic!("{name} should not be read"),
+            (false, Err(e)) if name == "two-keys.jks" => {
+                assert!(e.to_string().contains("2 private keys"), "{e}")
+            }
+            _ => {}
+        }
+        targets::java_keystore(&bytes);
+    }
+}
+
+#[test]
 fn checkpoint_decode_corpus() {
     replay("checkpoint_decode", targets::checkpoint_decode);
 }
@@ -789,6 +823,66 @@ mod seeds {
             ("binary".into(), garbage(11, 80)),
         ]
     }
+
+    /// Java key and trust stores: the committed fixtures (`tests/fixtures/java-stores/`, made
+    /// by keytool), a version 1 JKS store, one with two keys, and the ways a file goes wrong.
+    pub fn java_keystores() -> Seeds {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores");
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let sealed = |mut body: Vec<u8>| {
+            let digest = super::targets::jks_digest("store-pass", &body);
+            body.extend_from_slice(&digest);
+            body
+        };
+        let ca = openssl::x509::X509::from_pem(&read("ca.pem"))
+            .unwrap()
+            .to_der()
+            .unwrap();
+        // Version 1: no certificate type before each certificate.
+        let mut v1 = vec![0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
+        v1.extend_from_slice(&2u16.to_be_bytes());
+        v1.extend_from_slice(b"ca");
+        v1.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
+        v1.extend_from_slice(&(ca.len() as u32).to_be_bytes());
+        v1.extend_from_slice(&ca);
+        // keystore.jks's one key entry twice, under another alias the second time.
+        let keystore = read("keystore.jks");
+        let entry = &keystore[12..keystore.len() - 20];
+        let alias_len = u16::from_be_bytes([entry[4], entry[5]]) as usize;
+        let mut two_keys = keystore[..8].to_vec();
+        two_keys.extend_from_slice(&2u32.to_be_bytes());
+        two_keys.extend_from_slice(entry);
+        two_keys.extend_from_slice(&entry[..4]);
+        two_keys.extend_from_slice(&(alias_len as u16 + 1).to_be_bytes());
+        two_keys.extend_from_slice(&entry[6..6 + alias_len]);
+        two_keys.push(b'2');
+        two_keys.extend_from_slice(&entry[6 + alias_len..]);
+        vec![
+            ("valid-truststore.jks".into(), read("truststore.jks")),
+            (
+                "valid-other-truststore.jks".into(),
+                read("other-truststore.jks"),
+            ),
+            ("valid-keystore.jks".into(), keystore.clone()),
+            ("valid-v1-store.jks".into(), sealed(v1)),
+            ("two-keys.jks".into(), sealed(two_keys)),
+            (
+                "cut-keystore.jks".into(),
+                keystore[..keystore.len() / 2].to_vec(),
+            ),
+            (
+                "jceks-header".into(),
+                vec![0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 0],
+            ),
+            ("valid-truststore.p12".into(), read("truststore.p12")),
+            ("valid-keystore.p12".into(), read("keystore.p12")),
+            (
+                "valid-truststore-legacy.p12".into(),
+                read("truststore-legacy.p12"),
+            ),
+        ]
+    }
 }
 
 /// Rewrites the `seed-*` files of `fuzz/corpus/`, leaving minimized fuzzer finds alone.
@@ -803,6 +897,7 @@ fn regenerate_seed_corpus() {
         ("source_messages", seeds::source_messages()),
         ("spool_files", seeds::spool_files()),
         ("config_parse", seeds::configs()),
+        ("java_keystore", seeds::java_keystores()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();

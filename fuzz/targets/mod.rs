@@ -798,3 +798,76 @@ fn run_interceptors(configs: &[weir::config::InterceptorConfig], data: &[u8]) {
         assert_eq!(e.headers.count(), e.headers.pairs().count());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the user's files hold beyond the properties file: the Java key and trust stores that
+// Kafka clients' ssl.* keys name.
+
+/// The passwords of the fixture stores the seeds are made from.
+const STORE_PASSWORD: &str = "store-pass";
+const KEY_PASSWORD: &str = "key-pass";
+
+/// `java_keystore`: a key or trust store's bytes, read as JKS (weir's own parser) with and
+/// without the passwords, and as PKCS#12 (OpenSSL's). Never a panic; a byte offset in an error
+/// lies inside the input; what is read back is valid PEM.
+pub fn java_keystore(data: &[u8]) {
+    check_store(data);
+    // As the CRC repairs above: mutations almost never keep the store's SHA-1 digest right, and
+    // without it the entries behind it are reached only without a password.
+    if let Some(body) = data.len().checked_sub(20) {
+        let mut fixed = data.to_vec();
+        let digest = jks_digest(STORE_PASSWORD, &fixed[..body]);
+        if fixed[body..] != digest {
+            fixed[body..].copy_from_slice(&digest);
+            check_store(&fixed);
+        }
+    }
+}
+
+/// A JKS store's integrity digest: SHA-1 of the password's UTF-16BE bytes, "Mighty Aphrodite"
+/// and the store's bytes before the digest.
+pub fn jks_digest(password: &str, body: &[u8]) -> [u8; 20] {
+    let mut h = openssl::sha::Sha1::new();
+    let pw: Vec<u8> = password.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    h.update(&pw);
+    h.update(b"Mighty Aphrodite");
+    h.update(body);
+    h.finish()
+}
+
+fn check_store(data: &[u8]) {
+    use weir::config::java_keystore::read_bytes;
+    for (password, key_password) in [
+        (Some(STORE_PASSWORD), Some(KEY_PASSWORD)),
+        (None, Some(KEY_PASSWORD)),
+        (None, None),
+    ] {
+        match read_bytes(data, "JKS", password, key_password) {
+            Ok(pem) => {
+                if !pem.trusted.is_empty() {
+                    assert!(openssl::x509::X509::stack_from_pem(pem.trusted.as_bytes()).is_ok());
+                }
+                if let Some(key) = pem.key {
+                    assert!(openssl::pkey::PKey::private_key_from_pem(key.key.as_bytes()).is_ok());
+                    assert!(openssl::x509::X509::stack_from_pem(key.chain.as_bytes()).is_ok());
+                }
+            }
+            Err(e) => {
+                let shown = e.to_string();
+                if let Some(rest) = shown.strip_prefix("cut short at byte ") {
+                    let at: usize = rest
+                        .split(':')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("an offset");
+                    assert!(
+                        at <= data.len(),
+                        "offset {at} past a {}-byte store",
+                        data.len()
+                    );
+                }
+            }
+        }
+    }
+    let _ = read_bytes(data, "PKCS12", Some(STORE_PASSWORD), None);
+}
