@@ -89,6 +89,7 @@ fn avro_sink(port: u16, counters: Arc<SinkCounters>) -> Box<dyn Sink> {
             connect_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(20),
             reset_connection_interval: None,
+            tls: None,
         },
         deflate_level: None,
     };

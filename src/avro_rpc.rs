@@ -44,7 +44,7 @@ use crate::flume_event_format::{
     Cursor, encode_into, encoded_size_hint, put_bytes, put_bytes_map, put_long,
 };
 pub use crate::rpc_connection::FrameError;
-use crate::rpc_connection::{Deadline, patient_reader};
+use crate::rpc_connection::{Deadline, Halves, Security, open};
 use crate::stop::StopFlag;
 
 /// Flume's `AvroSourceProtocol` (flume-ng-sdk's `flume.avdl`) as Avro protocol JSON.
@@ -753,15 +753,24 @@ pub struct Transport {
 
 impl Transport {
     /// `deflate`: the zlib compression level of what this side sends (`None`: no compression
-    /// either way). Reads give up when `stop` is set.
-    pub fn new(stream: TcpStream, deflate: Option<u32>, stop: StopFlag) -> io::Result<Transport> {
-        let (patient, deadline) = patient_reader(&stream, stop)?;
+    /// either way), inside TLS when `security` says so. Reads give up when `stop` is set.
+    pub fn new(
+        stream: TcpStream,
+        security: &Security,
+        deflate: Option<u32>,
+        stop: StopFlag,
+    ) -> io::Result<Transport> {
+        let Halves {
+            reader,
+            writer,
+            deadline,
+        } = open(stream, security, stop)?;
         let (reader, writer): (Box<dyn Read + Send>, Box<dyn Write + Send>) = match deflate {
-            None => (Box::new(BufReader::new(patient)), Box::new(stream)),
+            None => (Box::new(BufReader::new(reader)), writer),
             Some(level) => (
-                Box::new(Inflater::new(patient)),
+                Box::new(Inflater::new(reader)),
                 Box::new(flate2::write::ZlibEncoder::new(
-                    stream,
+                    writer,
                     flate2::Compression::new(level),
                 )),
             ),
@@ -1151,8 +1160,8 @@ mod tests {
         let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (b, _) = listener.accept().unwrap();
         let stop: StopFlag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut a = Transport::new(a, Some(6), stop.clone()).unwrap();
-        let mut b = Transport::new(b, Some(1), stop).unwrap();
+        let mut a = Transport::new(a, &Security::Plain, Some(6), stop.clone()).unwrap();
+        let mut b = Transport::new(b, &Security::Plain, Some(1), stop).unwrap();
         let mut rng = fastrand::Rng::with_seed(3);
         let big: Vec<u8> = (0..1_000_000).map(|_| rng.u8(..16)).collect();
         let within = Some(Duration::from_secs(10));

@@ -352,6 +352,7 @@ fn avro_client(
                 connect_timeout: std::time::Duration::from_secs(20),
                 request_timeout: std::time::Duration::from_secs(20),
                 reset_connection_interval: None,
+                tls: None,
             }],
             deflate_level: None,
             batch_size,

@@ -1,17 +1,22 @@
 //! The TCP side that the avro and thrift RPC pairs share: a sink connecting to its target
-//! ([`connect`]), and a socket reader that waits for the peer while watching the agent's stop
-//! flag and a reply deadline ([`patient_reader`]). The framing on top differs (`avro_rpc`,
-//! `thrift_rpc`); this does not.
+//! ([`connect`]), a socket reader that waits for the peer while watching the agent's stop
+//! flag and a reply deadline ([`patient_reader`]), and TLS over it when `ssl = true`
+//! ([`Security`], [`open`]: OpenSSL, the library librdkafka's TLS links too). The framing on
+//! top differs (`avro_rpc`, `thrift_rpc`); this does not.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use openssl::pkey::PKey;
+use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode};
+use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
 use parking_lot::Mutex;
 
-use crate::config::RpcTarget;
+use crate::config::{Protocols, RpcTarget, TlsClientConfig, TlsServerConfig};
 use crate::stop::{StopFlag, stopping};
 
 /// Why a frame of an RPC connection could not be read.
@@ -119,4 +124,188 @@ pub fn patient_reader(stream: &TcpStream, stop: StopFlag) -> io::Result<(Patient
         deadline: deadline.clone(),
     };
     Ok((reader, deadline))
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a connection's bytes travel: plain TCP, or TLS as the server or the client.
+#[derive(Clone)]
+pub enum Security {
+    Plain,
+    Server(Arc<SslAcceptor>),
+    Client {
+        connector: Arc<SslConnector>,
+        /// Sent as the server name (SNI) when it is a DNS name.
+        host: String,
+    },
+}
+
+impl Security {
+    /// A TLS server with the source's key (`None`: plain TCP).
+    pub fn server(tls: Option<&TlsServerConfig>) -> anyhow::Result<Security> {
+        let Some(tls) = tls else {
+            return Ok(Security::Plain);
+        };
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+        let key = PKey::private_key_from_pem(tls.key.key.as_bytes())?;
+        let mut chain = X509::stack_from_pem(tls.key.chain.as_bytes())?.into_iter();
+        let leaf = chain
+            .next()
+            .context("the key store's key has no certificate")?;
+        b.set_private_key(&key)?;
+        b.set_certificate(&leaf)?;
+        for cert in chain {
+            b.add_extra_chain_cert(cert)?;
+        }
+        b.check_private_key()
+            .context("the key store's key does not match its certificate")?;
+        b.set_options(exclusions(&tls.protocols));
+        Ok(Security::Server(Arc::new(b.build())))
+    }
+
+    /// A TLS client of `host` (`None`: plain TCP). As Flume's sinks (Netty's SSLEngine with
+    /// no endpoint identification), the server's certificate chain is checked against the
+    /// trust store, not its host name: certificates that work with Flume work here.
+    pub fn client(tls: Option<&TlsClientConfig>, host: &str) -> anyhow::Result<Security> {
+        let Some(tls) = tls else {
+            return Ok(Security::Plain);
+        };
+        let mut b = SslConnector::builder(SslMethod::tls_client())?;
+        if tls.trust_all {
+            b.set_verify(SslVerifyMode::NONE);
+        } else if let Some(pem) = &tls.trusted {
+            // The trust store replaces the system's roots, as a Java trust store does.
+            let mut store = X509StoreBuilder::new()?;
+            for cert in X509::stack_from_pem(pem.as_bytes())? {
+                store.add_cert(cert)?;
+            }
+            b.set_cert_store(store.build());
+        }
+        b.set_options(exclusions(&tls.protocols));
+        Ok(Security::Client {
+            connector: Arc::new(b.build()),
+            host: host.to_owned(),
+        })
+    }
+}
+
+fn exclusions(p: &Protocols) -> SslOptions {
+    let mut o = SslOptions::NO_SSLV3;
+    for v in &p.excluded {
+        o |= match *v {
+            "TLSv1" => SslOptions::NO_TLSV1,
+            "TLSv1.1" => SslOptions::NO_TLSV1_1,
+            "TLSv1.2" => SslOptions::NO_TLSV1_2,
+            _ => SslOptions::NO_TLSV1_3,
+        };
+    }
+    o
+}
+
+/// A connection's two ends as the transports use them, and the handle of its reply deadline.
+pub struct Halves {
+    pub reader: Box<dyn Read + Send>,
+    pub writer: Box<dyn Write + Send>,
+    pub deadline: Deadline,
+}
+
+/// Sets `stream` up for an RPC connection ([`patient_reader`]) and, with TLS, runs the
+/// handshake (for at most [`HANDSHAKE_TIMEOUT`]).
+pub fn open(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Result<Halves> {
+    let (patient, deadline) = patient_reader(&stream, stop)?;
+    let plain = PatientStream {
+        reader: patient,
+        writer: stream,
+    };
+    let tls = match security {
+        Security::Plain => {
+            return Ok(Halves {
+                reader: Box::new(plain.reader),
+                writer: Box::new(plain.writer),
+                deadline,
+            });
+        }
+        Security::Server(acceptor) => {
+            deadline.set(Some(HANDSHAKE_TIMEOUT));
+            acceptor.accept(plain).map_err(|e| {
+                let text = format!("TLS handshake: {e}");
+                // A peer that closed before saying anything: a port probe or a health check.
+                if text.ends_with("unexpected EOF") {
+                    io::Error::new(ErrorKind::UnexpectedEof, text)
+                } else {
+                    io::Error::other(text)
+                }
+            })?
+        }
+        Security::Client { connector, host } => {
+            deadline.set(Some(HANDSHAKE_TIMEOUT));
+            connector
+                .configure()
+                .map_err(io::Error::other)?
+                .verify_hostname(false)
+                .use_server_name_indication(host.parse::<std::net::IpAddr>().is_err())
+                .connect(host, plain)
+                .map_err(|e| io::Error::other(format!("TLS handshake with {host}: {e}")))?
+        }
+    };
+    deadline.set(None);
+    let shared = Arc::new(Mutex::new(tls));
+    Ok(Halves {
+        reader: Box::new(TlsHalf(shared.clone())),
+        writer: Box::new(TlsHalf(shared)),
+        deadline,
+    })
+}
+
+/// What TLS runs over: reads that sit out the socket's polling timeouts, so OpenSSL never
+/// sees one mid-record, and plain writes.
+struct PatientStream {
+    reader: PatientReader,
+    writer: TcpStream,
+}
+
+// Handshake errors print their stream.
+impl std::fmt::Debug for PatientStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatientStream")
+            .field("peer", &self.writer.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl Read for PatientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl Write for PatientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// The reading or the writing end of one TLS stream. A connection is read and written by
+/// one thread at a time (a request, then its reply), so the lock is never contended.
+struct TlsHalf(Arc<Mutex<SslStream<PatientStream>>>);
+
+impl Read for TlsHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.lock().read(buf)
+    }
+}
+
+impl Write for TlsHalf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().flush()
+    }
 }

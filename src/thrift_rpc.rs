@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use crate::event::{Event, Headers};
 pub use crate::rpc_connection::FrameError;
-use crate::rpc_connection::{Deadline, PatientReader, patient_reader};
+use crate::rpc_connection::{Deadline, Halves, Security, open};
 use crate::stop::StopFlag;
 
 /// The largest frame read: the largest Flume's source reads (`TFastFramedTransport`'s
@@ -911,18 +911,22 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Fram
 
 /// One framed Thrift connection.
 pub struct Transport {
-    reader: BufReader<PatientReader>,
-    writer: TcpStream,
+    reader: BufReader<Box<dyn Read + Send>>,
+    writer: Box<dyn Write + Send>,
     deadline: Deadline,
 }
 
 impl Transport {
-    /// Reads give up when `stop` is set.
-    pub fn new(stream: TcpStream, stop: StopFlag) -> io::Result<Transport> {
-        let (patient, deadline) = patient_reader(&stream, stop)?;
+    /// Inside TLS when `security` says so; reads give up when `stop` is set.
+    pub fn new(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Result<Transport> {
+        let Halves {
+            reader,
+            writer,
+            deadline,
+        } = open(stream, security, stop)?;
         Ok(Transport {
-            reader: BufReader::new(patient),
-            writer: stream,
+            reader: BufReader::new(reader),
+            writer,
             deadline,
         })
     }

@@ -55,7 +55,7 @@ fn config_errors_name_file_line_and_key() {
         (
             source,
             ("4141\n", "4141\na.sources.r1.ssl = true\n"),
-            "flume.properties:11: a.sources.r1.ssl: TLS is not supported",
+            "flume.properties:7: a.sources.r1.keystore: missing: ssl = true needs",
         ),
         (
             source,
@@ -74,8 +74,11 @@ fn config_errors_name_file_line_and_key() {
         ),
         (
             sink,
-            ("4141\n", "4141\na.sinks.k1.ssl = true\n"),
-            "flume.properties:11: a.sinks.k1.ssl: TLS is not supported",
+            (
+                "4141\n",
+                "4141\na.sinks.k1.ssl = true\na.sinks.k1.truststore = /no/such.jks\n",
+            ),
+            "flume.properties:12: a.sinks.k1.truststore: Java JKS truststore /no/such.jks: cannot read it",
         ),
         (
             sink,

@@ -1,6 +1,7 @@
 //! The keys of the `avro` source (Flume's AvroSource) and the `avro` sink (Flume's AvroSink),
 //! which chain agents with Avro RPC (`avro_rpc`).
 
+use super::tls::{self, TlsServerConfig};
 use super::{ConfigError, RpcTarget, Section, parse_rpc_target, rpc_timeouts};
 
 #[derive(Clone, Debug)]
@@ -15,6 +16,8 @@ pub struct AvroSourceConfig {
     /// `ipFilter = true`: the `ipFilterRules`, first match decides; a client no rule matches is
     /// served (Netty's IpFilterRuleHandler). Empty: no filter.
     pub ip_filter: Vec<IpFilterRule>,
+    /// `ssl = true`: connections are TLS.
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// One of Flume's `ipFilterRules`: `allow|deny:ip|name:pattern`, `*` matching any run of
@@ -48,41 +51,6 @@ pub struct AvroSinkConfig {
     pub deflate_level: Option<u32>,
 }
 
-/// Flume's TLS keys: without `ssl = true` (which is refused) they mean nothing.
-const TLS_KEYS: &[&str] = &[
-    "keystore",
-    "keystore-password",
-    "keystore-type",
-    "truststore",
-    "truststore-password",
-    "truststore-type",
-    "trust-all-certs",
-    "exclude-protocols",
-    "include-protocols",
-    "exclude-cipher-suites",
-    "include-cipher-suites",
-];
-
-fn refuse_ssl(s: &Section, what: &str, notes: &mut Vec<String>) -> Result<(), ConfigError> {
-    if s.bool_or("ssl", false)? {
-        return Err(s.error(
-            Some("ssl"),
-            format!(
-                "TLS is not supported by weir's avro {what}: remove this key or set it to false \
-                 (tunnel the connection, e.g. through a VPN or stunnel, if it must be encrypted)"
-            ),
-        ));
-    }
-    for key in TLS_KEYS {
-        s.accept_without_effect(
-            key,
-            "weir's Avro RPC is plain TCP (ssl = true is refused)",
-            notes,
-        );
-    }
-    Ok(())
-}
-
 /// `compression-type`: whether it is `deflate` (else `none`).
 fn deflate(s: &Section) -> Result<bool, ConfigError> {
     match s
@@ -111,7 +79,7 @@ pub fn parse_avro_source(
             s.full("bind")
         ),
     )?;
-    refuse_ssl(s, "source", notes)?;
+    let tls = tls::server(s, notes)?;
     let ip_filter = if s.bool_or("ipFilter", false)? {
         let rules = s.required(
             "ipFilterRules",
@@ -135,6 +103,7 @@ pub fn parse_avro_source(
         max_connections: s.positive_or("threads", 1000)? as usize,
         deflate: deflate(s)?,
         ip_filter,
+        tls,
     })
 }
 
@@ -246,6 +215,7 @@ pub fn parse_rpc_client_props(
             connect_timeout,
             request_timeout,
             reset_connection_interval: None,
+            tls: None,
         });
     }
     for key in ["backoff", "maxBackoff", "host-selector", "max-attempts"] {
@@ -263,8 +233,7 @@ pub fn parse_avro_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(AvroSinkConfig, usize), ConfigError> {
-    let target = parse_rpc_target(s, "avro")?;
-    refuse_ssl(s, "sink", notes)?;
+    let target = parse_rpc_target(s, "avro", notes)?;
     let deflate_level = deflate_level(s, notes)?;
     s.accept_without_effect(
         "maxIoWorkers",
@@ -307,6 +276,7 @@ mod tests {
                     connect_timeout: Duration::from_secs(20),
                     request_timeout: Duration::from_secs(20),
                     reset_connection_interval: None,
+                    tls: None,
                 },
                 deflate_level: None,
             }
@@ -321,8 +291,10 @@ mod tests {
                 "t.properties:1: a.sinks.k1.port: missing",
             ),
             (
-                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.ssl = true\n",
-                "t.properties:3: a.sinks.k1.ssl: TLS is not supported",
+                "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.ssl = true\n\
+                 a.sinks.k1.truststore-type = BKS\na.sinks.k1.truststore = /etc/t.bks\n",
+                "t.properties:5: a.sinks.k1.truststore: Java BKS truststore /etc/t.bks: a BKS \
+                 store, which weir cannot read",
             ),
             (
                 "a.sinks.k1.hostname = h\na.sinks.k1.port = 1\na.sinks.k1.compression-type = lz4\n",

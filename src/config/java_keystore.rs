@@ -50,6 +50,7 @@ pub struct Pem {
 }
 
 /// A private key and its certificate chain, leaf first.
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyPem {
     pub alias: String,
     /// PKCS#8, not encrypted.

@@ -31,6 +31,7 @@ mod spooldir;
 mod syslog;
 mod taildir;
 mod thrift;
+mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -57,6 +58,7 @@ pub use spooldir::*;
 pub use syslog::*;
 pub use taildir::*;
 pub use thrift::*;
+pub use tls::{Protocols, TlsClientConfig, TlsServerConfig};
 
 /// A configuration error, printed as `FILE:LINE: KEY: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,10 @@
-//! Where an RPC sink (`avro`, `thrift`) sends its batches and how long it waits: the keys
-//! Flume's AvroSink and ThriftSink share (`hostname`, `port`, `connect-timeout`,
-//! `request-timeout`, `reset-connection-interval`).
+//! Where an RPC sink (`avro`, `thrift`) sends its batches, how long it waits and whether over
+//! TLS: the keys Flume's AvroSink and ThriftSink share (`hostname`, `port`, `connect-timeout`,
+//! `request-timeout`, `reset-connection-interval`, `ssl` and its keys, see `tls`).
 
 use std::time::Duration;
 
+use super::tls::{self, TlsClientConfig};
 use super::{ConfigError, Section};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct RpcTarget {
     /// Drop and re-make the connection this often (Flume `reset-connection-interval`, seconds;
     /// unset or 0: never).
     pub reset_connection_interval: Option<Duration>,
+    /// `ssl = true`: TLS to the target.
+    pub tls: Option<TlsClientConfig>,
 }
 
 impl RpcTarget {
@@ -31,7 +34,11 @@ impl RpcTarget {
 /// The target of a sink whose downstream end is a `kind` (avro, thrift) source. Flume reads
 /// `reset-connection-interval`; its user guide names it `connection-reset-interval` for the
 /// thrift sink (which Flume then ignores): weir honours either.
-pub(super) fn parse_rpc_target(s: &Section, kind: &str) -> Result<RpcTarget, ConfigError> {
+pub(super) fn parse_rpc_target(
+    s: &Section,
+    kind: &str,
+    notes: &mut Vec<String>,
+) -> Result<RpcTarget, ConfigError> {
     let hostname = s.required(
         "hostname",
         &format!(
@@ -62,6 +69,7 @@ pub(super) fn parse_rpc_target(s: &Section, kind: &str) -> Result<RpcTarget, Con
         connect_timeout,
         request_timeout,
         reset_connection_interval: (!reset.is_zero()).then_some(reset),
+        tls: tls::client(s, notes)?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The keys of the `thrift` source (Flume's ThriftSource) and the `thrift` sink (Flume's
 //! ThriftSink), which carry events over Thrift RPC (`thrift_rpc`).
 
+use super::tls::{self, TlsServerConfig};
 use super::{ConfigError, RpcTarget, Section, parse_rpc_target};
 use crate::thrift_rpc::Protocol;
 
@@ -12,6 +13,8 @@ pub struct ThriftSourceConfig {
     /// Flume, 1000 in weir). A connection past it is closed at once.
     pub max_connections: usize,
     pub protocol: Protocol,
+    /// `ssl = true`: connections are TLS.
+    pub tls: Option<TlsServerConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,32 +35,25 @@ fn protocol(s: &Section) -> Result<Protocol, ConfigError> {
     }
 }
 
-/// Refuses `ssl = true` and `kerberos = true`; the keys that only mean something with them are
-/// accepted without effect.
-fn refuse_security(
+/// Refuses `kerberos = true`; the keys that only mean something with it are accepted without
+/// effect.
+fn refuse_kerberos(
     s: &Section,
     what: &str,
     keys: &[&str],
     notes: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
-    for (key, name) in [("ssl", "TLS"), ("kerberos", "Kerberos (SASL)")] {
-        if s.bool_or(key, false)? {
-            return Err(s.error(
-                Some(key),
-                format!(
-                    "{name} is not supported by weir's thrift {what}: remove this key or set it \
-                     to false (tunnel the connection, e.g. through a VPN or stunnel, if it must \
-                     be protected)"
-                ),
-            ));
-        }
+    if s.bool_or("kerberos", false)? {
+        return Err(s.error(
+            Some("kerberos"),
+            format!(
+                "Kerberos (SASL) is not supported by weir's thrift {what}: remove this key or \
+                 set it to false (use ssl = true to protect the connection)"
+            ),
+        ));
     }
     for key in keys {
-        s.accept_without_effect(
-            key,
-            "weir's Thrift RPC is plain TCP (ssl = true and kerberos = true are refused)",
-            notes,
-        );
+        s.accept_without_effect(key, "kerberos is not true", notes);
     }
     Ok(())
 }
@@ -74,20 +70,8 @@ pub fn parse_thrift_source(
             s.full("bind")
         ),
     )?;
-    refuse_security(
-        s,
-        "source",
-        &[
-            "keystore",
-            "keystore-password",
-            "keystore-type",
-            "keymanager-type",
-            "exclude-protocols",
-            "agent-principal",
-            "agent-keytab",
-        ],
-        notes,
-    )?;
+    refuse_kerberos(s, "source", &["agent-principal", "agent-keytab"], notes)?;
+    let tls = tls::server(s, notes)?;
     // Flume: 0 or less means no limit.
     let threads = s.parse_or::<i64>("threads", 0, "a whole number")?;
     Ok(ThriftSourceConfig {
@@ -95,6 +79,7 @@ pub fn parse_thrift_source(
         port,
         max_connections: if threads <= 0 { 1000 } else { threads as usize },
         protocol: protocol(s)?,
+        tls,
     })
 }
 
@@ -103,22 +88,13 @@ pub fn parse_thrift_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(ThriftSinkConfig, usize), ConfigError> {
-    let target = parse_rpc_target(s, "thrift")?;
-    refuse_security(
+    refuse_kerberos(
         s,
         "sink",
-        &[
-            "truststore",
-            "truststore-password",
-            "truststore-type",
-            "trust-all-certs",
-            "exclude-protocols",
-            "client-principal",
-            "client-keytab",
-            "server-principal",
-        ],
+        &["client-principal", "client-keytab", "server-principal"],
         notes,
     )?;
+    let target = parse_rpc_target(s, "thrift", notes)?;
     s.accept_without_effect(
         "maxConnections",
         "each thrift sink has one connection, used by the sink's own thread",
@@ -160,6 +136,7 @@ mod tests {
                     connect_timeout: Duration::from_secs(20),
                     request_timeout: Duration::from_secs(20),
                     reset_connection_interval: None,
+                    tls: None,
                 },
                 protocol: Protocol::Compact,
             }
@@ -202,7 +179,7 @@ mod tests {
             (
                 "a.sources.r1.bind = h\na.sources.r1.port = 1\na.sources.r1.ssl = true\n",
                 "a.sources.r1.",
-                "t.properties:3: a.sources.r1.ssl: TLS is not supported",
+                "t.properties:1: a.sources.r1.keystore: missing: ssl = true needs",
             ),
             (
                 "a.sources.r1.bind = h\na.sources.r1.port = 1\na.sources.r1.protocol = json\n",

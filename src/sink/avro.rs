@@ -21,7 +21,7 @@ use crate::avro_rpc::{
 };
 use crate::config::AvroSinkConfig;
 use crate::event::Event;
-use crate::rpc_connection;
+use crate::rpc_connection::{self, Security};
 use crate::stop::StopFlag;
 
 pub struct AvroSink {
@@ -30,6 +30,9 @@ pub struct AvroSink {
     stop: StopFlag,
     counters: Arc<SinkCounters>,
     conn: Option<Connection>,
+    /// From the config's TLS settings; an error (unlikely: the stores were read with the
+    /// config) fails every delivery with its message.
+    security: Result<Security, String>,
 }
 
 struct Connection {
@@ -47,12 +50,15 @@ impl AvroSink {
         stop: StopFlag,
         counters: Arc<SinkCounters>,
     ) -> AvroSink {
+        let security = Security::client(config.target.tls.as_ref(), &config.target.hostname)
+            .map_err(|e| format!("{e:#}"));
         AvroSink {
             name: name.to_owned(),
             config,
             stop,
             counters,
             conn: None,
+            security,
         }
     }
 
@@ -63,9 +69,18 @@ impl AvroSink {
     /// Connects to the target (the first of its addresses that answers within
     /// `connect-timeout`).
     fn connect(&self) -> anyhow::Result<Connection> {
+        let security = self
+            .security
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?;
         let (stream, addr) = rpc_connection::connect(&self.config.target)?;
-        let transport = Transport::new(stream, self.config.deflate_level, self.stop.clone())
-            .with_context(|| format!("cannot set up the connection to {addr}"))?;
+        let transport = Transport::new(
+            stream,
+            security,
+            self.config.deflate_level,
+            self.stop.clone(),
+        )
+        .with_context(|| format!("cannot set up the connection to {addr}"))?;
         tracing::info!(sink = %self.name, peer = %addr, "connected");
         Ok(Connection {
             transport,
@@ -187,6 +202,7 @@ mod tests {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout,
                 reset_connection_interval: None,
+                tls: None,
             },
             deflate_level: None,
         }

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use super::{Sink, SinkCounters};
 use crate::config::ThriftSinkConfig;
 use crate::event::Event;
-use crate::rpc_connection;
+use crate::rpc_connection::{self, Security};
 use crate::stop::StopFlag;
 use crate::thrift_rpc::{
     FrameError, MAX_FRAME_BYTES, Status, Transport, append_batch_call, read_reply,
@@ -30,6 +30,9 @@ pub struct ThriftSink {
     stop: StopFlag,
     counters: Arc<SinkCounters>,
     conn: Option<Connection>,
+    /// From the config's TLS settings; an error (unlikely: the stores were read with the
+    /// config) fails every delivery with its message.
+    security: Result<Security, String>,
 }
 
 struct Connection {
@@ -46,12 +49,15 @@ impl ThriftSink {
         stop: StopFlag,
         counters: Arc<SinkCounters>,
     ) -> ThriftSink {
+        let security = Security::client(config.target.tls.as_ref(), &config.target.hostname)
+            .map_err(|e| format!("{e:#}"));
         ThriftSink {
             name: name.to_owned(),
             config,
             stop,
             counters,
             conn: None,
+            security,
         }
     }
 
@@ -62,8 +68,12 @@ impl ThriftSink {
     /// Connects to the target (the first of its addresses that answers within
     /// `connect-timeout`).
     fn connect(&self) -> anyhow::Result<Connection> {
+        let security = self
+            .security
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?;
         let (stream, addr) = rpc_connection::connect(&self.config.target)?;
-        let transport = Transport::new(stream, self.stop.clone())
+        let transport = Transport::new(stream, security, self.stop.clone())
             .with_context(|| format!("cannot set up the connection to {addr}"))?;
         tracing::info!(sink = %self.name, peer = %addr, "connected");
         Ok(Connection {
@@ -163,6 +173,7 @@ mod tests {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout,
                 reset_connection_interval: None,
+                tls: None,
             },
             protocol: Protocol::Compact,
         }

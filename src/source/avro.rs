@@ -6,6 +6,7 @@
 //! frame that is not Avro RPC, or a handshake that cannot be read, closes that connection with
 //! a log line naming the client, and nothing else.
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
 use crate::config::{AvroSourceConfig, IpFilterRule};
+use crate::rpc_connection::Security;
 
 /// The zlib level of the source's replies under `compression-type = deflate` (Flume's
 /// AvroSource has no key for it and uses Netty's default, 6).
@@ -27,6 +29,7 @@ pub struct AvroSource {
     name: String,
     config: AvroSourceConfig,
     listener: Option<TcpListener>,
+    security: Security,
 }
 
 impl AvroSource {
@@ -35,6 +38,7 @@ impl AvroSource {
             name: name.to_owned(),
             config,
             listener: None,
+            security: Security::Plain,
         }
     }
 
@@ -46,8 +50,10 @@ impl AvroSource {
 
 impl Source for AvroSource {
     fn start(&mut self) -> anyhow::Result<()> {
+        self.security = Security::server(self.config.tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("source {}: cannot set up TLS: {e:#}", self.name))?;
         let listener = listen_tcp(&self.name, &self.config.bind, self.config.port)?;
-        tracing::info!(source = %self.name, addr = %listener.local_addr()?, "avro source listening");
+        tracing::info!(source = %self.name, addr = %listener.local_addr()?, tls = self.config.tls.is_some(), "avro source listening");
         self.listener = Some(listener);
         Ok(())
     }
@@ -58,6 +64,7 @@ impl Source for AvroSource {
             return;
         };
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
+        let security = self.security.clone();
         let responder = Arc::new(Responder::new());
         serve_clients(
             &self.name,
@@ -73,7 +80,9 @@ impl Source for AvroSource {
                     tracing::warn!(source = %name, %peer, rule, "connection refused by ipFilterRules");
                     return;
                 }
-                serve(&name, stream, peer, &cfg, &processor, &responder, &st)
+                serve(
+                    &name, stream, peer, &cfg, &security, &processor, &responder, &st,
+                )
             },
         );
     }
@@ -90,25 +99,38 @@ fn denied_by(rules: &[IpFilterRule], ip: IpAddr) -> Option<&str> {
 }
 
 /// Serves one client until it leaves, sends something that is not Avro RPC, or the agent stops.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     name: &str,
     stream: TcpStream,
     peer: SocketAddr,
     cfg: &AvroSourceConfig,
+    security: &Security,
     processor: &ChannelProcessor,
     responder: &Responder,
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut transport =
-        match Transport::new(stream, cfg.deflate.then_some(REPLY_LEVEL), stop.clone()) {
-            Ok(t) => t,
-            Err(e) => {
+    let mut transport = match Transport::new(
+        stream,
+        security,
+        cfg.deflate.then_some(REPLY_LEVEL),
+        stop.clone(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            // A failed TLS handshake is a client set up wrongly (or not speaking TLS at all):
+            // worth the operator's eye, unlike a socket option that could not be set or a
+            // probe that connected and left.
+            if matches!(security, Security::Server(_)) && e.kind() != ErrorKind::UnexpectedEof {
+                tracing::warn!(source = name, %peer, error = %e, "cannot set up the connection");
+            } else {
                 tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
-                return;
             }
-        };
+            return;
+        }
+    };
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(source = name, %peer, "client connected");
     let mut conn = ServerConnection::default();

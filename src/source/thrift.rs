@@ -9,12 +9,14 @@
 //! header is not Thrift closes that connection with a log line, and nothing else. Each
 //! connection has its own thread (as netcat's).
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::config::ThriftSourceConfig;
+use crate::rpc_connection::Security;
 use crate::thrift_rpc::{FrameError, Status, Transport, serve as serve_call};
 
 /// How long a reply may wait for a client that does not read its replies before the connection
@@ -25,6 +27,7 @@ pub struct ThriftSource {
     name: String,
     config: ThriftSourceConfig,
     listener: Option<TcpListener>,
+    security: Security,
 }
 
 impl ThriftSource {
@@ -33,6 +36,7 @@ impl ThriftSource {
             name: name.to_owned(),
             config,
             listener: None,
+            security: Security::Plain,
         }
     }
 
@@ -44,8 +48,10 @@ impl ThriftSource {
 
 impl Source for ThriftSource {
     fn start(&mut self) -> anyhow::Result<()> {
+        self.security = Security::server(self.config.tls.as_ref())
+            .map_err(|e| anyhow::anyhow!("source {}: cannot set up TLS: {e:#}", self.name))?;
         let listener = listen_tcp(&self.name, &self.config.bind, self.config.port)?;
-        tracing::info!(source = %self.name, addr = %listener.local_addr()?, protocol = ?self.config.protocol, "thrift source listening");
+        tracing::info!(source = %self.name, addr = %listener.local_addr()?, protocol = ?self.config.protocol, tls = self.config.tls.is_some(), "thrift source listening");
         self.listener = Some(listener);
         Ok(())
     }
@@ -56,6 +62,7 @@ impl Source for ThriftSource {
             return;
         };
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
+        let security = self.security.clone();
         serve_clients(
             &self.name,
             "thrift",
@@ -65,7 +72,7 @@ impl Source for ThriftSource {
             |_, peer| {
                 tracing::warn!(source = %self.name, %peer, "refusing connection: `threads` connections already open");
             },
-            move |stream, peer| serve(&name, stream, peer, &cfg, &processor, &st),
+            move |stream, peer| serve(&name, stream, peer, &cfg, &security, &processor, &st),
         );
     }
 }
@@ -77,15 +84,23 @@ fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     cfg: &ThriftSourceConfig,
+    security: &Security,
     processor: &ChannelProcessor,
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut transport = match Transport::new(stream, stop.clone()) {
+    let mut transport = match Transport::new(stream, security, stop.clone()) {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
+            // A failed TLS handshake is a client set up wrongly (or not speaking TLS at all):
+            // worth the operator's eye, unlike a socket option that could not be set or a
+            // probe that connected and left.
+            if matches!(security, Security::Server(_)) && e.kind() != ErrorKind::UnexpectedEof {
+                tracing::warn!(source = name, %peer, error = %e, "cannot set up the connection");
+            } else {
+                tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
+            }
             return;
         }
     };
@@ -164,6 +179,7 @@ mod tests {
                 port: 0,
                 max_connections: 4,
                 protocol,
+                tls: None,
             };
             let mut source = Box::new(ThriftSource::new("r1", config));
             source.start().unwrap();

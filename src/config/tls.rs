@@ -1,0 +1,379 @@
+//! Flume's TLS keys of the RPC components (avro and thrift sources and sinks): `ssl`, the
+//! source's `keystore*`, the sink's `truststore*` and `trust-all-certs`, and the protocol and
+//! cipher suite filters, with Flume 1.9's global settings (`FLUME_SSL_*` environment
+//! variables) where a component sets none. The stores are read here ([`super::java_keystore`]),
+//! so a wrong password or a damaged store stops the start with the key and line.
+
+use std::path::Path;
+
+use super::java_keystore::{self, KeyPem};
+use super::{ConfigError, Section};
+
+/// A TLS server's settings (`ssl = true` on a source).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsServerConfig {
+    pub key: KeyPem,
+    pub protocols: Protocols,
+}
+
+/// A TLS client's settings (`ssl = true` on a sink).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsClientConfig {
+    /// The trusted certificates (PEM); `None`: the system's (Java: its default trust store).
+    pub trusted: Option<String>,
+    /// `trust-all-certs`: the server's certificate is not checked at all.
+    pub trust_all: bool,
+    pub protocols: Protocols,
+}
+
+/// The TLS versions a connection may use, after Flume's include and exclude lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Protocols {
+    /// Versions not to offer, in Java's names (`TLSv1`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`).
+    pub excluded: Vec<&'static str>,
+}
+
+/// The TLS versions Java names that a connection can use; SSLv3 is always excluded (Flume
+/// excludes it whatever the configuration says, and OpenSSL no longer speaks it).
+const VERSIONS: [&str; 4] = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+/// Flume 1.9's global TLS settings, where a component sets none of its own.
+fn global(name: &str) -> Option<String> {
+    std::env::var(format!("FLUME_SSL_{name}"))
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A component key, else the global setting `env`.
+fn key_or_global(
+    s: &Section,
+    key: &str,
+    env: &str,
+    globals: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    s.string(key).or_else(|| globals(env))
+}
+
+/// The TLS settings of a source, if `ssl = true`.
+pub fn server(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<Option<TlsServerConfig>, ConfigError> {
+    server_with(s, notes, &global)
+}
+
+fn server_with(
+    s: &Section,
+    notes: &mut Vec<String>,
+    globals: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsServerConfig>, ConfigError> {
+    if !s.bool_or("ssl", false)? {
+        for key in [
+            "keystore",
+            "keystore-password",
+            "keystore-type",
+            "exclude-protocols",
+            "include-protocols",
+            "exclude-cipher-suites",
+            "include-cipher-suites",
+            "keymanager-type",
+        ] {
+            s.accept_without_effect(key, "ssl is not true", notes);
+        }
+        return Ok(None);
+    }
+    s.accept_without_effect(
+        "keymanager-type",
+        "the key store is read by weir itself, not by a Java key manager",
+        notes,
+    );
+    let Some(path) = key_or_global(s, "keystore", "KEYSTORE_PATH", globals) else {
+        return Err(s.error(
+            Some("keystore"),
+            format!(
+                "missing: ssl = true needs `{}` (the server's Java key store) or \
+                 FLUME_SSL_KEYSTORE_PATH",
+                s.full("keystore")
+            ),
+        ));
+    };
+    let password = key_or_global(s, "keystore-password", "KEYSTORE_PASSWORD", globals);
+    let configured = key_or_global(s, "keystore-type", "KEYSTORE_TYPE", globals);
+    let store_type = store_type(configured.as_deref());
+    let pem = java_keystore::read(Path::new(&path), &store_type, password.as_deref(), None)
+        .map_err(|e| {
+            s.error(
+                Some("keystore"),
+                format!("Java {store_type} keystore {path}: {e}"),
+            )
+        })?;
+    let Some(key) = pem.key else {
+        return Err(s.error(
+            Some("keystore"),
+            format!("Java {store_type} keystore {path} holds no private key"),
+        ));
+    };
+    Ok(Some(TlsServerConfig {
+        key,
+        protocols: protocols(s, notes, globals)?,
+    }))
+}
+
+/// The TLS settings of a sink, if `ssl = true`.
+pub fn client(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<Option<TlsClientConfig>, ConfigError> {
+    client_with(s, notes, &global)
+}
+
+fn client_with(
+    s: &Section,
+    notes: &mut Vec<String>,
+    globals: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsClientConfig>, ConfigError> {
+    if !s.bool_or("ssl", false)? {
+        for key in [
+            "truststore",
+            "truststore-password",
+            "truststore-type",
+            "trust-all-certs",
+            "exclude-protocols",
+            "include-protocols",
+            "exclude-cipher-suites",
+            "include-cipher-suites",
+        ] {
+            s.accept_without_effect(key, "ssl is not true", notes);
+        }
+        return Ok(None);
+    }
+    let trust_all = s.bool_or("trust-all-certs", false)?;
+    let trusted = match key_or_global(s, "truststore", "TRUSTSTORE_PATH", globals) {
+        _ if trust_all => {
+            for key in ["truststore", "truststore-password", "truststore-type"] {
+                s.accept_without_effect(key, "trust-all-certs is true", notes);
+            }
+            None
+        }
+        None => None,
+        Some(path) => {
+            let password = key_or_global(s, "truststore-password", "TRUSTSTORE_PASSWORD", globals);
+            let configured = key_or_global(s, "truststore-type", "TRUSTSTORE_TYPE", globals);
+            let store_type = store_type(configured.as_deref());
+            let pem = java_keystore::read(Path::new(&path), &store_type, password.as_deref(), None)
+                .map_err(|e| {
+                    s.error(
+                        Some("truststore"),
+                        format!("Java {store_type} truststore {path}: {e}"),
+                    )
+                })?;
+            if pem.trusted.is_empty() {
+                return Err(s.error(
+                    Some("truststore"),
+                    format!("Java {store_type} truststore {path} holds no trusted certificate"),
+                ));
+            }
+            Some(pem.trusted)
+        }
+    };
+    Ok(Some(TlsClientConfig {
+        trusted,
+        trust_all,
+        protocols: protocols(s, notes, globals)?,
+    }))
+}
+
+/// Flume's store types: JKS by default; PKCS12 and JKS are read.
+fn store_type(configured: Option<&str>) -> String {
+    configured.unwrap_or("JKS").trim().to_ascii_uppercase()
+}
+
+/// `include-protocols` and `exclude-protocols` (space-separated Java names), and the cipher
+/// suite lists, which are noted: OpenSSL's default suites hold none of the weak ones (RC4,
+/// 3DES, export, NULL) such lists exist to keep out.
+fn protocols(
+    s: &Section,
+    notes: &mut Vec<String>,
+    globals: &dyn Fn(&str) -> Option<String>,
+) -> Result<Protocols, ConfigError> {
+    let list = |key: &str, env: &str| -> Result<Option<Vec<&'static str>>, ConfigError> {
+        let Some(text) = key_or_global(s, key, env, globals) else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for name in text.split([' ', ',']).filter(|n| !n.is_empty()) {
+            match name {
+                "SSLv3" | "SSLv2Hello" | "SSLv2" => {}
+                _ => match VERSIONS.iter().find(|v| v.eq_ignore_ascii_case(name)) {
+                    Some(v) => out.push(*v),
+                    None => {
+                        return Err(s.error(
+                            Some(key),
+                            format!(
+                                "'{name}' is not a TLS version; Java's names are {}",
+                                VERSIONS.join(", ")
+                            ),
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(Some(out))
+    };
+    let include = list("include-protocols", "INCLUDE_PROTOCOLS")?;
+    let exclude = list("exclude-protocols", "EXCLUDE_PROTOCOLS")?.unwrap_or_default();
+    let excluded: Vec<&'static str> = VERSIONS
+        .into_iter()
+        .filter(|v| exclude.contains(v) || include.as_ref().is_some_and(|i| !i.contains(v)))
+        .collect();
+    if excluded.len() == VERSIONS.len() {
+        return Err(s.error(
+            Some(if include.is_some() {
+                "include-protocols"
+            } else {
+                "exclude-protocols"
+            }),
+            "no TLS version is left to use".into(),
+        ));
+    }
+    for key in ["include-cipher-suites", "exclude-cipher-suites"] {
+        s.accept_without_effect(
+            key,
+            "OpenSSL's default cipher suites apply, which hold none of the weak ones (RC4, \
+             3DES, export, NULL)",
+            notes,
+        );
+    }
+    Ok(Protocols { excluded })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Properties;
+
+    fn stores() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores")
+    }
+
+    /// `server_with` or `client_with`.
+    type Reader<T> =
+        fn(&Section, &mut Vec<String>, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
+
+    fn parse<T>(
+        text: &str,
+        globals: &[(&str, &str)],
+        f: Reader<T>,
+    ) -> Result<(T, Vec<String>), String> {
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let mut notes = Vec::new();
+        let g = |name: &str| {
+            globals
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        f(&s, &mut notes, &g)
+            .map(|c| (c, notes))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_server_reads_its_key_store() {
+        let text = format!(
+            "a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+             a.sources.r1.keystore-password = store-pass\na.sources.r1.keystore-type = PKCS12\n\
+             a.sources.r1.exclude-protocols = SSLv3 TLSv1 TLSv1.1\n",
+            stores().join("keystore.p12").display()
+        );
+        let (c, notes) = parse(&text, &[], server_with).unwrap();
+        let c = c.expect("ssl = true");
+        assert!(c.key.key.contains("PRIVATE KEY"));
+        assert_eq!(c.protocols.excluded, ["TLSv1", "TLSv1.1"]);
+        assert!(notes.is_empty(), "{notes:?}");
+        // Off: the keys are noted, nothing is read.
+        let (c, notes) = parse("a.sources.r1.keystore = /nowhere.jks\n", &[], server_with).unwrap();
+        assert!(c.is_none());
+        assert!(notes[0].contains("ssl is not true"), "{notes:?}");
+    }
+
+    #[test]
+    fn the_global_settings_stand_in_for_missing_keys() {
+        let ks = stores().join("keystore.p12").display().to_string();
+        let globals = [
+            ("KEYSTORE_PATH", ks.as_str()),
+            ("KEYSTORE_PASSWORD", "store-pass"),
+            ("KEYSTORE_TYPE", "pkcs12"),
+            ("INCLUDE_PROTOCOLS", "TLSv1.3"),
+        ];
+        let (c, _) = parse("a.sources.r1.ssl = true\n", &globals, server_with).unwrap();
+        let c = c.expect("ssl = true");
+        assert_eq!(c.protocols.excluded, ["TLSv1", "TLSv1.1", "TLSv1.2"]);
+        // The component's own key wins.
+        let e = parse(
+            "a.sources.r1.ssl = true\na.sources.r1.keystore-password = wrong\n",
+            &globals,
+            server_with,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.properties:1: a.sources.r1.keystore: Java PKCS12 keystore")
+                && e.contains("PKCS#12"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_client_reads_its_trust_store_or_trusts_all() {
+        let text = format!(
+            "a.sources.r1.ssl = true\na.sources.r1.truststore = {}\n\
+             a.sources.r1.truststore-password = trust-pass\n",
+            stores().join("truststore.jks").display()
+        );
+        let (c, _) = parse(&text, &[], client_with).unwrap();
+        let c = c.expect("ssl = true");
+        let ca = std::fs::read_to_string(stores().join("ca.pem")).unwrap();
+        assert_eq!(c.trusted.as_deref(), Some(ca.as_str()));
+        assert!(!c.trust_all);
+        let (c, _) = parse("a.sources.r1.ssl = true\n", &[], client_with).unwrap();
+        assert_eq!(c.expect("ssl").trusted, None, "the system's trust store");
+        let (c, notes) = parse(
+            &format!("{text}a.sources.r1.trust-all-certs = true\n"),
+            &[],
+            client_with,
+        )
+        .unwrap();
+        let c = c.expect("ssl = true");
+        assert!(c.trust_all && c.trusted.is_none());
+        assert!(notes.iter().any(|n| n.contains("trust-all-certs is true")));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = parse("a.sources.r1.ssl = true\n", &[], server_with).unwrap_err();
+        assert!(e.contains("keystore: missing"), "{e}");
+        let text = format!(
+            "a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+             a.sources.r1.keystore-password = trust-pass\n",
+            stores().join("truststore.jks").display()
+        );
+        let e = parse(&text, &[], server_with).unwrap_err();
+        assert!(e.ends_with("holds no private key"), "{e}");
+        let e = parse(
+            "a.sources.r1.ssl = true\na.sources.r1.include-protocols = TLSv1.4\n",
+            &[],
+            client_with,
+        )
+        .unwrap_err();
+        assert!(e.contains("'TLSv1.4' is not a TLS version"), "{e}");
+        let e = parse(
+            "a.sources.r1.ssl = true\n\
+             a.sources.r1.exclude-protocols = TLSv1 TLSv1.1 TLSv1.2 TLSv1.3\n",
+            &[],
+            client_with,
+        )
+        .unwrap_err();
+        assert!(e.contains("no TLS version is left"), "{e}");
+    }
+}

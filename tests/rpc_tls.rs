@@ -1,0 +1,188 @@
+//! Agents chained over TLS (`ssl = true`) with the Java key and trust stores a Flume config
+//! names: the avro and thrift pairs deliver every line, the source with a JKS or PKCS#12 key
+//! store, the sink with a JKS trust store, or with `trust-all-certs`, or with the global
+//! `FLUME_SSL_TRUSTSTORE_*` settings. A sink trusting another CA, or speaking plain TCP to a
+//! TLS source, delivers nothing, and the logs say why. A standard TLS client (OpenSSL's
+//! `s_client`) completes a handshake with the source.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::*;
+
+fn store(name: &str) -> String {
+    java_stores().join(name).display().to_string()
+}
+
+fn source_tls(keystore: &str) -> String {
+    format!(
+        "a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+         a.sources.r1.keystore-password = store-pass\n",
+        store(keystore)
+    )
+}
+
+fn sink_tls(truststore: &str) -> String {
+    format!(
+        "a.sinks.k1.ssl = true\na.sinks.k1.truststore = {}\n\
+         a.sinks.k1.truststore-password = trust-pass\n",
+        store(truststore)
+    )
+}
+
+#[test]
+fn avro_agents_chained_over_tls_deliver_every_line() {
+    chain_delivers_every_line_with_its_headers(
+        "avro",
+        "org.apache.flume.sink.AvroSink",
+        &source_tls("server.jks"),
+        &sink_tls("truststore.jks"),
+    );
+}
+
+#[test]
+fn avro_over_tls_with_compression_and_a_pkcs12_key_store() {
+    chain_delivers_every_line_with_its_headers(
+        "avro",
+        "avro",
+        &format!(
+            "{}a.sources.r1.keystore-type = PKCS12\na.sources.r1.compression-type = deflate\n",
+            source_tls("server.p12")
+        ),
+        "a.sinks.k1.ssl = true\na.sinks.k1.trust-all-certs = true\n\
+         a.sinks.k1.compression-type = deflate\n",
+    );
+}
+
+#[test]
+fn thrift_agents_chained_over_tls_deliver_every_line() {
+    chain_delivers_every_line_with_its_headers(
+        "thrift",
+        "org.apache.flume.sink.ThriftSink",
+        &source_tls("server.jks"),
+        &sink_tls("truststore.jks"),
+    );
+}
+
+/// Flume 1.9's global settings: the sink's trust store from the environment.
+#[test]
+fn the_sink_takes_its_trust_store_from_flumes_environment_variables() {
+    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (netcat_port, rpc_port) = (free_port(), free_port());
+    let down_cfg = chain_downstream(down_dir.path(), "avro", rpc_port, &source_tls("server.jks"));
+    let _down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down.log");
+    let up_cfg = chain_upstream(
+        up_dir.path(),
+        "avro",
+        netcat_port,
+        rpc_port,
+        "a.sinks.k1.ssl = true\n",
+    );
+    let log = std::fs::File::create(up_dir.path().join("up.log")).unwrap();
+    let truststore = store("truststore.jks");
+    let args = [
+        OsStr::new("-f"),
+        up_cfg.as_os_str(),
+        OsStr::new("-n"),
+        OsStr::new("a"),
+    ];
+    let _up = Agent::start_env(
+        &up_cfg,
+        netcat_port,
+        &args,
+        Stdio::from(log),
+        &[
+            ("FLUME_SSL_TRUSTSTORE_PATH", OsStr::new(&truststore)),
+            ("FLUME_SSL_TRUSTSTORE_PASSWORD", OsStr::new("trust-pass")),
+        ],
+    );
+    let mut client = Client::new(netcat_port);
+    let lines: Vec<String> = (0..20).map(|i| format!("env-{i}")).collect();
+    for l in &lines {
+        assert!(client.send(l), "{l} not acknowledged");
+    }
+    wait_for_lines(down_dir.path(), &lines);
+}
+
+/// The upstream agent retries and delivers nothing; its log (and the downstream one's) says why.
+fn nothing_delivered(source_extra: &str, sink_extra: &str, up_logged: &str, down_logged: &str) {
+    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (netcat_port, rpc_port) = (free_port(), free_port());
+    let down_cfg = chain_downstream(down_dir.path(), "avro", rpc_port, source_extra);
+    let _down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down.log");
+    let up_cfg = chain_upstream(up_dir.path(), "avro", netcat_port, rpc_port, sink_extra);
+    let _up = chain_start(&up_cfg, netcat_port, up_dir.path(), "up.log");
+    let mut client = Client::new(netcat_port);
+    assert!(client.send("never-delivered"), "line not acknowledged");
+    let read = |dir: &std::path::Path, log: &str| {
+        std::fs::read_to_string(dir.join(log)).unwrap_or_default()
+    };
+    wait_until(&format!("{up_logged:?} in the upstream log"), || {
+        read(up_dir.path(), "up.log").contains(up_logged)
+    });
+    wait_until(&format!("{down_logged:?} in the downstream log"), || {
+        read(down_dir.path(), "down.log").contains(down_logged)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        delivered(down_dir.path()).is_empty(),
+        "delivered although TLS failed"
+    );
+}
+
+#[test]
+fn a_sink_trusting_another_ca_delivers_nothing() {
+    nothing_delivered(
+        &source_tls("server.jks"),
+        &sink_tls("other-truststore.jks"),
+        "certificate verify failed",
+        "alert unknown ca",
+    );
+}
+
+#[test]
+fn a_plain_sink_gets_nothing_through_a_tls_source() {
+    nothing_delivered(
+        &source_tls("server.jks"),
+        "",
+        "reading the reply from",
+        "TLS handshake: the handshake failed",
+    );
+}
+
+/// Any TLS client can talk to the source: OpenSSL's own client, verifying the certificate
+/// against the CA, completes a handshake.
+#[test]
+fn a_standard_tls_client_completes_a_handshake_with_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = chain_downstream(dir.path(), "thrift", port, &source_tls("server.p12"));
+    let cfg_text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "keystore-password",
+        "keystore-type = PKCS12\na.sources.r1.keystore-password",
+    );
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+            &store("ca.pem"),
+            "-verify_return_error",
+            "-brief",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client (the openssl CLI is needed)");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Verification: OK") && text.contains("CONNECTION ESTABLISHED"),
+        "{text}"
+    );
+}
