@@ -215,6 +215,7 @@ fn http(setup: &Setup) -> Case {
         handler: HttpHandler::Json,
         max_body_bytes: 16 * 1024 * 1024,
         max_connections: 100,
+        tls: None,
     };
     let mut source = HttpSource::new("r1", cfg.clone());
     source.start().expect("http source listens");

@@ -1,6 +1,7 @@
 //! Just enough HTTP/1.1 for weir's two HTTP servers, the http source and the metrics endpoint:
 //! read one request at a time from a connection (head parsed by `httparse`, body by
-//! Content-Length or chunked transfer coding) and write a small response.
+//! Content-Length or chunked transfer coding) and write a small response, over plain TCP or
+//! (the http source's `ssl = true`) TLS.
 //!
 //! Hand-written rather than tiny_http because tiny_http 0.12, its latest release, allocates a
 //! buffer the size of the *declared* Content-Length when a request's body is left unread: one
@@ -12,6 +13,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use openssl::ssl::{HandshakeError, SslAcceptor, SslStream};
 
 use crate::stop::{StopFlag, stopping};
 
@@ -26,6 +29,50 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_secs(2);
 /// How often a blocked read looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection's bytes: plain TCP, or TLS over it. The socket's read timeout (the polling
+/// interval) reaches a TLS read as `WouldBlock`, after which OpenSSL resumes the record where
+/// it left off, so both are polled the same way.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
 
 /// The parts of a request head the servers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +113,7 @@ pub enum ReadError {
 
 /// One client connection: the stream plus bytes read but not yet used.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     idle: Duration,
 }
@@ -80,14 +127,52 @@ impl Conn {
     /// A connection closed after `idle` without a byte from the client; a write that cannot
     /// proceed for `idle` fails too.
     pub fn with_idle_timeout(stream: TcpStream, idle: Duration) -> std::io::Result<Conn> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(POLL.min(idle)))?;
-        stream.set_write_timeout(Some(idle))?;
-        let _ = stream.set_nodelay(true);
+        prepare(&stream, idle)?;
         Ok(Conn {
-            stream,
+            stream: Stream::Plain(stream),
             buf: Vec::new(),
             idle,
+        })
+    }
+
+    /// A TLS connection with the default [`IDLE_TIMEOUT`], once the handshake has succeeded
+    /// (within [`HANDSHAKE_TIMEOUT`], unless the agent stops first). A peer that closed
+    /// before sending anything (a port probe) gives an `UnexpectedEof` error.
+    pub fn accept_tls(
+        stream: TcpStream,
+        acceptor: &SslAcceptor,
+        stop: &StopFlag,
+    ) -> std::io::Result<Conn> {
+        prepare(&stream, IDLE_TIMEOUT)?;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let mut attempt = acceptor.accept(stream);
+        let tls = loop {
+            match attempt {
+                Ok(tls) => break tls,
+                Err(HandshakeError::WouldBlock(mid)) => {
+                    if stopping(stop) || Instant::now() >= deadline {
+                        return Err(std::io::Error::new(
+                            ErrorKind::TimedOut,
+                            "TLS handshake: no progress in time",
+                        ));
+                    }
+                    attempt = mid.handshake();
+                }
+                Err(e) => {
+                    let text = format!("TLS handshake: {e}");
+                    let kind = if text.ends_with("unexpected EOF") {
+                        ErrorKind::UnexpectedEof
+                    } else {
+                        ErrorKind::Other
+                    };
+                    return Err(std::io::Error::new(kind, text));
+                }
+            }
+        };
+        Ok(Conn {
+            stream: Stream::Tls(Box::new(tls)),
+            buf: Vec::new(),
+            idle: IDLE_TIMEOUT,
         })
     }
 
@@ -328,11 +413,17 @@ impl Conn {
     /// input (a body not read after a refusal) is reset, and a reset can destroy the response
     /// before the client reads it. So stop sending, then read and discard for a moment first.
     pub fn linger_close(mut self, stop: &StopFlag) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        if let Stream::Tls(tls) = &mut self.stream {
+            // close_notify, so the client knows the response was complete.
+            let _ = tls.shutdown();
+        }
+        let _ = self.stream.tcp().shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + LINGER;
         let mut sink = [0u8; 16 * 1024];
+        // Raw bytes: with TLS, records after the close are only drained, not decrypted.
+        let mut tcp = self.stream.tcp();
         while Instant::now() < deadline && !stopping(stop) {
-            match self.stream.read(&mut sink) {
+            match tcp.read(&mut sink) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e)
@@ -349,6 +440,16 @@ impl Conn {
         self.stream.write_all(bytes)?;
         self.stream.flush()
     }
+}
+
+/// Blocking reads that time out every [`POLL`] (to watch the stop flag), writes that give up
+/// after `idle`, no Nagle delay.
+fn prepare(stream: &TcpStream, idle: Duration) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(POLL.min(idle)))?;
+    stream.set_write_timeout(Some(idle))?;
+    let _ = stream.set_nodelay(true);
+    Ok(())
 }
 
 /// Checks a parsed head and keeps what the servers need.

@@ -25,4 +25,5 @@ pub mod sink;
 pub mod source;
 pub mod stop;
 pub mod thrift_rpc;
+pub mod tls;
 pub mod wal;

@@ -1,8 +1,8 @@
 //! The TCP side that the avro and thrift RPC pairs share: a sink connecting to its target
 //! ([`connect`]), a socket reader that waits for the peer while watching the agent's stop
 //! flag and a reply deadline ([`patient_reader`]), and TLS over it when `ssl = true`
-//! ([`Security`], [`open`]: OpenSSL, the library librdkafka's TLS links too). The framing on
-//! top differs (`avro_rpc`, `thrift_rpc`); this does not.
+//! ([`Security`], [`open`]; the contexts come from [`crate::tls`]). The framing on top differs
+//! (`avro_rpc`, `thrift_rpc`); this does not.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -10,13 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use openssl::pkey::PKey;
-use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode};
-use openssl::x509::X509;
-use openssl::x509::store::X509StoreBuilder;
+use openssl::ssl::{SslAcceptor, SslConnector, SslStream};
 use parking_lot::Mutex;
 
-use crate::config::{Protocols, RpcTarget, TlsClientConfig, TlsServerConfig};
+use crate::config::{RpcTarget, TlsClientConfig, TlsServerConfig};
 use crate::stop::{StopFlag, stopping};
 
 /// Why a frame of an RPC connection could not be read.
@@ -144,63 +141,24 @@ pub enum Security {
 impl Security {
     /// A TLS server with the source's key (`None`: plain TCP).
     pub fn server(tls: Option<&TlsServerConfig>) -> anyhow::Result<Security> {
-        let Some(tls) = tls else {
-            return Ok(Security::Plain);
-        };
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-        let key = PKey::private_key_from_pem(tls.key.key.as_bytes())?;
-        let mut chain = X509::stack_from_pem(tls.key.chain.as_bytes())?.into_iter();
-        let leaf = chain
-            .next()
-            .context("the key store's key has no certificate")?;
-        b.set_private_key(&key)?;
-        b.set_certificate(&leaf)?;
-        for cert in chain {
-            b.add_extra_chain_cert(cert)?;
-        }
-        b.check_private_key()
-            .context("the key store's key does not match its certificate")?;
-        b.set_options(exclusions(&tls.protocols));
-        Ok(Security::Server(Arc::new(b.build())))
+        Ok(match tls {
+            None => Security::Plain,
+            Some(tls) => Security::Server(Arc::new(crate::tls::acceptor(tls)?)),
+        })
     }
 
     /// A TLS client of `host` (`None`: plain TCP). As Flume's sinks (Netty's SSLEngine with
     /// no endpoint identification), the server's certificate chain is checked against the
     /// trust store, not its host name: certificates that work with Flume work here.
     pub fn client(tls: Option<&TlsClientConfig>, host: &str) -> anyhow::Result<Security> {
-        let Some(tls) = tls else {
-            return Ok(Security::Plain);
-        };
-        let mut b = SslConnector::builder(SslMethod::tls_client())?;
-        if tls.trust_all {
-            b.set_verify(SslVerifyMode::NONE);
-        } else if let Some(pem) = &tls.trusted {
-            // The trust store replaces the system's roots, as a Java trust store does.
-            let mut store = X509StoreBuilder::new()?;
-            for cert in X509::stack_from_pem(pem.as_bytes())? {
-                store.add_cert(cert)?;
-            }
-            b.set_cert_store(store.build());
-        }
-        b.set_options(exclusions(&tls.protocols));
-        Ok(Security::Client {
-            connector: Arc::new(b.build()),
-            host: host.to_owned(),
+        Ok(match tls {
+            None => Security::Plain,
+            Some(tls) => Security::Client {
+                connector: Arc::new(crate::tls::connector(tls)?),
+                host: host.to_owned(),
+            },
         })
     }
-}
-
-fn exclusions(p: &Protocols) -> SslOptions {
-    let mut o = SslOptions::NO_SSLV3;
-    for v in &p.excluded {
-        o |= match *v {
-            "TLSv1" => SslOptions::NO_TLSV1,
-            "TLSv1.1" => SslOptions::NO_TLSV1_1,
-            "TLSv1.2" => SslOptions::NO_TLSV1_2,
-            _ => SslOptions::NO_TLSV1_3,
-        };
-    }
-    o
 }
 
 /// A connection's two ends as the transports use them, and the handle of its reply deadline.

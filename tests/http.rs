@@ -459,8 +459,9 @@ fn config_accepts_flume_http_keys_and_refuses_what_weir_cannot_do() {
     let (ok, out) = check(&format!(
         "{base}a.sources.r1.type = http\na.sources.r1.enableSSL = true\n"
     ));
+    // Flume's older name for `ssl`; TLS then needs a key store.
     assert!(
-        !ok && out.contains("a.sources.r1.enableSSL") && out.contains("TLS"),
+        !ok && out.contains("a.sources.r1.keystore: missing: ssl = true needs"),
         "{out}"
     );
     let (ok, out) = check(
@@ -534,4 +535,63 @@ fn the_blob_handler_takes_a_whole_body_with_its_query_parameters() {
             ("team", "ops"),
         ])
     );
+}
+
+/// `ssl = true` (here by Flume's older names, `enableSSL` and `keystorePassword`) serves
+/// HTTPS with the Java key store's key: curl, checking the certificate against the CA,
+/// delivers events over keep-alive; a plain-HTTP request gets nothing stored.
+#[test]
+fn https_with_a_java_key_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let stores = support::java_stores();
+    let cfg = config(
+        dir.path(),
+        port,
+        &format!(
+            "a.sinks =\na.sources.r1.enableSSL = true\na.sources.r1.keystore = {}\n\
+             a.sources.r1.keystorePassword = store-pass\n",
+            stores.join("server.jks").display()
+        ),
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let ca = stores.join("ca.pem").display().to_string();
+    let https = format!("https://127.0.0.1:{port}/events");
+    let out = Command::new(CURL)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--cacert",
+            &ca,
+            "-w",
+            "%{http_code}\n",
+        ])
+        .args([
+            "--data-binary",
+            r#"[{"headers":{"h":"1"},"body":"over tls"}]"#,
+            &https,
+        ])
+        .args(["--next", "--cacert", &ca, "-w", "%{http_code}\n"])
+        .args([
+            "--data-binary",
+            r#"[{"body":"second, same connection"}]"#,
+            &https,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["200", "200"],
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain HTTP to the TLS port: no reply, nothing stored.
+    assert_eq!(post_raw(port, r#"[{"body":"plain"}]"#), None);
+    assert!(agent.stop(), "agent exit status");
+    let events = logged_events(dir.path());
+    let bodies: Vec<&str> = events.iter().map(|(_, b)| b.as_str()).collect();
+    assert_eq!(bodies, ["over tls", "second, same connection"]);
+    assert_eq!(events[0].0, headers(&[("h", "1")]));
 }

@@ -1,5 +1,6 @@
 //! The `http` source's keys (Flume's HTTPSource with its JSONHandler or BlobHandler).
 
+use super::tls::{self, TlsServerConfig};
 use super::{ConfigError, Section};
 
 /// The handler Flume uses by default.
@@ -28,23 +29,12 @@ pub struct HttpSourceConfig {
     pub max_body_bytes: u64,
     /// weir `maxConnections`: most connections served at once; more get 503 and are closed.
     pub max_connections: usize,
+    /// `ssl = true`: HTTPS.
+    pub tls: Option<TlsServerConfig>,
 }
 
 /// weir's default `maxBodyBytes`: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Flume's TLS keys: without `ssl = true` (which is refused) they mean nothing.
-const TLS_KEYS: &[&str] = &[
-    "keystore",
-    "keystore-password",
-    "keystorePassword",
-    "keystore-type",
-    "exclude-protocols",
-    "excludeProtocols",
-    "include-protocols",
-    "exclude-cipher-suites",
-    "include-cipher-suites",
-];
 
 /// Prefixes of Jetty bean properties Flume passes through (`QueuedThreadPool.MaxThreads`...).
 const JETTY_PREFIXES: &[&str] = &[
@@ -98,22 +88,7 @@ pub(super) fn parse_http(
             ));
         }
     };
-    // `enableSSL` is Flume's older name for `ssl`.
-    for key in ["ssl", "enableSSL"] {
-        if s.bool_or(key, false)? {
-            return Err(s.error(
-                Some(key),
-                "TLS is not supported by weir's http source: terminate TLS in a reverse proxy in front of it, and remove this key or set it to false".into(),
-            ));
-        }
-    }
-    for key in TLS_KEYS {
-        s.accept_without_effect(
-            key,
-            "weir serves plain HTTP only (ssl = true is refused)",
-            notes,
-        );
-    }
+    let tls = tls::http_server(s, notes)?;
     for prefix in JETTY_PREFIXES {
         for (key, entry) in s.props().with_prefix(&s.full(prefix)) {
             s.entry(&format!("{prefix}{key}"));
@@ -130,6 +105,7 @@ pub(super) fn parse_http(
         handler,
         max_body_bytes,
         max_connections: s.positive_or("maxConnections", 200)? as usize,
+        tls,
     })
 }
 

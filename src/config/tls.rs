@@ -44,6 +44,34 @@ fn global(name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+/// Where a server's TLS keys are read: the component's keys (or the older names in
+/// `aliases`, with a note), else Flume's global settings.
+struct Keys<'a, 's> {
+    s: &'a Section<'s>,
+    aliases: &'a [(&'a str, &'a str)],
+    globals: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Keys<'_, '_> {
+    /// The key actually set for `key`: itself, or its older name.
+    fn name(&self, key: &str) -> String {
+        match self.aliases.iter().find(|(new, _)| *new == key) {
+            Some((_, old)) if self.s.string(key).is_none() && self.s.string(old).is_some() => {
+                (*old).to_owned()
+            }
+            _ => key.to_owned(),
+        }
+    }
+
+    fn get(&self, key: &str, env: &str, notes: &mut Vec<String>) -> Option<String> {
+        let name = self.name(key);
+        if name != key {
+            return self.s.deprecated(&name, key, notes);
+        }
+        self.s.string(key).or_else(|| (self.globals)(env))
+    }
+}
+
 /// A component key, else the global setting `env`.
 fn key_or_global(
     s: &Section,
@@ -59,15 +87,43 @@ pub fn server(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<Option<TlsServerConfig>, ConfigError> {
-    server_with(s, notes, &global)
+    server_with(s, notes, &[], &global)
+}
+
+/// [`server`] for the http source, which also reads the older names of Flume's HTTPSource
+/// before 1.9: `enableSSL`, `keystorePassword`, `excludeProtocols`.
+pub fn http_server(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<Option<TlsServerConfig>, ConfigError> {
+    server_with(
+        s,
+        notes,
+        &[
+            ("ssl", "enableSSL"),
+            ("keystore-password", "keystorePassword"),
+            ("exclude-protocols", "excludeProtocols"),
+        ],
+        &global,
+    )
 }
 
 fn server_with(
     s: &Section,
     notes: &mut Vec<String>,
+    aliases: &[(&str, &str)],
     globals: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<TlsServerConfig>, ConfigError> {
-    if !s.bool_or("ssl", false)? {
+    let keys = Keys {
+        s,
+        aliases,
+        globals,
+    };
+    let ssl = keys.name("ssl");
+    if ssl != "ssl" {
+        s.deprecated(&ssl, "ssl", notes);
+    }
+    if !s.bool_or(&ssl, false)? {
         for key in [
             "keystore",
             "keystore-password",
@@ -78,7 +134,7 @@ fn server_with(
             "include-cipher-suites",
             "keymanager-type",
         ] {
-            s.accept_without_effect(key, "ssl is not true", notes);
+            s.accept_without_effect(&keys.name(key), "ssl is not true", notes);
         }
         return Ok(None);
     }
@@ -87,7 +143,7 @@ fn server_with(
         "the key store is read by weir itself, not by a Java key manager",
         notes,
     );
-    let Some(path) = key_or_global(s, "keystore", "KEYSTORE_PATH", globals) else {
+    let Some(path) = keys.get("keystore", "KEYSTORE_PATH", notes) else {
         return Err(s.error(
             Some("keystore"),
             format!(
@@ -97,8 +153,8 @@ fn server_with(
             ),
         ));
     };
-    let password = key_or_global(s, "keystore-password", "KEYSTORE_PASSWORD", globals);
-    let configured = key_or_global(s, "keystore-type", "KEYSTORE_TYPE", globals);
+    let password = keys.get("keystore-password", "KEYSTORE_PASSWORD", notes);
+    let configured = keys.get("keystore-type", "KEYSTORE_TYPE", notes);
     let store_type = store_type(configured.as_deref());
     let pem = java_keystore::read(Path::new(&path), &store_type, password.as_deref(), None)
         .map_err(|e| {
@@ -115,7 +171,7 @@ fn server_with(
     };
     Ok(Some(TlsServerConfig {
         key,
-        protocols: protocols(s, notes, globals)?,
+        protocols: protocols(s, notes, &keys.name("exclude-protocols"), globals)?,
     }))
 }
 
@@ -179,7 +235,7 @@ fn client_with(
     Ok(Some(TlsClientConfig {
         trusted,
         trust_all,
-        protocols: protocols(s, notes, globals)?,
+        protocols: protocols(s, notes, "exclude-protocols", globals)?,
     }))
 }
 
@@ -194,6 +250,7 @@ fn store_type(configured: Option<&str>) -> String {
 fn protocols(
     s: &Section,
     notes: &mut Vec<String>,
+    exclude_key: &str,
     globals: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Protocols, ConfigError> {
     let list = |key: &str, env: &str| -> Result<Option<Vec<&'static str>>, ConfigError> {
@@ -221,7 +278,7 @@ fn protocols(
         Ok(Some(out))
     };
     let include = list("include-protocols", "INCLUDE_PROTOCOLS")?;
-    let exclude = list("exclude-protocols", "EXCLUDE_PROTOCOLS")?.unwrap_or_default();
+    let exclude = list(exclude_key, "EXCLUDE_PROTOCOLS")?.unwrap_or_default();
     let excluded: Vec<&'static str> = VERSIONS
         .into_iter()
         .filter(|v| exclude.contains(v) || include.as_ref().is_some_and(|i| !i.contains(v)))
@@ -231,7 +288,7 @@ fn protocols(
             Some(if include.is_some() {
                 "include-protocols"
             } else {
-                "exclude-protocols"
+                exclude_key
             }),
             "no TLS version is left to use".into(),
         ));
@@ -259,6 +316,14 @@ mod tests {
     /// `server_with` or `client_with`.
     type Reader<T> =
         fn(&Section, &mut Vec<String>, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigError>;
+
+    fn server_with(
+        s: &Section,
+        notes: &mut Vec<String>,
+        globals: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<TlsServerConfig>, ConfigError> {
+        super::server_with(s, notes, &[], globals)
+    }
 
     fn parse<T>(
         text: &str,

@@ -11,8 +11,12 @@
 pub mod blob;
 pub mod json;
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use openssl::ssl::SslAcceptor;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::channel::ChannelError;
@@ -23,6 +27,8 @@ pub struct HttpSource {
     name: String,
     config: HttpSourceConfig,
     listener: Option<TcpListener>,
+    /// With `ssl = true`.
+    tls: Option<Arc<SslAcceptor>>,
 }
 
 impl HttpSource {
@@ -31,6 +37,7 @@ impl HttpSource {
             name: name.to_owned(),
             config,
             listener: None,
+            tls: None,
         }
     }
 
@@ -42,8 +49,13 @@ impl HttpSource {
 
 impl Source for HttpSource {
     fn start(&mut self) -> anyhow::Result<()> {
+        if let Some(tls) = &self.config.tls {
+            let acceptor = crate::tls::acceptor(tls)
+                .map_err(|e| anyhow::anyhow!("source {}: cannot set up TLS: {e:#}", self.name))?;
+            self.tls = Some(Arc::new(acceptor));
+        }
         let listener = listen_tcp(&self.name, &self.config.bind, self.config.port)?;
-        tracing::info!(source = %self.name, addr = %listener.local_addr()?, "http source listening");
+        tracing::info!(source = %self.name, addr = %listener.local_addr()?, tls = self.tls.is_some(), "http source listening");
         self.listener = Some(listener);
         Ok(())
     }
@@ -55,20 +67,27 @@ impl Source for HttpSource {
         };
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
         let limit = self.config.max_connections;
+        let tls = self.tls.clone();
+        let refuse_plain = tls.is_none();
         serve_clients(
             &self.name,
             "http",
             listener,
             limit,
             &stop,
-            |stream, peer| refuse_connection(&self.name, stream, peer, limit),
-            move |stream, peer| serve(&name, stream, peer, &cfg, &processor, &st),
+            |stream, peer| refuse_connection(&self.name, stream, peer, limit, refuse_plain),
+            move |stream, peer| serve(&name, stream, peer, &cfg, tls.as_deref(), &processor, &st),
         );
     }
 }
 
-fn refuse_connection(name: &str, stream: TcpStream, peer: SocketAddr, limit: usize) {
+/// Over plain HTTP the refused client gets a 503; over TLS the connection is only closed, as a
+/// handshake on the accepting thread could hold up every other client.
+fn refuse_connection(name: &str, stream: TcpStream, peer: SocketAddr, limit: usize, plain: bool) {
     tracing::warn!(source = name, %peer, limit, "refusing connection: maxConnections reached");
+    if !plain {
+        return;
+    }
     if let Ok(mut conn) = Conn::new(stream) {
         let _ = conn.respond(
             503,
@@ -86,15 +105,25 @@ fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     cfg: &HttpSourceConfig,
+    tls: Option<&SslAcceptor>,
     processor: &ChannelProcessor,
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
-    match Conn::new(stream) {
+    let conn = match tls {
+        None => Conn::new(stream),
+        Some(acceptor) => Conn::accept_tls(stream, acceptor, stop),
+    };
+    match conn {
         Ok(mut conn) => {
             while serve_one(name, &mut conn, peer, cfg, processor, stop) {}
             conn.linger_close(stop);
+        }
+        // A client that fails the TLS handshake is set up wrongly (or speaks plain HTTP);
+        // one that connected and left without a byte is a probe.
+        Err(e) if tls.is_some() && e.kind() != ErrorKind::UnexpectedEof => {
+            tracing::warn!(source = name, %peer, error = %e, "cannot set up the connection")
         }
         Err(e) => tracing::info!(source = name, %peer, error = %e, "cannot set up the connection"),
     }
