@@ -107,6 +107,7 @@ fn syslog_tcp(setup: &Setup) -> Case {
         port_header: None,
         batch_size: setup.batch,
         max_connections: 100,
+        tls: None,
     };
     let mut source = SyslogSource::new("r1", cfg.clone());
     source.start().expect("syslog source listens");

@@ -14,7 +14,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use openssl::ssl::{HandshakeError, SslAcceptor, SslStream};
+use openssl::ssl::SslAcceptor;
+
+use crate::tls::ServerStream;
 
 use crate::stop::{StopFlag, stopping};
 
@@ -29,51 +31,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_secs(2);
 /// How often a blocked read looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A connection's bytes: plain TCP, or TLS over it. The socket's read timeout (the polling
-/// interval) reaches a TLS read as `WouldBlock`, after which OpenSSL resumes the record where
-/// it left off, so both are polled the same way.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<SslStream<TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref(),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
 /// The parts of a request head the servers need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -113,7 +70,7 @@ pub enum ReadError {
 
 /// One client connection: the stream plus bytes read but not yet used.
 pub struct Conn {
-    stream: Stream,
+    stream: ServerStream,
     buf: Vec<u8>,
     idle: Duration,
 }
@@ -129,48 +86,22 @@ impl Conn {
     pub fn with_idle_timeout(stream: TcpStream, idle: Duration) -> std::io::Result<Conn> {
         prepare(&stream, idle)?;
         Ok(Conn {
-            stream: Stream::Plain(stream),
+            stream: ServerStream::Plain(stream),
             buf: Vec::new(),
             idle,
         })
     }
 
     /// A TLS connection with the default [`IDLE_TIMEOUT`], once the handshake has succeeded
-    /// (within [`HANDSHAKE_TIMEOUT`], unless the agent stops first). A peer that closed
-    /// before sending anything (a port probe) gives an `UnexpectedEof` error.
+    /// (see [`ServerStream::accept`]).
     pub fn accept_tls(
         stream: TcpStream,
         acceptor: &SslAcceptor,
         stop: &StopFlag,
     ) -> std::io::Result<Conn> {
         prepare(&stream, IDLE_TIMEOUT)?;
-        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-        let mut attempt = acceptor.accept(stream);
-        let tls = loop {
-            match attempt {
-                Ok(tls) => break tls,
-                Err(HandshakeError::WouldBlock(mid)) => {
-                    if stopping(stop) || Instant::now() >= deadline {
-                        return Err(std::io::Error::new(
-                            ErrorKind::TimedOut,
-                            "TLS handshake: no progress in time",
-                        ));
-                    }
-                    attempt = mid.handshake();
-                }
-                Err(e) => {
-                    let text = format!("TLS handshake: {e}");
-                    let kind = if text.ends_with("unexpected EOF") {
-                        ErrorKind::UnexpectedEof
-                    } else {
-                        ErrorKind::Other
-                    };
-                    return Err(std::io::Error::new(kind, text));
-                }
-            }
-        };
         Ok(Conn {
-            stream: Stream::Tls(Box::new(tls)),
+            stream: ServerStream::accept(stream, Some(acceptor), stop)?,
             buf: Vec::new(),
             idle: IDLE_TIMEOUT,
         })
@@ -413,10 +344,8 @@ impl Conn {
     /// input (a body not read after a refusal) is reset, and a reset can destroy the response
     /// before the client reads it. So stop sending, then read and discard for a moment first.
     pub fn linger_close(mut self, stop: &StopFlag) {
-        if let Stream::Tls(tls) = &mut self.stream {
-            // close_notify, so the client knows the response was complete.
-            let _ = tls.shutdown();
-        }
+        // close_notify first, so a TLS client knows the response was complete.
+        self.stream.close_tls();
         let _ = self.stream.tcp().shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + LINGER;
         let mut sink = [0u8; 16 * 1024];

@@ -1,15 +1,26 @@
 //! TLS contexts built from the configuration's TLS settings (`config::tls`): the acceptor a
-//! source presents its key with (avro, thrift, http) and the connector an RPC sink checks its
-//! target with. OpenSSL, the library librdkafka's TLS links too. The connections themselves
-//! are `rpc_connection`'s and `http_wire`'s.
+//! source presents its key with (avro, thrift, http, syslog TCP) and the connector an RPC
+//! sink checks its target with; and [`ServerStream`], a served connection that is plain TCP
+//! or TLS, for the sources that poll their sockets (http, syslog). OpenSSL, the library
+//! librdkafka's TLS links too. The RPC pairs' connections are `rpc_connection`'s.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use openssl::pkey::PKey;
-use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslOptions, SslVerifyMode};
+use openssl::ssl::{
+    HandshakeError, SslAcceptor, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode,
+};
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 
 use crate::config::{Protocols, TlsClientConfig, TlsServerConfig};
+use crate::stop::{StopFlag, stopping};
+
+/// How long a server-side TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server presenting the key and certificate chain of `tls`.
 pub fn acceptor(tls: &TlsServerConfig) -> anyhow::Result<SslAcceptor> {
@@ -59,4 +70,96 @@ fn exclusions(p: &Protocols) -> SslOptions {
         };
     }
     o
+}
+
+/// A served connection's bytes: plain TCP, or TLS over it. Its reads are polled through the
+/// socket's read timeout: a timeout reaches a TLS read as `WouldBlock`, after which OpenSSL
+/// resumes the record where it left off, so both kinds are polled the same way, and a TLS
+/// stream made non-blocking through [`ServerStream::tcp`] reads what has arrived as a plain
+/// one does.
+pub enum ServerStream {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl ServerStream {
+    /// `stream` as is without `acceptor`, else once the TLS handshake has succeeded, within
+    /// [`HANDSHAKE_TIMEOUT`] unless the agent stops first. `stream` must have a read timeout
+    /// (the polling interval). A peer that closed before sending anything (a port probe, a
+    /// health check) gives an `UnexpectedEof` error, one that sent no handshake in time
+    /// `TimedOut`.
+    pub fn accept(
+        stream: TcpStream,
+        acceptor: Option<&SslAcceptor>,
+        stop: &StopFlag,
+    ) -> std::io::Result<ServerStream> {
+        let Some(acceptor) = acceptor else {
+            return Ok(ServerStream::Plain(stream));
+        };
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let mut attempt = acceptor.accept(stream);
+        loop {
+            match attempt {
+                Ok(tls) => return Ok(ServerStream::Tls(Box::new(tls))),
+                Err(HandshakeError::WouldBlock(mid)) => {
+                    if stopping(stop) || Instant::now() >= deadline {
+                        return Err(std::io::Error::new(
+                            ErrorKind::TimedOut,
+                            "TLS handshake: no progress in time",
+                        ));
+                    }
+                    attempt = mid.handshake();
+                }
+                Err(e) => {
+                    let text = format!("TLS handshake: {e}");
+                    let kind = if text.ends_with("unexpected EOF") {
+                        ErrorKind::UnexpectedEof
+                    } else {
+                        ErrorKind::Other
+                    };
+                    return Err(std::io::Error::new(kind, text));
+                }
+            }
+        }
+    }
+
+    /// The socket under the connection.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ServerStream::Plain(s) => s,
+            ServerStream::Tls(s) => s.get_ref(),
+        }
+    }
+
+    /// Sends TLS's close_notify, so the client knows nothing was cut off; nothing for plain TCP.
+    pub fn close_tls(&mut self) {
+        if let ServerStream::Tls(tls) = self {
+            let _ = tls.shutdown();
+        }
+    }
+}
+
+impl Read for ServerStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ServerStream::Plain(s) => s.read(buf),
+            ServerStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ServerStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            ServerStream::Plain(s) => s.write(buf),
+            ServerStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ServerStream::Plain(s) => s.flush(),
+            ServerStream::Tls(s) => s.flush(),
+        }
+    }
 }

@@ -680,3 +680,57 @@ fn flume_class_names_and_config_errors() {
         "{out}"
     );
 }
+
+/// `ssl = true` (Flume 1.9+): syslog over TLS with a Java key store. A client checking the
+/// certificate against the CA sends both framings over several TLS records; every message
+/// arrives in order with its headers. A plain-TCP client's bytes are not stored.
+#[test]
+fn syslog_over_tls_with_a_java_key_store() {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let stores = support::java_stores();
+    let sources = format!(
+        "a.sources = r1\n\
+         a.sources.r1.type = syslogtcp\na.sources.r1.host = 127.0.0.1\n\
+         a.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
+         a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+         a.sources.r1.keystore-password = store-pass\na.sources.r1.keystore-type = PKCS12\n",
+        stores.join("server.p12").display()
+    );
+    let cfg = config(dir.path(), &sources, "");
+    let mut agent = Agent::start_with(&cfg, port, &[], Stdio::inherit());
+
+    // Plain TCP to the TLS port: the handshake fails and nothing is stored.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = plain.write_all(b"<13>Oct 11 22:14:15 host app: plain text\n");
+    let _ = plain.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = plain.read(&mut [0u8; 64]);
+
+    let mut connector = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    connector.set_ca_file(stores.join("ca.pem")).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut tls = connector.build().connect("127.0.0.1", tcp).unwrap();
+    let mut want = Vec::new();
+    for i in 0..300 {
+        let msg = format!("<165>1 2003-10-11T22:14:15.003Z tlshost app - - - secret-{i:03}");
+        want.push(format!("secret-{i:03}"));
+        let framed = if i % 2 == 0 {
+            format!("{} {msg}", msg.len())
+        } else {
+            format!("{msg}\n")
+        };
+        // One record per message: the framer sees messages cut across reads.
+        tls.write_all(framed.as_bytes()).unwrap();
+    }
+    tls.shutdown().unwrap();
+    wait_until("300 events out", || output_lines(dir.path()).len() >= 300);
+    assert!(agent.stop());
+    let events = stored(dir.path());
+    let bodies: Vec<String> = events
+        .iter()
+        .map(|e| e.body.rsplit(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(bodies, want, "lost, extra or out of order");
+    assert!(events.iter().all(|e| e.h("host") == Some("tlshost")));
+}

@@ -103,6 +103,8 @@ pub struct SyslogConfig {
     pub batch_size: usize,
     /// TCP: most concurrent connections; more are closed at once (weir `max-connections`).
     pub max_connections: usize,
+    /// TCP with `ssl = true` (Flume 1.9+): connections are TLS.
+    pub tls: Option<super::TlsServerConfig>,
 }
 
 /// Flume's floor for `eventSize` (SyslogUtils.MIN_SIZE).
@@ -153,12 +155,19 @@ pub fn parse_syslog(
         None => KeepFields::NONE,
         Some(v) => KeepFields::parse(&v).map_err(|m| s.error(Some("keepFields"), m))?,
     };
-    if s.bool_or("ssl", false)? {
-        return Err(s.error(
-            Some("ssl"),
-            "TLS is not supported by weir's syslog sources: terminate TLS in front of weir (e.g. stunnel) or remove the key".into(),
-        ));
-    }
+    let tls = if protocol == SyslogProtocol::Udp {
+        if s.bool_or("ssl", false)? {
+            return Err(s.error(
+                Some("ssl"),
+                "syslog over UDP has no TLS (Flume's syslogudp has none either): use \
+                 syslogtcp with ssl = true, or remove the key"
+                    .into(),
+            ));
+        }
+        None
+    } else {
+        super::tls::server(s, notes)?
+    };
     let port_header = if protocol == SyslogProtocol::MultiportTcp {
         s.string("portHeader")
     } else {
@@ -185,6 +194,7 @@ pub fn parse_syslog(
         port_header,
         batch_size: s.positive_or("batchSize", 100)? as usize,
         max_connections: s.positive_or("max-connections", 1000)? as usize,
+        tls,
     })
 }
 
@@ -263,6 +273,12 @@ mod tests {
             "a.sources.r1.port = 1\na.sources.r1.ssl = true\n",
         )
         .unwrap_err();
-        assert!(e.message.contains("TLS"), "{e}");
+        assert!(e.message.contains("ssl = true needs"), "{e}");
+        let e = parse(
+            "syslogudp",
+            "a.sources.r1.port = 1\na.sources.r1.ssl = true\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("UDP has no TLS"), "{e}");
     }
 }

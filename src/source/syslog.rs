@@ -7,7 +7,8 @@
 //! transactions of at most `batchSize` events. When the channel refuses a batch (full, disk
 //! trouble) the connection keeps retrying it with backoff and reads nothing meanwhile, so the
 //! client is slowed down by TCP flow control instead of losing messages. At stop, each
-//! connection first takes in what has already arrived on its socket.
+//! connection first takes in what has already arrived on its socket. With `ssl = true` the
+//! TCP connections are TLS ([`crate::tls::ServerStream`]), handshaken on their own thread.
 //!
 //! UDP datagrams are gathered into transactions by [`super::datagrams`], which says what
 //! happens when the channel refuses them.
@@ -24,12 +25,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{Local, Utc};
+use openssl::ssl::SslAcceptor;
 
 use super::reporter::Reporter;
 use super::{ChannelProcessor, Source, StopFlag, datagrams, listen_tcp, stopping};
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
+use crate::tls::ServerStream;
 use framing::{Frame, Framer};
 use parse::{Outcome, Parser};
 
@@ -55,6 +58,8 @@ pub struct SyslogSource {
     /// TCP listeners with the port each serves (for `portHeader`).
     tcp: Vec<(TcpListener, u16)>,
     udp: Option<UdpSocket>,
+    /// TCP with `ssl = true`.
+    tls: Option<SslAcceptor>,
 }
 
 impl SyslogSource {
@@ -64,6 +69,7 @@ impl SyslogSource {
             config,
             tcp: Vec::new(),
             udp: None,
+            tls: None,
         }
     }
 
@@ -78,6 +84,11 @@ impl SyslogSource {
 impl Source for SyslogSource {
     fn start(&mut self) -> anyhow::Result<()> {
         let kind = self.config.protocol.type_name();
+        if let Some(tls) = &self.config.tls {
+            let acceptor = crate::tls::acceptor(tls)
+                .map_err(|e| anyhow::anyhow!("source {}: cannot set up TLS: {e:#}", self.name))?;
+            self.tls = Some(acceptor);
+        }
         for &port in &self.config.ports {
             if self.config.protocol == SyslogProtocol::Udp {
                 let socket = datagrams::bind(&self.name, kind, &self.config.host, port)?;
@@ -85,7 +96,7 @@ impl Source for SyslogSource {
             } else {
                 let listener = listen_tcp(&self.name, &self.config.host, port)?;
                 let local = listener.local_addr()?;
-                tracing::info!(source = %self.name, addr = %local, "{kind} source listening (TCP)");
+                tracing::info!(source = %self.name, addr = %local, tls = self.tls.is_some(), "{kind} source listening (TCP)");
                 self.tcp.push((listener, local.port()));
             }
         }
@@ -98,6 +109,7 @@ impl Source for SyslogSource {
             config,
             tcp,
             udp,
+            tls,
         } = *self;
         let shared = Arc::new(Shared {
             parser: Parser::new(config.keep_fields, Local),
@@ -106,6 +118,7 @@ impl Source for SyslogSource {
             processor,
             stop,
             hostnames: HostNames::default(),
+            tls,
         });
         match udp {
             Some(socket) => run_udp(&shared, socket),
@@ -125,6 +138,7 @@ struct Shared {
     processor: ChannelProcessor,
     stop: StopFlag,
     hostnames: HostNames,
+    tls: Option<SslAcceptor>,
 }
 
 impl Shared {
@@ -264,12 +278,24 @@ fn spawn_connection(
 }
 
 /// Serves one TCP client until it leaves or the agent stops.
-fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16) {
+fn serve_tcp(shared: &Shared, stream: TcpStream, peer: SocketAddr, port: u16) {
     let counters = shared.processor.counters();
-    counters.open_connections.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(source = %shared.name, client = %peer, "client connected");
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(POLL));
+    let mut stream = match ServerStream::accept(stream, shared.tls.as_ref(), &shared.stop) {
+        Ok(s) => s,
+        // A client set up wrongly, or not speaking TLS; one that left without a byte is a probe.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            tracing::info!(source = %shared.name, client = %peer, error = %e, "cannot set up the connection");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(source = %shared.name, client = %peer, error = %e, "cannot set up the connection");
+            return;
+        }
+    };
+    counters.open_connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(source = %shared.name, client = %peer, "client connected");
     let extra = shared.client_headers(peer, port);
     let mut reporter = Reporter::new(&shared.name, Some(peer));
     let mut framer = Framer::new(shared.config.event_size);
@@ -283,7 +309,7 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
         if draining.is_none() && shared.stopping() {
             // Take in what has already arrived, without waiting for more.
             draining = Some(Instant::now());
-            let _ = stream.set_nonblocking(true);
+            let _ = stream.tcp().set_nonblocking(true);
         }
         let mut eof = false;
         match stream.read(&mut buf) {
@@ -292,7 +318,7 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
                 pending.extend_from_slice(&buf[..n]);
                 if n == buf.len()
                     && draining.is_none()
-                    && !take_waiting(&stream, &mut buf, &mut pending)
+                    && !take_waiting(&mut stream, &mut buf, &mut pending)
                 {
                     // The socket could not be put back in blocking mode: reads would spin.
                     // Store what was read and end the connection; the client reconnects.
@@ -352,8 +378,8 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, port: u16
 /// Appends to `pending` what the client has already sent, up to [`FILL_LIMIT`], without
 /// waiting for more. An end of stream or an error is left for the next (blocking) read to see.
 /// False if the socket could not be made blocking again.
-fn take_waiting(mut stream: &TcpStream, buf: &mut [u8], pending: &mut Vec<u8>) -> bool {
-    if stream.set_nonblocking(true).is_err() {
+fn take_waiting(stream: &mut ServerStream, buf: &mut [u8], pending: &mut Vec<u8>) -> bool {
+    if stream.tcp().set_nonblocking(true).is_err() {
         return true;
     }
     while pending.len() < FILL_LIMIT {
@@ -363,7 +389,7 @@ fn take_waiting(mut stream: &TcpStream, buf: &mut [u8], pending: &mut Vec<u8>) -
             _ => break,
         }
     }
-    stream.set_nonblocking(false).is_ok()
+    stream.tcp().set_nonblocking(false).is_ok()
 }
 
 /// Puts the events of `frames` in transactions of at most `batch_limit`, retrying a refused
@@ -482,6 +508,7 @@ mod tests {
             port_header: None,
             batch_size: 100,
             max_connections: 10,
+            tls: None,
         }
     }
 
