@@ -113,9 +113,14 @@ pub fn read_bytes(
     password: Option<&str>,
     key_password: Option<&str>,
 ) -> Result<Pem, StoreError> {
+    // Java (9+, `keystore.type.compat`) reads a JKS store named as PKCS12 and the other way
+    // round: keytool writes PKCS#12 by default whatever the configuration calls it. So the
+    // content decides between the two.
+    let is_jks = bytes.starts_with(&JKS_MAGIC.to_be_bytes())
+        || (store_type == "JKS" && !bytes.starts_with(&[0x30]));
     match store_type {
-        "JKS" => read_jks(bytes, password, key_password.or(password)),
-        "PKCS12" => read_pkcs12(bytes, password.unwrap_or("")),
+        "JKS" | "PKCS12" if is_jks => read_jks(bytes, password, key_password.or(password)),
+        "JKS" | "PKCS12" => read_pkcs12(bytes, password.unwrap_or("")),
         other => Err(error(format!("a {other} store, which weir cannot read"))),
     }
 }
@@ -540,6 +545,22 @@ mod tests {
         }
         let e = read_jks(&bytes[..30], None, None).unwrap_err();
         assert!(e.0.starts_with("cut short at byte "), "{e}");
+    }
+
+    /// As Java 9+ (`keystore.type.compat`): the file's content decides between JKS and
+    /// PKCS#12, whatever type the configuration names.
+    #[test]
+    fn the_content_decides_between_jks_and_pkcs12() {
+        let as_p12 = read(
+            &fixture("truststore.jks"),
+            "PKCS12",
+            Some("trust-pass"),
+            None,
+        )
+        .expect("a JKS store named PKCS12");
+        let as_jks = read(&fixture("truststore.p12"), "JKS", Some("trust-pass"), None)
+            .expect("a PKCS#12 store named JKS");
+        assert_eq!(as_p12.trusted, as_jks.trusted);
     }
 
     #[test]
