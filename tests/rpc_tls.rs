@@ -186,3 +186,45 @@ fn a_standard_tls_client_completes_a_handshake_with_the_source() {
         "{text}"
     );
 }
+
+/// `weir avro-client -P` with a Flume RPC client properties file that sets `ssl = true` and a
+/// trust store sends to a TLS avro source.
+#[test]
+fn avro_client_sends_over_tls_with_an_rpc_properties_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let cfg = chain_downstream(d, "avro", port, &source_tls("server.jks"));
+    let mut agent = chain_start(&cfg, port, d, "down.log");
+    std::fs::write(
+        d.join("rpc.properties"),
+        format!(
+            "hosts = h1\nhosts.h1 = 127.0.0.1:{port}\nbatch-size = 3\nssl = true\n\
+             truststore = {}\ntruststore-password = trust-pass\n",
+            store("truststore.jks")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["avro-client", "-P"])
+        .arg(d.join("rpc.properties"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = (0..10).map(|i| format!("tls-client-{i}")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.join("\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("10 events acknowledged"), "{err}");
+    wait_for_lines(d, &lines);
+    assert!(agent.stop());
+}

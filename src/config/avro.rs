@@ -199,6 +199,8 @@ pub fn parse_rpc_client_props(
         .map(str::to_owned)
         .collect();
     let (connect_timeout, request_timeout) = rpc_timeouts(s)?;
+    // Flume's RPC client takes the avro sink's TLS keys (`ssl`, `truststore`, …).
+    let tls = tls::client(s, notes)?;
     let mut targets = Vec::new();
     for alias in &aliases {
         let key = format!("hosts.{alias}");
@@ -215,7 +217,7 @@ pub fn parse_rpc_client_props(
             connect_timeout,
             request_timeout,
             reset_connection_interval: None,
-            tls: None,
+            tls: tls.clone(),
         });
     }
     for key in ["backoff", "maxBackoff", "host-selector", "max-attempts"] {
