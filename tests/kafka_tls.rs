@@ -169,3 +169,60 @@ fn a_broker_certificate_from_another_ca_or_no_client_certificate_delivers_nothin
         proxy.refused()
     );
 }
+
+/// Flume 1.9's global settings: with `security.protocol = SSL` and no store keys, the sink
+/// takes its trust and key stores from the `FLUME_SSL_*` environment variables.
+#[test]
+fn the_stores_may_come_from_flumes_environment_variables() {
+    use std::ffi::OsStr;
+    use std::process::Stdio;
+    let Some((broker, proxy)) = broker_behind_tls() else {
+        return;
+    };
+    broker.create_topic(TOPIC, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let netcat = free_port();
+    let cfg = kafka_config(
+        dir.path(),
+        netcat,
+        &proxy.bootstrap(),
+        TOPIC,
+        "a.sinks.k1.kafka.producer.security.protocol = SSL\n",
+    );
+    let metrics = free_port();
+    let metrics_arg = metrics.to_string();
+    let log = std::fs::File::create(dir.path().join("agent-0.log")).unwrap();
+    let (truststore, keystore) = (store("truststore.jks"), store("keystore.p12"));
+    let args = [
+        OsStr::new("-f"),
+        cfg.as_os_str(),
+        OsStr::new("-n"),
+        OsStr::new("a"),
+        OsStr::new("--metrics-port"),
+        OsStr::new(&metrics_arg),
+    ];
+    let mut agent = support::Agent::start_env(
+        &cfg,
+        netcat,
+        &args,
+        Stdio::from(log),
+        &[
+            ("FLUME_SSL_TRUSTSTORE_PATH", OsStr::new(&truststore)),
+            ("FLUME_SSL_TRUSTSTORE_PASSWORD", OsStr::new("trust-pass")),
+            ("FLUME_SSL_KEYSTORE_PATH", OsStr::new(&keystore)),
+            ("FLUME_SSL_KEYSTORE_PASSWORD", OsStr::new("store-pass")),
+        ],
+    );
+    let mut client = Client::new(netcat);
+    for i in 0..20 {
+        assert!(
+            client.send(&format!("global-{i}")),
+            "line {i} not acknowledged"
+        );
+    }
+    wait_until("the sink's 20 deliveries", || {
+        metric(metrics, "SINK.k1", "EventDrainSuccessCount").unwrap_or(0) >= 20
+    });
+    assert!(agent.stop(), "agent did not stop cleanly");
+    assert!(proxy.refused().is_empty(), "{:?}", proxy.refused());
+}

@@ -115,6 +115,59 @@ pub(super) fn translate<'v>(
     Ok(true)
 }
 
+/// The Java client keys Flume 1.9 fills from its global TLS settings (`KafkaSSLUtil`), with
+/// the `FLUME_SSL_*` environment variable each comes from.
+const GLOBAL_KEYS: [(&str, &str); 6] = [
+    ("ssl.keystore.location", "KEYSTORE_PATH"),
+    ("ssl.keystore.password", "KEYSTORE_PASSWORD"),
+    ("ssl.keystore.type", "KEYSTORE_TYPE"),
+    ("ssl.truststore.location", "TRUSTSTORE_PATH"),
+    ("ssl.truststore.password", "TRUSTSTORE_PASSWORD"),
+    ("ssl.truststore.type", "TRUSTSTORE_TYPE"),
+];
+
+/// A key filled from Flume's global TLS settings.
+pub(super) struct GlobalKey {
+    pub key: &'static str,
+    pub value: String,
+    /// `FLUME_SSL_… (environment)`, for messages.
+    pub origin: String,
+}
+
+/// As Flume 1.9: when `security.protocol` is SSL or SASL_SSL, each key store and trust store
+/// key the client does not set (`is_set`) comes from the `FLUME_SSL_*` environment variables,
+/// where they are set.
+pub(super) fn global_keys(protocol: Option<&str>, is_set: &dyn Fn(&str) -> bool) -> Vec<GlobalKey> {
+    global_keys_with(protocol, is_set, &|name| {
+        std::env::var(format!("FLUME_SSL_{name}"))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    })
+}
+
+fn global_keys_with(
+    protocol: Option<&str>,
+    is_set: &dyn Fn(&str) -> bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<GlobalKey> {
+    let tls = protocol
+        .is_some_and(|p| p.eq_ignore_ascii_case("SSL") || p.eq_ignore_ascii_case("SASL_SSL"));
+    if !tls {
+        return Vec::new();
+    }
+    GLOBAL_KEYS
+        .iter()
+        .filter(|(key, _)| !is_set(key))
+        .filter_map(|(key, name)| {
+            env(name).map(|value| GlobalKey {
+                key,
+                value,
+                origin: format!("FLUME_SSL_{name} (environment)"),
+            })
+        })
+        .collect()
+}
+
 /// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is
 /// JKS) what the file holds, since keytool writes PKCS#12 by default since Java 9 whatever the
 /// file's name, and PEM files are recognised by their armour. A file that cannot be read
@@ -222,5 +275,29 @@ mod tests {
             Some(("bob".into(), "pw".into()))
         );
         assert_eq!(jaas_credentials("x required myusername=\"u\";"), None);
+    }
+
+    #[test]
+    fn flumes_global_stores_fill_what_an_ssl_client_leaves_unset() {
+        let env = |name: &str| match name {
+            "TRUSTSTORE_PATH" => Some("/g/trust.jks".to_owned()),
+            "TRUSTSTORE_PASSWORD" => Some("gpw".to_owned()),
+            "KEYSTORE_TYPE" => Some("PKCS12".to_owned()),
+            _ => None,
+        };
+        let set = |k: &str| k == "ssl.truststore.password";
+        let got: Vec<(&str, String)> = global_keys_with(Some("SASL_SSL"), &set, &env)
+            .into_iter()
+            .map(|g| (g.key, g.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ssl.keystore.type", "PKCS12".to_owned()),
+                ("ssl.truststore.location", "/g/trust.jks".to_owned()),
+            ]
+        );
+        assert!(global_keys_with(Some("PLAINTEXT"), &set, &env).is_empty());
+        assert!(global_keys_with(None, &set, &env).is_empty());
     }
 }

@@ -1,6 +1,6 @@
-//! Flume's TLS keys of the RPC components (avro and thrift sources and sinks): `ssl`, the
-//! source's `keystore*`, the sink's `truststore*` and `trust-all-certs`, and the protocol and
-//! cipher suite filters, with Flume 1.9's global settings (`FLUME_SSL_*` environment
+//! Flume's TLS keys of the TLS servers (avro, thrift, http and syslog TCP sources) and the RPC
+//! sinks: `ssl`, a source's `keystore*`, a sink's `truststore*` and `trust-all-certs`, and the
+//! protocol and cipher suite filters, with Flume 1.9's global settings (`FLUME_SSL_*` environment
 //! variables) where a component sets none. The stores are read here ([`super::java_keystore`]),
 //! so a wrong password or a damaged store stops the start with the key and line.
 
