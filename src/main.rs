@@ -188,8 +188,44 @@ fn split_java_args(args: Vec<String>) -> (Vec<String>, JavaArgs) {
     (rest, java)
 }
 
+/// Flume 1.9's global TLS settings as Java system properties, and the environment variables
+/// that stand for them (the property wins, as in Flume's `SSLUtil`).
+const GLOBAL_TLS_PROPERTIES: [(&str, &str); 10] = [
+    ("javax.net.ssl.keyStore", "FLUME_SSL_KEYSTORE_PATH"),
+    (
+        "javax.net.ssl.keyStorePassword",
+        "FLUME_SSL_KEYSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.keyStoreType", "FLUME_SSL_KEYSTORE_TYPE"),
+    ("javax.net.ssl.trustStore", "FLUME_SSL_TRUSTSTORE_PATH"),
+    (
+        "javax.net.ssl.trustStorePassword",
+        "FLUME_SSL_TRUSTSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.trustStoreType", "FLUME_SSL_TRUSTSTORE_TYPE"),
+    ("flume.ssl.include.protocols", "FLUME_SSL_INCLUDE_PROTOCOLS"),
+    ("flume.ssl.exclude.protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS"),
+    (
+        "flume.ssl.include.cipherSuites",
+        "FLUME_SSL_INCLUDE_CIPHERSUITES",
+    ),
+    (
+        "flume.ssl.exclude.cipherSuites",
+        "FLUME_SSL_EXCLUDE_CIPHERSUITES",
+    ),
+];
+
 fn main() -> ExitCode {
     let (args, java) = split_java_args(std::env::args().collect());
+    // The configuration reads the global TLS settings from the environment (`config::tls`,
+    // `config::kafka_security`); a flume-ng launch line gives them as -D properties.
+    for (property, variable) in GLOBAL_TLS_PROPERTIES {
+        if let Some(value) = java.property(property) {
+            // SAFETY: nothing else runs yet (no thread has been started and no library that
+            // reads the environment has been initialised), so no read can race this write.
+            unsafe { std::env::set_var(variable, value) };
+        }
+    }
     // flume.root.logger=LEVEL,console sets the level when RUST_LOG does not.
     let flume_level = java
         .property("flume.root.logger")

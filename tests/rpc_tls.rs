@@ -67,44 +67,62 @@ fn thrift_agents_chained_over_tls_deliver_every_line() {
     );
 }
 
-/// Flume 1.9's global settings: the sink's trust store from the environment.
+/// Flume 1.9's global settings: the sink's trust store from the environment, or from the
+/// Java system properties of a flume-ng launch line (which win).
 #[test]
-fn the_sink_takes_its_trust_store_from_flumes_environment_variables() {
-    let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (netcat_port, rpc_port) = (free_port(), free_port());
-    let down_cfg = chain_downstream(down_dir.path(), "avro", rpc_port, &source_tls("server.jks"));
-    let _down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down.log");
-    let up_cfg = chain_upstream(
-        up_dir.path(),
-        "avro",
-        netcat_port,
-        rpc_port,
-        "a.sinks.k1.ssl = true\n",
-    );
-    let log = std::fs::File::create(up_dir.path().join("up.log")).unwrap();
+fn the_sink_takes_its_trust_store_from_flumes_global_settings() {
     let truststore = store("truststore.jks");
-    let args = [
-        OsStr::new("-f"),
-        up_cfg.as_os_str(),
-        OsStr::new("-n"),
-        OsStr::new("a"),
-    ];
-    let _up = Agent::start_env(
-        &up_cfg,
-        netcat_port,
-        &args,
-        Stdio::from(log),
-        &[
-            ("FLUME_SSL_TRUSTSTORE_PATH", OsStr::new(&truststore)),
-            ("FLUME_SSL_TRUSTSTORE_PASSWORD", OsStr::new("trust-pass")),
-        ],
-    );
-    let mut client = Client::new(netcat_port);
-    let lines: Vec<String> = (0..20).map(|i| format!("env-{i}")).collect();
-    for l in &lines {
-        assert!(client.send(l), "{l} not acknowledged");
+    let other = store("other-truststore.jks");
+    for (how, env, props) in [
+        (
+            "environment",
+            vec![
+                ("FLUME_SSL_TRUSTSTORE_PATH", truststore.clone()),
+                ("FLUME_SSL_TRUSTSTORE_PASSWORD", "trust-pass".to_owned()),
+            ],
+            vec![],
+        ),
+        (
+            "-D properties over the environment",
+            vec![
+                ("FLUME_SSL_TRUSTSTORE_PATH", other.clone()),
+                ("FLUME_SSL_TRUSTSTORE_PASSWORD", "trust-pass".to_owned()),
+            ],
+            vec![
+                format!("-Djavax.net.ssl.trustStore={truststore}"),
+                "-Djavax.net.ssl.trustStorePassword=trust-pass".to_owned(),
+            ],
+        ),
+    ] {
+        let (up_dir, down_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (netcat_port, rpc_port) = (free_port(), free_port());
+        let down_cfg =
+            chain_downstream(down_dir.path(), "avro", rpc_port, &source_tls("server.jks"));
+        let _down = chain_start(&down_cfg, rpc_port, down_dir.path(), "down.log");
+        let up_cfg = chain_upstream(
+            up_dir.path(),
+            "avro",
+            netcat_port,
+            rpc_port,
+            "a.sinks.k1.ssl = true\n",
+        );
+        let log = std::fs::File::create(up_dir.path().join("up.log")).unwrap();
+        let mut args = vec![
+            OsStr::new("-f"),
+            up_cfg.as_os_str(),
+            OsStr::new("-n"),
+            OsStr::new("a"),
+        ];
+        args.extend(props.iter().map(OsStr::new));
+        let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, OsStr::new(v))).collect();
+        let _up = Agent::start_env(&up_cfg, netcat_port, &args, Stdio::from(log), &env);
+        let mut client = Client::new(netcat_port);
+        let lines: Vec<String> = (0..20).map(|i| format!("global-{i}")).collect();
+        for l in &lines {
+            assert!(client.send(l), "{how}: {l} not acknowledged");
+        }
+        wait_for_lines(down_dir.path(), &lines);
     }
-    wait_for_lines(down_dir.path(), &lines);
 }
 
 /// The upstream agent retries and delivers nothing; its log (and the downstream one's) says why.
