@@ -111,23 +111,9 @@ pub fn translate(
     let prefix = "kafka.producer.";
     let full_prefix = s.full(prefix);
     let user: Vec<(&str, &super::Entry)> = s.props().with_prefix(&full_prefix).collect();
-    let set = |key: &str| {
-        user.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, e)| e.value.trim())
-            .filter(|v| !v.is_empty())
-    };
     // Flume 1.9's global key and trust stores, for what a TLS client leaves unset.
-    let globals = kafka_security::global_keys(set("security.protocol"), &|k| set(k).is_some());
-    // A key's value; an empty one counts as unset, as Flume drops it.
-    let value_of = |key: &str| {
-        set(key).or_else(|| {
-            globals
-                .iter()
-                .find(|g| g.key == key)
-                .map(|g| g.value.as_str())
-        })
-    };
+    let globals = kafka_security::globals_for(&user);
+    let value_of = |key: &str| kafka_security::value_in(&user, &globals, key);
     let origin = |key: &str, entry: &super::Entry| {
         Some(format!(
             "{}: {}",
@@ -190,15 +176,7 @@ pub fn translate(
         }
     }
 
-    for g in globals.iter().filter(|g| g.key.ends_with(".location")) {
-        let k = kafka_security::Key {
-            prefix,
-            key: g.key,
-            value: &g.value,
-            origin: Some(g.origin.clone()),
-        };
-        kafka_security::translate(s, &k, &value_of, &mut out)?;
-    }
+    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out)?;
     // Java's producer (3.2+) turns idempotence off when settings that contradict it are given
     // and idempotence was not asked for; librdkafka would refuse to start instead.
     let conflict = [

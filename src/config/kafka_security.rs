@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::java_keystore;
-use super::{ConfigError, ProducerProperty, Section};
+use super::{ConfigError, Entry, ProducerProperty, Section};
 
 /// One of a client's `kafka.producer.*` / `kafka.consumer.*` keys.
 pub(super) struct Key<'a> {
@@ -166,6 +166,52 @@ fn global_keys_with(
             })
         })
         .collect()
+}
+
+/// The value of `key` among a client's keys `user` (an empty one counts as unset, as Flume
+/// drops it), else among Flume's global stores.
+pub(super) fn value_in<'v>(
+    user: &[(&'v str, &'v Entry)],
+    globals: &'v [GlobalKey],
+    key: &str,
+) -> Option<&'v str> {
+    user.iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, e)| e.value.trim())
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            globals
+                .iter()
+                .find(|g| g.key == key)
+                .map(|g| g.value.as_str())
+        })
+}
+
+/// Flume's global stores for what the client with keys `user` leaves unset ([`global_keys`]).
+pub(super) fn globals_for(user: &[(&str, &Entry)]) -> Vec<GlobalKey> {
+    let set = |key: &str| value_in(user, &[], key);
+    global_keys(set("security.protocol"), &|k| set(k).is_some())
+}
+
+/// Translates the store locations among `globals` as if the client had set them (after its
+/// own keys, which they never replace).
+pub(super) fn translate_globals<'v>(
+    s: &Section,
+    prefix: &str,
+    globals: &[GlobalKey],
+    value_of: &dyn Fn(&str) -> Option<&'v str>,
+    out: &mut Vec<ProducerProperty>,
+) -> Result<(), ConfigError> {
+    for g in globals.iter().filter(|g| g.key.ends_with(".location")) {
+        let k = Key {
+            prefix,
+            key: g.key,
+            value: &g.value,
+            origin: Some(g.origin.clone()),
+        };
+        translate(s, &k, value_of, out)?;
+    }
+    Ok(())
 }
 
 /// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is

@@ -161,23 +161,9 @@ pub(super) fn translate_consumer(
     let mut out = Vec::new();
     let full_prefix = s.full(prefix);
     let user: Vec<(&str, &super::Entry)> = s.props().with_prefix(&full_prefix).collect();
-    let set = |key: &str| {
-        user.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, e)| e.value.trim())
-            .filter(|v| !v.is_empty())
-    };
     // Flume 1.9's global key and trust stores, for what a TLS client leaves unset.
-    let globals = kafka_security::global_keys(set("security.protocol"), &|k| set(k).is_some());
-    // A key's value; an empty one counts as unset, as Flume drops it.
-    let value_of = |key: &str| {
-        set(key).or_else(|| {
-            globals
-                .iter()
-                .find(|g| g.key == key)
-                .map(|g| g.value.as_str())
-        })
-    };
+    let globals = kafka_security::globals_for(&user);
+    let value_of = |key: &str| kafka_security::value_in(&user, &globals, key);
     for &(key, entry) in &user {
         s.entry(&format!("{prefix}{key}"));
         let at = format!("{}: {}", entry.at(), s.full(&format!("{prefix}{key}")));
@@ -219,15 +205,7 @@ pub(super) fn translate_consumer(
             origin: Some(at),
         });
     }
-    for g in globals.iter().filter(|g| g.key.ends_with(".location")) {
-        let k = kafka_security::Key {
-            prefix,
-            key: g.key,
-            value: &g.value,
-            origin: Some(g.origin.clone()),
-        };
-        kafka_security::translate(s, &k, &value_of, &mut out)?;
-    }
+    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out)?;
     out.extend(FORCED.iter().map(|(k, v)| ProducerProperty::new(k, v)));
     Ok(out)
 }
