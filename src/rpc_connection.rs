@@ -123,9 +123,6 @@ pub fn patient_reader(stream: &TcpStream, stop: StopFlag) -> io::Result<(Patient
     Ok((reader, deadline))
 }
 
-/// How long a TLS handshake may take before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How a connection's bytes travel: plain TCP, or TLS as the server or the client.
 #[derive(Clone)]
 pub enum Security {
@@ -169,7 +166,7 @@ pub struct Halves {
 }
 
 /// Sets `stream` up for an RPC connection ([`patient_reader`]) and, with TLS, runs the
-/// handshake (for at most [`HANDSHAKE_TIMEOUT`]).
+/// handshake (for at most [`crate::tls::HANDSHAKE_TIMEOUT`]).
 pub fn open(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Result<Halves> {
     let (patient, deadline) = patient_reader(&stream, stop)?;
     let plain = PatientStream {
@@ -185,19 +182,13 @@ pub fn open(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Resul
             });
         }
         Security::Server(acceptor) => {
-            deadline.set(Some(HANDSHAKE_TIMEOUT));
-            acceptor.accept(plain).map_err(|e| {
-                let text = format!("TLS handshake: {e}");
-                // A peer that closed before saying anything: a port probe or a health check.
-                if text.ends_with("unexpected EOF") {
-                    io::Error::new(ErrorKind::UnexpectedEof, text)
-                } else {
-                    io::Error::other(text)
-                }
-            })?
+            deadline.set(Some(crate::tls::HANDSHAKE_TIMEOUT));
+            acceptor
+                .accept(plain)
+                .map_err(crate::tls::handshake_failure)?
         }
         Security::Client { connector, host } => {
-            deadline.set(Some(HANDSHAKE_TIMEOUT));
+            deadline.set(Some(crate::tls::HANDSHAKE_TIMEOUT));
             connector
                 .configure()
                 .map_err(io::Error::other)?

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    HandshakeError, SslAcceptor, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode,
+    ErrorCode, HandshakeError, SslAcceptor, SslConnector, SslMethod, SslOptions, SslStream,
+    SslVerifyMode,
 };
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
@@ -72,6 +73,34 @@ fn exclusions(p: &Protocols) -> SslOptions {
     o
 }
 
+/// A failed server-side handshake as an I/O error naming OpenSSL's reason: of kind
+/// `UnexpectedEof` when the peer closed before finishing it (a port probe or a health check,
+/// not worth a warning), else `Other`.
+pub fn handshake_failure<S: std::fmt::Debug>(e: HandshakeError<S>) -> std::io::Error {
+    /// OpenSSL 3's reason for a peer that closed mid-handshake (`sslerr.h`).
+    const UNEXPECTED_EOF_WHILE_READING: std::ffi::c_int = 294;
+    let closed = match &e {
+        HandshakeError::Failure(mid) => {
+            let err = mid.error();
+            // OpenSSL 1.1 said it as a SYSCALL error without an errno.
+            (err.code() == ErrorCode::SYSCALL && err.io_error().is_none())
+                || err.ssl_error().is_some_and(|stack| {
+                    stack
+                        .errors()
+                        .iter()
+                        .any(|x| x.reason_code() == UNEXPECTED_EOF_WHILE_READING)
+                })
+        }
+        _ => false,
+    };
+    let kind = if closed {
+        ErrorKind::UnexpectedEof
+    } else {
+        ErrorKind::Other
+    };
+    std::io::Error::new(kind, format!("TLS handshake: {e}"))
+}
+
 /// A served connection's bytes: plain TCP, or TLS over it. Its reads are polled through the
 /// socket's read timeout: a timeout reaches a TLS read as `WouldBlock`, after which OpenSSL
 /// resumes the record where it left off, so both kinds are polled the same way, and a TLS
@@ -110,15 +139,7 @@ impl ServerStream {
                     }
                     attempt = mid.handshake();
                 }
-                Err(e) => {
-                    let text = format!("TLS handshake: {e}");
-                    let kind = if text.ends_with("unexpected EOF") {
-                        ErrorKind::UnexpectedEof
-                    } else {
-                        ErrorKind::Other
-                    };
-                    return Err(std::io::Error::new(kind, text));
-                }
+                Err(e) => return Err(handshake_failure(e)),
             }
         }
     }

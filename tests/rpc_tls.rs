@@ -149,6 +149,9 @@ fn nothing_delivered(source_extra: &str, sink_extra: &str, up_logged: &str, down
         delivered(down_dir.path()).is_empty(),
         "delivered although TLS failed"
     );
+    // The start-up probe of the source's port (connect, close) is no warning.
+    let down = read(down_dir.path(), "down.log");
+    assert!(!down.contains("unexpected EOF"), "{down}");
 }
 
 #[test]

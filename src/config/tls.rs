@@ -44,7 +44,7 @@ fn global(name: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// Where a server's TLS keys are read: the component's keys (or the older names in
+/// Where a component's TLS keys are read: its own keys (or the older names in
 /// `aliases`, with a note), else Flume's global settings.
 struct Keys<'a, 's> {
     s: &'a Section<'s>,
@@ -70,16 +70,6 @@ impl Keys<'_, '_> {
         }
         self.s.string(key).or_else(|| (self.globals)(env))
     }
-}
-
-/// A component key, else the global setting `env`.
-fn key_or_global(
-    s: &Section,
-    key: &str,
-    env: &str,
-    globals: &dyn Fn(&str) -> Option<String>,
-) -> Option<String> {
-    s.string(key).or_else(|| globals(env))
 }
 
 /// The TLS settings of a source, if `ssl = true`.
@@ -171,7 +161,7 @@ fn server_with(
     };
     Ok(Some(TlsServerConfig {
         key,
-        protocols: protocols(s, notes, &keys.name("exclude-protocols"), globals)?,
+        protocols: protocols(&keys, notes)?,
     }))
 }
 
@@ -203,8 +193,13 @@ fn client_with(
         }
         return Ok(None);
     }
+    let keys = Keys {
+        s,
+        aliases: &[],
+        globals,
+    };
     let trust_all = s.bool_or("trust-all-certs", false)?;
-    let trusted = match key_or_global(s, "truststore", "TRUSTSTORE_PATH", globals) {
+    let trusted = match keys.get("truststore", "TRUSTSTORE_PATH", notes) {
         _ if trust_all => {
             for key in ["truststore", "truststore-password", "truststore-type"] {
                 s.accept_without_effect(key, "trust-all-certs is true", notes);
@@ -213,8 +208,8 @@ fn client_with(
         }
         None => None,
         Some(path) => {
-            let password = key_or_global(s, "truststore-password", "TRUSTSTORE_PASSWORD", globals);
-            let configured = key_or_global(s, "truststore-type", "TRUSTSTORE_TYPE", globals);
+            let password = keys.get("truststore-password", "TRUSTSTORE_PASSWORD", notes);
+            let configured = keys.get("truststore-type", "TRUSTSTORE_TYPE", notes);
             let store_type = store_type(configured.as_deref());
             let pem = java_keystore::read(Path::new(&path), &store_type, password.as_deref(), None)
                 .map_err(|e| {
@@ -235,7 +230,7 @@ fn client_with(
     Ok(Some(TlsClientConfig {
         trusted,
         trust_all,
-        protocols: protocols(s, notes, "exclude-protocols", globals)?,
+        protocols: protocols(&keys, notes)?,
     }))
 }
 
@@ -247,16 +242,14 @@ fn store_type(configured: Option<&str>) -> String {
 /// `include-protocols` and `exclude-protocols` (space-separated Java names), and the cipher
 /// suite lists, which are noted: OpenSSL's default suites hold none of the weak ones (RC4,
 /// 3DES, export, NULL) such lists exist to keep out.
-fn protocols(
-    s: &Section,
-    notes: &mut Vec<String>,
-    exclude_key: &str,
-    globals: &dyn Fn(&str) -> Option<String>,
-) -> Result<Protocols, ConfigError> {
-    let list = |key: &str, env: &str| -> Result<Option<Vec<&'static str>>, ConfigError> {
-        let Some(text) = key_or_global(s, key, env, globals) else {
+fn protocols(keys: &Keys, notes: &mut Vec<String>) -> Result<Protocols, ConfigError> {
+    let s = keys.s;
+    let exclude_key = keys.name("exclude-protocols");
+    let mut list = |key: &str, env: &str| -> Result<Option<Vec<&'static str>>, ConfigError> {
+        let Some(text) = keys.get(key, env, notes) else {
             return Ok(None);
         };
+        let key = keys.name(key);
         let mut out = Vec::new();
         for name in text.split([' ', ',']).filter(|n| !n.is_empty()) {
             match name {
@@ -265,7 +258,7 @@ fn protocols(
                     Some(v) => out.push(*v),
                     None => {
                         return Err(s.error(
-                            Some(key),
+                            Some(&key),
                             format!(
                                 "'{name}' is not a TLS version; Java's names are {}",
                                 VERSIONS.join(", ")
@@ -278,7 +271,7 @@ fn protocols(
         Ok(Some(out))
     };
     let include = list("include-protocols", "INCLUDE_PROTOCOLS")?;
-    let exclude = list(exclude_key, "EXCLUDE_PROTOCOLS")?.unwrap_or_default();
+    let exclude = list("exclude-protocols", "EXCLUDE_PROTOCOLS")?.unwrap_or_default();
     let excluded: Vec<&'static str> = VERSIONS
         .into_iter()
         .filter(|v| exclude.contains(v) || include.as_ref().is_some_and(|i| !i.contains(v)))
@@ -288,7 +281,7 @@ fn protocols(
             Some(if include.is_some() {
                 "include-protocols"
             } else {
-                exclude_key
+                &exclude_key
             }),
             "no TLS version is left to use".into(),
         ));
