@@ -39,6 +39,8 @@ const JCEKS_MAGIC: u32 = 0xCECE_CECE;
 /// Sun's key protection algorithm, 1.3.6.1.4.1.42.2.17.1.1, as a DER object identifier body.
 const SUN_KEY_PROTECTOR: [u8; 10] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x2a, 0x02, 0x11, 0x01, 0x01];
 const SHA1_LEN: usize = 20;
+/// The largest file read as a store: real ones hold a few certificates, kilobytes each.
+const MAX_STORE_BYTES: u64 = 16 << 20;
 
 /// A store's contents as PEM text.
 #[derive(Debug, Default)]
@@ -100,6 +102,18 @@ pub fn read(
              (`keytool -importkeystore -srckeystore {p} -destkeystore {p}.p12 \
              -deststoretype PKCS12`) and name that file with type PKCS12",
             p = path.display()
+        )));
+    }
+    // Only a regular file of a store's size: a FIFO would block the start, and a path
+    // naming something else entirely should not be read into memory whole.
+    let meta = std::fs::metadata(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(error("cannot read it: not a regular file"));
+    }
+    if meta.len() > MAX_STORE_BYTES {
+        return Err(error(format!(
+            "cannot read it: {} bytes, more than a key store holds (at most {MAX_STORE_BYTES})",
+            meta.len()
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read it: {e}")))?;
@@ -576,5 +590,17 @@ mod tests {
         );
         let e = read(&fixture("no-such-store.jks"), "JKS", None, None).unwrap_err();
         assert!(e.0.starts_with("cannot read it"), "{e}");
+        // A FIFO would block the start if it were opened; a directory is no store either.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [fifo.as_path(), dir.path()] {
+            let e = read(path, "JKS", None, None).unwrap_err();
+            assert_eq!(e.0, "cannot read it: not a regular file");
+        }
     }
 }
