@@ -545,6 +545,72 @@ fn an_https_endpoint_is_verified_and_delivered_to() {
     }
 }
 
+/// As Flume's sink under a JVM started with `-Djavax.net.ssl.trustStore` (or Flume 1.9's
+/// `FLUME_SSL_TRUSTSTORE_*`): the agent's global Java trust store replaces the system's roots.
+/// Trusting the server's CA through it delivers; a trust store holding another CA delivers
+/// nothing.
+#[cfg(feature = "https")]
+#[test]
+fn the_global_java_trust_store_verifies_https_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = java_stores();
+    let p12 = std::fs::read(stores.join("server.p12")).unwrap();
+    let identity = native_tls::Identity::from_pkcs12(&p12, "store-pass").expect("server.p12");
+    let acceptor = Arc::new(native_tls::TlsAcceptor::new(identity).unwrap());
+    let trust = stores.join("truststore.jks").display().to_string();
+    let other = stores.join("other-truststore.jks").display().to_string();
+    let by_property = [
+        format!("-Djavax.net.ssl.trustStore={trust}"),
+        "-Djavax.net.ssl.trustStorePassword=trust-pass".to_owned(),
+    ];
+    let by_environment = [
+        ("FLUME_SSL_TRUSTSTORE_PATH", other.as_str()),
+        ("FLUME_SSL_TRUSTSTORE_PASSWORD", "trust-pass"),
+    ];
+    for trusted in [true, false] {
+        let (nc, http) = (free_port(), free_port());
+        let server = Server::start_maybe_tls(http, Vec::new(), Some(acceptor.clone()));
+        let extra = format!("{COMMIT_2XX}a.sinks.k1.endpoint = https://localhost:{http}/in\n");
+        let cfg = config(dir.path(), nc, http, &extra);
+        let metrics = free_port();
+        let log = std::fs::File::create(dir.path().join(format!("global-{trusted}.log"))).unwrap();
+        let metrics_arg = metrics.to_string();
+        let mut args = vec![
+            "-f".as_ref(),
+            cfg.as_os_str(),
+            "--metrics-port".as_ref(),
+            metrics_arg.as_ref(),
+        ];
+        let env: Vec<(&str, &std::ffi::OsStr)> = if trusted {
+            args.extend(by_property.iter().map(std::ffi::OsStr::new));
+            Vec::new()
+        } else {
+            by_environment
+                .iter()
+                .map(|(k, v)| (*k, v.as_ref()))
+                .collect()
+        };
+        let mut agent = Agent::start_env(&cfg, nc, &args, std::process::Stdio::from(log), &env);
+        let sent = lines(5);
+        send_all(nc, &sent);
+        if trusted {
+            wait_until("every line delivered over https", || {
+                server.bodies_answered(200).len() >= sent.len()
+            });
+            assert_eq!(server.bodies(), sent);
+        } else {
+            wait_until("failed deliveries", || {
+                metric(metrics, "SINK.k1", "EventWriteFail").is_some_and(|n| n >= 2)
+            });
+            assert!(
+                server.bodies().is_empty(),
+                "delivered to an untrusted server"
+            );
+        }
+        assert!(agent.stop(), "the agent stopped cleanly");
+    }
+}
+
 #[test]
 fn with_the_server_down_at_start_everything_is_delivered_once_it_is_up() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,9 @@ pub struct HttpSinkConfig {
     /// `defaultIncrementMetrics` false, `incrementMetrics.CODE`: read and checked, no effect in
     /// weir (its EventDrainSuccessCount counts every event whose take is committed).
     pub increment_metrics: StatusRule,
+    /// For an https endpoint, the agent's global trust store (PEM), which replaces the
+    /// system's roots as the JVM's `javax.net.ssl.trustStore` does for Flume's sink.
+    pub trusted: Option<String>,
 }
 
 /// A yes/no decision per HTTP status: an exact code (`503`) wins over its class (`5XX`), which
@@ -180,8 +183,15 @@ pub fn parse_http_sink(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<(HttpSinkConfig, usize), ConfigError> {
+    let endpoint = endpoint(s)?;
+    let trusted = if endpoint.starts_with("https:") {
+        super::tls::global_trust_store(s, "endpoint")?
+    } else {
+        None
+    };
     let config = HttpSinkConfig {
-        endpoint: endpoint(s)?,
+        endpoint,
+        trusted,
         connect_timeout: timeout(s, "connectTimeout")?,
         request_timeout: timeout(s, "requestTimeout")?,
         content_type: header(s, "contentTypeHeader", "text/plain")?,

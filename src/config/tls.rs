@@ -234,6 +234,32 @@ fn client_with(
     }))
 }
 
+/// The JVM-wide trust store of a Flume agent (`-Djavax.net.ssl.trustStore`, or Flume 1.9's
+/// `FLUME_SSL_TRUSTSTORE_*`), which Java clients without a trust store of their own, such as
+/// the http sink's `HttpURLConnection`, verify servers with: its certificates as PEM, or
+/// `None` when none is set. Errors are put on `key`.
+pub fn global_trust_store(s: &Section, key: &str) -> Result<Option<String>, ConfigError> {
+    let Some(path) = global("TRUSTSTORE_PATH") else {
+        return Ok(None);
+    };
+    let store_type = store_type(global("TRUSTSTORE_TYPE").as_deref());
+    let password = global("TRUSTSTORE_PASSWORD");
+    let pem = java_keystore::read(Path::new(&path), &store_type, password.as_deref(), None)
+        .map_err(|e| {
+            s.error(
+                Some(key),
+                format!("the global trust store (FLUME_SSL_TRUSTSTORE_PATH or -Djavax.net.ssl.trustStore) {path}: {e}"),
+            )
+        })?;
+    if pem.trusted.is_empty() {
+        return Err(s.error(
+            Some(key),
+            format!("the global trust store {path} holds no trusted certificate"),
+        ));
+    }
+    Ok(Some(pem.trusted))
+}
+
 /// Flume's store types: JKS by default; PKCS12 and JKS are read.
 fn store_type(configured: Option<&str>) -> String {
     configured.unwrap_or("JKS").trim().to_ascii_uppercase()
