@@ -104,12 +104,8 @@ pub fn read(
             p = path.display()
         )));
     }
-    // Only a regular file of a store's size: a FIFO would block the start, and a path
-    // naming something else entirely should not be read into memory whole.
-    let meta = std::fs::metadata(path).map_err(|e| error(format!("cannot read it: {e}")))?;
-    if !meta.is_file() {
-        return Err(error("cannot read it: not a regular file"));
-    }
+    // A path naming something else entirely should not be read into memory whole.
+    let meta = regular_file(path)?;
     if meta.len() > MAX_STORE_BYTES {
         return Err(error(format!(
             "cannot read it: {} bytes, more than a key store holds (at most {MAX_STORE_BYTES})",
@@ -118,6 +114,32 @@ pub fn read(
     }
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot read it: {e}")))?;
     read_bytes(&bytes, store_type, password, key_password)
+}
+
+/// The metadata of `path` if it is a regular file: opening a FIFO named as a store would
+/// block the start until a writer came.
+fn regular_file(path: &Path) -> Result<std::fs::Metadata, StoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(error("cannot read it: not a regular file"));
+    }
+    Ok(meta)
+}
+
+/// What the file at `path` holds, by its first bytes: `JKS`, `PKCS12` (a DER SEQUENCE, the
+/// PFX) or `PEM` (its armour); `None` for anything else, or a path that is not a readable
+/// regular file.
+pub fn sniff(path: &Path) -> Option<&'static str> {
+    regular_file(path).ok()?;
+    let mut head = [0u8; 11];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = std::io::Read::read(&mut file, &mut head).ok()?;
+    match &head[..n] {
+        h if h.starts_with(&JKS_MAGIC.to_be_bytes()) => Some("JKS"),
+        [0x30, ..] => Some("PKCS12"),
+        h if h.starts_with(b"-----BEGIN") => Some("PEM"),
+        _ => None,
+    }
 }
 
 /// [`read`] of a store's bytes (also the `java_keystore` fuzz target's entry point).
@@ -601,6 +623,7 @@ mod tests {
         for path in [fifo.as_path(), dir.path()] {
             let e = read(path, "JKS", None, None).unwrap_err();
             assert_eq!(e.0, "cannot read it: not a regular file");
+            assert_eq!(sniff(path), None, "not opened, so nothing recognised");
         }
     }
 }

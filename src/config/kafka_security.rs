@@ -216,28 +216,15 @@ pub(super) fn translate_globals<'v>(
 
 /// A Java key or trust store's type, upper-cased: the configured one, else (Java's default is
 /// JKS) what the file holds, since keytool writes PKCS#12 by default since Java 9 whatever the
-/// file's name, and PEM files are recognised by their armour. A file that cannot be read
-/// counts as JKS here; reading it then names the problem.
+/// file's name, and PEM files are recognised by their armour ([`java_keystore::sniff`]). A
+/// file that cannot be read counts as JKS here; reading it then names the problem.
 fn store_type(configured: Option<&str>, path: &str) -> String {
     if let Some(t) = configured {
         return t.to_ascii_uppercase();
     }
-    let mut head = [0u8; 11];
-    // Only a regular file is opened: opening a FIFO named here would block the start.
-    let n = std::fs::metadata(path)
-        .ok()
-        .filter(std::fs::Metadata::is_file)
-        .and_then(|_| std::fs::File::open(path).ok())
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head).ok())
-        .unwrap_or(0);
-    match &head[..n] {
-        [0xfe, 0xed, 0xfe, 0xed, ..] => "JKS",
-        // A DER SEQUENCE: PKCS#12's PFX.
-        [0x30, ..] => "PKCS12",
-        h if h.starts_with(b"-----BEGIN") => "PEM",
-        _ => "JKS",
-    }
-    .to_owned()
+    java_keystore::sniff(Path::new(path))
+        .unwrap_or("JKS")
+        .to_owned()
 }
 
 /// `username` and `password` of a JAAS line such as
@@ -296,14 +283,7 @@ mod tests {
         assert_eq!(store_type(None, &pem), "PEM");
         assert_eq!(store_type(None, "/no/such/file"), "JKS");
         assert_eq!(store_type(Some("pkcs12"), &jks), "PKCS12");
-        // Not a regular file: not opened (a FIFO would block until a writer came), so JKS.
-        let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
-        assert_eq!(store_type(None, &fifo.display().to_string()), "JKS");
+        // Not a regular file: not opened (java_keystore's tests use a FIFO), so JKS.
         assert_eq!(store_type(None, &dir.path().display().to_string()), "JKS");
     }
 

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use super::frame::EncodeError;
 
-///
 /// A variant that wraps another error prints it in its own message and does not also return
 /// it from `source()`: printing the chain (`{:#}`) would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
