@@ -39,6 +39,9 @@ pub fn acceptor(tls: &TlsServerConfig) -> anyhow::Result<SslAcceptor> {
     b.check_private_key()
         .context("the key store's key does not match its certificate")?;
     b.set_options(exclusions(&tls.protocols));
+    if let Some(ciphers) = &tls.ciphers {
+        ciphers.apply(&mut b)?;
+    }
     Ok(b.build())
 }
 
@@ -57,6 +60,9 @@ pub fn connector(tls: &TlsClientConfig) -> anyhow::Result<SslConnector> {
         b.set_cert_store(store.build());
     }
     b.set_options(exclusions(&tls.protocols));
+    if let Some(ciphers) = &tls.ciphers {
+        ciphers.apply(&mut b)?;
+    }
     Ok(b.build())
 }
 

@@ -76,11 +76,13 @@ fn java_stores_carry_the_sink_and_the_source_over_mutual_tls() {
     // netcat → file channel → Kafka sink, with JKS stores.
     let sink_dir = tempfile::tempdir().unwrap();
     let netcat = free_port();
+    // Java's cipher suite names, which librdkafka takes only as OpenSSL's.
     let tls = tls_keys(
         "a.sinks.k1.kafka.producer.",
         "truststore.jks",
         Some(("keystore.jks", "key-pass")),
-    );
+    ) + "a.sinks.k1.kafka.producer.ssl.cipher.suites = \
+         TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_AES_256_GCM_SHA384\n";
     let cfg = kafka_config(sink_dir.path(), netcat, &proxy.bootstrap(), TOPIC, &tls);
     let (mut sink_agent, sink_metrics) = start_logged(sink_dir.path(), &cfg);
     let mut client = Client::new(netcat);
@@ -99,7 +101,7 @@ fn java_stores_carry_the_sink_and_the_source_over_mutual_tls() {
         "a.sources.r1.kafka.consumer.",
         "truststore.p12",
         Some(("keystore.p12", "store-pass")),
-    );
+    ) + "a.sources.r1.kafka.consumer.ssl.cipher.suites = TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n";
     let cfg = source_config(source_dir.path(), &proxy.bootstrap(), &tls);
     let (mut source_agent, source_metrics) = start_logged(source_dir.path(), &cfg);
     wait_until("the source's 200 events", || {

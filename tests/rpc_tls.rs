@@ -3,7 +3,8 @@
 //! store, the sink with a JKS trust store, or with `trust-all-certs`, or with the global
 //! `FLUME_SSL_TRUSTSTORE_*` settings. A sink trusting another CA, or speaking plain TCP to a
 //! TLS source, delivers nothing, and the logs say why. A standard TLS client (OpenSSL's
-//! `s_client`) completes a handshake with the source.
+//! `s_client`) completes a handshake with the source, and only with the cipher suites the
+//! source's `include-cipher-suites` / `exclude-cipher-suites` leave.
 
 mod support;
 
@@ -187,24 +188,115 @@ fn a_standard_tls_client_completes_a_handshake_with_the_source() {
     );
     std::fs::write(&cfg, cfg_text).unwrap();
     let _agent = chain_start(&cfg, port, dir.path(), "down.log");
+    let (connected, text) = s_client_connects(port, &[]);
+    assert!(connected && text.contains("Verification: OK"), "{text}");
+}
+
+/// Whether `openssl s_client` with `args` completes a handshake with the source on `port`.
+fn s_client_connects(port: u16, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
         .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
             "-CAfile",
             &store("ca.pem"),
             "-verify_return_error",
             "-brief",
         ])
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("run openssl s_client (the openssl CLI is needed)");
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("Verification: OK") && text.contains("CONNECTION ESTABLISHED"),
-        "{text}"
+    (text.contains("CONNECTION ESTABLISHED"), text)
+}
+
+/// The source's cipher suite lists, in Java's names, hold for any client: an excluded suite
+/// (here all of TLS 1.3's, and one of TLS 1.2) cannot be negotiated, another one can.
+#[test]
+fn the_sources_cipher_suite_lists_hold_for_any_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "{}a.sources.r1.exclude-cipher-suites = TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 \
+         TLS_CHACHA20_POLY1305_SHA256 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n",
+        source_tls("server.jks")
+    );
+    let cfg = chain_downstream(dir.path(), "avro", port, &extra);
+    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
+    for (args, connects) in [
+        (&["-tls1_3"][..], false),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"][..],
+            false,
+        ),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"][..],
+            true,
+        ),
+    ] {
+        let (connected, text) = s_client_connects(port, args);
+        assert_eq!(connected, connects, "s_client {args:?}:\n{text}");
+    }
+
+    // An include list keeps only what it names (less what is excluded).
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "{}a.sources.r1.include-cipher-suites = TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 \
+         TLS_AES_256_GCM_SHA384\n",
+        source_tls("server.jks")
+    );
+    let cfg = chain_downstream(dir.path(), "avro", port, &extra);
+    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
+    for (args, connects) in [
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"][..],
+            false,
+        ),
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"][..],
+            true,
+        ),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"][..],
+            false,
+        ),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"][..],
+            true,
+        ),
+    ] {
+        let (connected, text) = s_client_connects(port, args);
+        assert_eq!(connected, connects, "s_client {args:?}:\n{text}");
+    }
+}
+
+/// A sink's include list is what it offers: a sink offering only a suite the source excludes
+/// delivers nothing; offering one the source keeps, everything.
+#[test]
+fn a_sink_offering_only_a_suite_the_source_excludes_delivers_nothing() {
+    let source = format!(
+        "{}a.sources.r1.exclude-cipher-suites = TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n",
+        source_tls("server.jks")
+    );
+    let sink = |suite: &str| {
+        format!(
+            "{}a.sinks.k1.include-cipher-suites = {suite}\n",
+            sink_tls("truststore.jks")
+        )
+    };
+    nothing_delivered(
+        &source,
+        &sink("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+        "handshake failure",
+        "no shared cipher",
+    );
+    chain_delivers_every_line_with_its_headers(
+        "avro",
+        "avro",
+        &source,
+        &sink("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
     );
 }
 

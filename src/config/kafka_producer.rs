@@ -160,7 +160,7 @@ pub fn translate(
             value,
             origin: from.clone(),
         };
-        if kafka_security::translate(s, &k, &value_of, &mut out)? {
+        if kafka_security::translate(s, &k, &value_of, &mut out, notes)? {
             continue;
         }
         match *key {
@@ -176,7 +176,7 @@ pub fn translate(
         }
     }
 
-    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out)?;
+    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out, notes)?;
     // Java's producer (3.2+) turns idempotence off when settings that contradict it are given
     // and idempotence was not asked for; librdkafka would refuse to start instead.
     let conflict = [
@@ -277,6 +277,40 @@ mod tests {
         let (p, notes) = producer("a.sinks.k1.kafka.producer.acks = -1\n").unwrap();
         assert_eq!(last(&p, "acks"), Some("all"));
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    /// Java names suites, librdkafka takes OpenSSL's cipher list; TLS 1.3 suites have no
+    /// librdkafka key and are noted, a name OpenSSL does not have is an error on its key.
+    #[test]
+    fn cipher_suites_become_an_openssl_cipher_list() {
+        let (p, notes) = producer(
+            "a.sinks.k1.kafka.producer.ssl.cipher.suites = \
+             TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_AES_256_GCM_SHA384\n",
+        )
+        .unwrap();
+        assert_eq!(
+            last(&p, "ssl.cipher.suites"),
+            Some("ECDHE-RSA-AES256-GCM-SHA384")
+        );
+        assert!(
+            notes.iter().any(|n| n.starts_with(
+                "t.properties:1: a.sinks.k1.kafka.producer.ssl.cipher.suites: \
+                 TLS_AES_256_GCM_SHA384 not used"
+            )),
+            "{notes:?}"
+        );
+        let (p, _) =
+            producer("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_AES_256_GCM_SHA384\n")
+                .unwrap();
+        assert_eq!(last(&p, "ssl.cipher.suites"), None);
+        let e = producer("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_NOPE\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "t.properties:1: a.sinks.k1.kafka.producer.ssl.cipher.suites: not a \
+                 cipher suite OpenSSL has: TLS_NOPE"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

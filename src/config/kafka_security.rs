@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use super::java_keystore;
 use super::{ConfigError, Entry, ProducerProperty, Section};
+use super::{cipher_suites, java_keystore};
 
 /// One of a client's `kafka.producer.*` / `kafka.consumer.*` keys.
 pub(super) struct Key<'a> {
@@ -27,6 +27,7 @@ pub(super) fn translate<'v>(
     k: &Key,
     value_of: &dyn Fn(&str) -> Option<&'v str>,
     out: &mut Vec<ProducerProperty>,
+    notes: &mut Vec<String>,
 ) -> Result<bool, ConfigError> {
     let push = |out: &mut Vec<ProducerProperty>, key: &str, value: &str| {
         out.push(ProducerProperty {
@@ -67,6 +68,26 @@ pub(super) fn translate<'v>(
                     )));
                 }
                 push(out, "ssl.ca.pem", &pem.trusted);
+            }
+        }
+        // Java names the suites, librdkafka takes an OpenSSL cipher list (which has no say
+        // over TLS 1.3's suites: OpenSSL's defaults, all strong, stay on).
+        "ssl.cipher.suites" => {
+            let (list, tls13) = cipher_suites::openssl_cipher_list(k.value).map_err(fail)?;
+            let at = k.origin.as_deref().unwrap_or(k.key);
+            if !tls13.is_empty() {
+                notes.push(format!(
+                    "{at}: {} not used: librdkafka sets no TLS 1.3 suites, and OpenSSL's \
+                     default ones apply",
+                    tls13.join(", ")
+                ));
+            }
+            match list {
+                Some(list) => push(out, "ssl.cipher.suites", &list),
+                None => notes.push(format!(
+                    "{at}: names no suite of TLS 1.2 or older, so librdkafka's default \
+                     cipher list applies to those versions"
+                )),
             }
         }
         // Java 2.7+'s PEM certificates and key given inline.
@@ -201,6 +222,7 @@ pub(super) fn translate_globals<'v>(
     globals: &[GlobalKey],
     value_of: &dyn Fn(&str) -> Option<&'v str>,
     out: &mut Vec<ProducerProperty>,
+    notes: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     for g in globals.iter().filter(|g| g.key.ends_with(".location")) {
         let k = Key {
@@ -209,7 +231,7 @@ pub(super) fn translate_globals<'v>(
             value: &g.value,
             origin: Some(g.origin.clone()),
         };
-        translate(s, &k, value_of, out)?;
+        translate(s, &k, value_of, out, notes)?;
     }
     Ok(())
 }

@@ -181,7 +181,7 @@ pub(super) fn translate_consumer(
             value,
             origin: Some(at.clone()),
         };
-        if kafka_security::translate(s, &k, &value_of, &mut out)? {
+        if kafka_security::translate(s, &k, &value_of, &mut out, notes)? {
             continue;
         }
         if let Some(why) = java_only(key) {
@@ -205,7 +205,7 @@ pub(super) fn translate_consumer(
             origin: Some(at),
         });
     }
-    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out)?;
+    kafka_security::translate_globals(s, prefix, &globals, &value_of, &mut out, notes)?;
     out.extend(FORCED.iter().map(|(k, v)| ProducerProperty::new(k, v)));
     Ok(out)
 }

@@ -11,6 +11,7 @@
 //! directory: as in Flume, they are relative to the working directory.
 
 mod avro;
+pub mod cipher_suites;
 mod components;
 mod exec;
 mod http;

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::cipher_suites::CipherSuites;
 use super::java_keystore::{self, KeyPem};
 use super::{ConfigError, Section};
 
@@ -14,6 +15,8 @@ use super::{ConfigError, Section};
 pub struct TlsServerConfig {
     pub key: KeyPem,
     pub protocols: Protocols,
+    /// `None`: the TLS context's own default suites.
+    pub ciphers: Option<CipherSuites>,
 }
 
 /// A TLS client's settings (`ssl = true` on a sink).
@@ -24,6 +27,8 @@ pub struct TlsClientConfig {
     /// `trust-all-certs`: the server's certificate is not checked at all.
     pub trust_all: bool,
     pub protocols: Protocols,
+    /// `None`: the TLS context's own default suites.
+    pub ciphers: Option<CipherSuites>,
 }
 
 /// The TLS versions a connection may use, after Flume's include and exclude lists.
@@ -159,9 +164,11 @@ fn server_with(
             format!("Java {store_type} keystore {path} holds no private key"),
         ));
     };
+    let protocols = protocols(&keys, notes)?;
     Ok(Some(TlsServerConfig {
         key,
-        protocols: protocols(&keys, notes)?,
+        ciphers: cipher_suites(&keys, &protocols, notes)?,
+        protocols,
     }))
 }
 
@@ -227,10 +234,12 @@ fn client_with(
             Some(pem.trusted)
         }
     };
+    let protocols = protocols(&keys, notes)?;
     Ok(Some(TlsClientConfig {
         trusted,
         trust_all,
-        protocols: protocols(&keys, notes)?,
+        ciphers: cipher_suites(&keys, &protocols, notes)?,
+        protocols,
     }))
 }
 
@@ -265,9 +274,7 @@ fn store_type(configured: Option<&str>) -> String {
     configured.unwrap_or("JKS").trim().to_ascii_uppercase()
 }
 
-/// `include-protocols` and `exclude-protocols` (space-separated Java names), and the cipher
-/// suite lists, which are noted: OpenSSL's default suites hold none of the weak ones (RC4,
-/// 3DES, export, NULL) such lists exist to keep out.
+/// `include-protocols` and `exclude-protocols` (space-separated Java names).
 fn protocols(keys: &Keys, notes: &mut Vec<String>) -> Result<Protocols, ConfigError> {
     let s = keys.s;
     let exclude_key = keys.name("exclude-protocols");
@@ -312,15 +319,60 @@ fn protocols(keys: &Keys, notes: &mut Vec<String>) -> Result<Protocols, ConfigEr
             "no TLS version is left to use".into(),
         ));
     }
-    for key in ["include-cipher-suites", "exclude-cipher-suites"] {
-        s.accept_without_effect(
-            key,
-            "OpenSSL's default cipher suites apply, which hold none of the weak ones (RC4, \
-             3DES, export, NULL)",
-            notes,
-        );
-    }
     Ok(Protocols { excluded })
+}
+
+/// `include-cipher-suites` and `exclude-cipher-suites` (space-separated Java names), if either
+/// is set; they must leave a suite that one of the TLS versions in `protocols` can use.
+fn cipher_suites(
+    keys: &Keys,
+    protocols: &Protocols,
+    notes: &mut Vec<String>,
+) -> Result<Option<CipherSuites>, ConfigError> {
+    let s = keys.s;
+    let include = keys.get("include-cipher-suites", "INCLUDE_CIPHERSUITES", notes);
+    let exclude = keys.get("exclude-cipher-suites", "EXCLUDE_CIPHERSUITES", notes);
+    if include.is_none() && exclude.is_none() {
+        return Ok(None);
+    }
+    // Errors go on the list that decides: the include list if there is one.
+    let key = if include.is_some() {
+        "include-cipher-suites"
+    } else {
+        "exclude-cipher-suites"
+    };
+    let (suites, unknown) = CipherSuites::filter(include.as_deref(), exclude.as_deref())
+        .map_err(|e| s.error(Some(key), e))?;
+    for (key, list) in [
+        ("include-cipher-suites", &include),
+        ("exclude-cipher-suites", &exclude),
+    ] {
+        let Some(list) = list else { continue };
+        let named: Vec<&str> = list
+            .split([' ', ',', '\t'])
+            .filter(|n| unknown.iter().any(|u| u == n))
+            .collect();
+        if !named.is_empty() {
+            notes.push(format!(
+                "{}: not cipher suites this OpenSSL has, so they change nothing (as in Java): {}",
+                s.full(key),
+                named.join(" ")
+            ));
+        }
+    }
+    let excluded = |v: &str| protocols.excluded.contains(&v);
+    let tls12_or_older_left = ["TLSv1", "TLSv1.1", "TLSv1.2"]
+        .into_iter()
+        .any(|v| !excluded(v));
+    if (suites.tls13_only() && excluded("TLSv1.3")) || (suites.no_tls13() && !tls12_or_older_left) {
+        return Err(s.error(
+            Some(key),
+            "no cipher suite left is one the allowed TLS versions can use (TLS 1.3 has \
+             suites of its own: TLS_AES_*, TLS_CHACHA20_*)"
+                .into(),
+        ));
+    }
+    Ok(Some(suites))
 }
 
 #[cfg(test)]
@@ -459,5 +511,86 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("no TLS version is left"), "{e}");
+    }
+
+    #[test]
+    fn cipher_suite_lists_are_read_with_unknown_names_noted() {
+        let (c, notes) = parse(
+            "a.sources.r1.ssl = true
+             a.sources.r1.exclude-cipher-suites = TLS_RSA_WITH_RC4_128_MD5 \
+             TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+",
+            &[],
+            client_with,
+        )
+        .unwrap();
+        let (expected, _) = CipherSuites::filter(
+            None,
+            Some("TLS_RSA_WITH_RC4_128_MD5 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+        )
+        .unwrap();
+        assert_eq!(c.expect("ssl").ciphers, Some(expected));
+        assert!(
+            notes.iter().any(|n| n.contains("exclude-cipher-suites")
+                && n.ends_with("change nothing (as in Java): TLS_RSA_WITH_RC4_128_MD5")),
+            "{notes:?}"
+        );
+        // Without lists, the context's defaults.
+        let (c, _) = parse(
+            "a.sources.r1.ssl = true
+",
+            &[],
+            client_with,
+        )
+        .unwrap();
+        assert_eq!(c.expect("ssl").ciphers, None);
+        // Flume 1.9's global lists, where the component sets none.
+        let (c, _) = parse(
+            "a.sources.r1.ssl = true
+",
+            &[("INCLUDE_CIPHERSUITES", "TLS_AES_256_GCM_SHA384")],
+            client_with,
+        )
+        .unwrap();
+        let c = c.expect("ssl").ciphers.expect("the global include list");
+        assert!(c.tls13_only());
+    }
+
+    #[test]
+    fn cipher_suite_lists_leaving_nothing_usable_are_named() {
+        let e = parse(
+            "a.sources.r1.ssl = true
+a.sources.r1.include-cipher-suites = TLS_NO_SUCH_SUITE
+",
+            &[],
+            client_with,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.properties:2: a.sources.r1.include-cipher-suites: no cipher suite"),
+            "{e}"
+        );
+        // Only TLS 1.3 suites, with TLS 1.3 excluded.
+        let e = parse(
+            "a.sources.r1.ssl = true
+             a.sources.r1.include-cipher-suites = TLS_AES_256_GCM_SHA384
+             a.sources.r1.exclude-protocols = TLSv1.3
+",
+            &[],
+            client_with,
+        )
+        .unwrap_err();
+        assert!(e.contains("the allowed TLS versions"), "{e}");
+        // Only older suites, with TLS 1.3 the one version left.
+        let e = parse(
+            "a.sources.r1.ssl = true
+             a.sources.r1.include-cipher-suites = TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+             a.sources.r1.include-protocols = TLSv1.3
+",
+            &[],
+            client_with,
+        )
+        .unwrap_err();
+        assert!(e.contains("the allowed TLS versions"), "{e}");
     }
 }
