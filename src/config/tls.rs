@@ -343,22 +343,26 @@ fn cipher_suites(
     };
     let (suites, unknown) = CipherSuites::filter(include.as_deref(), exclude.as_deref())
         .map_err(|e| s.error(Some(key), e))?;
-    for (key, list) in [
-        ("include-cipher-suites", &include),
-        ("exclude-cipher-suites", &exclude),
+    for (key, env, list) in [
+        ("include-cipher-suites", "INCLUDE_CIPHERSUITES", &include),
+        ("exclude-cipher-suites", "EXCLUDE_CIPHERSUITES", &exclude),
     ] {
         let Some(list) = list else { continue };
         let named: Vec<&str> = list
             .split([' ', ',', '\t'])
             .filter(|n| unknown.iter().any(|u| u == n))
             .collect();
-        if !named.is_empty() {
-            notes.push(format!(
-                "{}: not cipher suites this OpenSSL has, so they change nothing (as in Java): {}",
-                s.full(key),
-                named.join(" ")
-            ));
+        if named.is_empty() {
+            continue;
         }
+        let from = match s.entry(key) {
+            Some(e) => format!("{}: {}", e.at(), s.full(key)),
+            None => format!("FLUME_SSL_{env}"),
+        };
+        notes.push(format!(
+            "{from}: not cipher suites this OpenSSL has, so they change nothing (as in Java): {}",
+            named.join(" ")
+        ));
     }
     let excluded = |v: &str| protocols.excluded.contains(&v);
     let tls12_or_older_left = ["TLSv1", "TLSv1.1", "TLSv1.2"]
@@ -531,8 +535,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.expect("ssl").ciphers, Some(expected));
         assert!(
-            notes.iter().any(|n| n.contains("exclude-cipher-suites")
-                && n.ends_with("change nothing (as in Java): TLS_RSA_WITH_RC4_128_MD5")),
+            notes.iter().any(|n| n
+                == "t.properties:2: a.sources.r1.exclude-cipher-suites: not cipher suites this \
+                    OpenSSL has, so they change nothing (as in Java): TLS_RSA_WITH_RC4_128_MD5"),
             "{notes:?}"
         );
         // Without lists, the context's defaults.
