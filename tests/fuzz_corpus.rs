@@ -611,6 +611,32 @@ mod seeds {
             };
             Serializer::whole_file(&config, batches).unwrap()
         };
+        // Flume's position file: a header naming the file, a block of one offset per commit.
+        let flume_meta = {
+            use weir::flume_event_format::{put_bytes, put_bytes_map, put_long};
+            let sync = *b"flume-meta-sync!";
+            let mut out = b"Obj\x01".to_vec();
+            put_bytes_map(
+                &mut out,
+                &[
+                    (
+                        "avro.schema",
+                        &br#"{"type":"record","name":"TransferStateFileMeta","namespace":"org.apache.flume.serialization","fields":[{"name":"offset","type":"long"}]}"#[..],
+                    ),
+                    ("avro.codec", b"null"),
+                    ("file", b"/var/spool/app/a.log"),
+                ],
+            );
+            out.extend_from_slice(&sync);
+            for offset in [0, 120, 4096] {
+                let mut record = Vec::new();
+                put_long(&mut record, offset);
+                put_long(&mut out, 1);
+                put_bytes(&mut out, &record);
+                out.extend_from_slice(&sync);
+            }
+            out
+        };
         let evs = many();
         let null = container(AvroCodec::Null, &[&evs, &evs[..1]]);
         let deflate = container(AvroCodec::Deflate, &[&evs]);
@@ -637,6 +663,11 @@ mod seeds {
             (
                 "lines-long".into(),
                 [vec![b'x'; 40], b"\n".to_vec(), vec![b'y'; 3]].concat(),
+            ),
+            ("flume-meta".into(), flume_meta.clone()),
+            (
+                "flume-meta-cut".into(),
+                flume_meta[..flume_meta.len() - 5].to_vec(),
             ),
             (
                 "lines-not-utf8".into(),

@@ -580,8 +580,19 @@ pub fn source_messages(data: &[u8]) {
 /// `spool_files`: the spooldir source's file readers (LINE, BLOB, AVRO) over a file holding the
 /// input. Reading stops at the end or at a fault, never panics; positions only move forward and
 /// stay inside the file; and reading resumed from the first event's end position gives exactly
-/// the events read after it from the start.
+/// the events read after it from the start. The input is also read as Flume's position file
+/// (`flume_meta`): never a panic, and a file it names comes from the input's bytes.
 pub fn spool_files(data: &[u8]) {
+    if let Ok(p) = weir::source::spooldir::flume_meta::parse(data) {
+        assert!(
+            p.target.is_empty()
+                || data
+                    .windows(p.target.len())
+                    .any(|w| w == p.target.as_bytes()),
+            "a file name that is not in the input: {:?}",
+            p.target
+        );
+    }
     use weir::config::{AvroSchemaType, DecodeErrorPolicy, SpoolDeserializer};
     use weir::source::spooldir::deserializer::{self, After, Position};
     let dir = std::env::temp_dir().join(format!(

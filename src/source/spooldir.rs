@@ -22,6 +22,10 @@
 //! being read but with another inode replaced it while the agent was stopped: it is a new file
 //! and is read from its start.
 //!
+//! A source that takes a directory over from Flume (it has no state file yet) reads on the
+//! file Flume was reading where Flume's position file leaves it ([`flume_meta`]), so the lines
+//! Flume delivered are not sent again.
+//!
 //! The directory is listed at most every `pollDelay` while files are waiting (Flume lists it for
 //! every file), and every `pollDelay` while it is empty: polling, as TAILDIR does, rather than
 //! inotify, which network filesystems lack and which loses events on overflow.
@@ -29,6 +33,7 @@
 mod avro;
 mod blob;
 pub mod deserializer;
+pub mod flume_meta;
 mod lines;
 mod listing;
 mod state;
@@ -48,7 +53,7 @@ use self::listing::{Candidate, file_id};
 use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
 use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
-use crate::config::{DeletePolicy, SpoolDirConfig, TrackingPolicy};
+use crate::config::{DeletePolicy, SpoolDeserializer, SpoolDirConfig, TrackingPolicy};
 use crate::event::Event;
 use crate::stop::sleep_unless_stopped;
 
@@ -90,9 +95,22 @@ impl Source for SpoolDirSource {
             )
         })?;
         let state_path = tracker_dir.join(STATE_FILE);
-        let state = load_state(name, &state_path)?;
-        if tracker_dir.join(state::FLUME_META_FILE).exists() {
-            tracing::warn!(source = %name, "{} is Flume's position file, which weir does not read: a file Flume was reading is read again from its start", tracker_dir.join(state::FLUME_META_FILE).display());
+        let had_state = state_path.exists();
+        let mut state = load_state(name, &state_path)?;
+        let flume_meta = tracker_dir.join(state::FLUME_META_FILE);
+        // Flume's position counts only before weir has a state of its own: after that it is
+        // stale.
+        if !had_state && flume_meta.exists() {
+            match flume_position(&self.config, &spool_dir, &flume_meta) {
+                Ok(Some(current)) => {
+                    tracing::info!(source = %name, "{} was being read by Flume: it is read on from byte {}, where Flume's position file {} leaves it", current.id.file.display(), current.pos, flume_meta.display());
+                    state.current = Some(current);
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(source = %name, "Flume's position file {}: {why}; a file Flume was reading is read again from its start", flume_meta.display());
+                }
+            }
         }
         for s in &state.skipped {
             tracing::warn!(source = %name, "{} (inode {}) is not read: {}", s.file.display(), s.inode, s.reason);
@@ -127,6 +145,51 @@ impl Source for SpoolDirSource {
         };
         spooler.run(&processor, &stop);
     }
+}
+
+/// Where Flume's position file `meta` leaves the file Flume was reading (`None`: that file is
+/// gone, so there is nothing to resume), for a source with no state of its own yet.
+fn flume_position(
+    config: &SpoolDirConfig,
+    spool_dir: &Path,
+    meta: &Path,
+) -> Result<Option<Current>, String> {
+    if matches!(config.deserializer, SpoolDeserializer::Avro { .. }) {
+        return Err("the AVRO deserializer's positions in it are not read".into());
+    }
+    let size = std::fs::metadata(meta).map_err(|e| e.to_string())?.len();
+    if size > flume_meta::MAX_META_FILE {
+        return Err(format!("{size} bytes is more than a position file holds"));
+    }
+    let bytes = std::fs::read(meta).map_err(|e| e.to_string())?;
+    let flume = flume_meta::parse(&bytes)?;
+    // Flume names the file from spoolDir as configured, which may be relative to its own
+    // working directory.
+    let target = Path::new(&flume.target);
+    let rel = target
+        .strip_prefix(&config.spool_dir)
+        .or_else(|_| target.strip_prefix(spool_dir))
+        .map_err(|_| format!("it names {}, which is not in spoolDir", flume.target))?;
+    let path = spool_dir.join(rel);
+    let file = match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Err(format!("it names {}, which is not a file", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
+    };
+    if flume.offset > file.len() {
+        return Err(format!(
+            "its position {} is past the end of {} ({} bytes)",
+            flume.offset,
+            path.display(),
+            file.len()
+        ));
+    }
+    Ok(Some(Current {
+        id: file_id(&path, &file),
+        pos: flume.offset,
+        records: 0,
+    }))
 }
 
 /// Reads the state file; a corrupt one is moved aside (kept for inspection) and the source
@@ -741,7 +804,7 @@ mod tests {
 
     use super::*;
     use crate::channel::Channel;
-    use crate::config::{ConsumeOrder, DecodeErrorPolicy, SpoolDeserializer};
+    use crate::config::{AvroCodec, ConsumeOrder, DecodeErrorPolicy, SpoolDeserializer};
     use crate::source::spooldir::lines::LineReader;
     use crate::source::test_rig::{self, processor_for, take_bodies};
 
@@ -873,6 +936,79 @@ mod tests {
 
     fn exists(p: &Path) -> bool {
         std::fs::symlink_metadata(p).is_ok()
+    }
+
+    /// Flume's position file in the rig's tracker directory.
+    fn flume_meta(r: &Rig, bytes: &[u8]) {
+        let tracker = r.spool().join(".flumespool");
+        std::fs::create_dir_all(&tracker).unwrap();
+        std::fs::write(tracker.join(state::FLUME_META_FILE), bytes).unwrap();
+    }
+
+    /// Taking a directory over from Flume: the file Flume was reading goes on where Flume's
+    /// position file leaves it, then the others; once weir has a state of its own, Flume's
+    /// stale file no longer counts.
+    #[test]
+    fn the_file_flume_was_reading_goes_on_from_flumes_position() {
+        use flume_meta::written::meta_file;
+        let r = rig();
+        put(&r.path("old.log"), numbered("o", 0..10).as_bytes(), 20);
+        put(&r.path("new.log"), numbered("n", 0..3).as_bytes(), 10);
+        let target = r.path("old.log").display().to_string();
+        // Flume committed o0..o3 ("o0\n" is 3 bytes), in two commits.
+        flume_meta(&r, &meta_file(AvroCodec::Null, &target, &[6, 12]));
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), [want("o", 4..10), want("n", 0..3)].concat());
+
+        // Flume's file is still there, naming a file now read to its end: it counts no more.
+        put(&r.path("later.log"), numbered("l", 0..2).as_bytes(), 0);
+        put(&r.path("old.log"), numbered("x", 0..6).as_bytes(), 0);
+        let mut s = r.spooler(r.config());
+        r.drain(&mut s);
+        let mut got = r.bodies();
+        got.sort();
+        assert_eq!(got, [want("l", 0..2), want("x", 0..6)].concat());
+    }
+
+    /// A position file that cannot be used leaves every file to be read from its start.
+    #[test]
+    fn an_unusable_flume_position_reads_from_the_start() {
+        use flume_meta::written::meta_file;
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("not a position file", b"garbage".to_vec()),
+            (
+                "a file that is gone",
+                meta_file(AvroCodec::Null, "/gone/a.log", &[3]),
+            ),
+            ("past the end", Vec::new()),
+            ("a file outside spoolDir", Vec::new()),
+        ];
+        for (what, bytes) in cases {
+            let r = rig();
+            put(&r.path("a.log"), numbered("a", 0..5).as_bytes(), 20);
+            let target = r.path("a.log").display().to_string();
+            let bytes = match what {
+                "past the end" => meta_file(AvroCodec::Null, &target, &[1000]),
+                "a file outside spoolDir" => meta_file(AvroCodec::Null, "/elsewhere/a.log", &[3]),
+                _ => bytes,
+            };
+            flume_meta(&r, &bytes);
+            let mut s = r.spooler(r.config());
+            r.drain(&mut s);
+            assert_eq!(r.bodies(), want("a", 0..5), "{what}");
+        }
+        // The AVRO deserializer's positions are Flume's own: not read.
+        let r = rig();
+        let target = r.path("a.log").display().to_string();
+        flume_meta(&r, &meta_file(AvroCodec::Null, &target, &[3]));
+        let mut config = r.config();
+        config.deserializer = SpoolDeserializer::Avro {
+            schema_type: crate::config::AvroSchemaType::Hash,
+        };
+        put(&r.path("a.log"), b"not avro", 20);
+        let s = r.spooler(config);
+        assert_eq!(s.state.current, None);
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!
 //! It is replaced through [`durable::replace`] after every committed batch, so after a crash it
 //! holds the last batch whose position was written, never a torn mix. Flume's own
-//! `.flumespool-main.meta` (an Avro file) is not read.
+//! `.flumespool-main.meta` is read only by a source that has no state file yet
+//! ([`super::flume_meta`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
