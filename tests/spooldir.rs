@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::{
-    Agent, agent_logs, check_config, logged_events, source_accepted, start_logged, wait_until,
+    Agent, agent_logs, check_config, interop_script, logged_events, python_modules,
+    source_accepted, start_logged, wait_until,
 };
 use weir::wal::inspect::DumpedEvent;
 
@@ -268,6 +269,57 @@ fn sigterm_in_the_middle_of_a_file_resumes_exactly() {
     wait_until("the file renamed", || exists(&completed(&path)));
     assert!(run.agent.stop());
     assert_eq!(bodies(&logged_events(&d.join("log"))), lines);
+}
+
+/// An agent taking a spool directory over from Flume: the file Flume was in the middle of goes
+/// on at the byte Flume's channel last committed, read from Flume's position file (written
+/// here by the Python `avro` package's DataFileWriter, as Flume's tracker writes it with
+/// Java's), then the next file; nothing Flume delivered is sent again.
+#[test]
+fn an_agent_taking_over_from_flume_goes_on_where_flume_stopped() {
+    if !python_modules("avro", "the Python avro package") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = config(d, "");
+    let first = numbered("first-", 500);
+    let second = numbered("second-", 50);
+    let first_path = drop_file(d, "a.log", text(&first).as_bytes(), 200);
+    let second_path = drop_file(d, "b.log", text(&second).as_bytes(), 100);
+    // Flume committed 100, then 320 lines of a.log (each line is 13 bytes).
+    std::fs::create_dir_all(d.join("spool/.flumespool")).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(interop_script("write_flume_position.py"))
+        .arg(d.join("spool/.flumespool/.flumespool-main.meta"))
+        .arg(&first_path)
+        .args(["1300", &(320 * 13).to_string()])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "write_flume_position.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (agent, port) = support::start_logged_with(
+        d,
+        &cfg,
+        &["--log-level", "warn,weir::source::spooldir=info"],
+    );
+    let mut run = Run { agent, port };
+    wait_until("both files renamed", || {
+        exists(&completed(&first_path)) && exists(&completed(&second_path))
+    });
+    assert!(run.agent.stop(), "SIGTERM must exit 0");
+    assert_eq!(
+        bodies(&logged_events(&d.join("log"))),
+        [&first[320..], &second[..]].concat()
+    );
+    let logs = agent_logs(d);
+    assert!(
+        logs.contains("was being read by Flume: it is read on from byte 4160"),
+        "{logs}"
+    );
 }
 
 #[test]
