@@ -24,6 +24,21 @@ pub fn codec_named(name: &str) -> Option<AvroCodec> {
         .find(|c| c.name() == name)
 }
 
+/// The codec of a container whose `avro.codec` metadata is `value` (absent means `null`), or
+/// an error naming it.
+pub fn codec_in_metadata(value: Option<&[u8]>) -> Result<AvroCodec, String> {
+    let name = value.unwrap_or(b"null");
+    std::str::from_utf8(name)
+        .ok()
+        .and_then(codec_named)
+        .ok_or_else(|| {
+            format!(
+                "its codec {:?} is not one weir reads (null, deflate, snappy)",
+                String::from_utf8_lossy(name)
+            )
+        })
+}
+
 /// A block's records as the codec stores them.
 pub fn compress(codec: AvroCodec, block: &[u8]) -> io::Result<Vec<u8>> {
     match codec {

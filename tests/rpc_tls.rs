@@ -211,65 +211,56 @@ fn s_client_connects(port: u16, args: &[&str]) -> (bool, String) {
     (text.contains("CONNECTION ESTABLISHED"), text)
 }
 
+/// Starts a TLS avro source with the cipher suite list `lists` (Java's names) and checks, for
+/// each `openssl s_client` option list, whether its handshake succeeds.
+fn handshakes_with_cipher_lists(lists: &str, cases: &[(&[&str], bool)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!("{}{lists}", source_tls("server.jks"));
+    let cfg = chain_downstream(dir.path(), "avro", port, &extra);
+    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
+    for (args, connects) in cases {
+        let (connected, text) = s_client_connects(port, args);
+        assert_eq!(connected, *connects, "{lists}s_client {args:?}:\n{text}");
+    }
+}
+
 /// The source's cipher suite lists, in Java's names, hold for any client: an excluded suite
-/// (here all of TLS 1.3's, and one of TLS 1.2) cannot be negotiated, another one can.
+/// (here all of TLS 1.3's, and one of TLS 1.2) cannot be negotiated, another one can; an
+/// include list keeps only what it names.
 #[test]
 fn the_sources_cipher_suite_lists_hold_for_any_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let extra = format!(
-        "{}a.sources.r1.exclude-cipher-suites = TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 \
+    handshakes_with_cipher_lists(
+        "a.sources.r1.exclude-cipher-suites = TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 \
          TLS_CHACHA20_POLY1305_SHA256 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n",
-        source_tls("server.jks")
+        &[
+            (&["-tls1_3"], false),
+            (
+                &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+                false,
+            ),
+            (&["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"], true),
+        ],
     );
-    let cfg = chain_downstream(dir.path(), "avro", port, &extra);
-    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
-    for (args, connects) in [
-        (&["-tls1_3"][..], false),
-        (
-            &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"][..],
-            false,
-        ),
-        (
-            &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"][..],
-            true,
-        ),
-    ] {
-        let (connected, text) = s_client_connects(port, args);
-        assert_eq!(connected, connects, "s_client {args:?}:\n{text}");
-    }
-
-    // An include list keeps only what it names (less what is excluded).
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let extra = format!(
-        "{}a.sources.r1.include-cipher-suites = TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 \
+    handshakes_with_cipher_lists(
+        "a.sources.r1.include-cipher-suites = TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 \
          TLS_AES_256_GCM_SHA384\n",
-        source_tls("server.jks")
+        &[
+            (
+                &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+                false,
+            ),
+            (
+                &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"],
+                true,
+            ),
+            (
+                &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"],
+                false,
+            ),
+            (&["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"], true),
+        ],
     );
-    let cfg = chain_downstream(dir.path(), "avro", port, &extra);
-    let _agent = chain_start(&cfg, port, dir.path(), "down.log");
-    for (args, connects) in [
-        (
-            &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"][..],
-            false,
-        ),
-        (
-            &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"][..],
-            true,
-        ),
-        (
-            &["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"][..],
-            false,
-        ),
-        (
-            &["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"][..],
-            true,
-        ),
-    ] {
-        let (connected, text) = s_client_connects(port, args);
-        assert_eq!(connected, connects, "s_client {args:?}:\n{text}");
-    }
 }
 
 /// A sink's include list is what it offers: a sink offering only a suite the source excludes

@@ -520,10 +520,9 @@ mod tests {
     #[test]
     fn cipher_suite_lists_are_read_with_unknown_names_noted() {
         let (c, notes) = parse(
-            "a.sources.r1.ssl = true
+            "a.sources.r1.ssl = true\n\
              a.sources.r1.exclude-cipher-suites = TLS_RSA_WITH_RC4_128_MD5 \
-             TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-",
+             TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n",
             &[],
             client_with,
         )
@@ -541,18 +540,11 @@ mod tests {
             "{notes:?}"
         );
         // Without lists, the context's defaults.
-        let (c, _) = parse(
-            "a.sources.r1.ssl = true
-",
-            &[],
-            client_with,
-        )
-        .unwrap();
+        let (c, _) = parse("a.sources.r1.ssl = true\n", &[], client_with).unwrap();
         assert_eq!(c.expect("ssl").ciphers, None);
         // Flume 1.9's global lists, where the component sets none.
         let (c, _) = parse(
-            "a.sources.r1.ssl = true
-",
+            "a.sources.r1.ssl = true\n",
             &[("INCLUDE_CIPHERSUITES", "TLS_AES_256_GCM_SHA384")],
             client_with,
         )
@@ -564,9 +556,7 @@ mod tests {
     #[test]
     fn cipher_suite_lists_leaving_nothing_usable_are_named() {
         let e = parse(
-            "a.sources.r1.ssl = true
-a.sources.r1.include-cipher-suites = TLS_NO_SUCH_SUITE
-",
+            "a.sources.r1.ssl = true\na.sources.r1.include-cipher-suites = TLS_NO_SUCH_SUITE\n",
             &[],
             client_with,
         )
@@ -575,27 +565,30 @@ a.sources.r1.include-cipher-suites = TLS_NO_SUCH_SUITE
             e.starts_with("t.properties:2: a.sources.r1.include-cipher-suites: no cipher suite"),
             "{e}"
         );
-        // Only TLS 1.3 suites, with TLS 1.3 excluded.
-        let e = parse(
-            "a.sources.r1.ssl = true
-             a.sources.r1.include-cipher-suites = TLS_AES_256_GCM_SHA384
-             a.sources.r1.exclude-protocols = TLSv1.3
-",
-            &[],
-            client_with,
-        )
-        .unwrap_err();
-        assert!(e.contains("the allowed TLS versions"), "{e}");
-        // Only older suites, with TLS 1.3 the one version left.
-        let e = parse(
-            "a.sources.r1.ssl = true
-             a.sources.r1.include-cipher-suites = TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
-             a.sources.r1.include-protocols = TLSv1.3
-",
-            &[],
-            client_with,
-        )
-        .unwrap_err();
-        assert!(e.contains("the allowed TLS versions"), "{e}");
+        // Only TLS 1.3 suites, or only older ones, with the versions they need excluded.
+        for versions in ["exclude-protocols = TLSv1.3", "include-protocols = TLSv1.3"] {
+            let suite = if versions.starts_with("exclude") {
+                "TLS_AES_256_GCM_SHA384"
+            } else {
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+            };
+            let e = parse(
+                &format!(
+                    "a.sources.r1.ssl = true\n\
+                     a.sources.r1.include-cipher-suites = {suite}\n\
+                     a.sources.r1.{versions}\n"
+                ),
+                &[],
+                client_with,
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with(
+                    "t.properties:2: a.sources.r1.include-cipher-suites: no cipher \
+                     suite left is one the allowed TLS versions can use"
+                ),
+                "{versions}: {e}"
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::io;
 use bytes::Bytes;
 
 use super::deserializer::{After, BATCH_BYTES, Batch, Deserializer, Piece, Position};
-use crate::avro_container::{MAGIC, SYNC_SIZE, codec_named, decompress};
+use crate::avro_container::{MAGIC, SYNC_SIZE, codec_in_metadata, decompress};
 use crate::avro_schema::{MAX_ZERO_WIDTH_ITEMS, Schema};
 use crate::config::{AvroCodec, AvroSchemaType};
 use crate::flume_event_format::Cursor;
@@ -377,16 +377,7 @@ fn parse_header(buf: &[u8]) -> Result<(Header, String), String> {
             std::str::from_utf8(s).map_err(|_| "the header's avro.schema is not UTF-8")
         })?;
     let schema = Schema::parse(literal).map_err(|e| format!("the header's avro.schema: {e}"))?;
-    let codec_name = get("avro.codec").unwrap_or(b"null");
-    let codec = std::str::from_utf8(codec_name)
-        .ok()
-        .and_then(codec_named)
-        .ok_or_else(|| {
-            format!(
-                "its codec {:?} is not one weir reads (null, deflate, snappy)",
-                String::from_utf8_lossy(codec_name)
-            )
-        })?;
+    let codec = codec_in_metadata(get("avro.codec"))?;
     Ok((
         Header {
             zero_width: schema.zero_width(),

@@ -12,7 +12,7 @@
 //! uses: the file is a header and a run of one-record blocks, and a whole Avro library would
 //! add nothing but a dependency.
 
-use crate::avro_container::{MAGIC, SYNC_SIZE, codec_named, decompress};
+use crate::avro_container::{MAGIC, SYNC_SIZE, codec_in_metadata, decompress};
 use crate::flume_event_format::Cursor;
 
 /// The largest position file read: each commit adds ~20 bytes, so this is millions of them.
@@ -49,16 +49,7 @@ pub fn parse(buf: &[u8]) -> Result<FlumePosition, String> {
         .ok_or("it names no file (no \"file\" metadata)")
         .and_then(|f| std::str::from_utf8(f).map_err(|_| "the file it names is not UTF-8"))?
         .to_owned();
-    let codec_name = get("avro.codec").unwrap_or(b"null");
-    let codec = std::str::from_utf8(codec_name)
-        .ok()
-        .and_then(codec_named)
-        .ok_or_else(|| {
-            format!(
-                "its codec {:?} is not one weir reads",
-                String::from_utf8_lossy(codec_name)
-            )
-        })?;
+    let codec = codec_in_metadata(get("avro.codec"))?;
     let mut offset = 0;
     // Block by block; the first that does not read whole ends the file (a torn append).
     while c.position() < buf.len() {
