@@ -10,9 +10,9 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use support::{Agent, Client, free_port, interop_script, python_modules, wait_until};
+use support::{Agent, Client, free_port, python_modules, wait_until};
 
 /// The Avro schema Flume's FlumeEventAvroEventSerializer writes.
 const FLUME_SCHEMA: &str = r#"{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}"#;
@@ -106,20 +106,10 @@ struct Record {
 fn read_avro(dir: &Path) -> Vec<(String, Vec<Record>)> {
     let files = support::file_roll_files(dir);
     assert!(!files.is_empty(), "no files in {}", dir.display());
-    let out = Command::new("python3")
-        .arg(interop_script("read_avro_container.py"))
-        .args(&files)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "the Python avro reader failed on {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = support::run_interop_script("read_avro_container.py", &files);
     let schema: serde_json::Value = serde_json::from_str(FLUME_SCHEMA).unwrap();
     let mut result: Vec<(String, Vec<Record>)> = Vec::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in String::from_utf8(stdout).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(codec) = v["codec"].as_str() {
             assert_eq!(v["schema"], schema, "{}", v["file"]);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::{
-    Agent, agent_logs, check_config, interop_script, logged_events, python_modules,
-    source_accepted, start_logged, wait_until,
+    Agent, agent_logs, check_config, logged_events, python_modules, source_accepted, start_logged,
+    wait_until,
 };
 use weir::wal::inspect::DumpedEvent;
 
@@ -289,17 +289,15 @@ fn an_agent_taking_over_from_flume_goes_on_where_flume_stopped() {
     let second_path = drop_file(d, "b.log", text(&second).as_bytes(), 100);
     // Flume committed 100, then 320 lines of a.log (each line is 13 bytes).
     std::fs::create_dir_all(d.join("spool/.flumespool")).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg(interop_script("write_flume_position.py"))
-        .arg(d.join("spool/.flumespool/.flumespool-main.meta"))
-        .arg(&first_path)
-        .args(["1300", &(320 * 13).to_string()])
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "write_flume_position.py: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::run_interop_script(
+        "write_flume_position.py",
+        &[
+            d.join("spool/.flumespool/.flumespool-main.meta")
+                .as_os_str(),
+            first_path.as_os_str(),
+            "1300".as_ref(),
+            (320 * 13).to_string().as_ref(),
+        ],
     );
     let (agent, port) = support::start_logged_with(
         d,

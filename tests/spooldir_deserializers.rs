@@ -7,11 +7,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{
-    agent_logs, interop_script, logged_events, python_modules, start_logged, wait_until,
-};
+use support::{agent_logs, logged_events, python_modules, start_logged, wait_until};
 use weir::wal::inspect::DumpedEvent;
 
 /// spooldir sources on `{dir}/<spool>` (one per entry: its name and extra keys) → file channel
@@ -74,18 +71,16 @@ fn python_avro(
     age: u64,
 ) -> (PathBuf, Written) {
     let tmp = dir.join(format!("{name}.tmp"));
-    let out = Command::new("python3")
-        .arg(interop_script("write_avro_container.py"))
-        .arg(&tmp)
-        .args([codec, &records.to_string(), &sync_interval.to_string()])
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "write_avro_container.py: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = support::run_interop_script(
+        "write_avro_container.py",
+        &[
+            tmp.as_os_str(),
+            codec.as_ref(),
+            records.to_string().as_ref(),
+            sync_interval.to_string().as_ref(),
+        ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let written = Written {
         schema: v["schema"].as_str().unwrap().to_owned(),
         fingerprint: v["fingerprint"].as_str().unwrap().to_owned(),

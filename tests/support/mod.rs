@@ -37,7 +37,7 @@ pub use tls_proxy::{TlsProxy, java_stores};
 // The interoperability tests' Python side (tests/interop/).
 mod python;
 #[allow(unused_imports)]
-pub use python::{PythonServer, interop_script, python_client, python_modules};
+pub use python::{PythonServer, interop_script, python_client, python_modules, run_interop_script};
 
 /// A port nothing listens on now, and that no other test of this process was given: the
 /// kernel hands a released port out again, and tests run in parallel, so two agents could

@@ -34,22 +34,35 @@ pub fn interop_script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `script client ARGS` (an RPC client of a weir source) to its end; its JSON lines.
-pub fn python_client(script: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+/// Runs `tests/interop/<name>` with `args` to its end; its standard output. Panics with its
+/// standard error if it fails.
+pub fn run_interop_script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> Vec<u8> {
+    let script = interop_script(name);
     let out = Command::new("python3")
-        .arg(script)
-        .arg("client")
+        .arg(&script)
         .args(args)
         .output()
         .expect("run python3");
     assert!(
         out.status.success(),
-        "{} client {args:?}: {}\n{}",
-        script.display(),
+        "{name} {:?}: {}\n{}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    out.stdout
+}
+
+/// Runs `script client ARGS` (an RPC client of a weir source) to its end; its JSON lines.
+pub fn python_client(script: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let name = script
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a script in tests/interop");
+    let args: Vec<&str> = std::iter::once("client")
+        .chain(args.iter().copied())
+        .collect();
+    String::from_utf8_lossy(&run_interop_script(name, &args))
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
