@@ -166,10 +166,23 @@ fn flume_position(
     // Flume names the file from spoolDir as configured, which may be relative to its own
     // working directory.
     let target = Path::new(&flume.target);
+    // Only a file the listing could give: no `..`, nothing hidden (the tracker directory).
     let rel = target
         .strip_prefix(&config.spool_dir)
         .or_else(|_| target.strip_prefix(spool_dir))
-        .map_err(|_| format!("it names {}, which is not in spoolDir", flume.target))?;
+        .ok()
+        .filter(|rel| {
+            rel.components().all(|c| match c {
+                std::path::Component::Normal(name) => !name.as_encoded_bytes().starts_with(b"."),
+                _ => false,
+            })
+        })
+        .ok_or_else(|| {
+            format!(
+                "it names {}, which is not a file to read in spoolDir",
+                flume.target
+            )
+        })?;
     let path = spool_dir.join(rel);
     let file = match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => m,
@@ -975,7 +988,7 @@ mod tests {
     #[test]
     fn an_unusable_flume_position_reads_from_the_start() {
         use flume_meta::written::meta_file;
-        let cases: [(&str, Vec<u8>); 4] = [
+        let cases: [(&str, Vec<u8>); 6] = [
             ("not a position file", b"garbage".to_vec()),
             (
                 "a file that is gone",
@@ -983,6 +996,8 @@ mod tests {
             ),
             ("past the end", Vec::new()),
             ("a file outside spoolDir", Vec::new()),
+            ("a way out of spoolDir", Vec::new()),
+            ("a hidden file", Vec::new()),
         ];
         for (what, bytes) in cases {
             let r = rig();
@@ -991,6 +1006,17 @@ mod tests {
             let bytes = match what {
                 "past the end" => meta_file(AvroCodec::Null, &target, &[1000]),
                 "a file outside spoolDir" => meta_file(AvroCodec::Null, "/elsewhere/a.log", &[3]),
+                // Names a.log by a path that leaves spoolDir and comes back.
+                "a way out of spoolDir" => {
+                    let out_and_back = r.spool().join("../spool/a.log");
+                    meta_file(AvroCodec::Null, &out_and_back.display().to_string(), &[3])
+                }
+                "a hidden file" => {
+                    std::fs::create_dir_all(r.spool().join(".hidden")).unwrap();
+                    put(&r.path(".hidden/a.log"), b"hidden\n", 20);
+                    let hidden = r.spool().join(".hidden/a.log");
+                    meta_file(AvroCodec::Null, &hidden.display().to_string(), &[3])
+                }
                 _ => bytes,
             };
             flume_meta(&r, &bytes);
