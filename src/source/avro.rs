@@ -7,7 +7,7 @@
 //! a log line naming the client, and nothing else.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -76,7 +76,7 @@ impl Source for AvroSource {
                 tracing::warn!(source = %self.name, %peer, "refusing connection: `threads` connections already open");
             },
             move |stream, peer| {
-                if let Some(rule) = denied_by(&cfg.ip_filter, peer.ip()) {
+                if let Some(rule) = denied_by(&cfg.ip_filter, peer) {
                     tracing::warn!(source = %name, %peer, rule, "connection refused by ipFilterRules");
                     return;
                 }
@@ -90,8 +90,10 @@ impl Source for AvroSource {
 
 /// The rule that denies `ip`, if any: the first rule that matches decides, and a client no rule
 /// matches is let in (Netty's IpFilterRuleHandler, which Flume uses).
-fn denied_by(rules: &[IpFilterRule], ip: IpAddr) -> Option<&str> {
-    let text = ip.to_string();
+fn denied_by(rules: &[IpFilterRule], peer: SocketAddr) -> Option<&str> {
+    // Flume matches `ip:` patterns against Java's spelling of the address.
+    let text = super::java_net::host_address(peer);
+    let ip = super::java_net::canonical_ip(peer.ip());
     let rule = rules
         .iter()
         .find(|r| r.matches(&text, || dns_lookup::lookup_addr(&ip).ok()))?;
@@ -205,10 +207,14 @@ mod tests {
 
         /// With `rules` as `ipFilterRules` (none if empty).
         fn start_with(channel: &Arc<dyn Channel>, rules: &str) -> Running {
+            Running::start_on(channel, "127.0.0.1", rules)
+        }
+
+        fn start_on(channel: &Arc<dyn Channel>, bind: &str, rules: &str) -> Running {
             let props = crate::config::Properties::parse(
                 std::path::Path::new("t.properties"),
                 format!(
-                    "a.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 0\n\
+                    "a.sources.r1.bind = {bind}\na.sources.r1.port = 0\n\
                      a.sources.r1.threads = 4\na.sources.r1.ipFilter = {}\n\
                      a.sources.r1.ipFilterRules = {rules}\n",
                     !rules.is_empty()
@@ -324,5 +330,26 @@ mod tests {
             Answer::Status(Status::Ok)
         );
         assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["y"]);
+    }
+
+    /// On a socket bound to `::`, an IPv4 client arrives as `::ffff:127.0.0.1`; Flume's rules
+    /// see `127.0.0.1` (Java hands out IPv4 addresses), and IPv6 in full (`0:0:0:0:0:0:0:1`).
+    #[test]
+    fn ip_filter_rules_see_addresses_as_java_spells_them() {
+        let channel = memory_channel(100, 100, Duration::ZERO);
+        let rules = "allow:ip:127.0.0.1,allow:ip:0:0:0:0:0:0:0:1,deny:ip:*";
+        let source = Running::start_on(&channel, "::", rules);
+        let port = source.addr.port();
+        for (i, host) in ["127.0.0.1", "::1"].into_iter().enumerate() {
+            let mut s = TcpStream::connect((host, port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let body = format!("from {host}");
+            assert_eq!(
+                call(&mut s, &mut Requestor::new(), i as i32, &[&body]),
+                Answer::Status(Status::Ok),
+                "{host}"
+            );
+            assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), [body]);
+        }
     }
 }

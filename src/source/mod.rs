@@ -10,6 +10,7 @@ mod datagrams;
 pub(crate) mod durable;
 pub mod exec;
 pub mod http;
+mod java_net;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod netcat;

@@ -46,8 +46,9 @@ fn event(datagram: &[u8], peer: SocketAddr, header: Option<&str>) -> Event {
         .map_or(datagram, |end| &datagram[..end]);
     let mut event = Event::new(line.to_vec());
     if let Some(h) = header {
-        // Java's InetSocketAddress.toString() for an address without a host name.
-        event.headers.insert(h.to_owned(), format!("/{peer}"));
+        event
+            .headers
+            .insert(h.to_owned(), super::java_net::socket_address(peer));
     }
     event
 }
@@ -104,6 +105,13 @@ mod tests {
         assert_eq!(&e.body[..], b"no newline");
         assert!(e.headers.is_empty());
         assert!(event(b"\n", peer, None).body.is_empty());
+        // As Java 14+ prints an IPv6 InetSocketAddress; an IPv4 client of a `::` socket is IPv4.
+        let peer: SocketAddr = "[2001:db8::7]:53".parse().unwrap();
+        let e = event(b"x", peer, Some("from"));
+        assert_eq!(e.headers.get("from"), Some("/[2001:db8:0:0:0:0:0:7]:53"));
+        let peer: SocketAddr = "[::ffff:10.0.0.9]:53".parse().unwrap();
+        let e = event(b"x", peer, Some("from"));
+        assert_eq!(e.headers.get("from"), Some("/10.0.0.9:53"));
     }
 
     #[test]

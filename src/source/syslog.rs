@@ -28,7 +28,7 @@ use chrono::{Local, Utc};
 use openssl::ssl::SslAcceptor;
 
 use super::reporter::Reporter;
-use super::{ChannelProcessor, Source, StopFlag, datagrams, listen_tcp, stopping};
+use super::{ChannelProcessor, Source, StopFlag, datagrams, java_net, listen_tcp, stopping};
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
@@ -151,10 +151,10 @@ impl Shared {
     fn client_headers(&self, peer: SocketAddr, port: u16) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if let Some(h) = &self.config.client_ip_header {
-            out.push((h.clone(), peer.ip().to_string()));
+            out.push((h.clone(), java_net::host_address(peer)));
         }
         if let Some(h) = &self.config.client_hostname_header {
-            out.push((h.clone(), self.hostnames.lookup(peer.ip())));
+            out.push((h.clone(), self.hostnames.lookup(peer)));
         }
         if let Some(h) = &self.config.port_header {
             out.push((h.clone(), port.to_string()));
@@ -199,7 +199,8 @@ struct HostNames {
 }
 
 impl HostNames {
-    fn lookup(&self, ip: IpAddr) -> String {
+    fn lookup(&self, peer: SocketAddr) -> String {
+        let ip = java_net::canonical_ip(peer.ip());
         if let Some((name, at)) = self.cache.lock().get(&ip)
             && at.elapsed() < HOSTNAME_TTL
         {
@@ -208,7 +209,7 @@ impl HostNames {
         // As Java's InetSocketAddress.getHostName: the address itself when it has no name.
         let name = dns_lookup::lookup_addr(&ip).unwrap_or_else(|e| {
             tracing::debug!(%ip, error = %e, "no host name for client address");
-            ip.to_string()
+            java_net::host_address(peer)
         });
         let mut cache = self.cache.lock();
         if cache.len() >= 4096 {
