@@ -595,3 +595,63 @@ fn https_with_a_java_key_store() {
     assert_eq!(bodies, ["over tls", "second, same connection"]);
     assert_eq!(events[0].0, headers(&[("h", "1")]));
 }
+
+/// A client past `maxConnections` gets a 503 with `Retry-After`, over plain HTTP and over TLS
+/// (where the reply needs a handshake first), and is served once a connection is free.
+#[test]
+fn clients_past_max_connections_get_503_then_are_served() {
+    let stores = support::java_stores();
+    let ca = stores.join("ca.pem").display().to_string();
+    let tls_keys = format!(
+        "a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+         a.sources.r1.keystore-password = store-pass\n",
+        stores.join("server.jks").display()
+    );
+    for tls in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let extra = format!(
+            "a.sinks =\na.sources.r1.maxConnections = 2\n{}",
+            if tls { tls_keys.as_str() } else { "" }
+        );
+        let mut agent = Agent::start(&config(dir.path(), port, &extra), port);
+        let scheme = if tls { "https" } else { "http" };
+        let post = |body: &str| {
+            let out = Command::new(CURL)
+                .args(["-sS", "--max-time", "20", "--cacert", &ca, "-D", "-"])
+                .args(["--data-binary", body])
+                .arg(format!("{scheme}://127.0.0.1:{port}/events"))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        // Two clients that connect and say nothing hold both connections. The thread of the
+        // start-up probe's connection may still count for a moment, so a client refused then
+        // (answered or closed at once) tries again.
+        let hold = || loop {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            match s.read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return s,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let idle = [hold(), hold()];
+        let refused = post(r#"[{"body":"refused"}]"#);
+        assert!(refused.starts_with("HTTP/1.1 503"), "{scheme}: {refused}");
+        assert!(refused.contains("Retry-After: 1"), "{scheme}: {refused}");
+        assert!(
+            refused.contains("too many connections (maxConnections = 2)"),
+            "{scheme}: {refused}"
+        );
+        drop(idle);
+        wait_until("a 200 once the idle clients left", || {
+            post(r#"[{"body":"served"}]"#).starts_with("HTTP/1.1 200")
+        });
+        assert!(agent.stop(), "agent exit status");
+        let events = logged_events(dir.path());
+        let bodies: Vec<&str> = events.iter().map(|(_, b)| b.as_str()).collect();
+        assert_eq!(bodies, ["served"], "{scheme}");
+    }
+}

@@ -14,7 +14,7 @@ pub mod json;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use openssl::ssl::SslAcceptor;
 
@@ -68,34 +68,87 @@ impl Source for HttpSource {
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
         let limit = self.config.max_connections;
         let tls = self.tls.clone();
-        let refuse_plain = tls.is_none();
+        let refusals = Refusals {
+            source: self.name.clone(),
+            limit,
+            tls: self.tls.clone(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            stop: stop.clone(),
+        };
         serve_clients(
             &self.name,
             "http",
             listener,
             limit,
             &stop,
-            |stream, peer| refuse_connection(&self.name, stream, peer, limit, refuse_plain),
+            |stream, peer| refusals.refuse(stream, peer),
             move |stream, peer| serve(&name, stream, peer, &cfg, tls.as_deref(), &processor, &st),
         );
     }
 }
 
-/// Over plain HTTP the refused client gets a 503; over TLS the connection is only closed, as a
-/// handshake on the accepting thread could hold up every other client.
-fn refuse_connection(name: &str, stream: TcpStream, peer: SocketAddr, limit: usize, plain: bool) {
-    tracing::warn!(source = name, %peer, limit, "refusing connection: maxConnections reached");
-    if !plain {
-        return;
+/// Refused clients answered on threads of their own at once, at most. Each thread holds its
+/// client for up to the TLS handshake timeout or the linger after the reply, so a flood of
+/// clients past `maxConnections` must not turn into a flood of threads.
+const REFUSALS_AT_ONCE: usize = 4;
+
+/// Answers clients past `maxConnections` with a 503 and `Retry-After`, so a well-behaved client
+/// backs off and retries instead of treating a closed connection as a failure.
+struct Refusals {
+    source: String,
+    limit: usize,
+    tls: Option<Arc<SslAcceptor>>,
+    in_flight: Arc<AtomicUsize>,
+    stop: StopFlag,
+}
+
+impl Refusals {
+    /// The answer goes out on a thread of its own: a TLS handshake, and the linger that lets
+    /// the client read the reply before the close, could otherwise hold up the accepting
+    /// thread. With [`REFUSALS_AT_ONCE`] such threads busy, a plain client is answered on the
+    /// accepting thread without the linger (the reply fits in the socket's buffer), and a TLS
+    /// client's connection is only closed.
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
+        let (source, limit) = (self.source.as_str(), self.limit);
+        tracing::warn!(source, %peer, limit, "refusing connection: maxConnections reached");
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= REFUSALS_AT_ONCE {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if self.tls.is_none()
+                && let Ok(mut conn) = Conn::new(stream)
+            {
+                let _ = answer_busy(&mut conn, limit);
+            }
+            return;
+        }
+        let (tls, in_flight, stop) = (self.tls.clone(), self.in_flight.clone(), self.stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("http-refuse-{peer}"))
+            .spawn(move || {
+                let conn = match &tls {
+                    None => Conn::new(stream),
+                    Some(acceptor) => Conn::accept_tls(stream, acceptor, &stop),
+                };
+                if let Ok(mut conn) = conn
+                    && answer_busy(&mut conn, limit).is_ok()
+                {
+                    conn.linger_close(&stop);
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(source, %peer, error = %e, "refused connection closed without a reply");
+        }
     }
-    if let Ok(mut conn) = Conn::new(stream) {
-        let _ = conn.respond(
-            503,
-            &format!("too many connections (maxConnections = {limit}); retry later"),
-            false,
-            &[("Retry-After", "1")],
-        );
-    }
+}
+
+fn answer_busy(conn: &mut Conn, limit: usize) -> std::io::Result<()> {
+    conn.respond(
+        503,
+        &format!("too many connections (maxConnections = {limit}); retry later"),
+        false,
+        &[("Retry-After", "1")],
+    )
 }
 
 /// Serves one client's requests until it leaves, a request leaves the stream unusable, or the
