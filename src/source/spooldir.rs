@@ -24,7 +24,7 @@
 //!
 //! A source that takes a directory over from Flume (it has no state file yet) reads on the
 //! file Flume was reading where Flume's position file leaves it ([`flume_meta`]), so the lines
-//! Flume delivered are not sent again.
+//! Flume delivered are not sent again (under AVRO, only those before the block Flume was in).
 //!
 //! The directory is listed at most every `pollDelay` while files are waiting (Flume lists it for
 //! every file), and every `pollDelay` while it is empty: polling, as TAILDIR does, rather than
@@ -154,9 +154,6 @@ fn flume_position(
     spool_dir: &Path,
     meta: &Path,
 ) -> Result<Option<Current>, String> {
-    if matches!(config.deserializer, SpoolDeserializer::Avro { .. }) {
-        return Err("the AVRO deserializer's positions in it are not read".into());
-    }
     let size = std::fs::metadata(meta).map_err(|e| e.to_string())?.len();
     if size > flume_meta::MAX_META_FILE {
         return Err(format!("{size} bytes is more than a position file holds"));
@@ -198,9 +195,19 @@ fn flume_position(
             file.len()
         ));
     }
+    let pos = match config.deserializer {
+        // Flume's AVRO deserializer stores where a sync marker starts, not a block.
+        SpoolDeserializer::Avro { .. } => {
+            let opened =
+                File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            avro::block_after_flume_mark(&opened, file.len(), flume.offset)
+                .map_err(|why| format!("{} is not an Avro container: {why}", path.display()))?
+        }
+        _ => flume.offset,
+    };
     Ok(Some(Current {
         id: file_id(&path, &file),
-        pos: flume.offset,
+        pos,
         records: 0,
     }))
 }
@@ -1024,7 +1031,7 @@ mod tests {
             r.drain(&mut s);
             assert_eq!(r.bodies(), want("a", 0..5), "{what}");
         }
-        // The AVRO deserializer's positions are Flume's own: not read.
+        // Under AVRO, a file that is not an Avro container.
         let r = rig();
         let target = r.path("a.log").display().to_string();
         flume_meta(&r, &meta_file(AvroCodec::Null, &target, &[3]));
@@ -1457,6 +1464,44 @@ mod tests {
         }
         put(path, &out, 10);
         datums
+    }
+
+    /// Flume's AVRO deserializer stores `previousSync() - 16`, where the sync marker before
+    /// the block it was reading starts; Flume goes on after the first marker at or after it.
+    #[test]
+    fn avro_taken_over_from_flume_goes_on_at_the_block_flume_was_reading() {
+        use flume_meta::written::meta_file;
+        let r = rig();
+        let datums = avro_file(&r.path("a.avro"), &[5, 7, 4]);
+        let bytes = std::fs::read(r.path("a.avro")).unwrap();
+        let sync = &bytes[bytes.len() - 16..];
+        // The header's marker, then one after each block.
+        let markers: Vec<u64> = (0..=bytes.len() - 16)
+            .filter(|&i| &bytes[i..i + 16] == sync)
+            .map(|i| i as u64)
+            .collect();
+        assert_eq!(markers.len(), 4, "{markers:?}");
+        let cases = [
+            ("nothing committed", 0, 0),
+            ("at the header's marker", markers[0], 0),
+            ("in the second block", markers[1], 5),
+            ("inside the second block's bytes", markers[1] + 20, 12),
+            ("after the last block", markers[3], 16),
+        ];
+        for (what, mark, from) in cases {
+            let r = rig();
+            avro_file(&r.path("a.avro"), &[5, 7, 4]);
+            let target = r.path("a.avro").display().to_string();
+            flume_meta(&r, &meta_file(AvroCodec::Null, &target, &[mark as i64]));
+            let mut config = r.config();
+            config.deserializer = SpoolDeserializer::Avro {
+                schema_type: crate::config::AvroSchemaType::Hash,
+            };
+            let mut s = r.spooler(config);
+            r.drain(&mut s);
+            let bodies: Vec<Vec<u8>> = r.take_all().iter().map(|e| e.body.to_vec()).collect();
+            assert_eq!(bodies, datums[from..], "{what}");
+        }
     }
 
     #[test]

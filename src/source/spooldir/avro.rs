@@ -113,26 +113,7 @@ impl AvroReader {
 
     /// Reads and checks the header, and goes to the start position.
     fn open(&mut self) -> Result<(), Stop> {
-        let mut want = FIRST_HEADER_READ;
-        let (header, literal) = loop {
-            let size = (want as u64).min(self.len) as usize;
-            let mut buf = vec![0; size];
-            let n = read_full_at(&self.file, &mut buf, 0)?;
-            buf.truncate(n);
-            match parse_header(&buf) {
-                Ok(h) => break h,
-                // Perhaps the metadata goes on past what was read.
-                Err(_) if n == size && (n as u64) < self.len && want < MAX_HEADER => {
-                    want = (want * 8).min(MAX_HEADER);
-                }
-                Err(why) if n == MAX_HEADER => {
-                    return Err(Stop::Corrupt(format!(
-                        "{why} (the header is read up to {MAX_HEADER} bytes)"
-                    )));
-                }
-                Err(why) => return Err(Stop::Corrupt(why)),
-            }
-        };
+        let (header, literal) = read_header(&self.file, self.len)?;
         self.headers = vec![match self.schema_type {
             AvroSchemaType::Hash => (
                 SCHEMA_HASH_HEADER.to_owned(),
@@ -345,6 +326,60 @@ impl Deserializer for AvroReader {
 
 /// The header at the start of `buf`: the schema, codec and sync marker, and the schema's text
 /// as the file holds it.
+/// Reads and checks the header of `file` (whose size is `len`); also the schema's JSON text.
+fn read_header(file: &File, len: u64) -> Result<(Header, String), Stop> {
+    let mut want = FIRST_HEADER_READ;
+    loop {
+        let size = (want as u64).min(len) as usize;
+        let mut buf = vec![0; size];
+        let n = read_full_at(file, &mut buf, 0)?;
+        buf.truncate(n);
+        match parse_header(&buf) {
+            Ok(h) => return Ok(h),
+            // Perhaps the metadata goes on past what was read.
+            Err(_) if n == size && (n as u64) < len && want < MAX_HEADER => {
+                want = (want * 8).min(MAX_HEADER);
+            }
+            Err(why) if n == MAX_HEADER => {
+                return Err(Stop::Corrupt(format!(
+                    "{why} (the header is read up to {MAX_HEADER} bytes)"
+                )));
+            }
+            Err(why) => return Err(Stop::Corrupt(why)),
+        }
+    }
+}
+
+/// Where Flume's AVRO deserializer goes on from a position it stored, `mark`: as
+/// `DataFileReader.sync(mark)` does, the byte after the first sync marker that starts at or
+/// after `mark`, or the file's end (`len`) when none does. Flume stores `previousSync() - 16`,
+/// the start of the marker before the block it was reading, so this is the start of that
+/// block: its records that were committed are sent again, as Flume would send them. A marker
+/// inside the header's metadata (by chance) counts as the header's own.
+pub fn block_after_flume_mark(file: &File, len: u64, mark: u64) -> Result<u64, String> {
+    let header = match read_header(file, len) {
+        Ok((header, _)) => header,
+        Err(Stop::Io(e)) => return Err(e.to_string()),
+        Err(Stop::Corrupt(why)) => return Err(why),
+    };
+    let finder = memchr::memmem::Finder::new(&header.sync);
+    let mut at = mark;
+    let mut buf = vec![0; FIRST_HEADER_READ];
+    while at + SYNC_SIZE as u64 <= len {
+        let want = buf.len().min((len - at) as usize);
+        let n = read_full_at(file, &mut buf[..want], at).map_err(|e| e.to_string())?;
+        if let Some(i) = finder.find(&buf[..n]) {
+            return Ok((at + (i + SYNC_SIZE) as u64).max(header.end));
+        }
+        if n < SYNC_SIZE {
+            break;
+        }
+        // The next piece overlaps this one, so a marker across the boundary is found.
+        at += (n - (SYNC_SIZE - 1)) as u64;
+    }
+    Ok(len)
+}
+
 fn parse_header(buf: &[u8]) -> Result<(Header, String), String> {
     if buf.is_empty() {
         return Err("not an Avro object container file: it is empty".into());
