@@ -647,6 +647,24 @@ pub fn spool_files(data: &[u8]) {
         }
         pieces
     };
+    // Where a mark of Flume's AVRO deserializer leads: inside the file, and from a mark before
+    // the first block, to the first block.
+    if let Ok(file) = std::fs::File::open(&path) {
+        let resume = |mark| weir::source::spooldir::block_after_flume_mark(&file, len, mark);
+        for mark in [len / 3, len.saturating_sub(17), len, len + 5] {
+            if let Ok(at) = resume(mark) {
+                assert!(at <= len, "Flume's mark {mark} leads past the end: {at}");
+            }
+        }
+        if let Ok(first) = resume(0) {
+            let (kind, policy) = kinds[0];
+            assert_eq!(
+                read_all(kind, policy, Position::at(first)),
+                read_all(kind, policy, Position::default()),
+                "Flume's mark 0 does not lead to the first block"
+            );
+        }
+    }
     for (kind, policy) in kinds {
         let pieces = read_all(kind, policy, Position::default());
         let mut last = Position::default();

@@ -48,6 +48,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+/// Public for the `spool_files` fuzz target.
+pub use self::avro::block_after_flume_mark;
 use self::deserializer::{After, Deserializer, Piece, Position};
 use self::listing::{Candidate, file_id};
 use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
