@@ -111,19 +111,19 @@ impl Refusals {
     fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
         let (source, limit) = (self.source.as_str(), self.limit);
         tracing::warn!(source, %peer, limit, "refusing connection: maxConnections reached");
-        if self.in_flight.fetch_add(1, Ordering::SeqCst) >= REFUSALS_AT_ONCE {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let Some(slot) = RefusalSlot::take(&self.in_flight) else {
             if self.tls.is_none()
                 && let Ok(mut conn) = Conn::new(stream)
             {
                 let _ = answer_busy(&mut conn, limit);
             }
             return;
-        }
-        let (tls, in_flight, stop) = (self.tls.clone(), self.in_flight.clone(), self.stop.clone());
+        };
+        let (tls, stop) = (self.tls.clone(), self.stop.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("http-refuse-{peer}"))
             .spawn(move || {
+                let _slot = slot;
                 let conn = match &tls {
                     None => Conn::new(stream),
                     Some(acceptor) => Conn::accept_tls(stream, acceptor, &stop),
@@ -133,12 +133,31 @@ impl Refusals {
                 {
                     conn.linger_close(&stop);
                 }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
             });
+        // The closure, and the slot and stream in it, are dropped with the error.
         if let Err(e) = spawned {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             tracing::debug!(source, %peer, error = %e, "refused connection closed without a reply");
         }
+    }
+}
+
+/// One of the [`REFUSALS_AT_ONCE`] threads, given back when dropped, also by a thread that
+/// panicked.
+struct RefusalSlot(Arc<AtomicUsize>);
+
+impl RefusalSlot {
+    fn take(in_flight: &Arc<AtomicUsize>) -> Option<RefusalSlot> {
+        if in_flight.fetch_add(1, Ordering::SeqCst) >= REFUSALS_AT_ONCE {
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(RefusalSlot(in_flight.clone()))
+    }
+}
+
+impl Drop for RefusalSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -323,4 +342,32 @@ fn fail(
         let _ = conn.respond(status, &message, false, allow);
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_threads_are_bounded_and_their_slots_come_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut slots: Vec<RefusalSlot> = (0..REFUSALS_AT_ONCE)
+            .map(|_| RefusalSlot::take(&in_flight).unwrap())
+            .collect();
+        assert!(RefusalSlot::take(&in_flight).is_none());
+        assert_eq!(in_flight.load(Ordering::SeqCst), REFUSALS_AT_ONCE);
+        // A thread that panics gives its slot back too.
+        let slot = slots.pop().unwrap();
+        let _ = std::thread::spawn(move || {
+            let _slot = slot;
+            panic!("refusal thread failed");
+        })
+        .join();
+        assert_eq!(in_flight.load(Ordering::SeqCst), REFUSALS_AT_ONCE - 1);
+        let again = RefusalSlot::take(&in_flight);
+        assert!(again.is_some());
+        assert!(RefusalSlot::take(&in_flight).is_none());
+        drop((slots, again));
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    }
 }
