@@ -21,19 +21,17 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// `InetAddress.getHostAddress()`: IPv6 as eight lowercase hex groups without leading zeros and
 /// without `::` compression, followed by `%scope` when the address has a scope id.
 pub(crate) fn host_address(peer: SocketAddr) -> String {
-    match (canonical_ip(peer.ip()), peer) {
-        (IpAddr::V4(v4), _) => v4.to_string(),
-        (IpAddr::V6(v6), peer) => {
-            let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:x}")).collect();
-            let mut text = groups.join(":");
-            if let SocketAddr::V6(sa) = peer
-                && sa.scope_id() != 0
-            {
-                text.push_str(&format!("%{}", sa.scope_id()));
-            }
-            text
-        }
+    let v6 = match canonical_ip(peer.ip()) {
+        IpAddr::V4(v4) => return v4.to_string(),
+        IpAddr::V6(v6) => v6,
+    };
+    let mut text = v6.segments().map(|g| format!("{g:x}")).join(":");
+    if let SocketAddr::V6(sa) = peer
+        && sa.scope_id() != 0
+    {
+        text.push_str(&format!("%{}", sa.scope_id()));
     }
+    text
 }
 
 /// `InetSocketAddress.toString()` for an address without a host name, as Java 14 and later

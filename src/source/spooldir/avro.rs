@@ -324,8 +324,6 @@ impl Deserializer for AvroReader {
     }
 }
 
-/// The header at the start of `buf`: the schema, codec and sync marker, and the schema's text
-/// as the file holds it.
 /// Reads and checks the header of `file` (whose size is `len`); also the schema's JSON text.
 fn read_header(file: &File, len: u64) -> Result<(Header, String), Stop> {
     let mut want = FIRST_HEADER_READ;
@@ -365,7 +363,7 @@ pub fn block_after_flume_mark(file: &File, len: u64, mark: u64) -> Result<u64, S
     let finder = memchr::memmem::Finder::new(&header.sync);
     let mut at = mark;
     let mut buf = vec![0; FIRST_HEADER_READ];
-    while at + SYNC_SIZE as u64 <= len {
+    while len.saturating_sub(at) >= SYNC_SIZE as u64 {
         let want = buf.len().min((len - at) as usize);
         let n = read_full_at(file, &mut buf[..want], at).map_err(|e| e.to_string())?;
         if let Some(i) = finder.find(&buf[..n]) {
@@ -380,6 +378,8 @@ pub fn block_after_flume_mark(file: &File, len: u64, mark: u64) -> Result<u64, S
     Ok(len)
 }
 
+/// The header at the start of `buf`: the schema, codec and sync marker, and the schema's text
+/// as the file holds it.
 fn parse_header(buf: &[u8]) -> Result<(Header, String), String> {
     if buf.is_empty() {
         return Err("not an Avro object container file: it is empty".into());
