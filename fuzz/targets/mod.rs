@@ -651,7 +651,7 @@ pub fn spool_files(data: &[u8]) {
     // the first block, to the first block.
     if let Ok(file) = std::fs::File::open(&path) {
         let resume = |mark| weir::source::spooldir::block_after_flume_mark(&file, len, mark);
-        for mark in [len / 3, len.saturating_sub(17), len, len + 5] {
+        for mark in [len / 3, len.saturating_sub(17), len, len + 5, u64::MAX] {
             if let Ok(at) = resume(mark) {
                 assert!(at <= len, "Flume's mark {mark} leads past the end: {at}");
             }
