@@ -8,8 +8,8 @@ use super::{ConfigError, RpcTarget, Section, parse_rpc_target, rpc_timeouts};
 pub struct AvroSourceConfig {
     pub bind: String,
     pub port: u16,
-    /// Most connections served at once (Flume `threads`, its most worker threads; unbounded in
-    /// Flume, 1000 in weir). A connection past it is closed at once.
+    /// Most connections served at once (weir's `max-connections`, 1000; Flume has no such
+    /// limit). A connection past it is closed at once.
     pub max_connections: usize,
     /// `compression-type = deflate`: both directions of each connection are zlib streams.
     pub deflate: bool,
@@ -100,11 +100,29 @@ pub fn parse_avro_source(
     Ok(AvroSourceConfig {
         bind,
         port,
-        max_connections: s.positive_or("threads", 1000)? as usize,
+        max_connections: rpc_source_max_connections(s, notes)?,
         deflate: deflate(s)?,
         ip_filter,
         tls,
     })
+}
+
+/// The avro and thrift sources' `max-connections` (weir's key, default 1000). Flume's `threads`
+/// sizes a pool of worker threads that share the connections, so it never turns a client
+/// away: an agent with `threads = 2` serves ten upstream agents. weir serves each connection
+/// on a thread of its own, so `threads` (a whole number; 0 or less is Flume's "no limit") is
+/// checked and noted, and caps nothing.
+pub(super) fn rpc_source_max_connections(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<usize, ConfigError> {
+    s.parse_or::<i64>("threads", 0, "a whole number")?;
+    s.accept_without_effect(
+        "threads",
+        "each connection has a thread of its own, and no client is turned away below max-connections (1000 unless set)",
+        notes,
+    );
+    Ok(s.positive_or("max-connections", 1000)? as usize)
 }
 
 fn parse_rule(rule: &str) -> Result<IpFilterRule, String> {
@@ -313,6 +331,41 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    /// Flume's `threads` sizes a shared worker pool and turns no client away, so it caps
+    /// nothing here; `max-connections` does. Both avro and thrift sources read them alike.
+    #[test]
+    fn threads_is_noted_and_max_connections_is_the_cap() {
+        for (kind, prefix) in [("avro", "a.sources.r1."), ("thrift", "a.sources.r1.")] {
+            let parse = |text: &str, notes: &mut Vec<String>| {
+                let props = section(&format!("{prefix}bind = 0.0.0.0\n{prefix}port = 1\n{text}"));
+                let s = Section::new(&props, prefix.into());
+                match kind {
+                    "avro" => parse_avro_source(&s, notes).map(|c| c.max_connections),
+                    _ => super::super::thrift::parse_thrift_source(&s, notes)
+                        .map(|c| c.max_connections),
+                }
+            };
+            let mut notes = Vec::new();
+            assert_eq!(
+                parse(&format!("{prefix}threads = 2\n"), &mut notes).unwrap(),
+                1000
+            );
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n.contains("a.sources.r1.threads: accepted, no effect")),
+                "{kind}: {notes:?}"
+            );
+            let mut notes = Vec::new();
+            let cap = format!("{prefix}threads = 0\n{prefix}max-connections = 3\n");
+            assert_eq!(parse(&cap, &mut notes).unwrap(), 3, "{kind}");
+            let err = parse(&format!("{prefix}threads = many\n"), &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("a.sources.r1.threads"), "{kind}: {err}");
         }
     }
 

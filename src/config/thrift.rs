@@ -9,8 +9,8 @@ use crate::thrift_rpc::Protocol;
 pub struct ThriftSourceConfig {
     pub bind: String,
     pub port: u16,
-    /// Most connections served at once (Flume `threads`, its most worker threads; unbounded in
-    /// Flume, 1000 in weir). A connection past it is closed at once.
+    /// Most connections served at once (weir's `max-connections`, 1000; see
+    /// [`super::avro::rpc_source_max_connections`]). A connection past it is closed at once.
     pub max_connections: usize,
     pub protocol: Protocol,
     /// `ssl = true`: connections are TLS.
@@ -72,12 +72,10 @@ pub fn parse_thrift_source(
     )?;
     refuse_kerberos(s, "source", &["agent-principal", "agent-keytab"], notes)?;
     let tls = tls::server(s, notes)?;
-    // Flume: 0 or less means no limit.
-    let threads = s.parse_or::<i64>("threads", 0, "a whole number")?;
     Ok(ThriftSourceConfig {
         bind,
         port,
-        max_connections: if threads <= 0 { 1000 } else { threads as usize },
+        max_connections: super::avro::rpc_source_max_connections(s, notes)?,
         protocol: protocol(s)?,
         tls,
     })

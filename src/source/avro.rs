@@ -73,7 +73,7 @@ impl Source for AvroSource {
             self.config.max_connections,
             &stop,
             |_, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: `threads` connections already open");
+                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections connections already open");
             },
             move |stream, peer| {
                 if let Some(rule) = denied_by(&cfg.ip_filter, peer) {
@@ -330,6 +330,33 @@ mod tests {
             Answer::Status(Status::Ok)
         );
         assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["y"]);
+    }
+
+    /// `threads = 4` (the rig's) turns no client away, as Flume's worker pool does not: six
+    /// connections open at once are all served.
+    #[test]
+    fn more_connections_than_threads_are_all_served() {
+        let channel = memory_channel(100, 100, Duration::ZERO);
+        let source = Running::start(&channel);
+        let mut conns: Vec<(TcpStream, Requestor)> = (0..6)
+            .map(|_| {
+                let s = TcpStream::connect(source.addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                (s, Requestor::new())
+            })
+            .collect();
+        for (i, (s, client)) in conns.iter_mut().enumerate() {
+            let body = format!("conn {i}");
+            assert_eq!(
+                call(s, client, 1, &[&body]),
+                Answer::Status(Status::Ok),
+                "{body}"
+            );
+        }
+        let mut got = take_bodies(&channel, 10, Duration::from_secs(5));
+        got.sort();
+        let want: Vec<String> = (0..6).map(|i| format!("conn {i}")).collect();
+        assert_eq!(got, want);
     }
 
     /// On a socket bound to `::`, an IPv4 client arrives as `::ffff:127.0.0.1`; Flume's rules
