@@ -338,7 +338,8 @@ mod tests {
     /// nothing here; `max-connections` does. Both avro and thrift sources read them alike.
     #[test]
     fn threads_is_noted_and_max_connections_is_the_cap() {
-        for (kind, prefix) in [("avro", "a.sources.r1."), ("thrift", "a.sources.r1.")] {
+        let prefix = "a.sources.r1.";
+        for kind in ["avro", "thrift"] {
             let parse = |text: &str, notes: &mut Vec<String>| {
                 let props = section(&format!("{prefix}bind = 0.0.0.0\n{prefix}port = 1\n{text}"));
                 let s = Section::new(&props, prefix.into());

@@ -73,7 +73,7 @@ impl Source for AvroSource {
             self.config.max_connections,
             &stop,
             |_, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections connections already open");
+                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
             },
             move |stream, peer| {
                 if let Some(rule) = denied_by(&cfg.ip_filter, peer) {

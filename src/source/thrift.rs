@@ -70,7 +70,7 @@ impl Source for ThriftSource {
             self.config.max_connections,
             &stop,
             |_, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections connections already open");
+                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
             },
             move |stream, peer| serve(&name, stream, peer, &cfg, &security, &processor, &st),
         );
