@@ -912,12 +912,32 @@ fn broker_away_at_start() {
         return;
     };
     broker.kill();
-    let (_dir, mut agent, mut client) = agent_for(&broker, "late", "");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = kafka_config(dir.path(), port, &broker.bootstrap(), "late", "");
+    let log_path = dir.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut agent = Agent::start_with(&cfg, port, &[], log.into());
+    let mut client = Client::new(port);
     let ok = send_lines(&mut client, "early", 0, 100);
     assert_eq!(
         ok.len(),
         100,
         "the agent must accept while the broker is away"
+    );
+    // librdkafka retries the connection every few hundred milliseconds and reports each
+    // attempt; the agent logged ~9 lines a second of it. Each kind is now logged once a minute.
+    std::thread::sleep(Duration::from_secs(8));
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let client_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("librdkafka:") || l.contains("kafka client:"))
+        .collect();
+    assert!(
+        !client_lines.is_empty() && client_lines.len() <= 6,
+        "{} lines about the missing broker in 8 s:\n{}",
+        client_lines.len(),
+        client_lines.join("\n")
     );
     broker.restart();
     broker.create_topic("late", 1);

@@ -45,6 +45,7 @@ use crate::config::KafkaChannelConfig;
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
+use crate::kafka_client::client_log::{ClientLog, Role};
 
 /// Event header whose value becomes the record key, and which a taken record's key becomes
 /// (as in Flume).
@@ -53,22 +54,6 @@ const KEY_HEADER: &str = "key";
 /// How long after `message.timeout.ms` a put still waits for its delivery reports (librdkafka
 /// reports every record by then, give or take its timer's granularity).
 const REPORT_GRACE: Duration = Duration::from_secs(5);
-
-/// Logs librdkafka's messages under the channel's name.
-fn log(channel: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => {
-            tracing::error!(channel, facility = fac, "librdkafka: {message}")
-        }
-        RDKafkaLogLevel::Warning => {
-            tracing::warn!(channel, facility = fac, "librdkafka: {message}")
-        }
-        _ => tracing::debug!(channel, facility = fac, "librdkafka: {message}"),
-    }
-}
 
 /// The outcome of one put's records, filled in by delivery reports.
 #[derive(Default)]
@@ -84,17 +69,18 @@ struct PutOutcome {
 }
 
 struct ProduceContext {
-    channel: String,
+    /// Shared with the producers that replace this one (see `KafkaChannel::producer_log`).
+    log: Arc<ClientLog>,
 }
 
 impl ClientContext for ProduceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log(&self.channel, level, fac, message);
+        self.log.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         // librdkafka retries connections itself; each put's delivery reports decide.
-        tracing::warn!(channel = %self.channel, %error, "kafka producer: {reason}");
+        self.log.error(&error, reason);
     }
 }
 
@@ -119,15 +105,16 @@ type KafkaProducer = ThreadedProducer<ProduceContext>;
 struct ConsumeContext {
     channel: String,
     revoked: std::sync::Mutex<Vec<i32>>,
+    log: Arc<ClientLog>,
 }
 
 impl ClientContext for ConsumeContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log(&self.channel, level, fac, message);
+        self.log.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(channel = %self.channel, %error, "kafka consumer: {reason}");
+        self.log.error(&error, reason);
     }
 }
 
@@ -276,6 +263,10 @@ pub struct KafkaChannel {
     producer_config: ClientConfig,
     /// Replaced when it may be wedged (see `put_waiting`); each put holds its own reference.
     producer: RwLock<Arc<KafkaProducer>>,
+    /// What the producers and the consumer report, each throttled across the clients that
+    /// replace one another, so a replacement does not log again what its predecessor just did.
+    producer_log: Arc<ClientLog>,
+    consumer_log: Arc<ClientLog>,
     take_side: Mutex<TakeSide>,
     counters: ChannelCounters,
 }
@@ -317,27 +308,28 @@ fn create_producer(
     name: &str,
     config: &KafkaChannelConfig,
     cc: &ClientConfig,
+    log: &Arc<ClientLog>,
 ) -> anyhow::Result<KafkaProducer> {
-    cc.create_with_context(ProduceContext {
-        channel: name.to_owned(),
-    })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "channel {name}: the Kafka producer configuration was refused (check the \
+    cc.create_with_context(ProduceContext { log: log.clone() })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "channel {name}: the Kafka producer configuration was refused (check the \
              kafka.producer.* keys): {}",
-            kafka_client::explain_refusal_of(&config.producer, &e.to_string())
-        )
-    })
+                kafka_client::explain_refusal_of(&config.producer, &e.to_string())
+            )
+        })
 }
 
 fn create_consumer(
     name: &str,
     config: &KafkaChannelConfig,
     cc: &ClientConfig,
+    log: &Arc<ClientLog>,
 ) -> anyhow::Result<KafkaConsumer> {
     cc.create_with_context(ConsumeContext {
         channel: name.to_owned(),
         revoked: std::sync::Mutex::default(),
+        log: log.clone(),
     })
     .map_err(|e| consumer_refused(name, config, &e))
 }
@@ -387,7 +379,8 @@ impl KafkaChannel {
         for note in notes {
             tracing::warn!(channel = name, "{note}");
         }
-        let producer = create_producer(name, config, &producer_config)?;
+        let producer_log = Arc::new(ClientLog::new(Role::Channel, name, "kafka producer"));
+        let producer = create_producer(name, config, &producer_config, &producer_log)?;
         tracing::info!(
             channel = name, servers = %config.bootstrap_servers, topic = %config.topic,
             group = %config.group_id, "kafka channel ready"
@@ -397,6 +390,8 @@ impl KafkaChannel {
             config: config.clone(),
             producer_config,
             producer: RwLock::new(Arc::new(producer)),
+            producer_log,
+            consumer_log: Arc::new(ClientLog::new(Role::Channel, name, "kafka consumer")),
             take_side: Mutex::new(TakeSide::default()),
             counters: ChannelCounters::default(),
         })
@@ -438,7 +433,12 @@ impl KafkaChannel {
             return; // another put replaced it already
         }
         tracing::warn!(channel = %self.name, fatal = ?fatal, timed_out, "starting a new kafka producer");
-        match create_producer(&self.name, &self.config, &self.producer_config) {
+        match create_producer(
+            &self.name,
+            &self.config,
+            &self.producer_config,
+            &self.producer_log,
+        ) {
             Ok(p) => *current = Arc::new(p),
             Err(e) => {
                 tracing::error!(channel = %self.name, error = %format!("{e:#}"), "cannot start a new kafka producer")
@@ -601,7 +601,7 @@ impl Channel for KafkaChannel {
                     events.push((origin, event));
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(channel = %self.name, error = %e, "kafka: consumer error");
+                    self.consumer_log.returned("consumer error", &e);
                     if !events.is_empty() || Instant::now() >= deadline {
                         break;
                     }
@@ -714,7 +714,7 @@ impl KafkaChannel {
     /// consumer group.
     fn connect(&self) -> anyhow::Result<KafkaConsumer> {
         let (cc, _) = consumer_config(&self.name, &self.config)?;
-        let consumer = create_consumer(&self.name, &self.config, &cc)?;
+        let consumer = create_consumer(&self.name, &self.config, &cc, &self.consumer_log)?;
         consumer
             .subscribe(&[self.config.topic.as_str()])
             .map_err(|e| anyhow::anyhow!("cannot subscribe to {}: {e}", self.config.topic))?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{BACKOFF_MAX, BACKOFF_START, CycleError, SinkRunner, Status};
+use super::{BACKOFF_MAX, BACKOFF_START, CycleError, Outage, SinkRunner, Status};
 use crate::config::{
     BalanceOrder, FailoverConfig, LoadBalanceConfig, ProcessorConfig, SinkGroupConfig,
 };
@@ -145,7 +145,8 @@ impl<M: Member, C: Clock> SinkGroup<M, C> {
                 .unwrap_or(i32::MIN)
         };
         let mut by_priority: Vec<usize> = (0..members.len()).collect();
-        // Stable: equal priorities (impossible from a parsed config) keep listing order.
+        // Stable: members without a priority (a sink whose priority another has, see
+        // `config::sink_group`) keep their listing order, below the others.
         by_priority.sort_by_key(|&i| std::cmp::Reverse(priority(&members[i])));
         SinkGroup {
             name: name.to_owned(),
@@ -203,16 +204,26 @@ impl<M: Member, C: Clock> SinkGroup<M, C> {
     /// sink may be retried.
     pub fn run(mut self, stop: StopFlag) {
         let mut backoff = BACKOFF_START;
+        let mut outage = None;
         while !stopping(&stop) {
             match self.process() {
-                Outcome::Ready => backoff = BACKOFF_START,
+                Outcome::Ready => {
+                    backoff = BACKOFF_START;
+                    // Members deliver and commit within their cycle: a ready one delivered.
+                    if let Some((failures, seconds)) = Outage::ended(&mut outage, u64::MAX) {
+                        tracing::info!(group = %self.name, failures, seconds, "a sink of the group delivers again, after {failures} failed attempts (the first {seconds} s ago)");
+                    }
+                }
                 Outcome::Backoff => {}
                 Outcome::Unavailable { next_retry } => {
                     let until_retry = next_retry
                         .map(|t| t.saturating_duration_since(self.clock.now()))
                         .unwrap_or_default();
                     let wait = backoff.max(until_retry);
-                    tracing::error!(group = %self.name, retry_in_ms = wait.as_millis() as u64, "no sink of the group could deliver; events stay in their channels");
+                    if let Some(unlogged) = Outage::failed(&mut outage, Instant::now(), 0) {
+                        let note = Outage::unlogged_note(unlogged);
+                        tracing::error!(group = %self.name, retry_in_ms = wait.as_millis() as u64, "no sink of the group could deliver; events stay in their channels{note}");
+                    }
                     sleep_unless_stopped(wait, &stop);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }

@@ -18,7 +18,7 @@ pub mod thrift;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError, Taken};
 use crate::config::{SinkConfig, SinkKind};
@@ -146,6 +146,68 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a take waits for events before the runner calls `idle` and checks the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
+/// A run of failed cycles (a broker or downstream agent away), so that an outage of hours is
+/// logged as its first failures, a line a minute, and its end, rather than a line per retry
+/// (one every 5 s at the longest backoff).
+pub(crate) struct Outage {
+    since: Instant,
+    /// The sink's delivered-events count when the outage began: it ends once that grows (a
+    /// pipelined sink's cycle can succeed by starting a batch that then fails).
+    delivered: u64,
+    failures: u64,
+    last_logged: Instant,
+    unlogged: u64,
+}
+
+impl Outage {
+    /// Failures logged one by one at the start of an outage.
+    const LOGGED_IN_FULL: u64 = 3;
+    /// Then one line per this long.
+    const LOG_EVERY: Duration = Duration::from_secs(60);
+
+    /// Counts a failure into `outage` (starting one); returns whether to log it, and how many
+    /// failures before it were not logged.
+    pub(crate) fn failed(outage: &mut Option<Outage>, now: Instant, delivered: u64) -> Option<u64> {
+        let o = outage.get_or_insert(Outage {
+            since: now,
+            delivered,
+            failures: 0,
+            last_logged: now,
+            unlogged: 0,
+        });
+        o.failures += 1;
+        if o.failures <= Self::LOGGED_IN_FULL
+            || now.duration_since(o.last_logged) >= Self::LOG_EVERY
+        {
+            o.last_logged = now;
+            Some(std::mem::take(&mut o.unlogged))
+        } else {
+            o.unlogged += 1;
+            None
+        }
+    }
+
+    /// Ends `outage` if there is one and events were delivered since it began (`delivered`
+    /// is the count now): how many cycles failed, over how many seconds.
+    pub(crate) fn ended(outage: &mut Option<Outage>, delivered: u64) -> Option<(u64, u64)> {
+        if outage.as_ref()?.delivered >= delivered {
+            return None;
+        }
+        outage
+            .take()
+            .map(|o| (o.failures, o.since.elapsed().as_secs()))
+    }
+
+    /// Says, after a failure's log line, how many failures before it were not logged.
+    pub(crate) fn unlogged_note(unlogged: u64) -> String {
+        if unlogged == 0 {
+            String::new()
+        } else {
+            format!(" ({unlogged} failures since the last line were not logged)")
+        }
+    }
+}
+
 /// What one take–deliver–commit cycle did (Flume's `Sink.Status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -179,17 +241,18 @@ impl std::fmt::Display for CycleError {
 
 impl CycleError {
     /// Logs the failure of sink `sink` the way a lone sink's runner always has.
-    fn log(&self, sink: &str, retry: Duration) {
+    fn log(&self, sink: &str, retry: Duration, unlogged: u64) {
         let retry_in_ms = retry.as_millis() as u64;
+        let note = Outage::unlogged_note(unlogged);
         match self {
             CycleError::Take(e) => {
-                tracing::error!(sink, error = %e, retry_in_ms, "take failed")
+                tracing::error!(sink, error = %e, retry_in_ms, "take failed{note}")
             }
             CycleError::Deliver(e) => {
-                tracing::warn!(sink, error = %format!("{e:#}"), retry_in_ms, "delivery failed; rolled back")
+                tracing::warn!(sink, error = %format!("{e:#}"), retry_in_ms, "delivery failed; rolled back{note}")
             }
             CycleError::Commit(e) => {
-                tracing::error!(sink, error = %e, retry_in_ms, "commit of delivered events failed; they will be redelivered")
+                tracing::error!(sink, error = %e, retry_in_ms, "commit of delivered events failed; they will be redelivered{note}")
             }
         }
     }
@@ -212,7 +275,8 @@ impl SinkRunner {
             return self.run_pipelined(stop, depth);
         }
         let name = self.name.clone();
-        cycle_until_stopped(&name, &stop, || self.process());
+        let counters = self.counters.clone();
+        cycle_until_stopped(&name, &stop, &counters, || self.process());
         self.close();
     }
 
@@ -273,13 +337,15 @@ impl SinkRunner {
             Err(e) => {
                 tracing::warn!(sink = %self.name, error = %e, "cannot start a commit thread; delivering one batch at a time");
                 let name = self.name.clone();
-                cycle_until_stopped(&name, &stop, || self.process());
+                let counters = self.counters.clone();
+                cycle_until_stopped(&name, &stop, &counters, || self.process());
                 return self.close();
             }
         };
         let mut on_way: VecDeque<Taken> = VecDeque::new();
         let name = self.name.clone();
-        cycle_until_stopped(&name, &stop, || {
+        let counters = self.counters.clone();
+        cycle_until_stopped(&name, &stop, &counters, || {
             self.step_pipelined(&mut on_way, &committer, depth)
         });
         // Settle what is on its way: the sink gives up promptly once stopping, and whatever it
@@ -287,11 +353,11 @@ impl SinkRunner {
         // is committed before the sink closes.
         while let Some(taken) = on_way.pop_front() {
             if let Err(e) = self.finish_oldest(taken, &mut on_way, &committer) {
-                e.log(&self.name, Duration::ZERO);
+                e.log(&self.name, Duration::ZERO, 0);
             }
         }
         if let Some(e) = committer.finish() {
-            CycleError::Commit(e).log(&self.name, Duration::ZERO);
+            CycleError::Commit(e).log(&self.name, Duration::ZERO, 0);
         }
         self.close();
     }
@@ -406,15 +472,31 @@ impl SinkRunner {
 fn cycle_until_stopped(
     sink: &str,
     stop: &StopFlag,
+    counters: &SinkCounters,
     mut cycle: impl FnMut() -> Result<Status, CycleError>,
 ) {
     let mut backoff = BACKOFF_START;
+    let mut outage = None;
+    let delivered = || counters.drain_success.load(Ordering::Relaxed);
     while !stopping(stop) {
-        match cycle() {
+        let result = cycle();
+        if result.is_ok()
+            && let Some((failures, seconds)) = Outage::ended(&mut outage, delivered())
+        {
+            tracing::info!(
+                sink,
+                failures,
+                seconds,
+                "delivering again, after {failures} failed attempts (the first {seconds} s ago)"
+            );
+        }
+        match result {
             Ok(Status::Ready) => backoff = BACKOFF_START,
             Ok(Status::Backoff) => {}
             Err(e) => {
-                e.log(sink, backoff);
+                if let Some(unlogged) = Outage::failed(&mut outage, Instant::now(), delivered()) {
+                    e.log(sink, backoff, unlogged);
+                }
                 sleep_unless_stopped(backoff, stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -588,6 +670,32 @@ mod tests {
             let most_on_way = *self.most_on_way.lock();
             (delivered, most_on_way, self.counters)
         }
+    }
+
+    #[test]
+    fn an_outage_logs_its_first_failures_then_one_a_minute_and_ends_with_a_delivery() {
+        let t0 = Instant::now();
+        let mut outage = None;
+        // Delivered-events count 40 when the outage starts.
+        let mut logged = Vec::new();
+        for i in 0..100u32 {
+            // A failure every 5 s (the longest backoff): 500 s in all.
+            let at = t0 + Duration::from_secs(5 * u64::from(i));
+            if let Some(unlogged) = Outage::failed(&mut outage, at, 40) {
+                logged.push((i, unlogged));
+            }
+        }
+        // The first three, then one every 60 s saying how many were not logged.
+        assert_eq!(&logged[..4], &[(0, 0), (1, 0), (2, 0), (14, 11)]);
+        assert_eq!(logged.len(), 3 + 8);
+        assert!(logged[4..].iter().all(|&(_, n)| n == 11));
+        // A cycle that succeeds without delivering (a pipelined batch merely started) does
+        // not end it; one after which more events were delivered does.
+        assert_eq!(Outage::ended(&mut outage, 40), None);
+        assert!(outage.is_some());
+        assert_eq!(Outage::ended(&mut outage, 41).map(|(f, _)| f), Some(100));
+        assert!(outage.is_none());
+        assert_eq!(Outage::ended(&mut outage, 42), None);
     }
 
     #[test]

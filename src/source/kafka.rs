@@ -20,6 +20,7 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Headers as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -28,6 +29,7 @@ use crate::config::{KafkaSourceConfig, KafkaTopics};
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
+use crate::kafka_client::client_log::{ClientLog, Role};
 use crate::stop::sleep_unless_stopped;
 
 /// The longest single wait in `poll`, so that the stop flag is seen promptly.
@@ -36,13 +38,21 @@ const POLL: Duration = Duration::from_millis(100);
 /// Holds the batch being filled, so that a rebalance (librdkafka calls back from inside `poll`)
 /// drops the records of revoked partitions at once, before any record of a new assignment
 /// (possibly of the same partition, read again from its last commit) arrives.
-#[derive(Default)]
 struct Context {
     source: String,
     filling: Mutex<Vec<Pending>>,
+    log: ClientLog,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -139,6 +149,7 @@ fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<KafkaConsume
     cc.create_with_context(Context {
         source: name.to_owned(),
         filling: Mutex::default(),
+        log: ClientLog::new(Role::Source, name, "kafka consumer"),
     })
     .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))
 }
@@ -240,7 +251,7 @@ fn fill(
                     }
                 }
             }
-            Some(Err(e)) => tracing::warn!(source = name, error = %e, "kafka: consumer error"),
+            Some(Err(e)) => consumer.context().log.returned("consumer error", &e),
             None => {}
         }
     }

@@ -43,6 +43,7 @@ use crate::config::{KafkaSinkConfig, UnsendablePolicy};
 use crate::event::Event;
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
+use crate::kafka_client::client_log::{ClientLog, Role};
 use crate::stop::{StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
 use reports::ReportSignal;
@@ -95,29 +96,20 @@ impl OwnsPayload for Pending {
 const IN_PLACE_MIN: usize = 256;
 
 struct Context_ {
-    sink: String,
+    /// Shared by every producer the sink starts, so that a replaced producer does not log
+    /// again what its predecessor just did.
+    log: Arc<ClientLog>,
 }
 
 impl ClientContext for Context_ {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(sink = %self.sink, facility = fac, "librdkafka: {message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(sink = %self.sink, facility = fac, "librdkafka: {message}")
-            }
-            _ => tracing::debug!(sink = %self.sink, facility = fac, "librdkafka: {message}"),
-        }
+        self.log.log(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         // Connection trouble is reported here and retried by librdkafka itself; the batch's
         // delivery reports decide success.
-        tracing::warn!(sink = %self.sink, %error, "kafka client: {reason}");
+        self.log.error(&error, reason);
     }
 }
 
@@ -144,6 +136,7 @@ pub struct KafkaSink {
     name: String,
     config: KafkaSinkConfig,
     client_config: ClientConfig,
+    client_log: Arc<ClientLog>,
     /// Wakes the sink when reports arrive. Declared before `producer` so that it is dropped
     /// first: it holds a reference on the producer's queue.
     reports: ReportSignal,
@@ -212,7 +205,8 @@ impl KafkaSink {
         for note in notes {
             tracing::warn!(sink = name, "{note}");
         }
-        let producer = create_producer(name, &cc).map_err(|e| {
+        let client_log = Arc::new(ClientLog::new(Role::Sink, name, "kafka client"));
+        let producer = create_producer(name, &cc, &client_log).map_err(|e| {
             anyhow::anyhow!(client_config::explain_refusal(&config, &format!("{e:#}")))
         })?;
         let topic_c = CString::new(config.topic.as_str()).with_context(|| {
@@ -227,6 +221,7 @@ impl KafkaSink {
             name: name.to_owned(),
             config,
             client_config: cc,
+            client_log,
             producer,
             stop,
             counters,
@@ -346,7 +341,7 @@ impl KafkaSink {
             return;
         }
         tracing::warn!(sink = %self.name, fatal = ?fatal, timed_out, "starting a new kafka producer");
-        match create_producer(&self.name, &self.client_config) {
+        match create_producer(&self.name, &self.client_config, &self.client_log) {
             Ok(p) => {
                 let old = std::mem::replace(&mut self.producer, p);
                 // The old producer's signal goes before the old producer does.
@@ -375,8 +370,12 @@ pub fn check(name: &str, config: &KafkaSinkConfig) -> anyhow::Result<Vec<String>
     Ok(notes)
 }
 
-fn create_producer(name: &str, cc: &ClientConfig) -> anyhow::Result<BaseProducer<Context_>> {
-    cc.create_with_context(Context_ { sink: name.to_owned() }).with_context(|| {
+fn create_producer(
+    name: &str,
+    cc: &ClientConfig,
+    log: &Arc<ClientLog>,
+) -> anyhow::Result<BaseProducer<Context_>> {
+    cc.create_with_context(Context_ { log: log.clone() }).with_context(|| {
         format!("sink {name}: the Kafka producer configuration was refused (check the kafka.producer.* keys)")
     })
 }

@@ -5,7 +5,9 @@
 //! translation table does not list, or a misspelling) is left out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
 //! is an error naming the configuration file, line and key it came from. The Kafka source's
 //! and channel's consumer properties, and the channel's producer ones, are judged the same way
-//! ([`apply`]).
+//! ([`apply`]). [`client_log`] passes what the clients report on to weir's log.
+
+pub mod client_log;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
