@@ -30,6 +30,9 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     for note in &config.notes {
         tracing::info!("config: {note}");
     }
+    for line in &config.left_out {
+        tracing::warn!("config: {line}");
+    }
     let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
     for c in &config.channels {
         let ch: Arc<dyn Channel> = match &c.kind {

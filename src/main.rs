@@ -451,6 +451,9 @@ fn agent(
         for note in &config.notes {
             println!("note: {note}");
         }
+        for line in &config.left_out {
+            println!("warning: {line}");
+        }
         for channel in &config.channels {
             for note in weir::channel::check(channel)? {
                 println!("note: {note}");

@@ -762,20 +762,40 @@ fn unbound_note(s: &Section, key: &str, what: &str, name: &str, only: &str) -> S
 }
 
 impl SourceConfig {
-    /// `only_channel`: the agent's channel if it has exactly one, which a source without
-    /// `channels` then puts into.
+    /// `defined`: the agent's channels. A source without `channels` puts into the agent's
+    /// channel if it has exactly one. Channels it names that are not defined are left out, as
+    /// Flume leaves them out, each with a line in `left_out`, unless it names no defined
+    /// channel at all: then they are kept, and the caller leaves the whole source out (as
+    /// Flume does).
     pub(super) fn parse(
         agent: &str,
         name: &str,
         s: &Section,
-        only_channel: Option<&str>,
+        defined: &[String],
         notes: &mut Vec<String>,
+        left_out: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
+        let only_channel = super::one_of(defined);
         let ty = component_type(s, "source", SOURCE_TYPES)?;
         let mut channels: Vec<String> = s
             .string("channels")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        if channels.iter().any(|c| defined.contains(c)) {
+            let at = s.entry("channels").map(|e| e.at()).unwrap_or_default();
+            channels.retain(|c| {
+                let known = defined.contains(c);
+                if !known {
+                    left_out.push(format!(
+                        "{at}: {}: channel '{c}' is not in `{agent}.channels` ({}); source {name} \
+                         puts into the others only (as in Flume)",
+                        s.full("channels"),
+                        defined.join(" ")
+                    ));
+                }
+                known
+            });
+        }
         if channels.is_empty()
             && let Some(only) = only_channel
         {
@@ -1950,7 +1970,7 @@ mod tests {
         let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
         let s = Section::new(&props, "a.sources.r1.".into());
         let mut notes = Vec::new();
-        SourceConfig::parse("a", "r1", &s, None, &mut notes)
+        SourceConfig::parse("a", "r1", &s, &[], &mut notes, &mut Vec::new())
             .map(|c| (c, notes))
             .map_err(|e| e.to_string())
     }

@@ -96,6 +96,15 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The one name of `names`, if there is exactly one (a source or sink left without a channel
+/// is bound to an agent's only channel).
+fn one_of(names: &[String]) -> Option<&str> {
+    match names {
+        [one] => Some(one.as_str()),
+        _ => None,
+    }
+}
+
 /// The validated configuration of one agent.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -109,6 +118,10 @@ pub struct AgentConfig {
     pub sink_groups: Vec<SinkGroupConfig>,
     /// Keys accepted but without effect in weir, and keys not recognised: logged at start.
     pub notes: Vec<String>,
+    /// What the configuration names but the agent runs without, as Flume runs without it (a
+    /// listed component with no keys, a reference to an undefined channel or sink): logged as
+    /// warnings at start.
+    pub left_out: Vec<String>,
 }
 
 impl AgentConfig {
@@ -123,10 +136,15 @@ impl AgentConfig {
 
     pub fn from_properties(props: &Properties, agent: &str) -> Result<AgentConfig, ConfigError> {
         let root = Section::new(props, format!("{agent}."));
+        // A name listed twice is one component, as in Flume (which reads the list as a set).
         let list = |what: &str| -> Vec<String> {
-            root.string(what)
-                .map(|v| v.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default()
+            let mut names: Vec<String> = Vec::new();
+            for name in root.string(what).iter().flat_map(|v| v.split_whitespace()) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+            names
         };
         let source_names = list("sources");
         let channel_names = list("channels");
@@ -141,6 +159,34 @@ impl AgentConfig {
             };
             return Err(root.error(None, format!("no agent named '{agent}': {hint}")));
         }
+        let mut notes = Vec::new();
+        let mut left_out = Vec::new();
+        // Flume leaves out, with a warning, a listed component that has no keys at all, and
+        // runs the rest: real configurations carry such leftovers (a name kept after its lines
+        // were deleted, an inline `#` comment read as more names).
+        let configured = |list: &str, names: Vec<String>, left_out: &mut Vec<String>| {
+            let at = root.entry(list).map(|e| e.at()).unwrap_or_default();
+            names
+                .into_iter()
+                .filter(|name| {
+                    let prefix = root.full(&format!("{list}.{name}."));
+                    let any = props.with_prefix(&prefix).next().is_some();
+                    if !any {
+                        left_out.push(format!(
+                            "{at}: {agent}.{list}: '{name}' has no keys (no `{prefix}type`); left \
+                             out, as Flume leaves it out"
+                        ));
+                    }
+                    any
+                })
+                .collect::<Vec<String>>()
+        };
+        let listed_sources = source_names.clone();
+        let listed_channels = channel_names.clone();
+        let listed_sinks = sink_names.clone();
+        let channel_names = configured("channels", channel_names, &mut left_out);
+        let source_names = configured("sources", source_names, &mut left_out);
+        let sink_names = configured("sinks", sink_names, &mut left_out);
         if channel_names.is_empty() {
             return Err(root.error(
                 Some("channels"),
@@ -149,7 +195,6 @@ impl AgentConfig {
                 ),
             ));
         }
-        let mut notes = Vec::new();
 
         let mut channels = Vec::new();
         for name in &channel_names {
@@ -157,44 +202,51 @@ impl AgentConfig {
             channels.push(ChannelConfig::parse(name, &s, &mut notes)?);
             s.note_unused(&mut notes);
         }
-        let only_channel = match channel_names.as_slice() {
-            [one] => Some(one.as_str()),
-            _ => None,
-        };
         let mut sources = Vec::new();
         for name in &source_names {
             let s = root.child(&format!("sources.{name}."));
-            let src = SourceConfig::parse(agent, name, &s, only_channel, &mut notes)?;
-            for ch in &src.channels {
-                if !channel_names.contains(ch) {
-                    return Err(s.error(
-                        Some("channels"),
-                        format!(
-                            "source {name} refers to channel '{ch}', which is not in `{agent}.channels` ({})",
-                            channel_names.join(" ")
-                        ),
-                    ));
-                }
-            }
+            let src =
+                SourceConfig::parse(agent, name, &s, &channel_names, &mut notes, &mut left_out)?;
             s.note_unused(&mut notes);
+            // It names no defined channel: Flume leaves the source out.
+            if !src.channels.iter().any(|ch| channel_names.contains(ch)) {
+                left_out.push(format!(
+                    "{}: {}: source {name} refers to no channel in `{agent}.channels` ({}); \
+                     left out, as Flume leaves it out",
+                    s.entry("channels").map(|e| e.at()).unwrap_or_default(),
+                    s.full("channels"),
+                    channel_names.join(" ")
+                ));
+                continue;
+            }
             sources.push(src);
         }
         let mut sinks = Vec::new();
         for name in &sink_names {
             let s = root.child(&format!("sinks.{name}."));
-            let sink = SinkConfig::parse(agent, name, &s, only_channel, &mut notes)?;
-            if !channel_names.contains(&sink.channel) {
-                return Err(s.error(
-                    Some("channel"),
-                    format!(
-                        "sink {name} refers to channel '{}', which is not in `{agent}.channels` ({})",
-                        sink.channel,
-                        channel_names.join(" ")
-                    ),
-                ));
-            }
+            let sink = SinkConfig::parse(agent, name, &s, one_of(&channel_names), &mut notes)?;
             s.note_unused(&mut notes);
+            if !channel_names.contains(&sink.channel) {
+                left_out.push(format!(
+                    "{}: {}: sink {name} refers to channel '{}', which is not in \
+                     `{agent}.channels` ({}); left out, as Flume leaves it out",
+                    s.entry("channel").map(|e| e.at()).unwrap_or_default(),
+                    s.full("channel"),
+                    sink.channel,
+                    channel_names.join(" ")
+                ));
+                continue;
+            }
             sinks.push(sink);
+        }
+        if sources.is_empty() && sinks.is_empty() {
+            return Err(root.error(
+                None,
+                format!(
+                    "agent '{agent}' has no source or sink left to run; left out:\n  {}",
+                    left_out.join("\n  ")
+                ),
+            ));
         }
         let tx_capacity = |name: &str| {
             channels
@@ -238,12 +290,20 @@ impl AgentConfig {
                 ));
             }
         }
-        let sink_groups = parse_sink_groups(&root, agent, &sink_names, &mut notes)?;
+        let kept_sinks: Vec<String> = sinks.iter().map(|k| k.name.clone()).collect();
+        let sink_groups = parse_sink_groups(
+            &root,
+            agent,
+            (&kept_sinks, &listed_sinks),
+            &mut notes,
+            &mut left_out,
+        )?;
         // Config filters were applied when the references were resolved (`interpolate`).
         let filter_names: Vec<&str> = props
             .get(&format!("{agent}.configfilters"))
             .map(|e| e.value.split_whitespace().collect())
             .unwrap_or_default();
+        let listed_groups = list("sinkgroups");
         for (key, entry) in props.with_prefix(&format!("{agent}.")) {
             let known = [
                 "sources",
@@ -257,19 +317,19 @@ impl AgentConfig {
                 "sources" => key
                     .split('.')
                     .nth(1)
-                    .is_some_and(|n| source_names.iter().any(|s| s == n)),
+                    .is_some_and(|n| listed_sources.iter().any(|s| s == n)),
                 "channels" => key
                     .split('.')
                     .nth(1)
-                    .is_some_and(|n| channel_names.iter().any(|s| s == n)),
+                    .is_some_and(|n| listed_channels.iter().any(|s| s == n)),
                 "sinks" => key
                     .split('.')
                     .nth(1)
-                    .is_some_and(|n| sink_names.iter().any(|s| s == n)),
+                    .is_some_and(|n| listed_sinks.iter().any(|s| s == n)),
                 "sinkgroups" => key
                     .split('.')
                     .nth(1)
-                    .is_some_and(|n| sink_groups.iter().any(|g| g.name == n)),
+                    .is_some_and(|n| listed_groups.iter().any(|g| g == n)),
                 "configfilters" => key
                     .split('.')
                     .nth(1)
@@ -277,10 +337,15 @@ impl AgentConfig {
                 _ => false,
             };
             if !known.contains(&key) && !defined {
-                notes.push(format!(
-                    "{}: {agent}.{key}: ignored: it belongs to no component listed in `{agent}.{top}`",
-                    entry.at()
-                ));
+                let why = if known.contains(&top) {
+                    format!("it belongs to no component listed in `{agent}.{top}`")
+                } else {
+                    format!(
+                        "`{top}` is none of {}",
+                        known.map(|k| format!("`{agent}.{k}`")).join(", ")
+                    )
+                };
+                notes.push(format!("{}: {agent}.{key}: ignored: {why}", entry.at()));
             }
         }
         Ok(AgentConfig {
@@ -291,6 +356,7 @@ impl AgentConfig {
             sinks,
             sink_groups,
             notes,
+            left_out,
         })
     }
 
@@ -632,21 +698,97 @@ mod tests {
     /// second file's line and names where the first group was set, file and line; a group
     /// listed in one file and given no keys anywhere points at the list's file and line.
     #[test]
-    fn sink_group_errors_across_files_name_both_places() {
+    fn sink_group_notes_across_files_name_both_places() {
         let base = format!(
             "{}a.sinkgroups = g1 g2\na.sinkgroups.g1.sinks = k1 k2\n\
              a.sinkgroups.g1.processor.type = failover\n",
             BASE.replace("a.sinks = k1", "a.sinks = k1 k2")
         );
         let base = format!("{base}a.sinks.k2.type = null\na.sinks.k2.channel = c1\n");
-        let err = error(&base, "\na.sinkgroups.g2.sinks = k2\n");
+        let c = load(&base, "\na.sinkgroups.g2.sinks = k2\n").unwrap();
         assert!(
-            err.starts_with("over.properties:2: a.sinkgroups.g2.sinks: sink k2 is already in sink group g1 (base.properties:12)"),
-            "{err}"
+            c.left_out.iter().any(|n| n.starts_with(
+                "over.properties:2: a.sinkgroups.g2.sinks: sink k2 is already in sink group g1 (base.properties:12)"
+            )),
+            "{:?}",
+            c.left_out
         );
-        let err = error(&base, "a.sinkgroups = g1 g3\n");
+        let c = load(&base, "a.sinkgroups = g1 g3\n").unwrap();
         assert!(
-            err.starts_with("over.properties:1: a.sinkgroups.g3.sinks: sink group g3 has no sinks"),
+            c.left_out.iter().any(|n| n.starts_with(
+                "over.properties:1: a.sinkgroups.g3.sinks: sink group g3 has no sink to drive"
+            )),
+            "{:?}",
+            c.left_out
+        );
+    }
+
+    /// As Flume, an agent runs without what a configuration lists but does not define, and
+    /// without what refers only to such things, each left out with a note naming the line.
+    #[test]
+    fn what_flume_leaves_out_of_an_agent_is_noted() {
+        let note = |c: &AgentConfig, want: &str| {
+            assert!(
+                c.left_out.iter().any(|n| n.contains(want)),
+                "no line holds {want:?}: {:#?}",
+                c.left_out
+            );
+        };
+        let names = |c: &AgentConfig| {
+            (
+                c.sources.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+                c.channels
+                    .iter()
+                    .map(|x| x.name.clone())
+                    .collect::<Vec<_>>(),
+                c.sinks.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+            )
+        };
+        // A listed sink without keys, and an inline comment read as a channel name.
+        let c = load(BASE, "a.sinks = k1 logger\na.channels = c1 #c2\n").unwrap();
+        note(
+            &c,
+            "over.properties:1: a.sinks: 'logger' has no keys (no `a.sinks.logger.type`); left out",
+        );
+        note(&c, "over.properties:2: a.channels: '#c2' has no keys");
+        assert_eq!(
+            names(&c),
+            (vec!["r1".into()], vec!["c1".into()], vec!["k1".into()])
+        );
+        // A source naming a channel that is not defined puts into the others only.
+        let c = load(BASE, "a.sources.r1.channels = c1 c7\n").unwrap();
+        note(
+            &c,
+            "over.properties:1: a.sources.r1.channels: channel 'c7' is not in `a.channels` (c1)",
+        );
+        assert_eq!(c.sources[0].channels, vec!["c1".to_owned()]);
+        // A source naming no defined channel, and a sink draining an undefined one, are left
+        // out; the rest runs.
+        let c = load(
+            BASE,
+            "a.sources = r1 r2\na.sources.r2.type = seq\na.sources.r2.channels = c7\n\
+             a.sinks = k1 k2\na.sinks.k2.type = null\na.sinks.k2.channel = c8\n",
+        )
+        .unwrap();
+        note(
+            &c,
+            "over.properties:3: a.sources.r2.channels: source r2 refers to no channel in `a.channels` (c1); left out",
+        );
+        note(
+            &c,
+            "over.properties:6: a.sinks.k2.channel: sink k2 refers to channel 'c8', which is not in `a.channels` (c1); left out",
+        );
+        assert_eq!(
+            names(&c),
+            (vec!["r1".into()], vec!["c1".into()], vec!["k1".into()])
+        );
+        // Nothing left to run is an error.
+        let err = error(
+            BASE,
+            "a.sources.r1.channels = c7\na.sinks.k1.channel = c7\n",
+        );
+        assert!(
+            err.contains("agent 'a' has no source or sink left to run"),
             "{err}"
         );
     }
@@ -659,6 +801,15 @@ mod tests {
             c.notes
                 .iter()
                 .any(|n| n == "over.properties:2: a.sources.r1.bogus: unknown key, ignored"),
+            "{:?}",
+            c.notes
+        );
+        // A misspelt list name is named as such.
+        let c = load(BASE, "a.source.r1.selector.type = multiplexing\n").unwrap();
+        assert!(
+            c.notes.iter().any(|n| n.starts_with(
+                "over.properties:1: a.source.r1.selector.type: ignored: `source` is none of `a.sources`, `a.channels`"
+            )),
             "{:?}",
             c.notes
         );

@@ -28,10 +28,17 @@ impl SinkGroupConfig {
             ProcessorConfig::Failover(f) => {
                 let mut by_priority = f.priorities.clone();
                 by_priority.sort_by_key(|(_, p)| std::cmp::Reverse(*p));
-                let order: Vec<String> = by_priority
+                let mut order: Vec<String> = by_priority
                     .iter()
                     .map(|(k, p)| format!("{k} (priority {p})"))
                     .collect();
+                // A sink whose priority another has comes last (see `parse_processor`).
+                order.extend(
+                    self.sinks
+                        .iter()
+                        .filter(|k| !f.priorities.iter().any(|(p, _)| p == *k))
+                        .map(|k| format!("{k} (priority taken, tried last)")),
+                );
                 format!(
                     "{} [failover, maxpenalty {} ms] {}",
                     self.name,
@@ -116,78 +123,98 @@ const PROCESSOR_TYPES: &[(&str, &str)] = &[
 const DEFAULT_MAX_PENALTY_MS: u64 = 30_000;
 const DEFAULT_MAX_TIMEOUT_MS: u64 = 30_000;
 
-/// Parses `<agent>.sinkgroups` and every group it lists. `sink_names` are the agent's sinks.
+/// Parses `<agent>.sinkgroups` and every group it lists. `sink_names` are the agent's sinks that
+/// run; `listed` every name in `<agent>.sinks`, some perhaps left out.
+///
+/// As Flume does, what a group cannot have is left out of it (a line in `left_out`) rather
+/// than refused:
+/// a sink that is not one of the agent's (or was left out), a sink already in another group, a
+/// sink named twice; and a group left with no sinks (or with no keys) is left out whole, its
+/// sinks then running on their own.
 pub(super) fn parse_sink_groups(
     root: &Section,
     agent: &str,
-    sink_names: &[String],
+    (sink_names, listed): (&[String], &[String]),
     notes: &mut Vec<String>,
+    left_out: &mut Vec<String>,
 ) -> Result<Vec<SinkGroupConfig>, ConfigError> {
     let Some(list) = root.string("sinkgroups") else {
         return Ok(Vec::new());
     };
-    let list_entry = root.entry("sinkgroups");
+    let list_at = root.entry("sinkgroups").map(|e| e.at()).unwrap_or_default();
     let mut groups: Vec<SinkGroupConfig> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     // sink → (group, that group's `sinks` entry), to report a sink in two groups.
     let mut owners: Vec<(String, String, Option<&Entry>)> = Vec::new();
     for name in list.split_whitespace() {
-        if groups.iter().any(|g| g.name == name) {
-            return Err(root.error(
-                Some("sinkgroups"),
-                format!("sink group '{name}' is listed twice"),
+        if seen.contains(&name) {
+            left_out.push(format!(
+                "{list_at}: {agent}.sinkgroups: sink group '{name}' is listed twice; read once"
             ));
+            continue;
         }
+        seen.push(name);
         let s = root.child(&format!("sinkgroups.{name}."));
-        let sinks: Vec<String> = s
+        let listed_sinks: Vec<String> = s
             .string("sinks")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        if sinks.is_empty() {
-            let mut e = s.error(
-                Some("sinks"),
-                format!(
-                    "sink group {name} has no sinks: add `{}` listing two or more of: {}",
-                    s.full("sinks = k1 k2"),
-                    sink_names.join(" ")
-                ),
-            );
-            // A group with no keys at all: point at the list that names it.
-            if let (None, Some(list)) = (e.line, list_entry) {
-                e.locate(list);
-            }
-            return Err(e);
-        }
         let sinks_entry = s.entry("sinks");
-        for (i, sink) in sinks.iter().enumerate() {
+        let at = sinks_entry
+            .map(|e| e.at())
+            .unwrap_or_else(|| list_at.clone());
+        let mut sinks: Vec<String> = Vec::new();
+        for sink in &listed_sinks {
+            let leave_out = |why: String, left_out: &mut Vec<String>| {
+                left_out.push(format!(
+                    "{at}: {}: {why}; left out of group {name}, as Flume leaves it out",
+                    s.full("sinks")
+                ));
+            };
             if !sink_names.contains(sink) {
-                return Err(s.error(
-                    Some("sinks"),
+                let why = if listed.contains(sink) {
+                    format!("sink {sink} does not run (see its note)")
+                } else {
                     format!(
                         "sink '{sink}' is not in `{agent}.sinks` ({})",
                         sink_names.join(" ")
-                    ),
-                ));
+                    )
+                };
+                leave_out(why, left_out);
+                continue;
             }
-            if sinks[..i].contains(sink) {
-                return Err(s.error(Some("sinks"), format!("sink {sink} is listed twice")));
+            if sinks.contains(sink) {
+                leave_out(format!("sink {sink} is named twice"), left_out);
+                continue;
             }
             if let Some((_, group, owner)) = owners.iter().find(|(k, _, _)| k == sink) {
                 // The line, or the file and line when the other group is set in another file.
-                let at = match (owner, sinks_entry) {
+                let other_at = match (owner, sinks_entry) {
                     (Some(o), Some(here)) if o.file == here.file => format!(" (line {})", o.line),
                     (Some(o), _) => format!(" ({})", o.at()),
                     (None, _) => String::new(),
                 };
-                return Err(s.error(
-                    Some("sinks"),
-                    format!(
-                        "sink {sink} is already in sink group {group}{at}; a sink belongs to one group at most"
-                    ),
-                ));
+                leave_out(
+                    format!("sink {sink} is already in sink group {group}{other_at}"),
+                    left_out,
+                );
+                continue;
             }
+            sinks.push(sink.clone());
+        }
+        if sinks.is_empty() {
+            left_out.push(format!(
+                "{at}: {}: sink group {name} has no sink to drive (set it to two or more of: \
+                 {}); the group is left out, as Flume leaves it out",
+                s.full("sinks"),
+                sink_names.join(" ")
+            ));
+            continue;
+        }
+        for sink in &sinks {
             owners.push((sink.clone(), name.to_owned(), sinks_entry));
         }
-        let processor = parse_processor(name, &s, &sinks)?;
+        let processor = parse_processor(name, &s, &sinks, left_out)?;
         s.note_unused(notes);
         groups.push(SinkGroupConfig {
             name: name.to_owned(),
@@ -198,10 +225,13 @@ pub(super) fn parse_sink_groups(
     Ok(groups)
 }
 
+/// The group's processor. A failover group ranks a sink whose priority another sink has
+/// already below all others (it has no entry in `priorities`).
 fn parse_processor(
     group: &str,
     s: &Section,
     sinks: &[String],
+    left_out: &mut Vec<String>,
 ) -> Result<ProcessorConfig, ConfigError> {
     let aliases: Vec<&str> = PROCESSOR_TYPES.iter().map(|(a, _)| *a).collect();
     let configured = s.string("processor.type");
@@ -269,24 +299,29 @@ fn parse_processor(
                     } else {
                         format!(" (given to {sink} because it has no `{}`)", s.full(&key))
                     };
-                    return Err(s.error(
-                        Some(if explicit { &key } else { "sinks" }),
-                        format!(
-                            "priority {priority}{why} is also {other}'s; each sink of a failover group needs its own priority"
-                        ),
+                    let at = s
+                        .entry(if explicit { &key } else { "sinks" })
+                        .map(|e| e.at())
+                        .unwrap_or_default();
+                    left_out.push(format!(
+                        "{at}: {}: priority {priority}{why} is also {other}'s; sink {sink} is \
+                         tried after every other sink of failover group {group} (Flume never \
+                         tries it; give each sink its own priority)",
+                        s.full(&key)
                     ));
+                    continue;
                 }
                 priorities.push((sink.clone(), priority));
             }
-            for (rest, _) in s.props().with_prefix(&s.full("processor.priority.")) {
+            for (rest, entry) in s.props().with_prefix(&s.full("processor.priority.")) {
                 if !sinks.iter().any(|k| k == rest) {
-                    let key = format!("processor.priority.{rest}");
-                    return Err(s.error(
-                        Some(&key),
-                        format!(
-                            "'{rest}' is not a sink of group {group} ({})",
-                            sinks.join(" ")
-                        ),
+                    s.entry(&format!("processor.priority.{rest}"));
+                    left_out.push(format!(
+                        "{}: {}: '{rest}' is not a sink of group {group} ({}); ignored, as Flume \
+                         ignores it",
+                        entry.at(),
+                        s.full(&format!("processor.priority.{rest}")),
+                        sinks.join(" ")
                     ));
                 }
             }
@@ -463,40 +498,6 @@ mod tests {
         // (groups appended to BASE, fragments the message must contain)
         let cases: &[(&str, &[&str])] = &[
             (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k9\n",
-                &[
-                    &line(2),
-                    "a.sinkgroups.g1.sinks",
-                    "sink 'k9' is not in `a.sinks` (k1 k2 k3)",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1 g2\na.sinkgroups.g1.sinks = k1 k2\n\
-                 a.sinkgroups.g1.processor.type = failover\na.sinkgroups.g2.sinks = k2 k3\n\
-                 a.sinkgroups.g2.processor.type = failover\n",
-                &[
-                    &line(4),
-                    "a.sinkgroups.g2.sinks",
-                    "sink k2 is already in sink group g1 (line 14)",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.processor.type = failover\n",
-                &[
-                    &line(2),
-                    "a.sinkgroups.g1.sinks",
-                    "sink group g1 has no sinks",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1\n",
-                &[&line(1), "a.sinkgroups.g1.sinks", "has no sinks"],
-            ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks =\n",
-                &[&line(2), "a.sinkgroups.g1.sinks", "has no sinks"],
-            ),
-            (
                 "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\na.sinkgroups.g1.processor.type = roundrobin\n",
                 &[
                     &line(3),
@@ -512,32 +513,6 @@ mod tests {
                     &line(4),
                     "a.sinkgroups.g1.processor.priority.k1",
                     "'high' is not a whole number",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\na.sinkgroups.g1.processor.type = failover\n\
-                 a.sinkgroups.g1.processor.priority.k1 = 5\na.sinkgroups.g1.processor.priority.k2 = 5\n",
-                &[
-                    &line(5),
-                    "a.sinkgroups.g1.processor.priority.k2",
-                    "priority 5 is also k1's",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\na.sinkgroups.g1.processor.type = failover\n\
-                 a.sinkgroups.g1.processor.priority.k1 = -1\n",
-                &[
-                    &line(2),
-                    "priority -1 (given to k2 because it has no `a.sinkgroups.g1.processor.priority.k2`) is also k1's",
-                ],
-            ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\na.sinkgroups.g1.processor.type = failover\n\
-                 a.sinkgroups.g1.processor.priority.k3 = 5\n",
-                &[
-                    &line(4),
-                    "a.sinkgroups.g1.processor.priority.k3",
-                    "'k3' is not a sink of group g1 (k1 k2)",
                 ],
             ),
             (
@@ -581,14 +556,6 @@ mod tests {
                     "failover or load_balance",
                 ],
             ),
-            (
-                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k1\na.sinkgroups.g1.processor.type = failover\n",
-                &[&line(2), "sink k1 is listed twice"],
-            ),
-            (
-                "a.sinkgroups = g1 g1\na.sinkgroups.g1.sinks = k1\n",
-                &[&line(1), "a.sinkgroups", "'g1' is listed twice"],
-            ),
         ];
         for (text, want) in cases {
             let e = error(text);
@@ -596,6 +563,148 @@ mod tests {
                 assert!(e.contains(w), "for\n{text}\n{w:?} not in: {e}");
             }
         }
+    }
+
+    /// What Flume leaves out of a group with a warning (and runs the rest) is left out with a
+    /// note naming the file, line and key.
+    #[test]
+    fn what_flume_leaves_out_of_a_group_is_noted() {
+        // (groups appended to BASE, fragments one note must contain, the groups left: name
+        // and sinks)
+        let fo = "a.sinkgroups.g1.processor.type = failover\n";
+        type Groups<'a> = &'a [(&'a str, &'a [&'a str])];
+        let cases: &[(String, &[&str], Groups)] = &[
+            (
+                "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k9\n".into(),
+                &[
+                    &line(2),
+                    "a.sinkgroups.g1.sinks",
+                    "sink 'k9' is not in `a.sinks` (k1 k2 k3); left out of group g1",
+                ],
+                &[("g1", &["k1"])],
+            ),
+            (
+                format!(
+                    "a.sinkgroups = g1 g2\na.sinkgroups.g1.sinks = k1 k2\n{fo}\
+                     a.sinkgroups.g2.sinks = k2 k3\na.sinkgroups.g2.processor.type = failover\n"
+                ),
+                &[
+                    &line(4),
+                    "a.sinkgroups.g2.sinks",
+                    "sink k2 is already in sink group g1 (line 14); left out of group g2",
+                ],
+                &[("g1", &["k1", "k2"]), ("g2", &["k3"])],
+            ),
+            (
+                format!("a.sinkgroups = g1\n{fo}"),
+                &[
+                    &line(1),
+                    "a.sinkgroups.g1.sinks",
+                    "sink group g1 has no sink to drive",
+                    "the group is left out",
+                ],
+                &[],
+            ),
+            (
+                "a.sinkgroups = g1\n".into(),
+                &[&line(1), "a.sinkgroups.g1.sinks", "has no sink to drive"],
+                &[],
+            ),
+            (
+                "a.sinkgroups = g1\na.sinkgroups.g1.sinks =\n".into(),
+                &[&line(2), "a.sinkgroups.g1.sinks", "has no sink to drive"],
+                &[],
+            ),
+            (
+                format!(
+                    "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\n{fo}\
+                     a.sinkgroups.g1.processor.priority.k1 = 5\na.sinkgroups.g1.processor.priority.k2 = 5\n"
+                ),
+                &[
+                    &line(5),
+                    "a.sinkgroups.g1.processor.priority.k2",
+                    "priority 5 is also k1's; sink k2 is tried after every other sink",
+                ],
+                &[("g1", &["k1", "k2"])],
+            ),
+            (
+                format!(
+                    "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\n{fo}\
+                     a.sinkgroups.g1.processor.priority.k1 = -1\n"
+                ),
+                &[
+                    &line(2),
+                    "priority -1 (given to k2 because it has no `a.sinkgroups.g1.processor.priority.k2`) is also k1's",
+                ],
+                &[("g1", &["k1", "k2"])],
+            ),
+            (
+                format!(
+                    "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k2\n{fo}\
+                     a.sinkgroups.g1.processor.priority.k3 = 5\n"
+                ),
+                &[
+                    &line(4),
+                    "a.sinkgroups.g1.processor.priority.k3",
+                    "'k3' is not a sink of group g1 (k1 k2); ignored",
+                ],
+                &[("g1", &["k1", "k2"])],
+            ),
+            (
+                format!("a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k1\n{fo}"),
+                &[&line(2), "sink k1 is named twice"],
+                &[("g1", &["k1"])],
+            ),
+            (
+                "a.sinkgroups = g1 g1\na.sinkgroups.g1.sinks = k1\n".into(),
+                &[
+                    &line(1),
+                    "a.sinkgroups",
+                    "sink group 'g1' is listed twice; read once",
+                ],
+                &[("g1", &["k1"])],
+            ),
+        ];
+        for (text, want, left) in cases {
+            let c = load(text).unwrap_or_else(|e| panic!("for\n{text}\nrefused: {e}"));
+            let notes = c.left_out.join("\n");
+            assert!(
+                c.left_out
+                    .iter()
+                    .any(|n| want.iter().all(|w| n.contains(w))),
+                "for\n{text}\nno note holds all of {want:?}:\n{notes}"
+            );
+            let got: Vec<(&str, Vec<&str>)> = c
+                .sink_groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.name.as_str(),
+                        g.sinks.iter().map(String::as_str).collect(),
+                    )
+                })
+                .collect();
+            let want_groups: Vec<(&str, Vec<&str>)> =
+                left.iter().map(|(g, k)| (*g, k.to_vec())).collect();
+            assert_eq!(got, want_groups, "for\n{text}");
+        }
+        // The duplicate has no priority, so failover tries it last.
+        let c = load(&format!(
+            "a.sinkgroups = g1\na.sinkgroups.g1.sinks = k2 k1\n{fo}\
+             a.sinkgroups.g1.processor.priority.k1 = 5\na.sinkgroups.g1.processor.priority.k2 = 5\n"
+        ))
+        .unwrap();
+        let ProcessorConfig::Failover(f) = &c.sink_groups[0].processor else {
+            panic!("{:?}", c.sink_groups[0].processor)
+        };
+        assert_eq!(f.priorities, vec![("k2".to_owned(), 5)]);
+        assert!(
+            c.describe().contains(
+                "[failover, maxpenalty 30000 ms] k2 (priority 5) > k1 (priority taken, tried last)"
+            ),
+            "{}",
+            c.describe()
+        );
     }
 
     #[test]

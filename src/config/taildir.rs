@@ -86,9 +86,6 @@ pub(super) fn parse_taildir(
             ),
         )?;
         let path = Path::new(&value);
-        if !path.is_absolute() {
-            return Err(s.error(Some(&key), format!("'{value}' is not an absolute path")));
-        }
         let (Some(dir), Some(file)) = (path.parent(), path.file_name().and_then(|f| f.to_str()))
         else {
             return Err(s.error(
@@ -96,6 +93,20 @@ pub(super) fn parse_taildir(
                 format!("'{value}' has no file name part (expected /directory/regex)"),
             ));
         };
+        // A relative path is the working directory's, as Java's `File` reads it in Flume.
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let dir = std::path::absolute(dir).map_err(|e| {
+            s.error(
+                Some(&key),
+                format!(
+                    "cannot resolve the directory of '{value}' against the working directory: {e}"
+                ),
+            )
+        })?;
         let pattern = Regex::new(&format!("^(?:{file})$")).map_err(|e| {
             s.error(
                 Some(&key),
@@ -104,7 +115,7 @@ pub(super) fn parse_taildir(
         })?;
         groups.push(FileGroup {
             name: name.clone(),
-            dir: dir.to_owned(),
+            dir,
             pattern,
             headers: Headers::new(),
         });
@@ -254,14 +265,28 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_are_the_working_directorys_as_in_flume() {
+        let cwd = std::env::current_dir().unwrap();
+        for (value, dir) in [
+            ("./test.log", cwd.clone()),
+            ("logs/app-.*\\.log", cwd.join("logs")),
+            ("flume/data/", cwd.join("flume")),
+            ("test.log", cwd.clone()),
+        ] {
+            let (c, _) = parse(&format!(
+                "a.sources.r1.type = TAILDIR\na.sources.r1.filegroups = g\n\
+                 a.sources.r1.filegroups.g = {value}\n"
+            ));
+            let c = c.unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(c.groups[0].dir, dir, "{value}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("", "filegroups: missing"),
             ("a.sources.r1.filegroups = g\n", "filegroups.g: missing"),
-            (
-                "a.sources.r1.filegroups = g\na.sources.r1.filegroups.g = logs/.*\n",
-                "not an absolute path",
-            ),
             (
                 "a.sources.r1.filegroups = g\na.sources.r1.filegroups.g = /l/(unclosed\n",
                 "not a valid regular expression",
