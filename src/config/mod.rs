@@ -239,7 +239,7 @@ impl AgentConfig {
             }
             sinks.push(sink);
         }
-        if sources.is_empty() && sinks.is_empty() {
+        if sources.is_empty() && sinks.is_empty() && !left_out.is_empty() {
             return Err(root.error(
                 None,
                 format!(
