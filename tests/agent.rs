@@ -311,11 +311,6 @@ fn config_errors_name_file_line_key_and_the_fix() {
             ],
         ),
         (
-            "a.sinks.k1.channel = c1\n",
-            "a.sinks.k1.channel = c9\n",
-            &[":10:", "channel 'c9'"],
-        ),
-        (
             "a.sources.r1.port = 4444\n",
             "a.sources.r1.port = http\n",
             &[":6: a.sources.r1.port", "'http' is not a port number"],
@@ -360,6 +355,21 @@ fn config_errors_name_file_line_key_and_the_fix() {
             );
         }
     }
+    // A sink draining an undefined channel is left out with a warning, as Flume leaves it out;
+    // the rest of the agent runs.
+    let (ok, out) = check_config(
+        &GOOD.replacen("a.sinks.k1.channel = c1\n", "a.sinks.k1.channel = c9\n", 1),
+        Some("a"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("\nwarning: /"), "{out}");
+    assert!(
+        out.contains(
+            "flume.properties:10: a.sinks.k1.channel: sink k1 refers to channel 'c9', which is not in `a.channels` (c1); left out"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("sink    k1"), "{out}");
     // A source or sink without its channel: with two channels to choose from, an error naming
     // the key and the fix; with the agent's only channel, bound to it with a note (Flume drops
     // the component, leaving an agent that does nothing).
