@@ -408,6 +408,160 @@ fn skip_policy_skips_exactly_the_damaged_frame() {
     }
 }
 
+/// Each open records (in `wal.meta`) the end of the log it verified and synced. Damage found
+/// below it at a later open is damage to committed frames, not a torn tail: the frames after it
+/// are kept, no offset is handed out again, and readers meet the damage under the corruption
+/// policy. Damage past it (frames the last process appended) still reads as a torn tail.
+#[test]
+fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = ["alpha", "bravo", "charlie"];
+    for w in words {
+        let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+        wal.append_commit(&[Event::new(w.as_bytes().to_vec())])
+            .unwrap();
+        wal.close().unwrap();
+    }
+    let seg = seg_path(dir.path(), 0);
+    let mut image = std::fs::read(&seg).unwrap();
+    // A byte of alpha's payload (its frame is the first, at 4096).
+    image[SEGMENT_HEADER_LEN + 30] ^= 0x40;
+    std::fs::write(&seg, &image).unwrap();
+
+    let wal = Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Fail)).unwrap();
+    assert_eq!(wal.next_offset(), 3, "bravo and charlie must be kept");
+    let mut r = wal.reader("strict").unwrap();
+    for _ in 0..2 {
+        match r.read(10) {
+            Err(WalError::Corrupt { path, pos, .. }) => {
+                assert_eq!(path.file_name(), seg.file_name());
+                assert_eq!(pos as usize, SEGMENT_HEADER_LEN);
+            }
+            other => panic!("expected the damage to be reported, got {other:?}"),
+        }
+    }
+    drop(r);
+    let delta = wal.append_commit(&[Event::new(b"delta".to_vec())]).unwrap();
+    assert_eq!(delta.first_offset, 3, "no offset is handed out twice");
+    wal.close().unwrap();
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].pos as usize, SEGMENT_HEADER_LEN);
+
+    let wal = Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Skip)).unwrap();
+    let got: Vec<(u64, Vec<u8>)> = read_all(&wal, "lenient")
+        .into_iter()
+        .map(|(o, e)| (o, e.body.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, b"bravo".to_vec()),
+            (2, b"charlie".to_vec()),
+            (3, b"delta".to_vec())
+        ]
+    );
+    assert_eq!(wal.stats().skipped_events, 1);
+    wal.close().unwrap();
+
+    // Appended after the last open verified the log: a flip there reads as a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    wal.append_commit(&[Event::new(b"one".to_vec())]).unwrap();
+    wal.append_commit(&[Event::new(b"two".to_vec())]).unwrap();
+    wal.close().unwrap();
+    let seg = seg_path(dir.path(), 0);
+    let mut image = std::fs::read(&seg).unwrap();
+    let first = weir::wal::frame::peek_header(&image[SEGMENT_HEADER_LEN..]).unwrap();
+    image[SEGMENT_HEADER_LEN + first.frame_len() + 30] ^= 0x40;
+    std::fs::write(&seg, &image).unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    assert_eq!(wal.next_offset(), 1);
+    assert_eq!(read_all(&wal, "c").len(), 1);
+}
+
+/// A segment file deleted from the middle of the log: the offsets it held are reported as
+/// missing under the fail policy (the reader stays put), and skipped and counted under skip.
+#[test]
+fn a_missing_segment_is_damage_not_a_silent_jump() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = build_small_log(dir.path());
+    let files = inspect::segment_files(dir.path()).unwrap();
+    assert!(files.len() >= 3, "{files:?}");
+    let (gone_base, gone) = &files[1];
+    let next_base = files[2].0;
+    std::fs::remove_file(gone).unwrap();
+
+    let wal = Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Fail)).unwrap();
+    let mut r = wal.reader("strict").unwrap();
+    let mut got = Vec::new();
+    let err = loop {
+        match r.read(5) {
+            Ok(b) if b.is_empty() => panic!("read past the missing segment"),
+            Ok(b) => got.extend(b),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        got.len() as u64,
+        *gone_base,
+        "everything before the gap is read"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("offsets {gone_base}..{next_base} are missing")),
+        "{msg}"
+    );
+    assert!(r.read(5).is_err(), "the reader stays put");
+    drop(r);
+    drop(wal);
+
+    let wal = Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Skip)).unwrap();
+    let got = read_all(&wal, "lenient");
+    assert_eq!(
+        got.len() as u64,
+        written.len() as u64 - (next_base - gone_base)
+    );
+    assert!(got.iter().all(|(o, _)| *o < *gone_base || *o >= next_base));
+    assert_eq!(wal.stats().skipped_events, next_base - gone_base);
+}
+
+/// Offsets are never reused, so they can run out; an append that would pass the last one is
+/// refused rather than wrapped (a checkpoint near 2^64 sets the log's next offset there).
+#[test]
+fn appends_past_the_last_offset_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    wal.append_commit(&[Event::new(b"x".to_vec())]).unwrap();
+    wal.close().unwrap();
+    // A consumer's checkpoint near the end of the offset space, as a damaged or crafted file
+    // could hold.
+    let record = weir::wal::checkpoint::encode_checkpoint(&weir::wal::checkpoint::Checkpoint {
+        name: "c".into(),
+        position: weir::wal::Position {
+            offset: u64::MAX - 2,
+            segment: 0,
+            frame_pos: SEGMENT_HEADER_LEN as u64,
+        },
+    });
+    let mut file =
+        weir::wal::slots::encode_slot(weir::wal::checkpoint::CHECKPOINT_MAGIC, 1, &record).to_vec();
+    file.resize(weir::wal::slots::SLOT_FILE_LEN, 0);
+    std::fs::write(dir.path().join("c.ckpt"), file).unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    assert_eq!(wal.next_offset(), u64::MAX - 2);
+    let two: Vec<Event> = (0..2).map(|i| ev(i, 10)).collect();
+    let a = wal.append_commit(&two).unwrap();
+    assert_eq!(a.next_offset, u64::MAX);
+    match wal.append_commit(&[ev(3, 10)]) {
+        Err(e @ WalError::OffsetsExhausted { .. }) => {
+            assert!(e.to_string().contains("offsets exhausted"), "{e}")
+        }
+        other => panic!("expected exhausted offsets, got {other:?}"),
+    }
+    assert_eq!(wal.next_offset(), u64::MAX);
+}
+
 #[test]
 fn retention_deletes_or_recycles_consumed_segments_and_offsets_never_repeat() {
     let dir = tempfile::tempdir().unwrap();

@@ -87,8 +87,37 @@ pub fn encode_meta(epoch: u32) -> Vec<u8> {
     epoch.to_le_bytes().to_vec()
 }
 
+/// Where the newest open found the log's end, after syncing it: every frame of segment `base`
+/// below byte `end_pos` (up to offset `next_offset`) was valid and durable then, so damage
+/// found there later is damage, not a torn tail (`wal-format.md` §5.3, §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedEnd {
+    pub base: u64,
+    pub end_pos: u64,
+    pub next_offset: u64,
+}
+
+/// The meta record with the end the open verified.
+pub fn encode_meta_verified(epoch: u32, end: VerifiedEnd) -> Vec<u8> {
+    let mut p = encode_meta(epoch);
+    p.extend_from_slice(&end.base.to_le_bytes());
+    p.extend_from_slice(&end.end_pos.to_le_bytes());
+    p.extend_from_slice(&end.next_offset.to_le_bytes());
+    p
+}
+
 pub fn decode_meta(p: &[u8]) -> Option<u32> {
     (p.len() >= 4).then(|| le_u32(&p[0..4]))
+}
+
+/// The verified end of a meta record, if it has one (records written before it existed hold
+/// only the epoch).
+pub fn decode_verified_end(p: &[u8]) -> Option<VerifiedEnd> {
+    (p.len() >= 28).then(|| VerifiedEnd {
+        base: le_u64(&p[4..12]),
+        end_pos: le_u64(&p[12..20]),
+        next_offset: le_u64(&p[20..28]),
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ pub enum WalError {
     BadConsumerName(String),
     #[error("invalid log option: {0}")]
     BadOption(String),
+    /// Offsets are never reused; these would pass the largest one.
+    #[error(
+        "offsets exhausted: the next offset is {next}, and {count} more events would pass 2^64 - 1"
+    )]
+    OffsetsExhausted { next: u64, count: u64 },
 }
 
 impl WalError {

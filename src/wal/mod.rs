@@ -248,6 +248,9 @@ impl Wal {
             .as_ref()
             .and_then(|(_, p)| checkpoint::decode_meta(p))
             .unwrap_or(0);
+        let verified = meta
+            .as_ref()
+            .and_then(|(_, p)| checkpoint::decode_verified_end(p));
 
         let listing = list_dir(&dir)?;
         let consumers = load_consumers(&checkpoint_dir)?;
@@ -274,15 +277,37 @@ impl Wal {
                 let len = seg.len();
                 let scan = scan_frames(seg.recovery_image(), SEGMENT_HEADER_LEN, *base, len);
                 max_epoch = max_epoch.max(scan.max_epoch);
-                if let ScanStop::Invalid { reason } = &scan.stop {
-                    tracing::warn!(
+                let damaged = verified
+                    .filter(|v| v.base == *base && (scan.end_pos as u64) < v.end_pos)
+                    .map(|v| recovery::resume_after_damage(seg.recovery_image(), &scan, v, len));
+                if let Some(resume) = damaged {
+                    // The previous open verified and synced the log beyond this point: the
+                    // chain breaks on damage, not on a torn write. Keep every frame after it,
+                    // seal the segment there, and let readers meet the damage under the
+                    // corruption policy, as in any sealed segment.
+                    max_epoch = max_epoch.max(resume.max_epoch);
+                    tracing::error!(
                         segment = %path.display(),
                         pos = scan.end_pos,
-                        %reason,
-                        "discarding a torn tail: nothing from this byte on was committed"
+                        reason = %scan.stop,
+                        verified_end = verified.map(|v| v.end_pos).unwrap_or(0),
+                        "a frame the log held as committed is damaged (not a torn tail); the \
+                         segment is sealed after the frames that follow it, and readers meet the \
+                         damage under the corruption policy"
                     );
-                }
-                if i + 1 == count {
+                    seg.write_seal(Seal {
+                        end_pos: resume.end_pos as u64,
+                        next_offset: resume.next_offset,
+                    })?;
+                } else if i + 1 == count {
+                    if let ScanStop::Invalid { reason } = &scan.stop {
+                        tracing::warn!(
+                            segment = %path.display(),
+                            pos = scan.end_pos,
+                            %reason,
+                            "discarding a torn tail: nothing from this byte on was committed"
+                        );
+                    }
                     seg.set_visible_end(scan.end_pos);
                     tail_next = scan.next_offset;
                 } else {
@@ -299,14 +324,6 @@ impl Wal {
         let epoch = max_epoch
             .checked_add(1)
             .ok_or_else(|| WalError::BadOption("epoch counter exhausted".into()))?;
-        match meta {
-            Some((mut f, _)) => f.write(&checkpoint::encode_meta(epoch))?,
-            None => drop(SlotFile::create(
-                &meta_path,
-                META_MAGIC,
-                &checkpoint::encode_meta(epoch),
-            )?),
-        }
 
         let (mut write_pos, mut next_offset) = match segments.last() {
             Some(s) => match s.seal() {
@@ -346,6 +363,17 @@ impl Wal {
         if need_segment {
             segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
             write_pos = SEGMENT_HEADER_LEN;
+        }
+        // The new epoch, and the end just verified and synced: before any frame is written.
+        let end = checkpoint::VerifiedEnd {
+            base: segments.last().map(|s| s.base_offset()).unwrap_or(0),
+            end_pos: write_pos as u64,
+            next_offset,
+        };
+        let record = checkpoint::encode_meta_verified(epoch, end);
+        match meta {
+            Some((mut f, _)) => f.write(&record)?,
+            None => drop(SlotFile::create(&meta_path, META_MAGIC, &record)?),
         }
 
         // Positions in the byte stream, for byte-capacity accounting.
@@ -448,9 +476,17 @@ impl Wal {
         inner.check_poisoned()?;
         let n = events.len() as u64;
         let mut w = inner.writer.lock();
+        // Offsets are never reused, so they can run out (a checkpoint near 2^64 can set them
+        // there): refuse rather than wrap.
+        let next = w
+            .next_offset
+            .checked_add(n)
+            .ok_or(WalError::OffsetsExhausted {
+                next: w.next_offset,
+                count: n,
+            })?;
         if let Some(limit) = inner.opts.max_events {
-            let would_be =
-                w.next_offset + n - inner.floor.load(Ordering::Acquire).min(w.next_offset);
+            let would_be = next - inner.floor.load(Ordering::Acquire).min(w.next_offset);
             if would_be > limit {
                 return Err(WalError::Full {
                     what: "events",
@@ -487,7 +523,7 @@ impl Wal {
             frame::encode_frame(&mut w.pending[start..], first_offset, inner.epoch, events);
         }
         w.write_pos += len;
-        w.next_offset += n;
+        w.next_offset = next;
         if w.pending.len() >= PENDING_FLUSH {
             inner.write_pending(&mut w)?;
         }

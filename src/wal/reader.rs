@@ -185,8 +185,10 @@ impl Reader {
                 self.cur = None;
                 // At once rather than at the next read: a reader left on a segment it has
                 // finished keeps it referenced, so the ack that retires it could only delete
-                // it, not keep it as a spare.
-                self.move_past_sealed_segment();
+                // it, not keep it as a spare. Missing offsets after it (an error under the
+                // fail policy) are reported by the next `load`, after these events are handed
+                // out.
+                let _ = self.move_past_sealed_segment();
             } else {
                 self.cur = Some(c);
             }
@@ -220,11 +222,15 @@ impl Reader {
     }
 
     /// If the current segment is sealed and read to its end, moves to the next one (if it exists
-    /// yet) and says so.
-    fn move_past_sealed_segment(&mut self) -> bool {
-        let sealed_end = self.seg.seal().map(|s| s.end_pos as usize);
-        if sealed_end.is_none_or(|end| self.frame_pos < end) {
-            return false;
+    /// yet) and says so. Offsets between the two that this reader still needs are missing (a
+    /// segment file deleted from under the log): the corruption policy decides, as for a
+    /// damaged frame.
+    fn move_past_sealed_segment(&mut self) -> Result<bool> {
+        let Some(seal) = self.seg.seal() else {
+            return Ok(false);
+        };
+        if self.frame_pos < seal.end_pos as usize {
+            return Ok(false);
         }
         let base = self.seg.base_offset();
         let next_seg = self
@@ -235,12 +241,39 @@ impl Reader {
             .next()
             .map(|(_, s)| s.clone());
         let Some(s) = next_seg else {
-            return false;
+            return Ok(false);
         };
+        let from = self.next.max(seal.next_offset);
+        if from < s.base_offset() {
+            let reason = format!(
+                "offsets {from}..{} are missing: no segment file holds them (the next one, {}, \
+                 starts at {})",
+                s.base_offset(),
+                s.path().display(),
+                s.base_offset()
+            );
+            if self.inner.opts.on_corruption == CorruptionPolicy::Fail {
+                return Err(WalError::Corrupt {
+                    path: self.seg.path().to_owned(),
+                    pos: self.frame_pos as u64,
+                    reason,
+                });
+            }
+            let skipped = s.base_offset() - from;
+            self.inner
+                .skipped_events
+                .fetch_add(skipped, Ordering::Relaxed);
+            tracing::error!(
+                segment = %self.seg.path().display(),
+                %reason,
+                skipped_events = skipped,
+                "MISSING EVENTS SKIPPED (on_corruption = skip): these events are lost"
+            );
+        }
         self.next = self.next.max(s.base_offset());
         self.seg = s;
         self.frame_pos = SEGMENT_HEADER_LEN;
-        true
+        Ok(true)
     }
 
     /// Loads the frame holding `next`, moving across segment boundaries. `None`: nothing more
@@ -250,7 +283,7 @@ impl Reader {
         loop {
             let visible = self.seg.visible_end();
             if self.frame_pos >= visible {
-                if self.move_past_sealed_segment() {
+                if self.move_past_sealed_segment()? {
                     continue;
                 }
                 return Ok(None);

@@ -6,6 +6,7 @@
 //! position where that fails is the end of the valid log: what lies beyond is unwritten space, a
 //! stale frame from a recycled segment or an earlier torn tail, or a frame torn by the crash.
 
+use super::checkpoint::VerifiedEnd;
 use super::frame::{FrameError, decode_frame, peek_header};
 use super::segment::SEGMENT_HEADER_LEN;
 
@@ -27,6 +28,23 @@ impl ScanStop {
     /// True when the stop is what a cleanly written log looks like.
     pub fn is_clean(&self) -> bool {
         !matches!(self, ScanStop::Invalid { .. })
+    }
+}
+
+impl std::fmt::Display for ScanStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanStop::SegmentEnd => f.write_str("frame runs past the end"),
+            ScanStop::Unwritten => f.write_str("zeroed bytes where a frame should be"),
+            ScanStop::Stale {
+                first_offset,
+                epoch,
+            } => write!(
+                f,
+                "out-of-sequence frame (offset {first_offset}, epoch {epoch})"
+            ),
+            ScanStop::Invalid { reason } => f.write_str(reason),
+        }
     }
 }
 
@@ -164,6 +182,40 @@ pub fn resync(
         pos += 1;
     }
     None
+}
+
+/// Where a segment's log really ends when its chain, `broken`, stops below the end an earlier
+/// open verified and synced (`verified`): what stopped it is damage, not a torn write, and the
+/// frames after it were committed. The chain is picked up at the next valid frame after the
+/// damage and followed to its end; if that end (or the damage) lies short of the verified end,
+/// the verified end stands, so that nothing the log once held is given up or written over.
+pub fn resume_after_damage(
+    segment: &[u8],
+    broken: &ScanEnd,
+    verified: VerifiedEnd,
+    limit: usize,
+) -> ScanEnd {
+    let at_verified_end = ScanEnd {
+        end_pos: (verified.end_pos as usize).min(limit.min(segment.len())),
+        next_offset: verified.next_offset,
+        frames: 0,
+        max_epoch: 0,
+        stop: broken.stop.clone(),
+    };
+    match resync(segment, broken.end_pos, limit, broken.next_offset, u64::MAX) {
+        Some((pos, first)) => {
+            let rest = scan_frames(segment, pos, first, limit);
+            if (rest.end_pos as u64) < verified.end_pos {
+                ScanEnd {
+                    max_epoch: rest.max_epoch,
+                    ..at_verified_end
+                }
+            } else {
+                rest
+            }
+        }
+        None => at_verified_end,
+    }
 }
 
 #[cfg(test)]
