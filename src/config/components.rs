@@ -1010,6 +1010,10 @@ fn memory_channel(
     })
 }
 
+/// Flume's file channel caps `maxFileSize` here (its log offsets are 32-bit); weir caps it the
+/// same, which also keeps segment sizes far from overflow.
+const FLUME_MAX_FILE_SIZE: u64 = 2_146_435_071;
+
 /// A file channel's keys; `spill_capacity` is the capacity of a spillable memory channel
 /// stored as a file channel, which replaces the `capacity` key.
 fn parse_file_channel(
@@ -1051,6 +1055,14 @@ fn parse_file_channel(
     }
     let segment_size = match s.u64_or("maxFileSize", 0)? {
         0 => defaults.segment_size,
+        n if n > FLUME_MAX_FILE_SIZE => {
+            notes.push(format!(
+                "{}: {n} is more than Flume's largest maxFileSize; {FLUME_MAX_FILE_SIZE} is used, \
+                 as in Flume",
+                s.full("maxFileSize")
+            ));
+            FLUME_MAX_FILE_SIZE.div_ceil(4096) * 4096
+        }
         n => n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096,
     };
     let sync = if s.bool_or("fsyncPerTransaction", true)? {

@@ -105,6 +105,43 @@ fn one_of(names: &[String]) -> Option<&str> {
     }
 }
 
+/// Refuses two file channels that share a directory: they would share one log (the second
+/// could not lock it) or one checkpoint file (`channel.ckpt`), each overwriting the other's
+/// position so that one channel's undelivered events are taken as delivered. Flume refuses
+/// this too (its directories are locked). A channel's own `checkpointDir` may be its
+/// `dataDirs`.
+fn check_file_channel_dirs(root: &Section, channels: &[ChannelConfig]) -> Result<(), ConfigError> {
+    let mut seen: Vec<(PathBuf, &str, &str)> = Vec::new();
+    for c in channels {
+        let ChannelKind::File(f) = &c.kind else {
+            continue;
+        };
+        for (key, dir) in [
+            ("dataDirs", &f.data_dir),
+            ("checkpointDir", &f.checkpoint_dir),
+        ] {
+            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            if let Some((_, other, other_key)) = seen
+                .iter()
+                .find(|(d, other, _)| *d == abs && *other != c.name)
+            {
+                let s = root.child(&format!("channels.{}.", c.name));
+                return Err(s.error(
+                    Some(key),
+                    format!(
+                        "{} is also the {other_key} of channel {other}; two file channels cannot \
+                         share a directory (each keeps its log and its checkpoint there): give \
+                         each its own `dataDirs` and `checkpointDir`",
+                        dir.display()
+                    ),
+                ));
+            }
+            seen.push((abs, &c.name, key));
+        }
+    }
+    Ok(())
+}
+
 /// The validated configuration of one agent.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -202,6 +239,7 @@ impl AgentConfig {
             channels.push(ChannelConfig::parse(name, &s, &mut notes)?);
             s.note_unused(&mut notes);
         }
+        check_file_channel_dirs(&root, &channels)?;
         let mut sources = Vec::new();
         for name in &source_names {
             let s = root.child(&format!("sources.{name}."));
@@ -791,6 +829,82 @@ mod tests {
             err.contains("agent 'a' has no source or sink left to run"),
             "{err}"
         );
+    }
+
+    /// Flume caps `maxFileSize`; so does weir, with a note, and no value can overflow.
+    #[test]
+    fn max_file_size_is_capped_as_in_flume() {
+        for (value, want) in [
+            ("18446744073709551615", 2_146_435_072u64),
+            ("1099511627776", 2_146_435_072),
+            ("1000000", 1_003_520),
+        ] {
+            let c = load(
+                BASE,
+                &format!("a.channels.c1.type = file\na.channels.c1.maxFileSize = {value}\n"),
+            )
+            .unwrap();
+            let ChannelKind::File(f) = &c.channels[0].kind else {
+                panic!("{:?}", c.channels[0].kind)
+            };
+            assert_eq!(f.segment_size, want, "{value}");
+            assert_eq!(
+                c.notes
+                    .iter()
+                    .any(|n| n.contains("more than Flume's largest maxFileSize")),
+                want == 2_146_435_072,
+                "{value}: {:?}",
+                c.notes
+            );
+        }
+    }
+
+    /// Two file channels on one directory would overwrite each other's checkpoint (and one
+    /// loses its undelivered events): refused, naming both.
+    #[test]
+    fn file_channels_sharing_a_directory_are_refused() {
+        let two = |c1: &str, c2: &str| {
+            format!(
+                "a.sources = r1\na.channels = c1 c2\na.sinks = k1\n\
+                 a.sources.r1.type = seq\na.sources.r1.channels = c1 c2\n\
+                 a.channels.c1.type = file\n{c1}\
+                 a.channels.c2.type = file\n{c2}\
+                 a.sinks.k1.type = null\na.sinks.k1.channel = c1\n"
+            )
+        };
+        let err = error(
+            &two(
+                "a.channels.c1.dataDirs = /d/a\na.channels.c1.checkpointDir = /d/ck\n",
+                "a.channels.c2.dataDirs = /d/b\na.channels.c2.checkpointDir = /d/ck\n",
+            ),
+            "",
+        );
+        assert!(
+            err.starts_with(
+                "base.properties:11: a.channels.c2.checkpointDir: /d/ck is also the checkpointDir of channel c1"
+            ),
+            "{err}"
+        );
+        let err = error(
+            &two(
+                "a.channels.c1.dataDirs = /d/a\na.channels.c1.checkpointDir = /d/a\n",
+                "a.channels.c2.dataDirs = /d/b\na.channels.c2.checkpointDir = /d/a/\n",
+            ),
+            "",
+        );
+        assert!(
+            err.contains("/d/a/ is also the dataDirs of channel c1"),
+            "{err}"
+        );
+        // A channel's checkpoints may live in its own data directory.
+        load(
+            &two(
+                "a.channels.c1.dataDirs = /d/a\na.channels.c1.checkpointDir = /d/a\n",
+                "a.channels.c2.dataDirs = /d/b\na.channels.c2.checkpointDir = /d/b\n",
+            ),
+            "",
+        )
+        .unwrap();
     }
 
     /// Notes about a key (unknown, without effect) name its own file and line.
