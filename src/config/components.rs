@@ -1113,11 +1113,24 @@ fn parse_file_channel(
     s.accept_without_effect("use-log-replay-v1", why_replay, notes);
     s.accept_without_effect("use-fast-replay", why_replay, notes);
     s.accept_without_effect("maxCheckpointSize", why_ckpt, notes);
+    let checkpoint_dir = s
+        .string("checkpointDir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_path(".flume/file-channel/checkpoint"));
+    // Found now, so the error names the key and line rather than only the path at start.
+    for (key, dir) in [
+        ("dataDirs", &data_dirs[0]),
+        ("checkpointDir", &checkpoint_dir),
+    ] {
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(s.error(
+                Some(key),
+                format!("{} is a file, not a directory", dir.display()),
+            ));
+        }
+    }
     Ok(FileChannelConfig {
-        checkpoint_dir: s
-            .string("checkpointDir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home_path(".flume/file-channel/checkpoint")),
+        checkpoint_dir,
         data_dir: data_dirs[0].clone(),
         capacity,
         transaction_capacity: transaction_capacity as usize,

@@ -896,6 +896,20 @@ mod tests {
             err.contains("/d/a/ is also the dataDirs of channel c1"),
             "{err}"
         );
+        // A directory key naming a file is refused at load, with its key and line.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = error(
+            &two(
+                &format!("a.channels.c1.dataDirs = {}\n", file.path().display()),
+                "a.channels.c2.dataDirs = /d/b\n",
+            ),
+            "",
+        );
+        assert!(
+            err.starts_with("base.properties:7: a.channels.c1.dataDirs: ")
+                && err.ends_with("is a file, not a directory"),
+            "{err}"
+        );
         // A channel's checkpoints may live in its own data directory.
         load(
             &two(
