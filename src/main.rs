@@ -1,5 +1,10 @@
 //! The `weir` command line. Only argument parsing and printing live here; the work is done by
 //! the library.
+//!
+//! Printing never panics: `println!` and `eprintln!` do when their stream cannot be written (a
+//! closed pipe, a full disk), which would kill the agent or a tool with exit 101. Reports go
+//! through [`Out`], which returns write errors; log lines and messages to standard error are
+//! dropped when it cannot take them.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -114,28 +119,38 @@ enum WalCommand {
     /// Check every frame and checkpoint; report each problem with file and byte position; exit 1
     /// if any.
     Verify {
+        /// The log's directory (a file channel's dataDirs).
         dir: PathBuf,
-        /// Where the checkpoints are, if not in DIR.
+        /// Where the consumers' checkpoints are, when not in DIR (a file channel's
+        /// checkpointDir).
         #[arg(long)]
         checkpoint_dir: Option<PathBuf>,
     },
     /// Print events: offset, headers, body.
     Dump {
+        /// The log's directory (a file channel's dataDirs).
         dir: PathBuf,
+        /// The first offset to print.
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// Print at most this many events.
         #[arg(long, default_value_t = u64::MAX)]
         limit: u64,
     },
     /// Segments, offsets, bytes, and consumers with their checkpoint and lag.
     Stats {
+        /// The log's directory (a file channel's dataDirs).
         dir: PathBuf,
+        /// Where the consumers' checkpoints are, when not in DIR (a file channel's
+        /// checkpointDir).
         #[arg(long)]
         checkpoint_dir: Option<PathBuf>,
     },
     /// Append N demo events to a log (creating it), so the other tools have something to show.
     Demo {
+        /// The log's directory; created if missing.
         dir: PathBuf,
+        /// How many events to append.
         #[arg(long, default_value_t = 1000)]
         events: u64,
     },
@@ -241,26 +256,108 @@ fn main() -> ExitCode {
         (None, None) => flume_level.unwrap_or_else(|| "info".to_owned()),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
-        eprintln!("warning: log level '{filter}' not understood ({e}); using info");
+        to_stderr(format_args!(
+            "warning: log level '{filter}' not understood ({e}); using info"
+        ));
         tracing_subscriber::EnvFilter::new("info")
     });
     // Colour only on a terminal: logs sent to a file or journald must not carry escape codes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // The fmt layer's own fallback for a failed write (or a field that fails to format) is an
+    // `eprintln!`, which panics when stderr is unwritable and kills whichever thread logged:
+    // so its writer never fails, and it is told not to report its errors.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(ansi)
+        .log_internal_errors(false)
         .init();
     if let Err(e) = apply_flume_launch_options(&mut cli.command, &java) {
-        eprintln!("error: {e}");
+        to_stderr(format_args!("error: {e}"));
         return ExitCode::FAILURE;
     }
     match run(cli, &java.properties) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            to_stderr(format_args!("error: {e:#}"));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Standard error for log lines. A line that cannot be written (stderr a full disk, a closed
+/// pipe) is lost, never the agent: the write reports success either way.
+struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One `write_all` per line, under stderr's lock, so lines of concurrent threads do not
+        // interleave.
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes a message line to standard error, or drops it if stderr cannot be written (the exit
+/// code still tells what happened).
+fn to_stderr(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The tools' standard output: buffered and locked. A closed pipe (`| head`) ends the output
+/// quietly; any other write error (a full disk) is kept and returned by [`Out::finish`]. After
+/// the first error nothing more is written.
+struct Out {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    failed: Option<std::io::Error>,
+}
+
+impl Out {
+    fn new() -> Out {
+        Out {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            failed: None,
+        }
+    }
+
+    /// True once a write failed: callers can stop producing output.
+    fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    fn print(&mut self, text: std::fmt::Arguments<'_>) {
+        if self.failed.is_none()
+            && let Err(e) = self.out.write_fmt(text)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn line(&mut self, text: std::fmt::Arguments<'_>) {
+        self.print(format_args!("{text}\n"));
+    }
+
+    /// Sends what is buffered now, so a slow step after it does not hold earlier output back.
+    fn flush(&mut self) {
+        if self.failed.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.flush();
+        match self.failed.take() {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Some(e) => Err(anyhow::Error::new(e).context("write to standard output")),
+            None => Ok(()),
         }
     }
 }
@@ -406,7 +503,7 @@ fn avro_client(
     };
     let mut sender = Sender::new(props, headers);
     let result = weir::avro_client::run(&mut sender, &input);
-    eprintln!("{} events acknowledged", sender.acknowledged);
+    to_stderr(format_args!("{} events acknowledged", sender.acknowledged));
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -447,29 +544,38 @@ fn agent(
     props.interpolate(&format!("{name}."), &Lookups::process(java_props))?;
     let config = AgentConfig::from_properties(&props, &name)?;
     if check {
-        print!("{}", config.describe());
+        let mut out = Out::new();
+        out.print(format_args!("{}", config.describe()));
         for note in &config.notes {
-            println!("note: {note}");
+            out.line(format_args!("note: {note}"));
         }
         for line in &config.left_out {
-            println!("warning: {line}");
+            out.line(format_args!("warning: {line}"));
         }
-        for channel in &config.channels {
-            for note in weir::channel::check(channel)? {
-                println!("note: {note}");
+        // The checks may take a while (a Kafka check asks the brokers): show the wiring first.
+        out.flush();
+        let mut checked = || -> anyhow::Result<()> {
+            let notes = config
+                .channels
+                .iter()
+                .map(weir::channel::check)
+                .chain(config.sources.iter().map(weir::source::check))
+                .chain(config.sinks.iter().map(weir::sink::check));
+            for n in notes {
+                for note in n? {
+                    out.line(format_args!("note: {note}"));
+                }
             }
+            Ok(())
+        };
+        let checked = checked();
+        if checked.is_ok() {
+            out.line(format_args!("configuration OK"));
         }
-        for source in &config.sources {
-            for note in weir::source::check(source)? {
-                println!("note: {note}");
-            }
-        }
-        for sink in &config.sinks {
-            for note in weir::sink::check(sink)? {
-                println!("note: {note}");
-            }
-        }
-        println!("configuration OK");
+        // A failed check is the news; the output written up to it still goes out first.
+        let written = out.finish();
+        checked?;
+        written?;
         return Ok(ExitCode::SUCCESS);
     }
     let shutdown = weir::agent::shutdown_on_signals()?;
@@ -497,15 +603,18 @@ fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
+    let mut out = Out::new();
+    retired_notes(&mut out, &report);
     for s in &report.segments {
         if let Some(t) = &s.tail {
-            println!("note: {t}");
+            out.line(format_args!("note: {t}"));
         }
     }
+    no_consumer_note(&mut out, &dir, checkpoint_dir.as_deref(), &report);
     for p in &report.problems {
-        println!("CORRUPT: {p}");
+        out.line(format_args!("CORRUPT: {p}"));
     }
-    println!(
+    out.line(format_args!(
         "{} segments, {} frames, {} events, {} consumers: {}",
         report.segments.len(),
         report.frames,
@@ -516,7 +625,8 @@ fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitC
         } else {
             format!("{} problems", report.problems.len())
         }
-    );
+    ));
+    out.finish()?;
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -525,16 +635,14 @@ fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitC
 }
 
 fn dump(dir: PathBuf, from: u64, limit: u64) -> anyhow::Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = Out::new();
     let mut problems = 0;
-    let mut write_err = None;
-    inspect::dump(
+    inspect::dump_noting(
         &dir,
         from,
         limit,
         |e| {
-            if write_err.is_some() {
+            if out.is_failed() {
                 return;
             }
             let headers: Vec<String> = e
@@ -548,31 +656,61 @@ fn dump(dir: PathBuf, from: u64, limit: u64) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .collect();
-            if let Err(err) = writeln!(
-                out,
+            out.line(format_args!(
                 "{}\t{{{}}}\t\"{}\"",
                 e.offset,
                 headers.join(", "),
                 inspect::escape_bytes(&e.body)
-            ) {
-                write_err = Some(err);
-            }
+            ));
         },
         |p| {
             problems += 1;
-            eprintln!("CORRUPT: {p}");
+            to_stderr(format_args!("CORRUPT: {p}"));
         },
+        |path| to_stderr(format_args!("note: {}", retired_note(path))),
     )?;
-    match write_err {
-        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Some(e) => return Err(e.into()),
-        None => out.flush()?,
-    }
+    out.finish()?;
     Ok(if problems == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Why a listed segment was skipped; see `inspect::VerifyReport::retired`.
+fn retired_note(path: &std::path::Path) -> String {
+    format!(
+        "{}: retired while reading (the log's owner deleted it after it was listed: its events \
+         were consumed); skipped",
+        path.display()
+    )
+}
+
+fn retired_notes(out: &mut Out, report: &inspect::VerifyReport) {
+    for path in &report.retired {
+        out.line(format_args!("note: {}", retired_note(path)));
+    }
+}
+
+/// A file channel keeps its checkpoints apart from its log, so a report of no consumer often
+/// only means the checkpoints were looked for in the wrong place: say where they are.
+fn no_consumer_note(
+    out: &mut Out,
+    dir: &std::path::Path,
+    checkpoint_dir: Option<&std::path::Path>,
+    report: &inspect::VerifyReport,
+) {
+    let damaged_checkpoint = report
+        .problems
+        .iter()
+        .any(|p| p.path.extension().is_some_and(|e| e == "ckpt"));
+    if checkpoint_dir.is_none() && report.consumers.is_empty() && !damaged_checkpoint {
+        out.line(format_args!(
+            "note: no consumers in {}; a file channel keeps its checkpoint in its \
+             checkpointDir: pass --checkpoint-dir",
+            dir.display()
+        ));
+    }
 }
 
 fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -585,12 +723,17 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
         .iter()
         .map(|s| s.end_pos.saturating_sub(4096))
         .sum();
-    println!("log:        {}", dir.display());
-    println!("segments:   {}", report.segments.len());
-    println!("offsets:    {first} .. {next} ({} events)", next - first);
-    println!("disk bytes: {bytes} ({used} bytes of frames)");
+    let mut out = Out::new();
+    retired_notes(&mut out, &report);
+    out.line(format_args!("log:        {}", dir.display()));
+    out.line(format_args!("segments:   {}", report.segments.len()));
+    out.line(format_args!(
+        "offsets:    {first} .. {next} ({} events)",
+        next.saturating_sub(first)
+    ));
+    out.line(format_args!("disk bytes: {bytes} ({used} bytes of frames)"));
     for s in &report.segments {
-        println!(
+        out.line(format_args!(
             "  {}  offsets {}..{}  {} frames  {} bytes used  {}",
             s.path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
             s.base_offset,
@@ -598,21 +741,23 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
             s.frames,
             s.end_pos.saturating_sub(4096),
             if s.sealed { "sealed" } else { "active" }
-        );
+        ));
     }
-    println!("consumers:  {}", report.consumers.len());
+    out.line(format_args!("consumers:  {}", report.consumers.len()));
     for (name, offset) in &report.consumers {
-        println!(
+        out.line(format_args!(
             "  {name}: checkpoint {offset}, lag {}",
             next.saturating_sub(*offset)
-        );
+        ));
     }
+    no_consumer_note(&mut out, &dir, checkpoint_dir.as_deref(), &report);
     if !report.problems.is_empty() {
-        println!(
+        out.line(format_args!(
             "problems:   {} (run `weir wal verify`)",
             report.problems.len()
-        );
+        ));
     }
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -631,10 +776,12 @@ fn demo(dir: PathBuf, events: u64) -> anyhow::Result<ExitCode> {
         }
     }
     wal.commit()?;
-    println!(
+    let mut out = Out::new();
+    out.line(format_args!(
         "appended {events} events to {} (offsets {start}..{})",
         dir.display(),
         wal.next_offset()
-    );
+    ));
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -427,6 +427,16 @@ fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
     // A byte of alpha's payload (its frame is the first, at 4096).
     image[SEGMENT_HEADER_LEN + 30] ^= 0x40;
     std::fs::write(&seg, &image).unwrap();
+    // verify knows it too, before any open: a problem, not a torn-tail note.
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0]
+            .reason
+            .contains("damaged below the end the last open verified"),
+        "{:?}",
+        report.problems
+    );
 
     let wal = Wal::open(dir.path(), corrupt_policy(CorruptionPolicy::Fail)).unwrap();
     assert_eq!(wal.next_offset(), 3, "bravo and charlie must be kept");

@@ -1,15 +1,25 @@
 //! Read-only inspection of a log directory, behind `weir wal verify|dump|stats`.
 //!
 //! These functions open segments read-only and take no lock, so they can look at the log of a
-//! running agent; frames it is writing at that moment may show up as a torn tail.
+//! running agent; frames it is writing at that moment may show up as a torn tail, and segments
+//! it retires while they run are skipped with a note (they were listed, then deleted).
+//!
+//! This module owns what the tools call a log directory (one holding `wal.meta` or segment
+//! files) and the checks that need the whole directory rather than one segment: segments that
+//! overlap, and offsets that no segment holds.
 
+use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::{self, CHECKPOINT_MAGIC};
+use super::META_FILE;
+use super::checkpoint::{self, CHECKPOINT_MAGIC, META_MAGIC, VerifiedEnd, decode_verified_end};
 use super::error::{Result, WalError};
 use super::frame::{Frame, decode_frame};
-use super::recovery::{ScanStop, check_frame, resync};
-use super::segment::{SEGMENT_HEADER_LEN, Seal, Segment, parse_segment_file_name};
+use super::recovery::{check_frame, resync};
+use super::segment::{
+    SEGMENT_HEADER_LEN, Seal, Segment, parse_segment_file_name, segment_file_name,
+};
 use super::slots::{SLOT_FILE_LEN, decode_slots};
 
 /// A problem found, with where it is.
@@ -55,6 +65,9 @@ pub struct VerifyReport {
     pub events: u64,
     pub problems: Vec<Problem>,
     pub consumers: Vec<(String, u64)>,
+    /// Segments listed but deleted before they could be opened: the log's owner retired them
+    /// (all their events were consumed). Not a problem.
+    pub retired: Vec<PathBuf>,
 }
 
 /// Segment files of `dir` in offset order.
@@ -70,14 +83,131 @@ pub fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Fails unless `dir` holds a log: `wal.meta` or at least one segment file. Without this an
+/// empty directory, or a wrong one, would verify as a clean log of no segments.
+fn ensure_log_dir(dir: &Path, segments: &[(u64, PathBuf)]) -> Result<()> {
+    if !segments.is_empty() {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(dir.join(META_FILE)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(WalError::Io {
+            op: "find a log in",
+            path: dir.to_owned(),
+            error: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "it holds no write-ahead log (no {META_FILE}, no segment file such as {}); \
+                     give the log's directory (a file channel's dataDirs)",
+                    segment_file_name(0)
+                ),
+            ),
+        }),
+        Err(e) => Err(WalError::io("stat", dir.join(META_FILE))(e)),
+    }
+}
+
+/// What opening a listed segment found.
+enum Opened {
+    Segment(Segment),
+    /// The file is gone (`NotFound`) although it was listed: the log's owner retired it since.
+    Retired,
+    Failed(WalError),
+}
+
+/// Opens a listed segment read-only, telling a segment deleted since it was listed (retired by
+/// the running agent that owns the log) from one that cannot be read.
+fn open_listed(path: &Path) -> Opened {
+    match Segment::open(path, false) {
+        Ok(s) => Opened::Segment(s),
+        Err(WalError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
+            Opened::Retired
+        }
+        Err(e) => Opened::Failed(e),
+    }
+}
+
+/// One step of [`each_segment`].
+enum Listed {
+    Open {
+        base: u64,
+        path: PathBuf,
+        seg: Segment,
+    },
+    Retired(PathBuf),
+    Failed {
+        path: PathBuf,
+        error: WalError,
+    },
+}
+
+/// Opens the segments `files` lists (those of `dir`, in offset order), one at a time, and hands
+/// each to `visit`. A segment deleted after the listing was retired by the log's owner, which
+/// never retires the newest one: so if the last listed is gone, newer segments were created
+/// after the listing, and the directory is listed once more to find them.
+fn each_segment(
+    dir: &Path,
+    mut files: Vec<(u64, PathBuf)>,
+    mut visit: impl FnMut(Listed) -> ControlFlow<()>,
+) -> Result<()> {
+    let mut relisted = false;
+    let mut i = 0;
+    while i < files.len() {
+        let (base, path) = files[i].clone();
+        i += 1;
+        let step = match open_listed(&path) {
+            Opened::Segment(seg) => Listed::Open { base, path, seg },
+            Opened::Retired if i < files.len() => Listed::Retired(path),
+            Opened::Retired => {
+                let newer: Vec<_> = if relisted {
+                    Vec::new()
+                } else {
+                    relisted = true;
+                    segment_files(dir)?
+                        .into_iter()
+                        .filter(|(b, _)| *b > base)
+                        .collect()
+                };
+                if newer.is_empty() {
+                    Listed::Failed {
+                        error: WalError::Io {
+                            op: "open",
+                            path: path.clone(),
+                            error: io::Error::new(
+                                io::ErrorKind::NotFound,
+                                "the newest segment was deleted while being read and no newer \
+                                 one exists (a log's owner never retires its newest segment: \
+                                 was the log removed?)",
+                            ),
+                        },
+                        path,
+                    }
+                } else {
+                    files.extend(newer);
+                    Listed::Retired(path)
+                }
+            }
+            Opened::Failed(error) => Listed::Failed { path, error },
+        };
+        if visit(step).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Walks the frames of one segment image from the header to `limit`, calling `on_frame` for each
 /// valid frame and `on_problem` for each damaged stretch, which it skips by resynchronising on
 /// the next valid frame. Returns the summary of the walk.
+/// `verified_end`: for the newest segment, the byte position up to which the last open found
+/// and synced valid frames (from `wal.meta`): damage below it is a problem, as in a sealed
+/// segment, not a torn tail.
 fn walk(
     path: &Path,
     image: &[u8],
     base: u64,
     seal: Option<Seal>,
+    verified_end: Option<u64>,
     mut on_frame: impl FnMut(usize, Frame<'_>),
     mut on_problem: impl FnMut(Problem),
 ) -> SegmentSummary {
@@ -101,11 +231,17 @@ fn walk(
                 expected = next;
                 epoch = e;
             }
-            Err(stop) if seal.is_some() => {
+            Err(stop) if seal.is_some() || verified_end.is_some_and(|v| (pos as u64) < v) => {
+                let what = if seal.is_some() {
+                    "sealed segment damaged"
+                } else {
+                    "damaged below the end the last open verified (the next open keeps the \
+                     frames after it and seals the segment)"
+                };
                 on_problem(Problem {
                     path: path.to_owned(),
                     pos: pos as u64,
-                    reason: format!("sealed segment damaged: {}", describe(&stop)),
+                    reason: format!("{what}: {stop}"),
                 });
                 let before = seal.map(|s| s.next_offset).unwrap_or(u64::MAX);
                 match resync(image, pos, limit, expected, before) {
@@ -124,10 +260,7 @@ fn walk(
                     tail = Some(Problem {
                         path: path.to_owned(),
                         pos: pos as u64,
-                        reason: format!(
-                            "torn tail, discarded at the next open: {}",
-                            describe(&stop)
-                        ),
+                        reason: format!("torn tail, discarded at the next open: {stop}"),
                     });
                 }
                 break;
@@ -158,77 +291,110 @@ fn walk(
     }
 }
 
-fn describe(stop: &ScanStop) -> String {
-    match stop {
-        ScanStop::SegmentEnd => "frame runs past the end".into(),
-        ScanStop::Unwritten => "zeroed bytes where a frame should be".into(),
-        ScanStop::Stale {
-            first_offset,
-            epoch,
-        } => format!("out-of-sequence frame (offset {first_offset}, epoch {epoch})"),
-        ScanStop::Invalid { reason } => reason.clone(),
-    }
+/// What is wrong between a segment and the one before it, whose offsets end before
+/// `prev_end`: `base` must be exactly `prev_end`. Below it the two overlap; above it offsets
+/// are missing, which retention never causes (it deletes whole segments from the oldest on, so
+/// the only allowed gap is below the first segment).
+fn continuity(prev: &Path, prev_end: u64, path: &Path, base: u64) -> Option<Problem> {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string())
+    };
+    let reason = if base < prev_end {
+        format!("segment starts at offset {base}, inside the previous one (ends at {prev_end})")
+    } else if base > prev_end {
+        format!(
+            "offsets {prev_end}..{base} are missing: no segment holds them (between {} and {})",
+            name(prev),
+            name(path)
+        )
+    } else {
+        return None;
+    };
+    // Byte 16 of the header holds the segment's base offset.
+    Some(Problem {
+        path: path.to_owned(),
+        pos: 16,
+        reason,
+    })
 }
 
 /// Checks every frame of every segment and every checkpoint. `progress(done, total)` is called
 /// with bytes of segment files.
+/// The end the log's newest open verified and synced, from `wal.meta` (None if it has none,
+/// or cannot be read: then the newest segment is judged as before such records existed).
+fn verified_end(dir: &Path) -> Option<VerifiedEnd> {
+    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
+    let record = decode_slots(&bytes, META_MAGIC)?;
+    decode_verified_end(record.payload)
+}
+
 pub fn verify(
     dir: &Path,
     checkpoint_dir: Option<&Path>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport> {
     let files = segment_files(dir)?;
+    ensure_log_dir(dir, &files)?;
     let total: u64 = files
         .iter()
         .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let mut report = VerifyReport::default();
     let mut done = 0u64;
-    let mut prev_next: Option<u64> = None;
-    for (base, path) in &files {
-        let mut seg = match Segment::open(path, false) {
-            Ok(s) => s,
-            Err(WalError::Corrupt { path, pos, reason }) => {
-                report.problems.push(Problem { path, pos, reason });
-                continue;
+    let verified = verified_end(dir);
+    // The previous segment read, and where its offsets end; None after one that could not be
+    // read, whose end is unknown.
+    let mut prev: Option<(PathBuf, u64)> = None;
+    each_segment(dir, files, |step| {
+        let (base, path, mut seg) = match step {
+            Listed::Open { base, path, seg } => (base, path, seg),
+            Listed::Retired(path) => {
+                report.retired.push(path);
+                prev = None;
+                return ControlFlow::Continue(());
             }
-            Err(e) => {
-                report.problems.push(Problem {
-                    path: path.clone(),
-                    pos: 0,
-                    reason: e.to_string(),
+            Listed::Failed { path, error } => {
+                report.problems.push(match error {
+                    WalError::Corrupt { path, pos, reason } => Problem { path, pos, reason },
+                    e => Problem {
+                        path,
+                        pos: 0,
+                        reason: e.to_string(),
+                    },
                 });
-                continue;
+                prev = None;
+                return ControlFlow::Continue(());
             }
         };
-        if let Some(p) = prev_next.filter(|p| base < p) {
-            report.problems.push(Problem {
-                path: path.clone(),
-                pos: 16,
-                reason: format!(
-                    "segment starts at offset {base}, inside the previous one (ends at {p})"
-                ),
-            });
+        if let Some(problem) = prev
+            .as_ref()
+            .and_then(|(p, end)| continuity(p, *end, &path, base))
+        {
+            report.problems.push(problem);
         }
         let seal = seg.seal();
         let mut events = 0u64;
         let mut problems = Vec::new();
         let summary = walk(
-            path,
+            &path,
             seg.recovery_image(),
-            *base,
+            base,
             seal,
+            verified.filter(|v| v.base == base).map(|v| v.end_pos),
             |_, f| events += u64::from(f.header.event_count),
             |p| problems.push(p),
         );
         report.problems.extend(problems);
         report.frames += summary.frames;
         report.events += events;
-        prev_next = Some(summary.next_offset);
+        prev = Some((path, summary.next_offset));
         done += summary.file_len;
         progress(done, total);
         report.segments.push(summary);
-    }
+        ControlFlow::Continue(())
+    })?;
     let ckpt_dir = checkpoint_dir.unwrap_or(dir);
     for entry in std::fs::read_dir(ckpt_dir).map_err(WalError::io("list", ckpt_dir))? {
         let entry = entry.map_err(WalError::io("list", ckpt_dir))?;
@@ -279,24 +445,51 @@ pub fn dump(
     dir: &Path,
     from: u64,
     limit: u64,
+    visit: impl FnMut(DumpedEvent),
+    on_problem: impl FnMut(Problem),
+) -> Result<u64> {
+    dump_noting(dir, from, limit, visit, on_problem, |_| {})
+}
+
+/// [`dump`], also calling `on_retired` for each segment skipped because the log's owner deleted
+/// it after it was listed (its events were consumed; not a problem).
+pub fn dump_noting(
+    dir: &Path,
+    from: u64,
+    limit: u64,
     mut visit: impl FnMut(DumpedEvent),
     mut on_problem: impl FnMut(Problem),
+    mut on_retired: impl FnMut(&Path),
 ) -> Result<u64> {
-    let files = segment_files(dir)?;
+    let mut files = segment_files(dir)?;
+    ensure_log_dir(dir, &files)?;
     // Start at the last segment whose base is at or below `from`.
     let start = files.iter().rposition(|(b, _)| *b <= from).unwrap_or(0);
+    files.drain(..start);
     let mut seen = 0u64;
-    for (base, path) in &files[start..] {
+    let mut failed = None;
+    each_segment(dir, files, |step| {
         if seen >= limit {
-            break;
+            return ControlFlow::Break(());
         }
-        let mut seg = Segment::open(path, false)?;
+        let (base, path, mut seg) = match step {
+            Listed::Open { base, path, seg } => (base, path, seg),
+            Listed::Retired(path) => {
+                on_retired(&path);
+                return ControlFlow::Continue(());
+            }
+            Listed::Failed { error, .. } => {
+                failed = Some(error);
+                return ControlFlow::Break(());
+            }
+        };
         let seal = seg.seal();
         walk(
-            path,
+            &path,
             seg.recovery_image(),
-            *base,
+            base,
             seal,
+            None,
             |_, frame| {
                 for (i, ev) in frame.events().enumerate() {
                     let offset = frame.header.first_offset + i as u64;
@@ -319,8 +512,12 @@ pub fn dump(
             },
             &mut on_problem,
         );
+        ControlFlow::Continue(())
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(seen),
     }
-    Ok(seen)
 }
 
 /// Renders bytes for a terminal: printable ASCII as is, the rest as `\xNN`.
@@ -337,4 +534,141 @@ pub fn escape_bytes(b: &[u8]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::wal::{Wal, WalOptions};
+
+    /// A log of four or more 8 KiB segments, and its listing.
+    fn small_log() -> (tempfile::TempDir, Vec<(u64, PathBuf)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions {
+                segment_size: 8192,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for i in 0..16u64 {
+            wal.append_commit(&[Event::new(format!("{i:-<1000}"))])
+                .unwrap();
+        }
+        wal.close().unwrap();
+        let files = segment_files(dir.path()).unwrap();
+        assert!(files.len() >= 4, "{files:?}");
+        (dir, files)
+    }
+
+    /// What `each_segment` hands out, as (kind, file name).
+    fn steps(dir: &Path, files: Vec<(u64, PathBuf)>) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        each_segment(dir, files, |step| {
+            let (kind, path) = match step {
+                Listed::Open { path, .. } => ("open", path),
+                Listed::Retired(path) => ("retired", path),
+                Listed::Failed { path, .. } => ("failed", path),
+            };
+            out.push((
+                kind,
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+            ));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn name(p: &Path) -> String {
+        p.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_segment_gone_when_opened_was_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join(segment_file_name(0));
+        assert!(matches!(open_listed(&gone), Opened::Retired));
+        // A file that is there but is no segment is a failure, not a retirement.
+        std::fs::write(&gone, b"not a segment").unwrap();
+        assert!(matches!(open_listed(&gone), Opened::Failed(_)));
+    }
+
+    #[test]
+    fn segments_deleted_after_the_listing_are_skipped_as_retired() {
+        let (dir, files) = small_log();
+        // Listed, then retired (oldest first) before being opened.
+        std::fs::remove_file(&files[0].1).unwrap();
+        std::fs::remove_file(&files[1].1).unwrap();
+        let got = steps(dir.path(), files.clone());
+        let mut want = vec![
+            ("retired", name(&files[0].1)),
+            ("retired", name(&files[1].1)),
+        ];
+        want.extend(files[2..].iter().map(|(_, p)| ("open", name(p))));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn when_the_last_listed_segment_is_gone_the_directory_is_listed_again() {
+        let (dir, files) = small_log();
+        // Listed when segment 1 was the newest; since then it was sealed, newer ones were
+        // created, and it was retired.
+        std::fs::remove_file(&files[1].1).unwrap();
+        let got = steps(dir.path(), files[..2].to_vec());
+        let mut want = vec![("open", name(&files[0].1)), ("retired", name(&files[1].1))];
+        want.extend(files[2..].iter().map(|(_, p)| ("open", name(p))));
+        assert_eq!(got, want);
+
+        // The newest segment gone with no newer one: not a retirement (the owner never retires
+        // its newest segment).
+        let last = &files[files.len() - 1].1;
+        std::fs::remove_file(last).unwrap();
+        let got = steps(dir.path(), files[2..].to_vec());
+        assert_eq!(got.last(), Some(&("failed", name(last))));
+        assert!(got[..got.len() - 1].iter().all(|(k, _)| *k == "open"));
+    }
+
+    #[test]
+    fn verify_reports_missing_offsets_between_segments_only() {
+        let (dir, files) = small_log();
+        let report = verify(dir.path(), None, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        std::fs::remove_file(&files[2].1).unwrap();
+        let report = verify(dir.path(), None, |_, _| {}).unwrap();
+        let reasons: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            reasons,
+            vec![format!(
+                "{}: byte 16: offsets {}..{} are missing: no segment holds them (between {} and {})",
+                files[3].1.display(),
+                files[2].0,
+                files[3].0,
+                name(&files[1].1),
+                name(&files[3].1)
+            )]
+        );
+        // Retention's gap, below the first segment, is no problem.
+        std::fs::remove_file(&files[0].1).unwrap();
+        std::fs::remove_file(&files[1].1).unwrap();
+        let report = verify(dir.path(), None, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn a_directory_without_a_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = verify(dir.path(), None, |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains("holds no write-ahead log"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        let err = dump(dir.path(), 0, u64::MAX, |_| {}, |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no write-ahead log"), "{err}");
+        // A log whose segments are all gone still has its meta file: it is a log.
+        std::fs::write(dir.path().join(META_FILE), b"").unwrap();
+        assert!(verify(dir.path(), None, |_, _| {}).is_ok());
+    }
 }

@@ -1,0 +1,301 @@
+//! The `weir` binary where its output cannot go anywhere (standard output or standard error a
+//! full disk or a closed pipe), and `weir wal verify|stats|dump` on directories that are not a
+//! whole log: no log at all, a segment missing in the middle, checkpoints kept elsewhere.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::free_port;
+use weir::event::Event;
+use weir::wal::inspect;
+use weir::wal::{Wal, WalOptions};
+
+fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    // Logging at info, whatever the environment says, so the agent does write to stderr.
+    cmd.env("RUST_LOG", "info").env_remove("NO_COLOR");
+    cmd
+}
+
+/// `/dev/full`: every write fails with "No space left on device".
+fn dev_full() -> File {
+    OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full")
+}
+
+/// Runs `weir args…` with standard output going to `/dev/full`.
+fn run_stdout_full(args: &[&str], dir: &Path) -> Output {
+    weir()
+        .args(args)
+        .arg(dir)
+        .stdout(dev_full())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run weir")
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    weir().args(args).arg(dir).output().expect("run weir")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A log of `events` demo events made by `weir wal demo`.
+fn demo_log(dir: &Path, events: u64) {
+    let out = weir()
+        .args(["wal", "demo"])
+        .arg(dir)
+        .args(["--events", &events.to_string()])
+        .output()
+        .expect("run weir wal demo");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Kills the agent if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_agent_keeps_running_when_stderr_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("agent.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\n\
+             a.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
+             a.channels.c1.type = memory\n\
+             a.sinks.k1.type = null\na.sinks.k1.channel = c1\n"
+        ),
+    )
+    .unwrap();
+    let child = weir()
+        .args(["agent", "-n", "a", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(dev_full())
+        .spawn()
+        .expect("start weir agent");
+    let mut agent = Running(child);
+
+    // Its start is logged (to nowhere); the netcat source must come up all the same.
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            panic!("the agent exited with {status} while stderr was /dev/full");
+        }
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > end => panic!("netcat source never listened: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"hello\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(&conn).read_line(&mut reply).unwrap();
+    assert_eq!(reply, "OK\n");
+    drop(conn);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &agent.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < end, "the agent did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "SIGTERM must exit 0, got {status}");
+}
+
+#[test]
+fn tools_fail_cleanly_when_stdout_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_log(dir.path(), 10);
+    let conf = dir.path().join("agent.properties");
+    std::fs::write(
+        &conf,
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = 1\n\
+         a.sources.r1.channels = c1\na.channels.c1.type = memory\n\
+         a.sinks.k1.type = null\na.sinks.k1.channel = c1\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &Path); 4] = [
+        (&["wal", "stats"], dir.path()),
+        (&["wal", "verify"], dir.path()),
+        (&["wal", "demo"], dir.path()),
+        (&["agent", "--check", "-f"], &conf),
+    ];
+    for (args, path) in cases {
+        let out = run_stdout_full(args, path);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {all}");
+        assert!(
+            stderr.contains("error: write to standard output"),
+            "{args:?}: {all}"
+        );
+    }
+}
+
+#[test]
+fn tools_end_quietly_on_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_log(dir.path(), 10);
+    for args in [["wal", "stats"], ["wal", "verify"]] {
+        let mut child = weir()
+            .args(args)
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the tool writes (as `| head -0` would).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let all = text(&out);
+        assert!(out.status.success(), "{args:?}: {all}");
+        assert!(out.stderr.is_empty(), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn tools_refuse_a_directory_that_holds_no_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a log").unwrap();
+    for args in [["wal", "verify"], ["wal", "stats"], ["wal", "dump"]] {
+        let out = run(&args, dir.path());
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("holds no write-ahead log"),
+            "{args:?}: {all}"
+        );
+        assert!(
+            stderr.contains(&dir.path().display().to_string()),
+            "names the directory: {all}"
+        );
+        assert!(stderr.contains("wal.meta"), "says what was expected: {all}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn verify_reports_offsets_no_segment_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: 8192,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // About 1 KiB a frame, 4 KiB of frame space a segment: a new segment every few appends.
+    for i in 0..16u64 {
+        let body = format!("{i:-<1000}");
+        wal.append_commit(&[Event::new(body)]).unwrap();
+    }
+    wal.close().unwrap();
+    let files = inspect::segment_files(dir.path()).unwrap();
+    assert!(files.len() >= 3, "{files:?}");
+    let out = run(&["wal", "verify"], dir.path());
+    assert!(out.status.success(), "whole log: {}", text(&out));
+
+    let (missing_from, gone) = files[1].clone();
+    let (missing_to, after) = files[2].clone();
+    std::fs::remove_file(&gone).unwrap();
+    let out = run(&["wal", "verify"], dir.path());
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let expected = format!(
+        "offsets {missing_from}..{missing_to} are missing: no segment holds them (between {} and {})",
+        name(&files[0].1),
+        name(&after)
+    );
+    assert!(stdout.contains(&expected), "expected {expected:?} in {all}");
+    assert!(stdout.contains("CORRUPT:"), "{all}");
+
+    // Without its first segment the log is whole: retention removes the oldest ones.
+    std::fs::remove_file(&files[0].1).unwrap();
+    let out = run(&["wal", "verify"], dir.path());
+    assert!(
+        out.status.success(),
+        "a gap below the first segment: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn stats_and_verify_point_to_checkpoint_dir_when_no_consumer_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_log(dir.path(), 5);
+    let note = format!(
+        "no consumers in {}; a file channel keeps its checkpoint in its checkpointDir: pass \
+         --checkpoint-dir",
+        dir.path().display()
+    );
+    for args in [["wal", "stats"], ["wal", "verify"]] {
+        let out = run(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&note),
+            "{args:?}: {}",
+            text(&out)
+        );
+        let ckpt = tempfile::tempdir().unwrap();
+        let out = weir()
+            .args(args)
+            .arg(dir.path())
+            .arg("--checkpoint-dir")
+            .arg(ckpt.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("no consumers in"),
+            "{args:?} with --checkpoint-dir: {}",
+            text(&out)
+        );
+    }
+    for sub in ["verify", "stats"] {
+        let out = weir().args(["wal", sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("dataDirs"), "{sub} --help: {help}");
+        assert!(help.contains("checkpointDir"), "{sub} --help: {help}");
+    }
+}
