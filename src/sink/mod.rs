@@ -480,7 +480,9 @@ fn cycle_until_stopped(
     let delivered = || counters.drain_success.load(Ordering::Relaxed);
     while !stopping(stop) {
         let result = cycle();
-        if result.is_ok()
+        // Only during an outage: no counter read per cycle otherwise.
+        if outage.is_some()
+            && result.is_ok()
             && let Some((failures, seconds)) = Outage::ended(&mut outage, delivered())
         {
             tracing::info!(
