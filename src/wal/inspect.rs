@@ -199,6 +199,7 @@ fn each_segment(
 /// Walks the frames of one segment image from the header to `limit`, calling `on_frame` for each
 /// valid frame and `on_problem` for each damaged stretch, which it skips by resynchronising on
 /// the next valid frame. Returns the summary of the walk.
+///
 /// `verified_end`: for the newest segment, the byte position up to which the last open found
 /// and synced valid frames (from `wal.meta`): damage below it is a problem, as in a sealed
 /// segment, not a torn tail.
