@@ -612,7 +612,7 @@ fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitC
     }
     no_consumer_note(&mut out, &dir, checkpoint_dir.as_deref(), &report);
     for p in &report.problems {
-        out.line(format_args!("CORRUPT: {p}"));
+        out.line(format_args!("{}: {p}", p.kind.label()));
     }
     out.line(format_args!(
         "{} segments, {} frames, {} events, {} consumers: {}",
@@ -665,7 +665,7 @@ fn dump(dir: PathBuf, from: u64, limit: u64) -> anyhow::Result<ExitCode> {
         },
         |p| {
             problems += 1;
-            to_stderr(format_args!("CORRUPT: {p}"));
+            to_stderr(format_args!("{}: {p}", p.kind.label()));
         },
         |path| to_stderr(format_args!("note: {}", retired_note(path))),
     )?;

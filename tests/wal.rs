@@ -490,6 +490,61 @@ fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
     assert_eq!(read_all(&wal, "c").len(), 1);
 }
 
+/// With `wal.meta` gone, the new epoch comes from the frames on disk, including the intact
+/// ones past a torn frame: otherwise a frame written at the torn one's place with the same
+/// length would carry the same epoch as the discarded frame after it, and the next open would
+/// take that frame back into the log.
+#[test]
+fn a_lost_meta_file_never_lets_a_discarded_frame_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    wal.append_commit(&[Event::new(b"alpha".to_vec())]).unwrap();
+    wal.close().unwrap();
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    let second_epoch = wal.stats().epoch;
+    wal.append_commit(&[Event::new(b"bravo".to_vec())]).unwrap();
+    wal.append_commit(&[Event::new(b"charlie".to_vec())])
+        .unwrap();
+    wal.close().unwrap();
+
+    let seg = seg_path(dir.path(), 0);
+    let mut image = std::fs::read(&seg).unwrap();
+    let alpha = weir::wal::frame::peek_header(&image[SEGMENT_HEADER_LEN..]).unwrap();
+    image[SEGMENT_HEADER_LEN + alpha.frame_len() + 30] ^= 0x40;
+    std::fs::write(&seg, &image).unwrap();
+    for meta in [true, false] {
+        let dir_copy = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir_copy.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let meta_path = dir_copy.path().join("wal.meta");
+        if meta {
+            // Both slots damaged.
+            std::fs::write(&meta_path, vec![0xa5u8; 8192]).unwrap();
+        } else {
+            std::fs::remove_file(&meta_path).unwrap();
+        }
+        let wal = Wal::open(dir_copy.path(), opts(1 << 16)).unwrap();
+        assert_eq!(wal.next_offset(), 1, "bravo is torn: only alpha is kept");
+        assert!(
+            wal.stats().epoch > second_epoch,
+            "epoch {} must be above charlie's {second_epoch}",
+            wal.stats().epoch
+        );
+        // Same length as bravo, so it ends where charlie begins; charlie has the next offset.
+        wal.append_commit(&[Event::new(b"delta".to_vec())]).unwrap();
+        wal.close().unwrap();
+        let wal = Wal::open(dir_copy.path(), opts(1 << 16)).unwrap();
+        let bodies: Vec<Vec<u8>> = read_all(&wal, "c")
+            .into_iter()
+            .map(|(_, e)| e.body.to_vec())
+            .collect();
+        assert_eq!(bodies, vec![b"alpha".to_vec(), b"delta".to_vec()]);
+        assert_eq!(wal.next_offset(), 2);
+    }
+}
+
 /// A segment file deleted from the middle of the log: the offsets it held are reported as
 /// missing under the fail policy (the reader stays put), and skipped and counted under skip.
 #[test]

@@ -299,3 +299,41 @@ fn stats_and_verify_point_to_checkpoint_dir_when_no_consumer_is_found() {
         assert!(help.contains("checkpointDir"), "{sub} --help: {help}");
     }
 }
+
+/// A checkpoint that cannot be read is reported as unreadable, not as damage, and the rest is
+/// still checked; a `wal.meta` with no valid record is damage, named by its file.
+#[test]
+fn verify_tells_unreadable_files_from_damaged_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_log(dir.path(), 100);
+    let out = run(&["wal", "verify"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A directory where a checkpoint file should be: reading it fails whoever runs the test.
+    std::fs::create_dir(dir.path().join("odd.ckpt")).unwrap();
+    std::fs::write(dir.path().join("wal.meta"), vec![0x5au8; 8192]).unwrap();
+    let out = run(&["wal", "verify"], dir.path());
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |label: &str, file: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(label) && l.contains(file))
+            .unwrap_or_else(|| panic!("no {label} line for {file} in {all}"))
+            .to_owned()
+    };
+    assert!(
+        line("UNREADABLE:", "odd.ckpt").contains("cannot be read"),
+        "{all}"
+    );
+    assert!(
+        line("CORRUPT:", "wal.meta").contains("no valid record in either slot"),
+        "{all}"
+    );
+    assert_eq!(stdout.matches("CORRUPT:").count(), 1, "{all}");
+    assert!(
+        stdout.contains(" 100 events"),
+        "the segments are still checked: {all}"
+    );
+}

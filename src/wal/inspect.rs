@@ -28,6 +28,25 @@ pub struct Problem {
     pub path: PathBuf,
     pub pos: u64,
     pub reason: String,
+    pub kind: ProblemKind,
+}
+
+/// Whether the bytes are wrong or could not be read at all (a permission or I/O error says
+/// nothing about the data, and is fixed differently).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    Damage,
+    Unreadable,
+}
+
+impl ProblemKind {
+    /// How the tools label it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProblemKind::Damage => "CORRUPT",
+            ProblemKind::Unreadable => "UNREADABLE",
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -243,6 +262,7 @@ fn walk(
                     path: path.to_owned(),
                     pos: pos as u64,
                     reason: format!("{what}: {stop}"),
+                    kind: ProblemKind::Damage,
                 });
                 let before = seal.map(|s| s.next_offset).unwrap_or(u64::MAX);
                 match resync(image, pos, limit, expected, before) {
@@ -262,6 +282,7 @@ fn walk(
                         path: path.to_owned(),
                         pos: pos as u64,
                         reason: format!("torn tail, discarded at the next open: {stop}"),
+                        kind: ProblemKind::Damage,
                     });
                 }
                 break;
@@ -278,6 +299,7 @@ fn walk(
                 "seal says the segment ends before offset {} but its frames end before {expected}",
                 s.next_offset
             ),
+            kind: ProblemKind::Damage,
         });
     }
     SegmentSummary {
@@ -318,19 +340,48 @@ fn continuity(prev: &Path, prev_end: u64, path: &Path, base: u64) -> Option<Prob
         path: path.to_owned(),
         pos: 16,
         reason,
+        kind: ProblemKind::Damage,
     })
+}
+
+/// The end the log's newest open verified and synced, from `wal.meta` (None if the record
+/// predates verified ends: then the newest segment is judged as before they existed), or the
+/// problem with `wal.meta` when `segments` exist without a readable, valid one (every open
+/// writes it before its first frame).
+fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<VerifiedEnd>, Problem> {
+    let path = dir.join(META_FILE);
+    let problem = |reason: String, kind| Problem {
+        path: path.clone(),
+        pos: 0,
+        reason,
+        kind,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => match decode_slots(&bytes, META_MAGIC) {
+            Some(record) => Ok(decode_verified_end(record.payload)),
+            None => Err(problem(
+                "no valid record in either slot: the log's epoch and verified end are lost \
+                 (the next open works the epoch out from the frames on disk)"
+                    .into(),
+                ProblemKind::Damage,
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !segments => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(problem(
+            "missing, though segments exist: the log's epoch and verified end are lost (the \
+             next open works the epoch out from the frames on disk)"
+                .into(),
+            ProblemKind::Damage,
+        )),
+        Err(e) => Err(problem(
+            format!("cannot be read: {e}"),
+            ProblemKind::Unreadable,
+        )),
+    }
 }
 
 /// Checks every frame of every segment and every checkpoint. `progress(done, total)` is called
 /// with bytes of segment files.
-/// The end the log's newest open verified and synced, from `wal.meta` (None if it has none,
-/// or cannot be read: then the newest segment is judged as before such records existed).
-fn verified_end(dir: &Path) -> Option<VerifiedEnd> {
-    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
-    let record = decode_slots(&bytes, META_MAGIC)?;
-    decode_verified_end(record.payload)
-}
-
 pub fn verify(
     dir: &Path,
     checkpoint_dir: Option<&Path>,
@@ -344,7 +395,13 @@ pub fn verify(
         .sum();
     let mut report = VerifyReport::default();
     let mut done = 0u64;
-    let verified = verified_end(dir);
+    let verified = match verified_end(dir, !files.is_empty()) {
+        Ok(v) => v,
+        Err(problem) => {
+            report.problems.push(problem);
+            None
+        }
+    };
     // The previous segment read, and where its offsets end; None after one that could not be
     // read, whose end is unknown.
     let mut prev: Option<(PathBuf, u64)> = None;
@@ -358,10 +415,19 @@ pub fn verify(
             }
             Listed::Failed { path, error } => {
                 report.problems.push(match error {
-                    WalError::Corrupt { path, pos, reason } => Problem { path, pos, reason },
+                    WalError::Corrupt { path, pos, reason } => Problem {
+                        path,
+                        pos,
+                        reason,
+                        kind: ProblemKind::Damage,
+                    },
                     e => Problem {
                         path,
                         pos: 0,
+                        kind: match e {
+                            WalError::Io { .. } => ProblemKind::Unreadable,
+                            _ => ProblemKind::Damage,
+                        },
                         reason: e.to_string(),
                     },
                 });
@@ -403,7 +469,18 @@ pub fn verify(
         if path.extension().and_then(|e| e.to_str()) != Some("ckpt") {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(WalError::io("read", &path))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                report.problems.push(Problem {
+                    path,
+                    pos: 0,
+                    reason: format!("cannot be read: {e}"),
+                    kind: ProblemKind::Unreadable,
+                });
+                continue;
+            }
+        };
         let rec = decode_slots(&bytes[..bytes.len().min(SLOT_FILE_LEN)], CHECKPOINT_MAGIC);
         match rec.map(|r| checkpoint::decode_checkpoint(r.payload)) {
             Some(Ok(c)) => report.consumers.push((c.name, c.position.offset)),
@@ -411,11 +488,13 @@ pub fn verify(
                 path,
                 pos: 0,
                 reason: format!("checkpoint payload invalid: {e}"),
+                kind: ProblemKind::Damage,
             }),
             None => report.problems.push(Problem {
                 path,
                 pos: 0,
                 reason: "checkpoint has no valid slot".into(),
+                kind: ProblemKind::Damage,
             }),
         }
     }

@@ -253,6 +253,17 @@ impl Wal {
             .and_then(|(_, p)| checkpoint::decode_verified_end(p));
 
         let listing = list_dir(&dir)?;
+        // Every open writes wal.meta before its first frame, so segments without a valid one
+        // mean it was deleted or damaged from outside.
+        let meta_lost = meta.is_none() && (meta_path.exists() || !listing.segments.is_empty());
+        if meta_lost {
+            tracing::error!(
+                path = %meta_path.display(),
+                "wal.meta is missing or holds no valid record: the epoch is worked out from the \
+                 frames on disk instead, and damage below the end the last open verified can no \
+                 longer be told from a torn tail"
+            );
+        }
         let consumers = load_consumers(&checkpoint_dir)?;
 
         // Sealed segments are trusted as sealed; an unsealed one is scanned for its valid end.
@@ -300,6 +311,16 @@ impl Wal {
                         next_offset: resume.next_offset,
                     })?;
                 } else if i + 1 == count {
+                    if meta_lost {
+                        // Without the meta epoch, the new one must still be above every frame
+                        // past the end that a later scan could take as continuing the chain.
+                        max_epoch = max_epoch.max(recovery::max_epoch_from(
+                            seg.recovery_image(),
+                            scan.end_pos,
+                            len,
+                            scan.next_offset,
+                        ));
+                    }
                     if let ScanStop::Invalid { reason } = &scan.stop {
                         tracing::warn!(
                             segment = %path.display(),

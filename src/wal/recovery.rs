@@ -184,6 +184,25 @@ pub fn resync(
     None
 }
 
+/// The highest epoch of a CRC-valid frame in `segment[from..limit]` whose offset is at least
+/// `next_offset`: the frames past a scan's end that a later scan could still take as continuing
+/// the chain (an intact frame after a torn one, say). Open uses it when `wal.meta` is lost, to
+/// choose an epoch above all of them (wal-format.md §7, step 5); the offset window keeps the
+/// byte-wise search from paying a CRC for every position that merely looks like a header.
+pub fn max_epoch_from(segment: &[u8], from: usize, limit: usize, next_offset: u64) -> u32 {
+    let limit = limit.min(segment.len());
+    let window = next_offset.saturating_add(limit as u64);
+    let mut max_epoch = 0;
+    let mut pos = from.saturating_sub(1);
+    while let Some((at, _)) = resync(segment, pos, limit, next_offset.saturating_sub(1), window) {
+        if let Ok(h) = peek_header(&segment[at..limit]) {
+            max_epoch = max_epoch.max(h.epoch);
+        }
+        pos = at;
+    }
+    max_epoch
+}
+
 /// Where a segment's log really ends when its chain, `broken`, stops below the end an earlier
 /// open verified and synced (`verified`): what stopped it is damage, not a torn write, and the
 /// frames after it were committed. The chain is picked up at the next valid frame after the
@@ -257,6 +276,22 @@ mod tests {
         let end = scan_frames(&seg, SEGMENT_HEADER_LEN, 100, seg.len());
         assert_eq!((end.frames, end.next_offset), (0, 100));
         assert!(end.stop.is_clean());
+    }
+
+    #[test]
+    fn max_epoch_from_sees_intact_frames_past_a_torn_one_but_not_older_offsets() {
+        // Offsets 0 (epoch 1), 1 (epoch 5, torn below), 2 (epoch 5), then a leftover at offset 0
+        // with epoch 9 from a recycled life of the space.
+        let mut seg = image(&[(0, 1, 1), (1, 5, 1), (2, 5, 1), (0, 9, 1)]);
+        let first = peek_header(&seg[SEGMENT_HEADER_LEN..]).unwrap().frame_len();
+        seg[SEGMENT_HEADER_LEN + first + 30] ^= 0x40;
+        let end = scan_frames(&seg, SEGMENT_HEADER_LEN, 0, seg.len());
+        assert_eq!((end.next_offset, end.max_epoch), (1, 1));
+        assert_eq!(
+            max_epoch_from(&seg, end.end_pos, seg.len(), end.next_offset),
+            5
+        );
+        assert_eq!(max_epoch_from(&seg, seg.len(), seg.len(), 1), 0);
     }
 
     #[test]
