@@ -1037,15 +1037,25 @@ fn parse_file_channel(
     let default_transaction = (defaults.transaction_capacity as u64).min(capacity);
     let transaction_capacity =
         transaction_capacity(s, default_transaction, capacity, "the channel capacity")?;
-    let data_dirs: Vec<PathBuf> = s
-        .string("dataDirs")
-        .map(|v| {
-            v.split(',')
-                .map(|d| PathBuf::from(d.trim()))
-                .filter(|d| !d.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![home_path(".flume/file-channel/data")]);
+    let data_dirs: Vec<PathBuf> = match s.entry("dataDirs") {
+        None => vec![home_path(".flume/file-channel/data")],
+        Some(e) => e
+            .value
+            .split(',')
+            .map(|d| PathBuf::from(d.trim()))
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect(),
+    };
+    // Flume fails on these too; falling back to the default would put the log where nobody
+    // looks for it.
+    if data_dirs.is_empty() {
+        return Err(s.error(
+            Some("dataDirs"),
+            "names no directory: give one, or leave the key out for the default \
+             ~/.flume/file-channel/data"
+                .into(),
+        ));
+    }
     if data_dirs.len() > 1 {
         notes.push(format!(
             "{}: weir keeps the log in the first data directory ({}); the others are not used",
@@ -1113,10 +1123,18 @@ fn parse_file_channel(
     s.accept_without_effect("use-log-replay-v1", why_replay, notes);
     s.accept_without_effect("use-fast-replay", why_replay, notes);
     s.accept_without_effect("maxCheckpointSize", why_ckpt, notes);
-    let checkpoint_dir = s
-        .string("checkpointDir")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home_path(".flume/file-channel/checkpoint"));
+    let checkpoint_dir = match s.entry("checkpointDir") {
+        None => home_path(".flume/file-channel/checkpoint"),
+        Some(e) if e.value.trim().is_empty() => {
+            return Err(s.error(
+                Some("checkpointDir"),
+                "names no directory: give one, or leave the key out for the default \
+                 ~/.flume/file-channel/checkpoint"
+                    .into(),
+            ));
+        }
+        Some(e) => PathBuf::from(e.value.trim()),
+    };
     // Found now, so the error names the key and line rather than only the path at start.
     for (key, dir) in [
         ("dataDirs", &data_dirs[0]),
@@ -1545,6 +1563,34 @@ mod tests {
         assert_eq!(defaults.keep_alive, Duration::from_secs(3));
         assert_eq!(defaults.minimum_required_space, 524_288_000);
         assert_eq!(defaults.sync, SyncPolicy::EveryCommit);
+    }
+
+    #[test]
+    fn a_file_channel_directory_key_left_empty_is_refused_with_its_line() {
+        let parse = |dirs: &str| {
+            let text = format!("a.channels.c1.type = file\n{dirs}");
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            let s = Section::new(&props, "a.channels.c1.".into());
+            ChannelConfig::parse("c1", &s, &mut Vec::new()).map_err(|e| e.to_string())
+        };
+        for (dirs, key) in [
+            ("a.channels.c1.dataDirs =\n", "dataDirs"),
+            ("a.channels.c1.dataDirs = , ,\n", "dataDirs"),
+            (
+                "a.channels.c1.dataDirs = /d\na.channels.c1.checkpointDir =   \n",
+                "checkpointDir",
+            ),
+        ] {
+            let e = parse(dirs).unwrap_err();
+            let line = if key == "dataDirs" { 2 } else { 3 };
+            assert!(
+                e.starts_with(&format!(
+                    "t.properties:{line}: a.channels.c1.{key}: names no directory"
+                )),
+                "{dirs:?}: {e}"
+            );
+        }
+        assert!(parse("a.channels.c1.dataDirs = /d, /e\n").is_ok());
     }
 
     /// Flume's file channel encryption keys are refused: weir would store the events in the

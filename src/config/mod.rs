@@ -88,9 +88,43 @@ impl std::fmt::Display for ConfigError {
             write!(f, ":{line}")?;
         }
         if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
+            write!(f, ": {}", Elided(key))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", Elided(&self.message))
+    }
+}
+
+/// Text shown with its middle left out past [`Elided::MAX`] bytes: an error about a
+/// multi-megabyte value (a key or value pasted by mistake, a binary file given as the
+/// configuration) should name the line, not fill the terminal with the value.
+struct Elided<'a>(&'a str);
+
+impl Elided<'_> {
+    const MAX: usize = 1000;
+    const TAIL: usize = 200;
+}
+
+impl std::fmt::Display for Elided<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s.len() <= Self::MAX {
+            return f.write_str(s);
+        }
+        let mut head = Self::MAX - Self::TAIL;
+        while !s.is_char_boundary(head) {
+            head -= 1;
+        }
+        let mut tail = s.len() - Self::TAIL;
+        while !s.is_char_boundary(tail) {
+            tail += 1;
+        }
+        write!(
+            f,
+            "{} … [{} bytes left out] … {}",
+            &s[..head],
+            tail - head,
+            &s[tail..]
+        )
     }
 }
 
@@ -659,6 +693,25 @@ mod tests {
             Ok(c) => panic!("accepted: {}", c.describe()),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// A megabyte value in an error is shown by its ends; multi-byte characters are not cut.
+    #[test]
+    fn an_error_about_a_huge_value_leaves_its_middle_out() {
+        let huge = format!("é{}z", "9".repeat(1 << 20));
+        let e = error(BASE, &format!("a.sources.r1.port = {huge}\n"));
+        assert!(e.len() < 1500, "{} bytes", e.len());
+        assert!(
+            e.starts_with("over.properties:1: a.sources.r1.port: 'é99"),
+            "{e}"
+        );
+        assert!(
+            e.contains("99 … [1047") && e.contains(" bytes left out] … 99"),
+            "{e}"
+        );
+        assert!(e.ends_with("99z' is not a port number (0-65535)"), "{e}");
+        let short = error(BASE, "a.sources.r1.port = 99999999\n");
+        assert!(!short.contains("left out"), "{short}");
     }
 
     #[test]
