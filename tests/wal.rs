@@ -115,11 +115,7 @@ proptest! {
             match op {
                 Op::Append { count, len } => {
                     let batch: Vec<Event> = (0..count).map(|i| ev((m.events.len() + i) as u64, len)).collect();
-                    if encoded_frame_len(&batch).unwrap() as u64 > SMALL - SEGMENT_HEADER_LEN as u64 {
-                        let refused = matches!(wal.append(&batch), Err(WalError::TooLarge { .. }));
-                        prop_assert!(refused, "oversized batch not refused");
-                        continue;
-                    }
+                    // Batches larger than a segment get a segment of their own.
                     let a = wal.append(&batch).unwrap();
                     prop_assert_eq!(a.first_offset, m.events.len() as u64);
                     m.events.extend(batch);
@@ -729,12 +725,75 @@ fn capacity_limits_give_a_distinct_full_error_until_acked() {
     r.ack().unwrap();
     wal.append_commit(&[ev(n, 200)]).unwrap();
 
-    // Too large for any segment: a different error.
-    let err = wal.append(&[Event::new(vec![0u8; 9000])]).unwrap_err();
+    // Larger than the whole byte capacity: no ack can make room, so a different error.
+    let err = wal.append(&[Event::new(vec![0u8; 3000])]).unwrap_err();
     assert!(
         matches!(err, WalError::TooLarge { .. }) && !err.is_full(),
         "{err}"
     );
+}
+
+/// A batch larger than a segment gets a segment of its own, just large enough: as the first
+/// frame of a fresh log (the empty segment is sealed and replaced, and a reader waiting on it
+/// moves on), after other frames, and across reopen and retention.
+#[test]
+fn a_batch_larger_than_a_segment_gets_a_segment_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        segment_size: 8192,
+        ..Default::default()
+    };
+    let big = |tag: u8| Event::new(vec![tag; 20_000]);
+    let wal = Wal::open(dir.path(), opts.clone()).unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    assert!(r.read(10).unwrap().is_empty());
+    wal.append_commit(&[big(b'a')]).unwrap();
+    wal.append_commit(&[ev(1, 100)]).unwrap();
+    wal.append_commit(&[big(b'b'), big(b'c')]).unwrap();
+    wal.append_commit(&[ev(4, 100)]).unwrap();
+    let got: Vec<(u64, Event)> = r.read(10).unwrap();
+    let expected = [big(b'a'), ev(1, 100), big(b'b'), big(b'c'), ev(4, 100)];
+    let offsets: Vec<u64> = got.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
+    assert!(got.iter().map(|(_, e)| e).eq(expected.iter()));
+    let lens: Vec<u64> = inspect::segment_files(dir.path())
+        .unwrap()
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(lens.contains(&(4096 + 20_480)), "{lens:?}");
+    assert!(lens.iter().all(|l| l % 4096 == 0), "{lens:?}");
+    drop(r);
+    wal.close().unwrap();
+
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.events, 5);
+    let wal = Wal::open(dir.path(), opts).unwrap();
+    let all = read_all(&wal, "again");
+    assert!(all.iter().map(|(_, e)| e).eq(expected.iter()));
+    assert_eq!(wal.next_offset(), 5);
+    // Consumed, the large segments are deleted, not kept as spares of the wrong size.
+    let mut r = wal.reader("sink").unwrap();
+    r.read(10).unwrap();
+    r.ack().unwrap();
+    wal.remove_consumer("again").unwrap();
+    wal.append_commit(&[ev(5, 100)]).unwrap();
+    let spares: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "spare"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(spares.iter().all(|l| *l == 8192), "{spares:?}");
+    // Only the newest segment is left (the one holding b and c, whose rounding-up left room
+    // for the small frames after it).
+    let left: Vec<u64> = inspect::segment_files(dir.path())
+        .unwrap()
+        .iter()
+        .map(|(b, _)| *b)
+        .collect();
+    assert_eq!(left, vec![2]);
 }
 
 #[test]

@@ -41,9 +41,8 @@ pub enum WalError {
         segment: u64,
         min_free: u64,
     },
-    #[error(
-        "a batch of {size} bytes cannot fit in a segment ({max} bytes of frame space per segment)"
-    )]
+    /// A batch larger than the byte capacity: no amount of consuming would make room for it.
+    #[error("a batch of {size} bytes is larger than the log's whole byte capacity ({max} bytes)")]
     TooLarge { size: u64, max: u64 },
     #[error("cannot encode event: {0}")]
     Encode(EncodeError),

@@ -487,11 +487,13 @@ impl Wal {
     ) -> Result<(Appended, Option<Ticket>)> {
         let inner = &*self.inner;
         let len = frame::encoded_frame_len(events)?;
-        let room = inner.opts.segment_size as usize - SEGMENT_HEADER_LEN;
-        if len > room {
+        // Retrying could never succeed: refuse for good rather than as "full".
+        if let Some(limit) = inner.opts.max_bytes
+            && len as u64 > limit
+        {
             return Err(WalError::TooLarge {
                 size: len as u64,
-                max: room as u64,
+                max: limit,
             });
         }
         inner.check_poisoned()?;
@@ -528,7 +530,7 @@ impl Wal {
             }
         }
         if w.active.seal().is_some() || w.write_pos + len > w.active.len() {
-            inner.roll(&mut w)?;
+            inner.roll(&mut w, len)?;
         }
         let first_offset = w.next_offset;
         if inner.opts.sync_method.writes_through_map() {
@@ -870,8 +872,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Seals the full active segment and starts the next one at the writer's next offset.
-    fn roll(&self, w: &mut Writer) -> Result<()> {
+    /// Seals the full active segment and starts the next one at the writer's next offset,
+    /// with room for a frame of `frame_len` bytes.
+    ///
+    /// A frame larger than a whole segment gets a segment of its own, just large enough
+    /// (wal-format.md §2): a put transaction is one frame, and refusing it would leave its
+    /// source retrying for ever over a sizing setting. Flume's own log files likewise pass
+    /// `maxFileSize` by the batch that crosses it. Such a segment is deleted, not kept as a
+    /// spare, once consumed.
+    fn roll(&self, w: &mut Writer, frame_len: usize) -> Result<()> {
         if w.active.seal().is_none() {
             self.write_pending(w)?;
             // fdatasync of the whole file, not just [synced_pos, write_pos): a commit leader may
@@ -896,9 +905,16 @@ impl Inner {
             }
             w.synced_pos = w.write_pos;
         }
-        let size = self.opts.segment_size;
+        let size = self
+            .opts
+            .segment_size
+            .max(((SEGMENT_HEADER_LEN + frame_len) as u64).div_ceil(4096) * 4096);
         let min_free = self.opts.min_free_bytes;
-        let spare = self.spares.lock().pop();
+        let spare = if size == self.opts.segment_size {
+            self.spares.lock().pop()
+        } else {
+            None
+        };
         if spare.is_none() {
             let available =
                 segment::available_space(&self.dir).map_err(WalError::io("statvfs", &self.dir))?;

@@ -232,14 +232,18 @@ impl Reader {
         if self.frame_pos < seal.end_pos as usize {
             return Ok(false);
         }
+        // The next segment usually starts above this one's base. A segment sealed without a
+        // frame is followed by one with the same base, which took its place in the map and on
+        // disk: one made large enough for a frame that did not fit (`Inner::roll`).
         let base = self.seg.base_offset();
         let next_seg = self
             .inner
             .segments
             .read()
-            .range(base + 1..)
-            .next()
-            .map(|(_, s)| s.clone());
+            .range(base..)
+            .map(|(_, s)| s)
+            .find(|s| !Arc::ptr_eq(s, &self.seg))
+            .cloned();
         let Some(s) = next_seg else {
             return Ok(false);
         };
