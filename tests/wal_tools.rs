@@ -249,6 +249,17 @@ fn verify_reports_offsets_no_segment_holds() {
     );
     assert!(stdout.contains(&expected), "expected {expected:?} in {all}");
     assert!(stdout.contains("CORRUPT:"), "{all}");
+    // dump says so too, on stderr, and still prints the events on both sides of the gap.
+    let out = run(&["wal", "dump"], dir.path());
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&expected),
+        "expected {expected:?} in {all}"
+    );
+    let dumped = String::from_utf8_lossy(&out.stdout);
+    assert!(dumped.starts_with("0\t"), "{all}");
+    assert!(dumped.contains(&format!("\n{missing_to}\t")), "{all}");
 
     // Without its first segment the log is whole: retention removes the oldest ones.
     std::fs::remove_file(&files[0].1).unwrap();

@@ -548,6 +548,8 @@ pub fn dump_noting(
     files.drain(..start);
     let mut seen = 0u64;
     let mut failed = None;
+    // As in `verify`: the previous segment read and where its offsets end.
+    let mut prev: Option<(PathBuf, u64)> = None;
     each_segment(dir, files, |step| {
         if seen >= limit {
             return ControlFlow::Break(());
@@ -556,6 +558,7 @@ pub fn dump_noting(
             Listed::Open { base, path, seg } => (base, path, seg),
             Listed::Retired(path) => {
                 on_retired(&path);
+                prev = None;
                 return ControlFlow::Continue(());
             }
             Listed::Failed { error, .. } => {
@@ -563,8 +566,14 @@ pub fn dump_noting(
                 return ControlFlow::Break(());
             }
         };
+        if let Some(problem) = prev
+            .as_ref()
+            .and_then(|(p, end)| continuity(p, *end, &path, base))
+        {
+            on_problem(problem);
+        }
         let seal = seg.seal();
-        walk(
+        let summary = walk(
             &path,
             seg.recovery_image(),
             base,
@@ -592,6 +601,7 @@ pub fn dump_noting(
             },
             &mut on_problem,
         );
+        prev = Some((path, summary.next_offset));
         ControlFlow::Continue(())
     })?;
     match failed {
