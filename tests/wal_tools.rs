@@ -317,12 +317,20 @@ fn stats_and_verify_point_to_checkpoint_dir_when_no_consumer_is_found() {
 fn verify_tells_unreadable_files_from_damaged_ones() {
     let dir = tempfile::tempdir().unwrap();
     demo_log(dir.path(), 100);
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    drop(wal.reader("sink").unwrap());
+    wal.close().unwrap();
     let out = run(&["wal", "verify"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
 
     // A directory where a checkpoint file should be: reading it fails whoever runs the test.
     std::fs::create_dir(dir.path().join("odd.ckpt")).unwrap();
     std::fs::write(dir.path().join("wal.meta"), vec![0x5au8; 8192]).unwrap();
+    // A consumer's checkpoint copied under another consumer's name, and a file whose name is
+    // no consumer name (open ignores it, and so does verify).
+    let ckpt = dir.path().join("sink.ckpt");
+    std::fs::copy(&ckpt, dir.path().join("copied.ckpt")).unwrap();
+    std::fs::copy(&ckpt, dir.path().join("not a name.ckpt")).unwrap();
     let out = run(&["wal", "verify"], dir.path());
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
@@ -342,7 +350,11 @@ fn verify_tells_unreadable_files_from_damaged_ones() {
         line("CORRUPT:", "wal.meta").contains("no valid record in either slot"),
         "{all}"
     );
-    assert_eq!(stdout.matches("CORRUPT:").count(), 1, "{all}");
+    assert!(
+        line("CORRUPT:", "copied.ckpt").contains("in the file of consumer \"copied\""),
+        "{all}"
+    );
+    assert_eq!(stdout.matches("CORRUPT:").count(), 2, "{all}");
     assert!(
         stdout.contains(" 100 events"),
         "the segments are still checked: {all}"

@@ -466,9 +466,16 @@ pub fn verify(
     for entry in std::fs::read_dir(ckpt_dir).map_err(WalError::io("list", ckpt_dir))? {
         let entry = entry.map_err(WalError::io("list", ckpt_dir))?;
         let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("ckpt") {
+        // Only the files open reads as checkpoints (`load_consumers`).
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ckpt"))
+            .filter(|n| checkpoint::valid_consumer_name(n))
+            .map(str::to_owned)
+        else {
             continue;
-        }
+        };
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -483,7 +490,18 @@ pub fn verify(
         };
         let rec = decode_slots(&bytes[..bytes.len().min(SLOT_FILE_LEN)], CHECKPOINT_MAGIC);
         match rec.map(|r| checkpoint::decode_checkpoint(r.payload)) {
-            Some(Ok(c)) => report.consumers.push((c.name, c.position.offset)),
+            Some(Ok(c)) if c.name == stem => report.consumers.push((c.name, c.position.offset)),
+            Some(Ok(c)) => report.problems.push(Problem {
+                path,
+                pos: 0,
+                reason: format!(
+                    "checkpoint of consumer {:?} in the file of consumer {stem:?} (copied or \
+                     renamed?): the next open discards it, and {stem} restarts from the oldest \
+                     retained event",
+                    c.name
+                ),
+                kind: ProblemKind::Damage,
+            }),
             Some(Err(e)) => report.problems.push(Problem {
                 path,
                 pos: 0,

@@ -1255,12 +1255,9 @@ fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
             continue;
         }
         let loaded = SlotFile::open(&path, CHECKPOINT_MAGIC)?;
-        let decoded = loaded.and_then(|(f, p)| match checkpoint::decode_checkpoint(&p) {
-            Ok(c) if c.name == name => Some((f, c)),
-            _ => None,
-        });
-        match decoded {
-            Some((file, c)) => {
+        let decoded = loaded.map(|(f, p)| (f, checkpoint::decode_checkpoint(&p)));
+        let why = match decoded {
+            Some((file, Ok(c))) if c.name == name => {
                 out.insert(
                     c.name,
                     Consumer {
@@ -1268,17 +1265,22 @@ fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
                         position: c.position,
                     },
                 );
+                continue;
             }
-            None => {
-                // Losing nothing matters more than avoiding duplicates: restart this consumer
-                // from the oldest retained event rather than guess.
-                tracing::error!(
-                    file = %path.display(),
-                    "checkpoint file has no valid slot; consumer {name} restarts from the oldest retained event"
-                );
-                std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
-            }
-        }
+            Some((_, Ok(c))) => format!(
+                "it holds the checkpoint of consumer {:?} (copied or renamed?)",
+                c.name
+            ),
+            Some((_, Err(e))) => format!("its payload is invalid: {e}"),
+            None => "it has no valid slot".to_owned(),
+        };
+        // Losing nothing matters more than avoiding duplicates: restart this consumer from the
+        // oldest retained event rather than guess.
+        tracing::error!(
+            file = %path.display(),
+            "checkpoint file discarded: {why}; consumer {name} restarts from the oldest retained event"
+        );
+        std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
     }
     Ok(out)
 }
