@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::refusals::RefusalLog;
 use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
 use crate::config::FileChannelConfig;
 use crate::event::Event;
@@ -31,36 +32,9 @@ pub struct FileChannel {
     /// Signalled when a take commits and frees room (putters wait on it).
     room: (Mutex<()>, Condvar),
     counters: ChannelCounters,
-    disk_full_warnings: DiskFullWarnings,
-}
-
-/// Puts refused for want of disk space are answered to each client, but the operator must hear
-/// of it too, without a line per refused put: the first refusal is logged, then one line a
-/// minute with the count since.
-#[derive(Default)]
-struct DiskFullWarnings(Mutex<(Option<Instant>, u64)>);
-
-impl DiskFullWarnings {
-    const EVERY: Duration = Duration::from_secs(60);
-
-    /// Counts a refusal; logs (and says so) when the last line is a minute old.
-    fn refused(&self, channel: &str, error: &WalError, now: Instant) -> bool {
-        let mut state = self.0.lock();
-        let (last, since) = &mut *state;
-        *since += 1;
-        if last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
-            return false;
-        }
-        tracing::warn!(
-            channel,
-            %error,
-            refused_puts = *since,
-            "puts refused for want of disk space; free space under the channel's dataDirs"
-        );
-        *last = Some(now);
-        *since = 0;
-        true
-    }
+    /// Puts refused for want of disk space, and for want of room under `capacity`.
+    disk_full: RefusalLog,
+    full: RefusalLog,
 }
 
 struct TakeState {
@@ -106,7 +80,8 @@ impl FileChannel {
             arrived: Condvar::new(),
             room: (Mutex::new(()), Condvar::new()),
             counters: ChannelCounters::default(),
-            disk_full_warnings: DiskFullWarnings::default(),
+            disk_full: RefusalLog::default(),
+            full: RefusalLog::default(),
         })
     }
 
@@ -176,7 +151,21 @@ impl Channel for FileChannel {
                     if now >= deadline {
                         ChannelCounters::add(&self.counters.full, 1);
                         if matches!(e, WalError::DiskFull { .. }) {
-                            self.disk_full_warnings.refused(&self.name, &e, now);
+                            self.disk_full.refused(
+                                &self.name,
+                                &e,
+                                "puts refused for want of disk space; free space under the \
+                                 channel's dataDirs",
+                                now,
+                            );
+                        } else {
+                            self.full.refused(
+                                &self.name,
+                                &e,
+                                "puts refused: the channel is full (its sinks are not delivering, \
+                                 or not keeping up); clients are told to retry",
+                                now,
+                            );
                         }
                         return Err(ChannelError::Full {
                             channel: self.name.clone(),
@@ -278,22 +267,5 @@ impl Channel for FileChannel {
 
     fn transaction_capacity(&self) -> usize {
         self.transaction_capacity
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disk_full_refusals_are_logged_once_a_minute() {
-        let w = DiskFullWarnings::default();
-        let e = WalError::BadOption("stand-in".into());
-        let t0 = Instant::now();
-        let logged: Vec<bool> = (0..130u64)
-            .map(|s| w.refused("c1", &e, t0 + Duration::from_secs(s)))
-            .collect();
-        let at: Vec<usize> = (0..logged.len()).filter(|&i| logged[i]).collect();
-        assert_eq!(at, vec![0, 60, 120]);
     }
 }

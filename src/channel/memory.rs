@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::refusals::RefusalLog;
 use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
 use crate::config::MemoryChannelConfig;
 use crate::event::Event;
@@ -17,6 +18,7 @@ pub struct MemoryChannel {
     /// Signalled on every change of the queue: a put (for takers), a commit (for putters).
     changed: Condvar,
     counters: ChannelCounters,
+    full: RefusalLog,
 }
 
 #[derive(Default)]
@@ -39,6 +41,7 @@ impl MemoryChannel {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             counters: ChannelCounters::default(),
+            full: RefusalLog::default(),
         }
     }
 }
@@ -75,17 +78,26 @@ impl Channel for MemoryChannel {
                 break;
             }
             if self.changed.wait_until(&mut st, deadline).timed_out() {
+                drop(st);
                 ChannelCounters::add(&self.counters.full, 1);
+                let reason = if events_fit {
+                    format!(
+                        "byteCapacity {} reached",
+                        self.config.byte_capacity.unwrap_or(0)
+                    )
+                } else {
+                    format!("capacity of {} events reached", self.config.capacity)
+                };
+                self.full.refused(
+                    &self.name,
+                    &reason,
+                    "puts refused: the channel is full (its sinks are not delivering, or not \
+                     keeping up); clients are told to retry",
+                    Instant::now(),
+                );
                 return Err(ChannelError::Full {
                     channel: self.name.clone(),
-                    reason: if events_fit {
-                        format!(
-                            "byteCapacity {} reached",
-                            self.config.byte_capacity.unwrap_or(0)
-                        )
-                    } else {
-                        format!("capacity of {} events reached", self.config.capacity)
-                    },
+                    reason,
                 });
             }
         }

@@ -8,6 +8,7 @@ pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+mod refusals;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
