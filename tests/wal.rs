@@ -688,7 +688,7 @@ fn capacity_limits_give_a_distinct_full_error_until_acked() {
     }
     let err = wal.append(&[ev(10, 10)]).unwrap_err();
     assert!(err.is_full(), "{err}");
-    assert!(err.to_string().contains("limit is 10"), "{err}");
+    assert!(err.to_string().contains("over the limit of 10"), "{err}");
     assert_eq!(r.read(4).unwrap().len(), 4);
     r.ack().unwrap();
     for i in 10..14 {

@@ -23,7 +23,7 @@ pub enum WalError {
         reason: String,
     },
     /// A capacity limit would be exceeded: the caller should apply back-pressure and retry.
-    #[error("log full: {what} held would be {would_be}, limit is {limit}")]
+    #[error("{what} held would be {would_be}, over the limit of {limit}")]
     Full {
         what: &'static str,
         would_be: u64,
