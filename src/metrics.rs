@@ -38,7 +38,7 @@ fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -183,8 +183,9 @@ impl Registry {
             if kind == "SINK"
                 && let Some((_, c)) = self.sinks.iter().find(|(n, _)| *n == name)
             {
-                let last = c.last_error.lock().clone().unwrap_or_default();
+                let (last, at) = c.last_error.lock().clone().unwrap_or_default();
                 obj.insert("LastError".into(), Value::String(last));
+                obj.insert("LastErrorTime".into(), Value::String(at.to_string()));
             }
             root.insert(format!("{kind}.{name}"), Value::Object(obj));
         }

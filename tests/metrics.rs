@@ -104,6 +104,9 @@ fn assert_flume_json(r: &Response) {
     assert_eq!(json["CHANNEL.c1"]["Type"], "CHANNEL");
     assert_eq!(json["SOURCE.r1"]["EventAcceptedCount"], "0");
     assert_eq!(json["SINK.k1"]["Type"], "SINK");
+    // No error yet: none, at time 0.
+    assert_eq!(json["SINK.k1"]["LastError"], "");
+    assert_eq!(json["SINK.k1"]["LastErrorTime"], "0");
 }
 
 /// Sends `request` on a new connection and returns all the server sent until it closed (or went

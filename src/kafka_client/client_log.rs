@@ -196,8 +196,9 @@ fn held_note(held: u64) -> String {
 /// The kind of a librdkafka message: the broker it is about (the text before the first ": ",
 /// after librdkafka's `[thrd:…]: ` prefix), kept as it is, and the rest without its trailing
 /// detail in parentheses ("(after 0ms in state CONNECT, 1 identical error(s) suppressed)") and
-/// with every run of digits as `#`, so "0/1 brokers are down" and "1/1 brokers are down" are
-/// one kind.
+/// with every run of digits as `#`, except counts written as a fraction: "0/1 brokers are
+/// down" and "1/1 brokers are down" are different news, and as one kind the once-a-minute
+/// line showed whichever came last, "0/1" in the middle of an outage.
 fn kind_of(text: &str) -> String {
     let text = text
         .strip_prefix("[thrd:")
@@ -214,17 +215,25 @@ fn kind_of(text: &str) -> String {
     let mut key = String::with_capacity(subject.len() + rest.len() + 1);
     key.push_str(subject);
     key.push('|');
-    let mut in_digits = false;
-    for c in rest.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                key.push('#');
-            }
-            in_digits = true;
-        } else {
-            key.push(c);
-            in_digits = false;
+    let bytes = rest.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_digit() {
+            let next = rest[at..]
+                .find(|c: char| c.is_ascii_digit())
+                .map_or(rest.len(), |n| at + n);
+            key.push_str(&rest[at..next]);
+            at = next;
+            continue;
         }
+        let end = rest[at..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len(), |n| at + n);
+        let digit_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+        let fraction = (bytes.get(end) == Some(&b'/') && digit_at(end + 1))
+            || (at >= 2 && bytes[at - 1] == b'/' && digit_at(at - 2));
+        key.push_str(if fraction { &rest[at..end] } else { "#" });
+        at = end;
     }
     key
 }
@@ -238,10 +247,11 @@ mod tests {
 
     #[test]
     fn kinds_ignore_numbers_and_trailing_detail_but_keep_the_broker() {
-        assert_eq!(
+        assert_ne!(
             kind_of("0/1 brokers are down"),
             kind_of("1/1 brokers are down")
         );
+        assert_eq!(kind_of("12/30 brokers are down"), "|12/30 brokers are down");
         let later = "127.0.0.1:19092/bootstrap: Connect to ipv4#127.0.0.1:19092 failed: \
                      Connection refused (after 1ms in state CONNECT, 3 identical error(s) suppressed)";
         assert_eq!(kind_of(REFUSED), kind_of(later));

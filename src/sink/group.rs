@@ -211,7 +211,7 @@ impl<M: Member, C: Clock> SinkGroup<M, C> {
                     backoff = BACKOFF_START;
                     // Members deliver and commit within their cycle: a ready one delivered.
                     if let Some((failures, seconds)) = Outage::ended(&mut outage, u64::MAX) {
-                        tracing::info!(group = %self.name, failures, seconds, "a sink of the group delivers again, after {failures} failed attempts (the first {seconds} s ago)");
+                        tracing::info!(group = %self.name, failures, seconds, "a sink of the group delivers again, after {failures} failed attempts (the first failed {seconds} s ago)");
                     }
                 }
                 Outcome::Backoff => {}

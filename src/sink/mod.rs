@@ -41,7 +41,9 @@ pub struct SinkCounters {
     pub acked: AtomicU64,
     /// Events the destination refused for good (see `kafka.onUnsendable`).
     pub unsendable: AtomicU64,
-    pub last_error: parking_lot::Mutex<Option<String>>,
+    /// The last error and when it happened (ms since the epoch, as Flume's `StartTime`): a
+    /// monitor tells an old error from a current one by the time.
+    pub last_error: parking_lot::Mutex<Option<(String, u64)>>,
 }
 
 /// Where a sink delivers to.
@@ -489,7 +491,7 @@ fn cycle_until_stopped(
                 sink,
                 failures,
                 seconds,
-                "delivering again, after {failures} failed attempts (the first {seconds} s ago)"
+                "delivering again, after {failures} failed attempts (the first failed {seconds} s ago)"
             );
         }
         match result {

@@ -25,7 +25,7 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -150,6 +150,9 @@ pub struct KafkaSink {
     on_its_way: VecDeque<OnItsWay>,
     /// `kafka.topic` as librdkafka takes it, built once rather than per record.
     topic_c: CString,
+    /// When a replaced producer was last logged: through an outage one is replaced after
+    /// every timed-out batch, and the sink's own outage lines already count those.
+    replacement_logged: Option<Instant>,
 }
 
 /// `kafka.topic` with each `%{name}` replaced by the event's header `name` (empty when the event
@@ -227,6 +230,7 @@ impl KafkaSink {
             counters,
             on_its_way: VecDeque::new(),
             topic_c,
+            replacement_logged: None,
         })
     }
 
@@ -340,7 +344,24 @@ impl KafkaSink {
         if fatal.is_none() && !timed_out {
             return;
         }
-        tracing::warn!(sink = %self.name, fatal = ?fatal, timed_out, "starting a new kafka producer");
+        let now = Instant::now();
+        if self
+            .replacement_logged
+            .is_none_or(|at| now.duration_since(at) >= crate::kafka_client::client_log::QUIET)
+        {
+            self.replacement_logged = Some(now);
+            match &fatal {
+                Some((code, reason)) => tracing::warn!(
+                    sink = %self.name,
+                    "starting a new kafka producer: the old one hit a fatal error ({code:?}: {reason})"
+                ),
+                None => tracing::warn!(
+                    sink = %self.name,
+                    "starting a new kafka producer: a batch timed out, and the old one may be \
+                     wedged on a broker that lost its state (logged once a minute)"
+                ),
+            }
+        }
         match create_producer(&self.name, &self.client_config, &self.client_log) {
             Ok(p) => {
                 let old = std::mem::replace(&mut self.producer, p);
@@ -355,7 +376,7 @@ impl KafkaSink {
     }
 
     fn record_error(&self, msg: &str) {
-        *self.counters.last_error.lock() = Some(msg.to_owned());
+        *self.counters.last_error.lock() = Some((msg.to_owned(), crate::metrics::now_ms()));
     }
 }
 
