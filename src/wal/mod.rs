@@ -338,6 +338,7 @@ impl Wal {
                         next_offset: scan.next_offset,
                     })?;
                 }
+                seg.release_scanned_pages();
             }
             segments.push(seg);
         }
