@@ -733,6 +733,47 @@ fn capacity_limits_give_a_distinct_full_error_until_acked() {
     );
 }
 
+/// A reader lets go of the map's pages behind it every 64 MiB of a large segment; events it
+/// handed out zero-copy before that still read the same bytes, and so does a second reader.
+#[test]
+fn pages_a_reader_lets_go_of_still_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            segment_size: 128 << 20,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let body = |i: u64| -> Vec<u8> {
+        (0..(1usize << 20))
+            .map(|j| (i as usize * 31 + j / 4096) as u8)
+            .collect()
+    };
+    let n = 72u64;
+    for i in 0..n {
+        wal.append_commit(&[Event::new(body(i))]).unwrap();
+    }
+    let mut first = wal.reader("first").unwrap();
+    let mut held = Vec::new();
+    loop {
+        let got = first.read(8).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        held.extend(got);
+    }
+    assert_eq!(held.len() as u64, n);
+    for (offset, e) in &held {
+        assert!(e.body[..] == body(*offset)[..], "event {offset} changed");
+    }
+    let mut second = wal.reader("second").unwrap();
+    let again = second.read(usize::MAX).unwrap();
+    assert_eq!(again.len() as u64, n);
+    assert!(again.iter().all(|(o, e)| e.body[..] == body(*o)[..]));
+}
+
 /// A batch larger than a segment gets a segment of its own, just large enough: as the first
 /// frame of a fresh log (the empty segment is sealed and replaced, and a reader waiting on it
 /// moves on), after other frames, and across reopen and retention.

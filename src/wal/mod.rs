@@ -338,7 +338,8 @@ impl Wal {
                         next_offset: scan.next_offset,
                     })?;
                 }
-                seg.release_scanned_pages();
+                // The scan read the whole segment through the map.
+                seg.release_pages(0, seg.len());
             }
             segments.push(seg);
         }

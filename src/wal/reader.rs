@@ -21,6 +21,8 @@ use crate::event::Event;
 /// Events whose body is at least this long are handed out as views into the map; shorter ones
 /// are copied, which is cheaper than sharing and does not pin the segment.
 const ZERO_COPY_MIN: usize = 256;
+/// How far a reader goes into a segment between two releases of the pages it has passed.
+const RELEASE_CHUNK: usize = 64 << 20;
 
 /// A consumer's cursor over the log.
 pub struct Reader {
@@ -31,6 +33,9 @@ pub struct Reader {
     frame_pos: usize,
     next: u64,
     cur: Option<Current>,
+    /// The segment (by base offset) and byte below which this reader has let go of the map's
+    /// pages (see `release_passed_pages`).
+    released: (u64, usize),
 }
 
 /// The CRC-checked frame at `frame_pos`, partly consumed.
@@ -61,6 +66,7 @@ impl Reader {
             frame_pos: SEGMENT_HEADER_LEN,
             next: 0,
             cur: None,
+            released: (0, 0),
         };
         r.seek_position(position);
         r
@@ -193,7 +199,23 @@ impl Reader {
                 self.cur = Some(c);
             }
         }
+        self.release_passed_pages();
         Ok(n)
+    }
+
+    /// Lets go of the map's pages this reader has passed, a [`RELEASE_CHUNK`] at a time: only
+    /// a segment larger than that ever gets here (Flume's `maxFileSize` of up to 2 GiB), whose
+    /// pages would otherwise stay resident until the segment is retired.
+    fn release_passed_pages(&mut self) {
+        let (base, pos) = (self.seg.base_offset(), self.frame_pos);
+        if self.released.0 != base || self.released.1 > pos {
+            // Another segment, or moved back (a seek): start counting again.
+            self.released = (base, 0);
+        }
+        if pos - self.released.1 >= RELEASE_CHUNK {
+            self.seg.release_pages(self.released.1, pos);
+            self.released.1 = pos;
+        }
     }
 
     /// Up to `max` committed events with their offsets, as owned events whose headers stay

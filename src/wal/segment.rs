@@ -375,20 +375,28 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len) }
     }
 
-    /// Lets go of the pages the recovery scan touched. The scan reads the whole unsealed
-    /// segment through the map, and those pages would then count in the process's resident
-    /// memory until a reader passes them again: 1.26 GB after a restart with a 2 GiB
-    /// `maxFileSize` holding a large backlog. Only advice: if it fails, the pages just stay.
-    pub fn release_scanned_pages(&mut self) {
-        // SAFETY: `&mut self` means no slice of the mapping is borrowed (`recovery_image`'s
-        // borrow has ended, and the segment is not shared yet). The mapping is a shared mapping
-        // of a file, so MADV_DONTNEED only drops this process's page-table entries: a dirty
-        // page's state passes to the page cache, and the next access maps the same bytes again
-        // from the page cache or the file. Nothing is zeroed, as it would be for a private or
-        // anonymous mapping.
+    /// Lets go of this process's hold on the map's pages in `[from, to)` (whole pages within
+    /// it). Pages read through the map count in the process's resident memory for as long as
+    /// the segment stays mapped: with Flume's 2 GiB `maxFileSize`, an agent read 1.26 GB
+    /// resident after a restart (the recovery scan) and would grow as much while a sink reads
+    /// a large active segment. Only advice: if it fails, the pages just stay.
+    pub fn release_pages(&self, from: usize, to: usize) {
+        const PAGE: usize = 4096;
+        let from = from.div_ceil(PAGE) * PAGE;
+        let to = to.min(self.len) / PAGE * PAGE;
+        if to <= from {
+            return;
+        }
+        // SAFETY: the mapping is a shared mapping of a file (never private or anonymous), so
+        // MADV_DONTNEED drops only this process's page-table entries: a dirty page's state
+        // passes to the page cache, and the next access maps the very same bytes again from the
+        // page cache or the file. Slices still borrowed from the range (events handed out
+        // zero-copy, other readers) therefore see no change, which is what the unchecked
+        // advice requires; nothing is zeroed, as it would be in a private mapping. The range
+        // lies inside the mapping (`to` is capped at `self.len`).
         let released = unsafe {
             self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, self.len)
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
         };
         if let Err(e) = released {
             tracing::debug!(segment = %self.path.display(), error = %e, "madvise(DONTNEED) failed");
