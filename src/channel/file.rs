@@ -80,8 +80,8 @@ impl FileChannel {
             arrived: Condvar::new(),
             room: (Mutex::new(()), Condvar::new()),
             counters: ChannelCounters::default(),
-            disk_full: RefusalLog::default(),
-            full: RefusalLog::default(),
+            disk_full: RefusalLog::disk_full(),
+            full: RefusalLog::channel_full(),
         })
     }
 
@@ -150,23 +150,12 @@ impl Channel for FileChannel {
                     let now = Instant::now();
                     if now >= deadline {
                         ChannelCounters::add(&self.counters.full, 1);
-                        if matches!(e, WalError::DiskFull { .. }) {
-                            self.disk_full.refused(
-                                &self.name,
-                                &e,
-                                "puts refused for want of disk space; free space under the \
-                                 channel's dataDirs",
-                                now,
-                            );
+                        let log = if matches!(e, WalError::DiskFull { .. }) {
+                            &self.disk_full
                         } else {
-                            self.full.refused(
-                                &self.name,
-                                &e,
-                                "puts refused: the channel is full (its sinks are not delivering, \
-                                 or not keeping up); clients are told to retry",
-                                now,
-                            );
-                        }
+                            &self.full
+                        };
+                        log.refused(&self.name, &e, now);
                         return Err(ChannelError::Full {
                             channel: self.name.clone(),
                             reason: e.to_string(),

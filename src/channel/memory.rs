@@ -41,7 +41,7 @@ impl MemoryChannel {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             counters: ChannelCounters::default(),
-            full: RefusalLog::default(),
+            full: RefusalLog::channel_full(),
         }
     }
 }
@@ -88,13 +88,7 @@ impl Channel for MemoryChannel {
                 } else {
                     format!("capacity of {} events reached", self.config.capacity)
                 };
-                self.full.refused(
-                    &self.name,
-                    &reason,
-                    "puts refused: the channel is full (its sinks are not delivering, or not \
-                     keeping up); clients are told to retry",
-                    Instant::now(),
-                );
+                self.full.refused(&self.name, &reason, Instant::now());
                 return Err(ChannelError::Full {
                     channel: self.name.clone(),
                     reason,

@@ -7,30 +7,53 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// One kind of refusal (a full channel, a full disk): when it was last logged and how many
-/// refusals came since.
-#[derive(Default)]
-pub(crate) struct RefusalLog(Mutex<(Option<Instant>, u64)>);
+/// One kind of refusal (a full channel, a full disk): what to tell the operator, when it was
+/// last logged and how many refusals came since.
+pub(crate) struct RefusalLog {
+    what: &'static str,
+    state: Mutex<(Option<Instant>, u64)>,
+}
 
 impl RefusalLog {
     const EVERY: Duration = Duration::from_secs(60);
 
-    /// Counts a refusal of a put to `channel` for `reason`; logs `what` (and says so) when the
+    /// Refusals for want of room under the channel's capacity.
+    pub(crate) fn channel_full() -> RefusalLog {
+        RefusalLog::new(
+            "puts refused: the channel is full (its sinks are not delivering, or not keeping \
+             up); clients are told to retry",
+        )
+    }
+
+    /// Refusals for want of disk space under a file channel's log.
+    pub(crate) fn disk_full() -> RefusalLog {
+        RefusalLog::new(
+            "puts refused for want of disk space; free space under the channel's dataDirs",
+        )
+    }
+
+    fn new(what: &'static str) -> RefusalLog {
+        RefusalLog {
+            what,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Counts a refusal of a put to `channel` for `reason`; logs it (and says so) when the
     /// last line is a minute old.
     pub(crate) fn refused(
         &self,
         channel: &str,
         reason: &dyn std::fmt::Display,
-        what: &'static str,
         now: Instant,
     ) -> bool {
-        let mut state = self.0.lock();
+        let mut state = self.state.lock();
         let (last, since) = &mut *state;
         *since += 1;
         if last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
             return false;
         }
-        tracing::warn!(channel, %reason, refused_puts = *since, "{what}");
+        tracing::warn!(channel, %reason, refused_puts = *since, "{}", self.what);
         *last = Some(now);
         *since = 0;
         true
@@ -43,10 +66,10 @@ mod tests {
 
     #[test]
     fn refusals_are_logged_once_a_minute() {
-        let log = RefusalLog::default();
+        let log = RefusalLog::channel_full();
         let t0 = Instant::now();
         let logged: Vec<bool> = (0..130u64)
-            .map(|s| log.refused("c1", &"stand-in", "refused", t0 + Duration::from_secs(s)))
+            .map(|s| log.refused("c1", &"stand-in", t0 + Duration::from_secs(s)))
             .collect();
         let at: Vec<usize> = (0..logged.len()).filter(|&i| logged[i]).collect();
         assert_eq!(at, vec![0, 60, 120]);
