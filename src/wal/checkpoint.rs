@@ -50,6 +50,15 @@ pub fn valid_consumer_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The consumer whose checkpoint file `path` is (`{name}.ckpt`, wal-format.md §1), or `None`
+/// for any other file: the one rule open and `verify` both read the checkpoint directory by.
+pub fn consumer_of_file(path: &std::path::Path) -> Option<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".ckpt"))
+        .filter(|n| valid_consumer_name(n))
+}
+
 pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
     let mut p = Vec::with_capacity(26 + c.name.len());
     p.extend_from_slice(&c.position.offset.to_le_bytes());

@@ -467,13 +467,7 @@ pub fn verify(
         let entry = entry.map_err(WalError::io("list", ckpt_dir))?;
         let path = entry.path();
         // Only the files open reads as checkpoints (`load_consumers`).
-        let Some(stem) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ckpt"))
-            .filter(|n| checkpoint::valid_consumer_name(n))
-            .map(str::to_owned)
-        else {
+        let Some(stem) = checkpoint::consumer_of_file(&path).map(str::to_owned) else {
             continue;
         };
         let bytes = match std::fs::read(&path) {

@@ -1246,16 +1246,9 @@ fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
     for entry in std::fs::read_dir(dir).map_err(WalError::io("list", dir))? {
         let entry = entry.map_err(WalError::io("list", dir))?;
         let path = entry.path();
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ckpt"))
-        else {
+        let Some(name) = checkpoint::consumer_of_file(&path) else {
             continue;
         };
-        if !checkpoint::valid_consumer_name(name) {
-            continue;
-        }
         let loaded = SlotFile::open(&path, CHECKPOINT_MAGIC)?;
         let decoded = loaded.map(|(f, p)| (f, checkpoint::decode_checkpoint(&p)));
         let why = match decoded {
