@@ -295,6 +295,52 @@ fn full_channel_gets_503_then_200_once_there_is_room() {
     );
 }
 
+/// A request larger than the channel's byteCapacity is stored in puts that fit (it used to be
+/// refused with 503 for ever); an event that could never fit is refused with 413, and nothing of
+/// its request is stored.
+#[test]
+fn a_request_over_the_byte_capacity_is_stored_and_an_event_over_it_gets_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        &format!(
+            "{}a.channels.c1.byteCapacity = 4096\n",
+            file_roll(dir.path())
+        ),
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let bodies: Vec<String> = (0..6).map(|i| format!("{i}{}", "b".repeat(1999))).collect();
+    let json = format!(
+        "[{}]",
+        bodies
+            .iter()
+            .map(|b| format!(r#"{{"body":"{b}"}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (status, body) = post_json(port, &json);
+    assert_eq!(status, 200, "{body}");
+
+    let big = format!(
+        r#"[{{"body":"refused-small"}},{{"body":"{}"}}]"#,
+        "x".repeat(5000)
+    );
+    let (status, body) = post_json(port, &big);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("can never fit in byteCapacity 4096"),
+        "{body}"
+    );
+
+    wait_until("the six events in the output", || {
+        output_lines(dir.path()).len() >= 6
+    });
+    assert!(agent.stop());
+    assert_eq!(output_lines(dir.path()), bodies, "all six, in order, once");
+}
+
 #[test]
 fn a_stalled_client_does_not_hold_up_others() {
     let dir = tempfile::tempdir().unwrap();

@@ -478,6 +478,52 @@ fn full_channel_holds_the_connection_and_loses_nothing() {
     );
 }
 
+/// A message larger than the whole channel (its `byteCapacity`) is dropped with an error line,
+/// and the messages around it arrive: before, the source held the connection and retried the
+/// batch for ever, and nothing after it ever arrived.
+#[test]
+fn a_message_larger_than_the_channel_is_dropped_not_retried_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let sources = format!(
+        "a.sources = r1\n\
+         a.sources.r1.type = syslogtcp\na.sources.r1.host = 127.0.0.1\na.sources.r1.port = {tcp}\n\
+         a.sources.r1.channels = c1\na.sources.r1.eventSize = 100000\n"
+    );
+    let cfg = config(dir.path(), &sources, "a.channels.c1.byteCapacity = 20000\n");
+    let log = dir.path().join("agent.log");
+    let mut agent = Agent::start_with(
+        &cfg,
+        tcp,
+        &["--log-level", "info"],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    let want: Vec<String> = (0..40)
+        .map(|i| format!("app - - - around-{i:02}"))
+        .collect();
+    let mut stream = String::new();
+    for (i, w) in want.iter().enumerate() {
+        stream.push_str(&format!("<13>1 - h {w}\n"));
+        if i == 20 {
+            stream.push_str(&format!("<13>1 - h app - - - {}\n", "x".repeat(30_000)));
+        }
+    }
+    s.write_all(stream.as_bytes()).unwrap();
+    wait_until("the 40 messages around the large one", || {
+        output_lines(dir.path()).len() >= 40
+    });
+    assert!(agent.stop());
+    assert_eq!(output_lines(dir.path()), want);
+    let text = agent_log(&log);
+    assert!(
+        text.contains("ERROR")
+            && text.contains("source r1: an event of 30087 bytes")
+            && text.contains("can never fit in byteCapacity 20000"),
+        "{text}"
+    );
+}
+
 /// One client connection of the crash test: sends octet-counted RFC 5424 messages numbered
 /// from 0 until told to stop or the agent goes away; returns how many it wrote.
 fn stream_messages(port: u16, cycle: usize, conn: usize, limit: usize, paced: bool) -> usize {

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::refusals::RefusalLog;
-use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
+use super::{
+    Channel, ChannelCounters, ChannelError, ChannelStats, Returned, Taken, check_transaction,
+};
 use crate::config::FileChannelConfig;
 use crate::event::Event;
+use crate::wal::frame::{self, FRAME_HEADER_LEN};
 use crate::wal::{Position, Reader, Wal, WalError, WalOptions};
 
 /// The log consumer that stands for all the channel's takers.
@@ -168,6 +171,13 @@ impl Channel for FileChannel {
                         .1
                         .wait_for(&mut guard, (deadline - now).min(Duration::from_millis(10)));
                 }
+                Err(e @ (WalError::TooLarge { .. } | WalError::Encode(_))) => {
+                    return Err(ChannelError::Unstorable {
+                        channel: self.name.clone(),
+                        reason: e.to_string(),
+                        events: Returned(events),
+                    });
+                }
                 Err(e) => return Err(self.storage(e)),
             }
         }
@@ -256,5 +266,28 @@ impl Channel for FileChannel {
 
     fn transaction_capacity(&self) -> usize {
         self.transaction_capacity
+    }
+
+    /// An event's encoded length in a frame; an event too large for the byte capacity even
+    /// alone in its frame, or one the frame format cannot encode, is refused.
+    fn storable_size(&self, event: &Event) -> Result<u64, String> {
+        let len = frame::encoded_event_len(event)
+            .map_err(|e| format!("cannot store an event: {e}"))? as u64;
+        match self.transaction_byte_limit() {
+            Some(limit) if len > limit => Err(format!(
+                "an event of {len} bytes (encoded, {} more for its frame) can never fit in byteCapacity {}",
+                FRAME_HEADER_LEN,
+                limit + FRAME_HEADER_LEN as u64
+            )),
+            _ => Ok(len),
+        }
+    }
+
+    /// The byte capacity less one frame header: what the events of one frame may take.
+    fn transaction_byte_limit(&self) -> Option<u64> {
+        self.wal
+            .options()
+            .max_bytes
+            .map(|max| max.saturating_sub(FRAME_HEADER_LEN as u64))
     }
 }

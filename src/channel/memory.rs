@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::refusals::RefusalLog;
-use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
+use super::{
+    Channel, ChannelCounters, ChannelError, ChannelStats, Returned, Taken, check_transaction,
+};
 use crate::config::MemoryChannelConfig;
 use crate::event::Event;
 
@@ -66,6 +68,18 @@ impl Channel for MemoryChannel {
         check_transaction(&self.name, events.len(), self.config.transaction_capacity)?;
         ChannelCounters::add(&self.counters.put_attempt, events.len());
         let bytes = body_bytes(&events);
+        if let Some(cap) = self.config.byte_capacity
+            && bytes > cap
+        {
+            return Err(ChannelError::Unstorable {
+                channel: self.name.clone(),
+                reason: format!(
+                    "a put of {} events with {bytes} bytes of bodies can never fit in byteCapacity {cap}",
+                    events.len()
+                ),
+                events: Returned(events),
+            });
+        }
         let deadline = Instant::now() + wait;
         let mut st = self.state.lock();
         loop {
@@ -176,5 +190,19 @@ impl Channel for MemoryChannel {
 
     fn transaction_capacity(&self) -> usize {
         self.config.transaction_capacity
+    }
+
+    fn storable_size(&self, event: &Event) -> Result<u64, String> {
+        let bytes = event.body.len() as u64;
+        match self.config.byte_capacity {
+            Some(cap) if bytes > cap => Err(format!(
+                "an event body of {bytes} bytes can never fit in byteCapacity {cap}"
+            )),
+            _ => Ok(bytes),
+        }
+    }
+
+    fn transaction_byte_limit(&self) -> Option<u64> {
+        self.config.byte_capacity
     }
 }

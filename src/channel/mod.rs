@@ -8,7 +8,7 @@ pub mod file;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
-mod refusals;
+pub(crate) mod refusals;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,6 +38,27 @@ pub enum ChannelError {
     /// printed chain does not say it twice.
     #[error("channel {channel}: {error}")]
     Storage { channel: String, error: WalError },
+    /// The channel can never store this put, however long the source waits: it is larger than
+    /// the channel's byte capacity, or an event breaks a limit of the channel's encoding. The
+    /// channel gives the events back, so that the source's processor can store the ones that
+    /// fit (see [`Channel::storable_size`]).
+    #[error("channel {channel}: {reason}")]
+    Unstorable {
+        channel: String,
+        reason: String,
+        events: Returned,
+    },
+}
+
+/// The events of a put a channel refused for good, given back to the putter (its `Debug` says
+/// how many, not what they hold).
+#[derive(Default)]
+pub struct Returned(pub Vec<Event>);
+
+impl std::fmt::Debug for Returned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} events", self.0.len())
+    }
 }
 
 impl ChannelError {
@@ -142,6 +163,20 @@ pub trait Channel: Send + Sync {
     fn stats(&self) -> ChannelStats;
 
     fn transaction_capacity(&self) -> usize;
+
+    /// The bytes `event` takes of a put transaction's byte allowance
+    /// ([`Channel::transaction_byte_limit`]), or why this channel could never store it, not
+    /// even alone in an empty channel.
+    fn storable_size(&self, event: &Event) -> Result<u64, String> {
+        let _ = event;
+        Ok(0)
+    }
+
+    /// The most bytes (as [`Channel::storable_size`] counts them) one put transaction may hold:
+    /// a larger one is refused as [`ChannelError::Unstorable`]. None: no such limit.
+    fn transaction_byte_limit(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What `weir agent --check` reports of a channel beyond its keys: the Kafka channel's clients

@@ -1,7 +1,8 @@
-//! Logging of puts a channel refuses for want of room. Each refusal is answered to its client
-//! (`FAILED`, HTTP 503, a held connection), but the operator must hear of it too, without a
-//! line per refused put: the first refusal is logged, then one line a minute with the count
-//! since.
+//! Logging of puts a channel refuses for want of room, or for good. A refusal for want of room
+//! is answered to its client (`FAILED`, HTTP 503, a held connection), but the operator must hear
+//! of it too, without a line per refused put: the first refusal is logged, then one line a
+//! minute with the count since. Events refused for good by a source with no client to tell are
+//! dropped, and logged the same way as errors.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,8 @@ use parking_lot::Mutex;
 /// last logged and how many refusals came since.
 pub(crate) struct RefusalLog {
     what: &'static str,
+    /// Logged as an error, not a warning: the refused events are lost, not retried.
+    loses_events: bool,
     state: Mutex<(Option<Instant>, u64)>,
 }
 
@@ -32,9 +35,22 @@ impl RefusalLog {
         )
     }
 
+    /// Events a source dropped because a channel can never store them and the source has no
+    /// client to refuse them to.
+    pub(crate) fn unstorable_dropped() -> RefusalLog {
+        RefusalLog {
+            loses_events: true,
+            ..RefusalLog::new(
+                "events dropped: the channel can never store them (raise its byteCapacity, or \
+                 fix what produces them), and this source cannot hand them back",
+            )
+        }
+    }
+
     fn new(what: &'static str) -> RefusalLog {
         RefusalLog {
             what,
+            loses_events: false,
             state: Mutex::new((None, 0)),
         }
     }
@@ -53,7 +69,11 @@ impl RefusalLog {
         if last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
             return false;
         }
-        tracing::warn!(channel, %reason, refused_puts = *since, "{}", self.what);
+        if self.loses_events {
+            tracing::error!(channel, %reason, refused_puts = *since, "{}", self.what);
+        } else {
+            tracing::warn!(channel, %reason, refused_puts = *since, "{}", self.what);
+        }
         *last = Some(now);
         *since = 0;
         true

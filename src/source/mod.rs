@@ -28,11 +28,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::channel::{Channel, ChannelError};
+use crate::channel::refusals::RefusalLog;
+use crate::channel::{Channel, ChannelError, Returned};
 use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::interceptor::Chain;
@@ -58,6 +59,19 @@ pub struct ChannelProcessor {
     interceptors: Chain,
     selector: Selector,
     counters: Arc<SourceCounters>,
+    /// What becomes of an event a channel can never store (see [`ChannelProcessor::process`]).
+    unstorable: Unstorable,
+    /// The source's name, for the log lines of events it drops.
+    source: String,
+}
+
+/// How a source deals with an event a channel refuses for good ([`ChannelError::Unstorable`]).
+enum Unstorable {
+    /// Its client is told (netcat's `FAILED`, HTTP 413, an RPC error), and the put fails.
+    Refuse,
+    /// Nobody could be told, and retrying would stall the source for ever (a syslog sender, a
+    /// tailed file, a command's output): the event is dropped, logged and counted.
+    Drop(RefusalLog),
 }
 
 impl ChannelProcessor {
@@ -72,11 +86,20 @@ impl ChannelProcessor {
             .filter_map(|n| channels.iter().find(|c| c.name() == n).cloned())
             .collect();
         let names: Vec<String> = mine.iter().map(|c| c.name().to_owned()).collect();
+        let unstorable = match config.kind {
+            SourceKind::Netcat(_)
+            | SourceKind::Http(_)
+            | SourceKind::Avro(_)
+            | SourceKind::Thrift(_) => Unstorable::Refuse,
+            _ => Unstorable::Drop(RefusalLog::unstorable_dropped()),
+        };
         ChannelProcessor {
             selector: Selector::new(&config.selector, &names),
             interceptors: Chain::new(&config.interceptors),
             channels: mine,
             counters,
+            unstorable,
+            source: config.name.clone(),
         }
     }
 
@@ -98,6 +121,12 @@ impl ChannelProcessor {
     /// Intercepts `events`, routes each, and puts them into every required channel (each its
     /// own transaction, as in Flume), then the optional ones, whose failures are only logged.
     /// Events filtered out by an interceptor count as accepted, as in Flume.
+    ///
+    /// A put a channel refuses for good ([`ChannelError::Unstorable`]: over its byte capacity,
+    /// or holding an event it cannot encode) is split into puts that fit, so that a batch
+    /// larger than the byte capacity is stored rather than retried for ever. An event that
+    /// could never be stored even alone fails the whole put to that channel before any of it is
+    /// stored, for sources with a client to tell; other sources drop it (see [`Unstorable`]).
     pub fn process(&self, events: Vec<Event>) -> Result<(), ChannelError> {
         let n = events.len() as u64;
         self.counters.received.fetch_add(n, Ordering::Relaxed);
@@ -153,7 +182,7 @@ impl ChannelProcessor {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(e) = channel.put(batch) {
+            if let Err(e) = self.put(channel.as_ref(), batch, channel.keep_alive()) {
                 self.counters
                     .channel_write_fail
                     .fetch_add(1, Ordering::Relaxed);
@@ -163,7 +192,7 @@ impl ChannelProcessor {
         // An optional channel never holds up the source: no waiting for room there.
         for (channel, batch) in self.channels.iter().zip(optional) {
             if !batch.is_empty()
-                && let Err(e) = channel.put_waiting(batch, Duration::ZERO)
+                && let Err(e) = self.put(channel.as_ref(), batch, Duration::ZERO)
             {
                 tracing::warn!(channel = channel.name(), error = %e, "optional channel refused events");
             }
@@ -172,6 +201,65 @@ impl ChannelProcessor {
         self.counters
             .batches_accepted
             .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl ChannelProcessor {
+    /// One put into `channel`, split when the channel refuses it for good (see `process`).
+    fn put(
+        &self,
+        channel: &dyn Channel,
+        events: Vec<Event>,
+        wait: Duration,
+    ) -> Result<(), ChannelError> {
+        let events = match channel.put_waiting(events, wait) {
+            Err(ChannelError::Unstorable { events, .. }) if !events.0.is_empty() => events.0,
+            other => return other,
+        };
+        // Rare (a misfit put): measure each event, then store the ones that can be stored in
+        // puts that fit, in order.
+        let limit = channel.transaction_byte_limit().unwrap_or(u64::MAX);
+        let mut puts: Vec<Vec<Event>> = vec![Vec::new()];
+        let mut bytes = 0u64;
+        for event in events {
+            let size = match channel.storable_size(&event) {
+                Ok(size) => size,
+                Err(reason) => match &self.unstorable {
+                    Unstorable::Refuse => {
+                        return Err(ChannelError::Unstorable {
+                            channel: channel.name().to_owned(),
+                            reason,
+                            events: Returned::default(),
+                        });
+                    }
+                    Unstorable::Drop(log) => {
+                        self.counters
+                            .channel_write_fail
+                            .fetch_add(1, Ordering::Relaxed);
+                        let reason = format!("source {}: {reason}", self.source);
+                        log.refused(channel.name(), &reason, Instant::now());
+                        continue;
+                    }
+                },
+            };
+            let current = puts
+                .last_mut()
+                .filter(|p| p.is_empty() || bytes.saturating_add(size) <= limit);
+            match current {
+                Some(p) => {
+                    p.push(event);
+                    bytes = bytes.saturating_add(size);
+                }
+                None => {
+                    puts.push(vec![event]);
+                    bytes = size;
+                }
+            }
+        }
+        for events in puts.into_iter().filter(|p| !p.is_empty()) {
+            channel.put_waiting(events, wait)?;
+        }
         Ok(())
     }
 }
@@ -363,16 +451,24 @@ pub(crate) mod test_rig {
 
     /// A processor putting into `channel` alone, as the agent would build for a source.
     pub fn processor_for(channel: &Arc<dyn Channel>) -> ChannelProcessor {
+        processor_of(
+            channel,
+            SourceKind::Seq(SeqConfig {
+                total_events: 0,
+                batch_size: 1,
+                body_size: 0,
+            }),
+        )
+    }
+
+    /// The processor the agent would build for a source of `kind` putting into `channel` alone.
+    pub fn processor_of(channel: &Arc<dyn Channel>, kind: SourceKind) -> ChannelProcessor {
         let source = SourceConfig {
             name: "r1".into(),
             channels: vec!["c1".into()],
             selector: SelectorConfig::Replicating { optional: vec![] },
             interceptors: vec![],
-            kind: SourceKind::Seq(SeqConfig {
-                total_events: 0,
-                batch_size: 1,
-                body_size: 0,
-            }),
+            kind,
         };
         ChannelProcessor::new(
             &source,
@@ -401,7 +497,176 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
+    use crate::channel::file::FileChannel;
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{FileChannelConfig, MemoryChannelConfig, NetcatConfig, SeqConfig};
     use std::sync::atomic::AtomicBool;
+
+    fn memory_channel_of_bytes(byte_capacity: u64) -> Arc<dyn Channel> {
+        Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 1000,
+                transaction_capacity: 1000,
+                keep_alive: Duration::from_millis(20),
+                byte_capacity: Some(byte_capacity),
+            },
+        ))
+    }
+
+    fn seq_kind() -> SourceKind {
+        SourceKind::Seq(SeqConfig {
+            total_events: 0,
+            batch_size: 1,
+            body_size: 0,
+        })
+    }
+
+    fn netcat_kind() -> SourceKind {
+        SourceKind::Netcat(NetcatConfig {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            max_line_length: 512,
+            ack_every_event: true,
+            max_connections: 1,
+        })
+    }
+
+    /// Bodies `name0`, `name1`, … of `len` bytes each (the index, then padding).
+    fn events(n: usize, len: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| Event::new(format!("{i:0>len$}").into_bytes()))
+            .collect()
+    }
+
+    fn bodies(channel: &Arc<dyn Channel>) -> Vec<String> {
+        test_rig::take_bodies(channel, 1000, Duration::from_millis(10))
+    }
+
+    /// Runs `put` while a taker drains `channel` (so that puts in turn find room); returns what
+    /// `put` returned and the bodies taken, all `n` of them or what came within 10 s.
+    fn put_while_draining(
+        channel: &Arc<dyn Channel>,
+        n: usize,
+        put: impl FnOnce() -> Result<(), ChannelError>,
+    ) -> (Result<(), ChannelError>, Vec<String>) {
+        std::thread::scope(|s| {
+            let taker = s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut got = Vec::new();
+                while got.len() < n && Instant::now() < deadline {
+                    got.extend(bodies(channel));
+                }
+                got
+            });
+            let put = put();
+            (put, taker.join().unwrap_or_default())
+        })
+    }
+
+    /// Ten 300-byte events against a byte capacity of 1000: once a put of all ten is refused
+    /// for good, the processor stores them in puts of three, in order, and counts no failure.
+    #[test]
+    fn a_put_over_the_byte_capacity_is_stored_in_puts_that_fit() {
+        let channel = memory_channel_of_bytes(1000);
+        let processor = test_rig::processor_of(&channel, seq_kind());
+        let sent = events(10, 300);
+        let want: Vec<String> = sent
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+            .collect();
+        // The channel alone refuses it, for good and without waiting.
+        let started = Instant::now();
+        let refused = channel.put(sent.clone());
+        assert!(
+            matches!(&refused, Err(ChannelError::Unstorable { events, .. }) if events.0.len() == 10),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Puts of three fill the channel (900 of 1000 bytes): the taker makes room.
+        let (put, got) = put_while_draining(&channel, 10, || processor.process(sent));
+        put.expect("stored");
+        assert_eq!(got, want);
+        assert_eq!(
+            processor
+                .counters()
+                .channel_write_fail
+                .load(Ordering::Relaxed),
+            0
+        );
+        assert_eq!(processor.counters().accepted.load(Ordering::Relaxed), 10);
+    }
+
+    /// An event larger than the whole byte capacity: a source with no client to tell (seq)
+    /// drops it and stores the others in order; a source with one (netcat) fails the put and
+    /// stores nothing of it.
+    #[test]
+    fn an_event_over_the_byte_capacity_is_dropped_or_refused_by_the_source_kind() {
+        let mut batch = events(3, 100);
+        batch.insert(1, Event::new(vec![b'x'; 2000]));
+
+        let channel = memory_channel_of_bytes(1000);
+        let dropping = test_rig::processor_of(&channel, seq_kind());
+        dropping.process(batch.clone()).expect("the others stored");
+        assert_eq!(
+            bodies(&channel),
+            vec![
+                "0".repeat(100),
+                format!("{:0>100}", 1),
+                format!("{:0>100}", 2)
+            ]
+        );
+        assert_eq!(
+            dropping
+                .counters()
+                .channel_write_fail
+                .load(Ordering::Relaxed),
+            1
+        );
+
+        let channel = memory_channel_of_bytes(1000);
+        let refusing = test_rig::processor_of(&channel, netcat_kind());
+        let e = refusing.process(batch).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("an event body of 2000 bytes can never fit in byteCapacity 1000"),
+            "{e}"
+        );
+        assert!(bodies(&channel).is_empty(), "nothing of the put is stored");
+    }
+
+    /// The file channel: a put over `byteCapacity` is split in frames that fit; an event whose
+    /// header key the frame format cannot encode is refused for good (it used to be a storage
+    /// error, which sources retry for ever) and, from a dropping source, dropped alone.
+    #[test]
+    fn the_file_channel_refuses_for_good_what_it_can_never_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = FileChannelConfig::new(dir.path().join("ckpt"), dir.path().join("data"));
+        config.byte_capacity = Some(4096);
+        config.minimum_required_space = 0;
+        config.keep_alive = Duration::from_millis(20);
+        let channel: Arc<dyn Channel> = Arc::new(FileChannel::open("c1", &config).unwrap());
+        let processor = test_rig::processor_of(&channel, seq_kind());
+
+        let sent = events(10, 1000);
+        let e = channel.put(sent.clone()).expect_err("over byteCapacity");
+        assert!(matches!(e, ChannelError::Unstorable { .. }), "{e:?}");
+        let want: Vec<String> = (0..10).map(|i| format!("{i:0>1000}")).collect();
+        let (put, got) = put_while_draining(&channel, 10, || processor.process(sent));
+        put.expect("stored in frames that fit");
+        assert_eq!(got, want);
+
+        let bad = Event::new("bad").with_header("k".repeat(70_000), "v");
+        let e = channel.put(vec![bad.clone()]).expect_err("unencodable");
+        assert!(
+            matches!(&e, ChannelError::Unstorable { reason, .. } if reason.contains("header key of 70000 bytes")),
+            "{e:?}"
+        );
+        processor
+            .process(vec![Event::new("before"), bad, Event::new("after")])
+            .expect("the others stored");
+        assert_eq!(bodies(&channel), vec!["before", "after"]);
+    }
 
     /// One client at a time: the second is refused while the first is served, served once the
     /// first has left, and the loop returns at stop only after the connection threads end.

@@ -289,10 +289,11 @@ fn serve_one(
 }
 
 /// 503 when retrying later can succeed (the channel is full or its storage failed); 413 when
-/// the request holds more events than one transaction of the channel may.
+/// the request holds more events than one transaction of the channel may, or an event the
+/// channel can never store.
 fn refusal_status(e: &ChannelError) -> u16 {
     match e {
-        ChannelError::TransactionTooLarge { .. } => 413,
+        ChannelError::TransactionTooLarge { .. } | ChannelError::Unstorable { .. } => 413,
         ChannelError::Full { .. }
         | ChannelError::Storage { .. }
         | ChannelError::KafkaUnavailable { .. } => 503,
