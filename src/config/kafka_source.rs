@@ -61,18 +61,28 @@ pub(super) fn parse_kafka_source(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<KafkaSourceConfig, ConfigError> {
+    // Flume reads the brokers from ZooKeeper only when no bootstrap servers are given, and
+    // otherwise uses it to move the offsets an older Flume kept there into Kafka (when Kafka
+    // has none for the group): configs of that era set both keys.
+    const ZK_OFFSETS: &str = "Flume uses it to move offsets a Flume before 1.7 kept in \
+        ZooKeeper into Kafka; weir reads the group's offsets from Kafka only";
     for zk in ["zookeeperConnect", "kafka.zookeeperConnect"] {
-        if s.string(zk).is_some() {
+        if s.string(zk).is_none() {
+            continue;
+        }
+        if s.string("kafka.bootstrap.servers").is_none() {
             return Err(s.error(
                 Some(zk),
                 format!(
-                    "ZooKeeper is not supported (Flume dropped it in 1.7): set `{}` to the \
-                     brokers instead, e.g. localhost:9092",
+                    "weir cannot look the brokers up in ZooKeeper (Flume does so only when \
+                     `{0}` is not set): set `{0}` to the brokers, e.g. localhost:9092",
                     s.full("kafka.bootstrap.servers")
                 ),
             ));
         }
+        s.accept_without_effect(zk, ZK_OFFSETS, notes);
     }
+    s.accept_without_effect("migrateZookeeperOffsets", ZK_OFFSETS, notes);
     let bootstrap_servers = s.required(
         "kafka.bootstrap.servers",
         &format!(
@@ -225,6 +235,26 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// Configs written for Flume 1.7–1.9 give ZooKeeper beside the brokers, for the offset
+    /// migration: they run, with a note per key.
+    #[test]
+    fn zookeeper_beside_the_brokers_is_accepted_with_a_note() {
+        let (c, notes) = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t\n\
+             a.sources.r1.zookeeperConnect = zk:2181\na.sources.r1.migrateZookeeperOffsets = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.bootstrap_servers, "b:9092");
+        for (line, key) in [(3, "zookeeperConnect"), (4, "migrateZookeeperOffsets")] {
+            assert!(
+                notes.iter().any(|n| n.contains(&format!(
+                    "t.properties:{line}: a.sources.r1.{key}: accepted, no effect"
+                ))),
+                "{notes:?}"
+            );
+        }
+    }
+
     #[test]
     fn flume_defaults() {
         let (c, notes) = parse(
@@ -295,14 +325,11 @@ mod tests {
         assert!(e.contains("missing"), "{e}");
         let e = parse("a.sources.r1.kafka.bootstrap.servers = b:9092\n").unwrap_err();
         assert!(e.contains("a.sources.r1.kafka.topics"), "{e}");
-        let e = parse(
-            "a.sources.r1.kafka.topics = t\na.sources.r1.zookeeperConnect = zk:2181\n\
-             a.sources.r1.kafka.bootstrap.servers = b:9092\n",
-        )
-        .unwrap_err();
+        let e = parse("a.sources.r1.kafka.topics = t\na.sources.r1.zookeeperConnect = zk:2181\n")
+            .unwrap_err();
         assert!(e.contains("t.properties:2"), "{e}");
         assert!(e.contains("zookeeperConnect"), "{e}");
-        assert!(e.contains("ZooKeeper"), "{e}");
+        assert!(e.contains("look the brokers up in ZooKeeper"), "{e}");
         let e = parse(
             "a.sources.r1.kafka.bootstrap.servers = b:9092\n\
              a.sources.r1.kafka.topics.regex = (\n",
