@@ -365,7 +365,7 @@ fn config_errors_name_file_line_key_and_the_fix() {
     assert!(out.contains("\nwarning: /"), "{out}");
     assert!(
         out.contains(
-            "flume.properties:10: a.sinks.k1.channel: sink k1 refers to channel 'c9', which is not in `a.channels` (c1); left out"
+            "flume.properties:10: a.sinks.k1.channel: sink k1 refers to channel 'c9', which is not one of agent a's channels (c1); left out"
         ),
         "{out}"
     );

@@ -787,8 +787,8 @@ impl SourceConfig {
                 let known = defined.contains(c);
                 if !known {
                     left_out.push(format!(
-                        "{at}: {}: channel '{c}' is not in `{agent}.channels` ({}); source {name} \
-                         puts into the others only (as in Flume)",
+                        "{at}: {}: channel '{c}' is not one of agent {agent}'s channels ({}); \
+                         source {name} puts into the others only (as in Flume)",
                         s.full("channels"),
                         defined.join(" ")
                     ));
@@ -1206,8 +1206,10 @@ fn parse_spillable_memory(
             s.accept_without_effect("byteCapacity", why, notes);
             s.accept_without_effect("byteCapacityBufferPercentage", why, notes);
             notes.push(format!(
-                "{}: stored as a file channel of memoryCapacity + overflowCapacity = {} events, \
-                 each one durable (Flume keeps up to memoryCapacity of them only in memory)",
+                "{}: {}: stored as a file channel of memoryCapacity + overflowCapacity = {} \
+                 events, each one durable (Flume keeps up to memoryCapacity of them only in \
+                 memory)",
+                s.entry("type").map(|e| e.at()).unwrap_or_default(),
                 s.full("type"),
                 memory + overflow
             ));
@@ -1717,12 +1719,15 @@ mod tests {
                 .any(|n| n.starts_with("t.properties:4: a.sinks.k1.requiredAcks: 1 not used")),
             "{notes:?}"
         );
-        for old in ["brokerList", "topic", "batchSize", "requiredAcks"] {
+        for (line, old) in ["brokerList", "topic", "batchSize", "requiredAcks"]
+            .into_iter()
+            .enumerate()
+        {
             assert!(
-                notes
-                    .iter()
-                    .any(|n| n
-                        .starts_with(&format!("a.sinks.k1.{old}: deprecated Flume key, read as"))),
+                notes.iter().any(|n| n.starts_with(&format!(
+                    "t.properties:{}: a.sinks.k1.{old}: deprecated Flume key, read as",
+                    line + 1
+                ))),
                 "{old}: {notes:?}"
             );
         }

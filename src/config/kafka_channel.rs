@@ -117,7 +117,10 @@ pub(super) fn parse_kafka_channel(
         Some(_) if !user_reset => {
             let smallest = s.bool_or("readSmallestOffset", false)?;
             notes.push(format!(
-                "{}: deprecated Flume key, read as {} = {}",
+                "{}: {}: deprecated Flume key, read as {} = {}",
+                s.entry("readSmallestOffset")
+                    .map(|e| e.at())
+                    .unwrap_or_default(),
                 s.full("readSmallestOffset"),
                 s.full("kafka.consumer.auto.offset.reset"),
                 if smallest { "earliest" } else { "latest" }

@@ -120,6 +120,20 @@ pub(super) fn translate<'v>(
                 push(out, "ssl.key.pem", &key.key);
             }
         }
+        // librdkafka would refuse it only when the client is created, in words about
+        // recompiling it, and without saying which key.
+        "sasl.mechanism" | "sasl.mechanisms"
+            if k.value
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case("GSSAPI")) =>
+        {
+            return Err(fail(
+                "Kerberos (GSSAPI) is not supported by weir (its librdkafka is built without \
+                 Cyrus SASL): use PLAIN or SCRAM-SHA-256/512 with sasl.jaas.config, or a TLS \
+                 client certificate"
+                    .into(),
+            ));
+        }
         "sasl.jaas.config" => {
             let (user_name, password) = jaas_credentials(k.value).ok_or_else(|| {
                 fail(

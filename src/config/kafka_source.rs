@@ -391,4 +391,23 @@ mod tests {
         }
         assert!(notes.is_empty(), "{notes:?}");
     }
+
+    /// Kerberos is refused at its own line, in weir's words, not by librdkafka at client
+    /// creation with advice to recompile it.
+    #[test]
+    fn kerberos_is_refused_at_its_key() {
+        let e = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9093\na.sources.r1.kafka.topics = t\n\
+             a.sources.r1.kafka.consumer.security.protocol = SASL_PLAINTEXT\n\
+             a.sources.r1.kafka.consumer.sasl.mechanism = GSSAPI\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "t.properties:4: a.sources.r1.kafka.consumer.sasl.mechanism: Kerberos (GSSAPI) is \
+                 not supported by weir"
+            ),
+            "{e}"
+        );
+    }
 }

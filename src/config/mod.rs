@@ -160,13 +160,40 @@ fn check_file_channel_dirs(root: &Section, channels: &[ChannelConfig]) -> Result
                 .find(|(d, other, _)| *d == abs && *other != c.name)
             {
                 let s = root.child(&format!("channels.{}.", c.name));
+                // Unset keys mean Flume's defaults under ~/.flume: say so, or the message
+                // names a directory the file never mentions.
+                let set = |channel: &str, key: &str| {
+                    root.child(&format!("channels.{channel}."))
+                        .entry(key)
+                        .is_some()
+                };
+                let dir = dir.display();
+                let clash = match (set(&c.name, key), set(other, other_key)) {
+                    (false, false) if key == *other_key => format!(
+                        "neither this channel nor channel {other} sets {key}, so both use the \
+                         default {dir}"
+                    ),
+                    (true, true) => format!("{dir} is also the {other_key} of channel {other}"),
+                    (mine, theirs) => format!(
+                        "{dir}{} is also the {other_key} of channel {other}{}",
+                        if mine {
+                            ""
+                        } else {
+                            " (the default: this channel does not set it)"
+                        },
+                        if theirs {
+                            ""
+                        } else {
+                            " (its default: it does not set it)"
+                        },
+                    ),
+                };
                 return Err(s.error(
                     Some(key),
                     format!(
-                        "{} is also the {other_key} of channel {other}; two file channels cannot \
-                         share a directory (each keeps its log and its checkpoint there): give \
-                         each its own `dataDirs` and `checkpointDir`",
-                        dir.display()
+                        "{clash}; two file channels cannot share a directory (each keeps its \
+                         log and its checkpoint there): give each its own `dataDirs` and \
+                         `checkpointDir`"
                     ),
                 ));
             }
@@ -259,12 +286,40 @@ impl AgentConfig {
         let source_names = configured("sources", source_names, &mut left_out);
         let sink_names = configured("sinks", sink_names, &mut left_out);
         if channel_names.is_empty() {
-            return Err(root.error(
-                Some("channels"),
+            let why = if listed_channels.is_empty() {
                 format!(
                     "agent '{agent}' has no channels: add `{agent}.channels = c1` and define c1"
-                ),
-            ));
+                )
+            } else {
+                // Every listed channel was left out for having no keys: say so, and name the
+                // channels that do have keys but are not listed (a list and its keys that
+                // drifted apart).
+                let prefix = root.full("channels.");
+                let mut unlisted: Vec<&str> = props
+                    .with_prefix(&prefix)
+                    .filter_map(|(rest, _)| rest.split_once('.').map(|(name, _)| name))
+                    .filter(|name| !listed_channels.iter().any(|l| l == name))
+                    .collect();
+                unlisted.dedup();
+                let keys_elsewhere = match unlisted.as_slice() {
+                    [] => String::new(),
+                    names => format!(
+                        "; keys are given for {}, which `{agent}.channels` does not list",
+                        names
+                            .iter()
+                            .map(|n| format!("'{n}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!(
+                    "agent '{agent}' has no channel left: {} listed, but given no keys \
+                     (`{}<name>.type` and the rest){keys_elsewhere}",
+                    listed_channels.join(" "),
+                    root.full("channels.")
+                )
+            };
+            return Err(root.error(Some("channels"), why));
         }
 
         let mut channels = Vec::new();
@@ -300,8 +355,8 @@ impl AgentConfig {
             s.note_unused(&mut notes);
             if !channel_names.contains(&sink.channel) {
                 left_out.push(format!(
-                    "{}: {}: sink {name} refers to channel '{}', which is not in \
-                     `{agent}.channels` ({}); left out, as Flume leaves it out",
+                    "{}: {}: sink {name} refers to channel '{}', which is not one of agent \
+                     {agent}'s channels ({}); left out, as Flume leaves it out",
                     s.entry("channel").map(|e| e.at()).unwrap_or_default(),
                     s.full("channel"),
                     sink.channel,
@@ -331,12 +386,19 @@ impl AgentConfig {
             let cap = tx_capacity(&sink.channel);
             if sink.batch_size > cap {
                 let s = root.child(&format!("sinks.{}.", sink.name));
-                let key = match sink.kind {
-                    SinkKind::FileRoll(_) => "sink.batchSize",
-                    SinkKind::Kafka(_) => "flumeBatchSize",
-                    SinkKind::Avro(_) | SinkKind::Thrift(_) => "batch-size",
-                    _ => "batchSize",
+                // The key the file sets (the Kafka sink also reads Flume 1.6's `batchSize`), or
+                // the current one when the batch size is the default.
+                let keys: &[&str] = match sink.kind {
+                    SinkKind::FileRoll(_) => &["sink.batchSize"],
+                    SinkKind::Kafka(_) => &["flumeBatchSize", "batchSize"],
+                    SinkKind::Avro(_) | SinkKind::Thrift(_) => &["batch-size"],
+                    _ => &["batchSize"],
                 };
+                let key = keys
+                    .iter()
+                    .copied()
+                    .find(|k| s.entry(k).is_some())
+                    .unwrap_or(keys[0]);
                 return Err(s.error(
                     Some(key),
                     format!(
@@ -543,7 +605,8 @@ impl<'a> Section<'a> {
     pub fn deprecated(&self, old: &str, new: &str, notes: &mut Vec<String>) -> Option<String> {
         let v = self.string(old)?;
         notes.push(format!(
-            "{}: deprecated Flume key, read as {}",
+            "{}: {}: deprecated Flume key, read as {}",
+            self.entry(old).map(|e| e.at()).unwrap_or_default(),
             self.full(old),
             self.full(new)
         ));
@@ -850,7 +913,7 @@ mod tests {
         let c = load(BASE, "a.sources.r1.channels = c1 c7\n").unwrap();
         note(
             &c,
-            "over.properties:1: a.sources.r1.channels: channel 'c7' is not in `a.channels` (c1)",
+            "over.properties:1: a.sources.r1.channels: channel 'c7' is not one of agent a's channels (c1)",
         );
         assert_eq!(c.sources[0].channels, vec!["c1".to_owned()]);
         // A source naming no defined channel, and a sink draining an undefined one, are left
@@ -867,7 +930,7 @@ mod tests {
         );
         note(
             &c,
-            "over.properties:6: a.sinks.k2.channel: sink k2 refers to channel 'c8', which is not in `a.channels` (c1); left out",
+            "over.properties:6: a.sinks.k2.channel: sink k2 refers to channel 'c8', which is not one of agent a's channels (c1); left out",
         );
         assert_eq!(
             names(&c),
@@ -882,6 +945,40 @@ mod tests {
             err.contains("agent 'a' has no source or sink left to run"),
             "{err}"
         );
+        // The channel list and the channels' keys drifted apart: the error says so, not "add
+        // a.channels = c1" to a file that has it.
+        let err = error(
+            BASE,
+            "a.channels = c2
+a.sources.r1.channels = c2
+",
+        );
+        assert!(
+            err.contains(
+                "over.properties:1: a.channels: agent 'a' has no channel left: c2 listed, but \
+                 given no keys (`a.channels.<name>.type` and the rest); keys are given for 'c1', \
+                 which `a.channels` does not list"
+            ),
+            "{err}"
+        );
+    }
+
+    /// A sink batch larger than its channel's transactions is refused at the key the file
+    /// sets: the Kafka sink's Flume 1.6 `batchSize` as well as its `flumeBatchSize`.
+    #[test]
+    fn a_sink_batch_over_the_transaction_capacity_names_the_key_given() {
+        let kafka = "a.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n\
+                     a.sinks.k1.kafka.bootstrap.servers = b:9092\n";
+        for (key, line) in [("batchSize", 3), ("flumeBatchSize", 3)] {
+            let err = error(BASE, &format!("{kafka}a.sinks.k1.{key} = 1000\n"));
+            assert!(
+                err.contains(&format!(
+                    "over.properties:{line}: a.sinks.k1.{key}: batch size 1000 exceeds the \
+                     transactionCapacity 100 of channel c1"
+                )),
+                "{err}"
+            );
+        }
     }
 
     /// Flume caps `maxFileSize`; so does weir, with a note, and no value can overflow.
@@ -947,6 +1044,26 @@ mod tests {
         );
         assert!(
             err.contains("/d/a/ is also the dataDirs of channel c1"),
+            "{err}"
+        );
+        // Both on the defaults under ~/.flume: the message says they are the defaults.
+        let err = error(&two("", ""), "");
+        assert!(
+            err.contains("a.channels.c2.dataDirs: neither this channel nor channel c1 sets dataDirs, so both use the default "),
+            "{err}"
+        );
+        let err = error(
+            &two(
+                "",
+                &format!(
+                    "a.channels.c2.checkpointDir = /d/ck\na.channels.c2.dataDirs = {}\n",
+                    components::home_path(".flume/file-channel/data").display()
+                ),
+            ),
+            "",
+        );
+        assert!(
+            err.contains("is also the dataDirs of channel c1 (its default: it does not set it)"),
             "{err}"
         );
         // A directory key naming a file is refused at load, with its key and line.
