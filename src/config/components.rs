@@ -811,6 +811,32 @@ impl SourceConfig {
             ));
         }
         let selector = parse_selector(s, &channels)?;
+        if let SelectorConfig::Multiplexing {
+            mapping, default, ..
+        } = &selector
+            && default.is_empty()
+        {
+            let at = s.entry("selector.type").map(|e| e.at()).unwrap_or_default();
+            let (list, consequence) = if mapping.is_empty() {
+                (
+                    &mut *left_out,
+                    "no `selector.mapping.*` and no `selector.default`: no event of this source \
+                     is stored (Flume drops them too); add",
+                )
+            } else {
+                (
+                    &mut *notes,
+                    "no `selector.default`: events whose header matches no mapping are not \
+                     stored (as in Flume); to keep them, add",
+                )
+            };
+            list.push(format!(
+                "{at}: {}: {consequence} `{} = {}`",
+                s.full("selector.type"),
+                s.full("selector.default"),
+                channels[0]
+            ));
+        }
         let interceptors = parse_interceptors(s, notes)?;
         let kind = match ty {
             "netcat" => {
@@ -1658,6 +1684,42 @@ mod tests {
             panic!("{:?}", cfg.sources[0].selector);
         };
         assert_eq!(mapping, &[("AZ".to_owned(), vec!["c2".to_owned()])]);
+    }
+
+    /// A multiplexing selector without a default: a warning when it can store nothing at all,
+    /// a note when only unmapped header values are dropped.
+    #[test]
+    fn a_multiplexing_selector_without_a_default_is_reported() {
+        let load = |extra: &str| {
+            let text = format!(
+                "a.sources = r1\na.channels = c1\na.sinks = k1\na.sources.r1.type = seq\n\
+                 a.sources.r1.channels = c1\na.sources.r1.selector.type = multiplexing\n{extra}\
+                 a.channels.c1.type = memory\na.sinks.k1.type = null\na.sinks.k1.channel = c1\n"
+            );
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            crate::config::AgentConfig::from_properties(&props, "a").unwrap()
+        };
+        let cfg = load("");
+        assert!(
+            cfg.left_out.iter().any(|w| w.starts_with(
+                "t.properties:6: a.sources.r1.selector.type: no `selector.mapping.*` and no \
+                 `selector.default`: no event of this source is stored"
+            ) && w
+                .ends_with("add `a.sources.r1.selector.default = c1`")),
+            "{:?}",
+            cfg.left_out
+        );
+        let cfg = load("a.sources.r1.selector.mapping.x = c1\n");
+        assert!(cfg.left_out.is_empty(), "{:?}", cfg.left_out);
+        assert!(
+            cfg.notes.iter().any(
+                |n| n.contains("no `selector.default`: events whose header matches no mapping")
+            ),
+            "{:?}",
+            cfg.notes
+        );
+        let cfg = load("a.sources.r1.selector.default = c1\n");
+        assert!(cfg.left_out.is_empty() && cfg.notes.is_empty(), "{cfg:?}");
     }
 
     /// Selectors by alias (any case) or by the class name Flume users also write.
