@@ -130,6 +130,53 @@ fn an_agent_without_sink_writes_bare_bodies_and_joins_no_group() {
     assert!(agent.stop(), "agent did not exit 0 on SIGTERM");
 }
 
+/// A line whose record would pass the producer's message.max.bytes (Java's max.request.size)
+/// is refused with FAILED before anything of its put is sent, instead of failing at every
+/// retry as "Kafka unavailable"; the lines around it are stored, once each.
+#[test]
+fn a_record_over_message_max_bytes_is_refused_for_good() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("sized", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = no_sink_config(
+        dir.path(),
+        port,
+        &broker.bootstrap(),
+        "sized",
+        "a.sources.r1.max-line-length = 100000\n\
+         a.channels.c1.kafka.producer.max.request.size = 2000\n",
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    assert!(client.send("before"));
+    let reply = client
+        .send_bytes("x".repeat(3000).as_bytes())
+        .unwrap_or_default();
+    assert!(
+        reply.starts_with("FAILED")
+            && reply.contains("is larger than the producer's message.max.bytes 2000"),
+        "{reply}"
+    );
+    assert!(client.send("after"));
+    let want = vec!["before".to_owned(), "after".to_owned()];
+    let got = consume_until(
+        &broker.bootstrap(),
+        "sized",
+        1,
+        has_all(&want),
+        Duration::from_secs(30),
+    );
+    let bodies: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(bodies, want);
+    assert!(agent.stop());
+}
+
 /// parseAsFlumeEvent = true with a sink draining the channel: the values in the channel's
 /// topic are Flume events with the interceptor's header, and the sink (a Kafka sink to another
 /// topic, which sends every event header as a record header) gets each event once, headers

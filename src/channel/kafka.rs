@@ -40,7 +40,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{Channel, ChannelCounters, ChannelError, ChannelStats, Taken, check_transaction};
+use super::{
+    Channel, ChannelCounters, ChannelError, ChannelStats, Returned, Taken, check_transaction,
+};
 use crate::config::KafkaChannelConfig;
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
@@ -269,7 +271,19 @@ pub struct KafkaChannel {
     consumer_log: Arc<ClientLog>,
     take_side: Mutex<TakeSide>,
     counters: ChannelCounters,
+    /// The producer's `message.max.bytes`: a larger record is refused before anything of its put
+    /// is sent (see `record_size`).
+    max_record: u64,
 }
+
+/// librdkafka's largest per-record overhead in a v2 record batch (`RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`:
+/// the varints of length, timestamp and offset deltas, key and value lengths and header count,
+/// and the attributes byte), which it adds to key and value before comparing with
+/// `message.max.bytes`.
+const RECORD_OVERHEAD: u64 = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_RECORD: u64 = 1_000_000;
 
 /// The client configuration of channel `name`: its producer's (no `group`) or its consumer's
 /// (in `group`) from `properties`, with notes about properties left out.
@@ -388,12 +402,16 @@ impl KafkaChannel {
         Ok(KafkaChannel {
             name: name.to_owned(),
             config: config.clone(),
-            producer_config,
             producer: RwLock::new(Arc::new(producer)),
             producer_log,
             consumer_log: Arc::new(ClientLog::new(Role::Channel, name, "kafka consumer")),
             take_side: Mutex::new(TakeSide::default()),
             counters: ChannelCounters::default(),
+            max_record: producer_config
+                .get("message.max.bytes")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_MAX_RECORD),
+            producer_config,
         })
     }
 
@@ -446,20 +464,47 @@ impl KafkaChannel {
         }
     }
 
-    /// Produces `events` and waits for every report; the error says what failed.
-    fn produce_all(&self, producer: &KafkaProducer, events: &[Event]) -> Result<(), String> {
-        let state = Arc::new(PutState::default());
-        let deadline = Instant::now() + self.config.delivery_timeout + REPORT_GRACE;
-        let mut sent = 0usize;
-        let mut refused = None;
-        let avro: Vec<Vec<u8>> = if self.config.parse_as_flume_event {
+    /// The records' values when they are not the bodies: the events in Flume's Avro event
+    /// format (`parseAsFlumeEvent`).
+    fn encode(&self, events: &[Event]) -> Vec<Vec<u8>> {
+        if self.config.parse_as_flume_event {
             events
                 .iter()
                 .map(|e| flume_event_format::encode(&e.headers, &e.body))
                 .collect()
         } else {
             Vec::new()
-        };
+        }
+    }
+
+    /// Why the producer would refuse `event`'s record, whose value is `value` (else its body),
+    /// as too large: the check librdkafka makes when a record is produced. Made before a put
+    /// sends anything, so that a put is not half sent, then sent again by the source's retry.
+    fn oversized(&self, event: &Event, value: Option<&Vec<u8>>) -> Option<String> {
+        let value = value.map_or(event.body.len(), Vec::len) as u64;
+        let key = event.headers.get(KEY_HEADER).map_or(0, str::len) as u64;
+        let size = RECORD_OVERHEAD + key + value;
+        (size > self.max_record).then(|| {
+            format!(
+                "a record of {size} bytes (value {value}, key {key}, at most {RECORD_OVERHEAD} \
+                 of framing) is larger than the producer's message.max.bytes {}",
+                self.max_record
+            )
+        })
+    }
+
+    /// Produces `events` (with record values `avro`, when not their bodies) and waits for
+    /// every report; the error says what failed.
+    fn produce_all(
+        &self,
+        producer: &KafkaProducer,
+        events: &[Event],
+        avro: &[Vec<u8>],
+    ) -> Result<(), String> {
+        let state = Arc::new(PutState::default());
+        let deadline = Instant::now() + self.config.delivery_timeout + REPORT_GRACE;
+        let mut sent = 0usize;
+        let mut refused = None;
         for (i, event) in events.iter().enumerate() {
             let payload: &[u8] = avro.get(i).map_or(&event.body[..], |v| &v[..]);
             let mut record =
@@ -540,8 +585,20 @@ impl Channel for KafkaChannel {
         }
         check_transaction(&self.name, events.len(), self.config.transaction_capacity)?;
         ChannelCounters::add(&self.counters.put_attempt, events.len());
+        let avro = self.encode(&events);
+        let oversized = events
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| self.oversized(e, avro.get(i)));
+        if let Some(reason) = oversized {
+            return Err(ChannelError::Unstorable {
+                channel: self.name.clone(),
+                reason,
+                events: Returned(events),
+            });
+        }
         let producer = self.producer.read().clone();
-        match self.produce_all(&producer, &events) {
+        match self.produce_all(&producer, &events, &avro) {
             Ok(()) => {
                 ChannelCounters::add(&self.counters.put_success, events.len());
                 Ok(())
@@ -551,6 +608,14 @@ impl Channel for KafkaChannel {
                 self.replace_producer_if_wedged(&producer, timed_out);
                 Err(self.unavailable(why))
             }
+        }
+    }
+
+    fn storable_size(&self, event: &Event) -> Result<u64, String> {
+        let avro = self.encode(std::slice::from_ref(event));
+        match self.oversized(event, avro.first()) {
+            Some(reason) => Err(reason),
+            None => Ok(0),
         }
     }
 
