@@ -272,14 +272,14 @@ pub struct KafkaChannel {
     take_side: Mutex<TakeSide>,
     counters: ChannelCounters,
     /// The producer's `message.max.bytes`: a larger record is refused before anything of its put
-    /// is sent (see `record_size`).
+    /// is sent (see `KafkaChannel::oversized`).
     max_record: u64,
 }
 
-/// librdkafka's largest per-record overhead in a v2 record batch (`RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`:
-/// the varints of length, timestamp and offset deltas, key and value lengths and header count,
-/// and the attributes byte), which it adds to key and value before comparing with
-/// `message.max.bytes`.
+/// librdkafka's largest per-record overhead in a v2 record batch
+/// (`RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`: the varints of length, timestamp and offset deltas,
+/// key and value lengths and header count, and the attributes byte), which it adds to key and
+/// value before comparing with `message.max.bytes`.
 const RECORD_OVERHEAD: u64 = 5 + 1 + 10 + 5 + 5 + 5 + 5;
 
 /// librdkafka's default `message.max.bytes`.

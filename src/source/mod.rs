@@ -123,7 +123,7 @@ impl ChannelProcessor {
     /// Events filtered out by an interceptor count as accepted, as in Flume.
     ///
     /// A put a channel refuses for good ([`ChannelError::Unstorable`]: over its byte capacity,
-    /// or holding an event it cannot encode) is split into puts that fit, so that a batch
+    /// or holding an event it can never store) is split into puts that fit, so that a batch
     /// larger than the byte capacity is stored rather than retried for ever. An event that
     /// could never be stored even alone fails the whole put to that channel before any of it is
     /// stored, for sources with a client to tell; other sources drop it (see [`Unstorable`]).
@@ -203,9 +203,7 @@ impl ChannelProcessor {
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
-}
 
-impl ChannelProcessor {
     /// One put into `channel`, split when the channel refuses it for good (see `process`).
     fn put(
         &self,
