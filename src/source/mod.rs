@@ -178,15 +178,19 @@ impl ChannelProcessor {
                 "events matched no channel of the multiplexing selector (no mapping and no selector.default): not stored"
             );
         }
+        let mut dropped = 0u64;
         for (channel, batch) in self.channels.iter().zip(required) {
             if batch.is_empty() {
                 continue;
             }
-            if let Err(e) = self.put(channel.as_ref(), batch, channel.keep_alive()) {
-                self.counters
-                    .channel_write_fail
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(e);
+            match self.put(channel.as_ref(), batch, channel.keep_alive()) {
+                Ok(lost) => dropped += lost,
+                Err(e) => {
+                    self.counters
+                        .channel_write_fail
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
             }
         }
         // An optional channel never holds up the source: no waiting for room there.
@@ -197,7 +201,10 @@ impl ChannelProcessor {
                 tracing::warn!(channel = channel.name(), error = %e, "optional channel refused events");
             }
         }
-        self.counters.accepted.fetch_add(n, Ordering::Relaxed);
+        // Events dropped as unstorable were not accepted (they count as channel write fails).
+        self.counters
+            .accepted
+            .fetch_add(n.saturating_sub(dropped), Ordering::Relaxed);
         self.counters
             .batches_accepted
             .fetch_add(1, Ordering::Relaxed);
@@ -205,16 +212,18 @@ impl ChannelProcessor {
     }
 
     /// One put into `channel`, split when the channel refuses it for good (see `process`).
+    /// Returns how many events it dropped as unstorable.
     fn put(
         &self,
         channel: &dyn Channel,
         events: Vec<Event>,
         wait: Duration,
-    ) -> Result<(), ChannelError> {
+    ) -> Result<u64, ChannelError> {
         let events = match channel.put_waiting(events, wait) {
             Err(ChannelError::Unstorable { events, .. }) if !events.0.is_empty() => events.0,
-            other => return other,
+            other => return other.map(|()| 0),
         };
+        let mut dropped = 0;
         // Rare (a misfit put): measure each event, then store the ones that can be stored in
         // puts that fit, in order.
         let limit = channel.transaction_byte_limit().unwrap_or(u64::MAX);
@@ -232,6 +241,7 @@ impl ChannelProcessor {
                         });
                     }
                     Unstorable::Drop(log) => {
+                        dropped += 1;
                         self.counters
                             .channel_write_fail
                             .fetch_add(1, Ordering::Relaxed);
@@ -258,7 +268,7 @@ impl ChannelProcessor {
         for events in puts.into_iter().filter(|p| !p.is_empty()) {
             channel.put_waiting(events, wait)?;
         }
-        Ok(())
+        Ok(dropped)
     }
 }
 
@@ -621,6 +631,7 @@ mod tests {
                 .load(Ordering::Relaxed),
             1
         );
+        assert_eq!(dropping.counters().accepted.load(Ordering::Relaxed), 3);
 
         let channel = memory_channel_of_bytes(1000);
         let refusing = test_rig::processor_of(&channel, netcat_kind());
