@@ -482,8 +482,12 @@ fn sigkill_during_group_commit_loses_nothing_committed() {
 fn the_checker_notices_lost_or_damaged_commits() {
     let dir = tempfile::tempdir().unwrap();
     let mut committed = Vec::new();
+    // wal.meta as the open wrote it, before the clean close recorded the end: put back, it makes
+    // the log look as a crash would have left it.
+    let meta_at_open;
     {
         let wal = Wal::open(dir.path(), opts(0)).unwrap();
+        meta_at_open = std::fs::read(dir.path().join("wal.meta")).unwrap();
         drop(wal.reader(CONSUMER).unwrap());
         let mut seq = 0;
         while wal.stats().segments < 3 {
@@ -534,15 +538,29 @@ fn the_checker_notices_lost_or_damaged_commits() {
     let err = check_log(d.path(), &committed, max, 0).unwrap_err();
     assert!(err.contains("verify before open"), "{err}");
 
-    // The last committed frame of the active segment damaged: recovery drops it as a torn tail.
+    // The last committed frame of the active segment damaged after a crash: recovery drops it
+    // as a torn tail, and the checker finds committed events missing.
+    let damage_last = |d: &Path| {
+        let report = inspect::verify(d, None, |_, _| {}).unwrap();
+        let active = report.segments.last().unwrap();
+        let mut bytes = std::fs::read(&active.path).unwrap();
+        bytes[active.end_pos as usize - 3] ^= 0x80;
+        std::fs::write(&active.path, &bytes).unwrap();
+    };
     let d = fresh();
-    let report = inspect::verify(d.path(), None, |_, _| {}).unwrap();
-    let active = report.segments.last().unwrap();
-    let mut bytes = std::fs::read(&active.path).unwrap();
-    bytes[active.end_pos as usize - 3] ^= 0x80;
-    std::fs::write(&active.path, &bytes).unwrap();
+    std::fs::write(d.path().join("wal.meta"), &meta_at_open).unwrap();
+    damage_last(d.path());
     let err = check_log(d.path(), &committed, max, 0).unwrap_err();
     assert!(err.contains("were committed"), "{err}");
+    // The same after a clean close, which recorded where the log ends: the damage is reported
+    // as damage before any open.
+    let d = fresh();
+    damage_last(d.path());
+    let err = check_log(d.path(), &committed, max, 0).unwrap_err();
+    assert!(
+        err.contains("verify before open") && err.contains("damaged below the end"),
+        "{err}"
+    );
 
     // A commit claimed at offsets that hold other events.
     let d = fresh();

@@ -169,14 +169,21 @@ proptest! {
 }
 
 /// A log with a few sealed segments and an active one, closed cleanly.
+/// A small log of 36 committed events in 8 KiB segments, left as a crash after the last commit
+/// would leave it: the tests that use it damage the active segment's tail as a crash can, and a
+/// clean close would have recorded that tail's end as verified (damage below it is then
+/// damage, not a torn write).
 fn build_small_log(dir: &Path) -> Vec<Event> {
     let wal = Wal::open(dir, opts(8192)).unwrap();
+    let meta_at_open = std::fs::read(dir.join("wal.meta")).unwrap();
     let mut all = Vec::new();
     for i in 0..12u64 {
         let batch: Vec<Event> = (0..3).map(|k| ev(i * 3 + k, 300)).collect();
         wal.append_commit(&batch).unwrap();
         all.extend(batch);
     }
+    drop(wal);
+    std::fs::write(dir.join("wal.meta"), meta_at_open).unwrap();
     all
 }
 
@@ -470,12 +477,15 @@ fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
     assert_eq!(wal.stats().skipped_events, 1);
     wal.close().unwrap();
 
-    // Appended after the last open verified the log: a flip there reads as a torn tail.
+    // Appended after the last open verified the log, and the process crashed (wal.meta as the
+    // open wrote it, without the end a clean close records): a flip there reads as a torn tail.
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    let meta_at_open = std::fs::read(dir.path().join("wal.meta")).unwrap();
     wal.append_commit(&[Event::new(b"one".to_vec())]).unwrap();
     wal.append_commit(&[Event::new(b"two".to_vec())]).unwrap();
     wal.close().unwrap();
+    std::fs::write(dir.path().join("wal.meta"), meta_at_open).unwrap();
     let seg = seg_path(dir.path(), 0);
     let mut image = std::fs::read(&seg).unwrap();
     let first = weir::wal::frame::peek_header(&image[SEGMENT_HEADER_LEN..]).unwrap();
@@ -1096,4 +1106,105 @@ fn zeros_written_ahead_never_touch_frames() {
         assert_eq!(*offset, k as u64);
         assert!(e == want, "event {k} differs after reopening");
     }
+}
+
+/// A reused spare segment still holds its earlier life's frames past the new ones, and a scan
+/// ends in the middle of one. After a clean close that is not a torn write: the close records
+/// the end in wal.meta, and the next open says nothing of a torn tail (it used to warn at every
+/// start after a clean stop).
+#[test]
+fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(64 * 1024);
+    o.spare_segments = 2;
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    let mut reader = wal.reader("r").unwrap();
+    let old = vec![Event::new(vec![b'y'; 1000])];
+    // Fill a few segments with 1 KB frames, consuming them so they are retired as spares.
+    while wal.next_offset() < 200 {
+        wal.append_commit(&old).unwrap();
+        while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
+        reader.ack().unwrap();
+    }
+    let spares = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "spare"))
+        })
+        .count();
+    assert!(spares > 0, "no segment was kept as a spare");
+    // Roll into a spare, then end with a few small frames in it.
+    let before = wal.next_offset();
+    while wal.next_offset() < before + 70 {
+        wal.append_commit(&old).unwrap();
+    }
+    for _ in 0..3 {
+        wal.append_commit(&[Event::new("small")]).unwrap();
+    }
+    let end = wal.next_offset();
+    drop(reader);
+    drop(wal);
+
+    // The setup is what it should be: the scan ends on leftovers that read as a torn frame.
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    let newest = segs.last().unwrap();
+    let base: u64 = newest
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let bytes = std::fs::read(newest).unwrap();
+    let scan = weir::wal::recovery::scan_frames(&bytes, SEGMENT_HEADER_LEN, base, bytes.len());
+    assert_eq!(scan.next_offset, end);
+    assert!(
+        !scan.stop.is_clean(),
+        "no leftovers after the end: {}",
+        scan.stop
+    );
+
+    let logs = captured_logs(|| {
+        let wal = Wal::open(dir.path(), o).unwrap();
+        assert_eq!(wal.next_offset(), end);
+    });
+    assert!(!logs.contains("torn tail"), "{logs}");
+    assert!(
+        logs.contains("leftover bytes after the end recorded at the last close"),
+        "{logs}"
+    );
+}
+
+/// What `f` logs (debug level and up), as text.
+fn captured_logs(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buffer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }

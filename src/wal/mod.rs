@@ -321,13 +321,21 @@ impl Wal {
                             scan.next_offset,
                         ));
                     }
+                    let closed_here = verified
+                        .is_some_and(|v| v.base == *base && v.end_pos == scan.end_pos as u64);
                     if let ScanStop::Invalid { reason } = &scan.stop {
-                        tracing::warn!(
-                            segment = %path.display(),
-                            pos = scan.end_pos,
-                            %reason,
-                            "discarding a torn tail: nothing from this byte on was committed"
-                        );
+                        if closed_here {
+                            // The last close recorded this end: what follows is left over
+                            // from the segment's earlier life, not a torn write.
+                            tracing::debug!(segment = %path.display(), pos = scan.end_pos, %reason, "leftover bytes after the end recorded at the last close");
+                        } else {
+                            tracing::warn!(
+                                segment = %path.display(),
+                                pos = scan.end_pos,
+                                %reason,
+                                "discarding a torn tail: nothing from this byte on was committed"
+                            );
+                        }
                     }
                     seg.set_visible_end(scan.end_pos);
                     tail_next = scan.next_offset;
@@ -1100,6 +1108,39 @@ impl Drop for Inner {
         }
         if let Err(e) = self.sync_all() {
             tracing::error!(error = %e, dir = %self.dir.display(), "final sync at close failed");
+            return;
+        }
+        self.record_clean_end();
+    }
+}
+
+impl Inner {
+    /// Records in `wal.meta`, after the final sync of a clean close, the end of the log as the
+    /// verified end (wal-format.md §5.3): every frame below it is durable, as after an open's
+    /// step 6. The next open then knows that bytes past it which are not a frame are leftovers
+    /// (a reused spare holds its earlier life's frames there), not a torn write, and that a scan
+    /// stopping short of it met damage. Best effort: without it the next open logs such bytes
+    /// as a torn tail, as after a crash.
+    fn record_clean_end(&self) {
+        if self.is_poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        let end = {
+            let w = self.writer.lock();
+            checkpoint::VerifiedEnd {
+                base: w.active.base_offset(),
+                end_pos: w.write_pos as u64,
+                next_offset: w.next_offset,
+            }
+        };
+        let path = self.dir.join(META_FILE);
+        let record = checkpoint::encode_meta_verified(self.epoch, end);
+        let written = SlotFile::open(&path, META_MAGIC).and_then(|meta| match meta {
+            Some((mut f, _)) => f.write(&record),
+            None => Ok(()),
+        });
+        if let Err(e) = written {
+            tracing::debug!(error = %e, path = %path.display(), "could not record the end at close");
         }
     }
 }
