@@ -86,7 +86,7 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         sources.push((
             s.name.clone(),
             src,
-            ChannelProcessor::new(s, &channels, counters),
+            ChannelProcessor::new(s, &channels, counters).stopping_on(source_stop.clone()),
         ));
     }
 

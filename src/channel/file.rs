@@ -273,11 +273,10 @@ impl Channel for FileChannel {
     fn storable_size(&self, event: &Event) -> Result<u64, String> {
         let len = frame::encoded_event_len(event)
             .map_err(|e| format!("cannot store an event: {e}"))? as u64;
-        match self.transaction_byte_limit() {
-            Some(limit) if len > limit => Err(format!(
-                "an event of {len} bytes (encoded, {} more for its frame) can never fit in byteCapacity {}",
-                FRAME_HEADER_LEN,
-                limit + FRAME_HEADER_LEN as u64
+        match self.wal.options().max_bytes {
+            Some(max) if len + FRAME_HEADER_LEN as u64 > max => Err(format!(
+                "an event of {len} bytes (encoded, {FRAME_HEADER_LEN} more for its frame) can \
+                 never fit in byteCapacity {max}"
             )),
             _ => Ok(len),
         }

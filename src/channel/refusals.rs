@@ -47,6 +47,15 @@ impl RefusalLog {
         }
     }
 
+    /// Puts a source with a client refused because a channel can never store one of their
+    /// events (the client is told why).
+    pub(crate) fn unstorable_refused() -> RefusalLog {
+        RefusalLog::new(
+            "puts refused for good: the channel can never store an event in them (raise its \
+             byteCapacity, or fix what produces them); the clients are told",
+        )
+    }
+
     fn new(what: &'static str) -> RefusalLog {
         RefusalLog {
             what,

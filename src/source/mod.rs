@@ -63,12 +63,15 @@ pub struct ChannelProcessor {
     unstorable: Unstorable,
     /// The source's name, for the log lines of events it drops.
     source: String,
+    /// Set when the agent stops (see [`ChannelProcessor::stopping_on`]).
+    stop: Option<StopFlag>,
 }
 
 /// How a source deals with an event a channel refuses for good ([`ChannelError::Unstorable`]).
 enum Unstorable {
-    /// Its client is told (netcat's `FAILED`, HTTP 413, an RPC error), and the put fails.
-    Refuse,
+    /// Its client is told (netcat's `FAILED`, HTTP 413, an RPC error), and the put fails; the
+    /// operator hears of it through the log.
+    Refuse(RefusalLog),
     /// Nobody could be told, and retrying would stall the source for ever (a syslog sender, a
     /// tailed file, a command's output): the event is dropped, logged and counted.
     Drop(RefusalLog),
@@ -90,7 +93,7 @@ impl ChannelProcessor {
             SourceKind::Netcat(_)
             | SourceKind::Http(_)
             | SourceKind::Avro(_)
-            | SourceKind::Thrift(_) => Unstorable::Refuse,
+            | SourceKind::Thrift(_) => Unstorable::Refuse(RefusalLog::unstorable_refused()),
             _ => Unstorable::Drop(RefusalLog::unstorable_dropped()),
         };
         ChannelProcessor {
@@ -100,7 +103,19 @@ impl ChannelProcessor {
             counters,
             unstorable,
             source: config.name.clone(),
+            stop: None,
         }
+    }
+
+    /// Gives the processor the agent's stop flag for sources. A put it had to split waits for
+    /// room for each later piece until the flag is set (see `put`).
+    pub fn stopping_on(mut self, stop: StopFlag) -> ChannelProcessor {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(stopping)
     }
 
     pub fn counters(&self) -> &SourceCounters {
@@ -178,13 +193,25 @@ impl ChannelProcessor {
                 "events matched no channel of the multiplexing selector (no mapping and no selector.default): not stored"
             );
         }
+        if let Unstorable::Refuse(log) = &self.unstorable
+            && required.iter().filter(|b| !b.is_empty()).count() > 1
+        {
+            // Several channels each take their own put: one refusing an event for good after
+            // another stored the request would break "nothing of a refused request is stored".
+            for (channel, batch) in self.channels.iter().zip(&required) {
+                if let Some(reason) = batch.iter().find_map(|e| channel.storable_size(e).err()) {
+                    return Err(self.refuse(channel.as_ref(), reason, log));
+                }
+            }
+        }
         let mut dropped = 0u64;
         for (channel, batch) in self.channels.iter().zip(required) {
             if batch.is_empty() {
                 continue;
             }
             match self.put(channel.as_ref(), batch, channel.keep_alive()) {
-                Ok(lost) => dropped += lost,
+                // An event dropped by several channels is one event not accepted.
+                Ok(lost) => dropped = dropped.max(lost),
                 Err(e) => {
                     self.counters
                         .channel_write_fail
@@ -233,13 +260,7 @@ impl ChannelProcessor {
             let size = match channel.storable_size(&event) {
                 Ok(size) => size,
                 Err(reason) => match &self.unstorable {
-                    Unstorable::Refuse => {
-                        return Err(ChannelError::Unstorable {
-                            channel: channel.name().to_owned(),
-                            reason,
-                            events: Returned::default(),
-                        });
-                    }
+                    Unstorable::Refuse(log) => return Err(self.refuse(channel, reason, log)),
                     Unstorable::Drop(log) => {
                         dropped += 1;
                         self.counters
@@ -265,10 +286,42 @@ impl ChannelProcessor {
                 }
             }
         }
-        for events in puts.into_iter().filter(|p| !p.is_empty()) {
-            channel.put_waiting(events, wait)?;
+        let mut puts = puts.into_iter().filter(|p| !p.is_empty());
+        if let Some(first) = puts.next() {
+            channel.put_waiting(first, wait)?;
+        }
+        // Once a piece is stored, giving up on a later one as "full" would have the source
+        // retry the whole batch and store the first pieces again, and again for as long as the
+        // sinks take more than keep-alive to make room for a piece. A required channel waits
+        // for room instead (back-pressure, as the source's own retry would apply), until the
+        // agent stops; an optional one is never waited for.
+        for piece in puts {
+            loop {
+                match channel.put_waiting(piece.clone(), wait) {
+                    Ok(()) => break,
+                    Err(e) if e.is_full() && !wait.is_zero() && !self.stopping() => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
         Ok(dropped)
+    }
+}
+
+impl ChannelProcessor {
+    /// The error that refuses a put holding an event `channel` can never store, logged for the
+    /// operator (the client is told too).
+    fn refuse(&self, channel: &dyn Channel, reason: String, log: &RefusalLog) -> ChannelError {
+        log.refused(
+            channel.name(),
+            &format_args!("source {}: {reason}", self.source),
+            Instant::now(),
+        );
+        ChannelError::Unstorable {
+            channel: channel.name().to_owned(),
+            reason,
+            events: Returned::default(),
+        }
     }
 }
 
@@ -603,6 +656,78 @@ mod tests {
             0
         );
         assert_eq!(processor.counters().accepted.load(Ordering::Relaxed), 10);
+    }
+
+    /// A split put whose later pieces find the channel full within keep-alive (a slow sink):
+    /// the processor waits for room for them. It used to give up, and the source's retry of
+    /// the whole batch stored the first pieces again, for ever.
+    #[test]
+    fn the_later_pieces_of_a_split_put_wait_for_room() {
+        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 1000,
+                transaction_capacity: 1000,
+                keep_alive: Duration::from_millis(1),
+                byte_capacity: Some(1000),
+            },
+        ));
+        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let processor = test_rig::processor_of(&channel, seq_kind()).stopping_on(stop);
+        let sent = events(10, 300);
+        let want: Vec<String> = sent
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+            .collect();
+        let (put, got) = std::thread::scope(|s| {
+            let taker = s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut got = Vec::new();
+                while got.len() < 10 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(30));
+                    got.extend(bodies(&channel));
+                }
+                got
+            });
+            let put = processor.process(sent);
+            (put, taker.join().unwrap_or_default())
+        });
+        put.expect("stored");
+        assert_eq!(got, want, "each event once, in order");
+    }
+
+    /// A refusing source putting into two channels: an event one of them can never store
+    /// fails the put before the other stores anything.
+    #[test]
+    fn a_refused_put_stores_nothing_in_any_channel() {
+        let roomy = memory_channel_of_bytes(100_000);
+        let small = Arc::new(MemoryChannel::new(
+            "c2",
+            &MemoryChannelConfig {
+                capacity: 1000,
+                transaction_capacity: 1000,
+                keep_alive: Duration::from_millis(20),
+                byte_capacity: Some(1000),
+            },
+        )) as Arc<dyn Channel>;
+        let source = SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into(), "c2".into()],
+            selector: crate::config::SelectorConfig::Replicating { optional: vec![] },
+            interceptors: vec![],
+            kind: netcat_kind(),
+        };
+        let processor = ChannelProcessor::new(
+            &source,
+            &[roomy.clone(), small.clone()],
+            Arc::new(SourceCounters::default()),
+        );
+        let e = processor
+            .process(vec![Event::new("fits"), Event::new(vec![b'x'; 2000])])
+            .expect_err("refused");
+        assert!(e.to_string().contains("channel c2:"), "{e}");
+        assert!(bodies(&roomy).is_empty(), "c1 stored part of a refused put");
+        assert!(bodies(&small).is_empty());
     }
 
     /// An event larger than the whole byte capacity: a source with no client to tell (seq)
