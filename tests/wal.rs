@@ -436,7 +436,7 @@ fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
     assert!(
         report.problems[0]
             .reason
-            .contains("damaged below the end the last open verified"),
+            .contains("damaged below the end the log last verified"),
         "{:?}",
         report.problems
     );

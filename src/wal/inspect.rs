@@ -255,8 +255,8 @@ fn walk(
                 let what = if seal.is_some() {
                     "sealed segment damaged"
                 } else {
-                    "damaged below the end the last open verified (the next open keeps the \
-                     frames after it and seals the segment)"
+                    "damaged below the end the log last verified, at an open or a clean close \
+                     (the next open keeps the frames after it and seals the segment)"
                 };
                 on_problem(Problem {
                     path: path.to_owned(),

@@ -260,7 +260,7 @@ impl Wal {
             tracing::error!(
                 path = %meta_path.display(),
                 "wal.meta is missing or holds no valid record: the epoch is worked out from the \
-                 frames on disk instead, and damage below the end the last open verified can no \
+                 frames on disk instead, and damage below the end the log last verified can no \
                  longer be told from a torn tail"
             );
         }
