@@ -1147,19 +1147,8 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
     drop(wal);
 
     // The setup is what it should be: the scan ends on leftovers that read as a torn frame.
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    segs.sort();
-    let newest = segs.last().unwrap();
-    let base: u64 = newest
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let bytes = std::fs::read(newest).unwrap();
+    let (base, newest) = inspect::segment_files(dir.path()).unwrap().pop().unwrap();
+    let bytes = std::fs::read(&newest).unwrap();
     let scan = weir::wal::recovery::scan_frames(&bytes, SEGMENT_HEADER_LEN, base, bytes.len());
     assert_eq!(scan.next_offset, end);
     assert!(

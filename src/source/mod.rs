@@ -266,8 +266,7 @@ impl ChannelProcessor {
                         self.counters
                             .channel_write_fail
                             .fetch_add(1, Ordering::Relaxed);
-                        let reason = format!("source {}: {reason}", self.source);
-                        log.refused(channel.name(), &reason, Instant::now());
+                        self.log_unstorable(log, channel, &reason);
                         continue;
                     }
                 },
@@ -306,22 +305,22 @@ impl ChannelProcessor {
         }
         Ok(dropped)
     }
-}
 
-impl ChannelProcessor {
     /// The error that refuses a put holding an event `channel` can never store, logged for the
     /// operator (the client is told too).
     fn refuse(&self, channel: &dyn Channel, reason: String, log: &RefusalLog) -> ChannelError {
-        log.refused(
-            channel.name(),
-            &format_args!("source {}: {reason}", self.source),
-            Instant::now(),
-        );
+        self.log_unstorable(log, channel, &reason);
         ChannelError::Unstorable {
             channel: channel.name().to_owned(),
             reason,
             events: Returned::default(),
         }
+    }
+
+    /// Counts in `log` an event `channel` can never store, naming this source.
+    fn log_unstorable(&self, log: &RefusalLog, channel: &dyn Channel, reason: &str) {
+        let reason = format_args!("source {}: {reason}", self.source);
+        log.refused(channel.name(), &reason, Instant::now());
     }
 }
 
