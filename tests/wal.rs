@@ -1175,6 +1175,58 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
     );
 }
 
+/// Spares left by a run with another segment size (`maxFileSize` changed between restarts) or
+/// more spares than now configured are deleted at open. Reusing one used to fail at every roll
+/// with a warning that the file was "truncated or extended by something else", after its
+/// header had been rewritten and the file renamed into place: a crash at that moment left a
+/// segment the next open refused.
+#[test]
+fn spares_of_another_size_are_removed_at_open_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spare_files = |dir: &Path| -> Vec<u64> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "spare"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect()
+    };
+    let fill_and_consume = |o: WalOptions, until: u64| {
+        let wal = Wal::open(dir.path(), o).unwrap();
+        let mut reader = wal.reader("r").unwrap();
+        let event = vec![Event::new(vec![b'z'; 1000])];
+        while wal.next_offset() < until {
+            wal.append_commit(&event).unwrap();
+            while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
+            reader.ack().unwrap();
+        }
+    };
+    let mut small = opts(64 * 1024);
+    small.spare_segments = 3;
+    fill_and_consume(small.clone(), 400);
+    assert!(spare_files(dir.path()).contains(&(64 * 1024)));
+
+    // Twice the segment size: the old spares cannot serve, and rolls must not try them.
+    let mut large = opts(128 * 1024);
+    large.spare_segments = 3;
+    let logs = captured_logs(|| fill_and_consume(large.clone(), 1200));
+    assert!(!logs.contains("could not reuse"), "{logs}");
+    assert!(logs.contains("removed a spare segment"), "{logs}");
+    let spares = spare_files(dir.path());
+    assert!(
+        !spares.is_empty(),
+        "the new size's spares are kept: {spares:?}"
+    );
+    assert!(spares.iter().all(|len| *len == 128 * 1024), "{spares:?}");
+
+    // Fewer spares allowed: the surplus goes at open.
+    large.spare_segments = 1;
+    drop(Wal::open(dir.path(), large.clone()).unwrap());
+    assert!(spare_files(dir.path()).len() <= 1);
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// What `f` logs (debug level and up), as text.
 fn captured_logs(f: impl FnOnce()) -> String {
     #[derive(Clone, Default)]

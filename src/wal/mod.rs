@@ -460,7 +460,11 @@ impl Wal {
             ),
             floor: AtomicU64::new(0),
             floor_logical: AtomicU64::new(0),
-            spares: Mutex::new(listing.spares),
+            spares: Mutex::new(usable_spares(
+                listing.spares,
+                opts.segment_size,
+                opts.spare_segments,
+            )),
             skipped_frames: AtomicU64::new(0),
             skipped_events: AtomicU64::new(0),
             stop_syncer: Arc::new(StopSignal::default()),
@@ -1280,6 +1284,35 @@ fn list_dir(dir: &Path) -> Result<Listing> {
     }
     segments.sort();
     Ok(Listing { segments, spares })
+}
+
+/// The spares this log can reuse: those of the configured segment size, up to the configured
+/// number. The others, left by a run with another `segment_size` or more spares, hold no data
+/// (every event in them was consumed) and are deleted; reusing one would give a segment whose
+/// length disagrees with its header.
+fn usable_spares(spares: Vec<PathBuf>, segment_size: u64, keep: usize) -> Vec<PathBuf> {
+    let mut usable = Vec::new();
+    for path in spares {
+        let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+        if len == Some(segment_size) && usable.len() < keep {
+            usable.push(path);
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                spare = %path.display(),
+                bytes = len.unwrap_or(0),
+                segment_size,
+                "removed a spare segment of another size, or one more than spare segments allows"
+            ),
+            Err(e) => tracing::warn!(
+                spare = %path.display(),
+                error = %e,
+                "cannot remove a spare segment this log will not reuse"
+            ),
+        }
+    }
+    usable
 }
 
 fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {

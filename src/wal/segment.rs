@@ -179,6 +179,19 @@ impl Segment {
                     .write(true)
                     .open(spare)
                     .map_err(WalError::io("open spare segment", spare))?;
+                // Checked before the header is rewritten and the file renamed into place: a
+                // segment file whose header disagrees with its length is refused at open.
+                let spare_len = f
+                    .metadata()
+                    .map_err(WalError::io("stat spare segment", spare))?
+                    .len();
+                if spare_len != len {
+                    return Err(WalError::io("reuse spare segment", spare)(
+                        std::io::Error::other(format!(
+                            "it has {spare_len} bytes, the segment needs {len}"
+                        )),
+                    ));
+                }
                 f.write_all_at(&header, 0)
                     .map_err(WalError::io("write header", spare))?;
                 f.sync_data().map_err(WalError::io("fdatasync", spare))?;
@@ -535,6 +548,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_spare_of_another_length_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Segment::create(dir.path(), 0, MIN_SEGMENT_LEN, None).unwrap());
+        let spare = dir.path().join("00000000000000000000.spare");
+        std::fs::rename(dir.path().join(segment_file_name(0)), &spare).unwrap();
+        let before = std::fs::read(&spare).unwrap();
+        let Err(e) = Segment::create(dir.path(), 5, 2 * MIN_SEGMENT_LEN, Some(&spare)) else {
+            panic!("a spare of another length was reused");
+        };
+        assert!(e.to_string().contains("the segment needs"), "{e}");
+        assert_eq!(std::fs::read(&spare).unwrap(), before);
+        assert!(!dir.path().join(segment_file_name(5)).exists());
     }
 
     #[test]
