@@ -1126,14 +1126,10 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
         while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
         reader.ack().unwrap();
     }
-    let spares = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "spare"))
-        })
-        .count();
-    assert!(spares > 0, "no segment was kept as a spare");
+    assert!(
+        !spare_lengths(dir.path()).is_empty(),
+        "no segment was kept as a spare"
+    );
     // Roll into a spare, then end with a few small frames in it.
     let before = wal.next_offset();
     while wal.next_offset() < before + 70 {
@@ -1183,14 +1179,6 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
 #[test]
 fn spares_of_another_size_are_removed_at_open_not_reused() {
     let dir = tempfile::tempdir().unwrap();
-    let spare_files = |dir: &Path| -> Vec<u64> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "spare"))
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .collect()
-    };
     let fill_and_consume = |o: WalOptions, until: u64| {
         let wal = Wal::open(dir.path(), o).unwrap();
         let mut reader = wal.reader("r").unwrap();
@@ -1204,7 +1192,7 @@ fn spares_of_another_size_are_removed_at_open_not_reused() {
     let mut small = opts(64 * 1024);
     small.spare_segments = 3;
     fill_and_consume(small.clone(), 400);
-    assert!(spare_files(dir.path()).contains(&(64 * 1024)));
+    assert!(spare_lengths(dir.path()).contains(&(64 * 1024)));
 
     // Twice the segment size: the old spares cannot serve, and rolls must not try them.
     let mut large = opts(128 * 1024);
@@ -1212,7 +1200,7 @@ fn spares_of_another_size_are_removed_at_open_not_reused() {
     let logs = captured_logs(|| fill_and_consume(large.clone(), 1200));
     assert!(!logs.contains("could not reuse"), "{logs}");
     assert!(logs.contains("removed a spare segment"), "{logs}");
-    let spares = spare_files(dir.path());
+    let spares = spare_lengths(dir.path());
     assert!(
         !spares.is_empty(),
         "the new size's spares are kept: {spares:?}"
@@ -1222,9 +1210,19 @@ fn spares_of_another_size_are_removed_at_open_not_reused() {
     // Fewer spares allowed: the surplus goes at open.
     large.spare_segments = 1;
     drop(Wal::open(dir.path(), large.clone()).unwrap());
-    assert!(spare_files(dir.path()).len() <= 1);
+    assert!(spare_lengths(dir.path()).len() <= 1);
     let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// The lengths of the spare segments in `dir`.
+fn spare_lengths(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spare"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect()
 }
 
 /// What `f` logs (debug level and up), as text.
