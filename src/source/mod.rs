@@ -338,7 +338,8 @@ pub(crate) fn resolve(source: &str, host: &str, port: u16) -> anyhow::Result<Vec
     Ok(addrs)
 }
 
-/// A non-blocking TCP listener on `host:port` (accept loops poll it to notice the stop flag).
+/// A non-blocking TCP listener on `host:port` (accept loops wait on it with [`await_connection`]
+/// and look at their stop flag in between).
 pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(&resolve(source, host, port)?[..])
         .with_context(|| format!("source {source}: cannot listen on TCP {host}:{port}"))?;
@@ -346,9 +347,37 @@ pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<
     Ok(listener)
 }
 
-/// How long an idle accept loop sleeps before it looks again: listeners are non-blocking so
-/// that the loop sees the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(25);
+/// How long an accept loop waits for a connection before it looks at its stop flag again.
+pub(crate) const ACCEPT_WAIT: Duration = Duration::from_millis(100);
+
+/// Waits until one of `listeners` has a connection to accept, or `timeout` passes.
+///
+/// Accept loops wait here rather than sleep between `accept` calls: a client that opens a
+/// connection per message (curl, `logger --tcp`, a script) found the loop asleep each time and
+/// waited out the whole interval, 25 ms per connection, so such a client got at most 40
+/// messages through per second (`cargo bench --bench sources`, "connection per message").
+/// Listeners stay non-blocking so that a connection the client reset after `poll` saw it
+/// cannot block the loop in `accept`.
+pub(crate) fn await_connection(listeners: &[&TcpListener], timeout: Duration) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = listeners
+        .iter()
+        .map(|l| PollFd::new(*l, PollFlags::IN))
+        .collect();
+    // A Duration too large for a timespec is no use to a loop that looks at a stop flag.
+    let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    });
+    match rustix::event::poll(&mut fds, Some(&limit)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        // Not expected for a listening socket; sleeping keeps a failing poll from spinning.
+        Err(e) => {
+            tracing::debug!(error = %e, "poll on listening sockets failed");
+            std::thread::sleep(timeout.min(ACCEPT_WAIT));
+        }
+    }
+}
 
 /// The accept loop of a TCP server that serves each client on a thread of its own (the netcat
 /// and http sources, and the metrics endpoint; `kind` names the threads), until `stop`. A client past `max_connections` goes to `refuse` instead.
@@ -385,10 +414,14 @@ pub(crate) fn serve_clients<F>(
                     }
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                await_connection(&[&listener], ACCEPT_WAIT)
+            }
             Err(e) => {
                 tracing::warn!(source = %source, error = %e, "accept failed");
-                std::thread::sleep(ACCEPT_POLL * 4);
+                // The pending connection (or the lack of descriptors) is still there: waiting
+                // on the listener would return at once.
+                std::thread::sleep(ACCEPT_WAIT);
             }
         }
     }
@@ -803,6 +836,37 @@ mod tests {
 
     /// One client at a time: the second is refused while the first is served, served once the
     /// first has left, and the loop returns at stop only after the connection threads end.
+    #[test]
+    fn waiting_for_a_connection_ends_when_one_arrives_on_any_listener() {
+        let first = listen_tcp("t", "127.0.0.1", 0).unwrap();
+        let second = listen_tcp("t", "127.0.0.1", 0).unwrap();
+        let addr = second.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            TcpStream::connect(addr).unwrap()
+        });
+        // A wait that ran to its limit would take 60 s: the connection must end it.
+        let started = Instant::now();
+        await_connection(&[&first, &second], Duration::from_secs(60));
+        let waited = started.elapsed();
+        let _client = client.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(30),
+            "woke only after {waited:?}"
+        );
+        assert!(second.accept().is_ok(), "woken without a connection");
+        assert_eq!(
+            first.accept().map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::WouldBlock)
+        );
+        // Nothing pending: the wait ends at its limit, and accept still does not block.
+        await_connection(&[&first, &second], Duration::from_millis(20));
+        assert_eq!(
+            second.accept().map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::WouldBlock)
+        );
+    }
+
     #[test]
     fn serve_clients_refuses_past_the_limit_and_joins_at_stop() {
         let listener = listen_tcp("t", "127.0.0.1", 0).unwrap();

@@ -28,7 +28,10 @@ use chrono::{Local, Utc};
 use openssl::ssl::SslAcceptor;
 
 use super::reporter::Reporter;
-use super::{ChannelProcessor, Source, StopFlag, datagrams, java_net, listen_tcp, stopping};
+use super::{
+    ACCEPT_WAIT, ChannelProcessor, Source, StopFlag, await_connection, datagrams, java_net,
+    listen_tcp, stopping,
+};
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
@@ -225,6 +228,7 @@ impl HostNames {
 
 fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    let waiting: Vec<&TcpListener> = listeners.iter().map(|(l, _)| l).collect();
     while !shared.stopping() {
         let mut accepted = false;
         for (listener, port) in &listeners {
@@ -246,7 +250,7 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
             }
         }
         if !accepted {
-            std::thread::sleep(POLL / 4);
+            await_connection(&waiting, ACCEPT_WAIT);
         }
     }
     // Connections the clients opened before the stop but not yet accepted hold messages
