@@ -20,6 +20,13 @@
 //!   one request at a time, each waiting for its `200`: one request is one transaction, so
 //!   concurrent requests share the channel's group commit.
 //!
+//! A last table, "connection per message", has one client open a new connection for every
+//! line, send it, wait for `OK` and close, as a script, curl or `logger --tcp` does: through
+//! the netcat source (file channel, fsync per commit, null sink), and through a raw server that
+//! does the same I/O by hand (blocking `accept`, read the line, `write` + `fdatasync` it to a
+//! file, reply `OK`). It measures what serving a connection costs the source, waking for it
+//! included. `WEIR_BENCH_CONNECTIONS` sets the messages (default 3,000).
+//!
 //! Whatever a case needs prepared (messages formatted, the file written and in the page cache) is
 //! done before timing starts; timing ends when the sink has drained every event.
 //!
@@ -34,11 +41,12 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use common::{Case, source_config};
 use weir::config::{
@@ -333,5 +341,101 @@ fn main() {
                 eps / baseline
             );
         }
+    }
+    connection_per_message(&base);
+}
+
+/// The "connection per message" table (see the module doc).
+fn connection_per_message(base: &Path) {
+    let messages: u64 = std::env::var("WEIR_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let dir = tempfile::tempdir_in(base).expect("temp dir under target/");
+    let raw = raw_connection_server(&dir.path().join("raw.log"), messages);
+    let weir = {
+        let cfg = NetcatConfig {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            max_line_length: 512,
+            ack_every_event: true,
+            max_connections: 100,
+        };
+        let mut source = NetcatSource::new("r1", cfg.clone());
+        source.start().expect("netcat source listens");
+        let addr = source.local_addr().expect("netcat source address");
+        let case = Case {
+            name: "netcat, connection per message",
+            config: source_config(SourceKind::Netcat(cfg)),
+            source: Box::new(source),
+            load: Box::new(move || {
+                vec![std::thread::spawn(move || {
+                    connect_per_message(addr, messages)
+                })]
+            }),
+        };
+        let channel = common::file_channel(&dir.path().join("channel"), SINK_BATCH);
+        let sink = Box::new(common::CountingNull(Arc::new(AtomicU64::new(0))));
+        let counters = Arc::new(SinkCounters::default());
+        common::measure(case, channel, messages, sink, SINK_BATCH, counters)
+    };
+    println!();
+    println!("connection per message: one client, {messages} messages, each on a new connection");
+    println!("{:<10} {:>8} {:>11}", "server", "seconds", "messages/s");
+    let rate = |t: Duration| messages as f64 / t.as_secs_f64();
+    println!(
+        "{:<10} {:>8.2} {:>11.0}",
+        "raw",
+        raw.as_secs_f64(),
+        rate(raw)
+    );
+    println!(
+        "{:<10} {:>8.2} {:>11.0}",
+        "netcat",
+        weir.as_secs_f64(),
+        rate(weir)
+    );
+    println!("netcat/raw: {:.2}", rate(weir) / rate(raw));
+}
+
+/// The raw side of "connection per message": serves `messages` connections one at a time,
+/// each line written and `fdatasync`ed to `path` before its `OK`; returns the client's time.
+fn raw_connection_server(path: &Path, messages: u64) -> Duration {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("raw server listens");
+    let addr = listener.local_addr().expect("raw server address");
+    let mut file = std::fs::File::create(path).expect("raw server's file");
+    let server = std::thread::spawn(move || {
+        for _ in 0..messages {
+            let (stream, _) = listener.accept().expect("raw server accepts");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = Vec::new();
+            reader
+                .read_until(b'\n', &mut line)
+                .expect("raw server reads");
+            file.write_all(&line).expect("raw server writes");
+            file.sync_data().expect("raw server syncs");
+            (&stream).write_all(b"OK\n").expect("raw server replies");
+        }
+    });
+    let started = Instant::now();
+    connect_per_message(addr, messages);
+    let took = started.elapsed();
+    server.join().expect("raw server thread");
+    took
+}
+
+/// One client sending `messages` lines of [`BODY`] bytes, each on a connection of its own,
+/// waiting for each `OK`.
+fn connect_per_message(addr: SocketAddr, messages: u64) {
+    for i in 0..messages {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let mut line = body(format!("m{i:09} ")).into_bytes();
+        line.push(b'\n');
+        s.write_all(&line).expect("send a line");
+        let mut reply = String::new();
+        BufReader::new(&s)
+            .read_line(&mut reply)
+            .expect("read the reply");
+        assert_eq!(reply, "OK\n", "message {i} refused");
     }
 }

@@ -35,6 +35,8 @@ pub fn bench_setup(default_events: u64) -> Option<(u64, PathBuf)> {
     let base = std::env::current_dir()
         .unwrap_or_else(|_| ".".into())
         .join("target");
+    // Absent when CARGO_TARGET_DIR points elsewhere.
+    std::fs::create_dir_all(&base).expect("create target/ for the bench's files");
     Some((events, base))
 }
 
