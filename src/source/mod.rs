@@ -67,6 +67,15 @@ pub struct ChannelProcessor {
     stop: Option<StopFlag>,
 }
 
+/// What became of the events of [`ChannelProcessor::process_answering_each`].
+#[derive(Debug)]
+pub enum Answers {
+    /// One outcome for them all.
+    All(Result<(), ChannelError>),
+    /// One outcome per event, in order.
+    Each(Vec<Result<(), ChannelError>>),
+}
+
 /// How a source deals with an event a channel refuses for good ([`ChannelError::Unstorable`]).
 enum Unstorable {
     /// Its client is told (netcat's `FAILED`, HTTP 413, an RPC error), and the put fails; the
@@ -200,6 +209,9 @@ impl ChannelProcessor {
             // another stored the request would break "nothing of a refused request is stored".
             for (channel, batch) in self.channels.iter().zip(&required) {
                 if let Some(reason) = batch.iter().find_map(|e| channel.storable_size(e).err()) {
+                    self.counters
+                        .channel_write_fail
+                        .fetch_add(1, Ordering::Relaxed);
                     return Err(self.refuse(channel.as_ref(), reason, log));
                 }
             }
@@ -236,6 +248,30 @@ impl ChannelProcessor {
             .batches_accepted
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// `process` for a source that answers each event on its own (netcat replies per line).
+    /// The events still go in one transaction per channel; but if a channel refuses it for good
+    /// because some event can never be stored (nothing of it is stored then, see `process`),
+    /// they are put again one per transaction, as Flume puts netcat lines, so that only the
+    /// events that cannot be stored fail.
+    pub fn process_answering_each(&self, events: Vec<Event>) -> Answers {
+        if events.len() < 2 {
+            return Answers::All(self.process(events));
+        }
+        // Cheap: bodies and headers are shared, not copied.
+        let alone = events.clone();
+        match self.process(events) {
+            Err(ChannelError::Unstorable { .. }) => {
+                // Counted again below, event by event, as if the refused put had not been made.
+                let c = &self.counters;
+                c.received.fetch_sub(alone.len() as u64, Ordering::Relaxed);
+                c.batches_received.fetch_sub(1, Ordering::Relaxed);
+                c.channel_write_fail.fetch_sub(1, Ordering::Relaxed);
+                Answers::Each(alone.into_iter().map(|e| self.process(vec![e])).collect())
+            }
+            other => Answers::All(other),
+        }
     }
 
     /// One put into `channel`, split when the channel refuses it for good (see `process`).

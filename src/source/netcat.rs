@@ -8,15 +8,20 @@
 //! Flume's behaviour; a client that streams (`cat file | nc`) gets one commit, and one fsync of
 //! a file channel, per read instead of per line: ~850k against 9k lines per second with four
 //! streaming clients (`cargo bench --bench sources`). Every `OK` still follows the commit of
-//! its line. The one difference: when the channel refuses a transaction, every line of it gets
-//! `FAILED`, not only those past the point where the channel filled up.
+//! its line. When the channel refuses a transaction because it is full, every line of it gets
+//! `FAILED`, not only those past the point where the channel filled up; when it refuses it
+//! because a line can never be stored, the lines are put again one by one, so that only that
+//! line fails, as in Flume.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
+use bytes::Bytes;
+
+use super::{Answers, ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
+use crate::channel::ChannelError;
 use crate::config::NetcatConfig;
 use crate::event::Event;
 
@@ -117,29 +122,32 @@ fn serve(
             }
         };
         // Complete lines of this read, put as one transaction (see the module doc), and the
-        // replies, written with one system call once the transaction is over.
+        // replies, written with one system call once the transaction is over. The lines that
+        // lie wholly in this read are slices of one copy of it: no allocation per line, and
+        // copying a batch (see `ChannelProcessor::process_answering_each`) costs a reference
+        // count per line.
+        let data = Bytes::copy_from_slice(&buf[..n]);
         let mut batch: Vec<Event> = Vec::new();
         let mut replies: Vec<u8> = Vec::new();
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let (chunk, complete) = match rest.iter().position(|b| *b == b'\n') {
-                Some(i) => (&rest[..i], Some(i + 1)),
-                None => (rest, None),
+        let mut at = 0;
+        while at < n {
+            let Some(i) = memchr::memchr(b'\n', &data[at..]) else {
+                // The rest of the read starts a line the next read goes on with.
+                if !overflow && line.len() + (n - at) > cfg.max_line_length {
+                    overflow = true;
+                    line.clear();
+                }
+                if !overflow {
+                    line.extend_from_slice(&data[at..]);
+                }
+                break;
             };
+            let (chunk, next) = (at..at + i, at + i + 1);
+            at = next;
             // The limit counts the newline, as Flume's does.
-            if !overflow
-                && line.len() + chunk.len() + usize::from(complete.is_some()) > cfg.max_line_length
-            {
-                overflow = true;
-                line.clear();
-            }
-            if !overflow {
-                line.extend_from_slice(chunk);
-            }
-            let Some(used) = complete else { break };
-            rest = &rest[used..];
-            if overflow {
+            if overflow || line.len() + chunk.len() + 1 > cfg.max_line_length {
                 overflow = false;
+                line.clear();
                 // Replies keep the order of the lines: the lines before this one first.
                 put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
                 counters.read_fail.fetch_add(1, Ordering::Relaxed);
@@ -153,10 +161,16 @@ fn serve(
                 );
                 continue;
             }
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            let mut body = if line.is_empty() {
+                data.slice(chunk)
+            } else {
+                line.extend_from_slice(&data[chunk]);
+                Bytes::from(std::mem::take(&mut line))
+            };
+            if body.last() == Some(&b'\r') {
+                body.truncate(body.len() - 1);
             }
-            batch.push(Event::new(std::mem::take(&mut line)));
+            batch.push(Event::new(body));
             if batch.len() >= limit {
                 put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
             }
@@ -173,7 +187,8 @@ fn serve(
 }
 
 /// Puts `batch` (emptied) as one transaction and adds a reply per event to `replies`: `OK`
-/// (if `ack-every-event`) once it is committed, or `FAILED: reason` for each if it was refused.
+/// (if `ack-every-event`) once it is committed, or `FAILED: reason` if it was refused (line by
+/// line when a line can never be stored; see the module doc).
 fn put_batch(
     name: &str,
     peer: SocketAddr,
@@ -186,13 +201,17 @@ fn put_batch(
         return;
     }
     let n = batch.len();
-    match processor.process(std::mem::take(batch)) {
-        Ok(()) if cfg.ack_every_event => replies.extend_from_slice(&b"OK\n".repeat(n)),
+    let mut answer = |outcome: &Result<(), ChannelError>, lines: usize| match outcome {
+        Ok(()) if cfg.ack_every_event => replies.extend_from_slice(&b"OK\n".repeat(lines)),
         Ok(()) => {}
         Err(e) => {
-            tracing::debug!(source = name, %peer, events = n, error = %e, "events refused");
-            replies.extend_from_slice(format!("FAILED: {e}\n").repeat(n).as_bytes());
+            tracing::debug!(source = name, %peer, events = lines, error = %e, "events refused");
+            replies.extend_from_slice(format!("FAILED: {e}\n").repeat(lines).as_bytes());
         }
+    };
+    match processor.process_answering_each(std::mem::take(batch)) {
+        Answers::All(outcome) => answer(&outcome, n),
+        Answers::Each(outcomes) => outcomes.iter().for_each(|o| answer(o, 1)),
     }
 }
 
@@ -205,7 +224,9 @@ mod tests {
 
     use super::*;
     use crate::channel::Channel;
-    use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
+    use crate::channel::memory::MemoryChannel;
+    use crate::config::{MemoryChannelConfig, SourceKind};
+    use crate::source::test_rig::{memory_channel, processor_of, take_bodies};
 
     /// A started netcat source feeding `channel` on its own thread; stopped and joined on drop.
     struct Running {
@@ -217,20 +238,18 @@ mod tests {
 
     impl Running {
         fn start(channel: &Arc<dyn Channel>, max_line_length: usize) -> Running {
-            let mut source = Box::new(NetcatSource::new(
-                "r1",
-                NetcatConfig {
-                    bind: "127.0.0.1".into(),
-                    port: 0,
-                    max_line_length,
-                    ack_every_event: true,
-                    max_connections: 4,
-                },
-            ));
+            let config = NetcatConfig {
+                bind: "127.0.0.1".into(),
+                port: 0,
+                max_line_length,
+                ack_every_event: true,
+                max_connections: 4,
+            };
+            let mut source = Box::new(NetcatSource::new("r1", config.clone()));
             source.start().unwrap();
             let addr = source.local_addr().unwrap();
             let stop: StopFlag = Arc::new(AtomicBool::new(false));
-            let processor = processor_for(channel);
+            let processor = processor_of(channel, SourceKind::Netcat(config));
             let counters = processor.counters.clone();
             let s = stop.clone();
             let thread = std::thread::spawn(move || source.run(processor, s));
@@ -318,5 +337,36 @@ mod tests {
         );
         assert_eq!(netcat.send("w\n", 1), ["OK"]);
         assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["w"]);
+    }
+
+    #[test]
+    fn a_line_the_channel_can_never_store_fails_alone_among_streamed_lines() {
+        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+            "c1",
+            &MemoryChannelConfig {
+                capacity: 100,
+                transaction_capacity: 100,
+                keep_alive: Duration::ZERO,
+                byte_capacity: Some(20),
+            },
+        ));
+        let netcat = Running::start(&channel, 512);
+        let long = "b".repeat(30);
+        let replies = netcat.send(&format!("a\n{long}\nc\n"), 3);
+        assert_eq!(replies[0], "OK", "{replies:?}");
+        assert!(
+            replies[1].starts_with("FAILED: ") && replies[1].contains("byteCapacity 20"),
+            "{replies:?}"
+        );
+        assert_eq!(replies[2], "OK", "{replies:?}");
+        assert_eq!(
+            take_bodies(&channel, 10, Duration::from_secs(5)),
+            ["a", "c"]
+        );
+        // Counted as Flume counts lines put one by one.
+        let c = &netcat.counters;
+        assert_eq!(c.received.load(Ordering::Relaxed), 3);
+        assert_eq!(c.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(c.channel_write_fail.load(Ordering::Relaxed), 1);
     }
 }
