@@ -259,7 +259,8 @@ impl ChannelProcessor {
         if events.len() < 2 {
             return Answers::All(self.process(events));
         }
-        // Cheap: bodies and headers are shared, not copied.
+        // A reference count per event when the bodies are slices of one buffer, as netcat's
+        // are; no body is copied.
         let alone = events.clone();
         match self.process(events) {
             Err(ChannelError::Unstorable { .. }) => {
@@ -870,8 +871,6 @@ mod tests {
         assert_eq!(bodies(&channel), vec!["before", "after"]);
     }
 
-    /// One client at a time: the second is refused while the first is served, served once the
-    /// first has left, and the loop returns at stop only after the connection threads end.
     #[test]
     fn waiting_for_a_connection_ends_when_one_arrives_on_any_listener() {
         let first = listen_tcp("t", "127.0.0.1", 0).unwrap();
@@ -903,6 +902,8 @@ mod tests {
         );
     }
 
+    /// One client at a time: the second is refused while the first is served, served once the
+    /// first has left, and the loop returns at stop only after the connection threads end.
     #[test]
     fn serve_clients_refuses_past_the_limit_and_joins_at_stop() {
         let listener = listen_tcp("t", "127.0.0.1", 0).unwrap();
