@@ -93,16 +93,14 @@ fn serve(
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(POLL));
     let _ = stream.set_nodelay(true);
-    let mut line: Vec<u8> = Vec::with_capacity(cfg.max_line_length.min(64 * 1024));
-    // True while discarding the rest of an over-long line.
-    let mut overflow = false;
+    let mut lines = Lines::new(cfg.max_line_length);
     let mut buf = vec![0u8; 64 * 1024];
     let limit = processor.transaction_limit();
     'conn: while !stopping(stop) {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
-                if !line.is_empty() || overflow {
-                    tracing::info!(source = name, %peer, bytes = line.len(), "client closed mid-line; partial line discarded");
+                if lines.mid_line() {
+                    tracing::info!(source = name, %peer, "client closed mid-line; partial line discarded");
                 }
                 break;
             }
@@ -122,32 +120,17 @@ fn serve(
             }
         };
         // Complete lines of this read, put as one transaction (see the module doc), and the
-        // replies, written with one system call once the transaction is over. The lines that
-        // lie wholly in this read are slices of one copy of it: no allocation per line, and
-        // copying a batch (see `ChannelProcessor::process_answering_each`) costs a reference
-        // count per line.
-        let data = Bytes::copy_from_slice(&buf[..n]);
+        // replies, written with one system call once the transaction is over.
         let mut batch: Vec<Event> = Vec::new();
         let mut replies: Vec<u8> = Vec::new();
-        let mut at = 0;
-        while at < n {
-            let Some(i) = memchr::memchr(b'\n', &data[at..]) else {
-                // The rest of the read starts a line the next read goes on with.
-                if !overflow && line.len() + (n - at) > cfg.max_line_length {
-                    overflow = true;
-                    line.clear();
+        lines.split(Bytes::copy_from_slice(&buf[..n]), |line| match line {
+            Line::Complete(body) => {
+                batch.push(Event::new(body));
+                if batch.len() >= limit {
+                    put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
                 }
-                if !overflow {
-                    line.extend_from_slice(&data[at..]);
-                }
-                break;
-            };
-            let (chunk, next) = (at..at + i, at + i + 1);
-            at = next;
-            // The limit counts the newline, as Flume's does.
-            if overflow || line.len() + chunk.len() + 1 > cfg.max_line_length {
-                overflow = false;
-                line.clear();
+            }
+            Line::TooLong => {
                 // Replies keep the order of the lines: the lines before this one first.
                 put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
                 counters.read_fail.fetch_add(1, Ordering::Relaxed);
@@ -159,22 +142,8 @@ fn serve(
                     )
                     .as_bytes(),
                 );
-                continue;
             }
-            let mut body = if line.is_empty() {
-                data.slice(chunk)
-            } else {
-                line.extend_from_slice(&data[chunk]);
-                Bytes::from(std::mem::take(&mut line))
-            };
-            if body.last() == Some(&b'\r') {
-                body.truncate(body.len() - 1);
-            }
-            batch.push(Event::new(body));
-            if batch.len() >= limit {
-                put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
-            }
-        }
+        });
         put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
         if !replies.is_empty()
             && let Err(e) = stream.write_all(&replies)
@@ -184,6 +153,82 @@ fn serve(
         }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// One line of the stream, as [`Lines::split`] finds it.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// A line within `max-line-length` (newline counted), without its newline or a `\r`
+    /// before it.
+    Complete(Bytes),
+    /// A line over `max-line-length`: refused, its bytes discarded.
+    TooLong,
+}
+
+/// Splits a connection's byte stream into lines, whatever the reads' boundaries.
+///
+/// A line that lies wholly inside one read is a slice of that read's buffer: no allocation per
+/// line, and a copy of the batch (see `ChannelProcessor::process_answering_each`) costs a
+/// reference count per line. Only a line that spans reads is gathered into a buffer of its own,
+/// and an over-long line is not gathered at all.
+struct Lines {
+    max_line_length: usize,
+    /// The start of a line that an earlier read began.
+    partial: Vec<u8>,
+    /// True while discarding the rest of an over-long line.
+    overflow: bool,
+}
+
+impl Lines {
+    fn new(max_line_length: usize) -> Lines {
+        Lines {
+            max_line_length,
+            partial: Vec::new(),
+            overflow: false,
+        }
+    }
+
+    /// True if the stream stopped inside a line.
+    fn mid_line(&self) -> bool {
+        !self.partial.is_empty() || self.overflow
+    }
+
+    /// Calls `each` with every line that `data` completes, in order.
+    fn split(&mut self, data: Bytes, mut each: impl FnMut(Line)) {
+        let mut at = 0;
+        while at < data.len() {
+            let Some(i) = memchr::memchr(b'\n', &data[at..]) else {
+                // The rest starts a line that the next read goes on with.
+                if !self.overflow && self.partial.len() + (data.len() - at) > self.max_line_length {
+                    self.overflow = true;
+                    self.partial.clear();
+                }
+                if !self.overflow {
+                    self.partial.extend_from_slice(&data[at..]);
+                }
+                return;
+            };
+            let chunk = at..at + i;
+            at += i + 1;
+            // The limit counts the newline, as Flume's does.
+            if self.overflow || self.partial.len() + chunk.len() + 1 > self.max_line_length {
+                self.overflow = false;
+                self.partial.clear();
+                each(Line::TooLong);
+                continue;
+            }
+            let mut body = if self.partial.is_empty() {
+                data.slice(chunk)
+            } else {
+                self.partial.extend_from_slice(&data[chunk]);
+                Bytes::from(std::mem::take(&mut self.partial))
+            };
+            if body.last() == Some(&b'\r') {
+                body.truncate(body.len() - 1);
+            }
+            each(Line::Complete(body));
+        }
+    }
 }
 
 /// Puts `batch` (emptied) as one transaction and adds a reply per event to `replies`: `OK`
@@ -368,5 +413,43 @@ mod tests {
         assert_eq!(c.received.load(Ordering::Relaxed), 3);
         assert_eq!(c.accepted.load(Ordering::Relaxed), 2);
         assert_eq!(c.channel_write_fail.load(Ordering::Relaxed), 1);
+    }
+
+    proptest::proptest! {
+        /// The lines found are those of the plain split of the whole stream, whatever the
+        /// reads' sizes: a `\r` before the newline dropped, a line over the limit refused.
+        #[test]
+        fn lines_are_those_of_the_whole_stream_whatever_the_reads(
+            raw in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"ab\r".to_vec()), 0..12),
+                0..20,
+            ),
+            tail in proptest::collection::vec(proptest::sample::select(b"ab\r".to_vec()), 0..12),
+            max in 1usize..10,
+            reads in proptest::collection::vec(1usize..9, 1..20),
+        ) {
+            let mut stream: Vec<u8> = raw.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+            stream.extend_from_slice(&tail);
+            let want: Vec<Line> = raw
+                .iter()
+                .map(|l| {
+                    if l.len() + 1 > max {
+                        Line::TooLong
+                    } else {
+                        Line::Complete(Bytes::copy_from_slice(l.strip_suffix(b"\r").unwrap_or(l)))
+                    }
+                })
+                .collect();
+            let mut lines = Lines::new(max);
+            let mut got = Vec::new();
+            let (mut at, mut k) = (0, 0);
+            while at < stream.len() {
+                let n = reads[k % reads.len()].min(stream.len() - at);
+                lines.split(Bytes::copy_from_slice(&stream[at..at + n]), |l| got.push(l));
+                (at, k) = (at + n, k + 1);
+            }
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(lines.mid_line(), !tail.is_empty());
+        }
     }
 }
