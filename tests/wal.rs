@@ -1115,31 +1115,8 @@ fn zeros_written_ahead_never_touch_frames() {
 #[test]
 fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = opts(64 * 1024);
-    o.spare_segments = 2;
-    let wal = Wal::open(dir.path(), o.clone()).unwrap();
-    let mut reader = wal.reader("r").unwrap();
-    let old = vec![Event::new(vec![b'y'; 1000])];
-    // Fill a few segments with 1 KB frames, consuming them so they are retired as spares.
-    while wal.next_offset() < 200 {
-        wal.append_commit(&old).unwrap();
-        while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
-        reader.ack().unwrap();
-    }
-    assert!(
-        !spare_lengths(dir.path()).is_empty(),
-        "no segment was kept as a spare"
-    );
-    // Roll into a spare, then end with a few small frames in it.
-    let before = wal.next_offset();
-    while wal.next_offset() < before + 70 {
-        wal.append_commit(&old).unwrap();
-    }
-    for _ in 0..3 {
-        wal.append_commit(&[Event::new("small")]).unwrap();
-    }
-    let end = wal.next_offset();
-    drop(reader);
+    let o = reusing_spares();
+    let (wal, end) = ending_in_a_reused_spare(dir.path(), &o);
     drop(wal);
 
     // The setup is what it should be: the scan ends on leftovers that read as a torn frame.
@@ -1169,6 +1146,95 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
         logs.contains("leftover bytes after the end recorded at the last close"),
         "{logs}"
     );
+}
+
+/// Small segments, two spares kept.
+fn reusing_spares() -> WalOptions {
+    let mut o = opts(64 * 1024);
+    o.spare_segments = 2;
+    o
+}
+
+/// A log in `dir` whose newest segment is a reused spare: 1 KB frames fill and retire a few
+/// segments (consumed by reader "r"), then more roll into a spare, and three small frames end
+/// the log there, in the middle of what the spare held before. Returns the open log and its
+/// next offset.
+fn ending_in_a_reused_spare(dir: &Path, o: &WalOptions) -> (Wal, u64) {
+    let wal = Wal::open(dir, o.clone()).unwrap();
+    let mut reader = wal.reader("r").unwrap();
+    let old = vec![Event::new(vec![b'y'; 1000])];
+    while wal.next_offset() < 200 {
+        wal.append_commit(&old).unwrap();
+        while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
+        reader.ack().unwrap();
+    }
+    assert!(
+        !spare_lengths(dir).is_empty(),
+        "no segment was kept as a spare"
+    );
+    let before = wal.next_offset();
+    while wal.next_offset() < before + 70 {
+        wal.append_commit(&old).unwrap();
+    }
+    for _ in 0..3 {
+        wal.append_commit(&[Event::new("small")]).unwrap();
+    }
+    let end = wal.next_offset();
+    (wal, end)
+}
+
+/// The files of `from` copied into `to`: taken while a log is open, what a crash leaves.
+fn copy_files(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The reused segment of the test above after a crash, so that no close recorded the end: the
+/// open does not call the earlier life's bytes a torn tail (it used to warn at every restart
+/// onto a reused segment), and neither does `weir wal verify`; a frame torn at the end is still
+/// a torn tail.
+#[test]
+fn after_a_crash_a_reused_segments_leftovers_are_not_called_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = reusing_spares();
+    let (wal, end) = ending_in_a_reused_spare(dir.path(), &o);
+    let crashed = tempfile::tempdir().unwrap();
+    copy_files(dir.path(), crashed.path());
+    let torn = tempfile::tempdir().unwrap();
+    copy_files(dir.path(), torn.path());
+    drop(wal);
+
+    let report = inspect::verify(crashed.path(), None, |_, _| {}).unwrap();
+    let newest = report.segments.last().unwrap();
+    assert_eq!(newest.next_offset, end);
+    assert!(newest.tail.is_none(), "{:?}", newest.tail);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let logs = captured_logs(|| {
+        let wal = Wal::open(crashed.path(), o.clone()).unwrap();
+        assert_eq!(wal.next_offset(), end);
+    });
+    assert!(!logs.contains("torn tail"), "{logs}");
+    assert!(logs.contains("the log ends here"), "{logs}");
+
+    // The last frame's last byte lost, as if its last sector had not reached the disk.
+    let (base, newest) = inspect::segment_files(torn.path()).unwrap().pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let scan = weir::wal::recovery::scan_frames(&bytes, SEGMENT_HEADER_LEN, base, bytes.len());
+    assert_eq!(scan.next_offset, end);
+    bytes[scan.end_pos - 1] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    let report = inspect::verify(torn.path(), None, |_, _| {}).unwrap();
+    assert!(
+        report.segments.last().unwrap().tail.is_some(),
+        "no torn tail reported"
+    );
+    let logs = captured_logs(|| {
+        let wal = Wal::open(torn.path(), o).unwrap();
+        assert_eq!(wal.next_offset(), end - 1);
+    });
+    assert!(logs.contains("discarding a torn tail"), "{logs}");
 }
 
 /// Spares left by a run with another segment size (`maxFileSize` changed between restarts) or

@@ -16,7 +16,7 @@ use super::META_FILE;
 use super::checkpoint::{self, CHECKPOINT_MAGIC, META_MAGIC, VerifiedEnd, decode_verified_end};
 use super::error::{Result, WalError};
 use super::frame::{Frame, decode_frame};
-use super::recovery::{check_frame, resync};
+use super::recovery::{check_frame, resync, starts_expected_frame};
 use super::segment::{
     SEGMENT_HEADER_LEN, Seal, Segment, parse_segment_file_name, segment_file_name,
 };
@@ -280,8 +280,11 @@ fn walk(
                 // Bytes that are not a frame exactly at the recorded end are what a reused
                 // segment held in its earlier life (the end was recorded by a clean close, or
                 // by an open that found them there): open passes over them in silence too.
-                let leftovers = verified_end == Some(pos as u64);
-                if !stop.is_clean() && !leftovers {
+                // Elsewhere only the start of the expected frame is a torn write; other bytes
+                // are leftovers too, as open logs them.
+                let at_recorded_end = verified_end == Some(pos as u64);
+                let torn = starts_expected_frame(&image[pos..limit], expected, epoch);
+                if !stop.is_clean() && !at_recorded_end && torn {
                     tail = Some(Problem {
                         path: path.to_owned(),
                         pos: pos as u64,

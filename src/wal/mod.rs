@@ -328,12 +328,24 @@ impl Wal {
                             // The last close recorded this end: what follows is left over
                             // from the segment's earlier life, not a torn write.
                             tracing::debug!(segment = %path.display(), pos = scan.end_pos, %reason, "leftover bytes after the end recorded at the last close");
-                        } else {
+                        } else if recovery::starts_expected_frame(
+                            &seg.recovery_image()[scan.end_pos..],
+                            scan.next_offset,
+                            scan.max_epoch,
+                        ) {
                             tracing::warn!(
                                 segment = %path.display(),
                                 pos = scan.end_pos,
                                 %reason,
                                 "discarding a torn tail: nothing from this byte on was committed"
+                            );
+                        } else {
+                            tracing::info!(
+                                segment = %path.display(),
+                                pos = scan.end_pos,
+                                next_offset = scan.next_offset,
+                                %reason,
+                                "the log ends here: the bytes after it are not the next frame (left over from the segment's earlier use, or a frame whose start never reached the disk); nothing from this byte on was committed"
                             );
                         }
                     }

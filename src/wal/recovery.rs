@@ -155,6 +155,17 @@ pub fn check_frame(
     Ok((h.frame_len(), h.next_offset(), h.epoch))
 }
 
+/// Whether `bytes`, where a scan stopped, begin the frame the chain expected next: a header
+/// (whatever its CRC) naming `expected_offset`, with an epoch not older than `epoch_floor`.
+/// After a crash such a frame is one the process was writing (a torn write, or damage to a
+/// frame it wrote). Any other bytes there are not a frame of this log at that place: what a
+/// reused segment held in its earlier life, or old bytes under a frame whose first sector never
+/// reached the disk. Either way nothing from there on was committed; the two are told apart
+/// only so that a restart does not report a torn write that did not happen (wal-format.md §7.1).
+pub fn starts_expected_frame(bytes: &[u8], expected_offset: u64, epoch_floor: u32) -> bool {
+    peek_header(bytes).is_ok_and(|h| h.first_offset == expected_offset && h.epoch >= epoch_floor)
+}
+
 /// After a stop at `from`, looks for the next position in `segment[from+1..limit]` holding a
 /// CRC-valid frame with an offset in `(after_offset, before_offset)`: where a reader may resume
 /// after skipping damage. Returns that position and the frame's first offset.
