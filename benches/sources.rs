@@ -162,7 +162,8 @@ fn taildir(setup: &Setup) -> Case {
     })
 }
 
-fn netcat(setup: &Setup) -> Case {
+/// A netcat source listening on a loopback port of its own, with its config and address.
+fn started_netcat() -> (NetcatSource, NetcatConfig, SocketAddr) {
     let cfg = NetcatConfig {
         bind: "127.0.0.1".into(),
         port: 0,
@@ -173,6 +174,11 @@ fn netcat(setup: &Setup) -> Case {
     let mut source = NetcatSource::new("r1", cfg.clone());
     source.start().expect("netcat source listens");
     let addr = source.local_addr().expect("netcat source address");
+    (source, cfg, addr)
+}
+
+fn netcat(setup: &Setup) -> Case {
+    let (source, cfg, addr) = started_netcat();
     let per_client = setup.events / CLIENTS as u64;
     let streams: Vec<(u64, Vec<u8>)> = (0..CLIENTS)
         .map(|c| {
@@ -354,16 +360,7 @@ fn connection_per_message(base: &Path) {
     let dir = tempfile::tempdir_in(base).expect("temp dir under target/");
     let raw = raw_connection_server(&dir.path().join("raw.log"), messages);
     let weir = {
-        let cfg = NetcatConfig {
-            bind: "127.0.0.1".into(),
-            port: 0,
-            max_line_length: 512,
-            ack_every_event: true,
-            max_connections: 100,
-        };
-        let mut source = NetcatSource::new("r1", cfg.clone());
-        source.start().expect("netcat source listens");
-        let addr = source.local_addr().expect("netcat source address");
+        let (source, cfg, addr) = started_netcat();
         let case = Case {
             name: "netcat, connection per message",
             config: source_config(SourceKind::Netcat(cfg)),

@@ -1131,17 +1131,7 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
     );
 
     // `weir wal verify` agrees: no torn tail, and nothing wrong.
-    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
-    let newest = report.segments.last().unwrap();
-    assert_eq!(newest.next_offset, end);
-    assert!(newest.tail.is_none(), "{:?}", newest.tail);
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-
-    let logs = captured_logs(|| {
-        let wal = Wal::open(dir.path(), o).unwrap();
-        assert_eq!(wal.next_offset(), end);
-    });
-    assert!(!logs.contains("torn tail"), "{logs}");
+    let logs = verify_then_open_untorn(dir.path(), &o, end);
     assert!(
         logs.contains("leftover bytes after the end recorded at the last close"),
         "{logs}"
@@ -1183,6 +1173,22 @@ fn ending_in_a_reused_spare(dir: &Path, o: &WalOptions) -> (Wal, u64) {
     (wal, end)
 }
 
+/// Checks that `weir wal verify` finds the log in `dir` ending at `end` with no torn tail and no
+/// problem, and that opening it reaches `end` without logging a torn tail; returns the open's log.
+fn verify_then_open_untorn(dir: &Path, o: &WalOptions, end: u64) -> String {
+    let report = inspect::verify(dir, None, |_, _| {}).unwrap();
+    let newest = report.segments.last().unwrap();
+    assert_eq!(newest.next_offset, end);
+    assert!(newest.tail.is_none(), "{:?}", newest.tail);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let logs = captured_logs(|| {
+        let wal = Wal::open(dir, o.clone()).unwrap();
+        assert_eq!(wal.next_offset(), end);
+    });
+    assert!(!logs.contains("torn tail"), "{logs}");
+    logs
+}
+
 /// The files of `from` copied into `to`: taken while a log is open, what a crash leaves.
 fn copy_files(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
@@ -1206,16 +1212,7 @@ fn after_a_crash_a_reused_segments_leftovers_are_not_called_a_torn_tail() {
     copy_files(dir.path(), torn.path());
     drop(wal);
 
-    let report = inspect::verify(crashed.path(), None, |_, _| {}).unwrap();
-    let newest = report.segments.last().unwrap();
-    assert_eq!(newest.next_offset, end);
-    assert!(newest.tail.is_none(), "{:?}", newest.tail);
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let logs = captured_logs(|| {
-        let wal = Wal::open(crashed.path(), o.clone()).unwrap();
-        assert_eq!(wal.next_offset(), end);
-    });
-    assert!(!logs.contains("torn tail"), "{logs}");
+    let logs = verify_then_open_untorn(crashed.path(), &o, end);
     assert!(logs.contains("the log ends here"), "{logs}");
 
     // The last frame's last byte lost, as if its last sector had not reached the disk.
