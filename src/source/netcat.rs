@@ -96,7 +96,7 @@ fn serve(
     let mut lines = Lines::new(cfg.max_line_length);
     let mut buf = vec![0u8; 64 * 1024];
     let limit = processor.transaction_limit();
-    'conn: while !stopping(stop) {
+    while !stopping(stop) {
         let n = match stream.read(&mut buf) {
             Ok(0) => {
                 if lines.mid_line() {
@@ -149,7 +149,7 @@ fn serve(
             && let Err(e) = stream.write_all(&replies)
         {
             tracing::info!(source = name, %peer, error = %e, "client went away before its replies");
-            break 'conn;
+            break;
         }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
