@@ -271,6 +271,33 @@ fn sigterm_in_the_middle_of_a_file_resumes_exactly() {
     assert_eq!(bodies(&logged_events(&d.join("log"))), lines);
 }
 
+#[test]
+fn an_unusable_state_file_is_set_aside_and_the_spool_is_read_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = config(d, "");
+    let state = d.join("spool/.flumespool/weir-spooldir.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(&state, b"{\"version\": 1, \"cur").unwrap();
+    let lines = numbered("s-", 100);
+    let path = drop_file(d, "a.log", text(&lines).as_bytes(), 10);
+    let mut run = start(d, &cfg);
+    wait_until("the file renamed", || exists(&completed(&path)));
+    assert!(run.agent.stop());
+    assert_eq!(bodies(&logged_events(&d.join("log"))), lines);
+    let logs = agent_logs(d);
+    assert!(
+        logs.contains(&format!("state file {} is unusable", state.display())),
+        "{logs}"
+    );
+    let aside = d.join("spool/.flumespool/weir-spooldir.json.corrupt");
+    assert!(
+        logs.contains(&format!("it was moved to {}", aside.display())),
+        "{logs}"
+    );
+    assert_eq!(std::fs::read(&aside).unwrap(), b"{\"version\": 1, \"cur");
+}
+
 /// An agent taking a spool directory over from Flume: the file Flume was in the middle of goes
 /// on at the byte Flume's channel last committed, read from Flume's position file (written
 /// here by the Python `avro` package's DataFileWriter, as Flume's tracker writes it with

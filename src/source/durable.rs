@@ -34,6 +34,18 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Moves an unusable state file to `<path>.corrupt`, where it is kept for inspection, so that
+/// its source can start without it. Returns what became of the file, for the source's log line.
+pub fn set_aside(path: &Path) -> String {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("it was moved to {}", aside.display()),
+        Err(e) => format!("it could not be moved aside ({e}) and will be overwritten"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +59,22 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert!(!temp_path(&path).exists());
         assert_eq!(temp_path(&path), dir.path().join("state.json.tmp"));
+    }
+
+    #[test]
+    fn set_aside_keeps_the_file_beside_or_says_it_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"garbage").unwrap();
+        let aside = dir.path().join("state.json.corrupt");
+        assert_eq!(
+            set_aside(&path),
+            format!("it was moved to {}", aside.display())
+        );
+        assert_eq!(std::fs::read(&aside).unwrap(), b"garbage");
+        assert!(!path.exists());
+        let note = set_aside(&path);
+        assert!(note.starts_with("it could not be moved aside ("), "{note}");
+        assert!(note.ends_with(") and will be overwritten"), "{note}");
     }
 }

@@ -223,13 +223,7 @@ fn load_state(name: &str, path: &Path) -> anyhow::Result<State> {
         Loaded::Missing => State::default(),
         Loaded::Read(s) => s,
         Loaded::Corrupt(why) => {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(".corrupt");
-            let aside = PathBuf::from(aside);
-            let kept = match std::fs::rename(path, &aside) {
-                Ok(()) => format!("it was moved to {}", aside.display()),
-                Err(e) => format!("it could not be moved aside ({e}) and will be overwritten"),
-            };
+            let kept = durable::set_aside(path);
             tracing::error!(
                 source = name,
                 "state file {} is unusable: {why}; {kept}; starting without it: a file that was being read is read again from its start",

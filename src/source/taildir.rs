@@ -38,7 +38,7 @@ use anyhow::Context;
 
 use self::position::{Loaded, Position};
 use self::tail::{FileKey, Line, Tail};
-use super::{ChannelProcessor, Source, StopFlag, stopping};
+use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
 use crate::config::{BYTE_OFFSET_HEADER, TaildirConfig};
 use crate::event::Event;
@@ -133,13 +133,7 @@ fn load_positions(name: &str, config: &TaildirConfig) -> anyhow::Result<Vec<Posi
             positions
         }
         Loaded::Corrupt(why) => {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(".corrupt");
-            let aside = PathBuf::from(aside);
-            let kept = match std::fs::rename(path, &aside) {
-                Ok(()) => format!("it was moved to {}", aside.display()),
-                Err(e) => format!("it could not be moved aside ({e}) and will be overwritten"),
-            };
+            let kept = durable::set_aside(path);
             tracing::warn!(
                 source = name,
                 "position file {} is unusable: {why}; starting as if there were none: {start}; {kept}",
