@@ -33,6 +33,8 @@ pub struct AvroSink {
     /// From the config's TLS settings; an error (unlikely: the stores were read with the
     /// config) fails every delivery with its message.
     security: Result<Security, String>,
+    /// The most bytes one call may take: what weir's avro source reads (tests lower it).
+    max_call_bytes: usize,
 }
 
 struct Connection {
@@ -59,6 +61,7 @@ impl AvroSink {
             counters,
             conn: None,
             security,
+            max_call_bytes: MAX_FRAME_BYTES,
         }
     }
 
@@ -137,26 +140,24 @@ impl AvroSink {
             conn.peer
         )
     }
-}
 
-impl Sink for AvroSink {
-    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
-        if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
-            && c.opened.elapsed() >= every
-        {
-            tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
-            self.conn = None;
-        }
+    /// Sends `events` as one `appendBatch` call, or, when they take more bytes than a call may
+    /// (`max_call_bytes`), as the calls of each half, halved again as needed. The downstream
+    /// source commits each call on its own, so a failure after the first call sends that call's
+    /// events again on the retry: at-least-once, as for a lost reply. Refusing the batch instead
+    /// would fail it on every retry: the sink would stop for good over `batch-size`.
+    fn send(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
         let call = append_batch_call(events.iter().map(|(_, e)| e));
-        if call.len() > MAX_FRAME_BYTES {
-            // weir's avro source would close the connection on it, and every retry the same.
-            bail!(
-                "sink {}: a batch of {} events takes {} bytes, over the {MAX_FRAME_BYTES} an avro \
-                 source reads in one call: lower batch-size",
-                self.name,
-                events.len(),
-                call.len()
-            );
+        if call.len() > self.max_call_bytes {
+            let (first, second) = super::halves(
+                &self.name,
+                events,
+                call.len(),
+                self.max_call_bytes,
+                "an avro source reads in one call",
+            )?;
+            self.send(first)?;
+            return self.send(second);
         }
         let n = events.len() as u64;
         self.counters.sent.fetch_add(n, Ordering::Relaxed);
@@ -175,7 +176,20 @@ impl Sink for AvroSink {
             // The stream may hold a late reply or half a frame: start over on a new one.
             self.conn = None;
         }
-        result.with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
+        result
+    }
+}
+
+impl Sink for AvroSink {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
+            && c.opened.elapsed() >= every
+        {
+            tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
+            self.conn = None;
+        }
+        self.send(events)
+            .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
@@ -305,6 +319,42 @@ mod tests {
         );
         assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
         assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails() {
+        let (port, server) = server(vec![Some(Status::Ok); 3]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = AvroSink::new(
+            "k1",
+            config(port, Duration::from_secs(5)),
+            stop,
+            counters.clone(),
+        );
+        let five = batch(&["a1", "b2", "c3", "d4", "e5"]);
+        let two = &five[..2];
+        // Two events fit in a call, three do not.
+        sink.max_call_bytes = append_batch_call(two.iter().map(|(_, e)| e)).len();
+        let big = "x".repeat(sink.max_call_bytes);
+        let err = format!("{:#}", sink.deliver(&batch(&[&big])).unwrap_err());
+        assert!(
+            err.contains("the event at channel offset 0 takes")
+                && err.contains("it can never be sent, and stays in the channel"),
+            "{err}"
+        );
+        sink.deliver(&five).unwrap();
+        let bodies = |b: &[&str]| b.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                (0, bodies(&["a1", "b2"])),
+                (0, bodies(&["c3"])),
+                (0, bodies(&["d4", "e5"])),
+            ]
+        );
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 5);
     }
 
     #[test]

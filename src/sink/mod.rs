@@ -141,6 +141,35 @@ pub fn check(config: &SinkConfig) -> anyhow::Result<Vec<String>> {
     }
 }
 
+/// An event of a batch handed to [`Sink::deliver`], with its channel offset.
+type Delivered = (u64, Event);
+
+/// The halves of a batch that takes `bytes`, over the `limit` one call of an RPC sink may
+/// carry (`reads` says who reads no more), to be sent one after the other; a lone event over
+/// the limit is an error: it can never be sent, and waits in the channel for an operator.
+pub(crate) fn halves<'a>(
+    sink: &str,
+    events: &'a [Delivered],
+    bytes: usize,
+    limit: usize,
+    reads: &str,
+) -> anyhow::Result<(&'a [Delivered], &'a [Delivered])> {
+    if let [(offset, _)] = events {
+        anyhow::bail!(
+            "the event at channel offset {offset} takes {bytes} bytes, over the {limit} {reads}: \
+             it can never be sent, and stays in the channel"
+        );
+    }
+    tracing::debug!(
+        sink,
+        events = events.len(),
+        bytes,
+        limit,
+        "batch over one call's limit; sending it in halves"
+    );
+    Ok(events.split_at(events.len() / 2))
+}
+
 /// Backoff after a failed delivery: doubles from `BACKOFF_START` up to `BACKOFF_MAX`, reset by a
 /// success.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);

@@ -33,6 +33,9 @@ pub struct ThriftSink {
     /// From the config's TLS settings; an error (unlikely: the stores were read with the
     /// config) fails every delivery with its message.
     security: Result<Security, String>,
+    /// The most bytes one call may take: what a thrift source reads in one frame (tests lower
+    /// it).
+    max_call_bytes: usize,
 }
 
 struct Connection {
@@ -58,6 +61,7 @@ impl ThriftSink {
             counters,
             conn: None,
             security,
+            max_call_bytes: MAX_FRAME_BYTES,
         }
     }
 
@@ -84,24 +88,20 @@ impl ThriftSink {
         })
     }
 
-    /// Sends one batch and reads its status.
-    fn call(&mut self, events: &[(u64, Event)]) -> anyhow::Result<Status> {
+    /// Sends one batch and reads its status; `Ok(Err(bytes))`, sending nothing, when the batch
+    /// takes more bytes than one frame may (`max_call_bytes`).
+    fn call(&mut self, events: &[(u64, Event)]) -> anyhow::Result<Result<Status, usize>> {
         let (timeout, proto) = (self.config.target.request_timeout, self.config.protocol);
         let conn = match &mut self.conn {
             Some(c) => c,
             None => self.conn.insert(self.connect()?),
         };
-        conn.seqid = conn.seqid.wrapping_add(1);
-        let message = append_batch_call(proto, conn.seqid, events.iter().map(|(_, e)| e));
-        if message.len() > MAX_FRAME_BYTES {
-            // A thrift source would close the connection on it, and every retry the same.
-            bail!(
-                "a batch of {} events takes {} bytes, over the {MAX_FRAME_BYTES} a thrift source \
-                 reads in one frame: lower batch-size",
-                events.len(),
-                message.len()
-            );
+        let seqid = conn.seqid.wrapping_add(1);
+        let message = append_batch_call(proto, seqid, events.iter().map(|(_, e)| e));
+        if message.len() > self.max_call_bytes {
+            return Ok(Err(message.len()));
         }
+        conn.seqid = seqid;
         conn.transport
             .send(&message)
             .with_context(|| format!("sending to {}", conn.peer))?;
@@ -116,7 +116,49 @@ impl ThriftSink {
             Err(e) => bail!("reading the reply from {}: {e}", conn.peer),
         };
         read_reply(proto, "appendBatch", conn.seqid, &reply)
+            .map(Ok)
             .map_err(|e| anyhow::anyhow!("{}: {e}", conn.peer))
+    }
+
+    /// Sends `events` as one `appendBatch` call, or, when they take more bytes than a thrift
+    /// source reads in one frame, as the calls of each half, halved again as needed. The
+    /// downstream source commits each call on its own, so a failure after the first call sends
+    /// that call's events again on the retry: at-least-once, as for a lost reply. A frame over
+    /// the limit would make the source close the connection, on every retry: the sink would
+    /// stop for good over `batch-size`, as Flume's does.
+    fn send(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let status = match self.call(events) {
+            Ok(Err(bytes)) => {
+                let (first, second) = super::halves(
+                    &self.name,
+                    events,
+                    bytes,
+                    self.max_call_bytes,
+                    "a thrift source reads in one frame",
+                )?;
+                self.send(first)?;
+                return self.send(second);
+            }
+            Ok(Ok(status)) => Ok(status),
+            Err(e) => Err(e),
+        };
+        let n = events.len() as u64;
+        self.counters.sent.fetch_add(n, Ordering::Relaxed);
+        let result = match status {
+            Ok(Status::Ok) => {
+                self.counters.acked.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(status) => Err(anyhow::anyhow!(
+                "the thrift source answered {status:?} for a batch of {n} events"
+            )),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // The stream may hold a late reply or half a frame: start over on a new one.
+            self.conn = None;
+        }
+        result
     }
 }
 
@@ -128,24 +170,8 @@ impl Sink for ThriftSink {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
             self.conn = None;
         }
-        let n = events.len() as u64;
-        self.counters.sent.fetch_add(n, Ordering::Relaxed);
-        let result = match self.call(events) {
-            Ok(Status::Ok) => {
-                self.counters.acked.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(status) => Err(anyhow::anyhow!(
-                "the thrift source answered {status:?} for a batch of {} events",
-                events.len()
-            )),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            // The stream may hold a late reply or half a frame: start over on a new one.
-            self.conn = None;
-        }
-        result.with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
+        self.send(events)
+            .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
@@ -269,6 +295,43 @@ mod tests {
         );
         assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
         assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails() {
+        let (port, server) = server(vec![Some(Status::Ok); 3]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = ThriftSink::new(
+            "k1",
+            config(port, Duration::from_secs(5)),
+            stop,
+            counters.clone(),
+        );
+        let five = batch(&["a1", "b2", "c3", "d4", "e5"]);
+        let two = &five[..2];
+        // Two events fit in a call, three do not.
+        sink.max_call_bytes =
+            append_batch_call(Protocol::Compact, 1, two.iter().map(|(_, e)| e)).len();
+        let big = "x".repeat(sink.max_call_bytes);
+        let err = format!("{:#}", sink.deliver(&batch(&[&big])).unwrap_err());
+        assert!(
+            err.contains("the event at channel offset 0 takes")
+                && err.contains("it can never be sent, and stays in the channel"),
+            "{err}"
+        );
+        sink.deliver(&five).unwrap();
+        let bodies = |b: &[&str]| b.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                (0, bodies(&["a1", "b2"])),
+                (0, bodies(&["c3"])),
+                (0, bodies(&["d4", "e5"])),
+            ]
+        );
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 5);
     }
 
     #[test]
