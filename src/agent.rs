@@ -144,13 +144,31 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     Ok(())
 }
 
-/// A flag set by SIGTERM or SIGINT; a second signal exits at once.
+/// A flag set by SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP (the
+/// terminal closing) stops the agent as the JVM running Flume stops it, cleanly, rather than
+/// killing it in the middle of its transactions; weir reloads nothing on it. As with the JVM,
+/// a SIGHUP the agent was started ignoring (`nohup`) stays ignored.
 pub fn shutdown_on_signals() -> anyhow::Result<StopFlag> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let flag: StopFlag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+    let hangup = (!ignored(SIGHUP)).then_some(SIGHUP);
+    for sig in [SIGTERM, SIGINT].into_iter().chain(hangup) {
         // Registered first, so the second signal finds the flag already set and exits.
         signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())?;
         signal_hook::flag::register(sig, flag.clone())?;
     }
     Ok(flag)
+}
+
+/// Whether `sig` is ignored (`SIG_IGN`), as `nohup` leaves SIGHUP for the program it starts.
+fn ignored(sig: libc::c_int) -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action, sigaction(2) changes nothing and only writes the current
+    // disposition of `sig` into `current`, a valid, writable `sigaction` (zeroed beforehand, so
+    // it is initialised whatever the call does).
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), current.as_mut_ptr()) };
+    // SAFETY: an all-zero `sigaction` is a valid value (plain integers, a handler address of
+    // 0 = SIG_DFL, an empty mask), and sigaction(2) only ever stores a valid one.
+    let current = unsafe { current.assume_init() };
+    rc == 0 && current.sa_sigaction == libc::SIG_IGN
 }

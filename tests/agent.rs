@@ -111,6 +111,56 @@ fn concurrent_clients_clean_stop_and_restart() {
     );
 }
 
+/// SIGINT (Ctrl-C) and SIGHUP (the terminal closing; the JVM running Flume stops cleanly on it
+/// too) stop the agent as SIGTERM does: every acknowledged line is kept, the exit status is 0.
+#[test]
+fn sigint_and_sighup_stop_the_agent_cleanly() {
+    for signal in ["INT", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = config(dir.path(), port, "");
+        let mut agent = Agent::start(&cfg, port);
+        let mut client = Client::new(port);
+        let lines: Vec<String> = (0..30).map(|i| format!("{signal}-{i}")).collect();
+        assert!(lines.iter().all(|l| client.send(l)));
+        assert!(
+            agent.stop_with(signal),
+            "SIG{signal} must stop the agent with 0"
+        );
+        let mut agent = Agent::start(&cfg, port);
+        let out = wait_output(dir.path(), |l| l.len() >= lines.len());
+        assert!(agent.stop());
+        assert_eq!(out, lines, "after SIG{signal} and a restart");
+    }
+}
+
+/// An agent started under `nohup` keeps running when the terminal closes (SIGHUP), as Flume's
+/// JVM does: an ignored SIGHUP stays ignored.
+#[test]
+fn an_agent_under_nohup_ignores_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let mut agent = Agent::start_nohup(&cfg, port);
+    let mut client = Client::new(port);
+    assert!(client.send("before"));
+    let pid = agent.pid();
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
+    assert!(hup.unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        client.send("after"),
+        "the agent must still serve after SIGHUP"
+    );
+    assert_eq!(
+        wait_output(dir.path(), |l| l.len() >= 2),
+        ["before", "after"]
+    );
+    assert!(agent.stop(), "SIGTERM must exit 0");
+}
+
 #[test]
 fn sigkill_loop_loses_no_acknowledged_line() {
     let dir = tempfile::tempdir().unwrap();

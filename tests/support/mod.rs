@@ -240,7 +240,7 @@ impl Agent {
         stderr: Stdio,
         env: &[(&str, &OsStr)],
     ) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("agent")
             .args(args)
             .env("RUST_LOG", "warn")
@@ -249,6 +249,27 @@ impl Agent {
             .stderr(stderr)
             .spawn()
             .expect("start weir");
+        Agent::listening(child, config, netcat_port)
+    }
+
+    /// Starts the agent under `nohup`, which leaves SIGHUP ignored for it (and execs it, so
+    /// signals sent to the child reach the agent).
+    pub fn start_nohup(config: &Path, netcat_port: u16) -> Agent {
+        let child = Command::new("nohup")
+            .arg(env!("CARGO_BIN_EXE_weir"))
+            .arg("agent")
+            .arg("-f")
+            .arg(config)
+            .args(["-n", "a"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start nohup weir");
+        Agent::listening(child, config, netcat_port)
+    }
+
+    /// The agent `child` once its netcat source listens on `netcat_port`.
+    fn listening(mut child: Child, config: &Path, netcat_port: u16) -> Agent {
         let listening = wait_for_port(netcat_port, Duration::from_secs(20));
         // The port may answer for another process (ports come from `free_port`, which cannot
         // reserve them): make sure it is this agent that runs.
@@ -262,6 +283,11 @@ impl Agent {
         }
     }
 
+    /// The agent's process id; panics once it was stopped or killed.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the agent runs")
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -271,11 +297,17 @@ impl Agent {
 
     /// SIGTERM and wait; returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (a name `kill` knows: TERM, INT, HUP) and waits up to 15 s; returns
+    /// whether the agent exited 0.
+    pub fn stop_with(&mut self, signal: &str) -> bool {
         let Some(mut c) = self.child.take() else {
             return true;
         };
         let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
+            .args([&format!("-{signal}"), &c.id().to_string()])
             .status();
         let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
