@@ -231,6 +231,12 @@ const GLOBAL_TLS_PROPERTIES: [(&str, &str); 10] = [
 ];
 
 fn main() -> ExitCode {
+    // A write past the file-size limit (`ulimit -f`) must fail with EFBIG, which the code
+    // writing reports with the file's path, rather than kill the process with SIGXFSZ: no
+    // message, a core dump, a segment left half made (PostgreSQL ignores it for the same reason).
+    // SAFETY: SIG_IGN installs no handler, so no code runs in signal context; no other thread
+    // exists yet to race the change of disposition.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let (args, java) = split_java_args(std::env::args().collect());
     // The configuration reads the global TLS settings from the environment (`config::tls`,
     // `config::kafka_security`); a flume-ng launch line gives them as -D properties.

@@ -141,7 +141,7 @@ fn an_agent_under_nohup_ignores_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = config(dir.path(), port, "");
-    let mut agent = Agent::start_nohup(&cfg, port);
+    let mut agent = Agent::start_under(&["nohup"], &cfg, port, Stdio::inherit());
     let mut client = Client::new(port);
     assert!(client.send("before"));
     let pid = agent.pid();
@@ -159,6 +159,46 @@ fn an_agent_under_nohup_ignores_sighup() {
         ["before", "after"]
     );
     assert!(agent.stop(), "SIGTERM must exit 0");
+}
+
+/// A segment the process may not write whole (`ulimit -f` below the segment a large put needs)
+/// fails that put with an error that says so, to the client and in the log; the agent serves
+/// on. SIGXFSZ used to kill it, with no message and a half-made segment left behind.
+#[test]
+fn a_segment_over_the_file_size_limit_fails_its_put_not_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let cfg = config(d, port, "a.sources.r1.max-line-length = 20000000\n");
+    let log = std::fs::File::create(d.join("agent.log")).unwrap();
+    // bash counts in KiB: 10,000 KiB, above the 1 MiB segments, below a 12 MB frame's segment.
+    let limit = ["bash", "-c", "ulimit -f 10000; exec \"$0\" \"$@\""];
+    let mut agent = Agent::start_under(&limit, &cfg, port, Stdio::from(log));
+    let mut client = Client::new(port);
+    assert!(client.send("small-1"));
+    let big = vec![b'x'; 12_000_000];
+    let reply = client.send_bytes(&big).expect("a reply to the large line");
+    assert!(
+        reply.starts_with("FAILED: channel c1: allocate ")
+            && reply.contains("File too large")
+            && reply.contains("`ulimit -f`"),
+        "{reply}"
+    );
+    assert!(client.send("small-2"));
+    assert_eq!(wait_output(d, |l| l.len() >= 2), ["small-1", "small-2"]);
+    assert!(agent.stop(), "SIGTERM must exit 0");
+    let logged = std::fs::read_to_string(d.join("agent.log")).unwrap();
+    assert!(
+        logged.contains("puts failed: the channel's log cannot store them")
+            && logged.contains("File too large"),
+        "{logged}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

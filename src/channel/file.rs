@@ -38,6 +38,8 @@ pub struct FileChannel {
     /// Puts refused for want of disk space, and for want of room under `capacity`.
     disk_full: RefusalLog,
     full: RefusalLog,
+    /// Puts the log failed to store (I/O errors).
+    write_failed: RefusalLog,
 }
 
 struct TakeState {
@@ -85,6 +87,7 @@ impl FileChannel {
             counters: ChannelCounters::default(),
             disk_full: RefusalLog::disk_full(),
             full: RefusalLog::channel_full(),
+            write_failed: RefusalLog::write_failed(),
         })
     }
 
@@ -97,6 +100,14 @@ impl FileChannel {
             channel: self.name.clone(),
             error,
         }
+    }
+
+    /// The error of a put the log could not store, logged for the operator (its client hears
+    /// of it, but the cause is on this machine).
+    fn put_failed(&self, error: WalError) -> ChannelError {
+        let e = self.storage(error);
+        self.write_failed.refused(&self.name, &e, Instant::now());
+        e
     }
 
     /// Hands out the oldest rolled-back batch (or its first `max` events), else new events.
@@ -178,10 +189,10 @@ impl Channel for FileChannel {
                         events: Returned(events),
                     });
                 }
-                Err(e) => return Err(self.storage(e)),
+                Err(e) => return Err(self.put_failed(e)),
             }
         }
-        self.wal.commit().map_err(|e| self.storage(e))?;
+        self.wal.commit().map_err(|e| self.put_failed(e))?;
         ChannelCounters::add(&self.counters.put_success, events.len());
         self.arrived.notify_all();
         Ok(())

@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 /// last logged and how many refusals came since.
 pub(crate) struct RefusalLog {
     what: &'static str,
-    /// Logged as an error, not a warning: the refused events are lost, not retried.
-    loses_events: bool,
+    /// Logged as an error, not a warning: the refused events are lost, or the store is failing.
+    as_error: bool,
     state: Mutex<(Option<Instant>, u64)>,
 }
 
@@ -39,7 +39,7 @@ impl RefusalLog {
     /// client to refuse them to.
     pub(crate) fn unstorable_dropped() -> RefusalLog {
         RefusalLog {
-            loses_events: true,
+            as_error: true,
             ..RefusalLog::new(
                 "events dropped: the channel can never store them (raise its byteCapacity, or \
                  fix what produces them), and this source cannot hand them back",
@@ -56,10 +56,23 @@ impl RefusalLog {
         )
     }
 
+    /// Puts that failed because a file channel's log could not store them: an I/O error (a
+    /// segment over the file-size limit, a failing or read-only disk, a failed sync). Unlike a
+    /// full channel this does not pass by itself, so it is an error; the clients are told.
+    pub(crate) fn write_failed() -> RefusalLog {
+        RefusalLog {
+            as_error: true,
+            ..RefusalLog::new(
+                "puts failed: the channel's log cannot store them (see the error); the clients \
+                 are told",
+            )
+        }
+    }
+
     fn new(what: &'static str) -> RefusalLog {
         RefusalLog {
             what,
-            loses_events: false,
+            as_error: false,
             state: Mutex::new((None, 0)),
         }
     }
@@ -78,7 +91,7 @@ impl RefusalLog {
         if last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
             return false;
         }
-        if self.loses_events {
+        if self.as_error {
             tracing::error!(channel, %reason, refused_puts = *since, "{}", self.what);
         } else {
             tracing::warn!(channel, %reason, refused_puts = *since, "{}", self.what);

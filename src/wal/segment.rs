@@ -218,6 +218,15 @@ impl Segment {
                             min_free: 0,
                         });
                     }
+                    if e.raw_os_error() == Some(rustix::io::Errno::FBIG.raw_os_error()) {
+                        return Err(WalError::io("allocate", &tmp)(std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "{e}: a segment of {len} bytes is larger than this process may \
+                                 write (`ulimit -f`) or the filesystem allows"
+                            ),
+                        )));
+                    }
                     return Err(WalError::io("allocate", &tmp)(e));
                 }
                 f.sync_all().map_err(WalError::io("fsync", &tmp))?;

@@ -252,10 +252,12 @@ impl Agent {
         Agent::listening(child, config, netcat_port)
     }
 
-    /// Starts the agent under `nohup`, which leaves SIGHUP ignored for it (and execs it, so
-    /// signals sent to the child reach the agent).
-    pub fn start_nohup(config: &Path, netcat_port: u16) -> Agent {
-        let child = Command::new("nohup")
+    /// Starts `weir agent -f config -n a` through `launcher` (a program and its arguments,
+    /// which must end by exec'ing the agent: `nohup`, or `bash -c '…; exec "$0" "$@"'`), so
+    /// that signals sent to the child reach the agent.
+    pub fn start_under(launcher: &[&str], config: &Path, netcat_port: u16, stderr: Stdio) -> Agent {
+        let child = Command::new(launcher[0])
+            .args(&launcher[1..])
             .arg(env!("CARGO_BIN_EXE_weir"))
             .arg("agent")
             .arg("-f")
@@ -263,8 +265,9 @@ impl Agent {
             .args(["-n", "a"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
-            .expect("start nohup weir");
+            .expect("start the launcher of weir");
         Agent::listening(child, config, netcat_port)
     }
 
