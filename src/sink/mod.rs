@@ -325,14 +325,14 @@ impl SinkRunner {
         };
         if taken.is_empty() {
             c.batch_empty.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.sink.idle() {
-                tracing::warn!(sink = %self.name, error = %e, "idle work failed");
+            if let Err(e) = contained(|| self.sink.idle()) {
+                tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "idle work failed");
             }
             return Ok(Status::Backoff);
         }
         let n = taken.len();
         c.drain_attempt.fetch_add(n as u64, Ordering::Relaxed);
-        match self.sink.deliver(&taken.events) {
+        match contained(|| self.sink.deliver(&taken.events)) {
             Ok(()) => self.commit_delivered(taken),
             Err(e) => {
                 self.channel.rollback(taken);
@@ -427,7 +427,7 @@ impl SinkRunner {
                 Some(taken) if !taken.is_empty() => {
                     c.drain_attempt
                         .fetch_add(taken.len() as u64, Ordering::Relaxed);
-                    if let Err(e) = self.sink.start(&taken.events) {
+                    if let Err(e) = contained(|| self.sink.start(&taken.events)) {
                         self.channel.rollback(taken);
                         c.rollbacks.fetch_add(1, Ordering::Relaxed);
                         self.abandon(on_way);
@@ -441,8 +441,8 @@ impl SinkRunner {
                 }
                 _ if on_way.is_empty() => {
                     c.batch_empty.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = self.sink.idle() {
-                        tracing::warn!(sink = %self.name, error = %e, "idle work failed");
+                    if let Err(e) = contained(|| self.sink.idle()) {
+                        tracing::warn!(sink = %self.name, error = %format!("{e:#}"), "idle work failed");
                     }
                     return Ok(Status::Backoff);
                 }
@@ -466,7 +466,7 @@ impl SinkRunner {
         later: &mut VecDeque<Taken>,
         committer: &Committer,
     ) -> Result<Status, CycleError> {
-        match self.sink.finish(&oldest.events) {
+        match contained(|| self.sink.finish(&oldest.events)) {
             Ok(()) => {
                 committer.hand_over(oldest);
                 Ok(Status::Ready)
@@ -496,6 +496,23 @@ impl SinkRunner {
             tracing::error!(sink = %self.name, error = %e, "close failed");
         }
     }
+}
+
+/// Runs one call into a sink, turning a panic into an error of that call. A panic is a bug, in
+/// weir or a library under it; contained this way it costs one failed delivery, which the
+/// runner rolls back and retries (or a failover group hands to its next sink), as Flume's
+/// runner treats an exception, instead of ending the sink's thread with its batch neither
+/// committed nor rolled back while the agent runs on without it. The panic's own message and
+/// location still go to stderr first.
+fn contained<T>(call: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic without a message");
+        Err(anyhow::anyhow!("the sink panicked (a bug): {what}"))
+    })
 }
 
 /// Runs `cycle` until `stop` is set, backing off after each failed cycle (doubling from
@@ -580,12 +597,14 @@ mod tests {
     use crate::channel::memory::MemoryChannel;
     use crate::config::MemoryChannelConfig;
 
-    /// A sink keeping `depth` batches on their way, whose `finish` fails on chosen calls.
+    /// A sink keeping `depth` batches on their way, whose `finish` fails, or panics, on chosen
+    /// calls.
     struct Pipelined {
         depth: usize,
         on_way: VecDeque<Vec<String>>,
         finishes: usize,
         fail_at: Vec<usize>,
+        panic_at: Vec<usize>,
         delivered: Arc<Mutex<Vec<String>>>,
         most_on_way: Arc<Mutex<usize>>,
     }
@@ -613,6 +632,9 @@ mod tests {
             self.finishes += 1;
             if self.fail_at.contains(&self.finishes) {
                 anyhow::bail!("refused");
+            }
+            if self.panic_at.contains(&self.finishes) {
+                panic!("finish number {}", self.finishes);
             }
             self.delivered.lock().extend(batch);
             Ok(())
@@ -656,7 +678,7 @@ mod tests {
     }
 
     impl Running {
-        fn start(channel: Arc<dyn Channel>, fail_at: Vec<usize>) -> Running {
+        fn start(channel: Arc<dyn Channel>, fail_at: Vec<usize>, panic_at: Vec<usize>) -> Running {
             let delivered = Arc::new(Mutex::new(Vec::new()));
             let most_on_way = Arc::new(Mutex::new(0));
             let counters = Arc::new(SinkCounters::default());
@@ -667,6 +689,7 @@ mod tests {
                     on_way: VecDeque::new(),
                     finishes: 0,
                     fail_at,
+                    panic_at,
                     delivered: delivered.clone(),
                     most_on_way: most_on_way.clone(),
                 }),
@@ -735,7 +758,7 @@ mod tests {
     fn pipelined_batches_commit_in_order_and_a_failure_resends_everything_on_its_way() {
         let channel: Arc<dyn Channel> = Arc::new(small_channel());
         let sent = fill(&*channel, 60);
-        let running = Running::start(channel.clone(), vec![2, 5]);
+        let running = Running::start(channel.clone(), vec![2, 5], vec![]);
         running.wait_until(|r| r.delivered.lock().len() >= sent.len());
         let (delivered, most_on_way, counters) = running.stop();
         // Each failure rolled back the failed batch and the ones behind it, and they came back
@@ -745,6 +768,65 @@ mod tests {
         assert_eq!(channel.stats().size, 0, "every take was committed");
         assert_eq!(counters.drain_success.load(Ordering::Relaxed), 60);
         assert!(counters.rollbacks.load(Ordering::Relaxed) >= 2);
+    }
+
+    /// Delivers to `delivered`, but panics on its first call.
+    struct PanicsOnce {
+        calls: usize,
+        delivered: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Sink for PanicsOnce {
+        fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+            self.calls += 1;
+            if self.calls == 1 {
+                panic!("boom");
+            }
+            let bodies = events.iter().map(|(_, e)| String::from_utf8_lossy(&e.body));
+            self.delivered.lock().extend(bodies.map(|b| b.into_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_panics_fails_that_delivery_and_its_batch_comes_back() {
+        let channel: Arc<dyn Channel> = Arc::new(small_channel());
+        let sent = fill(&*channel, 10);
+        let counters = Arc::new(SinkCounters::default());
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let mut runner = SinkRunner {
+            name: "k".into(),
+            sink: Box::new(PanicsOnce {
+                calls: 0,
+                delivered: delivered.clone(),
+            }),
+            channel: channel.clone(),
+            batch_size: 5,
+            counters: counters.clone(),
+        };
+        let Err(CycleError::Deliver(e)) = runner.process() else {
+            panic!("the panic must fail the delivery");
+        };
+        assert_eq!(e.to_string(), "the sink panicked (a bug): boom");
+        assert_eq!(channel.stats().size, 10, "the batch was rolled back");
+        assert_eq!(runner.process().unwrap(), Status::Ready);
+        assert_eq!(runner.process().unwrap(), Status::Ready);
+        assert_eq!(runner.process().unwrap(), Status::Backoff);
+        assert_eq!(counters.rollbacks.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.drain_success.load(Ordering::Relaxed), 10);
+        assert_eq!(*delivered.lock(), sent);
+    }
+
+    #[test]
+    fn a_pipelined_sink_that_panics_resends_everything_on_its_way() {
+        let channel: Arc<dyn Channel> = Arc::new(small_channel());
+        let sent = fill(&*channel, 40);
+        let running = Running::start(channel.clone(), vec![], vec![3]);
+        running.wait_until(|r| r.delivered.lock().len() >= sent.len());
+        let (delivered, _, counters) = running.stop();
+        assert_eq!(delivered, sent);
+        assert_eq!(channel.stats().size, 0, "every take was committed");
+        assert!(counters.rollbacks.load(Ordering::Relaxed) >= 1);
     }
 
     /// A memory channel whose commits wait until the test opens a gate, and whose commit number
@@ -810,7 +892,7 @@ mod tests {
             fail_commit: 4,
         });
         let sent = fill(&*channel, 50);
-        let running = Running::start(channel.clone(), vec![]);
+        let running = Running::start(channel.clone(), vec![], vec![]);
         // With every commit held back, three batches are delivered and no fourth is started:
         // a crash now would resend at most the three.
         running.wait_until(|r| r.delivered.lock().len() >= 15);
