@@ -1,8 +1,8 @@
 //! Wiring and lifecycle: builds channels, sinks and sources from an [`AgentConfig`], runs them
-//! on their own threads (the sinks of a sink group on one thread per group), and shuts down in
-//! order on SIGTERM/SIGINT: sources stop accepting and finish their transactions, then sinks
-//! finish (commit or roll back) their batch, then the channels close (the log syncs). A restart
-//! resumes exactly where it stopped.
+//! on their own threads (the sinks of a sink group on one thread per group), starts a source
+//! that panicked again, and shuts down in order on SIGTERM/SIGINT/SIGHUP: sources stop
+//! accepting and finish their transactions, then sinks finish (commit or roll back) their
+//! batch, then the channels close (the log syncs). A restart resumes exactly where it stopped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,11 +83,12 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         src.start()?;
         let counters = Arc::new(SourceCounters::default());
         registry.sources.push((s.name.clone(), counters.clone()));
-        sources.push((
-            s.name.clone(),
-            src,
-            ChannelProcessor::new(s, &channels, counters).stopping_on(source_stop.clone()),
-        ));
+        let name = s.name.clone();
+        let (s, channels, stop) = (s.clone(), channels.clone(), source_stop.clone());
+        let processor = move || {
+            ChannelProcessor::new(&s, &channels, counters.clone()).stopping_on(stop.clone())
+        };
+        sources.push((name, src, processor));
     }
 
     let registry = Arc::new(registry);
@@ -114,11 +115,13 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         .collect::<Result<_, _>>()?;
     let source_threads: Vec<JoinHandle<()>> = sources
         .into_iter()
-        .map(|(name, src, processor)| {
+        .zip(&config.sources)
+        .map(|((name, src, processor), s)| {
             let stop = source_stop.clone();
+            let s = s.clone();
             std::thread::Builder::new()
                 .name(format!("source-{name}"))
-                .spawn(move || src.run(processor, stop))
+                .spawn(move || run_supervised(&name, src, || source::build(&s), processor, &stop))
         })
         .collect::<Result<_, _>>()?;
     tracing::info!(agent = %config.agent, "agent started");
@@ -142,6 +145,56 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     drop(channels);
     tracing::info!(agent = %config.agent, "stopped");
     Ok(())
+}
+
+/// The first pause before a source that panicked is started again, doubled after each
+/// restart that fails or panics again within [`RESTART_PAUSE_MAX`], up to it.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(60);
+
+/// Runs source `name` until `stop`. A panic in it (a bug, in weir or a library under it) is
+/// logged and the source is built and started anew after a pause, as Flume's supervisor
+/// restarts a failed component, instead of the agent running on without it. What the source
+/// had committed is safe; what it had not is what a crash would lose, and its client is told
+/// by its connection closing (a file source reads again from its last recorded position).
+fn run_supervised(
+    name: &str,
+    first: Box<dyn source::Source>,
+    build: impl Fn() -> Box<dyn source::Source>,
+    processor: impl Fn() -> ChannelProcessor,
+    stop: &StopFlag,
+) {
+    let mut source = first;
+    let mut pause = RESTART_PAUSE;
+    loop {
+        let started = std::time::Instant::now();
+        let run = std::panic::AssertUnwindSafe(|| source.run(processor(), stop.clone()));
+        if std::panic::catch_unwind(run).is_ok() || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if started.elapsed() > RESTART_PAUSE_MAX {
+            pause = RESTART_PAUSE;
+        }
+        tracing::error!(
+            source = name,
+            pause_ms = pause.as_millis() as u64,
+            "the source panicked (a bug; its message is above); starting it again after a pause"
+        );
+        source = loop {
+            if !crate::stop::sleep_unless_stopped(pause, stop) {
+                return;
+            }
+            pause = (pause * 2).min(RESTART_PAUSE_MAX);
+            let mut fresh = build();
+            match fresh.start() {
+                Ok(()) => break fresh,
+                Err(e) => {
+                    tracing::error!(source = name, error = %format!("{e:#}"), pause_ms = pause.as_millis() as u64, "the source cannot start again; trying after a pause")
+                }
+            }
+        };
+        tracing::info!(source = name, "source started again");
+    }
 }
 
 /// A flag set by SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP (the
@@ -171,4 +224,71 @@ fn ignored(sig: libc::c_int) -> bool {
     // 0 = SIG_DFL, an empty mask), and sigaction(2) only ever stores a valid one.
     let current = unsafe { current.assume_init() };
     rc == 0 && current.sa_sigaction == libc::SIG_IGN
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
+    use crate::stop::stopping;
+
+    /// A source that panics in `run` when `panics` is set, and otherwise puts one event naming
+    /// its run and waits for the stop.
+    struct Flaky {
+        panics: bool,
+        runs: Arc<AtomicUsize>,
+    }
+
+    impl source::Source for Flaky {
+        fn start(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
+            let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(!self.panics, "run {run} panics");
+            processor
+                .process(vec![Event::new(format!("run {run}"))])
+                .unwrap();
+            while !stopping(&stop) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_that_panics_is_started_again_after_a_pause() {
+        let channel = memory_channel(100, 10, Duration::from_millis(10));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let supervisor = {
+            let (channel, runs, stop) = (channel.clone(), runs.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let first = Box::new(Flaky {
+                    panics: true,
+                    runs: runs.clone(),
+                });
+                let build = || -> Box<dyn source::Source> {
+                    Box::new(Flaky {
+                        panics: false,
+                        runs: runs.clone(),
+                    })
+                };
+                run_supervised("r1", first, build, || processor_for(&channel), &stop);
+            })
+        };
+        let started = Instant::now();
+        // The second run's event arrives once the pause after the panic is over.
+        assert_eq!(
+            take_bodies(&channel, 10, Duration::from_secs(10)),
+            ["run 2"]
+        );
+        assert!(started.elapsed() >= RESTART_PAUSE);
+        stop.store(true, Ordering::Relaxed);
+        supervisor.join().unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
 }
