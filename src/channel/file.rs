@@ -164,7 +164,7 @@ impl Channel for FileChannel {
                     let now = Instant::now();
                     if now >= deadline {
                         ChannelCounters::add(&self.counters.full, 1);
-                        let log = if matches!(e, WalError::DiskFull { .. }) {
+                        let log = if e.is_disk_full() {
                             &self.disk_full
                         } else {
                             &self.full

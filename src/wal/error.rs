@@ -16,6 +16,14 @@ pub enum WalError {
         path: PathBuf,
         error: io::Error,
     },
+    /// An operation found no room: the filesystem is full, out of inodes, or over quota. Like
+    /// [`WalError::DiskFull`] it passes once space is freed.
+    #[error("{op} {}: {error} (the disk is full, out of inodes, or over quota)", path.display())]
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
     #[error("{}: byte {pos}: {reason}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -54,7 +62,9 @@ pub enum WalError {
         found: u32,
         supported: u32,
     },
-    #[error("log unusable after a failed sync ({0}); restart to recover from what is on disk")]
+    #[error(
+        "log unusable after a failed write or sync ({0}); restart to recover from what is on disk"
+    )]
     Poisoned(String),
     #[error("invalid consumer name {0:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -")]
     BadConsumerName(String),
@@ -71,15 +81,35 @@ impl WalError {
     /// True for the errors that mean "no room now, try again later" (back-pressure), as opposed
     /// to failures.
     pub fn is_full(&self) -> bool {
-        matches!(self, WalError::Full { .. } | WalError::DiskFull { .. })
+        matches!(
+            self,
+            WalError::Full { .. } | WalError::DiskFull { .. } | WalError::NoSpace { .. }
+        )
     }
 
+    /// True for the "full" errors that a lack of disk space caused.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, WalError::DiskFull { .. } | WalError::NoSpace { .. })
+    }
+
+    /// The error of I/O operation `op` on `path`: [`WalError::NoSpace`] for ENOSPC and EDQUOT
+    /// (back-pressure: wherever a write or the creation of a file hits them), else
+    /// [`WalError::Io`].
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> WalError {
         let path = path.into();
-        move |error| WalError::Io { op, path, error }
+        move |error| {
+            let no_space = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+                .map(|e| Some(e.raw_os_error()))
+                .contains(&error.raw_os_error());
+            if no_space {
+                WalError::NoSpace { op, path, error }
+            } else {
+                WalError::Io { op, path, error }
+            }
+        }
     }
 }
 
@@ -90,3 +120,28 @@ impl From<EncodeError> for WalError {
 }
 
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::io::Errno;
+
+    fn io_error(errno: Errno) -> WalError {
+        WalError::io("create", "/d/x.seg.tmp")(io::Error::from_raw_os_error(errno.raw_os_error()))
+    }
+
+    #[test]
+    fn no_space_and_quota_are_back_pressure_other_io_errors_are_not() {
+        for errno in [Errno::NOSPC, Errno::DQUOT] {
+            let e = io_error(errno);
+            assert!(matches!(e, WalError::NoSpace { .. }), "{e:?}");
+            assert!(e.is_full() && e.is_disk_full(), "{e}");
+            assert!(e.to_string().starts_with("create /d/x.seg.tmp: "), "{e}");
+        }
+        for errno in [Errno::IO, Errno::ROFS, Errno::FBIG] {
+            let e = io_error(errno);
+            assert!(matches!(e, WalError::Io { .. }), "{e:?}");
+            assert!(!e.is_full(), "{e}");
+        }
+    }
+}

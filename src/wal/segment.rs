@@ -206,6 +206,7 @@ impl Segment {
                     .truncate(true)
                     .open(&tmp)
                     .map_err(WalError::io("create", &tmp))?;
+                overwrite_in_place(&f);
                 if let Err(e) = allocate(&f, len).and_then(|_| f.write_all_at(&header, 0)) {
                     let _ = std::fs::remove_file(&tmp);
                     if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
@@ -488,6 +489,22 @@ impl Segment {
         let _ = self.seal.set(seal);
         self.set_visible_end(seal.end_pos as usize);
         Ok(())
+    }
+}
+
+/// Asks the filesystem to overwrite the empty file `f` in place (`FS_NOCOW_FL`). On a copy-on-write
+/// filesystem (btrfs) every overwrite needs new blocks, so `allocate` alone would not keep
+/// later writes into the segment from failing with ENOSPC on a full disk, which would poison
+/// the log (a failed write of appended frames) until a restart; journald marks its journal
+/// files the same way. The flag only takes on an empty file, hence before `allocate`. It also
+/// turns off btrfs's own data checksums, which the frames' CRCs make up for. Filesystems that
+/// overwrite in place anyway refuse the flag, and that is fine.
+pub(crate) fn overwrite_in_place(f: &File) {
+    use rustix::fs::IFlags;
+    if let Ok(flags) = rustix::fs::ioctl_getflags(f)
+        && !flags.contains(IFlags::NOCOW)
+    {
+        let _ = rustix::fs::ioctl_setflags(f, flags | IFlags::NOCOW);
     }
 }
 

@@ -147,6 +147,9 @@ impl SlotFile {
             .truncate(true)
             .open(&tmp)
             .map_err(WalError::io("create", &tmp))?;
+        // Slots are rewritten in place, for ever: on btrfs, without this, each rewrite would
+        // need new blocks and fail on a full disk.
+        super::segment::overwrite_in_place(&file);
         file.write_all_at(&image, 0)
             .map_err(WalError::io("write", &tmp))?;
         file.sync_all().map_err(WalError::io("fsync", &tmp))?;
