@@ -13,14 +13,18 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Replaces `path` with `bytes`, atomically and durably.
+/// Replaces `path` with `bytes`, atomically and durably. A failure (a full disk) leaves `path`
+/// as it was and no temporary file behind.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = temp_path(path);
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     sync_parent(path)
 }
 
@@ -76,5 +80,16 @@ mod tests {
         let note = set_aside(&path);
         assert!(note.starts_with("it could not be moved aside ("), "{note}");
         assert!(note.ends_with(") and will be overwritten"), "{note}");
+    }
+
+    #[test]
+    fn a_failed_replace_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: the rename fails.
+        let path = dir.path().join("state.json");
+        std::fs::create_dir(&path).unwrap();
+        assert!(replace(&path, b"new").is_err());
+        assert!(!temp_path(&path).exists());
+        assert!(path.is_dir());
     }
 }

@@ -282,10 +282,19 @@ impl Spooler {
             match flow {
                 Flow::Next => {}
                 Flow::Pause => {
+                    if self.state_failing {
+                        self.save();
+                    }
                     sleep_unless_stopped(self.config.poll_delay, stop);
                 }
                 Flow::Stop => break,
             }
+        }
+        // A state write that failed (a full disk) is retried at the next batch, and while idle;
+        // a stop must not leave it unwritten, or the restart would send again what was
+        // committed since.
+        if self.state_failing {
+            self.save();
         }
         tracing::info!(source = %self.name, "spooldir source stopped");
     }
@@ -297,7 +306,7 @@ impl Spooler {
     }
 
     /// Writes the state file; a failure is logged (once while it lasts) and retried at the next
-    /// write.
+    /// write, when idle, and at the stop.
     fn save(&mut self) {
         match state::store(&self.state_path, &self.state) {
             Ok(()) => {
@@ -308,7 +317,7 @@ impl Spooler {
             }
             Err(e) => {
                 if !self.state_failing {
-                    tracing::error!(source = %self.name, "cannot write state file {}: {e}; retrying at the next batch; a restart now would send again what was committed since it was last written", self.state_path.display());
+                    tracing::error!(source = %self.name, "cannot write state file {}: {e}; retrying at the next batch, when idle and at the stop; a restart now would send again what was committed since it was last written", self.state_path.display());
                 }
                 self.state_failing = true;
             }
@@ -959,6 +968,28 @@ mod tests {
         let tracker = r.spool().join(".flumespool");
         std::fs::create_dir_all(&tracker).unwrap();
         std::fs::write(tracker.join(state::FLUME_META_FILE), bytes).unwrap();
+    }
+
+    /// A state write that failed (a full disk) is done again at the stop, once it can be: a
+    /// clean stop leaves nothing to send again.
+    #[test]
+    fn a_state_write_that_failed_is_done_at_the_stop() {
+        let r = rig();
+        put(&r.path("a.log"), numbered("a", 0..25).as_bytes(), 10);
+        let mut s = r.spooler(r.config());
+        let writable = s.state_path.clone();
+        s.state_path = r.dir.path().join("no such dir").join(STATE_FILE);
+        r.drain(&mut s);
+        assert_eq!(r.bodies(), want("a", 0..25));
+        assert!(s.state_failing);
+        assert!(!exists(&writable), "nothing was written yet");
+        // Room again; the agent stops.
+        s.state_path = writable;
+        r.stop.store(true, Ordering::Relaxed);
+        s.run(&r.processor, &r.stop);
+        assert!(!s.state_failing);
+        let stored = r.state();
+        assert_eq!((stored.current, stored.skipped), (None, vec![]));
     }
 
     /// Taking a directory over from Flume: the file Flume was reading goes on where Flume's
