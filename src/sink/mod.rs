@@ -264,7 +264,7 @@ impl std::fmt::Display for CycleError {
             CycleError::Deliver(e) => write!(f, "delivery failed; rolled back: {e:#}"),
             CycleError::Commit(e) => write!(
                 f,
-                "commit of delivered events failed; they will be redelivered: {e}"
+                "commit of delivered events failed; they are delivered again unless a later commit covers them: {e}"
             ),
         }
     }
@@ -283,7 +283,7 @@ impl CycleError {
                 tracing::warn!(sink, error = %format!("{e:#}"), retry_in_ms, "delivery failed; rolled back{note}")
             }
             CycleError::Commit(e) => {
-                tracing::error!(sink, error = %e, retry_in_ms, "commit of delivered events failed; they will be redelivered{note}")
+                tracing::error!(sink, error = %e, retry_in_ms, "commit of delivered events failed; they are delivered again unless a later commit covers them{note}")
             }
         }
     }
