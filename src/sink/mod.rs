@@ -249,7 +249,8 @@ pub enum Status {
 }
 
 /// Why a cycle failed. Nothing is lost: a failed delivery was rolled back, and events whose
-/// commit failed will be taken and delivered again.
+/// commit failed stay unacknowledged until a later commit covers them (or are delivered again
+/// after a restart).
 #[derive(Debug)]
 pub enum CycleError {
     Take(ChannelError),
