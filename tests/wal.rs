@@ -1145,6 +1145,25 @@ fn reusing_spares() -> WalOptions {
     o
 }
 
+/// `disk_bytes` (the channel's `DiskBytes`) is what the segment files take on disk, the spares
+/// kept for reuse included.
+#[test]
+fn disk_bytes_counts_every_segment_file_spares_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = ending_in_a_reused_spare(dir.path(), &reusing_spares());
+    let mut reader = wal.reader("r").unwrap();
+    while reader.read_with(1000, |_, _, _| {}).unwrap() > 0 {}
+    reader.ack().unwrap();
+    assert!(!spare_lengths(dir.path()).is_empty(), "no spare to count");
+    let on_disk: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg" || x == "spare"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(wal.stats().disk_bytes, on_disk);
+}
+
 /// A log in `dir` whose newest segment is a reused spare: 1 KB frames fill and retire a few
 /// segments (consumed by reader "r"), then more roll into a spare, and three small frames end
 /// the log there, in the middle of what the spare held before. Returns the open log and its

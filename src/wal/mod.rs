@@ -214,7 +214,7 @@ pub struct WalStats {
     pub durable_offset: u64,
     pub held_events: u64,
     pub held_bytes: u64,
-    /// Bytes the segment files occupy on disk.
+    /// Bytes the segment files occupy on disk, the spares kept for reuse included.
     pub disk_bytes: u64,
     pub epoch: u32,
     pub consumers: Vec<ConsumerStats>,
@@ -687,9 +687,12 @@ impl Wal {
             (
                 segs.len(),
                 segs.keys().next().copied().unwrap_or(next_offset),
-                segs.values().map(|s| s.len() as u64).sum(),
+                segs.values().map(|s| s.len() as u64).sum::<u64>(),
             )
         };
+        // Spares are kept only at the configured segment size (`usable_spares`).
+        let spare_bytes = inner.spares.lock().len() as u64 * inner.opts.segment_size;
+        let disk_bytes = disk_bytes + spare_bytes;
         let consumers: Vec<ConsumerStats> = {
             let cs = inner.consumers.lock();
             cs.iter()
