@@ -145,19 +145,22 @@ impl AvroSink {
     /// (`max_call_bytes`), as the calls of each half, halved again as needed. The downstream
     /// source commits each call on its own, so a failure after the first call sends that call's
     /// events again on the retry: at-least-once, as for a lost reply. Refusing the batch instead
-    /// would fail it on every retry: the sink would stop for good over `batch-size`.
-    fn send(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+    /// would fail it on every retry: the sink would stop for good over `batch-size`. `whole`:
+    /// `events` is the whole batch, whose events are then checked to fit one by one.
+    fn send(&mut self, events: &[(u64, Event)], whole: bool) -> anyhow::Result<()> {
+        const READS: &str = "an avro source reads in one call";
         let call = append_batch_call(events.iter().map(|(_, e)| e));
         if call.len() > self.max_call_bytes {
-            let (first, second) = super::halves(
-                &self.name,
-                events,
-                call.len(),
-                self.max_call_bytes,
-                "an avro source reads in one call",
-            )?;
-            self.send(first)?;
-            return self.send(second);
+            if whole {
+                super::each_fits(events, self.max_call_bytes, READS, |one| {
+                    append_batch_call(one.iter().map(|(_, e)| e)).len()
+                })?;
+            }
+            let (bytes, limit) = (call.len(), self.max_call_bytes);
+            drop(call);
+            let (first, second) = super::halves(&self.name, events, bytes, limit)?;
+            self.send(first, false)?;
+            return self.send(second, false);
         }
         let n = events.len() as u64;
         self.counters.sent.fetch_add(n, Ordering::Relaxed);
@@ -188,7 +191,7 @@ impl Sink for AvroSink {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
             self.conn = None;
         }
-        self.send(events)
+        self.send(events, true)
             .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
@@ -337,9 +340,14 @@ mod tests {
         // Two events fit in a call, three do not.
         sink.max_call_bytes = append_batch_call(two.iter().map(|(_, e)| e)).len();
         let big = "x".repeat(sink.max_call_bytes);
-        let err = format!("{:#}", sink.deliver(&batch(&[&big])).unwrap_err());
+        // Nothing of a batch holding an event that can never go is sent: what was sent
+        // before the failure would be sent again at every retry.
+        let err = format!(
+            "{:#}",
+            sink.deliver(&batch(&["z0", &big, "z2"])).unwrap_err()
+        );
         assert!(
-            err.contains("the event at channel offset 0 takes")
+            err.contains("the event at channel offset 1 takes")
                 && err.contains("it can never be sent, and stays in the channel"),
             "{err}"
         );

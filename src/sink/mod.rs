@@ -144,22 +144,42 @@ pub fn check(config: &SinkConfig) -> anyhow::Result<Vec<String>> {
 /// An event of a batch handed to [`Sink::deliver`], with its channel offset.
 type Delivered = (u64, Event);
 
+/// Checks, for a batch over the `limit` of bytes one call of an RPC sink may carry (`reads`
+/// says who reads no more), that each of its events fits in a call of its own (`call_bytes`
+/// measures the call that would carry the events given). One that does not can never be sent:
+/// the batch fails before any part of it is sent, since parts sent before a failure would be
+/// sent again at every retry.
+pub(crate) fn each_fits(
+    events: &[Delivered],
+    limit: usize,
+    reads: &str,
+    call_bytes: impl Fn(&[Delivered]) -> usize,
+) -> anyhow::Result<()> {
+    for one in events.chunks(1) {
+        let bytes = call_bytes(one);
+        if bytes > limit {
+            anyhow::bail!(
+                "the event at channel offset {} takes {bytes} bytes, over the {limit} {reads}: \
+                 it can never be sent, and stays in the channel (nothing of its batch was sent)",
+                one[0].0
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The halves of a batch that takes `bytes`, over the `limit` one call of an RPC sink may
-/// carry (`reads` says who reads no more), to be sent one after the other; a lone event over
-/// the limit is an error: it can never be sent, and waits in the channel for an operator.
+/// carry, to be sent one after the other ([`each_fits`] has checked that every event fits).
 pub(crate) fn halves<'a>(
     sink: &str,
     events: &'a [Delivered],
     bytes: usize,
     limit: usize,
-    reads: &str,
 ) -> anyhow::Result<(&'a [Delivered], &'a [Delivered])> {
-    if let [(offset, _)] = events {
-        anyhow::bail!(
-            "the event at channel offset {offset} takes {bytes} bytes, over the {limit} {reads}: \
-             it can never be sent, and stays in the channel"
-        );
-    }
+    anyhow::ensure!(
+        events.len() > 1,
+        "an event of {bytes} bytes is over the {limit} one call may carry"
+    );
     tracing::debug!(
         sink,
         events = events.len(),

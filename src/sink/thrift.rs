@@ -125,19 +125,25 @@ impl ThriftSink {
     /// downstream source commits each call on its own, so a failure after the first call sends
     /// that call's events again on the retry: at-least-once, as for a lost reply. A frame over
     /// the limit would make the source close the connection, on every retry: the sink would
-    /// stop for good over `batch-size`, as Flume's does.
-    fn send(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+    /// stop for good over `batch-size`, as Flume's does. `whole`: `events` is the whole batch,
+    /// whose events are then checked to fit one by one.
+    fn send(&mut self, events: &[(u64, Event)], whole: bool) -> anyhow::Result<()> {
         let status = match self.call(events) {
             Ok(Err(bytes)) => {
-                let (first, second) = super::halves(
-                    &self.name,
-                    events,
-                    bytes,
-                    self.max_call_bytes,
-                    "a thrift source reads in one frame",
-                )?;
-                self.send(first)?;
-                return self.send(second);
+                if whole {
+                    let proto = self.config.protocol;
+                    // The largest sequence id: its encoding is the longest.
+                    super::each_fits(
+                        events,
+                        self.max_call_bytes,
+                        "a thrift source reads in one frame",
+                        |one| append_batch_call(proto, i32::MAX, one.iter().map(|(_, e)| e)).len(),
+                    )?;
+                }
+                let (first, second) =
+                    super::halves(&self.name, events, bytes, self.max_call_bytes)?;
+                self.send(first, false)?;
+                return self.send(second, false);
             }
             Ok(Ok(status)) => Ok(status),
             Err(e) => Err(e),
@@ -170,7 +176,7 @@ impl Sink for ThriftSink {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
             self.conn = None;
         }
-        self.send(events)
+        self.send(events, true)
             .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
@@ -314,9 +320,14 @@ mod tests {
         sink.max_call_bytes =
             append_batch_call(Protocol::Compact, 1, two.iter().map(|(_, e)| e)).len();
         let big = "x".repeat(sink.max_call_bytes);
-        let err = format!("{:#}", sink.deliver(&batch(&[&big])).unwrap_err());
+        // Nothing of a batch holding an event that can never go is sent: what was sent
+        // before the failure would be sent again at every retry.
+        let err = format!(
+            "{:#}",
+            sink.deliver(&batch(&["z0", &big, "z2"])).unwrap_err()
+        );
         assert!(
-            err.contains("the event at channel offset 0 takes")
+            err.contains("the event at channel offset 1 takes")
                 && err.contains("it can never be sent, and stays in the channel"),
             "{err}"
         );
