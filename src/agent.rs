@@ -197,18 +197,21 @@ fn run_supervised(
     }
 }
 
-/// A flag set by SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP (the
-/// terminal closing) stops the agent as the JVM running Flume stops it, cleanly, rather than
-/// killing it in the middle of its transactions; weir reloads nothing on it. As with the JVM,
-/// a SIGHUP the agent was started ignoring (`nohup`) stays ignored.
+/// A flag set by SIGTERM, SIGINT or SIGHUP; a second SIGTERM or SIGINT exits at once. SIGHUP
+/// (the terminal closing) stops the agent as the JVM running Flume stops it, cleanly, rather
+/// than killing it in the middle of its transactions; weir reloads nothing on it. A closing
+/// terminal sends it more than once, and a logout may send it after SIGTERM, so it never forces
+/// the exit. As with the JVM, a SIGHUP the agent was started ignoring (`nohup`) stays ignored.
 pub fn shutdown_on_signals() -> anyhow::Result<StopFlag> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let flag: StopFlag = Arc::new(AtomicBool::new(false));
-    let hangup = (!ignored(SIGHUP)).then_some(SIGHUP);
-    for sig in [SIGTERM, SIGINT].into_iter().chain(hangup) {
+    for sig in [SIGTERM, SIGINT] {
         // Registered first, so the second signal finds the flag already set and exits.
         signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())?;
         signal_hook::flag::register(sig, flag.clone())?;
+    }
+    if !ignored(SIGHUP) {
+        signal_hook::flag::register(SIGHUP, flag.clone())?;
     }
     Ok(flag)
 }

@@ -113,9 +113,11 @@ fn concurrent_clients_clean_stop_and_restart() {
 
 /// SIGINT (Ctrl-C) and SIGHUP (the terminal closing; the JVM running Flume stops cleanly on it
 /// too) stop the agent as SIGTERM does: every acknowledged line is kept, the exit status is 0.
+/// A closing terminal sends SIGHUP more than once, and a logout may follow SIGTERM with it:
+/// neither forces the exit.
 #[test]
 fn sigint_and_sighup_stop_the_agent_cleanly() {
-    for signal in ["INT", "HUP"] {
+    for signal in ["INT", "HUP", "HUP HUP", "TERM HUP"] {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let cfg = config(dir.path(), port, "");
@@ -150,6 +152,7 @@ fn an_agent_under_nohup_ignores_sighup() {
         .status();
     assert!(hup.unwrap().success());
     std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.running(), "SIGHUP must not stop an agent under nohup");
     assert!(
         client.send("after"),
         "the agent must still serve after SIGHUP"

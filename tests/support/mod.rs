@@ -286,6 +286,13 @@ impl Agent {
         }
     }
 
+    /// Whether the agent process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// The agent's process id; panics once it was stopped or killed.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("the agent runs")
@@ -303,15 +310,17 @@ impl Agent {
         self.stop_with("TERM")
     }
 
-    /// Sends `signal` (a name `kill` knows: TERM, INT, HUP) and waits up to 15 s; returns
-    /// whether the agent exited 0.
-    pub fn stop_with(&mut self, signal: &str) -> bool {
+    /// Sends `signals` (names `kill` knows, separated by spaces, sent back to back: "TERM",
+    /// "HUP HUP") and waits up to 15 s; returns whether the agent exited 0.
+    pub fn stop_with(&mut self, signals: &str) -> bool {
         let Some(mut c) = self.child.take() else {
             return true;
         };
-        let _ = Command::new("kill")
-            .args([&format!("-{signal}"), &c.id().to_string()])
-            .status();
+        for signal in signals.split(' ') {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &c.id().to_string()])
+                .status();
+        }
         let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
             if let Ok(Some(st)) = c.try_wait() {
