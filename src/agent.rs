@@ -185,11 +185,21 @@ fn run_supervised(
                 return;
             }
             pause = (pause * 2).min(RESTART_PAUSE_MAX);
-            let mut fresh = build();
-            match fresh.start() {
-                Ok(()) => break fresh,
-                Err(e) => {
+            let start = std::panic::AssertUnwindSafe(|| {
+                let mut fresh = build();
+                fresh.start().map(|()| fresh)
+            });
+            match std::panic::catch_unwind(start) {
+                Ok(Ok(fresh)) => break fresh,
+                Ok(Err(e)) => {
                     tracing::error!(source = name, error = %format!("{e:#}"), pause_ms = pause.as_millis() as u64, "the source cannot start again; trying after a pause")
+                }
+                Err(_) => {
+                    tracing::error!(
+                        source = name,
+                        pause_ms = pause.as_millis() as u64,
+                        "the source panicked starting again; trying after a pause"
+                    )
                 }
             }
         };
@@ -239,20 +249,22 @@ mod tests {
     use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
     use crate::stop::stopping;
 
-    /// A source that panics in `run` when `panics` is set, and otherwise puts one event naming
+    /// A source that panics in `run` or in `start` as told, and otherwise puts one event naming
     /// its run and waits for the stop.
     struct Flaky {
-        panics: bool,
+        panics_in_run: bool,
+        panics_in_start: bool,
         runs: Arc<AtomicUsize>,
     }
 
     impl source::Source for Flaky {
         fn start(&mut self) -> anyhow::Result<()> {
+            assert!(!self.panics_in_start, "start panics");
             Ok(())
         }
         fn run(self: Box<Self>, processor: ChannelProcessor, stop: StopFlag) {
             let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
-            assert!(!self.panics, "run {run} panics");
+            assert!(!self.panics_in_run, "run {run} panics");
             processor
                 .process(vec![Event::new(format!("run {run}"))])
                 .unwrap();
@@ -262,36 +274,46 @@ mod tests {
         }
     }
 
+    /// The first run panics, then the first start again panics too: the source is started a
+    /// third time, after the two pauses, and runs.
     #[test]
     fn a_source_that_panics_is_started_again_after_a_pause() {
         let channel = memory_channel(100, 10, Duration::from_millis(10));
         let runs = Arc::new(AtomicUsize::new(0));
+        let builds = Arc::new(AtomicUsize::new(0));
         let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
         let supervisor = {
             let (channel, runs, stop) = (channel.clone(), runs.clone(), stop.clone());
+            let builds = builds.clone();
             std::thread::spawn(move || {
                 let first = Box::new(Flaky {
-                    panics: true,
+                    panics_in_run: true,
+                    panics_in_start: false,
                     runs: runs.clone(),
                 });
                 let build = || -> Box<dyn source::Source> {
+                    let n = builds.fetch_add(1, Ordering::SeqCst) + 1;
                     Box::new(Flaky {
-                        panics: false,
+                        panics_in_run: false,
+                        panics_in_start: n == 1,
                         runs: runs.clone(),
                     })
                 };
                 run_supervised("r1", first, build, || processor_for(&channel), &stop);
             })
         };
-        let started = Instant::now();
-        // The second run's event arrives once the pause after the panic is over.
         assert_eq!(
-            take_bodies(&channel, 10, Duration::from_secs(10)),
+            take_bodies(&channel, 10, Duration::from_secs(20)),
             ["run 2"]
         );
-        assert!(started.elapsed() >= RESTART_PAUSE);
+        assert!(
+            started.elapsed() >= RESTART_PAUSE * 3,
+            "paused 1 s, then 2 s"
+        );
         stop.store(true, Ordering::Relaxed);
         supervisor.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
     }
 }

@@ -125,7 +125,7 @@ fn run_once(name: &str, config: &ExecSourceConfig, put: &mut Putter, stop: &Stop
         })
         .process_group(0);
     let mut child = match cmd.spawn() {
-        Ok(c) => c,
+        Ok(c) => EndedOnUnwind { name, child: c },
         Err(e) => return RunEnd::CannotStart(e),
     };
     tracing::info!(source = name, command = %config.command, pid = child.id(), "exec: command started");
@@ -185,6 +185,35 @@ fn run_once(name: &str, config: &ExecSourceConfig, put: &mut Putter, stop: &Stop
                 put.put_all(batch.take());
                 return wait_for_exit(name, &mut child, stop);
             }
+        }
+    }
+}
+
+/// The running command, ended (see [`terminate`]) if the source's thread unwinds while it
+/// runs: a source that panicked is started again (`agent::run_supervised`), and must not leave
+/// its command behind, running beside the new one and outliving the agent.
+struct EndedOnUnwind<'a> {
+    name: &'a str,
+    child: Child,
+}
+
+impl std::ops::Deref for EndedOnUnwind<'_> {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for EndedOnUnwind<'_> {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for EndedOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            terminate(self.name, &mut self.child);
         }
     }
 }
@@ -594,5 +623,22 @@ mod tests {
         b.push(b"a".to_vec(), t0);
         assert_eq!(b.wait(t0), Duration::ZERO);
         assert_eq!(bodies(&b.due(t0).unwrap()), vec![b"a"]);
+    }
+
+    #[test]
+    fn a_command_is_ended_when_the_source_unwinds() {
+        let child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_child(&child);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _running = EndedOnUnwind { name: "r1", child };
+            panic!("a bug while the command runs");
+        }));
+        assert!(unwound.is_err());
+        // Ended and reaped: no process has that id any more.
+        assert!(rustix::process::test_kill_process(pid).is_err());
     }
 }
