@@ -731,11 +731,14 @@ impl Wal {
 impl Inner {
     /// Refuses every write and commit from now on, and wakes every sleeping committer to see it
     /// (a leader that finds the log poisoned returns without running its sync).
-    fn poison(&self, what: &str, e: &WalError) {
+    /// Returns the error every later call gets, for the call that failed: whatever `e` was (a
+    /// disk full is no longer back-pressure once the log refuses everything).
+    fn poison(&self, what: &str, e: &WalError) -> WalError {
         tracing::error!(error = %e, "{what}; the log refuses further writes");
         *self.poisoned.lock() = Some(e.to_string());
         self.is_poisoned.store(true, Ordering::SeqCst);
         self.sync_words.iter().for_each(wake_all);
+        WalError::Poisoned(e.to_string())
     }
 
     fn check_poisoned(&self) -> Result<()> {
@@ -793,19 +796,18 @@ impl Inner {
         // Let the committers the previous sync just woke append before this one claims:
         // on a busy machine this raises the commits per sync; alone it costs a no-op syscall.
         std::thread::yield_now();
-        let synced = self.sync_appended(ticket.sync);
-        match &synced {
+        match self.sync_appended(ticket.sync) {
             Ok(()) => {
                 self.syncs_done.store(ticket.sync, Ordering::SeqCst);
                 wake_all(&self.sync_words[(ticket.sync % 2) as usize]);
+                Ok(())
             }
             // A failed write of the pending frames has poisoned the log already.
-            Err(_) if self.is_poisoned.load(Ordering::Acquire) => {}
+            Err(e) if self.is_poisoned.load(Ordering::Acquire) => Err(e),
             // After a failed fsync the kernel may have dropped the dirty pages: retrying could
             // report success for data that is gone. Refuse everything from now on.
-            Err(e) => self.poison("sync failed", e),
+            Err(e) => Err(self.poison("sync failed", &e)),
         }
-        synced
     }
 
     /// Sleeps until sync `n` is done, or everything below `target` is durable (sealing a full
@@ -835,8 +837,7 @@ impl Inner {
         }
         let at = w.write_pos - w.pending.len();
         if let Err(e) = w.active.write_at(at, &w.pending) {
-            self.poison("writing appended frames failed", &e);
-            return Err(e);
+            return Err(self.poison("writing appended frames failed", &e));
         }
         w.pending.clear();
         if w.pending.capacity() > 2 * PENDING_FLUSH {
@@ -920,8 +921,7 @@ impl Inner {
                 .active
                 .sync(SEGMENT_HEADER_LEN, w.write_pos, SyncMethod::Fdatasync);
             if let Err(e) = synced {
-                self.poison("sync before sealing a segment failed", &e);
-                return Err(e);
+                return Err(self.poison("sync before sealing a segment failed", &e));
             }
             self.durable.fetch_max(w.next_offset, Ordering::Release);
             let sealed = w.active.write_seal(Seal {
@@ -929,8 +929,7 @@ impl Inner {
                 next_offset: w.next_offset,
             });
             if let Err(e) = sealed {
-                self.poison("sealing a segment failed", &e);
-                return Err(e);
+                return Err(self.poison("sealing a segment failed", &e));
             }
             w.synced_pos = w.write_pos;
         }
@@ -1418,6 +1417,25 @@ mod tests {
             "the committers were running when the log was poisoned"
         );
         assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
+    }
+
+    /// A write that fails for want of space poisons the log (its frames' offsets were handed
+    /// out): the call that failed must then say so, not "full, try again".
+    #[test]
+    fn a_failure_that_poisons_the_log_is_reported_as_poisoned_not_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let no_space = WalError::io("write", dir.path())(std::io::Error::from_raw_os_error(
+            rustix::io::Errno::NOSPC.raw_os_error(),
+        ));
+        assert!(no_space.is_full());
+        let reported = wal
+            .inner
+            .poison("writing appended frames failed", &no_space);
+        assert!(matches!(reported, WalError::Poisoned(_)), "{reported}");
+        assert!(!reported.is_full());
+        let next = wal.append(&[Event::new("x")]).unwrap_err();
+        assert!(matches!(next, WalError::Poisoned(_)), "{next}");
     }
 
     #[test]
