@@ -24,6 +24,10 @@ use crate::event::Event;
 use crate::rpc_connection::{self, Security};
 use crate::stop::StopFlag;
 
+/// Bytes kept free in a call for the handshake sent with a connection's first call (the
+/// protocol's JSON and two MD5 hashes: a few KiB).
+const HANDSHAKE_ROOM: usize = 64 * 1024;
+
 pub struct AvroSink {
     name: String,
     config: AvroSinkConfig,
@@ -33,7 +37,8 @@ pub struct AvroSink {
     /// From the config's TLS settings; an error (unlikely: the stores were read with the
     /// config) fails every delivery with its message.
     security: Result<Security, String>,
-    /// The most bytes one call may take: what weir's avro source reads (tests lower it).
+    /// The most bytes one call may take: what weir's avro source reads, less room for the
+    /// handshake (tests lower it).
     max_call_bytes: usize,
 }
 
@@ -61,7 +66,8 @@ impl AvroSink {
             counters,
             conn: None,
             security,
-            max_call_bytes: MAX_FRAME_BYTES,
+            // Room for the handshake that goes with the first call of a connection.
+            max_call_bytes: MAX_FRAME_BYTES - HANDSHAKE_ROOM,
         }
     }
 

@@ -230,8 +230,16 @@ impl Segment {
                     }
                     return Err(WalError::io("allocate", &tmp)(e));
                 }
-                f.sync_all().map_err(WalError::io("fsync", &tmp))?;
-                std::fs::rename(&tmp, &path).map_err(WalError::io("rename", &tmp))?;
+                let placed = f
+                    .sync_all()
+                    .map_err(WalError::io("fsync", &tmp))
+                    .and_then(|()| {
+                        std::fs::rename(&tmp, &path).map_err(WalError::io("rename", &tmp))
+                    });
+                if let Err(e) = placed {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
             }
         }
         sync_parent_dir(&path)?;
