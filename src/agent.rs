@@ -233,8 +233,9 @@ fn ignored(sig: libc::c_int) -> bool {
     // disposition of `sig` into `current`, a valid, writable `sigaction` (zeroed beforehand, so
     // it is initialised whatever the call does).
     let rc = unsafe { libc::sigaction(sig, std::ptr::null(), current.as_mut_ptr()) };
-    // SAFETY: an all-zero `sigaction` is a valid value (plain integers, a handler address of
-    // 0 = SIG_DFL, an empty mask), and sigaction(2) only ever stores a valid one.
+    // SAFETY: an all-zero `sigaction` is a valid value (plain integers and pointers: a handler
+    // address of 0 = SIG_DFL, an empty mask, no flags, a null `sa_restorer`), and sigaction(2)
+    // only ever stores a valid one.
     let current = unsafe { current.assume_init() };
     rc == 0 && current.sa_sigaction == libc::SIG_IGN
 }

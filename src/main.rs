@@ -234,6 +234,8 @@ fn main() -> ExitCode {
     // A write past the file-size limit (`ulimit -f`) must fail with EFBIG, which the code
     // writing reports with the file's path, rather than kill the process with SIGXFSZ: no
     // message, a core dump, a segment left half made (PostgreSQL ignores it for the same reason).
+    // The commands the exec source runs inherit the disposition: past the limit, their writes
+    // fail with EFBIG too, instead of killing them.
     // SAFETY: SIG_IGN installs no handler, so no code runs in signal context; no other thread
     // exists yet to race the change of disposition.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
