@@ -504,7 +504,14 @@ impl SinkRunner {
 
     /// The sink forgets the batches on their way and their takes roll back.
     fn abandon(&mut self, on_way: &mut VecDeque<Taken>) {
-        self.sink.abandon();
+        // Called right after a failure, maybe a contained panic: the batches roll back whatever
+        // the sink does.
+        if let Err(e) = contained(|| {
+            self.sink.abandon();
+            Ok(())
+        }) {
+            tracing::error!(sink = %self.name, error = %format!("{e:#}"), "abandoning the batches on their way failed");
+        }
         while let Some(t) = on_way.pop_back() {
             self.channel.rollback(t);
             self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
@@ -513,8 +520,8 @@ impl SinkRunner {
 
     /// Closes the sink, after its last cycle.
     pub fn close(&mut self) {
-        if let Err(e) = self.sink.close() {
-            tracing::error!(sink = %self.name, error = %e, "close failed");
+        if let Err(e) = contained(|| self.sink.close()) {
+            tracing::error!(sink = %self.name, error = %format!("{e:#}"), "close failed");
         }
     }
 }

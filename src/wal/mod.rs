@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustix::thread::futex;
@@ -189,7 +189,15 @@ struct Writer {
     syncs_claimed: u64,
     /// The highest sync number that has a leader.
     leaders_named: u64,
+    /// When a segment could last not be created for want of space (out of inodes, over quota:
+    /// what `statvfs` cannot foresee), and that error's parts. Puts waiting for room retry
+    /// every few milliseconds; they get this error again until [`NO_SPACE_RETRY`] has passed,
+    /// instead of each making and deleting a file under the writer lock.
+    no_space: Option<(Instant, &'static str, PathBuf, i32)>,
 }
+
+/// How long a segment that could not be created for want of space is not tried again.
+const NO_SPACE_RETRY: Duration = Duration::from_millis(100);
 
 /// What a committer learns under the writer lock: which sync will cover its frames, and whether
 /// it is the one to run that sync.
@@ -456,6 +464,7 @@ impl Wal {
                 syncs_claimed: 0,
                 leaders_named: 0,
                 written_to,
+                no_space: None,
             }),
             syncs_done: AtomicU64::new(0),
             sync_words: [AtomicU32::new(0), AtomicU32::new(0)],
@@ -944,6 +953,15 @@ impl Inner {
             None
         };
         if spare.is_none() {
+            if let Some((at, op, path, errno)) = &w.no_space
+                && at.elapsed() < NO_SPACE_RETRY
+            {
+                return Err(WalError::NoSpace {
+                    op,
+                    path: path.clone(),
+                    error: std::io::Error::from_raw_os_error(*errno),
+                });
+            }
             let available =
                 segment::available_space(&self.dir).map_err(WalError::io("statvfs", &self.dir))?;
             if available < size.saturating_add(min_free) {
@@ -957,14 +975,27 @@ impl Inner {
             }
         }
         let mut reused = spare.is_some();
-        let mut seg = match Segment::create(&self.dir, w.next_offset, size, spare.as_deref()) {
-            Ok(seg) => seg,
+        let created = match Segment::create(&self.dir, w.next_offset, size, spare.as_deref()) {
             Err(e) if spare.is_some() => {
                 tracing::warn!(error = %e, "could not reuse a spare segment; allocating a new one");
                 reused = false;
-                Segment::create(&self.dir, w.next_offset, size, None)?
+                Segment::create(&self.dir, w.next_offset, size, None)
             }
-            Err(e) => return Err(e),
+            other => other,
+        };
+        let mut seg = match created {
+            Ok(seg) => {
+                w.no_space = None;
+                seg
+            }
+            Err(e) => {
+                if let WalError::NoSpace { op, path, error } = &e
+                    && let Some(errno) = error.raw_os_error()
+                {
+                    w.no_space = Some((Instant::now(), *op, path.clone(), errno));
+                }
+                return Err(e);
+            }
         };
         seg.logical_start = w.active.logical_start + (w.write_pos - SEGMENT_HEADER_LEN) as u64;
         let seg = Arc::new(seg);
