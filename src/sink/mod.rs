@@ -612,6 +612,55 @@ fn commit_delivered(
     }
 }
 
+/// What the tests of the RPC sinks (avro, thrift) share.
+#[cfg(test)]
+pub(crate) mod rpc_test_rig {
+    use super::*;
+
+    /// Events with these bodies, at channel offsets 0, 1, …
+    pub fn batch(bodies: &[&str]) -> Vec<(u64, Event)> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64, Event::new(b.to_string())))
+            .collect()
+    }
+
+    /// Five events; the tests set a sink's call limit to what the first two take.
+    pub const FIVE: [&str; 5] = ["a1", "b2", "c3", "d4", "e5"];
+
+    /// Through `sink`, whose call limit (`limit` bytes) fits two of [`FIVE`] and not three,
+    /// delivers a batch holding an event of `limit` bytes, which must fail before any of it is
+    /// sent (what was sent before the failure would be sent again at every retry), then
+    /// [`FIVE`], which must go in halves. Returns the calls (connection, bodies) the server
+    /// must have answered.
+    pub fn deliver_over_the_limit(
+        sink: &mut dyn Sink,
+        counters: &SinkCounters,
+        limit: usize,
+    ) -> Vec<(usize, Vec<String>)> {
+        let big = "x".repeat(limit);
+        let err = format!(
+            "{:#}",
+            sink.deliver(&batch(&["z0", &big, "z2"])).unwrap_err()
+        );
+        assert!(
+            err.contains("the event at channel offset 1 takes")
+                && err.contains("it can never be sent, and stays in the channel"),
+            "{err}"
+        );
+        sink.deliver(&batch(&FIVE)).unwrap();
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 5);
+        let bodies = |b: &[&str]| b.iter().map(|s| s.to_string()).collect();
+        vec![
+            (0, bodies(&["a1", "b2"])),
+            (0, bodies(&["c3"])),
+            (0, bodies(&["d4", "e5"])),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;

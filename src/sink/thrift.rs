@@ -195,6 +195,7 @@ mod tests {
 
     use super::*;
     use crate::config::RpcTarget;
+    use crate::sink::rpc_test_rig::{FIVE, batch, deliver_over_the_limit};
     use crate::thrift_rpc::{Protocol, encode_frame, read_frame, serve};
 
     fn config(port: u16, request_timeout: Duration) -> ThriftSinkConfig {
@@ -256,14 +257,6 @@ mod tests {
         (port, thread)
     }
 
-    fn batch(bodies: &[&str]) -> Vec<(u64, Event)> {
-        bodies
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i as u64, Event::new(b.to_string())))
-            .collect()
-    }
-
     #[test]
     fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
         let (port, server) = server(vec![
@@ -314,35 +307,12 @@ mod tests {
             stop,
             counters.clone(),
         );
-        let five = batch(&["a1", "b2", "c3", "d4", "e5"]);
-        let two = &five[..2];
-        // Two events fit in a call, three do not.
+        let two = batch(&FIVE[..2]);
         sink.max_call_bytes =
             append_batch_call(Protocol::Compact, 1, two.iter().map(|(_, e)| e)).len();
-        let big = "x".repeat(sink.max_call_bytes);
-        // Nothing of a batch holding an event that can never go is sent: what was sent
-        // before the failure would be sent again at every retry.
-        let err = format!(
-            "{:#}",
-            sink.deliver(&batch(&["z0", &big, "z2"])).unwrap_err()
-        );
-        assert!(
-            err.contains("the event at channel offset 1 takes")
-                && err.contains("it can never be sent, and stays in the channel"),
-            "{err}"
-        );
-        sink.deliver(&five).unwrap();
-        let bodies = |b: &[&str]| b.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            server.join().unwrap(),
-            [
-                (0, bodies(&["a1", "b2"])),
-                (0, bodies(&["c3"])),
-                (0, bodies(&["d4", "e5"])),
-            ]
-        );
-        assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
-        assert_eq!(counters.acked.load(Ordering::Relaxed), 5);
+        let limit = sink.max_call_bytes;
+        let want = deliver_over_the_limit(&mut sink, &counters, limit);
+        assert_eq!(server.join().unwrap(), want);
     }
 
     #[test]
