@@ -10,7 +10,6 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -168,19 +167,8 @@ impl AvroSink {
             self.send(first, false)?;
             return self.send(second, false);
         }
-        let n = events.len() as u64;
-        self.counters.sent.fetch_add(n, Ordering::Relaxed);
-        let result = match self.call(&call) {
-            Ok(Status::Ok) => {
-                self.counters.acked.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(status) => Err(anyhow::anyhow!(
-                "the avro source answered {status:?} for a batch of {} events",
-                events.len()
-            )),
-            Err(e) => Err(e),
-        };
+        let answer = self.call(&call);
+        let result = super::answered(&self.counters, events.len(), "avro", Status::Ok, answer);
         if result.is_err() {
             // The stream may hold a late reply or half a frame: start over on a new one.
             self.conn = None;
@@ -211,6 +199,7 @@ impl Sink for AvroSink {
 mod tests {
     use std::net::TcpListener;
     use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::*;

@@ -190,6 +190,27 @@ pub(crate) fn halves<'a>(
     Ok(events.split_at(events.len() / 2))
 }
 
+/// Counts into `counters` one call of an RPC sink carrying `n` events, which the `kind` source
+/// answered with `answer`; Ok only when it answered `ok` (Flume's `Status.OK`).
+pub(crate) fn answered<S: std::fmt::Debug + PartialEq>(
+    counters: &SinkCounters,
+    n: usize,
+    kind: &str,
+    ok: S,
+    answer: anyhow::Result<S>,
+) -> anyhow::Result<()> {
+    counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+    match answer? {
+        status if status == ok => {
+            counters.acked.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        status => Err(anyhow::anyhow!(
+            "the {kind} source answered {status:?} for a batch of {n} events"
+        )),
+    }
+}
+
 /// Backoff after a failed delivery: doubles from `BACKOFF_START` up to `BACKOFF_MAX`, reset by a
 /// success.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);

@@ -10,7 +10,6 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -148,18 +147,7 @@ impl ThriftSink {
             Ok(Ok(status)) => Ok(status),
             Err(e) => Err(e),
         };
-        let n = events.len() as u64;
-        self.counters.sent.fetch_add(n, Ordering::Relaxed);
-        let result = match status {
-            Ok(Status::Ok) => {
-                self.counters.acked.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(status) => Err(anyhow::anyhow!(
-                "the thrift source answered {status:?} for a batch of {n} events"
-            )),
-            Err(e) => Err(e),
-        };
+        let result = super::answered(&self.counters, events.len(), "thrift", Status::Ok, status);
         if result.is_err() {
             // The stream may hold a late reply or half a frame: start over on a new one.
             self.conn = None;
@@ -191,6 +179,7 @@ mod tests {
     use std::io::Write;
     use std::net::TcpListener;
     use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::*;
