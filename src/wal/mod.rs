@@ -261,8 +261,8 @@ impl Wal {
             .and_then(|(_, p)| checkpoint::decode_verified_end(p));
 
         let listing = list_dir(&dir)?;
-        // Every open writes wal.meta before its first frame, so segments without a valid one
-        // mean it was deleted or damaged from outside.
+        // Every open writes wal.meta before its first frame and before a new log's first
+        // segment, so segments without a valid one mean it was deleted or damaged from outside.
         let meta_lost = meta.is_none() && (meta_path.exists() || !listing.segments.is_empty());
         if meta_lost {
             tracing::error!(
@@ -412,12 +412,18 @@ impl Wal {
             need_segment = true;
         }
         if need_segment {
-            segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
             write_pos = SEGMENT_HEADER_LEN;
         }
-        // The new epoch, and the end just verified and synced: before any frame is written.
+        // The new epoch, and the end just verified and synced (or the empty segment about to be
+        // made): before any frame is written, and before a new log's first segment, so that a
+        // segment without wal.meta always means damage from outside, never a first open cut
+        // short. The record names the new segment before it exists; until it does, no segment
+        // has that base and the record checks nothing.
         let end = checkpoint::VerifiedEnd {
-            base: segments.last().map(|s| s.base_offset()).unwrap_or(0),
+            base: match segments.last() {
+                Some(s) if !need_segment => s.base_offset(),
+                _ => next_offset,
+            },
             end_pos: write_pos as u64,
             next_offset,
         };
@@ -425,6 +431,9 @@ impl Wal {
         match meta {
             Some((mut f, _)) => f.write(&record)?,
             None => drop(SlotFile::create(&meta_path, META_MAGIC, &record)?),
+        }
+        if need_segment {
+            segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
         }
 
         // Positions in the byte stream, for byte-capacity accounting.
@@ -1448,6 +1457,41 @@ mod tests {
             "the committers were running when the log was poisoned"
         );
         assert!(matches!(wal.commit(), Err(WalError::Poisoned(_))));
+    }
+
+    /// A new log's first open writes wal.meta before it makes the first segment: a first open
+    /// cut short there leaves a log the next open takes as it is, not a segment without
+    /// wal.meta, which means damage from outside. The segment's creation is made to fail with a
+    /// size no filesystem can allocate.
+    #[test]
+    fn a_new_log_has_wal_meta_before_its_first_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = WalOptions {
+            segment_size: 1 << 62,
+            ..WalOptions::default()
+        };
+        let err = Wal::open(dir.path(), huge).err().expect("a 4 EiB segment");
+        assert!(err.to_string().contains(".seg"), "{err}");
+        let (_, record) = SlotFile::open(&dir.path().join(META_FILE), META_MAGIC)
+            .unwrap()
+            .expect("wal.meta was written before the segment");
+        assert_eq!(checkpoint::decode_meta(&record), Some(1));
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".seg")), "{names:?}");
+
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        assert_eq!(
+            wal.append_commit(&[Event::new(b"a".to_vec())])
+                .unwrap()
+                .first_offset,
+            0
+        );
+        drop(wal);
+        let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 
     /// A write that fails for want of space poisons the log (its frames' offsets were handed
