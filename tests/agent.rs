@@ -396,10 +396,10 @@ fn config_errors_name_file_line_key_and_the_fix() {
         ),
         (
             "a.sinks.k1.type = logger\n",
-            "a.sinks.k1.type = hdfs\n",
+            "a.sinks.k1.type = hive\n",
             &[
                 ":9:",
-                "sink type 'hdfs' is Flume's but not weir's: weir has no Hadoop client",
+                "sink type 'hive' is Flume's but not weir's: weir has no Hadoop client for it",
                 "logger",
             ],
         ),

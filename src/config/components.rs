@@ -50,8 +50,6 @@ fn component_type(
 const NOT_IMPLEMENTED: &[(&[&str], &str)] = &[
     (
         &[
-            "hdfs",
-            "org.apache.flume.sink.hdfs.HDFSEventSink",
             "hive",
             "org.apache.flume.sink.hive.HiveSink",
             "hbase",
@@ -62,8 +60,9 @@ const NOT_IMPLEMENTED: &[(&[&str], &str)] = &[
             "org.apache.flume.sink.hbase.AsyncHBaseSink",
             "org.apache.flume.sink.kite.DatasetSink",
         ],
-        "weir has no Hadoop client; send the events to Kafka (kafka sink) or to a Flume agent \
-         that writes them (avro or thrift sink), or write files with file_roll",
+        "weir has no Hadoop client for it (its hdfs sink writes files over WebHDFS); send the \
+         events to Kafka (kafka sink) or to a Flume agent that writes them (avro or thrift \
+         sink)",
     ),
     (
         &[
@@ -230,6 +229,10 @@ const SINK_TYPES: &[TypeName] = &[
     TypeName {
         alias: "http",
         classes: &["org.apache.flume.sink.http.HttpSink"],
+    },
+    TypeName {
+        alias: "hdfs",
+        classes: &["org.apache.flume.sink.hdfs.HDFSEventSink"],
     },
 ];
 
@@ -1295,6 +1298,7 @@ pub enum SinkKind {
     Avro(super::AvroSinkConfig),
     Thrift(super::ThriftSinkConfig),
     Http(super::HttpSinkConfig),
+    Hdfs(super::HdfsSinkConfig),
 }
 
 impl SinkKind {
@@ -1307,6 +1311,7 @@ impl SinkKind {
             SinkKind::Avro(_) => "avro",
             SinkKind::Thrift(_) => "thrift",
             SinkKind::Http(_) => "http",
+            SinkKind::Hdfs(_) => "hdfs",
         }
     }
 }
@@ -1555,6 +1560,10 @@ impl SinkConfig {
             "http" => {
                 let (c, batch) = super::http_sink::parse_http_sink(s, notes)?;
                 (SinkKind::Http(c), batch)
+            }
+            "hdfs" => {
+                let (c, batch) = super::hdfs::parse_hdfs_sink(s, notes)?;
+                (SinkKind::Hdfs(c), batch)
             }
             _ => unreachable!("resolve() returns only listed aliases"),
         };
@@ -2281,7 +2290,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            not_implemented("HDFS").map(|w| w.contains("Hadoop")),
+            not_implemented("HIVE").map(|w| w.contains("Hadoop")),
             Some(true)
         );
     }

@@ -14,6 +14,7 @@ mod avro;
 pub mod cipher_suites;
 mod components;
 mod exec;
+mod hdfs;
 mod http;
 mod http_sink;
 mod interpolate;
@@ -42,6 +43,7 @@ use std::time::Duration;
 pub use avro::*;
 pub use components::*;
 pub use exec::*;
+pub use hdfs::*;
 pub use http::*;
 pub use http_sink::*;
 pub use interpolate::Lookups;
@@ -390,6 +392,7 @@ impl AgentConfig {
                 // the current one when the batch size is the default.
                 let keys: &[&str] = match sink.kind {
                     SinkKind::FileRoll(_) => &["sink.batchSize"],
+                    SinkKind::Hdfs(_) => &["hdfs.batchSize"],
                     SinkKind::Kafka(_) => &["flumeBatchSize", "batchSize"],
                     SinkKind::Avro(_) | SinkKind::Thrift(_) => &["batch-size"],
                     _ => &["batchSize"],

@@ -1,6 +1,7 @@
-//! The keys of the file_roll sink's serializer: `sink.serializer` (Flume's `EventSerializerType`
-//! names, in any case, or the Java class names of their builders) and the serializer's own keys
-//! under `sink.serializer.` (Flume hands that sub-context to the serializer's builder).
+//! The keys of the file_roll and hdfs sinks' serializer: `sink.serializer` (hdfs: `serializer`;
+//! Flume's `EventSerializerType` names, in any case, or the Java class names of their builders)
+//! and the serializer's own keys under it (Flume hands that sub-context to the serializer's
+//! builder).
 
 use super::{ConfigError, Section};
 
@@ -73,8 +74,18 @@ pub fn parse_serializer(
     s: &Section,
     notes: &mut Vec<String>,
 ) -> Result<SerializerConfig, ConfigError> {
-    let name = s.string_or("sink.serializer", "TEXT");
-    let keys = s.child("sink.serializer.");
+    parse_serializer_at(s, "sink.serializer", notes)
+}
+
+/// The serializer named by `key` (file_roll: `sink.serializer`; the hdfs sink: `serializer`)
+/// and its keys under `key.`.
+pub fn parse_serializer_at(
+    s: &Section,
+    key: &str,
+    notes: &mut Vec<String>,
+) -> Result<SerializerConfig, ConfigError> {
+    let name = s.string_or(key, "TEXT");
+    let keys = s.child(&format!("{key}."));
     // Flume looks the alias up upper-cased, and a class by its exact (Java) name.
     let is = |(alias, class): (&str, &str)| name.eq_ignore_ascii_case(alias) || name == class;
     let config = if is(TEXT) {
@@ -122,7 +133,7 @@ pub fn parse_serializer(
             .map(|(alias, class)| format!("{alias} ({class})"))
             .collect();
         return Err(s.error(
-            Some("sink.serializer"),
+            Some(key),
             format!(
                 "serializer '{name}' is not supported; supported: {}",
                 supported.join(", ")

@@ -7,6 +7,7 @@ pub mod avro;
 mod committer;
 pub mod file_roll;
 pub mod group;
+pub mod hdfs;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -122,6 +123,7 @@ pub fn build(
             counters,
         )),
         SinkKind::Http(c) => Box::new(http::HttpSink::new(&config.name, c.clone(), stop, counters)),
+        SinkKind::Hdfs(c) => Box::new(hdfs::HdfsSink::new(&config.name, c.clone())?),
     })
 }
 
@@ -137,6 +139,7 @@ pub fn check(config: &SinkConfig) -> anyhow::Result<Vec<String>> {
              (cargo build --features kafka)",
             config.name
         ),
+        SinkKind::Hdfs(c) => hdfs::check(&config.name, c),
         _ => Ok(Vec::new()),
     }
 }

@@ -1,0 +1,511 @@
+//! The hdfs sink (Flume's HDFSEventSink): events into files under a directory chosen per event
+//! (`hdfs.path` with escapes such as `%Y-%m-%d` or `%{app}`), each file named
+//! `filePrefix.<counter><fileSuffix>`, written under its in-use name (`.tmp` by default) and
+//! renamed once it is rolled (`rollInterval`, `rollSize`, `rollCount`, `idleTimeout`), as a
+//! SequenceFile, the serializer's bytes (`DataStream`), or those compressed
+//! (`CompressedStream`).
+//!
+//! A batch's bytes go to each file it touches with one create or append, and the take is
+//! committed only after every one of them returned: a crash or a failed call loses nothing,
+//! and at worst writes a batch again. A file whose write failed, or that holds bytes of a
+//! batch that did not complete, is not written to again: it is closed (renamed) and the retry
+//! goes to a new file, so a torn record can only be at the end of a file.
+
+pub mod bucket_path;
+mod sequence_file;
+mod store;
+pub mod webhdfs;
+#[cfg(test)]
+pub(crate) mod webhdfs_mock;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use super::Sink;
+use super::serializer::Serializer;
+use crate::config::{HdfsCodec, HdfsFormat, HdfsRoundUnit, HdfsSinkConfig, HdfsStore};
+use crate::event::Event;
+use bucket_path::{BucketPath, RoundUnit, TimeSettings, Zone};
+use sequence_file::{SequenceFileWriter, WriteFormat};
+use store::{LocalStore, Store, WebHdfsStore};
+
+/// How often to try a new name when a file of the chosen one exists already.
+const NAME_TRIES: usize = 10;
+
+/// How a file's bytes are made.
+enum Encoder {
+    Sequence(SequenceFileWriter),
+    Stream(Serializer),
+    Compressed(Serializer, HdfsCodec),
+}
+
+/// A file being written.
+struct OpenFile {
+    /// The expanded directory and file prefix it belongs to.
+    dir: String,
+    prefix: String,
+    in_use: String,
+    target: String,
+    /// Whether the store holds it (its first bytes went out with a create).
+    created: bool,
+    opened: Instant,
+    last_written: Instant,
+    events: u64,
+    /// Body bytes written, which `rollSize` counts (as Flume does).
+    body_bytes: u64,
+    encoder: Encoder,
+    /// The bytes of the batch being delivered, not yet sent.
+    pending: Vec<u8>,
+    /// Events in `pending`.
+    pending_events: usize,
+    /// A call sending its bytes failed (or is under way): it may end in part of a batch.
+    torn: bool,
+}
+
+/// A closed file whose rename failed, tried again every `retryInterval`.
+struct Closing {
+    from: String,
+    to: String,
+    tries: u32,
+    next: Instant,
+}
+
+pub struct HdfsSink {
+    name: String,
+    config: HdfsSinkConfig,
+    store: Box<dyn Store>,
+    path: BucketPath,
+    prefix: BucketPath,
+    time: TimeSettings,
+    /// Open files by directory and prefix (Flume's bucket).
+    files: HashMap<String, OpenFile>,
+    /// The last number given to a file; it starts at the time in milliseconds, as Flume's.
+    counter: u64,
+    closing: Vec<Closing>,
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The escapes and time settings of `config`, checked: what `weir agent --check` reports.
+fn templates(config: &HdfsSinkConfig) -> anyhow::Result<(BucketPath, BucketPath, TimeSettings)> {
+    let path = BucketPath::parse(&config.path)
+        .map_err(|e| anyhow::anyhow!("hdfs.path '{}': {e}", config.path))?;
+    let prefix = BucketPath::parse(&config.file_prefix)
+        .map_err(|e| anyhow::anyhow!("hdfs.filePrefix '{}': {e}", config.file_prefix))?;
+    let zone = match &config.time_zone {
+        None => Zone::Local,
+        Some(id) => Zone::parse(id).map_err(|e| anyhow::anyhow!("hdfs.timeZone '{id}': {e}"))?,
+    };
+    let time = TimeSettings {
+        round: config.round.map(|(value, unit)| {
+            let unit = match unit {
+                HdfsRoundUnit::Second => RoundUnit::Second,
+                HdfsRoundUnit::Minute => RoundUnit::Minute,
+                HdfsRoundUnit::Hour => RoundUnit::Hour,
+            };
+            (value, unit)
+        }),
+        use_local_time_stamp: config.use_local_time_stamp,
+        zone,
+    };
+    Ok((path, prefix, time))
+}
+
+/// Checks what the config alone cannot: the escapes of the path and prefix, the time zone.
+pub fn check(name: &str, config: &HdfsSinkConfig) -> anyhow::Result<Vec<String>> {
+    let (path, prefix, time) = templates(config).with_context(|| format!("sink {name}"))?;
+    let mut notes = Vec::new();
+    if (path.needs_timestamp() || prefix.needs_timestamp()) && !time.use_local_time_stamp {
+        notes.push(format!(
+            "sink {name}: hdfs.path or hdfs.filePrefix has time escapes: every event needs a \
+             `timestamp` header (add a timestamp interceptor, or set hdfs.useLocalTimeStamp = \
+             true); an event without one cannot be written and stops the sink, as in Flume"
+        ));
+    }
+    Ok(notes)
+}
+
+impl HdfsSink {
+    pub fn new(name: &str, config: HdfsSinkConfig) -> anyhow::Result<HdfsSink> {
+        let (path, prefix, time) = templates(&config).with_context(|| format!("sink {name}"))?;
+        let store: Box<dyn Store> = match &config.store {
+            HdfsStore::Local => Box::new(LocalStore),
+            HdfsStore::WebHdfs {
+                endpoint,
+                user,
+                proxy_user,
+            } => Box::new(WebHdfsStore(
+                webhdfs::WebHdfs::new(
+                    endpoint,
+                    user.clone(),
+                    proxy_user.clone(),
+                    config.call_timeout,
+                )
+                .with_context(|| format!("sink {name}"))?,
+            )),
+        };
+        Ok(Self::with_store(name, config, store, path, prefix, time))
+    }
+
+    fn with_store(
+        name: &str,
+        config: HdfsSinkConfig,
+        store: Box<dyn Store>,
+        path: BucketPath,
+        prefix: BucketPath,
+        time: TimeSettings,
+    ) -> HdfsSink {
+        HdfsSink {
+            name: name.to_owned(),
+            config,
+            store,
+            path,
+            prefix,
+            time,
+            files: HashMap::new(),
+            counter: 0,
+            closing: Vec::new(),
+        }
+    }
+
+    /// A new file for `dir`/`prefix`, with the next number; nothing is sent until its first
+    /// batch.
+    fn open(&mut self, dir: String, prefix: String) -> OpenFile {
+        self.counter = (self.counter + 1).max(now_millis().max(0) as u64);
+        let (in_use, target) = self.names(&dir, &prefix);
+        let encoder = match &self.config.format {
+            HdfsFormat::SequenceFile { text } => {
+                let format = if *text {
+                    WriteFormat::Text
+                } else {
+                    WriteFormat::Writable
+                };
+                Encoder::Sequence(SequenceFileWriter::new(
+                    format,
+                    fastrand::u128(..).to_be_bytes(),
+                ))
+            }
+            HdfsFormat::DataStream(s) => Encoder::Stream(Serializer::new(s)),
+            HdfsFormat::CompressedStream(s, codec) => {
+                Encoder::Compressed(Serializer::new(s), *codec)
+            }
+        };
+        let now = Instant::now();
+        OpenFile {
+            dir,
+            prefix,
+            in_use,
+            target,
+            created: false,
+            opened: now,
+            last_written: now,
+            events: 0,
+            body_bytes: 0,
+            encoder,
+            pending: Vec::new(),
+            pending_events: 0,
+            torn: false,
+        }
+    }
+
+    /// The in-use and final paths of file number `self.counter`.
+    fn names(&self, dir: &str, prefix: &str) -> (String, String) {
+        let c = &self.config;
+        let mut name = format!("{prefix}.{}", self.counter);
+        if !c.file_suffix.is_empty() {
+            name.push_str(&c.file_suffix);
+        } else if let HdfsFormat::CompressedStream(_, codec) = &c.format {
+            name.push_str(codec.extension());
+        }
+        let dir = dir.trim_end_matches('/');
+        (
+            format!("{dir}/{}{name}{}", c.in_use_prefix, c.in_use_suffix),
+            format!("{dir}/{name}"),
+        )
+    }
+
+    fn due_to_roll(&self, f: &OpenFile) -> bool {
+        let c = &self.config;
+        (c.roll_count > 0 && f.events >= c.roll_count)
+            || (c.roll_size > 0 && f.body_bytes >= c.roll_size)
+    }
+
+    /// Adds `event` to `key`'s file, opening it (or the next one, once it is due to roll).
+    fn write(
+        &mut self,
+        key: &str,
+        dir: &str,
+        prefix: &str,
+        offset: u64,
+        event: &Event,
+    ) -> anyhow::Result<()> {
+        if self.files.get(key).is_some_and(|f| self.due_to_roll(f)) {
+            self.send(key)?;
+            self.close_file(key);
+        }
+        if !self.files.contains_key(key) {
+            let f = self.open(dir.to_owned(), prefix.to_owned());
+            self.files.insert(key.to_owned(), f);
+        }
+        let Some(f) = self.files.get_mut(key) else {
+            unreachable!("inserted above")
+        };
+        let fresh = !f.created && f.pending.is_empty();
+        match &mut f.encoder {
+            Encoder::Sequence(w) => {
+                if !sequence_file::fits(event.body.len()) {
+                    anyhow::bail!(
+                        "the event at channel offset {offset} has a body of {} bytes, more than \
+                         a SequenceFile record holds",
+                        event.body.len()
+                    );
+                }
+                if fresh {
+                    w.header(&mut f.pending);
+                }
+                let key_millis = event
+                    .headers
+                    .get("timestamp")
+                    .and_then(|t| t.trim().parse::<i64>().ok())
+                    .unwrap_or_else(now_millis);
+                w.append(&mut f.pending, key_millis, &event.body);
+            }
+            Encoder::Stream(s) | Encoder::Compressed(s, _) => {
+                if fresh {
+                    s.begin_file(&mut f.pending);
+                }
+                s.write(event, &mut f.pending)?;
+            }
+        }
+        f.events += 1;
+        f.body_bytes += event.body.len() as u64;
+        f.pending_events += 1;
+        f.last_written = Instant::now();
+        Ok(())
+    }
+
+    /// Sends `key`'s pending bytes: a create with the file's first bytes, an append after.
+    fn send(&mut self, key: &str) -> anyhow::Result<()> {
+        let Some(f) = self.files.get_mut(key) else {
+            return Ok(());
+        };
+        if f.pending_events == 0 && f.pending.is_empty() {
+            return Ok(());
+        }
+        match &mut f.encoder {
+            Encoder::Sequence(_) => {}
+            Encoder::Stream(s) => s.end_batch(&mut f.pending)?,
+            Encoder::Compressed(s, codec) => {
+                s.end_batch(&mut f.pending)?;
+                f.pending = compress(*codec, &f.pending)?;
+            }
+        }
+        let data = std::mem::take(&mut f.pending);
+        f.pending_events = 0;
+        // Until the call succeeds, the file may hold part of these bytes.
+        f.torn = true;
+        if f.created {
+            self.store.append(&f.in_use, &data)?;
+            f.torn = false;
+            return Ok(());
+        }
+        for _ in 0..NAME_TRIES {
+            let Some(f) = self.files.get_mut(key) else {
+                unreachable!("looked up above")
+            };
+            if self.store.create(&f.in_use, &data)? {
+                f.created = true;
+                f.torn = false;
+                tracing::info!(sink = %self.name, file = %f.in_use, "created");
+                return Ok(());
+            }
+            // Taken (by a run that numbered its files past this one's clock): the next number.
+            let (dir, prefix) = (f.dir.clone(), f.prefix.clone());
+            self.counter += 1;
+            let (in_use, target) = self.names(&dir, &prefix);
+            let Some(f) = self.files.get_mut(key) else {
+                unreachable!("looked up above")
+            };
+            (f.in_use, f.target) = (in_use, target);
+        }
+        anyhow::bail!("{NAME_TRIES} file names in a row were taken under {key}")
+    }
+
+    /// Closes `key`'s file: its bytes are all sent, so only the rename to its final name is
+    /// left (tried again later if it fails).
+    fn close_file(&mut self, key: &str) {
+        let Some(f) = self.files.remove(key) else {
+            return;
+        };
+        if !f.created || f.in_use == f.target {
+            return;
+        }
+        self.rename(Closing {
+            from: f.in_use,
+            to: f.target,
+            tries: 0,
+            next: Instant::now(),
+        });
+    }
+
+    fn rename(&mut self, mut c: Closing) {
+        match self.store.rename(&c.from, &c.to) {
+            Ok(()) => tracing::info!(sink = %self.name, file = %c.to, "closed"),
+            Err(e) => {
+                c.tries += 1;
+                let tries = self.config.close_tries;
+                if tries > 0 && c.tries >= tries {
+                    tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"), tries = c.tries,
+                        "giving up renaming a closed file (hdfs.closeTries); its data is complete under this name");
+                    return;
+                }
+                tracing::warn!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
+                    retry_in_s = self.config.retry_interval.as_secs(), "cannot rename a closed file; will try again");
+                c.next = Instant::now() + self.config.retry_interval;
+                self.closing.push(c);
+            }
+        }
+    }
+
+    /// Rolls the files whose time is up (`rollInterval`, `idleTimeout`) and retries renames
+    /// that are due.
+    fn roll_on_time(&mut self) {
+        let c = &self.config;
+        let due: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, f)| {
+                (!c.roll_interval.is_zero() && f.opened.elapsed() >= c.roll_interval)
+                    || (!c.idle_timeout.is_zero() && f.last_written.elapsed() >= c.idle_timeout)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.close_file(&key);
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<Closing>, Vec<Closing>) = std::mem::take(&mut self.closing)
+            .into_iter()
+            .partition(|c| c.next <= now);
+        self.closing = later;
+        for c in due {
+            self.rename(c);
+        }
+    }
+
+    /// After a failed batch: every file holding bytes of it is given up (closed, if the store
+    /// has it), so the retry starts new files and no file is written to after a failure.
+    fn abandon_pending(&mut self) {
+        let torn: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.torn || f.pending_events > 0 || !f.pending.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in torn {
+            self.close_file(&key);
+        }
+    }
+
+    /// Closes the least recently written files past `maxOpenFiles`.
+    fn limit_open_files(&mut self) {
+        while self.files.len() > self.config.max_open_files {
+            let Some(oldest) = self
+                .files
+                .iter()
+                .min_by_key(|(_, f)| f.last_written)
+                .map(|(k, _)| k.clone())
+            else {
+                return;
+            };
+            self.close_file(&oldest);
+        }
+    }
+
+    fn deliver_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let now = now_millis();
+        let mut touched: Vec<String> = Vec::new();
+        for (offset, event) in events {
+            let expand = |t: &BucketPath, what: &str| {
+                t.expand(&event.headers, now, &self.time).map_err(|e| {
+                    anyhow::anyhow!("the event at channel offset {offset}: {what}: {e}")
+                })
+            };
+            let dir = expand(&self.path, "hdfs.path")?;
+            let prefix = expand(&self.prefix, "hdfs.filePrefix")?;
+            let key = format!("{dir}/{prefix}");
+            self.write(&key, &dir, &prefix, *offset, event)?;
+            if !touched.contains(&key) {
+                touched.push(key);
+            }
+        }
+        for key in &touched {
+            self.send(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// One compressed member holding `data`: a gzip member (GzipCodec) or a zlib stream
+/// (DefaultCodec). Hadoop's decompressing streams, `zcat` and `gunzip` read such members one
+/// after another as one stream, which is what Flume's CompressedStream writes too (it finishes
+/// the codec's stream at every flush).
+fn compress(codec: HdfsCodec, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use flate2::Compression;
+    let out = Vec::with_capacity(data.len() / 4 + 64);
+    Ok(match codec {
+        HdfsCodec::Gzip => {
+            let mut z = flate2::write::GzEncoder::new(out, Compression::default());
+            z.write_all(data)?;
+            z.finish()?
+        }
+        HdfsCodec::Deflate => {
+            let mut z = flate2::write::ZlibEncoder::new(out, Compression::default());
+            z.write_all(data)?;
+            z.finish()?
+        }
+    })
+}
+
+impl Sink for HdfsSink {
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        self.roll_on_time();
+        let result = self.deliver_batch(events);
+        if result.is_err() {
+            self.abandon_pending();
+        }
+        self.limit_open_files();
+        result.with_context(|| format!("sink {}", self.name))
+    }
+
+    fn idle(&mut self) -> anyhow::Result<()> {
+        self.roll_on_time();
+        Ok(())
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        let keys: Vec<String> = self.files.keys().cloned().collect();
+        for key in keys {
+            self.close_file(&key);
+        }
+        // One last try for renames that failed; what still fails keeps its in-use name.
+        for c in std::mem::take(&mut self.closing) {
+            if let Err(e) = self.store.rename(&c.from, &c.to) {
+                tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
+                    "cannot rename a closed file at stop; its data is complete under this name");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

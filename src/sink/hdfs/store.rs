@@ -1,0 +1,146 @@
+//! Where the hdfs sink's files live: the three operations it needs (create with the first
+//! bytes, append, rename without replacing), on the local filesystem or over WebHDFS. Every
+//! call returns once its bytes are as safe as the store makes them: fdatasync'ed locally;
+//! acknowledged by the DataNode pipeline over WebHDFS (an APPEND's response comes after its
+//! stream is closed, which is what Flume's `hflush` gets).
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::webhdfs::WebHdfs;
+
+pub trait Store: Send {
+    /// Creates `path` (and its parent directories) holding `data`. `Ok(false)`: a file of that
+    /// name exists, and nothing was written.
+    fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool>;
+    fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()>;
+    /// Renames `from` to `to`, failing (and changing nothing) if `to` exists.
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+}
+
+/// The local filesystem (`file://` or a path without a scheme).
+pub struct LocalStore;
+
+impl LocalStore {
+    fn sync_parent(path: &Path) -> anyhow::Result<()> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot fsync directory {}", parent.display()))
+    }
+}
+
+impl Store for LocalStore {
+    fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
+        let path = Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let mut file = match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        };
+        file.write_all(data)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Self::sync_parent(path)?;
+        Ok(true)
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {path} to append"))?;
+        file.write_all(data)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot write {path}"))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => {}
+            // A filesystem without RENAME_NOREPLACE: look first (a race needs another writer
+            // of the same names, which the counter in every name rules out).
+            Err(rustix::io::Errno::INVAL) if !Path::new(to).exists() => {
+                std::fs::rename(from, to)
+                    .with_context(|| format!("cannot rename {from} to {to}"))?;
+            }
+            Err(e) => {
+                return Err(std::io::Error::from(e))
+                    .with_context(|| format!("cannot rename {from} to {to}"));
+            }
+        }
+        Self::sync_parent(Path::new(to))
+    }
+}
+
+/// A NameNode's WebHDFS endpoint.
+pub struct WebHdfsStore(pub WebHdfs);
+
+impl Store for WebHdfsStore {
+    fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
+        match self.0.create(path, data) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if super::webhdfs::remote_exception(&e) == Some("FileAlreadyExistsException") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
+        self.0.append(path, data)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        if self.0.rename(from, to)? {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "WebHDFS at {} refused to rename {from} to {to} (the target exists, or the \
+                 source is gone)",
+                self.0.endpoint()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_create_append_and_rename_never_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("sub/dir/a.tmp");
+        let a = a.to_str().unwrap();
+        let mut store = LocalStore;
+        assert!(store.create(a, b"one\n").unwrap());
+        assert!(!store.create(a, b"again\n").unwrap());
+        store.append(a, b"two\n").unwrap();
+        assert_eq!(std::fs::read(a).unwrap(), b"one\ntwo\n");
+        let b = dir.path().join("sub/dir/b");
+        let b = b.to_str().unwrap();
+        std::fs::write(b, b"keep").unwrap();
+        let err = store.rename(a, b).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot rename"), "{err:#}");
+        assert_eq!(std::fs::read(b).unwrap(), b"keep");
+        std::fs::remove_file(b).unwrap();
+        store.rename(a, b).unwrap();
+        assert_eq!(std::fs::read(b).unwrap(), b"one\ntwo\n");
+        let err = store.append(a, b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("a.tmp"), "{err:#}");
+    }
+}
