@@ -10,6 +10,7 @@ pub mod avro_client;
 pub mod avro_container;
 pub mod avro_rpc;
 pub mod avro_schema;
+pub mod bucket_path;
 pub mod channel;
 pub mod config;
 pub mod event;

@@ -22,7 +22,7 @@ fn config(dir: &Path, port: u16, extra: &str) -> PathBuf {
          a.channels.ch.maxFileSize = 1048576\n\
          a.sinks.hdfsSink.type = org.apache.flume.sink.hdfs.HDFSEventSink\n\
          a.sinks.hdfsSink.channel = ch\n\
-         a.sinks.hdfsSink.hdfs.path = {d}/hdfs/%Y-%m-%d/%H\n\
+         a.sinks.hdfsSink.hdfs.path = file://{d}/hdfs/%Y-%m-%d/%H\n\
          a.sinks.hdfsSink.hdfs.filePrefix = events\n\
          a.sinks.hdfsSink.hdfs.fileType = DataStream\n\
          a.sinks.hdfsSink.hdfs.writeFormat = Text\n\
@@ -172,6 +172,34 @@ fn check_reports_the_hdfs_sinks_own_mistakes_with_key_and_line() {
     let (ok, out) = support::check_config_file(&cfg, None);
     assert!(!ok, "{out}");
     assert!(out.contains("hdfs.path") && out.contains("nosuch"), "{out}");
+    // A path without a scheme goes where fs.defaultFS says; with no Hadoop configuration
+    // (none here: HADOOP_CONF_DIR points at an empty directory, and this machine has no
+    // /etc/hadoop/conf), to the local filesystem, which --check says.
+    let cfg = config(dir.path(), free_port(), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("file://", "");
+    std::fs::write(&cfg, text).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["agent", "--check", "-n", "a", "-f"])
+        .arg(&cfg)
+        .env("HADOOP_CONF_DIR", empty.path())
+        .env_remove("HADOOP_HOME")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    if !Path::new("/etc/hadoop/conf/core-site.xml").exists() {
+        assert!(
+            text.contains("flume.conf:17") && text.contains("this machine's filesystem"),
+            "{text}"
+        );
+    }
     // Without a timestamp interceptor, a path with time escapes gets a warning.
     let cfg = config(dir.path(), free_port(), "");
     let text = std::fs::read_to_string(&cfg)
@@ -181,7 +209,11 @@ fn check_reports_the_hdfs_sinks_own_mistakes_with_key_and_line() {
     let (ok, out) = support::check_config_file(&cfg, None);
     assert!(ok, "{out}");
     assert!(
-        out.contains("timestamp") && out.contains("useLocalTimeStamp"),
+        out.contains("source(s) src feeding channel ch add none")
+            && out.contains("useLocalTimeStamp"),
         "{out}"
     );
+    // With the interceptor (as in every other test here), no such note.
+    let (ok, out) = support::check_config_file(&config(dir.path(), free_port(), ""), None);
+    assert!(ok && !out.contains("useLocalTimeStamp"), "{out}");
 }

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
+use super::hadoop_conf::HadoopConf;
 use super::{ConfigError, Section, SerializerConfig};
+use crate::bucket_path::{BucketPath, RoundUnit, Zone};
 
 /// Hadoop 3's NameNode HTTP port, the WebHDFS endpoint of an `hdfs://` path by default.
 pub const WEBHDFS_DEFAULT_PORT: u16 = 9870;
@@ -47,11 +49,14 @@ pub struct HdfsSinkConfig {
     pub retry_interval: Duration,
     pub format: HdfsFormat,
     /// Flume `hdfs.round`, `hdfs.roundValue` (1), `hdfs.roundUnit` (second).
-    pub round: Option<(u32, HdfsRoundUnit)>,
+    pub round: Option<(u32, RoundUnit)>,
     /// Flume `hdfs.useLocalTimeStamp` (false).
     pub use_local_time_stamp: bool,
     /// Flume `hdfs.timeZone` (the machine's).
     pub time_zone: Option<String>,
+    /// Whether an event without a `timestamp` header cannot be written: the path or prefix has
+    /// time escapes, and `hdfs.useLocalTimeStamp` is off.
+    pub needs_timestamp_header: bool,
 }
 
 /// Where an `hdfs` sink writes.
@@ -59,11 +64,12 @@ pub struct HdfsSinkConfig {
 pub enum HdfsStore {
     /// The local filesystem: each batch is written and fdatasync'ed.
     Local,
-    /// A NameNode's WebHDFS endpoint (`http://host:port` or `https://…`), with the user of
-    /// simple authentication (`HADOOP_USER_NAME`, else the login name) and Flume's
-    /// `hdfs.proxyUser`.
+    /// NameNodes' WebHDFS endpoints (`http://host:port` or `https://…`), with the user of
+    /// simple authentication ([`hadoop_user`]) and Flume's `hdfs.proxyUser`.
     WebHdfs {
-        endpoint: String,
+        /// More than one for an HA nameservice: the sink moves to the next when one is down
+        /// or standby.
+        endpoints: Vec<String>,
         user: Option<String>,
         proxy_user: Option<String>,
     },
@@ -98,13 +104,6 @@ impl HdfsCodec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HdfsRoundUnit {
-    Second,
-    Minute,
-    Hour,
-}
-
 /// The sink's config and its batch size (Flume `hdfs.batchSize`, 100).
 pub fn parse_hdfs_sink(
     s: &Section,
@@ -117,7 +116,7 @@ pub fn parse_hdfs_sink(
             s.full("hdfs.path")
         ),
     )?;
-    let (store, path) = store(s, &raw)?;
+    let (store, path) = store(s, &raw, HadoopConf::locate, notes)?;
     for key in ["hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"] {
         if s.string(key).is_some() {
             return Err(s.error(
@@ -195,26 +194,32 @@ pub fn parse_hdfs_sink(
     };
 
     let round = if s.bool_or("hdfs.round", false)? {
-        let unit = s.string_or("hdfs.roundUnit", "second");
-        let (unit, max) = match unit.to_ascii_lowercase().as_str() {
-            "second" => (HdfsRoundUnit::Second, 60),
-            "minute" => (HdfsRoundUnit::Minute, 60),
-            "hour" => (HdfsRoundUnit::Hour, 24),
-            _ => {
-                return Err(s.error(
-                    Some("hdfs.roundUnit"),
-                    format!("'{unit}' is not second, minute or hour"),
-                ));
+        let name = s.string_or("hdfs.roundUnit", "second");
+        match RoundUnit::parse(&name) {
+            Some(unit) => {
+                let max = unit.max_value();
+                let value = s.u64_or("hdfs.roundValue", 1)?;
+                if value == 0 || value > u64::from(max) {
+                    return Err(s.error(
+                        Some("hdfs.roundValue"),
+                        format!("{value} is not between 1 and {max}"),
+                    ));
+                }
+                Some((value as u32, unit))
             }
-        };
-        let value = s.u64_or("hdfs.roundValue", 1)?;
-        if value == 0 || value > max {
-            return Err(s.error(
-                Some("hdfs.roundValue"),
-                format!("{value} is not between 1 and {max}"),
-            ));
+            None => {
+                // Flume warns and writes without rounding.
+                notes.push(format!(
+                    "{}: {}: '{name}' is not second, minute or hour: no rounding, as in Flume",
+                    s.entry("hdfs.roundUnit")
+                        .map(|e| e.at())
+                        .unwrap_or_default(),
+                    s.full("hdfs.roundUnit")
+                ));
+                s.accept_without_effect("hdfs.roundValue", "hdfs.roundUnit is not valid", notes);
+                None
+            }
         }
-        Some((value as u32, unit))
     } else {
         for key in ["hdfs.roundUnit", "hdfs.roundValue"] {
             s.accept_without_effect(key, "hdfs.round is not true", notes);
@@ -230,7 +235,15 @@ pub fn parse_hdfs_sink(
             .map(|e| e.value.clone())
             .unwrap_or_else(|| ".tmp".into())
     };
-    let config = HdfsSinkConfig {
+    // Flume: closeTries <= 0 tries for ever; retryInterval <= 0 tries once.
+    let retry = s.parse_or::<i64>("hdfs.retryInterval", 180, "a whole number of seconds")?;
+    let close_tries = match s.parse_or::<i64>("hdfs.closeTries", 0, "a whole number")? {
+        _ if retry <= 0 => 1,
+        n if n <= 0 => 0,
+        n => u32::try_from(n).unwrap_or(u32::MAX),
+    };
+    let retry_interval = Duration::from_secs(retry.max(1) as u64);
+    let mut config = HdfsSinkConfig {
         store,
         path,
         file_prefix: s.string_or("hdfs.filePrefix", "FlumeData"),
@@ -243,44 +256,107 @@ pub fn parse_hdfs_sink(
             .map(|e| e.value.clone())
             .unwrap_or_default(),
         in_use_suffix,
-        roll_interval: s.seconds_or("hdfs.rollInterval", 30)?,
-        roll_size: s.u64_or("hdfs.rollSize", 1024)?,
-        roll_count: s.u64_or("hdfs.rollCount", 10)?,
-        idle_timeout: s.seconds_or("hdfs.idleTimeout", 0)?,
+        roll_interval: Duration::from_secs(off_if_not_positive(s, "hdfs.rollInterval", 30)?),
+        roll_size: off_if_not_positive(s, "hdfs.rollSize", 1024)?,
+        roll_count: off_if_not_positive(s, "hdfs.rollCount", 10)?,
+        idle_timeout: Duration::from_secs(off_if_not_positive(s, "hdfs.idleTimeout", 0)?),
         max_open_files: s.positive_or("hdfs.maxOpenFiles", 5000)? as usize,
         call_timeout: Duration::from_millis(s.positive_or("hdfs.callTimeout", 30_000)?),
-        close_tries: u32::try_from(s.u64_or("hdfs.closeTries", 0)?).unwrap_or(0),
-        retry_interval: Duration::from_secs(s.positive_or("hdfs.retryInterval", 180)?),
+        close_tries,
+        retry_interval,
         format,
         round,
         use_local_time_stamp: s.bool_or("hdfs.useLocalTimeStamp", false)?,
         time_zone: s.string("hdfs.timeZone"),
+        needs_timestamp_header: false,
     };
-    for (key, value) in [("hdfs.filePrefix", &config.file_prefix)] {
-        if value.contains('/') {
-            return Err(s.error(
-                Some(key),
-                format!("'{value}' contains '/': put directories in hdfs.path"),
-            ));
-        }
+    let mut needs_timestamp = false;
+    for (key, template) in [
+        ("hdfs.path", &config.path),
+        ("hdfs.filePrefix", &config.file_prefix),
+    ] {
+        let parsed = BucketPath::parse(template)
+            .map_err(|e| s.error(Some(key), format!("'{template}': {e}")))?;
+        needs_timestamp |= parsed.needs_timestamp();
+    }
+    config.needs_timestamp_header = needs_timestamp && !config.use_local_time_stamp;
+    if let Some(id) = &config.time_zone {
+        Zone::parse(id).map_err(|e| s.error(Some("hdfs.timeZone"), format!("'{id}': {e}")))?;
     }
     Ok((config, s.positive_or("hdfs.batchSize", 100)? as usize))
 }
 
-/// The filesystem `hdfs.path` names, and the path in it.
-fn store(s: &Section, raw: &str) -> Result<(HdfsStore, String), ConfigError> {
+/// A count or duration that Flume turns off when it is zero or negative (it tests `> 0`).
+fn off_if_not_positive(s: &Section, key: &str, default: u64) -> Result<u64, ConfigError> {
+    let v = s.parse_or::<i64>(key, default as i64, "a whole number")?;
+    Ok(v.max(0) as u64)
+}
+
+/// The filesystem `hdfs.path` names, and the path in it. `hadoop` is the machine's Hadoop
+/// client configuration (read only when the path needs it).
+fn store(
+    s: &Section,
+    raw: &str,
+    hadoop: impl FnOnce() -> Result<HadoopConf, String>,
+    notes: &mut Vec<String>,
+) -> Result<(HdfsStore, String), ConfigError> {
     let bad = |why: String| s.error(Some("hdfs.path"), format!("'{raw}' {why}"));
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        if s.string("hdfs.webhdfsAddress").is_some() {
-            return Err(s.error(
-                Some("hdfs.webhdfsAddress"),
-                format!(
-                    "hdfs.path '{raw}' is a local path; write it as hdfs://namenode{raw} to \
-                         send it to HDFS"
-                ),
-            ));
+    let mut hadoop = Some(hadoop);
+    let mut conf = || -> Result<HadoopConf, ConfigError> {
+        match hadoop.take() {
+            Some(read) => {
+                read().map_err(|e| s.error(Some("hdfs.path"), format!("Hadoop configuration: {e}")))
+            }
+            None => Ok(HadoopConf::default()),
         }
-        return Ok((HdfsStore::Local, raw.to_owned()));
+    };
+    let mut local_conf = None;
+    let qualified: String = match raw.split_once("://") {
+        Some(_) => raw.to_owned(),
+        None => {
+            // Hadoop qualifies the path with fs.defaultFS; without one it is a local path.
+            let c = conf()?;
+            let default_fs = c.default_fs().map(str::to_owned);
+            local_conf = Some(c);
+            match default_fs {
+                Some(fs) if !fs.to_ascii_lowercase().starts_with("file:") => {
+                    let fs = fs.trim_end_matches('/');
+                    let sep = if raw.starts_with('/') { "" } else { "/" };
+                    format!("{fs}{sep}{raw}")
+                }
+                found => {
+                    let dir = local_conf.as_ref().and_then(|c| c.dir.as_ref());
+                    notes.push(format!(
+                        "{}: {}: '{raw}' has no scheme and {}: the files go to this machine's \
+                         filesystem, as Hadoop writes them then; write \
+                         hdfs://namenode:8020{raw} to send them to HDFS",
+                        s.entry("hdfs.path").map(|e| e.at()).unwrap_or_default(),
+                        s.full("hdfs.path"),
+                        match (found, dir) {
+                            (Some(fs), _) => format!("fs.defaultFS is {fs}"),
+                            (None, Some(d)) => format!("{} sets no fs.defaultFS", d.display()),
+                            (None, None) => "no Hadoop configuration names fs.defaultFS \
+                                             (HADOOP_CONF_DIR, $HADOOP_HOME/etc/hadoop, \
+                                             /etc/hadoop/conf)"
+                                .to_owned(),
+                        }
+                    ));
+                    if s.string("hdfs.webhdfsAddress").is_some() {
+                        return Err(s.error(
+                            Some("hdfs.webhdfsAddress"),
+                            format!(
+                                "hdfs.path '{raw}' is a local path; write it as \
+                                 hdfs://namenode{raw} to send it to HDFS"
+                            ),
+                        ));
+                    }
+                    return Ok((HdfsStore::Local, raw.to_owned()));
+                }
+            }
+        }
+    };
+    let Some((scheme, rest)) = qualified.split_once("://") else {
+        unreachable!("qualified above")
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -295,8 +371,11 @@ fn store(s: &Section, raw: &str) -> Result<(HdfsStore, String), ConfigError> {
         }
         return Ok((HdfsStore::Local, path.to_owned()));
     }
-    let endpoint = match (scheme.as_str(), s.string("hdfs.webhdfsAddress")) {
-        ("hdfs" | "webhdfs" | "swebhdfs", Some(address)) => webhdfs_address(s, &address)?,
+    let endpoints = match (scheme.as_str(), s.string("hdfs.webhdfsAddress")) {
+        ("hdfs" | "webhdfs" | "swebhdfs", Some(addresses)) => addresses
+            .split(',')
+            .map(|a| webhdfs_address(s, a.trim()))
+            .collect::<Result<Vec<_>, _>>()?,
         ("hdfs", None) => {
             if authority.is_empty() {
                 return Err(bad(format!(
@@ -304,8 +383,11 @@ fn store(s: &Section, raw: &str) -> Result<(HdfsStore, String), ConfigError> {
                      hdfs.webhdfsAddress to the NameNode's HTTP address"
                 )));
             }
-            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-            format!("http://{host}:{WEBHDFS_DEFAULT_PORT}")
+            let c = match local_conf {
+                Some(c) => c,
+                None => conf()?,
+            };
+            c.webhdfs_endpoints(authority)
         }
         ("webhdfs" | "swebhdfs", None) => {
             if authority.is_empty() {
@@ -317,7 +399,10 @@ fn store(s: &Section, raw: &str) -> Result<(HdfsStore, String), ConfigError> {
                     "is swebhdfs (TLS), and this weir was built without the `https` feature".into(),
                 ));
             }
-            format!("{}://{authority}", if tls { "https" } else { "http" })
+            vec![format!(
+                "{}://{authority}",
+                if tls { "https" } else { "http" }
+            )]
         }
         (other, _) => {
             return Err(bad(format!(
@@ -326,19 +411,56 @@ fn store(s: &Section, raw: &str) -> Result<(HdfsStore, String), ConfigError> {
             )));
         }
     };
-    let user = std::env::var("HADOOP_USER_NAME")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty());
     Ok((
         HdfsStore::WebHdfs {
-            endpoint,
-            user,
+            endpoints,
+            user: hadoop_user(),
             proxy_user: s.string("hdfs.proxyUser"),
         },
         path.to_owned(),
     ))
+}
+
+/// The user of Hadoop's simple authentication, as its client finds it: `HADOOP_USER_NAME`,
+/// else the name of the process's user (Java's `user.name`: the password entry of the real
+/// uid), else `USER`.
+pub fn hadoop_user() -> Option<String> {
+    let set = |v: String| Some(v).filter(|v| !v.is_empty());
+    std::env::var("HADOOP_USER_NAME")
+        .ok()
+        .and_then(set)
+        .or_else(passwd_name)
+        .or_else(|| std::env::var("USER").ok().and_then(set))
+}
+
+fn passwd_name() -> Option<String> {
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let mut buf = vec![0u8; 4096];
+    let mut entry = std::mem::MaybeUninit::<libc::passwd>::zeroed();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r(3) writes the entry into `entry` and its strings into `buf` (whose
+    // length it is given), and sets `found` to `entry` or to null; all three are valid and
+    // writable for the call, and nothing else holds them.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            entry.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: on success `found` points at `entry`, now initialised, whose `pw_name` points at
+    // a NUL-terminated string inside `buf`, which outlives this use.
+    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
+    name.to_str()
+        .ok()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 /// weir `hdfs.webhdfsAddress`: `host:port` or an `http(s)://host:port` URL.
@@ -409,7 +531,7 @@ mod tests {
         assert_eq!(batch, 100);
         assert!(notes.is_empty(), "{notes:?}");
         assert!(
-            matches!(&c.store, HdfsStore::WebHdfs { endpoint, .. } if endpoint == "http://nn:9870")
+            matches!(&c.store, HdfsStore::WebHdfs { endpoints, .. } if endpoints == &["http://nn:9870"])
         );
         assert_eq!(c.path, "/flume/%Y");
         assert_eq!(c.file_prefix, "FlumeData");
@@ -425,6 +547,25 @@ mod tests {
         assert_eq!(c.call_timeout, Duration::from_secs(30));
     }
 
+    /// This process runs as a user with a password entry (root in CI), whatever the
+    /// environment says.
+    #[test]
+    fn the_hadoop_user_is_the_process_users_name_without_hadoop_user_name() {
+        let name = passwd_name().expect("the test's user has a password entry");
+        let uid = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(name, uid.trim());
+        if std::env::var_os("HADOOP_USER_NAME").is_none() {
+            assert_eq!(hadoop_user(), Some(name));
+        }
+    }
+
     #[test]
     fn the_path_picks_the_filesystem() {
         let store_of = |path: &str, extra: &str| {
@@ -432,12 +573,8 @@ mod tests {
                 .map(|(c, ..)| (c.store, c.path))
         };
         let web = |e: &str| HdfsStore::WebHdfs {
-            endpoint: e.into(),
-            user: std::env::var("HADOOP_USER_NAME")
-                .or_else(|_| std::env::var("USER"))
-                .or_else(|_| std::env::var("LOGNAME"))
-                .ok()
-                .filter(|u| !u.is_empty()),
+            endpoints: vec![e.into()],
+            user: hadoop_user(),
             proxy_user: None,
         };
         assert_eq!(
@@ -479,10 +616,64 @@ mod tests {
         assert!(err.contains("this machine"), "{err}");
     }
 
+    /// A path without a scheme is qualified with the Hadoop configuration's fs.defaultFS (and
+    /// an HA nameservice's NameNodes found there); without one it is local, with a note.
+    #[test]
+    fn a_path_without_a_scheme_goes_where_fs_default_fs_says() {
+        let props = Properties::parse(
+            std::path::Path::new("t.properties"),
+            b"a.sinks.k1.hdfs.path = /flume/%Y\n",
+        )
+        .unwrap();
+        let s = Section::new(&props, "a.sinks.k1.".into());
+        let dir = tempfile::tempdir().unwrap();
+        let prop =
+            |n: &str, v: &str| format!("<property><name>{n}</name><value>{v}</value></property>");
+        std::fs::write(
+            dir.path().join("core-site.xml"),
+            format!(
+                "<configuration>{}</configuration>",
+                prop("fs.defaultFS", "hdfs://prod")
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("hdfs-site.xml"),
+            format!(
+                "<configuration>{}{}{}{}</configuration>",
+                prop("dfs.nameservices", "prod"),
+                prop("dfs.ha.namenodes.prod", "nn1,nn2"),
+                prop("dfs.namenode.http-address.prod.nn1", "a:9870"),
+                prop("dfs.namenode.http-address.prod.nn2", "b:9870")
+            ),
+        )
+        .unwrap();
+        let mut notes = Vec::new();
+        let (st, path) =
+            store(&s, "/flume/%Y", || HadoopConf::read(dir.path()), &mut notes).unwrap();
+        assert_eq!(path, "/flume/%Y");
+        assert!(
+            matches!(&st, HdfsStore::WebHdfs { endpoints, .. } if endpoints == &["http://a:9870", "http://b:9870"]),
+            "{st:?}"
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+
+        let (st, path) = store(&s, "/flume/%Y", || Ok(HadoopConf::default()), &mut notes).unwrap();
+        assert_eq!((st, path.as_str()), (HdfsStore::Local, "/flume/%Y"));
+        assert!(
+            notes.len() == 1
+                && notes[0].contains("t.properties:1")
+                && notes[0].contains("this machine's"),
+            "{notes:?}"
+        );
+        let err = store(&s, "/x", || Err("bad.xml: broken".into()), &mut notes).unwrap_err();
+        assert!(err.to_string().contains("bad.xml"), "{err}");
+    }
+
     #[test]
     fn file_types_codecs_and_serializers() {
         let format = |extra: &str| {
-            parse(&format!("a.sinks.k1.hdfs.path = /x\n{extra}"))
+            parse(&format!("a.sinks.k1.hdfs.path = file:///x\n{extra}"))
                 .map(|(c, _, notes)| (c.format, notes))
         };
         assert_eq!(
@@ -537,29 +728,85 @@ mod tests {
     #[test]
     fn rounding_kerberos_and_suffixes() {
         let (c, _, notes) = parse(
-            "a.sinks.k1.hdfs.path = /x\na.sinks.k1.hdfs.round = true\na.sinks.k1.hdfs.roundValue \
+            "a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.round = true\na.sinks.k1.hdfs.roundValue \
              = 10\na.sinks.k1.hdfs.roundUnit = MINUTE\na.sinks.k1.hdfs.emptyInUseSuffix = \
              true\na.sinks.k1.hdfs.inUseSuffix = .x\na.sinks.k1.hdfs.batchSize = 500\n\
              a.sinks.k1.hdfs.threadsPoolSize = 20\n",
         )
         .unwrap();
-        assert_eq!(c.round, Some((10, HdfsRoundUnit::Minute)));
+        assert_eq!(c.round, Some((10, RoundUnit::Minute)));
         assert_eq!(c.in_use_suffix, "");
         assert_eq!(notes.len(), 2, "{notes:?}");
-        let err = parse("a.sinks.k1.hdfs.path = /x\na.sinks.k1.hdfs.round = true\na.sinks.k1.hdfs.roundValue = 61\n")
+        let err = parse("a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.round = true\na.sinks.k1.hdfs.roundValue = 61\n")
             .unwrap_err();
         assert!(
             err.contains("t.properties:3") && err.contains("between 1 and 60"),
             "{err}"
         );
-        let err =
-            parse("a.sinks.k1.hdfs.path = /x\na.sinks.k1.hdfs.kerberosPrincipal = flume/_HOST@X\n")
-                .unwrap_err();
+        let err = parse(
+            "a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.kerberosPrincipal = flume/_HOST@X\n",
+        )
+        .unwrap_err();
         assert!(
             err.contains("Kerberos") && err.contains("t.properties:2"),
             "{err}"
         );
         let err = parse("a.sinks.k1.type = hdfs\n").unwrap_err();
         assert!(err.contains("hdfs.path"), "{err}");
+    }
+
+    /// Values Flume takes and weir used to refuse: non-positive rolls turn them off, an unknown
+    /// round unit turns rounding off with a note, retryInterval <= 0 means one try,
+    /// closeTries <= 0 for ever, and a `/` in filePrefix makes a subdirectory.
+    #[test]
+    fn flumes_lenient_values_mean_what_they_mean_in_flume() {
+        let (c, _, notes) = parse(
+            "a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.rollInterval = -1\n\
+             a.sinks.k1.hdfs.rollSize = 0\na.sinks.k1.hdfs.rollCount = -5\n\
+             a.sinks.k1.hdfs.round = true\na.sinks.k1.hdfs.roundUnit = day\n\
+             a.sinks.k1.hdfs.closeTries = -1\na.sinks.k1.hdfs.filePrefix = %{host}/events\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.roll_interval, c.roll_size, c.roll_count),
+            (Duration::ZERO, 0, 0)
+        );
+        assert_eq!(c.round, None);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("t.properties:6") && n.contains("no rounding")),
+            "{notes:?}"
+        );
+        assert_eq!(
+            (c.close_tries, c.retry_interval),
+            (0, Duration::from_secs(180))
+        );
+        assert_eq!(c.file_prefix, "%{host}/events");
+        let (c, ..) =
+            parse("a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.retryInterval = 0\n").unwrap();
+        assert_eq!(c.close_tries, 1);
+    }
+
+    #[test]
+    fn bad_escapes_and_time_zones_are_refused_at_their_line() {
+        let err =
+            parse("a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.timeZone = Nowhere/City\n")
+                .unwrap_err();
+        assert!(
+            err.contains("t.properties:2") && err.contains("Nowhere/City"),
+            "{err}"
+        );
+        let err = parse("a.sinks.k1.hdfs.path = file:///x/%[nosuch]\n").unwrap_err();
+        assert!(
+            err.contains("t.properties:1") && err.contains("nosuch"),
+            "{err}"
+        );
+        let err = parse("a.sinks.k1.hdfs.path = file:///x\na.sinks.k1.hdfs.filePrefix = %[bad]\n")
+            .unwrap_err();
+        assert!(
+            err.contains("t.properties:2: a.sinks.k1.hdfs.filePrefix"),
+            "{err}"
+        );
     }
 }

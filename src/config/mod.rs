@@ -14,6 +14,7 @@ mod avro;
 pub mod cipher_suites;
 mod components;
 mod exec;
+mod hadoop_conf;
 mod hdfs;
 mod http;
 mod http_sink;
@@ -409,6 +410,36 @@ impl AgentConfig {
                         sink.batch_size, sink.channel
                     ),
                 ));
+            }
+        }
+        for sink in &sinks {
+            if let SinkKind::Hdfs(h) = &sink.kind
+                && h.needs_timestamp_header
+            {
+                let unstamped: Vec<&str> = sources
+                    .iter()
+                    .filter(|src| src.channels.contains(&sink.channel))
+                    // Syslog sources stamp each event they parse themselves.
+                    .filter(|src| !matches!(src.kind, SourceKind::Syslog(_)))
+                    .filter(|src| {
+                        !src.interceptors.iter().any(|i| {
+                            matches!(i, InterceptorConfig::Timestamp { header, .. } if header == "timestamp")
+                        })
+                    })
+                    .map(|src| src.name.as_str())
+                    .collect();
+                if !unstamped.is_empty() {
+                    notes.push(format!(
+                        "sink {}: hdfs.path or hdfs.filePrefix has time escapes, so every event \
+                         needs a `timestamp` header, and source(s) {} feeding channel {} add none \
+                         (no timestamp interceptor): unless their clients set it, such an event \
+                         stops the sink, as in Flume. Add a timestamp interceptor, or set \
+                         hdfs.useLocalTimeStamp = true",
+                        sink.name,
+                        unstamped.join(", "),
+                        sink.channel
+                    ));
+                }
             }
         }
         // As Flume does at startup (it drops such a source): a batch must fit in one put

@@ -7,11 +7,11 @@
 //!
 //! A batch's bytes go to each file it touches with one create or append, and the take is
 //! committed only after every one of them returned: a crash or a failed call loses nothing,
-//! and at worst writes a batch again. A file whose write failed, or that holds bytes of a
-//! batch that did not complete, is not written to again: it is closed (renamed) and the retry
-//! goes to a new file, so a torn record can only be at the end of a file.
+//! and at worst writes a batch again. A file whose write failed (so that it may end in part of
+//! a record) is not written to again: it is closed and the retry goes to a new file, so a torn
+//! record can only be at the end of a file. A file whose write succeeded in a batch that failed
+//! elsewhere stays open, and the retry writes those events to it again (as in Flume).
 
-pub mod bucket_path;
 mod sequence_file;
 mod store;
 pub mod webhdfs;
@@ -26,9 +26,9 @@ use anyhow::Context;
 
 use super::Sink;
 use super::serializer::Serializer;
-use crate::config::{HdfsCodec, HdfsFormat, HdfsRoundUnit, HdfsSinkConfig, HdfsStore};
+use crate::bucket_path::{BucketPath, TimeSettings, Zone};
+use crate::config::{HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore};
 use crate::event::Event;
-use bucket_path::{BucketPath, RoundUnit, TimeSettings, Zone};
 use sequence_file::{SequenceFileWriter, WriteFormat};
 use store::{LocalStore, Store, WebHdfsStore};
 
@@ -105,32 +105,18 @@ fn templates(config: &HdfsSinkConfig) -> anyhow::Result<(BucketPath, BucketPath,
         Some(id) => Zone::parse(id).map_err(|e| anyhow::anyhow!("hdfs.timeZone '{id}': {e}"))?,
     };
     let time = TimeSettings {
-        round: config.round.map(|(value, unit)| {
-            let unit = match unit {
-                HdfsRoundUnit::Second => RoundUnit::Second,
-                HdfsRoundUnit::Minute => RoundUnit::Minute,
-                HdfsRoundUnit::Hour => RoundUnit::Hour,
-            };
-            (value, unit)
-        }),
+        round: config.round,
         use_local_time_stamp: config.use_local_time_stamp,
         zone,
     };
     Ok((path, prefix, time))
 }
 
-/// Checks what the config alone cannot: the escapes of the path and prefix, the time zone.
+/// Checks what the config alone cannot: that the templates and time zone still parse here
+/// (the host escapes resolve this machine's names).
 pub fn check(name: &str, config: &HdfsSinkConfig) -> anyhow::Result<Vec<String>> {
-    let (path, prefix, time) = templates(config).with_context(|| format!("sink {name}"))?;
-    let mut notes = Vec::new();
-    if (path.needs_timestamp() || prefix.needs_timestamp()) && !time.use_local_time_stamp {
-        notes.push(format!(
-            "sink {name}: hdfs.path or hdfs.filePrefix has time escapes: every event needs a \
-             `timestamp` header (add a timestamp interceptor, or set hdfs.useLocalTimeStamp = \
-             true); an event without one cannot be written and stops the sink, as in Flume"
-        ));
-    }
-    Ok(notes)
+    templates(config).with_context(|| format!("sink {name}"))?;
+    Ok(Vec::new())
 }
 
 impl HdfsSink {
@@ -139,18 +125,32 @@ impl HdfsSink {
         let store: Box<dyn Store> = match &config.store {
             HdfsStore::Local => Box::new(LocalStore),
             HdfsStore::WebHdfs {
-                endpoint,
+                endpoints,
                 user,
                 proxy_user,
-            } => Box::new(WebHdfsStore(
-                webhdfs::WebHdfs::new(
-                    endpoint,
-                    user.clone(),
-                    proxy_user.clone(),
-                    config.call_timeout,
-                )
-                .with_context(|| format!("sink {name}"))?,
-            )),
+            } => {
+                let namenodes = endpoints
+                    .iter()
+                    .map(|e| {
+                        webhdfs::WebHdfs::new(
+                            e,
+                            user.clone(),
+                            proxy_user.clone(),
+                            config.call_timeout,
+                        )
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+                    .with_context(|| format!("sink {name}"))?;
+                match user {
+                    Some(user) => tracing::info!(sink = %name, namenodes = ?endpoints, %user,
+                        proxy_user = proxy_user.as_deref().unwrap_or(""), "writing over WebHDFS"),
+                    None => tracing::warn!(sink = %name, namenodes = ?endpoints,
+                        "writing over WebHDFS without a user name (no HADOOP_USER_NAME, no \
+                         password entry for this process's uid, no USER): the NameNode takes \
+                         the requests as its anonymous user"),
+                }
+                Box::new(WebHdfsStore::new(namenodes))
+            }
         };
         Ok(Self::with_store(name, config, store, path, prefix, time))
     }
@@ -301,7 +301,7 @@ impl HdfsSink {
             return Ok(());
         }
         match &mut f.encoder {
-            Encoder::Sequence(_) => {}
+            Encoder::Sequence(w) => w.end_batch(&mut f.pending),
             Encoder::Stream(s) => s.end_batch(&mut f.pending)?,
             Encoder::Compressed(s, codec) => {
                 s.end_batch(&mut f.pending)?;
@@ -401,8 +401,8 @@ impl HdfsSink {
         }
     }
 
-    /// After a failed batch: every file holding bytes of it is given up (closed, if the store
-    /// has it), so the retry starts new files and no file is written to after a failure.
+    /// After a failed batch: every file whose write failed, or that was still to be sent, is
+    /// given up (closed, if the store has it), so no file is written to after a failed write.
     fn abandon_pending(&mut self) {
         let torn: Vec<String> = self
             .files

@@ -12,8 +12,9 @@
 //!   of writing: Flume's serializers do the same), the value a `BytesWritable` (i32 length and
 //!   the body; `hdfs.writeFormat = Writable`, Flume's default) or a `Text` (vint length and the
 //!   body's bytes as they are; `Text`);
-//! - before a record, once at least [`SYNC_INTERVAL`] bytes were written since the last one, a
-//!   sync entry: i32 -1 and the marker, which lets readers split the file.
+//! - before a record, once at least [`SYNC_INTERVAL`] bytes were written since the last one, and
+//!   after every batch (Flume calls `Writer.sync()` at each flush), a sync entry: i32 -1 and
+//!   the marker, which lets readers split the file.
 
 /// Hadoop's `SequenceFile.SYNC_INTERVAL`: 5 KiB × (4 + 16).
 pub const SYNC_INTERVAL: u64 = 5 * 1024 * 20;
@@ -95,6 +96,19 @@ impl SequenceFileWriter {
         }
         out.extend_from_slice(body);
         self.pos += (out.len() - start) as u64;
+    }
+}
+
+impl SequenceFileWriter {
+    /// Ends a batch as Flume's `HDFSSequenceFile.sync` does, with `Writer.sync()`: a sync entry
+    /// unless one was just written, so that each flushed batch ends at a sync point.
+    pub fn end_batch(&mut self, out: &mut Vec<u8>) {
+        if self.pos != self.last_sync {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            out.extend_from_slice(&self.sync);
+            self.pos += 20;
+            self.last_sync = self.pos;
+        }
     }
 }
 
@@ -208,6 +222,23 @@ mod tests {
             ]
             .concat()
         );
+    }
+
+    /// A batch ends with a sync entry, once: a second end_batch adds nothing, and the next
+    /// record's interval counts from it.
+    #[test]
+    fn a_batch_ends_at_a_sync_entry() {
+        let sync = [7; 16];
+        let mut w = SequenceFileWriter::new(WriteFormat::Writable, sync);
+        let mut out = Vec::new();
+        w.header(&mut out);
+        w.append(&mut out, 1, b"a");
+        let before = out.len();
+        w.end_batch(&mut out);
+        assert_eq!(&out[before..], [&[0xFF; 4][..], &sync].concat());
+        w.end_batch(&mut out);
+        assert_eq!(out.len(), before + 20);
+        assert_eq!(w.pos, out.len() as u64);
     }
 
     /// A reader of the records, as Hadoop's: sync entries are skipped where they come.

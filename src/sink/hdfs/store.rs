@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::webhdfs::WebHdfs;
+use super::webhdfs::{WebHdfs, WebHdfsError, remote_exception};
 
 pub trait Store: Send {
     /// Creates `path` (and its parent directories) holding `data`. `Ok(false)`: a file of that
@@ -75,6 +75,8 @@ impl Store for LocalStore {
                 std::fs::rename(from, to)
                     .with_context(|| format!("cannot rename {from} to {to}"))?;
             }
+            // An earlier rename that was done although its caller saw it fail.
+            Err(rustix::io::Errno::NOENT) if Path::new(to).exists() => {}
             Err(e) => {
                 return Err(std::io::Error::from(e))
                     .with_context(|| format!("cannot rename {from} to {to}"));
@@ -84,36 +86,82 @@ impl Store for LocalStore {
     }
 }
 
-/// A NameNode's WebHDFS endpoint.
-pub struct WebHdfsStore(pub WebHdfs);
+/// The WebHDFS endpoints of one filesystem: one NameNode, or those of an HA nameservice, of
+/// which one is active. Calls go to the last one that answered; one that is down or standby
+/// is passed over for the next, in order, as Hadoop's failover proxy does.
+pub struct WebHdfsStore {
+    namenodes: Vec<WebHdfs>,
+    active: usize,
+}
+
+impl WebHdfsStore {
+    pub fn new(namenodes: Vec<WebHdfs>) -> WebHdfsStore {
+        WebHdfsStore {
+            namenodes,
+            active: 0,
+        }
+    }
+
+    fn call<T>(&mut self, op: impl Fn(&WebHdfs) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let n = self.namenodes.len();
+        let mut last = None;
+        for i in 0..n {
+            let index = (self.active + i) % n;
+            match op(&self.namenodes[index]) {
+                Ok(v) => {
+                    if index != self.active {
+                        tracing::info!(namenode = %self.namenodes[index].endpoint(), "WebHDFS: now using this NameNode");
+                        self.active = index;
+                    }
+                    return Ok(v);
+                }
+                Err(e) if n > 1 && another_namenode_may_answer(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no WebHDFS endpoint is configured")))
+    }
+}
+
+/// Whether `e` came from a NameNode that did not answer or is standby. Only the NameNode step
+/// is tried elsewhere: no data went out yet, so nothing can be written twice.
+fn another_namenode_may_answer(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<WebHdfsError>().is_some_and(|w| {
+        w.at.starts_with("NameNode")
+            && (w.status.is_none() || w.exception.as_deref() == Some("StandbyException"))
+    })
+}
 
 impl Store for WebHdfsStore {
     fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
-        match self.0.create(path, data) {
+        match self.call(|nn| nn.create(path, data)) {
             Ok(()) => Ok(true),
-            Err(e)
-                if super::webhdfs::remote_exception(&e) == Some("FileAlreadyExistsException") =>
-            {
-                Ok(false)
-            }
+            Err(e) if remote_exception(&e) == Some("FileAlreadyExistsException") => Ok(false),
             Err(e) => Err(e),
         }
     }
 
     fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
-        self.0.append(path, data)
+        self.call(|nn| nn.append(path, data))
     }
 
     fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
-        if self.0.rename(from, to)? {
-            Ok(())
-        } else {
-            anyhow::bail!(
-                "WebHDFS at {} refused to rename {from} to {to} (the target exists, or the \
-                 source is gone)",
-                self.0.endpoint()
-            )
+        if self.call(|nn| nn.rename(from, to))? {
+            return Ok(());
         }
+        // Refused: done already (an earlier rename whose answer was lost), or really refused.
+        let gone = self.call(|nn| nn.status(from))?.is_none();
+        if gone && self.call(|nn| nn.status(to))?.is_some() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "WebHDFS refused to rename {from} to {to} ({})",
+            if gone {
+                "the source is gone"
+            } else {
+                "the target exists"
+            }
+        )
     }
 }
 
@@ -140,6 +188,10 @@ mod tests {
         std::fs::remove_file(b).unwrap();
         store.rename(a, b).unwrap();
         assert_eq!(std::fs::read(b).unwrap(), b"one\ntwo\n");
+        // Renamed already: done again without complaint; gone altogether: an error.
+        store.rename(a, b).unwrap();
+        std::fs::remove_file(b).unwrap();
+        assert!(store.rename(a, b).is_err());
         let err = store.append(a, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("a.tmp"), "{err:#}");
     }

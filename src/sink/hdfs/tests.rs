@@ -25,6 +25,7 @@ fn config(path: &str, format: HdfsFormat) -> HdfsSinkConfig {
         round: None,
         use_local_time_stamp: false,
         time_zone: Some("UTC".into()),
+        needs_timestamp_header: false,
     }
 }
 
@@ -415,7 +416,7 @@ fn webhdfs_end_to_end_against_the_mock() {
     let mock = webhdfs_mock::MockWebHdfs::start();
     let mut c = config("/flume/%{app}", text());
     c.store = HdfsStore::WebHdfs {
-        endpoint: mock.endpoint(),
+        endpoints: vec![mock.endpoint()],
         user: Some("flume".into()),
         proxy_user: None,
     };
@@ -439,5 +440,32 @@ fn webhdfs_end_to_end_against_the_mock() {
     assert_eq!(
         all,
         ["line-0", "line-1", "line-2", "line-3", "line-4", "line-5"]
+    );
+}
+
+/// An HA pair whose first NameNode is down: the sink writes through the second, and stays
+/// with it.
+#[test]
+fn a_namenode_that_is_down_is_passed_over_for_the_next() {
+    let mock = webhdfs_mock::MockWebHdfs::start();
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut c = config("/flume", text());
+    c.store = HdfsStore::WebHdfs {
+        endpoints: vec![down, mock.endpoint()],
+        user: Some("flume".into()),
+        proxy_user: None,
+    };
+    let mut sink = HdfsSink::new("k1", c).unwrap();
+    sink.deliver(&batch(0, 2, "a", TS)).unwrap();
+    sink.deliver(&batch(2, 1, "a", TS)).unwrap();
+    sink.close().unwrap();
+    let files = mock.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        lines(files.values().next().unwrap()),
+        ["line-0", "line-1", "line-2"]
     );
 }

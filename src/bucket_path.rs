@@ -1,4 +1,5 @@
-//! Path templates of the HDFS sink (`hdfs.path`, `hdfs.filePrefix`, ...): parsing a template
+//! Path templates (Flume's `formatter.output.BucketPath`), which the hdfs sink's `hdfs.path`
+//! and `hdfs.filePrefix` are written in: parsing a template
 //! once and expanding it per event, the way Flume's `BucketPath.escapeString` does (with
 //! `TimestampRoundDownUtil` for `hdfs.round`). This module owns the escape syntax, the time
 //! zone ids of `hdfs.timeZone`, and the rounding of timestamps; the sink owns everything else.
