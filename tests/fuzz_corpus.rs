@@ -83,6 +83,11 @@ fn config_parse_corpus() {
 }
 
 #[test]
+fn bucket_path_corpus() {
+    replay("bucket_path", targets::bucket_path);
+}
+
+#[test]
 fn java_keystore_corpus() {
     replay("java_keystore", targets::java_keystore);
 }
@@ -857,6 +862,58 @@ mod seeds {
 
     /// Java key and trust stores: the committed fixtures (`tests/fixtures/java-stores/`, made
     /// by keytool), a version 1 JKS store, one with two keys, and the ways a file goes wrong.
+    /// Flume path templates (a settings byte, the template, the `timestamp` header, the `app`
+    /// header): every time escape, header escapes, rounding, odd and extreme timestamps.
+    pub fn bucket_paths() -> Seeds {
+        let seed = |name: &str, settings: u8, template: &str, stamp: &str, app: &str| {
+            let mut b = vec![settings];
+            b.extend_from_slice(format!("{template}\n{stamp}\n{app}").as_bytes());
+            (name.to_owned(), b)
+        };
+        vec![
+            seed(
+                "every-escape-utc",
+                0,
+                "/f/%a %A %b %B %c %d %e %D %H %I %j %k %l %m %n %M %p %s %S %t %y %Y %z %%",
+                "1700000000123",
+                "web",
+            ),
+            seed(
+                "headers-and-date",
+                1,
+                "hdfs://nn/flume/%{app}/%Y-%m-%d/%H",
+                "1700000000123",
+                "web",
+            ),
+            seed(
+                "round-10-minutes-kolkata",
+                3 | 8,
+                "/d/%Y%m%d%H%M",
+                "1700000000123",
+                "",
+            ),
+            seed(
+                "round-2-hours-new-york",
+                4 | 16,
+                "/d/%H",
+                "1699164000000",
+                "x",
+            ),
+            seed("round-15-seconds-local", 7 | 24, "/d/%S", "-5", "x"),
+            seed("no-timestamp", 0, "/d/%Y", "", "x"),
+            seed("bad-timestamp", 0, "/d/%Y", "12ab", "x"),
+            seed(
+                "extreme-timestamp",
+                2,
+                "/d/%Y %c",
+                "9223372036854775807",
+                "x",
+            ),
+            seed("constant", 0, "/plain/path%%/100%", "1", "x"),
+            seed("odd-escapes", 0, "%{bad name}%{}%é%Q%", "1", "x"),
+        ]
+    }
+
     pub fn java_keystores() -> Seeds {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores");
@@ -929,6 +986,7 @@ fn regenerate_seed_corpus() {
         ("spool_files", seeds::spool_files()),
         ("config_parse", seeds::configs()),
         ("java_keystore", seeds::java_keystores()),
+        ("bucket_path", seeds::bucket_paths()),
     ] {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();

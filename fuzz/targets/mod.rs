@@ -903,3 +903,85 @@ fn check_store(data: &[u8]) {
     }
     let _ = read_bytes(data, "PKCS12", Some(STORE_PASSWORD), None);
 }
+
+/// `bucket_path`: a first byte choosing the time settings, then a path template (Flume's
+/// `hdfs.path` escapes), a newline, the event's `timestamp` header, a newline, and the value of
+/// its `app` header. Parsing and expanding never panic, whatever the template, zone, rounding
+/// or timestamp (a header comes from the network); a constant template expands to the same
+/// text for any event and time; one that needs no timestamp never asks for it, and neither
+/// does any template under `useLocalTimeStamp`.
+pub fn bucket_path(data: &[u8]) {
+    use weir::bucket_path::{BucketPath, ExpandError, RoundUnit, TimeSettings, Zone};
+    let Some((&choice, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.splitn(3, '\n');
+    let template = parts.next().unwrap_or("");
+    let stamp = parts.next();
+    let app = parts.next().unwrap_or("");
+    // Host escapes resolve this machine's names at parse: keep the fuzzer off the resolver.
+    if template.contains("%[") {
+        return;
+    }
+    let Ok(path) = BucketPath::parse(template) else {
+        return;
+    };
+    let zones = [
+        "UTC",
+        "GMT+05:30",
+        "GMT-8",
+        "Asia/Kolkata",
+        "America/New_York",
+    ];
+    let zone = match usize::from(choice & 7) {
+        i if i < zones.len() => match Zone::parse(zones[i]) {
+            Ok(z) => z,
+            Err(e) => panic!("{}: {e}", zones[i]),
+        },
+        _ => Zone::Local,
+    };
+    let round = match (choice >> 3) & 3 {
+        0 => None,
+        1 => Some((10, RoundUnit::Minute)),
+        2 => Some((2, RoundUnit::Hour)),
+        _ => Some((15, RoundUnit::Second)),
+    };
+    let settings = |use_local_time_stamp| TimeSettings {
+        round,
+        use_local_time_stamp,
+        zone: zone.clone(),
+    };
+    let mut event = Event::new(Vec::new()).with_header("app", app);
+    if let Some(stamp) = stamp {
+        event = event.with_header("timestamp", stamp);
+    }
+    let now = i64::from_le_bytes(*b"\x00\x10\x8e\xc8\x9a\x01\x00\x00"); // 2026-ish, in ms
+    let expanded = path.expand(&event.headers, now, &settings(false));
+    let local = path.expand(&event.headers, now, &settings(true));
+    assert!(
+        !matches!(local, Err(ExpandError::MissingTimestamp)),
+        "useLocalTimeStamp asked for a timestamp: {template:?}"
+    );
+    let bare = Event::new(Vec::new());
+    if !path.needs_timestamp() {
+        assert!(
+            !matches!(
+                path.expand(&bare.headers, now, &settings(false)),
+                Err(ExpandError::MissingTimestamp)
+            ),
+            "{template:?} needs no timestamp but asked for one"
+        );
+    }
+    if path.is_constant() {
+        let other = Event::new(Vec::new())
+            .with_header("app", "other")
+            .with_header("timestamp", "1");
+        let again = path.expand(&other.headers, now / 3, &settings(false));
+        assert_eq!(
+            expanded.as_ref().ok(),
+            again.as_ref().ok(),
+            "constant {template:?} expanded differently"
+        );
+    }
+}
