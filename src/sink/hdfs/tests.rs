@@ -469,3 +469,36 @@ fn a_namenode_that_is_down_is_passed_over_for_the_next() {
         ["line-0", "line-1", "line-2"]
     );
 }
+
+/// A store that does not answer cannot hold the stop for longer than hdfs.callTimeout in all,
+/// however many files are open.
+#[test]
+fn the_stop_gives_renames_call_timeout_in_all() {
+    struct Slow(LocalStore);
+    impl Store for Slow {
+        fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
+            self.0.create(path, data)
+        }
+        fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
+            self.0.append(path, data)
+        }
+        fn rename(&mut self, _: &str, _: &str) -> anyhow::Result<()> {
+            std::thread::sleep(Duration::from_millis(100));
+            anyhow::bail!("timed out")
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let mut c = config(&format!("{root}/%{{app}}"), text());
+    c.call_timeout = Duration::from_millis(300);
+    let (path, prefix, time) = templates(&c).unwrap();
+    let mut sink = HdfsSink::with_store("k1", c, Box::new(Slow(LocalStore)), path, prefix, time);
+    for i in 0..20 {
+        sink.deliver(&batch(i, 1, &format!("app{i}"), TS)).unwrap();
+    }
+    let start = Instant::now();
+    sink.close().unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(open_files(dir.path()).len(), 20);
+}
