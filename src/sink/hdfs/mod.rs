@@ -82,6 +82,8 @@ pub struct HdfsSink {
     time: TimeSettings,
     /// Open files by directory and prefix (Flume's bucket).
     files: HashMap<String, OpenFile>,
+    /// The directory, prefix and bucket of templates without escapes.
+    constant: Option<(String, String, String)>,
     /// The last number given to a file; it starts at the time in milliseconds, as Flume's.
     counter: u64,
     closing: Vec<Closing>,
@@ -163,8 +165,19 @@ impl HdfsSink {
         prefix: BucketPath,
         time: TimeSettings,
     ) -> HdfsSink {
+        // Templates without escapes name one bucket: worked out once, not per event.
+        let constant = (path.is_constant() && prefix.is_constant())
+            .then(|| {
+                let none = crate::event::Headers::new();
+                let dir = path.expand(&none, 0, &time).ok()?;
+                let prefix = prefix.expand(&none, 0, &time).ok()?;
+                let key = format!("{dir}/{prefix}");
+                Some((dir, prefix, key))
+            })
+            .flatten();
         HdfsSink {
             name: name.to_owned(),
+            constant,
             config,
             store,
             path,
@@ -232,64 +245,30 @@ impl HdfsSink {
         )
     }
 
-    fn due_to_roll(&self, f: &OpenFile) -> bool {
-        let c = &self.config;
-        (c.roll_count > 0 && f.events >= c.roll_count)
-            || (c.roll_size > 0 && f.body_bytes >= c.roll_size)
-    }
-
     /// Adds `event` to `key`'s file, opening it (or the next one, once it is due to roll).
+    /// `now` is the batch's time: what `idleTimeout` counts from.
     fn write(
         &mut self,
         key: &str,
         dir: &str,
         prefix: &str,
-        offset: u64,
-        event: &Event,
+        (offset, event): (u64, &Event),
+        now: Instant,
     ) -> anyhow::Result<()> {
-        if self.files.get(key).is_some_and(|f| self.due_to_roll(f)) {
+        // The common case, one lookup: the bucket's file is open and not due to roll.
+        if let Some(f) = self.files.get_mut(key)
+            && !due_to_roll(&self.config, f)
+        {
+            return encode(f, offset, event, now);
+        }
+        if self.files.contains_key(key) {
             self.send(key)?;
             self.close_file(key);
         }
-        if !self.files.contains_key(key) {
-            let f = self.open(dir.to_owned(), prefix.to_owned());
-            self.files.insert(key.to_owned(), f);
-        }
-        let Some(f) = self.files.get_mut(key) else {
-            unreachable!("inserted above")
-        };
-        let fresh = !f.created && f.pending.is_empty();
-        match &mut f.encoder {
-            Encoder::Sequence(w) => {
-                if !sequence_file::fits(event.body.len()) {
-                    anyhow::bail!(
-                        "the event at channel offset {offset} has a body of {} bytes, more than \
-                         a SequenceFile record holds",
-                        event.body.len()
-                    );
-                }
-                if fresh {
-                    w.header(&mut f.pending);
-                }
-                let key_millis = event
-                    .headers
-                    .get("timestamp")
-                    .and_then(|t| t.trim().parse::<i64>().ok())
-                    .unwrap_or_else(now_millis);
-                w.append(&mut f.pending, key_millis, &event.body);
-            }
-            Encoder::Stream(s) | Encoder::Compressed(s, _) => {
-                if fresh {
-                    s.begin_file(&mut f.pending);
-                }
-                s.write(event, &mut f.pending)?;
-            }
-        }
-        f.events += 1;
-        f.body_bytes += event.body.len() as u64;
-        f.pending_events += 1;
-        f.last_written = Instant::now();
-        Ok(())
+        let mut f = self.open(dir.to_owned(), prefix.to_owned());
+        let encoded = encode(&mut f, offset, event, now);
+        self.files.insert(key.to_owned(), f);
+        encoded
     }
 
     /// Sends `key`'s pending bytes: a create with the file's first bytes, an append after.
@@ -308,13 +287,17 @@ impl HdfsSink {
                 f.pending = compress(*codec, &f.pending)?;
             }
         }
-        let data = std::mem::take(&mut f.pending);
+        // Taken out while the store writes it, and given back emptied so that its allocation
+        // serves the next batch.
+        let mut data = std::mem::take(&mut f.pending);
         f.pending_events = 0;
         // Until the call succeeds, the file may hold part of these bytes.
         f.torn = true;
         if f.created {
             self.store.append(&f.in_use, &data)?;
             f.torn = false;
+            data.clear();
+            f.pending = data;
             return Ok(());
         }
         for _ in 0..NAME_TRIES {
@@ -325,6 +308,8 @@ impl HdfsSink {
                 f.created = true;
                 f.torn = false;
                 tracing::info!(sink = %self.name, file = %f.in_use, "created");
+                data.clear();
+                f.pending = data;
                 return Ok(());
             }
             // Taken (by a run that numbered its files past this one's clock): the next number.
@@ -432,8 +417,23 @@ impl HdfsSink {
 
     fn deliver_batch(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
         let now = now_millis();
+        let batch_time = Instant::now();
         let mut touched: Vec<String> = Vec::new();
         for (offset, event) in events {
+            if let Some((dir, prefix, key)) = self.constant.take() {
+                let written = self.write(&key, &dir, &prefix, (*offset, event), batch_time);
+                self.constant = Some((dir, prefix, key));
+                written?;
+                if touched.is_empty() {
+                    touched.push(
+                        self.constant
+                            .as_ref()
+                            .map(|c| c.2.clone())
+                            .unwrap_or_default(),
+                    );
+                }
+                continue;
+            }
             let expand = |t: &BucketPath, what: &str| {
                 t.expand(&event.headers, now, &self.time).map_err(|e| {
                     anyhow::anyhow!("the event at channel offset {offset}: {what}: {e}")
@@ -442,7 +442,7 @@ impl HdfsSink {
             let dir = expand(&self.path, "hdfs.path")?;
             let prefix = expand(&self.prefix, "hdfs.filePrefix")?;
             let key = format!("{dir}/{prefix}");
-            self.write(&key, &dir, &prefix, *offset, event)?;
+            self.write(&key, &dir, &prefix, (*offset, event), batch_time)?;
             if !touched.contains(&key) {
                 touched.push(key);
             }
@@ -452,6 +452,49 @@ impl HdfsSink {
         }
         Ok(())
     }
+}
+
+/// Whether `f` is full: Flume checks before it appends an event, so a file holds exactly
+/// `rollCount` events, or the events up to the one that made it reach `rollSize`.
+fn due_to_roll(c: &HdfsSinkConfig, f: &OpenFile) -> bool {
+    (c.roll_count > 0 && f.events >= c.roll_count)
+        || (c.roll_size > 0 && f.body_bytes >= c.roll_size)
+}
+
+/// Adds `event`'s bytes to `f`'s pending ones (after the file's header, for its first).
+fn encode(f: &mut OpenFile, offset: u64, event: &Event, now: Instant) -> anyhow::Result<()> {
+    let fresh = !f.created && f.pending.is_empty();
+    match &mut f.encoder {
+        Encoder::Sequence(w) => {
+            if !sequence_file::fits(event.body.len()) {
+                anyhow::bail!(
+                    "the event at channel offset {offset} has a body of {} bytes, more than a \
+                     SequenceFile record holds",
+                    event.body.len()
+                );
+            }
+            if fresh {
+                w.header(&mut f.pending);
+            }
+            let key_millis = event
+                .headers
+                .get("timestamp")
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or_else(now_millis);
+            w.append(&mut f.pending, key_millis, &event.body);
+        }
+        Encoder::Stream(s) | Encoder::Compressed(s, _) => {
+            if fresh {
+                s.begin_file(&mut f.pending);
+            }
+            s.write(event, &mut f.pending)?;
+        }
+    }
+    f.events += 1;
+    f.body_bytes += event.body.len() as u64;
+    f.pending_events += 1;
+    f.last_written = now;
+    Ok(())
 }
 
 /// One compressed member holding `data`: a gzip member (GzipCodec) or a zlib stream

@@ -1,0 +1,180 @@
+//! The hdfs sink's own cost, writing to the local filesystem: `seq` → memory channel → sink,
+//! the file_roll sink (TEXT, fdatasync per batch) as the baseline doing the same I/O, against the
+//! hdfs sink's DataStream (the same bytes, one create or append and fdatasync per batch),
+//! SequenceFile and CompressedStream (gzip). Prints events/s and each hdfs case's ratio to
+//! file_roll, the median of rounds that alternate the order of the cases.
+//!
+//! A bench binary rather than criterion: each case is one pipeline run of seconds.
+//! `WEIR_BENCH_EVENTS` sets events per case (default 1,000,000); `WEIR_BENCH_ROUNDS` (3).
+//!
+//! Run: `cargo bench --no-default-features --bench hdfs`
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use weir::channel::Channel;
+use weir::channel::memory::MemoryChannel;
+use weir::config::{
+    FileNaming, FileRollConfig, HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore,
+    MemoryChannelConfig, SelectorConfig, SeqConfig, SerializerConfig, SourceConfig, SourceKind,
+};
+use weir::sink::file_roll::FileRollSink;
+use weir::sink::hdfs::HdfsSink;
+use weir::sink::{Sink, SinkCounters, SinkRunner};
+use weir::source::seq::SeqSource;
+use weir::source::{ChannelProcessor, Source, SourceCounters};
+
+const BATCH: usize = 1000;
+const BODY: usize = 100;
+
+fn text() -> SerializerConfig {
+    SerializerConfig::Text {
+        append_newline: true,
+    }
+}
+
+fn hdfs(dir: &Path, format: HdfsFormat) -> Box<dyn Sink> {
+    let config = HdfsSinkConfig {
+        store: HdfsStore::Local,
+        path: dir.display().to_string(),
+        file_prefix: "FlumeData".into(),
+        file_suffix: String::new(),
+        in_use_prefix: String::new(),
+        in_use_suffix: ".tmp".into(),
+        roll_interval: Duration::ZERO,
+        roll_size: 0,
+        roll_count: 0,
+        idle_timeout: Duration::ZERO,
+        max_open_files: 5000,
+        call_timeout: Duration::from_secs(30),
+        close_tries: 0,
+        retry_interval: Duration::from_secs(180),
+        format,
+        round: None,
+        use_local_time_stamp: true,
+        time_zone: None,
+        needs_timestamp_header: false,
+    };
+    Box::new(HdfsSink::new("k1", config).expect("hdfs sink"))
+}
+
+fn file_roll(dir: &Path) -> Box<dyn Sink> {
+    let config = FileRollConfig {
+        directory: dir.to_owned(),
+        roll_interval: Duration::ZERO,
+        prefix: String::new(),
+        extension: String::new(),
+        naming: FileNaming::Default,
+        fsync: true,
+        serializer: text(),
+    };
+    Box::new(FileRollSink::new("k1", config).expect("file_roll sink"))
+}
+
+fn run(sink: Box<dyn Sink>, events: u64) -> Duration {
+    let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
+        "c1",
+        &MemoryChannelConfig {
+            capacity: 100_000,
+            transaction_capacity: BATCH,
+            keep_alive: Duration::from_secs(3),
+            byte_capacity: None,
+        },
+    ));
+    let source_cfg = SourceConfig {
+        name: "r1".into(),
+        channels: vec!["c1".into()],
+        selector: SelectorConfig::Replicating { optional: vec![] },
+        interceptors: vec![],
+        kind: SourceKind::Seq(SeqConfig {
+            total_events: events,
+            batch_size: BATCH,
+            body_size: BODY,
+        }),
+    };
+    let processor = ChannelProcessor::new(
+        &source_cfg,
+        std::slice::from_ref(&channel),
+        Arc::new(SourceCounters::default()),
+    );
+    let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
+        unreachable!()
+    };
+    let source = Box::new(SeqSource::new("r1", seq));
+    let counters = Arc::new(SinkCounters::default());
+    let runner = SinkRunner {
+        name: "k1".into(),
+        sink,
+        channel,
+        batch_size: BATCH,
+        counters: counters.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let sink_stop = stop.clone();
+    let sink = std::thread::spawn(move || runner.run(sink_stop));
+    let source_stop = stop.clone();
+    let src = std::thread::spawn(move || source.run(processor, source_stop));
+    while counters.drain_success.load(Ordering::Relaxed) < events {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = src.join();
+    let _ = sink.join();
+    elapsed
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let Some((events, base)) = common::bench_setup(1_000_000) else {
+        return;
+    };
+    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    type Make = fn(&Path) -> Box<dyn Sink>;
+    let cases: [(&str, Make); 4] = [
+        ("file_roll TEXT", file_roll),
+        ("hdfs DataStream", |d| {
+            hdfs(d, HdfsFormat::DataStream(text()))
+        }),
+        ("hdfs SequenceFile", |d| {
+            hdfs(d, HdfsFormat::SequenceFile { text: false })
+        }),
+        ("hdfs gzip", |d| {
+            hdfs(d, HdfsFormat::CompressedStream(text(), HdfsCodec::Gzip))
+        }),
+    ];
+    println!(
+        "seq -> memory -> sink (local files), {events} events of {BODY} B per case, batches of \
+         {BATCH}, {rounds} rounds"
+    );
+    let mut rates = vec![Vec::new(); cases.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..cases.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let dir = tempfile::tempdir_in(&base).expect("temp dir under target/");
+            let t = run(cases[i].1(dir.path()), events);
+            rates[i].push(events as f64 / t.as_secs_f64());
+        }
+    }
+    let baseline = median(rates[0].clone());
+    println!("{:<20} {:>12} {:>14}", "sink", "events/s", "/ file_roll");
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let r = median(rates[i].clone());
+        println!("{name:<20} {r:>12.0} {:>14.2}", r / baseline);
+    }
+}
