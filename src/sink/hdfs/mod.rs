@@ -238,10 +238,12 @@ impl HdfsSink {
         } else if let HdfsFormat::CompressedStream(_, codec) = &c.format {
             name.push_str(codec.extension());
         }
-        let dir = dir.trim_end_matches('/');
         (
-            format!("{dir}/{}{name}{}", c.in_use_prefix, c.in_use_suffix),
-            format!("{dir}/{name}"),
+            normalize(&format!(
+                "{dir}/{}{name}{}",
+                c.in_use_prefix, c.in_use_suffix
+            )),
+            normalize(&format!("{dir}/{name}")),
         )
     }
 
@@ -451,6 +453,31 @@ impl HdfsSink {
             self.send(key)?;
         }
         Ok(())
+    }
+}
+
+/// A file's path as Hadoop's `Path` makes it (URI normalisation): empty and `.` segments
+/// dropped, and `..` taking the segment before it away, never above the root. A header
+/// expanded into the path (`%{app}` = `..`) then names a path WebHDFS takes (it refuses `..`,
+/// which would stop the sink on that event for ever) and the local filesystem writes alike.
+fn normalize(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
     }
 }
 

@@ -502,3 +502,39 @@ fn the_stop_gives_renames_call_timeout_in_all() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
     assert_eq!(open_files(dir.path()).len(), 20);
 }
+
+#[test]
+fn paths_are_normalised_as_hadoop_does() {
+    for (raw, want) in [
+        ("/flume//a/./b/", "/flume/a/b"),
+        ("/flume/../x", "/x"),
+        ("/../../x", "/x"),
+        ("/", "/"),
+        ("rel/../../x", "../x"),
+        ("./a", "a"),
+    ] {
+        assert_eq!(normalize(raw), want, "{raw}");
+    }
+}
+
+/// A header value of `..` or `.` in the path is a path WebHDFS takes, not an event that stops
+/// the sink for ever.
+#[test]
+fn a_header_of_dots_does_not_stop_the_sink() {
+    let mock = webhdfs_mock::MockWebHdfs::start();
+    let mut c = config("/flume/%{app}/x", text());
+    c.store = HdfsStore::WebHdfs {
+        endpoints: vec![mock.endpoint()],
+        user: None,
+        proxy_user: None,
+    };
+    let mut sink = HdfsSink::new("k1", c).unwrap();
+    sink.deliver(&batch(0, 1, "..", TS)).unwrap();
+    sink.deliver(&batch(1, 1, ".", TS)).unwrap();
+    sink.close().unwrap();
+    let names: Vec<String> = mock.files().into_keys().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // `/flume/../x` is `/x`, as Hadoop's Path makes it; `/flume/./x` is `/flume/x`.
+    assert!(names[0].starts_with("/flume/x/FlumeData."), "{names:?}");
+    assert!(names[1].starts_with("/x/FlumeData."), "{names:?}");
+}
