@@ -860,8 +860,6 @@ mod seeds {
         ]
     }
 
-    /// Java key and trust stores: the committed fixtures (`tests/fixtures/java-stores/`, made
-    /// by keytool), a version 1 JKS store, one with two keys, and the ways a file goes wrong.
     /// Flume path templates (a settings byte, the template, the `timestamp` header, the `app`
     /// header): every time escape, header escapes, rounding, odd and extreme timestamps.
     pub fn bucket_paths() -> Seeds {
@@ -900,7 +898,9 @@ mod seeds {
                 "x",
             ),
             seed("round-15-seconds-local", 7 | 24, "/d/%S", "-5", "x"),
-            seed("no-timestamp", 0, "/d/%Y", "", "x"),
+            seed("empty-timestamp", 0, "/d/%Y", "", "x"),
+            // The template alone: no `timestamp` header at all.
+            ("no-timestamp".to_owned(), [&[0u8][..], b"/d/%Y"].concat()),
             seed("bad-timestamp", 0, "/d/%Y", "12ab", "x"),
             seed(
                 "extreme-timestamp",
@@ -914,6 +914,8 @@ mod seeds {
         ]
     }
 
+    /// Java key and trust stores: the committed fixtures (`tests/fixtures/java-stores/`, made
+    /// by keytool), a version 1 JKS store, one with two keys, and the ways a file goes wrong.
     pub fn java_keystores() -> Seeds {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/java-stores");

@@ -116,7 +116,7 @@ pub fn parse_hdfs_sink(
             s.full("hdfs.path")
         ),
     )?;
-    let (store, path) = store(s, &raw, HadoopConf::locate, notes)?;
+    let (store, path) = store(s, &raw, Box::new(HadoopConf::locate), notes)?;
     for key in ["hdfs.kerberosPrincipal", "hdfs.kerberosKeytab"] {
         if s.string(key).is_some() {
             return Err(s.error(
@@ -292,47 +292,89 @@ fn off_if_not_positive(s: &Section, key: &str, default: u64) -> Result<u64, Conf
     Ok(v.max(0) as u64)
 }
 
-/// The filesystem `hdfs.path` names, and the path in it. `hadoop` is the machine's Hadoop
-/// client configuration (read only when the path needs it).
+/// A URI's scheme (lower-cased), authority (None without `//`) and path; no scheme unless
+/// `scheme:` is followed by `/` (so that a local name such as `logs:old` stays a name).
+fn split_uri(raw: &str) -> (Option<String>, Option<&str>, &str) {
+    let scheme_len = raw
+        .char_indices()
+        .take_while(|&(i, c)| {
+            if i == 0 {
+                c.is_ascii_alphabetic()
+            } else {
+                c.is_ascii_alphanumeric() || "+.-".contains(c)
+            }
+        })
+        .count();
+    let Some(rest) = raw[scheme_len..]
+        .strip_prefix(':')
+        .filter(|r| scheme_len > 0 && r.starts_with('/'))
+    else {
+        return (None, None, raw);
+    };
+    let scheme = raw[..scheme_len].to_ascii_lowercase();
+    match rest.strip_prefix("//") {
+        Some(after) => {
+            let (authority, path) = match after.find('/') {
+                Some(i) => (&after[..i], &after[i..]),
+                None => (after, "/"),
+            };
+            (Some(scheme), Some(authority), path)
+        }
+        None => (Some(scheme), None, rest),
+    }
+}
+
+/// The filesystem `hdfs.path` names, and the path in it, as Hadoop's `Path` qualifies it:
+/// `hdfs://nn/p`, `hdfs:/p` and `hdfs:///p` (the NameNode of `fs.defaultFS`), a path without
+/// a scheme (`fs.defaultFS`; a relative one under `/user/<user>` on HDFS), `file:` paths.
+/// `hadoop` is the machine's Hadoop client configuration, read only when needed.
 fn store(
     s: &Section,
     raw: &str,
-    hadoop: impl FnOnce() -> Result<HadoopConf, String>,
+    hadoop: Box<dyn FnOnce() -> Result<HadoopConf, String> + '_>,
     notes: &mut Vec<String>,
 ) -> Result<(HdfsStore, String), ConfigError> {
     let bad = |why: String| s.error(Some("hdfs.path"), format!("'{raw}' {why}"));
     let mut hadoop = Some(hadoop);
-    let mut conf = || -> Result<HadoopConf, ConfigError> {
-        match hadoop.take() {
-            Some(read) => {
-                read().map_err(|e| s.error(Some("hdfs.path"), format!("Hadoop configuration: {e}")))
-            }
-            None => Ok(HadoopConf::default()),
-        }
+    // Each branch reads the configuration at most once.
+    let mut load = || -> Result<HadoopConf, ConfigError> {
+        let read = hadoop
+            .take()
+            .map_or_else(|| Ok(HadoopConf::default()), |read| read());
+        read.map_err(|e| s.error(Some("hdfs.path"), format!("Hadoop configuration: {e}")))
     };
-    let mut local_conf = None;
-    let qualified: String = match raw.split_once("://") {
-        Some(_) => raw.to_owned(),
+    let (scheme, authority, path) = split_uri(raw);
+    let webhdfs_override = s.string("hdfs.webhdfsAddress");
+    let endpoints = match scheme.as_deref() {
         None => {
-            // Hadoop qualifies the path with fs.defaultFS; without one it is a local path.
-            let c = conf()?;
-            let default_fs = c.default_fs().map(str::to_owned);
-            local_conf = Some(c);
-            match default_fs {
-                Some(fs) if !fs.to_ascii_lowercase().starts_with("file:") => {
-                    let fs = fs.trim_end_matches('/');
-                    let sep = if raw.starts_with('/') { "" } else { "/" };
-                    format!("{fs}{sep}{raw}")
+            let c = load()?;
+            let default_fs = c.default_fs();
+            let dir = c.dir.clone();
+            match default_fs.as_deref().map(split_uri) {
+                Some((Some(fs_scheme), fs_authority, _)) if fs_scheme != "file" => {
+                    let absolute = if path.starts_with('/') {
+                        path.to_owned()
+                    } else {
+                        // Hadoop's working directory on HDFS: the user's home.
+                        let user = hadoop_user().ok_or_else(|| {
+                            bad("is relative, and no user name is known to put it under \
+                                 /user/<name> as Hadoop does: write an absolute path"
+                                .into())
+                        })?;
+                        format!("/user/{user}/{path}")
+                    };
+                    let qualified =
+                        format!("{fs_scheme}://{}{absolute}", fs_authority.unwrap_or(""));
+                    return store(s, &qualified, Box::new(move || Ok(c)), notes);
                 }
-                found => {
-                    let dir = local_conf.as_ref().and_then(|c| c.dir.as_ref());
+                _ => {
                     notes.push(format!(
                         "{}: {}: '{raw}' has no scheme and {}: the files go to this machine's \
                          filesystem, as Hadoop writes them then; write \
                          hdfs://namenode:8020{raw} to send them to HDFS",
                         s.entry("hdfs.path").map(|e| e.at()).unwrap_or_default(),
                         s.full("hdfs.path"),
-                        match (found, dir) {
+                        match (default_fs, dir) {
                             (Some(fs), _) => format!("fs.defaultFS is {fs}"),
                             (None, Some(d)) => format!("{} sets no fs.defaultFS", d.display()),
                             (None, None) => "no Hadoop configuration names fs.defaultFS \
@@ -341,7 +383,7 @@ fn store(
                                 .to_owned(),
                         }
                     ));
-                    if s.string("hdfs.webhdfsAddress").is_some() {
+                    if webhdfs_override.is_some() {
                         return Err(s.error(
                             Some("hdfs.webhdfsAddress"),
                             format!(
@@ -354,57 +396,59 @@ fn store(
                 }
             }
         }
-    };
-    let Some((scheme, rest)) = qualified.split_once("://") else {
-        unreachable!("qualified above")
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme == "file" {
-        if !authority.is_empty() && authority != "localhost" {
-            return Err(bad(format!(
-                "names host '{authority}': a file:// path is on this machine (file:///dir)"
-            )));
-        }
-        return Ok((HdfsStore::Local, path.to_owned()));
-    }
-    let endpoints = match (scheme.as_str(), s.string("hdfs.webhdfsAddress")) {
-        ("hdfs" | "webhdfs" | "swebhdfs", Some(addresses)) => addresses
-            .split(',')
-            .map(|a| webhdfs_address(s, a.trim()))
-            .collect::<Result<Vec<_>, _>>()?,
-        ("hdfs", None) => {
-            if authority.is_empty() {
+        Some("file") => {
+            if authority.is_some_and(|a| !a.is_empty() && a != "localhost") {
                 return Err(bad(format!(
-                    "names no NameNode: write hdfs://namenode:8020{path}, or set \
-                     hdfs.webhdfsAddress to the NameNode's HTTP address"
+                    "names host '{}': a file: path is on this machine (file:///dir)",
+                    authority.unwrap_or("")
                 )));
             }
-            let c = match local_conf {
-                Some(c) => c,
-                None => conf()?,
+            return Ok((HdfsStore::Local, path.to_owned()));
+        }
+        Some(scheme @ ("hdfs" | "webhdfs" | "swebhdfs")) => {
+            let mut conf = None;
+            let authority = match authority.filter(|a| !a.is_empty()) {
+                Some(a) => a.to_owned(),
+                // hdfs:/p and hdfs:///p: the default filesystem's NameNode.
+                None => match conf.insert(load()?).default_fs().as_deref().map(split_uri) {
+                    Some((Some(fs_scheme), Some(a), _)) if fs_scheme == scheme && !a.is_empty() => {
+                        a.to_owned()
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "names no host, and fs.defaultFS is not a {scheme}:// filesystem to \
+                             take it from: write {scheme}://namenode:8020{path}"
+                        )));
+                    }
+                },
             };
-            c.webhdfs_endpoints(authority)
-        }
-        ("webhdfs" | "swebhdfs", None) => {
-            if authority.is_empty() {
-                return Err(bad("names no host".into()));
+            match (scheme, webhdfs_override) {
+                (_, Some(addresses)) => addresses
+                    .split(',')
+                    .map(|a| webhdfs_address(s, a.trim()))
+                    .collect::<Result<Vec<_>, _>>()?,
+                ("hdfs", None) => match conf {
+                    Some(c) => c,
+                    None => load()?,
+                }
+                .webhdfs_endpoints(&authority),
+                (_, None) => {
+                    let tls = scheme == "swebhdfs";
+                    if tls && !cfg!(feature = "https") {
+                        return Err(bad(
+                            "is swebhdfs (TLS), and this weir was built without the `https` \
+                             feature"
+                                .into(),
+                        ));
+                    }
+                    vec![format!(
+                        "{}://{authority}",
+                        if tls { "https" } else { "http" }
+                    )]
+                }
             }
-            let tls = scheme == "swebhdfs";
-            if tls && !cfg!(feature = "https") {
-                return Err(bad(
-                    "is swebhdfs (TLS), and this weir was built without the `https` feature".into(),
-                ));
-            }
-            vec![format!(
-                "{}://{authority}",
-                if tls { "https" } else { "http" }
-            )]
         }
-        (other, _) => {
+        Some(other) => {
             return Err(bad(format!(
                 "has scheme '{other}': weir writes hdfs://, webhdfs://, swebhdfs:// and \
                  file:// paths, or a local path"
@@ -436,31 +480,43 @@ pub fn hadoop_user() -> Option<String> {
 fn passwd_name() -> Option<String> {
     // SAFETY: getuid(2) cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
-    let mut buf = vec![0u8; 4096];
-    let mut entry = std::mem::MaybeUninit::<libc::passwd>::zeroed();
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r(3) writes the entry into `entry` and its strings into `buf` (whose
-    // length it is given), and sets `found` to `entry` or to null; all three are valid and
-    // writable for the call, and nothing else holds them.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            entry.as_mut_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return None;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let mut entry = std::mem::MaybeUninit::<libc::passwd>::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwuid_r(3) writes the entry into `entry` and its strings into `buf` (whose
+        // length it is given), and sets `found` to `entry` or to null; all three are valid and
+        // writable for the call, and nothing else holds them.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                entry.as_mut_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() {
+            return None;
+        }
+        // SAFETY: on success `found` points at `entry`, now initialised.
+        let name_ptr = unsafe { (*found).pw_name };
+        if name_ptr.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `pw_name` points at a NUL-terminated string inside `buf`, which
+        // outlives this use.
+        let name = unsafe { std::ffi::CStr::from_ptr(name_ptr) };
+        return name
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
     }
-    // SAFETY: on success `found` points at `entry`, now initialised, whose `pw_name` points at
-    // a NUL-terminated string inside `buf`, which outlives this use.
-    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
-    name.to_str()
-        .ok()
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
 }
 
 /// weir `hdfs.webhdfsAddress`: `host:port` or an `http(s)://host:port` URL.
@@ -551,7 +607,10 @@ mod tests {
     /// environment says.
     #[test]
     fn the_hadoop_user_is_the_process_users_name_without_hadoop_user_name() {
-        let name = passwd_name().expect("the test's user has a password entry");
+        // A uid without a password entry (some container platforms) has no name to compare.
+        let Some(name) = passwd_name() else {
+            return;
+        };
         let uid = String::from_utf8(
             std::process::Command::new("id")
                 .arg("-un")
@@ -607,7 +666,7 @@ mod tests {
         );
         let err = store_of("hdfs:///x", "").unwrap_err();
         assert!(
-            err.contains("names no NameNode") && err.contains("t.properties:1"),
+            err.contains("names no host") && err.contains("t.properties:1"),
             "{err}"
         );
         let err = store_of("s3a://bucket/x", "").unwrap_err();
@@ -649,8 +708,13 @@ mod tests {
         )
         .unwrap();
         let mut notes = Vec::new();
-        let (st, path) =
-            store(&s, "/flume/%Y", || HadoopConf::read(dir.path()), &mut notes).unwrap();
+        let (st, path) = store(
+            &s,
+            "/flume/%Y",
+            Box::new(|| HadoopConf::read(dir.path())),
+            &mut notes,
+        )
+        .unwrap();
         assert_eq!(path, "/flume/%Y");
         assert!(
             matches!(&st, HdfsStore::WebHdfs { endpoints, .. } if endpoints == &["http://a:9870", "http://b:9870"]),
@@ -658,7 +722,13 @@ mod tests {
         );
         assert!(notes.is_empty(), "{notes:?}");
 
-        let (st, path) = store(&s, "/flume/%Y", || Ok(HadoopConf::default()), &mut notes).unwrap();
+        let (st, path) = store(
+            &s,
+            "/flume/%Y",
+            Box::new(|| Ok(HadoopConf::default())),
+            &mut notes,
+        )
+        .unwrap();
         assert_eq!((st, path.as_str()), (HdfsStore::Local, "/flume/%Y"));
         assert!(
             notes.len() == 1
@@ -666,7 +736,13 @@ mod tests {
                 && notes[0].contains("this machine's"),
             "{notes:?}"
         );
-        let err = store(&s, "/x", || Err("bad.xml: broken".into()), &mut notes).unwrap_err();
+        let err = store(
+            &s,
+            "/x",
+            Box::new(|| Err("bad.xml: broken".into())),
+            &mut notes,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("bad.xml"), "{err}");
     }
 
@@ -808,5 +884,69 @@ mod tests {
             err.contains("t.properties:2: a.sinks.k1.hdfs.filePrefix"),
             "{err}"
         );
+    }
+}
+
+/// The Hadoop-side path rules (from the second review of the hdfs sink).
+#[cfg(test)]
+mod hadoop_paths {
+    use super::*;
+    use crate::config::Properties;
+
+    fn section(props: &Properties) -> Section<'_> {
+        Section::new(props, "a.sinks.k1.".into())
+    }
+
+    fn prod() -> Result<HadoopConf, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("core-site.xml"),
+            "<configuration><property><name>fs.defaultFS</name><value>hdfs://nn.example:8020</value></property></configuration>",
+        )
+        .unwrap();
+        HadoopConf::read(dir.path())
+    }
+
+    /// Hadoop qualifies a relative path against the filesystem's working directory, which is
+    /// the user's home (/user/<name>) on HDFS; so does weir.
+    #[test]
+    fn a_relative_path_is_under_the_users_home_directory() {
+        let props = Properties::parse(
+            std::path::Path::new("t.properties"),
+            b"a.sinks.k1.hdfs.path = flume/%Y\n",
+        )
+        .unwrap();
+        let s = section(&props);
+        let mut notes = Vec::new();
+        let (_, path) = store(&s, "flume/%Y", Box::new(prod), &mut notes).unwrap();
+        let user = hadoop_user().unwrap_or_default();
+        assert_eq!(path, format!("/user/{user}/flume/%Y"));
+    }
+
+    /// `file:/dir` (one slash, as Hadoop's Path prints local paths) is the local /dir, whatever
+    /// fs.defaultFS says.
+    #[test]
+    fn one_slash_uris() {
+        let props = Properties::parse(
+            std::path::Path::new("t.properties"),
+            b"a.sinks.k1.hdfs.path = x\n",
+        )
+        .unwrap();
+        let s = section(&props);
+        let mut notes = Vec::new();
+        let (st, path) = store(&s, "file:/var/log/flume", Box::new(prod), &mut notes).unwrap();
+        assert_eq!(
+            (&st, path.as_str()),
+            (&HdfsStore::Local, "/var/log/flume"),
+            "{st:?}"
+        );
+        let (st, path) = store(
+            &s,
+            "file:/var/log/flume",
+            Box::new(|| Ok(HadoopConf::default())),
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!((st, path.as_str()), (HdfsStore::Local, "/var/log/flume"));
     }
 }

@@ -416,27 +416,45 @@ impl AgentConfig {
             if let SinkKind::Hdfs(h) = &sink.kind
                 && h.needs_timestamp_header
             {
-                let unstamped: Vec<&str> = sources
+                let feeding = sources
                     .iter()
                     .filter(|src| src.channels.contains(&sink.channel))
-                    // Syslog sources stamp each event they parse themselves.
-                    .filter(|src| !matches!(src.kind, SourceKind::Syslog(_)))
                     .filter(|src| {
                         !src.interceptors.iter().any(|i| {
                             matches!(i, InterceptorConfig::Timestamp { header, .. } if header == "timestamp")
                         })
                     })
-                    .map(|src| src.name.as_str())
-                    .collect();
+                    // The Kafka source stamps every event (the record's time, else now).
+                    .filter(|src| !matches!(src.kind, SourceKind::Kafka(_)));
+                let (syslog, unstamped): (Vec<&SourceConfig>, Vec<&SourceConfig>) =
+                    feeding.partition(|src| matches!(src.kind, SourceKind::Syslog(_)));
+                let names = |list: &[&SourceConfig]| {
+                    list.iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let head = format!(
+                    "sink {}: hdfs.path or hdfs.filePrefix has time escapes, so every event needs \
+                     a `timestamp` header; an event without one stops the sink, as in Flume",
+                    sink.name
+                );
                 if !unstamped.is_empty() {
                     notes.push(format!(
-                        "sink {}: hdfs.path or hdfs.filePrefix has time escapes, so every event \
-                         needs a `timestamp` header, and source(s) {} feeding channel {} add none \
-                         (no timestamp interceptor): unless their clients set it, such an event \
-                         stops the sink, as in Flume. Add a timestamp interceptor, or set \
-                         hdfs.useLocalTimeStamp = true",
-                        sink.name,
-                        unstamped.join(", "),
+                        "{head}, and source(s) {} feeding channel {} add none (no timestamp \
+                         interceptor): unless their clients set it, add a timestamp interceptor, \
+                         or set hdfs.useLocalTimeStamp = true",
+                        names(&unstamped),
+                        sink.channel
+                    ));
+                }
+                if !syslog.is_empty() {
+                    notes.push(format!(
+                        "{head}, and syslog source(s) {} feeding channel {} stamp only the \
+                         messages whose date they can read (not RFC 5424's `-`, nor a message \
+                         they cannot parse): add a timestamp interceptor with preserveExisting = \
+                         true, or set hdfs.useLocalTimeStamp = true",
+                        names(&syslog),
                         sink.channel
                     ));
                 }
@@ -1175,6 +1193,50 @@ a.sources.r1.channels = c2
                 "over.properties:3: a.sources.r1.port: `${nope}` cannot be resolved: no key nope in the files"
             ),
             "{err}"
+        );
+    }
+}
+
+/// The note on sources that add no timestamp.
+#[cfg(test)]
+mod timestamp_note {
+    use super::*;
+
+    fn notes(source: &str) -> Vec<String> {
+        let text = format!(
+            "a.sources = s1\na.channels = c1\na.sinks = k1\n\
+             a.channels.c1.type = memory\na.channels.c1.transactionCapacity = 1000\na.channels.c1.capacity = 10000\n\
+             {source}a.sources.s1.channels = c1\n\
+             a.sinks.k1.type = hdfs\na.sinks.k1.channel = c1\n\
+             a.sinks.k1.hdfs.path = file:///tmp/x/%Y-%m-%d\n"
+        );
+        let props =
+            Properties::parse(std::path::Path::new("t.properties"), text.as_bytes()).unwrap();
+        AgentConfig::from_properties(&props, "a").unwrap().notes
+    }
+
+    /// The Kafka source stamps every event (the record's time, else now): naming it is a
+    /// false alarm.
+    #[test]
+    fn kafka_source_is_not_named() {
+        let n = notes(
+            "a.sources.s1.type = org.apache.flume.source.kafka.KafkaSource\n\
+             a.sources.s1.kafka.bootstrap.servers = b:9092\na.sources.s1.kafka.topics = t\n",
+        );
+        assert!(!n.iter().any(|n| n.contains("add none")), "{n:#?}");
+    }
+
+    /// A syslog source leaves `timestamp` out of every message it cannot parse, an RFC 5424
+    /// message with `-` as its time, or an RFC 3164 one whose month is not a month
+    /// (syslog/parse.rs tests rfc5424_nil_values, rfc3164_without_a_host_is_unrecognised):
+    /// one such message stops the sink, and the note says so.
+    #[test]
+    fn syslog_source_is_named() {
+        let n = notes("a.sources.s1.type = syslogtcp\na.sources.s1.port = 5140\n");
+        assert!(
+            n.iter()
+                .any(|n| n.contains("syslog source(s) s1") && n.contains("preserveExisting")),
+            "{n:#?}"
         );
     }
 }

@@ -562,31 +562,66 @@ impl Sink for HdfsSink {
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        // Each rename may wait hdfs.callTimeout for a store that does not answer; the stop
-        // gives them that long in all, so thousands of open files cannot hold it for hours.
-        let deadline = Instant::now() + self.config.call_timeout;
+        // Every file is renamed, each call with its own hdfs.callTimeout, as Flume closes
+        // them (and a failed one once more at once); but after STOP_FAILURES files in a row
+        // could not be renamed, the store is taken to be away and
+        // the rest keep their in-use names, so an unreachable NameNode does not hold the stop
+        // for a timeout per open file. A rename that failed before the stop is tried once more.
+        const STOP_FAILURES: usize = 3;
+        let earlier = std::mem::take(&mut self.closing);
         let keys: Vec<String> = self.files.keys().cloned().collect();
+        let mut failures = 0;
+        let mut left = 0;
         for key in keys {
-            if Instant::now() >= deadline {
-                break;
-            }
-            self.close_file(&key);
-        }
-        // One last try for renames that failed; what still fails keeps its in-use name.
-        for c in std::mem::take(&mut self.closing) {
-            if Instant::now() >= deadline {
-                self.closing.push(c);
+            if failures >= STOP_FAILURES {
+                left += 1;
                 continue;
             }
-            if let Err(e) = self.store.rename(&c.from, &c.to) {
-                tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
-                    "cannot rename a closed file at stop; its data is complete under this name");
+            let pending = self.closing.len();
+            self.close_file(&key);
+            // A failed rename is tried once more at once: this is its last chance.
+            let retried = match self.closing.pop() {
+                Some(c) if self.closing.len() == pending => {
+                    let again = self.store.rename(&c.from, &c.to);
+                    if let Err(e) = &again {
+                        tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
+                            "cannot rename a closed file at stop");
+                        self.closing.push(c);
+                    }
+                    again.is_ok()
+                }
+                Some(c) => {
+                    self.closing.push(c);
+                    true
+                }
+                None => true,
+            };
+            if retried {
+                failures = 0;
+            } else {
+                failures += 1;
             }
         }
-        let left = self.files.len() + self.closing.len();
+        left += self.closing.len();
+        for c in earlier {
+            if failures >= STOP_FAILURES {
+                left += 1;
+                continue;
+            }
+            match self.store.rename(&c.from, &c.to) {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    left += 1;
+                    tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
+                        "cannot rename a closed file at stop");
+                }
+            }
+        }
         if left > 0 {
-            tracing::error!(sink = %self.name, files = left, call_timeout_ms = self.config.call_timeout.as_millis() as u64,
-                "stopping with files under their in-use names: renaming them took longer than hdfs.callTimeout; their data is complete");
+            tracing::error!(sink = %self.name, files = left,
+                "stopping with files under their in-use names (renames failed, or were not tried \
+                 after {STOP_FAILURES} failures in a row); their data is complete");
         }
         Ok(())
     }

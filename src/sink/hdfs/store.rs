@@ -75,8 +75,14 @@ impl Store for LocalStore {
                 std::fs::rename(from, to)
                     .with_context(|| format!("cannot rename {from} to {to}"))?;
             }
-            // An earlier rename that was done although its caller saw it fail.
-            Err(rustix::io::Errno::NOENT) if Path::new(to).exists() => {}
+            // An earlier rename that was done although its caller saw it fail; or the file was
+            // removed from outside, and there is nothing left to rename (as in Flume).
+            Err(rustix::io::Errno::NOENT) if !Path::new(from).exists() => {
+                if !Path::new(to).exists() {
+                    tracing::warn!(file = %from, "a closed file to rename is gone; nothing to rename");
+                }
+                return Ok(());
+            }
             Err(e) => {
                 return Err(std::io::Error::from(e))
                     .with_context(|| format!("cannot rename {from} to {to}"));
@@ -116,7 +122,13 @@ impl WebHdfsStore {
                     return Ok(v);
                 }
                 Err(e) if n > 1 && another_namenode_may_answer(&e) => last = Some(e),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // It answered: it is the one to ask first next time.
+                    if index != self.active && answered(&e) {
+                        self.active = index;
+                    }
+                    return Err(e);
+                }
             }
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("no WebHDFS endpoint is configured")))
@@ -130,6 +142,12 @@ fn another_namenode_may_answer(e: &anyhow::Error) -> bool {
         w.at.starts_with("NameNode")
             && (w.status.is_none() || w.exception.as_deref() == Some("StandbyException"))
     })
+}
+
+/// Whether a NameNode (or DataNode) sent an answer, however bad.
+fn answered(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<WebHdfsError>()
+        .is_some_and(|w| w.status.is_some())
 }
 
 impl Store for WebHdfsStore {
@@ -151,7 +169,12 @@ impl Store for WebHdfsStore {
         }
         // Refused: done already (an earlier rename whose answer was lost), or really refused.
         let gone = self.call(|nn| nn.status(from))?.is_none();
-        if gone && self.call(|nn| nn.status(to))?.is_some() {
+        if gone {
+            if self.call(|nn| nn.status(to))?.is_none() {
+                // Both gone (removed from outside): nothing left to rename, as Flume does not
+                // rename a file that no longer exists.
+                tracing::warn!(file = %from, "a closed file to rename is gone; nothing to rename");
+            }
             return Ok(());
         }
         anyhow::bail!(
@@ -188,10 +211,10 @@ mod tests {
         std::fs::remove_file(b).unwrap();
         store.rename(a, b).unwrap();
         assert_eq!(std::fs::read(b).unwrap(), b"one\ntwo\n");
-        // Renamed already: done again without complaint; gone altogether: an error.
+        // Renamed already, or gone altogether: nothing to do, without complaint.
         store.rename(a, b).unwrap();
         std::fs::remove_file(b).unwrap();
-        assert!(store.rename(a, b).is_err());
+        store.rename(a, b).unwrap();
         let err = store.append(a, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("a.tmp"), "{err:#}");
     }
