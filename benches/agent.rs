@@ -9,65 +9,18 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
 use weir::channel::memory::MemoryChannel;
-use weir::config::{
-    FileChannelConfig, MemoryChannelConfig, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
-};
+use weir::config::{FileChannelConfig, MemoryChannelConfig};
 use weir::sink::null::NullSink;
-use weir::sink::{SinkCounters, SinkRunner};
-use weir::source::seq::SeqSource;
-use weir::source::{ChannelProcessor, Source, SourceCounters};
 
 const BATCH: usize = 1000;
 
 fn run_pipeline(channel: Arc<dyn Channel>, events: u64, body: usize) -> Duration {
-    let source_cfg = SourceConfig {
-        name: "r1".into(),
-        channels: vec![channel.name().to_owned()],
-        selector: SelectorConfig::Replicating { optional: vec![] },
-        interceptors: vec![],
-        kind: SourceKind::Seq(SeqConfig {
-            total_events: events,
-            batch_size: BATCH,
-            body_size: body,
-        }),
-    };
-    let processor = ChannelProcessor::new(
-        &source_cfg,
-        std::slice::from_ref(&channel),
-        Arc::new(SourceCounters::default()),
-    );
-    let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
-        unreachable!()
-    };
-    let source = Box::new(SeqSource::new("r1", seq));
-    let counters = Arc::new(SinkCounters::default());
-    let runner = SinkRunner {
-        name: "k1".into(),
-        sink: Box::new(NullSink),
-        channel: channel.clone(),
-        batch_size: BATCH,
-        counters: counters.clone(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let sink_stop = stop.clone();
-    let sink = std::thread::spawn(move || runner.run(sink_stop));
-    let source_stop = stop.clone();
-    let src = std::thread::spawn(move || source.run(processor, source_stop));
-    while counters.drain_success.load(Ordering::Relaxed) < events {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let elapsed = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let _ = src.join();
-    let _ = sink.join();
-    elapsed
+    common::seq_pipeline(channel, Box::new(NullSink), events, body, BATCH)
 }
 
 fn main() {

@@ -13,20 +13,17 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir::channel::Channel;
 use weir::channel::memory::MemoryChannel;
 use weir::config::{
     FileNaming, FileRollConfig, HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore,
-    MemoryChannelConfig, SelectorConfig, SeqConfig, SerializerConfig, SourceConfig, SourceKind,
+    MemoryChannelConfig, SerializerConfig,
 };
+use weir::sink::Sink;
 use weir::sink::file_roll::FileRollSink;
 use weir::sink::hdfs::HdfsSink;
-use weir::sink::{Sink, SinkCounters, SinkRunner};
-use weir::source::seq::SeqSource;
-use weir::source::{ChannelProcessor, Source, SourceCounters};
 
 const BATCH: usize = 1000;
 const BODY: usize = 100;
@@ -85,48 +82,7 @@ fn run(sink: Box<dyn Sink>, events: u64) -> Duration {
             byte_capacity: None,
         },
     ));
-    let source_cfg = SourceConfig {
-        name: "r1".into(),
-        channels: vec!["c1".into()],
-        selector: SelectorConfig::Replicating { optional: vec![] },
-        interceptors: vec![],
-        kind: SourceKind::Seq(SeqConfig {
-            total_events: events,
-            batch_size: BATCH,
-            body_size: BODY,
-        }),
-    };
-    let processor = ChannelProcessor::new(
-        &source_cfg,
-        std::slice::from_ref(&channel),
-        Arc::new(SourceCounters::default()),
-    );
-    let SourceKind::Seq(seq) = source_cfg.kind.clone() else {
-        unreachable!()
-    };
-    let source = Box::new(SeqSource::new("r1", seq));
-    let counters = Arc::new(SinkCounters::default());
-    let runner = SinkRunner {
-        name: "k1".into(),
-        sink,
-        channel,
-        batch_size: BATCH,
-        counters: counters.clone(),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let sink_stop = stop.clone();
-    let sink = std::thread::spawn(move || runner.run(sink_stop));
-    let source_stop = stop.clone();
-    let src = std::thread::spawn(move || source.run(processor, source_stop));
-    while counters.drain_success.load(Ordering::Relaxed) < events {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let elapsed = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let _ = src.join();
-    let _ = sink.join();
-    elapsed
+    common::seq_pipeline(channel, sink, events, BODY, BATCH)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

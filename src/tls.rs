@@ -2,7 +2,8 @@
 //! source presents its key with (avro, thrift, http, syslog TCP) and the connector an RPC
 //! sink checks its target with; and [`ServerStream`], a served connection that is plain TCP
 //! or TLS, for the sources that poll their sockets (http, syslog). OpenSSL, the library
-//! librdkafka's TLS links too. The RPC pairs' connections are `rpc_connection`'s.
+//! librdkafka's TLS links too. The RPC pairs' connections are `rpc_connection`'s. Also the TLS
+//! settings of the HTTP clients (the http and hdfs sinks' `ureq` agents): [`http_client_tls`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -189,4 +190,28 @@ impl Write for ServerStream {
             ServerStream::Tls(s) => s.flush(),
         }
     }
+}
+
+/// The TLS settings of an HTTP client (`ureq`, over native-tls: the system OpenSSL): the
+/// system's trusted roots, or, when the agent has a global trust store (`trusted`, PEM checked
+/// when the configuration was read), those roots instead, as `javax.net.ssl.trustStore`
+/// replaces them in Java.
+#[cfg(feature = "https")]
+pub fn http_client_tls(trusted: Option<&str>) -> ureq::tls::TlsConfig {
+    let roots = match trusted {
+        None => ureq::tls::RootCerts::PlatformVerifier,
+        Some(pem) => {
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.as_bytes())
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            ureq::tls::RootCerts::new_with_certs(&certs)
+        }
+    };
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(roots)
+        .build()
 }

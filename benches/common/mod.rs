@@ -1,6 +1,7 @@
-//! What the pipeline benches (`sources`, `peer`) share: a source case and its load, the file
-//! channel they put into, a null sink that counts what it drains, and the timed run of one
-//! source → file channel → sink pipeline, in-process.
+//! What the pipeline benches (`sources`, `peer`, `agent`, `hdfs`) share: a source case and its
+//! load, the file channel they put into, a null sink that counts what it drains, the timed run
+//! of one source → file channel → sink pipeline, in-process, and the timed run of `seq` →
+//! channel → sink ([`seq_pipeline`]).
 
 #![allow(dead_code)] // Each bench uses a part.
 
@@ -14,10 +15,12 @@ use std::time::{Duration, Instant};
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
 use weir::config::{
-    FileChannelConfig, FileGroup, SelectorConfig, SourceConfig, SourceKind, TaildirConfig,
+    FileChannelConfig, FileGroup, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
+    TaildirConfig,
 };
 use weir::event::Event;
 use weir::sink::{Sink, SinkCounters, SinkRunner};
+use weir::source::seq::SeqSource;
 use weir::source::taildir::TaildirSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
 
@@ -184,6 +187,57 @@ pub fn measure(
     source_stop.store(true, Ordering::Relaxed);
     let _ = src.join();
     sink_stop.store(true, Ordering::Relaxed);
+    let _ = sink.join();
+    elapsed
+}
+
+/// `seq` (`events` bodies of `body` bytes, in batches of `batch`) → `channel` → `sink`, until
+/// the sink has drained every event; returns the time that took.
+pub fn seq_pipeline(
+    channel: Arc<dyn Channel>,
+    sink: Box<dyn Sink>,
+    events: u64,
+    body: usize,
+    batch: usize,
+) -> Duration {
+    let seq = SeqConfig {
+        total_events: events,
+        batch_size: batch,
+        body_size: body,
+    };
+    let source_cfg = SourceConfig {
+        name: "r1".into(),
+        channels: vec![channel.name().to_owned()],
+        selector: SelectorConfig::Replicating { optional: vec![] },
+        interceptors: vec![],
+        kind: SourceKind::Seq(seq.clone()),
+    };
+    let processor = ChannelProcessor::new(
+        &source_cfg,
+        std::slice::from_ref(&channel),
+        Arc::new(SourceCounters::default()),
+    );
+    let source = Box::new(SeqSource::new("r1", seq));
+    let counters = Arc::new(SinkCounters::default());
+    let runner = SinkRunner {
+        name: "k1".into(),
+        sink,
+        channel,
+        batch_size: batch,
+        counters: counters.clone(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let sink_stop = stop.clone();
+    let sink = std::thread::spawn(move || runner.run(sink_stop));
+    let source_stop = stop.clone();
+    let src = std::thread::spawn(move || source.run(processor, source_stop));
+    while counters.drain_success.load(Ordering::Relaxed) < events {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = src.join();
     let _ = sink.join();
     elapsed
 }

@@ -237,29 +237,7 @@ fn client(config: &HttpSinkConfig) -> Agent {
         .timeout_recv_response(request)
         .timeout_recv_body(request);
     #[cfg(feature = "https")]
-    let builder = {
-        // The global trust store replaces the system's roots, as javax.net.ssl.trustStore
-        // does in Java; its PEM was checked when the configuration was read.
-        let roots = match &config.trusted {
-            None => ureq::tls::RootCerts::PlatformVerifier,
-            Some(pem) => {
-                let certs: Vec<ureq::tls::Certificate<'static>> =
-                    ureq::tls::parse_pem(pem.as_bytes())
-                        .filter_map(|item| match item {
-                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                            _ => None,
-                        })
-                        .collect();
-                ureq::tls::RootCerts::new_with_certs(&certs)
-            }
-        };
-        builder.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::NativeTls)
-                .root_certs(roots)
-                .build(),
-        )
-    };
+    let builder = builder.tls_config(crate::tls::http_client_tls(config.trusted.as_deref()));
     builder.build().into()
 }
 

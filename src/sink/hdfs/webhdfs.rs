@@ -632,27 +632,7 @@ fn client(timeout: Duration, trusted: Option<&str>) -> Agent {
         .user_agent(concat!("weir/", env!("CARGO_PKG_VERSION")))
         .timeout_global(Some(timeout));
     #[cfg(feature = "https")]
-    let builder = {
-        let roots = match trusted {
-            None => ureq::tls::RootCerts::PlatformVerifier,
-            Some(pem) => {
-                let certs: Vec<ureq::tls::Certificate<'static>> =
-                    ureq::tls::parse_pem(pem.as_bytes())
-                        .filter_map(|item| match item {
-                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                            _ => None,
-                        })
-                        .collect();
-                ureq::tls::RootCerts::new_with_certs(&certs)
-            }
-        };
-        builder.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::NativeTls)
-                .root_certs(roots)
-                .build(),
-        )
-    };
+    let builder = builder.tls_config(crate::tls::http_client_tls(trusted));
     #[cfg(not(feature = "https"))]
     let _ = trusted;
     builder.build().into()
