@@ -308,11 +308,15 @@ fn past_max_open_files_the_least_recently_written_is_closed() {
     );
 }
 
-/// A store that fails as told, in front of the local filesystem.
+/// A store that fails as told, in front of the local filesystem: the next `appends` appends
+/// and `renames` renames fail, each rename takes `rename_delay` first, and `rename_calls`
+/// counts them.
 #[derive(Clone, Default)]
 struct Faults {
     appends: Arc<Mutex<usize>>,
     renames: Arc<Mutex<usize>>,
+    rename_delay: Duration,
+    rename_calls: Arc<Mutex<usize>>,
 }
 
 struct FaultyStore(Faults, LocalStore);
@@ -337,6 +341,8 @@ impl Store for FaultyStore {
         self.1.append(path, data)
     }
     fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        *self.0.rename_calls.lock().unwrap() += 1;
+        std::thread::sleep(self.0.rename_delay);
         if take(&self.0.renames) {
             anyhow::bail!("injected rename failure");
         }
@@ -474,32 +480,17 @@ fn a_namenode_that_is_down_is_passed_over_for_the_next() {
 /// file.
 #[test]
 fn the_stop_gives_up_renaming_after_three_failures_in_a_row() {
-    struct Down(LocalStore, Arc<Mutex<usize>>);
-    impl Store for Down {
-        fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
-            self.0.create(path, data)
-        }
-        fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
-            self.0.append(path, data)
-        }
-        fn rename(&mut self, _: &str, _: &str) -> anyhow::Result<()> {
-            *self.1.lock().unwrap() += 1;
-            anyhow::bail!("timed out")
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let c = config(&format!("{root}/%{{app}}"), text());
-    let (path, prefix, time) = templates(&c).unwrap();
-    let calls = Arc::new(Mutex::new(0));
-    let store = Box::new(Down(LocalStore, calls.clone()));
-    let mut sink = HdfsSink::with_store("k1", c, store, path, prefix, time);
+    let faults = Faults::default();
+    *faults.renames.lock().unwrap() = usize::MAX;
+    let mut sink = faulty_sink(config(&format!("{root}/%{{app}}"), text()), &faults);
     for i in 0..20 {
         sink.deliver(&batch(i, 1, &format!("app{i}"), TS)).unwrap();
     }
     sink.close().unwrap();
     // Three files, each tried twice, then the store is taken to be away.
-    assert_eq!(*calls.lock().unwrap(), 6);
+    assert_eq!(*faults.rename_calls.lock().unwrap(), 6);
     assert_eq!(open_files(dir.path()).len(), 20);
 }
 
@@ -544,26 +535,16 @@ fn a_header_of_dots_does_not_stop_the_sink() {
 /// hdfs.callTimeout, as Flume closes them.
 #[test]
 fn a_healthy_but_slow_store_keeps_files_renamed_at_stop() {
-    struct Slow(LocalStore);
-    impl Store for Slow {
-        fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
-            self.0.create(path, data)
-        }
-        fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
-            self.0.append(path, data)
-        }
-        fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
-            // Each rename answers well within hdfs.callTimeout.
-            std::thread::sleep(Duration::from_millis(30));
-            self.0.rename(from, to)
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     let mut c = config(&format!("{root}/%{{app}}"), text());
     c.call_timeout = Duration::from_millis(200);
-    let (path, prefix, time) = templates(&c).unwrap();
-    let mut sink = HdfsSink::with_store("k1", c, Box::new(Slow(LocalStore)), path, prefix, time);
+    // Each rename answers well within hdfs.callTimeout.
+    let faults = Faults {
+        rename_delay: Duration::from_millis(30),
+        ..Faults::default()
+    };
+    let mut sink = faulty_sink(c, &faults);
     for i in 0..20 {
         sink.deliver(&batch(i, 1, &format!("app{i}"), TS)).unwrap();
     }
