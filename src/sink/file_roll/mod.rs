@@ -7,7 +7,10 @@
 //!
 //! A batch is serialized in memory and written to the file with one write; if that fails, the
 //! file is cut back to its last committed byte so the retry does not follow a partial batch (if
-//! even that fails, the retry goes to a new file).
+//! even that fails, the retry goes to a new file). A batch torn by a kill in the middle of that
+//! write is cut off at the next start ([`batch_mark`]).
+
+mod batch_mark;
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -44,6 +47,9 @@ pub struct FileRollSink {
     /// DEFAULT: the milliseconds since the epoch when the sink started, the same in every file
     /// name of this run (Flume's series timestamp); the counter orders the files.
     series: u128,
+    /// Whether batches are marked on the file ([`batch_mark`]): off where the filesystem has no
+    /// user extended attributes.
+    marking: bool,
 }
 
 impl FileRollSink {
@@ -51,6 +57,26 @@ impl FileRollSink {
         std::fs::create_dir_all(&config.directory).with_context(|| {
             format!("sink {name}: cannot create {}", config.directory.display())
         })?;
+        let repaired = batch_mark::repair(
+            &config.directory,
+            |file| {
+                file.starts_with(&config.prefix)
+                    && (config.extension.is_empty()
+                        || file
+                            .strip_suffix(&config.extension)
+                            .is_some_and(|f| f.ends_with('.')))
+            },
+            config.fsync,
+        );
+        for (file, done) in repaired {
+            tracing::warn!(
+                sink = %name,
+                directory = %config.directory.display(),
+                %file,
+                "cut off a batch torn when the last run was killed in the middle of writing it \
+                 (its take was not committed, so it is delivered again): {done}"
+            );
+        }
         Ok(FileRollSink {
             name: name.to_owned(),
             serializer: Serializer::new(&config.serializer),
@@ -63,6 +89,7 @@ impl FileRollSink {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0),
+            marking: true,
         })
     }
 
@@ -88,10 +115,14 @@ impl FileRollSink {
         name
     }
 
+    /// Whether the current file is due to be closed. A file still empty (its first batch failed:
+    /// a full disk, say) is kept, so that a long outage does not leave an empty file per
+    /// `rollInterval`.
     fn roll_due(&self) -> bool {
         match &self.current {
             Some(c) => {
-                !self.config.roll_interval.is_zero()
+                c.committed > 0
+                    && !self.config.roll_interval.is_zero()
                     && c.opened.elapsed() >= self.config.roll_interval
             }
             None => false,
@@ -101,6 +132,9 @@ impl FileRollSink {
     fn close_current(&mut self) {
         // Every committed batch is already complete in the file (and synced if `fsync`).
         if let Some(c) = self.current.take() {
+            if self.marking {
+                batch_mark::unmark(&c.file);
+            }
             tracing::debug!(sink = %self.name, file = %c.path.display(), "closed file");
         }
     }
@@ -114,6 +148,11 @@ impl FileRollSink {
             let path = self.config.directory.join(name);
             match OpenOptions::new().create_new(true).append(true).open(&path) {
                 Ok(file) => {
+                    // Held while the file is written, so that another agent's start-up repair
+                    // (batch_mark) leaves it alone.
+                    if let Err(e) = file.try_lock() {
+                        tracing::debug!(file = %path.display(), "cannot lock: {e}");
+                    }
                     if self.config.fsync {
                         // The new name must survive a crash with the data synced into it.
                         File::open(&self.config.directory)
@@ -165,6 +204,25 @@ impl FileRollSink {
             self.serializer.abandon_batch();
             self.current = Some(current);
             return Err(e).context("serializing the batch");
+        }
+        if self.marking {
+            let end = current.committed + self.buf.len() as u64;
+            match batch_mark::mark(&current.file, current.committed, end) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.marking = false;
+                    tracing::info!(
+                        sink = %self.name,
+                        directory = %self.config.directory.display(),
+                        "the filesystem has no user extended attributes: a batch torn by a kill \
+                         in the middle of its write stays at the end of its file (as in Flume)"
+                    );
+                }
+                Err(e) => {
+                    self.current = Some(current);
+                    return Err(e).context("marking the batch on the file");
+                }
+            }
         }
         if let Err(e) = current.file.write_all(&self.buf) {
             // Cut the partial batch off so the retry continues a well-formed file.
@@ -424,5 +482,122 @@ mod tests {
         let second = std::fs::read(dir.path().join(&names[1])).unwrap();
         assert_eq!(&second[..4], b"Obj\x01");
         assert_eq!(second[second.len() - 16..], second[172..188]);
+    }
+
+    fn has_mark(path: &std::path::Path) -> bool {
+        rustix::fs::getxattr_query(path, "user.weir.batch").is_ok()
+    }
+
+    /// Appends `bytes` to `path` as a write cut short by a kill would have left them, after the
+    /// mark the sink puts before a batch of `whole` bytes.
+    fn tear(path: &std::path::Path, bytes: &[u8], whole: u64) {
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        let len = f.metadata().unwrap().len();
+        assert!(batch_mark::mark(&f, len, len + whole).unwrap());
+        f.write_all(bytes).unwrap();
+    }
+
+    /// A run killed in the middle of a batch's write (the sink dropped without closing, the file
+    /// left with part of a batch and its mark) is repaired by the next start: the file is cut back
+    /// to its committed lines, its mark removed, and the next batch goes to a new file.
+    #[test]
+    fn a_batch_torn_by_a_kill_is_cut_off_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        s.deliver(&[(0, Event::new(&b"one"[..])), (1, Event::new(&b"two"[..]))])
+            .unwrap();
+        let first = dir.path().join(&files(dir.path())[0]);
+        assert!(has_mark(&first), "a batch is marked while its file is open");
+        drop(s);
+        tear(&first, b"three\nfo", 11);
+
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "one\ntwo\n");
+        assert!(!has_mark(&first));
+        s.deliver(&[
+            (2, Event::new(&b"three"[..])),
+            (3, Event::new(&b"four"[..])),
+        ])
+        .unwrap();
+        s.close().unwrap();
+        let names = files(dir.path());
+        assert_eq!(names.len(), 2, "{names:?}");
+        let second = std::fs::read_to_string(dir.path().join(&names[1])).unwrap();
+        assert_eq!(second, "three\nfour\n");
+        assert!(
+            !has_mark(&dir.path().join(&names[1])),
+            "closing removes the mark"
+        );
+    }
+
+    /// A torn first batch of an Avro file leaves a file with nothing committed (not even a whole
+    /// header): it is removed rather than left as a file no Avro reader opens.
+    #[test]
+    fn a_file_torn_in_its_first_batch_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1700000000000-1.avro");
+        std::fs::write(&path, b"").unwrap();
+        tear(&path, b"Obj\x01\x04\x14avro.co", 400);
+        let _s = sink(dir.path(), FileNaming::Default, "", "avro");
+        assert!(!path.exists());
+    }
+
+    /// Marks that do not lie around the file's length are left alone: a batch written whole and
+    /// not committed (it comes again: at least once, not a torn line), and a stale mark. A file
+    /// another agent is writing (it holds the lock) and a file of another naming are not touched
+    /// either.
+    #[test]
+    fn only_a_torn_batch_in_an_unlocked_file_of_this_sink_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("app-1-1.log");
+        std::fs::write(&whole, b"a\n").unwrap();
+        tear(&whole, b"b\n", 2);
+        let stale = dir.path().join("app-1-2.log");
+        std::fs::write(&stale, b"a\nb\nc\n").unwrap();
+        let f = File::open(&stale).unwrap();
+        batch_mark::mark(&f, 0, 2).unwrap();
+        let locked = dir.path().join("app-1-3.log");
+        std::fs::write(&locked, b"a\n").unwrap();
+        tear(&locked, b"b", 2);
+        let writer = File::open(&locked).unwrap();
+        writer.try_lock().unwrap();
+        let other = dir.path().join("other-1-1.log");
+        std::fs::write(&other, b"a\n").unwrap();
+        tear(&other, b"b", 2);
+
+        drop(sink(dir.path(), FileNaming::Default, "app-", "log"));
+        assert_eq!(std::fs::read(&whole).unwrap(), b"a\nb\n");
+        assert!(!has_mark(&whole), "a spent mark is removed");
+        assert_eq!(std::fs::read(&stale).unwrap(), b"a\nb\nc\n");
+        assert_eq!(std::fs::read(&locked).unwrap(), b"a\nb");
+        assert!(has_mark(&locked));
+        assert_eq!(std::fs::read(&other).unwrap(), b"a\nb");
+
+        drop(writer);
+        drop(sink(dir.path(), FileNaming::Default, "app-", "log"));
+        assert_eq!(std::fs::read(&locked).unwrap(), b"a\n", "cut once unlocked");
+    }
+
+    /// While the first batch of a file keeps failing (a full disk), the empty file is kept past
+    /// `rollInterval` instead of a new empty file being made at every roll.
+    #[test]
+    fn an_empty_file_is_not_rolled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        s.config.roll_interval = Duration::from_millis(1);
+        let path = dir.path().join("full");
+        std::fs::write(&path, b"").unwrap();
+        s.current = Some(Current {
+            path: path.clone(),
+            file: File::open(&path).unwrap(),
+            opened: Instant::now(),
+            committed: 0,
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!s.roll_due());
+        s.idle().unwrap();
+        assert!(s.current.is_some(), "the empty file is kept");
+        s.current.as_mut().unwrap().committed = 2;
+        assert!(s.roll_due(), "a file holding a batch rolls");
     }
 }
