@@ -20,8 +20,9 @@
 //!
 //! An attribute, not a record file beside the output: readers of the directory (another agent's
 //! spooling directory, `avro-tools`, a script reading every file) see only the sink's files.
-//! Where the filesystem has no user attributes (`ENOTSUP`, some network filesystems) marking is
-//! off, as Flume has it, and a note says so once.
+//! Where the filesystem has no user attributes (`ENOTSUP`, some network filesystems), or refuses
+//! to set one for any other reason, marking is off for the rest of the run, as Flume has it, and
+//! a note says so once; the sink goes on writing.
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -31,14 +32,19 @@ use rustix::io::Errno;
 
 const ATTR: &str = "user.weir.batch";
 
-/// Marks `file` as about to grow from `start` to `end` bytes. `Ok(false)`: the filesystem has no
-/// user attributes, so no batch can be marked there.
-pub fn mark(file: &File, start: u64, end: u64) -> std::io::Result<bool> {
+/// Marks `file` as about to grow from `start` to `end` bytes. On an error the sink writes on
+/// without marks (see [`why_unmarked`]): a filesystem that refuses attributes must not stop it.
+pub fn mark(file: &File, start: u64, end: u64) -> Result<(), Errno> {
     let value = format!("{start} {end}");
-    match rustix::fs::fsetxattr(file, ATTR, value.as_bytes(), XattrFlags::empty()) {
-        Ok(()) => Ok(true),
-        Err(e) if unsupported(e) => Ok(false),
-        Err(e) => Err(e.into()),
+    rustix::fs::fsetxattr(file, ATTR, value.as_bytes(), XattrFlags::empty())
+}
+
+/// Why batches cannot be marked after [`mark`] failed with `e`, for the log.
+pub fn why_unmarked(e: Errno) -> String {
+    if unsupported(e) {
+        "the filesystem has no user extended attributes".to_owned()
+    } else {
+        format!("the extended attribute {ATTR} cannot be set ({e})")
     }
 }
 

@@ -207,21 +207,15 @@ impl FileRollSink {
         }
         if self.marking {
             let end = current.committed + self.buf.len() as u64;
-            match batch_mark::mark(&current.file, current.committed, end) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.marking = false;
-                    tracing::info!(
-                        sink = %self.name,
-                        directory = %self.config.directory.display(),
-                        "the filesystem has no user extended attributes: a batch torn by a kill \
-                         in the middle of its write stays at the end of its file (as in Flume)"
-                    );
-                }
-                Err(e) => {
-                    self.current = Some(current);
-                    return Err(e).context("marking the batch on the file");
-                }
+            if let Err(e) = batch_mark::mark(&current.file, current.committed, end) {
+                self.marking = false;
+                tracing::warn!(
+                    sink = %self.name,
+                    file = %current.path.display(),
+                    "{}: from now on, a batch torn by a kill in the middle of its write stays \
+                     at the end of its file (as in Flume)",
+                    batch_mark::why_unmarked(e)
+                );
             }
         }
         if let Err(e) = current.file.write_all(&self.buf) {
@@ -493,7 +487,7 @@ mod tests {
     fn tear(path: &std::path::Path, bytes: &[u8], whole: u64) {
         let mut f = OpenOptions::new().append(true).open(path).unwrap();
         let len = f.metadata().unwrap().len();
-        assert!(batch_mark::mark(&f, len, len + whole).unwrap());
+        batch_mark::mark(&f, len, len + whole).unwrap();
         f.write_all(bytes).unwrap();
     }
 
@@ -599,5 +593,23 @@ mod tests {
         assert!(s.current.is_some(), "the empty file is kept");
         s.current.as_mut().unwrap().committed = 2;
         assert!(s.roll_due(), "a file holding a batch rolls");
+    }
+
+    /// A file that refuses the mark (user attributes are not allowed on a device node) does not
+    /// stop the sink: the batch is written, and marking is off for the rest of the run.
+    #[test]
+    fn a_file_that_refuses_the_mark_is_written_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(dir.path(), FileNaming::Default, "", "");
+        s.config.fsync = false;
+        s.current = Some(Current {
+            path: "/dev/null".into(),
+            file: OpenOptions::new().write(true).open("/dev/null").unwrap(),
+            opened: Instant::now(),
+            committed: 1,
+        });
+        s.deliver(&[(0, Event::new(&b"one"[..]))]).unwrap();
+        assert!(!s.marking);
+        assert_eq!(s.current.as_ref().unwrap().committed, 5);
     }
 }
