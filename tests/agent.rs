@@ -1053,8 +1053,9 @@ fn a_spillable_memory_channel_keeps_acknowledged_lines_across_sigkill() {
 /// take was not committed, so the batch comes again, and the next start cuts the torn part off.
 /// The stress source keeps the sink writing 2 MB batches back to back, and the agent is killed
 /// every 0.2–0.4 s; every line in the output must then be whole. Kills land inside a write about
-/// once in fifty, so this runs by hand (about a minute and 4 GB of disk for 150 kills;
-/// `WEIR_TORN_KILLS` sets the count): before the fix, 150 kills left 3 torn lines.
+/// once in forty, so this runs by hand (about two minutes and 4 GB of disk for 150 kills;
+/// `WEIR_TORN_KILLS` sets the count): before the fix, two runs of 150 kills left 3 and 5 torn
+/// lines.
 #[test]
 #[ignore = "a long crash loop, run by hand: cargo test --test agent -- --ignored torn"]
 fn no_line_torn_by_sigkill_survives_the_next_start() {

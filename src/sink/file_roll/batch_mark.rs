@@ -3,20 +3,24 @@
 //!
 //! A batch is one `write`, but a write of more than a page can be cut short by SIGKILL (the
 //! kernel stops copying between pages when a fatal signal is pending), leaving part of a batch
-//! whose take was never committed at the end of the file. The batch is delivered again after the
-//! restart, so the part is garbage: a torn line, or a torn Avro block that makes the rest of the
-//! file unreadable. In a crash loop of 150 kills (2 MB batches) three such lines appeared.
+//! whose take was never committed at the end of the file. With a durable channel the batch is
+//! delivered again after the restart, so the part is garbage: a torn line, or a torn Avro block
+//! that makes the rest of the file unreadable. Two crash loops of 150 kills (2 MB batches) left
+//! 3 and 5 such lines.
 //!
 //! Before each write the sink records, in an extended attribute of the file
 //! (`user.weir.batch`, the text `START END`), the file's length before the batch and after it.
 //! At start, a file of this sink's naming whose length lies strictly between the two was cut
-//! short in that write: the take was not committed (commit follows the whole write), so the file
-//! is cut back to `START`, and a file left empty is removed. Any other length means the write
-//! finished (its batch may come again: at least once) or never began, and the file is left as it
-//! is. A stale mark is harmless: a file's length never falls below the end of a batch that was
-//! written whole, so an older mark never lies strictly around the length. While a sink writes a
-//! file it holds an `flock` on it, so a second agent writing into the same directory never cuts
-//! a file that is being written.
+//! short in that write, so it is cut back to `START`, and a file left empty is removed. After a
+//! kill, or a power loss with `sink.fsync` on, the take of that batch was not committed (commit
+//! follows the whole write, and its fdatasync), so nothing committed is cut. After a power loss
+//! with `sink.fsync = false`, a batch that was committed but only partly written back is cut too:
+//! a loss that setting accepts, which would otherwise leave a torn line. Any other length means
+//! the write finished (its batch may come again: at least once) or never began, and the file is
+//! left as it is. A stale mark is harmless: a file's length never falls below the end of a batch
+//! that was written whole, so an older mark never lies strictly around the length. While a sink
+//! writes a file it holds an `flock` on it, so a second agent writing into the same directory
+//! never cuts a file that is being written.
 //!
 //! An attribute, not a record file beside the output: readers of the directory (another agent's
 //! spooling directory, `avro-tools`, a script reading every file) see only the sink's files.
@@ -25,6 +29,7 @@
 //! a note says so once; the sink goes on writing.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use rustix::fs::XattrFlags;
@@ -48,12 +53,12 @@ pub fn why_unmarked(e: Errno) -> String {
     }
 }
 
-/// Removes the mark from a file the sink has closed (its last batch was committed).
-pub fn unmark(file: &File) {
+/// Removes the mark from `file` (at `path`), closed with its last batch committed.
+pub fn unmark(file: &File, path: &Path) {
     match rustix::fs::fremovexattr(file, ATTR) {
         Ok(()) => {}
         Err(e) if e == Errno::NODATA || unsupported(e) => {}
-        Err(e) => tracing::debug!("cannot remove the batch mark: {e}"),
+        Err(e) => tracing::debug!(file = %path.display(), "cannot remove the batch mark: {e}"),
     }
 }
 
@@ -75,7 +80,7 @@ impl std::fmt::Display for Repair {
         match self {
             Repair::Cut { from, to } => write!(f, "cut from {from} back to {to} bytes"),
             Repair::Removed { from } => {
-                write!(f, "removed ({from} bytes, none of them committed)")
+                write!(f, "removed ({from} bytes, all of them from the torn batch)")
             }
         }
     }
@@ -86,10 +91,24 @@ impl std::fmt::Display for Repair {
 /// what it cut, by file name; a file it cannot read or repair is logged and left alone.
 pub fn repair(dir: &Path, is_ours: impl Fn(&str) -> bool, sync: bool) -> Vec<(String, Repair)> {
     let mut repaired = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return repaired;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(
+                directory = %dir.display(),
+                "cannot list the directory to look for batches torn by a crash: {e}"
+            );
+            return repaired;
+        }
     };
-    for entry in entries.flatten() {
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(directory = %dir.display(), "cannot list the directory: {e}");
+                break;
+            }
+        };
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
@@ -98,7 +117,7 @@ pub fn repair(dir: &Path, is_ours: impl Fn(&str) -> bool, sync: bool) -> Vec<(St
         }
         let path = entry.path();
         // Most files carry no mark: find out without opening them for writing.
-        match rustix::fs::getxattr_query(&path, ATTR) {
+        match rustix::fs::lgetxattr_query(&path, ATTR) {
             Ok(_) => {}
             Err(e) if e == Errno::NODATA || unsupported(e) => continue,
             Err(e) => {
@@ -109,7 +128,7 @@ pub fn repair(dir: &Path, is_ours: impl Fn(&str) -> bool, sync: bool) -> Vec<(St
         match repair_file(&path, sync) {
             Ok(Some(done)) => repaired.push((name, done)),
             Ok(None) => {}
-            Err(e) => tracing::error!(
+            Err(e) => tracing::warn!(
                 file = %path.display(),
                 "cannot check the file for a batch torn by a crash: {e}"
             ),
@@ -119,7 +138,11 @@ pub fn repair(dir: &Path, is_ours: impl Fn(&str) -> bool, sync: bool) -> Vec<(St
 }
 
 fn repair_file(path: &Path, sync: bool) -> std::io::Result<Option<Repair>> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     match file.try_lock() {
         Ok(()) => {}
         // Another sink is writing it.
@@ -129,41 +152,49 @@ fn repair_file(path: &Path, sync: bool) -> std::io::Result<Option<Repair>> {
     let mut value = [0u8; 64];
     let n = match rustix::fs::fgetxattr(&file, ATTR, &mut value) {
         Ok(n) => n,
-        // Removed meanwhile, or longer than any mark this module writes.
-        Err(Errno::NODATA | Errno::RANGE) => return Ok(None),
+        // Removed meanwhile.
+        Err(Errno::NODATA) => return Ok(None),
+        Err(Errno::RANGE) => value.len(),
         Err(e) => return Err(e.into()),
     };
     let Some((start, end)) = parse(&value[..n]) else {
-        tracing::warn!(file = %path.display(), "ignoring a batch mark that is not `START END`");
+        tracing::warn!(
+            file = %path.display(),
+            mark = %String::from_utf8_lossy(&value[..n]),
+            "removing a batch mark ({ATTR}) that is not `START END`"
+        );
+        unmark(&file, path);
         return Ok(None);
     };
-    let len = file.metadata()?.len();
-    let done = if start < len && len < end {
-        if start == 0 {
-            std::fs::remove_file(path)?;
-            if sync && let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Repair::Removed { from: len }
-        } else {
-            file.set_len(start)?;
-            if sync {
-                file.sync_data()?;
-            }
-            Repair::Cut {
-                from: len,
-                to: start,
-            }
-        }
-    } else {
+    let meta = file.metadata()?;
+    let len = meta.len();
+    if !(start < len && len < end) {
         // Nothing torn: the mark is spent.
-        unmark(&file);
+        unmark(&file, path);
         return Ok(None);
-    };
-    if matches!(done, Repair::Cut { .. }) {
-        unmark(&file);
     }
-    Ok(Some(done))
+    if start == 0 {
+        // Unlink only the file examined: the name is only what it was when listed, and only a
+        // holder of the lock unlinks, so the same inode under the name means the same file.
+        let named = std::fs::symlink_metadata(path)?;
+        if (named.dev(), named.ino()) != (meta.dev(), meta.ino()) {
+            return Ok(None);
+        }
+        std::fs::remove_file(path)?;
+        if sync && let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        return Ok(Some(Repair::Removed { from: len }));
+    }
+    file.set_len(start)?;
+    if sync {
+        file.sync_data()?;
+    }
+    unmark(&file, path);
+    Ok(Some(Repair::Cut {
+        from: len,
+        to: start,
+    }))
 }
 
 fn parse(value: &[u8]) -> Option<(u64, u64)> {

@@ -59,13 +59,7 @@ impl FileRollSink {
         })?;
         let repaired = batch_mark::repair(
             &config.directory,
-            |file| {
-                file.starts_with(&config.prefix)
-                    && (config.extension.is_empty()
-                        || file
-                            .strip_suffix(&config.extension)
-                            .is_some_and(|f| f.ends_with('.')))
-            },
+            |file| is_named_by(&config, file),
             config.fsync,
         );
         for (file, done) in repaired {
@@ -73,8 +67,8 @@ impl FileRollSink {
                 sink = %name,
                 directory = %config.directory.display(),
                 %file,
-                "cut off a batch torn when the last run was killed in the middle of writing it \
-                 (its take was not committed, so it is delivered again): {done}"
+                "cut off a batch torn by a kill or crash in the middle of its write: {done} \
+                 (from a durable channel, such a batch had not been committed, and comes again)"
             );
         }
         Ok(FileRollSink {
@@ -132,8 +126,14 @@ impl FileRollSink {
     fn close_current(&mut self) {
         // Every committed batch is already complete in the file (and synced if `fsync`).
         if let Some(c) = self.current.take() {
-            if self.marking {
-                batch_mark::unmark(&c.file);
+            if c.committed == 0 {
+                // Its first batch never went in (a full disk): an empty file is not even a valid
+                // Avro file.
+                if c.file.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&c.path);
+                }
+            } else if self.marking {
+                batch_mark::unmark(&c.file, &c.path);
             }
             tracing::debug!(sink = %self.name, file = %c.path.display(), "closed file");
         }
@@ -151,7 +151,12 @@ impl FileRollSink {
                     // Held while the file is written, so that another agent's start-up repair
                     // (batch_mark) leaves it alone.
                     if let Err(e) = file.try_lock() {
-                        tracing::debug!(file = %path.display(), "cannot lock: {e}");
+                        tracing::warn!(
+                            sink = %self.name,
+                            file = %path.display(),
+                            "cannot lock the new file ({e}): another agent starting with this \
+                             directory could cut a batch torn in it while it is written"
+                        );
                     }
                     if self.config.fsync {
                         // The new name must survive a crash with the data synced into it.
@@ -231,6 +236,10 @@ impl FileRollSink {
             let _ = self.cut_back(current);
             return Err(e).context("fdatasync");
         }
+        if current.committed == 0 {
+            // The roll interval counts from the file's first batch, not from an outage before it.
+            current.opened = Instant::now();
+        }
         current.committed += self.buf.len() as u64;
         self.current = Some(current);
         Ok(())
@@ -253,6 +262,28 @@ impl FileRollSink {
             }
         }
     }
+}
+
+/// Whether `file` has a name this sink's path manager makes: prefix, digits (the DEFAULT series
+/// or the ROLLTIME second), `-`, the counter, and `.extension` when one is set.
+fn is_named_by(config: &FileRollConfig, file: &str) -> bool {
+    let Some(rest) = file.strip_prefix(config.prefix.as_str()) else {
+        return false;
+    };
+    let rest = if config.extension.is_empty() {
+        rest
+    } else {
+        match rest
+            .strip_suffix(config.extension.as_str())
+            .and_then(|r| r.strip_suffix('.'))
+        {
+            Some(r) => r,
+            None => return false,
+        }
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    rest.split_once('-')
+        .is_some_and(|(stamp, counter)| digits(stamp) && digits(counter))
 }
 
 impl Sink for FileRollSink {
@@ -573,26 +604,95 @@ mod tests {
     }
 
     /// While the first batch of a file keeps failing (a full disk), the empty file is kept past
-    /// `rollInterval` instead of a new empty file being made at every roll.
+    /// `rollInterval` instead of a new empty file being made at every roll; the interval then
+    /// counts from its first batch; and an empty file is removed when it is closed.
     #[test]
-    fn an_empty_file_is_not_rolled() {
+    fn an_empty_file_is_not_rolled_and_not_left_behind() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = sink(dir.path(), FileNaming::Default, "", "");
-        s.config.roll_interval = Duration::from_millis(1);
-        let path = dir.path().join("full");
+        s.config.roll_interval = Duration::from_secs(60);
+        let path = dir.path().join("1-1");
         std::fs::write(&path, b"").unwrap();
+        let an_hour_ago = Instant::now() - Duration::from_secs(3600);
+        // A read-only descriptor: writes fail, and cutting back to 0 bytes of a 0-byte file too.
         s.current = Some(Current {
             path: path.clone(),
             file: File::open(&path).unwrap(),
-            opened: Instant::now(),
+            opened: an_hour_ago,
             committed: 0,
         });
-        std::thread::sleep(Duration::from_millis(5));
         assert!(!s.roll_due());
         s.idle().unwrap();
         assert!(s.current.is_some(), "the empty file is kept");
-        s.current.as_mut().unwrap().committed = 2;
+        // The disk has room again.
+        s.current = Some(Current {
+            path: path.clone(),
+            file: OpenOptions::new().append(true).open(&path).unwrap(),
+            opened: an_hour_ago,
+            committed: 0,
+        });
+        s.deliver(&[(0, Event::new(&b"goes in"[..]))]).unwrap();
+        assert!(!s.roll_due(), "the interval counts from the first batch");
+        s.current.as_mut().unwrap().opened = an_hour_ago;
         assert!(s.roll_due(), "a file holding a batch rolls");
+        s.close().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"goes in\n");
+
+        let empty = dir.path().join("1-2");
+        std::fs::write(&empty, b"").unwrap();
+        s.current = Some(Current {
+            path: empty.clone(),
+            file: File::open(&empty).unwrap(),
+            opened: an_hour_ago,
+            committed: 0,
+        });
+        s.close().unwrap();
+        assert!(!empty.exists(), "an empty file is removed at close");
+    }
+
+    /// Only names the path managers make are looked at by the start-up repair.
+    #[test]
+    fn the_repair_looks_only_at_names_of_the_sinks_path_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = sink(dir.path(), FileNaming::Default, "app-", "log").config;
+        for name in ["app-1700000000000-1.log", "app-20261128061500-12.log"] {
+            assert!(is_named_by(&c, name), "{name}");
+        }
+        for name in [
+            "app-1-1.log.bak",
+            "app-1.log",
+            "app-x-1.log",
+            "app--1.log",
+            "app-1-.log",
+            "other-1-1.log",
+            "app-1-1log",
+            "app-1-1",
+        ] {
+            assert!(!is_named_by(&c, name), "{name}");
+        }
+        c.prefix.clear();
+        c.extension.clear();
+        assert!(is_named_by(&c, "1700000000000-3"));
+        assert!(!is_named_by(&c, "1700000000000-3.log"));
+        assert!(!is_named_by(&c, ".1700000000000-3"));
+    }
+
+    /// A mark that is not `START END` is reported and removed, and the file left as it is.
+    #[test]
+    fn a_garbage_mark_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1-1");
+        std::fs::write(&path, b"a\nb").unwrap();
+        rustix::fs::setxattr(
+            &path,
+            "user.weir.batch",
+            b"3 x",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        drop(sink(dir.path(), FileNaming::Default, "", ""));
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb");
+        assert!(!has_mark(&path));
     }
 
     /// A file that refuses the mark (user attributes are not allowed on a device node) does not
