@@ -5,8 +5,8 @@
 //! kernel stops copying between pages when a fatal signal is pending), leaving part of a batch
 //! whose take was never committed at the end of the file. With a durable channel the batch is
 //! delivered again after the restart, so the part is garbage: a torn line, or a torn Avro block
-//! that makes the rest of the file unreadable. Two crash loops of 150 kills (2 MB batches) left
-//! 3 and 5 such lines.
+//! that makes the rest of the file unreadable. Crash loops of 150 kills (2 MB batches) left 3, 5
+//! and 1 such lines (`tests/file_roll_crash.rs`).
 //!
 //! Before each write the sink records, in an extended attribute of the file
 //! (`user.weir.batch`, the text `START END`), the file's length before the batch and after it.
