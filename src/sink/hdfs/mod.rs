@@ -30,7 +30,7 @@ use crate::bucket_path::{BucketPath, TimeSettings, Zone};
 use crate::config::{HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore};
 use crate::event::Event;
 use sequence_file::{SequenceFileWriter, WriteFormat};
-use store::{LocalStore, Store, WebHdfsStore};
+use store::{LocalStore, Renamed, Store, WebHdfsStore};
 
 /// How often to try a new name when a file of the chosen one exists already.
 const NAME_TRIES: usize = 10;
@@ -69,6 +69,10 @@ struct OpenFile {
 struct Closing {
     from: String,
     to: String,
+    /// The expanded directory and file prefix `to` was named from, to name it anew when `to`
+    /// is taken.
+    dir: String,
+    prefix: String,
     tries: u32,
     next: Instant,
 }
@@ -338,13 +342,15 @@ impl HdfsSink {
         self.rename(Closing {
             from: f.in_use,
             to: f.target,
+            dir: f.dir,
+            prefix: f.prefix,
             tries: 0,
             next: Instant::now(),
         });
     }
 
     fn rename(&mut self, mut c: Closing) {
-        match self.store.rename(&c.from, &c.to) {
+        match self.try_rename(&mut c) {
             Ok(()) => tracing::info!(sink = %self.name, file = %c.to, "closed"),
             Err(e) => {
                 c.tries += 1;
@@ -360,6 +366,56 @@ impl HdfsSink {
                 self.closing.push(c);
             }
         }
+    }
+
+    /// Renames `c.from` to `c.to`, or, when that name is taken, to the next free number.
+    ///
+    /// A name is taken when an earlier run numbered its files past this run's clock: the
+    /// counter starts at the clock's milliseconds (as Flume's does) and a run rolling more than
+    /// a file a millisecond (draining a backlog with a small `rollCount`) runs ahead of it.
+    /// Flume's rename then fails without a word and the file stays in use for ever; here the
+    /// counter moves past every number in the directory, so this and the later files of the
+    /// run take free names.
+    fn try_rename(&mut self, c: &mut Closing) -> anyhow::Result<()> {
+        if self.store.rename(&c.from, &c.to)? == Renamed::Done {
+            return Ok(());
+        }
+        let dir = match c.to.rfind('/') {
+            Some(0) => "/".to_owned(),
+            Some(i) => c.to[..i].to_owned(),
+            None => ".".to_owned(),
+        };
+        let base = c.prefix.rsplit('/').next().unwrap_or(&c.prefix);
+        let in_use_prefix = self.config.in_use_prefix.as_str();
+        let highest = self
+            .store
+            .list(&dir)?
+            .iter()
+            .filter_map(|name| {
+                let name = name.strip_prefix(in_use_prefix).unwrap_or(name);
+                let rest = name.strip_prefix(base)?.strip_prefix('.')?;
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                rest[..digits].parse::<u64>().ok()
+            })
+            .max()
+            .unwrap_or(0);
+        self.counter = self.counter.max(highest);
+        for _ in 0..NAME_TRIES {
+            self.counter += 1;
+            let (_, to) = self.names(&c.dir, &c.prefix);
+            tracing::info!(sink = %self.name, file = %c.from, taken = %c.to, to = %to,
+                "the final name is taken (an earlier run numbered its files past this run's \
+                 clock): renaming to the next free number");
+            c.to = to;
+            if self.store.rename(&c.from, &c.to)? == Renamed::Done {
+                return Ok(());
+            }
+        }
+        anyhow::bail!(
+            "cannot rename {} to a free name: {NAME_TRIES} names in a row past the highest \
+             number in {dir} were taken",
+            c.from
+        )
     }
 
     /// Rolls the files whose time is up (`rollInterval`, `idleTimeout`) and retries renames
@@ -581,8 +637,8 @@ impl Sink for HdfsSink {
             self.close_file(&key);
             // A failed rename is tried once more at once: this is its last chance.
             let retried = match self.closing.pop() {
-                Some(c) if self.closing.len() == pending => {
-                    let again = self.store.rename(&c.from, &c.to);
+                Some(mut c) if self.closing.len() == pending => {
+                    let again = self.try_rename(&mut c);
                     if let Err(e) = &again {
                         tracing::error!(sink = %self.name, file = %c.from, error = %format!("{e:#}"),
                             "cannot rename a closed file at stop");
@@ -603,12 +659,12 @@ impl Sink for HdfsSink {
             }
         }
         left += self.closing.len();
-        for c in earlier {
+        for mut c in earlier {
             if failures >= STOP_FAILURES {
                 left += 1;
                 continue;
             }
-            match self.store.rename(&c.from, &c.to) {
+            match self.try_rename(&mut c) {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;

@@ -17,8 +17,21 @@ pub trait Store: Send {
     /// name exists, and nothing was written.
     fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool>;
     fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()>;
-    /// Renames `from` to `to`, failing (and changing nothing) if `to` exists.
-    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()>;
+    /// Renames `from` to `to`, never replacing `to`: [`Renamed::TargetTaken`] when it exists
+    /// (and nothing changed).
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<Renamed>;
+    /// The names in directory `dir`; none when it does not exist.
+    fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>>;
+}
+
+/// What [`Store::rename`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renamed {
+    /// `from` is now `to` (or was already: an earlier rename whose answer was lost, or a file
+    /// removed from outside, which leaves nothing to rename).
+    Done,
+    /// `to` exists: nothing was renamed.
+    TargetTaken,
 }
 
 /// The local filesystem (`file://` or a path without a scheme).
@@ -65,30 +78,50 @@ impl Store for LocalStore {
             .with_context(|| format!("cannot write {path}"))
     }
 
-    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<Renamed> {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
         match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
             Ok(()) => {}
+            Err(Errno::EXIST) => return Ok(Renamed::TargetTaken),
             // A filesystem without RENAME_NOREPLACE: look first (a race needs another writer
             // of the same names, which the counter in every name rules out).
-            Err(rustix::io::Errno::INVAL) if !Path::new(to).exists() => {
+            Err(Errno::INVAL) if Path::new(to).exists() => return Ok(Renamed::TargetTaken),
+            Err(Errno::INVAL) => {
                 std::fs::rename(from, to)
                     .with_context(|| format!("cannot rename {from} to {to}"))?;
             }
             // An earlier rename that was done although its caller saw it fail; or the file was
             // removed from outside, and there is nothing left to rename (as in Flume).
-            Err(rustix::io::Errno::NOENT) if !Path::new(from).exists() => {
+            Err(Errno::NOENT) if !Path::new(from).exists() => {
                 if !Path::new(to).exists() {
                     tracing::warn!(file = %from, "a closed file to rename is gone; nothing to rename");
                 }
-                return Ok(());
+                return Ok(Renamed::Done);
             }
             Err(e) => {
                 return Err(std::io::Error::from(e))
                     .with_context(|| format!("cannot rename {from} to {to}"));
             }
         }
-        Self::sync_parent(Path::new(to))
+        Self::sync_parent(Path::new(to))?;
+        Ok(Renamed::Done)
+    }
+
+    fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {dir}")),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {dir}"))?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }
 
@@ -163,9 +196,9 @@ impl Store for WebHdfsStore {
         self.call(|nn| nn.append(path, data))
     }
 
-    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<Renamed> {
         if self.call(|nn| nn.rename(from, to))? {
-            return Ok(());
+            return Ok(Renamed::Done);
         }
         // Refused: done already (an earlier rename whose answer was lost), or really refused.
         let gone = self.call(|nn| nn.status(from))?.is_none();
@@ -175,16 +208,19 @@ impl Store for WebHdfsStore {
                 // rename a file that no longer exists.
                 tracing::warn!(file = %from, "a closed file to rename is gone; nothing to rename");
             }
-            return Ok(());
+            return Ok(Renamed::Done);
+        }
+        if self.call(|nn| nn.status(to))?.is_some() {
+            return Ok(Renamed::TargetTaken);
         }
         anyhow::bail!(
-            "WebHDFS refused to rename {from} to {to} ({})",
-            if gone {
-                "the source is gone"
-            } else {
-                "the target exists"
-            }
+            "WebHDFS refused to rename {from} to {to}, though {from} exists and {to} does not \
+             (is its directory missing, or not writable?)"
         )
+    }
+
+    fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.call(|nn| nn.list(dir))?.unwrap_or_default())
     }
 }
 
@@ -205,16 +241,27 @@ mod tests {
         let b = dir.path().join("sub/dir/b");
         let b = b.to_str().unwrap();
         std::fs::write(b, b"keep").unwrap();
-        let err = store.rename(a, b).unwrap_err();
-        assert!(format!("{err:#}").contains("cannot rename"), "{err:#}");
+        assert_eq!(store.rename(a, b).unwrap(), Renamed::TargetTaken);
         assert_eq!(std::fs::read(b).unwrap(), b"keep");
+        assert_eq!(std::fs::read(a).unwrap(), b"one\ntwo\n");
+        let mut names = store
+            .list(dir.path().join("sub/dir").to_str().unwrap())
+            .unwrap();
+        names.sort();
+        assert_eq!(names, ["a.tmp", "b"]);
+        assert!(
+            store
+                .list(dir.path().join("none").to_str().unwrap())
+                .unwrap()
+                .is_empty()
+        );
         std::fs::remove_file(b).unwrap();
-        store.rename(a, b).unwrap();
+        assert_eq!(store.rename(a, b).unwrap(), Renamed::Done);
         assert_eq!(std::fs::read(b).unwrap(), b"one\ntwo\n");
         // Renamed already, or gone altogether: nothing to do, without complaint.
-        store.rename(a, b).unwrap();
+        assert_eq!(store.rename(a, b).unwrap(), Renamed::Done);
         std::fs::remove_file(b).unwrap();
-        store.rename(a, b).unwrap();
+        assert_eq!(store.rename(a, b).unwrap(), Renamed::Done);
         let err = store.append(a, b"x").unwrap_err();
         assert!(format!("{err:#}").contains("a.tmp"), "{err:#}");
     }

@@ -340,13 +340,16 @@ impl Store for FaultyStore {
         }
         self.1.append(path, data)
     }
-    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+    fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<store::Renamed> {
         *self.0.rename_calls.lock().unwrap() += 1;
         std::thread::sleep(self.0.rename_delay);
         if take(&self.0.renames) {
             anyhow::bail!("injected rename failure");
         }
         self.1.rename(from, to)
+    }
+    fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
+        self.1.list(dir)
     }
 }
 
@@ -582,4 +585,87 @@ fn a_rename_with_both_names_missing_is_dropped() {
         "still retrying: tries = {}",
         sink.closing[0].tries
     );
+}
+
+/// The counter this sink's next file takes, far ahead of the clock, so that the final names
+/// of an "earlier run" can be laid in its way.
+const AHEAD: u64 = 9_000_000_000_000;
+
+/// An earlier run that rolled faster than a file a millisecond left final names ahead of the
+/// clock, which this run's counter reaches: a file whose final name is taken is renamed to a
+/// number past the highest in the directory (and the later files follow from there), instead
+/// of staying in use for ever with a rename retried every `retryInterval`. The earlier files
+/// are not touched.
+#[test]
+fn a_final_name_taken_by_an_earlier_run_is_passed_over_for_a_free_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for n in AHEAD..AHEAD + 3 {
+        std::fs::write(out.join(format!("FlumeData.{n}")), "earlier\n").unwrap();
+    }
+    std::fs::write(
+        out.join(format!("FlumeData.{}.tmp", AHEAD + 5)),
+        "earlier\n",
+    )
+    .unwrap();
+    let mut c = config(out.to_str().unwrap(), text());
+    c.roll_count = 2;
+    let mut sink = HdfsSink::new("k1", c).unwrap();
+    sink.counter = AHEAD - 1;
+    sink.deliver(&batch(0, 2, "a", TS)).unwrap();
+    sink.deliver(&batch(2, 2, "a", TS)).unwrap();
+    sink.close().unwrap();
+
+    let got = files(dir.path());
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("out/FlumeData.{AHEAD}"),
+            format!("out/FlumeData.{}", AHEAD + 1),
+            format!("out/FlumeData.{}", AHEAD + 2),
+            format!("out/FlumeData.{}.tmp", AHEAD + 5),
+            format!("out/FlumeData.{}", AHEAD + 6),
+            format!("out/FlumeData.{}", AHEAD + 7),
+        ]
+    );
+    for (name, bytes) in &got[..4] {
+        assert_eq!(bytes, b"earlier\n", "{name}");
+    }
+    assert_eq!(lines(&got[4].1), ["line-0", "line-1"]);
+    assert_eq!(lines(&got[5].1), ["line-2", "line-3"]);
+}
+
+/// The same over WebHDFS: RENAME answers false, GETFILESTATUS finds the target, LISTSTATUS
+/// gives the numbers to pass.
+#[test]
+fn over_webhdfs_a_taken_final_name_is_passed_over_too() {
+    let mock = webhdfs_mock::MockWebHdfs::start();
+    for n in AHEAD..AHEAD + 2 {
+        mock.put_file(&format!("/flume/FlumeData.{n}"), b"earlier\n");
+    }
+    let mut c = config("/flume", text());
+    c.store = HdfsStore::WebHdfs {
+        endpoints: vec![mock.endpoint()],
+        user: Some("flume".into()),
+        proxy_user: None,
+    };
+    let mut sink = HdfsSink::new("k1", c).unwrap();
+    sink.counter = AHEAD - 1;
+    sink.deliver(&batch(0, 2, "a", TS)).unwrap();
+    sink.close().unwrap();
+    let files = mock.files();
+    let names: Vec<&String> = files.keys().collect();
+    assert_eq!(
+        names,
+        [
+            &format!("/flume/FlumeData.{AHEAD}"),
+            &format!("/flume/FlumeData.{}", AHEAD + 1),
+            &format!("/flume/FlumeData.{}", AHEAD + 2),
+        ]
+    );
+    assert_eq!(files[names[0]], b"earlier\n");
+    assert_eq!(files[names[1]], b"earlier\n");
+    assert_eq!(lines(&files[names[2]]), ["line-0", "line-1"]);
 }

@@ -161,6 +161,25 @@ struct FileStatusFields {
     kind: String,
 }
 
+/// `{"FileStatuses": {"FileStatus": [{"pathSuffix": "name", …}, …]}}`: LISTSTATUS's answer.
+#[derive(Deserialize)]
+struct ListingJson {
+    #[serde(rename = "FileStatuses")]
+    statuses: ListingStatuses,
+}
+
+#[derive(Deserialize)]
+struct ListingStatuses {
+    #[serde(rename = "FileStatus", default)]
+    status: Vec<ListedStatus>,
+}
+
+#[derive(Deserialize)]
+struct ListedStatus {
+    #[serde(rename = "pathSuffix")]
+    path_suffix: String,
+}
+
 /// `{"Location": "..."}`: a NameNode's answer to a CREATE or APPEND with `noredirect=true`.
 #[derive(Deserialize)]
 struct LocationJson {
@@ -274,6 +293,33 @@ impl WebHdfs {
                     .to_owned()
                     .into(),
             ))
+        }
+    }
+
+    /// The names of the entries of directory `path` (LISTSTATUS); `Ok(None)` when it does not
+    /// exist (a FileNotFoundException).
+    pub fn list(&self, path: &str) -> anyhow::Result<Option<Vec<String>>> {
+        let url = self.url("LISTSTATUS", path, &[])?;
+        let answer = match self.on_namenode(Method::Get, "LISTSTATUS", path, &url) {
+            Ok(answer) => answer,
+            Err(e) if remote_exception(&e) == Some("FileNotFoundException") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice::<ListingJson>(&answer.body) {
+            Ok(json) => Ok(Some(
+                json.statuses
+                    .status
+                    .into_iter()
+                    .map(|s| s.path_suffix)
+                    .collect(),
+            )),
+            Err(e) => {
+                let why = format!(
+                    "HTTP 200 with no FileStatuses JSON ({e}): {}",
+                    shown(&answer.body)
+                );
+                Err(self.error("LISTSTATUS", path, self.at_namenode(), why.into()))
+            }
         }
     }
 

@@ -635,6 +635,31 @@ fn namenode(
             }
             json_response(200, json!({ "boolean": true }))
         }
+        ("GET", "LISTSTATUS") => {
+            if fs.files.contains_key(path) || !fs.is_dir(path) {
+                return not_found(path);
+            }
+            let prefix = if path == "/" {
+                "/".to_owned()
+            } else {
+                format!("{path}/")
+            };
+            let mut names: Vec<&str> = fs
+                .files
+                .keys()
+                .chain(fs.dirs.iter())
+                .filter_map(|p| p.strip_prefix(&prefix))
+                .map(|rest| rest.split('/').next().unwrap_or(rest))
+                .filter(|n| !n.is_empty())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let statuses: Vec<serde_json::Value> = names
+                .into_iter()
+                .map(|n| json!({"pathSuffix": n, "type": "FILE", "length": 0}))
+                .collect();
+            json_response(200, json!({"FileStatuses": {"FileStatus": statuses}}))
+        }
         ("GET", "GETFILESTATUS") => {
             let (length, kind) = if let Some(data) = fs.files.get(path) {
                 (data.len(), "FILE")
