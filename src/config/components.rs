@@ -784,6 +784,21 @@ impl SourceConfig {
             .string("channels")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        // Read as the list above, so `note_unused` would take them for its parts.
+        let under_channels = s.full("channels.");
+        for (key, e) in s.props().with_prefix(&under_channels) {
+            let hint = match key.strip_prefix("selector.") {
+                Some(rest) => format!(
+                    " (a source's selector is `{}`)",
+                    s.full(&format!("selector.{rest}"))
+                ),
+                None => String::new(),
+            };
+            notes.push(format!(
+                "{}: {under_channels}{key}: unknown key, ignored{hint}",
+                e.at()
+            ));
+        }
         if channels.iter().any(|c| defined.contains(c)) {
             let at = s.entry("channels").map(|e| e.at()).unwrap_or_default();
             channels.retain(|c| {
@@ -1674,6 +1689,41 @@ mod tests {
         assert_eq!(
             cfg.notes,
             ["t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored"]
+        );
+    }
+
+    /// Keys under a source's `channels` (Flume reads none) are noted, and a selector key put
+    /// there is pointed to its place; a value with what looks like a comment after it says
+    /// that Java keeps the comment in the value.
+    #[test]
+    fn keys_under_a_sources_channels_are_noted_and_inline_comments_explained() {
+        let text = "a.sources = r1\na.channels = c1 c2\na.sinks = k1\na.sources.r1.type = seq\n\
+                    a.sources.r1.channels = c1 c2\n\
+                    a.sources.r1.channels.selector.type = multiplexing\n\
+                    a.channels.c1.type = memory\na.channels.c2.type = memory\n\
+                    a.sinks.k1.type = null\na.sinks.k1.channel = c1\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        assert_eq!(
+            cfg.notes,
+            [
+                "t.properties:6: a.sources.r1.channels.selector.type: unknown key, ignored \
+              (a source's selector is `a.sources.r1.selector.type`)"
+            ]
+        );
+
+        let text = text.replace("a.sinks.k1.type = null", "a.sinks.k1.type = null # the end");
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let err = crate::config::AgentConfig::from_properties(&props, "a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.properties:9: a.sinks.k1.type: ")
+                && err.ends_with(
+                    "(Java properties have no comments after a value: the `#` and what \
+                     follows are part of it)"
+                ),
+            "{err}"
         );
     }
 

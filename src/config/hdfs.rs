@@ -455,6 +455,28 @@ fn store(
             )));
         }
     };
+    // The start would refuse them with no line to point at (a template left in the path:
+    // `hdfs://{{namenode}}/…`).
+    for endpoint in &endpoints {
+        let host = endpoint
+            .parse::<ureq::http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned));
+        if host.is_none_or(|h| h.is_empty()) {
+            let key = if s.entry("hdfs.webhdfsAddress").is_some() {
+                "hdfs.webhdfsAddress"
+            } else {
+                "hdfs.path"
+            };
+            return Err(s.error(
+                Some(key),
+                format!(
+                    "the NameNode's HTTP address made from it, '{endpoint}', is not a URL with \
+                     a host name"
+                ),
+            ));
+        }
+    }
     Ok((
         HdfsStore::WebHdfs {
             endpoints,
@@ -673,6 +695,22 @@ mod tests {
         assert!(err.contains("scheme 's3a'"), "{err}");
         let err = store_of("file://otherhost/x", "").unwrap_err();
         assert!(err.contains("this machine"), "{err}");
+        // A template placeholder left in the host: refused here, at its line, not at the start.
+        let err = store_of("hdfs://{{namenode}}/flume/%y-%m-%d", "").unwrap_err();
+        assert!(
+            err.starts_with("t.properties:1: a.sinks.k1.hdfs.path: ")
+                && err.contains("'http://{{namenode}}:9870', is not a URL with a host name"),
+            "{err}"
+        );
+        let err = store_of(
+            "hdfs://nn/x",
+            "a.sinks.k1.hdfs.webhdfsAddress = http://a b:1\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("t.properties:2: a.sinks.k1.hdfs.webhdfsAddress: "),
+            "{err}"
+        );
     }
 
     /// A path without a scheme is qualified with the Hadoop configuration's fs.defaultFS (and

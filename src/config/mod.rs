@@ -623,6 +623,18 @@ impl<'a> Section<'a> {
                 .map(|(_, e)| e)
                 .min_by_key(|e| self.props.position(e))
         });
+        let mut message = message;
+        if let Some(value) = full
+            .as_deref()
+            .and_then(|k| self.props.get(k))
+            .map(|e| &e.value)
+            && (value.contains(" #") || value.contains("\t#"))
+        {
+            message.push_str(
+                " (Java properties have no comments after a value: the `#` and what follows \
+                 are part of it)",
+            );
+        }
         let mut error = ConfigError {
             files: self.props.files.iter().map(|f| f.to_path_buf()).collect(),
             line: None,
