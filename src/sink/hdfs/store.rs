@@ -1,5 +1,6 @@
-//! Where the hdfs sink's files live: the three operations it needs (create with the first
-//! bytes, append, rename without replacing), on the local filesystem or over WebHDFS. Every
+//! Where the hdfs sink's files live: the operations it needs (create with the first bytes,
+//! append, rename without replacing, list a directory when a final name is taken), on the
+//! local filesystem or over WebHDFS. Every
 //! call returns once its bytes are as safe as the store makes them: fdatasync'ed locally;
 //! acknowledged by the DataNode pipeline over WebHDFS (an APPEND's response comes after its
 //! stream is closed, which is what Flume's `hflush` gets).
