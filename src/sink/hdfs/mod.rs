@@ -9,7 +9,8 @@
 //! committed only after every one of them returned: a crash or a failed call loses nothing,
 //! and at worst writes a batch again. A file whose write failed (so that it may end in part of
 //! a record) is not written to again: it is closed and the retry goes to a new file, so a torn
-//! record can only be at the end of a file. A file whose write succeeded in a batch that failed
+//! record can only be at the end of a file; on the local filesystem it is cut off before the
+//! file is closed (and a file whose create failed part-way is removed). A file whose write succeeded in a batch that failed
 //! elsewhere stays open, and the retry writes those events to it again (as in Flume).
 
 mod sequence_file;
@@ -63,6 +64,8 @@ struct OpenFile {
     pending_events: usize,
     /// A call sending its bytes failed (or is under way): it may end in part of a batch.
     torn: bool,
+    /// Bytes its successful calls wrote: where a torn batch begins.
+    written: u64,
 }
 
 /// A closed file whose rename failed, tried again every `retryInterval`.
@@ -230,6 +233,7 @@ impl HdfsSink {
             pending: Vec::new(),
             pending_events: 0,
             torn: false,
+            written: 0,
         }
     }
 
@@ -302,6 +306,7 @@ impl HdfsSink {
         if f.created {
             self.store.append(&f.in_use, &data)?;
             f.torn = false;
+            f.written += data.len() as u64;
             data.clear();
             f.pending = data;
             return Ok(());
@@ -313,6 +318,7 @@ impl HdfsSink {
             if self.store.create(&f.in_use, &data)? {
                 f.created = true;
                 f.torn = false;
+                f.written = data.len() as u64;
                 tracing::info!(sink = %self.name, file = %f.in_use, "created");
                 data.clear();
                 f.pending = data;
@@ -454,7 +460,33 @@ impl HdfsSink {
             .map(|(k, _)| k.clone())
             .collect();
         for key in torn {
+            self.cut_torn(&key);
             self.close_file(&key);
+        }
+    }
+
+    /// Cuts the part of a failed batch off `key`'s file where the store can (locally), so that
+    /// the file it leaves ends with a whole batch; a create that failed part-way leaves no file.
+    fn cut_torn(&mut self, key: &str) {
+        let Some(f) = self.files.get_mut(key) else {
+            return;
+        };
+        if !f.torn {
+            return;
+        }
+        match self.store.cut(&f.in_use, f.written) {
+            Ok(true) => {
+                f.torn = false;
+                if !f.created {
+                    tracing::info!(sink = %self.name, file = %f.in_use,
+                        "removed the file whose creation failed part-way");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(sink = %self.name, file = %f.in_use, error = %format!("{e:#}"),
+                "cannot cut a failed batch off the file; it ends in part of that batch")
+            }
         }
     }
 

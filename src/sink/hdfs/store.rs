@@ -23,6 +23,10 @@ pub trait Store: Send {
     fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<Renamed>;
     /// The names in directory `dir`; none when it does not exist.
     fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>>;
+    /// Cuts `path` back to its first `keep` bytes after a write that failed part-way (removing
+    /// it when `keep` is 0: nothing of it was written whole). `Ok(false)`: this store cannot,
+    /// and the file keeps the torn tail.
+    fn cut(&mut self, path: &str, keep: u64) -> anyhow::Result<bool>;
 }
 
 /// What [`Store::rename`] did.
@@ -107,6 +111,25 @@ impl Store for LocalStore {
         }
         Self::sync_parent(Path::new(to))?;
         Ok(Renamed::Done)
+    }
+
+    fn cut(&mut self, path: &str, keep: u64) -> anyhow::Result<bool> {
+        if keep == 0 {
+            match std::fs::remove_file(path) {
+                Ok(()) => Self::sync_parent(Path::new(path))?,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {path}")),
+            }
+            return Ok(true);
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {path} to cut it"))?;
+        file.set_len(keep)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot cut {path} back to {keep} bytes"))?;
+        Ok(true)
     }
 
     fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
@@ -222,6 +245,13 @@ impl Store for WebHdfsStore {
 
     fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
         Ok(self.call(|nn| nn.list(dir))?.unwrap_or_default())
+    }
+
+    /// WebHDFS has TRUNCATE, but after a failed APPEND the file may still be under
+    /// construction (the DataNode's client holds its lease) and TRUNCATE refused or left to
+    /// block recovery; untested against a real cluster, so not used.
+    fn cut(&mut self, _path: &str, _keep: u64) -> anyhow::Result<bool> {
+        Ok(false)
     }
 }
 

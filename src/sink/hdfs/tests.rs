@@ -313,6 +313,7 @@ fn past_max_open_files_the_least_recently_written_is_closed() {
 /// counts them.
 #[derive(Clone, Default)]
 struct Faults {
+    creates: Arc<Mutex<usize>>,
     appends: Arc<Mutex<usize>>,
     renames: Arc<Mutex<usize>>,
     rename_delay: Duration,
@@ -330,6 +331,11 @@ fn take(n: &Mutex<usize>) -> bool {
 
 impl Store for FaultyStore {
     fn create(&mut self, path: &str, data: &[u8]) -> anyhow::Result<bool> {
+        if take(&self.0.creates) {
+            // The file is made and half of its bytes land before the call fails.
+            std::fs::write(path, &data[..data.len() / 2])?;
+            anyhow::bail!("injected create failure");
+        }
         self.1.create(path, data)
     }
     fn append(&mut self, path: &str, data: &[u8]) -> anyhow::Result<()> {
@@ -350,6 +356,9 @@ impl Store for FaultyStore {
     }
     fn list(&mut self, dir: &str) -> anyhow::Result<Vec<String>> {
         self.1.list(dir)
+    }
+    fn cut(&mut self, path: &str, keep: u64) -> anyhow::Result<bool> {
+        self.1.cut(path, keep)
     }
 }
 
@@ -381,13 +390,29 @@ fn after_a_failed_append_the_retry_goes_to_a_new_file_and_nothing_is_lost() {
     sink.close().unwrap();
     let got = files(dir.path());
     assert_eq!(got.len(), 2, "{got:?}");
-    // The first file: its batch, then the torn half of the failed one, never written after.
-    assert!(
-        got[0].1.starts_with(b"line-0\nline-1\nline-2"),
-        "{:?}",
-        got[0]
-    );
+    // The first file: its batch, the torn half of the failed one cut off, never written after.
+    assert_eq!(lines(&got[0].1), ["line-0", "line-1"]);
+    assert!(!got[0].0.ends_with(".tmp"), "{got:?}");
     assert_eq!(lines(&got[1].1), ["line-2", "line-3", "line-4"]);
+}
+
+/// A create that failed part-way leaves no file behind: the retry writes the batch whole to a
+/// file of the next number.
+#[test]
+fn a_file_whose_create_failed_part_way_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let faults = Faults::default();
+    let mut sink = faulty_sink(config(root, text()), &faults);
+    *faults.creates.lock().unwrap() = 1;
+    let first = batch(0, 3, "a", TS);
+    assert!(sink.deliver(&first).is_err());
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+    sink.deliver(&first).unwrap();
+    sink.close().unwrap();
+    let got = files(dir.path());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(lines(&got[0].1), ["line-0", "line-1", "line-2"]);
 }
 
 #[test]
