@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
-use weir::channel::memory::MemoryChannel;
-use weir::config::{FileChannelConfig, MemoryChannelConfig};
+use weir::config::FileChannelConfig;
 use weir::sink::null::NullSink;
 
 const BATCH: usize = 1000;
@@ -46,15 +45,7 @@ fn main() {
             )
             .expect("open file channel"),
         );
-        let memory: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
-            "c1",
-            &MemoryChannelConfig {
-                capacity: 100_000,
-                transaction_capacity: BATCH,
-                keep_alive: Duration::from_secs(3),
-                byte_capacity: None,
-            },
-        ));
+        let memory = common::memory_channel(BATCH);
         let mut rates = Vec::new();
         for (kind, ch) in [("file", file), ("memory", memory)] {
             let t = run_pipeline(ch, events, body);

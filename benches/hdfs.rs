@@ -12,14 +12,10 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use weir::channel::Channel;
-use weir::channel::memory::MemoryChannel;
 use weir::config::{
-    FileNaming, FileRollConfig, HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore,
-    MemoryChannelConfig, SerializerConfig,
+    FileNaming, FileRollConfig, HdfsCodec, HdfsFormat, HdfsSinkConfig, HdfsStore, SerializerConfig,
 };
 use weir::sink::Sink;
 use weir::sink::file_roll::FileRollSink;
@@ -73,15 +69,7 @@ fn file_roll(dir: &Path) -> Box<dyn Sink> {
 }
 
 fn run(sink: Box<dyn Sink>, events: u64) -> Duration {
-    let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new(
-        "c1",
-        &MemoryChannelConfig {
-            capacity: 100_000,
-            transaction_capacity: BATCH,
-            keep_alive: Duration::from_secs(3),
-            byte_capacity: None,
-        },
-    ));
+    let channel = common::memory_channel(BATCH);
     common::seq_pipeline(channel, sink, events, BODY, BATCH)
 }
 

@@ -1,5 +1,5 @@
 //! What the pipeline benches (`sources`, `peer`, `agent`, `hdfs`) share: a source case and its
-//! load, the file channel they put into, a null sink that counts what it drains, the timed run
+//! load, the file or memory channel they put into, a null sink that counts what it drains, the timed run
 //! of one source → file channel → sink pipeline, in-process, and the timed run of `seq` →
 //! channel → sink ([`seq_pipeline`]).
 
@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use weir::channel::Channel;
 use weir::channel::file::FileChannel;
+use weir::channel::memory::MemoryChannel;
 use weir::config::{
-    FileChannelConfig, FileGroup, SelectorConfig, SeqConfig, SourceConfig, SourceKind,
-    TaildirConfig,
+    FileChannelConfig, FileGroup, MemoryChannelConfig, SelectorConfig, SeqConfig, SourceConfig,
+    SourceKind, TaildirConfig,
 };
 use weir::event::Event;
 use weir::sink::{Sink, SinkCounters, SinkRunner};
@@ -120,6 +121,19 @@ pub fn file_channel(dir: &Path, transaction: usize) -> Arc<dyn Channel> {
         )
         .expect("open file channel"),
     )
+}
+
+/// A memory channel of 100,000 events, taking transactions of `transaction`.
+pub fn memory_channel(transaction: usize) -> Arc<dyn Channel> {
+    Arc::new(MemoryChannel::new(
+        "c1",
+        &MemoryChannelConfig {
+            capacity: 100_000,
+            transaction_capacity: transaction,
+            keep_alive: Duration::from_secs(3),
+            byte_capacity: None,
+        },
+    ))
 }
 
 /// The null sink, counting the body bytes it discards.
