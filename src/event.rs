@@ -19,6 +19,15 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+/// Now, in the unit of Flume's `timestamp` header: milliseconds since the Unix epoch (0 on a
+/// clock set before it). Sources, sinks and the metrics page all count time this way.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Headers as a sorted map. A sorted map keeps encodings deterministic, which makes log files
 /// reproducible byte for byte (the worked example in `wal-format.md` relies on it).
 pub type HeaderMap = BTreeMap<String, String>;

@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::net::ToSocketAddrs;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Datelike, TimeZone};
 
@@ -211,11 +210,7 @@ impl Chain {
         for step in &self.steps {
             match step {
                 Step::Timestamp { header, preserve } => {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_millis())
-                        .unwrap_or(0)
-                        .to_string();
+                    let now = crate::event::now_millis().to_string();
                     for e in &mut events {
                         set(e, header, *preserve, || now.clone());
                     }

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -36,13 +36,6 @@ struct Metric {
 
 fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Registry {
@@ -366,5 +359,5 @@ fn route(registry: &Registry, head: &Head) -> Result<(&'static str, String), (u1
 }
 
 pub fn start_time_ms() -> u64 {
-    now_ms()
+    crate::event::now_millis()
 }

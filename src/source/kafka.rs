@@ -301,12 +301,10 @@ fn to_pending(
     }
     set("partition", m.partition().to_string());
     set("offset", m.offset().to_string());
-    let millis = m.timestamp().to_millis().unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    });
+    let millis = m
+        .timestamp()
+        .to_millis()
+        .unwrap_or_else(|| crate::event::now_millis() as i64);
     set("timestamp", millis.to_string());
     if let Some(key) = m.key() {
         headers.insert("key".into(), String::from_utf8_lossy(key).into_owned());

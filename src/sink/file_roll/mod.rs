@@ -15,7 +15,7 @@ mod batch_mark;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -46,7 +46,7 @@ pub struct FileRollSink {
     counted_second: String,
     /// DEFAULT: the milliseconds since the epoch when the sink started, the same in every file
     /// name of this run (Flume's series timestamp); the counter orders the files.
-    series: u128,
+    series: u64,
     /// Whether batches are marked on the file ([`batch_mark`]): off where the filesystem has no
     /// user extended attributes.
     marking: bool,
@@ -79,10 +79,7 @@ impl FileRollSink {
             buf: Vec::new(),
             counter: 0,
             counted_second: String::new(),
-            series: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0),
+            series: crate::event::now_millis(),
             marking: true,
         })
     }
@@ -346,15 +343,12 @@ mod tests {
     #[test]
     fn file_names_follow_flumes_path_managers() {
         let dir = tempfile::tempdir().unwrap();
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
+        let before = crate::event::now_millis();
         let mut s = sink(dir.path(), FileNaming::Default, "app-", "log");
         let (first, second) = (s.next_name(), s.next_name());
         let re = regex::Regex::new(r"^app-(\d{13})-(\d+)\.log$").unwrap();
         let caps = re.captures(&first).unwrap_or_else(|| panic!("{first}"));
-        assert!(caps[1].parse::<u128>().unwrap() >= before, "{first}");
+        assert!(caps[1].parse::<u64>().unwrap() >= before, "{first}");
         assert_eq!(&caps[2], "1");
         assert_eq!(
             second,

@@ -21,7 +21,7 @@ pub(crate) mod webhdfs_mock;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -97,10 +97,7 @@ pub struct HdfsSink {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::event::now_millis() as i64
 }
 
 /// The escapes and time settings of `config`, checked: what `weir agent --check` reports.

@@ -376,7 +376,7 @@ impl KafkaSink {
     }
 
     fn record_error(&self, msg: &str) {
-        *self.counters.last_error.lock() = Some((msg.to_owned(), crate::metrics::now_ms()));
+        *self.counters.last_error.lock() = Some((msg.to_owned(), crate::event::now_millis()));
     }
 }
 
