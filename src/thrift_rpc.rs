@@ -46,12 +46,7 @@ pub const MAX_FRAME_BYTES: usize = 16_384_000;
 /// Deepest nesting of structs and containers read or skipped.
 pub const MAX_DEPTH: usize = 64;
 
-/// Which Thrift protocol encodes the messages (Flume `protocol`, `compact` by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Compact,
-    Binary,
-}
+pub use crate::config::ThriftProtocol as Protocol;
 
 /// Flume's `Status` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,14 @@
 
 use super::tls::{self, TlsServerConfig};
 use super::{ConfigError, RpcTarget, Section, parse_rpc_target};
-use crate::thrift_rpc::Protocol;
+
+/// Which Thrift protocol encodes the messages (Flume `protocol`, `compact` by default); the
+/// wire code is `thrift_rpc`, which calls it `Protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThriftProtocol {
+    Compact,
+    Binary,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThriftSourceConfig {
@@ -12,7 +19,7 @@ pub struct ThriftSourceConfig {
     /// Most connections served at once (weir's `max-connections`, 1000; see
     /// [`super::avro::rpc_source_max_connections`]). A connection past it is closed at once.
     pub max_connections: usize,
-    pub protocol: Protocol,
+    pub protocol: ThriftProtocol,
     /// `ssl = true`: connections are TLS.
     pub tls: Option<TlsServerConfig>,
 }
@@ -20,14 +27,14 @@ pub struct ThriftSourceConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThriftSinkConfig {
     pub target: RpcTarget,
-    pub protocol: Protocol,
+    pub protocol: ThriftProtocol,
 }
 
 /// `protocol`: `compact` (Flume's default) or `binary`, in any case.
-fn protocol(s: &Section) -> Result<Protocol, ConfigError> {
+fn protocol(s: &Section) -> Result<ThriftProtocol, ConfigError> {
     match s.string_or("protocol", "compact").to_ascii_lowercase().as_str() {
-        "compact" => Ok(Protocol::Compact),
-        "binary" => Ok(Protocol::Binary),
+        "compact" => Ok(ThriftProtocol::Compact),
+        "binary" => Ok(ThriftProtocol::Binary),
         other => Err(s.error(
             Some("protocol"),
             format!("'{other}' is not a Thrift protocol weir or Flume speaks; supported: compact, binary"),
@@ -136,13 +143,13 @@ mod tests {
                     reset_connection_interval: None,
                     tls: None,
                 },
-                protocol: Protocol::Compact,
+                protocol: ThriftProtocol::Compact,
             }
         );
         let p = props("a.sources.r1.bind = 0.0.0.0\na.sources.r1.port = 1\n");
         let s = Section::new(&p, "a.sources.r1.".into());
         let c = parse_thrift_source(&s, &mut Vec::new()).unwrap();
-        assert_eq!(c.protocol, Protocol::Compact);
+        assert_eq!(c.protocol, ThriftProtocol::Compact);
         assert_eq!(c.max_connections, 1000);
     }
 
@@ -154,7 +161,7 @@ mod tests {
         );
         let s = Section::new(&p, "a.sinks.k1.".into());
         let (c, _) = parse_thrift_sink(&s, &mut Vec::new()).unwrap();
-        assert_eq!(c.protocol, Protocol::Binary);
+        assert_eq!(c.protocol, ThriftProtocol::Binary);
         assert_eq!(
             c.target.reset_connection_interval,
             Some(Duration::from_secs(30))
