@@ -1002,13 +1002,6 @@ pub struct MemoryChannelConfig {
     pub byte_capacity: Option<u64>,
 }
 
-pub(super) fn home_path(rel: &str) -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(rel)
-}
-
 /// `transactionCapacity` (default `default`), which must not exceed `capacity` (named
 /// `capacity_name` in the error).
 fn transaction_capacity(
@@ -1082,7 +1075,7 @@ fn parse_file_channel(
     let transaction_capacity =
         transaction_capacity(s, default_transaction, capacity, "the channel capacity")?;
     let data_dirs: Vec<PathBuf> = match s.entry("dataDirs") {
-        None => vec![home_path(".flume/file-channel/data")],
+        None => vec![super::home_path(".flume/file-channel/data")],
         Some(e) => e
             .value
             .split(',')
@@ -1168,7 +1161,7 @@ fn parse_file_channel(
     s.accept_without_effect("use-fast-replay", why_replay, notes);
     s.accept_without_effect("maxCheckpointSize", why_ckpt, notes);
     let checkpoint_dir = match s.entry("checkpointDir") {
-        None => home_path(".flume/file-channel/checkpoint"),
+        None => super::home_path(".flume/file-channel/checkpoint"),
         Some(e) if e.value.trim().is_empty() => {
             return Err(s.error(
                 Some("checkpointDir"),

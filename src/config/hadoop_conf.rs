@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::hdfs::WEBHDFS_DEFAULT_PORT;
+/// Hadoop 3's NameNode HTTP port, the WebHDFS endpoint of an `hdfs://` path by default.
+pub const WEBHDFS_DEFAULT_PORT: u16 = 9870;
 
 /// The properties of the files read, as Hadoop's `Configuration` holds them: a later file's
 /// value replaces an earlier one unless that one was `final`.

@@ -14,9 +14,6 @@ use super::hadoop_conf::HadoopConf;
 use super::{ConfigError, Section, SerializerConfig};
 use crate::bucket_path::{BucketPath, RoundUnit, Zone};
 
-/// Hadoop 3's NameNode HTTP port, the WebHDFS endpoint of an `hdfs://` path by default.
-pub const WEBHDFS_DEFAULT_PORT: u16 = 9870;
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HdfsSinkConfig {
     /// Where the files go.

@@ -783,6 +783,15 @@ impl<'a> Section<'a> {
     }
 }
 
+/// `rel` under the user's home directory (the current directory without `HOME`), where Flume's
+/// defaults put the file channel's directories and TAILDIR's position file.
+fn home_path(rel: &str) -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(rel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1121,7 +1130,7 @@ a.sources.r1.channels = c2
                 "",
                 &format!(
                     "a.channels.c2.checkpointDir = /d/ck\na.channels.c2.dataDirs = {}\n",
-                    components::home_path(".flume/file-channel/data").display()
+                    home_path(".flume/file-channel/data").display()
                 ),
             ),
             "",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::components::home_path;
+use super::home_path;
 use super::{ConfigError, Section};
 use crate::event::Headers;
 
