@@ -10,6 +10,7 @@
 //! read frames below each segment's `visible_end`, which only moves forward after a sync.
 
 pub mod checkpoint;
+mod durable_file;
 pub mod error;
 pub mod frame;
 pub mod inspect;
@@ -662,7 +663,7 @@ impl Wal {
         if let Some(c) = removed {
             let path = c.lock().file.path().to_owned();
             std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
-            slots::sync_parent_dir(&path)?;
+            durable_file::sync_parent_dir(&path)?;
         }
         self.inner.update_floor_and_retain()
     }
@@ -1142,7 +1143,7 @@ impl Inner {
                 // The new name must be durable before the spare's header can be rewritten for
                 // reuse: otherwise a power cut could leave a file named as the old segment with
                 // the new segment's header, which open refuses (found by tests/power_loss.rs).
-                slots::sync_parent_dir(&spare)?;
+                durable_file::sync_parent_dir(&spare)?;
                 spares.push(spare);
                 tracing::debug!(segment = %path.display(), "segment retired as a spare");
             }

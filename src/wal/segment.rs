@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::durable_file::{overwrite_in_place, sync_parent_dir};
 use super::error::{Result, WalError};
 use super::frame::{le_u32, le_u64};
-use super::slots::sync_parent_dir;
 
 /// Bytes reserved for the segment header; frames start here.
 pub const SEGMENT_HEADER_LEN: usize = 4096;
@@ -497,22 +497,6 @@ impl Segment {
         let _ = self.seal.set(seal);
         self.set_visible_end(seal.end_pos as usize);
         Ok(())
-    }
-}
-
-/// Asks the filesystem to overwrite the empty file `f` in place (`FS_NOCOW_FL`). On a copy-on-write
-/// filesystem (btrfs) every overwrite needs new blocks, so `allocate` alone would not keep
-/// later writes into the segment from failing with ENOSPC on a full disk, which would poison
-/// the log (a failed write of appended frames) until a restart; journald marks its journal
-/// files the same way. The flag only takes on an empty file, hence before `allocate`. It also
-/// turns off btrfs's own data checksums, which the frames' CRCs make up for. Filesystems that
-/// overwrite in place anyway refuse the flag, and that is fine.
-pub(crate) fn overwrite_in_place(f: &File) {
-    use rustix::fs::IFlags;
-    if let Ok(flags) = rustix::fs::ioctl_getflags(f)
-        && !flags.contains(IFlags::NOCOW)
-    {
-        let _ = rustix::fs::ioctl_setflags(f, flags | IFlags::NOCOW);
     }
 }
 

@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::durable_file::{overwrite_in_place, sync_parent_dir};
 use super::error::{Result, WalError};
 use super::frame::{le_u32, le_u64};
 
@@ -149,7 +150,7 @@ impl SlotFile {
             .map_err(WalError::io("create", &tmp))?;
         // Slots are rewritten in place, for ever: on btrfs, without this, each rewrite would
         // need new blocks and fail on a full disk.
-        super::segment::overwrite_in_place(&file);
+        overwrite_in_place(&file);
         file.write_all_at(&image, 0)
             .map_err(WalError::io("write", &tmp))?;
         file.sync_all().map_err(WalError::io("fsync", &tmp))?;
@@ -193,20 +194,6 @@ fn read_up_to(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// `fsync` of the directory holding `path`, so a create, rename or unlink in it survives power
-/// loss.
-pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(WalError::io("fsync directory", dir))
 }
 
 #[cfg(test)]
