@@ -156,6 +156,17 @@ impl Security {
             },
         })
     }
+
+    /// Logs why a client's connection could not be set up (a source's side). A failed TLS
+    /// handshake is a client set up wrongly, or not speaking TLS at all: worth the operator's
+    /// eye, unlike a socket option that could not be set or a probe that connected and left.
+    pub fn report_setup_failure(&self, source: &str, peer: SocketAddr, e: &io::Error) {
+        if matches!(self, Security::Server(_)) && e.kind() != ErrorKind::UnexpectedEof {
+            tracing::warn!(source, %peer, error = %e, "cannot set up the connection");
+        } else {
+            tracing::info!(source, %peer, error = %e, "cannot set up the connection");
+        }
+    }
 }
 
 /// A connection's two ends as the transports use them, and the handle of its reply deadline.

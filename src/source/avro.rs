@@ -6,7 +6,6 @@
 //! frame that is not Avro RPC, or a handshake that cannot be read, closes that connection with
 //! a log line naming the client, and nothing else.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -122,14 +121,7 @@ fn serve(
     ) {
         Ok(t) => t,
         Err(e) => {
-            // A failed TLS handshake is a client set up wrongly (or not speaking TLS at all):
-            // worth the operator's eye, unlike a socket option that could not be set or a
-            // probe that connected and left.
-            if matches!(security, Security::Server(_)) && e.kind() != ErrorKind::UnexpectedEof {
-                tracing::warn!(source = name, %peer, error = %e, "cannot set up the connection");
-            } else {
-                tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
-            }
+            security.report_setup_failure(name, peer, &e);
             return;
         }
     };

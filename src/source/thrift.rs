@@ -9,7 +9,6 @@
 //! header is not Thrift closes that connection with a log line, and nothing else. Each
 //! connection has its own thread (as netcat's).
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -93,14 +92,7 @@ fn serve(
     let mut transport = match Transport::new(stream, security, stop.clone()) {
         Ok(t) => t,
         Err(e) => {
-            // A failed TLS handshake is a client set up wrongly (or not speaking TLS at all):
-            // worth the operator's eye, unlike a socket option that could not be set or a
-            // probe that connected and left.
-            if matches!(security, Security::Server(_)) && e.kind() != ErrorKind::UnexpectedEof {
-                tracing::warn!(source = name, %peer, error = %e, "cannot set up the connection");
-            } else {
-                tracing::info!(source = name, %peer, error = %e, "cannot set up the connection");
-            }
+            security.report_setup_failure(name, peer, &e);
             return;
         }
     };
