@@ -551,6 +551,8 @@ fn agent(
     };
     props.interpolate(&format!("{name}."), &Lookups::process(java_props))?;
     let config = AgentConfig::from_properties(&props, &name)?;
+    #[cfg(not(feature = "kafka"))]
+    refuse_kafka_components(&props, &name, &config)?;
     if check {
         let mut out = Out::new();
         out.print(format_args!("{}", config.describe()));
@@ -593,6 +595,45 @@ fn agent(
         shutdown,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A weir built without the `kafka` feature still parses Kafka components, so that their keys
+/// are checked as in any build, but cannot run them. The first one is refused at its `type`
+/// line, as every other refusal names file, line and key (the components' own refusals at
+/// start only know their names).
+#[cfg(not(feature = "kafka"))]
+fn refuse_kafka_components(
+    props: &Properties,
+    agent: &str,
+    config: &AgentConfig,
+) -> anyhow::Result<()> {
+    use weir::config::{ChannelKind, ConfigError, SinkKind, SourceKind};
+    let sources = (config.sources.iter())
+        .filter(|c| matches!(c.kind, SourceKind::Kafka(_)))
+        .map(|c| ("sources", "source", &c.name));
+    let channels = (config.channels.iter())
+        .filter(|c| matches!(c.kind, ChannelKind::Kafka(_)))
+        .map(|c| ("channels", "channel", &c.name));
+    let sinks = (config.sinks.iter())
+        .filter(|c| matches!(c.kind, SinkKind::Kafka(_)))
+        .map(|c| ("sinks", "sink", &c.name));
+    let Some((group, what, component)) = sources.chain(channels).chain(sinks).next() else {
+        return Ok(());
+    };
+    let key = format!("{agent}.{group}.{component}.type");
+    let mut error = ConfigError {
+        files: props.files.iter().map(|f| f.to_path_buf()).collect(),
+        line: None,
+        key: Some(key.clone()),
+        message: format!(
+            "a Kafka {what}, and this weir was built without the `kafka` feature \
+             (cargo build --features kafka)"
+        ),
+    };
+    if let Some(entry) = props.get(&key) {
+        error.locate(entry);
+    }
+    Err(error.into())
 }
 
 fn verify(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {

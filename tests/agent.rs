@@ -923,6 +923,41 @@ fn an_error_in_one_of_several_conf_files_names_that_file_and_line() {
     assert!(!dir.path().join("out").exists(), "the sink started");
 }
 
+/// A weir built without the `kafka` feature refuses a Kafka sink at its `type` line, both at
+/// `--check` and at start, as it refuses anything else it cannot run; nothing starts.
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn a_build_without_kafka_refuses_a_kafka_sink_at_its_type_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("kafka.properties");
+    std::fs::write(
+        &conf,
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = seq\na.sources.r1.channels = c1\n\
+         a.channels.c1.type = memory\n\n\
+         a.sinks.k1.channel = c1\n\
+         a.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n\
+         a.sinks.k1.kafka.bootstrap.servers = localhost:9092\n",
+    )
+    .unwrap();
+    for check in [true, false] {
+        let mut args = vec!["-f".as_ref(), conf.as_os_str()];
+        if check {
+            args.push("--check".as_ref());
+        }
+        let (ok, out) = run_to_exit(&args);
+        assert!(!ok, "accepted (check: {check}):\n{out}");
+        assert!(
+            out.contains(&format!(
+                "{}:9: a.sinks.k1.type: a Kafka sink, and this weir was built without the \
+                 `kafka` feature",
+                conf.display()
+            )),
+            "{out}"
+        );
+    }
+}
+
 /// Flume's search_replace, regex_extractor and remove_header interceptors, chained as a Flume
 /// file writes them: the card number is masked (Java's `$1` followed by letters in
 /// replaceString), fields of the masked body become headers, and the one not wanted downstream
