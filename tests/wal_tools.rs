@@ -326,6 +326,58 @@ fn verify_reports_offsets_no_segment_holds() {
     );
 }
 
+/// Damage inside a committed frame of the newest segment, below the end its last open verified:
+/// `dump` reports it (exit 1) as `verify` does, and still prints the frames after it, which the
+/// next open keeps; it does not take the damage for the end of the log.
+#[test]
+fn dump_reports_damage_below_the_verified_end_and_prints_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    for frame in 0..3u64 {
+        let events: Vec<Event> = (0..10)
+            .map(|i| Event::new(format!("frame{frame}-event{i}")))
+            .collect();
+        wal.append_commit(&events).unwrap();
+    }
+    wal.close().unwrap();
+    // The close recorded the log's end as verified; damage one byte of the middle frame.
+    let (_, seg) = inspect::segment_files(dir.path()).unwrap()[0].clone();
+    let mut image = std::fs::read(&seg).unwrap();
+    let at = image
+        .windows(b"frame1-event5".len())
+        .position(|w| w == b"frame1-event5")
+        .unwrap();
+    image[at] ^= 0x20;
+    std::fs::write(&seg, &image).unwrap();
+
+    let verify = run(&["wal", "verify"], dir.path());
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    let out = run(&["wal", "dump"], dir.path());
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("damaged below the end the log last verified"),
+        "{all}"
+    );
+    let offsets: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..10).chain(20..30).collect();
+    assert_eq!(offsets, expected, "{all}");
+
+    // From an offset past the damage: the events there, and the damage is not in the way.
+    let out = weir()
+        .args(["wal", "dump", "--from", "25"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let dumped = String::from_utf8_lossy(&out.stdout);
+    assert!(dumped.starts_with("25\t"), "{}", text(&out));
+    assert_eq!(dumped.lines().count(), 5, "{}", text(&out));
+}
+
 #[test]
 fn stats_and_verify_point_to_checkpoint_dir_when_no_consumer_is_found() {
     let dir = tempfile::tempdir().unwrap();

@@ -562,6 +562,15 @@ pub fn dump_noting(
 ) -> Result<u64> {
     let mut files = segment_files(dir)?;
     ensure_log_dir(dir, &files)?;
+    // As in `verify`: damage below the end the last open verified is damage, reported and
+    // passed over, not the end of the log (the frames after it are kept).
+    let verified = match verified_end(dir, !files.is_empty()) {
+        Ok(v) => v,
+        Err(problem) => {
+            on_problem(problem);
+            None
+        }
+    };
     // Start at the last segment whose base is at or below `from`.
     let start = files.iter().rposition(|(b, _)| *b <= from).unwrap_or(0);
     files.drain(..start);
@@ -597,7 +606,7 @@ pub fn dump_noting(
             seg.recovery_image(),
             base,
             seal,
-            None,
+            verified.filter(|v| v.base == base).map(|v| v.end_pos),
             |_, frame| {
                 for (i, ev) in frame.events().enumerate() {
                     let offset = frame.header.first_offset + i as u64;
