@@ -536,15 +536,16 @@ fn agent(
             let agents = props.agent_names();
             match agents.as_slice() {
                 [one] => one.clone(),
+                [] => anyhow::bail!(
+                    "{}: {} no agent (expected keys like `a.sources = r1`)",
+                    props.file_list(),
+                    props.the_files_define(),
+                ),
                 _ => anyhow::bail!(
                     "{}: give the agent's name with -n ({}: {})",
                     props.file_list(),
                     props.the_files_define(),
-                    if agents.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        agents.join(", ")
-                    }
+                    agents.join(", ")
                 ),
             }
         }

@@ -923,6 +923,27 @@ fn an_error_in_one_of_several_conf_files_names_that_file_and_line() {
     assert!(!dir.path().join("out").exists(), "the sink started");
 }
 
+/// A file that defines no agent says so, with or without `-n`: asking for `-n` would not help.
+#[test]
+fn a_file_without_agents_says_so_with_or_without_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("empty.properties");
+    std::fs::write(&conf, "# only a comment\n").unwrap();
+    for name in [None, Some("a")] {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-f".as_ref(), conf.as_os_str()];
+        if let Some(n) = name {
+            args.extend([std::ffi::OsStr::new("-n"), std::ffi::OsStr::new(n)]);
+        }
+        let (ok, out) = run_to_exit(&args);
+        assert!(!ok, "accepted (-n {name:?}):\n{out}");
+        assert!(
+            out.contains("defines no agent (expected keys like `a.sources = r1`)"),
+            "-n {name:?}: {out}"
+        );
+        assert!(!out.contains("give the agent's name"), "{out}");
+    }
+}
+
 /// A weir built without the `kafka` feature refuses a Kafka sink at its `type` line, both at
 /// `--check` and at start, as it refuses anything else it cannot run; nothing starts.
 #[cfg(not(feature = "kafka"))]

@@ -682,8 +682,33 @@ impl<'a> Section<'a> {
     }
 
     pub fn required(&self, key: &str, hint: &str) -> Result<String, ConfigError> {
-        self.string(key)
-            .ok_or_else(|| self.error(Some(key), format!("missing: {hint}")))
+        self.string(key).ok_or_else(|| {
+            let mut message = format!("missing: {hint}");
+            if let Some((typo, at)) = self.misspelling_of(key) {
+                message.push_str(&format!(
+                    " ({at}: {}{typo} looks like a misspelling of it)",
+                    self.prefix
+                ));
+            }
+            self.error(Some(key), message)
+        })
+    }
+
+    /// A key of this section that looks like a misspelling of `key`: the same in another case,
+    /// or one edit away (two for keys longer than six characters), counting a swap of two
+    /// neighbouring letters as one. Java properties are case-sensitive and Flume ignores keys
+    /// it does not know, so without this `prot` for `port` shows only as "port missing".
+    fn misspelling_of(&self, key: &str) -> Option<(String, String)> {
+        let most = if key.chars().count() > 6 { 2 } else { 1 };
+        self.props
+            .with_prefix(&self.prefix)
+            .find(|(k, _)| *k != key && strsim::damerau_levenshtein(k, key) <= most)
+            .or_else(|| {
+                self.props
+                    .with_prefix(&self.prefix)
+                    .find(|(k, _)| *k != key && k.eq_ignore_ascii_case(key))
+            })
+            .map(|(k, entry)| (k.to_owned(), entry.at()))
     }
 
     pub fn parse_or<T: std::str::FromStr>(
@@ -829,6 +854,38 @@ mod tests {
             Ok(c) => panic!("accepted: {}", c.describe()),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// A required key left out next to a key that looks like its misspelling: the error names
+    /// that key and its line. A key merely alike (`host` for `port`) is not taken for one.
+    #[test]
+    fn a_missing_key_points_at_its_likely_misspelling() {
+        let no_port = BASE.replace("a.sources.r1.port = 4444\n", "");
+        let e = error(&no_port, "a.sources.r1.prot = 4444\n");
+        assert!(
+            e.starts_with("base.properties:4: a.sources.r1.port: missing")
+                && e.ends_with(
+                    "(over.properties:1: a.sources.r1.prot looks like a misspelling of it)"
+                ),
+            "{e}"
+        );
+        let e = error(&no_port, "a.sources.r1.Port = 4444\n");
+        assert!(
+            e.contains("a.sources.r1.Port looks like a misspelling"),
+            "{e}"
+        );
+        let syslog = no_port.replace("type = netcat", "type = syslogtcp");
+        let e = error(&syslog, "a.sources.r1.host = h\n");
+        assert!(e.contains("a.sources.r1.port: missing"), "{e}");
+        assert!(!e.contains("misspelling"), "{e}");
+        // Keys longer than six characters allow two edits.
+        let spool = BASE.replace("type = netcat", "type = spooldir");
+        let e = error(&spool, "a.sources.r1.spolDirr = /var/spool\n");
+        assert!(
+            e.contains("a.sources.r1.spoolDir: missing")
+                && e.contains("a.sources.r1.spolDirr looks like a misspelling"),
+            "{e}"
+        );
     }
 
     /// A megabyte value in an error is shown by its ends; multi-byte characters are not cut.

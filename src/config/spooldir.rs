@@ -316,7 +316,8 @@ fn utf8_only(s: &Section, key: &str) -> Result<(), ConfigError> {
         Some(e) => Err(s.error(
             Some(key),
             format!(
-                "{} is not supported: the spooldir source reads and writes UTF-8 only",
+                "'{}' ({}) is not supported: the spooldir source reads and writes UTF-8 only",
+                label.trim(),
                 e.name()
             ),
         )),
@@ -511,7 +512,7 @@ mod tests {
             ),
             (
                 "a.sources.r1.spoolDir = /s\na.sources.r1.inputCharset = ISO-8859-1\n",
-                "t.properties:3: a.sources.r1.inputCharset: windows-1252 is not supported: the spooldir source reads and writes UTF-8 only",
+                "t.properties:3: a.sources.r1.inputCharset: 'ISO-8859-1' (windows-1252) is not supported: the spooldir source reads and writes UTF-8 only",
             ),
             (
                 "a.sources.r1.spoolDir = /s\na.sources.r1.inputCharset = klingon\n",
@@ -519,7 +520,7 @@ mod tests {
             ),
             (
                 "a.sources.r1.spoolDir = /s\na.sources.r1.deserializer.outputCharset = UTF-16\n",
-                "t.properties:3: a.sources.r1.deserializer.outputCharset: UTF-16LE is not supported",
+                "t.properties:3: a.sources.r1.deserializer.outputCharset: 'UTF-16' (UTF-16LE) is not supported",
             ),
             (
                 "a.sources.r1.spoolDir = /s\na.sources.r1.deletePolicy = later\n",
