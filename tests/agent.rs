@@ -491,8 +491,8 @@ fn config_errors_name_file_line_key_and_the_fix() {
     assert!(
         out.contains("source  r1 [netcat] -> c1")
             && out.contains("sink    k1 [logger] <- c1")
-            && out.contains("note: a.sources.r1.channels: not set; the agent has one channel")
-            && out.contains("note: a.sinks.k1.channel: not set; the agent has one channel"),
+            && out.contains(":4: a.sources.r1.channels: not set; the agent has one channel")
+            && out.contains(":8: a.sinks.k1.channel: not set; the agent has one channel"),
         "{out}"
     );
     let (ok, out) = check_config(GOOD, Some("b"));

@@ -760,7 +760,7 @@ fn unbound_note(s: &Section, key: &str, what: &str, name: &str, only: &str) -> S
     format!(
         "{}: not set; the agent has one channel, so {what} {name} uses {only} \
          (Flume would drop {what} {name})",
-        s.full(key)
+        s.located(key)
     )
 }
 
@@ -1096,7 +1096,7 @@ fn parse_file_channel(
     if data_dirs.len() > 1 {
         notes.push(format!(
             "{}: weir keeps the log in the first data directory ({}); the others are not used",
-            s.full("dataDirs"),
+            s.located("dataDirs"),
             data_dirs[0].display()
         ));
     }
@@ -1106,7 +1106,7 @@ fn parse_file_channel(
             notes.push(format!(
                 "{}: {n} is more than Flume's largest maxFileSize; {FLUME_MAX_FILE_SIZE} is used, \
                  as in Flume",
-                s.full("maxFileSize")
+                s.located("maxFileSize")
             ));
             FLUME_MAX_FILE_SIZE.div_ceil(4096) * 4096
         }
@@ -1233,7 +1233,7 @@ fn parse_spillable_memory(
         (memory, 0) => {
             notes.push(format!(
                 "{}: overflowCapacity = 0, so a memory channel of {memory} events, as in Flume",
-                s.full("type")
+                s.located("type")
             ));
             let channel = memory_channel(s, notes, memory, "memoryCapacity", 100.min(memory))?;
             Ok(ChannelKind::Memory(channel))

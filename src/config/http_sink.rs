@@ -212,19 +212,36 @@ pub fn parse_http_sink(
             s.full("incrementMetrics")
         ));
     }
-    if config.rollback.resolve(200) {
+    // One note for both defaults that make a 200 response a failure, naming every key to set:
+    // one at a time, a fixed configuration would only reveal the next.
+    let (rollback, backoff) = (config.rollback.resolve(200), config.backoff.resolve(200));
+    if rollback || backoff {
+        let mut what = Vec::new();
+        let mut fix = Vec::new();
+        if rollback {
+            what.push(
+                "rolls the event back, so it is sent again and again (Flume's default, \
+                       defaultRollback = true)",
+            );
+            fix.push(format!("`{}` = false", s.full("rollback.2XX")));
+        }
+        if backoff {
+            what.push(
+                "makes the sink back off, up to 5 s per event (Flume's default, \
+                       defaultBackoff = true)",
+            );
+            fix.push(format!("`{}` = false", s.full("backoff.2XX")));
+        }
+        let key = if rollback {
+            "defaultRollback"
+        } else {
+            "defaultBackoff"
+        };
         notes.push(format!(
-            "{}: a 200 response rolls the event back, so it is sent again and again (Flume's \
-             default, defaultRollback = true); set `{}` = false",
-            s.full("defaultRollback"),
-            s.full("rollback.2XX")
-        ));
-    } else if config.backoff.resolve(200) {
-        notes.push(format!(
-            "{}: the sink backs off after every 200 response (Flume's default, defaultBackoff = \
-             true), up to 5 s per event; set `{}` = false",
-            s.full("defaultBackoff"),
-            s.full("backoff.2XX")
+            "{}: a 200 response {}; set {}",
+            s.located(key),
+            what.join(" and "),
+            fix.join(" and ")
         ));
     }
     Ok((config, s.positive_or("batchSize", 100)? as usize))
@@ -270,10 +287,19 @@ mod tests {
         assert_eq!(c.rollback, StatusRule::new(true));
         assert_eq!(c.increment_metrics, StatusRule::new(false));
         assert_eq!(batch, 100);
-        // Every response, 200 too, rolls back: worth telling the user.
+        // Every response, 200 too, rolls back and backs off: worth telling the user, in one
+        // note naming both keys to set, at the sink's first line.
+        let note = notes
+            .iter()
+            .find(|n| n.contains("sent again and again"))
+            .unwrap_or_else(|| panic!("{notes:?}"));
         assert!(
-            notes.iter().any(|n| n.contains("sent again and again")),
-            "{notes:?}"
+            note.starts_with("agent.properties:1: a.sinks.k1.defaultRollback: a 200 response")
+                && note.contains("back off")
+                && note.ends_with(
+                    "set `a.sinks.k1.rollback.2XX` = false and `a.sinks.k1.backoff.2XX` = false"
+                ),
+            "{note}"
         );
     }
 

@@ -131,7 +131,7 @@ pub(super) fn parse_kafka_channel(
             s.entry("readSmallestOffset");
             notes.push(format!(
                 "{}: ignored, {} is set",
-                s.full("readSmallestOffset"),
+                s.located("readSmallestOffset"),
                 s.full("kafka.consumer.auto.offset.reset")
             ));
             None

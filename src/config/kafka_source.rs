@@ -98,7 +98,7 @@ pub(super) fn parse_kafka_source(
             if s.string("kafka.topics").is_some() {
                 notes.push(format!(
                     "{}: ignored, {} is set",
-                    s.full("kafka.topics"),
+                    s.located("kafka.topics"),
                     s.full("kafka.topics.regex")
                 ));
             }

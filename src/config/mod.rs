@@ -615,14 +615,7 @@ impl<'a> Section<'a> {
     /// set.
     pub fn error(&self, key: Option<&str>, message: String) -> ConfigError {
         let full = key.map(|k| self.full(k));
-        // The key's own entry, else (a missing key) where this component is first configured
-        // (first file, then first line), else nowhere: all the files.
-        let entry = full.as_deref().and_then(|k| self.props.get(k)).or_else(|| {
-            self.props
-                .with_prefix(&self.prefix)
-                .map(|(_, e)| e)
-                .min_by_key(|e| self.props.position(e))
-        });
+        let entry = self.entry_or_first(full.as_deref());
         let mut message = message;
         if let Some(value) = full
             .as_deref()
@@ -645,6 +638,26 @@ impl<'a> Section<'a> {
             error.locate(e);
         }
         error
+    }
+
+    /// The entry of `full` (a full key), else (a key not set) where this component is first
+    /// configured (first file, then first line), else none.
+    fn entry_or_first(&self, full: Option<&str>) -> Option<&Entry> {
+        full.and_then(|k| self.props.get(k)).or_else(|| {
+            self.props
+                .with_prefix(&self.prefix)
+                .map(|(_, e)| e)
+                .min_by_key(|e| self.props.position(e))
+        })
+    }
+
+    /// `FILE:LINE: KEY` for a note about `key`, located as [`Section::error`] locates errors.
+    pub fn located(&self, key: &str) -> String {
+        let full = self.full(key);
+        match self.entry_or_first(Some(&full)) {
+            Some(e) => format!("{}: {full}", e.at()),
+            None => full,
+        }
     }
 
     pub fn string(&self, key: &str) -> Option<String> {
@@ -1129,9 +1142,9 @@ a.sources.r1.channels = c2
             };
             assert_eq!(f.segment_size, want, "{value}");
             assert_eq!(
-                c.notes
-                    .iter()
-                    .any(|n| n.contains("more than Flume's largest maxFileSize")),
+                c.notes.iter().any(|n| n.starts_with(&format!(
+                    "over.properties:2: a.channels.c1.maxFileSize: {value}"
+                )) && n.contains("more than Flume's largest maxFileSize")),
                 want == 2_146_435_072,
                 "{value}: {:?}",
                 c.notes
