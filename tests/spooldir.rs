@@ -436,7 +436,7 @@ fn configuration_errors_name_the_key_and_line() {
         ),
         (
             "a.sources.r1.spoolDir = /tmp\na.sources.r1.inputCharset = ISO-8859-1\n",
-            "flume.properties:7: a.sources.r1.inputCharset: windows-1252 is not supported",
+            "flume.properties:7: a.sources.r1.inputCharset: 'ISO-8859-1' (windows-1252) is not supported",
         ),
         (
             "a.sources.r1.spoolDir = /tmp\na.sources.r1.batchSize = 500\n",
