@@ -13,10 +13,10 @@
 //! because a line can never be stored, the lines are put again one by one, so that only that
 //! line fails, as in Flume.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -27,6 +27,12 @@ use crate::event::Event;
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How long replies may wait for a client that reads none of them before the connection is
+/// dropped (as the avro and thrift sources drop theirs): a client that streams lines and never
+/// reads its `OK`s would otherwise hold its thread, and the agent's stop, for as long as it
+/// stays connected.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct NetcatSource {
     name: String,
@@ -145,14 +151,49 @@ fn serve(
             }
         });
         put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
-        if !replies.is_empty()
-            && let Err(e) = stream.write_all(&replies)
-        {
-            tracing::info!(source = name, %peer, error = %e, "client went away before its replies");
+        if let Err(e) = write_replies(&mut stream, &replies, stop) {
+            tracing::info!(source = name, %peer, error = %e, "replies not delivered; closing the connection");
             break;
         }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Writes `replies`, giving up when the agent stops or the client has taken none of them for
+/// [`REPLY_TIMEOUT`]. The events they answer are committed whatever happens here.
+fn write_replies(stream: &mut TcpStream, mut replies: &[u8], stop: &StopFlag) -> io::Result<()> {
+    if replies.is_empty() {
+        return Ok(());
+    }
+    stream.set_write_timeout(Some(POLL))?;
+    let mut last_progress = Instant::now();
+    while !replies.is_empty() {
+        match stream.write(replies) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                replies = &replies[n..];
+                last_progress = Instant::now();
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                if stopping(stop) {
+                    return Err(io::Error::other("the agent is stopping"));
+                }
+                if last_progress.elapsed() >= REPLY_TIMEOUT {
+                    return Err(io::Error::new(
+                        ErrorKind::TimedOut,
+                        format!("the client read no reply for {} s", REPLY_TIMEOUT.as_secs()),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One line of the stream, as [`Lines::split`] finds it.
@@ -328,6 +369,45 @@ mod tests {
                 let _ = t.join();
             }
         }
+    }
+
+    /// A client that streams lines and reads none of the replies fills the socket buffers
+    /// until its connection thread blocks writing them; the agent's stop must still end that
+    /// thread (it used to wait for the client to go away).
+    #[test]
+    fn a_client_that_reads_no_replies_does_not_hold_up_the_stop() {
+        let channel = memory_channel(1000, 100, Duration::ZERO);
+        // Lines over the limit: nothing is stored, and each gets a long FAILED reply, so the
+        // replies fill the buffers after a few megabytes.
+        let mut netcat = Running::start(&channel, 4);
+        let mut client = TcpStream::connect(netcat.addr).unwrap();
+        client
+            .set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let chunk = "too long\n".repeat(1000);
+        let start = Instant::now();
+        loop {
+            match client.write_all(chunk.as_bytes()) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the source kept taking lines"
+            );
+        }
+        let stopping = Instant::now();
+        netcat.stop.store(true, Ordering::Relaxed);
+        netcat.thread.take().unwrap().join().unwrap();
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "the stop took {:?}",
+            stopping.elapsed()
+        );
+        drop(client);
     }
 
     #[test]
