@@ -226,6 +226,60 @@ pub fn shutdown_on_signals() -> anyhow::Result<StopFlag> {
     Ok(flag)
 }
 
+/// File descriptors kept out of the sources' connection budget in [`check_open_file_limit`]:
+/// segment and checkpoint files, sink files and sockets, the metrics server, listeners.
+const RESERVED_FDS: u64 = 128;
+
+/// Raises the soft limit on open files to the hard one, and returns the soft limit now in
+/// force. Every connection a source holds is a descriptor, and the usual soft limit (1024) is
+/// below what the sources accept by default (1000 connections each): idle clients could take
+/// every descriptor, and the channel could then not create its next segment, nor a sink its
+/// next file (audit 8). The hard limit is what the administrator allows; raising the soft one
+/// to it is what servers do (Go's runtime does it for every program).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited: nothing to raise, and nothing to warn about.
+    let current = limit.current?;
+    let Some(maximum) = limit.maximum.filter(|&m| m > current) else {
+        return Some(current);
+    };
+    let raised = Rlimit {
+        current: Some(maximum),
+        maximum: Some(maximum),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = current, to = maximum, "raised the open-file limit");
+            Some(maximum)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not raise the open-file limit");
+            Some(current)
+        }
+    }
+}
+
+/// Warns when the sources together may hold more connections than the open-file limit leaves
+/// room for, once [`RESERVED_FDS`] are kept for the rest of the agent: a flood of idle clients
+/// could then leave the channels and sinks without descriptors.
+pub fn check_open_file_limit(config: &AgentConfig, limit: Option<u64>) {
+    let Some(limit) = limit else { return };
+    let connections: u64 = (config.sources.iter())
+        .filter_map(|s| s.kind.max_connections())
+        .map(|n| n as u64)
+        .sum();
+    if connections + RESERVED_FDS > limit {
+        tracing::warn!(
+            connections,
+            open_file_limit = limit,
+            "the sources accept up to {connections} connections, more than the open-file limit \
+             of {limit} leaves room for: idle clients could leave the channels and sinks without \
+             files; raise the limit (ulimit -n, LimitNOFILE=) or lower max-connections"
+        );
+    }
+}
+
 /// Whether `sig` is ignored (`SIG_IGN`), as `nohup` leaves SIGHUP for the program it starts.
 fn ignored(sig: libc::c_int) -> bool {
     let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();

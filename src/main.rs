@@ -589,6 +589,8 @@ fn agent(
         written?;
         return Ok(ExitCode::SUCCESS);
     }
+    let open_files = weir::agent::raise_open_file_limit();
+    weir::agent::check_open_file_limit(&config, open_files);
     let shutdown = weir::agent::shutdown_on_signals()?;
     weir::agent::run(
         &config,

@@ -923,6 +923,39 @@ fn an_error_in_one_of_several_conf_files_names_that_file_and_line() {
     assert!(!dir.path().join("out").exists(), "the sink started");
 }
 
+/// The agent raises its soft open-file limit to the hard one (the sources accept 1000
+/// connections each by default, the usual soft limit is 1024), and warns when even the hard
+/// limit leaves too little room for the connections its sources accept.
+#[test]
+fn the_open_file_limit_is_raised_and_one_too_small_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let warning = "more than the open-file limit of 256 leaves room for";
+    for (limits, expected, warned) in [("256:4096", "4096", false), ("256:256", "256", true)] {
+        let log = dir.path().join(format!("agent-{expected}.log"));
+        let mut agent = Agent::start_under(
+            &["prlimit", &format!("--nofile={limits}"), "--"],
+            &cfg,
+            port,
+            Stdio::from(std::fs::File::create(&log).unwrap()),
+        );
+        let proc_limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.pid())).unwrap();
+        let line = proc_limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let soft = line.split_whitespace().nth(3);
+        assert_eq!(soft, Some(expected), "{limits}: {line}");
+        assert!(agent.stop(), "{limits}: no clean stop");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.contains(warning), warned, "{limits}: {text}");
+        if warned {
+            assert!(text.contains("up to 1000 connections"), "{text}");
+        }
+    }
+}
+
 /// A file that defines no agent says so, with or without `-n`: asking for `-n` would not help.
 #[test]
 fn a_file_without_agents_says_so_with_or_without_a_name() {

@@ -681,6 +681,21 @@ impl SourceKind {
         }
     }
 
+    /// The most client connections the source holds open at once, each on a file descriptor
+    /// (`max-connections`, `maxConnections`), for the sources that accept connections.
+    pub fn max_connections(&self) -> Option<usize> {
+        match self {
+            SourceKind::Netcat(c) => Some(c.max_connections),
+            SourceKind::Http(c) => Some(c.max_connections),
+            SourceKind::Avro(c) => Some(c.max_connections),
+            SourceKind::Thrift(c) => Some(c.max_connections),
+            SourceKind::Syslog(c) if c.protocol != super::SyslogProtocol::Udp => {
+                Some(c.max_connections)
+            }
+            _ => None,
+        }
+    }
+
     /// The `batchSize` that must fit in each of the source's channels' `transactionCapacity`,
     /// for the sources Flume checks at startup (its `BatchSizeSupported` ones). weir's own
     /// batch for syslogtcp/syslogudp (not a Flume key there) is instead cut to fit at run time.
