@@ -416,6 +416,41 @@ pub(crate) fn await_connection(listeners: &[&TcpListener], timeout: Duration) {
     }
 }
 
+/// Failed `accept`s of one accept loop, logged as the first one, then at most a line a minute
+/// with the count since. Out of descriptors, the failure repeats every [`ACCEPT_WAIT`] for as
+/// long as clients hold them: a line each time was 70 lines a second for an agent of seven
+/// listeners (audit 8).
+#[derive(Default)]
+pub(crate) struct AcceptFailures {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// Counts a failure; logs it, and returns true, unless one was logged in the last minute.
+    pub(crate) fn failed(&mut self, source: &str, error: &std::io::Error) -> bool {
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < Self::EVERY)
+        {
+            self.unlogged += 1;
+            return false;
+        }
+        tracing::warn!(
+            source,
+            %error,
+            failures_not_logged = self.unlogged,
+            "accept failed; new clients wait in the listen queue (logged at most once a minute)"
+        );
+        self.last_logged = Some(now);
+        self.unlogged = 0;
+        true
+    }
+}
+
 /// The accept loop of a TCP server that serves each client on a thread of its own (the netcat
 /// and http sources, and the metrics endpoint; `kind` names the threads), until `stop`. A client past `max_connections` goes to `refuse` instead.
 /// At the end it waits for every connection thread; each finishes the transaction it is in.
@@ -432,6 +467,7 @@ pub(crate) fn serve_clients<F>(
 {
     let serve = Arc::new(serve);
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    let mut failures = AcceptFailures::default();
     while !stopping(stop) {
         match listener.accept() {
             Ok((stream, peer)) => {
@@ -455,7 +491,7 @@ pub(crate) fn serve_clients<F>(
                 await_connection(&[&listener], ACCEPT_WAIT)
             }
             Err(e) => {
-                tracing::warn!(source = %source, error = %e, "accept failed");
+                let _ = failures.failed(source, &e);
                 // The pending connection (or the lack of descriptors) is still there: waiting
                 // on the listener would return at once.
                 std::thread::sleep(ACCEPT_WAIT);
@@ -869,6 +905,24 @@ mod tests {
             .process(vec![Event::new("before"), bad, Event::new("after")])
             .expect("the others stored");
         assert_eq!(bodies(&channel), vec!["before", "after"]);
+    }
+
+    /// Out of descriptors, every accept fails until clients leave: the first failure is
+    /// logged, the rest of the minute only counted.
+    #[test]
+    fn accept_failures_are_logged_once_a_minute_with_a_count() {
+        let mut failures = AcceptFailures::default();
+        let e = std::io::Error::from_raw_os_error(24);
+        assert!(failures.failed("r1", &e));
+        assert!((0..100).all(|_| !failures.failed("r1", &e)));
+        assert_eq!(failures.unlogged, 100);
+        // A minute later the next one is logged, with the count (the clock can go back a
+        // minute once the machine has been up that long).
+        if let Some(earlier) = Instant::now().checked_sub(AcceptFailures::EVERY) {
+            failures.last_logged = Some(earlier);
+            assert!(failures.failed("r1", &e));
+            assert_eq!(failures.unlogged, 0);
+        }
     }
 
     #[test]

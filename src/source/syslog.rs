@@ -229,6 +229,7 @@ impl HostNames {
 fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     let waiting: Vec<&TcpListener> = listeners.iter().map(|(l, _)| l).collect();
+    let mut failures = super::AcceptFailures::default();
     while !shared.stopping() {
         let mut accepted = false;
         for (listener, port) in &listeners {
@@ -244,7 +245,7 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => {
-                    tracing::warn!(source = %shared.name, error = %e, "accept failed");
+                    let _ = failures.failed(&shared.name, &e);
                     std::thread::sleep(POLL);
                 }
             }
