@@ -157,11 +157,17 @@ impl FileRollSink {
                     }
                     if self.config.fsync {
                         // The new name must survive a crash with the data synced into it.
-                        File::open(&self.config.directory)
-                            .and_then(|d| d.sync_all())
-                            .with_context(|| {
+                        let synced = File::open(&self.config.directory).and_then(|d| d.sync_all());
+                        if let Err(e) = synced {
+                            // Nothing is in it, and the retry opens a file of another name:
+                            // an empty file left here would stay for good (out of
+                            // descriptors, audit 8 found nine).
+                            drop(file);
+                            let _ = std::fs::remove_file(&path);
+                            return Err(e).with_context(|| {
                                 format!("sync directory {}", self.config.directory.display())
-                            })?;
+                            });
+                        }
                     }
                     return Ok(Current {
                         path,
