@@ -148,7 +148,12 @@ impl Conn {
     }
 
     /// Reads the next request head.
+    ///
+    /// The whole head must arrive within one idle timeout of its first byte: a client that
+    /// sends it a byte at a time is never idle, and would otherwise hold its connection (and
+    /// one of the server's connection slots) for as long as it liked.
     pub fn read_head(&mut self, stop: &StopFlag) -> Result<Head, ReadError> {
+        let mut started = (!self.buf.is_empty()).then(Instant::now);
         loop {
             if !self.buf.is_empty() {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -181,6 +186,9 @@ impl Conn {
                 }
             }
             let had_bytes = !self.buf.is_empty();
+            if started.is_some_and(|at| at.elapsed() >= self.idle) {
+                return Err(ReadError::TimedOut);
+            }
             if !self.fill(stop, had_bytes)? {
                 return Err(if had_bytes {
                     ReadError::Io(ErrorKind::UnexpectedEof.into())
@@ -188,6 +196,7 @@ impl Conn {
                     ReadError::Closed
                 });
             }
+            started = started.or_else(|| Some(Instant::now()));
         }
     }
 
@@ -620,6 +629,35 @@ mod tests {
         let (server, _) = l.accept().unwrap();
         let mut c = Conn::with_idle_timeout(server, Duration::from_millis(300)).unwrap();
         assert!(matches!(c.read_head(&stop), Err(ReadError::TimedOut)));
+    }
+
+    /// A head trickling in a byte at a time is never idle, but it must be whole within one
+    /// idle timeout of its first byte.
+    #[test]
+    fn a_head_sent_a_byte_at_a_time_times_out_as_a_whole() {
+        let stop = no_stop();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        let mut c = Conn::with_idle_timeout(server, Duration::from_millis(500)).unwrap();
+        let trickle = std::thread::spawn(move || {
+            for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n\r\n" {
+                if client.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let start = Instant::now();
+        assert!(matches!(c.read_head(&stop), Err(ReadError::TimedOut)));
+        // About the idle timeout, far from the ~2.4 s the whole head would have taken.
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        drop(c);
+        trickle.join().unwrap();
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn serve_one(registry: &Registry, conn: &mut Conn, peer: SocketAddr, stop: &Stop
                     Some((
                         408,
                         format!(
-                            "no data for {} s in the middle of a request",
+                            "no data for {} s in the middle of a request, or a request head not whole that long after its first byte",
                             IDLE_TIMEOUT.as_secs()
                         ),
                     ))

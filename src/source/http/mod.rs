@@ -319,7 +319,7 @@ fn fail(
             Some((
                 408,
                 format!(
-                    "no data for {} s in the middle of a request",
+                    "no data for {} s in the middle of a request, or a request head not whole that long after its first byte",
                     wire::IDLE_TIMEOUT.as_secs()
                 ),
             ))
