@@ -5,7 +5,7 @@
 //! batch, then the channels close (the log syncs). A restart resumes exactly where it stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -129,7 +129,18 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    tracing::info!(agent = %config.agent, "stopping: sources first, then sinks, then channels");
+    match stop_signal() {
+        Some((signal, sender)) => tracing::info!(
+            agent = %config.agent,
+            signal,
+            sender_pid = sender,
+            "stopping on {signal}{}: sources first, then sinks, then channels",
+            if sender > 0 { format!(" from pid {sender}") } else { String::new() }
+        ),
+        None => {
+            tracing::info!(agent = %config.agent, "stopping: sources first, then sinks, then channels")
+        }
+    }
     source_stop.store(true, Ordering::Relaxed);
     for t in source_threads {
         let _ = t.join();
@@ -218,12 +229,49 @@ pub fn shutdown_on_signals() -> anyhow::Result<StopFlag> {
     for sig in [SIGTERM, SIGINT] {
         // Registered first, so the second signal finds the flag already set and exits.
         signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())?;
+        record_stop_signal(sig)?;
         signal_hook::flag::register(sig, flag.clone())?;
     }
     if !ignored(SIGHUP) {
+        record_stop_signal(SIGHUP)?;
         signal_hook::flag::register(SIGHUP, flag.clone())?;
     }
     Ok(flag)
+}
+
+/// The first stop signal received (0: none), and the pid of its sender (0: the kernel, as
+/// for Ctrl-C on a terminal), for the "stopping" log line: an operator who did not send it
+/// wants to know who did.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static STOP_SENDER: AtomicI32 = AtomicI32::new(0);
+
+/// Records in [`STOP_SIGNAL`] and [`STOP_SENDER`] the first stop signal and its sender.
+fn record_stop_signal(sig: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: the action only reads the siginfo the kernel filled in for this delivery and
+    // stores integers into atomics: no allocation, no lock, nothing that is not
+    // async-signal-safe. `si_pid` reads the union member that kill(2), tgkill(2) and
+    // sigqueue(3) fill; for a signal the kernel sends itself it reads 0 there.
+    unsafe {
+        signal_hook_registry::register_sigaction(sig, move |info: &libc::siginfo_t| {
+            if STOP_SIGNAL
+                .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                STOP_SENDER.store(info.si_pid(), Ordering::SeqCst);
+            }
+        })
+    }?;
+    Ok(())
+}
+
+/// The stop signal received and its sender's pid (0 if the kernel sent it), if any.
+fn stop_signal() -> Option<(&'static str, i32)> {
+    let sig = STOP_SIGNAL.load(Ordering::SeqCst);
+    if sig == 0 {
+        return None;
+    }
+    let name = signal_hook::low_level::signal_name(sig).unwrap_or("a signal");
+    Some((name, STOP_SENDER.load(Ordering::SeqCst)))
 }
 
 /// File descriptors kept out of the sources' connection budget in [`check_open_file_limit`]:
