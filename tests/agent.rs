@@ -141,20 +141,13 @@ fn sigint_and_sighup_stop_the_agent_cleanly() {
 #[test]
 fn the_stop_is_logged_with_its_signal_and_sender() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = config(dir.path(), port, "");
-    let log = dir.path().join("agent.log");
-    let mut agent = Agent::start_with(
-        &cfg,
-        port,
-        &["--log-level", "info"],
-        Stdio::from(std::fs::File::create(&log).unwrap()),
-    );
+    let cfg = config(dir.path(), free_port(), "");
+    let (mut agent, _) = support::start_logged_with(dir.path(), &cfg, &["--log-level", "info"]);
     let pid = rustix::process::Pid::from_raw(agent.pid() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
     // A second SIGHUP (sent by `kill`) neither forces the exit nor replaces the first sender.
     assert!(agent.stop_with("HUP"));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = support::agent_logs(dir.path());
     let expected = format!("stopping on SIGHUP from pid {}:", std::process::id());
     assert!(text.contains(&expected), "expected {expected:?} in {text}");
 }
