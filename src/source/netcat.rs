@@ -98,6 +98,8 @@ fn serve(
     tracing::debug!(source = name, %peer, "client connected");
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(POLL));
+    // Replies are written in steps of this too (see `write_replies`).
+    let _ = stream.set_write_timeout(Some(POLL));
     let _ = stream.set_nodelay(true);
     let mut lines = Lines::new(cfg.max_line_length);
     let mut buf = vec![0u8; 64 * 1024];
@@ -159,13 +161,10 @@ fn serve(
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Writes `replies`, giving up when the agent stops or the client has taken none of them for
-/// [`REPLY_TIMEOUT`]. The events they answer are committed whatever happens here.
+/// Writes `replies` on `stream`, whose writes time out after [`POLL`], giving up when the
+/// agent stops or the client has taken none of them for [`REPLY_TIMEOUT`]. The events they
+/// answer are committed whatever happens here.
 fn write_replies(stream: &mut TcpStream, mut replies: &[u8], stop: &StopFlag) -> io::Result<()> {
-    if replies.is_empty() {
-        return Ok(());
-    }
-    stream.set_write_timeout(Some(POLL))?;
     let mut last_progress = Instant::now();
     while !replies.is_empty() {
         match stream.write(replies) {
