@@ -1058,6 +1058,8 @@ a.sources.r1.interceptors.drop.matching = car.
     assert!(client.send("user=alice card=4111222233334444 amount=42"));
     assert!(client.send("user=bob card=5500 amount=7"));
     assert!(client.send("no fields 1234123412341234"));
+    // The stop lets the sink finish its batch, not drain the channel: wait for the output.
+    wait_output(dir.path(), |l| l.len() >= 3);
     assert!(agent.stop());
 
     let events: Vec<(BTreeMap<String, String>, String)> =
