@@ -4,9 +4,11 @@
 //! minute with the count since. Events refused for good by a source with no client to tell are
 //! dropped, and logged the same way as errors.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
+
+use crate::log_throttle::Throttle;
 
 /// One kind of refusal (a full channel, a full disk): what to tell the operator, when it was
 /// last logged and how many refusals came since.
@@ -14,12 +16,10 @@ pub(crate) struct RefusalLog {
     what: &'static str,
     /// Logged as an error, not a warning: the refused events are lost, or the store is failing.
     as_error: bool,
-    state: Mutex<(Option<Instant>, u64)>,
+    state: Mutex<Throttle>,
 }
 
 impl RefusalLog {
-    const EVERY: Duration = Duration::from_secs(60);
-
     /// Refusals for want of room under the channel's capacity.
     pub(crate) fn channel_full() -> RefusalLog {
         RefusalLog::new(
@@ -73,7 +73,7 @@ impl RefusalLog {
         RefusalLog {
             what,
             as_error: false,
-            state: Mutex::new((None, 0)),
+            state: Mutex::new(Throttle::default()),
         }
     }
 
@@ -85,25 +85,22 @@ impl RefusalLog {
         reason: &dyn std::fmt::Display,
         now: Instant,
     ) -> bool {
-        let mut state = self.state.lock();
-        let (last, since) = &mut *state;
-        *since += 1;
-        if last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
+        let Some(refused_puts) = self.state.lock().occurred(now) else {
             return false;
-        }
+        };
         if self.as_error {
-            tracing::error!(channel, %reason, refused_puts = *since, "{}", self.what);
+            tracing::error!(channel, %reason, refused_puts, "{}", self.what);
         } else {
-            tracing::warn!(channel, %reason, refused_puts = *since, "{}", self.what);
+            tracing::warn!(channel, %reason, refused_puts, "{}", self.what);
         }
-        *last = Some(now);
-        *since = 0;
         true
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

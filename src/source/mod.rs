@@ -37,6 +37,7 @@ use crate::channel::{Channel, ChannelError, Returned};
 use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::interceptor::Chain;
+use crate::log_throttle::Throttle;
 use crate::selector::Selector;
 pub use crate::stop::{StopFlag, stopping};
 
@@ -421,33 +422,21 @@ pub(crate) fn await_connection(listeners: &[&TcpListener], timeout: Duration) {
 /// long as clients hold them: a line each time was 70 lines a second for an agent of seven
 /// listeners (audit 8).
 #[derive(Default)]
-pub(crate) struct AcceptFailures {
-    last_logged: Option<Instant>,
-    unlogged: u64,
-}
+pub(crate) struct AcceptFailures(Throttle);
 
 impl AcceptFailures {
-    const EVERY: Duration = Duration::from_secs(60);
-
-    /// Counts a failure; logs it, and returns true, unless one was logged in the last minute.
-    pub(crate) fn failed(&mut self, source: &str, error: &std::io::Error) -> bool {
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_some_and(|at| now.duration_since(at) < Self::EVERY)
-        {
-            self.unlogged += 1;
-            return false;
-        }
+    /// Counts a failure; logs it unless a line went out in the last minute, and then returns
+    /// the failures that line counts (this one included).
+    pub(crate) fn failed(&mut self, source: &str, error: &std::io::Error) -> Option<u64> {
+        let failures = self.0.occurred(Instant::now())?;
         tracing::warn!(
             source,
             %error,
-            failures_not_logged = self.unlogged,
-            "accept failed; new clients wait in the listen queue (logged at most once a minute)"
+            failures,
+            "accept failed; new clients wait in the listen queue (logged at most once a minute, \
+             with the failures since)"
         );
-        self.last_logged = Some(now);
-        self.unlogged = 0;
-        true
+        Some(failures)
     }
 }
 
@@ -913,16 +902,12 @@ mod tests {
     fn accept_failures_are_logged_once_a_minute_with_a_count() {
         let mut failures = AcceptFailures::default();
         let e = std::io::Error::from_raw_os_error(24);
-        assert!(failures.failed("r1", &e));
-        assert!((0..100).all(|_| !failures.failed("r1", &e)));
-        assert_eq!(failures.unlogged, 100);
-        // A minute later the next one is logged, with the count (the clock can go back a
-        // minute once the machine has been up that long).
-        if let Some(earlier) = Instant::now().checked_sub(AcceptFailures::EVERY) {
-            failures.last_logged = Some(earlier);
-            assert!(failures.failed("r1", &e));
-            assert_eq!(failures.unlogged, 0);
-        }
+        assert_eq!(failures.failed("r1", &e), Some(1));
+        assert!((0..100).all(|_| failures.failed("r1", &e).is_none()));
+        // A minute later the next one is logged, counting the 100 unlogged ones (the throttle's
+        // own test moves its clock; here the minute is not waited out).
+        let later = Instant::now() + crate::log_throttle::Throttle::EVERY;
+        assert_eq!(failures.0.occurred(later), Some(101));
     }
 
     #[test]
