@@ -197,164 +197,72 @@ impl Sink for AvroSink {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::sync::atomic::AtomicBool;
-    use std::sync::atomic::Ordering;
-    use std::time::Duration;
+    use std::net::TcpStream;
 
     use super::*;
-    use crate::avro_rpc::{Responder, ServerConnection, encode_frame, read_frame};
+    use crate::avro_rpc::{Frame, Responder, ServerConnection, encode_frame, read_frame};
     use crate::config::RpcTarget;
-    use crate::sink::rpc_test_rig::{FIVE, batch, deliver_over_the_limit};
+    use crate::sink::rpc_test_rig::{self, ServerSide, running};
 
-    fn config(port: u16, request_timeout: Duration) -> AvroSinkConfig {
-        AvroSinkConfig {
-            target: RpcTarget {
-                hostname: "127.0.0.1".into(),
-                port,
-                connect_timeout: Duration::from_secs(5),
-                request_timeout,
-                reset_connection_interval: None,
-                tls: None,
-            },
-            deflate_level: None,
+    impl ServerSide for Responder {
+        type Conn = ServerConnection;
+        type Call = Frame;
+        fn read_call(stream: &mut TcpStream) -> Option<Frame> {
+            read_frame(stream).ok().flatten()
+        }
+        fn answer(
+            &self,
+            conn: &mut ServerConnection,
+            frame: Frame,
+            ok: bool,
+        ) -> (Vec<u8>, Vec<String>) {
+            let mut bodies = Vec::new();
+            let reply = self
+                .respond(conn, &frame.payload, |call| {
+                    bodies = call
+                        .into_events()
+                        .iter()
+                        .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                        .collect();
+                    if ok { Status::Ok } else { Status::Failed }
+                })
+                .unwrap();
+            (encode_frame(frame.serial, &reply.payload), bodies)
         }
     }
 
-    type Calls = Vec<(usize, Vec<String>)>;
-
-    /// A server answering each call of each connection with the next of `statuses` (`None`:
-    /// no reply at all), recording the connection number and bodies of the calls it answered.
-    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Calls>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let thread = std::thread::spawn(move || {
-            let responder = Responder::new();
-            let mut statuses = statuses.into_iter();
-            let mut got = Vec::new();
-            // Connections left unanswered stay open, so the client has to time out.
-            let mut silent = Vec::new();
-            'conns: for (n, stream) in listener.incoming().enumerate() {
-                let mut stream = stream.unwrap();
-                let mut conn = ServerConnection::default();
-                while let Ok(Some(frame)) = read_frame(&mut stream) {
-                    let Some(status) = statuses.next() else {
-                        break 'conns;
-                    };
-                    let Some(status) = status else {
-                        silent.push(stream);
-                        continue 'conns;
-                    };
-                    let reply = responder
-                        .respond(&mut conn, &frame.payload, |c| {
-                            got.push((
-                                n,
-                                c.into_events()
-                                    .iter()
-                                    .map(|e| String::from_utf8_lossy(&e.body).into_owned())
-                                    .collect(),
-                            ));
-                            status
-                        })
-                        .unwrap();
-                    stream
-                        .write_all(&encode_frame(frame.serial, &reply.payload))
-                        .unwrap();
-                    if statuses.len() == 0 {
-                        break 'conns;
-                    }
-                }
-            }
-            drop(silent);
-            got
-        });
-        (port, thread)
+    fn sink(target: RpcTarget, counters: Arc<SinkCounters>) -> AvroSink {
+        let config = AvroSinkConfig {
+            target,
+            deflate_level: None,
+        };
+        AvroSink::new("k1", config, running(), counters)
     }
-
-    use std::io::Write;
 
     #[test]
     fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
-        let (port, server) = server(vec![
-            Some(Status::Ok),
-            Some(Status::Ok),
-            Some(Status::Failed),
-            None,
-            Some(Status::Ok),
-        ]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = AvroSink::new(
-            "k1",
-            config(port, Duration::from_millis(500)),
-            stop,
-            counters.clone(),
-        );
-        sink.deliver(&batch(&["a", "b"])).unwrap();
-        sink.deliver(&batch(&["b2"])).unwrap();
-        let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
-        assert!(err.contains("Failed"), "{err}");
-        let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
-        assert!(err.contains("no reply"), "{err}");
-        // A new connection, with a new handshake, after each failure.
-        sink.deliver(&batch(&["e"])).unwrap();
-        let calls = server.join().unwrap();
-        assert_eq!(
-            calls,
-            [
-                (0, vec!["a".to_owned(), "b".to_owned()]),
-                (0, vec!["b2".to_owned()]),
-                (0, vec!["c".to_owned()]),
-                (2, vec!["e".to_owned()]),
-            ]
-        );
-        assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
-        assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+        rpc_test_rig::ok_delivers_and_failed_or_silence_fail_the_delivery(Responder::new(), sink);
     }
 
     #[test]
     fn a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails() {
-        let (port, server) = server(vec![Some(Status::Ok); 3]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = AvroSink::new(
-            "k1",
-            config(port, Duration::from_secs(5)),
-            stop,
-            counters.clone(),
+        rpc_test_rig::a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails(
+            Responder::new(),
+            sink,
+            |sink, two| {
+                sink.max_call_bytes = append_batch_call(two.iter().map(|(_, e)| e)).len();
+                sink.max_call_bytes
+            },
         );
-        let two = batch(&FIVE[..2]);
-        sink.max_call_bytes = append_batch_call(two.iter().map(|(_, e)| e)).len();
-        let limit = sink.max_call_bytes;
-        let want = deliver_over_the_limit(&mut sink, &counters, limit);
-        assert_eq!(server.join().unwrap(), want);
     }
 
     #[test]
     fn reset_connection_interval_makes_a_new_connection() {
-        let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
-        let mut cfg = config(port, Duration::from_secs(5));
-        // Zero: every batch is past the interval.
-        cfg.target.reset_connection_interval = Some(Duration::ZERO);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut sink = AvroSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
-        sink.deliver(&batch(&["a"])).unwrap();
-        sink.deliver(&batch(&["b"])).unwrap();
-        let conns: Vec<usize> = server.join().unwrap().into_iter().map(|c| c.0).collect();
-        assert_eq!(conns, [0, 1]);
+        rpc_test_rig::reset_connection_interval_makes_a_new_connection(Responder::new(), sink);
     }
 
     #[test]
     fn nobody_listening_is_an_error_naming_the_target() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = AvroSink::new("k1", config(port, Duration::from_secs(1)), stop, counters);
-        let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
-        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        rpc_test_rig::nobody_listening_is_an_error_naming_the_target(sink);
     }
 }

@@ -636,10 +636,102 @@ fn commit_delivered(
     }
 }
 
-/// What the tests of the RPC sinks (avro, thrift) share.
+/// What the tests of the RPC sinks (avro, thrift) share: a scripted server for either protocol
+/// and the checks both sinks must pass, each sink's tests giving how to make one.
 #[cfg(test)]
 pub(crate) mod rpc_test_rig {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::AtomicBool;
+    use std::thread::JoinHandle;
+
     use super::*;
+    use crate::config::RpcTarget;
+
+    /// What a scripted server does with one call.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Script {
+        Ok,
+        Failed,
+        /// No reply at all: the connection stays open, so the client has to time out.
+        Silent,
+    }
+
+    /// The server side of one RPC protocol, as [`scripted_server`] drives it.
+    pub trait ServerSide: Send + 'static {
+        /// What a connection remembers between calls (Avro: its handshake).
+        type Conn: Default;
+        /// One call as read off the wire.
+        type Call;
+        /// The next call of a connection; `None` once the client closed it or sent garbage.
+        fn read_call(stream: &mut TcpStream) -> Option<Self::Call>;
+        /// The reply to `call`, answered `OK` if `ok`, else `FAILED`, and the bodies it
+        /// carried.
+        fn answer(
+            &self,
+            conn: &mut Self::Conn,
+            call: Self::Call,
+            ok: bool,
+        ) -> (Vec<u8>, Vec<String>);
+    }
+
+    /// The calls a scripted server answered: connection number (from 0) and bodies.
+    pub type Calls = Vec<(usize, Vec<String>)>;
+
+    /// A server answering each call of each connection with the next step of `script`,
+    /// recording the calls it answered. It stops after the last step.
+    pub fn scripted_server<S: ServerSide>(
+        side: S,
+        script: Vec<Script>,
+    ) -> (u16, JoinHandle<Calls>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            let mut got = Vec::new();
+            let mut silent = Vec::new();
+            'conns: for (n, stream) in listener.incoming().enumerate() {
+                let mut stream = stream.unwrap();
+                let mut conn = S::Conn::default();
+                while let Some(call) = S::read_call(&mut stream) {
+                    let ok = match script.next() {
+                        None => break 'conns,
+                        Some(Script::Silent) => {
+                            silent.push(stream);
+                            continue 'conns;
+                        }
+                        Some(step) => matches!(step, Script::Ok),
+                    };
+                    let (reply, bodies) = side.answer(&mut conn, call, ok);
+                    got.push((n, bodies));
+                    stream.write_all(&reply).unwrap();
+                    if script.len() == 0 {
+                        break 'conns;
+                    }
+                }
+            }
+            drop(silent);
+            got
+        });
+        (port, thread)
+    }
+
+    /// A target on this host's `port`.
+    pub fn target(port: u16, request_timeout: Duration) -> RpcTarget {
+        RpcTarget {
+            hostname: "127.0.0.1".into(),
+            port,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout,
+            reset_connection_interval: None,
+            tls: None,
+        }
+    }
+
+    /// A stop flag that stays down.
+    pub fn running() -> StopFlag {
+        Arc::new(AtomicBool::new(false))
+    }
 
     /// Events with these bodies, at channel offsets 0, 1, …
     pub fn batch(bodies: &[&str]) -> Vec<(u64, Event)> {
@@ -650,19 +742,54 @@ pub(crate) mod rpc_test_rig {
             .collect()
     }
 
-    /// Five events; the tests set a sink's call limit to what the first two take.
-    pub const FIVE: [&str; 5] = ["a1", "b2", "c3", "d4", "e5"];
+    fn bodies(b: &[&str]) -> Vec<String> {
+        b.iter().map(|s| s.to_string()).collect()
+    }
 
-    /// Through `sink`, whose call limit (`limit` bytes) fits two of [`FIVE`] and not three,
-    /// delivers a batch holding an event of `limit` bytes, which must fail before any of it is
-    /// sent (what was sent before the failure would be sent again at every retry), then
-    /// [`FIVE`], which must go in halves. Returns the calls (connection, bodies) the server
-    /// must have answered.
-    pub fn deliver_over_the_limit(
-        sink: &mut dyn Sink,
-        counters: &SinkCounters,
-        limit: usize,
-    ) -> Vec<(usize, Vec<String>)> {
+    /// `OK` delivers; `FAILED` and no reply within the request timeout fail the delivery, and
+    /// the next one goes over a new connection (with a new handshake, for Avro).
+    pub fn ok_delivers_and_failed_or_silence_fail_the_delivery<S: Sink>(
+        side: impl ServerSide,
+        make: impl Fn(RpcTarget, Arc<SinkCounters>) -> S,
+    ) {
+        use Script::*;
+        let (port, server) = scripted_server(side, vec![Ok, Ok, Failed, Silent, Ok]);
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = make(target(port, Duration::from_millis(500)), counters.clone());
+        sink.deliver(&batch(&["a", "b"])).unwrap();
+        sink.deliver(&batch(&["b2"])).unwrap();
+        let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
+        assert!(err.contains("Failed"), "{err}");
+        let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
+        assert!(err.contains("no reply"), "{err}");
+        sink.deliver(&batch(&["e"])).unwrap();
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                (0, bodies(&["a", "b"])),
+                (0, bodies(&["b2"])),
+                (0, bodies(&["c"])),
+                (2, bodies(&["e"])),
+            ]
+        );
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+    }
+
+    /// With the sink's call limit set by `limit_to_two_events` to what two short events take: a
+    /// batch holding an event over the limit fails before any of it is sent (what was sent
+    /// before the failure would be sent again at every retry), and a batch of five goes in
+    /// halves.
+    pub fn a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails<S: Sink>(
+        side: impl ServerSide,
+        make: impl Fn(RpcTarget, Arc<SinkCounters>) -> S,
+        limit_to_two_events: impl FnOnce(&mut S, &[(u64, Event)]) -> usize,
+    ) {
+        const FIVE: [&str; 5] = ["a1", "b2", "c3", "d4", "e5"];
+        let (port, server) = scripted_server(side, vec![Script::Ok; 3]);
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = make(target(port, Duration::from_secs(5)), counters.clone());
+        let limit = limit_to_two_events(&mut sink, &batch(&FIVE[..2]));
         let big = "x".repeat(limit);
         let err = format!(
             "{:#}",
@@ -676,12 +803,47 @@ pub(crate) mod rpc_test_rig {
         sink.deliver(&batch(&FIVE)).unwrap();
         assert_eq!(counters.sent.load(Ordering::Relaxed), 5);
         assert_eq!(counters.acked.load(Ordering::Relaxed), 5);
-        let bodies = |b: &[&str]| b.iter().map(|s| s.to_string()).collect();
-        vec![
-            (0, bodies(&["a1", "b2"])),
-            (0, bodies(&["c3"])),
-            (0, bodies(&["d4", "e5"])),
-        ]
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                (0, bodies(&["a1", "b2"])),
+                (0, bodies(&["c3"])),
+                (0, bodies(&["d4", "e5"])),
+            ]
+        );
+    }
+
+    /// `reset-connection-interval`: a batch past it goes over a new connection.
+    pub fn reset_connection_interval_makes_a_new_connection<S: Sink>(
+        side: impl ServerSide,
+        make: impl Fn(RpcTarget, Arc<SinkCounters>) -> S,
+    ) {
+        let (port, server) = scripted_server(side, vec![Script::Ok; 2]);
+        let mut target = target(port, Duration::from_secs(5));
+        // Zero: every batch is past the interval.
+        target.reset_connection_interval = Some(Duration::ZERO);
+        let mut sink = make(target, Arc::new(SinkCounters::default()));
+        sink.deliver(&batch(&["a"])).unwrap();
+        sink.deliver(&batch(&["b"])).unwrap();
+        let conns: Vec<usize> = server.join().unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(conns, [0, 1]);
+    }
+
+    /// A target nobody listens on fails the delivery with an error naming it.
+    pub fn nobody_listening_is_an_error_naming_the_target<S: Sink>(
+        make: impl Fn(RpcTarget, Arc<SinkCounters>) -> S,
+    ) {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut sink = make(
+            target(port, Duration::from_secs(1)),
+            Arc::new(SinkCounters::default()),
+        );
+        let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     }
 }
 

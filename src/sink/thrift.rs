@@ -176,159 +176,69 @@ impl Sink for ThriftSink {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::net::TcpListener;
-    use std::sync::atomic::AtomicBool;
-    use std::sync::atomic::Ordering;
-    use std::time::Duration;
+    use std::net::TcpStream;
 
     use super::*;
     use crate::config::RpcTarget;
-    use crate::sink::rpc_test_rig::{FIVE, batch, deliver_over_the_limit};
+    use crate::sink::rpc_test_rig::{self, ServerSide, running};
     use crate::thrift_rpc::{Protocol, encode_frame, read_frame, serve};
 
-    fn config(port: u16, request_timeout: Duration) -> ThriftSinkConfig {
-        ThriftSinkConfig {
-            target: RpcTarget {
-                hostname: "127.0.0.1".into(),
-                port,
-                connect_timeout: Duration::from_secs(5),
-                request_timeout,
-                reset_connection_interval: None,
-                tls: None,
-            },
-            protocol: Protocol::Compact,
+    /// The server side of Thrift's compact protocol.
+    struct Compact;
+
+    impl ServerSide for Compact {
+        type Conn = ();
+        type Call = Vec<u8>;
+        fn read_call(stream: &mut TcpStream) -> Option<Vec<u8>> {
+            read_frame(stream, MAX_FRAME_BYTES).ok().flatten()
+        }
+        fn answer(&self, _: &mut (), message: Vec<u8>, ok: bool) -> (Vec<u8>, Vec<String>) {
+            let mut bodies = Vec::new();
+            let served = serve(Protocol::Compact, &message, |events| {
+                bodies = events
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+                    .collect();
+                if ok { Status::Ok } else { Status::Failed }
+            })
+            .unwrap();
+            (encode_frame(&served.reply), bodies)
         }
     }
 
-    type Calls = Vec<(usize, Vec<String>)>;
-
-    /// A server answering each call of each connection with the next of `statuses` (`None`:
-    /// no reply at all), recording the connection number and bodies of the calls it answered.
-    fn server(statuses: Vec<Option<Status>>) -> (u16, std::thread::JoinHandle<Calls>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let thread = std::thread::spawn(move || {
-            let mut statuses = statuses.into_iter();
-            let mut got = Vec::new();
-            // Connections left unanswered stay open, so the client has to time out.
-            let mut silent = Vec::new();
-            'conns: for (n, stream) in listener.incoming().enumerate() {
-                let mut stream = stream.unwrap();
-                while let Ok(Some(message)) = read_frame(&mut stream, MAX_FRAME_BYTES) {
-                    let Some(status) = statuses.next() else {
-                        break 'conns;
-                    };
-                    let Some(status) = status else {
-                        silent.push(stream);
-                        continue 'conns;
-                    };
-                    let served = serve(Protocol::Compact, &message, |events| {
-                        got.push((
-                            n,
-                            events
-                                .iter()
-                                .map(|e| String::from_utf8_lossy(&e.body).into_owned())
-                                .collect(),
-                        ));
-                        status
-                    })
-                    .unwrap();
-                    stream.write_all(&encode_frame(&served.reply)).unwrap();
-                    if statuses.len() == 0 {
-                        break 'conns;
-                    }
-                }
-            }
-            drop(silent);
-            got
-        });
-        (port, thread)
+    fn sink(target: RpcTarget, counters: Arc<SinkCounters>) -> ThriftSink {
+        let config = ThriftSinkConfig {
+            target,
+            protocol: Protocol::Compact,
+        };
+        ThriftSink::new("k1", config, running(), counters)
     }
 
     #[test]
     fn ok_delivers_and_failed_or_silence_fail_the_delivery() {
-        let (port, server) = server(vec![
-            Some(Status::Ok),
-            Some(Status::Ok),
-            Some(Status::Failed),
-            None,
-            Some(Status::Ok),
-        ]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = ThriftSink::new(
-            "k1",
-            config(port, Duration::from_millis(500)),
-            stop,
-            counters.clone(),
-        );
-        sink.deliver(&batch(&["a", "b"])).unwrap();
-        sink.deliver(&batch(&["b2"])).unwrap();
-        let err = format!("{:#}", sink.deliver(&batch(&["c"])).unwrap_err());
-        assert!(err.contains("Failed"), "{err}");
-        let err = format!("{:#}", sink.deliver(&batch(&["d"])).unwrap_err());
-        assert!(err.contains("no reply"), "{err}");
-        // A new connection after each failure.
-        sink.deliver(&batch(&["e"])).unwrap();
-        let calls = server.join().unwrap();
-        assert_eq!(
-            calls,
-            [
-                (0, vec!["a".to_owned(), "b".to_owned()]),
-                (0, vec!["b2".to_owned()]),
-                (0, vec!["c".to_owned()]),
-                (2, vec!["e".to_owned()]),
-            ]
-        );
-        assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
-        assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+        rpc_test_rig::ok_delivers_and_failed_or_silence_fail_the_delivery(Compact, sink);
     }
 
     #[test]
     fn a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails() {
-        let (port, server) = server(vec![Some(Status::Ok); 3]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = ThriftSink::new(
-            "k1",
-            config(port, Duration::from_secs(5)),
-            stop,
-            counters.clone(),
+        rpc_test_rig::a_batch_over_one_calls_limit_goes_in_halves_and_a_lone_event_over_it_fails(
+            Compact,
+            sink,
+            |sink, two| {
+                sink.max_call_bytes =
+                    append_batch_call(Protocol::Compact, 1, two.iter().map(|(_, e)| e)).len();
+                sink.max_call_bytes
+            },
         );
-        let two = batch(&FIVE[..2]);
-        sink.max_call_bytes =
-            append_batch_call(Protocol::Compact, 1, two.iter().map(|(_, e)| e)).len();
-        let limit = sink.max_call_bytes;
-        let want = deliver_over_the_limit(&mut sink, &counters, limit);
-        assert_eq!(server.join().unwrap(), want);
     }
 
     #[test]
     fn reset_connection_interval_makes_a_new_connection() {
-        let (port, server) = server(vec![Some(Status::Ok), Some(Status::Ok)]);
-        let mut cfg = config(port, Duration::from_secs(5));
-        // Zero: every batch is past the interval.
-        cfg.target.reset_connection_interval = Some(Duration::ZERO);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut sink = ThriftSink::new("k1", cfg, stop, Arc::new(SinkCounters::default()));
-        sink.deliver(&batch(&["a"])).unwrap();
-        sink.deliver(&batch(&["b"])).unwrap();
-        let conns: Vec<usize> = server.join().unwrap().into_iter().map(|c| c.0).collect();
-        assert_eq!(conns, [0, 1]);
+        rpc_test_rig::reset_connection_interval_makes_a_new_connection(Compact, sink);
     }
 
     #[test]
     fn nobody_listening_is_an_error_naming_the_target() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(SinkCounters::default());
-        let mut sink = ThriftSink::new("k1", config(port, Duration::from_secs(1)), stop, counters);
-        let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
-        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        rpc_test_rig::nobody_listening_is_an_error_naming_the_target(sink);
     }
 }
