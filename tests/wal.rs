@@ -850,15 +850,29 @@ fn a_batch_larger_than_a_segment_gets_a_segment_of_its_own() {
 #[test]
 fn low_disk_space_refuses_new_segments_without_losing_data() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        WalOptions {
-            segment_size: 8192,
-            min_free_bytes: u64::MAX / 4,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let opts = WalOptions {
+        segment_size: 8192,
+        min_free_bytes: u64::MAX / 4,
+        ..Default::default()
+    };
+    // A new log's first segment is refused the same way, with the numbers.
+    let err = Wal::open(dir.path(), opts.clone()).err().unwrap();
+    assert!(
+        matches!(err, WalError::DiskFull { min_free, segment: 8192, .. } if min_free == u64::MAX / 4),
+        "{err}"
+    );
+    // Made with room to spare, then reopened short of space.
+    drop(
+        Wal::open(
+            dir.path(),
+            WalOptions {
+                min_free_bytes: 0,
+                ..opts.clone()
+            },
+        )
+        .unwrap(),
+    );
+    let wal = Wal::open(dir.path(), opts).unwrap();
     let mut n = 0;
     let err = loop {
         match wal.append_commit(&[ev(n, 500)]) {

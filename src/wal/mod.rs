@@ -147,6 +147,9 @@ struct Inner {
     /// Test hook: the next sync panics after its claim, as a bug there would.
     #[cfg(test)]
     panic_next_sync: AtomicBool,
+    /// Free bytes the space checks see instead of the filesystem's (tests).
+    #[cfg(test)]
+    fake_available: Mutex<Option<u64>>,
     durable: AtomicU64,
     consumers: Mutex<BTreeMap<String, Arc<Mutex<Consumer>>>>,
     /// Lowest checkpointed offset over all consumers, and its byte position in the log stream:
@@ -434,6 +437,9 @@ impl Wal {
             None => drop(SlotFile::create(&meta_path, META_MAGIC, &record)?),
         }
         if need_segment {
+            let available =
+                segment::available_space(&dir).map_err(WalError::io("statvfs", &dir))?;
+            check_space(available, 0, opts.segment_size, opts.min_free_bytes, &dir)?;
             segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
         }
 
@@ -482,6 +488,8 @@ impl Wal {
             is_poisoned: AtomicBool::new(false),
             #[cfg(test)]
             panic_next_sync: AtomicBool::new(false),
+            #[cfg(test)]
+            fake_available: Mutex::new(None),
             durable: AtomicU64::new(next_offset),
             consumers: Mutex::new(
                 consumers
@@ -972,17 +980,19 @@ impl Inner {
                     error: std::io::Error::from_raw_os_error(*errno),
                 });
             }
-            let available =
-                segment::available_space(&self.dir).map_err(WalError::io("statvfs", &self.dir))?;
-            if available < size.saturating_add(min_free) {
-                return Err(WalError::DiskFull {
-                    path: self.dir.clone(),
-                    available,
-                    needed: size + min_free,
-                    segment: size,
-                    min_free,
-                });
-            }
+            // A segment every consumer is done with is retired once it is no longer the newest,
+            // which this roll makes it: its space counts as free. Otherwise a drained log whose
+            // only segment is full would need room for two segments, and refuse every put for
+            // good on a disk with less.
+            let consumed = self.floor.load(Ordering::Acquire) >= w.next_offset;
+            let reclaimed = if consumed { w.active.len() as u64 } else { 0 };
+            check_space(
+                self.available_space()?,
+                reclaimed,
+                size,
+                min_free,
+                &self.dir,
+            )?;
         }
         let mut reused = spare.is_some();
         let created = match Segment::create(&self.dir, w.next_offset, size, spare.as_deref()) {
@@ -1127,6 +1137,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Free bytes on the log's filesystem, for this user.
+    fn available_space(&self) -> Result<u64> {
+        #[cfg(test)]
+        if let Some(free) = *self.fake_available.lock() {
+            return Ok(free);
+        }
+        segment::available_space(&self.dir).map_err(WalError::io("statvfs", &self.dir))
+    }
+
     /// Deletes a segment file, or keeps it as a spare if nothing still maps it. A segment still
     /// referenced (a reader, or an event body borrowed from its map) is only unlinked: its
     /// mapping stays valid until the last reference goes.
@@ -1134,7 +1153,13 @@ impl Inner {
         let path = seg.path().to_owned();
         let len = seg.len() as u64;
         let mut spares = self.spares.lock();
-        let reusable = len == self.opts.segment_size && spares.len() < self.opts.spare_segments;
+        // A spare keeps its space taken: on a disk already under the minimum free space (a roll
+        // that counted this segment's space as free, above) it is deleted instead.
+        let reusable = len == self.opts.segment_size
+            && spares.len() < self.opts.spare_segments
+            && self
+                .available_space()
+                .is_ok_and(|free| free >= self.opts.min_free_bytes);
         match Arc::try_unwrap(seg) {
             Ok(seg) if reusable => {
                 drop(seg);
@@ -1341,6 +1366,21 @@ fn list_dir(dir: &Path) -> Result<Listing> {
     Ok(Listing { segments, spares })
 }
 
+/// Refuses a new segment of `size` bytes that would leave less than `min_free` bytes free,
+/// counting `reclaimed` bytes about to be released as free.
+fn check_space(available: u64, reclaimed: u64, size: u64, min_free: u64, dir: &Path) -> Result<()> {
+    if available.saturating_add(reclaimed) < size.saturating_add(min_free) {
+        return Err(WalError::DiskFull {
+            path: dir.to_owned(),
+            available,
+            needed: size.saturating_add(min_free),
+            segment: size,
+            min_free,
+        });
+    }
+    Ok(())
+}
+
 /// The spares this log can reuse: those of the configured segment size, up to the configured
 /// number. The others, left by a run with another `segment_size` or more spares, hold no data
 /// (every event in them was consumed) and are deleted; reusing one would give a segment whose
@@ -1462,8 +1502,8 @@ mod tests {
 
     /// A new log's first open writes wal.meta before it makes the first segment: a first open
     /// cut short there leaves a log the next open takes as it is, not a segment without
-    /// wal.meta, which means damage from outside. The segment's creation is made to fail with a
-    /// size no filesystem can allocate.
+    /// wal.meta, which means damage from outside. The segment is made impossible with a size no
+    /// filesystem has room for.
     #[test]
     fn a_new_log_has_wal_meta_before_its_first_segment() {
         let dir = tempfile::tempdir().unwrap();
@@ -1472,7 +1512,11 @@ mod tests {
             ..WalOptions::default()
         };
         let err = Wal::open(dir.path(), huge).err().expect("a 4 EiB segment");
-        assert!(err.to_string().contains(".seg"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("need 4611686018427387904 (a 4611686018427387904-byte segment"),
+            "{err}"
+        );
         let (_, record) = SlotFile::open(&dir.path().join(META_FILE), META_MAGIC)
             .unwrap()
             .expect("wal.meta was written before the segment");
@@ -1493,6 +1537,62 @@ mod tests {
         drop(wal);
         let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    /// A drained log whose only segment is full moves on to a new one on a disk with room for
+    /// one segment only (above the minimum free space): the drained segment's space counts as
+    /// free, and it is then deleted, not kept as a spare, since the disk is under the minimum.
+    /// Counting it only once it is drained: before, the roll is refused.
+    #[test]
+    fn a_drained_full_segment_makes_room_for_the_next() {
+        const SEGMENT: u64 = 64 * 1024;
+        const MIN_FREE: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            segment_size: SEGMENT,
+            min_free_bytes: MIN_FREE,
+            ..WalOptions::default()
+        };
+        let wal = Wal::open(dir.path(), opts).unwrap();
+        *wal.inner.fake_available.lock() = Some(MIN_FREE + SEGMENT / 2);
+        let mut reader = wal.reader("sink").unwrap();
+        let event = Event::new(vec![b'x'; 1000]);
+        let mut appended = 0;
+        let refused = loop {
+            match wal.append_commit(std::slice::from_ref(&event)) {
+                Ok(_) => appended += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(refused, WalError::DiskFull { available, .. } if available == MIN_FREE + SEGMENT / 2),
+            "{refused}"
+        );
+        let mut read_back = 0;
+        loop {
+            let n = reader.read(1000).unwrap().len();
+            if n == 0 {
+                break;
+            }
+            read_back += n;
+        }
+        assert_eq!(read_back, appended);
+        reader.ack().unwrap();
+
+        let next = wal.append_commit(std::slice::from_ref(&event)).unwrap();
+        assert_eq!(next.first_offset, appended as u64);
+        // What the new segment's allocation left.
+        *wal.inner.fake_available.lock() = Some(MIN_FREE - SEGMENT / 2);
+        let got = reader.read(1000).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, appended as u64);
+        reader.ack().unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".seg") || n.contains(SPARE_EXT))
+            .collect();
+        assert_eq!(names, [segment::segment_file_name(appended as u64)]);
     }
 
     /// A write that fails for want of space poisons the log (its frames' offsets were handed

@@ -209,16 +209,6 @@ impl Segment {
                 overwrite_in_place(&f);
                 if let Err(e) = allocate(&f, len).and_then(|_| f.write_all_at(&header, 0)) {
                     let _ = std::fs::remove_file(&tmp);
-                    if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
-                        let available = available_space(dir).unwrap_or(0);
-                        return Err(WalError::DiskFull {
-                            path: dir.to_owned(),
-                            available,
-                            needed: len,
-                            segment: len,
-                            min_free: 0,
-                        });
-                    }
                     if e.raw_os_error() == Some(rustix::io::Errno::FBIG.raw_os_error()) {
                         return Err(WalError::io("allocate", &tmp)(std::io::Error::new(
                             e.kind(),
