@@ -1,7 +1,7 @@
 //! The gate for log lines about a problem that repeats: the first occurrence is logged, then at
 //! most one line a minute, carrying the count of occurrences since the last line. Channels use
-//! it for refused puts (`channel::refusals`), accept loops for failed accepts; each writes its
-//! own line.
+//! it for refused puts (`channel::refusals`), accept loops for failed accepts, netcat
+//! connections for over-long lines; each writes its own line.
 
 use std::time::{Duration, Instant};
 

@@ -152,6 +152,39 @@ fn the_stop_is_logged_with_its_signal_and_sender() {
     assert!(text.contains(&expected), "expected {expected:?} in {text}");
 }
 
+/// A client sending over-long lines gets a FAILED reply for each, and the log a line for the
+/// first only (then at most one a minute): one line per refused line flooded the log (5,000
+/// lines in 0.4 s in the disk-full audit).
+#[test]
+fn over_long_netcat_lines_are_each_refused_and_logged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "a.sources.r1.max-line-length = 16\n");
+    let (mut agent, _) = support::start_logged_with(dir.path(), &cfg, &["--log-level", "info"]);
+    let mut client = Client::new(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.send("first") {
+        assert!(
+            Instant::now() < deadline,
+            "the netcat source never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..50 {
+        let reply = client.send_bytes(format!("{i:040}").as_bytes());
+        assert!(
+            reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("FAILED: Event exceeds")),
+            "line {i}: {reply:?}"
+        );
+    }
+    assert!(client.send("short"));
+    assert!(agent.stop());
+    let text = support::agent_logs(dir.path());
+    assert_eq!(text.matches("line too long; refused").count(), 1, "{text}");
+}
+
 /// An agent started under `nohup` keeps running when the terminal closes (SIGHUP), as Flume's
 /// JVM does: an ignored SIGHUP stays ignored.
 #[test]

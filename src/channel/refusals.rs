@@ -28,10 +28,11 @@ impl RefusalLog {
         )
     }
 
-    /// Refusals for want of disk space under a file channel's log.
+    /// Refusals for want of disk space (or inodes, or quota) under a file channel's log.
     pub(crate) fn disk_full() -> RefusalLog {
         RefusalLog::new(
-            "puts refused for want of disk space; free space under the channel's dataDirs",
+            "puts refused for want of disk space, inodes or quota (the reason says which); free \
+             some under the channel's dataDirs",
         )
     }
 

@@ -24,6 +24,7 @@ use super::{Answers, ChannelProcessor, Source, StopFlag, listen_tcp, serve_clien
 use crate::channel::ChannelError;
 use crate::config::NetcatConfig;
 use crate::event::Event;
+use crate::log_throttle::Throttle;
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -102,6 +103,8 @@ fn serve(
     let _ = stream.set_write_timeout(Some(POLL));
     let _ = stream.set_nodelay(true);
     let mut lines = Lines::new(cfg.max_line_length);
+    // A client sending nothing but over-long lines would otherwise get a log line for each.
+    let mut too_long = Throttle::default();
     let mut buf = vec![0u8; 64 * 1024];
     let limit = processor.transaction_limit();
     while !stopping(stop) {
@@ -142,7 +145,16 @@ fn serve(
                 // Replies keep the order of the lines: the lines before this one first.
                 put_batch(name, peer, cfg, processor, &mut batch, &mut replies);
                 counters.read_fail.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(source = name, %peer, limit = cfg.max_line_length, "line too long; refused");
+                if let Some(lines) = too_long.occurred(Instant::now()) {
+                    tracing::info!(
+                        source = name,
+                        %peer,
+                        limit = cfg.max_line_length,
+                        lines,
+                        "line too long; refused (logged at most once a minute per connection, \
+                         with the lines refused since)"
+                    );
+                }
                 replies.extend_from_slice(
                     format!(
                         "FAILED: Event exceeds the maximum length ({} bytes, including newline)\n",
