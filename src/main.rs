@@ -67,9 +67,10 @@ enum Command {
         /// Serve metrics on this port: /metrics (Flume JSON), /metrics/prometheus.
         #[arg(long)]
         metrics_port: Option<u16>,
-        /// Address the metrics server binds.
-        #[arg(long, default_value = "0.0.0.0")]
-        metrics_bind: String,
+        /// Address the metrics server binds (default 0.0.0.0), or ADDRESS:PORT in place of
+        /// --metrics-port.
+        #[arg(long)]
+        metrics_bind: Option<String>,
     },
     /// Send lines to an avro source as events (as `flume-ng avro-client`): a file's, standard
     /// input's, or every file's of a spooling directory. Exits 1 at the first batch not
@@ -416,6 +417,40 @@ fn apply_flume_launch_options(command: &mut Command, java: &JavaArgs) -> Result<
     Ok(())
 }
 
+/// The address the metrics server listens on, from `--metrics-bind` (an address, or
+/// ADDRESS:PORT) and `--metrics-port`; `None` for no server. A bind address with no port
+/// anywhere is an error rather than a silent "no metrics".
+fn metrics_address(bind: Option<&str>, port: Option<u16>) -> Result<Option<String>, String> {
+    let Some(bind) = bind else {
+        return Ok(port.map(|p| format!("0.0.0.0:{p}")));
+    };
+    let (host, bind_port) = match bind.parse::<std::net::SocketAddr>() {
+        Ok(addr) => (bind.to_owned(), Some(addr.port())),
+        Err(_) => match bind.rsplit_once(':') {
+            // host:port; a bare IPv6 address has colons in its host part too.
+            Some((host, p)) if !host.contains(':') && !p.is_empty() => {
+                let p = p.parse::<u16>().map_err(|_| {
+                    format!("--metrics-bind {bind}: '{p}' is not a port number (0-65535)")
+                })?;
+                (bind.to_owned(), Some(p))
+            }
+            _ if bind.contains(':') && !bind.starts_with('[') => (format!("[{bind}]"), None),
+            _ => (bind.to_owned(), None),
+        },
+    };
+    match (bind_port, port) {
+        (Some(a), Some(b)) if a != b => Err(format!(
+            "--metrics-bind {bind} names port {a} and --metrics-port {b}: give the port once"
+        )),
+        (Some(_), _) => Ok(Some(host)),
+        (None, Some(p)) => Ok(Some(format!("{host}:{p}"))),
+        (None, None) => Err(format!(
+            "--metrics-bind {bind} names no port, so no metrics server would start: add \
+             --metrics-port PORT, or write --metrics-bind {bind}:PORT"
+        )),
+    }
+}
+
 fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Agent {
@@ -433,7 +468,7 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             conf_file,
             name,
             check,
-            metrics_port.map(|p| format!("{metrics_bind}:{p}")),
+            metrics_address(metrics_bind.as_deref(), metrics_port).map_err(anyhow::Error::msg)?,
             java_props,
         ),
         Command::AvroClient {
@@ -836,4 +871,44 @@ fn demo(dir: PathBuf, events: u64) -> anyhow::Result<ExitCode> {
     ));
     out.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics_address;
+
+    #[test]
+    fn the_metrics_address_takes_its_port_from_either_option_but_not_two() {
+        assert_eq!(metrics_address(None, None), Ok(None));
+        assert_eq!(
+            metrics_address(None, Some(41414)),
+            Ok(Some("0.0.0.0:41414".into()))
+        );
+        for (bind, port, want) in [
+            ("127.0.0.1", Some(9), "127.0.0.1:9"),
+            ("127.0.0.1:9", None, "127.0.0.1:9"),
+            ("127.0.0.1:9", Some(9), "127.0.0.1:9"),
+            ("localhost:9", None, "localhost:9"),
+            ("::1", Some(9), "[::1]:9"),
+            ("[::1]:9", None, "[::1]:9"),
+        ] {
+            assert_eq!(
+                metrics_address(Some(bind), port),
+                Ok(Some(want.into())),
+                "{bind} {port:?}"
+            );
+        }
+        for (bind, port, want) in [
+            ("127.0.0.1", None, "names no port"),
+            (
+                "127.0.0.1:9",
+                Some(10),
+                "names port 9 and --metrics-port 10",
+            ),
+            ("host:99999", None, "'99999' is not a port number"),
+        ] {
+            let err = metrics_address(Some(bind), port).unwrap_err();
+            assert!(err.contains(want), "{bind} {port:?}: {err}");
+        }
+    }
 }
