@@ -49,9 +49,18 @@ fn names(range: std::ops::Range<u32>) -> Vec<String> {
     range.map(|i| format!("e{i}")).collect()
 }
 
+/// `EventTakeAttemptCount` and `EventTakeSuccessCount`.
+fn take_counts(ch: &dyn Channel) -> (u64, u64) {
+    let c = ch.counters();
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    (load(&c.take_attempt), load(&c.take_success))
+}
+
 /// The semantics both channels must share.
 fn transaction_semantics(ch: &dyn Channel) {
     assert!(ch.take(10, NO_WAIT).unwrap().is_empty());
+    // As Flume counts: an attempt per event asked for, the one that found nothing included.
+    assert_eq!(take_counts(ch), (1, 0));
     ch.put(evs(0..5)).unwrap();
     ch.put(evs(5..10)).unwrap();
     assert_eq!(ch.stats().size, 10);
@@ -62,7 +71,11 @@ fn transaction_semantics(ch: &dyn Channel) {
     assert_eq!(bodies(&a), names(0..3));
     assert_eq!(bodies(&b), names(3..6));
     ch.rollback(a);
+    // Takes succeed at their commit only, so a rolled back one never counts.
+    assert_eq!(take_counts(ch), (7, 0));
     let again = ch.take(10, NO_WAIT).unwrap();
+    let k = again.events.len() as u64;
+    assert_eq!(take_counts(ch), (7 + k + 1, 0));
     // A take may stop at the end of the rolled-back batch or go on with newer events; either
     // way the rolled-back events come first and order is kept.
     assert_eq!(
@@ -71,8 +84,10 @@ fn transaction_semantics(ch: &dyn Channel) {
         "rolled-back events return to the head"
     );
     ch.commit(b).unwrap();
+    assert_eq!(take_counts(ch).1, 3);
     let mut seen = bodies(&again)[3..].to_vec();
     ch.commit(again).unwrap();
+    assert_eq!(take_counts(ch).1, 3 + k);
     let rest = ch.take(10, NO_WAIT).unwrap();
     assert!(
         rest.events.windows(2).all(|w| w[1].0 > w[0].0),

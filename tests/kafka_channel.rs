@@ -284,9 +284,10 @@ fn drain_config(d: &Path, bootstrap: &str, topic: &str, out: &str, extra: &str) 
     )
 }
 
-/// `CHANNEL.c1`'s EventTakeSuccessCount from the metrics on `port`, or 0 if unreadable.
-fn channel_taken(port: u16) -> u64 {
-    channel_metric(port, "EventTakeSuccessCount")
+/// Events `SINK.k1` has tried to deliver (EventDrainAttemptCount) from the metrics on `port`,
+/// or 0 if unreadable: the channel counts a take as a success only at its commit.
+fn sink_tried(port: u16) -> u64 {
+    support::metric(port, "SINK.k1", "EventDrainAttemptCount").unwrap_or(0)
 }
 
 /// One of `CHANNEL.c1`'s counters from the metrics on `port`, or 0 if unreadable.
@@ -317,7 +318,7 @@ fn a_sigkill_while_the_sink_drains_loses_nothing() {
     let cfg = drain_config(d, &b, "backlog", &out_broker.bootstrap(), "");
     out_broker.freeze();
     let (mut agent, metrics) = start_logged(d, &cfg);
-    wait_until("the sink to take batches", || channel_taken(metrics) >= 40);
+    wait_until("the sink to take batches", || sink_tried(metrics) >= 40);
     agent.kill9();
     out_broker.thaw();
 

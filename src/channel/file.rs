@@ -200,14 +200,13 @@ impl Channel for FileChannel {
 
     fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
         check_transaction(&self.name, max, self.transaction_capacity)?;
-        ChannelCounters::add(&self.counters.take_attempt, 1);
         let deadline = Instant::now() + wait;
         let mut st = self.takes.lock();
         loop {
             let taken = self.take_now(&mut st, max)?;
             let now = Instant::now();
             if !taken.is_empty() || now >= deadline {
-                ChannelCounters::add(&self.counters.take_success, taken.len());
+                self.counters.took(taken.len(), max);
                 return Ok(taken);
             }
             // Bounded: in interval-sync mode data becomes visible without a put's signal.
@@ -239,11 +238,13 @@ impl Channel for FileChannel {
                 .min()
                 .unwrap_or_else(|| st.reader.position())
         };
+        let events = takes.iter().map(|t| t.events.len()).sum();
         // The events go before the ack: their bodies may be views into a segment the ack
         // retires, and a segment still referenced can only be deleted, not kept as a spare
         // (reusing spares makes the source's syncs faster, see wal `spare_segments`).
         drop(takes);
         self.wal.ack(CONSUMER, ack).map_err(|e| self.storage(e))?;
+        ChannelCounters::add(&self.counters.take_success, events);
         self.room.1.notify_all();
         Ok(())
     }

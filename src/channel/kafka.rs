@@ -621,7 +621,6 @@ impl Channel for KafkaChannel {
 
     fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
         check_transaction(&self.name, max, self.config.transaction_capacity)?;
-        ChannelCounters::add(&self.counters.take_attempt, 1);
         let mut side = self.take_side.lock();
         if side.consumer.is_none() {
             side.consumer = Some(
@@ -682,7 +681,7 @@ impl Channel for KafkaChannel {
             let origins = events.iter().map(|(o, _)| *o).collect();
             side.in_flight.insert(first.seq, origins);
         }
-        ChannelCounters::add(&self.counters.take_success, events.len());
+        self.counters.took(events.len(), max);
         Ok(Taken {
             events: events.into_iter().map(|(o, e)| (o.seq, e)).collect(),
             start: None,
@@ -697,6 +696,8 @@ impl Channel for KafkaChannel {
         let Some(origins) = side.in_flight.remove(&taken.key()) else {
             return Ok(());
         };
+        // Done whatever becomes of the offset commit below.
+        ChannelCounters::add(&self.counters.take_success, taken.events.len());
         let mut list = TopicPartitionList::new();
         let mut commits = Vec::new();
         for (partition, to) in side.settle(&origins) {

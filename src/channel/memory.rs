@@ -125,7 +125,6 @@ impl Channel for MemoryChannel {
 
     fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
         check_transaction(&self.name, max, self.config.transaction_capacity)?;
-        ChannelCounters::add(&self.counters.take_attempt, 1);
         let deadline = Instant::now() + wait;
         let mut st = self.state.lock();
         while st.queue.is_empty() {
@@ -139,7 +138,7 @@ impl Channel for MemoryChannel {
             let bytes = events.iter().map(|(_, e)| e.body.len() as u64).sum();
             st.in_flight.insert(*first, (events.len(), bytes));
         }
-        ChannelCounters::add(&self.counters.take_success, events.len());
+        self.counters.took(events.len(), max);
         Ok(Taken {
             events,
             start: None,
@@ -151,6 +150,7 @@ impl Channel for MemoryChannel {
         if let Some((n, bytes)) = st.in_flight.remove(&taken.key()) {
             st.held -= n;
             st.held_bytes -= bytes;
+            ChannelCounters::add(&self.counters.take_success, n);
         }
         drop(st);
         self.changed.notify_all();

@@ -106,6 +106,13 @@ impl ChannelCounters {
     pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
+
+    /// A take of up to `max` events handed out `taken`. Flume counts a take attempt per event
+    /// asked for, the one that found the channel empty included, so attempts are never fewer
+    /// than successes; successes count at commit (`EventTakeSuccessCount`), not here.
+    pub(crate) fn took(&self, taken: usize, max: usize) {
+        Self::add(&self.take_attempt, taken + usize::from(taken < max));
+    }
 }
 
 /// A point-in-time view of a channel for metrics.
