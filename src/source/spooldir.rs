@@ -18,7 +18,9 @@
 //! decoded (LINE under `decodeErrorPolicy = FAIL`; an AVRO file that is not a valid container),
 //! is logged as an error naming it and left in place
 //! unmarked; it is recorded in the state file so that it is not read again, and the source goes
-//! on with the other files (Flume stops the source). A file found under the name of the file
+//! on with the other files (Flume stops the source). A file that cannot be marked done for a
+//! reason that may pass (disk or inodes full) is marked later instead (`Spooler::retire`). A
+//! file found under the name of the file
 //! being read but with another inode replaced it while the agent was stopped: it is a new file
 //! and is read from its start.
 //!
@@ -134,6 +136,9 @@ impl Source for SpoolDirSource {
             queue: VecDeque::new(),
             last_listing: None,
             state_failing: false,
+            retire_failing: None,
+            #[cfg(test)]
+            fail_marks: 0,
             warned: HashSet::new(),
             rng: fastrand::Rng::new(),
         });
@@ -267,6 +272,11 @@ struct Spooler {
     /// `batchSize`, lowered to the channel's transactionCapacity if that is smaller.
     batch_size: usize,
     state_failing: bool,
+    /// The file whose marking as done failed for a reason that may pass (logged once).
+    retire_failing: Option<PathBuf>,
+    /// Marker creations to fail with ENOSPC (tests).
+    #[cfg(test)]
+    fail_marks: usize,
     /// Paths a warning was logged for, so a lasting problem is logged once.
     warned: HashSet<PathBuf>,
     rng: fastrand::Rng,
@@ -717,7 +727,9 @@ impl Spooler {
 
     /// Marks a file whose every line is committed as done (renamed, recorded in the tracker
     /// directory, or deleted), then forgets it. A file that cannot be marked is recorded as not
-    /// to be read again.
+    /// to be read again, unless what failed may pass by itself (a full disk, no inodes, no
+    /// descriptors): then it stays the current file, read to its end, and marking it is tried
+    /// again after a pause, and after a restart.
     fn retire(&mut self, c: &Candidate, reader: &dyn Deserializer, pos: u64) -> Flow {
         if let Some(flow) = self.check_unchanged(c, reader, pos) {
             return flow;
@@ -728,52 +740,101 @@ impl Spooler {
             (DeletePolicy::Immediate, _) => std::fs::remove_file(path)
                 .and_then(|()| durable::sync_parent(path))
                 .map(|()| format!("deleted {shown}"))
-                .map_err(|e| format!("it was read to its end but cannot be deleted: {e}")),
+                .map_err(|e| {
+                    let why = format!("it was read to its end but cannot be deleted: {e}");
+                    (why, passes(&e))
+                }),
             (DeletePolicy::Never, TrackingPolicy::Rename) => {
                 let dest = with_suffix(path, &self.config.file_suffix);
                 match rename_no_replace(path, &dest) {
                     Ok(()) => durable::sync_parent(path)
                         .map(|()| format!("renamed {shown} to {}", dest.display()))
                         .map_err(|e| {
-                            format!(
+                            let why = format!(
                                 "renamed to {}, but the directory cannot be synced: {e}",
                                 dest.display()
-                            )
+                            );
+                            // Renamed already: the name it had is gone, nothing to retry.
+                            (why, false)
                         }),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(format!(
-                        "it was read to its end but cannot be renamed to {}, which exists already: a file name was used twice in the spool directory",
-                        dest.display()
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err((
+                        format!(
+                            "it was read to its end but cannot be renamed to {}, which exists already: a file name was used twice in the spool directory",
+                            dest.display()
+                        ),
+                        false,
                     )),
-                    Err(e) => Err(format!(
-                        "it was read to its end but cannot be renamed to {}: {e}",
-                        dest.display()
+                    Err(e) => Err((
+                        format!(
+                            "it was read to its end but cannot be renamed to {}: {e}",
+                            dest.display()
+                        ),
+                        passes(&e),
                     )),
                 }
             }
             (DeletePolicy::Never, TrackingPolicy::TrackerDir) => {
                 let marker = listing::marker(&self.config, &self.tracker_dir, &c.rel);
-                mark_done(&marker)
-                    .map(|()| format!("{shown} is done: recorded as {}", marker.display()))
+                #[cfg(test)]
+                let made = if self.fail_marks > 0 {
+                    self.fail_marks -= 1;
+                    Err(io::Error::from_raw_os_error(
+                        rustix::io::Errno::NOSPC.raw_os_error(),
+                    ))
+                } else {
+                    mark_done(&marker)
+                };
+                #[cfg(not(test))]
+                let made = mark_done(&marker);
+                made.map(|()| format!("{shown} is done: recorded as {}", marker.display()))
                     .map_err(|e| {
-                        format!(
+                        let why = format!(
                             "it was read to its end but {} cannot be created: {e}",
                             marker.display()
-                        )
+                        );
+                        (why, passes(&e))
                     })
             }
         };
         match done {
             Ok(what) => {
+                if self.retire_failing.take().is_some() {
+                    tracing::info!(source = %self.name, "{shown} marked done after all");
+                }
                 tracing::info!(source = %self.name, bytes = pos, "{what}");
                 self.forget_current();
+                Flow::Next
             }
-            Err(why) => {
+            Err((why, true)) => {
+                if self.retire_failing.as_ref() != Some(path) {
+                    tracing::error!(source = %self.name, "{shown}: {why}; trying again every {:?} until it can be marked (the spool directory waits)", self.config.poll_delay);
+                    self.retire_failing = Some(path.clone());
+                }
+                Flow::Pause
+            }
+            Err((why, false)) => {
+                self.retire_failing = None;
                 tracing::error!(source = %self.name, "{shown}: {why}; it is left in place and not read again (recorded in {})", self.state_path.display());
                 self.skip(&c.id, why);
+                Flow::Next
             }
         }
-        Flow::Next
     }
+}
+
+/// Whether a failed filesystem operation may succeed later by itself: the disk or its inodes
+/// full, a quota reached, the process or system out of descriptors or memory.
+fn passes(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    [
+        Errno::NOSPC,
+        Errno::DQUOT,
+        Errno::MFILE,
+        Errno::NFILE,
+        Errno::NOMEM,
+    ]
+    .iter()
+    .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
 }
 
 /// Whether a skipped file is still at its path.
@@ -1340,6 +1401,46 @@ mod tests {
         r.drain(&mut s);
         assert_eq!(r.bodies(), vec!["a"]);
         assert!(!exists(&r.path("a.log")) && !exists(&r.path("a.log.COMPLETED")));
+    }
+
+    /// A marker that cannot be made for a reason that may pass (here ENOSPC, as a full disk
+    /// gives) leaves the file current at its end, not skipped: marking is tried again, after
+    /// a restart too, and nothing is sent twice (the disk-full audit's M1).
+    #[test]
+    fn a_marker_that_cannot_be_made_for_now_is_tried_again_not_skipped() {
+        let r = rig();
+        put(&r.path("a.log"), b"a\n", 10);
+        let mut config = r.config();
+        config.tracking_policy = TrackingPolicy::TrackerDir;
+        let marker = r.path(".flumespool/a.log.COMPLETED");
+        let mut s = r.spooler(config.clone());
+        s.fail_marks = 2;
+        let (c, pos) = s.next_file().unwrap();
+        assert!(matches!(
+            s.consume(&c, pos, &r.processor, &r.stop),
+            Flow::Pause
+        ));
+        assert!(!exists(&marker));
+        drop(s);
+
+        let mut s = r.spooler(config);
+        s.fail_marks = 1;
+        let (c, pos) = s
+            .next_file()
+            .expect("still the current file after a restart");
+        assert_eq!(pos.offset, 2);
+        assert!(matches!(
+            s.consume(&c, pos, &r.processor, &r.stop),
+            Flow::Pause
+        ));
+        r.drain(&mut s);
+        assert!(exists(&marker));
+        assert_eq!(r.bodies(), vec!["a"]);
+        let state = r.state();
+        assert!(
+            state.skipped.is_empty() && state.current.is_none(),
+            "{state:?}"
+        );
     }
 
     #[test]
