@@ -118,6 +118,15 @@ class NettyRequestor(avro.ipc.BaseRequestor):
 
     connected = False
 
+    def write_handshake_request(self, encoder):
+        # avro.ipc remembers a server's hash per address for the whole process, but gives a new
+        # requestor only that: its second connection to the same server would then read the
+        # reply without the server's protocol (AttributeError) after the call was delivered.
+        cached = avro.ipc.REMOTE_PROTOCOLS.get(self.transceiver.remote_name)
+        if cached is not None and self.remote_protocol is None:
+            self._remote_protocol = cached
+        super().write_handshake_request(encoder)
+
     def request(self, message_name, request_datum):
         buf = io.BytesIO()
         encoder = avro.io.BinaryEncoder(buf)
