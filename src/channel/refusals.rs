@@ -32,7 +32,7 @@ impl RefusalLog {
     pub(crate) fn disk_full() -> RefusalLog {
         RefusalLog::new(
             "puts refused for want of disk space, inodes or quota (the reason says which); free \
-             some under the channel's dataDirs",
+             some under the channel's dataDirs (or lower its minimumRequiredSpace or maxFileSize)",
         )
     }
 
