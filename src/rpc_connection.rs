@@ -157,6 +157,27 @@ impl Security {
         })
     }
 
+    /// For a client whose first bytes were no frame at all: the settings its sink may use and
+    /// this source does not, since a sink with TLS (or, for Avro, compression) talking to a
+    /// source without it sends bytes that read as a nonsensical frame. `deflate`: whether this
+    /// source decompresses (`None`: the protocol has no compression).
+    pub fn first_frame_hint(&self, deflate: Option<bool>) -> String {
+        let mut causes = Vec::new();
+        if matches!(self, Security::Plain) {
+            causes.push("ssl = true");
+        }
+        if deflate == Some(false) {
+            causes.push("compression-type = deflate");
+        }
+        match causes.as_slice() {
+            [] => "the client does not speak this source's protocol".to_owned(),
+            causes => format!(
+                "does the client's sink set {} (this source does not)?",
+                causes.join(" or ")
+            ),
+        }
+    }
+
     /// Logs why a client's connection could not be set up (a source's side). A failed TLS
     /// handshake is a client set up wrongly, or not speaking TLS at all: worth the operator's
     /// eye, unlike a socket option that could not be set or a probe that connected and left.

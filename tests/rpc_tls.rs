@@ -175,6 +175,31 @@ fn a_plain_sink_gets_nothing_through_a_tls_source() {
     );
 }
 
+/// The opposite mismatch: the source, reading a TLS handshake as a frame, names the settings
+/// the sink may have and it has not (the crash-loop audit found only "not a frame: buffer 0 of
+/// 65537 has length -66911463" there).
+#[test]
+fn a_tls_sink_gets_nothing_through_a_plain_source_and_the_source_says_why() {
+    nothing_delivered(
+        "",
+        &sink_tls("truststore.jks"),
+        "TLS handshake",
+        "does the client's sink set ssl = true or compression-type = deflate (this source does not)?",
+    );
+}
+
+/// A source expecting zlib that gets plain frames says so at warning level, not as a connection
+/// error at info.
+#[test]
+fn a_plain_sink_gets_nothing_through_a_deflate_source_and_the_source_says_why() {
+    nothing_delivered(
+        "a.sources.r1.compression-type = deflate\n",
+        "",
+        "delivery failed",
+        "this source has compression-type = deflate; does the client's sink not?",
+    );
+}
+
 /// Any TLS client can talk to the source: OpenSSL's own client, verifying the certificate
 /// against the CA, completes a handshake.
 #[test]

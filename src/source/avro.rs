@@ -6,6 +6,7 @@
 //! frame that is not Avro RPC, or a handshake that cannot be read, closes that connection with
 //! a log line naming the client, and nothing else.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -128,13 +129,28 @@ fn serve(
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(source = name, %peer, "client connected");
     let mut conn = ServerConnection::default();
+    let mut first = true;
     loop {
         let frame = match transport.receive(None) {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(_) if stopping(stop) => break,
+            // Not a zlib stream from the start: a sink that does not compress.
+            Err(FrameError::Io(e))
+                if first && cfg.deflate && e.kind() == ErrorKind::InvalidData =>
+            {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = name, %peer, error = %e, "closing the connection: this source has compression-type = deflate; does the client's sink not?");
+                break;
+            }
             Err(FrameError::Io(e)) => {
                 tracing::info!(source = name, %peer, error = %e, "connection error");
+                break;
+            }
+            Err(e) if first => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                let hint = security.first_frame_hint(Some(cfg.deflate));
+                tracing::warn!(source = name, %peer, error = %e, "closing the connection: {hint}");
                 break;
             }
             Err(e) => {
@@ -143,6 +159,7 @@ fn serve(
                 break;
             }
         };
+        first = false;
         let reply = responder.respond(&mut conn, &frame.payload, |call| {
             let events = call.into_events();
             let n = events.len();

@@ -98,6 +98,7 @@ fn serve(
     };
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(source = name, %peer, "client connected");
+    let mut first = true;
     loop {
         let message = match transport.receive(None) {
             Ok(Some(m)) => m,
@@ -107,12 +108,19 @@ fn serve(
                 tracing::info!(source = name, %peer, error = %e, "connection error");
                 break;
             }
+            Err(e) if first => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                let hint = security.first_frame_hint(None);
+                tracing::warn!(source = name, %peer, error = %e, "closing the connection: {hint}");
+                break;
+            }
             Err(e) => {
                 counters.read_fail.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(source = name, %peer, error = %e, "closing the connection");
                 break;
             }
         };
+        first = false;
         let served = serve_call(cfg.protocol, &message, |events| {
             let n = events.len();
             match processor.process(events) {
