@@ -1367,9 +1367,11 @@ fn list_dir(dir: &Path) -> Result<Listing> {
 }
 
 /// Refuses a new segment of `size` bytes that would leave less than `min_free` bytes free,
-/// counting `reclaimed` bytes about to be released as free.
+/// counting `reclaimed` bytes about to be released as free. The segment itself must fit in
+/// what is free now: the bytes to reclaim are released only after it exists (an allocation
+/// tried without room would fill the disk for a moment and fail).
 fn check_space(available: u64, reclaimed: u64, size: u64, min_free: u64, dir: &Path) -> Result<()> {
-    if available.saturating_add(reclaimed) < size.saturating_add(min_free) {
+    if available < size || available.saturating_add(reclaimed) < size.saturating_add(min_free) {
         return Err(WalError::DiskFull {
             path: dir.to_owned(),
             available,
