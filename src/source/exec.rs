@@ -72,6 +72,7 @@ impl Source for ExecSource {
             processor: &processor,
             stop: &stop,
             batch_size: self.config.batch_size,
+            lost_at_stop: 0,
         };
         let command = &self.config.command;
         loop {
@@ -165,6 +166,13 @@ fn run_once(name: &str, config: &ExecSourceConfig, put: &mut Putter, stop: &Stop
             terminate(name, &mut child);
             drain(&rx, &mut batch, Instant::now() + TERM_GRACE);
             put.put_all(batch.take());
+            if put.lost_at_stop > 0 {
+                tracing::error!(
+                    source = name,
+                    lines = put.lost_at_stop,
+                    "exec: lines lost at the stop, the channel refusing them"
+                );
+            }
             return RunEnd::Stopped;
         }
         let now = Instant::now();
@@ -448,6 +456,10 @@ struct Putter<'a> {
     stop: &'a StopFlag,
     /// Lowered to the channel's transactionCapacity if `batchSize` turns out to exceed it.
     batch_size: usize,
+    /// Lines given up since the channel refused a batch while the agent stops: the later
+    /// batches of the stop are not tried, or each would wait out the channel's keep-alive (a
+    /// full channel held a stop for 114 s in the disk-full audit).
+    lost_at_stop: usize,
 }
 
 impl Putter<'_> {
@@ -464,6 +476,10 @@ impl Putter<'_> {
     /// final and the lines are reported lost.
     fn put(&mut self, batch: Vec<Event>) {
         if batch.is_empty() {
+            return;
+        }
+        if self.lost_at_stop > 0 {
+            self.lost_at_stop += batch.len();
             return;
         }
         let mut failures = 0u32;
@@ -496,8 +512,9 @@ impl Putter<'_> {
                     if stopping(self.stop) {
                         tracing::error!(
                             source = self.name, lines = batch.len(), error = %e,
-                            "exec: the channel refused lines while the agent stops; they are lost"
+                            "exec: the channel refused lines while the agent stops; they are lost, and so are the lines after them (counted when the command is gone)"
                         );
+                        self.lost_at_stop = batch.len();
                         return;
                     }
                     if failures == 1 {
@@ -640,5 +657,31 @@ mod tests {
         assert!(unwound.is_err());
         // Ended and reaped: no process has that id any more.
         assert!(rustix::process::test_kill_process(pid).is_err());
+    }
+
+    /// Once the channel refuses a batch during the stop, the batches after it are given up
+    /// without being tried: each try would wait out the channel's keep-alive.
+    #[test]
+    fn a_refusal_during_the_stop_gives_up_the_rest_at_once() {
+        use crate::source::test_rig::{memory_channel, processor_for};
+        let channel = memory_channel(10, 10, Duration::from_millis(100));
+        let processor = processor_for(&channel);
+        let full: Vec<Event> = (0..10).map(|i| Event::new(format!("{i}"))).collect();
+        processor.process(full).unwrap();
+        let stop: StopFlag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut put = Putter {
+            name: "r1",
+            processor: &processor,
+            stop: &stop,
+            batch_size: 10,
+            lost_at_stop: 0,
+        };
+        put.put_all((0..100).map(|i| Event::new(format!("{i}"))).collect());
+        assert_eq!(put.lost_at_stop, 100);
+        let refusals = channel
+            .counters()
+            .full
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(refusals, 1, "only the first batch was tried");
     }
 }
