@@ -441,7 +441,10 @@ impl Spooler {
             .strip_prefix(&self.spool_dir)
             .map(Path::to_owned)
             .unwrap_or_else(|_| PathBuf::from(name));
-        tracing::info!(source = %self.name, file = %path, pos = cur.pos, records = cur.records, "resuming");
+        // Not again for each retry of marking a file read to its end (`retire`).
+        if self.retire_failing.as_ref() != Some(&id.file) {
+            tracing::info!(source = %self.name, file = %path, pos = cur.pos, records = cur.records, "resuming");
+        }
         Some(Ok(Candidate { id: now, rel }))
     }
 
