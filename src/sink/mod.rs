@@ -47,6 +47,14 @@ pub struct SinkCounters {
     pub last_error: parking_lot::Mutex<Option<(String, u64)>>,
 }
 
+impl SinkCounters {
+    /// Counts a failed cycle (take, delivery or commit) and records its error as the last one.
+    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some((format!("{error:#}"), crate::event::now_millis()));
+    }
+}
+
 /// Where a sink delivers to.
 pub trait Sink: Send {
     /// Delivers a batch. `Ok` means the events are safely at the destination (flushed, synced,
@@ -364,7 +372,7 @@ impl SinkRunner {
         let taken = match self.channel.take(self.batch_size, POLL) {
             Ok(t) => t,
             Err(e) => {
-                c.failures.fetch_add(1, Ordering::Relaxed);
+                c.failed(&e);
                 return Err(CycleError::Take(e));
             }
         };
@@ -381,7 +389,7 @@ impl SinkRunner {
             Ok(()) => self.commit_delivered(taken),
             Err(e) => {
                 self.channel.rollback(taken);
-                c.failures.fetch_add(1, Ordering::Relaxed);
+                c.failed(&e);
                 c.rollbacks.fetch_add(1, Ordering::Relaxed);
                 Err(CycleError::Deliver(e))
             }
@@ -460,7 +468,7 @@ impl SinkRunner {
             let taken = match self.channel.take(self.batch_size, wait) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    c.failures.fetch_add(1, Ordering::Relaxed);
+                    c.failed(&e);
                     if on_way.is_empty() {
                         return Err(CycleError::Take(e));
                     }
@@ -476,7 +484,7 @@ impl SinkRunner {
                         self.channel.rollback(taken);
                         c.rollbacks.fetch_add(1, Ordering::Relaxed);
                         self.abandon(on_way);
-                        c.failures.fetch_add(1, Ordering::Relaxed);
+                        c.failed(&e);
                         return Err(CycleError::Deliver(e));
                     }
                     on_way.push_back(taken);
@@ -520,7 +528,7 @@ impl SinkRunner {
                 self.channel.rollback(oldest);
                 self.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
                 self.abandon(later);
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                self.counters.failed(&e);
                 Err(CycleError::Deliver(e))
             }
         }
@@ -630,7 +638,7 @@ fn commit_delivered(
         }
         Err(e) => {
             // Delivered but not recorded: these events will be delivered again.
-            c.failures.fetch_add(1, Ordering::Relaxed);
+            c.failed(&e);
             Err(e)
         }
     }
@@ -1071,6 +1079,9 @@ mod tests {
             panic!("the panic must fail the delivery");
         };
         assert_eq!(e.to_string(), "the sink panicked (a bug): boom");
+        // Every sink's LastError shows it, not only the Kafka sink's.
+        let last = counters.last_error.lock().clone().map(|(text, _)| text);
+        assert_eq!(last.as_deref(), Some("the sink panicked (a bug): boom"));
         assert_eq!(channel.stats().size, 10, "the batch was rolled back");
         assert_eq!(runner.process().unwrap(), Status::Ready);
         assert_eq!(runner.process().unwrap(), Status::Ready);
