@@ -51,7 +51,12 @@ impl SinkCounters {
     /// Counts a failed cycle (take, delivery or commit) and records its error as the last one.
     pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock() = Some((format!("{error:#}"), crate::event::now_millis()));
+        self.record_error(format!("{error:#}"));
+    }
+
+    /// Records `text` as the sink's last error, as of now.
+    pub(crate) fn record_error(&self, text: String) {
+        *self.last_error.lock() = Some((text, crate::event::now_millis()));
     }
 }
 

@@ -374,10 +374,6 @@ impl KafkaSink {
             }
         }
     }
-
-    fn record_error(&self, msg: &str) {
-        *self.counters.last_error.lock() = Some((msg.to_owned(), crate::event::now_millis()));
-    }
 }
 
 /// What `weir agent --check` reports of a Kafka sink: the client is configured and created as
@@ -635,7 +631,7 @@ impl KafkaSink {
             events[first.0].0,
             first.1
         );
-        self.record_error(&summary);
+        self.counters.record_error(summary.clone());
         if unsendable.len() == failures.len() {
             self.counters
                 .unsendable
