@@ -778,18 +778,8 @@ impl Spooler {
             }
             (DeletePolicy::Never, TrackingPolicy::TrackerDir) => {
                 let marker = listing::marker(&self.config, &self.tracker_dir, &c.rel);
-                #[cfg(test)]
-                let made = if self.fail_marks > 0 {
-                    self.fail_marks -= 1;
-                    Err(io::Error::from_raw_os_error(
-                        rustix::io::Errno::NOSPC.raw_os_error(),
-                    ))
-                } else {
-                    mark_done(&marker)
-                };
-                #[cfg(not(test))]
-                let made = mark_done(&marker);
-                made.map(|()| format!("{shown} is done: recorded as {}", marker.display()))
+                self.mark_done(&marker)
+                    .map(|()| format!("{shown} is done: recorded as {}", marker.display()))
                     .map_err(|e| {
                         let why = format!(
                             "it was read to its end but {} cannot be created: {e}",
@@ -822,6 +812,18 @@ impl Spooler {
                 Flow::Next
             }
         }
+    }
+
+    /// [`mark_done`], or (tests) the ENOSPC of a full disk while `fail_marks` lasts.
+    fn mark_done(&mut self, marker: &Path) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_marks > 0 {
+            self.fail_marks -= 1;
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::NOSPC.raw_os_error(),
+            ));
+        }
+        mark_done(marker)
     }
 }
 
