@@ -795,10 +795,24 @@ impl SourceConfig {
     ) -> Result<Self, ConfigError> {
         let only_channel = super::one_of(defined);
         let ty = component_type(s, "source", SOURCE_TYPES)?;
-        let mut channels: Vec<String> = s
+        let mut channels: Vec<String> = Vec::new();
+        // Flume reads the list into a set: a channel named twice gets each event once.
+        for c in s
             .string("channels")
-            .map(|v| v.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+        {
+            if channels.iter().any(|known| known == c) {
+                notes.push(format!(
+                    "{}: {}: channel '{c}' is named twice; source {name} puts each event into \
+                     it once (as Flume does)",
+                    s.entry("channels").map(|e| e.at()).unwrap_or_default(),
+                    s.full("channels"),
+                ));
+            } else {
+                channels.push(c.to_owned());
+            }
+        }
         // Read as the list above, so `note_unused` would take them for its parts.
         let under_channels = s.full("channels.");
         for (key, e) in s.props().with_prefix(&under_channels) {
@@ -2178,6 +2192,26 @@ mod tests {
         SourceConfig::parse("a", "r1", &s, &[], &mut notes, &mut Vec::new())
             .map(|c| (c, notes))
             .map_err(|e| e.to_string())
+    }
+
+    /// Flume reads `channels` into a set: a channel listed twice must not get each event twice.
+    #[test]
+    fn a_channel_named_twice_is_put_into_once() {
+        let text = "a.sources.r1.type = seq\n\
+                    a.sources.r1.channels = c1 c2 c1\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let mut notes = Vec::new();
+        let defined = ["c1".to_owned(), "c2".to_owned()];
+        let c = SourceConfig::parse("a", "r1", &s, &defined, &mut notes, &mut Vec::new()).unwrap();
+        assert_eq!(c.channels, ["c1", "c2"]);
+        assert_eq!(
+            notes,
+            [
+                "t.properties:2: a.sources.r1.channels: channel 'c1' is named twice; source r1 puts \
+              each event into it once (as Flume does)"
+            ]
+        );
     }
 
     #[test]
