@@ -41,7 +41,8 @@ fn config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
     path
 }
 
-/// Produces `values[i]` with key `k{i}` and record header `h = v{i}`, round-robin over
+/// Produces `values[i]` with key `k{i}` and record headers `h = v{i}` and `weir.offset =
+/// 1000 + i`, round-robin over
 /// `partitions`, and waits until the broker has them all.
 fn produce(bootstrap: &str, partitions: i32, values: &[Vec<u8>]) {
     produce_from(bootstrap, partitions, 0, values)
@@ -64,10 +65,17 @@ fn produce_from(bootstrap: &str, partitions: i32, first: usize, values: &[Vec<u8
     for (i, v) in (first..).zip(values) {
         let key = format!("k{i}");
         let hv = format!("v{i}");
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "h",
-            value: Some(hv.as_bytes()),
-        });
+        // `weir.offset` as an upstream weir Kafka sink sends it.
+        let upstream = format!("{}", 1000 + i);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "h",
+                value: Some(hv.as_bytes()),
+            })
+            .insert(Header {
+                key: "weir.offset",
+                value: Some(upstream.as_bytes()),
+            });
         let record = BaseRecord::to(TOPIC)
             .key(&key)
             .payload(v)
@@ -125,6 +133,8 @@ fn every_record_arrives_once_with_flumes_headers_and_offsets_are_committed() {
         assert_eq!(e.header("topic"), Some(TOPIC));
         assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
         assert_eq!(e.header("h"), Some(format!("v{i}").as_str()));
+        // An upstream hop's offset is not made an event header.
+        assert_eq!(e.header("weir.offset"), None);
         let partition = e.header("partition").unwrap();
         assert_eq!(partition, (i % 3).to_string());
         let offset: i64 = e.header("offset").unwrap().parse().unwrap();
@@ -145,6 +155,38 @@ fn every_record_arrives_once_with_flumes_headers_and_offsets_are_committed() {
     let c = counts(&events);
     assert_eq!(events.len(), 330, "{}", support::agent_logs(d));
     assert!(values.iter().chain(&more).all(|v| c.get(v) == Some(&1)));
+}
+
+/// Flume 1.11's `header.<event header> = <record header>`: only the named record headers
+/// become event headers, under the event's name (`weir.offset` too, when named).
+#[test]
+fn header_keys_choose_and_rename_the_record_headers_kept() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic(TOPIC, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = config(
+        d,
+        &broker.bootstrap(),
+        "a.sources.r1.header.origin = h\na.sources.r1.header.hop = weir.offset\n\
+         a.sources.r1.header.absent = nowhere\n",
+    );
+    produce(&broker.bootstrap(), 1, &numbered(20));
+    run_until_accepted(d, &cfg, 20);
+    let events = logged_events(&d.join("log"));
+    assert_eq!(events.len(), 20, "{}", support::agent_logs(d));
+    for e in &events {
+        let body = String::from_utf8_lossy(&e.body).into_owned();
+        let i: usize = body["record-".len()..].parse().unwrap();
+        assert_eq!(e.header("origin"), Some(format!("v{i}").as_str()));
+        assert_eq!(e.header("hop"), Some(format!("{}", 1000 + i).as_str()));
+        for absent in ["h", "weir.offset", "absent", "nowhere"] {
+            assert_eq!(e.header(absent), None, "{absent} in record {i}");
+        }
+        assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
+    }
 }
 
 #[test]

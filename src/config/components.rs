@@ -1452,20 +1452,7 @@ fn parse_kafka(
     let use_flume_event_format = s.bool_or("useFlumeEventFormat", false)?;
     let legacy_acks = s.deprecated("requiredAcks", "kafka.producer.acks", notes);
     let producer = kafka_producer::translate(s, legacy_acks.as_deref(), notes)?;
-    let mut header_map = Vec::new();
-    for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {
-        s.entry(&format!("header.{event_header}"));
-        if entry.value.is_empty() {
-            // Flume drops empty values before the sink sees them.
-            notes.push(format!(
-                "{}: {}: empty value, not used (as in Flume)",
-                entry.at(),
-                s.full(&format!("header.{event_header}"))
-            ));
-            continue;
-        }
-        header_map.push((event_header.to_owned(), entry.value.clone()));
-    }
+    let header_map = super::kafka_source::header_map(s, notes);
     let default_partition = match s.string("defaultPartitionId") {
         Some(v) => Some(v.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
             s.error(

@@ -31,6 +31,11 @@ pub struct KafkaSourceConfig {
     pub use_flume_event_format: bool,
     /// The header that names the record's topic, if any (`setTopicHeader`, `topicHeader`).
     pub topic_header: Option<String>,
+    /// Flume 1.11's `header.<event header> = <record header>`: which record headers become
+    /// event headers, and under which name. Empty (the default): every record header under
+    /// its own name but the sink's `weir.offset` (Flume copies none then; weir's choice, so a
+    /// weir → Kafka → weir chain keeps its headers).
+    pub header_map: Vec<(String, String)>,
     /// librdkafka consumer properties from `kafka.consumer.*` (the producer's type is reused:
     /// a key, a value and where it was set).
     pub consumer: Vec<ProducerProperty>,
@@ -157,8 +162,28 @@ pub(super) fn parse_kafka_source(
         backoff: super::PollBackoff::parse(s, notes)?,
         use_flume_event_format: s.bool_or("useFlumeEventFormat", false)?,
         topic_header,
+        header_map: header_map(s, notes),
         consumer,
     })
+}
+
+/// Flume 1.11's `header.<event header> = <record header>` pairs of a Kafka sink or source, in
+/// the file's order; an empty value is left out with a note, as Flume drops it.
+pub(super) fn header_map(s: &Section, notes: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut map = Vec::new();
+    for (event_header, entry) in s.props().with_prefix(&s.full("header.")) {
+        s.entry(&format!("header.{event_header}"));
+        if entry.value.is_empty() {
+            notes.push(format!(
+                "{}: {}: empty value, not used (as in Flume)",
+                entry.at(),
+                s.full(&format!("header.{event_header}"))
+            ));
+            continue;
+        }
+        map.push((event_header.to_owned(), entry.value.clone()));
+    }
+    map
 }
 
 /// `kafka.consumer.*` as librdkafka consumer properties; `group.id` is read separately, the

@@ -9,6 +9,12 @@
 
 pub mod client_log;
 
+/// The record header in which the Kafka sink sends each event's channel offset, so that a
+/// consumer can recognise a batch delivered twice. It belongs to one hop: the sink never
+/// forwards an event header of that name, and the source does not make it an event header
+/// unless `header.*` asks for it.
+pub const OFFSET_HEADER: &str = "weir.offset";
+
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;

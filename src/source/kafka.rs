@@ -29,6 +29,7 @@ use crate::config::{KafkaSourceConfig, KafkaTopics};
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
+use crate::kafka_client::OFFSET_HEADER;
 use crate::kafka_client::client_log::{ClientLog, Role};
 use crate::stop::sleep_unless_stopped;
 
@@ -263,7 +264,7 @@ fn fill(
 }
 
 /// The record as an event: Flume's headers (topic, partition, offset, timestamp, key), the
-/// record's own headers, and the value (or, with `useFlumeEventFormat`, the Flume event it
+/// record's own headers (all but `weir.offset`, or those `header.*` names), and the value (or, with `useFlumeEventFormat`, the Flume event it
 /// holds).
 fn to_pending(
     name: &str,
@@ -287,10 +288,21 @@ fn to_pending(
     }
     if let Some(rh) = m.headers() {
         for h in rh.iter() {
-            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-            headers
-                .entry(h.key.to_owned())
-                .or_insert_with(|| value.into_owned());
+            let mut keep = |name: &str| {
+                let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                headers
+                    .entry(name.to_owned())
+                    .or_insert_with(|| value.into_owned());
+            };
+            if config.header_map.is_empty() {
+                if h.key != OFFSET_HEADER {
+                    keep(h.key);
+                }
+            } else {
+                for (event_header, _) in config.header_map.iter().filter(|(_, r)| r == h.key) {
+                    keep(event_header);
+                }
+            }
         }
     }
     let mut set = |k: &str, v: String| {
@@ -391,6 +403,7 @@ mod tests {
             },
             use_flume_event_format: false,
             topic_header: Some("topic".into()),
+            header_map: Vec::new(),
             consumer,
         }
     }

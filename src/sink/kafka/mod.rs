@@ -53,7 +53,7 @@ use reports::ReportSignal;
 const REPORT_WAIT: Duration = Duration::from_millis(10);
 
 /// Record header carrying the event's offset in the channel.
-pub const OFFSET_HEADER: &str = "weir.offset";
+pub use crate::kafka_client::OFFSET_HEADER;
 /// Event header whose value becomes the record key (as in Flume).
 pub const KEY_HEADER: &str = "key";
 
@@ -281,8 +281,12 @@ impl KafkaSink {
             } + 1,
         );
         if map.is_empty() {
+            // An upstream hop's offset (an event read from Kafka with `header.*` keeping it)
+            // would otherwise travel beside this one under the same name.
             for (k, v) in &event.headers {
-                headers.add(k, v.as_bytes());
+                if k != OFFSET_HEADER {
+                    headers.add(k, v.as_bytes());
+                }
             }
         } else {
             for (from, to) in map {
