@@ -5,7 +5,8 @@
 //!   is rolled back) moves to the failed set for a penalty that doubles with each consecutive
 //!   failure, up to `maxpenalty`, and the next sink takes over in the same cycle. Once its
 //!   penalty is over, a failed sink is tried first; a delivered batch puts it back in the live
-//!   set, where its priority makes it active again.
+//!   set, where its priority makes it active again. While it finds its channel empty, live
+//!   sinks of that channel wait, so the next batch there is the one that proves it.
 //! - `load_balance` starts each cycle at the next sink in round-robin or random order and, if
 //!   that sink fails, tries the others in the same cycle. With `backoff`, a failing sink is left
 //!   out of the order for a time that grows with consecutive failures, up to `maxTimeOut`.
@@ -28,6 +29,8 @@ use crate::stop::{StopFlag, stopping};
 /// A sink as a group drives it: one cycle at a time.
 pub trait Member {
     fn name(&self) -> &str;
+    /// The channel the sink drains.
+    fn channel(&self) -> &str;
     /// One take–deliver–commit cycle (see [`SinkRunner::process`]).
     fn process(&mut self) -> Result<Status, CycleError>;
     fn close(&mut self);
@@ -36,6 +39,10 @@ pub trait Member {
 impl Member for SinkRunner {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn channel(&self) -> &str {
+        self.channel.name()
     }
 
     fn process(&mut self) -> Result<Status, CycleError> {
@@ -264,6 +271,8 @@ impl Failover {
             .collect();
         due.sort();
         let mut nothing_to_take = false;
+        // Channels a due sink found empty: the active sink would find them empty too.
+        let mut found_empty: Vec<usize> = Vec::new();
         for (_, _, i) in due {
             match members[i].process() {
                 Ok(Status::Ready) => {
@@ -276,9 +285,13 @@ impl Failover {
                     return Outcome::Ready;
                 }
                 // Nothing to take proves nothing: it stays failed, without a longer penalty, and
-                // the live sinks get their turn (Flume would end the cycle here, which starves
-                // the active sink while a failed sink's channel is empty).
-                Ok(Status::Backoff) => nothing_to_take = true,
+                // it is tried first again next cycle, so the next batch on its channel goes to
+                // it (as in Flume, which ends the cycle here). Live sinks draining another
+                // channel still get their turn: ending the cycle would starve them.
+                Ok(Status::Backoff) => {
+                    nothing_to_take = true;
+                    found_empty.push(i);
+                }
                 Err(e) => {
                     let failures = self.failed[i].map_or(1, |p| p.failures.saturating_add(1));
                     let penalty = doubling(failures, self.max_penalty);
@@ -291,6 +304,12 @@ impl Failover {
             }
         }
         while let Some(i) = self.active() {
+            if found_empty
+                .iter()
+                .any(|&e| members[e].channel() == members[i].channel())
+            {
+                return Outcome::Backoff;
+            }
             match members[i].process() {
                 Ok(Status::Ready) => return Outcome::Ready,
                 Ok(Status::Backoff) => return Outcome::Backoff,
@@ -459,6 +478,7 @@ mod tests {
     /// that it was driven.
     struct Fake {
         name: &'static str,
+        channel: &'static str,
         does: Does,
         journal: Rc<RefCell<Vec<&'static str>>>,
         closed: bool,
@@ -467,6 +487,10 @@ mod tests {
     impl Member for Fake {
         fn name(&self) -> &str {
             self.name
+        }
+
+        fn channel(&self) -> &str {
+            self.channel
         }
 
         fn process(&mut self) -> Result<Status, CycleError> {
@@ -501,6 +525,7 @@ mod tests {
                 .iter()
                 .map(|&name| Fake {
                     name,
+                    channel: "c1",
                     does: Does::Deliver,
                     journal: journal.clone(),
                     closed: false,
@@ -542,9 +567,13 @@ mod tests {
             }
         }
 
-        fn set(&mut self, name: &str, does: Does) {
+        fn member(&mut self, name: &str) -> &mut Fake {
             let m = self.group.members_mut().iter_mut().find(|m| m.name == name);
-            m.unwrap_or_else(|| panic!("no member {name}")).does = does;
+            m.unwrap_or_else(|| panic!("no member {name}"))
+        }
+
+        fn set(&mut self, name: &str, does: Does) {
+            self.member(name).does = does;
         }
 
         /// One cycle: its outcome and the sinks it drove, in order.
@@ -594,12 +623,28 @@ mod tests {
         assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2", "k1"]));
         h.clock.advance(4 * S);
         h.set("k2", Does::Empty);
-        // Nothing to take proves nothing: k2 stays failed and k1 still gets its turn.
+        // Nothing to take proves nothing: k2 stays failed. k1 drains the same channel, so it
+        // would find nothing either: the cycle ends, and the next batch goes to k2.
+        assert_eq!(h.cycle(), (Outcome::Backoff, vec!["k2"]));
+        assert_eq!(h.cycle(), (Outcome::Backoff, vec!["k2"]));
+        h.set("k2", Does::Deliver);
+        assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2"]), "recovered");
+        assert_eq!(h.cycles(2), ["k2", "k2"], "and active again");
+    }
+
+    /// A due sink whose own channel is empty does not starve a live sink draining another one.
+    #[test]
+    fn failover_live_sink_of_another_channel_gets_its_turn_while_a_due_one_finds_nothing() {
+        let mut h = Harness::failover(&[("k1", 5), ("k2", 10)], 30 * S);
+        h.member("k1").channel = "c2";
+        h.set("k2", Does::Fail);
+        assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2", "k1"]));
+        h.clock.advance(2 * S);
+        h.set("k2", Does::Empty);
         assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2", "k1"]));
         assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2", "k1"]));
         h.set("k2", Does::Deliver);
         assert_eq!(h.cycle(), (Outcome::Ready, vec!["k2"]), "recovered");
-        assert_eq!(h.cycles(2), ["k2", "k2"], "and active again");
     }
 
     #[test]
@@ -758,6 +803,10 @@ mod tests {
     impl Member for Stopper {
         fn name(&self) -> &str {
             self.fake.name
+        }
+
+        fn channel(&self) -> &str {
+            self.fake.channel
         }
 
         fn process(&mut self) -> Result<Status, CycleError> {
