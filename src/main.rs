@@ -667,6 +667,7 @@ fn refuse_kafka_components(
             "a Kafka {what}, and this weir was built without the `kafka` feature \
              (cargo build --features kafka)"
         ),
+        also: Vec::new(),
     };
     if let Some(entry) = props.get(&key) {
         error.locate(entry);

@@ -121,6 +121,7 @@ fn config_filters(
             line: Some(entry.line),
             key: Some(key.to_owned()),
             message,
+            also: Vec::new(),
         }
     };
     for name in list.value.split_whitespace() {
@@ -229,6 +230,7 @@ impl Properties {
                     line: Some(entry.line),
                     key: Some(key.clone()),
                     message,
+                    also: Vec::new(),
                 })?;
             resolved.push((key.clone(), value));
         }

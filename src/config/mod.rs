@@ -73,6 +73,9 @@ pub struct ConfigError {
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
+    /// Errors of other components found in the same pass, each printed on a line of its own
+    /// after this one: a file converted from Flume is fixed in one round, not one per error.
+    pub also: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -80,6 +83,14 @@ impl ConfigError {
     pub fn locate(&mut self, entry: &Entry) {
         self.files = vec![entry.file.to_path_buf()];
         self.line = Some(entry.line);
+    }
+
+    /// The first of `errors` carrying the rest, or `None` when there are none.
+    fn gathered(errors: Vec<ConfigError>) -> Option<ConfigError> {
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.also.extend(errors);
+        Some(first)
     }
 }
 
@@ -93,7 +104,11 @@ impl std::fmt::Display for ConfigError {
         if let Some(key) = &self.key {
             write!(f, ": {}", Elided(key))?;
         }
-        write!(f, ": {}", Elided(&self.message))
+        write!(f, ": {}", Elided(&self.message))?;
+        for other in &self.also {
+            write!(f, "\n{other}")?;
+        }
+        Ok(())
     }
 }
 
@@ -325,18 +340,38 @@ impl AgentConfig {
             return Err(root.error(Some("channels"), why));
         }
 
+        // Each component is read even after another failed, so that one run names every
+        // component weir cannot use (a converted Flume file often has several).
+        let mut errors = Vec::new();
         let mut channels = Vec::new();
         for name in &channel_names {
             let s = root.child(&format!("channels.{name}."));
-            channels.push(ChannelConfig::parse(name, &s, &mut notes)?);
+            match ChannelConfig::parse(name, &s, &mut notes) {
+                Ok(c) => channels.push(c),
+                Err(e) => errors.push(e),
+            }
             s.note_unused(&mut notes);
         }
-        check_file_channel_dirs(&root, &channels)?;
+        if let Err(e) = check_file_channel_dirs(&root, &channels) {
+            errors.push(e);
+        }
         let mut sources = Vec::new();
         for name in &source_names {
             let s = root.child(&format!("sources.{name}."));
-            let src =
-                SourceConfig::parse(agent, name, &s, &channel_names, &mut notes, &mut left_out)?;
+            let src = match SourceConfig::parse(
+                agent,
+                name,
+                &s,
+                &channel_names,
+                &mut notes,
+                &mut left_out,
+            ) {
+                Ok(src) => src,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             s.note_unused(&mut notes);
             // It names no defined channel: Flume leaves the source out.
             if !src.channels.iter().any(|ch| channel_names.contains(ch)) {
@@ -354,7 +389,14 @@ impl AgentConfig {
         let mut sinks = Vec::new();
         for name in &sink_names {
             let s = root.child(&format!("sinks.{name}."));
-            let sink = SinkConfig::parse(agent, name, &s, one_of(&channel_names), &mut notes)?;
+            let sink = match SinkConfig::parse(agent, name, &s, one_of(&channel_names), &mut notes)
+            {
+                Ok(sink) => sink,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             s.note_unused(&mut notes);
             if !channel_names.contains(&sink.channel) {
                 left_out.push(format!(
@@ -368,6 +410,9 @@ impl AgentConfig {
                 continue;
             }
             sinks.push(sink);
+        }
+        if let Some(e) = ConfigError::gathered(errors) {
+            return Err(e);
         }
         if sources.is_empty() && sinks.is_empty() && !left_out.is_empty() {
             return Err(root.error(
@@ -633,6 +678,7 @@ impl<'a> Section<'a> {
             line: None,
             key: full,
             message,
+            also: Vec::new(),
         };
         if let Some(e) = entry {
             error.locate(e);
@@ -866,6 +912,30 @@ mod tests {
         match load(base, over) {
             Ok(c) => panic!("accepted: {}", c.describe()),
             Err(e) => e.to_string(),
+        }
+    }
+
+    /// Every component weir cannot use is named in one run, each with its own file and line,
+    /// in the order channels, sources, sinks; the components that parse are not named.
+    #[test]
+    fn every_refused_component_is_named_at_once() {
+        let text = "a.sources = r1 r2\na.channels = c1 c2\na.sinks = k1 k2 k3\n\
+            a.sources.r1.type = com.example.Src\na.sources.r1.channels = c1\n\
+            a.sources.r2.type = seq\na.sources.r2.channels = c1\n\
+            a.channels.c1.type = memory\na.channels.c2.type = jdbc\n\
+            a.sinks.k1.type = hbase\na.sinks.k1.channel = c1\n\
+            a.sinks.k2.type = logger\na.sinks.k2.channel = c1\n\
+            a.sinks.k3.type = elasticsearch\na.sinks.k3.channel = c1\n";
+        let e = error(text, "");
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "{e}");
+        for (line, want) in lines.iter().zip([
+            "base.properties:9: a.channels.c2.type: ",
+            "base.properties:4: a.sources.r1.type: ",
+            "base.properties:10: a.sinks.k1.type: ",
+            "base.properties:14: a.sinks.k3.type: ",
+        ]) {
+            assert!(line.starts_with(want), "{line:?} is not {want:?}…\n{e}");
         }
     }
 

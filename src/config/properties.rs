@@ -89,6 +89,7 @@ impl Properties {
             line: None,
             key: None,
             message,
+            also: Vec::new(),
         };
         let path = if path.is_dir() {
             &file_in_dir(path).map_err(|m| error(path, m))?
@@ -126,6 +127,7 @@ impl Properties {
                 line: e.line_number(),
                 key: None,
                 message: format!("not a valid properties line: {e}"),
+                also: Vec::new(),
             })?;
             let number = line.line_number();
             if let java_properties::LineContent::KVPair(key, value) = line.consume_content() {
