@@ -268,6 +268,73 @@ pub enum SelectorConfig {
     LoadBalancing { random: bool },
 }
 
+impl SelectorConfig {
+    /// How `--check` shows the routing: `None` for plain replicating (every event to every
+    /// channel, which the source's line already says).
+    pub fn describe(&self) -> Option<String> {
+        let list = |l: &[String]| l.join(", ");
+        match self {
+            SelectorConfig::Replicating { optional } if optional.is_empty() => None,
+            SelectorConfig::Replicating { optional } => {
+                Some(format!("replicating, optional {}", list(optional)))
+            }
+            SelectorConfig::Multiplexing {
+                header,
+                mapping,
+                optional,
+                default,
+            } => {
+                let mut values: Vec<&str> = mapping
+                    .iter()
+                    .chain(optional)
+                    .map(|(v, _)| v.as_str())
+                    .collect();
+                values.sort_unstable();
+                values.dedup();
+                fn find<'t>(t: &'t [(String, Vec<String>)], v: &str) -> Option<&'t [String]> {
+                    t.iter().find(|(k, _)| k == v).map(|(_, l)| l.as_slice())
+                }
+                let mut parts: Vec<String> = values
+                    .into_iter()
+                    .map(|v| {
+                        let required = find(mapping, v);
+                        let shown = match required {
+                            Some(r) => list(r),
+                            None => format!("(default) {}", list(default)),
+                        };
+                        let required = required.unwrap_or(default);
+                        // As the selector routes it: a required channel is not also optional.
+                        let optional: Vec<String> = find(optional, v)
+                            .unwrap_or(&[])
+                            .iter()
+                            .filter(|c| !required.contains(c))
+                            .cloned()
+                            .collect();
+                        if optional.is_empty() {
+                            format!("'{v}' -> {shown}")
+                        } else {
+                            format!("'{v}' -> {shown} + optional {}", list(&optional))
+                        }
+                    })
+                    .collect();
+                parts.push(if default.is_empty() {
+                    "other values -> none (not stored)".to_owned()
+                } else {
+                    format!("other values -> {}", list(default))
+                });
+                Some(format!(
+                    "multiplexing on header '{header}': {}",
+                    parts.join("; ")
+                ))
+            }
+            SelectorConfig::LoadBalancing { random } => Some(format!(
+                "load_balancing, {}",
+                if *random { "random" } else { "round_robin" }
+            )),
+        }
+    }
+}
+
 /// Flume's interceptors, with their keys and defaults.
 #[derive(Clone, Debug)]
 pub enum InterceptorConfig {

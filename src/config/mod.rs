@@ -602,6 +602,9 @@ impl AgentConfig {
                 s.kind.type_name(),
                 s.channels.join(", ")
             ));
+            if let Some(selector) = s.selector.describe() {
+                out.push_str(&format!("          selector {selector}\n"));
+            }
         }
         for c in &self.channels {
             out.push_str(&format!("  channel {} [{}]\n", c.name, c.kind.type_name()));
@@ -913,6 +916,37 @@ mod tests {
             Ok(c) => panic!("accepted: {}", c.describe()),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `--check` shows how each source routes: mappings, optional channels (less those
+    /// required for the same value), the default; plain replicating adds no line.
+    #[test]
+    fn check_shows_each_sources_selector() {
+        let text = "a.sources = r1 r2 r3\na.channels = c1 c2 c3\na.sinks = k1\n\
+            a.sources.r1.type = seq\na.sources.r1.channels = c1 c2 c3\n\
+            a.sources.r1.selector.type = multiplexing\na.sources.r1.selector.header = state\n\
+            a.sources.r1.selector.mapping.CZ = c1\na.sources.r1.selector.mapping.US = c2 c3\n\
+            a.sources.r1.selector.optional.US = c1 c2\na.sources.r1.selector.optional.DE = c3\n\
+            a.sources.r1.selector.default = c3\n\
+            a.sources.r2.type = seq\na.sources.r2.channels = c1 c2\n\
+            a.sources.r2.selector.optional = c2\n\
+            a.sources.r3.type = seq\na.sources.r3.channels = c1\n\
+            a.channels.c1.type = memory\na.channels.c2.type = memory\na.channels.c3.type = memory\n\
+            a.sinks.k1.type = logger\na.sinks.k1.channel = c1\n";
+        let described = load(text, "").unwrap().describe();
+        let lines: Vec<&str> = described.lines().skip(1).take(6).collect();
+        assert_eq!(
+            lines,
+            [
+                "  source  r1 [seq] -> c1, c2, c3",
+                "          selector multiplexing on header 'state': 'CZ' -> c1; 'DE' -> \
+                 (default) c3; 'US' -> c2, c3 + optional c1; other values -> c3",
+                "  source  r2 [seq] -> c1, c2",
+                "          selector replicating, optional c2",
+                "  source  r3 [seq] -> c1",
+                "  channel c1 [memory]",
+            ]
+        );
     }
 
     /// Every component weir cannot use is named in one run, each with its own file and line,
