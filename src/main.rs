@@ -188,8 +188,25 @@ fn split_java_args(args: Vec<String>) -> (Vec<String>, JavaArgs) {
     // The program name is never an option.
     let mut args = args.into_iter();
     rest.extend(args.next());
+    let mut property_follows = false;
     for a in args {
-        if let Some(kv) = a.strip_prefix("-D").filter(|kv| !kv.is_empty()) {
+        // Flume's Windows launcher (flume-ng.ps1) spells the long options with one dash, which
+        // clap would read as bundled short ones (`-conf` as `-c onf`).
+        let a = match a.as_str() {
+            "-conf" | "-conf-file" | "-name" => format!("-{a}"),
+            "-property" => {
+                property_follows = true;
+                continue;
+            }
+            _ => a,
+        };
+        if std::mem::take(&mut property_follows) {
+            // `-property "k=v;k2=v2"`: Java system properties, as `-D` gives them.
+            for kv in a.split(';').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                java.properties.push((k.to_owned(), v.to_owned()));
+            }
+        } else if let Some(kv) = a.strip_prefix("-D").filter(|kv| !kv.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             java.properties.push((k.to_owned(), v.to_owned()));
         } else if ["-X", "-agentlib", "-agentpath", "-javaagent"]
@@ -876,7 +893,31 @@ fn demo(dir: PathBuf, events: u64) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::metrics_address;
+    use super::{metrics_address, split_java_args};
+
+    /// A launch line for Flume's Windows launcher runs as the Unix one does.
+    #[test]
+    fn the_windows_launchers_single_dash_options_are_read() {
+        let args = "weir agent -conf ../conf -conf-file x.properties -name a1 -property \
+                    flume.root.logger=INFO,console;flume.monitoring.type=http -Dk=v";
+        let (rest, java) = split_java_args(args.split(' ').map(String::from).collect());
+        assert_eq!(
+            rest,
+            [
+                "weir",
+                "agent",
+                "--conf",
+                "../conf",
+                "--conf-file",
+                "x.properties",
+                "--name",
+                "a1"
+            ]
+        );
+        assert_eq!(java.property("flume.root.logger"), Some("INFO,console"));
+        assert_eq!(java.property("flume.monitoring.type"), Some("http"));
+        assert_eq!(java.property("k"), Some("v"));
+    }
 
     #[test]
     fn the_metrics_address_takes_its_port_from_either_option_but_not_two() {
