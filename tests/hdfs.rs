@@ -110,6 +110,59 @@ fn a_flume_hdfs_config_writes_rolled_files_and_closes_them_at_the_stop() {
     assert_eq!(lines(&files), sent);
 }
 
+/// `hdfs.fileType = CompressedStream` with `hdfs.codeC = snappy`, as CDH-era Flume configs
+/// write: `.snappy` files in Hadoop's SnappyCodec framing, which python-snappy's Hadoop stream
+/// reader (sharing no code with weir) turns back into the lines.
+#[test]
+fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
+    if !support::python_modules("snappy", "python-snappy") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        "a.sinks.hdfsSink.hdfs.fileType = CompressedStream\n\
+         a.sinks.hdfsSink.hdfs.codeC = org.apache.hadoop.io.compress.SnappyCodec\n",
+    );
+    let mut agent = Agent::start(&cfg, port);
+    let mut client = Client::new(port);
+    let sent: Vec<String> = (0..150).map(|i| format!("line-{i:04}")).collect();
+    for line in &sent {
+        assert!(client.send(line), "{line} was refused");
+    }
+    assert!(agent.stop(), "SIGTERM must exit 0");
+    let files = files(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut got = Vec::new();
+    for f in &files {
+        assert!(f.to_string_lossy().ends_with(".snappy"), "{f:?}");
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, snappy\n\
+                 data = open(sys.argv[1], 'rb').read()\n\
+                 sys.stdout.buffer.write(snappy.HadoopStreamDecompressor().decompress(data))",
+            ])
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        got.extend(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    assert_eq!(got, sent);
+}
+
 /// SIGKILL while lines arrive: after a restart every acknowledged line is in the files (some
 /// perhaps twice, in a file the killed agent left under its in-use name), none torn apart.
 #[test]

@@ -90,6 +90,8 @@ pub enum HdfsCodec {
     Gzip,
     /// `deflate` / `default` (DefaultCodec): zlib streams, `.deflate`.
     Deflate,
+    /// `snappy` (SnappyCodec): Hadoop's block framing around raw snappy, `.snappy`.
+    Snappy,
 }
 
 impl HdfsCodec {
@@ -97,6 +99,7 @@ impl HdfsCodec {
         match self {
             HdfsCodec::Gzip => ".gz",
             HdfsCodec::Deflate => ".deflate",
+            HdfsCodec::Snappy => ".snappy",
         }
     }
 }
@@ -575,11 +578,12 @@ fn codec(s: &Section, name: &str) -> Result<HdfsCodec, ConfigError> {
     match simple {
         "gzip" => Ok(HdfsCodec::Gzip),
         "deflate" | "default" => Ok(HdfsCodec::Deflate),
+        "snappy" => Ok(HdfsCodec::Snappy),
         _ => Err(s.error(
             Some("hdfs.codeC"),
             format!(
                 "codec '{name}' is not supported by weir; supported: gzip (GzipCodec), deflate \
-                 (DefaultCodec)"
+                 (DefaultCodec), snappy (SnappyCodec)"
             ),
         )),
     }

@@ -609,10 +609,10 @@ fn encode(f: &mut OpenFile, offset: u64, event: &Event, now: Instant) -> anyhow:
     Ok(())
 }
 
-/// One compressed member holding `data`: a gzip member (GzipCodec) or a zlib stream
-/// (DefaultCodec). Hadoop's decompressing streams, `zcat` and `gunzip` read such members one
-/// after another as one stream, which is what Flume's CompressedStream writes too (it finishes
-/// the codec's stream at every flush).
+/// One compressed member holding `data`: a gzip member (GzipCodec), a zlib stream
+/// (DefaultCodec) or snappy blocks (SnappyCodec, [`hadoop_snappy`]). Hadoop's decompressing
+/// streams, `zcat` and `gunzip` read such members one after another as one stream, which is
+/// what Flume's CompressedStream writes too (it finishes the codec's stream at every flush).
 fn compress(codec: HdfsCodec, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     use flate2::Compression;
     let out = Vec::with_capacity(data.len() / 4 + 64);
@@ -627,7 +627,30 @@ fn compress(codec: HdfsCodec, data: &[u8]) -> anyhow::Result<Vec<u8>> {
             z.write_all(data)?;
             z.finish()?
         }
+        HdfsCodec::Snappy => hadoop_snappy(data, out)?,
     })
+}
+
+/// How much input one snappy block holds: Hadoop's reader decompresses a chunk into a buffer
+/// of `io.compression.codec.snappy.buffersize` (256 KiB by default), and its own writer puts
+/// at most 256 KiB − (256 KiB / 6 + 32) into one.
+const SNAPPY_BLOCK: usize = 128 * 1024;
+
+/// `data` as Hadoop's SnappyCodec frames it (`BlockCompressorStream`): per block, the
+/// uncompressed length and then one chunk, its compressed length and the raw snappy bytes,
+/// both lengths 4-byte big-endian. The `snap` crate does the compression; Hadoop's framing
+/// has no crate of its own, and is two length words.
+fn hadoop_snappy(data: &[u8], mut out: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let mut encoder = snap::raw::Encoder::new();
+    let mut chunk = Vec::new();
+    for block in data.chunks(SNAPPY_BLOCK) {
+        chunk.resize(snap::raw::max_compress_len(block.len()), 0);
+        let n = encoder.compress(block, &mut chunk)?;
+        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.extend_from_slice(&chunk[..n]);
+    }
+    Ok(out)
 }
 
 impl Sink for HdfsSink {

@@ -241,6 +241,61 @@ fn compressed_streams_are_one_member_per_batch_and_read_as_one() {
     assert_eq!(all.lines().last(), Some("line-5"));
 }
 
+/// SnappyCodec files: Hadoop's block framing (uncompressed length, compressed length, raw
+/// snappy), one or more blocks per batch, read back here block by block; python-snappy's
+/// Hadoop reader checks the same files in `tests/hdfs.rs`.
+#[test]
+fn snappy_streams_are_hadoop_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let format = HdfsFormat::CompressedStream(
+        SerializerConfig::Text {
+            append_newline: true,
+        },
+        HdfsCodec::Snappy,
+    );
+    let mut sink = HdfsSink::new("k1", config(root, format)).unwrap();
+    sink.deliver(&batch(0, 3, "a", TS)).unwrap();
+    // Over one block's worth of input in one batch.
+    let big: Vec<(u64, Event)> = (3..6u64)
+        .map(|i| {
+            let e =
+                Event::new(vec![b'a' + i as u8; 100_000]).with_header("timestamp", TS.to_string());
+            (i, e)
+        })
+        .collect();
+    sink.deliver(&big).unwrap();
+    sink.close().unwrap();
+    let got = files(dir.path());
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.ends_with(".snappy"), "{}", got[0].0);
+    let mut data = &got[0].1[..];
+    let mut all = Vec::new();
+    let mut blocks = 0;
+    let word = |d: &mut &[u8]| {
+        let (w, rest) = d.split_at(4);
+        *d = rest;
+        u32::from_be_bytes(w.try_into().unwrap()) as usize
+    };
+    while !data.is_empty() {
+        let raw_len = word(&mut data);
+        let packed_len = word(&mut data);
+        assert!(raw_len <= 128 * 1024, "block of {raw_len}");
+        let (packed, rest) = data.split_at(packed_len);
+        data = rest;
+        let raw = snap::raw::Decoder::new().decompress_vec(packed).unwrap();
+        assert_eq!(raw.len(), raw_len);
+        all.extend(raw);
+        blocks += 1;
+    }
+    assert_eq!(blocks, 4, "one for the first batch, three for the second");
+    let text = String::from_utf8(all).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], ["line-0", "line-1", "line-2"]);
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[5], "f".repeat(100_000));
+}
+
 fn open_files(d: &std::path::Path) -> Vec<String> {
     files(d)
         .into_iter()
