@@ -901,6 +901,34 @@ fn second_open_is_refused_naming_the_pid() {
     assert!(msg.contains("in use"), "{msg}");
 }
 
+/// Two logs sharing one checkpoint directory would overwrite each other's consumer
+/// positions: the second open is refused, naming the directory and the pid; the same
+/// directory given for both the log and its checkpoints (by another path too) is one lock.
+#[test]
+fn a_checkpoint_directory_in_use_by_another_log_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let ckpt = root.path().join("ckpt");
+    let with_ckpt = |dir: &std::path::Path| WalOptions {
+        checkpoint_dir: Some(dir.to_owned()),
+        ..opts(SMALL)
+    };
+    let first = Wal::open(root.path().join("a"), with_ckpt(&ckpt)).unwrap();
+    let err = Wal::open(root.path().join("b"), with_ckpt(&ckpt))
+        .err()
+        .expect("a second log on the same checkpoint directory");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("checkpoint directory {}", ckpt.display()))
+            && msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    drop(first);
+    drop(Wal::open(root.path().join("b"), with_ckpt(&ckpt)).unwrap());
+    let log = root.path().join("c");
+    std::fs::create_dir(&log).unwrap();
+    Wal::open(&log, with_ckpt(&root.path().join("c/../c"))).unwrap();
+}
+
 #[test]
 fn lock_is_released_on_drop() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,8 +54,13 @@ pub enum WalError {
     TooLarge { size: u64, max: u64 },
     #[error("cannot encode event: {0}")]
     Encode(EncodeError),
-    #[error("log {} is in use by another process (pid {pid}); stop it first", path.display())]
-    Locked { path: PathBuf, pid: String },
+    /// `what`: "log", or "checkpoint directory" when the consumers' checkpoints live apart.
+    #[error("{what} {} is in use by another process (pid {pid}); stop it first", path.display())]
+    Locked {
+        what: &'static str,
+        path: PathBuf,
+        pid: String,
+    },
     #[error("{}: format version {found}, but this weir reads version {supported}", path.display())]
     UnsupportedVersion {
         path: PathBuf,

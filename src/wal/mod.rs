@@ -133,6 +133,8 @@ struct Inner {
     opts: WalOptions,
     epoch: u32,
     _lock: File,
+    /// The checkpoint directory's lock, when it is not the log's own directory.
+    _checkpoint_lock: Option<File>,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     writer: Mutex<Writer>,
     /// How many syncs have completed (see `Writer::syncs_claimed`).
@@ -252,7 +254,16 @@ impl Wal {
         let checkpoint_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| dir.clone());
         std::fs::create_dir_all(&checkpoint_dir)
             .map_err(WalError::io("create directory", &checkpoint_dir))?;
-        let lock = lock_dir(&dir)?;
+        let lock = lock_dir(&dir, "log")?;
+        // Checkpoints kept apart are locked too: a second process with another log but the
+        // same checkpoint directory would overwrite this log's consumer positions with its own
+        // (a copied configuration with only `dataDirs` changed), and this log would then take
+        // its undelivered events for delivered.
+        let checkpoint_lock = if same_dir(&dir, &checkpoint_dir) {
+            None
+        } else {
+            Some(lock_dir(&checkpoint_dir, "checkpoint directory")?)
+        };
 
         let meta_path = dir.join(META_FILE);
         let meta = SlotFile::open(&meta_path, META_MAGIC)?;
@@ -470,6 +481,7 @@ impl Wal {
             checkpoint_dir,
             epoch,
             _lock: lock,
+            _checkpoint_lock: checkpoint_lock,
             segments: RwLock::new(map),
             writer: Mutex::new(Writer {
                 active,
@@ -1306,8 +1318,17 @@ fn validate_options(opts: &WalOptions) -> Result<()> {
     Ok(())
 }
 
-/// Takes the directory's lock file, naming the holder's pid if another process has it.
-fn lock_dir(dir: &Path) -> Result<File> {
+/// Whether `a` and `b` name one directory (through symlinks or `..` too).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Takes the directory's lock file, naming the holder's pid if another process has it; `what`
+/// says what the directory holds, for that error.
+fn lock_dir(dir: &Path, what: &'static str) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
         .read(true)
@@ -1323,6 +1344,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim();
             return Err(WalError::Locked {
+                what,
                 path: dir.to_owned(),
                 pid: if pid.is_empty() {
                     "unknown".into()
