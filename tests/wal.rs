@@ -665,6 +665,43 @@ fn retention_deletes_or_recycles_consumed_segments_and_offsets_never_repeat() {
     assert_eq!(wal.next_offset(), expected_next);
 }
 
+/// Segment files deleted from outside before the log retires them: the acknowledgement, which
+/// is durable, still succeeds (failing it made the channel deliver the batch again), and the
+/// retained segment count follows.
+#[test]
+fn an_ack_succeeds_when_the_segments_it_frees_were_deleted_from_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(
+        dir.path(),
+        WalOptions {
+            spare_segments: 0,
+            ..opts(8192)
+        },
+    )
+    .unwrap();
+    let mut r = wal.reader("sink").unwrap();
+    for i in 0..40u64 {
+        wal.append_commit(&[ev(i, 500)]).unwrap();
+    }
+    assert_eq!(r.read(usize::MAX).unwrap().len(), 40);
+    let deleted: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    assert!(deleted.len() > 3);
+    for p in &deleted {
+        std::fs::remove_file(p).unwrap();
+    }
+    r.ack().unwrap();
+    assert_eq!(wal.stats().segments, 1);
+    drop(r);
+    drop(wal);
+    let wal = Wal::open(dir.path(), opts(8192)).unwrap();
+    assert!(read_all(&wal, "sink").is_empty());
+    assert_eq!(wal.next_offset(), 40);
+}
+
 #[test]
 fn no_consumer_means_no_retention() {
     let dir = tempfile::tempdir().unwrap();

@@ -413,6 +413,8 @@ impl Wal {
             tracing::warn!(
                 checkpoint = max_checkpoint,
                 log_end = next_offset,
+                log = %dir.display(),
+                checkpoint_dir = %checkpoint_dir.display(),
                 "a consumer checkpoint is past the end of the log (was data lost under the log?); new events start after it so no offset is reused"
             );
             if let Some(s) = segments.last()
@@ -1103,7 +1105,13 @@ impl Inner {
             }))?;
             c.position = position;
         }
-        self.update_floor_and_retain()
+        // The acknowledgement is durable now: a segment that could not be deleted costs disk
+        // space, not correctness, and failing the ack would make the caller deliver again
+        // what the checkpoint already covers. The file is retired at the next open.
+        if let Err(e) = self.update_floor_and_retain() {
+            tracing::error!(error = %e, dir = %self.dir.display(), "a segment every consumer is past could not be retired; it stays on disk until the next open");
+        }
+        Ok(())
     }
 
     /// Recomputes the lowest checkpoint and retires the sealed segments wholly below it. With no
@@ -1176,7 +1184,13 @@ impl Inner {
             Ok(seg) if reusable => {
                 drop(seg);
                 let spare = path.with_extension(SPARE_EXT);
-                std::fs::rename(&path, &spare).map_err(WalError::io("rename", &path))?;
+                if let Err(e) = std::fs::rename(&path, &spare) {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        tracing::warn!(segment = %path.display(), "segment to retire was already deleted from outside the log");
+                        return Ok(());
+                    }
+                    return Err(WalError::io("rename", &path)(e));
+                }
                 // The new name must be durable before the spare's header can be rewritten for
                 // reuse: otherwise a power cut could leave a file named as the old segment with
                 // the new segment's header, which open refuses (found by tests/power_loss.rs).
@@ -1184,10 +1198,13 @@ impl Inner {
                 spares.push(spare);
                 tracing::debug!(segment = %path.display(), "segment retired as a spare");
             }
-            _ => {
-                std::fs::remove_file(&path).map_err(WalError::io("remove", &path))?;
-                tracing::debug!(segment = %path.display(), "segment deleted");
-            }
+            _ => match std::fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(segment = %path.display(), "segment deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(segment = %path.display(), "segment to retire was already deleted from outside the log");
+                }
+                Err(e) => return Err(WalError::io("remove", &path)(e)),
+            },
         }
         Ok(())
     }
