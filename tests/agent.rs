@@ -253,6 +253,54 @@ fn a_segment_over_the_file_size_limit_fails_its_put_not_the_agent() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// file_roll under `ulimit -f` with `rollInterval = 0` (never roll): a file that reached the
+/// limit is closed and the batch goes to a new one, instead of the sink retrying into the
+/// full file for ever while the channel grows. Files are numbered without gaps.
+#[test]
+fn file_roll_moves_to_a_new_file_at_the_file_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let cfg = config(
+        d,
+        port,
+        "a.sources.r1.max-line-length = 4000
+a.sinks.k1.sink.rollInterval = 0
+         a.channels.c1.maxFileSize = 65536
+",
+    );
+    let log = std::fs::File::create(d.join("agent.log")).unwrap();
+    // 200 KiB: above the 64 KiB segments, below what the lines add up to.
+    let limit = ["bash", "-c", "ulimit -f 200; exec \"$0\" \"$@\""];
+    let mut agent = Agent::start_under(&limit, &cfg, port, Stdio::from(log));
+    let mut client = Client::new(port);
+    let sent: Vec<String> = (0..300)
+        .map(|i| format!("{i:05}-{}", "y".repeat(2000)))
+        .collect();
+    for line in &sent {
+        assert!(client.send(line), "{} refused", &line[..5]);
+    }
+    let got = wait_output(d, |l| l.len() >= sent.len());
+    assert_eq!(got, sent);
+    assert!(agent.stop(), "SIGTERM must exit 0");
+    let mut names: Vec<(u64, u64)> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.rsplit('-').next().unwrap().parse().unwrap();
+            (n, e.metadata().unwrap().len())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "{names:?}");
+    assert!(names.iter().all(|(_, len)| *len <= 200 * 1024), "{names:?}");
+    let numbers: Vec<u64> = names.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=names.len() as u64).collect::<Vec<_>>());
+    let logged = std::fs::read_to_string(d.join("agent.log")).unwrap();
+    assert!(logged.contains("ulimit -f"), "{logged}");
+}
+
 #[test]
 fn sigkill_loop_loses_no_acknowledged_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -140,10 +140,29 @@ impl FileRollSink {
     /// ROLLTIME, say) is skipped rather than appended to: an Avro file cannot be continued
     /// without its sync marker, and a text file should not mix runs.
     fn open_next(&mut self) -> anyhow::Result<Current> {
+        let mut recreated = false;
         for _ in 0..1000 {
             let name = self.next_name();
             let path = self.config.directory.join(name);
-            match OpenOptions::new().create_new(true).append(true).open(&path) {
+            let opened = match OpenOptions::new().create_new(true).append(true).open(&path) {
+                // The directory was removed while the sink ran: made again, as at start.
+                Err(e) if e.kind() == ErrorKind::NotFound && !recreated => {
+                    recreated = true;
+                    match std::fs::create_dir_all(&self.config.directory) {
+                        Ok(()) => tracing::warn!(
+                            sink = %self.name,
+                            directory = %self.config.directory.display(),
+                            "the output directory was removed while the sink ran; created it again"
+                        ),
+                        Err(e) => {
+                            tracing::debug!(sink = %self.name, error = %e, "cannot create the output directory again")
+                        }
+                    }
+                    OpenOptions::new().create_new(true).append(true).open(&path)
+                }
+                opened => opened,
+            };
+            match opened {
                 Ok(file) => {
                     // Held while the file is written, so that another agent's start-up repair
                     // (batch_mark) leaves it alone.
@@ -164,6 +183,7 @@ impl FileRollSink {
                             // descriptors, audit 8 found nine).
                             drop(file);
                             let _ = std::fs::remove_file(&path);
+                            self.counter -= 1;
                             return Err(e).with_context(|| {
                                 format!("sync directory {}", self.config.directory.display())
                             });
@@ -178,6 +198,9 @@ impl FileRollSink {
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => {
+                    // The number is still free: the retry's file takes it, so the files of a
+                    // run stay numbered without gaps.
+                    self.counter -= 1;
                     return Err(e).with_context(|| format!("cannot create {}", path.display()));
                 }
             }
@@ -227,9 +250,33 @@ impl FileRollSink {
             }
         }
         if let Err(e) = current.file.write_all(&self.buf) {
+            let path = current.path.clone();
+            let committed = current.committed;
             // Cut the partial batch off so the retry continues a well-formed file.
             self.current = self.cut_back(current);
-            return Err(e).context("writing the batch");
+            if e.raw_os_error() == Some(libc_efbig()) {
+                // The file reached the largest size this process may write (`ulimit -f`,
+                // RLIMIT_FSIZE): more cannot go into it, so the retry starts a new file rather
+                // than wait for `rollInterval` (for ever, with 0).
+                let bytes = self.buf.len();
+                if committed > 0 {
+                    self.close_current();
+                    return Err(e).with_context(|| {
+                        format!(
+                            "{} is as large as this process may write a file (ulimit -f); the \
+                             batch goes to a new file",
+                            path.display()
+                        )
+                    });
+                }
+                return Err(e).with_context(|| {
+                    format!(
+                        "a batch of {bytes} bytes is larger than this process may write into \
+                         one file (ulimit -f); raise the limit, or make batches smaller"
+                    )
+                });
+            }
+            return Err(e).with_context(|| format!("writing the batch to {}", path.display()));
         }
         if self.config.fsync
             && let Err(e) = current.file.sync_data()
@@ -265,6 +312,11 @@ impl FileRollSink {
             }
         }
     }
+}
+
+/// Linux's EFBIG: a write past RLIMIT_FSIZE (SIGXFSZ is ignored, see `main`).
+fn libc_efbig() -> i32 {
+    rustix::io::Errno::FBIG.raw_os_error()
 }
 
 /// Whether `file` has a name this sink's path manager makes: prefix, digits (the DEFAULT series
@@ -374,6 +426,34 @@ mod tests {
         } else {
             assert_eq!(&next_caps[2], "1");
         }
+    }
+
+    /// The output directory removed while the sink runs is made again at the next file; a
+    /// create that fails (here: the directory replaced by a file) uses up no file number.
+    #[test]
+    fn a_removed_directory_is_made_again_and_failed_creates_leave_no_gap() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        let mut s = sink(&dir, FileNaming::Default, "", "");
+        let batch = |i: u64| [(i, Event::new(format!("line-{i}").into_bytes()))];
+        s.deliver(&batch(0)).unwrap();
+        s.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(&dir, b"not a directory").unwrap();
+        for i in 1..3 {
+            let err = s.deliver(&batch(i)).unwrap_err();
+            assert!(format!("{err:#}").contains("cannot create"), "{err:#}");
+        }
+        std::fs::remove_file(&dir).unwrap();
+        s.deliver(&batch(1)).unwrap();
+        s.close().unwrap();
+        let mut numbers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(|n| n.rsplit('-').next().unwrap().to_owned())
+            .collect();
+        numbers.sort();
+        assert_eq!(numbers, ["2"], "the first file went with the old directory");
     }
 
     #[test]
