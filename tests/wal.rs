@@ -702,6 +702,37 @@ fn an_ack_succeeds_when_the_segments_it_frees_were_deleted_from_outside() {
     assert_eq!(wal.next_offset(), 40);
 }
 
+/// The checkpoint directory removed under a running log: the next acknowledgement makes it
+/// again, so a restart resumes where the consumer was instead of delivering everything again.
+#[test]
+fn a_checkpoint_directory_removed_while_running_is_written_again() {
+    let root = tempfile::tempdir().unwrap();
+    let ckpt = root.path().join("ckpt");
+    let options = WalOptions {
+        checkpoint_dir: Some(ckpt.clone()),
+        ..opts(8192)
+    };
+    let log = root.path().join("log");
+    {
+        let wal = Wal::open(&log, options.clone()).unwrap();
+        let mut r = wal.reader("sink").unwrap();
+        for i in 0..30u64 {
+            wal.append_commit(&[ev(i, 500)]).unwrap();
+        }
+        assert_eq!(r.read(10).unwrap().len(), 10);
+        r.ack().unwrap();
+        std::fs::remove_dir_all(&ckpt).unwrap();
+        assert_eq!(r.read(10).unwrap().len(), 10);
+        r.ack().unwrap();
+        assert!(ckpt.join("sink.ckpt").exists());
+    }
+    let wal = Wal::open(&log, options).unwrap();
+    assert_eq!(wal.checkpoint("sink").map(|p| p.offset), Some(20));
+    let rest = read_all(&wal, "sink");
+    assert_eq!(rest.first().map(|(o, _)| *o), Some(20));
+    assert_eq!(rest.len(), 10);
+}
+
 #[test]
 fn no_consumer_means_no_retention() {
     let dir = tempfile::tempdir().unwrap();

@@ -1063,6 +1063,22 @@ impl Inner {
             }
         };
         let path = self.checkpoint_dir.join(format!("{name}.ckpt"));
+        let end = self.durable.load(Ordering::Acquire);
+        if end > position.offset {
+            // A log holding events but no checkpoint for this consumer: a new consumer, or a
+            // checkpoint lost (deleted, or a checkpoint directory that changed). Either way,
+            // everything retained is read again, which the operator should hear of.
+            tracing::warn!(
+                consumer = name,
+                checkpoint = %path.display(),
+                log = %self.dir.display(),
+                from = position.offset,
+                to = end,
+                "no checkpoint for this consumer: it starts at the oldest retained event, so \
+                 the {} events retained are delivered (again, if it had a checkpoint before)",
+                end - position.offset
+            );
+        }
         let file = SlotFile::create(
             &path,
             CHECKPOINT_MAGIC,

@@ -165,8 +165,12 @@ impl SlotFile {
         })
     }
 
-    /// Durably replaces the record: writes the other slot and `fdatasync`s.
+    /// Durably replaces the record: writes the other slot and `fdatasync`s. A file deleted
+    /// from outside (its directory removed under a running agent) is made again at its path,
+    /// directory and all: written on into the unlinked file, the record would be lost at the
+    /// next open, and everything after the oldest retained event delivered again.
     pub fn write(&mut self, payload: &[u8]) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
         let next = 1 - self.current;
         let image = encode_slot(&self.magic, self.sequence + 1, payload);
         self.file
@@ -177,6 +181,13 @@ impl SlotFile {
             .map_err(WalError::io("fdatasync", &self.path))?;
         self.sequence += 1;
         self.current = next;
+        if self.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+            tracing::error!(file = %self.path.display(), "this file was deleted from outside while in use; writing it again");
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(WalError::io("create directory", dir))?;
+            }
+            *self = SlotFile::create(&self.path, &self.magic, payload)?;
+        }
         Ok(())
     }
 
