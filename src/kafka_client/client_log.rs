@@ -86,6 +86,15 @@ impl ClientLog {
 
     /// An error event (connection trouble, which librdkafka retries by itself).
     pub fn error(&self, error: &KafkaError, reason: &str) {
+        // librdkafka raises AllBrokersDown as "0/1 brokers are down" too, once it counts a
+        // broker it learned of besides the bootstrap one: read alone, the line says the broker
+        // is fine in the middle of an outage. The "1/1" events and the refused connections
+        // say what is going on.
+        if reason.starts_with("0/") && reason.ends_with("brokers are down") {
+            let what = self.what;
+            emit!(debug, self.role, self.name, %error, "{what}: {reason}");
+            return;
+        }
         if let Verdict::Log { held } = self.judge(reason, Instant::now()) {
             let what = self.what;
             emit!(warn, self.role, self.name, %error, "{what}: {reason}{}", held_note(held));
@@ -123,7 +132,7 @@ impl ClientLog {
         let Verdict::Log { held } = self.judge(message, Instant::now()) else {
             return;
         };
-        let note = held_note(held);
+        let note = format!("{}{}", explained(message), held_note(held));
         if matches!(level, RDKafkaLogLevel::Warning) {
             emit!(
                 warn,
@@ -179,6 +188,19 @@ impl ClientLog {
         Verdict::Log {
             held: std::mem::take(&mut kind.held),
         }
+    }
+}
+
+/// weir's reading of a librdkafka message whose own hint misleads, to go after it.
+fn explained(message: &str) -> &'static str {
+    if message.contains("ApiVersionRequest failed") && message.contains("Timed out") {
+        // librdkafka guesses at a broker older than 0.10 whenever its first request times
+        // out; a broker that answered before, or a modern one, is far more likely hung.
+        "; weir: the broker accepted the connection but did not answer in time: it is \
+         frozen, overloaded, or not a Kafka broker (the version hint applies only to a broker \
+         that never answered, and older than 0.10)"
+    } else {
+        ""
     }
 }
 
@@ -291,6 +313,15 @@ mod tests {
             log.judge(REFUSED, t0 + QUIET + Duration::from_secs(1)),
             Verdict::Hold
         );
+    }
+
+    #[test]
+    fn a_timed_out_first_request_is_explained_and_other_messages_are_not() {
+        let hung = "127.0.0.1:19201/bootstrap: ApiVersionRequest failed: Local: Timed out: \
+                    probably due to broker version < 0.10 (see api.version.request \
+                    configuration) (after 10014ms in state APIVERSION_QUERY)";
+        assert!(explained(hung).contains("did not answer in time"));
+        assert_eq!(explained(REFUSED), "");
     }
 
     #[test]

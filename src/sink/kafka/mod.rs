@@ -361,8 +361,9 @@ impl KafkaSink {
                 ),
                 None => tracing::warn!(
                     sink = %self.name,
-                    "starting a new kafka producer: a batch timed out, and the old one may be \
-                     wedged on a broker that lost its state (logged once a minute)"
+                    "starting a new kafka producer: a batch was not acknowledged within \
+                     message.timeout.ms (the lines before say why), and a producer whose broker \
+                     restarted without its state would stay wedged (logged once a minute)"
                 ),
             }
         }
@@ -628,10 +629,16 @@ impl KafkaSink {
         failures.sort_by_key(|f| f.0);
         let unsendable: Vec<_> = failures.iter().filter(|f| f.2).collect();
         let first = &failures[0];
+        // The topic and brokers, so that an "unknown topic" names the topic to create.
+        let topic = self
+            .route(&events[first.0].1)
+            .map(|(t, _)| format!(" to topic {t}"))
+            .unwrap_or_default();
         let summary = format!(
-            "{} of {} records not acknowledged (first: offset {}: {})",
+            "{} of {} records not acknowledged by {} (first: offset {}{topic}: {})",
             failures.len(),
             events.len(),
+            self.config.bootstrap_servers,
             events[first.0].0,
             first.1
         );
