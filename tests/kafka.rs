@@ -601,8 +601,12 @@ fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
 
     let mut blocking = sink_from(&sink_text(&broker.bootstrap(), limit));
     let err = blocking.deliver(&big).unwrap_err().to_string();
+    // The brokers and the topic are named, for the operator to look at the right place.
     assert!(
-        err.contains("not acknowledged") && err.contains("offset 1"),
+        err.contains(&format!(
+            "not acknowledged by {} (first: offset 1 to topic main: ",
+            broker.bootstrap()
+        )),
         "{err}"
     );
 
