@@ -443,15 +443,18 @@ impl AgentConfig {
                     SinkKind::Avro(_) | SinkKind::Thrift(_) => &["batch-size"],
                     _ => &["batchSize"],
                 };
-                let key = keys
-                    .iter()
-                    .copied()
-                    .find(|k| s.entry(k).is_some())
-                    .unwrap_or(keys[0]);
+                let set = keys.iter().copied().find(|k| s.entry(k).is_some());
+                let key = set.unwrap_or(keys[0]);
+                let default = if set.is_none() {
+                    format!(" (the default: `{key}` is not set)")
+                } else {
+                    String::new()
+                };
                 return Err(s.error(
                     Some(key),
                     format!(
-                        "batch size {} exceeds the transactionCapacity {cap} of channel {}",
+                        "batch size {}{default} exceeds the transactionCapacity {cap} of channel \
+                         {}: lower `{key}` or raise the channel's transactionCapacity",
                         sink.batch_size, sink.channel
                     ),
                 ));
@@ -577,6 +580,23 @@ impl AgentConfig {
                     )
                 };
                 notes.push(format!("{}: {agent}.{key}: ignored: {why}", entry.at()));
+            }
+        }
+        // Java properties have no comment after a value: a `# …` there is part of the value.
+        // Lists are left out here (their extra names are reported as components without
+        // keys), and so are values the component refused (the error says it then).
+        for (key, entry) in props.with_prefix(&format!("{agent}.")) {
+            let is_list = ["sources", "channels", "sinks", "sinkgroups", "interceptors"]
+                .iter()
+                .any(|l| key == *l || key.ends_with(&format!(".{l}")));
+            if !is_list && (entry.value.contains(" #") || entry.value.contains("\t#")) {
+                notes.push(format!(
+                    "{}: {agent}.{key}: the value '{}' holds a `#` after a space: Java properties \
+                     have no comments after a value, so it is part of the value (put a comment \
+                     on a line of its own)",
+                    entry.at(),
+                    entry.value
+                ));
             }
         }
         Ok(AgentConfig {
@@ -1226,6 +1246,41 @@ a.sources.r1.channels = c2
                 "{err}"
             );
         }
+        // Not set: the message says the batch size is the default, rather than point at a
+        // key the file does not have as if it did.
+        let err = error(BASE, "a.channels.c1.transactionCapacity = 50\n");
+        assert!(
+            err.contains(
+                "a.sinks.k1.batchSize: batch size 100 (the default: `batchSize` is not set) \
+                 exceeds the transactionCapacity 50 of channel c1: lower `batchSize` or raise"
+            ),
+            "{err}"
+        );
+    }
+
+    /// A value with an inline `# comment` is used whole, as Java reads it, with a note saying
+    /// so; list keys are reported their own way and get no such note.
+    #[test]
+    fn a_comment_after_a_value_is_noted() {
+        let c = load(
+            BASE,
+            "a.sinks = k1 # the sink\n\
+             a.sinks.k1.type = file_roll\na.sinks.k1.sink.directory = /tmp/out #output\n",
+        )
+        .unwrap();
+        let noted: Vec<&String> = c
+            .notes
+            .iter()
+            .filter(|n| n.contains("holds a `#`"))
+            .collect();
+        assert_eq!(noted.len(), 1, "{:#?}", c.notes);
+        assert!(
+            noted[0].starts_with(
+                "over.properties:3: a.sinks.k1.sink.directory: the value '/tmp/out #output' holds"
+            ),
+            "{}",
+            noted[0]
+        );
     }
 
     /// Flume caps `maxFileSize`; so does weir, with a note, and no value can overflow.
