@@ -997,6 +997,73 @@ fn a_checkpoint_directory_in_use_by_another_log_is_refused() {
     Wal::open(&log, with_ckpt(&root.path().join("c/../c"))).unwrap();
 }
 
+/// One checkpoint directory used by two logs one after the other: the second, a new log,
+/// would take the first's position for its own, and then write its own over it, so that the
+/// first log's backlog passed for delivered at its next open. A new log finding a checkpoint
+/// that acknowledged events is refused, naming the file to delete if that is really meant.
+#[test]
+fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
+    let root = tempfile::tempdir().unwrap();
+    let ckpt = root.path().join("ckpt");
+    let with_ckpt = || WalOptions {
+        checkpoint_dir: Some(ckpt.clone()),
+        ..opts(SMALL)
+    };
+    {
+        let a = Wal::open(root.path().join("a"), with_ckpt()).unwrap();
+        let mut r = a.reader("c1").unwrap();
+        for i in 0..20u64 {
+            a.append_commit(&[ev(i, 100)]).unwrap();
+        }
+        assert_eq!(r.read(5).unwrap().len(), 5);
+        r.ack().unwrap();
+    }
+    let err = Wal::open(root.path().join("b"), with_ckpt())
+        .err()
+        .expect("a new log took another log's checkpoint");
+    assert!(
+        matches!(err, WalError::ForeignCheckpoint { offset: 5, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    let file = ckpt.join("c1.ckpt");
+    assert!(
+        msg.starts_with(&format!("{}: consumer c1 has acknowledged", file.display()))
+            && msg.ends_with(&format!("delete {} to start afresh", file.display())),
+        "{msg}"
+    );
+    // The first log still has its backlog.
+    {
+        let a = Wal::open(root.path().join("a"), with_ckpt()).unwrap();
+        assert_eq!(read_all(&a, "c1").len(), 15);
+    }
+    // Deleted on purpose: the new log starts.
+    std::fs::remove_file(&file).unwrap();
+    drop(Wal::open(root.path().join("b"), with_ckpt()).unwrap());
+    // A consumer that never acknowledged anything holds no other log's position.
+    let fresh = root.path().join("fresh-ckpt");
+    drop(
+        Wal::open(
+            root.path().join("c"),
+            WalOptions {
+                checkpoint_dir: Some(fresh.clone()),
+                ..opts(SMALL)
+            },
+        )
+        .unwrap()
+        .reader("c1")
+        .unwrap(),
+    );
+    Wal::open(
+        root.path().join("d"),
+        WalOptions {
+            checkpoint_dir: Some(fresh),
+            ..opts(SMALL)
+        },
+    )
+    .unwrap();
+}
+
 #[test]
 fn lock_is_released_on_drop() {
     let dir = tempfile::tempdir().unwrap();

@@ -288,6 +288,16 @@ impl Wal {
             );
         }
         let consumers = load_consumers(&checkpoint_dir)?;
+        // A log never opened before has nothing any consumer could have acknowledged.
+        let new_log = meta.is_none() && !meta_path.exists() && listing.segments.is_empty();
+        if new_log && let Some((name, c)) = consumers.iter().find(|(_, c)| c.position.offset > 0) {
+            return Err(WalError::ForeignCheckpoint {
+                checkpoint: c.file.path().to_owned(),
+                consumer: name.clone(),
+                offset: c.position.offset,
+                log: dir.clone(),
+            });
+        }
 
         // Sealed segments are trusted as sealed; an unsealed one is scanned for its valid end.
         let mut segments: Vec<Segment> = Vec::with_capacity(listing.segments.len());
