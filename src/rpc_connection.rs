@@ -87,6 +87,12 @@ pub struct PatientReader {
 impl Read for PatientReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            // Looked at before every read too, not only when one times out: a peer trickling a
+            // byte every few tens of milliseconds never lets a read time out, and held a TLS
+            // handshake (and the agent's stop) for minutes (audit 18).
+            if self.deadline.passed() {
+                return Err(io::Error::new(ErrorKind::TimedOut, "no reply in time"));
+            }
             match self.stream.read(buf) {
                 Err(e)
                     if matches!(
@@ -288,5 +294,35 @@ impl Write for TlsHalf {
 
     fn flush(&mut self) -> io::Result<()> {
         self.0.lock().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// The avro and thrift sources' handshake ends at its limit for a client trickling it too
+    /// (its reads never time out, so the limit is looked at before each read).
+    #[test]
+    fn a_trickling_handshake_ends_at_its_limit() {
+        let security = Security::Server(Arc::new(crate::tls::fixture_acceptor()));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let trickle = crate::tls::trickling_client(listener.local_addr().unwrap(), done.clone());
+        let (stream, _) = listener.accept().unwrap();
+        let started = Instant::now();
+        let failed = open(stream, &security, Arc::new(AtomicBool::new(false))).is_err();
+        let took = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        trickle.join().unwrap();
+        assert!(failed, "a handshake of zeros succeeded");
+        let limit = crate::tls::HANDSHAKE_TIMEOUT;
+        assert!(
+            took >= limit && took < limit + Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

@@ -17,12 +17,17 @@ use openssl::ssl::{
 };
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::config::{Protocols, TlsClientConfig, TlsServerConfig};
 use crate::stop::{StopFlag, stopping};
 
 /// How long a server-side TLS handshake may take.
+#[cfg(not(test))]
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Unit tests wait out the handshake limit.
+#[cfg(test)]
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A server presenting the key and certificate chain of `tls`.
 pub fn acceptor(tls: &TlsServerConfig) -> anyhow::Result<SslAcceptor> {
@@ -133,16 +138,41 @@ impl ServerStream {
             return Ok(ServerStream::Plain(stream));
         };
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        // Non-blocking while the handshake runs, so that OpenSSL hands control back whenever
+        // the bytes that arrived are used up and the deadline is looked at then: with the
+        // polling read timeout alone, a client trickling a byte every 40 ms kept one handshake
+        // going for minutes, and the agent's stop waiting for it (audit 18).
+        stream.set_nonblocking(true)?;
         let mut attempt = acceptor.accept(stream);
         loop {
             match attempt {
-                Ok(tls) => return Ok(ServerStream::Tls(Box::new(tls))),
+                Ok(tls) => {
+                    tls.get_ref().set_nonblocking(false)?;
+                    return Ok(ServerStream::Tls(Box::new(tls)));
+                }
                 Err(HandshakeError::WouldBlock(mid)) => {
-                    if stopping(stop) || Instant::now() >= deadline {
+                    let now = Instant::now();
+                    if stopping(stop) || now >= deadline {
                         return Err(std::io::Error::new(
                             ErrorKind::TimedOut,
-                            "TLS handshake: no progress in time",
+                            "TLS handshake: not complete in time",
                         ));
+                    }
+                    let flags = if mid.error().code() == ErrorCode::WANT_WRITE {
+                        PollFlags::OUT
+                    } else {
+                        PollFlags::IN
+                    };
+                    // Short enough to see a stop in time, never past the deadline.
+                    let wait = (deadline - now).min(Duration::from_millis(100));
+                    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 100_000_000,
+                    });
+                    let mut fds = [PollFd::new(mid.get_ref(), flags)];
+                    match rustix::event::poll(&mut fds, Some(&timeout)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
                     }
                     attempt = mid.handshake();
                 }
@@ -214,4 +244,77 @@ pub fn http_client_tls(trusted: Option<&str>) -> ureq::tls::TlsConfig {
         .provider(ureq::tls::TlsProvider::NativeTls)
         .root_certs(roots)
         .build()
+}
+
+/// The test fixtures' server key (`tests/fixtures/java-stores/`), for handshakes in tests.
+#[cfg(test)]
+pub(crate) fn fixture_acceptor() -> SslAcceptor {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/java-stores/");
+    let read = |name: &str| std::fs::read_to_string(format!("{dir}{name}")).unwrap();
+    acceptor(&TlsServerConfig {
+        key: crate::config::java_keystore::KeyPem {
+            alias: "server".into(),
+            key: read("server.key.pem"),
+            chain: read("server.pem"),
+        },
+        protocols: Protocols::default(),
+        ciphers: None,
+    })
+    .unwrap()
+}
+
+/// A client of `addr` that sends a TLS record header announcing 16 KiB and then one byte of
+/// it every 40 ms, so that no read of the server's ever times out, until `done` is set.
+#[cfg(test)]
+pub(crate) fn trickling_client(
+    addr: std::net::SocketAddr,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        let _ = c.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            if c.write_all(&[0]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// A client trickling its handshake never lets a read time out: the handshake still ends
+    /// at its limit.
+    #[test]
+    fn a_trickling_handshake_ends_at_its_limit() {
+        let acceptor = fixture_acceptor();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let trickle = trickling_client(listener.local_addr().unwrap(), done.clone());
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let err = match ServerStream::accept(stream, Some(&acceptor), &stop) {
+            Ok(_) => panic!("a handshake of zeros succeeded"),
+            Err(e) => e,
+        };
+        let took = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        trickle.join().unwrap();
+        assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+        assert!(
+            took >= HANDSHAKE_TIMEOUT && took < HANDSHAKE_TIMEOUT + Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
 }
