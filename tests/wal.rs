@@ -725,12 +725,31 @@ fn a_checkpoint_directory_removed_while_running_is_written_again() {
         assert_eq!(r.read(10).unwrap().len(), 10);
         r.ack().unwrap();
         assert!(ckpt.join("sink.ckpt").exists());
+        // Its lock is taken again too: another log cannot take the directory over.
+        let err = Wal::open(root.path().join("other"), options.clone())
+            .err()
+            .expect("a second log on the checkpoint directory made again");
+        assert!(matches!(err, WalError::Locked { .. }), "{err}");
     }
     let wal = Wal::open(&log, options).unwrap();
     assert_eq!(wal.checkpoint("sink").map(|p| p.offset), Some(20));
     let rest = read_all(&wal, "sink");
     assert_eq!(rest.first().map(|(o, _)| *o), Some(20));
     assert_eq!(rest.len(), 10);
+}
+
+/// The active segment deleted from outside (the data directory removed under the agent): the
+/// next commit fails, and so do the ones after, instead of acknowledging events that would be
+/// gone at the next open.
+#[test]
+fn a_commit_into_a_segment_deleted_from_outside_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+    wal.append_commit(&[ev(0, 100)]).unwrap();
+    std::fs::remove_file(seg_path(dir.path(), 0)).unwrap();
+    let err = wal.append_commit(&[ev(1, 100)]).unwrap_err();
+    assert!(err.to_string().contains("deleted from outside"), "{err}");
+    assert!(wal.append_commit(&[ev(2, 100)]).is_err());
 }
 
 #[test]

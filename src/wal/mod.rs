@@ -133,8 +133,9 @@ struct Inner {
     opts: WalOptions,
     epoch: u32,
     _lock: File,
-    /// The checkpoint directory's lock, when it is not the log's own directory.
-    _checkpoint_lock: Option<File>,
+    /// The checkpoint directory's lock, when it is not the log's own directory; taken again
+    /// when the directory was removed and made anew (see `ack`).
+    checkpoint_lock: Mutex<Option<File>>,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     writer: Mutex<Writer>,
     /// How many syncs have completed (see `Writer::syncs_claimed`).
@@ -493,7 +494,7 @@ impl Wal {
             checkpoint_dir,
             epoch,
             _lock: lock,
-            _checkpoint_lock: checkpoint_lock,
+            checkpoint_lock: Mutex::new(checkpoint_lock),
             segments: RwLock::new(map),
             writer: Mutex::new(Writer {
                 active,
@@ -947,6 +948,17 @@ impl Inner {
             panic!("injected panic in sync {n}");
         }
         seg.sync(from, to, self.opts.sync_method)?;
+        // A segment deleted from outside (the data directory removed under the agent) takes
+        // writes and syncs as if nothing happened, and loses them at the next open: such a
+        // commit must fail, and the log (poisoned by the caller) refuse further puts, rather
+        // than acknowledge events that cannot survive a restart.
+        if seg.unlinked() {
+            return Err(WalError::io("sync", seg.path())(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the segment file was deleted from outside the log, with what was appended \
+                 to it",
+            )));
+        }
         // Watermark first: a reader that sees the newly visible frames may ack them at once.
         self.durable.fetch_max(upto, Ordering::Release);
         seg.set_visible_end(to);
@@ -1131,6 +1143,7 @@ impl Inner {
             }))?;
             c.position = position;
         }
+        self.relock_checkpoint_dir();
         // The acknowledgement is durable now: a segment that could not be deleted costs disk
         // space, not correctness, and failing the ack would make the caller deliver again
         // what the checkpoint already covers. The file is retired at the next open.
@@ -1138,6 +1151,26 @@ impl Inner {
             tracing::error!(error = %e, dir = %self.dir.display(), "a segment every consumer is past could not be retired; it stays on disk until the next open");
         }
         Ok(())
+    }
+
+    /// Takes the checkpoint directory's lock again if its file was deleted (the directory
+    /// removed under the log and made again by the checkpoint write): without it, a second
+    /// log could take the same directory. One `fstat` per acknowledgement.
+    fn relock_checkpoint_dir(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let mut held = self.checkpoint_lock.lock();
+        let Some(lock) = held.as_ref() else { return };
+        if lock.metadata().is_ok_and(|m| m.nlink() > 0) {
+            return;
+        }
+        match lock_dir(&self.checkpoint_dir, "checkpoint directory") {
+            Ok(file) => *held = Some(file),
+            Err(e) => {
+                // Said once: the next acknowledgements would only repeat it.
+                *held = None;
+                tracing::error!(error = %e, dir = %self.checkpoint_dir.display(), "the checkpoint directory's lock file was deleted and cannot be taken again")
+            }
+        }
     }
 
     /// Recomputes the lowest checkpoint and retires the sealed segments wholly below it. With no

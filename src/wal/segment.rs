@@ -452,6 +452,13 @@ impl Segment {
     }
 
     /// Makes bytes `[from, to)` durable.
+    /// Whether the file no longer has a name (deleted from outside while mapped): what is
+    /// written to it is gone at the next open.
+    pub fn unlinked(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+
     pub fn sync(&self, from: usize, to: usize, method: SyncMethod) -> Result<()> {
         if from >= to {
             return Ok(());
