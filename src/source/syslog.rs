@@ -88,7 +88,7 @@ impl Source for SyslogSource {
     fn start(&mut self) -> anyhow::Result<()> {
         let kind = self.config.protocol.type_name();
         if let Some(tls) = &self.config.tls {
-            let acceptor = crate::tls::acceptor(tls)
+            let acceptor = crate::tls::silent_acceptor(tls)
                 .map_err(|e| anyhow::anyhow!("source {}: cannot set up TLS: {e:#}", self.name))?;
             self.tls = Some(acceptor);
         }
