@@ -242,8 +242,7 @@ fn accept_loop(listener: TcpListener, registry: Arc<Registry>, stop: StopFlag) {
         listener,
         MAX_CONNECTIONS,
         &stop,
-        |stream, peer| {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "metrics: refusing connection: too many open");
+        |stream, _| {
             if let Ok(mut conn) = Conn::with_idle_timeout(stream, IDLE_TIMEOUT) {
                 let _ = conn.respond(
                     503,

@@ -72,9 +72,7 @@ impl Source for AvroSource {
             listener,
             self.config.max_connections,
             &stop,
-            |_, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
-            },
+            |_, _| {},
             move |stream, peer| {
                 if let Some(rule) = denied_by(&cfg.ip_filter, peer) {
                     tracing::warn!(source = %name, %peer, rule, "connection refused by ipFilterRules");

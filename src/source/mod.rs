@@ -457,11 +457,14 @@ pub(crate) fn serve_clients<F>(
     let serve = Arc::new(serve);
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     let mut failures = AcceptFailures::default();
+    // A flood of clients past the limit is logged once a minute, not once a client.
+    let mut refused = crate::log_throttle::Throttle::default();
     while !stopping(stop) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 connections.retain(|h| !h.is_finished());
                 if connections.len() >= max_connections {
+                    refused_connection(source, peer, max_connections, &mut refused);
                     refuse(stream, peer);
                     continue;
                 }
@@ -490,6 +493,26 @@ pub(crate) fn serve_clients<F>(
     drop(listener);
     for h in connections {
         let _ = h.join();
+    }
+}
+
+/// Logs a connection refused for the connection limit: the first, then at most one line a
+/// minute with the count (2,000 clients in a second wrote 2,000 lines, audit 18).
+pub(crate) fn refused_connection(
+    source: &str,
+    peer: SocketAddr,
+    limit: usize,
+    throttle: &mut crate::log_throttle::Throttle,
+) {
+    if let Some(refused) = throttle.occurred(std::time::Instant::now()) {
+        tracing::warn!(
+            source,
+            %peer,
+            limit,
+            refused,
+            "refusing connections: the connection limit is reached (logged at most once a \
+             minute, with the connections refused since)"
+        );
     }
 }
 

@@ -76,8 +76,7 @@ impl Source for NetcatSource {
             listener,
             self.config.max_connections,
             &stop,
-            |mut stream, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
+            |mut stream, _| {
                 let _ = stream.write_all(b"FAILED: too many connections\n");
             },
             move |stream, peer| serve(&name, stream, peer, &cfg, &processor, &st),

@@ -230,6 +230,7 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     let waiting: Vec<&TcpListener> = listeners.iter().map(|(l, _)| l).collect();
     let mut failures = super::AcceptFailures::default();
+    let mut refused = crate::log_throttle::Throttle::default();
     while !shared.stopping() {
         let mut accepted = false;
         for (listener, port) in &listeners {
@@ -238,7 +239,12 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
                     accepted = true;
                     connections.retain(|h| !h.is_finished());
                     if connections.len() >= shared.config.max_connections {
-                        tracing::warn!(source = %shared.name, client = %peer, limit = shared.config.max_connections, "refusing connection: max-connections reached");
+                        super::refused_connection(
+                            &shared.name,
+                            peer,
+                            shared.config.max_connections,
+                            &mut refused,
+                        );
                         continue;
                     }
                     connections.extend(spawn_connection(shared, stream, peer, *port));

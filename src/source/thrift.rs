@@ -68,9 +68,7 @@ impl Source for ThriftSource {
             listener,
             self.config.max_connections,
             &stop,
-            |_, peer| {
-                tracing::warn!(source = %self.name, %peer, "refusing connection: max-connections reached");
-            },
+            |_, _| {},
             move |stream, peer| serve(&name, stream, peer, &cfg, &security, &processor, &st),
         );
     }

@@ -110,7 +110,6 @@ impl Refusals {
     /// client's connection is only closed.
     fn refuse(&self, stream: TcpStream, peer: SocketAddr) {
         let (source, limit) = (self.source.as_str(), self.limit);
-        tracing::warn!(source, %peer, limit, "refusing connection: maxConnections reached");
         let Some(slot) = RefusalSlot::take(&self.in_flight) else {
             if self.tls.is_none()
                 && let Ok(mut conn) = Conn::new(stream)
