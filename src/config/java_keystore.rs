@@ -307,7 +307,8 @@ fn read_jks(
     if keys.len() > 1 {
         let aliases: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
         return Err(error(format!(
-            "it holds {} private keys ({}); librdkafka presents one, so keep only the client's",
+            "it holds {} private keys ({}); a TLS endpoint presents one, so keep only the one \
+             it should present",
             keys.len(),
             aliases.join(", ")
         )));
@@ -315,7 +316,8 @@ fn read_jks(
     if let Some((alias, key_at, protected, chain)) = keys.pop() {
         let Some(pw) = key_password else {
             return Err(error(format!(
-                "its private key '{alias}' needs a password: set ssl.key.password or \
+                "its private key '{alias}' needs a password: the store's (a source's \
+                 keystore-password), or for a Kafka client ssl.key.password or \
                  ssl.keystore.password"
             )));
         };
@@ -363,9 +365,12 @@ fn unprotect_key(der: &[u8], password: &str) -> Result<Vec<u8>, String> {
         key.extend(chunk.iter().zip(block).map(|(b, k)| b ^ k));
     }
     if sha1(&[&pw, &key]) != check {
-        return Err("the key password is wrong (ssl.key.password, or else \
+        return Err(
+            "the key password is wrong (the store's password: a source's \
+                    keystore-password; for a Kafka client ssl.key.password, or else \
                     ssl.keystore.password)"
-            .into());
+                .into(),
+        );
     }
     Ok(key)
 }
@@ -426,6 +431,19 @@ fn legacy_provider() -> bool {
         .is_some()
 }
 
+/// A certificate's subject as `CN=…, O=…`, for messages.
+fn subject_text(cert: &X509) -> String {
+    cert.subject_name()
+        .entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let value = e.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn read_pkcs12(bytes: &[u8], password: &str) -> Result<Pem, StoreError> {
     if password.contains('\0') {
         return Err(error("its password contains a NUL character"));
@@ -448,6 +466,25 @@ fn read_pkcs12(bytes: &[u8], password: &str) -> Result<Pem, StoreError> {
     let chain: Vec<X509> = parsed.ca.into_iter().flatten().collect();
     match (parsed.pkey, parsed.cert) {
         (Some(key), Some(cert)) => {
+            // OpenSSL hands over the first key and puts every other certificate beside it. One
+            // issued by the key's own issuer is another key entry's (a JKS store with two keys
+            // is refused the same way): presenting the first key would be a guess.
+            let siblings: Vec<String> = chain
+                .iter()
+                .filter(|c| {
+                    c.issuer_name().to_der().ok() == cert.issuer_name().to_der().ok()
+                        && c.subject_name().to_der().ok() != cert.issuer_name().to_der().ok()
+                })
+                .map(|c| subject_text(c))
+                .collect();
+            if !siblings.is_empty() {
+                return Err(error(format!(
+                    "it holds the certificates of more than one key ({} besides {}); a TLS \
+                     endpoint presents one, so keep only the one it should present",
+                    siblings.join(", "),
+                    subject_text(&cert)
+                )));
+            }
             let key = key
                 .private_key_to_pem_pkcs8()
                 .map_err(|e| error(format!("its private key cannot be written as PEM: {e}")))?;
@@ -481,6 +518,35 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/java-stores")
             .join(name)
+    }
+
+    /// A PKCS#12 store holding, beside its key, another certificate of the key's issuer (what
+    /// OpenSSL makes of a store with two key entries) is refused, as a JKS store with two keys
+    /// is, naming both; the same store with the CA as the extra certificate is read.
+    #[test]
+    fn a_pkcs12_store_with_the_certificates_of_two_keys_is_refused() {
+        let read_pem = |name: &str| std::fs::read(fixture(name)).unwrap();
+        let key = PKey::private_key_from_pem(&read_pem("server.key.pem")).unwrap();
+        let cert = X509::from_pem(&read_pem("server.pem")).unwrap();
+        let store = |extra: &str| {
+            let mut ca = openssl::stack::Stack::new().unwrap();
+            ca.push(X509::from_pem(&read_pem(extra)).unwrap()).unwrap();
+            let mut b = Pkcs12::builder();
+            b.name("server").pkey(&key).cert(&cert).ca(ca);
+            let der = b.build2("pw").unwrap().to_der().unwrap();
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), der).unwrap();
+            file
+        };
+        let two = store("client.pem");
+        let e = read(two.path(), "PKCS12", Some("pw"), None).unwrap_err();
+        assert!(
+            e.0.contains("more than one key (CN=weir test client besides CN=127.0.0.1)"),
+            "{e}"
+        );
+        let one = store("ca.pem");
+        let pem = read(one.path(), "PKCS12", Some("pw"), None).unwrap();
+        assert!(pem.key.is_some());
     }
 
     fn der_of_pems(text: &str) -> Vec<Vec<u8>> {
