@@ -475,7 +475,7 @@ fn read_pkcs12(bytes: &[u8], password: &str) -> Result<Pem, StoreError> {
                     c.issuer_name().to_der().ok() == cert.issuer_name().to_der().ok()
                         && c.subject_name().to_der().ok() != cert.issuer_name().to_der().ok()
                 })
-                .map(|c| subject_text(c))
+                .map(subject_text)
                 .collect();
             if !siblings.is_empty() {
                 return Err(error(format!(
