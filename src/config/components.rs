@@ -1196,8 +1196,18 @@ fn parse_file_channel(
             data_dirs[0].display()
         ));
     }
-    let segment_size = match s.u64_or("maxFileSize", 0)? {
-        0 => defaults.segment_size,
+    let given = s.u64_or("maxFileSize", 0)?;
+    let segment_size = match given {
+        0 => {
+            if s.entry("maxFileSize").is_some() {
+                notes.push(format!(
+                    "{}: 0 means the default, {} bytes",
+                    s.located("maxFileSize"),
+                    defaults.segment_size
+                ));
+            }
+            defaults.segment_size
+        }
         n if n > FLUME_MAX_FILE_SIZE => {
             notes.push(format!(
                 "{}: {n} is more than Flume's largest maxFileSize; {FLUME_MAX_FILE_SIZE} is used, \
@@ -1206,7 +1216,18 @@ fn parse_file_channel(
             ));
             FLUME_MAX_FILE_SIZE.div_ceil(4096) * 4096
         }
-        n => n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096,
+        n => {
+            let used = n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096;
+            if used != n {
+                notes.push(format!(
+                    "{}: {n} is used as {used}: a segment is whole 4 KiB pages, at least {} \
+                     bytes",
+                    s.located("maxFileSize"),
+                    crate::wal::segment::MIN_SEGMENT_LEN
+                ));
+            }
+            used
+        }
     };
     let sync = if s.bool_or("fsyncPerTransaction", true)? {
         SyncPolicy::EveryCommit

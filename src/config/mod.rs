@@ -1309,6 +1309,34 @@ a.sources.r1.channels = c2
                 c.notes
             );
         }
+        // Values weir changes are noted with what is used instead; a value it keeps is not.
+        for (value, note) in [
+            ("0", Some("0 means the default, 67108864 bytes")),
+            (
+                "100",
+                Some("100 is used as 8192: a segment is whole 4 KiB pages"),
+            ),
+            ("1000000", Some("1000000 is used as 1003520")),
+            ("1048576", None),
+        ] {
+            let c = load(
+                BASE,
+                &format!("a.channels.c1.type = file\na.channels.c1.maxFileSize = {value}\n"),
+            )
+            .unwrap();
+            let noted: Vec<&String> = c
+                .notes
+                .iter()
+                .filter(|n| n.starts_with("over.properties:2: a.channels.c1.maxFileSize: "))
+                .collect();
+            match note {
+                Some(text) => assert!(
+                    noted.len() == 1 && noted[0].contains(text),
+                    "{value}: {noted:?}"
+                ),
+                None => assert!(noted.is_empty(), "{value}: {noted:?}"),
+            }
+        }
     }
 
     /// Two file channels on one directory would overwrite each other's checkpoint (and one
