@@ -52,6 +52,10 @@ pub struct ClientLog {
     name: String,
     what: &'static str,
     kinds: Mutex<HashMap<String, Kind>>,
+    /// Told every error and serious log line, held back from the log or not (a sink's
+    /// `LastError`, so that it names a refused or silent broker from the first attempt on,
+    /// not only once a batch times out).
+    problems: Option<Box<dyn Fn(String) + Send + Sync>>,
 }
 
 struct Kind {
@@ -81,6 +85,19 @@ impl ClientLog {
             name: name.to_owned(),
             what,
             kinds: Mutex::new(HashMap::new()),
+            problems: None,
+        }
+    }
+
+    /// Also tells `problems` of every error and serious log line.
+    pub fn with_problems(mut self, problems: impl Fn(String) + Send + Sync + 'static) -> Self {
+        self.problems = Some(Box::new(problems));
+        self
+    }
+
+    fn tell(&self, text: impl FnOnce() -> String) {
+        if let Some(p) = &self.problems {
+            p(text());
         }
     }
 
@@ -95,6 +112,7 @@ impl ClientLog {
             emit!(debug, self.role, self.name, %error, "{what}: {reason}");
             return;
         }
+        self.tell(|| format!("{}: {reason}", self.what));
         if let Verdict::Log { held } = self.judge(reason, Instant::now()) {
             let what = self.what;
             emit!(warn, self.role, self.name, %error, "{what}: {reason}{}", held_note(held));
@@ -129,6 +147,7 @@ impl ClientLog {
             );
             return;
         }
+        self.tell(|| format!("{}: {message}{}", self.what, explained(message)));
         let Verdict::Log { held } = self.judge(message, Instant::now()) else {
             return;
         };
@@ -262,6 +281,8 @@ fn kind_of(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     const REFUSED: &str = "127.0.0.1:19092/bootstrap: Connect to ipv4#127.0.0.1:19092 failed: \
@@ -313,6 +334,26 @@ mod tests {
             log.judge(REFUSED, t0 + QUIET + Duration::from_secs(1)),
             Verdict::Hold
         );
+    }
+
+    /// Every error and serious line reaches the problem hook, also those the log holds back;
+    /// librdkafka's "0/1 brokers are down" and its debug lines do not.
+    #[test]
+    fn problems_are_told_whether_logged_or_held() {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let sink = told.clone();
+        let log = ClientLog::new(Role::Sink, "k1", "kafka client")
+            .with_problems(move |t| sink.lock().push(t));
+        let down = KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown);
+        log.log(RDKafkaLogLevel::Error, "FAIL", REFUSED);
+        log.log(RDKafkaLogLevel::Error, "FAIL", REFUSED);
+        log.log(RDKafkaLogLevel::Debug, "CONNECT", "connecting");
+        log.error(&down, "1/1 brokers are down");
+        log.error(&down, "0/1 brokers are down");
+        let told = told.lock();
+        assert_eq!(told.len(), 3, "{told:?}");
+        assert_eq!(told[0], format!("kafka client: {REFUSED}"));
+        assert_eq!(told[2], "kafka client: 1/1 brokers are down");
     }
 
     #[test]

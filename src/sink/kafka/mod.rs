@@ -208,7 +208,11 @@ impl KafkaSink {
         for note in notes {
             tracing::warn!(sink = name, "{note}");
         }
-        let client_log = Arc::new(ClientLog::new(Role::Sink, name, "kafka client"));
+        let last_error = counters.clone();
+        let client_log = Arc::new(
+            ClientLog::new(Role::Sink, name, "kafka client")
+                .with_problems(move |text| last_error.record_error(text)),
+        );
         let producer = create_producer(name, &cc, &client_log).map_err(|e| {
             anyhow::anyhow!(client_config::explain_refusal(&config, &format!("{e:#}")))
         })?;
