@@ -727,6 +727,18 @@ fn flume_class_names_and_config_errors() {
     );
 }
 
+/// A syslogtcp source on `port` with `ssl = true` and the fixtures' PKCS#12 server key.
+fn tls_source(port: u16, stores: &std::path::Path) -> String {
+    format!(
+        "a.sources = r1\n\
+         a.sources.r1.type = syslogtcp\na.sources.r1.host = 127.0.0.1\n\
+         a.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
+         a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
+         a.sources.r1.keystore-password = store-pass\na.sources.r1.keystore-type = PKCS12\n",
+        stores.join("server.p12").display()
+    )
+}
+
 /// A syslog client over TLS 1.3 never reads: it sends its lines and closes the socket at once,
 /// without TLS's close. Session tickets the server sent after the handshake would sit unread
 /// in its socket and turn that close into a reset, and the server's kernel would drop every
@@ -737,16 +749,7 @@ fn syslog_over_tls_loses_nothing_when_the_client_closes_without_reading() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let stores = support::java_stores();
-    let sources = format!(
-        "a.sources = r1
-\
-         a.sources.r1.type = syslogtcp\na.sources.r1.host = 127.0.0.1\n\
-         a.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
-         a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
-         a.sources.r1.keystore-password = store-pass\na.sources.r1.keystore-type = PKCS12\n",
-        stores.join("server.p12").display()
-    );
-    let cfg = config(dir.path(), &sources, "");
+    let cfg = config(dir.path(), &tls_source(port, &stores), "");
     let mut agent = Agent::start_with(&cfg, port, &[], Stdio::inherit());
     let mut connector = SslConnector::builder(SslMethod::tls_client()).unwrap();
     connector.set_ca_file(stores.join("ca.pem")).unwrap();
@@ -780,15 +783,7 @@ fn syslog_over_tls_with_a_java_key_store() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let stores = support::java_stores();
-    let sources = format!(
-        "a.sources = r1\n\
-         a.sources.r1.type = syslogtcp\na.sources.r1.host = 127.0.0.1\n\
-         a.sources.r1.port = {port}\na.sources.r1.channels = c1\n\
-         a.sources.r1.ssl = true\na.sources.r1.keystore = {}\n\
-         a.sources.r1.keystore-password = store-pass\na.sources.r1.keystore-type = PKCS12\n",
-        stores.join("server.p12").display()
-    );
-    let cfg = config(dir.path(), &sources, "");
+    let cfg = config(dir.path(), &tls_source(port, &stores), "");
     let mut agent = Agent::start_with(&cfg, port, &[], Stdio::inherit());
 
     // Plain TCP to the TLS port: the handshake fails and nothing is stored.
