@@ -1019,7 +1019,7 @@ fn a_checkpoint_directory_in_use_by_another_log_is_refused() {
 /// One checkpoint directory used by two logs one after the other: the second, a new log,
 /// would take the first's position for its own, and then write its own over it, so that the
 /// first log's backlog passed for delivered at its next open. A new log finding a checkpoint
-/// that acknowledged events is refused, naming the file to delete if that is really meant.
+/// is refused, naming the file to delete if that is really meant.
 #[test]
 fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
     let root = tempfile::tempdir().unwrap();
@@ -1047,8 +1047,10 @@ fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
     let msg = err.to_string();
     let file = ckpt.join("c1.ckpt");
     assert!(
-        msg.starts_with(&format!("{}: consumer c1 has acknowledged", file.display()))
-            && msg.ends_with(&format!("delete {} to start afresh", file.display())),
+        msg.starts_with(&format!(
+            "{}: a checkpoint of consumer c1 (at offset 5)",
+            file.display()
+        )) && msg.ends_with(&format!("delete {} to start afresh", file.display())),
         "{msg}"
     );
     // The first log still has its backlog.
@@ -1059,7 +1061,8 @@ fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
     // Deleted on purpose: the new log starts.
     std::fs::remove_file(&file).unwrap();
     drop(Wal::open(root.path().join("b"), with_ckpt()).unwrap());
-    // A consumer that never acknowledged anything holds no other log's position.
+    // One that never acknowledged anything is another log's too: taken over, it would be
+    // written with this log's positions, which the other log would then take for its own.
     let fresh = root.path().join("fresh-ckpt");
     drop(
         Wal::open(
@@ -1073,14 +1076,19 @@ fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
         .reader("c1")
         .unwrap(),
     );
-    Wal::open(
+    let err = Wal::open(
         root.path().join("d"),
         WalOptions {
             checkpoint_dir: Some(fresh),
             ..opts(SMALL)
         },
     )
-    .unwrap();
+    .err()
+    .expect("a new log took an unused checkpoint of another log");
+    assert!(
+        matches!(err, WalError::ForeignCheckpoint { offset: 0, .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -54,16 +54,15 @@ pub enum WalError {
     TooLarge { size: u64, max: u64 },
     #[error("cannot encode event: {0}")]
     Encode(EncodeError),
-    /// A checkpoint that has acknowledged events of a log that does not exist: it belongs to
-    /// another log (two channels' `checkpointDir` pointed at one directory, one after the
+    /// A checkpoint beside a log that has never been opened: it belongs to another log (two channels' `checkpointDir` pointed at one directory, one after the
     /// other), or this log's files were deleted.
     #[error(
-        "{}: consumer {consumer} has acknowledged every event below offset {offset}, but the log \
-         in {} is new (no segment, no wal.meta): the checkpoint belongs to another log (a \
-         checkpoint directory another channel uses or used), or this log's files were \
-         deleted; opening it would take that log's undelivered events for delivered. Point \
-         the channel at its own checkpoint directory, or, if this log's events are really \
-         gone, delete {} to start afresh",
+        "{}: a checkpoint of consumer {consumer} (at offset {offset}), but the log in {} is new \
+         (no segment, no wal.meta): the checkpoint belongs to another log (a checkpoint \
+         directory another channel uses or used), or this log's files were deleted; opening \
+         it would write this log's positions over that log's, and its undelivered events would \
+         pass for delivered. Point the channel at its own checkpoint directory, or, if this \
+         log's events are really gone, delete {} to start afresh",
         checkpoint.display(),
         log.display(),
         checkpoint.display()

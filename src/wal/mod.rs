@@ -289,9 +289,12 @@ impl Wal {
             );
         }
         let consumers = load_consumers(&checkpoint_dir)?;
-        // A log never opened before has nothing any consumer could have acknowledged.
+        // A log never opened before has no consumer yet: a checkpoint already there is another
+        // log's (or this log's, whose files were deleted). Even one at offset 0 would be taken
+        // over and written with this log's positions, which the other log then takes for its
+        // own: its events below them for delivered, and hints that lead nowhere.
         let new_log = meta.is_none() && !meta_path.exists() && listing.segments.is_empty();
-        if new_log && let Some((name, c)) = consumers.iter().find(|(_, c)| c.position.offset > 0) {
+        if new_log && let Some((name, c)) = consumers.iter().next() {
             return Err(WalError::ForeignCheckpoint {
                 checkpoint: c.file.path().to_owned(),
                 consumer: name.clone(),
