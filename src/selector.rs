@@ -30,18 +30,11 @@ pub enum Selector {
 impl Selector {
     /// `channels` are the source's channel names, in the order the caller holds them.
     pub fn new(config: &SelectorConfig, channels: &[String]) -> Selector {
-        // A channel named twice in one list (`mapping.x = c1 c1`) still gets the event once.
         let index = |names: &[String]| -> Vec<usize> {
-            let mut out: Vec<usize> = Vec::new();
-            for i in names
+            names
                 .iter()
                 .filter_map(|n| channels.iter().position(|c| c == n))
-            {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
-            }
-            out
+                .collect()
         };
         let table = |t: &[(String, Vec<String>)]| -> HashMap<String, Vec<usize>> {
             t.iter()
@@ -63,23 +56,12 @@ impl Selector {
                 mapping,
                 optional,
                 default,
-            } => {
-                let mapping = table(mapping);
-                let default = index(default);
-                // A channel required for a value is not also optional for it (Flume drops it
-                // from the optional list): it would get the event twice.
-                let mut optional = table(optional);
-                for (value, list) in optional.iter_mut() {
-                    let required = mapping.get(value).unwrap_or(&default);
-                    list.retain(|i| !required.contains(i));
-                }
-                Selector::Multiplexing {
-                    header: header.clone(),
-                    mapping,
-                    optional,
-                    default,
-                }
-            }
+            } => Selector::Multiplexing {
+                header: header.clone(),
+                mapping: table(mapping),
+                optional: table(optional),
+                default: index(default),
+            },
             SelectorConfig::LoadBalancing { random } => Selector::LoadBalancing {
                 channels: (0..channels.len()).collect(),
                 next: AtomicUsize::new(0),
@@ -128,39 +110,6 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A mapping, default or optional list naming a channel twice, or a channel both required and
-    /// optional for a value, routes the event there once.
-    #[test]
-    fn a_channel_named_twice_in_a_mapping_gets_the_event_once() {
-        let names: Vec<String> = ["c1", "c2"].map(String::from).to_vec();
-        let list = |v: &str| v.split(' ').map(String::from).collect::<Vec<_>>();
-        let selector = Selector::new(
-            &SelectorConfig::Multiplexing {
-                header: "h".into(),
-                mapping: vec![("x".into(), list("c1 c2 c1"))],
-                optional: vec![("x".into(), list("c2 c2"))],
-                default: list("c2 c2"),
-            },
-            &names,
-        );
-        let mut event = Event::new(&b"x"[..]);
-        assert_eq!(selector.route(&event), (&[1][..], &[][..]));
-        event.headers.insert("h".into(), "x".into());
-        assert_eq!(selector.route(&event), (&[0, 1][..], &[][..]));
-        // Optional for a value with no mapping of its own: the default's channels are required.
-        let selector = Selector::new(
-            &SelectorConfig::Multiplexing {
-                header: "h".into(),
-                mapping: vec![],
-                optional: vec![("y".into(), list("c1 c2"))],
-                default: list("c2"),
-            },
-            &names,
-        );
-        event.headers.insert("h".into(), "y".into());
-        assert_eq!(selector.route(&event), (&[1][..], &[0][..]));
-    }
 
     /// Flume 1.10's load_balancing selector: each event to one channel, in turn or at random,
     /// none optional.

@@ -297,23 +297,13 @@ impl SelectorConfig {
                 let mut parts: Vec<String> = values
                     .into_iter()
                     .map(|v| {
-                        let required = find(mapping, v);
-                        let shown = match required {
+                        let shown = match find(mapping, v) {
                             Some(r) => list(r),
                             None => format!("(default) {}", list(default)),
                         };
-                        let required = required.unwrap_or(default);
-                        // As the selector routes it: a required channel is not also optional.
-                        let optional: Vec<String> = find(optional, v)
-                            .unwrap_or(&[])
-                            .iter()
-                            .filter(|c| !required.contains(c))
-                            .cloned()
-                            .collect();
-                        if optional.is_empty() {
-                            format!("'{v}' -> {shown}")
-                        } else {
-                            format!("'{v}' -> {shown} + optional {}", list(&optional))
+                        match find(optional, v).filter(|o| !o.is_empty()) {
+                            Some(o) => format!("'{v}' -> {shown} + optional {}", list(o)),
+                            None => format!("'{v}' -> {shown}"),
                         }
                     })
                     .collect();
@@ -447,6 +437,15 @@ const INTERCEPTOR_TYPES: &[TypeName] = &[
 fn names_list(v: Option<String>) -> Vec<String> {
     v.map(|v| v.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+/// The channels of a selector's list value, each once: a channel named twice gets the event
+/// once.
+fn channel_list(v: Option<String>) -> Vec<String> {
+    let mut names = names_list(v);
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
 }
 
 fn parse_interceptors(
@@ -662,7 +661,7 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
     };
     match kind.as_str() {
         "replicating" => {
-            let optional = names_list(s.string("selector.optional"));
+            let optional = channel_list(s.string("selector.optional"));
             check("selector.optional", &optional)?;
             Ok(SelectorConfig::Replicating { optional })
         }
@@ -676,18 +675,29 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
                     if entry.value.is_empty() {
                         continue;
                     }
-                    let list = names_list(Some(entry.value.clone()));
+                    let list = channel_list(Some(entry.value.clone()));
                     check(&key, &list)?;
                     out.push((value.to_owned(), list));
                 }
                 Ok(out)
             };
-            let default = names_list(s.string("selector.default"));
+            let default = channel_list(s.string("selector.default"));
             check("selector.default", &default)?;
+            let mapping = table("selector.mapping.")?;
+            let mut optional = table("selector.optional.")?;
+            // A channel required for a value is not also optional for it (Flume drops it from
+            // the optional list): it would get the event twice.
+            for (value, list) in optional.iter_mut() {
+                let required = mapping
+                    .iter()
+                    .find(|(v, _)| v == value)
+                    .map_or(default.as_slice(), |(_, l)| l.as_slice());
+                list.retain(|c| !required.contains(c));
+            }
             Ok(SelectorConfig::Multiplexing {
                 header: s.string_or("selector.header", "flume.selector.header"),
-                mapping: table("selector.mapping.")?,
-                optional: table("selector.optional.")?,
+                mapping,
+                optional,
                 default,
             })
         }
@@ -2267,6 +2277,44 @@ mod tests {
         SourceConfig::parse("a", "r1", &s, &[], &mut notes, &mut Vec::new())
             .map(|c| (c, notes))
             .map_err(|e| e.to_string())
+    }
+
+    /// A multiplexing selector's lists name each channel once, and a channel required for a
+    /// value is not optional for it too (Flume drops it from the optional list): either would
+    /// put the event into that channel twice.
+    #[test]
+    fn selector_lists_name_each_channel_once_and_required_is_not_optional() {
+        let text = "a.sources.r1.type = seq\na.sources.r1.channels = c1 c2\n\
+                    a.sources.r1.selector.type = multiplexing\na.sources.r1.selector.header = h\n\
+                    a.sources.r1.selector.mapping.x = c1 c2 c1\n\
+                    a.sources.r1.selector.optional.x = c2 c2\n\
+                    a.sources.r1.selector.optional.y = c1 c2\n\
+                    a.sources.r1.selector.default = c2 c2\n";
+        let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+        let s = Section::new(&props, "a.sources.r1.".into());
+        let defined = ["c1".to_owned(), "c2".to_owned()];
+        let c =
+            SourceConfig::parse("a", "r1", &s, &defined, &mut Vec::new(), &mut Vec::new()).unwrap();
+        let SelectorConfig::Multiplexing {
+            mapping,
+            optional,
+            default,
+            ..
+        } = c.selector
+        else {
+            panic!("{:?}", c.selector)
+        };
+        let names = |l: &[&str]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(mapping, [("x".to_owned(), names(&["c1", "c2"]))]);
+        assert_eq!(default, names(&["c2"]));
+        // x: both required; y: no mapping, so the default's c2 is required.
+        assert_eq!(
+            optional,
+            [
+                ("x".to_owned(), names(&[])),
+                ("y".to_owned(), names(&["c1"]))
+            ]
+        );
     }
 
     /// Flume reads `channels` into a set: a channel listed twice must not get each event twice.
