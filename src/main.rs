@@ -831,6 +831,12 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
     let mut out = Out::new();
     retired_notes(&mut out, &report);
     out.line(format_args!("log:        {}", dir.display()));
+    match report.log_id {
+        Some(id) => out.line(format_args!("log id:     {id}")),
+        None => out.line(format_args!(
+            "log id:     none yet (the next open gives it one)"
+        )),
+    }
     out.line(format_args!("segments:   {}", report.segments.len()));
     out.line(format_args!(
         "offsets:    {first} .. {next} ({} events)",

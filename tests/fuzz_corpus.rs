@@ -130,7 +130,8 @@ fn checkpoint_decode_corpus() {
 mod seeds {
     use weir::event::Event;
     use weir::wal::checkpoint::{
-        CHECKPOINT_MAGIC, Checkpoint, META_MAGIC, Position, encode_checkpoint, encode_meta,
+        CHECKPOINT_MAGIC, Checkpoint, LogId, META_MAGIC, Position, VerifiedEnd, encode_checkpoint,
+        encode_meta, encode_meta_verified,
     };
     use weir::wal::frame::{FRAME_HEADER_LEN, encode_frame, encoded_frame_len};
     use weir::wal::segment::{self, SEGMENT_HEADER_LEN, Seal};
@@ -397,6 +398,7 @@ mod seeds {
                     segment: offset & !0xff,
                     frame_pos: offset.wrapping_add(4096),
                 },
+                log: None,
             })
         };
         let slot = |seq: u64, payload: &[u8]| encode_slot(CHECKPOINT_MAGIC, seq, payload).to_vec();
@@ -456,6 +458,27 @@ mod seeds {
             ("meta".into(), {
                 let m = |seq, epoch| encode_slot(META_MAGIC, seq, &encode_meta(epoch)).to_vec();
                 [m(3, 3), m(4, 4)].concat()
+            }),
+            ("with-log-id".into(), {
+                let c = Checkpoint {
+                    name: "sink-1".into(),
+                    position: Position {
+                        offset: 300,
+                        segment: 256,
+                        frame_pos: 4396,
+                    },
+                    log: Some(LogId([0xab; 16])),
+                };
+                [b.clone(), slot(9, &encode_checkpoint(&c))].concat()
+            }),
+            ("meta-with-log-id".into(), {
+                let end = VerifiedEnd {
+                    base: 256,
+                    end_pos: 8192,
+                    next_offset: 300,
+                };
+                let record = encode_meta_verified(5, end, LogId([0x5a; 16]));
+                encode_slot(META_MAGIC, 2, &record).to_vec()
             }),
             ("bad-magic".into(), {
                 let mut b = a.clone();

@@ -614,6 +614,8 @@ fn appends_past_the_last_offset_are_refused() {
             segment: 0,
             frame_pos: SEGMENT_HEADER_LEN as u64,
         },
+        // As a checkpoint written before logs had ids: it names no log, so it is taken.
+        log: None,
     });
     let mut file =
         weir::wal::slots::encode_slot(weir::wal::checkpoint::CHECKPOINT_MAGIC, 1, &record).to_vec();
@@ -1089,6 +1091,172 @@ fn a_new_log_refuses_a_checkpoint_that_acknowledged_events() {
         matches!(err, WalError::ForeignCheckpoint { offset: 0, .. }),
         "{err}"
     );
+}
+
+/// Two logs that both hold events, the second pointed at the first's checkpoint directory
+/// afterwards (a copied configuration, `checkpointDir` not changed): the second would take the
+/// first's positions for its own and write its own over them, so the first log's backlog
+/// passed for delivered. Each log has an id, in `wal.meta` and in every checkpoint it writes.
+#[test]
+fn a_log_refuses_a_checkpoint_written_for_another_log() {
+    let root = tempfile::tempdir().unwrap();
+    let ckpt_of = |name: &str| WalOptions {
+        checkpoint_dir: Some(root.path().join(name)),
+        ..opts(SMALL)
+    };
+    for (log, ckpt, acked) in [("a", "ckpt-a", 5usize), ("b", "ckpt-b", 2)] {
+        let wal = Wal::open(root.path().join(log), ckpt_of(ckpt)).unwrap();
+        let mut r = wal.reader("c1").unwrap();
+        for i in 0..20u64 {
+            wal.append_commit(&[ev(i, 100)]).unwrap();
+        }
+        assert_eq!(r.read(acked).unwrap().len(), acked);
+        r.ack().unwrap();
+    }
+    let err = Wal::open(root.path().join("b"), ckpt_of("ckpt-a"))
+        .err()
+        .expect("a log took another log's checkpoint");
+    let WalError::CheckpointOfAnotherLog(refused) = &err else {
+        panic!("expected a refusal, got {err}");
+    };
+    let (written_for, log_id) = (&refused.written_for, &refused.log_id);
+    assert_eq!(refused.offset, 5);
+    assert_ne!(written_for, log_id);
+    let file = root.path().join("ckpt-a/c1.ckpt");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}: a checkpoint of consumer c1 (at offset 5) written for log {written_for}, but the log in {} is log {log_id}",
+            file.display(),
+            root.path().join("b").display()
+        )) && msg.ends_with(&format!("delete {}", file.display())),
+        "{msg}"
+    );
+    // `verify` of log b with that directory says so too.
+    let report = weir::wal::inspect::verify(
+        &root.path().join("b"),
+        Some(&root.path().join("ckpt-a")),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(report.log_id, Some(*log_id));
+    assert!(
+        report.problems.iter().any(|p| p.path == file
+            && p.reason.contains(&format!("written for log {written_for}"))),
+        "{:?}",
+        report.problems
+    );
+    // Both logs still have their own backlogs and positions.
+    for (log, ckpt, left) in [("a", "ckpt-a", 15), ("b", "ckpt-b", 18)] {
+        let wal = Wal::open(root.path().join(log), ckpt_of(ckpt)).unwrap();
+        assert_eq!(read_all(&wal, "c1").len(), left, "log {log}");
+    }
+}
+
+/// A log whose `wal.meta` lost its record takes its checkpoints' id, so its own checkpoints
+/// are still its own; one made before logs had ids (no id anywhere) gets one at its next open
+/// and keeps its positions.
+#[test]
+fn the_log_id_survives_a_lost_meta_and_old_logs_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        let mut r = wal.reader("c1").unwrap();
+        for i in 0..10u64 {
+            wal.append_commit(&[ev(i, 100)]).unwrap();
+        }
+        assert_eq!(r.read(4).unwrap().len(), 4);
+        r.ack().unwrap();
+    }
+    let id = weir::wal::inspect::verify(dir.path(), None, |_, _| {})
+        .unwrap()
+        .log_id
+        .expect("a log without an id");
+    std::fs::remove_file(dir.path().join("wal.meta")).unwrap();
+    {
+        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        assert_eq!(read_all(&wal, "c1").len(), 6);
+    }
+    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(
+        report.log_id,
+        Some(id),
+        "the id changed after wal.meta was lost"
+    );
+
+    // Rewrite both files as a weir before ids wrote them: the meta record without its last
+    // 16 bytes, the checkpoint without its trailing id.
+    let strip = |path: &std::path::Path, magic: &[u8; 4], keep: fn(&[u8]) -> usize| {
+        let bytes = std::fs::read(path).unwrap();
+        let rec = weir::wal::slots::decode_slots(&bytes, magic).unwrap();
+        let payload = rec.payload[..keep(rec.payload)].to_vec();
+        let mut file = weir::wal::slots::encode_slot(magic, rec.sequence + 1, &payload).to_vec();
+        file.resize(weir::wal::slots::SLOT_FILE_LEN, 0);
+        std::fs::write(path, file).unwrap();
+    };
+    strip(
+        &dir.path().join("wal.meta"),
+        weir::wal::checkpoint::META_MAGIC,
+        |_| 28,
+    );
+    strip(
+        &dir.path().join("c1.ckpt"),
+        weir::wal::checkpoint::CHECKPOINT_MAGIC,
+        |p| p.len() - 16,
+    );
+    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(report.log_id, None);
+    assert_eq!(report.consumers, vec![("c1".to_owned(), 4)]);
+    {
+        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        let mut r = wal.reader("c1").unwrap();
+        assert_eq!(r.read(2).unwrap().len(), 2);
+        r.ack().unwrap();
+    }
+    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    let new_id = report.log_id.expect("an old log got no id");
+    assert_ne!(new_id, id);
+    assert_eq!(report.consumers, vec![("c1".to_owned(), 6)]);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// A checkpoint of another log copied in beside the log's own: refused by name; and when
+/// `wal.meta` is lost too, nothing says which of the two is this log's, so the open is refused
+/// rather than guess.
+#[test]
+fn checkpoints_of_two_logs_in_one_directory_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    for (log, consumer) in [("a", "c1"), ("b", "c2")] {
+        let wal = Wal::open(root.path().join(log), opts(SMALL)).unwrap();
+        let mut r = wal.reader(consumer).unwrap();
+        wal.append_commit(&[ev(0, 10), ev(1, 10)]).unwrap();
+        assert_eq!(r.read(1).unwrap().len(), 1);
+        r.ack().unwrap();
+    }
+    let copied = root.path().join("a/c2.ckpt");
+    std::fs::copy(root.path().join("b/c2.ckpt"), &copied).unwrap();
+    match Wal::open(root.path().join("a"), opts(SMALL)) {
+        Err(WalError::CheckpointOfAnotherLog(refused)) => assert_eq!(
+            (refused.checkpoint, refused.consumer.as_str()),
+            (copied.clone(), "c2")
+        ),
+        Err(e) => panic!("expected a refusal of c2.ckpt, got {e}"),
+        Ok(_) => panic!("log a took log b's checkpoint"),
+    }
+    std::fs::remove_file(root.path().join("a/wal.meta")).unwrap();
+    let err = Wal::open(root.path().join("a"), opts(SMALL))
+        .err()
+        .expect("checkpoints of two logs taken");
+    assert!(matches!(err, WalError::CheckpointsOfTwoLogs(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&root.path().join("a/c1.ckpt").display().to_string())
+            && msg.contains(&copied.display().to_string()),
+        "{msg}"
+    );
+    std::fs::remove_file(&copied).unwrap();
+    let wal = Wal::open(root.path().join("a"), opts(SMALL)).unwrap();
+    assert_eq!(read_all(&wal, "c1").len(), 1);
 }
 
 #[test]

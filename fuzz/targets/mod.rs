@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir::event::Event;
 use weir::wal::checkpoint::{
-    CHECKPOINT_MAGIC, META_MAGIC, decode_checkpoint, decode_meta, encode_checkpoint,
+    CHECKPOINT_MAGIC, META_MAGIC, decode_checkpoint, decode_meta, decode_meta_log_id,
+    encode_checkpoint,
 };
 use weir::wal::frame::{
     EventIter, FRAME_HEADER_LEN, decode_frame, encode_frame, encoded_frame_len, peek_header,
@@ -429,6 +430,7 @@ fn check_slot_file(data: &[u8]) {
         for (_, _, payload) in &slots {
             check_checkpoint(payload);
             let _ = decode_meta(payload);
+            let _ = decode_meta_log_id(payload);
         }
     }
     check_checkpoint(data);

@@ -23,11 +23,38 @@ pub struct Position {
     pub frame_pos: u64,
 }
 
+/// Which log a checkpoint belongs to: a random number drawn when the log is made, kept in
+/// `wal.meta` and written into every checkpoint (`wal-format.md` §5.2, §5.3), so that a log
+/// pointed at another log's checkpoint directory can tell the checkpoints are not its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LogId(pub [u8; 16]);
+
+impl LogId {
+    pub fn random() -> LogId {
+        LogId(*uuid::Uuid::new_v4().as_bytes())
+    }
+
+    /// The id stored at the start of `bytes`: `None` when there are fewer than 16 bytes, or all
+    /// 16 are zero (a record written before logs had ids).
+    fn read(bytes: &[u8]) -> Option<LogId> {
+        let id: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+        (id != [0; 16]).then_some(LogId(id))
+    }
+}
+
+impl std::fmt::Display for LogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        uuid::Uuid::from_bytes(self.0).hyphenated().fmt(f)
+    }
+}
+
 /// A decoded checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub name: String,
     pub position: Position,
+    /// The log it was written for; `None` in a checkpoint written before logs had ids.
+    pub log: Option<LogId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,12 +87,15 @@ pub fn consumer_of_file(path: &std::path::Path) -> Option<&str> {
 }
 
 pub fn encode_checkpoint(c: &Checkpoint) -> Vec<u8> {
-    let mut p = Vec::with_capacity(26 + c.name.len());
+    let mut p = Vec::with_capacity(26 + c.name.len() + 16);
     p.extend_from_slice(&c.position.offset.to_le_bytes());
     p.extend_from_slice(&c.position.segment.to_le_bytes());
     p.extend_from_slice(&c.position.frame_pos.to_le_bytes());
     p.extend_from_slice(&(c.name.len() as u16).to_le_bytes());
     p.extend_from_slice(c.name.as_bytes());
+    if let Some(log) = c.log {
+        p.extend_from_slice(&log.0);
+    }
     p
 }
 
@@ -88,6 +118,7 @@ pub fn decode_checkpoint(p: &[u8]) -> Result<Checkpoint, CheckpointError> {
             segment: le_u64(&p[8..16]),
             frame_pos: le_u64(&p[16..24]),
         },
+        log: LogId::read(&p[26 + name_len..]),
     })
 }
 
@@ -106,12 +137,13 @@ pub struct VerifiedEnd {
     pub next_offset: u64,
 }
 
-/// The meta record with the end the open verified.
-pub fn encode_meta_verified(epoch: u32, end: VerifiedEnd) -> Vec<u8> {
+/// The meta record with the end the open verified and the log's id.
+pub fn encode_meta_verified(epoch: u32, end: VerifiedEnd, log: LogId) -> Vec<u8> {
     let mut p = encode_meta(epoch);
     p.extend_from_slice(&end.base.to_le_bytes());
     p.extend_from_slice(&end.end_pos.to_le_bytes());
     p.extend_from_slice(&end.next_offset.to_le_bytes());
+    p.extend_from_slice(&log.0);
     p
 }
 
@@ -129,6 +161,11 @@ pub fn decode_verified_end(p: &[u8]) -> Option<VerifiedEnd> {
     })
 }
 
+/// The log's id in a meta record, if it has one (records written before logs had ids do not).
+pub fn decode_meta_log_id(p: &[u8]) -> Option<LogId> {
+    LogId::read(p.get(28..)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,8 +179,20 @@ mod tests {
                 segment: 0,
                 frame_pos: 4096,
             },
+            log: Some(LogId([7; 16])),
         };
         assert_eq!(decode_checkpoint(&encode_checkpoint(&c)).unwrap(), c);
+        // Written before logs had ids: no id, and sixteen zeros read as none too.
+        let old = Checkpoint {
+            log: None,
+            ..c.clone()
+        };
+        let old_bytes = encode_checkpoint(&old);
+        assert_eq!(old_bytes.len(), 26 + 6);
+        assert_eq!(decode_checkpoint(&old_bytes).unwrap(), old);
+        let mut zeros = old_bytes.clone();
+        zeros.extend_from_slice(&[0; 16]);
+        assert_eq!(decode_checkpoint(&zeros).unwrap(), old);
         assert!(decode_checkpoint(&[0; 10]).is_err());
         let mut bad = encode_checkpoint(&c);
         bad[24] = 200;
@@ -155,5 +204,28 @@ mod tests {
             assert!(!valid_consumer_name(name), "{name:?} accepted");
         }
         assert!(valid_consumer_name("channel-c1.sink_k1"));
+    }
+
+    #[test]
+    fn meta_carries_the_log_id_after_the_verified_end() {
+        let end = VerifiedEnd {
+            base: 1,
+            end_pos: 4096,
+            next_offset: 1,
+        };
+        let id = LogId::random();
+        let p = encode_meta_verified(3, end, id);
+        assert_eq!(p.len(), 44);
+        assert_eq!(decode_meta(&p), Some(3));
+        assert_eq!(decode_verified_end(&p), Some(end));
+        assert_eq!(decode_meta_log_id(&p), Some(id));
+        assert_eq!(
+            decode_meta_log_id(&p[..28]),
+            None,
+            "a record from before ids"
+        );
+        assert_eq!(decode_meta_log_id(&encode_meta(3)), None);
+        assert_ne!(LogId::random(), id);
+        assert_eq!(id.to_string().len(), 36);
     }
 }

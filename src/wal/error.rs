@@ -4,7 +4,31 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::checkpoint::LogId;
 use super::frame::EncodeError;
+
+/// What [`WalError::CheckpointOfAnotherLog`] names (boxed: the error type stays small).
+#[derive(Debug)]
+pub struct AnotherLogsCheckpoint {
+    pub checkpoint: PathBuf,
+    pub consumer: String,
+    pub offset: u64,
+    /// The log the checkpoint says it was written for.
+    pub written_for: LogId,
+    pub log: PathBuf,
+    /// The id of the log being opened.
+    pub log_id: LogId,
+}
+
+/// What [`WalError::CheckpointsOfTwoLogs`] names (boxed: the error type stays small).
+#[derive(Debug)]
+pub struct CheckpointsOfTwoLogs {
+    pub first: PathBuf,
+    pub first_log: LogId,
+    pub second: PathBuf,
+    pub second_log: LogId,
+    pub log: PathBuf,
+}
 
 /// A variant that wraps another error prints it in its own message and does not also return
 /// it from `source()`: printing the chain (`{:#}`) would otherwise say it twice.
@@ -73,6 +97,32 @@ pub enum WalError {
         offset: u64,
         log: PathBuf,
     },
+    #[error(
+        "{}: a checkpoint of consumer {} (at offset {}) written for log {}, but the log in {} is \
+         log {}: its checkpoint directory is (or was) another channel's; opening it would write \
+         this log's positions over that log's, and its undelivered events would pass for \
+         delivered. Point the channel at its own checkpoint directory, or, if that log is gone \
+         for good, delete {}",
+        .0.checkpoint.display(),
+        .0.consumer,
+        .0.offset,
+        .0.written_for,
+        .0.log.display(),
+        .0.log_id,
+        .0.checkpoint.display()
+    )]
+    CheckpointOfAnotherLog(Box<AnotherLogsCheckpoint>),
+    #[error(
+        "the log in {} has no id in its wal.meta, and its checkpoints name two logs: {} was \
+         written for log {}, {} for log {}; one of them is another channel's (a shared \
+         checkpoint directory). Move the other log's checkpoint away",
+        .0.log.display(),
+        .0.first.display(),
+        .0.first_log,
+        .0.second.display(),
+        .0.second_log
+    )]
+    CheckpointsOfTwoLogs(Box<CheckpointsOfTwoLogs>),
     /// `what`: "log", or "checkpoint directory" when the consumers' checkpoints live apart.
     #[error("{what} {} is in use by another process (pid {pid}); stop it first", path.display())]
     Locked {

@@ -13,7 +13,9 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::META_FILE;
-use super::checkpoint::{self, CHECKPOINT_MAGIC, META_MAGIC, VerifiedEnd, decode_verified_end};
+use super::checkpoint::{
+    self, CHECKPOINT_MAGIC, LogId, META_MAGIC, VerifiedEnd, decode_verified_end,
+};
 use super::error::{Result, WalError};
 use super::frame::{Frame, decode_frame};
 use super::recovery::{check_frame, resync, starts_expected_frame};
@@ -84,6 +86,8 @@ pub struct VerifyReport {
     pub events: u64,
     pub problems: Vec<Problem>,
     pub consumers: Vec<(String, u64)>,
+    /// The log's id from `wal.meta` (None before the log's first open by a weir that gives ids).
+    pub log_id: Option<LogId>,
     /// Segments listed but deleted before they could be opened: the log's owner retired them
     /// (all their events were consumed). Not a problem.
     pub retired: Vec<PathBuf>,
@@ -387,6 +391,13 @@ fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<Verifi
     }
 }
 
+/// The log's id from `wal.meta`, if it has a valid record holding one (problems with the file
+/// are `verified_end`'s to report).
+fn meta_log_id(dir: &Path) -> Option<LogId> {
+    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
+    decode_slots(&bytes, META_MAGIC).and_then(|r| checkpoint::decode_meta_log_id(r.payload))
+}
+
 /// Checks every frame of every segment and every checkpoint. `progress(done, total)` is called
 /// with bytes of segment files.
 pub fn verify(
@@ -470,6 +481,8 @@ pub fn verify(
         ControlFlow::Continue(())
     })?;
     let ckpt_dir = checkpoint_dir.unwrap_or(dir);
+    let log_id = meta_log_id(dir);
+    report.log_id = log_id;
     for entry in std::fs::read_dir(ckpt_dir).map_err(WalError::io("list", ckpt_dir))? {
         let entry = entry.map_err(WalError::io("list", ckpt_dir))?;
         let path = entry.path();
@@ -491,7 +504,19 @@ pub fn verify(
         };
         let rec = decode_slots(&bytes[..bytes.len().min(SLOT_FILE_LEN)], CHECKPOINT_MAGIC);
         match rec.map(|r| checkpoint::decode_checkpoint(r.payload)) {
-            Some(Ok(c)) if c.name == stem => report.consumers.push((c.name, c.position.offset)),
+            Some(Ok(c)) if c.name == stem => match (c.log, log_id) {
+                (Some(theirs), Some(ours)) if theirs != ours => report.problems.push(Problem {
+                    path,
+                    pos: 0,
+                    reason: format!(
+                        "checkpoint of consumer {stem} written for log {theirs}, but this log is \
+                         {ours}: another log's checkpoint (a shared checkpoint directory); the \
+                         next open refuses it"
+                    ),
+                    kind: ProblemKind::Damage,
+                }),
+                _ => report.consumers.push((c.name, c.position.offset)),
+            },
             Some(Ok(c)) => report.problems.push(Problem {
                 path,
                 pos: 0,

@@ -33,8 +33,8 @@ use rustix::thread::futex;
 
 use crate::event::Event;
 pub use checkpoint::Position;
-use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, META_MAGIC};
-pub use error::{Result, WalError};
+use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, LogId, META_MAGIC};
+pub use error::{AnotherLogsCheckpoint, CheckpointsOfTwoLogs, Result, WalError};
 pub use reader::Reader;
 use recovery::{ScanStop, scan_frames};
 pub use segment::SyncMethod;
@@ -132,6 +132,8 @@ struct Inner {
     checkpoint_dir: PathBuf,
     opts: WalOptions,
     epoch: u32,
+    /// Written into every checkpoint and into `wal.meta` (see `log_identity`).
+    log_id: LogId,
     _lock: File,
     /// The checkpoint directory's lock, when it is not the log's own directory; taken again
     /// when the directory was removed and made anew (see `ack`).
@@ -218,6 +220,8 @@ struct Ticket {
 struct Consumer {
     file: SlotFile,
     position: Position,
+    /// The log its checkpoint file says it was written for (read at open).
+    written_for: Option<LogId>,
 }
 
 /// A snapshot of the log's state, for `weir wal stats` and metrics.
@@ -302,6 +306,12 @@ impl Wal {
                 log: dir.clone(),
             });
         }
+        let log_id = log_identity(
+            meta.as_ref()
+                .and_then(|(_, p)| checkpoint::decode_meta_log_id(p)),
+            &consumers,
+            &dir,
+        )?;
 
         // Sealed segments are trusted as sealed; an unsealed one is scanned for its valid end.
         let mut segments: Vec<Segment> = Vec::with_capacity(listing.segments.len());
@@ -458,7 +468,7 @@ impl Wal {
             end_pos: write_pos as u64,
             next_offset,
         };
-        let record = checkpoint::encode_meta_verified(epoch, end);
+        let record = checkpoint::encode_meta_verified(epoch, end, log_id);
         match meta {
             Some((mut f, _)) => f.write(&record)?,
             None => drop(SlotFile::create(&meta_path, META_MAGIC, &record)?),
@@ -496,6 +506,7 @@ impl Wal {
             dir: dir.clone(),
             checkpoint_dir,
             epoch,
+            log_id,
             _lock: lock,
             checkpoint_lock: Mutex::new(checkpoint_lock),
             segments: RwLock::new(map),
@@ -1110,11 +1121,16 @@ impl Inner {
             &checkpoint::encode_checkpoint(&Checkpoint {
                 name: name.to_owned(),
                 position,
+                log: Some(self.log_id),
             }),
         )?;
         consumers.insert(
             name.to_owned(),
-            Arc::new(Mutex::new(Consumer { file, position })),
+            Arc::new(Mutex::new(Consumer {
+                file,
+                position,
+                written_for: Some(self.log_id),
+            })),
         );
         drop(consumers);
         self.update_floor_and_retain()?;
@@ -1143,6 +1159,7 @@ impl Inner {
             c.file.write(&checkpoint::encode_checkpoint(&Checkpoint {
                 name: name.to_owned(),
                 position,
+                log: Some(self.log_id),
             }))?;
             c.position = position;
         }
@@ -1309,7 +1326,7 @@ impl Inner {
             }
         };
         let path = self.dir.join(META_FILE);
-        let record = checkpoint::encode_meta_verified(self.epoch, end);
+        let record = checkpoint::encode_meta_verified(self.epoch, end, self.log_id);
         let written = SlotFile::open(&path, META_MAGIC).and_then(|meta| match meta {
             Some((mut f, _)) => f.write(&record),
             None => Ok(()),
@@ -1513,6 +1530,69 @@ fn usable_spares(spares: Vec<PathBuf>, segment_size: u64, keep: usize) -> Vec<Pa
     usable
 }
 
+/// The log's id: the one `wal.meta` holds, or a new one for a new log or a log made before logs
+/// had ids. Every checkpoint that names a log must name this one: a checkpoint of another log
+/// (its checkpoint directory pointed here) would be taken over and written with this log's
+/// positions, and the other log would then take its undelivered events for delivered.
+///
+/// Without an id in `wal.meta` (deleted or damaged from outside, or older than ids) the
+/// checkpoints' id is adopted when they agree, since nothing on disk says which log they
+/// belong to otherwise; when they name two logs, one is not this log's and the open is
+/// refused rather than guess.
+fn log_identity(
+    from_meta: Option<LogId>,
+    consumers: &BTreeMap<String, Consumer>,
+    dir: &Path,
+) -> Result<LogId> {
+    let named = || {
+        consumers
+            .iter()
+            .filter_map(|(name, c)| c.written_for.map(|id| (name, c, id)))
+    };
+    let log_id = match from_meta {
+        Some(id) => id,
+        None => {
+            let mut ids = named();
+            match ids.next() {
+                None => LogId::random(),
+                Some((first_name, first, id)) => {
+                    if let Some((_, other, other_id)) = ids.find(|(_, _, o)| *o != id) {
+                        return Err(WalError::CheckpointsOfTwoLogs(Box::new(
+                            CheckpointsOfTwoLogs {
+                                first: first.file.path().to_owned(),
+                                first_log: id,
+                                second: other.file.path().to_owned(),
+                                second_log: other_id,
+                                log: dir.to_owned(),
+                            },
+                        )));
+                    }
+                    tracing::warn!(
+                        log = %dir.display(),
+                        id = %id,
+                        consumer = %first_name,
+                        "wal.meta holds no log id: the log takes the one its checkpoints were written for"
+                    );
+                    id
+                }
+            }
+        }
+    };
+    if let Some((name, c, written_for)) = named().find(|(_, _, id)| *id != log_id) {
+        return Err(WalError::CheckpointOfAnotherLog(Box::new(
+            AnotherLogsCheckpoint {
+                checkpoint: c.file.path().to_owned(),
+                consumer: name.clone(),
+                offset: c.position.offset,
+                written_for,
+                log: dir.to_owned(),
+                log_id,
+            },
+        )));
+    }
+    Ok(log_id)
+}
+
 fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(WalError::io("list", dir))? {
@@ -1530,6 +1610,7 @@ fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {
                     Consumer {
                         file,
                         position: c.position,
+                        written_for: c.log,
                     },
                 );
                 continue;
