@@ -27,6 +27,22 @@ impl Throttle {
         self.last_line = Some(now);
         Some(std::mem::take(&mut self.since))
     }
+
+    /// The occurrences no line has reported yet, once a line for them is due (a minute after
+    /// the last one), or at once when `final_count`: for a caller that looks now and then
+    /// (and at its end), so that the count of the last burst is not left unsaid until an
+    /// occurrence that may never come. Counts as a line.
+    pub(crate) fn unreported(&mut self, now: Instant, final_count: bool) -> Option<u64> {
+        let due = final_count
+            || self
+                .last_line
+                .is_none_or(|at| now.duration_since(at) >= Self::EVERY);
+        if self.since == 0 || !due {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
 }
 
 #[cfg(test)]
@@ -41,5 +57,23 @@ mod tests {
         assert!((1..60).all(|s| t.occurred(t0 + Duration::from_secs(s)).is_none()));
         assert_eq!(t.occurred(t0 + Throttle::EVERY), Some(60));
         assert_eq!(t.occurred(t0 + Throttle::EVERY), None);
+    }
+
+    #[test]
+    fn the_count_since_the_last_line_is_reported_when_due_or_at_the_end() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.unreported(t0, true), None, "nothing occurred");
+        assert_eq!(t.occurred(t0), Some(1));
+        assert_eq!(t.unreported(t0, true), None, "the line reported it");
+        t.occurred(t0 + Duration::from_secs(1));
+        t.occurred(t0 + Duration::from_secs(2));
+        assert_eq!(t.unreported(t0 + Duration::from_secs(59), false), None);
+        assert_eq!(t.unreported(t0 + Throttle::EVERY, false), Some(2));
+        assert_eq!(t.unreported(t0 + Throttle::EVERY * 2, false), None);
+        // A line was just given: the next occurrence waits a minute, unless it is the end.
+        let t1 = t0 + Throttle::EVERY;
+        assert_eq!(t.occurred(t1 + Duration::from_secs(1)), None);
+        assert_eq!(t.unreported(t1 + Duration::from_secs(2), true), Some(1));
     }
 }

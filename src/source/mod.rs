@@ -480,7 +480,8 @@ pub(crate) fn serve_clients<F>(
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                await_connection(&[&listener], ACCEPT_WAIT)
+                await_connection(&[&listener], ACCEPT_WAIT);
+                report_refused_since(source, max_connections, &mut refused, false);
             }
             Err(e) => {
                 let _ = failures.failed(source, &e);
@@ -490,6 +491,7 @@ pub(crate) fn serve_clients<F>(
             }
         }
     }
+    report_refused_since(source, max_connections, &mut refused, true);
     drop(listener);
     for h in connections {
         let _ = h.join();
@@ -512,6 +514,25 @@ pub(crate) fn refused_connection(
             refused,
             "refusing connections: the connection limit is reached (logged at most once a \
              minute, with the connections refused since)"
+        );
+    }
+}
+
+/// Logs the connections refused for the connection limit since the last line about them, a
+/// minute after it (`final_count`: at once, as the accept loop ends), so that the count of a
+/// burst is told even when no refusal follows it.
+pub(crate) fn report_refused_since(
+    source: &str,
+    limit: usize,
+    throttle: &mut crate::log_throttle::Throttle,
+    final_count: bool,
+) {
+    if let Some(refused) = throttle.unreported(std::time::Instant::now(), final_count) {
+        tracing::warn!(
+            source,
+            limit,
+            refused,
+            "connections refused for the connection limit since the last line about them"
         );
     }
 }
@@ -974,7 +995,13 @@ mod tests {
         let (served_tx, served) = mpsc::channel::<u8>();
         let served_tx = std::sync::Mutex::new(served_tx);
         let s = stop.clone();
+        let logs = LogCapture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
         let looper = std::thread::spawn(move || {
+            let _logging = tracing::subscriber::set_default(subscriber);
             serve_clients(
                 "t",
                 "test",
@@ -1006,6 +1033,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let mut second = TcpStream::connect(addr).unwrap();
         assert_eq!(reply(&mut second), "busy\n");
+        // Two more refused within the minute: counted, not logged, until the loop ends.
+        for _ in 0..2 {
+            let mut more = TcpStream::connect(addr).unwrap();
+            assert_eq!(reply(&mut more), "busy\n");
+        }
         first.write_all(b"a").unwrap();
         assert_eq!(served.recv_timeout(Duration::from_secs(10)), Ok(b'a'));
         drop(first);
@@ -1022,5 +1054,40 @@ mod tests {
         third.write_all(b"c").unwrap();
         assert_eq!(served.recv_timeout(Duration::from_secs(10)), Ok(b'c'));
         looper.join().unwrap();
+        let logs = logs.text();
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains("refused=")).collect();
+        assert_eq!(lines.len(), 2, "{logs}");
+        assert!(lines[0].contains("refused=1") && lines[0].contains("limit is reached"));
+        assert!(lines[1].contains("refused=2") && lines[1].contains("since the last line"));
+    }
+
+    /// Log lines written while it is the subscriber's writer.
+    #[derive(Clone, Default)]
+    struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl LogCapture {
+        fn text(&self) -> String {
+            let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    impl Write for LogCapture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+        type Writer = LogCapture;
+        fn make_writer(&'a self) -> LogCapture {
+            self.clone()
+        }
     }
 }

@@ -258,8 +258,20 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
         }
         if !accepted {
             await_connection(&waiting, ACCEPT_WAIT);
+            super::report_refused_since(
+                &shared.name,
+                shared.config.max_connections,
+                &mut refused,
+                false,
+            );
         }
     }
+    super::report_refused_since(
+        &shared.name,
+        shared.config.max_connections,
+        &mut refused,
+        true,
+    );
     // Connections the clients opened before the stop but not yet accepted hold messages
     // already sent: take them in too (their threads see the stop and only drain).
     for (listener, port) in &listeners {
