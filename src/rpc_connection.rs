@@ -63,16 +63,40 @@ pub fn connect(target: &RpcTarget) -> anyhow::Result<(TcpStream, SocketAddr)> {
 
 /// When the reply being read is due; `None` while no reply is awaited.
 #[derive(Clone, Default)]
-pub struct Deadline(Arc<Mutex<Option<Instant>>>);
+pub struct Deadline(Arc<Mutex<DeadlineState>>);
+
+#[derive(Default)]
+struct DeadlineState {
+    at: Option<Instant>,
+    /// A server's TLS handshake: it ends as soon as the agent stops, even while bytes keep
+    /// arriving. Nothing of a request has been read yet, so nothing is cut off.
+    handshake: bool,
+}
 
 impl Deadline {
     /// From now on, reads give up after `within` (`None`: they wait as long as the agent runs).
     pub fn set(&self, within: Option<Duration>) {
-        *self.0.lock() = within.map(|w| Instant::now() + w);
+        *self.0.lock() = DeadlineState {
+            at: within.map(|w| Instant::now() + w),
+            handshake: false,
+        };
+    }
+
+    fn set_handshake(&self, within: Duration) {
+        *self.0.lock() = DeadlineState {
+            at: Some(Instant::now() + within),
+            handshake: true,
+        };
     }
 
     fn passed(&self) -> bool {
-        self.0.lock().is_some_and(|d| Instant::now() >= d)
+        self.0.lock().at.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The read must end now: the deadline passed, or a handshake meets the agent's stop.
+    fn ends_read(&self, stop: &StopFlag) -> bool {
+        let state = self.0.lock();
+        state.at.is_some_and(|d| Instant::now() >= d) || (state.handshake && stopping(stop))
     }
 }
 
@@ -89,8 +113,9 @@ impl Read for PatientReader {
         loop {
             // Looked at before every read too, not only when one times out: a peer trickling a
             // byte every few tens of milliseconds never lets a read time out, and held a TLS
-            // handshake (and the agent's stop) for minutes (audit 18).
-            if self.deadline.passed() {
+            // handshake (and the agent's stop) for minutes (audit 18). A handshake also ends
+            // at the stop here: a trickling client held the stop for up to its limit.
+            if self.deadline.ends_read(&self.stop) {
                 return Err(io::Error::new(ErrorKind::TimedOut, "no reply in time"));
             }
             match self.stream.read(buf) {
@@ -220,7 +245,7 @@ pub fn open(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Resul
             });
         }
         Security::Server(acceptor) => {
-            deadline.set(Some(crate::tls::HANDSHAKE_TIMEOUT));
+            deadline.set_handshake(crate::tls::HANDSHAKE_TIMEOUT);
             acceptor
                 .accept(plain)
                 .map_err(crate::tls::handshake_failure)?
@@ -324,5 +349,23 @@ mod tests {
             took >= limit && took < limit + Duration::from_secs(2),
             "{took:?}"
         );
+    }
+
+    /// The agent's stop ends a trickling handshake at once, not at its limit (the avro and
+    /// thrift sources' stop waited up to the limit for such a client, audit 19).
+    #[test]
+    fn a_trickling_handshake_ends_at_the_stop() {
+        let security = Security::Server(Arc::new(crate::tls::fixture_acceptor()));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let trickle = crate::tls::trickling_client(listener.local_addr().unwrap(), done.clone());
+        let (stream, _) = listener.accept().unwrap();
+        let started = Instant::now();
+        let failed = open(stream, &security, Arc::new(AtomicBool::new(true))).is_err();
+        let took = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        trickle.join().unwrap();
+        assert!(failed, "a handshake of zeros succeeded");
+        assert!(took < crate::tls::HANDSHAKE_TIMEOUT / 2, "{took:?}");
     }
 }
