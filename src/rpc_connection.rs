@@ -329,20 +329,27 @@ mod tests {
 
     use super::*;
 
-    /// The avro and thrift sources' handshake ends at its limit for a client trickling it too
-    /// (its reads never time out, so the limit is looked at before each read).
-    #[test]
-    fn a_trickling_handshake_ends_at_its_limit() {
+    /// Runs a server handshake against a client trickling zeros, with the agent stopping
+    /// (`stopping`) or not; returns whether it failed and how long it took.
+    fn trickled_handshake(stopping: bool) -> (bool, Duration) {
         let security = Security::Server(Arc::new(crate::tls::fixture_acceptor()));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let done = Arc::new(AtomicBool::new(false));
         let trickle = crate::tls::trickling_client(listener.local_addr().unwrap(), done.clone());
         let (stream, _) = listener.accept().unwrap();
         let started = Instant::now();
-        let failed = open(stream, &security, Arc::new(AtomicBool::new(false))).is_err();
+        let failed = open(stream, &security, Arc::new(AtomicBool::new(stopping))).is_err();
         let took = started.elapsed();
         done.store(true, Ordering::Relaxed);
         trickle.join().unwrap();
+        (failed, took)
+    }
+
+    /// The avro and thrift sources' handshake ends at its limit for a client trickling it too
+    /// (its reads never time out, so the limit is looked at before each read).
+    #[test]
+    fn a_trickling_handshake_ends_at_its_limit() {
+        let (failed, took) = trickled_handshake(false);
         assert!(failed, "a handshake of zeros succeeded");
         let limit = crate::tls::HANDSHAKE_TIMEOUT;
         assert!(
@@ -355,16 +362,7 @@ mod tests {
     /// thrift sources' stop waited up to the limit for such a client, audit 19).
     #[test]
     fn a_trickling_handshake_ends_at_the_stop() {
-        let security = Security::Server(Arc::new(crate::tls::fixture_acceptor()));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let done = Arc::new(AtomicBool::new(false));
-        let trickle = crate::tls::trickling_client(listener.local_addr().unwrap(), done.clone());
-        let (stream, _) = listener.accept().unwrap();
-        let started = Instant::now();
-        let failed = open(stream, &security, Arc::new(AtomicBool::new(true))).is_err();
-        let took = started.elapsed();
-        done.store(true, Ordering::Relaxed);
-        trickle.join().unwrap();
+        let (failed, took) = trickled_handshake(true);
         assert!(failed, "a handshake of zeros succeeded");
         assert!(took < crate::tls::HANDSHAKE_TIMEOUT / 2, "{took:?}");
     }
