@@ -371,7 +371,7 @@ mod seeds {
         fill.truncate(SEGMENT_HEADER_LEN);
         s.push(("full-page-cut-frame".into(), fill));
         // Header pages, for `decode_header` on the raw input.
-        let header = segment::encode_header(0, 8192);
+        let header = segment::encode_header(0, 8192, None);
         let mut sealed = header.clone();
         sealed[64..96].copy_from_slice(&segment::encode_seal(
             &header,
@@ -385,6 +385,19 @@ mod seeds {
         s.push((
             "header-page-bad-crc".into(),
             flip(sealed[..128].to_vec(), 20, 1),
+        ));
+        let with_id = segment::encode_header(0, 8192, Some(LogId([0x3c; 16])));
+        let mut sealed_with_id = with_id.clone();
+        sealed_with_id[64..96].copy_from_slice(&segment::encode_seal(
+            &with_id,
+            Seal {
+                end_pos: 4200,
+                next_offset: 6,
+            },
+        ));
+        s.push((
+            "header-page-sealed-with-log-id".into(),
+            sealed_with_id[..128].to_vec(),
         ));
         s
     }
@@ -477,7 +490,7 @@ mod seeds {
                     end_pos: 8192,
                     next_offset: 300,
                 };
-                let record = encode_meta_verified(5, end, LogId([0x5a; 16]));
+                let record = encode_meta_verified(5, end, LogId([0x5a; 16]), true);
                 encode_slot(META_MAGIC, 2, &record).to_vec()
             }),
             ("bad-magic".into(), {

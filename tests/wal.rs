@@ -614,8 +614,9 @@ fn appends_past_the_last_offset_are_refused() {
             segment: 0,
             frame_pos: SEGMENT_HEADER_LEN as u64,
         },
-        // As a checkpoint written before logs had ids: it names no log, so it is taken.
-        log: None,
+        // Written for this log: a checkpoint past the end that the log's id vouches for is
+        // taken (events were lost under the log), and new offsets start after it.
+        log: inspect::verify(dir.path(), None, |_, _| {}).unwrap().log_id,
     });
     let mut file =
         weir::wal::slots::encode_slot(weir::wal::checkpoint::CHECKPOINT_MAGIC, 1, &record).to_vec();
@@ -1119,7 +1120,10 @@ fn a_log_refuses_a_checkpoint_written_for_another_log() {
     let WalError::CheckpointOfAnotherLog(refused) = &err else {
         panic!("expected a refusal, got {err}");
     };
-    let (written_for, log_id) = (&refused.written_for, &refused.log_id);
+    let (written_for, log_id) = (
+        &refused.written_for.expect("it names its log"),
+        &refused.log_id,
+    );
     assert_eq!(refused.offset, 5);
     assert_ne!(written_for, log_id);
     let file = root.path().join("ckpt-a/c1.ckpt");
@@ -1153,40 +1157,13 @@ fn a_log_refuses_a_checkpoint_written_for_another_log() {
     }
 }
 
-/// A log whose `wal.meta` lost its record takes its checkpoints' id, so its own checkpoints
-/// are still its own; one made before logs had ids (no id anywhere) gets one at its next open
-/// and keeps its positions.
-#[test]
-fn the_log_id_survives_a_lost_meta_and_old_logs_get_one() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
-        let mut r = wal.reader("c1").unwrap();
-        for i in 0..10u64 {
-            wal.append_commit(&[ev(i, 100)]).unwrap();
-        }
-        assert_eq!(r.read(4).unwrap().len(), 4);
-        r.ack().unwrap();
-    }
-    let id = weir::wal::inspect::verify(dir.path(), None, |_, _| {})
-        .unwrap()
-        .log_id
-        .expect("a log without an id");
-    std::fs::remove_file(dir.path().join("wal.meta")).unwrap();
-    {
-        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
-        assert_eq!(read_all(&wal, "c1").len(), 6);
-    }
-    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
-    assert_eq!(
-        report.log_id,
-        Some(id),
-        "the id changed after wal.meta was lost"
-    );
-
-    // Rewrite both files as a weir before ids wrote them: the meta record without its last
-    // 16 bytes, the checkpoint without its trailing id.
-    let strip = |path: &std::path::Path, magic: &[u8; 4], keep: fn(&[u8]) -> usize| {
+/// Rewrites a log's files as a weir before log ids wrote them: `wal.meta` without the id,
+/// segment headers without it (sealed ones sealed again, since the seal's checksum covers the
+/// header), and the checkpoints in `ckpt` without it.
+fn make_legacy(log: &Path, ckpt: &Path) {
+    use weir::wal::checkpoint::{CHECKPOINT_MAGIC, META_MAGIC};
+    use weir::wal::segment::{decode_header, encode_header, encode_seal};
+    let strip = |path: &Path, magic: &[u8; 4], keep: &dyn Fn(&[u8]) -> usize| {
         let bytes = std::fs::read(path).unwrap();
         let rec = weir::wal::slots::decode_slots(&bytes, magic).unwrap();
         let payload = rec.payload[..keep(rec.payload)].to_vec();
@@ -1194,35 +1171,171 @@ fn the_log_id_survives_a_lost_meta_and_old_logs_get_one() {
         file.resize(weir::wal::slots::SLOT_FILE_LEN, 0);
         std::fs::write(path, file).unwrap();
     };
-    strip(
-        &dir.path().join("wal.meta"),
-        weir::wal::checkpoint::META_MAGIC,
-        |_| 28,
+    strip(&log.join("wal.meta"), META_MAGIC, &|_| 28);
+    for entry in std::fs::read_dir(ckpt).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ckpt") {
+            strip(&path, CHECKPOINT_MAGIC, &|p| p.len() - 16);
+        }
+    }
+    for (_, path) in inspect::segment_files(log).unwrap() {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let info = decode_header(&bytes[..SEGMENT_HEADER_LEN]).unwrap();
+        let mut header = encode_header(info.base_offset, info.segment_len, None);
+        if let Some(seal) = info.seal {
+            let block = encode_seal(&header, seal);
+            header[64..96].copy_from_slice(&block);
+        }
+        bytes[..96].copy_from_slice(&header[..96]);
+        std::fs::write(&path, bytes).unwrap();
+    }
+}
+
+fn log_id_of(log: &Path, ckpt: Option<&Path>) -> Option<weir::wal::checkpoint::LogId> {
+    inspect::verify(log, ckpt, |_, _| {}).unwrap().log_id
+}
+
+/// A log whose `wal.meta` lost its record keeps its id: the segment headers hold it too, so
+/// its own checkpoints are still its own and another log's are still refused (audit 21 lost
+/// 20 acknowledged events when the id was taken from the checkpoints instead). A log made
+/// before logs had ids gets one at its next open and keeps its positions.
+#[test]
+fn the_log_id_survives_a_lost_meta_and_old_logs_get_one() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    for (log, consumer, acked) in [(&a, "c1", 4usize), (&b, "c2", 8)] {
+        let wal = Wal::open(log, opts(SMALL)).unwrap();
+        let mut r = wal.reader(consumer).unwrap();
+        for i in 0..10u64 {
+            wal.append_commit(&[ev(i, 100)]).unwrap();
+        }
+        assert_eq!(r.read(acked).unwrap().len(), acked);
+        r.ack().unwrap();
+    }
+    let id = log_id_of(&a, None).expect("a log without an id");
+    std::fs::remove_file(a.join("wal.meta")).unwrap();
+    // Another log's checkpoint beside it: refused, though wal.meta is gone.
+    let foreign = a.join("c2.ckpt");
+    std::fs::copy(b.join("c2.ckpt"), &foreign).unwrap();
+    match Wal::open(&a, opts(SMALL)) {
+        Err(WalError::CheckpointOfAnotherLog(refused)) => {
+            assert_eq!(
+                (refused.checkpoint.as_path(), refused.log_id),
+                (foreign.as_path(), id)
+            )
+        }
+        Err(e) => panic!("expected a refusal of c2.ckpt, got {e}"),
+        Ok(_) => panic!("a log without wal.meta took another log's checkpoint"),
+    }
+    std::fs::remove_file(&foreign).unwrap();
+    {
+        let wal = Wal::open(&a, opts(SMALL)).unwrap();
+        assert_eq!(read_all(&wal, "c1").len(), 6);
+    }
+    assert_eq!(
+        log_id_of(&a, None),
+        Some(id),
+        "the id changed after wal.meta was lost"
     );
-    strip(
-        &dir.path().join("c1.ckpt"),
-        weir::wal::checkpoint::CHECKPOINT_MAGIC,
-        |p| p.len() - 16,
-    );
-    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+
+    make_legacy(&a, &a);
+    let report = inspect::verify(&a, None, |_, _| {}).unwrap();
     assert_eq!(report.log_id, None);
     assert_eq!(report.consumers, vec![("c1".to_owned(), 4)]);
     {
-        let wal = Wal::open(dir.path(), opts(SMALL)).unwrap();
+        let wal = Wal::open(&a, opts(SMALL)).unwrap();
         let mut r = wal.reader("c1").unwrap();
         assert_eq!(r.read(2).unwrap().len(), 2);
         r.ack().unwrap();
     }
-    let report = weir::wal::inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    let report = inspect::verify(&a, None, |_, _| {}).unwrap();
     let new_id = report.log_id.expect("an old log got no id");
     assert_ne!(new_id, id);
     assert_eq!(report.consumers, vec![("c1".to_owned(), 6)]);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+/// A log that had its id from its start wrote it into every checkpoint, so a checkpoint naming
+/// no log (another log's, written by a weir before ids) is not its own.
+#[test]
+fn a_log_made_with_an_id_refuses_a_checkpoint_naming_no_log() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    for log in [&a, &b] {
+        let wal = Wal::open(log, opts(SMALL)).unwrap();
+        let mut r = wal.reader("c1").unwrap();
+        wal.append_commit(&[ev(0, 10), ev(1, 10)]).unwrap();
+        assert_eq!(r.read(1).unwrap().len(), 1);
+        r.ack().unwrap();
+    }
+    make_legacy(&b, &b);
+    let err = Wal::open(
+        &a,
+        WalOptions {
+            checkpoint_dir: Some(b.clone()),
+            ..opts(SMALL)
+        },
+    )
+    .err()
+    .expect("a log made with an id took a checkpoint naming no log");
+    let WalError::CheckpointOfAnotherLog(refused) = &err else {
+        panic!("expected a refusal, got {err}");
+    };
+    assert_eq!(refused.written_for, None);
+    assert!(err.to_string().contains("names no log"), "{err}");
+    // The old log itself takes it.
+    let wal = Wal::open(&b, opts(SMALL)).unwrap();
+    assert_eq!(read_all(&wal, "c1").len(), 1);
+}
+
+/// A checkpoint nothing ties to the log (the log and it from before ids, or an id taken from
+/// the checkpoints themselves) past the end of the log would count every event as delivered:
+/// refused, naming the file. One the log's id vouches for is taken, with a warning (events
+/// were lost under the log), as before.
+#[test]
+fn an_unverified_checkpoint_past_the_end_of_the_log_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    for (log, n) in [(&a, 5u64), (&b, 12)] {
+        let wal = Wal::open(log, opts(SMALL)).unwrap();
+        let mut r = wal.reader("c1").unwrap();
+        for i in 0..n {
+            wal.append_commit(&[ev(i, 10)]).unwrap();
+        }
+        assert_eq!(r.read(n as usize).unwrap().len(), n as usize);
+        r.ack().unwrap();
+    }
+    make_legacy(&a, &a);
+    make_legacy(&b, &b);
+    std::fs::remove_file(a.join("wal.meta")).unwrap();
+    std::fs::copy(b.join("c1.ckpt"), a.join("c1.ckpt")).unwrap();
+    let err = Wal::open(&a, opts(SMALL))
+        .err()
+        .expect("a checkpoint at 12 taken by a log ending at 5");
+    let WalError::UnverifiedCheckpointPastEnd(refused) = &err else {
+        panic!("expected a refusal, got {err}");
+    };
+    assert_eq!((refused.offset, refused.log_end), (12, 5));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("past the end of the log") && msg.contains("delete"),
+        "{msg}"
+    );
+    let report = inspect::verify(&a, None, |_, _| {}).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.reason.contains("past the end of the log")),
+        "{:?}",
+        report.problems
+    );
+}
+
 /// A checkpoint of another log copied in beside the log's own: refused by name; and when
-/// `wal.meta` is lost too, nothing says which of the two is this log's, so the open is refused
-/// rather than guess.
+/// neither `wal.meta` nor a segment holds the log's id (a log from before ids whose
+/// checkpoints were written since), nothing says which of the two is this log's, so the open
+/// is refused rather than guess.
 #[test]
 fn checkpoints_of_two_logs_in_one_directory_are_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -1233,9 +1346,10 @@ fn checkpoints_of_two_logs_in_one_directory_are_refused() {
         assert_eq!(r.read(1).unwrap().len(), 1);
         r.ack().unwrap();
     }
-    let copied = root.path().join("a/c2.ckpt");
+    let a = root.path().join("a");
+    let copied = a.join("c2.ckpt");
     std::fs::copy(root.path().join("b/c2.ckpt"), &copied).unwrap();
-    match Wal::open(root.path().join("a"), opts(SMALL)) {
+    match Wal::open(&a, opts(SMALL)) {
         Err(WalError::CheckpointOfAnotherLog(refused)) => assert_eq!(
             (refused.checkpoint, refused.consumer.as_str()),
             (copied.clone(), "c2")
@@ -1243,19 +1357,21 @@ fn checkpoints_of_two_logs_in_one_directory_are_refused() {
         Err(e) => panic!("expected a refusal of c2.ckpt, got {e}"),
         Ok(_) => panic!("log a took log b's checkpoint"),
     }
-    std::fs::remove_file(root.path().join("a/wal.meta")).unwrap();
-    let err = Wal::open(root.path().join("a"), opts(SMALL))
+    let no_checkpoints = root.path().join("none");
+    std::fs::create_dir(&no_checkpoints).unwrap();
+    make_legacy(&a, &no_checkpoints);
+    let err = Wal::open(&a, opts(SMALL))
         .err()
         .expect("checkpoints of two logs taken");
     assert!(matches!(err, WalError::CheckpointsOfTwoLogs(_)), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains(&root.path().join("a/c1.ckpt").display().to_string())
+        msg.contains(&a.join("c1.ckpt").display().to_string())
             && msg.contains(&copied.display().to_string()),
         "{msg}"
     );
     std::fs::remove_file(&copied).unwrap();
-    let wal = Wal::open(root.path().join("a"), opts(SMALL)).unwrap();
+    let wal = Wal::open(&a, opts(SMALL)).unwrap();
     assert_eq!(read_all(&wal, "c1").len(), 1);
 }
 

@@ -216,7 +216,7 @@ pub fn segment_recovery(data: &[u8]) {
     // A chain may start at 0 (a fresh log) or wherever the first frame says, so that chains near
     // the end of the offset space (overflow checks) are reachable too.
     let first = peek_header(data).map(|h| h.first_offset).unwrap_or(0);
-    let mut image = segment::encode_header(first, image_len as u64);
+    let mut image = segment::encode_header(first, image_len as u64, None);
     image.resize(image_len, 0);
     image[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + body_len].copy_from_slice(&data[..body_len]);
     // The scan never reads the header page, so one image serves both bases.

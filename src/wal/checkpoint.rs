@@ -36,7 +36,7 @@ impl LogId {
 
     /// The id stored at the start of `bytes`: `None` when there are fewer than 16 bytes, or all
     /// 16 are zero (a record written before logs had ids).
-    fn read(bytes: &[u8]) -> Option<LogId> {
+    pub(crate) fn read(bytes: &[u8]) -> Option<LogId> {
         let id: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
         (id != [0; 16]).then_some(LogId(id))
     }
@@ -137,13 +137,20 @@ pub struct VerifiedEnd {
     pub next_offset: u64,
 }
 
-/// The meta record with the end the open verified and the log's id.
-pub fn encode_meta_verified(epoch: u32, end: VerifiedEnd, log: LogId) -> Vec<u8> {
+/// The meta record with the end the open verified, the log's id, and whether the log had
+/// that id from its start (`born_with_id`: then every checkpoint it ever wrote names it).
+pub fn encode_meta_verified(
+    epoch: u32,
+    end: VerifiedEnd,
+    log: LogId,
+    born_with_id: bool,
+) -> Vec<u8> {
     let mut p = encode_meta(epoch);
     p.extend_from_slice(&end.base.to_le_bytes());
     p.extend_from_slice(&end.end_pos.to_le_bytes());
     p.extend_from_slice(&end.next_offset.to_le_bytes());
     p.extend_from_slice(&log.0);
+    p.push(u8::from(born_with_id));
     p
 }
 
@@ -164,6 +171,12 @@ pub fn decode_verified_end(p: &[u8]) -> Option<VerifiedEnd> {
 /// The log's id in a meta record, if it has one (records written before logs had ids do not).
 pub fn decode_meta_log_id(p: &[u8]) -> Option<LogId> {
     LogId::read(p.get(28..)?)
+}
+
+/// Whether a meta record says its log had its id from the start, so that a checkpoint naming
+/// no log cannot be this log's.
+pub fn decode_meta_born_with_id(p: &[u8]) -> bool {
+    decode_meta_log_id(p).is_some() && p.get(44) == Some(&1)
 }
 
 #[cfg(test)]
@@ -214,8 +227,13 @@ mod tests {
             next_offset: 1,
         };
         let id = LogId::random();
-        let p = encode_meta_verified(3, end, id);
-        assert_eq!(p.len(), 44);
+        let p = encode_meta_verified(3, end, id, true);
+        assert_eq!(p.len(), 45);
+        assert!(decode_meta_born_with_id(&p));
+        assert!(!decode_meta_born_with_id(&encode_meta_verified(
+            3, end, id, false
+        )));
+        assert!(!decode_meta_born_with_id(&p[..44]));
         assert_eq!(decode_meta(&p), Some(3));
         assert_eq!(decode_verified_end(&p), Some(end));
         assert_eq!(decode_meta_log_id(&p), Some(id));

@@ -13,11 +13,34 @@ pub struct AnotherLogsCheckpoint {
     pub checkpoint: PathBuf,
     pub consumer: String,
     pub offset: u64,
-    /// The log the checkpoint says it was written for.
-    pub written_for: LogId,
+    /// The log the checkpoint says it was written for (`None`: it names none, written by a
+    /// weir before log ids, while this log has written its id into every checkpoint).
+    pub written_for: Option<LogId>,
     pub log: PathBuf,
     /// The id of the log being opened.
     pub log_id: LogId,
+}
+
+impl AnotherLogsCheckpoint {
+    fn written_for_text(&self) -> String {
+        match self.written_for {
+            Some(id) => format!("written for log {id}"),
+            None => "that names no log (written by a weir before log ids)".to_owned(),
+        }
+    }
+}
+
+/// What [`WalError::UnverifiedCheckpointPastEnd`] names (boxed: the error type stays small).
+#[derive(Debug)]
+pub struct UnverifiedCheckpoint {
+    pub checkpoint: PathBuf,
+    pub consumer: String,
+    pub offset: u64,
+    pub log: PathBuf,
+    /// One past the log's last event.
+    pub log_end: u64,
+    /// Why the checkpoint's log cannot be told.
+    pub why_unverified: &'static str,
 }
 
 /// What [`WalError::CheckpointsOfTwoLogs`] names (boxed: the error type stays small).
@@ -98,20 +121,35 @@ pub enum WalError {
         log: PathBuf,
     },
     #[error(
-        "{}: a checkpoint of consumer {} (at offset {}) written for log {}, but the log in {} is \
-         log {}: its checkpoint directory is (or was) another channel's; opening it would write \
-         this log's positions over that log's, and its undelivered events would pass for \
-         delivered. Point the channel at its own checkpoint directory, or, if that log is gone \
-         for good, delete {}",
+        "{}: a checkpoint of consumer {} (at offset {}) {}, but the log in {} is log {}{}: its \
+         checkpoint directory is (or was) another channel's; opening it would write this log's \
+         positions over that log's, and its undelivered events would pass for delivered. Point \
+         the channel at its own checkpoint directory, or, if that log is gone for good, delete {}",
         .0.checkpoint.display(),
         .0.consumer,
         .0.offset,
-        .0.written_for,
+        .0.written_for_text(),
         .0.log.display(),
         .0.log_id,
+        if .0.written_for.is_none() { ", which wrote its id into every checkpoint from its start" } else { "" },
         .0.checkpoint.display()
     )]
     CheckpointOfAnotherLog(Box<AnotherLogsCheckpoint>),
+    #[error(
+        "{}: the checkpoint of consumer {} is at offset {}, past the end of the log in {} (offset \
+         {}), and nothing ties it to this log ({}): taking it would count every event of the log \
+         as delivered. If it is another channel's, point this channel at its own checkpoint \
+         directory; if it is this log's and the log lost its newest events, delete {} (the \
+         consumer then starts at the oldest event the log holds: duplicates, no loss)",
+        .0.checkpoint.display(),
+        .0.consumer,
+        .0.offset,
+        .0.log.display(),
+        .0.log_end,
+        .0.why_unverified,
+        .0.checkpoint.display()
+    )]
+    UnverifiedCheckpointPastEnd(Box<UnverifiedCheckpoint>),
     #[error(
         "the log in {} has no id in its wal.meta, and its checkpoints name two logs: {} was \
          written for log {}, {} for log {}; one of them is another channel's (a shared \

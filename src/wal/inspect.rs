@@ -39,6 +39,8 @@ pub struct Problem {
 pub enum ProblemKind {
     Damage,
     Unreadable,
+    /// Files that do not belong together: a checkpoint of another log, a segment of another log.
+    Mismatch,
 }
 
 impl ProblemKind {
@@ -47,6 +49,7 @@ impl ProblemKind {
         match self {
             ProblemKind::Damage => "CORRUPT",
             ProblemKind::Unreadable => "UNREADABLE",
+            ProblemKind::Mismatch => "MISMATCH",
         }
     }
 }
@@ -392,10 +395,18 @@ fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<Verifi
 }
 
 /// The log's id from `wal.meta`, if it has a valid record holding one (problems with the file
-/// are `verified_end`'s to report).
-fn meta_log_id(dir: &Path) -> Option<LogId> {
-    let bytes = std::fs::read(dir.join(META_FILE)).ok()?;
-    decode_slots(&bytes, META_MAGIC).and_then(|r| checkpoint::decode_meta_log_id(r.payload))
+/// are `verified_end`'s to report), and whether the log had it from its start.
+fn meta_log_id(dir: &Path) -> (Option<LogId>, bool) {
+    let Ok(bytes) = std::fs::read(dir.join(META_FILE)) else {
+        return (None, false);
+    };
+    match decode_slots(&bytes, META_MAGIC) {
+        Some(r) => (
+            checkpoint::decode_meta_log_id(r.payload),
+            checkpoint::decode_meta_born_with_id(r.payload),
+        ),
+        None => (None, false),
+    }
 }
 
 /// Checks every frame of every segment and every checkpoint. `progress(done, total)` is called
@@ -423,6 +434,9 @@ pub fn verify(
     // The previous segment read, and where its offsets end; None after one that could not be
     // read, whose end is unknown.
     let mut prev: Option<(PathBuf, u64)> = None;
+    let (meta_id, born_with_id) = meta_log_id(dir);
+    // The id the first segment that has one names (wal-format.md §2.1), and that segment.
+    let mut segment_id: Option<(LogId, PathBuf)> = None;
     each_segment(dir, files, |step| {
         let (base, path, mut seg) = match step {
             Listed::Open { base, path, seg } => (base, path, seg),
@@ -459,6 +473,28 @@ pub fn verify(
         {
             report.problems.push(problem);
         }
+        if let Some(id) = seg.log_id() {
+            let other = match &segment_id {
+                None => {
+                    segment_id = Some((id, path.clone()));
+                    meta_id
+                        .filter(|m| *m != id)
+                        .map(|m| (m, "wal.meta".to_owned()))
+                }
+                Some((first, p)) => (*first != id).then(|| (*first, p.display().to_string())),
+            };
+            if let Some((other_id, other)) = other {
+                report.problems.push(Problem {
+                    path: path.clone(),
+                    pos: 32,
+                    reason: format!(
+                        "segment made for log {id}, but {other} names log {other_id}: files of \
+                         two logs in one directory; the next open refuses the log"
+                    ),
+                    kind: ProblemKind::Mismatch,
+                });
+            }
+        }
         let seal = seg.seal();
         let mut events = 0u64;
         let mut problems = Vec::new();
@@ -481,9 +517,17 @@ pub fn verify(
         ControlFlow::Continue(())
     })?;
     let ckpt_dir = checkpoint_dir.unwrap_or(dir);
-    let log_id = meta_log_id(dir);
+    let log_id = meta_id.or(segment_id.map(|(id, _)| id));
     report.log_id = log_id;
-    for entry in std::fs::read_dir(ckpt_dir).map_err(WalError::io("list", ckpt_dir))? {
+    let log_end = report.segments.last().map(|s| s.next_offset);
+    let entries = match std::fs::read_dir(ckpt_dir) {
+        // A checkpoint directory not made yet holds no checkpoint.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && checkpoint_dir.is_some() => {
+            return Ok(report);
+        }
+        other => other.map_err(WalError::io("list", ckpt_dir))?,
+    };
+    for entry in entries {
         let entry = entry.map_err(WalError::io("list", ckpt_dir))?;
         let path = entry.path();
         // Only the files open reads as checkpoints (`load_consumers`).
@@ -504,19 +548,43 @@ pub fn verify(
         };
         let rec = decode_slots(&bytes[..bytes.len().min(SLOT_FILE_LEN)], CHECKPOINT_MAGIC);
         match rec.map(|r| checkpoint::decode_checkpoint(r.payload)) {
-            Some(Ok(c)) if c.name == stem => match (c.log, log_id) {
-                (Some(theirs), Some(ours)) if theirs != ours => report.problems.push(Problem {
-                    path,
-                    pos: 0,
-                    reason: format!(
-                        "checkpoint of consumer {stem} written for log {theirs}, but this log is \
-                         {ours}: another log's checkpoint (a shared checkpoint directory); the \
-                         next open refuses it"
-                    ),
-                    kind: ProblemKind::Damage,
-                }),
-                _ => report.consumers.push((c.name, c.position.offset)),
-            },
+            Some(Ok(c)) if c.name == stem => {
+                let foreign = match (c.log, log_id) {
+                    (Some(theirs), Some(ours)) if theirs != ours => {
+                        Some(format!("written for log {theirs}, but this log is {ours}"))
+                    }
+                    (None, Some(ours)) if born_with_id => Some(format!(
+                        "that names no log (written by a weir before log ids), but this log \
+                         is {ours} and wrote its id into every checkpoint from its start"
+                    )),
+                    _ => None,
+                };
+                let past_end = log_end.filter(|end| c.position.offset > *end);
+                if let Some(what) = foreign {
+                    report.problems.push(Problem {
+                        path,
+                        pos: 0,
+                        reason: format!(
+                            "checkpoint of consumer {stem} {what}: another log's checkpoint (a \
+                             shared checkpoint directory); the next open refuses it"
+                        ),
+                        kind: ProblemKind::Mismatch,
+                    });
+                } else if let Some(end) = past_end {
+                    report.problems.push(Problem {
+                        path,
+                        pos: 0,
+                        reason: format!(
+                            "checkpoint of consumer {stem} at offset {}, past the end of the log \
+                             ({end}): events the log held were lost, or it is another log's",
+                            c.position.offset
+                        ),
+                        kind: ProblemKind::Mismatch,
+                    });
+                } else {
+                    report.consumers.push((c.name, c.position.offset));
+                }
+            }
             Some(Ok(c)) => report.problems.push(Problem {
                 path,
                 pos: 0,

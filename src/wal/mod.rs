@@ -34,7 +34,9 @@ use rustix::thread::futex;
 use crate::event::Event;
 pub use checkpoint::Position;
 use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, LogId, META_MAGIC};
-pub use error::{AnotherLogsCheckpoint, CheckpointsOfTwoLogs, Result, WalError};
+pub use error::{
+    AnotherLogsCheckpoint, CheckpointsOfTwoLogs, Result, UnverifiedCheckpoint, WalError,
+};
 pub use reader::Reader;
 use recovery::{ScanStop, scan_frames};
 pub use segment::SyncMethod;
@@ -132,8 +134,11 @@ struct Inner {
     checkpoint_dir: PathBuf,
     opts: WalOptions,
     epoch: u32,
-    /// Written into every checkpoint and into `wal.meta` (see `log_identity`).
+    /// Written into every checkpoint, every new segment's header and `wal.meta` (see
+    /// `log_identity`).
     log_id: LogId,
+    /// Recorded in `wal.meta`: the log had its id from its start.
+    born_with_id: bool,
     _lock: File,
     /// The checkpoint directory's lock, when it is not the log's own directory; taken again
     /// when the directory was removed and made anew (see `ack`).
@@ -306,12 +311,6 @@ impl Wal {
                 log: dir.clone(),
             });
         }
-        let log_id = log_identity(
-            meta.as_ref()
-                .and_then(|(_, p)| checkpoint::decode_meta_log_id(p)),
-            &consumers,
-            &dir,
-        )?;
 
         // Sealed segments are trusted as sealed; an unsealed one is scanned for its valid end.
         let mut segments: Vec<Segment> = Vec::with_capacity(listing.segments.len());
@@ -422,6 +421,17 @@ impl Wal {
             },
             None => (SEGMENT_HEADER_LEN, 0),
         };
+        let Identity {
+            id: log_id,
+            born_with_id,
+        } = log_identity(
+            meta.as_ref().map(|(_, p)| p.as_slice()),
+            new_log,
+            &segments,
+            &consumers,
+            next_offset,
+            &dir,
+        )?;
         // What recovery found may sit only in the page cache (after a process crash): make it
         // durable before anyone is told it is committed.
         if let Some(s) = segments.last() {
@@ -434,12 +444,15 @@ impl Wal {
             .unwrap_or(0);
         let mut need_segment = segments.is_empty();
         if max_checkpoint > next_offset {
-            tracing::warn!(
+            // An error, not a warning: the log's id vouches for the checkpoint
+            // (`log_identity`), so events the consumer had acknowledged are missing from the
+            // log's end: its newest files were lost or replaced by older ones.
+            tracing::error!(
                 checkpoint = max_checkpoint,
                 log_end = next_offset,
                 log = %dir.display(),
                 checkpoint_dir = %checkpoint_dir.display(),
-                "a consumer checkpoint is past the end of the log (was data lost under the log?); new events start after it so no offset is reused"
+                "a consumer checkpoint is past the end of the log: events it had acknowledged are missing from the log (its newest files lost, or older ones restored?); new events start after it so no offset is reused"
             );
             if let Some(s) = segments.last()
                 && s.seal().is_none()
@@ -468,7 +481,7 @@ impl Wal {
             end_pos: write_pos as u64,
             next_offset,
         };
-        let record = checkpoint::encode_meta_verified(epoch, end, log_id);
+        let record = checkpoint::encode_meta_verified(epoch, end, log_id, born_with_id);
         match meta {
             Some((mut f, _)) => f.write(&record)?,
             None => drop(SlotFile::create(&meta_path, META_MAGIC, &record)?),
@@ -477,7 +490,13 @@ impl Wal {
             let available =
                 segment::available_space(&dir).map_err(WalError::io("statvfs", &dir))?;
             check_space(available, 0, opts.segment_size, opts.min_free_bytes, &dir)?;
-            segments.push(Segment::create(&dir, next_offset, opts.segment_size, None)?);
+            segments.push(Segment::create(
+                &dir,
+                next_offset,
+                opts.segment_size,
+                None,
+                log_id,
+            )?);
         }
 
         // Positions in the byte stream, for byte-capacity accounting.
@@ -507,6 +526,7 @@ impl Wal {
             checkpoint_dir,
             epoch,
             log_id,
+            born_with_id,
             _lock: lock,
             checkpoint_lock: Mutex::new(checkpoint_lock),
             segments: RwLock::new(map),
@@ -1045,11 +1065,17 @@ impl Inner {
             )?;
         }
         let mut reused = spare.is_some();
-        let created = match Segment::create(&self.dir, w.next_offset, size, spare.as_deref()) {
+        let created = match Segment::create(
+            &self.dir,
+            w.next_offset,
+            size,
+            spare.as_deref(),
+            self.log_id,
+        ) {
             Err(e) if spare.is_some() => {
                 tracing::warn!(error = %e, "could not reuse a spare segment; allocating a new one");
                 reused = false;
-                Segment::create(&self.dir, w.next_offset, size, None)
+                Segment::create(&self.dir, w.next_offset, size, None, self.log_id)
             }
             other => other,
         };
@@ -1326,7 +1352,8 @@ impl Inner {
             }
         };
         let path = self.dir.join(META_FILE);
-        let record = checkpoint::encode_meta_verified(self.epoch, end, self.log_id);
+        let record =
+            checkpoint::encode_meta_verified(self.epoch, end, self.log_id, self.born_with_id);
         let written = SlotFile::open(&path, META_MAGIC).and_then(|meta| match meta {
             Some((mut f, _)) => f.write(&record),
             None => Ok(()),
@@ -1530,32 +1557,72 @@ fn usable_spares(spares: Vec<PathBuf>, segment_size: u64, keep: usize) -> Vec<Pa
     usable
 }
 
-/// The log's id: the one `wal.meta` holds, or a new one for a new log or a log made before logs
-/// had ids. Every checkpoint that names a log must name this one: a checkpoint of another log
-/// (its checkpoint directory pointed here) would be taken over and written with this log's
-/// positions, and the other log would then take its undelivered events for delivered.
+/// Who the log is, as `log_identity` found it.
+struct Identity {
+    id: LogId,
+    born_with_id: bool,
+}
+
+/// The log's id, and the checks that every checkpoint is this log's (`wal-format.md` §7 step
+/// 2): a checkpoint of another log (its checkpoint directory pointed here) would be taken over
+/// and written with this log's positions, and the other log would then take its undelivered
+/// events for delivered.
 ///
-/// Without an id in `wal.meta` (deleted or damaged from outside, or older than ids) the
-/// checkpoints' id is adopted when they agree, since nothing on disk says which log they
-/// belong to otherwise; when they name two logs, one is not this log's and the open is
-/// refused rather than guess.
+/// The id is `wal.meta`'s, else the segments' (their headers keep it when `wal.meta` lost its
+/// record, or a weir before ids rewrote it), else, for a log made before ids, the one its
+/// checkpoints name when they agree, else a new one. Only the first two vouch for a
+/// checkpoint: an id taken from the checkpoints themselves proves nothing, so such a
+/// checkpoint past the end of the log, which would count the whole log as delivered, is
+/// refused rather than taken.
 fn log_identity(
-    from_meta: Option<LogId>,
+    meta: Option<&[u8]>,
+    new_log: bool,
+    segments: &[Segment],
     consumers: &BTreeMap<String, Consumer>,
+    log_end: u64,
     dir: &Path,
-) -> Result<LogId> {
+) -> Result<Identity> {
+    let from_meta = meta.and_then(checkpoint::decode_meta_log_id);
+    let born_with_id = new_log || meta.is_some_and(checkpoint::decode_meta_born_with_id);
+    let mut from_segments: Option<(LogId, &Path)> = None;
+    for seg in segments {
+        let Some(id) = seg.log_id() else { continue };
+        let other = match from_segments {
+            None => {
+                from_segments = Some((id, seg.path()));
+                from_meta
+                    .filter(|m| *m != id)
+                    .map(|m| (m, "wal.meta".to_owned()))
+            }
+            Some((first, path)) => (first != id).then(|| (first, path.display().to_string())),
+        };
+        if let Some((other_id, other)) = other {
+            return Err(WalError::Corrupt {
+                path: seg.path().to_owned(),
+                pos: 32,
+                reason: format!(
+                    "the segment was made for log {id}, but {other} names log {other_id}: files \
+                     of two logs in one directory"
+                ),
+            });
+        }
+    }
     let named = || {
         consumers
             .iter()
             .filter_map(|(name, c)| c.written_for.map(|id| (name, c, id)))
     };
-    let log_id = match from_meta {
-        Some(id) => id,
-        None => {
+    let (id, vouched) = match (from_meta, from_segments) {
+        (Some(id), _) => (id, true),
+        (None, Some((id, _))) => {
+            tracing::info!(log = %dir.display(), %id, "wal.meta holds no log id: the segments name it");
+            (id, true)
+        }
+        (None, None) => {
             let mut ids = named();
             match ids.next() {
-                None => LogId::random(),
-                Some((first_name, first, id)) => {
+                None => (LogId::random(), false),
+                Some((_, first, id)) => {
                     if let Some((_, other, other_id)) = ids.find(|(_, _, o)| *o != id) {
                         return Err(WalError::CheckpointsOfTwoLogs(Box::new(
                             CheckpointsOfTwoLogs {
@@ -1569,28 +1636,52 @@ fn log_identity(
                     }
                     tracing::warn!(
                         log = %dir.display(),
-                        id = %id,
-                        consumer = %first_name,
-                        "wal.meta holds no log id: the log takes the one its checkpoints were written for"
+                        %id,
+                        checkpoint = %first.file.path().display(),
+                        "neither wal.meta nor a segment holds a log id: the log takes the one \
+                         its checkpoints name"
                     );
-                    id
+                    (id, false)
                 }
             }
         }
     };
-    if let Some((name, c, written_for)) = named().find(|(_, _, id)| *id != log_id) {
-        return Err(WalError::CheckpointOfAnotherLog(Box::new(
-            AnotherLogsCheckpoint {
-                checkpoint: c.file.path().to_owned(),
-                consumer: name.clone(),
-                offset: c.position.offset,
-                written_for,
-                log: dir.to_owned(),
-                log_id,
-            },
-        )));
+    for (name, c) in consumers {
+        let foreign = match c.written_for {
+            Some(written_for) => written_for != id,
+            None => born_with_id,
+        };
+        if foreign {
+            return Err(WalError::CheckpointOfAnotherLog(Box::new(
+                AnotherLogsCheckpoint {
+                    checkpoint: c.file.path().to_owned(),
+                    consumer: name.clone(),
+                    offset: c.position.offset,
+                    written_for: c.written_for,
+                    log: dir.to_owned(),
+                    log_id: id,
+                },
+            )));
+        }
+        let verified = vouched && c.written_for.is_some();
+        if !verified && c.position.offset > log_end {
+            return Err(WalError::UnverifiedCheckpointPastEnd(Box::new(
+                UnverifiedCheckpoint {
+                    checkpoint: c.file.path().to_owned(),
+                    consumer: name.clone(),
+                    offset: c.position.offset,
+                    log: dir.to_owned(),
+                    log_end,
+                    why_unverified: if c.written_for.is_none() {
+                        "it names no log: written by a weir before log ids"
+                    } else {
+                        "neither wal.meta nor a segment holds this log's id"
+                    },
+                },
+            )));
+        }
     }
-    Ok(log_id)
+    Ok(Identity { id, born_with_id })
 }
 
 fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use super::checkpoint::LogId;
 use super::durable_file::{overwrite_in_place, sync_parent_dir};
 use super::error::{Result, WalError};
 use super::frame::{le_u32, le_u64};
@@ -76,14 +77,18 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Encodes a segment header page (`wal-format.md` §2.1) with an empty seal.
-pub fn encode_header(base_offset: u64, segment_len: u64) -> Vec<u8> {
+/// Encodes a segment header page (`wal-format.md` §2.1) with an empty seal. `log` is `None`
+/// only to write what a weir before log ids wrote (tests).
+pub fn encode_header(base_offset: u64, segment_len: u64, log: Option<LogId>) -> Vec<u8> {
     let mut h = vec![0u8; SEGMENT_HEADER_LEN];
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
     h[16..24].copy_from_slice(&base_offset.to_le_bytes());
     h[24..32].copy_from_slice(&segment_len.to_le_bytes());
+    if let Some(log) = log {
+        h[32..48].copy_from_slice(&log.0);
+    }
     let crc = crc32fast::hash(&h[0..60]);
     h[60..64].copy_from_slice(&crc.to_le_bytes());
     h
@@ -113,6 +118,8 @@ fn seal_crc(header: &[u8], seal: &[u8]) -> u32 {
 pub struct HeaderInfo {
     pub base_offset: u64,
     pub segment_len: u64,
+    /// The log the segment was made for; `None` in a segment made before logs had ids.
+    pub log: Option<LogId>,
     pub seal: Option<Seal>,
 }
 
@@ -145,6 +152,7 @@ pub fn decode_header(h: &[u8]) -> Result<HeaderInfo, (u64, String)> {
     Ok(HeaderInfo {
         base_offset: le_u64(&h[16..24]),
         segment_len: le_u64(&h[24..32]),
+        log: LogId::read(&h[32..48]),
         seal,
     })
 }
@@ -159,6 +167,8 @@ pub struct Segment {
     len: usize,
     writable: bool,
     seal: OnceLock<Seal>,
+    /// The log id in the header (`None`: made before logs had ids).
+    log: Option<LogId>,
     /// Frames in `[SEGMENT_HEADER_LEN, visible_end)` are complete and will never change again
     /// while this mapping lives; readers may look only there.
     visible_end: AtomicU64,
@@ -168,11 +178,17 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates segment `base_offset` in `dir`, reusing `spare` (a retired segment of the same
-    /// length) when given, else allocating a new file.
-    pub fn create(dir: &Path, base_offset: u64, len: u64, spare: Option<&Path>) -> Result<Segment> {
+    /// Creates segment `base_offset` of log `log` in `dir`, reusing `spare` (a retired segment
+    /// of the same length) when given, else allocating a new file.
+    pub fn create(
+        dir: &Path,
+        base_offset: u64,
+        len: u64,
+        spare: Option<&Path>,
+        log: LogId,
+    ) -> Result<Segment> {
         let path = dir.join(segment_file_name(base_offset));
-        let header = encode_header(base_offset, len);
+        let header = encode_header(base_offset, len, Some(log));
         match spare {
             Some(spare) => {
                 let f = OpenOptions::new()
@@ -330,6 +346,7 @@ impl Segment {
             len,
             writable,
             seal,
+            log: info.log,
             visible_end: AtomicU64::new(visible),
             logical_start: 0,
         })
@@ -349,6 +366,11 @@ impl Segment {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The log the segment was made for (`None`: before logs had ids).
+    pub fn log_id(&self) -> Option<LogId> {
+        self.log
     }
 
     pub fn seal(&self) -> Option<Seal> {
@@ -483,7 +505,7 @@ impl Segment {
         self.file
             .sync_data()
             .map_err(WalError::io("fdatasync", &self.path))?;
-        let header = encode_header(self.base_offset, self.len as u64);
+        let header = encode_header(self.base_offset, self.len as u64, self.log);
         let block = encode_seal(&header, seal);
         self.file
             .write_all_at(&block, 64)
@@ -545,7 +567,7 @@ mod tests {
     #[test]
     fn create_open_seal() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Segment::create(dir.path(), 7, MIN_SEGMENT_LEN, None).unwrap();
+        let seg = Segment::create(dir.path(), 7, MIN_SEGMENT_LEN, None, LogId([1; 16])).unwrap();
         assert_eq!(seg.base_offset(), 7);
         assert_eq!(seg.len() as u64, MIN_SEGMENT_LEN);
         assert!(seg.seal().is_none());
@@ -556,7 +578,9 @@ mod tests {
         seg.write_seal(seal).unwrap();
         drop(seg);
         let seg = Segment::open(&dir.path().join(segment_file_name(7)), false).unwrap();
+        // The seal's checksum covers the header with its log id.
         assert_eq!(seg.seal(), Some(seal));
+        assert_eq!(seg.log_id(), Some(LogId([1; 16])));
         // No leftovers from creation.
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -568,11 +592,17 @@ mod tests {
     #[test]
     fn a_spare_of_another_length_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Segment::create(dir.path(), 0, MIN_SEGMENT_LEN, None).unwrap());
+        drop(Segment::create(dir.path(), 0, MIN_SEGMENT_LEN, None, LogId([1; 16])).unwrap());
         let spare = dir.path().join("00000000000000000000.spare");
         std::fs::rename(dir.path().join(segment_file_name(0)), &spare).unwrap();
         let before = std::fs::read(&spare).unwrap();
-        let Err(e) = Segment::create(dir.path(), 5, 2 * MIN_SEGMENT_LEN, Some(&spare)) else {
+        let Err(e) = Segment::create(
+            dir.path(),
+            5,
+            2 * MIN_SEGMENT_LEN,
+            Some(&spare),
+            LogId([1; 16]),
+        ) else {
             panic!("a spare of another length was reused");
         };
         assert!(e.to_string().contains("the segment needs"), "{e}");
@@ -583,7 +613,7 @@ mod tests {
     #[test]
     fn damaged_headers_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Segment::create(dir.path(), 0, MIN_SEGMENT_LEN, None).unwrap());
+        drop(Segment::create(dir.path(), 0, MIN_SEGMENT_LEN, None, LogId([1; 16])).unwrap());
         let path = dir.path().join(segment_file_name(0));
         let good = std::fs::read(&path).unwrap();
         for (pos, needle) in [(0usize, "magic"), (17, "checksum"), (9, "version")] {
