@@ -38,7 +38,7 @@ mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use avro::*;
@@ -172,7 +172,7 @@ fn check_file_channel_dirs(root: &Section, channels: &[ChannelConfig]) -> Result
             ("dataDirs", &f.data_dir),
             ("checkpointDir", &f.checkpoint_dir),
         ] {
-            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            let abs = place_of(dir);
             if let Some((_, other, other_key)) = seen
                 .iter()
                 .find(|(d, other, _)| *d == abs && *other != c.name)
@@ -219,6 +219,28 @@ fn check_file_channel_dirs(root: &Section, channels: &[ChannelConfig]) -> Result
         }
     }
     Ok(())
+}
+
+/// Where `dir` is, so that two spellings of one directory compare equal: through symlinks
+/// when it exists, else with `.` and `..` taken away by name (a directory not made yet has no
+/// symlink under it that could matter, unless a parent is one; then the log's own lock still
+/// refuses the second channel at start).
+fn place_of(dir: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(dir) {
+        return real;
+    }
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let mut out = PathBuf::new();
+    for part in abs.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The validated configuration of one agent.
@@ -1374,6 +1396,43 @@ a.sources.r1.channels = c2
         );
         assert!(
             err.contains("/d/a/ is also the dataDirs of channel c1"),
+            "{err}"
+        );
+        // Other spellings of one directory: `..`, and a symlink to it (audit 21).
+        let err = error(
+            &two(
+                "a.channels.c1.dataDirs = /d/a\na.channels.c1.checkpointDir = /d/ck\n",
+                "a.channels.c2.dataDirs = /d/b\na.channels.c2.checkpointDir = /d/x/../ck\n",
+            ),
+            "",
+        );
+        assert!(
+            err.contains("/d/x/../ck is also the checkpointDir of channel c1"),
+            "{err}"
+        );
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("ck");
+        std::fs::create_dir(&real).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = error(
+            &two(
+                &format!(
+                    "a.channels.c1.dataDirs = /d/a\na.channels.c1.checkpointDir = {}\n",
+                    real.display()
+                ),
+                &format!(
+                    "a.channels.c2.dataDirs = /d/b\na.channels.c2.checkpointDir = {}\n",
+                    link.display()
+                ),
+            ),
+            "",
+        );
+        assert!(
+            err.contains(&format!(
+                "{} is also the checkpointDir of channel c1",
+                link.display()
+            )),
             "{err}"
         );
         // Both on the defaults under ~/.flume: the message says they are the defaults.
