@@ -21,15 +21,15 @@ fn sink_from(text: &str) -> Box<dyn sink::Sink> {
 }
 
 fn try_sink_from(text: &str) -> anyhow::Result<Box<dyn sink::Sink>> {
+    try_sink_stopping_on(text, Arc::new(AtomicBool::new(false)))
+}
+
+fn try_sink_stopping_on(text: &str, stop: Arc<AtomicBool>) -> anyhow::Result<Box<dyn sink::Sink>> {
     let props =
         Properties::parse(std::path::Path::new("test.properties"), text.as_bytes()).unwrap();
     // A refusal at load (Kerberos, say) counts as a refusal to build, as `weir agent` shows it.
     let cfg = AgentConfig::from_properties(&props, "a").map_err(|e| anyhow::anyhow!("{e}"))?;
-    sink::build(
-        &cfg.sinks[0],
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(SinkCounters::default()),
-    )
+    sink::build(&cfg.sinks[0], stop, Arc::new(SinkCounters::default()))
 }
 
 /// Producer settings of secured clusters, as Flume configs write them, are accepted: the
@@ -304,6 +304,42 @@ fn records_carry_body_headers_key_partition_and_topic_override() {
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].body, b"b1");
     assert_eq!(other[0].offset_header(), 11);
+}
+
+/// The agent stopping while a batch is on its way: the sink still takes the broker's
+/// acknowledgement, which comes within milliseconds, instead of rolling back a batch the broker
+/// stored (the restarted agent sent it again: 50 duplicates per SIGTERM in audit 20). With
+/// nobody at the address the stop waits out a bounded grace, not `message.timeout.ms`.
+#[test]
+fn a_batch_on_its_way_at_the_stop_is_acknowledged_not_abandoned() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("main", 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sink = try_sink_stopping_on(&sink_text(&broker.bootstrap(), ""), stop.clone()).unwrap();
+    sink.deliver(&[(0, Event::new(&b"first"[..]))]).unwrap();
+    let events: Vec<(u64, Event)> = (1..=50u64)
+        .map(|i| (i, Event::new(format!("e{i}").into_bytes())))
+        .collect();
+    sink.start(&events).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sink.finish(&events)
+        .expect("the batch on its way was given up at the stop");
+    let got = consume(&broker.bootstrap(), "main", 1, 51, Duration::from_secs(20));
+    assert_eq!(got.len(), 51);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sink = try_sink_stopping_on(&sink_text("127.0.0.1:1", ""), stop.clone()).unwrap();
+    sink.start(&events).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    assert!(sink.finish(&events).is_err(), "acknowledged by nobody");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(20),
+        "the stop waited {waited:?}"
+    );
 }
 
 /// `kafka.topic = logs-%{app}`: each event goes to the topic named by its header, as Flume's

@@ -437,8 +437,9 @@ impl SinkRunner {
         cycle_until_stopped(&name, &stop, &counters, || {
             self.step_pipelined(&mut on_way, &committer, depth)
         });
-        // Settle what is on its way: the sink gives up promptly once stopping, and whatever it
-        // could not confirm is rolled back (and sent again after a restart). What it confirmed
+        // Settle what is on its way: the sink gives up soon once stopping (the Kafka sink after
+        // a short grace for reports already coming), and whatever it could not confirm is
+        // rolled back (and sent again after a restart). What it confirmed
         // is committed before the sink closes.
         while let Some(taken) = on_way.pop_front() {
             if let Err(e) = self.finish_oldest(taken, &mut on_way, &committer) {

@@ -52,6 +52,12 @@ use reports::ReportSignal;
 /// wakes the sink at once).
 const REPORT_WAIT: Duration = Duration::from_millis(10);
 
+/// How long, from the agent's stop, the sink still waits for the reports of batches already
+/// sent. A live broker acknowledges within milliseconds; abandoning at once rolled back a batch
+/// the broker had stored, and the restarted agent sent it again (50 duplicates per SIGTERM in
+/// the soak of audit 20). A broker that is away bounds the stop by this much.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Record header carrying the event's offset in the channel.
 pub use crate::kafka_client::OFFSET_HEADER;
 /// Event header whose value becomes the record key (as in Flume).
@@ -153,6 +159,9 @@ pub struct KafkaSink {
     /// When a replaced producer was last logged: through an outage one is replaced after
     /// every timed-out batch, and the sink's own outage lines already count those.
     replacement_logged: Option<Instant>,
+    /// Until when reports are still waited for once the agent is stopping ([`STOP_GRACE`] from
+    /// the first look that found it stopping), one deadline for all the batches on their way.
+    stop_deadline: std::cell::Cell<Option<Instant>>,
 }
 
 /// `kafka.topic` with each `%{name}` replaced by the event's header `name` (empty when the event
@@ -235,6 +244,7 @@ impl KafkaSink {
             on_its_way: VecDeque::new(),
             topic_c,
             replacement_logged: None,
+            stop_deadline: std::cell::Cell::new(None),
         })
     }
 
@@ -476,7 +486,8 @@ impl KafkaSink {
         }
     }
 
-    /// Serves delivery reports until `done` holds (true), or until stopping (false). Not
+    /// Serves delivery reports until `done` holds (true), or until [`STOP_GRACE`] after the
+    /// agent began stopping (false). Not
     /// `flush`, and no blocking `poll`: in rdkafka 0.39 both keep polling until their timeout
     /// even once the reports are in (measured: a batch took exactly the poll timeout). So the
     /// queue is served without blocking and the sink sleeps until librdkafka signals a new
@@ -493,7 +504,14 @@ impl KafkaSink {
                 return true;
             }
             if stopping(&self.stop) {
-                return false;
+                let deadline = self.stop_deadline.get().unwrap_or_else(|| {
+                    let at = Instant::now() + STOP_GRACE;
+                    self.stop_deadline.set(Some(at));
+                    at
+                });
+                if Instant::now() >= deadline {
+                    return false;
+                }
             }
             self.reports.wait(REPORT_WAIT);
         }
