@@ -156,7 +156,11 @@ impl ClientLog {
             return;
         };
         let note = format!("{}{}", explained(message), held_note(held));
-        if matches!(level, RDKafkaLogLevel::Warning) {
+        // librdkafka logs a failed broker connection ("FAIL": refused, reset, timed out) at
+        // its error level, but the client connects again by itself and weir retries what it
+        // did not deliver: a warning, as the rest of an outage's lines (audit 20 found these
+        // as the only ERROR lines of outages ridden out without loss).
+        if matches!(level, RDKafkaLogLevel::Warning) || facility == "FAIL" {
             emit!(
                 warn,
                 self.role,

@@ -373,11 +373,12 @@ impl KafkaSink {
                     sink = %self.name,
                     "starting a new kafka producer: the old one hit a fatal error ({code:?}: {reason})"
                 ),
-                None => tracing::warn!(
+                None => tracing::info!(
                     sink = %self.name,
-                    "starting a new kafka producer: a batch was not acknowledged within \
-                     message.timeout.ms (the lines before say why), and a producer whose broker \
-                     restarted without its state would stay wedged (logged once a minute)"
+                    "starting a new kafka producer, as after every batch not acknowledged \
+                     within message.timeout.ms (the lines before say why): a precaution, since \
+                     a producer whose broker came back without its state stays wedged (logged \
+                     once a minute)"
                 ),
             }
         }
