@@ -370,35 +370,22 @@ mod seeds {
         }
         fill.truncate(SEGMENT_HEADER_LEN);
         s.push(("full-page-cut-frame".into(), fill));
-        // Header pages, for `decode_header` on the raw input.
+        // Header pages, for `decode_header` on the raw input: made before log ids, and with one.
+        let sealed = |header: &[u8]| {
+            let mut page = header[..128].to_vec();
+            let seal = Seal {
+                end_pos: 4200,
+                next_offset: 6,
+            };
+            page[64..96].copy_from_slice(&segment::encode_seal(header, seal));
+            page
+        };
         let header = segment::encode_header(0, 8192, None);
-        let mut sealed = header.clone();
-        sealed[64..96].copy_from_slice(&segment::encode_seal(
-            &header,
-            Seal {
-                end_pos: 4200,
-                next_offset: 6,
-            },
-        ));
         s.push(("header-page".into(), header[..128].to_vec()));
-        s.push(("header-page-sealed".into(), sealed[..128].to_vec()));
-        s.push((
-            "header-page-bad-crc".into(),
-            flip(sealed[..128].to_vec(), 20, 1),
-        ));
+        s.push(("header-page-sealed".into(), sealed(&header)));
+        s.push(("header-page-bad-crc".into(), flip(sealed(&header), 20, 1)));
         let with_id = segment::encode_header(0, 8192, Some(LogId([0x3c; 16])));
-        let mut sealed_with_id = with_id.clone();
-        sealed_with_id[64..96].copy_from_slice(&segment::encode_seal(
-            &with_id,
-            Seal {
-                end_pos: 4200,
-                next_offset: 6,
-            },
-        ));
-        s.push((
-            "header-page-sealed-with-log-id".into(),
-            sealed_with_id[..128].to_vec(),
-        ));
+        s.push(("header-page-sealed-with-log-id".into(), sealed(&with_id)));
         s
     }
 
