@@ -130,10 +130,11 @@ fn checkpoint_decode_corpus() {
 mod seeds {
     use weir::event::Event;
     use weir::wal::checkpoint::{
-        CHECKPOINT_MAGIC, Checkpoint, LogId, META_MAGIC, Position, VerifiedEnd, encode_checkpoint,
+        CHECKPOINT_MAGIC, Checkpoint, META_MAGIC, Position, VerifiedEnd, encode_checkpoint,
         encode_meta, encode_meta_verified,
     };
     use weir::wal::frame::{FRAME_HEADER_LEN, encode_frame, encoded_frame_len};
+    use weir::wal::log_id::LogId;
     use weir::wal::segment::{self, SEGMENT_HEADER_LEN, Seal};
     use weir::wal::slots::{SLOT_LEN, encode_slot};
 

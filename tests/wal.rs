@@ -1191,7 +1191,7 @@ fn make_legacy(log: &Path, ckpt: &Path) {
     }
 }
 
-fn log_id_of(log: &Path, ckpt: Option<&Path>) -> Option<weir::wal::checkpoint::LogId> {
+fn log_id_of(log: &Path, ckpt: Option<&Path>) -> Option<weir::wal::log_id::LogId> {
     inspect::verify(log, ckpt, |_, _| {}).unwrap().log_id
 }
 

@@ -5,6 +5,7 @@
 //! where the frame holding OFFSET starts, so a restart resumes without scanning the backlog.
 
 use super::frame::{le_u32, le_u64};
+use super::log_id::LogId;
 
 /// Magic of a consumer checkpoint file (`NAME.ckpt`).
 pub const CHECKPOINT_MAGIC: &[u8; 4] = b"WCKP";
@@ -21,31 +22,6 @@ pub struct Position {
     pub segment: u64,
     /// Byte position of that frame inside the segment (a hint).
     pub frame_pos: u64,
-}
-
-/// Which log a checkpoint belongs to: a random number drawn when the log is made, kept in
-/// `wal.meta` and written into every checkpoint (`wal-format.md` §5.2, §5.3), so that a log
-/// pointed at another log's checkpoint directory can tell the checkpoints are not its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LogId(pub [u8; 16]);
-
-impl LogId {
-    pub fn random() -> LogId {
-        LogId(*uuid::Uuid::new_v4().as_bytes())
-    }
-
-    /// The id stored at the start of `bytes`: `None` when there are fewer than 16 bytes, or all
-    /// 16 are zero (a record written before logs had ids).
-    pub(crate) fn read(bytes: &[u8]) -> Option<LogId> {
-        let id: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
-        (id != [0; 16]).then_some(LogId(id))
-    }
-}
-
-impl std::fmt::Display for LogId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        uuid::Uuid::from_bytes(self.0).hyphenated().fmt(f)
-    }
 }
 
 /// A decoded checkpoint.
@@ -243,7 +219,5 @@ mod tests {
             "a record from before ids"
         );
         assert_eq!(decode_meta_log_id(&encode_meta(3)), None);
-        assert_ne!(LogId::random(), id);
-        assert_eq!(id.to_string().len(), 36);
     }
 }

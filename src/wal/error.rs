@@ -4,8 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::checkpoint::LogId;
 use super::frame::EncodeError;
+use super::log_id::LogId;
 
 /// What [`WalError::CheckpointOfAnotherLog`] names (boxed: the error type stays small).
 #[derive(Debug)]

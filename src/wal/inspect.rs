@@ -13,11 +13,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::META_FILE;
-use super::checkpoint::{
-    self, CHECKPOINT_MAGIC, LogId, META_MAGIC, VerifiedEnd, decode_verified_end,
-};
+use super::checkpoint::{self, CHECKPOINT_MAGIC, META_MAGIC, VerifiedEnd, decode_verified_end};
 use super::error::{Result, WalError};
 use super::frame::{Frame, decode_frame};
+use super::identity::SegmentIds;
+use super::log_id::LogId;
 use super::recovery::{check_frame, resync, starts_expected_frame};
 use super::segment::{
     SEGMENT_HEADER_LEN, Seal, Segment, parse_segment_file_name, segment_file_name,
@@ -358,11 +358,20 @@ fn continuity(prev: &Path, prev_end: u64, path: &Path, base: u64) -> Option<Prob
     })
 }
 
-/// The end the log's newest open verified and synced, from `wal.meta` (None if the record
-/// predates verified ends: then the newest segment is judged as before they existed), or the
-/// problem with `wal.meta` when `segments` exist without a readable, valid one (every open
-/// writes it before its first frame).
-fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<VerifiedEnd>, Problem> {
+/// What the tools read from `wal.meta`.
+#[derive(Default)]
+struct MetaRecord {
+    /// The end the log's newest open verified and synced (None if the record predates
+    /// verified ends: then the newest segment is judged as before they existed).
+    verified_end: Option<VerifiedEnd>,
+    /// The log's id, and whether the log had it from its start.
+    log_id: Option<LogId>,
+    born_with_id: bool,
+}
+
+/// The record of `wal.meta`, or the problem with it when `segments` exist without a readable,
+/// valid one (every open writes it before its first frame).
+fn meta_record(dir: &Path, segments: bool) -> std::result::Result<MetaRecord, Problem> {
     let path = dir.join(META_FILE);
     let problem = |reason: String, kind| Problem {
         path: path.clone(),
@@ -372,7 +381,11 @@ fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<Verifi
     };
     match std::fs::read(&path) {
         Ok(bytes) => match decode_slots(&bytes, META_MAGIC) {
-            Some(record) => Ok(decode_verified_end(record.payload)),
+            Some(record) => Ok(MetaRecord {
+                verified_end: decode_verified_end(record.payload),
+                log_id: checkpoint::decode_meta_log_id(record.payload),
+                born_with_id: checkpoint::decode_meta_born_with_id(record.payload),
+            }),
             None => Err(problem(
                 "no valid record in either slot: the log's epoch and verified end are lost \
                  (the next open works the epoch out from the frames on disk)"
@@ -380,7 +393,9 @@ fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<Verifi
                 ProblemKind::Damage,
             )),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !segments => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !segments => {
+            Ok(MetaRecord::default())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(problem(
             "missing, though segments exist: the log's epoch and verified end are lost (the \
              next open works the epoch out from the frames on disk)"
@@ -391,21 +406,6 @@ fn verified_end(dir: &Path, segments: bool) -> std::result::Result<Option<Verifi
             format!("cannot be read: {e}"),
             ProblemKind::Unreadable,
         )),
-    }
-}
-
-/// The log's id from `wal.meta`, if it has a valid record holding one (problems with the file
-/// are `verified_end`'s to report), and whether the log had it from its start.
-fn meta_log_id(dir: &Path) -> (Option<LogId>, bool) {
-    let Ok(bytes) = std::fs::read(dir.join(META_FILE)) else {
-        return (None, false);
-    };
-    match decode_slots(&bytes, META_MAGIC) {
-        Some(r) => (
-            checkpoint::decode_meta_log_id(r.payload),
-            checkpoint::decode_meta_born_with_id(r.payload),
-        ),
-        None => (None, false),
     }
 }
 
@@ -424,19 +424,15 @@ pub fn verify(
         .sum();
     let mut report = VerifyReport::default();
     let mut done = 0u64;
-    let verified = match verified_end(dir, !files.is_empty()) {
-        Ok(v) => v,
-        Err(problem) => {
-            report.problems.push(problem);
-            None
-        }
-    };
+    let meta = meta_record(dir, !files.is_empty()).unwrap_or_else(|problem| {
+        report.problems.push(problem);
+        MetaRecord::default()
+    });
+    let verified = meta.verified_end;
     // The previous segment read, and where its offsets end; None after one that could not be
     // read, whose end is unknown.
     let mut prev: Option<(PathBuf, u64)> = None;
-    let (meta_id, born_with_id) = meta_log_id(dir);
-    // The id the first segment that has one names (wal-format.md §2.1), and that segment.
-    let mut segment_id: Option<(LogId, PathBuf)> = None;
+    let mut segment_ids = SegmentIds::new(meta.log_id);
     each_segment(dir, files, |step| {
         let (base, path, mut seg) = match step {
             Listed::Open { base, path, seg } => (base, path, seg),
@@ -473,27 +469,13 @@ pub fn verify(
         {
             report.problems.push(problem);
         }
-        if let Some(id) = seg.log_id() {
-            let other = match &segment_id {
-                None => {
-                    segment_id = Some((id, path.clone()));
-                    meta_id
-                        .filter(|m| *m != id)
-                        .map(|m| (m, "wal.meta".to_owned()))
-                }
-                Some((first, p)) => (*first != id).then(|| (*first, p.display().to_string())),
-            };
-            if let Some((other_id, other)) = other {
-                report.problems.push(Problem {
-                    path: path.clone(),
-                    pos: 32,
-                    reason: format!(
-                        "segment made for log {id}, but {other} names log {other_id}: files of \
-                         two logs in one directory; the next open refuses the log"
-                    ),
-                    kind: ProblemKind::Mismatch,
-                });
-            }
+        if let Some(clash) = segment_ids.clash(&path, seg.log_id()) {
+            report.problems.push(Problem {
+                path: path.clone(),
+                pos: 32,
+                reason: format!("{clash}; the next open refuses the log"),
+                kind: ProblemKind::Mismatch,
+            });
         }
         let seal = seg.seal();
         let mut events = 0u64;
@@ -517,7 +499,8 @@ pub fn verify(
         ControlFlow::Continue(())
     })?;
     let ckpt_dir = checkpoint_dir.unwrap_or(dir);
-    let log_id = meta_id.or(segment_id.map(|(id, _)| id));
+    let log_id = meta.log_id.or(segment_ids.id());
+    let born_with_id = meta.born_with_id;
     report.log_id = log_id;
     let log_end = report.segments.last().map(|s| s.next_offset);
     let entries = match std::fs::read_dir(ckpt_dir) {
@@ -657,8 +640,8 @@ pub fn dump_noting(
     ensure_log_dir(dir, &files)?;
     // As in `verify`: damage below the end the last open verified is damage, reported and
     // passed over, not the end of the log (the frames after it are kept).
-    let verified = match verified_end(dir, !files.is_empty()) {
-        Ok(v) => v,
+    let verified = match meta_record(dir, !files.is_empty()) {
+        Ok(meta) => meta.verified_end,
         Err(problem) => {
             on_problem(problem);
             None

@@ -13,7 +13,9 @@ pub mod checkpoint;
 mod durable_file;
 pub mod error;
 pub mod frame;
+mod identity;
 pub mod inspect;
+pub mod log_id;
 mod reader;
 pub mod recovery;
 pub mod segment;
@@ -33,10 +35,12 @@ use rustix::thread::futex;
 
 use crate::event::Event;
 pub use checkpoint::Position;
-use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, LogId, META_MAGIC};
+use checkpoint::{CHECKPOINT_MAGIC, Checkpoint, META_MAGIC};
 pub use error::{
     AnotherLogsCheckpoint, CheckpointsOfTwoLogs, Result, UnverifiedCheckpoint, WalError,
 };
+use identity::{Claim, Identity};
+use log_id::LogId;
 pub use reader::Reader;
 use recovery::{ScanStop, scan_frames};
 pub use segment::SyncMethod;
@@ -135,7 +139,7 @@ struct Inner {
     opts: WalOptions,
     epoch: u32,
     /// Written into every checkpoint, every new segment's header and `wal.meta` (see
-    /// `log_identity`).
+    /// `identity`).
     log_id: LogId,
     /// Recorded in `wal.meta`: the log had its id from its start.
     born_with_id: bool,
@@ -421,17 +425,27 @@ impl Wal {
             },
             None => (SEGMENT_HEADER_LEN, 0),
         };
+        let claims: Vec<Claim> = consumers
+            .iter()
+            .map(|(name, c)| Claim {
+                consumer: name,
+                path: c.file.path(),
+                offset: c.position.offset,
+                written_for: c.written_for,
+            })
+            .collect();
         let Identity {
             id: log_id,
             born_with_id,
-        } = log_identity(
+        } = identity::resolve(
             meta.as_ref().map(|(_, p)| p.as_slice()),
             new_log,
-            &segments,
-            &consumers,
+            segments.iter().map(|s| (s.path(), s.log_id())),
+            &claims,
             next_offset,
             &dir,
         )?;
+        drop(claims);
         // What recovery found may sit only in the page cache (after a process crash): make it
         // durable before anyone is told it is committed.
         if let Some(s) = segments.last() {
@@ -445,7 +459,7 @@ impl Wal {
         let mut need_segment = segments.is_empty();
         if max_checkpoint > next_offset {
             // An error, not a warning: the log's id vouches for the checkpoint
-            // (`log_identity`), so events the consumer had acknowledged are missing from the
+            // (`identity::resolve`), so events the consumer had acknowledged are missing from the
             // log's end: its newest files were lost or replaced by older ones.
             tracing::error!(
                 checkpoint = max_checkpoint,
@@ -1555,133 +1569,6 @@ fn usable_spares(spares: Vec<PathBuf>, segment_size: u64, keep: usize) -> Vec<Pa
         }
     }
     usable
-}
-
-/// Who the log is, as `log_identity` found it.
-struct Identity {
-    id: LogId,
-    born_with_id: bool,
-}
-
-/// The log's id, and the checks that every checkpoint is this log's (`wal-format.md` §7 step
-/// 2): a checkpoint of another log (its checkpoint directory pointed here) would be taken over
-/// and written with this log's positions, and the other log would then take its undelivered
-/// events for delivered.
-///
-/// The id is `wal.meta`'s, else the segments' (their headers keep it when `wal.meta` lost its
-/// record, or a weir before ids rewrote it), else, for a log made before ids, the one its
-/// checkpoints name when they agree, else a new one. Only the first two vouch for a
-/// checkpoint: an id taken from the checkpoints themselves proves nothing, so such a
-/// checkpoint past the end of the log, which would count the whole log as delivered, is
-/// refused rather than taken.
-fn log_identity(
-    meta: Option<&[u8]>,
-    new_log: bool,
-    segments: &[Segment],
-    consumers: &BTreeMap<String, Consumer>,
-    log_end: u64,
-    dir: &Path,
-) -> Result<Identity> {
-    let from_meta = meta.and_then(checkpoint::decode_meta_log_id);
-    let born_with_id = new_log || meta.is_some_and(checkpoint::decode_meta_born_with_id);
-    let mut from_segments: Option<(LogId, &Path)> = None;
-    for seg in segments {
-        let Some(id) = seg.log_id() else { continue };
-        let other = match from_segments {
-            None => {
-                from_segments = Some((id, seg.path()));
-                from_meta
-                    .filter(|m| *m != id)
-                    .map(|m| (m, "wal.meta".to_owned()))
-            }
-            Some((first, path)) => (first != id).then(|| (first, path.display().to_string())),
-        };
-        if let Some((other_id, other)) = other {
-            return Err(WalError::Corrupt {
-                path: seg.path().to_owned(),
-                pos: 32,
-                reason: format!(
-                    "the segment was made for log {id}, but {other} names log {other_id}: files \
-                     of two logs in one directory"
-                ),
-            });
-        }
-    }
-    let named = || {
-        consumers
-            .iter()
-            .filter_map(|(name, c)| c.written_for.map(|id| (name, c, id)))
-    };
-    let (id, vouched) = match (from_meta, from_segments) {
-        (Some(id), _) => (id, true),
-        (None, Some((id, _))) => {
-            tracing::info!(log = %dir.display(), %id, "wal.meta holds no log id: the segments name it");
-            (id, true)
-        }
-        (None, None) => {
-            let mut ids = named();
-            match ids.next() {
-                None => (LogId::random(), false),
-                Some((_, first, id)) => {
-                    if let Some((_, other, other_id)) = ids.find(|(_, _, o)| *o != id) {
-                        return Err(WalError::CheckpointsOfTwoLogs(Box::new(
-                            CheckpointsOfTwoLogs {
-                                first: first.file.path().to_owned(),
-                                first_log: id,
-                                second: other.file.path().to_owned(),
-                                second_log: other_id,
-                                log: dir.to_owned(),
-                            },
-                        )));
-                    }
-                    tracing::warn!(
-                        log = %dir.display(),
-                        %id,
-                        checkpoint = %first.file.path().display(),
-                        "neither wal.meta nor a segment holds a log id: the log takes the one \
-                         its checkpoints name"
-                    );
-                    (id, false)
-                }
-            }
-        }
-    };
-    for (name, c) in consumers {
-        let foreign = match c.written_for {
-            Some(written_for) => written_for != id,
-            None => born_with_id,
-        };
-        if foreign {
-            return Err(WalError::CheckpointOfAnotherLog(Box::new(
-                AnotherLogsCheckpoint {
-                    checkpoint: c.file.path().to_owned(),
-                    consumer: name.clone(),
-                    offset: c.position.offset,
-                    written_for: c.written_for,
-                    log: dir.to_owned(),
-                    log_id: id,
-                },
-            )));
-        }
-        let verified = vouched && c.written_for.is_some();
-        if !verified && c.position.offset > log_end {
-            return Err(WalError::UnverifiedCheckpointPastEnd(Box::new(
-                UnverifiedCheckpoint {
-                    checkpoint: c.file.path().to_owned(),
-                    consumer: name.clone(),
-                    offset: c.position.offset,
-                    log: dir.to_owned(),
-                    log_end,
-                    why_unverified: if c.written_for.is_none() {
-                        "it names no log: written by a weir before log ids"
-                    } else {
-                        "neither wal.meta nor a segment holds this log's id"
-                    },
-                },
-            )));
-        }
-    }
-    Ok(Identity { id, born_with_id })
 }
 
 fn load_consumers(dir: &Path) -> Result<BTreeMap<String, Consumer>> {

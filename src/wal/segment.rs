@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::checkpoint::LogId;
 use super::durable_file::{overwrite_in_place, sync_parent_dir};
 use super::error::{Result, WalError};
 use super::frame::{le_u32, le_u64};
+use super::log_id::LogId;
 
 /// Bytes reserved for the segment header; frames start here.
 pub const SEGMENT_HEADER_LEN: usize = 4096;
