@@ -14,7 +14,7 @@ use openssl::ssl::{SslAcceptor, SslConnector, SslStream};
 use parking_lot::Mutex;
 
 use crate::config::{RpcTarget, TlsClientConfig, TlsServerConfig};
-use crate::stop::{StopFlag, stopping};
+use crate::stop::{STOP_GRACE, StopFlag, stopping};
 
 /// Why a frame of an RPC connection could not be read.
 #[derive(Debug)]
@@ -71,22 +71,39 @@ struct DeadlineState {
     /// A server's TLS handshake: it ends as soon as the agent stops, even while bytes keep
     /// arriving. Nothing of a request has been read yet, so nothing is cut off.
     handshake: bool,
+    /// When a wait for a reply first found the agent stopping (kept across calls, so the
+    /// grace is counted once).
+    stop_seen: Option<Instant>,
 }
 
 impl Deadline {
     /// From now on, reads give up after `within` (`None`: they wait as long as the agent runs).
     pub fn set(&self, within: Option<Duration>) {
-        *self.0.lock() = DeadlineState {
-            at: within.map(|w| Instant::now() + w),
-            handshake: false,
-        };
+        let mut state = self.0.lock();
+        state.at = within.map(|w| Instant::now() + w);
+        state.handshake = false;
     }
 
     fn set_handshake(&self, within: Duration) {
-        *self.0.lock() = DeadlineState {
-            at: Some(Instant::now() + within),
-            handshake: true,
-        };
+        let mut state = self.0.lock();
+        state.at = Some(Instant::now() + within);
+        state.handshake = true;
+    }
+
+    /// Whether the agent's stop ends the wait now: at once when no reply is awaited (an idle
+    /// connection) or in a server's handshake; a reply to a call already sent is waited for
+    /// until [`STOP_GRACE`] after the stop was first seen, since it is most likely on its way
+    /// and giving it up makes the batch go again after the restart.
+    fn stop_ends_wait(&self, stop: &StopFlag) -> bool {
+        if !stopping(stop) {
+            return false;
+        }
+        let mut state = self.0.lock();
+        if state.at.is_none() || state.handshake {
+            return true;
+        }
+        let seen = *state.stop_seen.get_or_insert_with(Instant::now);
+        seen.elapsed() >= STOP_GRACE
     }
 
     fn passed(&self) -> bool {
@@ -125,7 +142,7 @@ impl Read for PatientReader {
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                     ) =>
                 {
-                    if stopping(&self.stop) {
+                    if self.deadline.stop_ends_wait(&self.stop) {
                         return Err(io::Error::other("the agent is stopping"));
                     }
                     if self.deadline.passed() {
@@ -324,7 +341,8 @@ impl Write for TlsHalf {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
@@ -356,6 +374,35 @@ mod tests {
             took >= limit && took < limit + Duration::from_secs(2),
             "{took:?}"
         );
+    }
+
+    /// At the agent's stop, a reply already on its way is still read (the sink's batch is
+    /// then committed, not sent again after the restart), for up to the stop's grace; an idle
+    /// connection, awaiting no reply, ends at once.
+    #[test]
+    fn a_reply_on_its_way_at_the_stop_is_still_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let stop = Arc::new(AtomicBool::new(true));
+        let (mut reader, deadline) = patient_reader(&stream, stop).unwrap();
+        let mut buf = [0u8; 8];
+        let started = Instant::now();
+        let idle = reader.read(&mut buf);
+        assert!(idle.is_err() && started.elapsed() < STOP_GRACE, "{idle:?}");
+
+        deadline.set(Some(Duration::from_secs(30)));
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            peer.write_all(b"reply").unwrap();
+            peer
+        });
+        assert_eq!(reader.read(&mut buf).expect("the reply was given up"), 5);
+        let _peer = writer.join().unwrap();
+        // No more reply comes: the wait ends at the grace, counted from the first look.
+        let started = Instant::now();
+        assert!(reader.read(&mut buf).is_err());
+        assert!(started.elapsed() < STOP_GRACE + Duration::from_secs(1));
     }
 
     /// The agent's stop ends a trickling handshake at once, not at its limit (the avro and

@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 /// Set once to ask every component to stop.
 pub type StopFlag = Arc<AtomicBool>;
 
+/// How long, from the agent's stop, a sink still waits for the answer to what it already sent
+/// (the Kafka sink's acknowledgements, the avro and thrift sinks' replies). A live peer answers
+/// within milliseconds; giving the answer up rolled back a batch the peer had stored, and the
+/// restarted agent sent it again (50 duplicates per SIGTERM in the soak of audit 20). A peer
+/// that is away bounds the stop by this much.
+#[cfg(not(test))]
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+#[cfg(test)]
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
 pub fn stopping(stop: &StopFlag) -> bool {
     stop.load(Ordering::Relaxed)
 }

@@ -44,19 +44,13 @@ use crate::event::Event;
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
 use crate::kafka_client::client_log::{ClientLog, Role};
-use crate::stop::{StopFlag, stopping};
+use crate::stop::{STOP_GRACE, StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
 use reports::ReportSignal;
 
 /// Longest sleep between looks at the stop flag while waiting for delivery reports (a report
 /// wakes the sink at once).
 const REPORT_WAIT: Duration = Duration::from_millis(10);
-
-/// How long, from the agent's stop, the sink still waits for the reports of batches already
-/// sent. A live broker acknowledges within milliseconds; abandoning at once rolled back a batch
-/// the broker had stored, and the restarted agent sent it again (50 duplicates per SIGTERM in
-/// the soak of audit 20). A broker that is away bounds the stop by this much.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Record header carrying the event's offset in the channel.
 pub use crate::kafka_client::OFFSET_HEADER;
