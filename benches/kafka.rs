@@ -28,7 +28,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -43,6 +43,7 @@ use weir::config::{
 use weir::sink::{SinkCounters, SinkRunner};
 use weir::source::seq::{self, SeqSource};
 use weir::source::{ChannelProcessor, Source, SourceCounters};
+use weir::stop::Stop;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -184,7 +185,7 @@ fn weir(
             Arc::new(SourceCounters::default()),
         )
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Stop::new();
     let counters = Arc::new(SinkCounters::default());
     let sink_cfg = SinkConfig {
         name: "k1".into(),
@@ -221,9 +222,9 @@ fn weir(
         channel: channel.clone(),
         batch_size: batch,
         counters: counters.clone(),
+        stop: stop.clone(),
     };
-    let s = stop.clone();
-    let sink = std::thread::spawn(move || runner.run(s));
+    let sink = std::thread::spawn(move || runner.run());
     let run_seq = |total_events: u64| {
         let config = SeqConfig {
             total_events,
@@ -247,7 +248,7 @@ fn weir(
         src = Some(run_seq(events));
         committed(warm_up + events);
     });
-    stop.store(true, Ordering::Relaxed);
+    stop.set();
     if let Some(src) = src {
         let _ = src.join();
     }

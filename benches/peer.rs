@@ -96,7 +96,7 @@ fn avro_sink(port: u16, counters: Arc<SinkCounters>) -> Box<dyn Sink> {
     Box::new(AvroSink::new(
         "k1",
         config,
-        Arc::new(AtomicBool::new(false)),
+        weir::stop::Stop::new(),
         counters,
     ))
 }

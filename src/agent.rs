@@ -4,6 +4,8 @@
 //! accepting and finish their transactions, then sinks finish (commit or roll back) their
 //! batch, then the channels close (the log syncs). A restart resumes exactly where it stopped.
 
+use std::io::Read;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::thread::JoinHandle;
@@ -18,15 +20,19 @@ use crate::config::{AgentConfig, ChannelKind};
 use crate::metrics::{self, Registry};
 use crate::sink::{self, SinkCounters, SinkRunner};
 use crate::source::{self, ChannelProcessor, SourceCounters};
-use crate::stop::StopFlag;
+use crate::stop::{Stop, StopFlag};
 
 pub struct AgentOptions {
     /// Serve metrics on this address (`--metrics-port`).
     pub metrics_addr: Option<String>,
 }
 
-/// Runs the agent until `shutdown` is set (by a signal handler or a test).
-pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> anyhow::Result<()> {
+/// Runs the agent until one of the stop signals comes.
+pub fn run(
+    config: &AgentConfig,
+    options: &AgentOptions,
+    shutdown: StopSignals,
+) -> anyhow::Result<()> {
     for note in &config.notes {
         tracing::info!("config: {note}");
     }
@@ -61,8 +67,8 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         channels: channels.clone(),
         ..Default::default()
     };
-    let source_stop: StopFlag = Arc::new(AtomicBool::new(false));
-    let sink_stop: StopFlag = Arc::new(AtomicBool::new(false));
+    let source_stop = Stop::new();
+    let sink_stop = Stop::new();
     let mut runners = Vec::new();
     for k in &config.sinks {
         let ch = channel(&k.channel)
@@ -75,6 +81,7 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
             channel: ch,
             batch_size: k.batch_size,
             counters,
+            stop: sink_stop.clone(),
         });
     }
     let mut sources = Vec::new();
@@ -101,10 +108,9 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
     let sink_threads: Vec<JoinHandle<()>> = runners
         .into_iter()
         .map(|r| {
-            let stop = sink_stop.clone();
             std::thread::Builder::new()
                 .name(format!("sink-{}", r.name))
-                .spawn(move || r.run(stop))
+                .spawn(move || r.run())
         })
         .chain(groups.into_iter().map(|g| {
             let stop = sink_stop.clone();
@@ -126,9 +132,7 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
         .collect::<Result<_, _>>()?;
     tracing::info!(agent = %config.agent, "agent started");
 
-    while !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    shutdown.wait();
     match stop_signal() {
         Some((signal, sender)) => tracing::info!(
             agent = %config.agent,
@@ -141,11 +145,11 @@ pub fn run(config: &AgentConfig, options: &AgentOptions, shutdown: StopFlag) -> 
             tracing::info!(agent = %config.agent, "stopping: sources first, then sinks, then channels")
         }
     }
-    source_stop.store(true, Ordering::Relaxed);
+    source_stop.set();
     for t in source_threads {
         let _ = t.join();
     }
-    sink_stop.store(true, Ordering::Relaxed);
+    sink_stop.set();
     for t in sink_threads {
         let _ = t.join();
     }
@@ -180,7 +184,7 @@ fn run_supervised(
     loop {
         let started = std::time::Instant::now();
         let run = std::panic::AssertUnwindSafe(|| source.run(processor(), stop.clone()));
-        if std::panic::catch_unwind(run).is_ok() || stop.load(Ordering::Relaxed) {
+        if std::panic::catch_unwind(run).is_ok() || stop.is_set() {
             return;
         }
         if started.elapsed() > RESTART_PAUSE_MAX {
@@ -218,25 +222,58 @@ fn run_supervised(
     }
 }
 
-/// A flag set by SIGTERM, SIGINT or SIGHUP; a second SIGTERM or SIGINT exits at once. SIGHUP
+/// Set by SIGTERM, SIGINT or SIGHUP; a second SIGTERM or SIGINT exits at once. SIGHUP
 /// (the terminal closing) stops the agent as the JVM running Flume stops it, cleanly, rather
 /// than killing it in the middle of its transactions; weir reloads nothing on it. A closing
 /// terminal sends it more than once, and a logout may send it after SIGTERM, so it never forces
 /// the exit. As with the JVM, a SIGHUP the agent was started ignoring (`nohup`) stays ignored.
-pub fn shutdown_on_signals() -> anyhow::Result<StopFlag> {
+pub struct StopSignals {
+    /// Set in the signal handler (signal-hook's flag, which its conditional shutdown reads).
+    flag: Arc<AtomicBool>,
+    /// The read end of a self-pipe the handler writes a byte into, after setting `flag`: the
+    /// main thread sleeps in a read of it instead of waking to look at the flag.
+    bell: UnixStream,
+}
+
+impl StopSignals {
+    /// Returns once a stop signal has come.
+    fn wait(&self) {
+        let mut bytes = [0u8; 64];
+        while !self.flag.load(Ordering::SeqCst) {
+            // Spurious wakeups are fine: the flag decides. A failing read (not expected of a
+            // socket pair held open here) is not let spin.
+            if let Err(e) = (&self.bell).read(&mut bytes)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                tracing::debug!(error = %e, "reading the signal pipe failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Installs the handlers of the stop signals (see [`StopSignals`]).
+pub fn shutdown_on_signals() -> anyhow::Result<StopSignals> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let flag: StopFlag = Arc::new(AtomicBool::new(false));
+    let flag = Arc::new(AtomicBool::new(false));
+    let (bell, ringer) = UnixStream::pair()?;
+    // Registered in this order for each signal, and signal-hook runs a signal's actions in
+    // their order: the byte comes after the flag is set.
+    let register = |sig| -> anyhow::Result<()> {
+        record_stop_signal(sig)?;
+        signal_hook::flag::register(sig, flag.clone())?;
+        signal_hook::low_level::pipe::register(sig, ringer.try_clone()?)?;
+        Ok(())
+    };
     for sig in [SIGTERM, SIGINT] {
         // Registered first, so the second signal finds the flag already set and exits.
         signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())?;
-        record_stop_signal(sig)?;
-        signal_hook::flag::register(sig, flag.clone())?;
+        register(sig)?;
     }
     if !ignored(SIGHUP) {
-        record_stop_signal(SIGHUP)?;
-        signal_hook::flag::register(SIGHUP, flag.clone())?;
+        register(SIGHUP)?;
     }
-    Ok(flag)
+    Ok(StopSignals { flag, bell })
 }
 
 /// The first stop signal received (0: none), and the pid of its sender (0: the kernel, as
@@ -384,7 +421,7 @@ mod tests {
         let channel = memory_channel(100, 10, Duration::from_millis(10));
         let runs = Arc::new(AtomicUsize::new(0));
         let builds = Arc::new(AtomicUsize::new(0));
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let started = Instant::now();
         let supervisor = {
             let (channel, runs, stop) = (channel.clone(), runs.clone(), stop.clone());
@@ -414,7 +451,7 @@ mod tests {
             started.elapsed() >= RESTART_PAUSE * 3,
             "paused 1 s, then 2 s"
         );
-        stop.store(true, Ordering::Relaxed);
+        stop.set();
         supervisor.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(builds.load(Ordering::SeqCst), 2);

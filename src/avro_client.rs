@@ -9,11 +9,11 @@
 //! then exits non-zero saying how many events had been acknowledged, so a caller knows where to
 //! resume (Flume logs the error and exits 0).
 
+use crate::stop::Stop;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 
@@ -77,7 +77,7 @@ impl Sender {
                     target,
                     deflate_level: props.deflate_level,
                 };
-                let stop = Arc::new(AtomicBool::new(false));
+                let stop = Stop::new();
                 let sink = AvroSink::new(
                     "avro-client",
                     config,

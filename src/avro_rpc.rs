@@ -1159,7 +1159,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (b, _) = listener.accept().unwrap();
-        let stop: StopFlag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let mut a = Transport::new(a, &Security::Plain, Some(6), stop.clone()).unwrap();
         let mut b = Transport::new(b, &Security::Plain, Some(1), stop).unwrap();
         let mut rng = fastrand::Rng::with_seed(3);

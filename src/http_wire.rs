@@ -486,8 +486,6 @@ fn reason(status: u16) -> &'static str {
 mod tests {
     use super::*;
     use std::net::TcpListener;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
 
     /// A server-side `Conn` whose client has sent `bytes` (and keeps the socket open).
     fn conn_with(bytes: &[u8]) -> (Conn, TcpStream) {
@@ -499,7 +497,7 @@ mod tests {
     }
 
     fn no_stop() -> StopFlag {
-        Arc::new(AtomicBool::new(false))
+        crate::stop::Stop::new()
     }
 
     fn refused(r: Result<impl std::fmt::Debug, ReadError>) -> (u16, String) {
@@ -680,7 +678,7 @@ mod tests {
         let stop = no_stop();
         let (mut c, _client) = conn_with(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
         let h = c.read_head(&stop).unwrap();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.set();
         assert!(matches!(
             c.read_body(&h, 100, &stop),
             Err(ReadError::Stopping { mid_request: true })

@@ -43,6 +43,18 @@ impl Throttle {
         self.last_line = Some(now);
         Some(std::mem::take(&mut self.since))
     }
+
+    /// When [`Throttle::unreported`] will next have a count to report (None: nothing unsaid),
+    /// for a caller that sleeps until then.
+    pub(crate) fn report_due(&self) -> Option<Instant> {
+        if self.since == 0 {
+            return None;
+        }
+        Some(
+            self.last_line
+                .map_or_else(Instant::now, |at| at + Self::EVERY),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -53,8 +65,11 @@ mod tests {
     fn the_first_occurrence_then_one_a_minute_with_the_count() {
         let mut t = Throttle::default();
         let t0 = Instant::now();
+        assert_eq!(t.report_due(), None);
         assert_eq!(t.occurred(t0), Some(1));
+        assert_eq!(t.report_due(), None);
         assert!((1..60).all(|s| t.occurred(t0 + Duration::from_secs(s)).is_none()));
+        assert_eq!(t.report_due(), Some(t0 + Throttle::EVERY));
         assert_eq!(t.occurred(t0 + Throttle::EVERY), Some(60));
         assert_eq!(t.occurred(t0 + Throttle::EVERY), None);
     }

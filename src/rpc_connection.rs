@@ -356,7 +356,16 @@ mod tests {
         let trickle = crate::tls::trickling_client(listener.local_addr().unwrap(), done.clone());
         let (stream, _) = listener.accept().unwrap();
         let started = Instant::now();
-        let failed = open(stream, &security, Arc::new(AtomicBool::new(stopping))).is_err();
+        let failed = open(
+            stream,
+            &security,
+            if stopping {
+                crate::stop::Stop::stopped()
+            } else {
+                crate::stop::Stop::new()
+            },
+        )
+        .is_err();
         let took = started.elapsed();
         done.store(true, Ordering::Relaxed);
         trickle.join().unwrap();
@@ -384,7 +393,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, _) = listener.accept().unwrap();
-        let stop = Arc::new(AtomicBool::new(true));
+        let stop = crate::stop::Stop::stopped();
         let (mut reader, deadline) = patient_reader(&stream, stop).unwrap();
         let mut buf = [0u8; 8];
         let started = Instant::now();

@@ -1,13 +1,120 @@
-//! The stop signal: one flag, set once (by SIGTERM/SIGINT or a test) and polled by every
-//! long-running loop — sources, sinks, the metrics server. It sits apart from all of them so
-//! that each can depend on it without depending on the others.
+//! The stop signal: one flag per agent phase, set once (the agent's stop, or a test) and
+//! looked at by every long-running loop — sources, sinks, the metrics server. It sits apart
+//! from all of them so that each can depend on it without depending on the others.
+//!
+//! A loop with nothing to do waits on the flag itself rather than waking now and then to look
+//! at it: a sleeper waits on its condition variable ([`Stop::wait_for`]), and a loop waiting
+//! on sockets puts the flag's descriptor ([`Stop::as_fd`], an eventfd that becomes readable
+//! when the flag is set) into its `poll`. An idle agent so wakes only for what its
+//! configuration asks (a poll delay, a roll interval), and a stop is seen at once.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Set once to ask every component to stop.
-pub type StopFlag = Arc<AtomicBool>;
+use parking_lot::{Condvar, Mutex};
+
+/// Set once to ask every component of a phase to stop.
+pub type StopFlag = Arc<Stop>;
+
+/// A flag that can be waited on. See the module doc.
+pub struct Stop {
+    set: AtomicBool,
+    /// Taken by [`Stop::set`] before it notifies, so that a sleeper that found the flag clear
+    /// under it is already waiting when the notification comes.
+    lock: Mutex<()>,
+    rung: Condvar,
+    /// Readable once the flag is set. `None` if the descriptor could not be made (out of
+    /// descriptors): pollers then see the stop at their own timeout only.
+    fd: Option<OwnedFd>,
+    /// Run once when the flag is set: wake-ups for waits on other conditions (a sink's take
+    /// waits on its channel's).
+    hooks: Mutex<Vec<Hook>>,
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+
+impl Stop {
+    /// A new, clear flag.
+    pub fn new() -> StopFlag {
+        use rustix::event::{EventfdFlags, eventfd};
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok();
+        Arc::new(Stop {
+            set: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            rung: Condvar::new(),
+            fd,
+            hooks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A flag that is already set.
+    pub fn stopped() -> StopFlag {
+        let stop = Stop::new();
+        stop.set();
+        stop
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+
+    /// Sets the flag and wakes every thread waiting on it. Setting it again does nothing more.
+    pub fn set(&self) {
+        if self.set.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(fd) = &self.fd {
+            // An eventfd's counter only fails to take 1 when it is near u64::MAX; it is
+            // written once. The descriptor stays readable: nothing reads it.
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+        drop(self.lock.lock());
+        self.rung.notify_all();
+        let hooks = std::mem::take(&mut *self.hooks.lock());
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the flag is set (at once if it is already). A thread waiting on a
+    /// condition of its own uses it to be woken at the stop: it looks at the flag under that
+    /// condition's lock, and the hook takes the lock before it notifies.
+    pub fn on_set(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut hooks = self.hooks.lock();
+        // `set` stores the flag before it takes the hooks: a flag still clear here means the
+        // hook will be among those it takes.
+        if self.is_set() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
+    }
+
+    /// Waits until the flag is set or `d` has passed; true if it is set.
+    pub fn wait_for(&self, d: Duration) -> bool {
+        let end = Instant::now().checked_add(d);
+        let mut guard = self.lock.lock();
+        while !self.is_set() {
+            match end {
+                Some(end) => {
+                    if self.rung.wait_until(&mut guard, end).timed_out() {
+                        return self.is_set();
+                    }
+                }
+                None => self.rung.wait(&mut guard),
+            }
+        }
+        true
+    }
+
+    /// A descriptor that polls readable once the flag is set, for loops that wait on sockets.
+    pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+}
 
 /// How long, from the agent's stop, a sink still waits for the answer to what it already sent
 /// (the Kafka sink's acknowledgements, the avro and thrift sinks' replies). A live peer answers
@@ -20,22 +127,77 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
 
 pub fn stopping(stop: &StopFlag) -> bool {
-    stop.load(Ordering::Relaxed)
+    stop.is_set()
 }
 
-/// Sleeps for `d`, waking every 20 ms to look at `stop`; false if the agent began stopping
-/// before `d` was over. Backoffs and polls use it so that a stop never waits out a long sleep.
+/// Sleeps for `d`; false if the agent began stopping before `d` was over (the sleep then ends
+/// at once). Backoffs and polls use it so that a stop never waits out a long sleep.
 pub fn sleep_unless_stopped(d: Duration, stop: &StopFlag) -> bool {
-    const STEP: Duration = Duration::from_millis(20);
-    let end = Instant::now() + d;
-    loop {
-        if stopping(stop) {
-            return false;
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(STEP));
+    !stop.wait_for(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_ends_when_the_flag_is_set_not_when_it_is_over() {
+        let stop = Stop::new();
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                stop.set();
+            })
+        };
+        let started = Instant::now();
+        assert!(!sleep_unless_stopped(Duration::from_secs(600), &stop));
+        assert!(started.elapsed() < Duration::from_secs(300));
+        setter.join().unwrap();
+        // Set: no sleep at all.
+        assert!(!sleep_unless_stopped(Duration::from_secs(600), &stop));
+        // Clear: the whole sleep.
+        assert!(sleep_unless_stopped(
+            Duration::from_millis(20),
+            &Stop::new()
+        ));
+    }
+
+    #[test]
+    fn hooks_run_once_at_the_set_or_at_once_when_set_already() {
+        use std::sync::atomic::AtomicUsize;
+        let stop = Stop::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        stop.on_set(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        stop.set();
+        stop.set();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let counted = runs.clone();
+        stop.on_set(move || {
+            counted.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn the_descriptor_polls_readable_once_the_flag_is_set() {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let stop = Stop::new();
+        let readable = |stop: &Stop| {
+            let fd = stop.as_fd().unwrap();
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            poll(&mut fds, Some(&Timespec::default())).unwrap() == 1
+        };
+        assert!(!readable(&stop));
+        stop.set();
+        stop.set();
+        assert!(readable(&stop));
+        // Level-triggered: still readable for every later poll.
+        assert!(readable(&stop));
+        assert!(stop.is_set());
     }
 }

@@ -318,7 +318,7 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let started = Instant::now();
         let err = match ServerStream::accept(stream, Some(&acceptor), &stop) {
             Ok(_) => panic!("a handshake of zeros succeeded"),

@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use support::{
@@ -21,10 +20,13 @@ fn sink_from(text: &str) -> Box<dyn sink::Sink> {
 }
 
 fn try_sink_from(text: &str) -> anyhow::Result<Box<dyn sink::Sink>> {
-    try_sink_stopping_on(text, Arc::new(AtomicBool::new(false)))
+    try_sink_stopping_on(text, weir::stop::Stop::new())
 }
 
-fn try_sink_stopping_on(text: &str, stop: Arc<AtomicBool>) -> anyhow::Result<Box<dyn sink::Sink>> {
+fn try_sink_stopping_on(
+    text: &str,
+    stop: weir::stop::StopFlag,
+) -> anyhow::Result<Box<dyn sink::Sink>> {
     let props =
         Properties::parse(std::path::Path::new("test.properties"), text.as_bytes()).unwrap();
     // A refusal at load (Kerberos, say) counts as a refusal to build, as `weir agent` shows it.
@@ -316,23 +318,23 @@ fn a_batch_on_its_way_at_the_stop_is_acknowledged_not_abandoned() {
         return;
     };
     broker.create_topic("main", 1);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = weir::stop::Stop::new();
     let mut sink = try_sink_stopping_on(&sink_text(&broker.bootstrap(), ""), stop.clone()).unwrap();
     sink.deliver(&[(0, Event::new(&b"first"[..]))]).unwrap();
     let events: Vec<(u64, Event)> = (1..=50u64)
         .map(|i| (i, Event::new(format!("e{i}").into_bytes())))
         .collect();
     sink.start(&events).unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.set();
     sink.finish(&events)
         .expect("the batch on its way was given up at the stop");
     let got = consume(&broker.bootstrap(), "main", 1, 51, Duration::from_secs(20));
     assert_eq!(got.len(), 51);
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = weir::stop::Stop::new();
     let mut sink = try_sink_stopping_on(&sink_text("127.0.0.1:1", ""), stop.clone()).unwrap();
     sink.start(&events).unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.set();
     let started = Instant::now();
     assert!(sink.finish(&events).is_err(), "acknowledged by nobody");
     let waited = started.elapsed();

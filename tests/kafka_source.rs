@@ -14,7 +14,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use support::{Broker, check_config, logged_events, source_accepted, start_logged, wait_until};
 
 use weir::config::{AgentConfig, Properties};
@@ -303,7 +302,7 @@ fn flume_event_format_values_are_decoded() {
     let agent_config = AgentConfig::from_properties(&props, "a").unwrap();
     let mut sink = weir::sink::build(
         &agent_config.sinks[0],
-        Arc::new(AtomicBool::new(false)),
+        weir::stop::Stop::new(),
         Arc::new(SinkCounters::default()),
     )
     .unwrap();

@@ -8,7 +8,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use weir::sink::{Sink, SinkCounters, SinkRunner};
 use weir::source::seq::SeqSource;
 use weir::source::taildir::TaildirSource;
 use weir::source::{ChannelProcessor, Source, SourceCounters};
+use weir::stop::Stop;
 
 /// What a pipeline bench binary starts with: `None` when cargo only lists the benches
 /// (`--list`), else the events per case (`WEIR_BENCH_EVENTS`, or `default`) and the directory
@@ -168,12 +169,12 @@ pub fn measure(
         channel,
         batch_size: sink_batch,
         counters: counters.clone(),
+        stop: Stop::new(),
     };
-    let source_stop = Arc::new(AtomicBool::new(false));
-    let sink_stop = Arc::new(AtomicBool::new(false));
+    let source_stop = Stop::new();
+    let sink_stop = runner.stop.clone();
     let start = Instant::now();
-    let s = sink_stop.clone();
-    let sink = std::thread::spawn(move || runner.run(s));
+    let sink = std::thread::spawn(move || runner.run());
     let s = source_stop.clone();
     let source = case.source;
     let src = std::thread::spawn(move || source.run(processor, s));
@@ -198,9 +199,9 @@ pub fn measure(
     for l in load {
         let _ = l.join();
     }
-    source_stop.store(true, Ordering::Relaxed);
+    source_stop.set();
     let _ = src.join();
-    sink_stop.store(true, Ordering::Relaxed);
+    sink_stop.set();
     let _ = sink.join();
     elapsed
 }
@@ -239,18 +240,18 @@ pub fn seq_pipeline(
         channel,
         batch_size: batch,
         counters: counters.clone(),
+        stop: Stop::new(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = runner.stop.clone();
     let start = Instant::now();
-    let sink_stop = stop.clone();
-    let sink = std::thread::spawn(move || runner.run(sink_stop));
+    let sink = std::thread::spawn(move || runner.run());
     let source_stop = stop.clone();
     let src = std::thread::spawn(move || source.run(processor, source_stop));
     while counters.drain_success.load(Ordering::Relaxed) < events {
         std::thread::sleep(Duration::from_micros(200));
     }
     let elapsed = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
+    stop.set();
     let _ = src.join();
     let _ = sink.join();
     elapsed

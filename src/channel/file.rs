@@ -17,8 +17,9 @@ use super::{
 };
 use crate::config::FileChannelConfig;
 use crate::event::Event;
+use crate::stop::Stop;
 use crate::wal::frame::{self, FRAME_HEADER_LEN};
-use crate::wal::{Position, Reader, Wal, WalError, WalOptions};
+use crate::wal::{Position, Reader, SyncPolicy, Wal, WalError, WalOptions};
 
 /// The log consumer that stands for all the channel's takers.
 const CONSUMER: &str = "channel";
@@ -32,6 +33,9 @@ pub struct FileChannel {
     takes: Mutex<TakeState>,
     /// Signalled when a put commits (takers wait on it with `takes`).
     arrived: Condvar,
+    /// Under interval syncs, how often committed events become visible to takers without a
+    /// put's signal (the sync thread makes them so): takers look again that often.
+    visible_every: Option<Duration>,
     /// Signalled when a take commits and frees room (putters wait on it).
     room: (Mutex<()>, Condvar),
     counters: ChannelCounters,
@@ -83,12 +87,42 @@ impl FileChannel {
                 in_flight: BTreeMap::new(),
             }),
             arrived: Condvar::new(),
+            visible_every: match config.sync {
+                SyncPolicy::Interval(every) => Some(every),
+                SyncPolicy::EveryCommit => None,
+            },
             room: (Mutex::new(()), Condvar::new()),
             counters: ChannelCounters::default(),
             disk_full: RefusalLog::disk_full(),
             full: RefusalLog::channel_full(),
             write_failed: RefusalLog::write_failed(),
         })
+    }
+
+    /// A take waiting up to `wait` for its first event, and not past `stop` (looked at under
+    /// `takes`, the lock [`Channel::wake_takers`] takes before it signals).
+    fn take_waiting(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: Option<&Stop>,
+    ) -> Result<Taken, ChannelError> {
+        check_transaction(&self.name, max, self.transaction_capacity)?;
+        let deadline = Instant::now() + wait;
+        let mut st = self.takes.lock();
+        loop {
+            let taken = self.take_now(&mut st, max)?;
+            let now = Instant::now();
+            if !taken.is_empty() || now >= deadline || stop.is_some_and(Stop::is_set) {
+                self.counters.took(taken.len(), max);
+                return Ok(taken);
+            }
+            let mut wait = deadline - now;
+            if let Some(every) = self.visible_every {
+                wait = wait.min(every.max(Duration::from_millis(1)));
+            }
+            self.arrived.wait_for(&mut st, wait);
+        }
     }
 
     pub fn wal(&self) -> &Wal {
@@ -194,25 +228,24 @@ impl Channel for FileChannel {
         }
         self.wal.commit().map_err(|e| self.put_failed(e))?;
         ChannelCounters::add(&self.counters.put_success, events.len());
+        // Under the takers' lock: a taker that found nothing is then already waiting, so this
+        // signal is not lost (puts commit without that lock).
+        drop(self.takes.lock());
         self.arrived.notify_all();
         Ok(())
     }
 
     fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
-        check_transaction(&self.name, max, self.transaction_capacity)?;
-        let deadline = Instant::now() + wait;
-        let mut st = self.takes.lock();
-        loop {
-            let taken = self.take_now(&mut st, max)?;
-            let now = Instant::now();
-            if !taken.is_empty() || now >= deadline {
-                self.counters.took(taken.len(), max);
-                return Ok(taken);
-            }
-            // Bounded: in interval-sync mode data becomes visible without a put's signal.
-            self.arrived
-                .wait_for(&mut st, (deadline - now).min(Duration::from_millis(50)));
-        }
+        self.take_waiting(max, wait, None)
+    }
+
+    fn take_unless_stopped(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: &Stop,
+    ) -> Result<Taken, ChannelError> {
+        self.take_waiting(max, wait, Some(stop))
     }
 
     fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
@@ -259,6 +292,11 @@ impl Channel for FileChannel {
         let at = st.redeliver.partition_point(|b| b.key() < taken.key());
         st.redeliver.insert(at, taken);
         drop(st);
+        self.arrived.notify_all();
+    }
+
+    fn wake_takers(&self) {
+        drop(self.takes.lock());
         self.arrived.notify_all();
     }
 

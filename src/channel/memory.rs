@@ -12,6 +12,7 @@ use super::{
 };
 use crate::config::MemoryChannelConfig;
 use crate::event::Event;
+use crate::stop::Stop;
 
 pub struct MemoryChannel {
     name: String,
@@ -45,6 +46,35 @@ impl MemoryChannel {
             counters: ChannelCounters::default(),
             full: RefusalLog::channel_full(),
         }
+    }
+
+    /// A take waiting up to `wait` for its first event, and not past `stop` (looked at under
+    /// `state`, the lock [`Channel::wake_takers`] takes before it signals).
+    fn take_waiting(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: Option<&Stop>,
+    ) -> Result<Taken, ChannelError> {
+        check_transaction(&self.name, max, self.config.transaction_capacity)?;
+        let deadline = Instant::now() + wait;
+        let mut st = self.state.lock();
+        while st.queue.is_empty() && !stop.is_some_and(Stop::is_set) {
+            if self.changed.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
+        }
+        let n = max.min(st.queue.len());
+        let events: Vec<(u64, Event)> = st.queue.drain(..n).collect();
+        if let Some((first, _)) = events.first() {
+            let bytes = events.iter().map(|(_, e)| e.body.len() as u64).sum();
+            st.in_flight.insert(*first, (events.len(), bytes));
+        }
+        self.counters.took(events.len(), max);
+        Ok(Taken {
+            events,
+            start: None,
+        })
     }
 }
 
@@ -124,25 +154,16 @@ impl Channel for MemoryChannel {
     }
 
     fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
-        check_transaction(&self.name, max, self.config.transaction_capacity)?;
-        let deadline = Instant::now() + wait;
-        let mut st = self.state.lock();
-        while st.queue.is_empty() {
-            if self.changed.wait_until(&mut st, deadline).timed_out() {
-                break;
-            }
-        }
-        let n = max.min(st.queue.len());
-        let events: Vec<(u64, Event)> = st.queue.drain(..n).collect();
-        if let Some((first, _)) = events.first() {
-            let bytes = events.iter().map(|(_, e)| e.body.len() as u64).sum();
-            st.in_flight.insert(*first, (events.len(), bytes));
-        }
-        self.counters.took(events.len(), max);
-        Ok(Taken {
-            events,
-            start: None,
-        })
+        self.take_waiting(max, wait, None)
+    }
+
+    fn take_unless_stopped(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: &Stop,
+    ) -> Result<Taken, ChannelError> {
+        self.take_waiting(max, wait, Some(stop))
     }
 
     fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
@@ -171,6 +192,11 @@ impl Channel for MemoryChannel {
         }
         // The events still count: they are held again, not in flight.
         drop(st);
+        self.changed.notify_all();
+    }
+
+    fn wake_takers(&self) {
+        drop(self.state.lock());
         self.changed.notify_all();
     }
 

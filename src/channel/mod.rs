@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::event::Event;
+use crate::stop::Stop;
 use crate::wal::{Position, WalError};
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +165,22 @@ pub trait Channel: Send + Sync {
 
     /// The taken events go back to the head of the channel, in order.
     fn rollback(&self, taken: Taken);
+
+    /// [`Channel::take`], but the wait for the first event also ends when `stop` is set, at
+    /// once if the caller also has `stop`'s hook call [`Channel::wake_takers`]: an idle sink
+    /// can wait long and still see the agent's stop at once.
+    fn take_unless_stopped(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: &Stop,
+    ) -> Result<Taken, ChannelError> {
+        let _ = stop;
+        self.take(max, wait)
+    }
+
+    /// Wakes every take waiting for events, which looks again at what it waits for.
+    fn wake_takers(&self) {}
 
     fn counters(&self) -> &ChannelCounters;
 

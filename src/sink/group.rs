@@ -34,6 +34,8 @@ pub trait Member {
     /// One take–deliver–commit cycle (see [`SinkRunner::process`]).
     fn process(&mut self) -> Result<Status, CycleError>;
     fn close(&mut self);
+    /// Has the group's stop end the member's waits (see [`SinkRunner::wake_at_stop`]).
+    fn wake_at_stop(&self) {}
 }
 
 impl Member for SinkRunner {
@@ -47,6 +49,10 @@ impl Member for SinkRunner {
 
     fn process(&mut self) -> Result<Status, CycleError> {
         SinkRunner::process(self)
+    }
+
+    fn wake_at_stop(&self) {
+        SinkRunner::wake_at_stop(self);
     }
 
     fn close(&mut self) {
@@ -210,6 +216,9 @@ impl<M: Member, C: Clock> SinkGroup<M, C> {
     /// (doubling, as a lone sink's runner does) but never less than until the next penalised
     /// sink may be retried.
     pub fn run(mut self, stop: StopFlag) {
+        for m in &self.members {
+            m.wake_at_stop();
+        }
         let mut backoff = BACKOFF_START;
         let mut outage = None;
         while !stopping(&stop) {
@@ -438,7 +447,7 @@ mod tests {
     use std::cell::{Cell, RefCell};
     use std::rc::Rc;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::channel::Channel;
@@ -812,7 +821,7 @@ mod tests {
         fn process(&mut self) -> Result<Status, CycleError> {
             let r = self.fake.process();
             if self.fake.journal.borrow().len() == self.stop_at {
-                self.stop.store(true, Ordering::Relaxed);
+                self.stop.set();
             }
             r
         }
@@ -825,7 +834,7 @@ mod tests {
     #[test]
     fn run_drives_until_stopped_then_closes_every_sink() {
         let (fakes, journal) = Harness::members(&["k1", "k2"]);
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let closed = Rc::new(RefCell::new(Vec::new()));
         let members = fakes
             .into_iter()
@@ -872,6 +881,7 @@ mod tests {
             channel: channel.clone(),
             batch_size: 10,
             counters: Arc::new(SinkCounters::default()),
+            stop: crate::stop::Stop::new(),
         };
         let k1 = runner("k1", Box::new(Broken));
         let k2 = runner("k2", Box::new(crate::sink::null::NullSink));

@@ -231,8 +231,10 @@ pub(crate) fn answered<S: std::fmt::Debug + PartialEq>(
 /// success.
 pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a take waits for events before the runner calls `idle` and checks the stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// How long a take waits for events before the runner calls `idle` (a sink's timed work: a
+/// roll interval, client callbacks), and so how often an idle sink wakes. The agent's stop ends
+/// the wait at once ([`Channel::stop_waiting`]). Flume's sink runner sleeps up to 5 s when idle.
+const POLL: Duration = Duration::from_secs(1);
 
 /// A run of failed cycles (a broker or downstream agent away), so that an outage of hours is
 /// logged as its first failures, a line a minute, and its end, rather than a line per retry
@@ -353,12 +355,16 @@ pub struct SinkRunner {
     pub channel: Arc<dyn Channel>,
     pub batch_size: usize,
     pub counters: Arc<SinkCounters>,
+    /// The agent's stop, which also ends a take waiting in an empty channel.
+    pub stop: StopFlag,
 }
 
 impl SinkRunner {
-    /// Runs until `stop` is set. The batch being delivered when the stop comes is finished and
-    /// committed (or rolled back) first.
-    pub fn run(mut self, stop: StopFlag) {
+    /// Runs until the stop is set. The batch being delivered when the stop comes is finished
+    /// and committed (or rolled back) first.
+    pub fn run(mut self) {
+        self.wake_at_stop();
+        let stop = self.stop.clone();
         let depth = self.sink.in_flight_batches();
         if depth > 1 {
             return self.run_pipelined(stop, depth);
@@ -374,7 +380,10 @@ impl SinkRunner {
     /// decides how to back off (alone, or as one sink of a group).
     pub fn process(&mut self) -> Result<Status, CycleError> {
         let c = &self.counters;
-        let taken = match self.channel.take(self.batch_size, POLL) {
+        let taken = match self
+            .channel
+            .take_unless_stopped(self.batch_size, POLL, &self.stop)
+        {
             Ok(t) => t,
             Err(e) => {
                 c.failed(&e);
@@ -399,6 +408,13 @@ impl SinkRunner {
                 Err(CycleError::Deliver(e))
             }
         }
+    }
+
+    /// Has the stop wake this runner's take when it waits in an empty channel, so that a long
+    /// wait ([`POLL`]) does not delay the stop.
+    pub fn wake_at_stop(&self) {
+        let channel = self.channel.clone();
+        self.stop.on_set(move || channel.wake_takers());
     }
 
     /// Commits the take of a delivered batch and counts it.
@@ -471,7 +487,10 @@ impl SinkRunner {
             } else {
                 Duration::ZERO
             };
-            let taken = match self.channel.take(self.batch_size, wait) {
+            let taken = match self
+                .channel
+                .take_unless_stopped(self.batch_size, wait, &self.stop)
+            {
                 Ok(t) => Some(t),
                 Err(e) => {
                     c.failed(&e);
@@ -656,7 +675,7 @@ fn commit_delivered(
 pub(crate) mod rpc_test_rig {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::AtomicBool;
+
     use std::thread::JoinHandle;
 
     use super::*;
@@ -744,7 +763,7 @@ pub(crate) mod rpc_test_rig {
 
     /// A stop flag that stays down.
     pub fn running() -> StopFlag {
-        Arc::new(AtomicBool::new(false))
+        crate::stop::Stop::new()
     }
 
     /// Events with these bodies, at channel offsets 0, 1, …
@@ -865,7 +884,7 @@ pub(crate) mod rpc_test_rig {
 mod tests {
     use std::collections::VecDeque;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
+
     use std::time::{Duration, Instant};
 
     use parking_lot::Mutex;
@@ -950,7 +969,7 @@ mod tests {
         delivered: Arc<Mutex<Vec<String>>>,
         most_on_way: Arc<Mutex<usize>>,
         counters: Arc<SinkCounters>,
-        stop: Arc<AtomicBool>,
+        stop: StopFlag,
         thread: std::thread::JoinHandle<()>,
     }
 
@@ -973,12 +992,10 @@ mod tests {
                 channel,
                 batch_size: 5,
                 counters: counters.clone(),
+                stop: crate::stop::Stop::new(),
             };
-            let stop = Arc::new(AtomicBool::new(false));
-            let thread = {
-                let stop = stop.clone();
-                std::thread::spawn(move || runner.run(stop))
-            };
+            let stop = runner.stop.clone();
+            let thread = std::thread::spawn(move || runner.run());
             Running {
                 delivered,
                 most_on_way,
@@ -997,7 +1014,7 @@ mod tests {
         }
 
         fn stop(self) -> (Vec<String>, usize, Arc<SinkCounters>) {
-            self.stop.store(true, Ordering::Relaxed);
+            self.stop.set();
             self.thread.join().unwrap();
             let delivered = self.delivered.lock().clone();
             let most_on_way = *self.most_on_way.lock();
@@ -1080,6 +1097,7 @@ mod tests {
             channel: channel.clone(),
             batch_size: 5,
             counters: counters.clone(),
+            stop: crate::stop::Stop::new(),
         };
         let Err(CycleError::Deliver(e)) = runner.process() else {
             panic!("the panic must fail the delivery");

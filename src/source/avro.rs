@@ -192,7 +192,7 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-    use std::sync::atomic::AtomicBool;
+
     use std::thread::JoinHandle;
 
     use super::*;
@@ -234,7 +234,7 @@ mod tests {
             let mut source = Box::new(AvroSource::new("r1", config));
             source.start().unwrap();
             let addr = source.local_addr().unwrap();
-            let stop: StopFlag = Arc::new(AtomicBool::new(false));
+            let stop: StopFlag = crate::stop::Stop::new();
             let processor = processor_for(channel);
             let s = stop.clone();
             let thread = std::thread::spawn(move || source.run(processor, s));
@@ -248,7 +248,7 @@ mod tests {
 
     impl Drop for Running {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
+            self.stop.set();
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }

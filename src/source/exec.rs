@@ -668,7 +668,7 @@ mod tests {
         let processor = processor_for(&channel);
         let full: Vec<Event> = (0..10).map(|i| Event::new(format!("{i}"))).collect();
         processor.process(full).unwrap();
-        let stop: StopFlag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stop: StopFlag = crate::stop::Stop::stopped();
         let mut put = Putter {
             name: "r1",
             processor: &processor,

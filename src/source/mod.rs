@@ -39,6 +39,7 @@ use crate::event::Event;
 use crate::interceptor::Chain;
 use crate::log_throttle::Throttle;
 use crate::selector::Selector;
+use crate::stop::Stop;
 pub use crate::stop::{StopFlag, stopping};
 
 /// Flume's source counters (`SOURCE.<name>` in the metrics).
@@ -385,23 +386,46 @@ pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<
     Ok(listener)
 }
 
-/// How long an accept loop waits for a connection before it looks at its stop flag again.
+/// How long an accept loop waits for a connection before it looks at its stop flag again, when
+/// the flag cannot be waited on (its descriptor could not be made), and between failed accepts.
 pub(crate) const ACCEPT_WAIT: Duration = Duration::from_millis(100);
 
-/// Waits until one of `listeners` has a connection to accept, or `timeout` passes.
+/// The longest an idle accept loop sleeps: it wakes for a connection or the stop, so this only
+/// bounds what a missed wake-up could cost.
+const IDLE_ACCEPT_WAIT: Duration = Duration::from_secs(60);
+
+/// How long an accept loop with no connection waiting may sleep: until the count of refused
+/// connections is due in the log, if there is one to report.
+pub(crate) fn accept_wait(refused: &crate::log_throttle::Throttle) -> Duration {
+    refused.report_due().map_or(IDLE_ACCEPT_WAIT, |due| {
+        due.saturating_duration_since(Instant::now())
+    })
+}
+
+/// Waits until one of `listeners` has a connection to accept, `stop` is set, or `timeout`
+/// passes.
 ///
 /// Accept loops wait here rather than sleep between `accept` calls: a client that opens a
 /// connection per message (curl, `logger --tcp`, a script) found the loop asleep each time and
 /// waited out the whole interval, 25 ms per connection, so such a client got at most 40
 /// messages through per second (`cargo bench --bench sources`, "connection per message").
 /// Listeners stay non-blocking so that a connection the client reset after `poll` saw it
-/// cannot block the loop in `accept`.
-pub(crate) fn await_connection(listeners: &[&TcpListener], timeout: Duration) {
+/// cannot block the loop in `accept`. The stop's descriptor is in the same `poll`, so an idle
+/// loop does not wake to look at the flag.
+pub(crate) fn await_connection(listeners: &[&TcpListener], stop: &Stop, timeout: Duration) {
     use rustix::event::{PollFd, PollFlags, Timespec};
+    let stop_fd = stop.as_fd();
     let mut fds: Vec<PollFd<'_>> = listeners
         .iter()
         .map(|l| PollFd::new(*l, PollFlags::IN))
         .collect();
+    let timeout = match &stop_fd {
+        Some(fd) => {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+            timeout
+        }
+        None => timeout.min(ACCEPT_WAIT),
+    };
     // A Duration too large for a timespec is no use to a loop that looks at a stop flag.
     let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
         tv_sec: 1,
@@ -480,7 +504,7 @@ pub(crate) fn serve_clients<F>(
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                await_connection(&[&listener], ACCEPT_WAIT);
+                await_connection(&[&listener], stop, accept_wait(&refused));
                 report_refused_since(source, max_connections, &mut refused, false);
             }
             Err(e) => {
@@ -699,7 +723,6 @@ mod tests {
     use crate::channel::file::FileChannel;
     use crate::channel::memory::MemoryChannel;
     use crate::config::{FileChannelConfig, MemoryChannelConfig, NetcatConfig, SeqConfig};
-    use std::sync::atomic::AtomicBool;
 
     fn memory_channel_of_bytes(byte_capacity: u64) -> Arc<dyn Channel> {
         Arc::new(MemoryChannel::new(
@@ -810,7 +833,7 @@ mod tests {
                 byte_capacity: Some(1000),
             },
         ));
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let processor = test_rig::processor_of(&channel, seq_kind()).stopping_on(stop);
         let sent = events(10, 300);
         let want: Vec<String> = sent
@@ -964,8 +987,9 @@ mod tests {
             TcpStream::connect(addr).unwrap()
         });
         // A wait that ran to its limit would take 60 s: the connection must end it.
+        let stop = Stop::new();
         let started = Instant::now();
-        await_connection(&[&first, &second], Duration::from_secs(60));
+        await_connection(&[&first, &second], &stop, Duration::from_secs(60));
         let waited = started.elapsed();
         let _client = client.join().unwrap();
         assert!(
@@ -978,11 +1002,26 @@ mod tests {
             Err(ErrorKind::WouldBlock)
         );
         // Nothing pending: the wait ends at its limit, and accept still does not block.
-        await_connection(&[&first, &second], Duration::from_millis(20));
+        await_connection(&[&first, &second], &stop, Duration::from_millis(20));
         assert_eq!(
             second.accept().map(|_| ()).map_err(|e| e.kind()),
             Err(ErrorKind::WouldBlock)
         );
+        // The stop ends a wait at once, set before it or while it waits.
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                stop.set();
+            })
+        };
+        let started = Instant::now();
+        await_connection(&[&first], &stop, Duration::from_secs(60));
+        assert!(started.elapsed() < Duration::from_secs(30));
+        setter.join().unwrap();
+        let started = Instant::now();
+        await_connection(&[&first], &stop, Duration::from_secs(60));
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     /// One client at a time: the second is refused while the first is served, served once the
@@ -991,7 +1030,7 @@ mod tests {
     fn serve_clients_refuses_past_the_limit_and_joins_at_stop() {
         let listener = listen_tcp("t", "127.0.0.1", 0).unwrap();
         let addr = listener.local_addr().unwrap();
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let (served_tx, served) = mpsc::channel::<u8>();
         let served_tx = std::sync::Mutex::new(served_tx);
         let s = stop.clone();
@@ -1044,7 +1083,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let mut third = TcpStream::connect(addr).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        stop.store(true, Ordering::Relaxed);
+        stop.set();
         // The loop waits for the third client's thread, which waits for the client.
         std::thread::sleep(Duration::from_millis(200));
         assert!(

@@ -315,7 +315,7 @@ fn put_batch(
 mod tests {
     use std::io::{BufRead, BufReader};
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
+
     use std::thread::JoinHandle;
 
     use super::*;
@@ -344,7 +344,7 @@ mod tests {
             let mut source = Box::new(NetcatSource::new("r1", config.clone()));
             source.start().unwrap();
             let addr = source.local_addr().unwrap();
-            let stop: StopFlag = Arc::new(AtomicBool::new(false));
+            let stop: StopFlag = crate::stop::Stop::new();
             let processor = processor_of(channel, SourceKind::Netcat(config));
             let counters = processor.counters.clone();
             let s = stop.clone();
@@ -374,7 +374,7 @@ mod tests {
 
     impl Drop for Running {
         fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
+            self.stop.set();
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
@@ -410,7 +410,7 @@ mod tests {
             );
         }
         let stopping = Instant::now();
-        netcat.stop.store(true, Ordering::Relaxed);
+        netcat.stop.set();
         netcat.thread.take().unwrap().join().unwrap();
         assert!(
             stopping.elapsed() < Duration::from_secs(5),

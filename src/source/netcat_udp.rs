@@ -84,7 +84,7 @@ mod tests {
     use crate::channel::Channel;
     use crate::source::test_rig::{memory_channel, processor_for, take_bodies};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+
     use std::time::Duration;
 
     fn config(header: Option<&str>) -> NetcatUdpConfig {
@@ -120,7 +120,7 @@ mod tests {
         let mut source = NetcatUdpSource::new("r1", config(Some("remote")));
         source.start().unwrap();
         let addr = source.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = crate::stop::Stop::new();
         let processor = processor_for(&channel);
         let stopper = stop.clone();
         let runner = std::thread::spawn(move || Box::new(source).run(processor, stopper));
@@ -150,7 +150,7 @@ mod tests {
         channel.commit(taken).unwrap();
         assert_eq!(header, Some(format!("/{}", client.local_addr().unwrap())));
 
-        stop.store(true, Ordering::SeqCst);
+        stop.set();
         runner.join().unwrap();
     }
 }

@@ -890,7 +890,7 @@ fn read_failed(processor: &ChannelProcessor) {
 mod tests {
     use std::io::Write;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
+
     use std::time::Duration;
 
     use super::*;
@@ -918,7 +918,7 @@ mod tests {
             processor: processor_for(&channel),
             dir,
             channel,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: crate::stop::Stop::new(),
         }
     }
 
@@ -1051,7 +1051,7 @@ mod tests {
         assert!(!exists(&writable), "nothing was written yet");
         // Room again; the agent stops.
         s.state_path = writable;
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop.set();
         s.run(&r.processor, &r.stop);
         assert!(!s.state_failing);
         let stored = r.state();
@@ -1293,7 +1293,7 @@ mod tests {
         while !rest.contains(&"b".to_owned()) && Instant::now() < end {
             rest.extend(take(50));
         }
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop.set();
         runner.join().unwrap();
         assert!(
             rest == vec!["b"]
@@ -1326,7 +1326,7 @@ mod tests {
         while !rest.contains(&"b".to_owned()) && Instant::now() < end {
             rest.extend(take(50));
         }
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop.set();
         runner.join().unwrap();
         assert!(
             rest == vec!["b"]
@@ -1492,7 +1492,7 @@ mod tests {
         while !exists(&r.path("a.log.COMPLETED")) && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));
         }
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop.set();
         runner.join().unwrap();
         assert_eq!(got, want("a", 0..200));
         assert!(small.counters().full.load(Ordering::Relaxed) > 0);

@@ -105,7 +105,6 @@ mod tests {
     use crate::config::PollBackoff;
     use crate::source::test_rig::{memory_channel, processor_for};
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
 
     fn config(batch: usize, total: Option<u64>, successful: Option<u64>) -> StressConfig {
         StressConfig {
@@ -126,7 +125,7 @@ mod tests {
     }
 
     fn run(config: StressConfig, channel: &Arc<dyn Channel>) {
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         Box::new(StressSource::new("s", config)).run(processor_for(channel), stop);
     }
 

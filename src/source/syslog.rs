@@ -29,8 +29,7 @@ use openssl::ssl::SslAcceptor;
 
 use super::reporter::Reporter;
 use super::{
-    ACCEPT_WAIT, ChannelProcessor, Source, StopFlag, await_connection, datagrams, java_net,
-    listen_tcp, stopping,
+    ChannelProcessor, Source, StopFlag, await_connection, datagrams, java_net, listen_tcp, stopping,
 };
 use crate::channel::ChannelError;
 use crate::config::{SyslogConfig, SyslogProtocol};
@@ -257,7 +256,7 @@ fn run_tcp(shared: &Arc<Shared>, listeners: Vec<(TcpListener, u16)>) {
             }
         }
         if !accepted {
-            await_connection(&waiting, ACCEPT_WAIT);
+            await_connection(&waiting, &shared.stop, super::accept_wait(&refused));
             super::report_refused_since(
                 &shared.name,
                 shared.config.max_connections,
@@ -518,7 +517,6 @@ mod tests {
     };
     use crate::source::SourceCounters;
     use std::io::Write;
-    use std::sync::atomic::AtomicBool;
 
     fn config(protocol: SyslogProtocol) -> SyslogConfig {
         SyslogConfig {
@@ -624,7 +622,7 @@ mod tests {
             // Left open: the source must not wait for the client to close.
             clients.push(s);
         }
-        let stop: StopFlag = Arc::new(AtomicBool::new(true));
+        let stop: StopFlag = crate::stop::Stop::stopped();
         source.run(processor, stop);
         let mut got = bodies(&channel);
         assert_eq!(got.len(), want.len(), "messages lost at stop");
@@ -651,14 +649,14 @@ mod tests {
         client.write_all(&bytes).unwrap();
         // Let it all reach the source's socket before the source reads anything.
         std::thread::sleep(Duration::from_millis(300));
-        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let stop: StopFlag = crate::stop::Stop::new();
         let s = stop.clone();
         let runner = std::thread::spawn(move || source.run(processor, s));
         let deadline = Instant::now() + Duration::from_secs(20);
         while counters.accepted.load(Ordering::Relaxed) < 500 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        stop.store(true, Ordering::Relaxed);
+        stop.set();
         runner.join().unwrap();
         assert_eq!(bodies(&channel), want);
         assert_eq!(
@@ -678,7 +676,7 @@ mod tests {
                 .send_to(format!("<13>1 - h {body}\n").as_bytes(), addr)
                 .unwrap();
         }
-        let stop: StopFlag = Arc::new(AtomicBool::new(true));
+        let stop: StopFlag = crate::stop::Stop::stopped();
         source.run(processor, stop);
         let got = bodies(&channel);
         assert_eq!(got.len(), want.len(), "datagrams lost at stop");

@@ -769,7 +769,6 @@ fn deliver(
 mod tests {
     use std::io::Write;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
 
     use super::*;
     use crate::channel::Channel;
@@ -790,7 +789,7 @@ mod tests {
             processor: processor_for(&channel),
             dir: tempfile::tempdir().unwrap(),
             channel,
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: crate::stop::Stop::new(),
         }
     }
 
@@ -1040,7 +1039,7 @@ mod tests {
             small.commit(taken).unwrap();
             std::thread::sleep(Duration::from_millis(2));
         }
-        r.stop.store(true, Ordering::Relaxed);
+        r.stop.set();
         runner.join().unwrap();
         assert_eq!(got, want("a", 0..200));
         assert!(
