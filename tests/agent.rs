@@ -1236,3 +1236,62 @@ fn a_spillable_memory_channel_keeps_acknowledged_lines_across_sigkill() {
     assert!(agent.stop());
     assert_eq!(got, lines);
 }
+
+/// Each thread's name and voluntary context switches (how often it went to sleep), from
+/// /proc.
+fn sleeps_per_thread(pid: u32) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let (Ok(name), Ok(status)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("status")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .map(|v| v.trim().parse::<u64>().unwrap())
+            .unwrap();
+        *out.entry(name.trim().to_owned()).or_default() += switches;
+    }
+    out
+}
+
+/// An idle agent sleeps until something happens instead of waking to look at its stop flag:
+/// over 3 idle seconds, the main thread and the source's accept loop do not wake at all (they
+/// woke 20 and 10 times a second before) and the sink about once a second (its poll for timed
+/// work; 20 a second before). A wake-up is a voluntary context switch, counted by the kernel,
+/// so a busy machine does not add any. The stop still takes effect at once.
+#[test]
+fn an_idle_agent_does_not_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let mut agent = Agent::start(&cfg, port);
+    {
+        let mut client = Client::new(port);
+        assert!(client.send("one"));
+    }
+    wait_output(dir.path(), |l| l.len() == 1);
+    // The connection's thread ends once it sees the client gone.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = sleeps_per_thread(agent.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = sleeps_per_thread(agent.pid());
+    let woke = |thread: &str| after[thread] - before[thread];
+    assert!(woke("weir") <= 1, "main thread: {before:?} → {after:?}");
+    assert!(
+        woke("source-r1") <= 1,
+        "accept loop: {before:?} → {after:?}"
+    );
+    assert!(woke("sink-k1") <= 8, "sink: {before:?} → {after:?}");
+    let stopping = Instant::now();
+    assert!(agent.stop());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the stop took {:?}",
+        stopping.elapsed()
+    );
+}
