@@ -12,6 +12,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use openssl::ssl::SslAcceptor;
@@ -115,6 +116,15 @@ impl Conn {
         loop {
             if stopping(stop) {
                 return Err(ReadError::Stopping { mid_request });
+            }
+            // Asleep until the client sends, the agent stops or the idle timeout, rather than
+            // woken by each read timeout (10 times a second for every keep-alive client).
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !left.is_zero()
+                && !self.stream.has_buffered()
+                && !stop.wait_readable(self.stream.tcp().as_fd(), left)
+            {
+                continue;
             }
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Ok(false),

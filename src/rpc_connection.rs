@@ -6,6 +6,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use openssl::ssl::{SslAcceptor, SslConnector, SslStream};
 use parking_lot::Mutex;
 
 use crate::config::{RpcTarget, TlsClientConfig, TlsServerConfig};
-use crate::stop::{STOP_GRACE, StopFlag, stopping};
+use crate::stop::{IDLE_WAIT, STOP_GRACE, StopFlag, stopping};
 
 /// Why a frame of an RPC connection could not be read.
 #[derive(Debug)]
@@ -110,6 +111,14 @@ impl Deadline {
         self.0.lock().at.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// How long until the deadline, if one is set.
+    fn left(&self) -> Option<Duration> {
+        self.0
+            .lock()
+            .at
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
     /// The read must end now: the deadline passed, or a handshake meets the agent's stop.
     fn ends_read(&self, stop: &StopFlag) -> bool {
         let state = self.0.lock();
@@ -134,6 +143,15 @@ impl Read for PatientReader {
             // at the stop here: a trickling client held the stop for up to its limit.
             if self.deadline.ends_read(&self.stop) {
                 return Err(io::Error::new(ErrorKind::TimedOut, "no reply in time"));
+            }
+            // Until the stop, asleep until the peer sends, the agent stops or the deadline,
+            // rather than woken by each read timeout (10 times a second for every idle
+            // connection). From the stop on, the read timeouts pace the grace's checks.
+            if !stopping(&self.stop) {
+                let wait = self.deadline.left().unwrap_or(IDLE_WAIT);
+                if !wait.is_zero() && !self.stop.wait_readable(self.stream.as_fd(), wait) {
+                    continue;
+                }
             }
             match self.stream.read(buf) {
                 Err(e)

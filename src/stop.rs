@@ -110,11 +110,45 @@ impl Stop {
         true
     }
 
+    /// Waits until `fd` has something to read (or an error, or its peer closed it), the flag
+    /// is set, or `timeout` passes; true if `fd` is ready. A connection's reader waits here
+    /// before a read instead of waking at each of its socket's read timeouts to look at the
+    /// flag. Without the flag's descriptor the wait is cut to [`UNWAITABLE_POLL`].
+    pub fn wait_readable(&self, fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
+        let timeout = match self.as_fd() {
+            Some(stop) => {
+                fds.push(PollFd::from_borrowed_fd(stop, PollFlags::IN));
+                timeout
+            }
+            None => timeout.min(UNWAITABLE_POLL),
+        };
+        let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        match poll(&mut fds, Some(&limit)) {
+            Ok(_) => !fds[0].revents().is_empty(),
+            // Interrupted: the caller looks again. Another failure is not expected of a
+            // socket; saying "ready" sends the caller to its read, which reports it.
+            Err(rustix::io::Errno::INTR) => false,
+            Err(_) => true,
+        }
+    }
+
     /// A descriptor that polls readable once the flag is set, for loops that wait on sockets.
     pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|fd| fd.as_fd())
     }
 }
+
+/// The longest an idle accept loop or client connection sleeps: it wakes for a connection or
+/// data, or at the stop, so this only bounds what a missed wake-up could cost.
+pub const IDLE_WAIT: Duration = Duration::from_secs(60);
+
+/// The longest a wait on a socket lasts when the flag has no descriptor to wait on with it.
+pub const UNWAITABLE_POLL: Duration = Duration::from_millis(100);
 
 /// How long, from the agent's stop, a sink still waits for the answer to what it already sent
 /// (the Kafka sink's acknowledgements, the avro and thrift sinks' replies). A live peer answers
@@ -181,6 +215,29 @@ mod tests {
             counted.fetch_add(10, Ordering::SeqCst);
         });
         assert_eq!(runs.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn waiting_for_a_socket_ends_when_it_has_data_or_at_the_stop() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let stop = Stop::new();
+        assert!(!stop.wait_readable(rx.as_fd(), Duration::from_millis(10)));
+        tx.write_all(b"x").unwrap();
+        assert!(stop.wait_readable(rx.as_fd(), Duration::from_secs(600)));
+        let (_tx, rx) = UnixStream::pair().unwrap();
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                stop.set();
+            })
+        };
+        let started = Instant::now();
+        assert!(!stop.wait_readable(rx.as_fd(), Duration::from_secs(600)));
+        assert!(started.elapsed() < Duration::from_secs(300));
+        setter.join().unwrap();
     }
 
     #[test]

@@ -205,6 +205,15 @@ impl ServerStream {
         }
     }
 
+    /// Whether bytes already taken from the socket wait to be read (TLS decrypts a whole
+    /// record at a time): a reader must read them before it waits on the socket.
+    pub fn has_buffered(&self) -> bool {
+        match self {
+            ServerStream::Plain(_) => false,
+            ServerStream::Tls(s) => s.ssl().pending() > 0,
+        }
+    }
+
     /// Sends TLS's close_notify, so the client knows nothing was cut off; nothing for plain TCP.
     pub fn close_tls(&mut self) {
         if let ServerStream::Tls(tls) = self {

@@ -39,7 +39,7 @@ use crate::event::Event;
 use crate::interceptor::Chain;
 use crate::log_throttle::Throttle;
 use crate::selector::Selector;
-use crate::stop::Stop;
+use crate::stop::{IDLE_WAIT, Stop};
 pub use crate::stop::{StopFlag, stopping};
 
 /// Flume's source counters (`SOURCE.<name>` in the metrics).
@@ -390,14 +390,10 @@ pub(crate) fn listen_tcp(source: &str, host: &str, port: u16) -> anyhow::Result<
 /// the flag cannot be waited on (its descriptor could not be made), and between failed accepts.
 pub(crate) const ACCEPT_WAIT: Duration = Duration::from_millis(100);
 
-/// The longest an idle accept loop sleeps: it wakes for a connection or the stop, so this only
-/// bounds what a missed wake-up could cost.
-const IDLE_ACCEPT_WAIT: Duration = Duration::from_secs(60);
-
 /// How long an accept loop with no connection waiting may sleep: until the count of refused
 /// connections is due in the log, if there is one to report.
 pub(crate) fn accept_wait(refused: &crate::log_throttle::Throttle) -> Duration {
-    refused.report_due().map_or(IDLE_ACCEPT_WAIT, |due| {
+    refused.report_due().map_or(IDLE_WAIT, |due| {
         due.saturating_duration_since(Instant::now())
     })
 }
