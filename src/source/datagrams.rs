@@ -9,6 +9,7 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,8 @@ use super::reporter::Reporter;
 use super::{ChannelProcessor, StopFlag, resolve, stopping};
 use crate::event::Event;
 
-/// How often a receive blocked on an idle socket looks at the stop flag.
+/// How long a receive blocks (the loop waits for a datagram before it receives, so this only
+/// bounds a receive that found none), and the pause after a failed one.
 const POLL: Duration = Duration::from_millis(100);
 /// At stop, how long the loop keeps taking in what has already arrived.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(2);
@@ -61,6 +63,14 @@ pub(crate) fn receive(
     loop {
         if stopping_since.is_none() && stopping(stop) {
             stopping_since = Some(Instant::now());
+        }
+        // Idle: asleep until a datagram or the stop, rather than woken by each receive
+        // timeout (10 times a second).
+        if stopping_since.is_none()
+            && !nonblocking
+            && !stop.wait_readable(socket.as_fd(), crate::stop::IDLE_WAIT)
+        {
+            continue;
         }
         let got = match socket.recv_from(&mut buf) {
             Ok((n, peer)) => {
