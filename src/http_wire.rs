@@ -122,7 +122,7 @@ impl Conn {
             let left = deadline.saturating_duration_since(Instant::now());
             if !left.is_zero()
                 && !self.stream.has_buffered()
-                && !stop.wait_readable(self.stream.tcp().as_fd(), left)
+                && !stop.wait_readable(&[self.stream.tcp().as_fd()], left)
             {
                 continue;
             }

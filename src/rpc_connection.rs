@@ -149,7 +149,7 @@ impl Read for PatientReader {
             // connection). From the stop on, the read timeouts pace the grace's checks.
             if !stopping(&self.stop) {
                 let wait = self.deadline.left().unwrap_or(IDLE_WAIT);
-                if !wait.is_zero() && !self.stop.wait_readable(self.stream.as_fd(), wait) {
+                if !wait.is_zero() && !self.stop.wait_readable(&[self.stream.as_fd()], wait) {
                     continue;
                 }
             }

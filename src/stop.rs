@@ -110,16 +110,20 @@ impl Stop {
         true
     }
 
-    /// Waits until `fd` has something to read (or an error, or its peer closed it), the flag
-    /// is set, or `timeout` passes; true if `fd` is ready. A connection's reader waits here
-    /// before a read instead of waking at each of its socket's read timeouts to look at the
-    /// flag. Without the flag's descriptor the wait is cut to [`UNWAITABLE_POLL`].
-    pub fn wait_readable(&self, fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    /// Waits until one of `fds` has something to read (or an error, or its peer closed it),
+    /// the flag is set, or `timeout` passes; true if one of `fds` is ready. A connection's
+    /// reader waits here before a read, and an accept loop before an accept, instead of waking
+    /// at each timeout of its socket to look at the flag. Without the flag's descriptor the
+    /// wait is cut to [`UNWAITABLE_POLL`].
+    pub fn wait_readable(&self, fds: &[BorrowedFd<'_>], timeout: Duration) -> bool {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+            .collect();
         let timeout = match self.as_fd() {
             Some(stop) => {
-                fds.push(PollFd::from_borrowed_fd(stop, PollFlags::IN));
+                polled.push(PollFd::from_borrowed_fd(stop, PollFlags::IN));
                 timeout
             }
             None => timeout.min(UNWAITABLE_POLL),
@@ -128,12 +132,17 @@ impl Stop {
             tv_sec: 1,
             tv_nsec: 0,
         });
-        match poll(&mut fds, Some(&limit)) {
-            Ok(_) => !fds[0].revents().is_empty(),
-            // Interrupted: the caller looks again. Another failure is not expected of a
-            // socket; saying "ready" sends the caller to its read, which reports it.
+        match poll(&mut polled, Some(&limit)) {
+            Ok(_) => polled[..fds.len()].iter().any(|p| !p.revents().is_empty()),
+            // Interrupted: the caller looks again.
             Err(rustix::io::Errno::INTR) => false,
-            Err(_) => true,
+            // Not expected of sockets. "Ready" sends the caller to its read or accept, which
+            // reports what is wrong; the pause keeps a failing poll from spinning.
+            Err(e) => {
+                tracing::debug!(error = %e, "poll failed");
+                std::thread::sleep(timeout.min(UNWAITABLE_POLL));
+                true
+            }
         }
     }
 
@@ -170,6 +179,16 @@ pub fn sleep_unless_stopped(d: Duration, stop: &StopFlag) -> bool {
     !stop.wait_for(d)
 }
 
+/// Sets `stop` from another thread after `after`, for tests of waits that end at the stop.
+#[cfg(test)]
+pub(crate) fn set_later(stop: &StopFlag, after: Duration) -> std::thread::JoinHandle<()> {
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        stop.set();
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,13 +196,7 @@ mod tests {
     #[test]
     fn a_sleep_ends_when_the_flag_is_set_not_when_it_is_over() {
         let stop = Stop::new();
-        let setter = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                stop.set();
-            })
-        };
+        let setter = set_later(&stop, Duration::from_millis(50));
         let started = Instant::now();
         assert!(!sleep_unless_stopped(Duration::from_secs(600), &stop));
         assert!(started.elapsed() < Duration::from_secs(300));
@@ -223,19 +236,15 @@ mod tests {
         use std::os::unix::net::UnixStream;
         let (mut tx, rx) = UnixStream::pair().unwrap();
         let stop = Stop::new();
-        assert!(!stop.wait_readable(rx.as_fd(), Duration::from_millis(10)));
+        assert!(!stop.wait_readable(&[rx.as_fd()], Duration::from_millis(10)));
         tx.write_all(b"x").unwrap();
-        assert!(stop.wait_readable(rx.as_fd(), Duration::from_secs(600)));
-        let (_tx, rx) = UnixStream::pair().unwrap();
-        let setter = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                stop.set();
-            })
-        };
+        assert!(stop.wait_readable(&[rx.as_fd()], Duration::from_secs(600)));
+        let (_tx, idle) = UnixStream::pair().unwrap();
+        // Any one of several.
+        assert!(stop.wait_readable(&[idle.as_fd(), rx.as_fd()], Duration::from_secs(600)));
+        let setter = set_later(&stop, Duration::from_millis(50));
         let started = Instant::now();
-        assert!(!stop.wait_readable(rx.as_fd(), Duration::from_secs(600)));
+        assert!(!stop.wait_readable(&[idle.as_fd()], Duration::from_secs(600)));
         assert!(started.elapsed() < Duration::from_secs(300));
         setter.join().unwrap();
     }

@@ -99,32 +99,6 @@ impl FileChannel {
         })
     }
 
-    /// A take waiting up to `wait` for its first event, and not past `stop` (looked at under
-    /// `takes`, the lock [`Channel::wake_takers`] takes before it signals).
-    fn take_waiting(
-        &self,
-        max: usize,
-        wait: Duration,
-        stop: Option<&Stop>,
-    ) -> Result<Taken, ChannelError> {
-        check_transaction(&self.name, max, self.transaction_capacity)?;
-        let deadline = Instant::now() + wait;
-        let mut st = self.takes.lock();
-        loop {
-            let taken = self.take_now(&mut st, max)?;
-            let now = Instant::now();
-            if !taken.is_empty() || now >= deadline || stop.is_some_and(Stop::is_set) {
-                self.counters.took(taken.len(), max);
-                return Ok(taken);
-            }
-            let mut wait = deadline - now;
-            if let Some(every) = self.visible_every {
-                wait = wait.min(every.max(Duration::from_millis(1)));
-            }
-            self.arrived.wait_for(&mut st, wait);
-        }
-    }
-
     pub fn wal(&self) -> &Wal {
         &self.wal
     }
@@ -235,17 +209,28 @@ impl Channel for FileChannel {
         Ok(())
     }
 
-    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
-        self.take_waiting(max, wait, None)
-    }
-
-    fn take_unless_stopped(
+    fn take_waiting(
         &self,
         max: usize,
         wait: Duration,
-        stop: &Stop,
+        stop: Option<&Stop>,
     ) -> Result<Taken, ChannelError> {
-        self.take_waiting(max, wait, Some(stop))
+        check_transaction(&self.name, max, self.transaction_capacity)?;
+        let deadline = Instant::now() + wait;
+        let mut st = self.takes.lock();
+        loop {
+            let taken = self.take_now(&mut st, max)?;
+            let now = Instant::now();
+            if !taken.is_empty() || now >= deadline || stop.is_some_and(Stop::is_set) {
+                self.counters.took(taken.len(), max);
+                return Ok(taken);
+            }
+            let mut wait = deadline - now;
+            if let Some(every) = self.visible_every {
+                wait = wait.min(every.max(Duration::from_millis(1)));
+            }
+            self.arrived.wait_for(&mut st, wait);
+        }
     }
 
     fn commit(&self, taken: Taken) -> Result<(), ChannelError> {

@@ -48,6 +48,7 @@ use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::stop::Stop;
 
 /// Event header whose value becomes the record key, and which a taken record's key becomes
 /// (as in Flume).
@@ -619,7 +620,12 @@ impl Channel for KafkaChannel {
         }
     }
 
-    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
+    fn take_waiting(
+        &self,
+        max: usize,
+        wait: Duration,
+        _stop: Option<&Stop>,
+    ) -> Result<Taken, ChannelError> {
         check_transaction(&self.name, max, self.config.transaction_capacity)?;
         let mut side = self.take_side.lock();
         if side.consumer.is_none() {

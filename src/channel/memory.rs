@@ -47,35 +47,6 @@ impl MemoryChannel {
             full: RefusalLog::channel_full(),
         }
     }
-
-    /// A take waiting up to `wait` for its first event, and not past `stop` (looked at under
-    /// `state`, the lock [`Channel::wake_takers`] takes before it signals).
-    fn take_waiting(
-        &self,
-        max: usize,
-        wait: Duration,
-        stop: Option<&Stop>,
-    ) -> Result<Taken, ChannelError> {
-        check_transaction(&self.name, max, self.config.transaction_capacity)?;
-        let deadline = Instant::now() + wait;
-        let mut st = self.state.lock();
-        while st.queue.is_empty() && !stop.is_some_and(Stop::is_set) {
-            if self.changed.wait_until(&mut st, deadline).timed_out() {
-                break;
-            }
-        }
-        let n = max.min(st.queue.len());
-        let events: Vec<(u64, Event)> = st.queue.drain(..n).collect();
-        if let Some((first, _)) = events.first() {
-            let bytes = events.iter().map(|(_, e)| e.body.len() as u64).sum();
-            st.in_flight.insert(*first, (events.len(), bytes));
-        }
-        self.counters.took(events.len(), max);
-        Ok(Taken {
-            events,
-            start: None,
-        })
-    }
 }
 
 fn body_bytes(events: &[Event]) -> u64 {
@@ -153,17 +124,31 @@ impl Channel for MemoryChannel {
         Ok(())
     }
 
-    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
-        self.take_waiting(max, wait, None)
-    }
-
-    fn take_unless_stopped(
+    fn take_waiting(
         &self,
         max: usize,
         wait: Duration,
-        stop: &Stop,
+        stop: Option<&Stop>,
     ) -> Result<Taken, ChannelError> {
-        self.take_waiting(max, wait, Some(stop))
+        check_transaction(&self.name, max, self.config.transaction_capacity)?;
+        let deadline = Instant::now() + wait;
+        let mut st = self.state.lock();
+        while st.queue.is_empty() && !stop.is_some_and(Stop::is_set) {
+            if self.changed.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
+        }
+        let n = max.min(st.queue.len());
+        let events: Vec<(u64, Event)> = st.queue.drain(..n).collect();
+        if let Some((first, _)) = events.first() {
+            let bytes = events.iter().map(|(_, e)| e.body.len() as u64).sum();
+            st.in_flight.insert(*first, (events.len(), bytes));
+        }
+        self.counters.took(events.len(), max);
+        Ok(Taken {
+            events,
+            start: None,
+        })
     }
 
     fn commit(&self, taken: Taken) -> Result<(), ChannelError> {

@@ -145,7 +145,20 @@ pub trait Channel: Send + Sync {
 
     /// Begins a take transaction of up to `max` events, waiting up to `wait` for the first one.
     /// An empty result means nothing arrived in time.
-    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError>;
+    fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
+        self.take_waiting(max, wait, None)
+    }
+
+    /// [`Channel::take`], whose wait for the first event also ends when `stop` is set: at once
+    /// if the caller has `stop`'s hook call [`Channel::wake_takers`] (the channel looks at
+    /// `stop` under the lock that call takes), so an idle sink can wait long and still see the
+    /// agent's stop at once.
+    fn take_waiting(
+        &self,
+        max: usize,
+        wait: Duration,
+        stop: Option<&Stop>,
+    ) -> Result<Taken, ChannelError>;
 
     /// The taken events are done: they will not be handed out again, even after a crash.
     fn commit(&self, taken: Taken) -> Result<(), ChannelError>;
@@ -165,19 +178,6 @@ pub trait Channel: Send + Sync {
 
     /// The taken events go back to the head of the channel, in order.
     fn rollback(&self, taken: Taken);
-
-    /// [`Channel::take`], but the wait for the first event also ends when `stop` is set, at
-    /// once if the caller also has `stop`'s hook call [`Channel::wake_takers`]: an idle sink
-    /// can wait long and still see the agent's stop at once.
-    fn take_unless_stopped(
-        &self,
-        max: usize,
-        wait: Duration,
-        stop: &Stop,
-    ) -> Result<Taken, ChannelError> {
-        let _ = stop;
-        self.take(max, wait)
-    }
 
     /// Wakes every take waiting for events, which looks again at what it waits for.
     fn wake_takers(&self) {}

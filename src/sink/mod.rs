@@ -382,7 +382,7 @@ impl SinkRunner {
         let c = &self.counters;
         let taken = match self
             .channel
-            .take_unless_stopped(self.batch_size, POLL, &self.stop)
+            .take_waiting(self.batch_size, POLL, Some(&self.stop))
         {
             Ok(t) => t,
             Err(e) => {
@@ -489,7 +489,7 @@ impl SinkRunner {
             };
             let taken = match self
                 .channel
-                .take_unless_stopped(self.batch_size, wait, &self.stop)
+                .take_waiting(self.batch_size, wait, Some(&self.stop))
             {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -1147,8 +1147,13 @@ mod tests {
         fn put_waiting(&self, events: Vec<Event>, wait: Duration) -> Result<(), ChannelError> {
             self.inner.put_waiting(events, wait)
         }
-        fn take(&self, max: usize, wait: Duration) -> Result<Taken, ChannelError> {
-            self.inner.take(max, wait)
+        fn take_waiting(
+            &self,
+            max: usize,
+            wait: Duration,
+            stop: Option<&crate::stop::Stop>,
+        ) -> Result<Taken, ChannelError> {
+            self.inner.take_waiting(max, wait, stop)
         }
         fn commit(&self, taken: Taken) -> Result<(), ChannelError> {
             let mut open = self.open.lock();

@@ -68,7 +68,7 @@ pub(crate) fn receive(
         // timeout (10 times a second).
         if stopping_since.is_none()
             && !nonblocking
-            && !stop.wait_readable(socket.as_fd(), crate::stop::IDLE_WAIT)
+            && !stop.wait_readable(&[socket.as_fd()], crate::stop::IDLE_WAIT)
         {
             continue;
         }

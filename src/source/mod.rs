@@ -409,32 +409,9 @@ pub(crate) fn accept_wait(refused: &crate::log_throttle::Throttle) -> Duration {
 /// cannot block the loop in `accept`. The stop's descriptor is in the same `poll`, so an idle
 /// loop does not wake to look at the flag.
 pub(crate) fn await_connection(listeners: &[&TcpListener], stop: &Stop, timeout: Duration) {
-    use rustix::event::{PollFd, PollFlags, Timespec};
-    let stop_fd = stop.as_fd();
-    let mut fds: Vec<PollFd<'_>> = listeners
-        .iter()
-        .map(|l| PollFd::new(*l, PollFlags::IN))
-        .collect();
-    let timeout = match &stop_fd {
-        Some(fd) => {
-            fds.push(PollFd::new(fd, PollFlags::IN));
-            timeout
-        }
-        None => timeout.min(ACCEPT_WAIT),
-    };
-    // A Duration too large for a timespec is no use to a loop that looks at a stop flag.
-    let limit = Timespec::try_from(timeout).unwrap_or(Timespec {
-        tv_sec: 1,
-        tv_nsec: 0,
-    });
-    match rustix::event::poll(&mut fds, Some(&limit)) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-        // Not expected for a listening socket; sleeping keeps a failing poll from spinning.
-        Err(e) => {
-            tracing::debug!(error = %e, "poll on listening sockets failed");
-            std::thread::sleep(timeout.min(ACCEPT_WAIT));
-        }
-    }
+    use std::os::fd::AsFd;
+    let fds: Vec<_> = listeners.iter().map(|l| l.as_fd()).collect();
+    stop.wait_readable(&fds, timeout);
 }
 
 /// Failed `accept`s of one accept loop, logged as the first one, then at most a line a minute
@@ -1004,13 +981,7 @@ mod tests {
             Err(ErrorKind::WouldBlock)
         );
         // The stop ends a wait at once, set before it or while it waits.
-        let setter = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(200));
-                stop.set();
-            })
-        };
+        let setter = crate::stop::set_later(&stop, Duration::from_millis(200));
         let started = Instant::now();
         await_connection(&[&first], &stop, Duration::from_secs(60));
         assert!(started.elapsed() < Duration::from_secs(30));

@@ -111,7 +111,7 @@ fn serve(
     while !stopping(stop) {
         // Asleep until the client sends or the agent stops, rather than woken by each read
         // timeout to look at the stop (10 times a second for every idle client).
-        if !stop.wait_readable(stream.as_fd(), IDLE_WAIT) {
+        if !stop.wait_readable(&[stream.as_fd()], IDLE_WAIT) {
             continue;
         }
         let n = match stream.read(&mut buf) {

@@ -341,7 +341,7 @@ fn serve_tcp(shared: &Shared, stream: TcpStream, peer: SocketAddr, port: u16) {
             && !stream.has_buffered()
             && !shared
                 .stop
-                .wait_readable(stream.tcp().as_fd(), crate::stop::IDLE_WAIT)
+                .wait_readable(&[stream.tcp().as_fd()], crate::stop::IDLE_WAIT)
         {
             continue;
         }
