@@ -3,9 +3,10 @@
 //! from all of them so that each can depend on it without depending on the others.
 //!
 //! A loop with nothing to do waits on the flag itself rather than waking now and then to look
-//! at it: a sleeper waits on its condition variable ([`Stop::wait_for`]), and a loop waiting
-//! on sockets puts the flag's descriptor ([`Stop::as_fd`], an eventfd that becomes readable
-//! when the flag is set) into its `poll`. An idle agent so wakes only for what its
+//! at it: the flag has an eventfd that becomes readable when it is set, which a sleeper polls
+//! alone ([`Stop::wait_for`]) and a loop waiting on sockets polls beside them
+//! ([`Stop::wait_readable`]); a wait on another condition (a sink's take, on its channel) is
+//! ended by a hook run at the set ([`Stop::on_set`]). An idle agent so wakes only for what its
 //! configuration asks (a poll delay, a roll interval), and a stop is seen at once.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 /// Set once to ask every component of a phase to stop.
 pub type StopFlag = Arc<Stop>;
@@ -21,12 +22,8 @@ pub type StopFlag = Arc<Stop>;
 /// A flag that can be waited on. See the module doc.
 pub struct Stop {
     set: AtomicBool,
-    /// Taken by [`Stop::set`] before it notifies, so that a sleeper that found the flag clear
-    /// under it is already waiting when the notification comes.
-    lock: Mutex<()>,
-    rung: Condvar,
     /// Readable once the flag is set. `None` if the descriptor could not be made (out of
-    /// descriptors): pollers then see the stop at their own timeout only.
+    /// descriptors): waits then look at the flag every [`UNWAITABLE_POLL`].
     fd: Option<OwnedFd>,
     /// Run once when the flag is set: wake-ups for waits on other conditions (a sink's take
     /// waits on its channel's).
@@ -42,8 +39,6 @@ impl Stop {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok();
         Arc::new(Stop {
             set: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            rung: Condvar::new(),
             fd,
             hooks: Mutex::new(Vec::new()),
         })
@@ -70,8 +65,6 @@ impl Stop {
             // written once. The descriptor stays readable: nothing reads it.
             let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
         }
-        drop(self.lock.lock());
-        self.rung.notify_all();
         let hooks = std::mem::take(&mut *self.hooks.lock());
         for hook in hooks {
             hook();
@@ -96,18 +89,18 @@ impl Stop {
     /// Waits until the flag is set or `d` has passed; true if it is set.
     pub fn wait_for(&self, d: Duration) -> bool {
         let end = Instant::now().checked_add(d);
-        let mut guard = self.lock.lock();
-        while !self.is_set() {
-            match end {
-                Some(end) => {
-                    if self.rung.wait_until(&mut guard, end).timed_out() {
-                        return self.is_set();
-                    }
-                }
-                None => self.rung.wait(&mut guard),
+        loop {
+            if self.is_set() {
+                return true;
             }
+            let left = end.map_or(IDLE_WAIT, |end| {
+                end.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return false;
+            }
+            self.wait_readable(&[], left);
         }
-        true
     }
 
     /// Waits until one of `fds` has something to read (or an error, or its peer closed it),
