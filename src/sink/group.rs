@@ -34,7 +34,8 @@ pub trait Member {
     /// One take–deliver–commit cycle (see [`SinkRunner::process`]).
     fn process(&mut self) -> Result<Status, CycleError>;
     fn close(&mut self);
-    /// Has the group's stop end the member's waits (see [`SinkRunner::wake_at_stop`]).
+    /// Has the member's stop (the agent's, as the group's) end its waits for events at once
+    /// (see [`SinkRunner::wake_at_stop`]).
     fn wake_at_stop(&self) {}
 }
 

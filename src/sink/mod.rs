@@ -233,7 +233,7 @@ pub(crate) const BACKOFF_START: Duration = Duration::from_millis(100);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a take waits for events before the runner calls `idle` (a sink's timed work: a
 /// roll interval, client callbacks), and so how often an idle sink wakes. The agent's stop ends
-/// the wait at once ([`Channel::stop_waiting`]). Flume's sink runner sleeps up to 5 s when idle.
+/// the wait at once ([`SinkRunner::wake_at_stop`]). Flume's sink runner sleeps up to 5 s when idle.
 const POLL: Duration = Duration::from_secs(1);
 
 /// A run of failed cycles (a broker or downstream agent away), so that an outage of hours is
@@ -675,7 +675,6 @@ fn commit_delivered(
 pub(crate) mod rpc_test_rig {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
-
     use std::thread::JoinHandle;
 
     use super::*;
@@ -884,7 +883,6 @@ pub(crate) mod rpc_test_rig {
 mod tests {
     use std::collections::VecDeque;
     use std::sync::Arc;
-
     use std::time::{Duration, Instant};
 
     use parking_lot::Mutex;

@@ -192,7 +192,6 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-
     use std::thread::JoinHandle;
 
     use super::*;

@@ -322,7 +322,6 @@ fn put_batch(
 mod tests {
     use std::io::{BufRead, BufReader};
     use std::sync::Arc;
-
     use std::thread::JoinHandle;
 
     use super::*;

@@ -890,7 +890,6 @@ fn read_failed(processor: &ChannelProcessor) {
 mod tests {
     use std::io::Write;
     use std::sync::Arc;
-
     use std::time::Duration;
 
     use super::*;

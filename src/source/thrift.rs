@@ -153,7 +153,6 @@ fn serve(
 mod tests {
     use std::io::{Read, Write};
     use std::sync::Arc;
-
     use std::thread::JoinHandle;
 
     use super::*;
