@@ -202,10 +202,7 @@ impl Channel for FileChannel {
         }
         self.wal.commit().map_err(|e| self.put_failed(e))?;
         ChannelCounters::add(&self.counters.put_success, events.len());
-        // Under the takers' lock: a taker that found nothing is then already waiting, so this
-        // signal is not lost (puts commit without that lock).
-        drop(self.takes.lock());
-        self.arrived.notify_all();
+        self.wake_takers();
         Ok(())
     }
 
@@ -281,6 +278,8 @@ impl Channel for FileChannel {
     }
 
     fn wake_takers(&self) {
+        // Under the takers' lock: a taker that found nothing is then already waiting, so the
+        // signal is not lost (puts commit without that lock).
         drop(self.takes.lock());
         self.arrived.notify_all();
     }
