@@ -1128,6 +1128,10 @@ fn transaction_capacity(
 
 /// A memory channel of `capacity` events (named `capacity_name` in errors), with the memory
 /// channel's other keys; `transactionCapacity` defaults to `default_transaction`.
+///
+/// A size or `keep-alive` that is not a number gives the default and a note, as Flume's
+/// `MemoryChannel` does (see [`Section::or_flume_fallback`]); a `transactionCapacity` over the
+/// capacity is refused, as Flume refuses it.
 fn memory_channel(
     s: &Section,
     notes: &mut Vec<String>,
@@ -1135,21 +1139,42 @@ fn memory_channel(
     capacity_name: &str,
     default_transaction: u64,
 ) -> Result<MemoryChannelConfig, ConfigError> {
-    let transaction_capacity =
-        transaction_capacity(s, default_transaction, capacity, capacity_name)?;
+    let transaction_capacity = s.or_flume_fallback(
+        s.positive_or("transactionCapacity", default_transaction),
+        default_transaction,
+        &format!("the default {default_transaction}"),
+        notes,
+    );
+    if transaction_capacity > capacity {
+        return Err(s.error(
+            Some("transactionCapacity"),
+            format!("{transaction_capacity} exceeds {capacity_name} {capacity}"),
+        ));
+    }
     s.accept_without_effect(
         "byteCapacityBufferPercentage",
         "weir counts body bytes exactly, with no allowance for headers",
         notes,
     );
+    let keep_alive = s.or_flume_fallback(
+        s.seconds_or("keep-alive", 3),
+        Duration::from_secs(3),
+        "the default 3 s",
+        notes,
+    );
+    let byte_capacity = s.string("byteCapacity").and_then(|_| {
+        s.or_flume_fallback(
+            s.positive_or("byteCapacity", 1).map(Some),
+            None,
+            "no byte limit (Flume's default is 80% of the JVM's heap)",
+            notes,
+        )
+    });
     Ok(MemoryChannelConfig {
         capacity: capacity as usize,
         transaction_capacity: transaction_capacity as usize,
-        keep_alive: s.seconds_or("keep-alive", 3)?,
-        byte_capacity: s
-            .string("byteCapacity")
-            .map(|_| s.positive_or("byteCapacity", 1))
-            .transpose()?,
+        keep_alive,
+        byte_capacity,
     })
 }
 
@@ -1397,7 +1422,12 @@ impl ChannelConfig {
             "file" => ChannelKind::File(parse_file_channel(s, notes, None)?),
             "SPILLABLEMEMORY" => parse_spillable_memory(s, notes)?,
             "memory" => {
-                let capacity = s.positive_or("capacity", 100)?;
+                let capacity = s.or_flume_fallback(
+                    s.positive_or("capacity", 100),
+                    100,
+                    "the default 100",
+                    notes,
+                );
                 // Flume's default of 100 applies even to a smaller channel, which is an error.
                 let channel = memory_channel(s, notes, capacity, "the channel capacity", 100)?;
                 ChannelKind::Memory(channel)
@@ -2471,6 +2501,76 @@ mod tests {
         .unwrap_err();
         assert!(
             e.contains("transactionCapacity") && e.contains("memoryCapacity 10"),
+            "{e}"
+        );
+    }
+
+    /// A memory channel size that is not a number runs with the default and a note, as in
+    /// Flume (a blog's `capacity = 10000  #通道容量`); a file channel refuses it, as Flume does.
+    #[test]
+    fn memory_channel_numbers_flume_cannot_read_fall_back_to_its_defaults() {
+        let (kind, notes) = channel(
+            "a.channels.c1.type = memory\na.channels.c1.capacity = 10000  #通道容量\n\
+             a.channels.c1.transactionCapacity = 0\na.channels.c1.keep-alive = 5s\n\
+             a.channels.c1.byteCapacity = 8m\n",
+        )
+        .unwrap();
+        let ChannelKind::Memory(m) = kind else {
+            panic!("not a memory channel: {kind:?}");
+        };
+        assert_eq!(
+            (
+                m.capacity,
+                m.transaction_capacity,
+                m.keep_alive,
+                m.byte_capacity
+            ),
+            (100, 100, Duration::from_secs(3), None)
+        );
+        for expected in [
+            "t.properties:2: a.channels.c1.capacity: '10000  #通道容量' is not a non-negative \
+             whole number (Java properties have no comments after a value: the `#` and what \
+             follows are part of it); the default 100 is used instead, as Flume's memory \
+             channel does",
+            "t.properties:3: a.channels.c1.transactionCapacity: must be greater than 0; the \
+             default 100 is used instead",
+            "t.properties:4: a.channels.c1.keep-alive: '5s' is not a non-negative whole \
+             number; the default 3 s is used instead",
+            "t.properties:5: a.channels.c1.byteCapacity: '8m' is not a non-negative whole \
+             number; no byte limit",
+        ] {
+            assert!(
+                notes.iter().any(|n| n.starts_with(expected)),
+                "{expected}\n{notes:#?}"
+            );
+        }
+        // Good values are still read, and the default is no excuse to pass the capacity.
+        let (kind, notes) = channel(
+            "a.channels.c1.type = memory\na.channels.c1.capacity = 500\n\
+             a.channels.c1.transactionCapacity = 50\na.channels.c1.byteCapacity = 800\n",
+        )
+        .unwrap();
+        let ChannelKind::Memory(m) = kind else {
+            panic!("not a memory channel: {kind:?}");
+        };
+        assert_eq!(
+            (m.capacity, m.transaction_capacity, m.byte_capacity),
+            (500, 50, Some(800))
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        let e = channel(
+            "a.channels.c1.type = memory\na.channels.c1.capacity = 50\n\
+             a.channels.c1.transactionCapacity = x\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("100 exceeds the channel capacity 50"), "{e}");
+        let e = channel(
+            "a.channels.c1.type = file\na.channels.c1.capacity = 10000 # events\n\
+             a.channels.c1.checkpointDir = /c\na.channels.c1.dataDirs = /d\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.properties:2: a.channels.c1.capacity:"),
             "{e}"
         );
     }

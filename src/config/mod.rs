@@ -865,6 +865,26 @@ impl<'a> Section<'a> {
         Ok(v)
     }
 
+    /// What `read` (an accessor's result for one key) gave, or else `default` with a note
+    /// naming the key and `default_shown`: for the keys Flume reads with a fallback instead of
+    /// a failure. Flume's memory channel catches a number it cannot parse (or a size ≤ 0),
+    /// warns and uses its default, so a file whose `capacity` carries an inline `# comment`
+    /// runs there; other components refuse such values, in Flume as here.
+    pub fn or_flume_fallback<T>(
+        &self,
+        read: Result<T, ConfigError>,
+        default: T,
+        default_shown: &str,
+        notes: &mut Vec<String>,
+    ) -> T {
+        read.unwrap_or_else(|e| {
+            notes.push(format!(
+                "{e}; {default_shown} is used instead, as Flume's memory channel does"
+            ));
+            default
+        })
+    }
+
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.string(key).map(|v| v.to_ascii_lowercase()) {
             None => Ok(default),
