@@ -1552,6 +1552,16 @@ pub struct KafkaSinkConfig {
     pub header_map: Vec<(String, String)>,
 }
 
+/// The key a Kafka sink or channel read its topic from: `kafka.topic`, or Flume's deprecated
+/// `topic` when only that is set.
+pub(super) fn topic_key(s: &Section) -> &'static str {
+    if s.string("kafka.topic").is_none() && s.string("topic").is_some() {
+        "topic"
+    } else {
+        "kafka.topic"
+    }
+}
+
 fn parse_kafka(
     s: &Section,
     notes: &mut Vec<String>,
@@ -1560,6 +1570,7 @@ fn parse_kafka(
     let topic = s
         .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "default-flume-topic".to_owned());
+    super::kafka_topic::check(s, topic_key(s), &topic, true)?;
     let batch_size = match s.string("flumeBatchSize") {
         Some(_) => s.positive_or("flumeBatchSize", 100)?,
         None if s.deprecated("batchSize", "flumeBatchSize", notes).is_some() => {
@@ -2000,6 +2011,41 @@ mod tests {
             ("new:9092", "new")
         );
         assert_eq!(batch, 50);
+    }
+
+    /// A topic Kafka would refuse stops the start at its line, whichever key names it; header
+    /// placeholders are left to the events.
+    #[test]
+    fn a_kafka_sink_topic_kafka_refuses_is_refused_at_its_line() {
+        let refused = |text: &str| {
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            let s = Section::new(&props, "a.sinks.k1.".into());
+            parse_kafka(&s, &mut Vec::new()).unwrap_err().to_string()
+        };
+        let e = refused(
+            "a.sinks.k1.kafka.bootstrap.servers = b:9092
+             a.sinks.k1.kafka.topic = web-logs     # or web-errors
+",
+        );
+        assert!(
+            e.starts_with("t.properties:2: a.sinks.k1.kafka.topic: 'web-logs     # or web-errors' is not a Kafka topic name"),
+            "{e}"
+        );
+        let e = refused(
+            "a.sinks.k1.brokerList = b:9092
+a.sinks.k1.topic = a b
+",
+        );
+        assert!(
+            e.starts_with("t.properties:2: a.sinks.k1.topic: 'a b'"),
+            "{e}"
+        );
+        let (c, _, _) = kafka_sink(
+            "a.sinks.k1.kafka.bootstrap.servers = b:9092
+a.sinks.k1.kafka.topic = logs-%{app}
+",
+        );
+        assert_eq!(c.topic, "logs-%{app}");
     }
 
     /// Flume 1.11's record timestamp and header mapping keys; Flume 1.10's transactional id is

@@ -55,6 +55,7 @@ pub(super) fn parse_kafka_channel(
     let topic = s
         .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "flume-channel".to_owned());
+    super::kafka_topic::check(s, super::components::topic_key(s), &topic, false)?;
     let group_id = s
         .string_or_deprecated("kafka.consumer.group.id", "groupId", notes)
         .unwrap_or_else(|| "flume".to_owned());
@@ -321,6 +322,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_line() {
+        let e = parse(
+            "a.channels.c1.kafka.bootstrap.servers = b:9092
+             a.channels.c1.kafka.topic = channel #1
+",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "t.properties:2: a.channels.c1.kafka.topic: 'channel #1' is not a Kafka topic name"
+            ),
+            "{e}"
+        );
         let e = parse("a.channels.c1.kafka.topic = t\n").unwrap_err();
         assert!(
             e.contains("a.channels.c1.kafka.bootstrap.servers") && e.contains("missing"),

@@ -129,6 +129,14 @@ pub(super) fn parse_kafka_source(
             if names.is_empty() {
                 return Err(s.error(Some("kafka.topics"), "names no topic".into()));
             }
+            let key = if s.string("kafka.topics").is_some() {
+                "kafka.topics"
+            } else {
+                "topic"
+            };
+            for name in &names {
+                super::kafka_topic::check(s, key, name, false)?;
+            }
             KafkaTopics::List(names)
         }
         (None, None) => {
@@ -278,6 +286,31 @@ mod tests {
                 "{notes:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_topic_kafka_refuses_is_refused_at_its_line() {
+        let e = parse(
+            "a.sources.r1.kafka.bootstrap.servers = b:9092
+a.sources.r1.kafka.topics = t1, t/2
+",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "t.properties:2: a.sources.r1.kafka.topics: 't/2' is not a Kafka topic name"
+            ),
+            "{e}"
+        );
+        // A pattern is a pattern, not a name.
+        assert!(
+            parse(
+                "a.sources.r1.kafka.bootstrap.servers = b:9092
+a.sources.r1.kafka.topics.regex = t.*
+"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

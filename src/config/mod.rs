@@ -25,6 +25,7 @@ mod kafka_channel;
 mod kafka_producer;
 mod kafka_security;
 mod kafka_source;
+mod kafka_topic;
 mod pollable;
 mod properties;
 mod rpc_target;
