@@ -368,10 +368,16 @@ fn store(
                     return store(s, &qualified, Box::new(move || Ok(c)), notes);
                 }
                 _ => {
+                    // On HDFS a relative path lies under the user's home (see above).
+                    let on_hdfs = if raw.starts_with('/') {
+                        raw.to_owned()
+                    } else {
+                        format!("/user/<user>/{raw}")
+                    };
                     notes.push(format!(
                         "{}: {}: '{raw}' has no scheme and {}: the files go to this machine's \
                          filesystem, as Hadoop writes them then; write \
-                         hdfs://namenode:8020{raw} to send them to HDFS",
+                         hdfs://namenode:8020{on_hdfs} to send them to HDFS",
                         s.entry("hdfs.path").map(|e| e.at()).unwrap_or_default(),
                         s.full("hdfs.path"),
                         match (default_fs, dir) {
@@ -388,7 +394,7 @@ fn store(
                             Some("hdfs.webhdfsAddress"),
                             format!(
                                 "hdfs.path '{raw}' is a local path; write it as \
-                                 hdfs://namenode{raw} to send it to HDFS"
+                                 hdfs://namenode{on_hdfs} to send it to HDFS"
                             ),
                         ));
                     }
@@ -772,7 +778,21 @@ mod tests {
         assert!(
             notes.len() == 1
                 && notes[0].contains("t.properties:1")
-                && notes[0].contains("this machine's"),
+                && notes[0].contains("this machine's")
+                && notes[0].contains("write hdfs://namenode:8020/flume/%Y to"),
+            "{notes:?}"
+        );
+        // A relative path would lie under the user's home on HDFS, and the hint says so.
+        notes.clear();
+        store(
+            &s,
+            "group/Flagged",
+            Box::new(|| Ok(HadoopConf::default())),
+            &mut notes,
+        )
+        .unwrap();
+        assert!(
+            notes[0].contains("write hdfs://namenode:8020/user/<user>/group/Flagged to"),
             "{notes:?}"
         );
         let err = store(
