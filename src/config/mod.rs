@@ -491,14 +491,25 @@ impl AgentConfig {
                     .iter()
                     .filter(|src| src.channels.contains(&sink.channel))
                     .filter(|src| {
-                        !src.interceptors.iter().any(|i| {
-                            matches!(i, InterceptorConfig::Timestamp { header, .. } if header == "timestamp")
+                        !src.interceptors.iter().any(|i| match i {
+                            InterceptorConfig::Timestamp { header, .. } => header == "timestamp",
+                            InterceptorConfig::Static { key, .. } => key == "timestamp",
+                            _ => false,
                         })
                     })
                     // The Kafka source stamps every event (the record's time, else now).
                     .filter(|src| !matches!(src.kind, SourceKind::Kafka(_)));
-                let (syslog, unstamped): (Vec<&SourceConfig>, Vec<&SourceConfig>) =
-                    feeding.partition(|src| matches!(src.kind, SourceKind::Syslog(_)));
+                let (partly, unstamped): (Vec<&SourceConfig>, Vec<&SourceConfig>) = feeding
+                    .partition(|src| {
+                        matches!(src.kind, SourceKind::Syslog(_))
+                            || src.interceptors.iter().any(|i| {
+                                matches!(i, InterceptorConfig::RegexExtractor { serializers, .. }
+                                    if serializers.iter().any(|s| s.header == "timestamp"))
+                            })
+                    });
+                let (syslog, extracted): (Vec<&SourceConfig>, Vec<&SourceConfig>) = partly
+                    .into_iter()
+                    .partition(|src| matches!(src.kind, SourceKind::Syslog(_)));
                 let names = |list: &[&SourceConfig]| {
                     list.iter()
                         .map(|s| s.name.as_str())
@@ -526,6 +537,16 @@ impl AgentConfig {
                          they cannot parse): add a timestamp interceptor with preserveExisting = \
                          true, or set hdfs.useLocalTimeStamp = true",
                         names(&syslog),
+                        sink.channel
+                    ));
+                }
+                if !extracted.is_empty() {
+                    notes.push(format!(
+                        "{head}, and source(s) {} feeding channel {} set it only from a \
+                         regex_extractor interceptor, on the events its regex matches: if some \
+                         may not match, add a timestamp interceptor with preserveExisting = true \
+                         after it, or set hdfs.useLocalTimeStamp = true",
+                        names(&extracted),
                         sink.channel
                     ));
                 }
@@ -1596,5 +1617,37 @@ mod timestamp_note {
                 .any(|n| n.contains("syslog source(s) s1") && n.contains("preserveExisting")),
             "{n:#?}"
         );
+    }
+
+    /// A regex_extractor whose serializer is named `timestamp` stamps the events it matches
+    /// (audit 23's config: a date taken from each log line); a static interceptor setting
+    /// `timestamp` stamps them all.
+    #[test]
+    fn interceptors_that_set_timestamp_are_seen() {
+        let source = "a.sources.s1.type = netcat\na.sources.s1.bind = localhost\n\
+                      a.sources.s1.port = 4444\na.sources.s1.interceptors = i1\n";
+        let n = notes(&format!(
+            "{source}a.sources.s1.interceptors.i1.type = regex_extractor\n\
+             a.sources.s1.interceptors.i1.regex = ^(\\\\d+)\n\
+             a.sources.s1.interceptors.i1.serializers = tt\n\
+             a.sources.s1.interceptors.i1.serializers.tt.name = timestamp\n"
+        ));
+        assert!(!n.iter().any(|n| n.contains("add none")), "{n:#?}");
+        assert!(
+            n.iter()
+                .any(|n| n.contains("source(s) s1") && n.contains("regex_extractor")),
+            "{n:#?}"
+        );
+        let n = notes(&format!(
+            "{source}a.sources.s1.interceptors.i1.type = static\n\
+             a.sources.s1.interceptors.i1.key = timestamp\n\
+             a.sources.s1.interceptors.i1.value = 0\n"
+        ));
+        assert!(!n.iter().any(|n| n.contains("time escapes")), "{n:#?}");
+        let n = notes(
+            "a.sources.s1.type = netcat\na.sources.s1.bind = localhost\n\
+                       a.sources.s1.port = 4444\n",
+        );
+        assert!(n.iter().any(|n| n.contains("add none")), "{n:#?}");
     }
 }
