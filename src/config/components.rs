@@ -651,9 +651,9 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
             None => Ok(()),
         }
     };
-    let kind = s.string_or("selector.type", "replicating");
+    let written = s.string_or("selector.type", "replicating");
     // Flume takes the alias in any case, or the selector's class name.
-    let kind = match kind.as_str() {
+    let kind = match written.as_str() {
         "org.apache.flume.channel.ReplicatingChannelSelector" => "replicating".to_owned(),
         "org.apache.flume.channel.MultiplexingChannelSelector" => "multiplexing".to_owned(),
         "org.apache.flume.channel.LoadBalancingChannelSelector" => "load_balancing".to_owned(),
@@ -715,10 +715,18 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
             };
             Ok(SelectorConfig::LoadBalancing { random })
         }
-        other => Err(s.error(
+        _ if written.contains('.') => Err(s.error(
             Some("selector.type"),
             format!(
-                "unknown selector '{other}'; supported: replicating, multiplexing, load_balancing"
+                "'{written}' looks like a Java class: custom channel selectors cannot be loaded \
+                 in weir; use replicating, multiplexing or load_balancing"
+            ),
+        )),
+        _ => Err(s.error(
+            Some("selector.type"),
+            format!(
+                "unknown selector '{written}'; supported: replicating, multiplexing, \
+                 load_balancing"
             ),
         )),
     }
@@ -1953,6 +1961,25 @@ mod tests {
                 multiplexing,
                 "{ty}: {selector:?}"
             );
+        }
+        // Refusals quote the value as written.
+        for (ty, expected) in [
+            (
+                "org.apache.flume.channel.MyChannelSelector",
+                "'org.apache.flume.channel.MyChannelSelector' looks like a Java class",
+            ),
+            ("Fanout", "unknown selector 'Fanout'"),
+        ] {
+            let text = format!(
+                "a.sources = r1\na.channels = c1\na.sources.r1.type = seq\n\
+                 a.sources.r1.channels = c1\na.sources.r1.selector.type = {ty}\n\
+                 a.channels.c1.type = memory\n"
+            );
+            let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
+            let e = crate::config::AgentConfig::from_properties(&props, "a")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{e}");
         }
     }
 
