@@ -642,6 +642,30 @@ impl AgentConfig {
                     entry.value
                 ));
             }
+            // Neither Java nor weir expands `~`: such a path is relative, under a directory
+            // named `~` in the working directory, and shows only at start if at all.
+            let value = entry.value.trim();
+            if value == "~" || value.starts_with("~/") || value.contains(",~/") {
+                notes.push(format!(
+                    "{}: {agent}.{key}: '{value}' starts with `~`, which is not expanded (nor by \
+                     Flume): it names a directory `~` under the working directory; write the \
+                     home directory's absolute path",
+                    entry.at()
+                ));
+            }
+            // `dataDirs` is comma-separated: two paths apart by a space are one directory.
+            if key.ends_with(".dataDirs")
+                && value
+                    .split(',')
+                    .any(|d| d.trim().contains(char::is_whitespace))
+            {
+                notes.push(format!(
+                    "{}: {agent}.{key}: '{value}' holds a space inside a directory name: dataDirs \
+                     is comma-separated (and weir uses its first directory), so this is one \
+                     directory with a space in its name",
+                    entry.at()
+                ));
+            }
         }
         Ok(AgentConfig {
             agent: agent.to_owned(),
@@ -1540,6 +1564,37 @@ a.sources.r1.channels = c2
                 "over.properties:1: a.source.r1.selector.type: ignored: `source` is none of `a.sources`, `a.channels`"
             )),
             "{:?}",
+            c.notes
+        );
+    }
+
+    /// Paths that cannot mean what they look like: `~` (expanded by neither Java nor weir)
+    /// and space-separated `dataDirs` (the list is comma-separated), each with a note.
+    #[test]
+    fn tilde_paths_and_space_separated_data_dirs_get_a_note() {
+        let over = "a.channels.c1.type = file\n\
+                    a.channels.c1.checkpointDir = ~/flume/checkpoint\n\
+                    a.channels.c1.dataDirs = /data1/flume/data /data2/flume/data\n";
+        let c = load(BASE, over).unwrap();
+        for expected in [
+            "over.properties:2: a.channels.c1.checkpointDir: '~/flume/checkpoint' starts with `~`",
+            "over.properties:3: a.channels.c1.dataDirs: '/data1/flume/data /data2/flume/data' \
+             holds a space inside a directory name",
+        ] {
+            assert!(
+                c.notes.iter().any(|n| n.starts_with(expected)),
+                "{expected}\n{:#?}",
+                c.notes
+            );
+        }
+        let over = "a.channels.c1.type = file\na.channels.c1.checkpointDir = /c/~x\n\
+                    a.channels.c1.dataDirs = /d1, /d2\n";
+        let c = load(BASE, over).unwrap();
+        assert!(
+            !c.notes
+                .iter()
+                .any(|n| n.contains("`~`") || n.contains("holds a space")),
+            "{:#?}",
             c.notes
         );
     }
