@@ -145,10 +145,18 @@ pub(super) fn parse_taildir(
                 g.headers.insert(header.to_owned(), entry.value.clone());
             }
             _ => notes.push(format!(
-                "{}: {}: ignored: expected headers.<group>.<header> with a group listed in {}",
+                "{}: {}: ignored: expected headers.<group>.<header> with a group listed in {}{}",
                 entry.at(),
                 s.full(&key),
-                s.full("filegroups")
+                s.full("filegroups"),
+                // Flume's TaildirSource splits the key at its first dot and reads the second
+                // part: with none it fails, and the agent starts without the source.
+                if rest.contains('.') {
+                    ""
+                } else {
+                    " (Flume fails on this key and starts the agent without this source; weir \
+                     runs the source without the header)"
+                }
             )),
         }
     }
@@ -213,6 +221,7 @@ mod tests {
              a.sources.r1.headers.g1.topic = logs\n\
              a.sources.r1.headers.g1.a.b = dotted\n\
              a.sources.r1.headers.zz.k = v\n\
+             a.sources.r1.headers.host = web01\n\
              a.sources.r1.cachePatternMatching = false\n",
         );
         let c = c.unwrap();
@@ -241,6 +250,20 @@ mod tests {
         let joined = notes.join("\n");
         assert!(joined.contains("filegroups.g3: ignored"), "{joined}");
         assert!(joined.contains("headers.zz.k: ignored"), "{joined}");
+        // Flume drops the whole source for a header key without a group; weir only the key.
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("headers.host: ignored")
+                    && n.contains("Flume fails on this key")),
+            "{joined}"
+        );
+        assert!(
+            !notes
+                .iter()
+                .any(|n| n.contains("headers.zz.k") && n.contains("Flume fails")),
+            "{joined}"
+        );
         assert!(
             joined.contains("cachePatternMatching: accepted, no effect"),
             "{joined}"
