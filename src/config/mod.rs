@@ -559,10 +559,17 @@ impl AgentConfig {
                 && let Some(ch) = src.channels.iter().find(|c| batch > tx_capacity(c))
             {
                 let s = root.child(&format!("sources.{}.", src.name));
+                let default = if s.entry("batchSize").is_none() {
+                    " (the default: `batchSize` is not set)"
+                } else {
+                    ""
+                };
                 return Err(s.error(
                     Some("batchSize"),
                     format!(
-                        "batch size {batch} exceeds the transactionCapacity {} of channel {ch}",
+                        "batch size {batch}{default} exceeds the transactionCapacity {} of \
+                         channel {ch}: lower `batchSize` or raise the channel's \
+                         transactionCapacity",
                         tx_capacity(ch)
                     ),
                 ));
@@ -1342,6 +1349,27 @@ a.sources.r1.channels = c2
                 "a.sinks.k1.batchSize: batch size 100 (the default: `batchSize` is not set) \
                  exceeds the transactionCapacity 50 of channel c1: lower `batchSize` or raise"
             ),
+            "{err}"
+        );
+    }
+
+    /// The same for a source: a default batch size is called one (audit 23: a Kafka source's
+    /// default 1000 against a default memory channel was reported at its `type` line).
+    #[test]
+    fn a_source_batch_over_the_transaction_capacity_says_when_it_is_the_default() {
+        let source = "a.sources.r1.type = org.apache.flume.source.kafka.KafkaSource\n\
+                      a.sources.r1.kafka.bootstrap.servers = b:9092\na.sources.r1.kafka.topics = t\n";
+        let err = error(BASE, source);
+        assert!(
+            err.contains(
+                "a.sources.r1.batchSize: batch size 1000 (the default: `batchSize` is not set) \
+                 exceeds the transactionCapacity 100 of channel c1: lower `batchSize` or raise"
+            ),
+            "{err}"
+        );
+        let err = error(BASE, &format!("{source}a.sources.r1.batchSize = 500\n"));
+        assert!(
+            err.contains("over.properties:4: a.sources.r1.batchSize: batch size 500 exceeds"),
             "{err}"
         );
     }
