@@ -1,9 +1,12 @@
 //! Splitting a TCP byte stream into syslog messages. Each message chooses its framing by its
 //! first byte (RFC 6587 §3.4): a digit starts an octet count (`<len> <msg>`), anything else is a
-//! newline-terminated message (Flume's only framing). Messages longer than the event size are
-//! cut there and the rest of them skipped, without buffering it. What the framer cannot make
-//! sense of is reported, never silently dropped: a malformed octet count makes the rest of its
-//! line one message (which the parser will find Invalid).
+//! newline-terminated message (Flume's only framing). A message longer than the event size is
+//! cut into pieces of at most that size, as Flume cuts it: the first flagged `Incomplete`, the
+//! rest further messages (which the parser will mostly find Invalid), so that nothing is lost
+//! from a client that never sends a newline (Python's `SysLogHandler` ends TCP messages with a
+//! NUL) and nothing is buffered beyond the event size. What the framer cannot make sense of is
+//! reported, never silently dropped: a malformed octet count makes the rest of its line one
+//! message (which the parser will find Invalid).
 
 use std::ops::Range;
 
@@ -23,7 +26,7 @@ pub struct Frame {
 pub enum Problem {
     /// Digits that do not make an RFC 6587 octet count (shown escaped).
     BadOctetCount(String),
-    /// A message longer than the event size: kept cut, the rest skipped.
+    /// A message longer than the event size: cut into pieces of at most that size.
     TooLong { limit: usize },
     /// The client closed the connection before an octet-counted message was complete.
     ClosedMidMessage { expected: usize, got: usize },
@@ -38,7 +41,7 @@ impl std::fmt::Display for Problem {
             ),
             Problem::TooLong { limit } => write!(
                 f,
-                "message longer than eventSize ({limit} bytes): kept its first {limit} bytes with flume.syslog.status=Incomplete, skipped the rest"
+                "message longer than eventSize ({limit} bytes): cut into events of at most {limit} bytes, the first with flume.syslog.status=Incomplete, as Flume cuts it (a client that ends its messages with no newline sends one endless message)"
             ),
             Problem::ClosedMidMessage { expected, got } => write!(
                 f,
@@ -48,26 +51,28 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// What the next bytes are, when they continue a message already cut at the event size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Skip {
+enum Rest {
     None,
-    /// The rest of an over-long octet-counted message.
+    /// This many bytes are left of an over-long octet-counted message.
     Bytes(usize),
-    /// The rest of an over-long line.
-    ToNewline,
+    /// The rest of an over-long line: framed as a line whatever its first byte (a digit there
+    /// is not an octet count).
+    Line,
 }
 
-/// Per-connection framing state (what is still to be skipped).
+/// Per-connection framing state (the rest of a cut message).
 pub struct Framer {
     max: usize,
-    skip: Skip,
+    rest: Rest,
 }
 
 impl Framer {
     pub fn new(event_size: usize) -> Framer {
         Framer {
             max: event_size.max(1),
-            skip: Skip::None,
+            rest: Rest::None,
         }
     }
 
@@ -84,27 +89,39 @@ impl Framer {
     ) -> usize {
         let mut pos = 0;
         loop {
-            match self.skip {
-                Skip::None => {}
-                Skip::Bytes(n) => {
-                    let k = n.min(buf.len() - pos);
-                    pos += k;
-                    if k < n {
-                        self.skip = Skip::Bytes(n - k);
-                        return buf.len();
-                    }
-                    self.skip = Skip::None;
-                }
-                Skip::ToNewline => match memchr(b'\n', &buf[pos..]) {
-                    Some(i) => {
-                        pos += i + 1;
-                        self.skip = Skip::None;
-                    }
-                    None => return buf.len(),
-                },
-            }
             if pos == buf.len() {
+                if eof {
+                    self.rest = Rest::None;
+                }
                 return pos;
+            }
+            match self.rest {
+                Rest::None => {}
+                Rest::Bytes(left) => {
+                    let want = left.min(self.max);
+                    let have = buf.len() - pos;
+                    if have < want && !eof {
+                        return pos;
+                    }
+                    let piece = want.min(have);
+                    frames.push(Frame {
+                        range: pos..pos + piece,
+                        truncated: piece < left,
+                    });
+                    pos += piece;
+                    self.rest = match left - piece {
+                        0 => Rest::None,
+                        more => Rest::Bytes(more),
+                    };
+                    continue;
+                }
+                Rest::Line => match self.line(buf, pos, eof, frames, problems) {
+                    Some(next) => {
+                        pos = next;
+                        continue;
+                    }
+                    None => return pos,
+                },
             }
             if buf[pos] == b'\n' {
                 // Empty lines separate nothing (Flume ignores them too).
@@ -174,7 +191,7 @@ impl Framer {
                 truncated: true,
             });
             problems.push(Problem::TooLong { limit: self.max });
-            self.skip = Skip::Bytes(len - self.max);
+            self.rest = Rest::Bytes(len - self.max);
             return Counted::Done(start + self.max);
         }
         if eof {
@@ -206,15 +223,7 @@ impl Framer {
         let window = &avail[..avail.len().min(self.max + 2)];
         let (end, next) = match memchr(b'\n', window) {
             Some(i) => (pos + i, pos + i + 1),
-            None if avail.len() > self.max + 1 => {
-                frames.push(Frame {
-                    range: pos..pos + self.max,
-                    truncated: true,
-                });
-                problems.push(Problem::TooLong { limit: self.max });
-                self.skip = Skip::ToNewline;
-                return Some(pos + self.max);
-            }
+            None if avail.len() > self.max + 1 => return Some(self.cut(pos, frames, problems)),
             // The last message of a stream may lack its newline: it is still a message.
             None if eof => (buf.len(), buf.len()),
             None => return None,
@@ -225,18 +234,32 @@ impl Framer {
             end
         };
         if end - pos > self.max {
-            frames.push(Frame {
-                range: pos..pos + self.max,
-                truncated: true,
-            });
-            problems.push(Problem::TooLong { limit: self.max });
-        } else if end > pos {
+            // One byte over: the piece after the cut ends at this newline.
+            return Some(self.cut(pos, frames, problems));
+        }
+        if end > pos {
             frames.push(Frame {
                 range: pos..end,
                 truncated: false,
             });
         }
+        self.rest = Rest::None;
         Some(next)
+    }
+
+    /// Cuts the line at `pos` at the event size: its first `max` bytes are a message flagged
+    /// `Incomplete`, and what follows continues the line. Only the first cut of a message is
+    /// reported.
+    fn cut(&mut self, pos: usize, frames: &mut Vec<Frame>, problems: &mut Vec<Problem>) -> usize {
+        frames.push(Frame {
+            range: pos..pos + self.max,
+            truncated: true,
+        });
+        if self.rest != Rest::Line {
+            problems.push(Problem::TooLong { limit: self.max });
+        }
+        self.rest = Rest::Line;
+        pos + self.max
     }
 }
 
@@ -308,24 +331,57 @@ mod tests {
         assert_eq!(msgs(&whole), ["<13>1 - h x", "<13>1 - h y", "<1>zzzz"]);
     }
 
+    /// As Flume cuts them: pieces of at most the event size, the ones cut flagged; nothing of
+    /// the message is dropped, and a digit after a cut is not an octet count.
     #[test]
-    fn over_long_messages_are_cut_and_the_rest_skipped() {
-        let (out, p) = run(5, &[b"<1>abcdefgh\n<2>ok\n11 <3>45678901<4>z\n"]);
+    fn over_long_messages_are_cut_into_pieces() {
+        let stream = b"<1>abcdefgh\n<2>ok\n11 <3>45678901<4>z\n<5>12345 7 x\n";
+        let (out, p) = run(5, &[stream]);
         assert_eq!(
             out,
             vec![
                 ("<1>ab".into(), true),
+                ("cdefg".into(), true),
+                ("h".into(), false),
                 ("<2>ok".into(), false),
                 ("<3>45".into(), true),
+                ("67890".into(), true),
+                ("1".into(), false),
                 ("<4>z".into(), false),
+                ("<5>12".into(), true),
+                ("345 7".into(), true),
+                (" x".into(), false),
             ]
         );
-        assert_eq!(p, vec![Problem::TooLong { limit: 5 }; 2]);
+        // One report per message, not per piece.
+        assert_eq!(p, vec![Problem::TooLong { limit: 5 }; 3]);
         // The same, arriving a byte at a time.
-        let stream = b"<1>abcdefgh\n<2>ok\n11 <3>45678901<4>z\n";
         let chunks: Vec<&[u8]> = stream.chunks(1).collect();
         let (bytewise, _) = run(5, &chunks);
         assert_eq!(bytewise, out);
+        // Python's SysLogHandler over TCP: NUL-terminated messages and no newline ever. Every
+        // byte arrives in some piece.
+        let mut nul_ended = Vec::new();
+        for i in 0..100 {
+            nul_ended.extend_from_slice(format!("<14>python message {i:04}\0").as_bytes());
+        }
+        for eof_chunk in [&b""[..], b"\n"] {
+            let chunks: Vec<&[u8]> = nul_ended.chunks(777).chain([eof_chunk]).collect();
+            let (out, p) = run(100, &chunks);
+            let joined: String = out.iter().map(|(m, _)| m.as_str()).collect();
+            assert_eq!(joined.as_bytes(), &nul_ended[..]);
+            assert!(out.iter().all(|(m, _)| m.len() <= 100));
+            assert_eq!(p, vec![Problem::TooLong { limit: 100 }]);
+        }
+        // A message one byte over (also before a "\r\n") loses no byte either.
+        let (out, _) = run(5, &[b"<1>abc\r\n<2>x\n"]);
+        assert_eq!(msgs(&out), ["<1>ab", "c", "<2>x"]);
+        // A cut right before the newline leaves no empty piece.
+        let (out, _) = run(5, &[b"<1>abcdefghij\r\n<2>y\n"]);
+        assert_eq!(msgs(&out), ["<1>ab", "cdefg", "hij", "<2>y"]);
+        // The rest of an octet-counted message cut off by the close is kept, flagged.
+        let (out, _) = run(5, &[b"20 <3>4567890"]);
+        assert_eq!(out, vec![("<3>45".into(), true), ("67890".into(), true)]);
     }
 
     #[test]
@@ -362,9 +418,9 @@ mod tests {
     #[test]
     fn garbage_is_kept_as_lines() {
         let (out, p) = run(8, &[b"\x00\xff\xfe garbage that is long\n<1>ok\n"]);
-        assert_eq!(out.len(), 2);
-        assert!(out[0].1, "cut at 8 bytes");
-        assert_eq!(out[1], ("<1>ok".into(), false));
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert!(out[0].1 && out[1].1 && !out[2].1, "cut at 8 bytes: {out:?}");
+        assert_eq!(out[3], ("<1>ok".into(), false));
         assert_eq!(p, vec![Problem::TooLong { limit: 8 }]);
     }
 }
