@@ -371,7 +371,9 @@ fn bad_input_is_logged_kept_and_does_not_disturb_others() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_until("all thirteen events", || output_lines(dir.path()).len() >= 13);
+    wait_until("all thirteen events", || {
+        output_lines(dir.path()).len() >= 13
+    });
     assert!(agent.stop());
 
     let events = stored(dir.path());

@@ -26,6 +26,8 @@ pub struct Frame {
 pub enum Problem {
     /// Digits that do not make an RFC 6587 octet count (shown escaped).
     BadOctetCount(String),
+    /// An octet count of more than [`MAX_COUNT_DIGITS`] digits (shown escaped).
+    OctetCountTooLarge(String),
     /// A message longer than the event size: cut into pieces of at most that size.
     TooLong { limit: usize },
     /// The client closed the connection before an octet-counted message was complete.
@@ -38,6 +40,10 @@ impl std::fmt::Display for Problem {
             Problem::BadOctetCount(s) => write!(
                 f,
                 "'{s}' is not an RFC 6587 octet count (digits, then a space): the rest of the line is kept as one message"
+            ),
+            Problem::OctetCountTooLarge(s) => write!(
+                f,
+                "'{s}' starts with an octet count of more than {MAX_COUNT_DIGITS} digits, larger than the 1 GB weir accepts: the line is kept as one message"
             ),
             Problem::TooLong { limit } => write!(
                 f,
@@ -128,6 +134,7 @@ impl Framer {
                 pos += 1;
                 continue;
             }
+            let reported = problems.len();
             if buf[pos].is_ascii_digit() {
                 match self.octet_counted(buf, pos, eof, frames, problems) {
                     Counted::Done(next) => {
@@ -140,7 +147,11 @@ impl Framer {
             }
             match self.line(buf, pos, eof, frames, problems) {
                 Some(next) => pos = next,
-                None => return pos,
+                // The line is looked at again when more has arrived: report it then, once.
+                None => {
+                    problems.truncate(reported);
+                    return pos;
+                }
             }
         }
     }
@@ -159,19 +170,21 @@ impl Framer {
             .take(MAX_COUNT_DIGITS + 1)
             .take_while(|b| b.is_ascii_digit())
             .count();
-        let bad = |problems: &mut Vec<Problem>| {
+        let shown = || {
             let line = avail.split(|b| *b == b'\n').next().unwrap_or_default();
-            let shown = &line[..line.len().min(24)];
-            problems.push(Problem::BadOctetCount(shown.escape_ascii().to_string()));
-            Counted::NotACount
+            line[..line.len().min(24)].escape_ascii().to_string()
         };
         if digits > MAX_COUNT_DIGITS {
-            return bad(problems);
+            problems.push(Problem::OctetCountTooLarge(shown()));
+            return Counted::NotACount;
         }
         match avail.get(digits) {
             None if !eof => return Counted::NeedMore,
             Some(b' ') if avail[0] != b'0' => {}
-            _ => return bad(problems),
+            _ => {
+                problems.push(Problem::BadOctetCount(shown()));
+                return Counted::NotACount;
+            }
         }
         let len = avail[..digits]
             .iter()
@@ -393,6 +406,16 @@ mod tests {
         );
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(matches!(&p[0], Problem::BadOctetCount(s) if s.starts_with("12x")));
+        assert!(matches!(&p[2], Problem::OctetCountTooLarge(s) if s.starts_with("1234567890 big")));
+        // Reported once, also when the line arrives in pieces.
+        let (out, p) = run(100, &[b"2147483647 <13>M22", b" huge", b"\n<2>ok\n"]);
+        assert_eq!(msgs(&out), ["2147483647 <13>M22 huge", "<2>ok"]);
+        assert_eq!(
+            p,
+            vec![Problem::OctetCountTooLarge(
+                "2147483647 <13>M22 huge".into()
+            )]
+        );
     }
 
     #[test]
