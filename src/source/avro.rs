@@ -185,6 +185,13 @@ fn serve(
             tracing::info!(source = name, %peer, error = %e, "client went away before its reply");
             break;
         }
+        // The call that was in progress at the stop is answered; the next is not read, so a
+        // client calling back to back (an upstream sink draining its backlog) cannot keep the
+        // agent from stopping. Its unanswered call is sent again after the restart.
+        if stopping(stop) {
+            tracing::debug!(source = name, %peer, "closing the connection at the stop");
+            break;
+        }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
 }
@@ -297,6 +304,51 @@ mod tests {
             Answer::Status(Status::Ok)
         );
         assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["e"]);
+    }
+
+    /// A client calling back to back does not hold the agent's stop: its connection closes
+    /// after the call in progress, and every call it was answered OK for is stored (audit 22:
+    /// an upstream sink draining a backlog kept an agent running 40 s after SIGTERM).
+    #[test]
+    fn a_client_calling_without_pause_does_not_hold_the_stop() {
+        let channel = memory_channel(1_000_000, 100, Duration::ZERO);
+        let mut source = Running::start(&channel);
+        let addr = source.addr;
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut requestor = Requestor::new();
+            let give_up = std::time::Instant::now() + Duration::from_secs(20);
+            let mut answered_ok = 0usize;
+            for serial in 1.. {
+                let event = Event::new(format!("e{serial}"));
+                let request = requestor.request(&append_batch_call([&event].into_iter()));
+                if std::time::Instant::now() > give_up
+                    || s.write_all(&encode_frame(serial, &request)).is_err()
+                {
+                    break;
+                }
+                match read_frame(&mut s) {
+                    Ok(Some(frame)) => {
+                        let answer = requestor.read_reply(&frame.payload).unwrap();
+                        assert_eq!(answer, Answer::Status(Status::Ok));
+                        answered_ok += 1;
+                    }
+                    _ => break,
+                }
+            }
+            answered_ok
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let stopped_at = std::time::Instant::now();
+        source.stop.set();
+        source.thread.take().unwrap().join().unwrap();
+        let took = stopped_at.elapsed();
+        let answered_ok = client.join().unwrap();
+        assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+        assert!(answered_ok > 0);
+        let stored = channel.stats().size;
+        assert!(stored >= answered_ok as u64, "{stored} < {answered_ok}");
     }
 
     #[test]

@@ -145,6 +145,13 @@ fn serve(
             tracing::info!(source = name, %peer, error = %e, "client went away before its reply");
             break;
         }
+        // The call that was in progress at the stop is answered; the next is not read, so a
+        // client calling back to back (an upstream sink draining its backlog) cannot keep the
+        // agent from stopping. Its unanswered call is sent again after the restart.
+        if stopping(stop) {
+            tracing::debug!(source = name, %peer, "closing the connection at the stop");
+            break;
+        }
     }
     counters.open_connections.fetch_sub(1, Ordering::Relaxed);
 }
@@ -244,6 +251,50 @@ mod tests {
             );
             assert_eq!(call(&mut s, proto, 3, &["e"]), Status::Ok);
             assert_eq!(take_bodies(&channel, 10, Duration::from_secs(5)), ["e"]);
+        }
+    }
+
+    /// A client calling back to back does not hold the agent's stop; a full channel's FAILED
+    /// answers do not either (audit 22: 90 s after SIGTERM).
+    #[test]
+    fn a_client_calling_without_pause_does_not_hold_the_stop() {
+        for (capacity, expected) in [(1_000_000, Status::Ok), (0, Status::Failed)] {
+            let channel = memory_channel(capacity.max(1), 100, Duration::from_millis(200));
+            if capacity == 0 {
+                channel.put(vec![Event::new("filler")]).unwrap();
+            }
+            let mut source = Running::start(&channel, Protocol::Compact);
+            let mut s = source.connect();
+            let client = std::thread::spawn(move || {
+                let give_up = std::time::Instant::now() + Duration::from_secs(20);
+                let mut answered = 0usize;
+                for seqid in 1.. {
+                    let event = Event::new(format!("e{seqid}"));
+                    let call = append_batch_call(Protocol::Compact, seqid, [&event].into_iter());
+                    if std::time::Instant::now() > give_up
+                        || s.write_all(&encode_frame(&call)).is_err()
+                    {
+                        break;
+                    }
+                    match read_frame(&mut s, MAX_FRAME_BYTES) {
+                        Ok(Some(reply)) => {
+                            let status =
+                                read_reply(Protocol::Compact, "appendBatch", seqid, &reply);
+                            assert_eq!(status.unwrap(), expected);
+                            answered += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                answered
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            let stopped_at = std::time::Instant::now();
+            source.stop.set();
+            source.thread.take().unwrap().join().unwrap();
+            let took = stopped_at.elapsed();
+            assert!(client.join().unwrap() > 0);
+            assert!(took < Duration::from_secs(5), "the stop took {took:?}");
         }
     }
 
