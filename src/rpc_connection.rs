@@ -8,6 +8,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -26,6 +27,9 @@ pub enum FrameError {
     Truncated(String),
     /// The bytes are not a frame of the protocol (a negative or too large count or length).
     Bad(String),
+    /// A server's frames in progress already hold its [`FrameLimits`] memory, or this frame
+    /// took longer than its time limit: the connection is closed, the client may call again.
+    OverLimit(String),
 }
 
 impl std::fmt::Display for FrameError {
@@ -34,8 +38,142 @@ impl std::fmt::Display for FrameError {
             FrameError::Io(e) => write!(f, "{e}"),
             FrameError::Truncated(m) => write!(f, "connection closed inside a frame: {m}"),
             FrameError::Bad(m) => write!(f, "not a frame: {m}"),
+            FrameError::OverLimit(m) => write!(f, "{m}"),
         }
     }
+}
+
+/// Memory for the frames a server's connections are reading, shared by all of them: a frame
+/// grows with the bytes that arrive, but a thousand clients each sending most of a large frame
+/// (or a few kilobytes of zlib stream that inflate into one) made one agent hold gigabytes
+/// before any of it was checked (audit 22). A frame that would pass what is left fails, and its
+/// connection is closed; the client calls again later, as after any failed call.
+#[derive(Clone)]
+pub struct FrameBudget {
+    used: Arc<AtomicUsize>,
+    total: usize,
+}
+
+/// What an RPC source lets all its connections' frames in progress hold together: room for two
+/// frames of the avro source's largest, 256 MiB.
+pub const SOURCE_FRAME_MEMORY: usize = 512 << 20;
+
+/// How long a server waits for the rest of a frame once its first byte came: the avro and
+/// thrift sinks give up a call after their `request-timeout` (20 s by default), so a frame
+/// still arriving after a minute serves no one, and a client trickling one held a connection
+/// and its frame's memory for as long as it liked.
+pub const SOURCE_FRAME_TIME: Duration = Duration::from_secs(60);
+
+impl FrameBudget {
+    pub fn new(total: usize) -> FrameBudget {
+        FrameBudget {
+            used: Arc::new(AtomicUsize::new(0)),
+            total,
+        }
+    }
+
+    /// Bytes held now by frames in progress.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+/// A server connection's share of its [`FrameBudget`] and its frame time limit: what its
+/// current frame holds, given back when the next frame starts or the connection ends.
+pub struct FrameLimits {
+    budget: FrameBudget,
+    held: usize,
+    time: Duration,
+    deadline: Deadline,
+}
+
+impl FrameLimits {
+    /// Limits for frames read through a reader whose deadline is `deadline`.
+    pub fn new(budget: FrameBudget, time: Duration, deadline: Deadline) -> FrameLimits {
+        FrameLimits {
+            budget,
+            held: 0,
+            time,
+            deadline,
+        }
+    }
+
+    /// A new frame: what the last one held is given back.
+    pub fn next_frame(&mut self) {
+        self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
+        self.held = 0;
+    }
+
+    /// The frame's first byte came: the rest must come within the time limit.
+    pub fn started(&mut self) {
+        self.deadline.set(Some(self.time));
+    }
+
+    /// `e`, from reading a frame, said as what it is when it is the time limit that ran out.
+    pub fn explain(&self, e: FrameError) -> FrameError {
+        match e {
+            FrameError::Io(io) if io.kind() == ErrorKind::TimedOut => {
+                FrameError::OverLimit(format!(
+                    "a frame was not whole {} s after its first byte; closing the connection",
+                    self.time.as_secs()
+                ))
+            }
+            other => other,
+        }
+    }
+
+    /// Takes `n` more bytes of the budget for the current frame.
+    fn charge(&mut self, n: usize) -> Result<(), FrameError> {
+        let total = self.budget.total;
+        self.budget
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|&after| after <= total)
+            })
+            .map_err(|used| {
+                FrameError::OverLimit(format!(
+                    "the frames this source's connections are reading already hold {used} bytes \
+                     of its {total}; closing this connection (its client may call again)"
+                ))
+            })?;
+        self.held += n;
+        Ok(())
+    }
+}
+
+impl Drop for FrameLimits {
+    fn drop(&mut self) {
+        self.next_frame();
+    }
+}
+
+/// Appends `len` bytes from `r` to `payload` as they arrive (never allocating for bytes not
+/// sent), charging them to `limits` first when given. Returns how many came before the end of
+/// the stream.
+pub fn read_frame_bytes(
+    r: &mut impl Read,
+    len: usize,
+    payload: &mut Vec<u8>,
+    mut limits: Option<&mut FrameLimits>,
+) -> Result<usize, FrameError> {
+    const STEP: usize = 64 << 10;
+    let mut got = 0;
+    while got < len {
+        let step = (len - got).min(STEP);
+        if let Some(l) = limits.as_deref_mut() {
+            l.charge(step)?;
+        }
+        let n = r
+            .by_ref()
+            .take(step as u64)
+            .read_to_end(payload)
+            .map_err(FrameError::Io)?;
+        got += n;
+        if n < step {
+            break;
+        }
+    }
+    Ok(got)
 }
 
 /// How often a blocked read looks at the stop flag and its deadline.

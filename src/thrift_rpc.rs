@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use crate::event::{Event, Headers};
 pub use crate::rpc_connection::FrameError;
-use crate::rpc_connection::{Deadline, Halves, Security, open};
+use crate::rpc_connection::{
+    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes,
+};
 use crate::stop::StopFlag;
 
 /// The largest frame read: the largest Flume's source reads (`TFastFramedTransport`'s
@@ -872,13 +874,29 @@ pub fn encode_frame(message: &[u8]) -> Vec<u8> {
 
 /// Reads the next frame; `None` if the stream ended cleanly before it.
 pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
+    read_frame_limited(r, max, None)
+}
+
+/// [`read_frame`] under a server's `limits`.
+fn read_frame_limited(
+    r: &mut impl Read,
+    max: usize,
+    mut limits: Option<&mut FrameLimits>,
+) -> Result<Option<Vec<u8>>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
         match r.read(&mut len[got..]) {
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => return Err(FrameError::Truncated("inside the frame length".into())),
-            Ok(n) => got += n,
+            Ok(n) => {
+                if got == 0
+                    && let Some(l) = limits.as_deref_mut()
+                {
+                    l.started();
+                }
+                got += n;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(FrameError::Io(e)),
         }
@@ -894,10 +912,7 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, Fram
         })?;
     let mut message = Vec::new();
     // Grows with the bytes that actually arrive, whatever the length claims.
-    let read = r
-        .take(n as u64)
-        .read_to_end(&mut message)
-        .map_err(FrameError::Io)?;
+    let read = read_frame_bytes(r, n, &mut message, limits)?;
     if read < n {
         return Err(FrameError::Truncated(format!("{read} of {n} bytes")));
     }
@@ -909,6 +924,7 @@ pub struct Transport {
     reader: BufReader<Box<dyn Read + Send>>,
     writer: Box<dyn Write + Send>,
     deadline: Deadline,
+    limits: Option<FrameLimits>,
 }
 
 impl Transport {
@@ -923,7 +939,14 @@ impl Transport {
             reader: BufReader::new(reader),
             writer,
             deadline,
+            limits: None,
         })
+    }
+
+    /// A server's connection: the frames it reads share `budget` with the server's other
+    /// connections, and each must be whole `time` after its first byte.
+    pub fn limit_frames(&mut self, budget: FrameBudget, time: Duration) {
+        self.limits = Some(FrameLimits::new(budget, time, self.deadline.clone()));
     }
 
     pub fn send(&mut self, message: &[u8]) -> io::Result<()> {
@@ -934,7 +957,14 @@ impl Transport {
     /// `within`, gives up (an `Io` error of kind `TimedOut`) once that much time has passed.
     pub fn receive(&mut self, within: Option<Duration>) -> Result<Option<Vec<u8>>, FrameError> {
         self.deadline.set(within);
-        read_frame(&mut self.reader, MAX_FRAME_BYTES)
+        match self.limits.as_mut() {
+            None => read_frame(&mut self.reader, MAX_FRAME_BYTES),
+            Some(limits) => {
+                limits.next_frame();
+                read_frame_limited(&mut self.reader, MAX_FRAME_BYTES, Some(limits))
+                    .map_err(|e| limits.explain(e))
+            }
+        }
     }
 }
 
@@ -1204,5 +1234,26 @@ mod tests {
         m.extend(std::iter::repeat_n(0x2c, 10_000));
         let s = serve(Protocol::Compact, &m, |_| Status::Ok).unwrap();
         assert!(s.problem.unwrap().contains("deeper"));
+    }
+
+    /// A server connection's frames are charged to the shared budget and given back (the
+    /// rules themselves are tested with the avro transport, which shares them).
+    #[test]
+    fn server_frames_are_charged_to_the_shared_budget() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let stop: crate::stop::StopFlag = crate::stop::Stop::new();
+        let mut server = Transport::new(server, &Security::Plain, stop).unwrap();
+        let budget = FrameBudget::new(100 << 10);
+        server.limit_frames(budget.clone(), Duration::from_secs(10));
+        client.write_all(&encode_frame(&[1u8; 60 << 10])).unwrap();
+        assert_eq!(server.receive(None).unwrap().unwrap().len(), 60 << 10);
+        assert_eq!(budget.used(), 60 << 10, "held while the call is served");
+        client.write_all(&encode_frame(&[2u8; 150 << 10])).unwrap();
+        let e = server.receive(None).unwrap_err();
+        assert!(matches!(e, FrameError::OverLimit(_)), "{e}");
+        drop(server);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
 use crate::config::{AvroSourceConfig, IpFilterRule};
-use crate::rpc_connection::Security;
+use crate::rpc_connection::{FrameBudget, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security};
 
 /// The zlib level of the source's replies under `compression-type = deflate` (Flume's
 /// AvroSource has no key for it and uses Netty's default, 6).
@@ -66,6 +66,7 @@ impl Source for AvroSource {
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
         let security = self.security.clone();
         let responder = Arc::new(Responder::new());
+        let budget = FrameBudget::new(SOURCE_FRAME_MEMORY);
         serve_clients(
             &self.name,
             "avro",
@@ -79,7 +80,7 @@ impl Source for AvroSource {
                     return;
                 }
                 serve(
-                    &name, stream, peer, &cfg, &security, &processor, &responder, &st,
+                    &name, stream, peer, &cfg, &security, &processor, &responder, &budget, &st,
                 )
             },
         );
@@ -108,6 +109,7 @@ fn serve(
     security: &Security,
     processor: &ChannelProcessor,
     responder: &Responder,
+    budget: &FrameBudget,
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
@@ -124,6 +126,7 @@ fn serve(
             return;
         }
     };
+    transport.limit_frames(budget.clone(), SOURCE_FRAME_TIME);
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(source = name, %peer, "client connected");
     let mut conn = ServerConnection::default();
@@ -133,6 +136,11 @@ fn serve(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(_) if stopping(stop) => break,
+            Err(e @ FrameError::OverLimit(_)) => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = name, %peer, error = %e, "frame refused");
+                break;
+            }
             // Not a zlib stream from the start: a sink that does not compress.
             Err(FrameError::Io(e))
                 if first && cfg.deflate && e.kind() == ErrorKind::InvalidData =>

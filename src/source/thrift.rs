@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::config::ThriftSourceConfig;
-use crate::rpc_connection::Security;
+use crate::rpc_connection::{FrameBudget, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security};
 use crate::thrift_rpc::{FrameError, Status, Transport, serve as serve_call};
 
 /// How long a reply may wait for a client that does not read its replies before the connection
@@ -62,6 +62,7 @@ impl Source for ThriftSource {
         };
         let (name, cfg, st) = (self.name.clone(), self.config.clone(), stop.clone());
         let security = self.security.clone();
+        let budget = FrameBudget::new(SOURCE_FRAME_MEMORY);
         serve_clients(
             &self.name,
             "thrift",
@@ -69,13 +70,18 @@ impl Source for ThriftSource {
             self.config.max_connections,
             &stop,
             |_, _| {},
-            move |stream, peer| serve(&name, stream, peer, &cfg, &security, &processor, &st),
+            move |stream, peer| {
+                serve(
+                    &name, stream, peer, &cfg, &security, &processor, &budget, &st,
+                )
+            },
         );
     }
 }
 
 /// Serves one client until it leaves, sends something that is not framed Thrift, or the agent
 /// stops.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     name: &str,
     stream: TcpStream,
@@ -83,6 +89,7 @@ fn serve(
     cfg: &ThriftSourceConfig,
     security: &Security,
     processor: &ChannelProcessor,
+    budget: &FrameBudget,
     stop: &StopFlag,
 ) {
     let counters = processor.counters();
@@ -94,6 +101,7 @@ fn serve(
             return;
         }
     };
+    transport.limit_frames(budget.clone(), SOURCE_FRAME_TIME);
     counters.open_connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(source = name, %peer, "client connected");
     let mut first = true;
@@ -102,6 +110,11 @@ fn serve(
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(_) if stopping(stop) => break,
+            Err(e @ FrameError::OverLimit(_)) => {
+                counters.read_fail.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = name, %peer, error = %e, "frame refused");
+                break;
+            }
             Err(FrameError::Io(e)) => {
                 tracing::info!(source = name, %peer, error = %e, "connection error");
                 break;
