@@ -25,6 +25,12 @@ use crate::stop::{StopFlag, stopping};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 100;
+/// The slowest a request body may arrive, once one idle timeout has passed since its head:
+/// a client sending a declared body a byte every few seconds is never idle, and held one of the
+/// server's connection slots for as long as it liked (audit 22). A client on a slow link still
+/// gets through; a body of 16 MB has more than half an hour.
+pub const MIN_BODY_RATE: u64 = 8 * 1024;
+
 /// A connection that sends nothing for this long is closed (mid-request with a 408), unless
 /// made with [`Conn::with_idle_timeout`].
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +73,33 @@ pub enum ReadError {
     /// The request is not acceptable: reply with this status and message, then close (the rest
     /// of the stream cannot be trusted to start a new request).
     Refused(u16, String),
+}
+
+/// How fast a request body must arrive: after `grace`, at least [`MIN_BODY_RATE`] on average.
+struct BodyPace {
+    started: Instant,
+    grace: Duration,
+}
+
+impl BodyPace {
+    /// Refuses with 408 a body of which only `received` bytes came so far, if that is too slow.
+    fn check(&self, received: usize) -> Result<(), ReadError> {
+        let elapsed = self.started.elapsed();
+        let earned = self.grace + Duration::from_secs_f64(received as f64 / MIN_BODY_RATE as f64);
+        if elapsed <= earned {
+            return Ok(());
+        }
+        Err(ReadError::Refused(
+            408,
+            format!(
+                "request body too slow: {received} bytes in {} s (after the first {} s, at least \
+                 {} KiB/s)",
+                elapsed.as_secs(),
+                self.grace.as_secs(),
+                MIN_BODY_RATE / 1024
+            ),
+        ))
+    }
 }
 
 /// One client connection: the stream plus bytes read but not yet used.
@@ -233,10 +266,15 @@ impl Conn {
             self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .map_err(ReadError::Io)?;
         }
+        let pace = BodyPace {
+            started: Instant::now(),
+            grace: self.idle,
+        };
         match head.body {
             BodyKind::Length(n) => {
                 let n = n as usize;
                 while self.buf.len() < n {
+                    pace.check(self.buf.len())?;
                     self.fill_mid(stop)?;
                 }
                 let rest = self.buf.split_off(n);
@@ -249,6 +287,7 @@ impl Conn {
                         match httparse::parse_chunk_size(&self.buf) {
                             Ok(httparse::Status::Complete(v)) => break v,
                             Ok(httparse::Status::Partial) if self.buf.len() <= 1024 => {
+                                pace.check(body.len() + self.buf.len())?;
                                 self.fill_mid(stop)?;
                             }
                             _ => {
@@ -269,6 +308,7 @@ impl Conn {
                     }
                     let size = size as usize;
                     while self.buf.len() < size + 2 {
+                        pace.check(body.len() + self.buf.len())?;
                         self.fill_mid(stop)?;
                     }
                     if &self.buf[size..size + 2] != b"\r\n" {
@@ -666,6 +706,70 @@ mod tests {
         );
         drop(c);
         trickle.join().unwrap();
+    }
+
+    /// A declared body trickled in (audit 22: a byte every 15 s held a connection slot for
+    /// good) is refused with 408 once it falls behind the minimum rate after one idle timeout;
+    /// the same body sent at a walking pace is read whole.
+    #[test]
+    fn a_body_sent_a_byte_at_a_time_is_refused_as_too_slow() {
+        let stop = no_stop();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        for chunked in [false, true] {
+            let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (server, _) = l.accept().unwrap();
+            let mut c = Conn::with_idle_timeout(server, Duration::from_millis(400)).unwrap();
+            let head: &[u8] = if chunked {
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            } else {
+                b"POST / HTTP/1.1\r\nContent-Length: 16000000\r\n\r\n"
+            };
+            client.write_all(head).unwrap();
+            let trickle = std::thread::spawn(move || {
+                let body: &[u8] = if chunked {
+                    b"f4240\r\n[{\"body\""
+                } else {
+                    b"[{\"body\""
+                };
+                for b in body {
+                    if client.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            });
+            let head = c.read_head(&stop).unwrap();
+            let start = Instant::now();
+            let e = c.read_body(&head, 20_000_000, &stop).unwrap_err();
+            assert!(
+                matches!(&e, ReadError::Refused(408, m) if m.contains("request body too slow")),
+                "{e:?}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            drop(c);
+            trickle.join().unwrap();
+        }
+        // 64 KiB at ~100 KiB/s, past the grace: fast enough.
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        let mut c = Conn::with_idle_timeout(server, Duration::from_millis(100)).unwrap();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 65536\r\n\r\n")
+            .unwrap();
+        let sender = std::thread::spawn(move || {
+            for _ in 0..64 {
+                client.write_all(&[b'x'; 1024]).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            client
+        });
+        let head = c.read_head(&stop).unwrap();
+        assert_eq!(c.read_body(&head, 1 << 20, &stop).unwrap().len(), 65536);
+        drop(sender.join().unwrap());
     }
 
     #[test]
