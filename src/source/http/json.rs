@@ -2,17 +2,18 @@
 //! event per element, the body string stored as its UTF-8 bytes.
 //!
 //! Like Flume (which reads it with Gson), `headers` and `body` may be missing or null (no
-//! headers, empty body), other keys of an event are ignored, and a number or `true`/`false`
-//! where a string is expected is taken as its JSON text. Anything else (not an array, an
-//! element that is not an object, a nested object as a header value) is refused with serde's
-//! description and the line and column where it was found.
+//! headers, empty body), other keys of an event are ignored, and a number or `true`/`false` where a string is expected is taken as its JSON text,
+//! exactly as written (`1.50` stays `1.50`, a 30-digit integer keeps its digits). Anything else
+//! (not an array, an element that is not an object, an array or object as a header value) is
+//! refused with serde's description and the line and column where it was found.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde_json::value::RawValue;
 
 use crate::event::{Event, Headers};
 
@@ -82,55 +83,79 @@ impl<'de> Visitor<'de> for EventsVisitor<'_> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(expecting = "an event object like {\"headers\":{\"k\":\"v\"},\"body\":\"text\"}")]
+/// One element of the list: a JSON object only. A derived `Deserialize` would also take an
+/// array as the fields in order, so `[[{"k":"v"},"text"]]` was stored as an event where Gson,
+/// and so Flume, refuses it.
 struct JsonEvent {
-    #[serde(default)]
     headers: Option<BTreeMap<String, Text>>,
-    #[serde(default)]
     body: Option<Text>,
 }
 
-/// A string, or a number or boolean taken as its JSON text (Gson reads those as strings too).
+impl<'de> Deserialize<'de> for JsonEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonEvent, D::Error> {
+        d.deserialize_map(JsonEventVisitor)
+    }
+}
+
+struct JsonEventVisitor;
+
+impl<'de> Visitor<'de> for JsonEventVisitor {
+    type Value = JsonEvent;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object like {\"headers\":{\"k\":\"v\"},\"body\":\"text\"}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonEvent, A::Error> {
+        let mut event = JsonEvent {
+            headers: None,
+            body: None,
+        };
+        let (mut seen_headers, mut seen_body) = (false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // A key given twice is refused, as serde's derived readers refuse it: which of
+            // the two the client meant is anyone's guess.
+            match key.as_ref() {
+                "headers" if seen_headers => return Err(de::Error::duplicate_field("headers")),
+                "headers" => {
+                    seen_headers = true;
+                    event.headers = map.next_value()?;
+                }
+                "body" if seen_body => return Err(de::Error::duplicate_field("body")),
+                "body" => {
+                    seen_body = true;
+                    event.body = map.next_value()?;
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(event)
+    }
+}
+
+/// A string, or a number or boolean taken as its JSON text as written (Gson reads those as
+/// strings too, keeping the token's text: `1.0e3`, `0.10` and integers past 64 bits are not
+/// rewritten, as a round trip through a number would rewrite them).
 struct Text(String);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
-        d.deserialize_any(TextVisitor)
-    }
-}
-
-struct TextVisitor;
-
-impl Visitor<'_> for TextVisitor {
-    type Value = Text;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-        Ok(Text(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-        Ok(Text(v))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-        Ok(Text(v.to_string()))
+        let raw = <&'de RawValue>::deserialize(d)?;
+        let json = raw.get();
+        match json.as_bytes().first() {
+            // Without escapes, the text between the quotes is the string (the scan that found
+            // the value has checked it).
+            Some(b'"') if !json.contains('\\') => Ok(Text(json[1..json.len() - 1].to_owned())),
+            Some(b'"') => serde_json::from_str(json)
+                .map(Text)
+                .map_err(de::Error::custom),
+            Some(b'-' | b'0'..=b'9' | b't' | b'f') => Ok(Text(json.to_owned())),
+            Some(b'{') => Err(de::Error::invalid_type(Unexpected::Map, &"a string")),
+            Some(b'[') => Err(de::Error::invalid_type(Unexpected::Seq, &"a string")),
+            _ => Err(de::Error::invalid_type(Unexpected::Unit, &"a string")),
+        }
     }
 }
 
@@ -181,6 +206,15 @@ mod tests {
         assert_eq!(events[3].headers["neg"], "-3");
         assert_eq!(events[3].headers["f"], "1.5");
         assert_eq!(events[3].headers["ok"], "true");
+        // Numbers keep the text they were written with, as Gson keeps a number token's text.
+        let events = ok(
+            r#"[{"headers":{"big":123456789012345678901234567890,"e":1.0e3,"z":0.10,"m":-0},"body":1.50}]"#,
+        );
+        assert_eq!(events[0].headers["big"], "123456789012345678901234567890");
+        assert_eq!(events[0].headers["e"], "1.0e3");
+        assert_eq!(events[0].headers["z"], "0.10");
+        assert_eq!(events[0].headers["m"], "-0");
+        assert_eq!(events[0].body.as_ref(), b"1.50");
         assert!(ok("[]").is_empty());
         assert!(ok(" \n[ ]\n").is_empty());
     }
@@ -221,9 +255,24 @@ mod tests {
         assert!(e.contains("trailing characters"), "{e}");
         let e = bad(r#"[{"body":"x","body":"y"}]"#);
         assert!(e.contains("duplicate field `body`"), "{e}");
+        // An event given as an array (the fields in order) is not an event: Gson refuses it.
+        for body in [r#"[[{"k":"v"},"text"]]"#, r#"[[{"body":"J09"}]]"#] {
+            let e = bad(body);
+            assert!(
+                e.contains("invalid type: sequence, expected an event object"),
+                "{e}"
+            );
+        }
+        let e = bad(r#"[{"headers":{"k":null}}]"#);
+        assert!(
+            e.contains("invalid type: null") && e.contains("a string"),
+            "{e}"
+        );
         let e = bad("");
         assert!(e.contains("empty body"), "{e}");
         let e = bad("[{\"body\":\"\u{0}\"");
+        assert!(e.contains("control character"), "{e}");
+        let e = bad("[{\"body\":\"a\u{1}b\"}]");
         assert!(e.contains("control character"), "{e}");
     }
 
