@@ -107,6 +107,8 @@ pub struct Conn {
     stream: ServerStream,
     buf: Vec<u8>,
     idle: Duration,
+    /// The request being answered is a HEAD: its response carries no body (RFC 9110 §9.3.2).
+    head_request: bool,
 }
 
 impl Conn {
@@ -123,6 +125,7 @@ impl Conn {
             stream: ServerStream::Plain(stream),
             buf: Vec::new(),
             idle,
+            head_request: false,
         })
     }
 
@@ -138,6 +141,7 @@ impl Conn {
             stream: ServerStream::accept(stream, Some(acceptor), stop)?,
             buf: Vec::new(),
             idle: IDLE_TIMEOUT,
+            head_request: false,
         })
     }
 
@@ -203,6 +207,7 @@ impl Conn {
                 let mut req = httparse::Request::new(&mut headers);
                 match req.parse(&self.buf) {
                     Ok(httparse::Status::Complete(len)) => {
+                        self.head_request = req.method == Some("HEAD");
                         let head = interpret(&req)?;
                         self.buf.drain(..len);
                         return Ok(head);
@@ -395,7 +400,9 @@ impl Conn {
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
-        out.extend_from_slice(body);
+        if !self.head_request {
+            out.extend_from_slice(body);
+        }
         self.write_raw(&out)
     }
 
@@ -770,6 +777,22 @@ mod tests {
         let head = c.read_head(&stop).unwrap();
         assert_eq!(c.read_body(&head, 1 << 20, &stop).unwrap().len(), 65536);
         drop(sender.join().unwrap());
+    }
+
+    /// A response to HEAD has its headers (Content-Length included) and no body.
+    #[test]
+    fn a_response_to_head_carries_no_body() {
+        let stop = no_stop();
+        let (mut c, mut client) = conn_with(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let head = c.read_head(&stop).unwrap();
+        assert_eq!(head.method, "HEAD");
+        c.respond(405, "method HEAD not allowed", false, &[])
+            .unwrap();
+        drop(c);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert!(got.contains("Content-Length: 24\r\n"), "{got}");
+        assert!(got.ends_with("\r\n\r\n"), "{got}");
     }
 
     #[test]

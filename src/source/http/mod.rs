@@ -213,12 +213,13 @@ fn serve_one(
     let counters = processor.counters();
     let head = conn.read_head(stop).and_then(|head| {
         if head.method != "POST" {
+            let what = match cfg.handler {
+                HttpHandler::Json => "a JSON array of events",
+                HttpHandler::Blob { .. } => "the event's body",
+            };
             return Err(ReadError::Refused(
                 405,
-                format!(
-                    "method {} not allowed: POST a JSON array of events",
-                    head.method
-                ),
+                format!("method {} not allowed: POST {what}", head.method),
             ));
         }
         if cfg.handler == HttpHandler::Json
