@@ -1560,16 +1560,6 @@ pub struct KafkaSinkConfig {
     pub header_map: Vec<(String, String)>,
 }
 
-/// The key a Kafka sink or channel read its topic from: `kafka.topic`, or Flume's deprecated
-/// `topic` when only that is set.
-pub(super) fn topic_key(s: &Section) -> &'static str {
-    if s.string("kafka.topic").is_none() && s.string("topic").is_some() {
-        "topic"
-    } else {
-        "kafka.topic"
-    }
-}
-
 fn parse_kafka(
     s: &Section,
     notes: &mut Vec<String>,
@@ -1578,7 +1568,7 @@ fn parse_kafka(
     let topic = s
         .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "default-flume-topic".to_owned());
-    super::kafka_topic::check(s, topic_key(s), &topic, true)?;
+    super::kafka_topic::check(s, super::kafka_topic::key(s), &topic, true)?;
     let batch_size = match s.string("flumeBatchSize") {
         Some(_) => s.positive_or("flumeBatchSize", 100)?,
         None if s.deprecated("batchSize", "flumeBatchSize", notes).is_some() => {

@@ -55,7 +55,7 @@ pub(super) fn parse_kafka_channel(
     let topic = s
         .string_or_deprecated("kafka.topic", "topic", notes)
         .unwrap_or_else(|| "flume-channel".to_owned());
-    super::kafka_topic::check(s, super::components::topic_key(s), &topic, false)?;
+    super::kafka_topic::check(s, super::kafka_topic::key(s), &topic, false)?;
     let group_id = s
         .string_or_deprecated("kafka.consumer.group.id", "groupId", notes)
         .unwrap_or_else(|| "flume".to_owned());

@@ -36,6 +36,16 @@ fn invalid(name: &str) -> Option<String> {
     None
 }
 
+/// The key a Kafka sink or channel read its topic from: `kafka.topic`, or Flume's deprecated
+/// `topic` when only that is set.
+pub(super) fn key(s: &Section) -> &'static str {
+    if s.string("kafka.topic").is_none() && s.string("topic").is_some() {
+        "topic"
+    } else {
+        "kafka.topic"
+    }
+}
+
 /// Refuses `topic`, read from `key`, unless Kafka accepts it as a topic name. With
 /// `placeholders` (the sink's `%{header}` substitutions), only the text outside them is
 /// checked, as what the headers hold is known only per event.
