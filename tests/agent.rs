@@ -648,7 +648,10 @@ fn source_batches_larger_than_the_transaction_capacity_are_refused() {
     .err()
     .map(|e| e.to_string())
     .unwrap_or_default();
-    assert!(err.contains("batch size 100 exceeds"), "{err}");
+    assert!(
+        err.contains("batch size 100 (the default: `batchSize` is not set) exceeds"),
+        "{err}"
+    );
     assert!(
         load(&with(
             "a.sources.r1.type = syslogtcp\na.sources.r1.port = 5140\n"
