@@ -1262,5 +1262,39 @@ mod tests {
         drop(server);
         writer.join().unwrap();
         assert_eq!(budget.used(), 0);
+
+        // At the agent's stop a frame in progress ends at once: the client has no answer for
+        // it and sends it again after the restart (waiting for it held the stop 5 s).
+        let stopping: StopFlag = crate::stop::Stop::new();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut server = Transport::new(server, &Security::Plain, None, stopping.clone()).unwrap();
+        server.limit_frames(budget.clone(), Duration::from_secs(60));
+        let mut client = Transport::new(client, &Security::Plain, None, stop.clone()).unwrap();
+        let writer = std::thread::spawn(move || {
+            let frame = encode_frame(4, b"cut short by the stop");
+            for byte in frame.chunks(1) {
+                if client
+                    .writer
+                    .write_all(byte)
+                    .and_then(|()| client.writer.flush())
+                    .is_err()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let setter = crate::stop::set_later(&stopping, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        assert!(server.receive(None).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(server);
+        writer.join().unwrap();
+        setter.join().unwrap();
     }
 }

@@ -104,9 +104,11 @@ impl FrameLimits {
         self.held = 0;
     }
 
-    /// The frame's first byte came: the rest must come within the time limit.
+    /// The frame's first byte came: the rest must come within the time limit, and the agent's
+    /// stop ends the read at once (the client sends the call again after the restart; waiting
+    /// out a slow frame held the stop for the stop's grace).
     pub fn started(&mut self) {
-        self.deadline.set(Some(self.time));
+        self.deadline.set_server_side(self.time);
     }
 
     /// `e`, from reading a frame, said as what it is when it is the time limit that ran out.
@@ -207,9 +209,10 @@ pub struct Deadline(Arc<Mutex<DeadlineState>>);
 #[derive(Default)]
 struct DeadlineState {
     at: Option<Instant>,
-    /// A server's TLS handshake: it ends as soon as the agent stops, even while bytes keep
-    /// arriving. Nothing of a request has been read yet, so nothing is cut off.
-    handshake: bool,
+    /// A server's read (its TLS handshake, a frame from its client): it ends as soon as the
+    /// agent stops, even while bytes keep arriving. The client has no answer for it yet, so it
+    /// sends it again after the restart: nothing is lost, and the stop does not wait.
+    server_side: bool,
     /// When a wait for a reply first found the agent stopping (kept across calls, so the
     /// grace is counted once).
     stop_seen: Option<Instant>,
@@ -220,17 +223,18 @@ impl Deadline {
     pub fn set(&self, within: Option<Duration>) {
         let mut state = self.0.lock();
         state.at = within.map(|w| Instant::now() + w);
-        state.handshake = false;
+        state.server_side = false;
     }
 
-    fn set_handshake(&self, within: Duration) {
+    /// A server's read from now on must end within `within`, and at once at the agent's stop.
+    fn set_server_side(&self, within: Duration) {
         let mut state = self.0.lock();
         state.at = Some(Instant::now() + within);
-        state.handshake = true;
+        state.server_side = true;
     }
 
     /// Whether the agent's stop ends the wait now: at once when no reply is awaited (an idle
-    /// connection) or in a server's handshake; a reply to a call already sent is waited for
+    /// connection) or in a server's read; a reply to a call already sent is waited for
     /// until [`STOP_GRACE`] after the stop was first seen, since it is most likely on its way
     /// and giving it up makes the batch go again after the restart.
     fn stop_ends_wait(&self, stop: &StopFlag) -> bool {
@@ -238,7 +242,7 @@ impl Deadline {
             return false;
         }
         let mut state = self.0.lock();
-        if state.at.is_none() || state.handshake {
+        if state.at.is_none() || state.server_side {
             return true;
         }
         let seen = *state.stop_seen.get_or_insert_with(Instant::now);
@@ -257,10 +261,10 @@ impl Deadline {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// The read must end now: the deadline passed, or a handshake meets the agent's stop.
+    /// The read must end now: the deadline passed, or a server's read meets the agent's stop.
     fn ends_read(&self, stop: &StopFlag) -> bool {
         let state = self.0.lock();
-        state.at.is_some_and(|d| Instant::now() >= d) || (state.handshake && stopping(stop))
+        state.at.is_some_and(|d| Instant::now() >= d) || (state.server_side && stopping(stop))
     }
 }
 
@@ -418,7 +422,7 @@ pub fn open(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Resul
             });
         }
         Security::Server(acceptor) => {
-            deadline.set_handshake(crate::tls::HANDSHAKE_TIMEOUT);
+            deadline.set_server_side(crate::tls::HANDSHAKE_TIMEOUT);
             acceptor
                 .accept(plain)
                 .map_err(crate::tls::handshake_failure)?
