@@ -180,7 +180,11 @@ impl Shared {
             .map(|f| {
                 let (mut event, outcome) =
                     self.parser.event(&data[f.range.clone()], f.truncated, now);
-                if let (Outcome::Invalid(why), Some(r)) = (outcome, reporter.as_deref_mut()) {
+                // The pieces after a cut are Invalid as in Flume, and already reported as
+                // part of their message.
+                if let (Outcome::Invalid(why), Some(r), false) =
+                    (outcome, reporter.as_deref_mut(), f.continued)
+                {
                     r.report(format_args!(
                         "message is not syslog ({why}): kept whole with flume.syslog.status=Invalid"
                     ));
@@ -504,6 +508,7 @@ fn run_udp(shared: &Shared, socket: UdpSocket) {
         let frame = Frame {
             range: 0..msg.len(),
             truncated,
+            continued: false,
         };
         let extra = shared.client_headers(peer, 0);
         events.extend(shared.events(msg, std::slice::from_ref(&frame), &extra, Some(reporter)));

@@ -19,6 +19,9 @@ pub struct Frame {
     pub range: Range<usize>,
     /// Cut at the event size (or by the client closing mid-message): `Incomplete`.
     pub truncated: bool,
+    /// What follows a cut: a piece of a message already reported as too long, which is not
+    /// itself worth a line about not being syslog.
+    pub continued: bool,
 }
 
 /// Something about the stream worth telling the operator.
@@ -47,7 +50,7 @@ impl std::fmt::Display for Problem {
             ),
             Problem::TooLong { limit } => write!(
                 f,
-                "message longer than eventSize ({limit} bytes): cut into events of at most {limit} bytes, the first with flume.syslog.status=Incomplete, as Flume cuts it (a client that ends its messages with no newline sends one endless message)"
+                "message longer than eventSize ({limit} bytes): cut into events of at most {limit} bytes, the first with flume.syslog.status=Incomplete, as Flume cuts it"
             ),
             Problem::ClosedMidMessage { expected, got } => write!(
                 f,
@@ -113,6 +116,7 @@ impl Framer {
                     frames.push(Frame {
                         range: pos..pos + piece,
                         truncated: piece < left,
+                        continued: true,
                     });
                     pos += piece;
                     self.rest = match left - piece {
@@ -196,12 +200,14 @@ impl Framer {
                 frames.push(Frame {
                     range: start..start + len,
                     truncated: false,
+                    continued: false,
                 });
                 return Counted::Done(start + len);
             }
             frames.push(Frame {
                 range: start..start + self.max,
                 truncated: true,
+                continued: false,
             });
             problems.push(Problem::TooLong { limit: self.max });
             self.rest = Rest::Bytes(len - self.max);
@@ -211,6 +217,7 @@ impl Framer {
             frames.push(Frame {
                 range: start..buf.len(),
                 truncated: true,
+                continued: false,
             });
             problems.push(Problem::ClosedMidMessage {
                 expected: len,
@@ -254,6 +261,7 @@ impl Framer {
             frames.push(Frame {
                 range: pos..end,
                 truncated: false,
+                continued: self.rest == Rest::Line,
             });
         }
         self.rest = Rest::None;
@@ -267,6 +275,7 @@ impl Framer {
         frames.push(Frame {
             range: pos..pos + self.max,
             truncated: true,
+            continued: self.rest == Rest::Line,
         });
         if self.rest != Rest::Line {
             problems.push(Problem::TooLong { limit: self.max });
@@ -368,6 +377,16 @@ mod tests {
         );
         // One report per message, not per piece.
         assert_eq!(p, vec![Problem::TooLong { limit: 5 }; 3]);
+        let mut f = Framer::new(5);
+        let mut frames = Vec::new();
+        f.split(stream, true, &mut frames, &mut Vec::new());
+        let continued: Vec<bool> = frames.iter().map(|fr| fr.continued).collect();
+        assert_eq!(
+            continued,
+            [
+                false, true, true, false, false, true, true, false, false, true, true
+            ]
+        );
         // The same, arriving a byte at a time.
         let chunks: Vec<&[u8]> = stream.chunks(1).collect();
         let (bytewise, _) = run(5, &chunks);
