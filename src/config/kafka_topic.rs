@@ -19,7 +19,7 @@ fn invalid(name: &str) -> Option<String> {
         return Some("is empty".into());
     }
     if name == "." || name == ".." {
-        return Some(format!("'{name}' is reserved"));
+        return Some(format!("is '{name}', a name Kafka reserves"));
     }
     if let Some(c) = name
         .chars()
@@ -127,7 +127,7 @@ mod tests {
         assert!(
             checked("..", false)
                 .unwrap_err()
-                .contains("'..' is reserved")
+                .contains("not a Kafka topic name: it is '..', a name Kafka reserves;")
         );
         assert!(
             checked(&"x".repeat(250), false)
