@@ -75,7 +75,7 @@ pub enum ReadError {
     Refused(u16, String),
 }
 
-/// How fast a request body must arrive: after `grace`, at least [`MIN_BODY_RATE`] on average.
+/// How fast a request body must arrive: `MIN_BODY_RATE` bytes for each second past `grace`.
 struct BodyPace {
     started: Instant,
     grace: Duration,
