@@ -1147,16 +1147,23 @@ fn memory_channel(
     capacity_name: &str,
     default_transaction: u64,
 ) -> Result<MemoryChannelConfig, ConfigError> {
+    let read = s.positive_or("transactionCapacity", default_transaction);
+    let fell_back = read.is_err();
     let transaction_capacity = s.or_flume_fallback(
-        s.positive_or("transactionCapacity", default_transaction),
+        read,
         default_transaction,
         &format!("the default {default_transaction}"),
         notes,
     );
     if transaction_capacity > capacity {
+        let what = if fell_back {
+            format!("the default {transaction_capacity} (the value given is not a number)")
+        } else {
+            transaction_capacity.to_string()
+        };
         return Err(s.error(
             Some("transactionCapacity"),
-            format!("{transaction_capacity} exceeds {capacity_name} {capacity}"),
+            format!("{what} exceeds {capacity_name} {capacity}"),
         ));
     }
     s.accept_without_effect(
@@ -2626,7 +2633,13 @@ a.sinks.k1.kafka.topic = logs-%{app}
              a.channels.c1.transactionCapacity = x\n",
         )
         .unwrap_err();
-        assert!(e.contains("100 exceeds the channel capacity 50"), "{e}");
+        assert!(
+            e.contains(
+                "transactionCapacity: the default 100 (the value given is not a number) exceeds \
+                 the channel capacity 50"
+            ),
+            "{e}"
+        );
         let e = channel(
             "a.channels.c1.type = file\na.channels.c1.capacity = 10000 # events\n\
              a.channels.c1.checkpointDir = /c\na.channels.c1.dataDirs = /d\n",
