@@ -1157,7 +1157,7 @@ fn memory_channel(
     );
     if transaction_capacity > capacity {
         let what = if fell_back {
-            format!("the default {transaction_capacity} (the value given is not a number)")
+            format!("the default {transaction_capacity} (the value given is not a positive number)")
         } else {
             transaction_capacity.to_string()
         };
@@ -2635,7 +2635,7 @@ a.sinks.k1.kafka.topic = logs-%{app}
         .unwrap_err();
         assert!(
             e.contains(
-                "transactionCapacity: the default 100 (the value given is not a number) exceeds \
+                "transactionCapacity: the default 100 (the value given is not a positive number) exceeds \
                  the channel capacity 50"
             ),
             "{e}"
