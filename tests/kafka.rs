@@ -380,6 +380,29 @@ fn the_topic_may_name_event_headers() {
         let bodies: Vec<&[u8]> = got.iter().map(|r| &r.body[..]).collect();
         assert_eq!(bodies, [body.as_bytes()], "{topic}");
     }
+
+    // A header that makes a name Kafka refuses: the record is refused for good, with the
+    // reason, rather than retried for ever against "unknown topic".
+    let bad = [(5, Event::new(&b"b"[..]).with_header("app", "we b"))];
+    let err = sink.deliver(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("the topic \"logs-we b\" this event's headers make is not a Kafka topic name"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut dead = sink_from(&sink_text(
+        &broker.bootstrap(),
+        &format!(
+            "a.sinks.k1.kafka.topic = logs-%{{app}}
+a.sinks.k1.kafka.onUnsendable = deadletter
+             a.sinks.k1.kafka.deadLetterDir = {}
+",
+            dir.path().display()
+        ),
+    ));
+    dead.deliver(&bad).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("k1.deadletter.jsonl")).unwrap();
+    assert!(text.contains("not a Kafka topic name"), "{text}");
 }
 
 /// `useFlumeEventFormat = true`: the value is Flume's Avro event datum, headers inside, so a

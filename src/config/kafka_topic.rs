@@ -13,8 +13,9 @@ use super::{ConfigError, Section};
 /// The longest topic name Kafka accepts.
 const MAX_LENGTH: usize = 249;
 
-/// Why `name` is not a topic name Kafka accepts, if it is not one.
-fn invalid(name: &str) -> Option<String> {
+/// Why `name` is not a topic name Kafka accepts, if it is not one (said to follow "it"). The
+/// Kafka sink asks it of each topic an event's headers make.
+pub fn problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("is empty".into());
     }
@@ -61,7 +62,7 @@ pub(super) fn check(
         (topic.to_owned(), true)
     };
     let problem = if whole {
-        invalid(&text)
+        problem(&text)
     } else {
         // Only characters can be judged here: lengths and `.`/`..` depend on the headers.
         text.chars()

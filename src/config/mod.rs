@@ -53,6 +53,7 @@ pub use java_syntax::{java_date_format, java_replacement};
 pub use kafka_channel::*;
 pub use kafka_producer::ProducerProperty;
 pub use kafka_source::*;
+pub use kafka_topic::problem as kafka_topic_problem;
 pub use pollable::PollBackoff;
 pub use properties::{Entry, Properties};
 pub use rpc_target::RpcTarget;

@@ -248,6 +248,16 @@ impl KafkaSink {
             Some(t) if self.config.allow_topic_override && !t.is_empty() => Cow::Borrowed(t),
             _ => substitute_headers(&self.config.topic, event),
         };
+        // A topic made from headers is checked here (the configured one was at start): the
+        // broker's answer to a bad name is only "unknown topic", retried for ever with the
+        // whole batch.
+        if *topic != *self.config.topic
+            && let Some(why) = crate::config::kafka_topic_problem(&topic)
+        {
+            return Err(format!(
+                "the topic {topic:?} this event's headers make is not a Kafka topic name: it {why}"
+            ));
+        }
         let partition = match self
             .config
             .partition_header
