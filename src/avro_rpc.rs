@@ -1197,6 +1197,23 @@ mod tests {
         assert!(b.receive(within).unwrap().is_none(), "a clean close");
     }
 
+    /// Sends `bytes` through `client` one at a time, `every` apart, until done or refused.
+    fn trickle(
+        mut client: Transport,
+        bytes: Vec<u8>,
+        every: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for byte in bytes.chunks(1) {
+                let sent = client.writer.write_all(byte);
+                if sent.and_then(|()| client.writer.flush()).is_err() {
+                    break;
+                }
+                std::thread::sleep(every);
+            }
+        })
+    }
+
     /// A server's frames share one memory budget, charged as bytes arrive (after inflating),
     /// and each must be whole within its time: a zlib stream of zeros declaring a large
     /// buffer, and a frame trickled past its time, are refused, and what they held is given
@@ -1237,21 +1254,12 @@ mod tests {
         drop(other_server);
         assert_eq!(budget.used(), 0);
         // A frame trickled in: refused at its time limit, counted from its first byte.
-        let (mut client, mut server) = pair(None);
-        let writer = std::thread::spawn(move || {
-            let frame = encode_frame(3, b"trickled");
-            for byte in frame.chunks(1) {
-                if client
-                    .writer
-                    .write_all(byte)
-                    .and_then(|()| client.writer.flush())
-                    .is_err()
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
+        let (client, mut server) = pair(None);
+        let writer = trickle(
+            client,
+            encode_frame(3, b"trickled"),
+            Duration::from_millis(300),
+        );
         let started = std::time::Instant::now();
         let e = server.receive(None).unwrap_err();
         assert!(
@@ -1270,21 +1278,12 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let mut server = Transport::new(server, &Security::Plain, None, stopping.clone()).unwrap();
         server.limit_frames(budget.clone(), Duration::from_secs(60));
-        let mut client = Transport::new(client, &Security::Plain, None, stop.clone()).unwrap();
-        let writer = std::thread::spawn(move || {
-            let frame = encode_frame(4, b"cut short by the stop");
-            for byte in frame.chunks(1) {
-                if client
-                    .writer
-                    .write_all(byte)
-                    .and_then(|()| client.writer.flush())
-                    .is_err()
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
+        let client = Transport::new(client, &Security::Plain, None, stop.clone()).unwrap();
+        let writer = trickle(
+            client,
+            encode_frame(4, b"cut short by the stop"),
+            Duration::from_millis(50),
+        );
         let setter = crate::stop::set_later(&stopping, Duration::from_millis(300));
         let started = std::time::Instant::now();
         assert!(server.receive(None).is_err());
