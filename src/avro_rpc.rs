@@ -45,7 +45,7 @@ use crate::flume_event_format::{
 };
 pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{
-    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes,
+    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes, read_limited,
 };
 use crate::stop::StopFlag;
 
@@ -805,14 +805,10 @@ impl Transport {
     /// `within`, gives up (an `Io` error of kind `TimedOut`) once that much time has passed.
     pub fn receive(&mut self, within: Option<Duration>) -> Result<Option<Frame>, FrameError> {
         self.deadline.set(within);
-        match self.limits.as_mut() {
-            None => read_frame(&mut self.reader),
-            Some(limits) => {
-                limits.next_frame();
-                read_frame_within(&mut self.reader, MAX_FRAME_BYTES, Some(limits))
-                    .map_err(|e| limits.explain(e))
-            }
-        }
+        let reader = &mut self.reader;
+        read_limited(&mut self.limits, |limits| {
+            read_frame_within(reader, MAX_FRAME_BYTES, limits)
+        })
     }
 }
 

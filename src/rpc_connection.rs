@@ -73,7 +73,8 @@ impl FrameBudget {
     }
 
     /// Bytes held now by frames in progress.
-    pub fn used(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 }
@@ -99,7 +100,7 @@ impl FrameLimits {
     }
 
     /// A new frame: what the last one held is given back.
-    pub fn next_frame(&mut self) {
+    fn next_frame(&mut self) {
         self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
         self.held = 0;
     }
@@ -112,7 +113,7 @@ impl FrameLimits {
     }
 
     /// `e`, from reading a frame, said as what it is when it is the time limit that ran out.
-    pub fn explain(&self, e: FrameError) -> FrameError {
+    fn explain(&self, e: FrameError) -> FrameError {
         match e {
             FrameError::Io(io) if io.kind() == ErrorKind::TimedOut => {
                 FrameError::OverLimit(format!(
@@ -146,6 +147,22 @@ impl FrameLimits {
 impl Drop for FrameLimits {
     fn drop(&mut self) {
         self.next_frame();
+    }
+}
+
+/// Reads one frame with `read`, under `limits` when a server set them: what the last frame
+/// held is given back first, and a timeout is said as the frame time limit it is.
+pub fn read_limited<T>(
+    limits: &mut Option<FrameLimits>,
+    read: impl FnOnce(Option<&mut FrameLimits>) -> Result<T, FrameError>,
+) -> Result<T, FrameError> {
+    match limits.as_mut() {
+        None => read(None),
+        Some(l) => {
+            l.next_frame();
+            let frame = read(Some(&mut *l));
+            frame.map_err(|e| l.explain(e))
+        }
     }
 }
 

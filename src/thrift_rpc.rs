@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::event::{Event, Headers};
 pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{
-    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes,
+    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes, read_limited,
 };
 use crate::stop::StopFlag;
 
@@ -957,14 +957,10 @@ impl Transport {
     /// `within`, gives up (an `Io` error of kind `TimedOut`) once that much time has passed.
     pub fn receive(&mut self, within: Option<Duration>) -> Result<Option<Vec<u8>>, FrameError> {
         self.deadline.set(within);
-        match self.limits.as_mut() {
-            None => read_frame(&mut self.reader, MAX_FRAME_BYTES),
-            Some(limits) => {
-                limits.next_frame();
-                read_frame_limited(&mut self.reader, MAX_FRAME_BYTES, Some(limits))
-                    .map_err(|e| limits.explain(e))
-            }
-        }
+        let reader = &mut self.reader;
+        read_limited(&mut self.limits, |limits| {
+            read_frame_limited(reader, MAX_FRAME_BYTES, limits)
+        })
     }
 }
 
