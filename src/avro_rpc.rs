@@ -795,6 +795,14 @@ impl Transport {
         self.limits = Some(FrameLimits::new(budget, time, self.deadline.clone()));
     }
 
+    /// The client made a call this server read and answered: its later frames may use the
+    /// whole budget, not only the share of connections that have not yet done so.
+    pub fn client_proven(&mut self) {
+        if let Some(l) = self.limits.as_mut() {
+            l.prove();
+        }
+    }
+
     /// Sends one frame (with a sync flush when deflating, so the peer can read it whole).
     pub fn send(&mut self, serial: i32, payload: &[u8]) -> io::Result<()> {
         self.writer.write_all(&encode_frame(serial, payload))?;
@@ -1228,8 +1236,12 @@ mod tests {
             let client = Transport::new(client, &Security::Plain, deflate, stop.clone()).unwrap();
             (client, server)
         };
-        // Within the budget, frames come through, and each gives its share back.
+        // Within the budget, frames come through, and each gives its share back (once the
+        // client made a call: before that, its frames may hold half of the budget).
         let (mut client, mut server) = pair(None);
+        client.send(1, b"first call").unwrap();
+        assert!(server.receive(None).unwrap().is_some());
+        server.client_proven();
         for _ in 0..3 {
             client.send(1, &[7u8; 200 << 10]).unwrap();
             assert_eq!(
@@ -1239,6 +1251,9 @@ mod tests {
         }
         // A second connection's frame over what the first one holds is refused...
         let (mut other, mut other_server) = pair(Some(6));
+        other.send(2, b"first call").unwrap();
+        assert!(other_server.receive(None).unwrap().is_some());
+        other_server.client_proven();
         other.send(2, &vec![0u8; 1 << 20]).unwrap();
         let e = other_server.receive(None).unwrap_err();
         assert!(
@@ -1291,5 +1306,81 @@ mod tests {
         drop(server);
         writer.join().unwrap();
         setter.join().unwrap();
+    }
+
+    /// Connections that have made no call yet share half of the budget: zlib bombs sent
+    /// without a handshake (audit 24) fill that half and no more, so a connected client's
+    /// large call still passes, and a new client's small first call too.
+    #[test]
+    fn unproven_connections_cannot_take_the_whole_budget() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let budget = FrameBudget::new(400 << 10);
+        let stop: StopFlag = crate::stop::Stop::new();
+        let pair = |deflate: Option<u32>| {
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            let mut server =
+                Transport::new(server, &Security::Plain, deflate, stop.clone()).unwrap();
+            server.limit_frames(budget.clone(), Duration::from_secs(60));
+            let client = Transport::new(client, &Security::Plain, deflate, stop.clone()).unwrap();
+            (client, server)
+        };
+        let (mut known, mut known_server) = pair(None);
+        known.send(1, b"first call").unwrap();
+        assert!(known_server.receive(None).unwrap().is_some());
+        known_server.client_proven();
+
+        // A bomb: a frame declaring 1 MiB of zeros, cut short so it stays in progress.
+        let (mut bomb, mut bomb_server) = pair(Some(6));
+        let mut frame = encode_frame(9, &vec![0u8; 1 << 20]);
+        frame.truncate(200 << 10);
+        bomb.writer.write_all(&frame).unwrap();
+        bomb.writer.flush().unwrap();
+        let e = bomb_server.receive(None).unwrap_err();
+        assert!(
+            matches!(&e, FrameError::OverLimit(m) if m.contains("not yet made a call") && m.contains("of the 204800")),
+            "{e}"
+        );
+        // The source closes a refused connection, which gives back what its frame held.
+        drop(bomb_server);
+        // While another unproven connection holds most of the share, a proven client's call
+        // larger than what is left of it passes, and so does a new client's small first call.
+        let (mut holder, mut holder_server) = pair(None);
+        let mut partial = encode_frame(5, &[1u8; 90 << 10]);
+        partial.truncate(80 << 10);
+        holder.writer.write_all(&partial).unwrap();
+        holder.writer.flush().unwrap();
+        let holder_reader = std::thread::spawn(move || holder_server.receive(None));
+        while budget.used() < 90 << 10 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        known.send(2, &[3u8; 150 << 10]).unwrap();
+        assert_eq!(
+            known_server.receive(None).unwrap().unwrap().payload.len(),
+            150 << 10
+        );
+        let (mut newcomer, mut newcomer_server) = pair(None);
+        newcomer.send(1, &[4u8; 8 << 10]).unwrap();
+        assert_eq!(
+            newcomer_server
+                .receive(None)
+                .unwrap()
+                .unwrap()
+                .payload
+                .len(),
+            8 << 10
+        );
+        // A second unproven frame past the share is refused.
+        let (mut late, mut late_server) = pair(None);
+        late.send(1, &[5u8; 120 << 10]).unwrap();
+        let e = late_server.receive(None).unwrap_err();
+        assert!(
+            matches!(&e, FrameError::OverLimit(m) if m.contains("not yet made a call")),
+            "{e}"
+        );
+        drop(holder);
+        assert!(holder_reader.join().unwrap().is_err());
+        drop((known_server, newcomer_server, late_server));
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -48,11 +48,23 @@ impl std::fmt::Display for FrameError {
 /// (or a few kilobytes of zlib stream that inflate into one) made one agent hold gigabytes
 /// before any of it was checked (audit 22). A frame that would pass what is left fails, and its
 /// connection is closed; the client calls again later, as after any failed call.
+///
+/// Connections that have not yet made a call the server could read ("unproven": a port
+/// scanner, a client of another protocol, a zlib bomb sent before any handshake) share only
+/// [`UNPROVEN_SHARE`] of it, so that such peers cannot take the whole budget and refuse every
+/// large call of the upstream agents already connected (audit 24).
 #[derive(Clone)]
 pub struct FrameBudget {
     used: Arc<AtomicUsize>,
+    unproven: Arc<AtomicUsize>,
     total: usize,
 }
+
+/// The part of a [`FrameBudget`] (one over this) that frames of unproven connections may hold
+/// together: an upstream sink's first call (the Avro handshake rides on it) is read from it,
+/// and calls after that from the whole. Half: a first call of the avro source's largest
+/// message, 256 MiB, still fits while no other unproven connection holds anything.
+pub const UNPROVEN_SHARE: usize = 2;
 
 /// What an RPC source lets all its connections' frames in progress hold together: room for two
 /// frames of the avro source's largest, 256 MiB.
@@ -68,8 +80,13 @@ impl FrameBudget {
     pub fn new(total: usize) -> FrameBudget {
         FrameBudget {
             used: Arc::new(AtomicUsize::new(0)),
+            unproven: Arc::new(AtomicUsize::new(0)),
             total,
         }
+    }
+
+    fn unproven_total(&self) -> usize {
+        self.total / UNPROVEN_SHARE
     }
 
     /// Bytes held now by frames in progress.
@@ -84,6 +101,10 @@ impl FrameBudget {
 pub struct FrameLimits {
     budget: FrameBudget,
     held: usize,
+    /// The connection has made a call the server read and answered.
+    proven: bool,
+    /// The current frame is charged to the unproven share too (it began before the proof).
+    frame_unproven: bool,
     time: Duration,
     deadline: Deadline,
 }
@@ -94,15 +115,27 @@ impl FrameLimits {
         FrameLimits {
             budget,
             held: 0,
+            proven: false,
+            frame_unproven: true,
             time,
             deadline,
         }
     }
 
+    /// The connection's client made a call the server read and answered: its later frames may
+    /// use the whole budget.
+    pub fn prove(&mut self) {
+        self.proven = true;
+    }
+
     /// A new frame: what the last one held is given back.
     fn next_frame(&mut self) {
         self.budget.used.fetch_sub(self.held, Ordering::Relaxed);
+        if self.frame_unproven {
+            self.budget.unproven.fetch_sub(self.held, Ordering::Relaxed);
+        }
         self.held = 0;
+        self.frame_unproven = !self.proven;
     }
 
     /// The frame's first byte came: the rest must come within the time limit, and the agent's
@@ -127,21 +160,36 @@ impl FrameLimits {
 
     /// Takes `n` more bytes of the budget for the current frame.
     fn charge(&mut self, n: usize) -> Result<(), FrameError> {
-        let total = self.budget.total;
-        self.budget
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(n).filter(|&after| after <= total)
-            })
-            .map_err(|used| {
+        if self.frame_unproven {
+            let share = self.budget.unproven_total();
+            take(&self.budget.unproven, n, share).map_err(|used| {
                 FrameError::OverLimit(format!(
-                    "the frames this source's connections are reading already hold {used} bytes \
-                     of its {total}; closing this connection (its client may call again)"
+                    "the frames of this source's connections that have not yet made a call \
+                     already hold {used} bytes of the {share} they may share; closing this \
+                     connection (its client may call again)"
                 ))
             })?;
+        }
+        let total = self.budget.total;
+        if let Err(used) = take(&self.budget.used, n, total) {
+            if self.frame_unproven {
+                self.budget.unproven.fetch_sub(n, Ordering::Relaxed);
+            }
+            return Err(FrameError::OverLimit(format!(
+                "the frames this source's connections are reading already hold {used} bytes \
+                 of its {total}; closing this connection (its client may call again)"
+            )));
+        }
         self.held += n;
         Ok(())
     }
+}
+
+/// Adds `n` to `counter` unless that passes `cap`; the count before, if it would.
+fn take(counter: &AtomicUsize, n: usize, cap: usize) -> Result<usize, usize> {
+    counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+        used.checked_add(n).filter(|&after| after <= cap)
+    })
 }
 
 impl Drop for FrameLimits {

@@ -193,6 +193,9 @@ fn serve(
             tracing::info!(source = name, %peer, error = %e, "client went away before its reply");
             break;
         }
+        if reply.problem.is_none() {
+            transport.client_proven();
+        }
         // The call that was in progress at the stop is answered; the next is not read, so a
         // client calling back to back (an upstream sink draining its backlog) cannot keep the
         // agent from stopping. Its unanswered call is sent again after the restart.
