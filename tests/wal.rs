@@ -411,6 +411,36 @@ fn skip_policy_skips_exactly_the_damaged_frame() {
     }
 }
 
+/// Damage to the last frame below the verified end, with no frame after it: `weir wal verify`
+/// (and `stats`, which reads the same walk) ends the segment where the open will seal it, at
+/// the verified end with its next offset. It said the segment went on to offset 2^64 - 1, with
+/// a lag to match (audit 26).
+#[test]
+fn damage_to_the_last_verified_frame_ends_the_segment_at_the_verified_end() {
+    let dir = tempfile::tempdir().unwrap();
+    for w in ["alpha", "bravo", "charlie"] {
+        let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+        wal.append_commit(&[Event::new(w.as_bytes().to_vec())])
+            .unwrap();
+        wal.close().unwrap();
+    }
+    let seg = seg_path(dir.path(), 0);
+    let mut image = std::fs::read(&seg).unwrap();
+    let scan = weir::wal::recovery::scan_frames(&image, SEGMENT_HEADER_LEN, 0, image.len());
+    assert_eq!(scan.next_offset, 3);
+    // The last byte of charlie's frame.
+    image[scan.end_pos - 1] ^= 0x40;
+    std::fs::write(&seg, &image).unwrap();
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let newest = report.segments.last().unwrap();
+    assert_eq!(newest.next_offset, 3);
+    assert_eq!(newest.end_pos as usize, scan.end_pos);
+    assert_eq!(report.events, 2);
+    let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
+    assert_eq!(wal.next_offset(), 3, "no offset is handed out twice");
+}
+
 /// Each open records (in `wal.meta`) the end of the log it verified and synced. Damage found
 /// below it at a later open is damage to committed frames, not a torn tail: the frames after it
 /// are kept, no offset is handed out again, and readers meet the damage under the corruption
@@ -634,6 +664,89 @@ fn appends_past_the_last_offset_are_refused() {
         other => panic!("expected exhausted offsets, got {other:?}"),
     }
     assert_eq!(wal.next_offset(), u64::MAX);
+}
+
+/// The frames of a segment image: (byte position, first offset), read from the frame headers
+/// as wal-format.md §3 lays them out, up to the first unwritten header.
+fn frame_positions(image: &[u8]) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    let mut pos = SEGMENT_HEADER_LEN;
+    while pos + 24 <= image.len() && image[pos..pos + 24].iter().any(|&b| b != 0) {
+        let len = u32::from_le_bytes(image[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let first = u64::from_le_bytes(image[pos + 8..pos + 16].try_into().unwrap());
+        out.push((pos, first));
+        pos += 24 + len;
+    }
+    out
+}
+
+/// A checkpoint's segment and byte hints only spare a scan: where they lead to no frame holding
+/// its offset, the reader finds the offset from the segment's start (wal-format.md §5.2). A
+/// hint inside a frame was reported as damage, so the consumer stopped for good under the
+/// `fail` policy and lost an intact event under `skip`; one past a sealed segment's end skipped
+/// the rest of that segment in silence; one past the active segment's end never handed out
+/// the events below it (audit 26).
+#[test]
+fn a_checkpoint_hint_that_leads_to_no_frame_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = corrupt_policy(CorruptionPolicy::Fail);
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    for i in 0..40u64 {
+        wal.append_commit(&[ev(i, 500)]).unwrap();
+    }
+    let end = wal.next_offset();
+    wal.close().unwrap();
+    let log = inspect::verify(dir.path(), None, |_, _| {}).unwrap().log_id;
+    let files = inspect::segment_files(dir.path()).unwrap();
+    assert!(files.len() > 2, "{files:?}");
+    let image = |i: usize| std::fs::read(&files[i].1).unwrap();
+    let (sealed, active) = (image(0), image(files.len() - 1));
+    let sealed_frames = frame_positions(&sealed);
+    let active_frames = frame_positions(&active);
+    let after = |frames: &[(usize, u64)], image: &[u8]| {
+        let (pos, _) = *frames.last().unwrap();
+        pos + 24 + u32::from_le_bytes(image[pos + 4..pos + 8].try_into().unwrap()) as usize + 8
+    };
+    let cases = [
+        (
+            "inside a frame",
+            sealed_frames[2].1,
+            files[0].0,
+            sealed_frames[2].0 + 4,
+        ),
+        (
+            "past a sealed segment's end",
+            sealed_frames[1].1,
+            files[0].0,
+            after(&sealed_frames, &sealed),
+        ),
+        (
+            "past the active segment's end",
+            active_frames[1].1,
+            files[files.len() - 1].0,
+            after(&active_frames, &active),
+        ),
+    ];
+    for (what, offset, segment, frame_pos) in cases {
+        let record = weir::wal::checkpoint::encode_checkpoint(&weir::wal::checkpoint::Checkpoint {
+            name: "c".into(),
+            position: weir::wal::Position {
+                offset,
+                segment,
+                frame_pos: frame_pos as u64,
+            },
+            log,
+        });
+        let mut file =
+            weir::wal::slots::encode_slot(weir::wal::checkpoint::CHECKPOINT_MAGIC, 1, &record)
+                .to_vec();
+        file.resize(weir::wal::slots::SLOT_FILE_LEN, 0);
+        std::fs::write(dir.path().join("c.ckpt"), file).unwrap();
+        let wal = Wal::open(dir.path(), o.clone()).unwrap();
+        let got: Vec<u64> = read_all(&wal, "c").into_iter().map(|(o, _)| o).collect();
+        assert_eq!(got, (offset..end).collect::<Vec<_>>(), "{what}");
+        wal.close().unwrap();
+    }
 }
 
 #[test]
@@ -1621,7 +1734,7 @@ fn a_clean_close_leaves_no_torn_tail_in_a_reused_segment() {
     // `weir wal verify` agrees: no torn tail, and nothing wrong.
     let logs = verify_then_open_untorn(dir.path(), &o, end);
     assert!(
-        logs.contains("leftover bytes after the end recorded at the last close"),
+        logs.contains("leftover bytes after the end recorded when the log was last opened"),
         "{logs}"
     );
 }
@@ -1739,6 +1852,75 @@ fn after_a_crash_a_reused_segments_leftovers_are_not_called_a_torn_tail() {
         assert_eq!(wal.next_offset(), end - 1);
     });
     assert!(logs.contains("discarding a torn tail"), "{logs}");
+}
+
+/// The first frame a process writes after an open starts exactly at the end that open
+/// recorded in wal.meta, so that is where a crash most often tears one. A torn frame there is a
+/// torn tail, warned about by the open and reported by `weir wal verify`; it used to be taken
+/// for leftovers of the segment's earlier life and dropped, with every frame after it, at debug
+/// level (audit 26). The next open, which finds the same bytes at the end it recorded itself,
+/// knows them by their older epoch for the tail already discarded.
+#[test]
+fn a_torn_first_frame_after_an_open_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(64 * 1024);
+    // Frames of equal length, so that the second one's place is known.
+    let batch = |from: u64| {
+        (from..from + 5)
+            .map(|i| Event::new(format!("event {i:03}")))
+            .collect::<Vec<_>>()
+    };
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    wal.append_commit(&batch(0)).unwrap();
+    drop(wal);
+    let wal = Wal::open(dir.path(), o.clone()).unwrap();
+    wal.append_commit(&batch(5)).unwrap();
+    wal.append_commit(&batch(10)).unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    copy_files(dir.path(), crashed.path());
+    drop(wal);
+
+    // The last byte of the open's first frame lost, as if its last sector had not reached the
+    // disk; the frame after it is whole.
+    let (base, newest) = inspect::segment_files(crashed.path())
+        .unwrap()
+        .pop()
+        .unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let first = weir::wal::recovery::scan_frames(&bytes, SEGMENT_HEADER_LEN, base, bytes.len());
+    assert_eq!(first.next_offset, 15);
+    let frame_len = (first.end_pos - SEGMENT_HEADER_LEN) / 3;
+    let torn_at = SEGMENT_HEADER_LEN + frame_len;
+    bytes[torn_at + frame_len - 1] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+
+    let report = inspect::verify(crashed.path(), None, |_, _| {}).unwrap();
+    let tail = report.segments.last().unwrap().tail.as_ref();
+    assert!(
+        tail.is_some_and(|t| t.pos == torn_at as u64 && t.reason.contains("torn tail")),
+        "{tail:?}"
+    );
+    let reopened = tempfile::tempdir().unwrap();
+    let logs = captured_logs(|| {
+        let wal = Wal::open(crashed.path(), o.clone()).unwrap();
+        assert_eq!(wal.next_offset(), 5);
+        // A crash right after this open: the next finds the torn frame again, at the end
+        // this open recorded.
+        copy_files(crashed.path(), reopened.path());
+    });
+    assert!(logs.contains("discarding a torn tail"), "{logs}");
+
+    let report = inspect::verify(reopened.path(), None, |_, _| {}).unwrap();
+    assert!(report.segments.last().unwrap().tail.is_none());
+    let logs = captured_logs(|| {
+        let wal = Wal::open(reopened.path(), o).unwrap();
+        assert_eq!(wal.next_offset(), 5);
+    });
+    assert!(!logs.contains("torn tail"), "{logs}");
+    assert!(
+        logs.contains("leftover bytes after the end recorded when the log was last opened"),
+        "{logs}"
+    );
 }
 
 /// Spares left by a run with another segment size (`maxFileSize` changed between restarts) or

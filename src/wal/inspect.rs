@@ -226,7 +226,7 @@ fn each_segment(
 /// valid frame and `on_problem` for each damaged stretch, which it skips by resynchronising on
 /// the next valid frame. Returns the summary of the walk.
 ///
-/// `verified_end`: for the newest segment, the byte position up to which the last open found
+/// `recorded`: for the newest segment, the end up to which the last open (or clean close) found
 /// and synced valid frames (from `wal.meta`): damage below it is a problem, as in a sealed
 /// segment, not a torn tail.
 fn walk(
@@ -234,7 +234,7 @@ fn walk(
     image: &[u8],
     base: u64,
     seal: Option<Seal>,
-    verified_end: Option<u64>,
+    recorded: Option<RecordedEnd>,
     mut on_frame: impl FnMut(usize, Frame<'_>),
     mut on_problem: impl FnMut(Problem),
 ) -> SegmentSummary {
@@ -258,7 +258,9 @@ fn walk(
                 expected = next;
                 epoch = e;
             }
-            Err(stop) if seal.is_some() || verified_end.is_some_and(|v| (pos as u64) < v) => {
+            Err(stop)
+                if seal.is_some() || recorded.is_some_and(|r| (pos as u64) < r.end.end_pos) =>
+            {
                 let what = if seal.is_some() {
                     "sealed segment damaged"
                 } else {
@@ -272,26 +274,34 @@ fn walk(
                     kind: ProblemKind::Damage,
                 });
                 let before = seal.map(|s| s.next_offset).unwrap_or(u64::MAX);
-                match resync(image, pos, limit, expected, before) {
-                    Some((p, off)) => {
+                match (resync(image, pos, limit, expected, before), recorded) {
+                    (Some((p, off)), _) => {
                         pos = p;
                         expected = off;
                     }
-                    None => {
+                    // No frame after the damage: the open seals the segment at the recorded
+                    // end, whose offsets it keeps (none is handed out twice).
+                    (None, Some(r)) if seal.is_none() => {
+                        pos = r.end.end_pos as usize;
+                        expected = r.end.next_offset;
+                    }
+                    (None, _) => {
                         pos = limit;
                         expected = before;
                     }
                 }
             }
             Err(stop) => {
-                // Bytes that are not a frame exactly at the recorded end are what a reused
-                // segment held in its earlier life (the end was recorded by a clean close, or
-                // by an open that found them there): open passes over them in silence too.
-                // Elsewhere only the start of the expected frame is a torn write; other bytes
-                // are leftovers too, as open logs them.
-                let at_recorded_end = verified_end == Some(pos as u64);
-                let torn = starts_expected_frame(&image[pos..limit], expected, epoch);
-                if !stop.is_clean() && !at_recorded_end && torn {
+                // Only the start of the expected frame is a torn write; other bytes are what a
+                // reused segment held in its earlier life, as open logs them. At the recorded
+                // end, a frame begun by the process that recorded it carries that open's epoch;
+                // older ones there are leftovers (or a tail that open already discarded).
+                let floor = match recorded {
+                    Some(r) if r.end.end_pos == pos as u64 => epoch.max(r.epoch),
+                    _ => epoch,
+                };
+                let torn = starts_expected_frame(&image[pos..limit], expected, floor);
+                if !stop.is_clean() && torn {
                     tail = Some(Problem {
                         path: path.to_owned(),
                         pos: pos as u64,
@@ -358,15 +368,34 @@ fn continuity(prev: &Path, prev_end: u64, path: &Path, base: u64) -> Option<Prob
     })
 }
 
+/// The end recorded in `wal.meta` for the newest segment, and the epoch of the open that
+/// recorded it (which the frames it wrote after that end carry).
+#[derive(Clone, Copy)]
+struct RecordedEnd {
+    end: VerifiedEnd,
+    epoch: u32,
+}
+
 /// What the tools read from `wal.meta`.
 #[derive(Default)]
 struct MetaRecord {
+    /// The epoch of the newest open.
+    epoch: u32,
     /// The end the log's newest open verified and synced (None if the record predates
     /// verified ends: then the newest segment is judged as before they existed).
     verified_end: Option<VerifiedEnd>,
     /// The log's id, and whether the log had it from its start.
     log_id: Option<LogId>,
     born_with_id: bool,
+}
+
+impl MetaRecord {
+    fn recorded_end(&self) -> Option<RecordedEnd> {
+        self.verified_end.map(|end| RecordedEnd {
+            end,
+            epoch: self.epoch,
+        })
+    }
 }
 
 /// The record of `wal.meta`, or the problem with it when `segments` exist without a readable,
@@ -382,6 +411,7 @@ fn meta_record(dir: &Path, segments: bool) -> std::result::Result<MetaRecord, Pr
     match std::fs::read(&path) {
         Ok(bytes) => match decode_slots(&bytes, META_MAGIC) {
             Some(record) => Ok(MetaRecord {
+                epoch: checkpoint::decode_meta(record.payload).unwrap_or(0),
                 verified_end: decode_verified_end(record.payload),
                 log_id: checkpoint::decode_meta_log_id(record.payload),
                 born_with_id: checkpoint::decode_meta_born_with_id(record.payload),
@@ -428,7 +458,7 @@ pub fn verify(
         report.problems.push(problem);
         MetaRecord::default()
     });
-    let verified = meta.verified_end;
+    let recorded = meta.recorded_end();
     // The previous segment read, and where its offsets end; None after one that could not be
     // read, whose end is unknown.
     let mut prev: Option<(PathBuf, u64)> = None;
@@ -485,7 +515,7 @@ pub fn verify(
             seg.recovery_image(),
             base,
             seal,
-            verified.filter(|v| v.base == base).map(|v| v.end_pos),
+            recorded.filter(|r| r.end.base == base),
             |_, f| events += u64::from(f.header.event_count),
             |p| problems.push(p),
         );
@@ -498,6 +528,25 @@ pub fn verify(
         report.segments.push(summary);
         ControlFlow::Continue(())
     })?;
+    // Only the newest segment is written to; an older one without a valid seal had it damaged
+    // from outside (open warns and seals it again). A live log may have sealed it since it was
+    // read, when it rolled to a segment listed after a retirement: that is looked at again.
+    let sealed_now = |path: &Path| match open_listed(path) {
+        Opened::Segment(seg) => seg.seal().is_some(),
+        Opened::Retired | Opened::Failed(_) => true,
+    };
+    if let Some((_, older)) = report.segments.split_last() {
+        for s in older.iter().filter(|s| !s.sealed && !sealed_now(&s.path)) {
+            report.problems.push(Problem {
+                path: s.path.clone(),
+                pos: 64,
+                reason: "not sealed (a damaged or missing seal), though a newer segment exists; \
+                         the next open seals it after its last valid frame"
+                    .into(),
+                kind: ProblemKind::Damage,
+            });
+        }
+    }
     let ckpt_dir = checkpoint_dir.unwrap_or(dir);
     let log_id = meta.log_id.or(segment_ids.id());
     let born_with_id = meta.born_with_id;
@@ -640,8 +689,8 @@ pub fn dump_noting(
     ensure_log_dir(dir, &files)?;
     // As in `verify`: damage below the end the last open verified is damage, reported and
     // passed over, not the end of the log (the frames after it are kept).
-    let verified = match meta_record(dir, !files.is_empty()) {
-        Ok(meta) => meta.verified_end,
+    let recorded = match meta_record(dir, !files.is_empty()) {
+        Ok(meta) => meta.recorded_end(),
         Err(problem) => {
             on_problem(problem);
             None
@@ -682,7 +731,7 @@ pub fn dump_noting(
             seg.recovery_image(),
             base,
             seal,
-            verified.filter(|v| v.base == base).map(|v| v.end_pos),
+            recorded.filter(|r| r.end.base == base),
             |_, frame| {
                 for (i, ev) in frame.events().enumerate() {
                     let offset = frame.header.first_offset + i as u64;
@@ -730,11 +779,33 @@ pub fn escape_bytes(b: &[u8]) -> String {
     s
 }
 
+/// `t` for a line of `weir wal dump` inside double quotes: as [`escape_bytes`], but characters
+/// past ASCII are printed as they are (header keys and values are UTF-8, wal-format.md §4).
+pub fn escape_text(t: &str) -> String {
+    let mut s = String::with_capacity(t.len());
+    for c in t.chars() {
+        match c {
+            '\\' | '"' | '\n' | '\t' => s.push_str(&escape_bytes(&[c as u8])),
+            c if c.is_control() => s.push_str(&c.escape_unicode().to_string()),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Event;
     use crate::wal::{Wal, WalOptions};
+
+    #[test]
+    fn dumped_text_is_quoted_unambiguously() {
+        assert_eq!(escape_text("a=b"), "a=b");
+        assert_eq!(escape_text("x, y}"), "x, y}");
+        assert_eq!(escape_text("q\"\\\n\t"), "q\\\"\\\\\\n\\t");
+        assert_eq!(escape_text("ü\u{1}"), "ü\\u{1}");
+    }
 
     /// A log of four or more 8 KiB segments, and its listing.
     fn small_log() -> (tempfile::TempDir, Vec<(u64, PathBuf)>) {

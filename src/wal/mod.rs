@@ -281,10 +281,11 @@ impl Wal {
 
         let meta_path = dir.join(META_FILE);
         let meta = SlotFile::open(&meta_path, META_MAGIC)?;
-        let mut max_epoch = meta
+        let meta_epoch = meta
             .as_ref()
             .and_then(|(_, p)| checkpoint::decode_meta(p))
             .unwrap_or(0);
+        let mut max_epoch = meta_epoch;
         let verified = meta
             .as_ref()
             .and_then(|(_, p)| checkpoint::decode_verified_end(p));
@@ -371,17 +372,23 @@ impl Wal {
                             scan.next_offset,
                         ));
                     }
-                    let closed_here = verified
+                    let at_recorded_end = verified
                         .is_some_and(|v| v.base == *base && v.end_pos == scan.end_pos as u64);
+                    // The open (or clean close) that recorded this end wrote its epoch with
+                    // it, and every frame its process began there carries that epoch: one
+                    // there is a torn write (the first frame after an open is the likeliest
+                    // place for a tear), and anything older is left over from the segment's
+                    // earlier life or a tail that open already discarded.
+                    let epoch_floor = if at_recorded_end {
+                        scan.max_epoch.max(meta_epoch)
+                    } else {
+                        scan.max_epoch
+                    };
                     if let ScanStop::Invalid { reason } = &scan.stop {
-                        if closed_here {
-                            // The last close recorded this end: what follows is left over
-                            // from the segment's earlier life, not a torn write.
-                            tracing::debug!(segment = %path.display(), pos = scan.end_pos, %reason, "leftover bytes after the end recorded at the last close");
-                        } else if recovery::starts_expected_frame(
+                        if recovery::starts_expected_frame(
                             &seg.recovery_image()[scan.end_pos..],
                             scan.next_offset,
-                            scan.max_epoch,
+                            epoch_floor,
                         ) {
                             tracing::warn!(
                                 segment = %path.display(),
@@ -389,6 +396,8 @@ impl Wal {
                                 %reason,
                                 "discarding a torn tail: nothing from this byte on was committed"
                             );
+                        } else if at_recorded_end {
+                            tracing::debug!(segment = %path.display(), pos = scan.end_pos, %reason, "leftover bytes after the end recorded when the log was last opened or closed");
                         } else {
                             tracing::info!(
                                 segment = %path.display(),

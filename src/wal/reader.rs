@@ -36,6 +36,9 @@ pub struct Reader {
     /// The segment (by base offset) and byte below which this reader has let go of the map's
     /// pages (see `release_passed_pages`).
     released: (u64, usize),
+    /// `frame_pos` came from a checkpoint's hint and no frame has been read there yet: bytes
+    /// that are not a frame there mean a wrong hint, not damage (`wal-format.md` §5.2).
+    hinted: bool,
 }
 
 /// The CRC-checked frame at `frame_pos`, partly consumed.
@@ -67,6 +70,7 @@ impl Reader {
             next: 0,
             cur: None,
             released: (0, 0),
+            hinted: false,
         };
         r.seek_position(position);
         r
@@ -105,6 +109,7 @@ impl Reader {
                 self.frame_pos = position.frame_pos as usize;
                 self.next = position.offset;
                 self.cur = None;
+                self.hinted = true;
             }
             _ => self.seek(position.offset),
         }
@@ -126,6 +131,7 @@ impl Reader {
         }
         self.frame_pos = SEGMENT_HEADER_LEN;
         self.cur = None;
+        self.hinted = false;
     }
 
     /// Calls `f(offset, event, segment)` for up to `max` committed events in order and returns
@@ -299,6 +305,7 @@ impl Reader {
         self.next = self.next.max(s.base_offset());
         self.seg = s;
         self.frame_pos = SEGMENT_HEADER_LEN;
+        self.hinted = false;
         Ok(true)
     }
 
@@ -309,13 +316,33 @@ impl Reader {
         loop {
             let visible = self.seg.visible_end();
             if self.frame_pos >= visible {
+                let end = match self.seg.seal() {
+                    Some(seal) => seal.next_offset,
+                    None => self.inner.durable.load(Ordering::Acquire),
+                };
+                if self.hinted && self.next < end {
+                    // A hint past the segment's end for an offset still in it: passing on
+                    // would skip events, waiting would never hand them out.
+                    let next = self.next;
+                    self.seek(next);
+                    continue;
+                }
                 if self.move_past_sealed_segment()? {
                     continue;
                 }
                 return Ok(None);
             }
             let bytes = self.seg.readable(self.frame_pos, visible);
-            let header = match decode_frame(bytes) {
+            let decoded = decode_frame(bytes);
+            if self.hinted && decoded.is_err() {
+                // The hint leads to no frame: find the offset from the segment's start, where
+                // damage, if that is what it is, is met at its own position.
+                let next = self.next;
+                self.seek(next);
+                continue;
+            }
+            self.hinted = false;
+            let header = match decoded {
                 Ok(frame)
                     if frame
                         .header
