@@ -754,10 +754,12 @@ fn dump(dir: PathBuf, from: u64, limit: u64) -> anyhow::Result<ExitCode> {
                 .headers
                 .iter()
                 .map(|(k, v)| {
+                    // Quoted as the body is, so that no key or value can pass for the
+                    // separators around it.
                     format!(
-                        "{}={}",
-                        inspect::escape_bytes(k.as_bytes()),
-                        inspect::escape_bytes(v.as_bytes())
+                        "\"{}\"=\"{}\"",
+                        inspect::escape_text(k),
+                        inspect::escape_text(v)
                     )
                 })
                 .collect();
@@ -838,12 +840,22 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
         )),
     }
     out.line(format_args!("segments:   {}", report.segments.len()));
-    out.line(format_args!(
-        "offsets:    {first} .. {next} ({} events)",
-        next.saturating_sub(first)
-    ));
+    // Offsets missing between segments, or in damaged frames, are no events.
+    let span = next.saturating_sub(first);
+    if span == report.events {
+        out.line(format_args!(
+            "offsets:    {first} .. {next} ({span} events)"
+        ));
+    } else {
+        out.line(format_args!(
+            "offsets:    {first} .. {next} ({} events; {} offsets in no readable frame)",
+            report.events,
+            span.saturating_sub(report.events)
+        ));
+    }
     out.line(format_args!("disk bytes: {bytes} ({used} bytes of frames)"));
-    for s in &report.segments {
+    let newest = report.segments.len().saturating_sub(1);
+    for (i, s) in report.segments.iter().enumerate() {
         out.line(format_args!(
             "  {}  offsets {}..{}  {} frames  {} bytes used  {}",
             s.path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
@@ -851,7 +863,11 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
             s.next_offset,
             s.frames,
             s.end_pos.saturating_sub(4096),
-            if s.sealed { "sealed" } else { "active" }
+            match (s.sealed, i == newest) {
+                (true, _) => "sealed",
+                (false, true) => "active",
+                (false, false) => "not sealed (damaged seal?)",
+            }
         ));
     }
     out.line(format_args!("consumers:  {}", report.consumers.len()));
