@@ -626,7 +626,15 @@ fn cycle_until_stopped(
             );
         }
         match result {
-            Ok(Status::Ready) => backoff = BACKOFF_START,
+            // A cycle that only took and sent a batch is ready too, while its batches are in
+            // flight (the Kafka sink): the backoff starts again only once one got through, or
+            // a batch failing for good was sent again ten times a second, each time
+            // duplicating the records of it the broker had acknowledged (audit 25).
+            Ok(Status::Ready) => {
+                if backoff != BACKOFF_START && outage.is_none() {
+                    backoff = BACKOFF_START;
+                }
+            }
             Ok(Status::Backoff) => {}
             Err(e) => {
                 if let Some(unlogged) = Outage::failed(&mut outage, Instant::now(), delivered()) {
@@ -936,6 +944,53 @@ mod tests {
         fn abandon(&mut self) {
             self.on_way.clear();
         }
+    }
+
+    /// A batch failing for good behind batches in flight: the cycles that start it again are
+    /// ready, but the backoff keeps doubling until something is delivered, and only then starts
+    /// over (audit 25: it was sent again ten times a second, each time duplicating its records
+    /// the broker had acknowledged).
+    #[test]
+    fn the_backoff_starts_over_only_once_something_is_delivered() {
+        let stop: StopFlag = crate::stop::Stop::new();
+        let counters = SinkCounters::default();
+        let mut failed_at = Vec::new();
+        let mut calls = 0;
+        let setter = crate::stop::set_later(&stop, Duration::from_millis(1600));
+        cycle_until_stopped("k", &stop, &counters, || {
+            calls += 1;
+            if calls % 2 == 1 {
+                return Ok(Status::Ready);
+            }
+            failed_at.push(Instant::now());
+            Err(CycleError::Deliver(anyhow::anyhow!("refused")))
+        });
+        setter.join().unwrap();
+        // Backoffs of 100, 200, 400 and 800 ms fit 5 failures at most into 1.6 s; at 100 ms
+        // each, there were 14.
+        assert!((3..=5).contains(&failed_at.len()), "{failed_at:?}");
+
+        // Three failures (backoffs 100, 200, 400 ms), a delivery, then failures again: the one
+        // after the delivery waits 100 ms, not 800.
+        let stop: StopFlag = crate::stop::Stop::new();
+        let mut failed_at = Vec::new();
+        let mut calls = 0;
+        cycle_until_stopped("k", &stop, &counters, || {
+            calls += 1;
+            if calls == 4 {
+                counters.drain_success.fetch_add(1, Ordering::Relaxed);
+                return Ok(Status::Ready);
+            }
+            failed_at.push(Instant::now());
+            if calls == 6 {
+                stop.set();
+            }
+            Err(CycleError::Deliver(anyhow::anyhow!("refused")))
+        });
+        assert_eq!(failed_at.len(), 5);
+        let waits: Vec<Duration> = failed_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(waits[2] >= Duration::from_millis(400), "{waits:?}");
+        assert!(waits[3] < Duration::from_millis(600), "{waits:?}");
     }
 
     /// A memory channel taking transactions of up to 5 events.
