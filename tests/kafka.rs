@@ -670,6 +670,35 @@ fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
         )),
         "{err}"
     );
+    assert!(
+        err.contains(
+            "the broker will never accept these records; retrying (kafka.onUnsendable = block)"
+        ),
+        "{err}"
+    );
+
+    // With a record that a retry may yet get through (its topic does not exist yet), that one
+    // is named first: it holds the batch back, and the refused one waits for it.
+    let mut mixed = sink_from(&sink_text(
+        &broker.bootstrap(),
+        &format!("{limit}a.sinks.k1.kafka.producer.message.timeout.ms = 2000\n"),
+    ));
+    let err = mixed
+        .deliver(&[
+            (1, Event::new(vec![b'x'; 5000])),
+            (
+                2,
+                Event::new(&b"later"[..]).with_header("topic", "not-created-yet"),
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("2 of 2 records not acknowledged")
+            && err.contains("(first: offset 2 to topic not-created-yet: ")
+            && err.contains("; 1 of them the broker will never accept (offset 1: "),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut dead = sink_from(&sink_text(
@@ -684,6 +713,30 @@ fn records_the_broker_refuses_block_or_go_to_the_dead_letter_file() {
     let rec: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(rec["offset"], 1);
     assert_eq!(rec["body"].as_str().map(str::len), Some(5000));
+
+    // A partition the topic does not have (partitionIdHeader) is refused for good too: Java's
+    // producer throws for it at once. The batch's other record is delivered.
+    let mut dead = sink_from(&sink_text(
+        &broker.bootstrap(),
+        &format!(
+            "a.sinks.k1.partitionIdHeader = p\na.sinks.k1.kafka.onUnsendable = deadletter\na.sinks.k1.kafka.deadLetterDir = {}\n",
+            dir.path().display()
+        ),
+    ));
+    dead.deliver(&[
+        (
+            7,
+            Event::new(&b"no such partition"[..]).with_header("p", "5"),
+        ),
+        (8, Event::new(&b"partition 0"[..]).with_header("p", "0")),
+    ])
+    .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("k1.deadletter.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["offset"], 7, "{text}");
+    let got = consume(&broker.bootstrap(), "main", 1, 1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].body[..], b"partition 0");
 }
 
 /// The sink hands payloads to librdkafka without copying them (`sink::kafka::enqueue`), so each

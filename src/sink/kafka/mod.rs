@@ -192,6 +192,9 @@ fn is_unsendable(e: &KafkaError) -> bool {
         e.rdkafka_error_code(),
         Some(
             RDKafkaErrorCode::MessageSizeTooLarge
+                // A partition number (partitionIdHeader, defaultPartitionId) past the topic's
+                // partitions: Java's producer throws at once, as librdkafka fails it locally.
+                | RDKafkaErrorCode::UnknownPartition
                 | RDKafkaErrorCode::InvalidMessageSize
                 | RDKafkaErrorCode::InvalidRecord
                 | RDKafkaErrorCode::TopicAuthorizationFailed
@@ -655,39 +658,55 @@ impl KafkaSink {
         }
         failures.sort_by_key(|f| f.0);
         let unsendable: Vec<_> = failures.iter().filter(|f| f.2).collect();
-        let first = &failures[0];
+        // Named first: a failure that holds the batch back (a retry may get it through), not
+        // one of the records the broker will never accept, which wait for it (audit 25).
+        let blocking = failures.iter().find(|f| !f.2);
+        let shown = blocking.unwrap_or(&failures[0]);
         // The topic and brokers, so that an "unknown topic" names the topic to create.
         let topic = self
-            .route(&events[first.0].1)
+            .route(&events[shown.0].1)
             .map(|(t, _)| format!(" to topic {t}"))
             .unwrap_or_default();
-        let summary = format!(
+        let mut summary = format!(
             "{} of {} records not acknowledged by {} (first: offset {}{topic}: {})",
             failures.len(),
             events.len(),
             self.config.bootstrap_servers,
-            events[first.0].0,
-            first.1
+            events[shown.0].0,
+            shown.1
         );
-        self.counters.record_error(summary.clone());
-        if unsendable.len() == failures.len() {
+        if blocking.is_none() {
             self.counters
                 .unsendable
                 .fetch_add(unsendable.len() as u64, Ordering::Relaxed);
-            match &self.config.on_unsendable {
-                UnsendablePolicy::DeadLetter(dir) => {
-                    let refused: Vec<_> = unsendable
-                        .iter()
-                        .map(|f| (&events[f.0], f.1.clone()))
-                        .collect();
-                    self.dead_letter(dir, &refused)?;
-                    return Ok(());
-                }
-                UnsendablePolicy::Block => {
-                    tracing::error!(sink = %self.name, "{summary}: the broker will never accept these records; retrying (kafka.onUnsendable = block) until the cause is fixed, or set kafka.onUnsendable = deadletter");
-                }
+            if let UnsendablePolicy::DeadLetter(dir) = &self.config.on_unsendable {
+                self.counters.record_error(summary);
+                let refused: Vec<_> = unsendable
+                    .iter()
+                    .map(|f| (&events[f.0], f.1.clone()))
+                    .collect();
+                self.dead_letter(dir, &refused)?;
+                return Ok(());
             }
+            summary.push_str(
+                ": the broker will never accept these records; retrying (kafka.onUnsendable = \
+                 block) until the cause is fixed, or set kafka.onUnsendable = deadletter",
+            );
+        } else if let Some(refused) = unsendable.first() {
+            let then = match &self.config.on_unsendable {
+                UnsendablePolicy::DeadLetter(_) => {
+                    "they go to the dead-letter file once the others are acknowledged"
+                }
+                UnsendablePolicy::Block => "kafka.onUnsendable = block",
+            };
+            summary.push_str(&format!(
+                "; {} of them the broker will never accept (offset {}: {}; {then})",
+                unsendable.len(),
+                events[refused.0].0,
+                refused.1
+            ));
         }
+        self.counters.record_error(summary.clone());
         bail!("{summary}")
     }
 }
