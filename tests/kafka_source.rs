@@ -40,8 +40,9 @@ fn config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
     path
 }
 
-/// Produces `values[i]` with key `k{i}` and record headers `h = v{i}` and `weir.offset =
-/// 1000 + i`, round-robin over
+/// Produces `values[i]` with key `k{i}` and record headers `h = v{i}` (after an earlier `h`),
+/// `weir.offset = 1000 + i` and a `partition`, `offset`, `timestamp` and `topic` of another
+/// record, round-robin over
 /// `partitions`, and waits until the broker has them all.
 fn produce(bootstrap: &str, partitions: i32, values: &[Vec<u8>]) {
     produce_from(bootstrap, partitions, 0, values)
@@ -66,7 +67,29 @@ fn produce_from(bootstrap: &str, partitions: i32, first: usize, values: &[Vec<u8
         let hv = format!("v{i}");
         // `weir.offset` as an upstream weir Kafka sink sends it.
         let upstream = format!("{}", 1000 + i);
+        // Headers an upstream weir sink forwards from an event read by another Kafka source:
+        // they describe another record. And `h` twice: the last value counts.
         let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "h",
+                value: Some(b"overridden".as_slice()),
+            })
+            .insert(Header {
+                key: "partition",
+                value: Some(b"99".as_slice()),
+            })
+            .insert(Header {
+                key: "offset",
+                value: Some(b"77".as_slice()),
+            })
+            .insert(Header {
+                key: "timestamp",
+                value: Some(b"1".as_slice()),
+            })
+            .insert(Header {
+                key: "topic",
+                value: Some(b"elsewhere".as_slice()),
+            })
             .insert(Header {
                 key: "h",
                 value: Some(hv.as_bytes()),

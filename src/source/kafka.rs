@@ -287,15 +287,22 @@ fn to_pending(
         }
     }
     if let Some(rh) = m.headers() {
+        // A name given twice takes its last value, as Kafka's `Headers.lastHeader` reads it.
+        let mut from_record = Headers::new();
         for h in rh.iter() {
             let mut keep = |name: &str| {
                 let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                headers
-                    .entry(name.to_owned())
-                    .or_insert_with(|| value.into_owned());
+                from_record.insert(name.to_owned(), value.into_owned());
             };
             if config.header_map.is_empty() {
-                if h.key != OFFSET_HEADER {
+                // Copied unasked (Flume copies none without `header.*` keys): the headers
+                // that say where the record is come from the record itself, so a record
+                // header of such a name (a weir sink one hop before sends its event's) is
+                // not taken for them (audit 25).
+                let describes_record = [OFFSET_HEADER, "offset", "partition", "timestamp"]
+                    .contains(&h.key)
+                    || config.topic_header.as_deref() == Some(h.key);
+                if !describes_record {
                     keep(h.key);
                 }
             } else {
@@ -303,6 +310,9 @@ fn to_pending(
                     keep(event_header);
                 }
             }
+        }
+        for (k, v) in from_record {
+            headers.entry(k).or_insert(v);
         }
     }
     let mut set = |k: &str, v: String| {
