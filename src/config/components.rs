@@ -1147,7 +1147,7 @@ fn memory_channel(
     capacity_name: &str,
     default_transaction: u64,
 ) -> Result<MemoryChannelConfig, ConfigError> {
-    let read = s.positive_or("transactionCapacity", default_transaction);
+    let read = s.strictly(|| s.positive_or("transactionCapacity", default_transaction));
     let fell_back = read.is_err();
     let transaction_capacity = s.or_flume_fallback(
         read,
@@ -1172,14 +1172,14 @@ fn memory_channel(
         notes,
     );
     let keep_alive = s.or_flume_fallback(
-        s.seconds_or("keep-alive", 3),
+        s.strictly(|| s.seconds_or("keep-alive", 3)),
         Duration::from_secs(3),
         "the default 3 s",
         notes,
     );
     let byte_capacity = s.string("byteCapacity").and_then(|_| {
         s.or_flume_fallback(
-            s.positive_or("byteCapacity", 1).map(Some),
+            s.strictly(|| s.positive_or("byteCapacity", 1)).map(Some),
             None,
             "no byte limit (Flume's default is 80% of the JVM's heap)",
             notes,
@@ -1438,7 +1438,7 @@ impl ChannelConfig {
             "SPILLABLEMEMORY" => parse_spillable_memory(s, notes)?,
             "memory" => {
                 let capacity = s.or_flume_fallback(
-                    s.positive_or("capacity", 100),
+                    s.strictly(|| s.positive_or("capacity", 100)),
                     100,
                     "the default 100",
                     notes,

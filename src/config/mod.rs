@@ -37,9 +37,10 @@ mod taildir;
 mod thrift;
 mod tls;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 pub use avro::*;
@@ -369,8 +370,8 @@ impl AgentConfig {
         let mut errors = Vec::new();
         let mut channels = Vec::new();
         for name in &channel_names {
-            let s = root.child(&format!("channels.{name}."));
-            match ChannelConfig::parse(name, &s, &mut notes) {
+            let s = root.child(&format!("channels.{name}.")).gathering();
+            match first_read(&s, ChannelConfig::parse(name, &s, &mut notes)) {
                 Ok(c) => channels.push(c),
                 Err(e) => errors.push(e),
             }
@@ -381,15 +382,10 @@ impl AgentConfig {
         }
         let mut sources = Vec::new();
         for name in &source_names {
-            let s = root.child(&format!("sources.{name}."));
-            let src = match SourceConfig::parse(
-                agent,
-                name,
-                &s,
-                &channel_names,
-                &mut notes,
-                &mut left_out,
-            ) {
+            let s = root.child(&format!("sources.{name}.")).gathering();
+            let parsed =
+                SourceConfig::parse(agent, name, &s, &channel_names, &mut notes, &mut left_out);
+            let src = match first_read(&s, parsed) {
                 Ok(src) => src,
                 Err(e) => {
                     errors.push(e);
@@ -412,9 +408,9 @@ impl AgentConfig {
         }
         let mut sinks = Vec::new();
         for name in &sink_names {
-            let s = root.child(&format!("sinks.{name}."));
-            let sink = match SinkConfig::parse(agent, name, &s, one_of(&channel_names), &mut notes)
-            {
+            let s = root.child(&format!("sinks.{name}.")).gathering();
+            let parsed = SinkConfig::parse(agent, name, &s, one_of(&channel_names), &mut notes);
+            let sink = match first_read(&s, parsed) {
                 Ok(sink) => sink,
                 Err(e) => {
                     errors.push(e);
@@ -720,12 +716,28 @@ impl AgentConfig {
     }
 }
 
+/// What reading a component from the gathering section `s` gave, unless some of its values
+/// could not be read: then those, all of them, since the reading went on with defaults in
+/// their place and its outcome (a check failing on such a default) says nothing certain.
+fn first_read<T>(s: &Section, read: Result<T, ConfigError>) -> Result<T, ConfigError> {
+    match ConfigError::gathered(s.take_deferred()) {
+        Some(e) => Err(e),
+        None => read,
+    }
+}
+
 /// The keys under one prefix (`a.sources.r1.`), with typed accessors whose errors carry the
 /// file, line and full key. Remembers which keys were read, so the rest can be reported.
 pub struct Section<'a> {
     props: &'a Properties,
     prefix: String,
     used: RefCell<BTreeSet<String>>,
+    /// When gathering ([`Section::gathering`]): the values this section and its children could
+    /// not read, each given its default meanwhile so that the component's other keys are read
+    /// too, and one run names every bad value (audit 17, audit 23).
+    deferred: Option<Rc<RefCell<Vec<ConfigError>>>>,
+    /// Set while [`Section::strictly`] runs: errors are returned, not gathered.
+    strict: Cell<bool>,
 }
 
 impl<'a> Section<'a> {
@@ -734,6 +746,8 @@ impl<'a> Section<'a> {
             props,
             prefix,
             used: RefCell::new(BTreeSet::new()),
+            deferred: None,
+            strict: Cell::new(false),
         }
     }
 
@@ -742,7 +756,46 @@ impl<'a> Section<'a> {
     }
 
     pub fn child(&self, sub: &str) -> Section<'a> {
-        Section::new(self.props, format!("{}{sub}", self.prefix))
+        let mut child = Section::new(self.props, format!("{}{sub}", self.prefix));
+        child.deferred = self.deferred.clone();
+        child
+    }
+
+    /// This section, gathering the values its accessors cannot read instead of failing at the
+    /// first: the caller takes them with [`Section::take_deferred`] after reading the
+    /// component, and when there are any, reports them instead of what the reading gave (which
+    /// rests on defaults put in their place).
+    pub fn gathering(mut self) -> Self {
+        self.deferred = Some(Rc::default());
+        self
+    }
+
+    /// The values that could not be read while gathering, in the order they were read.
+    pub fn take_deferred(&self) -> Vec<ConfigError> {
+        self.deferred
+            .as_ref()
+            .map(|d| std::mem::take(&mut *d.borrow_mut()))
+            .unwrap_or_default()
+    }
+
+    /// Runs `read` with errors returned, not gathered: for a caller that handles a value it
+    /// cannot read itself (the memory channel's fallbacks to Flume's defaults).
+    pub fn strictly<T>(&self, read: impl FnOnce() -> T) -> T {
+        let was = self.strict.replace(true);
+        let out = read();
+        self.strict.set(was);
+        out
+    }
+
+    /// `error` about a value, or, while gathering, `default` with the error kept for later.
+    fn value_error<T>(&self, error: ConfigError, default: T) -> Result<T, ConfigError> {
+        match &self.deferred {
+            Some(d) if !self.strict.get() => {
+                d.borrow_mut().push(error);
+                Ok(default)
+            }
+            _ => Err(error),
+        }
     }
 
     /// The full key for `key`.
@@ -877,10 +930,13 @@ impl<'a> Section<'a> {
     ) -> Result<T, ConfigError> {
         match self.string(key) {
             None => Ok(default),
-            Some(v) => v
-                .replace('_', "")
-                .parse()
-                .map_err(|_| self.error(Some(key), format!("'{v}' is not {what}"))),
+            Some(v) => match v.replace('_', "").parse() {
+                Ok(parsed) => Ok(parsed),
+                Err(_) => self.value_error(
+                    self.error(Some(key), format!("'{v}' is not {what}")),
+                    default,
+                ),
+            },
         }
     }
 
@@ -895,12 +951,16 @@ impl<'a> Section<'a> {
 
     /// `value` (read from `key`) as a port number.
     pub fn port_number(&self, key: &str, value: &str) -> Result<u16, ConfigError> {
-        value.parse::<u16>().map_err(|_| {
-            self.error(
-                Some(key),
-                format!("'{value}' is not a port number (0-65535)"),
-            )
-        })
+        match value.parse::<u16>() {
+            Ok(port) => Ok(port),
+            Err(_) => self.value_error(
+                self.error(
+                    Some(key),
+                    format!("'{value}' is not a port number (0-65535)"),
+                ),
+                0,
+            ),
+        }
     }
 
     pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -914,7 +974,10 @@ impl<'a> Section<'a> {
     pub fn positive_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
         let v = self.u64_or(key, default)?;
         if v == 0 {
-            return Err(self.error(Some(key), "must be greater than 0".into()));
+            return self.value_error(
+                self.error(Some(key), "must be greater than 0".into()),
+                default,
+            );
         }
         Ok(v)
     }
@@ -944,7 +1007,10 @@ impl<'a> Section<'a> {
             None => Ok(default),
             Some(v) if v == "true" => Ok(true),
             Some(v) if v == "false" => Ok(false),
-            Some(v) => Err(self.error(Some(key), format!("'{v}' is not true or false"))),
+            Some(v) => self.value_error(
+                self.error(Some(key), format!("'{v}' is not true or false")),
+                default,
+            ),
         }
     }
 
@@ -1087,6 +1153,36 @@ mod tests {
         ]) {
             assert!(line.starts_with(want), "{line:?} is not {want:?}…\n{e}");
         }
+    }
+
+    /// Every value of a component that cannot be read is named in one run, not only the first
+    /// (a converted file with inline `# comments` has them on several lines); a check that
+    /// would have judged a default standing in for one of them is not reported.
+    #[test]
+    fn every_bad_value_of_a_component_is_named_at_once() {
+        let text = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+            a.sources.r1.type = netcat\na.sources.r1.bind = 0.0.0.0\n\
+            a.sources.r1.port = 44444 # the port\na.sources.r1.channels = c1\n\
+            a.sources.r1.max-line-length = lots\n\
+            a.channels.c1.type = file\na.channels.c1.capacity = 1000 # x\n\
+            a.channels.c1.transactionCapacity = 100 # y\n\
+            a.sinks.k1.type = logger\na.sinks.k1.channel = c1\n";
+        let e = error(text, "");
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "{e}");
+        for (line, want) in lines.iter().zip([
+            "base.properties:10: a.channels.c1.capacity: '1000 # x' is not",
+            "base.properties:11: a.channels.c1.transactionCapacity: '100 # y' is not",
+            "base.properties:6: a.sources.r1.port: '44444 # the port' is not a port number",
+            "base.properties:8: a.sources.r1.max-line-length: 'lots' is not",
+        ]) {
+            assert!(line.starts_with(want), "{line:?} is not {want:?}…\n{e}");
+        }
+        // The memory channel still falls back to Flume's defaults, with notes: only the
+        // source's values are named.
+        let e = error(&text.replace("c1.type = file", "c1.type = memory"), "");
+        assert_eq!(e.lines().count(), 2, "{e}");
+        assert!(!e.contains("channels.c1"), "{e}");
     }
 
     /// A required key left out next to a key that looks like its misspelling: the error names
