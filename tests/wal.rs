@@ -1897,7 +1897,10 @@ fn a_torn_first_frame_after_an_open_is_a_torn_tail() {
     let report = inspect::verify(crashed.path(), None, |_, _| {}).unwrap();
     let tail = report.segments.last().unwrap().tail.as_ref();
     assert!(
-        tail.is_some_and(|t| t.pos == torn_at as u64 && t.reason.contains("torn tail")),
+        tail.is_some_and(|t| t.pos == torn_at as u64
+            && t.reason.contains("torn tail")
+            && t.reason
+                .contains("with the intact frames after it, from offset 10")),
         "{tail:?}"
     );
     let reopened = tempfile::tempdir().unwrap();
@@ -1908,7 +1911,13 @@ fn a_torn_first_frame_after_an_open_is_a_torn_tail() {
         // this open recorded.
         copy_files(crashed.path(), reopened.path());
     });
-    assert!(logs.contains("discarding a torn tail"), "{logs}");
+    // The frame after the torn one is whole: the warning says it goes too.
+    assert!(
+        logs.contains(
+            "discarding a torn tail, and the intact frames written after it (from offset 10"
+        ),
+        "{logs}"
+    );
 
     let report = inspect::verify(reopened.path(), None, |_, _| {}).unwrap();
     assert!(report.segments.last().unwrap().tail.is_none());

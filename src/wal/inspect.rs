@@ -18,7 +18,7 @@ use super::error::{Result, WalError};
 use super::frame::{Frame, decode_frame};
 use super::identity::SegmentIds;
 use super::log_id::LogId;
-use super::recovery::{check_frame, resync, starts_expected_frame};
+use super::recovery::{check_frame, intact_frame_after_torn, resync, starts_expected_frame};
 use super::segment::{
     SEGMENT_HEADER_LEN, Seal, Segment, parse_segment_file_name, segment_file_name,
 };
@@ -302,10 +302,18 @@ fn walk(
                 };
                 let torn = starts_expected_frame(&image[pos..limit], expected, floor);
                 if !stop.is_clean() && torn {
+                    let after = intact_frame_after_torn(&image[..limit], pos, expected, floor)
+                        .map(|(p, off)| {
+                            format!(
+                                " (with the intact frames after it, from offset {off} at byte \
+                                 {p}: lost if they were acknowledged)"
+                            )
+                        })
+                        .unwrap_or_default();
                     tail = Some(Problem {
                         path: path.to_owned(),
                         pos: pos as u64,
-                        reason: format!("torn tail, discarded at the next open: {stop}"),
+                        reason: format!("torn tail, discarded at the next open{after}: {stop}"),
                         kind: ProblemKind::Damage,
                     });
                 }

@@ -390,12 +390,30 @@ impl Wal {
                             scan.next_offset,
                             epoch_floor,
                         ) {
-                            tracing::warn!(
-                                segment = %path.display(),
-                                pos = scan.end_pos,
-                                %reason,
-                                "discarding a torn tail: nothing from this byte on was committed"
-                            );
+                            match recovery::intact_frame_after_torn(
+                                seg.recovery_image(),
+                                scan.end_pos,
+                                scan.next_offset,
+                                epoch_floor,
+                            ) {
+                                None => tracing::warn!(
+                                    segment = %path.display(),
+                                    pos = scan.end_pos,
+                                    %reason,
+                                    "discarding a torn tail: nothing from this byte on was committed"
+                                ),
+                                Some((intact_pos, intact_offset)) => tracing::warn!(
+                                    segment = %path.display(),
+                                    pos = scan.end_pos,
+                                    %reason,
+                                    intact_pos,
+                                    intact_offset,
+                                    "discarding a torn tail, and the intact frames written after \
+                                     it (from offset {intact_offset}, at byte {intact_pos}): a \
+                                     tear a crash left cannot be told from damage found later, \
+                                     so if these were acknowledged, they are lost"
+                                ),
+                            }
                         } else if at_recorded_end {
                             tracing::debug!(segment = %path.display(), pos = scan.end_pos, %reason, "leftover bytes after the end recorded when the log was last opened or closed");
                         } else {

@@ -166,6 +166,22 @@ pub fn starts_expected_frame(bytes: &[u8], expected_offset: u64, epoch_floor: u3
     peek_header(bytes).is_ok_and(|h| h.first_offset == expected_offset && h.epoch >= epoch_floor)
 }
 
+/// After a torn frame at `from` (expected to hold `expected_offset`), the first intact frame of
+/// the same process after it, if any: its position and first offset. Such frames are discarded
+/// with the tail (a tear a crash left cannot be told from damage found later,
+/// wal-format.md §8), and the warning says so, since they may have been acknowledged.
+pub fn intact_frame_after_torn(
+    segment: &[u8],
+    from: usize,
+    expected_offset: u64,
+    epoch_floor: u32,
+) -> Option<(usize, u64)> {
+    let found = resync(segment, from, segment.len(), expected_offset, u64::MAX)?;
+    peek_header(&segment[found.0..])
+        .is_ok_and(|h| h.epoch >= epoch_floor)
+        .then_some(found)
+}
+
 /// After a stop at `from`, looks for the next position in `segment[from+1..limit]` holding a
 /// CRC-valid frame with an offset in `(after_offset, before_offset)`: where a reader may resume
 /// after skipping damage. Returns that position and the frame's first offset.
