@@ -40,7 +40,7 @@ fn config(dir: &Path, bootstrap: &str, extra: &str) -> PathBuf {
     path
 }
 
-/// Produces `values[i]` with key `k{i}` and record headers `h = v{i}` (after an earlier `h`),
+/// Produces `values[i]` with key `k{i}` (none when `i % 10 == 9`) and record headers `h = v{i}` (after an earlier `h`),
 /// `weir.offset = 1000 + i` and a `partition`, `offset`, `timestamp` and `topic` of another
 /// record, round-robin over
 /// `partitions`, and waits until the broker has them all.
@@ -97,16 +97,30 @@ fn produce_from(bootstrap: &str, partitions: i32, first: usize, values: &[Vec<u8
             .insert(Header {
                 key: "weir.offset",
                 value: Some(upstream.as_bytes()),
+            })
+            .insert(Header {
+                key: "key",
+                value: Some(b"not-the-key".as_slice()),
             });
         let record = BaseRecord::to(TOPIC)
-            .key(&key)
             .payload(v)
             .partition(i as i32 % partitions)
             .headers(headers);
+        // Every tenth record has no key: its `key` record header is no key either.
+        let record = if i % 10 == 9 {
+            record
+        } else {
+            record.key(&key)
+        };
         producer.send(record).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
     assert_eq!(producer.in_flight_count(), 0, "records not acknowledged");
+}
+
+/// The key [`produce`] gives record `i`.
+fn record_key(i: usize) -> Option<String> {
+    (i % 10 != 9).then(|| format!("k{i}"))
 }
 
 fn numbered(n: usize) -> Vec<Vec<u8>> {
@@ -153,7 +167,7 @@ fn every_record_arrives_once_with_flumes_headers_and_offsets_are_committed() {
         let body = String::from_utf8_lossy(&e.body).into_owned();
         let i: usize = body["record-".len()..].parse().unwrap();
         assert_eq!(e.header("topic"), Some(TOPIC));
-        assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
+        assert_eq!(e.header("key"), record_key(i).as_deref());
         assert_eq!(e.header("h"), Some(format!("v{i}").as_str()));
         // An upstream hop's offset is not made an event header.
         assert_eq!(e.header("weir.offset"), None);
@@ -207,7 +221,7 @@ fn header_keys_choose_and_rename_the_record_headers_kept() {
         for absent in ["h", "weir.offset", "absent", "nowhere"] {
             assert_eq!(e.header(absent), None, "{absent} in record {i}");
         }
-        assert_eq!(e.header("key"), Some(format!("k{i}").as_str()));
+        assert_eq!(e.header("key"), record_key(i).as_deref());
     }
 }
 

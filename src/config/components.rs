@@ -1259,12 +1259,13 @@ fn parse_file_channel(
             defaults.segment_size
         }
         n if n > FLUME_MAX_FILE_SIZE => {
+            let used = FLUME_MAX_FILE_SIZE.div_ceil(4096) * 4096;
             notes.push(format!(
                 "{}: {n} is more than Flume's largest maxFileSize; {FLUME_MAX_FILE_SIZE} is used, \
-                 as in Flume",
+                 as in Flume, made whole 4 KiB pages: {used}",
                 s.located("maxFileSize")
             ));
-            FLUME_MAX_FILE_SIZE.div_ceil(4096) * 4096
+            used
         }
         n => {
             let used = n.max(crate::wal::segment::MIN_SEGMENT_LEN).div_ceil(4096) * 4096;

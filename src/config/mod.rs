@@ -1516,7 +1516,8 @@ a.sources.r1.channels = c2
             assert_eq!(
                 c.notes.iter().any(|n| n.starts_with(&format!(
                     "over.properties:2: a.channels.c1.maxFileSize: {value}"
-                )) && n.contains("more than Flume's largest maxFileSize")),
+                )) && n.contains("more than Flume's largest maxFileSize")
+                    && n.ends_with(&format!("made whole 4 KiB pages: {want}"))),
                 want == 2_146_435_072,
                 "{value}: {:?}",
                 c.notes

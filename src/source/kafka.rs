@@ -299,7 +299,7 @@ fn to_pending(
                 // that say where the record is come from the record itself, so a record
                 // header of such a name (a weir sink one hop before sends its event's) is
                 // not taken for them (audit 25).
-                let describes_record = [OFFSET_HEADER, "offset", "partition", "timestamp"]
+                let describes_record = [OFFSET_HEADER, "offset", "partition", "timestamp", "key"]
                     .contains(&h.key)
                     || config.topic_header.as_deref() == Some(h.key);
                 if !describes_record {

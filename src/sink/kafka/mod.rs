@@ -265,14 +265,14 @@ impl KafkaSink {
             .config
             .partition_header
             .as_ref()
-            .and_then(|h| event.headers.get(h))
+            .and_then(|h| Some((h, event.headers.get(h)?)))
         {
-            Some(p) => Some(p.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
-                format!(
-                    "header {:?} = {p:?} is not a partition number",
-                    self.config.partition_header
-                )
-            })?),
+            Some((h, p)) => Some(
+                p.parse::<i32>()
+                    .ok()
+                    .filter(|p| *p >= 0)
+                    .ok_or_else(|| format!("header {h:?} = {p:?} is not a partition number"))?,
+            ),
             None => self.config.default_partition,
         };
         Ok((topic, partition))
