@@ -474,7 +474,7 @@ fn parse_interceptors(
             "regex_filter" => {
                 let pattern = i.string_or("regex", ".*");
                 // Flume matches with Matcher.find(), anywhere in the body, as is_match does.
-                let regex = regex::Regex::new(&pattern).map_err(|e| {
+                let regex = regex::Regex::new(&super::java_pattern(&pattern)).map_err(|e| {
                     i.error(
                         Some("regex"),
                         format!("not a valid regular expression: {e}"),
@@ -502,10 +502,10 @@ fn parse_interceptors(
     Ok(out)
 }
 
-/// `key`'s value compiled as a regular expression (the regex crate's syntax, which has no
-/// look-around or back-references, unlike Java's).
+/// `key`'s value compiled as a Java regular expression (translated, see
+/// [`super::java_pattern`]; the regex crate has no look-around or back-references, unlike Java).
 fn regex_at(i: &Section, key: &str, value: &str) -> Result<regex::Regex, ConfigError> {
-    regex::Regex::new(value)
+    regex::Regex::new(&super::java_pattern(value))
         .map_err(|e| i.error(Some(key), format!("not a valid regular expression: {e}")))
 }
 
@@ -2180,7 +2180,7 @@ a.sinks.k1.kafka.topic = logs-%{app}
             else {
                 panic!("{ty}: not search_replace");
             };
-            assert_eq!(regex.as_str(), r"\d+");
+            assert_eq!(regex.as_str(), r"[0-9]+", "Java's ASCII \\d");
             assert_eq!(
                 replacement, "",
                 "replaceString defaults to the empty string"
@@ -2290,7 +2290,7 @@ a.sinks.k1.kafka.topic = logs-%{app}
             )) else {
                 panic!("{ty}: not regex_extractor");
             };
-            assert_eq!(regex.as_str(), r"(\d):(\d)");
+            assert_eq!(regex.as_str(), r"([0-9]):([0-9])", "Java's ASCII \\d");
             let pass = |h: &str| ExtractorSerializer {
                 header: h.into(),
                 kind: SerializerKind::PassThrough,

@@ -1,9 +1,183 @@
-//! Java syntax inside Flume configuration values, turned into what weir's libraries read: the
-//! replacement strings of `Matcher.replaceAll` (search_replace's `replaceString`) into the regex
-//! crate's, and `SimpleDateFormat`/Joda date patterns (regex_extractor's millis serializer) into
+//! Java syntax inside Flume configuration values, turned into what weir's libraries read: Java
+//! regular expressions (interceptors, spooldir and TAILDIR file patterns) and the replacement
+//! strings of `Matcher.replaceAll` (search_replace's `replaceString`) into the regex crate's,
+//! and `SimpleDateFormat`/Joda date patterns (regex_extractor's millis serializer) into
 //! chrono's. Hand-written because no crate translates between these syntaxes; both run once,
 //! when the configuration is read, so a value Java would only fail on at run time is refused at
 //! start with its key and line.
+
+/// Translates a Java regular expression (`Pattern.compile` without flags, as Flume compiles
+/// every pattern) into the regex crate's syntax, keeping what Java's defaults mean where the
+/// crate's differ:
+/// - `\w \d \s \b` (and `\W \D \S \B`) are ASCII in Java: `\w` is `[a-zA-Z_0-9]`, so
+///   `^\w+$` does not match `Müller`; the crate's are Unicode. Inside a class too.
+/// - The POSIX classes `\p{Alpha}`, `\p{Digit}`, `\p{Punct}`, … (and `\P{…}`) are ASCII in Java.
+/// - `[` inside a class starts a nested class in Java, so `[[:digit:]]` is the characters
+///   `:digit`, where the crate reads a POSIX bracket.
+/// - `\Q…\E` quotes literally (the crate has no such syntax).
+/// - The inline flag `U` (`UNICODE_CHARACTER_CLASS`) makes the classes Unicode, as the crate's
+///   are, where the crate's own `U` would swap greediness; `d` (`UNIX_LINES`) is the crate's
+///   default. Both are taken out of the flags.
+///
+/// Case-insensitive matching `(?i)` stays the crate's Unicode folding (Java folds ASCII only
+/// without `u`), and `.` stops only at `\n` (Java also at `\r`, U+0085, U+2028, U+2029).
+pub fn java_pattern(java: &str) -> String {
+    const WORD: &str = "0-9A-Za-z_";
+    const DIGIT: &str = "0-9";
+    const SPACE: &str = "\\t\\n\\x0B\\f\\r ";
+    fn posix(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "Lower" => "a-z",
+            "Upper" => "A-Z",
+            "ASCII" => "\\x00-\\x7F",
+            "Alpha" => "a-zA-Z",
+            "Digit" => "0-9",
+            "Alnum" => "a-zA-Z0-9",
+            "Punct" => "!-/:-@\\[-`{-~",
+            "Graph" => "!-~",
+            "Print" => " -~",
+            "Blank" => " \\t",
+            "Cntrl" => "\\x00-\\x1F\\x7F",
+            "XDigit" => "0-9a-fA-F",
+            "Space" => "\\t\\n\\x0B\\f\\r ",
+            _ => return None,
+        })
+    }
+    let unicode_classes = has_unicode_class_flag(java);
+    let chars: Vec<char> = java.chars().collect();
+    let mut out = String::with_capacity(java.len() + 16);
+    // Nesting depth of character classes, and whether the next char is a class's first.
+    let mut depth = 0usize;
+    let mut class_start = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let first_in_class = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(&e) = chars.get(i + 1) else {
+                    out.push(c);
+                    break;
+                };
+                i += 2;
+                let set =
+                    |s: &str, negated: bool| format!("[{}{s}]", if negated { "^" } else { "" });
+                match e {
+                    'Q' => {
+                        let end = (i..chars.len().saturating_sub(1))
+                            .find(|&j| chars[j] == '\\' && chars[j + 1] == 'E');
+                        let stop = end.unwrap_or(chars.len());
+                        let quoted: String = chars[i..stop].iter().collect();
+                        out.push_str(&regex::escape(&quoted));
+                        i = end.map(|j| j + 2).unwrap_or(chars.len());
+                    }
+                    'w' | 'W' | 'd' | 'D' | 's' | 'S' if !unicode_classes => {
+                        let members = match e.to_ascii_lowercase() {
+                            'w' => WORD,
+                            'd' => DIGIT,
+                            _ => SPACE,
+                        };
+                        out.push_str(&set(members, e.is_ascii_uppercase()));
+                    }
+                    'b' | 'B' if !unicode_classes && depth == 0 => {
+                        out.push_str(&format!("(?-u:\\{e})"));
+                    }
+                    'p' | 'P' if chars.get(i) == Some(&'{') => {
+                        let close = chars[i..].iter().position(|&ch| ch == '}').map(|k| i + k);
+                        let name: Option<String> = close.map(|k| chars[i + 1..k].iter().collect());
+                        let ascii = name
+                            .as_deref()
+                            .map(|n| n.strip_prefix("Is").unwrap_or(n))
+                            .and_then(posix)
+                            .filter(|_| !unicode_classes);
+                        match (ascii, close) {
+                            (Some(members), Some(k)) => {
+                                out.push_str(&set(members, e == 'P'));
+                                i = k + 1;
+                            }
+                            _ => {
+                                out.push('\\');
+                                out.push(e);
+                            }
+                        }
+                    }
+                    other => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                }
+                continue;
+            }
+            '[' => {
+                if depth > 0 && chars.get(i + 1) == Some(&':') {
+                    // Java: a nested class whose first member is ':'.
+                    out.push_str("[\\:");
+                    i += 2;
+                } else {
+                    out.push('[');
+                    i += 1;
+                    if chars.get(i) == Some(&'^') {
+                        out.push('^');
+                        i += 1;
+                    }
+                }
+                depth += 1;
+                class_start = true;
+                continue;
+            }
+            ']' if depth > 0 && !first_in_class => depth -= 1,
+            '(' if depth == 0 && chars.get(i + 1) == Some(&'?') => {
+                // Inline flags `(?idmsux-idmsux)` or `(?flags:`: Java's `U` and `d` have no
+                // counterpart to keep (see above).
+                let flags_end = chars[i + 2..]
+                    .iter()
+                    .position(|ch| !(ch.is_ascii_alphabetic() || *ch == '-'))
+                    .map(|k| i + 2 + k);
+                if let Some(end) = flags_end
+                    && matches!(chars[end], ')' | ':')
+                    && end > i + 2
+                {
+                    let flags: String = chars[i + 2..end]
+                        .iter()
+                        .filter(|ch| !matches!(ch, 'U' | 'd'))
+                        .collect();
+                    let flags = flags.trim_end_matches('-');
+                    if flags.is_empty() && chars[end] == ')' {
+                        i = end + 1;
+                        continue;
+                    }
+                    out.push_str("(?");
+                    out.push_str(flags);
+                    out.push(chars[end]);
+                    i = end + 1;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Whether `java` turns on `UNICODE_CHARACTER_CLASS` with an inline `(?U…)` flag: then its
+/// classes are Unicode, as the regex crate's are.
+fn has_unicode_class_flag(java: &str) -> bool {
+    let mut rest = java;
+    while let Some(at) = rest.find("(?") {
+        let flags: String = rest[at + 2..]
+            .chars()
+            .take_while(|ch| ch.is_ascii_alphabetic() || *ch == '-')
+            .collect();
+        let on = flags.split('-').next().unwrap_or("");
+        if on.contains('U') {
+            return true;
+        }
+        rest = &rest[at + 2..];
+    }
+    false
+}
 
 /// Translates a Java `Matcher.replaceAll` replacement string (Flume's `replaceString`) into the
 /// regex crate's syntax, for `regex`: Java's `$N` (the longest run of digits naming an existing
@@ -171,6 +345,53 @@ pub fn java_date_format(java: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Java's character classes are ASCII by default, as Flume compiles every pattern: a
+    /// filter such as `^\w+ \d+$` keeps `plain 42` and not `Müller 7` (audit 27).
+    #[test]
+    fn java_patterns_keep_javas_ascii_classes() {
+        let matches = |java: &str, text: &str| {
+            regex::Regex::new(&java_pattern(java))
+                .unwrap_or_else(|e| panic!("{java}: {e}"))
+                .is_match(text)
+        };
+        assert!(matches(r"^\w+ \d+$", "plain 42"));
+        for text in ["Müller 7", "日本 1", "abc ١٢٣"] {
+            assert!(!matches(r"^\w+ \d+$", text), "{text}");
+        }
+        assert!(!matches(r"^a\sb$", "a\u{a0}b"));
+        assert!(matches(r"^a\Sb$", "a\u{a0}b"));
+        assert!(matches(r"^[\w.]+$", "a.b_1"));
+        assert!(!matches(r"^[\w.]+$", "ü.b"));
+        assert!(matches(r"^[^\d]+$", "abc"));
+        assert!(matches(r"^\p{Alpha}+$", "abc"));
+        assert!(!matches(r"^\p{Alpha}+$", "äbc"));
+        assert!(matches(r"^\P{Digit}$", "x"));
+        assert!(
+            matches(r"^\p{IsAlphabetic}+$", "äbc"),
+            "a Unicode property stays one"
+        );
+        assert!(matches(r"^\p{L}+$", "äbc"));
+        // `\b` between ASCII word characters only: `ü` is no word character in Java.
+        assert!(matches(r"\bx\b", "üx"));
+        // A POSIX bracket is a nested class of its characters in Java.
+        assert!(!matches(r"^[[:digit:]]+$", "123"));
+        assert!(matches(r"^[[:digit:]]+$", "dig"));
+        // \Q…\E quotes.
+        assert!(matches(r"^\Qa.b*\E$", "a.b*"));
+        assert!(!matches(r"^\Qa.b*\E$", "axb"));
+        // (?U) makes the classes Unicode, and is not the crate's ungreedy flag.
+        assert!(matches(r"(?U)^\w+$", "Müller"));
+        assert!(matches(r"(?iU)^m\w+$", "Müller"));
+        assert_eq!(java_pattern(r"(?U)a+"), "a+");
+        assert_eq!(java_pattern(r"(?i)x"), "(?i)x");
+        // What needs no translation is left as it is.
+        assert_eq!(
+            java_pattern(r"^(a|b)[x-z]{2,3}\.\\$"),
+            r"^(a|b)[x-z]{2,3}\.\\$"
+        );
+        assert_eq!(java_pattern(r"[]a]"), r"[]a]");
+    }
 
     #[test]
     fn java_replacement_strings_translate_to_the_regex_crates_syntax() {
