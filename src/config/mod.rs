@@ -530,8 +530,9 @@ impl AgentConfig {
                 if !syslog.is_empty() {
                     notes.push(format!(
                         "{head}, and syslog source(s) {} feeding channel {} stamp only the \
-                         messages whose date they can read (not RFC 5424's `-`, nor a message \
-                         they cannot parse): add a timestamp interceptor with preserveExisting = \
+                         messages they can parse (and syslogtcp and syslogudp not those whose \
+                         RFC 5424 date is `-`, which multiport_syslogtcp stamps with the time \
+                         they came, as in Flume): add a timestamp interceptor with preserveExisting = \
                          true, or set hdfs.useLocalTimeStamp = true",
                         names(&syslog),
                         sink.channel

@@ -37,7 +37,7 @@ use crate::config::{SyslogConfig, SyslogProtocol};
 use crate::event::Event;
 use crate::tls::ServerStream;
 use framing::{Frame, Framer};
-use parse::{Outcome, Parser};
+use parse::{Flavor, Outcome, Parser};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -115,7 +115,13 @@ impl Source for SyslogSource {
             tls,
         } = *self;
         let shared = Arc::new(Shared {
-            parser: Parser::new(config.keep_fields, Local),
+            parser: Parser::new(config.keep_fields, Local).with_flavor(
+                if config.protocol == SyslogProtocol::MultiportTcp {
+                    Flavor::SyslogParser
+                } else {
+                    Flavor::SyslogUtils
+                },
+            ),
             name,
             config,
             processor,

@@ -66,24 +66,61 @@ struct Header<'a> {
     rfc5424: bool,
 }
 
+/// Which of Flume's two syslog parsers a source follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `SyslogUtils` (`syslogtcp`, `syslogudp`): the module doc's rules.
+    SyslogUtils,
+    /// `SyslogParser` (`multiport_syslogtcp`), which differs: RFC 3164 dates (and RFC 5424 ones
+    /// without an offset) are UTC, not the agent's zone; a `-` timestamp is the time the
+    /// message came; no `priority` or `version` header; and a message it cannot read (no valid
+    /// `<PRI>`, or a header of neither format) gets `flume.syslog.status = Invalid` alone, with
+    /// no `Facility` or `Severity` (audit 27).
+    SyslogParser,
+}
+
 /// Parses messages for one source: which fields to keep and the time zone of RFC 3164 dates
 /// (and of RFC 5424 ones without an offset).
 pub struct Parser<Tz: TimeZone> {
     keep: KeepFields,
     tz: Tz,
+    flavor: Flavor,
 }
 
 impl<Tz: TimeZone> Parser<Tz> {
     pub fn new(keep: KeepFields, tz: Tz) -> Self {
-        Parser { keep, tz }
+        Parser {
+            keep,
+            tz,
+            flavor: Flavor::SyslogUtils,
+        }
+    }
+
+    /// The same parser following `flavor`.
+    pub fn with_flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = flavor;
+        self
+    }
+
+    /// A message `SyslogParser` cannot read: its status alone, the message whole as the body.
+    fn unreadable(msg: &[u8], reason: &'static str) -> (Event, Outcome) {
+        let mut fields = Fields::default();
+        fields.push(STATUS, INVALID);
+        let event = Event {
+            headers: fields.headers(),
+            body: Bytes::copy_from_slice(msg),
+        };
+        (event, Outcome::Invalid(reason))
     }
 
     /// The event for `msg` (framing already removed). `truncated` marks a message cut at
     /// `eventSize`; `now` anchors the year of RFC 3164 dates.
     pub fn event(&self, msg: &[u8], truncated: bool, now: DateTime<Utc>) -> (Event, Outcome) {
         let mut fields = Fields::default();
+        let parser_flavor = self.flavor == Flavor::SyslogParser;
         let (pri_end, pri) = match priority(msg) {
             Ok(p) => p,
+            Err(reason) if parser_flavor => return Self::unreadable(msg, reason),
             Err(reason) => {
                 fields.push(FACILITY, "0");
                 fields.push(SEVERITY, "0");
@@ -101,9 +138,16 @@ impl<Tz: TimeZone> Parser<Tz> {
             fields.push(STATUS, INCOMPLETE);
         }
         let digits = &msg[1..pri_end - 1];
-        let header = rfc5424(msg, pri_end, digits, &self.tz)
-            .or_else(|| rfc3164(msg, pri_end, digits, &self.tz, now));
-        let Some(h) = header else {
+        let header = if parser_flavor {
+            rfc5424(msg, pri_end, digits, &Utc).or_else(|| rfc3164(msg, pri_end, digits, &Utc, now))
+        } else {
+            rfc5424(msg, pri_end, digits, &self.tz)
+                .or_else(|| rfc3164(msg, pri_end, digits, &self.tz, now))
+        };
+        let Some(mut h) = header else {
+            if parser_flavor {
+                return Self::unreadable(msg, "neither an RFC 5424 nor an RFC 3164 header");
+            }
             let event = Event {
                 headers: fields.headers(),
                 body: Bytes::copy_from_slice(msg),
@@ -113,9 +157,16 @@ impl<Tz: TimeZone> Parser<Tz> {
         let (priority, version, host) =
             (ascii(h.priority), h.version.map(ascii), h.host.map(ascii));
         let mut millis = itoa::Buffer::new();
-        fields.push(PRIORITY, &priority);
-        if let Some(v) = &version {
-            fields.push(VERSION, v);
+        if parser_flavor {
+            // The relay's time for a nil timestamp, as SyslogParser stamps it.
+            if h.timestamp.is_none() {
+                h.millis = Some(now.timestamp_millis());
+            }
+        } else {
+            fields.push(PRIORITY, &priority);
+            if let Some(v) = &version {
+                fields.push(VERSION, v);
+            }
         }
         if let Some(ms) = h.millis {
             fields.push(TIMESTAMP, millis.format(ms));
@@ -489,6 +540,59 @@ mod tests {
 
     fn parse_with(keep: KeepFields, msg: &str, now: &str) -> (Event, Outcome) {
         Parser::new(keep, Utc).event(msg.as_bytes(), false, at(now))
+    }
+
+    /// `multiport_syslogtcp` follows Flume's `SyslogParser`, not `SyslogUtils` (audit 27): the
+    /// relay's time for a nil timestamp (so an hdfs sink with time escapes does not stop on
+    /// it), RFC 3164 dates in UTC whatever the agent's zone, no priority or version headers,
+    /// and a message it cannot read marked Invalid with no Facility or Severity.
+    #[test]
+    fn the_multiport_flavor_follows_flumes_syslog_parser() {
+        let now = "2026-11-29T02:30:00Z";
+        // The agent's zone is UTC+5 here: SyslogUtils would read 3164 dates in it.
+        let zone = FixedOffset::east_opt(5 * 3600).unwrap();
+        let multiport = |msg: &str| {
+            Parser::new(KeepFields::NONE, zone)
+                .with_flavor(Flavor::SyslogParser)
+                .event(msg.as_bytes(), false, at(now))
+        };
+        let headers = |e: &Event| -> Vec<(String, String)> {
+            e.headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        };
+        let (e, o) = multiport("<165>1 - myhost app - - - nil timestamp");
+        assert_eq!(o, Outcome::Rfc5424);
+        assert_eq!(e.headers.get(TIMESTAMP), Some(ms(now).as_str()));
+        assert_eq!(e.headers.get(PRIORITY), None);
+        assert_eq!(e.headers.get(VERSION), None);
+        assert_eq!(e.headers.get(HOST), Some("myhost"));
+        let (e, _) = multiport("<34>Nov 29 02:00:00 h1 msg");
+        assert_eq!(
+            e.headers.get(TIMESTAMP),
+            Some(ms("2026-11-29T02:00:00Z").as_str())
+        );
+        assert_eq!(&e.body[..], b"msg");
+        for unreadable in ["<14>hello no header", "no priority", "<999>x"] {
+            let (e, o) = multiport(unreadable);
+            assert!(matches!(o, Outcome::Invalid(_)), "{unreadable}: {o:?}");
+            assert_eq!(
+                headers(&e),
+                [(STATUS.to_owned(), INVALID.to_owned())],
+                "{unreadable}"
+            );
+            assert_eq!(&e.body[..], unreadable.as_bytes());
+        }
+        // SyslogUtils, for comparison: the zone's reading, and no timestamp for `-`.
+        let utils = Parser::new(KeepFields::NONE, zone);
+        let (e, _) = utils.event(b"<34>Nov 29 02:00:00 h1 msg", false, at(now));
+        assert_eq!(
+            e.headers.get(TIMESTAMP),
+            Some(ms("2026-11-28T21:00:00Z").as_str())
+        );
+        let (e, _) = utils.event(b"<165>1 - myhost app - - - x", false, at(now));
+        assert_eq!(e.headers.get(TIMESTAMP), None);
     }
 
     fn parse(msg: &str) -> (Event, Outcome) {
