@@ -415,6 +415,18 @@ mod flume_body_and_header_interceptors {
             Some(1_709_644_516_789),
             "13:15:16.789 UTC"
         );
+        // Joda's `Z` reads the literal `Z` of ISO 8601 stamps as UTC (audit 27).
+        assert_eq!(
+            millis("2020-01-02T03:04:05.678Z", "yyyy-MM-dd'T'HH:mm:ss.SSSZ"),
+            Some(1_577_934_245_678)
+        );
+        assert_eq!(
+            millis(
+                "2024-03-05T14:15:16.789+01:00",
+                "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
+            ),
+            Some(1_709_644_516_789)
+        );
         // As Joda-Time: what the pattern leaves out is 1970-01-01T00:00.
         assert_eq!(millis("01:30", "HH:mm"), Some(local(1970, 1, 1, 1, 30, 0)));
         assert_eq!(

@@ -327,7 +327,8 @@ pub fn java_date_format(java: &str) -> Result<String, String> {
             ('S', 9) => "%9f",
             ('E', 1..=3) => "%a",
             ('E', _) => "%A",
-            ('Z', _) => "%z",
+            // Joda reads `Z` for a zero offset too (ISO 8601 stamps end in it), and `+01:00`.
+            ('Z', _) => "%#z",
             _ => {
                 return Err(format!(
                     "'{java}': `{}` is not supported; supported: yyyy, yy, M, MM, MMM, MMMM, d, dd, \
@@ -443,7 +444,7 @@ mod tests {
     fn java_date_patterns_translate_to_chrono_formats() {
         let ok = |java: &str| java_date_format(java).unwrap();
         assert_eq!(ok("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(ok("yyyy-MM-dd'T'HH:mm:ss.SSSZ"), "%Y-%m-%dT%H:%M:%S.%3f%z");
+        assert_eq!(ok("yyyy-MM-dd'T'HH:mm:ss.SSSZ"), "%Y-%m-%dT%H:%M:%S.%3f%#z");
         assert_eq!(ok("yy/M/d h:mm a"), "%y/%m/%d %I:%M %p");
         assert_eq!(ok("EEE, dd MMM yyyy"), "%a, %d %b %Y");
         assert_eq!(ok("'o''clock' '' 100%"), "o'clock ' 100%%");
