@@ -59,6 +59,10 @@ struct Context<'a, 'l> {
     filters: BTreeMap<String, ConfigFilter>,
     /// References the value being resolved may still resolve (see [`MAX_REFERENCES`]).
     references_left: Cell<usize>,
+    /// The value being resolved is a Java replacement string, where `${name}` is a named group
+    /// of the match: a bare `${name}` that nothing resolves is kept for it, as Flume keeps
+    /// every reference it cannot resolve (audit 27).
+    keeps_group_names: Cell<bool>,
 }
 
 /// Flume 1.10's config filters (`<agent>.configfilters = f1`, `<agent>.configfilters.f1.type`),
@@ -213,6 +217,7 @@ impl Properties {
             lookups,
             filters: config_filters(self, prefix)?,
             references_left: Cell::new(0),
+            keeps_group_names: Cell::new(false),
         };
         let mut resolved = Vec::new();
         for (key, entry) in self.entries.range(prefix.to_owned()..) {
@@ -224,6 +229,8 @@ impl Properties {
             }
             let mut chain = vec![key.as_str()];
             ctx.references_left.set(MAX_REFERENCES);
+            ctx.keeps_group_names
+                .set(key.contains(".interceptors.") && key.ends_with(".replaceString"));
             let value =
                 resolve(&entry.value, self, &ctx, &mut chain).map_err(|message| ConfigError {
                     files: vec![entry.file.to_path_buf()],
@@ -287,6 +294,9 @@ fn resolve<'p>(
             let value = match (found, default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => resolve(d, props, ctx, chain)?,
+                (None, None) if ctx.keeps_group_names.get() && is_group_name(&name) => {
+                    format!("${{{name}}}")
+                }
                 (None, None) => return Err(unresolved(&name, props, ctx)),
             };
             chain.pop();
@@ -421,6 +431,13 @@ fn lookup<'p>(
     }
 }
 
+/// Whether `name` can be a Java regex group's name (a letter, then letters and digits), as a
+/// `${name}` of a replacement string refers to one.
+fn is_group_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// The file keys in `chain`, as `a -> b -> c` (without the depth markers of nested references).
 fn keys_of(chain: &[&str]) -> String {
     let keys: Vec<&str> = chain.iter().copied().filter(|k| *k != "…").collect();
@@ -465,6 +482,44 @@ mod tests {
 
     fn interpolate(text: &str, system: &[(&str, &str)], env_fallback: bool) -> Properties {
         try_interpolate(text, system, env_fallback).unwrap()
+    }
+
+    /// In an interceptor's `replaceString`, `${name}` is Java's reference to a named group: one
+    /// that nothing resolves is kept for the regex, as Flume keeps it. Anywhere else it stops
+    /// the start, and a key of that name is still used.
+    #[test]
+    fn a_replacement_keeps_named_groups_nothing_resolves() {
+        let p = interpolate(
+            "a.sources.r1.interceptors.i1.replaceString = ${v}:${user} ${env:NC_PORT}\n",
+            &[],
+            false,
+        );
+        assert_eq!(
+            p.get("a.sources.r1.interceptors.i1.replaceString")
+                .unwrap()
+                .value,
+            "${v}:${user} 44444"
+        );
+        let p = interpolate(
+            "v = seven\na.sources.r1.interceptors.i1.replaceString = ${v}\n",
+            &[],
+            false,
+        );
+        assert_eq!(
+            p.get("a.sources.r1.interceptors.i1.replaceString")
+                .unwrap()
+                .value,
+            "seven"
+        );
+        for unresolved in [
+            "a.sources.r1.port = ${v}\n",
+            "a.sources.r1.interceptors.i1.replaceString = ${env:NOPE}\n",
+        ] {
+            assert!(
+                try_interpolate(unresolved, &[], false).is_err(),
+                "{unresolved}"
+            );
+        }
     }
 
     fn try_interpolate(
