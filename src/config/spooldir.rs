@@ -52,6 +52,8 @@ pub enum DecodeErrorPolicy {
 pub struct SpoolDirConfig {
     /// Flume `spoolDir` (required), as configured.
     pub spool_dir: PathBuf,
+    /// Where `spoolDir` is set (`file:line: key`), for an error at start about the directory.
+    pub spool_dir_at: String,
     /// Flume `fileSuffix` (`.COMPLETED`): appended to a finished file's name; files ending in it
     /// are never read.
     pub file_suffix: String,
@@ -195,6 +197,7 @@ pub(super) fn parse_spooldir(
         include: whole_name_regex(s, "includePattern", "^.*$")?,
         ignore: whole_name_regex(s, "ignorePattern", "^$")?,
         spool_dir,
+        spool_dir_at: s.located("spoolDir"),
         tracker_dir,
         delete_policy,
         file_header,

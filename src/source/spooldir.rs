@@ -88,7 +88,8 @@ impl Source for SpoolDirSource {
         })?;
         anyhow::ensure!(
             spool_dir.is_dir(),
-            "source {name}: spoolDir {} does not exist or is not a directory",
+            "{}: source {name}: spoolDir {} does not exist or is not a directory",
+            self.config.spool_dir_at,
             spool_dir.display()
         );
         let tracker_dir = self.config.tracker_dir_in(&spool_dir);
@@ -933,6 +934,7 @@ mod tests {
         fn config(&self) -> SpoolDirConfig {
             SpoolDirConfig {
                 spool_dir: self.spool(),
+                spool_dir_at: "test.properties:1: a.sources.r1.spoolDir".into(),
                 file_suffix: ".COMPLETED".into(),
                 delete_policy: DeletePolicy::Never,
                 file_header: Some("file".into()),
@@ -1037,6 +1039,22 @@ mod tests {
 
     /// A state write that failed (a full disk) is done again at the stop, once it can be: a
     /// clean stop leaves nothing to send again.
+    /// A spool directory that is not there stops the start naming the line that sets it.
+    #[test]
+    fn a_missing_spool_dir_is_named_with_its_line() {
+        let r = rig();
+        let mut config = r.config();
+        config.spool_dir = r.dir.path().join("no-such-dir");
+        let e = SpoolDirSource::new("r1", config).start().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("test.properties:1: a.sources.r1.spoolDir: source r1: spoolDir ")
+                && e.to_string()
+                    .ends_with("no-such-dir does not exist or is not a directory"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_state_write_that_failed_is_done_at_the_stop() {
         let r = rig();
