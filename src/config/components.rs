@@ -1137,6 +1137,20 @@ fn transaction_capacity(
 /// A memory channel of `capacity` events (named `capacity_name` in errors), with the memory
 /// channel's other keys; `transactionCapacity` defaults to `default_transaction`.
 ///
+/// `read` (the value of `key`), refused when a Java `int` cannot hold it: Flume's memory
+/// channel reads its sizes with `Context.getInteger`, whose failure it catches, warning and
+/// taking the default, so `capacity = 3000000000` is a channel of 100 there.
+fn java_int(s: &Section, key: &str, read: Result<u64, ConfigError>) -> Result<u64, ConfigError> {
+    let v = read?;
+    if v > i32::MAX as u64 {
+        return Err(s.error(
+            Some(key),
+            format!("{v} is more than a Java int holds (2147483647)"),
+        ));
+    }
+    Ok(v)
+}
+
 /// A size or `keep-alive` that is not a number gives the default and a note, as Flume's
 /// `MemoryChannel` does (see [`Section::or_flume_fallback`]); a `transactionCapacity` over the
 /// capacity is refused, as Flume refuses it.
@@ -1147,7 +1161,11 @@ fn memory_channel(
     capacity_name: &str,
     default_transaction: u64,
 ) -> Result<MemoryChannelConfig, ConfigError> {
-    let read = s.strictly(|| s.positive_or("transactionCapacity", default_transaction));
+    let read = java_int(
+        s,
+        "transactionCapacity",
+        s.strictly(|| s.positive_or("transactionCapacity", default_transaction)),
+    );
     let fell_back = read.is_err();
     let transaction_capacity = s.or_flume_fallback(
         read,
@@ -1439,7 +1457,7 @@ impl ChannelConfig {
             "SPILLABLEMEMORY" => parse_spillable_memory(s, notes)?,
             "memory" => {
                 let capacity = s.or_flume_fallback(
-                    s.strictly(|| s.positive_or("capacity", 100)),
+                    java_int(s, "capacity", s.strictly(|| s.positive_or("capacity", 100))),
                     100,
                     "the default 100",
                     notes,
@@ -2629,6 +2647,20 @@ a.sinks.k1.kafka.topic = logs-%{app}
             (500, 50, Some(800))
         );
         assert!(notes.is_empty(), "{notes:?}");
+        // Past what a Java int holds: Flume's getInteger fails, and the default is used.
+        let (kind, notes) =
+            channel("a.channels.c1.type = memory\na.channels.c1.capacity = 3000000000\n").unwrap();
+        let ChannelKind::Memory(m) = kind else {
+            panic!("not a memory channel: {kind:?}");
+        };
+        assert_eq!(m.capacity, 100);
+        assert!(
+            notes.iter().any(|n| n.starts_with(
+                "t.properties:2: a.channels.c1.capacity: 3000000000 is more than a Java int \
+                 holds (2147483647); the default 100 is used instead"
+            )),
+            "{notes:?}"
+        );
         let e = channel(
             "a.channels.c1.type = memory\na.channels.c1.capacity = 50\n\
              a.channels.c1.transactionCapacity = x\n",
