@@ -1218,30 +1218,64 @@ mod tests {
         })
     }
 
+    /// Client and server transports connected through one listener, the server reading under
+    /// one shared frame budget and time limit.
+    struct Pairs {
+        listener: std::net::TcpListener,
+        budget: FrameBudget,
+        time: Duration,
+        stop: StopFlag,
+    }
+
+    impl Pairs {
+        fn new(budget: usize, time: Duration) -> Pairs {
+            Pairs {
+                listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+                budget: FrameBudget::new(budget),
+                time,
+                stop: crate::stop::Stop::new(),
+            }
+        }
+
+        /// A connected (client, server) pair.
+        fn pair(&self, deflate: Option<u32>) -> (Transport, Transport) {
+            let client = TcpStream::connect(self.listener.local_addr().unwrap()).unwrap();
+            let (server, _) = self.listener.accept().unwrap();
+            let mut server =
+                Transport::new(server, &Security::Plain, deflate, self.stop.clone()).unwrap();
+            server.limit_frames(self.budget.clone(), self.time);
+            let client =
+                Transport::new(client, &Security::Plain, deflate, self.stop.clone()).unwrap();
+            (client, server)
+        }
+
+        /// A pair whose client has made a first call, which the server read and answered: its
+        /// later frames may use the whole budget.
+        fn proven_pair(&self, deflate: Option<u32>) -> (Transport, Transport) {
+            let (mut client, mut server) = self.pair(deflate);
+            client.send(1, b"first call").unwrap();
+            assert!(server.receive(None).unwrap().is_some());
+            server.client_proven();
+            (client, server)
+        }
+    }
+
     /// A server's frames share one memory budget, charged as bytes arrive (after inflating),
     /// and each must be whole within its time: a zlib stream of zeros declaring a large
     /// buffer, and a frame trickled past its time, are refused, and what they held is given
     /// back (audit 22: 8 deflated connections of 256 KB held 2 GB).
     #[test]
     fn server_frames_keep_within_the_shared_budget_and_their_time() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let budget = FrameBudget::new(300 << 10);
-        let stop: StopFlag = crate::stop::Stop::new();
-        let pair = |deflate: Option<u32>| {
-            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (server, _) = listener.accept().unwrap();
-            let mut server =
-                Transport::new(server, &Security::Plain, deflate, stop.clone()).unwrap();
-            server.limit_frames(budget.clone(), Duration::from_secs(1));
-            let client = Transport::new(client, &Security::Plain, deflate, stop.clone()).unwrap();
-            (client, server)
-        };
+        let pairs = Pairs::new(300 << 10, Duration::from_secs(1));
+        let Pairs {
+            listener,
+            budget,
+            stop,
+            ..
+        } = &pairs;
         // Within the budget, frames come through, and each gives its share back (once the
         // client made a call: before that, its frames may hold half of the budget).
-        let (mut client, mut server) = pair(None);
-        client.send(1, b"first call").unwrap();
-        assert!(server.receive(None).unwrap().is_some());
-        server.client_proven();
+        let (mut client, mut server) = pairs.proven_pair(None);
         for _ in 0..3 {
             client.send(1, &[7u8; 200 << 10]).unwrap();
             assert_eq!(
@@ -1250,10 +1284,7 @@ mod tests {
             );
         }
         // A second connection's frame over what the first one holds is refused...
-        let (mut other, mut other_server) = pair(Some(6));
-        other.send(2, b"first call").unwrap();
-        assert!(other_server.receive(None).unwrap().is_some());
-        other_server.client_proven();
+        let (mut other, mut other_server) = pairs.proven_pair(Some(6));
         other.send(2, &vec![0u8; 1 << 20]).unwrap();
         let e = other_server.receive(None).unwrap_err();
         assert!(
@@ -1265,7 +1296,7 @@ mod tests {
         drop(other_server);
         assert_eq!(budget.used(), 0);
         // A frame trickled in: refused at its time limit, counted from its first byte.
-        let (client, mut server) = pair(None);
+        let (client, mut server) = pairs.pair(None);
         let writer = trickle(
             client,
             encode_frame(3, b"trickled"),
@@ -1313,22 +1344,10 @@ mod tests {
     /// large call still passes, and a new client's small first call too.
     #[test]
     fn unproven_connections_cannot_take_the_whole_budget() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let budget = FrameBudget::new(400 << 10);
-        let stop: StopFlag = crate::stop::Stop::new();
-        let pair = |deflate: Option<u32>| {
-            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (server, _) = listener.accept().unwrap();
-            let mut server =
-                Transport::new(server, &Security::Plain, deflate, stop.clone()).unwrap();
-            server.limit_frames(budget.clone(), Duration::from_secs(60));
-            let client = Transport::new(client, &Security::Plain, deflate, stop.clone()).unwrap();
-            (client, server)
-        };
-        let (mut known, mut known_server) = pair(None);
-        known.send(1, b"first call").unwrap();
-        assert!(known_server.receive(None).unwrap().is_some());
-        known_server.client_proven();
+        let pairs = Pairs::new(400 << 10, Duration::from_secs(60));
+        let pair = |deflate| pairs.pair(deflate);
+        let budget = &pairs.budget;
+        let (mut known, mut known_server) = pairs.proven_pair(None);
 
         // A bomb: a frame declaring 1 MiB of zeros, cut short so it stays in progress.
         let (mut bomb, mut bomb_server) = pair(Some(6));

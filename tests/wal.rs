@@ -411,6 +411,17 @@ fn skip_policy_skips_exactly_the_damaged_frame() {
     }
 }
 
+/// A log in `dir` written by three opens, one event each (alpha, bravo, charlie), each closed
+/// cleanly: every frame is below the end recorded in wal.meta.
+fn three_opens(dir: &Path) {
+    for w in ["alpha", "bravo", "charlie"] {
+        let wal = Wal::open(dir, opts(1 << 16)).unwrap();
+        wal.append_commit(&[Event::new(w.as_bytes().to_vec())])
+            .unwrap();
+        wal.close().unwrap();
+    }
+}
+
 /// Damage to the last frame below the verified end, with no frame after it: `weir wal verify`
 /// (and `stats`, which reads the same walk) ends the segment where the open will seal it, at
 /// the verified end with its next offset. It said the segment went on to offset 2^64 - 1, with
@@ -418,12 +429,7 @@ fn skip_policy_skips_exactly_the_damaged_frame() {
 #[test]
 fn damage_to_the_last_verified_frame_ends_the_segment_at_the_verified_end() {
     let dir = tempfile::tempdir().unwrap();
-    for w in ["alpha", "bravo", "charlie"] {
-        let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
-        wal.append_commit(&[Event::new(w.as_bytes().to_vec())])
-            .unwrap();
-        wal.close().unwrap();
-    }
+    three_opens(dir.path());
     let seg = seg_path(dir.path(), 0);
     let mut image = std::fs::read(&seg).unwrap();
     let scan = weir::wal::recovery::scan_frames(&image, SEGMENT_HEADER_LEN, 0, image.len());
@@ -448,13 +454,7 @@ fn damage_to_the_last_verified_frame_ends_the_segment_at_the_verified_end() {
 #[test]
 fn damage_below_the_end_an_open_verified_is_not_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
-    let words = ["alpha", "bravo", "charlie"];
-    for w in words {
-        let wal = Wal::open(dir.path(), opts(1 << 16)).unwrap();
-        wal.append_commit(&[Event::new(w.as_bytes().to_vec())])
-            .unwrap();
-        wal.close().unwrap();
-    }
+    three_opens(dir.path());
     let seg = seg_path(dir.path(), 0);
     let mut image = std::fs::read(&seg).unwrap();
     // A byte of alpha's payload (its frame is the first, at 4096).

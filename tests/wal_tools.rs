@@ -267,24 +267,29 @@ fn tools_refuse_a_directory_that_holds_no_log() {
     }
 }
 
-#[test]
-fn verify_reports_offsets_no_segment_holds() {
-    let dir = tempfile::tempdir().unwrap();
+/// A closed log in `dir` of `events` frames of about 1 KiB in 8 KiB segments (4 KiB of frame
+/// space each: a new segment every few appends), and its segment files.
+fn small_segments(dir: &Path, events: u64) -> Vec<(u64, std::path::PathBuf)> {
     let wal = Wal::open(
-        dir.path(),
+        dir,
         WalOptions {
             segment_size: 8192,
             ..Default::default()
         },
     )
     .unwrap();
-    // About 1 KiB a frame, 4 KiB of frame space a segment: a new segment every few appends.
-    for i in 0..16u64 {
-        let body = format!("{i:-<1000}");
-        wal.append_commit(&[Event::new(body)]).unwrap();
+    for i in 0..events {
+        wal.append_commit(&[Event::new(format!("{i:-<1000}"))])
+            .unwrap();
     }
     wal.close().unwrap();
-    let files = inspect::segment_files(dir.path()).unwrap();
+    inspect::segment_files(dir).unwrap()
+}
+
+#[test]
+fn verify_reports_offsets_no_segment_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = small_segments(dir.path(), 16);
     assert!(files.len() >= 3, "{files:?}");
     let out = run(&["wal", "verify"], dir.path());
     assert!(out.status.success(), "whole log: {}", text(&out));
@@ -362,20 +367,7 @@ fn dump_quotes_headers_unambiguously() {
 #[test]
 fn verify_reports_an_older_segment_whose_seal_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(
-        dir.path(),
-        WalOptions {
-            segment_size: 8192,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for i in 0..12u64 {
-        wal.append_commit(&[Event::new(format!("{i:-<1000}"))])
-            .unwrap();
-    }
-    wal.close().unwrap();
-    let files = inspect::segment_files(dir.path()).unwrap();
+    let files = small_segments(dir.path(), 12);
     assert!(files.len() >= 2, "{files:?}");
     let mut image = std::fs::read(&files[0].1).unwrap();
     assert_eq!(&image[88..92], b"SEAL");

@@ -489,26 +489,19 @@ mod tests {
     /// the start, and a key of that name is still used.
     #[test]
     fn a_replacement_keeps_named_groups_nothing_resolves() {
-        let p = interpolate(
-            "a.sources.r1.interceptors.i1.replaceString = ${v}:${user} ${env:NC_PORT}\n",
-            &[],
-            false,
-        );
+        let replacement = |text: &str| {
+            let p = interpolate(text, &[], false);
+            let key = "a.sources.r1.interceptors.i1.replaceString";
+            p.get(key).unwrap().value.clone()
+        };
         assert_eq!(
-            p.get("a.sources.r1.interceptors.i1.replaceString")
-                .unwrap()
-                .value,
+            replacement(
+                "a.sources.r1.interceptors.i1.replaceString = ${v}:${user} ${env:NC_PORT}\n"
+            ),
             "${v}:${user} 44444"
         );
-        let p = interpolate(
-            "v = seven\na.sources.r1.interceptors.i1.replaceString = ${v}\n",
-            &[],
-            false,
-        );
         assert_eq!(
-            p.get("a.sources.r1.interceptors.i1.replaceString")
-                .unwrap()
-                .value,
+            replacement("v = seven\na.sources.r1.interceptors.i1.replaceString = ${v}\n"),
             "seven"
         );
         for unresolved in [
