@@ -474,7 +474,7 @@ fn parse_interceptors(
             "regex_filter" => {
                 let pattern = i.string_or("regex", ".*");
                 // Flume matches with Matcher.find(), anywhere in the body, as is_match does.
-                let regex = regex::Regex::new(&super::java_pattern(&pattern)).map_err(|e| {
+                let regex = super::java_regex(&pattern).map_err(|e| {
                     i.error(
                         Some("regex"),
                         format!("not a valid regular expression: {e}"),
@@ -505,7 +505,7 @@ fn parse_interceptors(
 /// `key`'s value compiled as a Java regular expression (translated, see
 /// [`super::java_pattern`]; the regex crate has no look-around or back-references, unlike Java).
 fn regex_at(i: &Section, key: &str, value: &str) -> Result<regex::Regex, ConfigError> {
-    regex::Regex::new(&super::java_pattern(value))
+    super::java_regex(value)
         .map_err(|e| i.error(Some(key), format!("not a valid regular expression: {e}")))
 }
 

@@ -7,11 +7,14 @@
 //! start with its key and line.
 
 /// Translates a Java regular expression (`Pattern.compile` without flags, as Flume compiles
-/// every pattern) into the regex crate's syntax, keeping what Java's defaults mean where the
-/// crate's differ:
-/// - `\w \d \s \b` (and `\W \D \S \B`) are ASCII in Java: `\w` is `[a-zA-Z_0-9]`, so
-///   `^\w+$` does not match `Müller`; the crate's are Unicode. Inside a class too.
-/// - The POSIX classes `\p{Alpha}`, `\p{Digit}`, `\p{Punct}`, … (and `\P{…}`) are ASCII in Java.
+/// every pattern, on Java 8 to 17) into the regex crate's syntax, keeping what Java's defaults
+/// mean where the crate's differ:
+/// - `\w \d \s` (and `\W \D \S`) are ASCII in Java: `\w` is `[a-zA-Z_0-9]`, so `^\w+$` does not
+///   match `Müller`; the crate's are Unicode. Inside a class too. (`\b` stays Unicode: before
+///   Java 19 it asked `Character.isLetterOrDigit`, whatever `\w` means.)
+/// - The POSIX classes `\p{Alpha}`, `\p{Digit}`, `\p{Punct}`, … (and `\P{…}`) are ASCII in Java;
+///   their `Is` forms (`\p{IsAlpha}`) are Unicode, as the crate reads them.
+/// - `\h`, `\v`, `\R`, `\e`, `\cX` and octal `\0nn` are Java's; the crate has none or others.
 /// - `[` inside a class starts a nested class in Java, so `[[:digit:]]` is the characters
 ///   `:digit`, where the crate reads a POSIX bracket.
 /// - `\Q…\E` quotes literally (the crate has no such syntax).
@@ -19,12 +22,17 @@
 ///   are, where the crate's own `U` would swap greediness; `d` (`UNIX_LINES`) is the crate's
 ///   default. Both are taken out of the flags.
 ///
-/// Case-insensitive matching `(?i)` stays the crate's Unicode folding (Java folds ASCII only
-/// without `u`), and `.` stops only at `\n` (Java also at `\r`, U+0085, U+2028, U+2029).
-pub fn java_pattern(java: &str) -> String {
+/// A possessive quantifier (`a*+`) is refused: the crate cannot give up backtracking, and read
+/// as greedy it would match what Java's does not. Left different, and said so in the README:
+/// `(?i)` folds case for all of Unicode (Java only for ASCII without `u`); `.` stops only at
+/// `\n`; `$` does not match before a final line terminator.
+pub fn java_pattern(java: &str) -> Result<String, String> {
     const WORD: &str = "0-9A-Za-z_";
     const DIGIT: &str = "0-9";
     const SPACE: &str = "\\t\\n\\x0B\\f\\r ";
+    const HORIZONTAL: &str =
+        " \\t\\xA0\\x{1680}\\x{180e}\\x{2000}-\\x{200a}\\x{202f}\\x{205f}\\x{3000}";
+    const VERTICAL: &str = "\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}";
     fn posix(name: &str) -> Option<&'static str> {
         Some(match name {
             "Lower" => "a-z",
@@ -43,8 +51,10 @@ pub fn java_pattern(java: &str) -> String {
             _ => return None,
         })
     }
-    let unicode_classes = has_unicode_class_flag(java);
+    let set =
+        |members: &str, negated: bool| format!("[{}{members}]", if negated { "^" } else { "" });
     let chars: Vec<char> = java.chars().collect();
+    let unicode_classes = has_unicode_class_flag(&chars);
     let mut out = String::with_capacity(java.len() + 16);
     // Nesting depth of character classes, and whether the next char is a class's first.
     let mut depth = 0usize;
@@ -60,8 +70,6 @@ pub fn java_pattern(java: &str) -> String {
                     break;
                 };
                 i += 2;
-                let set =
-                    |s: &str, negated: bool| format!("[{}{s}]", if negated { "^" } else { "" });
                 match e {
                     'Q' => {
                         let end = (i..chars.len().saturating_sub(1))
@@ -79,17 +87,34 @@ pub fn java_pattern(java: &str) -> String {
                         };
                         out.push_str(&set(members, e.is_ascii_uppercase()));
                     }
-                    'b' | 'B' if !unicode_classes && depth == 0 => {
-                        out.push_str(&format!("(?-u:\\{e})"));
+                    'h' | 'H' => out.push_str(&set(HORIZONTAL, e == 'H')),
+                    'v' | 'V' => out.push_str(&set(VERTICAL, e == 'V')),
+                    'R' if depth == 0 => out.push_str(&format!("(?:\\r\\n|[{VERTICAL}])")),
+                    'e' => out.push_str("\\x1B"),
+                    'c' if chars.get(i).is_some_and(|x| x.is_ascii()) => {
+                        out.push_str(&format!("\\x{:02X}", chars[i] as u32 ^ 64));
+                        i += 1;
+                    }
+                    '0' => {
+                        // Java's octal: up to three digits, the first of three at most 3.
+                        let digits: String = chars[i..]
+                            .iter()
+                            .take(3)
+                            .take_while(|d| d.is_digit(8))
+                            .collect();
+                        let digits = match digits.len() {
+                            3 if digits.as_bytes()[0] > b'3' => &digits[..2],
+                            _ => &digits[..],
+                        };
+                        let value = u32::from_str_radix(digits, 8)
+                            .map_err(|_| "`\\0` takes an octal number after it".to_owned())?;
+                        out.push_str(&format!("\\x{{{value:x}}}"));
+                        i += digits.len();
                     }
                     'p' | 'P' if chars.get(i) == Some(&'{') => {
                         let close = chars[i..].iter().position(|&ch| ch == '}').map(|k| i + k);
                         let name: Option<String> = close.map(|k| chars[i + 1..k].iter().collect());
-                        let ascii = name
-                            .as_deref()
-                            .map(|n| n.strip_prefix("Is").unwrap_or(n))
-                            .and_then(posix)
-                            .filter(|_| !unicode_classes);
+                        let ascii = name.as_deref().and_then(posix).filter(|_| !unicode_classes);
                         match (ascii, close) {
                             (Some(members), Some(k)) => {
                                 out.push_str(&set(members, e == 'P'));
@@ -153,28 +178,97 @@ pub fn java_pattern(java: &str) -> String {
                     continue;
                 }
             }
+            // A quantifier followed by `+` is possessive.
+            '*' | '+' | '?' | '}' if depth == 0 => {
+                out.push(c);
+                i += 1;
+                if !(matches!(c, '*' | '+' | '?') && chars.get(i - 2) == Some(&'(')) {
+                    possessive(&chars, i)?;
+                }
+                continue;
+            }
             _ => {}
         }
         out.push(c);
         i += 1;
     }
-    out
+    Ok(out)
 }
 
-/// Whether `java` turns on `UNICODE_CHARACTER_CLASS` with an inline `(?U…)` flag: then its
-/// classes are Unicode, as the regex crate's are.
-fn has_unicode_class_flag(java: &str) -> bool {
-    let mut rest = java;
-    while let Some(at) = rest.find("(?") {
-        let flags: String = rest[at + 2..]
-            .chars()
-            .take_while(|ch| ch.is_ascii_alphabetic() || *ch == '-')
-            .collect();
-        let on = flags.split('-').next().unwrap_or("");
-        if on.contains('U') {
-            return true;
+/// `java` compiled as the regex crate reads it once translated ([`java_pattern`]); the error
+/// says what is wrong.
+pub fn java_regex(java: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&java_pattern(java)?).map_err(|e| e.to_string())
+}
+
+/// [`java_regex`] matching only a whole text, as Java's `Matcher.matches()` does.
+pub fn java_regex_whole(java: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{})$", java_pattern(java)?)).map_err(|e| e.to_string())
+}
+
+/// Refuses a possessive quantifier (`*+`, `++`, `?+`, `{n,m}+`) ending just before `at`.
+fn possessive(chars: &[char], at: usize) -> Result<(), String> {
+    let quantifier = match at.checked_sub(1).map(|k| chars[k]) {
+        Some('*' | '+' | '?') => true,
+        Some('}') => {
+            let open = chars[..at - 1].iter().rposition(|&c| c == '{');
+            open.is_some_and(|o| {
+                let inner: String = chars[o + 1..at - 1].iter().collect();
+                let mut parts = inner.splitn(2, ',');
+                parts
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|d| d.is_ascii_digit()))
+                    && parts
+                        .next()
+                        .is_none_or(|m| m.chars().all(|d| d.is_ascii_digit()))
+            })
         }
-        rest = &rest[at + 2..];
+        _ => false,
+    };
+    // `a++` is possessive; in `a+?` the `?` makes it lazy, which the crate has.
+    if quantifier && chars.get(at) == Some(&'+') {
+        return Err(format!(
+            "the possessive quantifier `{}+` (at character {}) cannot be read: the regex crate \
+             has no possessive quantifiers or atomic groups; use a greedy one if the pattern \
+             matches the same without giving back",
+            chars[at - 1],
+            at
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the pattern turns on `UNICODE_CHARACTER_CLASS` with an inline `(?U…)` flag group
+/// (not inside a class, not after a `\`): then its classes are Unicode, as the crate's are.
+fn has_unicode_class_flag(chars: &[char]) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if chars.get(i + 1) == Some(&'Q') => {
+                let end = (i + 2..chars.len().saturating_sub(1))
+                    .find(|&j| chars[j] == '\\' && chars[j + 1] == 'E');
+                i = end.map(|j| j + 2).unwrap_or(chars.len());
+                continue;
+            }
+            '\\' => i += 1,
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            '(' if depth == 0 && chars.get(i + 1) == Some(&'?') => {
+                let on: String = chars[i + 2..]
+                    .iter()
+                    .take_while(|ch| ch.is_ascii_alphabetic())
+                    .collect();
+                let ends_flags = chars
+                    .get(i + 2 + on.len())
+                    .is_some_and(|ch| matches!(ch, ')' | ':' | '-'));
+                if ends_flags && on.contains('U') {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
     }
     false
 }
@@ -348,13 +442,18 @@ mod tests {
     use super::*;
 
     /// Java's character classes are ASCII by default, as Flume compiles every pattern: a
-    /// filter such as `^\w+ \d+$` keeps `plain 42` and not `Müller 7` (audit 27).
+    /// filter such as `^\w+ \d+$` keeps `plain 42` and not `Müller 7` (audits 27 and 29,
+    /// which compared these with JDK 17).
     #[test]
     fn java_patterns_keep_javas_ascii_classes() {
         let matches = |java: &str, text: &str| {
-            regex::Regex::new(&java_pattern(java))
+            java_regex(java)
                 .unwrap_or_else(|e| panic!("{java}: {e}"))
                 .is_match(text)
+        };
+        let found = |java: &str, text: &str| -> Vec<String> {
+            let re = java_regex(java).unwrap_or_else(|e| panic!("{java}: {e}"));
+            re.find_iter(text).map(|m| m.as_str().to_owned()).collect()
         };
         assert!(matches(r"^\w+ \d+$", "plain 42"));
         for text in ["Müller 7", "日本 1", "abc ١٢٣"] {
@@ -368,30 +467,46 @@ mod tests {
         assert!(matches(r"^\p{Alpha}+$", "abc"));
         assert!(!matches(r"^\p{Alpha}+$", "äbc"));
         assert!(matches(r"^\P{Digit}$", "x"));
-        assert!(
-            matches(r"^\p{IsAlphabetic}+$", "äbc"),
-            "a Unicode property stays one"
-        );
+        // The `Is` forms and Unicode properties are Unicode in Java too.
+        assert!(matches(r"^\p{IsAlphabetic}+$", "äbc"));
+        assert!(matches(r"^\p{IsDigit}+$", "١٢٣"));
         assert!(matches(r"^\p{L}+$", "äbc"));
-        // `\b` between ASCII word characters only: `ü` is no word character in Java.
-        assert!(matches(r"\bx\b", "üx"));
+        // `\b` is Unicode before Java 19: `é` is a letter next to `caf`.
+        assert_eq!(found(r"\b[a-zé]+\b", "café été"), ["café", "été"]);
+        assert!(!matches(r"\berror\b", "日error本"));
         // A POSIX bracket is a nested class of its characters in Java.
         assert!(!matches(r"^[[:digit:]]+$", "123"));
         assert!(matches(r"^[[:digit:]]+$", "dig"));
         // \Q…\E quotes.
         assert!(matches(r"^\Qa.b*\E$", "a.b*"));
         assert!(!matches(r"^\Qa.b*\E$", "axb"));
-        // (?U) makes the classes Unicode, and is not the crate's ungreedy flag.
+        // (?U) makes the classes Unicode, and is not the crate's ungreedy flag; an escaped
+        // `\(?U` is no flag group.
         assert!(matches(r"(?U)^\w+$", "Müller"));
         assert!(matches(r"(?iU)^m\w+$", "Müller"));
-        assert_eq!(java_pattern(r"(?U)a+"), "a+");
-        assert_eq!(java_pattern(r"(?i)x"), "(?i)x");
+        assert_eq!(found(r"\(?Unit\)? \w+", "Unit café"), ["Unit caf"]);
+        assert_eq!(java_pattern(r"(?U)a+").unwrap(), "a+");
+        assert_eq!(java_pattern(r"(?i)x").unwrap(), "(?i)x");
+        // Java's other escapes.
+        assert!(matches(r"^a\hb$", "a\u{3000}b"));
+        assert!(matches(r"^a\vb$", "a\nb"));
+        assert!(matches(r"^a\Rb$", "a\r\nb"));
+        assert!(matches(r"^\e\cA$", "\u{1b}\u{1}"));
+        assert!(matches(r"^\0101\07$", "A\u{7}"));
+        // Possessive quantifiers are refused, not read as greedy ones.
+        for possessive in [r"a*+a", r"\d++\d", r#"".*+""#, r"x{2,3}+", r"[ab]?+"] {
+            let e = java_pattern(possessive).unwrap_err();
+            assert!(e.contains("possessive"), "{possessive}: {e}");
+        }
+        for not_possessive in [r"a+?", r"(+)", r"[+*]+", r"\++", r"a{2}b+"] {
+            assert!(java_pattern(not_possessive).is_ok(), "{not_possessive}");
+        }
         // What needs no translation is left as it is.
         assert_eq!(
-            java_pattern(r"^(a|b)[x-z]{2,3}\.\\$"),
+            java_pattern(r"^(a|b)[x-z]{2,3}\.\\$").unwrap(),
             r"^(a|b)[x-z]{2,3}\.\\$"
         );
-        assert_eq!(java_pattern(r"[]a]"), r"[]a]");
+        assert_eq!(java_pattern(r"[]a]").unwrap(), r"[]a]");
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub use hdfs::*;
 pub use http::*;
 pub use http_sink::*;
 pub use interpolate::Lookups;
-pub use java_syntax::{java_date_format, java_pattern, java_replacement};
+pub use java_syntax::{
+    java_date_format, java_pattern, java_regex, java_regex_whole, java_replacement,
+};
 pub use kafka_channel::*;
 pub use kafka_producer::ProducerProperty;
 pub use kafka_source::*;

@@ -357,7 +357,7 @@ fn choice<T: Copy>(
 /// A file name pattern that must match the whole name (Java's `Matcher.matches()`).
 fn whole_name_regex(s: &Section, key: &str, default: &str) -> Result<Regex, ConfigError> {
     let value = s.string_or(key, default);
-    Regex::new(&format!("^(?:{})$", super::java_pattern(&value))).map_err(|e| {
+    super::java_regex_whole(&value).map_err(|e| {
         s.error(
             Some(key),
             format!("'{value}' is not a valid regular expression: {e}"),

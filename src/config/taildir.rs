@@ -107,7 +107,7 @@ pub(super) fn parse_taildir(
                 ),
             )
         })?;
-        let pattern = Regex::new(&format!("^(?:{})$", super::java_pattern(file))).map_err(|e| {
+        let pattern = super::java_regex_whole(file).map_err(|e| {
             s.error(
                 Some(&key),
                 format!("the file name part '{file}' is not a valid regular expression: {e}"),
