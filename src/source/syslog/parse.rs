@@ -36,6 +36,10 @@ pub const FACILITY: &str = "Facility";
 pub const SEVERITY: &str = "Severity";
 pub const PRIORITY: &str = "priority";
 pub const VERSION: &str = "version";
+/// The names `SyslogParser` (multiport) gives them: Flume's `SyslogUtils.SYSLOG_PRIORITY` and
+/// `SYSLOG_VERSION`, where `SyslogUtils.buildEvent` writes the lowercase words.
+pub const PARSER_PRIORITY: &str = "Priority";
+pub const PARSER_VERSION: &str = "Version";
 pub const TIMESTAMP: &str = "timestamp";
 pub const HOST: &str = "host";
 pub const STATUS: &str = "flume.syslog.status";
@@ -73,9 +77,10 @@ pub enum Flavor {
     SyslogUtils,
     /// `SyslogParser` (`multiport_syslogtcp`), which differs: RFC 3164 dates (and RFC 5424 ones
     /// without an offset) are UTC, not the agent's zone; a `-` timestamp is the time the
-    /// message came; no `priority` or `version` header; and a message it cannot read (no valid
-    /// `<PRI>`, or a header of neither format) gets `flume.syslog.status = Invalid` alone, with
-    /// no `Facility` or `Severity` (audit 27).
+    /// message came, a `-` host is `host = -`; the priority and version headers are
+    /// `Priority` and `Version`; and a message it cannot read (no valid `<PRI>`, or a header
+    /// of neither format) gets `flume.syslog.status = Invalid` alone, with no `Facility` or
+    /// `Severity` (audits 27, 29).
     SyslogParser,
 }
 
@@ -154,19 +159,24 @@ impl<Tz: TimeZone> Parser<Tz> {
             };
             return (event, Outcome::Unrecognised);
         };
-        let (priority, version, host) =
-            (ascii(h.priority), h.version.map(ascii), h.host.map(ascii));
         let mut millis = itoa::Buffer::new();
-        if parser_flavor {
-            // The relay's time for a nil timestamp, as SyslogParser stamps it.
+        let (priority_name, version_name) = if parser_flavor {
+            // The relay's time for a nil timestamp, and the host as written.
             if h.timestamp.is_none() {
                 h.millis = Some(now.timestamp_millis());
             }
-        } else {
-            fields.push(PRIORITY, &priority);
-            if let Some(v) = &version {
-                fields.push(VERSION, v);
+            if h.host.is_none() {
+                h.host = Some(b"-");
             }
+            (PARSER_PRIORITY, PARSER_VERSION)
+        } else {
+            (PRIORITY, VERSION)
+        };
+        let (priority, version, host) =
+            (ascii(h.priority), h.version.map(ascii), h.host.map(ascii));
+        fields.push(priority_name, &priority);
+        if let Some(v) = &version {
+            fields.push(version_name, v);
         }
         if let Some(ms) = h.millis {
             fields.push(TIMESTAMP, millis.format(ms));
@@ -544,8 +554,9 @@ mod tests {
 
     /// `multiport_syslogtcp` follows Flume's `SyslogParser`, not `SyslogUtils` (audit 27): the
     /// relay's time for a nil timestamp (so an hdfs sink with time escapes does not stop on
-    /// it), RFC 3164 dates in UTC whatever the agent's zone, no priority or version headers,
-    /// and a message it cannot read marked Invalid with no Facility or Severity.
+    /// it), RFC 3164 dates in UTC whatever the agent's zone, `Priority` and `Version`, `host`
+    /// `-` for a nil host, and a message it cannot read marked Invalid with no Facility or
+    /// Severity.
     #[test]
     fn the_multiport_flavor_follows_flumes_syslog_parser() {
         let now = "2026-11-29T02:30:00Z";
@@ -566,8 +577,11 @@ mod tests {
         assert_eq!(o, Outcome::Rfc5424);
         assert_eq!(e.headers.get(TIMESTAMP), Some(ms(now).as_str()));
         assert_eq!(e.headers.get(PRIORITY), None);
-        assert_eq!(e.headers.get(VERSION), None);
+        assert_eq!(e.headers.get(PARSER_PRIORITY), Some("165"));
+        assert_eq!(e.headers.get(PARSER_VERSION), Some("1"));
         assert_eq!(e.headers.get(HOST), Some("myhost"));
+        let (e, _) = multiport("<165>1 - - app - - - no host either");
+        assert_eq!(e.headers.get(HOST), Some("-"));
         let (e, _) = multiport("<34>Nov 29 02:00:00 h1 msg");
         assert_eq!(
             e.headers.get(TIMESTAMP),
