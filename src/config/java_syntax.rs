@@ -22,10 +22,13 @@
 ///   are, where the crate's own `U` would swap greediness; `d` (`UNIX_LINES`) is the crate's
 ///   default. Both are taken out of the flags.
 ///
+/// - `.` stops at every line terminator (`\n`, `\r`, U+0085, U+2028, U+2029) unless the
+///   pattern sets `s`; the crate's stops at `\n` only.
+///
 /// A possessive quantifier (`a*+`) is refused: the crate cannot give up backtracking, and read
 /// as greedy it would match what Java's does not. Left different, and said so in the README:
-/// `(?i)` folds case for all of Unicode (Java only for ASCII without `u`); `.` stops only at
-/// `\n`; `$` does not match before a final line terminator.
+/// `(?i)` folds case for all of Unicode (Java only for ASCII without `u`); `$` does not match
+/// before a final line terminator.
 pub fn java_pattern(java: &str) -> Result<String, String> {
     const WORD: &str = "0-9A-Za-z_";
     const DIGIT: &str = "0-9";
@@ -33,6 +36,7 @@ pub fn java_pattern(java: &str) -> Result<String, String> {
     const HORIZONTAL: &str =
         " \\t\\xA0\\x{1680}\\x{180e}\\x{2000}-\\x{200a}\\x{202f}\\x{205f}\\x{3000}";
     const VERTICAL: &str = "\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}";
+    const VERTICAL_LINE_ENDS: &str = "\\n\\r\\x{85}\\x{2028}\\x{2029}";
     fn posix(name: &str) -> Option<&'static str> {
         Some(match name {
             "Lower" => "a-z",
@@ -54,7 +58,9 @@ pub fn java_pattern(java: &str) -> Result<String, String> {
     let set =
         |members: &str, negated: bool| format!("[{}{members}]", if negated { "^" } else { "" });
     let chars: Vec<char> = java.chars().collect();
-    let unicode_classes = has_unicode_class_flag(&chars);
+    let unicode_classes = has_flag(&chars, 'U');
+    // Without DOTALL (`s`), Java's `.` stops at every line terminator, the crate's at `\n` only.
+    let dot_all = has_flag(&chars, 's');
     let mut out = String::with_capacity(java.len() + 16);
     // Nesting depth of character classes, and whether the next char is a class's first.
     let mut depth = 0usize;
@@ -178,6 +184,11 @@ pub fn java_pattern(java: &str) -> Result<String, String> {
                     continue;
                 }
             }
+            '.' if depth == 0 && !dot_all => {
+                out.push_str(&format!("[^{VERTICAL_LINE_ENDS}]"));
+                i += 1;
+                continue;
+            }
             // A quantifier followed by `+` is possessive.
             '*' | '+' | '?' | '}' if depth == 0 => {
                 out.push(c);
@@ -238,9 +249,10 @@ fn possessive(chars: &[char], at: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether the pattern turns on `UNICODE_CHARACTER_CLASS` with an inline `(?U…)` flag group
-/// (not inside a class, not after a `\`): then its classes are Unicode, as the crate's are.
-fn has_unicode_class_flag(chars: &[char]) -> bool {
+/// Whether the pattern turns on `flag` with an inline flag group (`(?U)`, `(?s:…)`; not inside
+/// a class, not after a `\`). `U`: its classes are Unicode, as the crate's are; `s`: its `.`
+/// matches line terminators. Either is then left to the crate for the whole pattern.
+fn has_flag(chars: &[char], flag: char) -> bool {
     let mut depth = 0usize;
     let mut i = 0;
     while i < chars.len() {
@@ -262,7 +274,7 @@ fn has_unicode_class_flag(chars: &[char]) -> bool {
                 let ends_flags = chars
                     .get(i + 2 + on.len())
                     .is_some_and(|ch| matches!(ch, ')' | ':' | '-'));
-                if ends_flags && on.contains('U') {
+                if ends_flags && on.contains(flag) {
                     return true;
                 }
             }
@@ -493,6 +505,13 @@ mod tests {
         assert!(matches(r"^a\Rb$", "a\r\nb"));
         assert!(matches(r"^\e\cA$", "\u{1b}\u{1}"));
         assert!(matches(r"^\0101\07$", "A\u{7}"));
+        // `.` stops at every line terminator, unless DOTALL.
+        assert!(!matches(r"a.b", "a\rb"));
+        assert!(!matches(r"a.b", "a\u{2028}b"));
+        assert!(matches(r"a.b", "a\u{e9}b"));
+        assert!(matches(r"[.]", "."));
+        assert!(!matches(r"[.]", "x"));
+        assert!(matches(r"(?s)a.b", "a\rb"));
         // Possessive quantifiers are refused, not read as greedy ones.
         for possessive in [r"a*+a", r"\d++\d", r#"".*+""#, r"x{2,3}+", r"[ab]?+"] {
             let e = java_pattern(possessive).unwrap_err();
