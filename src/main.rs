@@ -853,7 +853,15 @@ fn stats(dir: PathBuf, checkpoint_dir: Option<PathBuf>) -> anyhow::Result<ExitCo
             span.saturating_sub(report.events)
         ));
     }
-    out.line(format_args!("disk bytes: {bytes} ({used} bytes of frames)"));
+    if report.spare_bytes == 0 {
+        out.line(format_args!("disk bytes: {bytes} ({used} bytes of frames)"));
+    } else {
+        out.line(format_args!(
+            "disk bytes: {} ({used} bytes of frames, {} in spare segments kept for reuse)",
+            bytes + report.spare_bytes,
+            report.spare_bytes
+        ));
+    }
     let newest = report.segments.len().saturating_sub(1);
     for (i, s) in report.segments.iter().enumerate() {
         out.line(format_args!(

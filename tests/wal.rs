@@ -1763,6 +1763,14 @@ fn disk_bytes_counts_every_segment_file_spares_included() {
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
     assert_eq!(wal.stats().disk_bytes, on_disk);
+    // `weir wal stats` counts them too (it printed only the segments').
+    let report = inspect::verify(dir.path(), None, |_, _| {}).unwrap();
+    assert_eq!(
+        report.spare_bytes,
+        spare_lengths(dir.path()).iter().sum::<u64>()
+    );
+    let segments: u64 = report.segments.iter().map(|s| s.file_len).sum();
+    assert_eq!(segments + report.spare_bytes, on_disk);
 }
 
 /// A log in `dir` whose newest segment is a reused spare: 1 KB frames fill and retire a few
