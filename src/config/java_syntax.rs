@@ -193,7 +193,8 @@ pub fn java_pattern(java: &str) -> Result<String, String> {
             '*' | '+' | '?' | '}' if depth == 0 => {
                 out.push(c);
                 i += 1;
-                if !(matches!(c, '*' | '+' | '?') && chars.get(i - 2) == Some(&'(')) {
+                let after_open = i.checked_sub(2).and_then(|k| chars.get(k)) == Some(&'(');
+                if !(matches!(c, '*' | '+' | '?') && after_open) {
                     possessive(&chars, i)?;
                 }
                 continue;
@@ -209,12 +210,21 @@ pub fn java_pattern(java: &str) -> Result<String, String> {
 /// `java` compiled as the regex crate reads it once translated ([`java_pattern`]); the error
 /// says what is wrong.
 pub fn java_regex(java: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&java_pattern(java)?).map_err(|e| e.to_string())
+    compiled(&java_pattern(java)?, java)
 }
 
 /// [`java_regex`] matching only a whole text, as Java's `Matcher.matches()` does.
 pub fn java_regex_whole(java: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&format!("^(?:{})$", java_pattern(java)?)).map_err(|e| e.to_string())
+    compiled(&format!("^(?:{})$", java_pattern(java)?), java)
+}
+
+/// `translated` compiled. Its error is told on the pattern as the user wrote it when the crate
+/// refuses that too (the position then points into the user's text, not the translation).
+fn compiled(translated: &str, java: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(translated).map_err(|e| match regex::Regex::new(java) {
+        Err(as_written) => as_written.to_string(),
+        Ok(_) => e.to_string(),
+    })
 }
 
 /// Refuses a possessive quantifier (`*+`, `++`, `?+`, `{n,m}+`) ending just before `at`.
@@ -520,12 +530,36 @@ mod tests {
         for not_possessive in [r"a+?", r"(+)", r"[+*]+", r"\++", r"a{2}b+"] {
             assert!(java_pattern(not_possessive).is_ok(), "{not_possessive}");
         }
+        // An error shows the pattern as written, not its translation.
+        let e = java_regex_whole("*.log").unwrap_err();
+        assert!(e.contains("*.log") && !e.contains("x{2028}"), "{e}");
         // What needs no translation is left as it is.
         assert_eq!(
             java_pattern(r"^(a|b)[x-z]{2,3}\.\\$").unwrap(),
             r"^(a|b)[x-z]{2,3}\.\\$"
         );
         assert_eq!(java_pattern(r"[]a]").unwrap(), r"[]a]");
+    }
+
+    /// Any text at all is translated without a panic: it comes from a user's file.
+    #[test]
+    fn java_patterns_of_any_text_never_panic() {
+        let alphabet: Vec<char> = r"\[]{}()*+?.^$|-:,0123QEwdsbpPUuicvhRe&<>=!xé"
+            .chars()
+            .collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5_000 {
+            let len = (state % 12) as usize;
+            let mut text = String::new();
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let _ = java_regex(&text);
+            let _ = java_regex_whole(&text);
+        }
     }
 
     #[test]
