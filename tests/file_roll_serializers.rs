@@ -64,18 +64,16 @@ fn config(dir: &Path, port: u16, channel: &str, sinks: &[&str]) -> PathBuf {
     path
 }
 
-/// The body of event `seq`, and the headers the interceptors give it.
+/// The body of event `seq`, and the headers the interceptors give it. The extractor's `\w` is
+/// Java's, ASCII only, so `zoë` does not match it and that event gets no `user` or `seq`.
 fn event(seq: usize) -> (String, BTreeMap<String, String>) {
     let user = ["alice", "bob", "zoë", "_x9"][seq % 4];
     let body = format!("user={user} seq={seq} payload {}", "p".repeat(seq % 13));
-    let headers = [
-        ("datacenter", "NYC".to_string()),
-        ("seq", seq.to_string()),
-        ("user", user.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut headers = BTreeMap::from([("datacenter".to_string(), "NYC".to_string())]);
+    if user.is_ascii() {
+        headers.insert("seq".into(), seq.to_string());
+        headers.insert("user".into(), user.to_string());
+    }
     (body, headers)
 }
 
@@ -157,10 +155,12 @@ fn header_and_text_and_text_without_newlines() {
     let expected_text: String = (0..20)
         .map(|seq| {
             let (body, h) = event(seq);
-            format!(
-                "{{datacenter=NYC, user={}, seq={}}} {body}\n",
-                h["user"], h["seq"]
-            )
+            match (h.get("user"), h.get("seq")) {
+                (Some(user), Some(seq)) => {
+                    format!("{{datacenter=NYC, user={user}, seq={seq}}} {body}\n")
+                }
+                _ => format!("{{datacenter=NYC}} {body}\n"),
+            }
         })
         .collect();
     let expected_bodies: String = (0..20).map(|seq| event(seq).0).collect();
