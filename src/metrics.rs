@@ -31,7 +31,52 @@ pub struct Registry {
 struct Metric {
     flume: &'static str,
     prom: &'static str,
-    value: u64,
+    value: Number,
+}
+
+/// A metric's value: a count, or a ratio that Flume computes as a Java `double`.
+#[derive(Clone, Copy)]
+enum Number {
+    Count(u64),
+    Double(f64),
+}
+
+impl Number {
+    /// As Flume's JSON writes it: a count as its digits, a double as Java's
+    /// `Double.toString` (`42.857142857142854`, `0.0`, `100.0`, `5.0E-4`), so that a
+    /// scraper written against Flume parses the same text.
+    fn flume(self) -> String {
+        match self {
+            Number::Count(n) => n.to_string(),
+            Number::Double(x) => java_double(x),
+        }
+    }
+
+    fn prometheus(self) -> String {
+        match self {
+            Number::Count(n) => n.to_string(),
+            Number::Double(x) => x.to_string(),
+        }
+    }
+}
+
+/// Java's `Double.toString` for a finite `x`: the shortest digits that read back as `x`, in
+/// plain notation from 10^-3 up to 10^7 (always with a fractional part), else as `d.dddE±n`.
+fn java_double(x: f64) -> String {
+    let a = x.abs();
+    if x == 0.0 || (1e-3..1e7).contains(&a) {
+        let s = x.to_string();
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        let s = format!("{x:e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_owned()
+        } else {
+            format!("{mantissa}.0")
+        };
+        format!("{mantissa}E{exponent}")
+    }
 }
 
 fn load(a: &AtomicU64) -> u64 {
@@ -40,7 +85,11 @@ fn load(a: &AtomicU64) -> u64 {
 
 impl Registry {
     fn components(&self) -> Vec<(&'static str, String, Vec<Metric>)> {
-        let m = |flume, prom, value| Metric { flume, prom, value };
+        let m = |flume, prom, value| Metric {
+            flume,
+            prom,
+            value: Number::Count(value),
+        };
         let mut out = Vec::new();
         for (name, c) in &self.sources {
             out.push((
@@ -77,18 +126,28 @@ impl Registry {
                         "channel_write_failures_total",
                         load(&c.channel_write_fail),
                     ),
-                    m("ReadFail", "read_failures_total", load(&c.read_fail)),
+                    m("EventReadFail", "read_failures_total", load(&c.read_fail)),
                 ],
             ));
         }
         for ch in &self.channels {
             let c = ch.counters();
             let s = ch.stats();
-            let fill = (s.size * 100).checked_div(s.capacity).unwrap_or(0);
+            // As Flume's ChannelCounter: a double, not rounded (a backlog of 50 in a channel of
+            // a million is 0.005%, not 0).
+            let fill = if s.capacity == 0 {
+                0.0
+            } else {
+                s.size as f64 * 100.0 / s.capacity as f64
+            };
             let mut v = vec![
                 m("ChannelSize", "size", s.size),
                 m("ChannelCapacity", "capacity", s.capacity),
-                m("ChannelFillPercentage", "fill_percent", fill),
+                Metric {
+                    flume: "ChannelFillPercentage",
+                    prom: "fill_percent",
+                    value: Number::Double(fill),
+                },
                 m(
                     "EventPutAttemptCount",
                     "put_attempts_total",
@@ -171,7 +230,7 @@ impl Registry {
             obj.insert("StartTime".into(), Value::String(self.start_ms.to_string()));
             obj.insert("StopTime".into(), Value::String("0".into()));
             for m in metrics {
-                obj.insert(m.flume.into(), Value::String(m.value.to_string()));
+                obj.insert(m.flume.into(), Value::String(m.value.flume()));
             }
             if kind == "SINK"
                 && let Some((_, c)) = self.sinks.iter().find(|(n, _)| *n == name)
@@ -196,7 +255,7 @@ impl Registry {
                     "weir_{kind}_{}{{name=\"{}\"}} {}",
                     m.prom,
                     name.replace('"', "'"),
-                    m.value
+                    m.value.prometheus()
                 );
             }
         }
@@ -206,9 +265,11 @@ impl Registry {
 
 /// Most connections served at once; one more is answered 503 and closed, so a pile of stalled
 /// clients costs a bounded number of threads.
-const MAX_CONNECTIONS: usize = 32;
-/// A client that sends nothing for this long is dropped: a scrape is one small request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTIONS: usize = 128;
+/// A client that sends nothing for this long is dropped: a scrape is one small request, and
+/// clients holding connections open without asking (audit 32: 32 of them turned every scrape
+/// away for 10 s) let go of their slots soon.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Serves the registry on `addr` until `stop` is set: `GET /metrics` and
@@ -313,12 +374,7 @@ fn serve_one(registry: &Registry, conn: &mut Conn, peer: SocketAddr, stop: &Stop
         }
         Err((status, message)) => {
             tracing::debug!(%peer, method = %head.method, path = %head.path, status, "metrics: request refused");
-            let allow: &[(&str, &str)] = if status == 405 {
-                &[("Allow", "GET")]
-            } else {
-                &[]
-            };
-            conn.respond(status, &message, keep_alive, allow)
+            conn.respond(status, &message, keep_alive, &[])
         }
     };
     if let Err(e) = sent {
@@ -330,10 +386,17 @@ fn serve_one(registry: &Registry, conn: &mut Conn, peer: SocketAddr, stop: &Stop
 
 /// The content type and body a request gets, or the status and reason it is refused with. A
 /// request body is refused before anything of it is read, whatever length it declares.
+///
+/// As Flume's `HTTPMetricsServer`: `/metrics` in any case, with any method but TRACE and
+/// OPTIONS (403), and `/` a page that links to it.
 fn route(registry: &Registry, head: &Head) -> Result<(&'static str, String), (u16, String)> {
     let path = head.path.split('?').next().unwrap_or("");
+    if head.method.eq_ignore_ascii_case("TRACE") || head.method.eq_ignore_ascii_case("OPTIONS") {
+        return Err((403, format!("method {} is not served", head.method)));
+    }
     let (render, content_type): (fn(&Registry) -> String, _) = match path {
-        "/metrics" => (Registry::flume_json, "application/json"),
+        "/" => (|_: &Registry| INDEX_PAGE.to_owned(), "text/html"),
+        p if p.eq_ignore_ascii_case("/metrics") => (Registry::flume_json, "application/json"),
         "/metrics/prometheus" => (Registry::prometheus, PROMETHEUS_TYPE),
         _ => {
             return Err((
@@ -342,21 +405,36 @@ fn route(registry: &Registry, head: &Head) -> Result<(&'static str, String), (u1
             ));
         }
     };
-    if head.method != "GET" {
-        return Err((
-            405,
-            format!(
-                "method {} not allowed: metrics are read with GET",
-                head.method
-            ),
-        ));
-    }
     if head.body != BodyKind::Length(0) {
         return Err((413, "a metrics request takes no body".to_owned()));
     }
     Ok((content_type, render(registry)))
 }
 
+/// What `GET /` shows, as Flume's metrics server shows a page that links to the metrics.
+const INDEX_PAGE: &str = "<html><body><a href='./metrics'>Metrics</a></body></html>\n";
+
 pub fn start_time_ms() -> u64 {
     crate::event::now_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ChannelFillPercentage` is written as Java writes a double, as Flume's JSON has it.
+    #[test]
+    fn doubles_are_written_as_java_writes_them() {
+        for (x, java) in [
+            (0.0, "0.0"),
+            (100.0, "100.0"),
+            (300.0 / 7.0, "42.857142857142854"),
+            (0.005, "0.005"),
+            (1e-4, "1.0E-4"),
+            (1.25e-4, "1.25E-4"),
+            (12_345_678.0, "1.2345678E7"),
+        ] {
+            assert_eq!(java_double(x), java, "{x}");
+        }
+    }
 }
