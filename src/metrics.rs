@@ -177,46 +177,68 @@ impl Registry {
             out.push(("CHANNEL", ch.name().to_owned(), v));
         }
         for (name, c) in &self.sinks {
-            out.push((
-                "SINK",
-                name.clone(),
-                vec![
+            let mut v = vec![
+                m(
+                    "EventDrainAttemptCount",
+                    "drain_attempts_total",
+                    load(&c.drain_attempt),
+                ),
+                m(
+                    "EventDrainSuccessCount",
+                    "drained_total",
+                    load(&c.drain_success),
+                ),
+                m(
+                    "BatchCompleteCount",
+                    "batches_complete_total",
+                    load(&c.batch_complete),
+                ),
+                m(
+                    "BatchUnderflowCount",
+                    "batches_underflow_total",
+                    load(&c.batch_underflow),
+                ),
+                m(
+                    "BatchEmptyCount",
+                    "batches_empty_total",
+                    load(&c.batch_empty),
+                ),
+                m("EventWriteFail", "failures_total", load(&c.failures)),
+                m("RollbackCount", "rollbacks_total", load(&c.rollbacks)),
+                m("EventSendCount", "records_sent_total", load(&c.sent)),
+                m("EventAckCount", "records_acked_total", load(&c.acked)),
+                m(
+                    "UnsendableEventCount",
+                    "records_unsendable_total",
+                    load(&c.unsendable),
+                ),
+                m(
+                    "ChannelReadFail",
+                    "channel_read_failures_total",
+                    load(&c.channel_read_fail),
+                ),
+            ];
+            // Flume's connection counters, where the sink holds a connection.
+            if c.holds_connections.load(Ordering::Relaxed) {
+                v.extend([
                     m(
-                        "EventDrainAttemptCount",
-                        "drain_attempts_total",
-                        load(&c.drain_attempt),
+                        "ConnectionCreatedCount",
+                        "connections_created_total",
+                        load(&c.connections_created),
                     ),
                     m(
-                        "EventDrainSuccessCount",
-                        "drained_total",
-                        load(&c.drain_success),
+                        "ConnectionClosedCount",
+                        "connections_closed_total",
+                        load(&c.connections_closed),
                     ),
                     m(
-                        "BatchCompleteCount",
-                        "batches_complete_total",
-                        load(&c.batch_complete),
+                        "ConnectionFailedCount",
+                        "connections_failed_total",
+                        load(&c.connections_failed),
                     ),
-                    m(
-                        "BatchUnderflowCount",
-                        "batches_underflow_total",
-                        load(&c.batch_underflow),
-                    ),
-                    m(
-                        "BatchEmptyCount",
-                        "batches_empty_total",
-                        load(&c.batch_empty),
-                    ),
-                    m("EventWriteFail", "failures_total", load(&c.failures)),
-                    m("RollbackCount", "rollbacks_total", load(&c.rollbacks)),
-                    m("EventSendCount", "records_sent_total", load(&c.sent)),
-                    m("EventAckCount", "records_acked_total", load(&c.acked)),
-                    m(
-                        "UnsendableEventCount",
-                        "records_unsendable_total",
-                        load(&c.unsendable),
-                    ),
-                ],
-            ));
+                ]);
+            }
+            out.push(("SINK", name.clone(), v));
         }
         out
     }

@@ -56,6 +56,9 @@ impl AvroSink {
         stop: StopFlag,
         counters: Arc<SinkCounters>,
     ) -> AvroSink {
+        counters
+            .holds_connections
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let security = Security::client(config.target.tls.as_ref(), &config.target.hostname)
             .map_err(|e| format!("{e:#}"));
         AvroSink {
@@ -105,7 +108,11 @@ impl AvroSink {
         let timeout = self.config.target.request_timeout;
         let conn = match &mut self.conn {
             Some(c) => c,
-            None => self.conn.insert(self.connect()?),
+            None => {
+                let opened = self.connect();
+                self.counters.connection_opened(&opened);
+                self.conn.insert(opened?)
+            }
         };
         for _ in 0..2 {
             conn.serial = conn.serial.wrapping_add(1);
@@ -171,7 +178,7 @@ impl AvroSink {
         let result = super::answered(&self.counters, events.len(), "avro", Status::Ok, answer);
         if result.is_err() {
             // The stream may hold a late reply or half a frame: start over on a new one.
-            self.conn = None;
+            self.counters.close_connection(&mut self.conn);
         }
         result
     }
@@ -183,14 +190,14 @@ impl Sink for AvroSink {
             && c.opened.elapsed() >= every
         {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
-            self.conn = None;
+            self.counters.close_connection(&mut self.conn);
         }
         self.send(events, true)
             .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        self.conn = None;
+        self.counters.close_connection(&mut self.conn);
         Ok(())
     }
 }

@@ -42,6 +42,15 @@ pub struct SinkCounters {
     pub acked: AtomicU64,
     /// Events the destination refused for good (see `kafka.onUnsendable`).
     pub unsendable: AtomicU64,
+    /// Failed takes from the channel (Flume's `ChannelReadFail`).
+    pub channel_read_fail: AtomicU64,
+    /// Connections to the destination opened, closed and failed to open (Flume's
+    /// `ConnectionCreatedCount`, …), for the sinks that hold one (avro, thrift), which set
+    /// `holds_connections`.
+    pub holds_connections: std::sync::atomic::AtomicBool,
+    pub connections_created: AtomicU64,
+    pub connections_closed: AtomicU64,
+    pub connections_failed: AtomicU64,
     /// The last error and when it happened (ms since the epoch, as Flume's `StartTime`): a
     /// monitor tells an old error from a current one by the time.
     pub last_error: parking_lot::Mutex<Option<(String, u64)>>,
@@ -52,6 +61,22 @@ impl SinkCounters {
     pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.record_error(format!("{error:#}"));
+    }
+
+    /// Counts the outcome of opening a connection to the destination.
+    pub(crate) fn connection_opened<T, E>(&self, result: &Result<T, E>) {
+        let counter = match result {
+            Ok(_) => &self.connections_created,
+            Err(_) => &self.connections_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed, if `conn` held one, and leaves it empty.
+    pub(crate) fn close_connection<T>(&self, conn: &mut Option<T>) {
+        if conn.take().is_some() {
+            self.connections_closed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Records `text` as the sink's last error, as of now.
@@ -387,6 +412,7 @@ impl SinkRunner {
             Ok(t) => t,
             Err(e) => {
                 c.failed(&e);
+                c.channel_read_fail.fetch_add(1, Ordering::Relaxed);
                 return Err(CycleError::Take(e));
             }
         };
@@ -494,6 +520,7 @@ impl SinkRunner {
                 Ok(t) => Some(t),
                 Err(e) => {
                     c.failed(&e);
+                    c.channel_read_fail.fetch_add(1, Ordering::Relaxed);
                     if on_way.is_empty() {
                         return Err(CycleError::Take(e));
                     }
@@ -814,6 +841,12 @@ pub(crate) mod rpc_test_rig {
         );
         assert_eq!(counters.sent.load(Ordering::Relaxed), 6);
         assert_eq!(counters.acked.load(Ordering::Relaxed), 4);
+        // Flume's connection counters: the first, then the two after a failure; the two the
+        // failures ended were closed.
+        assert!(counters.holds_connections.load(Ordering::Relaxed));
+        assert_eq!(counters.connections_created.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.connections_closed.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.connections_failed.load(Ordering::Relaxed), 0);
     }
 
     /// With the sink's call limit set by `limit_to_two_events` to what two short events take: a
@@ -878,12 +911,12 @@ pub(crate) mod rpc_test_rig {
             .local_addr()
             .unwrap()
             .port();
-        let mut sink = make(
-            target(port, Duration::from_secs(1)),
-            Arc::new(SinkCounters::default()),
-        );
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = make(target(port, Duration::from_secs(1)), counters.clone());
         let err = format!("{:#}", sink.deliver(&batch(&["a"])).unwrap_err());
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert_eq!(counters.connections_failed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.connections_created.load(Ordering::Relaxed), 0);
     }
 }
 

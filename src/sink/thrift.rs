@@ -51,6 +51,9 @@ impl ThriftSink {
         stop: StopFlag,
         counters: Arc<SinkCounters>,
     ) -> ThriftSink {
+        counters
+            .holds_connections
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let security = Security::client(config.target.tls.as_ref(), &config.target.hostname)
             .map_err(|e| format!("{e:#}"));
         ThriftSink {
@@ -93,7 +96,11 @@ impl ThriftSink {
         let (timeout, proto) = (self.config.target.request_timeout, self.config.protocol);
         let conn = match &mut self.conn {
             Some(c) => c,
-            None => self.conn.insert(self.connect()?),
+            None => {
+                let opened = self.connect();
+                self.counters.connection_opened(&opened);
+                self.conn.insert(opened?)
+            }
         };
         let seqid = conn.seqid.wrapping_add(1);
         let message = append_batch_call(proto, seqid, events.iter().map(|(_, e)| e));
@@ -150,7 +157,7 @@ impl ThriftSink {
         let result = super::answered(&self.counters, events.len(), "thrift", Status::Ok, status);
         if result.is_err() {
             // The stream may hold a late reply or half a frame: start over on a new one.
-            self.conn = None;
+            self.counters.close_connection(&mut self.conn);
         }
         result
     }
@@ -162,14 +169,14 @@ impl Sink for ThriftSink {
             && c.opened.elapsed() >= every
         {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
-            self.conn = None;
+            self.counters.close_connection(&mut self.conn);
         }
         self.send(events, true)
             .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
-        self.conn = None;
+        self.counters.close_connection(&mut self.conn);
         Ok(())
     }
 }
