@@ -45,7 +45,7 @@ use crate::flume_event_format::{
 };
 pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{
-    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes, read_limited,
+    Deadline, FrameLimits, Halves, LimitedFrames, Security, open, read_frame_bytes, read_limited,
 };
 use crate::stop::StopFlag;
 
@@ -757,6 +757,12 @@ pub struct Transport {
     limits: Option<FrameLimits>,
 }
 
+impl LimitedFrames for Transport {
+    fn frame_limits(&mut self) -> (&mut Option<FrameLimits>, &Deadline) {
+        (&mut self.limits, &self.deadline)
+    }
+}
+
 impl Transport {
     /// `deflate`: the zlib compression level of what this side sends (`None`: no compression
     /// either way), inside TLS when `security` says so. Reads give up when `stop` is set.
@@ -789,20 +795,6 @@ impl Transport {
         })
     }
 
-    /// A server's connection: the frames it reads share `budget` with the server's other
-    /// connections, and each must be whole `time` after its first byte.
-    pub fn limit_frames(&mut self, budget: FrameBudget, time: Duration) {
-        self.limits = Some(FrameLimits::new(budget, time, self.deadline.clone()));
-    }
-
-    /// The client made a call this server read and answered: its later frames may use the
-    /// whole budget, not only the share of connections that have not yet done so.
-    pub fn client_proven(&mut self) {
-        if let Some(l) = self.limits.as_mut() {
-            l.prove();
-        }
-    }
-
     /// Sends one frame (with a sync flush when deflating, so the peer can read it whole).
     pub fn send(&mut self, serial: i32, payload: &[u8]) -> io::Result<()> {
         self.writer.write_all(&encode_frame(serial, payload))?;
@@ -823,6 +815,7 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc_connection::FrameBudget;
 
     fn frame_bytes(serial: i32, buffers: &[&[u8]]) -> Vec<u8> {
         let mut out = serial.to_be_bytes().to_vec();

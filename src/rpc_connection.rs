@@ -185,6 +185,27 @@ impl FrameLimits {
     }
 }
 
+/// A transport whose frames a server reads under [`FrameLimits`]: the avro and thrift ones.
+pub trait LimitedFrames {
+    /// The transport's frame limits (none until a server sets them) and its reader's deadline.
+    fn frame_limits(&mut self) -> (&mut Option<FrameLimits>, &Deadline);
+
+    /// A server's connection: the frames it reads share `budget` with the server's other
+    /// connections, and each must be whole `time` after its first byte.
+    fn limit_frames(&mut self, budget: FrameBudget, time: Duration) {
+        let (limits, deadline) = self.frame_limits();
+        *limits = Some(FrameLimits::new(budget, time, deadline.clone()));
+    }
+
+    /// The client made a call this server read and answered: its later frames may use the
+    /// whole budget, not only the share of connections that have not yet done so.
+    fn client_proven(&mut self) {
+        if let Some(l) = self.frame_limits().0.as_mut() {
+            l.prove();
+        }
+    }
+}
+
 /// Adds `n` to `counter` unless that passes `cap`; the count before, if it would.
 fn take(counter: &AtomicUsize, n: usize, cap: usize) -> Result<usize, usize> {
     counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {

@@ -37,7 +37,7 @@ use std::time::Duration;
 use crate::event::{Event, Headers};
 pub use crate::rpc_connection::FrameError;
 use crate::rpc_connection::{
-    Deadline, FrameBudget, FrameLimits, Halves, Security, open, read_frame_bytes, read_limited,
+    Deadline, FrameLimits, Halves, LimitedFrames, Security, open, read_frame_bytes, read_limited,
 };
 use crate::stop::StopFlag;
 
@@ -927,6 +927,12 @@ pub struct Transport {
     limits: Option<FrameLimits>,
 }
 
+impl LimitedFrames for Transport {
+    fn frame_limits(&mut self) -> (&mut Option<FrameLimits>, &Deadline) {
+        (&mut self.limits, &self.deadline)
+    }
+}
+
 impl Transport {
     /// Inside TLS when `security` says so; reads give up when `stop` is set.
     pub fn new(stream: TcpStream, security: &Security, stop: StopFlag) -> io::Result<Transport> {
@@ -941,20 +947,6 @@ impl Transport {
             deadline,
             limits: None,
         })
-    }
-
-    /// A server's connection: the frames it reads share `budget` with the server's other
-    /// connections, and each must be whole `time` after its first byte.
-    pub fn limit_frames(&mut self, budget: FrameBudget, time: Duration) {
-        self.limits = Some(FrameLimits::new(budget, time, self.deadline.clone()));
-    }
-
-    /// The client made a call this server read and answered: its later frames may use the
-    /// whole budget, not only the share of connections that have not yet done so.
-    pub fn client_proven(&mut self) {
-        if let Some(l) = self.limits.as_mut() {
-            l.prove();
-        }
     }
 
     pub fn send(&mut self, message: &[u8]) -> io::Result<()> {
@@ -975,6 +967,7 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc_connection::FrameBudget;
 
     fn event(headers: &[(&str, &str)], body: &str) -> Event {
         let mut e = Event::new(body.to_string());

@@ -15,7 +15,9 @@ use std::time::Duration;
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
 use crate::config::{AvroSourceConfig, IpFilterRule};
-use crate::rpc_connection::{FrameBudget, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security};
+use crate::rpc_connection::{
+    FrameBudget, LimitedFrames, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security,
+};
 
 /// The zlib level of the source's replies under `compression-type = deflate` (Flume's
 /// AvroSource has no key for it and uses Netty's default, 6).

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
 use crate::config::ThriftSourceConfig;
-use crate::rpc_connection::{FrameBudget, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security};
+use crate::rpc_connection::{
+    FrameBudget, LimitedFrames, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security,
+};
 use crate::thrift_rpc::{FrameError, Status, Transport, serve as serve_call};
 
 /// How long a reply may wait for a client that does not read its replies before the connection
