@@ -126,12 +126,24 @@ fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
         "a.sinks.hdfsSink.hdfs.fileType = CompressedStream\n\
          a.sinks.hdfsSink.hdfs.codeC = org.apache.hadoop.io.compress.SnappyCodec\n",
     );
-    let mut agent = Agent::start(&cfg, port);
+    let metrics = free_port();
+    let metrics_arg = metrics.to_string();
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &["--metrics-port", &metrics_arg],
+        std::process::Stdio::inherit(),
+    );
     let mut client = Client::new(port);
     let sent: Vec<String> = (0..150).map(|i| format!("line-{i:04}")).collect();
     for line in &sent {
         assert!(client.send(line), "{line} was refused");
     }
+    // A stop does not drain the channel (what is left waits there for the restart), and a
+    // compressed file cannot be read before it is closed: wait for the sink's count instead.
+    support::wait_until("150 events delivered", || {
+        support::metric(metrics, "SINK.hdfsSink", "EventDrainSuccessCount") == Some(150)
+    });
     assert!(agent.stop(), "SIGTERM must exit 0");
     let files = files(dir.path());
     assert_eq!(files.len(), 2, "{files:?}");
