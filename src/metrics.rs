@@ -34,11 +34,13 @@ struct Metric {
     value: Number,
 }
 
-/// A metric's value: a count, or a ratio that Flume computes as a Java `double`.
+/// A metric's value: a count, a ratio that Flume computes as a Java `double`, or a state that
+/// Flume reports as a Java `boolean`.
 #[derive(Clone, Copy)]
 enum Number {
     Count(u64),
     Double(f64),
+    Bool(bool),
 }
 
 impl Number {
@@ -49,6 +51,7 @@ impl Number {
         match self {
             Number::Count(n) => n.to_string(),
             Number::Double(x) => java_double(x),
+            Number::Bool(b) => b.to_string(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Number {
         match self {
             Number::Count(n) => n.to_string(),
             Number::Double(x) => x.to_string(),
+            Number::Bool(b) => u8::from(b).to_string(),
         }
     }
 }
@@ -107,6 +111,16 @@ impl Registry {
                         load(&c.accepted),
                     ),
                     m(
+                        "AppendReceivedCount",
+                        "appends_received_total",
+                        load(&c.appends_received),
+                    ),
+                    m(
+                        "AppendAcceptedCount",
+                        "appends_accepted_total",
+                        load(&c.appends_accepted),
+                    ),
+                    m(
                         "AppendBatchReceivedCount",
                         "batches_received_total",
                         load(&c.batches_received),
@@ -127,6 +141,11 @@ impl Registry {
                         load(&c.channel_write_fail),
                     ),
                     m("EventReadFail", "read_failures_total", load(&c.read_fail)),
+                    m(
+                        "GenericProcessingFail",
+                        "generic_failures_total",
+                        load(&c.generic_fail),
+                    ),
                 ],
             ));
         }
@@ -173,6 +192,44 @@ impl Registry {
             }
             if let Some(b) = s.disk_bytes {
                 v.push(m("DiskBytes", "disk_bytes", b));
+            }
+            if s.on_disk {
+                // Flume's FileChannelCounter. The channel is open whenever it is reported: one
+                // that cannot open stops the agent's start. weir writes no separate backup
+                // checkpoint (each checkpoint file has two slots, see wal-format.md), so
+                // there is no backup write to fail.
+                v.extend([
+                    Metric {
+                        flume: "Open",
+                        prom: "open",
+                        value: Number::Bool(true),
+                    },
+                    m(
+                        "Unhealthy",
+                        "unhealthy",
+                        u64::from(c.unhealthy.load(Ordering::Relaxed)),
+                    ),
+                    m(
+                        "EventPutErrorCount",
+                        "put_errors_total",
+                        load(&c.put_errors),
+                    ),
+                    m(
+                        "EventTakeErrorCount",
+                        "take_errors_total",
+                        load(&c.take_errors),
+                    ),
+                    m(
+                        "CheckpointWriteErrorCount",
+                        "checkpoint_write_errors_total",
+                        load(&c.checkpoint_errors),
+                    ),
+                    m(
+                        "CheckpointBackupWriteErrorCount",
+                        "checkpoint_backup_write_errors_total",
+                        0,
+                    ),
+                ]);
             }
             out.push(("CHANNEL", ch.name().to_owned(), v));
         }

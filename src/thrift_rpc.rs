@@ -764,13 +764,13 @@ pub struct Served {
     pub problem: Option<String>,
 }
 
-/// Answers one request message: `handle` gets the events of an `append` or `appendBatch` and
-/// returns their status. `Err` if the message's header cannot be read: then there is no name
+/// Answers one request message: `handle` gets the events of an `append` or `appendBatch`
+/// (with `true` for the batch) and returns their status. `Err` if the message's header cannot be read: then there is no name
 /// or sequence id to answer to, and the connection should be closed.
 pub fn serve(
     proto: Protocol,
     message: &[u8],
-    handle: impl FnOnce(Vec<Event>) -> Status,
+    handle: impl FnOnce(Vec<Event>, bool) -> Status,
 ) -> Result<Served, String> {
     let mut r = Reader::new(proto, message);
     let head = r.message_begin()?;
@@ -801,7 +801,7 @@ pub fn serve(
                     body: bytes::Bytes::copy_from_slice(body),
                 })
                 .collect();
-            let status = handle(events);
+            let status = handle(events, batch);
             Ok(Served {
                 reply: status_reply(proto, &head.name, head.seqid, status),
                 problem: None,
@@ -1020,7 +1020,7 @@ mod tests {
 
     fn served(proto: Protocol, message: &[u8]) -> (Vec<Event>, Served) {
         let mut got = Vec::new();
-        let s = serve(proto, message, |events| {
+        let s = serve(proto, message, |events, _| {
             got = events;
             Status::Ok
         })
@@ -1075,7 +1075,7 @@ mod tests {
             w.message_begin("nope", CALL, 9);
             w.struct_begin();
             w.struct_end();
-            let s = serve(proto, &w.into_bytes(), |_| panic!("not a Flume call")).unwrap();
+            let s = serve(proto, &w.into_bytes(), |_, _| panic!("not a Flume call")).unwrap();
             assert!(s.problem.is_some());
             let err = read_reply(proto, "nope", 9, &s.reply).unwrap_err();
             assert!(err.contains("type 1") && err.contains("nope"), "{err}");
@@ -1146,7 +1146,7 @@ mod tests {
             w.binary(b"b");
             w.struct_end();
             w.struct_end();
-            let s = serve(proto, &w.into_bytes(), |_| panic!("nothing to store")).unwrap();
+            let s = serve(proto, &w.into_bytes(), |_, _| panic!("nothing to store")).unwrap();
             let problem = s.problem.unwrap();
             assert!(
                 problem.contains("header 'k'") && problem.contains("UTF-8"),
@@ -1214,7 +1214,7 @@ mod tests {
                         m = (0..n).map(|_| next() as u8).collect();
                     }
                 }
-                let _ = serve(proto, &m, |events| {
+                let _ = serve(proto, &m, |events, _| {
                     assert!(events.len() <= 2);
                     Status::Ok
                 });
@@ -1229,7 +1229,7 @@ mod tests {
         let mut m = b"\x82\x21\x01\x0bappendBatch".to_vec();
         // An unknown field 2 of type STRUCT, holding another, and so on.
         m.extend(std::iter::repeat_n(0x2c, 10_000));
-        let s = serve(Protocol::Compact, &m, |_| Status::Ok).unwrap();
+        let s = serve(Protocol::Compact, &m, |_, _| Status::Ok).unwrap();
         assert!(s.problem.unwrap().contains("deeper"));
     }
 

@@ -226,8 +226,11 @@ fn a_segment_over_the_file_size_limit_fails_its_put_not_the_agent() {
     let cfg = config(d, port, "a.sources.r1.max-line-length = 20000000\n");
     let log = std::fs::File::create(d.join("agent.log")).unwrap();
     // bash counts in KiB: 10,000 KiB, above the 1 MiB segments, below a 12 MB frame's segment.
-    let limit = ["bash", "-c", "ulimit -f 10000; exec \"$0\" \"$@\""];
+    let mport = free_port();
+    let launcher = format!("ulimit -f 10000; exec \"$0\" \"$@\" --metrics-port {mport}");
+    let limit = ["bash", "-c", &launcher];
     let mut agent = Agent::start_under(&limit, &cfg, port, Stdio::from(log));
+    let channel = |name| support::metric(mport, "CHANNEL.c1", name);
     let mut client = Client::new(port);
     assert!(client.send("small-1"));
     let big = vec![b'x'; 12_000_000];
@@ -238,8 +241,13 @@ fn a_segment_over_the_file_size_limit_fails_its_put_not_the_agent() {
             && reply.contains("`ulimit -f`"),
         "{reply}"
     );
+    // Flume's file channel counters: the failed put, and the log unhealthy until a put works.
+    assert_eq!(channel("EventPutErrorCount"), Some(1));
+    assert_eq!(channel("Unhealthy"), Some(1));
     assert!(client.send("small-2"));
     assert_eq!(wait_output(d, |l| l.len() >= 2), ["small-1", "small-2"]);
+    assert_eq!(channel("Unhealthy"), Some(0));
+    assert_eq!(channel("EventPutErrorCount"), Some(1));
     assert!(agent.stop(), "SIGTERM must exit 0");
     let logged = std::fs::read_to_string(d.join("agent.log")).unwrap();
     assert!(

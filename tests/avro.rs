@@ -111,7 +111,13 @@ fn the_python_avro_client_appends_to_the_avro_source() {
          a.sources.r2.channels = c1\na.sources.r2.compression-type = deflate\n"
     );
     let cfg = chain_downstream(dir.path(), "avro", plain, &extra);
-    let mut agent = chain_start(&cfg, plain, dir.path(), "agent.log");
+    let mport = free_port();
+    let mut agent = Agent::start_with(
+        &cfg,
+        plain,
+        &["--metrics-port", &mport.to_string()],
+        std::process::Stdio::from(std::fs::File::create(dir.path().join("agent.log")).unwrap()),
+    );
     assert!(wait_for_port(deflated, std::time::Duration::from_secs(20)));
 
     let batches = support::python_client(
@@ -151,6 +157,16 @@ fn the_python_avro_client_appends_to_the_avro_source() {
     }
     assert_eq!(want.len(), 155);
     wait_for_lines(dir.path(), &want);
+    // Flume's avro source counts `appendBatch` and `append` calls apart.
+    for (source, appends, batches, events) in [("r1", 0, 3, 150), ("r2", 5, 0, 5)] {
+        let component = format!("SOURCE.{source}");
+        let count = |name| metric(mport, &component, name);
+        assert_eq!(count("AppendReceivedCount"), Some(appends), "{source}");
+        assert_eq!(count("AppendAcceptedCount"), Some(appends), "{source}");
+        assert_eq!(count("AppendBatchReceivedCount"), Some(batches), "{source}");
+        assert_eq!(count("AppendBatchAcceptedCount"), Some(batches), "{source}");
+        assert_eq!(count("EventAcceptedCount"), Some(events), "{source}");
+    }
     assert!(agent.stop());
     let events = logged_events(&dir.path().join("log"));
     assert_eq!(events.len(), 155);

@@ -28,6 +28,7 @@ fn config(dir: &Path, source: &str, extra: &str) -> PathBuf {
 struct Run {
     agent: Agent,
     log: PathBuf,
+    metrics: u16,
 }
 
 impl Run {
@@ -40,7 +41,11 @@ impl Run {
             &["--metrics-port", &port.to_string(), "--log-level", "info"],
             Stdio::from(std::fs::File::create(&log).unwrap()),
         );
-        Run { agent, log }
+        Run {
+            agent,
+            log,
+            metrics: port,
+        }
     }
 
     fn log(&self) -> String {
@@ -201,6 +206,9 @@ fn a_command_that_cannot_start_is_reported_and_the_agent_keeps_running() {
     wait_until("a second attempt", || {
         run.log().matches("cannot start the command").count() >= 2
     });
+    // Each failed start is one of Flume's GenericProcessingFail.
+    let failed = support::metric(run.metrics, "SOURCE.r1", "GenericProcessingFail");
+    assert!(failed.is_some_and(|n| n >= 2), "{failed:?}");
     assert!(
         run.agent.stop(),
         "the agent must still be running and stop cleanly"

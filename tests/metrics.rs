@@ -255,3 +255,70 @@ fn paths_methods_and_kept_alive_connections() {
 
     assert!(agent.stop());
 }
+
+/// The attributes Flume's counters have for a netcat source and a file channel: netcat counts
+/// events and no calls (weir groups lines into transactions, Flume's source does not), and the
+/// file channel adds its health.
+#[test]
+fn netcat_and_file_channel_attributes_as_flume_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mport) = (free_port(), free_port());
+    let d = dir.path().display();
+    let text = format!(
+        "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+         a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\na.sources.r1.port = {port}\n\
+         a.sources.r1.channels = c1\na.channels.c1.type = file\n\
+         a.channels.c1.checkpointDir = {d}/ckpt\na.channels.c1.dataDirs = {d}/log\n\
+         a.channels.c1.minimumRequiredSpace = 0\n\
+         a.sinks.k1.type = null\na.sinks.k1.channel = c1\n"
+    );
+    let cfg = dir.path().join("agent.properties");
+    std::fs::write(&cfg, text).unwrap();
+    let mut agent = Agent::start_with(
+        &cfg,
+        port,
+        &["--metrics-port", &mport.to_string()],
+        Stdio::inherit(),
+    );
+    let mut client = support::Client::new(port);
+    for line in ["one", "two", "three"] {
+        assert!(client.send(line));
+    }
+    support::wait_until("three events taken", || {
+        support::metric(mport, "CHANNEL.c1", "EventTakeSuccessCount") == Some(3)
+    });
+    let json: serde_json::Value = serde_json::from_str(&get(mport, "/metrics").body).unwrap();
+    let source = &json["SOURCE.r1"];
+    for (name, want) in [
+        ("EventReceivedCount", "3"),
+        ("EventAcceptedCount", "3"),
+        ("AppendReceivedCount", "0"),
+        ("AppendAcceptedCount", "0"),
+        ("AppendBatchReceivedCount", "0"),
+        ("AppendBatchAcceptedCount", "0"),
+        ("EventReadFail", "0"),
+        ("ChannelWriteFail", "0"),
+        ("GenericProcessingFail", "0"),
+    ] {
+        assert_eq!(source[name], want, "SOURCE.r1 {name}: {source}");
+    }
+    let channel = &json["CHANNEL.c1"];
+    for (name, want) in [
+        ("Open", "true"),
+        ("Unhealthy", "0"),
+        ("EventPutErrorCount", "0"),
+        ("EventTakeErrorCount", "0"),
+        ("CheckpointWriteErrorCount", "0"),
+        ("CheckpointBackupWriteErrorCount", "0"),
+        ("EventPutSuccessCount", "3"),
+    ] {
+        assert_eq!(channel[name], want, "CHANNEL.c1 {name}: {channel}");
+    }
+    let prom = get(mport, "/metrics/prometheus").body;
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with("weir_channel_open{") && l.ends_with(" 1")),
+        "{prom}"
+    );
+    assert!(agent.stop());
+}

@@ -518,7 +518,7 @@ pub fn rpc_messages(data: &[u8]) {
             } else {
                 Protocol::Binary
             };
-            let _ = thrift_rpc::serve(proto, msg, |_| thrift_rpc::Status::Ok);
+            let _ = thrift_rpc::serve(proto, msg, |_, _| thrift_rpc::Status::Ok);
         }
         // A thrift sink reading a reply, and the framed transport.
         _ => {

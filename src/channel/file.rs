@@ -112,7 +112,9 @@ impl FileChannel {
 
     /// The error of a put the log could not store, logged for the operator (its client hears
     /// of it, but the cause is on this machine).
-    fn put_failed(&self, error: WalError) -> ChannelError {
+    fn put_failed(&self, error: WalError, events: usize) -> ChannelError {
+        self.counters
+            .storage_failed(&self.counters.put_errors, events);
         let e = self.storage(error);
         self.write_failed.refused(&self.name, &e, Instant::now());
         e
@@ -138,7 +140,10 @@ impl FileChannel {
             return Ok(batch);
         }
         let start = st.reader.position();
-        let events = st.reader.read(max).map_err(|e| self.storage(e))?;
+        let events = st.reader.read(max).map_err(|e| {
+            self.counters.storage_failed(&self.counters.take_errors, 1);
+            self.storage(e)
+        })?;
         if !events.is_empty() {
             st.in_flight.insert(events[0].0, start);
         }
@@ -197,10 +202,13 @@ impl Channel for FileChannel {
                         events: Returned(events),
                     });
                 }
-                Err(e) => return Err(self.put_failed(e)),
+                Err(e) => return Err(self.put_failed(e, events.len())),
             }
         }
-        self.wal.commit().map_err(|e| self.put_failed(e))?;
+        self.wal
+            .commit()
+            .map_err(|e| self.put_failed(e, events.len()))?;
+        self.counters.stored();
         ChannelCounters::add(&self.counters.put_success, events.len());
         self.wake_takers();
         Ok(())
@@ -258,7 +266,12 @@ impl Channel for FileChannel {
         // retires, and a segment still referenced can only be deleted, not kept as a spare
         // (reusing spares makes the source's syncs faster, see wal `spare_segments`).
         drop(takes);
-        self.wal.ack(CONSUMER, ack).map_err(|e| self.storage(e))?;
+        self.wal.ack(CONSUMER, ack).map_err(|e| {
+            self.counters
+                .storage_failed(&self.counters.checkpoint_errors, 1);
+            self.storage(e)
+        })?;
+        self.counters.stored();
         ChannelCounters::add(&self.counters.take_success, events);
         self.room.1.notify_all();
         Ok(())
@@ -295,6 +308,7 @@ impl Channel for FileChannel {
             capacity: self.capacity,
             log_bytes: Some(s.held_bytes),
             disk_bytes: Some(s.disk_bytes),
+            on_disk: true,
         }
     }
 

@@ -196,6 +196,7 @@ impl Channel for MemoryChannel {
             capacity: self.config.capacity as u64,
             log_bytes: None,
             disk_bytes: None,
+            on_disk: false,
         }
     }
 

@@ -101,6 +101,14 @@ pub struct ChannelCounters {
     pub take_success: AtomicU64,
     pub rollbacks: AtomicU64,
     pub full: AtomicU64,
+    /// Storage failures of the file channel's log (Flume's `FileChannelCounter`): events of
+    /// puts it could not store, takes it could not read, and consumer checkpoints it could not
+    /// write.
+    pub put_errors: AtomicU64,
+    pub take_errors: AtomicU64,
+    pub checkpoint_errors: AtomicU64,
+    /// Set while the log's last put, take or checkpoint failed (Flume's `Unhealthy`).
+    pub unhealthy: std::sync::atomic::AtomicBool,
 }
 
 impl ChannelCounters {
@@ -114,6 +122,19 @@ impl ChannelCounters {
     pub(crate) fn took(&self, taken: usize, max: usize) {
         Self::add(&self.take_attempt, taken + usize::from(taken < max));
     }
+
+    /// A storage operation failed: counted in `counter`, and the channel is unhealthy until
+    /// one succeeds ([`ChannelCounters::stored`]).
+    pub(crate) fn storage_failed(&self, counter: &AtomicU64, n: usize) {
+        Self::add(counter, n);
+        self.unhealthy.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stored(&self) {
+        if self.unhealthy.load(Ordering::Relaxed) {
+            self.unhealthy.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A point-in-time view of a channel for metrics.
@@ -124,6 +145,9 @@ pub struct ChannelStats {
     /// Bytes held in the log, consumer lag and log size (file channel only).
     pub log_bytes: Option<u64>,
     pub disk_bytes: Option<u64>,
+    /// The channel keeps a log on disk, so the storage counters of [`ChannelCounters`] and
+    /// Flume's file channel attributes apply.
+    pub on_disk: bool,
 }
 
 pub trait Channel: Send + Sync {

@@ -201,7 +201,7 @@ mod tests {
         }
         fn answer(&self, _: &mut (), message: Vec<u8>, ok: bool) -> (Vec<u8>, Vec<String>) {
             let mut bodies = Vec::new();
-            let served = serve(Protocol::Compact, &message, |events| {
+            let served = serve(Protocol::Compact, &message, |events, _| {
                 bodies = events
                     .iter()
                     .map(|e| String::from_utf8_lossy(&e.body).into_owned())

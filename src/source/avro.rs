@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{ChannelProcessor, Source, StopFlag, listen_tcp, serve_clients, stopping};
-use crate::avro_rpc::{FrameError, Responder, ServerConnection, Status, Transport};
+use crate::avro_rpc::{Call, FrameError, Responder, ServerConnection, Status, Transport};
 use crate::config::{AvroSourceConfig, IpFilterRule};
 use crate::rpc_connection::{
     FrameBudget, LimitedFrames, SOURCE_FRAME_MEMORY, SOURCE_FRAME_TIME, Security,
@@ -169,9 +169,13 @@ fn serve(
         };
         first = false;
         let reply = responder.respond(&mut conn, &frame.payload, |call| {
+            let kind = match call {
+                Call::Append(_) => super::Call::Single,
+                Call::AppendBatch(_) => super::Call::Batch,
+            };
             let events = call.into_events();
             let n = events.len();
-            match processor.process(events) {
+            match processor.process_call(events, kind) {
                 Ok(()) => Status::Ok,
                 Err(e) => {
                     tracing::debug!(source = name, %peer, events = n, error = %e, "events refused");

@@ -78,10 +78,13 @@ impl Source for ExecSource {
         loop {
             match run_once(&self.name, &self.config, &mut put, &stop) {
                 RunEnd::Stopped => break,
-                RunEnd::CannotStart(e) => tracing::error!(
+                RunEnd::CannotStart(e) => {
+                    processor.counters().generic_failure();
+                    tracing::error!(
                     source = %self.name, command = %command, program = %self.config.argv[0], error = %e,
                     "exec: cannot start the command"
-                ),
+                    )
+                }
                 RunEnd::Exited(status) if status.success() => {
                     tracing::info!(source = %self.name, command = %command, "exec: command exited with status 0")
                 }
@@ -89,10 +92,13 @@ impl Source for ExecSource {
                     source = %self.name, command = %command, status = %status,
                     "exec: command exited with a failure"
                 ),
-                RunEnd::Lost(e) => tracing::error!(
-                    source = %self.name, command = %command, error = %e,
-                    "exec: cannot learn how the command ended"
-                ),
+                RunEnd::Lost(e) => {
+                    processor.counters().generic_failure();
+                    tracing::error!(
+                        source = %self.name, command = %command, error = %e,
+                        "exec: cannot learn how the command ended"
+                    )
+                }
             }
             if !self.config.restart {
                 tracing::info!(source = %self.name, "exec: restart = false, so the source is idle until the agent stops");

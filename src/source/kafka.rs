@@ -24,7 +24,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Headers as _;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::{ChannelProcessor, Source, StopFlag, stopping};
+use super::{ChannelProcessor, Source, SourceCounters, StopFlag, stopping};
 use crate::config::{KafkaSourceConfig, KafkaTopics};
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
@@ -196,7 +196,8 @@ impl Source for KafkaSource {
         let config = &self.config;
         let mut idle = Duration::ZERO;
         while !stopping(&stop) {
-            let Some(batch) = fill(&self.name, config, &consumer, &stop) else {
+            let Some(batch) = fill(&self.name, config, &consumer, processor.counters(), &stop)
+            else {
                 break;
             };
             if batch.is_empty() {
@@ -211,7 +212,7 @@ impl Source for KafkaSource {
             if !put(&self.name, config, &processor, &batch, &stop) {
                 break;
             }
-            commit(&self.name, &consumer, &batch);
+            commit(&self.name, &consumer, processor.counters(), &batch);
         }
         // Dropping the consumer leaves the group without committing anything more.
         tracing::info!(source = %self.name, "kafka: stopped");
@@ -225,6 +226,7 @@ fn fill(
     name: &str,
     config: &KafkaSourceConfig,
     consumer: &KafkaConsumer,
+    counters: &SourceCounters,
     stop: &StopFlag,
 ) -> Option<Vec<Pending>> {
     let end = Instant::now() + config.batch_duration;
@@ -252,7 +254,10 @@ fn fill(
                     }
                 }
             }
-            Some(Err(e)) => consumer.context().log.returned("consumer error", &e),
+            Some(Err(e)) => {
+                counters.generic_failure();
+                consumer.context().log.returned("consumer error", &e)
+            }
             None => {}
         }
     }
@@ -375,7 +380,7 @@ fn put(
 
 /// Commits, for each partition of the batch, the offset after its last record: what the
 /// channel now holds. A failed commit only means those records come again (duplicates).
-fn commit(name: &str, consumer: &KafkaConsumer, batch: &[Pending]) {
+fn commit(name: &str, consumer: &KafkaConsumer, counters: &SourceCounters, batch: &[Pending]) {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for p in batch {
         let e = next.entry((p.topic.as_str(), p.partition)).or_insert(0);
@@ -388,6 +393,7 @@ fn commit(name: &str, consumer: &KafkaConsumer, batch: &[Pending]) {
         }
     }
     if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+        counters.generic_failure();
         tracing::warn!(
             source = name, error = %e, partitions = next.len(),
             "kafka: offset commit failed; the batch (already in the channel) may be delivered again"

@@ -47,11 +47,36 @@ pub use crate::stop::{StopFlag, stopping};
 pub struct SourceCounters {
     pub received: AtomicU64,
     pub accepted: AtomicU64,
+    /// Single-event calls (`append` of the avro and thrift protocols).
+    pub appends_received: AtomicU64,
+    pub appends_accepted: AtomicU64,
     pub batches_received: AtomicU64,
     pub batches_accepted: AtomicU64,
     pub open_connections: AtomicU64,
     pub channel_write_fail: AtomicU64,
     pub read_fail: AtomicU64,
+    /// Failures that are neither unreadable input nor a refusing channel (Flume's
+    /// `GenericProcessingFail`): a file that cannot be opened, renamed or recorded, a command
+    /// that cannot be started, a consumer that cannot poll.
+    pub generic_fail: AtomicU64,
+}
+
+impl SourceCounters {
+    pub fn generic_failure(&self) {
+        self.generic_fail.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a source's calls show in Flume's append counters, which count calls rather than events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// One call carrying a batch (`AppendBatch*Count`): a request, a file's chunk, a poll.
+    Batch,
+    /// One call carrying one event (`Append*Count`): the avro and thrift `append`.
+    Single,
+    /// The source takes events one by one, not calls (netcat, syslog): Flume's versions count
+    /// only events, so a batch weir groups for one transaction is not a call.
+    Events,
 }
 
 /// Applies the interceptors and the selector, and puts events into the channels (Flume's
@@ -63,6 +88,8 @@ pub struct ChannelProcessor {
     counters: Arc<SourceCounters>,
     /// What becomes of an event a channel can never store (see [`ChannelProcessor::process`]).
     unstorable: Unstorable,
+    /// How [`ChannelProcessor::process`] counts its calls.
+    calls: Call,
     /// The source's name, for the log lines of events it drops.
     source: String,
     /// Set when the agent stops (see [`ChannelProcessor::stopping_on`]).
@@ -107,12 +134,19 @@ impl ChannelProcessor {
             | SourceKind::Thrift(_) => Unstorable::Refuse(RefusalLog::unstorable_refused()),
             _ => Unstorable::Drop(RefusalLog::unstorable_dropped()),
         };
+        let calls = match config.kind {
+            SourceKind::Netcat(_) | SourceKind::NetcatUdp(_) | SourceKind::Syslog(_) => {
+                Call::Events
+            }
+            _ => Call::Batch,
+        };
         ChannelProcessor {
             selector: Selector::new(&config.selector, &names),
             interceptors: Chain::new(&config.interceptors),
             channels: mine,
             counters,
             unstorable,
+            calls,
             source: config.name.clone(),
             stop: None,
         }
@@ -131,6 +165,11 @@ impl ChannelProcessor {
 
     pub fn counters(&self) -> &SourceCounters {
         &self.counters
+    }
+
+    /// The counters, for a part of the source that outlives a borrow of the processor.
+    pub fn shared_counters(&self) -> Arc<SourceCounters> {
+        self.counters.clone()
     }
 
     /// The most events one `process` call may carry: the smallest `transactionCapacity` of the
@@ -154,11 +193,17 @@ impl ChannelProcessor {
     /// could never be stored even alone fails the whole put to that channel before any of it is
     /// stored, for sources with a client to tell; other sources drop it (see [`Unstorable`]).
     pub fn process(&self, events: Vec<Event>) -> Result<(), ChannelError> {
+        self.process_call(events, self.calls)
+    }
+
+    /// [`ChannelProcessor::process`] for a source whose calls differ in kind (an avro or
+    /// thrift `append` against an `appendBatch`), counted as `call`.
+    pub fn process_call(&self, events: Vec<Event>, call: Call) -> Result<(), ChannelError> {
         let n = events.len() as u64;
         self.counters.received.fetch_add(n, Ordering::Relaxed);
-        self.counters
-            .batches_received
-            .fetch_add(1, Ordering::Relaxed);
+        if let Some((received, _)) = self.call_counters(call) {
+            received.fetch_add(1, Ordering::Relaxed);
+        }
         let events = if self.interceptors.is_empty() {
             events
         } else {
@@ -246,10 +291,20 @@ impl ChannelProcessor {
         self.counters
             .accepted
             .fetch_add(n.saturating_sub(dropped), Ordering::Relaxed);
-        self.counters
-            .batches_accepted
-            .fetch_add(1, Ordering::Relaxed);
+        if let Some((_, accepted)) = self.call_counters(call) {
+            accepted.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// The received and accepted counters of `call`, if Flume counts such calls.
+    fn call_counters(&self, call: Call) -> Option<(&AtomicU64, &AtomicU64)> {
+        let c = &self.counters;
+        match call {
+            Call::Batch => Some((&c.batches_received, &c.batches_accepted)),
+            Call::Single => Some((&c.appends_received, &c.appends_accepted)),
+            Call::Events => None,
+        }
     }
 
     /// `process` for a source that answers each event on its own (netcat replies per line).
@@ -269,7 +324,9 @@ impl ChannelProcessor {
                 // Counted again below, event by event, as if the refused put had not been made.
                 let c = &self.counters;
                 c.received.fetch_sub(alone.len() as u64, Ordering::Relaxed);
-                c.batches_received.fetch_sub(1, Ordering::Relaxed);
+                if let Some((received, _)) = self.call_counters(self.calls) {
+                    received.fetch_sub(1, Ordering::Relaxed);
+                }
                 c.channel_write_fail.fetch_sub(1, Ordering::Relaxed);
                 Answers::Each(alone.into_iter().map(|e| self.process(vec![e])).collect())
             }

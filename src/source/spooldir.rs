@@ -45,6 +45,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -55,7 +56,7 @@ pub use self::avro::block_after_flume_mark;
 use self::deserializer::{After, Deserializer, Piece, Position};
 use self::listing::{Candidate, file_id};
 use self::state::{Current, FileId, Loaded, STATE_FILE, Skipped, State};
-use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
+use super::{ChannelProcessor, Source, SourceCounters, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
 use crate::config::{DeletePolicy, SpoolDeserializer, SpoolDirConfig, TrackingPolicy};
 use crate::event::Event;
@@ -142,6 +143,7 @@ impl Source for SpoolDirSource {
             fail_marks: 0,
             warned: HashSet::new(),
             rng: fastrand::Rng::new(),
+            counters: Arc::default(),
         });
         Ok(())
     }
@@ -151,6 +153,7 @@ impl Source for SpoolDirSource {
             tracing::error!(source = %self.name, "spooldir source run before start");
             return;
         };
+        spooler.counters = processor.shared_counters();
         spooler.run(&processor, &stop);
     }
 }
@@ -281,6 +284,9 @@ struct Spooler {
     /// Paths a warning was logged for, so a lasting problem is logged once.
     warned: HashSet<PathBuf>,
     rng: fastrand::Rng,
+    /// The source's counters, for the failures found away from a put (a state file, a file
+    /// that cannot be marked done).
+    counters: Arc<SourceCounters>,
 }
 
 impl Spooler {
@@ -327,6 +333,7 @@ impl Spooler {
                 }
             }
             Err(e) => {
+                self.counters.generic_failure();
                 if !self.state_failing {
                     tracing::error!(source = %self.name, "cannot write state file {}: {e}; retrying at the next batch, when idle and at the stop; a restart now would send again what was committed since it was last written", self.state_path.display());
                 }
@@ -800,6 +807,7 @@ impl Spooler {
                 Flow::Next
             }
             Err((why, true)) => {
+                self.counters.generic_failure();
                 if self.retire_failing.as_ref() != Some(path) {
                     tracing::error!(source = %self.name, "{shown}: {why}; trying again every {:?} until it can be marked (the spool directory waits)", self.config.poll_delay);
                     self.retire_failing = Some(path.clone());
@@ -807,6 +815,7 @@ impl Spooler {
                 Flow::Pause
             }
             Err((why, false)) => {
+                self.counters.generic_failure();
                 self.retire_failing = None;
                 tracing::error!(source = %self.name, "{shown}: {why}; it is left in place and not read again (recorded in {})", self.state_path.display());
                 self.skip(&c.id, why);
@@ -890,7 +899,6 @@ fn read_failed(processor: &ChannelProcessor) {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;

@@ -31,6 +31,7 @@ mod tail;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,7 +39,7 @@ use anyhow::Context;
 
 use self::position::{Loaded, Position};
 use self::tail::{FileKey, Line, Tail};
-use super::{ChannelProcessor, Source, StopFlag, durable, stopping};
+use super::{ChannelProcessor, Source, SourceCounters, StopFlag, durable, stopping};
 use crate::channel::ChannelError;
 use crate::config::{BYTE_OFFSET_HEADER, TaildirConfig};
 use crate::event::Event;
@@ -98,6 +99,7 @@ impl Source for TaildirSource {
             tracing::error!(source = %self.name, "TAILDIR source run before start");
             return;
         };
+        tailer.counters = processor.shared_counters();
         tailer.run(&processor, &stop);
     }
 }
@@ -184,6 +186,8 @@ struct Tailer {
     /// Directories and files a warning was logged for, so a lasting problem is logged once
     /// rather than at every poll.
     warned: HashSet<PathBuf>,
+    /// The source's counters, for the failures found away from a put (the position file).
+    counters: Arc<SourceCounters>,
 }
 
 impl Tailer {
@@ -201,6 +205,7 @@ impl Tailer {
             write_failing: false,
             last_scan: None,
             warned: HashSet::new(),
+            counters: Arc::default(),
         }
     }
 
@@ -620,6 +625,7 @@ impl Tailer {
                 }
             }
             Err(e) => {
+                self.counters.generic_failure();
                 if !self.write_failing {
                     tracing::error!(source = %self.name, "cannot write position file {}: {e}; retrying; a restart now would send again the lines read since it was last written", path.display());
                 }

@@ -134,9 +134,14 @@ fn serve(
             }
         };
         first = false;
-        let served = serve_call(cfg.protocol, &message, |events| {
+        let served = serve_call(cfg.protocol, &message, |events, batch| {
             let n = events.len();
-            match processor.process(events) {
+            let call = if batch {
+                super::Call::Batch
+            } else {
+                super::Call::Single
+            };
+            match processor.process_call(events, call) {
                 Ok(()) => Status::Ok,
                 Err(e) => {
                     tracing::debug!(source = name, %peer, events = n, error = %e, "events refused");
