@@ -87,6 +87,14 @@ impl SinkCounters {
 
 /// Where a sink delivers to.
 pub trait Sink: Send {
+    /// Called before each take: a sink that needs its destination at hand (a connection)
+    /// makes sure of it here. `Err` skips the cycle without touching the channel, as Flume's
+    /// RPC sinks connect before they take: an outage counts as connection failures, not as
+    /// batches taken and rolled back.
+    fn ready(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Delivers a batch. `Ok` means the events are safely at the destination (flushed, synced,
     /// acknowledged): the take is then committed. `Err` rolls it back for a retry.
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()>;
@@ -337,6 +345,8 @@ pub enum Status {
 /// after a restart).
 #[derive(Debug)]
 pub enum CycleError {
+    /// The sink could not get ready ([`Sink::ready`]); nothing was taken.
+    Unready(anyhow::Error),
     Take(ChannelError),
     Deliver(anyhow::Error),
     Commit(ChannelError),
@@ -345,6 +355,7 @@ pub enum CycleError {
 impl std::fmt::Display for CycleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            CycleError::Unready(e) => write!(f, "not ready; nothing taken: {e:#}"),
             CycleError::Take(e) => write!(f, "take failed: {e}"),
             CycleError::Deliver(e) => write!(f, "delivery failed; rolled back: {e:#}"),
             CycleError::Commit(e) => write!(
@@ -361,6 +372,9 @@ impl CycleError {
         let retry_in_ms = retry.as_millis() as u64;
         let note = Outage::unlogged_note(unlogged);
         match self {
+            CycleError::Unready(e) => {
+                tracing::warn!(sink, error = %format!("{e:#}"), retry_in_ms, "not ready; nothing taken{note}")
+            }
             CycleError::Take(e) => {
                 tracing::error!(sink, error = %e, retry_in_ms, "take failed{note}")
             }
@@ -405,6 +419,10 @@ impl SinkRunner {
     /// decides how to back off (alone, or as one sink of a group).
     pub fn process(&mut self) -> Result<Status, CycleError> {
         let c = &self.counters;
+        if let Err(e) = contained(|| self.sink.ready()) {
+            c.failed(&e);
+            return Err(CycleError::Unready(e));
+        }
         let taken = match self
             .channel
             .take_waiting(self.batch_size, POLL, Some(&self.stop))
@@ -751,7 +769,15 @@ pub(crate) mod rpc_test_rig {
         side: S,
         script: Vec<Script>,
     ) -> (u16, JoinHandle<Calls>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        scripted_server_on(TcpListener::bind("127.0.0.1:0").unwrap(), side, script)
+    }
+
+    /// [`scripted_server`] on `listener`.
+    pub fn scripted_server_on<S: ServerSide>(
+        listener: TcpListener,
+        side: S,
+        script: Vec<Script>,
+    ) -> (u16, JoinHandle<Calls>) {
         let port = listener.local_addr().unwrap().port();
         let thread = std::thread::spawn(move || {
             let mut script = script.into_iter();
@@ -917,6 +943,62 @@ pub(crate) mod rpc_test_rig {
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
         assert_eq!(counters.connections_failed.load(Ordering::Relaxed), 1);
         assert_eq!(counters.connections_created.load(Ordering::Relaxed), 0);
+    }
+
+    /// While the target is unreachable the runner takes nothing (Flume's RPC sinks connect
+    /// before they take): the channel sees no take and no rollback, and the outage counts as
+    /// connection failures, not drain attempts. Once the target listens, the events go.
+    pub fn an_unreachable_target_leaves_the_channel_alone<S: Sink + 'static, V: ServerSide>(
+        server: V,
+        make: impl Fn(RpcTarget, Arc<SinkCounters>) -> S,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let channel: Arc<dyn Channel> = Arc::new(crate::channel::memory::MemoryChannel::new(
+            "c1",
+            &crate::config::MemoryChannelConfig {
+                capacity: 100,
+                transaction_capacity: 100,
+                keep_alive: Duration::ZERO,
+                byte_capacity: None,
+            },
+        ));
+        channel
+            .put(batch(&["a", "b"]).into_iter().map(|(_, e)| e).collect())
+            .unwrap();
+        let counters = Arc::new(SinkCounters::default());
+        let mut runner = SinkRunner {
+            name: "k1".into(),
+            sink: Box::new(make(target(port, Duration::from_secs(5)), counters.clone())),
+            channel: channel.clone(),
+            batch_size: 10,
+            counters: counters.clone(),
+            stop: crate::stop::Stop::new(),
+        };
+        for _ in 0..3 {
+            let Err(CycleError::Unready(e)) = runner.process() else {
+                panic!("a cycle with the target away must fail before the take");
+            };
+            assert!(
+                format!("{e:#}").contains(&format!("127.0.0.1:{port}")),
+                "{e:#}"
+            );
+        }
+        assert_eq!(counters.connections_failed.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.drain_attempt.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.failures.load(Ordering::Relaxed), 3);
+        let c = channel.counters();
+        assert_eq!(c.take_attempt.load(Ordering::Relaxed), 0);
+        assert_eq!(c.rollbacks.load(Ordering::Relaxed), 0);
+        assert_eq!(channel.stats().size, 2);
+
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let (_, calls) = scripted_server_on(listener, server, vec![Script::Ok]);
+        assert_eq!(runner.process().unwrap(), Status::Ready);
+        assert_eq!(calls.join().unwrap(), [(0, bodies(&["a", "b"]))]);
+        assert_eq!(counters.connections_created.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.drain_success.load(Ordering::Relaxed), 2);
     }
 }
 

@@ -164,13 +164,27 @@ impl ThriftSink {
 }
 
 impl Sink for ThriftSink {
-    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+    /// Connects (again, once `reset-connection-interval` has passed) before the runner takes a
+    /// batch, as Flume's RPC sinks do: while the target is away the channel is left alone.
+    fn ready(&mut self) -> anyhow::Result<()> {
         if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
             && c.opened.elapsed() >= every
         {
             tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
             self.counters.close_connection(&mut self.conn);
         }
+        if self.conn.is_none() {
+            let opened = self.connect();
+            self.counters.connection_opened(&opened);
+            let opened = opened
+                .with_context(|| format!("sink {}: connecting to {}", self.name, self.target()))?;
+            self.conn = Some(opened);
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        self.ready()?;
         self.send(events, true)
             .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
     }
@@ -247,5 +261,10 @@ mod tests {
     #[test]
     fn nobody_listening_is_an_error_naming_the_target() {
         rpc_test_rig::nobody_listening_is_an_error_naming_the_target(sink);
+    }
+
+    #[test]
+    fn an_unreachable_target_leaves_the_channel_alone() {
+        rpc_test_rig::an_unreachable_target_leaves_the_channel_alone(Compact, sink);
     }
 }
