@@ -3,6 +3,8 @@
 //! that panicked again, and shuts down in order on SIGTERM/SIGINT/SIGHUP: sources stop
 //! accepting and finish their transactions, then sinks finish (commit or roll back) their
 //! batch, then the channels close (the log syncs). A restart resumes exactly where it stopped.
+//! A changed configuration ([`Reload`]) is applied the same way: a stop of every component,
+//! then a start of the new ones.
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -27,139 +29,216 @@ pub struct AgentOptions {
     pub metrics_addr: Option<String>,
 }
 
-/// Runs the agent until one of the stop signals comes.
+/// Flume's reloading of a changed configuration file (its `PollingPropertiesFileConfigurationProvider`).
+pub struct Reload {
+    /// How often the files are looked at (Flume's `--poll-interval`, 30 s).
+    pub every: Duration,
+    /// The configuration anew if the files changed since the last look: `None` if they did
+    /// not, `Err` if the new text cannot be used (the running one is kept).
+    pub changed: Box<dyn FnMut() -> Option<anyhow::Result<AgentConfig>>>,
+}
+
+/// Runs the agent until one of the stop signals comes. With `reload`, a changed
+/// configuration replaces the running one as in Flume: every component stops (as for a stop
+/// signal: nothing committed is lost, nothing uncommitted was acknowledged) and the new ones
+/// start. A configuration that cannot be used, or whose components cannot start, is logged
+/// and the one that ran before runs on.
 pub fn run(
     config: &AgentConfig,
     options: &AgentOptions,
     shutdown: StopSignals,
+    mut reload: Option<Reload>,
 ) -> anyhow::Result<()> {
-    for note in &config.notes {
-        tracing::info!("config: {note}");
-    }
-    for line in &config.left_out {
-        tracing::warn!("config: {line}");
-    }
-    let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
-    for c in &config.channels {
-        let ch: Arc<dyn Channel> = match &c.kind {
-            ChannelKind::File(f) => Arc::new(
-                // The channel's own error names it: "channel c1: <what failed>".
-                FileChannel::open(&c.name, f).context("cannot open a file channel's log")?,
-            ),
-            ChannelKind::Memory(m) => Arc::new(MemoryChannel::new(&c.name, m)),
-            #[cfg(feature = "kafka")]
-            ChannelKind::Kafka(k) => {
-                Arc::new(crate::channel::kafka::KafkaChannel::new(&c.name, k)?)
+    let mut current = config.clone();
+    let mut running = Running::start(&current, options)?;
+    loop {
+        let Some(r) = reload.as_mut() else {
+            shutdown.wait();
+            break;
+        };
+        if shutdown.wait_for(r.every) {
+            break;
+        }
+        let new = match (r.changed)() {
+            None => continue,
+            Some(Err(e)) => {
+                tracing::error!(agent = %current.agent, error = %format!("{e:#}"), "the configuration changed but cannot be used; the running one stays");
+                continue;
             }
-            #[cfg(not(feature = "kafka"))]
-            ChannelKind::Kafka(_) => anyhow::bail!(
-                "channel {}: this weir was built without the `kafka` feature (cargo build --features kafka)",
-                c.name
-            ),
+            Some(Ok(new)) => new,
         };
-        tracing::info!(channel = %c.name, kind = c.kind.type_name(), size = ch.stats().size, "channel ready");
-        channels.push(ch);
+        tracing::info!(agent = %new.agent, "the configuration changed: stopping every component and starting them anew");
+        running.stop();
+        match Running::start(&new, options) {
+            Ok(r) => {
+                running = r;
+                current = new;
+            }
+            Err(e) => {
+                tracing::error!(agent = %new.agent, error = %format!("{e:#}"), "the changed configuration cannot start; starting the one that ran before");
+                running = Running::start(&current, options)
+                    .context("the configuration that ran before cannot start again")?;
+            }
+        }
     }
-    let channel = |name: &str| channels.iter().find(|c| c.name() == name).cloned();
-
-    let mut registry = Registry {
-        start_ms: metrics::start_time_ms(),
-        channels: channels.clone(),
-        ..Default::default()
-    };
-    let source_stop = Stop::new();
-    let sink_stop = Stop::new();
-    let mut runners = Vec::new();
-    for k in &config.sinks {
-        let ch = channel(&k.channel)
-            .with_context(|| format!("sink {}: no channel {}", k.name, k.channel))?;
-        let counters = Arc::new(SinkCounters::default());
-        registry.sinks.push((k.name.clone(), counters.clone()));
-        runners.push(SinkRunner {
-            name: k.name.clone(),
-            sink: sink::build(k, sink_stop.clone(), counters.clone())?,
-            channel: ch,
-            batch_size: k.batch_size,
-            counters,
-            stop: sink_stop.clone(),
-        });
-    }
-    let mut sources = Vec::new();
-    for s in &config.sources {
-        let mut src = source::build(s);
-        src.start()?;
-        let counters = Arc::new(SourceCounters::default());
-        registry.sources.push((s.name.clone(), counters.clone()));
-        let name = s.name.clone();
-        let (s, channels, stop) = (s.clone(), channels.clone(), source_stop.clone());
-        let processor = move || {
-            ChannelProcessor::new(&s, &channels, counters.clone()).stopping_on(stop.clone())
-        };
-        sources.push((name, src, processor));
-    }
-
-    let registry = Arc::new(registry);
-    let metrics_thread = match &options.metrics_addr {
-        Some(addr) => Some(metrics::serve(registry.clone(), addr, sink_stop.clone())?),
-        None => None,
-    };
-    // Sinks of a failover or load_balance group run on their group's one thread.
-    let (groups, runners) = sink::group::assemble(&config.sink_groups, runners)?;
-    let sink_threads: Vec<JoinHandle<()>> = runners
-        .into_iter()
-        .map(|r| {
-            std::thread::Builder::new()
-                .name(format!("sink-{}", r.name))
-                .spawn(move || r.run())
-        })
-        .chain(groups.into_iter().map(|g| {
-            let stop = sink_stop.clone();
-            std::thread::Builder::new()
-                .name(format!("sinkgroup-{}", g.name))
-                .spawn(move || g.run(stop))
-        }))
-        .collect::<Result<_, _>>()?;
-    let source_threads: Vec<JoinHandle<()>> = sources
-        .into_iter()
-        .zip(&config.sources)
-        .map(|((name, src, processor), s)| {
-            let stop = source_stop.clone();
-            let s = s.clone();
-            std::thread::Builder::new()
-                .name(format!("source-{name}"))
-                .spawn(move || run_supervised(&name, src, || source::build(&s), processor, &stop))
-        })
-        .collect::<Result<_, _>>()?;
-    tracing::info!(agent = %config.agent, "agent started");
-
-    shutdown.wait();
     match stop_signal() {
         Some((signal, sender)) => tracing::info!(
-            agent = %config.agent,
+            agent = %current.agent,
             signal,
             sender_pid = sender,
             "stopping on {signal}{}: sources first, then sinks, then channels",
             if sender > 0 { format!(" from pid {sender}") } else { String::new() }
         ),
         None => {
-            tracing::info!(agent = %config.agent, "stopping: sources first, then sinks, then channels")
+            tracing::info!(agent = %current.agent, "stopping: sources first, then sinks, then channels")
         }
     }
-    source_stop.set();
-    for t in source_threads {
-        let _ = t.join();
-    }
-    sink_stop.set();
-    for t in sink_threads {
-        let _ = t.join();
-    }
-    if let Some(t) = metrics_thread {
-        let _ = t.join();
-    }
-    drop(registry);
-    drop(channels);
-    tracing::info!(agent = %config.agent, "stopped");
+    running.stop();
+    tracing::info!(agent = %current.agent, "stopped");
     Ok(())
+}
+
+/// The components of one configuration, on their threads.
+struct Running {
+    source_stop: StopFlag,
+    sink_stop: StopFlag,
+    source_threads: Vec<JoinHandle<()>>,
+    sink_threads: Vec<JoinHandle<()>>,
+    metrics_thread: Option<JoinHandle<()>>,
+    registry: Arc<Registry>,
+    channels: Vec<Arc<dyn Channel>>,
+}
+
+impl Running {
+    fn start(config: &AgentConfig, options: &AgentOptions) -> anyhow::Result<Running> {
+        for note in &config.notes {
+            tracing::info!("config: {note}");
+        }
+        for line in &config.left_out {
+            tracing::warn!("config: {line}");
+        }
+        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+        for c in &config.channels {
+            let ch: Arc<dyn Channel> = match &c.kind {
+                ChannelKind::File(f) => Arc::new(
+                    // The channel's own error names it: "channel c1: <what failed>".
+                    FileChannel::open(&c.name, f).context("cannot open a file channel's log")?,
+                ),
+                ChannelKind::Memory(m) => Arc::new(MemoryChannel::new(&c.name, m)),
+                #[cfg(feature = "kafka")]
+                ChannelKind::Kafka(k) => {
+                    Arc::new(crate::channel::kafka::KafkaChannel::new(&c.name, k)?)
+                }
+                #[cfg(not(feature = "kafka"))]
+                ChannelKind::Kafka(_) => anyhow::bail!(
+                    "channel {}: this weir was built without the `kafka` feature (cargo build --features kafka)",
+                    c.name
+                ),
+            };
+            tracing::info!(channel = %c.name, kind = c.kind.type_name(), size = ch.stats().size, "channel ready");
+            channels.push(ch);
+        }
+        let channel = |name: &str| channels.iter().find(|c| c.name() == name).cloned();
+
+        let mut registry = Registry {
+            start_ms: metrics::start_time_ms(),
+            channels: channels.clone(),
+            ..Default::default()
+        };
+        let source_stop = Stop::new();
+        let sink_stop = Stop::new();
+        let mut runners = Vec::new();
+        for k in &config.sinks {
+            let ch = channel(&k.channel)
+                .with_context(|| format!("sink {}: no channel {}", k.name, k.channel))?;
+            let counters = Arc::new(SinkCounters::default());
+            registry.sinks.push((k.name.clone(), counters.clone()));
+            runners.push(SinkRunner {
+                name: k.name.clone(),
+                sink: sink::build(k, sink_stop.clone(), counters.clone())?,
+                channel: ch,
+                batch_size: k.batch_size,
+                counters,
+                stop: sink_stop.clone(),
+            });
+        }
+        let mut sources = Vec::new();
+        for s in &config.sources {
+            let mut src = source::build(s);
+            src.start()?;
+            let counters = Arc::new(SourceCounters::default());
+            registry.sources.push((s.name.clone(), counters.clone()));
+            let name = s.name.clone();
+            let (s, channels, stop) = (s.clone(), channels.clone(), source_stop.clone());
+            let processor = move || {
+                ChannelProcessor::new(&s, &channels, counters.clone()).stopping_on(stop.clone())
+            };
+            sources.push((name, src, processor));
+        }
+
+        let registry = Arc::new(registry);
+        let metrics_thread = match &options.metrics_addr {
+            Some(addr) => Some(metrics::serve(registry.clone(), addr, sink_stop.clone())?),
+            None => None,
+        };
+        // Sinks of a failover or load_balance group run on their group's one thread.
+        let (groups, runners) = sink::group::assemble(&config.sink_groups, runners)?;
+        let sink_threads: Vec<JoinHandle<()>> = runners
+            .into_iter()
+            .map(|r| {
+                std::thread::Builder::new()
+                    .name(format!("sink-{}", r.name))
+                    .spawn(move || r.run())
+            })
+            .chain(groups.into_iter().map(|g| {
+                let stop = sink_stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("sinkgroup-{}", g.name))
+                    .spawn(move || g.run(stop))
+            }))
+            .collect::<Result<_, _>>()?;
+        let source_threads: Vec<JoinHandle<()>> = sources
+            .into_iter()
+            .zip(&config.sources)
+            .map(|((name, src, processor), s)| {
+                let stop = source_stop.clone();
+                let s = s.clone();
+                std::thread::Builder::new()
+                    .name(format!("source-{name}"))
+                    .spawn(move || {
+                        run_supervised(&name, src, || source::build(&s), processor, &stop)
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        tracing::info!(agent = %config.agent, "agent started");
+        Ok(Running {
+            source_stop,
+            sink_stop,
+            source_threads,
+            sink_threads,
+            metrics_thread,
+            registry,
+            channels,
+        })
+    }
+
+    /// Stops in order: the sources finish their transactions, then the sinks their batches, then
+    /// the channels close (the log syncs and lets go of its lock, so a restart may open it).
+    fn stop(self) {
+        self.source_stop.set();
+        for t in self.source_threads {
+            let _ = t.join();
+        }
+        self.sink_stop.set();
+        for t in self.sink_threads {
+            let _ = t.join();
+        }
+        if let Some(t) = self.metrics_thread {
+            let _ = t.join();
+        }
+        drop(self.registry);
+        drop(self.channels);
+    }
 }
 
 /// The first pause before a source that panicked is started again, doubled after each
@@ -236,8 +315,39 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
+    /// Returns once a stop signal has come, or after `timeout`: whether one came.
+    fn wait_for(&self, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        let mut bytes = [0u8; 64];
+        while !self.flag.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // A timeout of zero would mean none at all.
+            let left = left.max(Duration::from_millis(1));
+            if let Err(e) = self
+                .bell
+                .set_read_timeout(Some(left))
+                .and_then(|()| (&self.bell).read(&mut bytes).map(drop))
+                && !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                )
+            {
+                tracing::debug!(error = %e, "reading the signal pipe failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        true
+    }
+
     /// Returns once a stop signal has come.
     fn wait(&self) {
+        // No timeout left by `wait_for`: this read sleeps until the bell rings.
+        let _ = self.bell.set_read_timeout(None);
         let mut bytes = [0u8; 64];
         while !self.flag.load(Ordering::SeqCst) {
             // Spurious wakeups are fine: the flag decides. A failing read (not expected of a

@@ -9,6 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 use weir::config::{AgentConfig, Lookups, Properties};
@@ -52,13 +53,14 @@ enum Command {
         /// flume-ng's plugin directories option; accepted and ignored (with a warning).
         #[arg(long = "plugins-path", hide = true)]
         plugins_path: Option<String>,
-        /// Flume's switch to stop reloading a changed file: weir never reloads (restart to apply
-        /// a change), so it is accepted and changes nothing.
-        #[arg(long = "no-reload-conf", hide = true)]
+        /// Run on the configuration read at start. By default, as Flume, the files are looked
+        /// at every --poll-interval seconds and a changed configuration replaces the running
+        /// one (every component stops and starts anew).
+        #[arg(long = "no-reload-conf")]
         no_reload_conf: bool,
-        /// Flume's seconds between checks for a changed file; accepted and ignored (with a
-        /// warning), since weir never reloads.
-        #[arg(short = 'i', long = "poll-interval", hide = true)]
+        /// Seconds between looks at the configuration files for a change (default 30, as
+        /// Flume's).
+        #[arg(short = 'i', long = "poll-interval")]
         poll_interval: Option<String>,
         /// Validate the configuration, print the wiring, start nothing (flume-ng's `--dryrun`
         /// and `-d` do the same).
@@ -395,7 +397,6 @@ fn apply_flume_launch_options(command: &mut Command, java: &JavaArgs) -> Result<
         metrics_port,
         classpath,
         plugins_path,
-        poll_interval,
         ..
     } = command
     else {
@@ -409,12 +410,6 @@ fn apply_flume_launch_options(command: &mut Command, java: &JavaArgs) -> Result<
     }
     if let Some(p) = plugins_path {
         tracing::warn!(plugins_path = %p, "--plugins-path: weir loads no Flume plugins; ignored");
-    }
-    if let Some(i) = poll_interval {
-        tracing::warn!(
-            poll_interval = %i,
-            "--poll-interval: weir does not reload a changed configuration (restart it); ignored"
-        );
     }
     let monitoring = java.property("flume.monitoring.type");
     if let Some(t) = monitoring.filter(|t| !t.eq_ignore_ascii_case("http")) {
@@ -432,6 +427,23 @@ fn apply_flume_launch_options(command: &mut Command, java: &JavaArgs) -> Result<
         );
     }
     Ok(())
+}
+
+/// How often the configuration files are looked at for a change (`None`: never), from
+/// `--no-reload-conf` and `--poll-interval` (seconds; Flume's default 30).
+fn reload_interval(no_reload: bool, seconds: Option<&str>) -> Result<Option<Duration>, String> {
+    if no_reload {
+        return Ok(None);
+    }
+    let Some(text) = seconds else {
+        return Ok(Some(Duration::from_secs(30)));
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+        _ => Err(format!(
+            "--poll-interval {text}: not a number of seconds greater than 0"
+        )),
+    }
 }
 
 /// The address the metrics server listens on, from `--metrics-bind` (an address, or
@@ -476,8 +488,8 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             conf_dir: _,
             classpath: _,
             plugins_path: _,
-            no_reload_conf: _,
-            poll_interval: _,
+            no_reload_conf,
+            poll_interval,
             check,
             metrics_port,
             metrics_bind,
@@ -485,6 +497,8 @@ fn run(cli: Cli, java_props: &[(String, String)]) -> anyhow::Result<ExitCode> {
             conf_file,
             name,
             check,
+            reload_interval(no_reload_conf, poll_interval.as_deref())
+                .map_err(anyhow::Error::msg)?,
             metrics_address(metrics_bind.as_deref(), metrics_port).map_err(anyhow::Error::msg)?,
             java_props,
         ),
@@ -567,23 +581,23 @@ fn avro_client(
     result.map(|()| ExitCode::SUCCESS)
 }
 
-fn agent(
-    conf_files: Vec<PathBuf>,
-    name: Option<String>,
-    check: bool,
-    metrics_addr: Option<String>,
+/// The agent's configuration from `conf_files` (none: the embedded default), and the files it
+/// was read from.
+fn load_config(
+    conf_files: &[PathBuf],
+    name: Option<&str>,
     java_props: &[(String, String)],
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<(AgentConfig, Vec<PathBuf>)> {
     let mut props = if conf_files.is_empty() {
         Properties::parse(
             std::path::Path::new("<embedded conf/weir.properties>"),
             DEFAULT_CONFIG.as_bytes(),
         )?
     } else {
-        Properties::load_all(&conf_files)?
+        Properties::load_all(conf_files)?
     };
     let name = match name {
-        Some(n) => n,
+        Some(n) => n.to_owned(),
         None => {
             let agents = props.agent_names();
             match agents.as_slice() {
@@ -606,6 +620,29 @@ fn agent(
     let config = AgentConfig::from_properties(&props, &name)?;
     #[cfg(not(feature = "kafka"))]
     refuse_kafka_components(&props, &name, &config)?;
+    let files = if conf_files.is_empty() {
+        Vec::new()
+    } else {
+        props.files.iter().map(|f| f.to_path_buf()).collect()
+    };
+    Ok((config, files))
+}
+
+/// What the configuration files hold now (a file that cannot be read: `None`), to tell a
+/// change. Flume looks at modification times; the bytes tell a real change from a `touch`.
+fn file_contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    files.iter().map(|f| std::fs::read(f).ok()).collect()
+}
+
+fn agent(
+    conf_files: Vec<PathBuf>,
+    name: Option<String>,
+    check: bool,
+    reload_every: Option<Duration>,
+    metrics_addr: Option<String>,
+    java_props: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    let (config, files) = load_config(&conf_files, name.as_deref(), java_props)?;
     if check {
         let mut out = Out::new();
         out.print(format_args!("{}", config.describe()));
@@ -644,10 +681,28 @@ fn agent(
     let open_files = weir::agent::raise_open_file_limit();
     weir::agent::check_open_file_limit(&config, open_files);
     let shutdown = weir::agent::shutdown_on_signals()?;
+    // The embedded default has no file to change.
+    let reload = reload_every.filter(|_| !files.is_empty()).map(|every| {
+        let mut seen = file_contents(&files);
+        let name = config.agent.clone();
+        let java_props = java_props.to_vec();
+        weir::agent::Reload {
+            every,
+            changed: Box::new(move || {
+                let now = file_contents(&files);
+                if now == seen {
+                    return None;
+                }
+                seen = now;
+                Some(load_config(&conf_files, Some(&name), &java_props).map(|(c, _)| c))
+            }),
+        }
+    });
     weir::agent::run(
         &config,
         &weir::agent::AgentOptions { metrics_addr },
         shutdown,
+        reload,
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1318,3 +1318,82 @@ fn an_idle_agent_does_not_poll() {
     );
     assert_eq!(text_lines(dir.path()), ["one", "two"]);
 }
+
+/// As Flume, a changed configuration file replaces the running one: every component stops (as
+/// for SIGTERM) and the new ones start, and no acknowledged line is lost. A change that cannot
+/// be used is logged with its line and the running configuration stays.
+#[test]
+fn a_changed_configuration_file_is_reloaded_as_flume_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (first_port, second_port) = (free_port(), free_port());
+    let cfg = config(d, first_port, "");
+    let (mut agent, _) =
+        support::start_logged_with(d, &cfg, &["--poll-interval", "1", "--log-level", "info"]);
+    assert!(support::wait_for_port(first_port, Duration::from_secs(20)));
+    let mut client = Client::new(first_port);
+    let mut want = Vec::new();
+    for i in 0..20 {
+        want.push(format!("first-{i}"));
+        assert!(client.send(want.last().unwrap()));
+    }
+
+    // The same file, the source on another port.
+    config(d, second_port, "");
+    assert!(
+        support::wait_for_port(second_port, Duration::from_secs(20)),
+        "{}",
+        support::agent_logs(d)
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", first_port)).is_err(),
+        "the first configuration's source still listens"
+    );
+    let mut client = Client::new(second_port);
+    for i in 0..20 {
+        want.push(format!("second-{i}"));
+        assert!(client.send(want.last().unwrap()));
+    }
+    assert_eq!(wait_output(d, |l| l.len() >= want.len()), want);
+
+    // A value that cannot be used: the error names it, and the running configuration serves on.
+    config(d, second_port, "a.sinks.k1.sink.batchSize = zero\n");
+    support::wait_until("the refused change in the log", || {
+        support::agent_logs(d).contains("cannot be used")
+    });
+    let logs = support::agent_logs(d);
+    assert!(
+        logs.contains("agent.properties:18: a.sinks.k1.sink.batchSize"),
+        "{logs}"
+    );
+    assert!(client.send("third"));
+    want.push("third".into());
+    assert_eq!(wait_output(d, |l| l.len() >= want.len()), want);
+    assert!(agent.stop(), "SIGTERM must exit 0");
+    let logs = support::agent_logs(d);
+    assert_eq!(
+        logs.matches("the configuration changed: stopping every component")
+            .count(),
+        1,
+        "{logs}"
+    );
+}
+
+/// `--no-reload-conf` keeps the configuration read at start, as in Flume.
+#[test]
+fn no_reload_conf_keeps_the_first_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (first_port, second_port) = (free_port(), free_port());
+    let cfg = config(d, first_port, "");
+    let (mut agent, _) =
+        support::start_logged_with(d, &cfg, &["--no-reload-conf", "--poll-interval", "1"]);
+    assert!(support::wait_for_port(first_port, Duration::from_secs(20)));
+    config(d, second_port, "");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut client = Client::new(first_port);
+    assert!(client.send("still here"));
+    assert!(TcpStream::connect(("127.0.0.1", second_port)).is_err());
+    assert_eq!(wait_output(d, |l| !l.is_empty()), ["still here"]);
+    assert!(agent.stop());
+}
