@@ -50,6 +50,8 @@ struct OpenFile {
     prefix: String,
     in_use: String,
     target: String,
+    /// The number in its name.
+    number: u64,
     /// Whether the store holds it (its first bytes went out with a create).
     created: bool,
     opened: Instant,
@@ -91,8 +93,9 @@ pub struct HdfsSink {
     files: HashMap<String, OpenFile>,
     /// The directory, prefix and bucket of templates without escapes.
     constant: Option<(String, String, String)>,
-    /// The last number given to a file; it starts at the time in milliseconds, as Flume's.
-    counter: u64,
+    /// Numbers up to this one were found taken (by an earlier run that numbered its files
+    /// past this run's clock): a new file takes a higher one.
+    floor: u64,
     closing: Vec<Closing>,
 }
 
@@ -188,16 +191,22 @@ impl HdfsSink {
             prefix,
             time,
             files: HashMap::new(),
-            counter: 0,
+            floor: 0,
             closing: Vec::new(),
         }
     }
 
-    /// A new file for `dir`/`prefix`, with the next number; nothing is sent until its first
-    /// batch.
-    fn open(&mut self, dir: String, prefix: String) -> OpenFile {
-        self.counter = (self.counter + 1).max(now_millis().max(0) as u64);
-        let (in_use, target) = self.names(&dir, &prefix);
+    /// A new file for `dir`/`prefix`; nothing is sent until its first batch. Numbered as
+    /// Flume's bucket writer numbers them: the file that follows a count or size roll takes
+    /// the number after `previous` (its bucket's last file), a bucket opened afresh the time in
+    /// milliseconds.
+    fn open(&mut self, dir: String, prefix: String, previous: Option<u64>) -> OpenFile {
+        let number = match previous {
+            Some(n) => n + 1,
+            None => now_millis().max(0) as u64,
+        }
+        .max(self.floor + 1);
+        let (in_use, target) = self.names(&dir, &prefix, number);
         let encoder = match &self.config.format {
             HdfsFormat::SequenceFile { text } => {
                 let format = if *text {
@@ -221,6 +230,7 @@ impl HdfsSink {
             prefix,
             in_use,
             target,
+            number,
             created: false,
             opened: now,
             last_written: now,
@@ -234,10 +244,10 @@ impl HdfsSink {
         }
     }
 
-    /// The in-use and final paths of file number `self.counter`.
-    fn names(&self, dir: &str, prefix: &str) -> (String, String) {
+    /// The in-use and final paths of file number `number`.
+    fn names(&self, dir: &str, prefix: &str, number: u64) -> (String, String) {
         let c = &self.config;
-        let mut name = format!("{prefix}.{}", self.counter);
+        let mut name = format!("{prefix}.{number}");
         if !c.file_suffix.is_empty() {
             name.push_str(&c.file_suffix);
         } else if let HdfsFormat::CompressedStream(_, codec) = &c.format {
@@ -268,11 +278,12 @@ impl HdfsSink {
         {
             return encode(f, offset, event, now);
         }
-        if self.files.contains_key(key) {
+        let previous = self.files.get(key).map(|f| f.number);
+        if previous.is_some() {
             self.send(key)?;
             self.close_file(key);
         }
-        let mut f = self.open(dir.to_owned(), prefix.to_owned());
+        let mut f = self.open(dir.to_owned(), prefix.to_owned(), previous);
         let encoded = encode(&mut f, offset, event, now);
         self.files.insert(key.to_owned(), f);
         encoded
@@ -323,12 +334,13 @@ impl HdfsSink {
             }
             // Taken (by a run that numbered its files past this one's clock): the next number.
             let (dir, prefix) = (f.dir.clone(), f.prefix.clone());
-            self.counter += 1;
-            let (in_use, target) = self.names(&dir, &prefix);
+            self.floor = self.floor.max(f.number);
+            let number = self.floor + 1;
+            let (in_use, target) = self.names(&dir, &prefix, number);
             let Some(f) = self.files.get_mut(key) else {
                 unreachable!("looked up above")
             };
-            (f.in_use, f.target) = (in_use, target);
+            (f.in_use, f.target, f.number) = (in_use, target, number);
         }
         anyhow::bail!("{NAME_TRIES} file names in a row were taken under {key}")
     }
@@ -374,10 +386,10 @@ impl HdfsSink {
     /// Renames `c.from` to `c.to`, or, when that name is taken, to the next free number.
     ///
     /// A name is taken when an earlier run numbered its files past this run's clock: the
-    /// counter starts at the clock's milliseconds (as Flume's does) and a run rolling more than
+    /// numbers start at the clock's milliseconds (as Flume's do) and a run rolling more than
     /// a file a millisecond (draining a backlog with a small `rollCount`) runs ahead of it.
     /// Flume's rename then fails without a word and the file stays in use for ever; here the
-    /// counter moves past every number in the directory, so this and the later files of the
+    /// floor moves past every number in the directory, so this and the later files of the
     /// run take free names.
     fn try_rename(&mut self, c: &mut Closing) -> anyhow::Result<()> {
         if self.store.rename(&c.from, &c.to)? == Renamed::Done {
@@ -402,10 +414,10 @@ impl HdfsSink {
             })
             .max()
             .unwrap_or(0);
-        self.counter = self.counter.max(highest);
+        self.floor = self.floor.max(highest);
         for _ in 0..NAME_TRIES {
-            self.counter += 1;
-            let (_, to) = self.names(&c.dir, &c.prefix);
+            self.floor += 1;
+            let (_, to) = self.names(&c.dir, &c.prefix, self.floor);
             tracing::info!(sink = %self.name, file = %c.from, taken = %c.to, to = %to,
                 "the final name is taken (an earlier run numbered its files past this run's \
                  clock): renaming to the next free number");

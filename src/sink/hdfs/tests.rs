@@ -122,6 +122,45 @@ fn buckets_by_escapes_roll_by_count_and_rename_at_close() {
     assert!(counters.iter().all(|c| *c >= TS as u64), "{counters:?}");
 }
 
+/// As Flume's bucket writer numbers them: the files a bucket rolls by count follow one
+/// another (N, N + 1, N + 2, even when the next event comes later), and each bucket counts on
+/// its own from the time its first file opened.
+#[test]
+fn a_buckets_count_rolls_are_numbered_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let mut c = config(&format!("{root}/%{{app}}"), text());
+    c.roll_count = 2;
+    let mut sink = HdfsSink::new("k1", c).unwrap();
+    let opened = now_millis() as u64;
+    let mut events = batch(0, 3, "web", TS);
+    events.extend(batch(3, 2, "db", TS));
+    sink.deliver(&events).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    sink.deliver(&batch(5, 4, "web", TS)).unwrap();
+    sink.deliver(&batch(9, 3, "db", TS)).unwrap();
+    sink.close().unwrap();
+    let numbers = |app: &str| -> Vec<u64> {
+        let mut n: Vec<u64> = files(dir.path())
+            .iter()
+            .filter_map(|(name, _)| {
+                name.strip_prefix(&format!("{app}/FlumeData."))?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        n.sort_unstable();
+        n
+    };
+    let (web, db) = (numbers("web"), numbers("db"));
+    assert_eq!(web.len(), 4, "{web:?}");
+    assert_eq!(db.len(), 3, "{db:?}");
+    for n in [&web, &db] {
+        assert!(n[0] >= opened, "{n:?} against {opened}");
+        assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+    }
+}
+
 #[test]
 fn an_event_without_the_timestamp_its_path_needs_fails_the_batch_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -667,7 +706,7 @@ fn a_rename_with_both_names_missing_is_dropped() {
     );
 }
 
-/// The counter this sink's next file takes, far ahead of the clock, so that the final names
+/// The number this sink's next file takes, far ahead of the clock, so that the final names
 /// of an "earlier run" can be laid in its way.
 const AHEAD: u64 = 9_000_000_000_000;
 
@@ -692,7 +731,7 @@ fn a_final_name_taken_by_an_earlier_run_is_passed_over_for_a_free_one() {
     let mut c = config(out.to_str().unwrap(), text());
     c.roll_count = 2;
     let mut sink = HdfsSink::new("k1", c).unwrap();
-    sink.counter = AHEAD - 1;
+    sink.floor = AHEAD - 1;
     sink.deliver(&batch(0, 2, "a", TS)).unwrap();
     sink.deliver(&batch(2, 2, "a", TS)).unwrap();
     sink.close().unwrap();
@@ -732,7 +771,7 @@ fn over_webhdfs_a_taken_final_name_is_passed_over_too() {
         proxy_user: None,
     };
     let mut sink = HdfsSink::new("k1", c).unwrap();
-    sink.counter = AHEAD - 1;
+    sink.floor = AHEAD - 1;
     sink.deliver(&batch(0, 2, "a", TS)).unwrap();
     sink.close().unwrap();
     let files = mock.files();
