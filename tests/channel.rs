@@ -151,6 +151,26 @@ fn file_channel_full() {
     full_then_room(&FileChannel::open("f", &file_config(dir.path(), 10)).unwrap());
 }
 
+/// A put refused for want of room counts, as Flume's file channel counts its events one by
+/// one, the events that fit and the first that did not: not the whole batch.
+#[test]
+fn a_refused_put_counts_attempts_up_to_the_first_event_without_room() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = file_config(dir.path(), 10);
+    cfg.keep_alive = Duration::ZERO;
+    let ch = FileChannel::open("f", &cfg).unwrap();
+    ch.put(evs(0..7)).unwrap();
+    assert!(ch.put(evs(7..17)).unwrap_err().is_full());
+    let attempts = || ch.counters().put_attempt.load(Ordering::Relaxed);
+    // 7 stored, then 3 that fit and the 4th that did not.
+    assert_eq!(attempts(), 11);
+    ch.put(evs(7..10)).unwrap();
+    assert!(ch.put(evs(10..15)).unwrap_err().is_full());
+    assert_eq!(attempts(), 15);
+    assert_eq!(ch.counters().put_success.load(Ordering::Relaxed), 10);
+}
+
 #[test]
 fn a_put_waiting_for_room_succeeds_when_a_take_commits() {
     let dir = tempfile::tempdir().unwrap();

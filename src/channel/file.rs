@@ -120,6 +120,17 @@ impl FileChannel {
         e
     }
 
+    /// A put of `n` events refused for want of room was counted as `n` attempts; Flume's file
+    /// channel counts its events one by one and stops at the first with no room, so only the
+    /// events that fit under `capacity` and the one after them count.
+    fn count_refused_attempts(&self, n: usize) {
+        let room = self.capacity.saturating_sub(self.wal.stats().held_events);
+        let attempted = (n as u64).min(room + 1);
+        self.counters
+            .put_attempt
+            .fetch_sub(n as u64 - attempted, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Hands out the oldest rolled-back batch (or its first `max` events), else new events.
     fn take_now(&self, st: &mut TakeState, max: usize) -> Result<Taken, ChannelError> {
         if let Some(mut batch) = st.redeliver.pop_front() {
@@ -177,6 +188,7 @@ impl Channel for FileChannel {
                     let now = Instant::now();
                     if now >= deadline {
                         ChannelCounters::add(&self.counters.full, 1);
+                        self.count_refused_attempts(events.len());
                         let log = if e.is_disk_full() {
                             &self.disk_full
                         } else {
