@@ -19,6 +19,7 @@ pub mod http_wire;
 pub mod interceptor;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka_client;
+pub mod kafka_metrics;
 pub(crate) mod log_throttle;
 pub mod metrics;
 pub mod rpc_connection;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::channel::Channel;
 use crate::http_wire::{BodyKind, Conn, Head, ReadError};
+use crate::kafka_metrics::KafkaTimers;
 use crate::sink::SinkCounters;
 use crate::source::{SourceCounters, serve_clients};
 use crate::stop::{StopFlag, stopping};
@@ -95,59 +96,69 @@ impl Registry {
             value: Number::Count(value),
         };
         let mut out = Vec::new();
+        let timer = |flume, prom, timer: &AtomicU64| Metric {
+            flume,
+            prom,
+            value: Number::Count(KafkaTimers::load(timer)),
+        };
         for (name, c) in &self.sources {
-            out.push((
-                "SOURCE",
-                name.clone(),
-                vec![
-                    m(
-                        "EventReceivedCount",
-                        "events_received_total",
-                        load(&c.received),
-                    ),
-                    m(
-                        "EventAcceptedCount",
-                        "events_accepted_total",
-                        load(&c.accepted),
-                    ),
-                    m(
-                        "AppendReceivedCount",
-                        "appends_received_total",
-                        load(&c.appends_received),
-                    ),
-                    m(
-                        "AppendAcceptedCount",
-                        "appends_accepted_total",
-                        load(&c.appends_accepted),
-                    ),
-                    m(
-                        "AppendBatchReceivedCount",
-                        "batches_received_total",
-                        load(&c.batches_received),
-                    ),
-                    m(
-                        "AppendBatchAcceptedCount",
-                        "batches_accepted_total",
-                        load(&c.batches_accepted),
-                    ),
-                    m(
-                        "OpenConnectionCount",
-                        "open_connections",
-                        load(&c.open_connections),
-                    ),
-                    m(
-                        "ChannelWriteFail",
-                        "channel_write_failures_total",
-                        load(&c.channel_write_fail),
-                    ),
-                    m("EventReadFail", "read_failures_total", load(&c.read_fail)),
-                    m(
-                        "GenericProcessingFail",
-                        "generic_failures_total",
-                        load(&c.generic_fail),
-                    ),
-                ],
-            ));
+            let mut v = vec![
+                m(
+                    "EventReceivedCount",
+                    "events_received_total",
+                    load(&c.received),
+                ),
+                m(
+                    "EventAcceptedCount",
+                    "events_accepted_total",
+                    load(&c.accepted),
+                ),
+                m(
+                    "AppendReceivedCount",
+                    "appends_received_total",
+                    load(&c.appends_received),
+                ),
+                m(
+                    "AppendAcceptedCount",
+                    "appends_accepted_total",
+                    load(&c.appends_accepted),
+                ),
+                m(
+                    "AppendBatchReceivedCount",
+                    "batches_received_total",
+                    load(&c.batches_received),
+                ),
+                m(
+                    "AppendBatchAcceptedCount",
+                    "batches_accepted_total",
+                    load(&c.batches_accepted),
+                ),
+                m(
+                    "OpenConnectionCount",
+                    "open_connections",
+                    load(&c.open_connections),
+                ),
+                m(
+                    "ChannelWriteFail",
+                    "channel_write_failures_total",
+                    load(&c.channel_write_fail),
+                ),
+                m("EventReadFail", "read_failures_total", load(&c.read_fail)),
+                m(
+                    "GenericProcessingFail",
+                    "generic_failures_total",
+                    load(&c.generic_fail),
+                ),
+            ];
+            let k = &c.kafka;
+            if k.kept() {
+                v.extend([
+                    timer("KafkaEventGetTimer", "kafka_get_ms_total", &k.get_ms),
+                    timer("KafkaCommitTimer", "kafka_commit_ms_total", &k.commit_ms),
+                    timer("KafkaEmptyCount", "kafka_empty_polls_total", &k.empty),
+                ]);
+            }
+            out.push(("SOURCE", name.clone(), v));
         }
         for ch in &self.channels {
             let c = ch.counters();
@@ -192,6 +203,14 @@ impl Registry {
             }
             if let Some(b) = s.disk_bytes {
                 v.push(m("DiskBytes", "disk_bytes", b));
+            }
+            let k = &c.kafka;
+            if k.kept() {
+                v.extend([
+                    timer("KafkaEventGetTimer", "kafka_get_ms_total", &k.get_ms),
+                    timer("KafkaEventSendTimer", "kafka_send_ms_total", &k.send_ms),
+                    timer("KafkaCommitTimer", "kafka_commit_ms_total", &k.commit_ms),
+                ]);
             }
             if s.on_disk {
                 // Flume's FileChannelCounter. The channel is open whenever it is reported: one
@@ -275,6 +294,13 @@ impl Registry {
                     load(&c.channel_read_fail),
                 ),
             ];
+            if c.kafka.kept() {
+                v.push(timer(
+                    "KafkaEventSendTimer",
+                    "kafka_send_ms_total",
+                    &c.kafka.send_ms,
+                ));
+            }
             // Flume's connection counters, where the sink holds a connection.
             if c.holds_connections.load(Ordering::Relaxed) {
                 v.extend([

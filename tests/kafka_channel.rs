@@ -371,6 +371,20 @@ fn rolled_back_takes_come_again() {
         Duration::from_secs(60),
     );
     assert_all_arrived(&values, &got, &support::agent_logs(d));
+    // Flume's Kafka timers: the sink waited at least one 1 s delivery timeout per rollback;
+    // the channel polled and committed.
+    let sink_sent = support::metric(metrics, "SINK.k1", "KafkaEventSendTimer");
+    assert!(sink_sent.is_some_and(|ms| ms >= 1000), "{sink_sent:?}");
+    for timer in [
+        "KafkaEventGetTimer",
+        "KafkaEventSendTimer",
+        "KafkaCommitTimer",
+    ] {
+        assert!(
+            support::metric(metrics, "CHANNEL.c1", timer).is_some(),
+            "CHANNEL.c1 has no {timer}"
+        );
+    }
     assert!(agent.stop());
 }
 

@@ -93,6 +93,9 @@ fn java_stores_carry_the_sink_and_the_source_over_mutual_tls() {
     wait_until("the sink's 200 deliveries", || {
         metric(sink_metrics, "SINK.k1", "EventDrainSuccessCount").unwrap_or(0) >= 200
     });
+    // Flume's KafkaSinkCounter timer: acknowledgements over TLS take some milliseconds.
+    let sent = metric(sink_metrics, "SINK.k1", "KafkaEventSendTimer");
+    assert!(sent.is_some_and(|ms| ms > 0), "{sent:?}");
     assert!(sink_agent.stop(), "the sink's agent did not stop cleanly");
 
     // Kafka source → file channel, with PKCS#12 stores.
@@ -107,6 +110,15 @@ fn java_stores_carry_the_sink_and_the_source_over_mutual_tls() {
     wait_until("the source's 200 events", || {
         source_accepted(source_metrics) >= 200
     });
+    // Flume's KafkaSourceCounter: batches wait for records (batchDurationMillis).
+    let got = metric(source_metrics, "SOURCE.r1", "KafkaEventGetTimer");
+    assert!(got.is_some_and(|ms| ms > 0), "{got:?}");
+    for name in ["KafkaCommitTimer", "KafkaEmptyCount"] {
+        assert!(
+            metric(source_metrics, "SOURCE.r1", name).is_some(),
+            "{name}"
+        );
+    }
     assert!(
         source_agent.stop(),
         "the source's agent did not stop cleanly"

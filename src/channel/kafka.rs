@@ -48,6 +48,7 @@ use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::kafka_metrics::KafkaTimers;
 use crate::stop::Stop;
 
 /// Event header whose value becomes the record key, and which a taken record's key becomes
@@ -407,7 +408,11 @@ impl KafkaChannel {
             producer_log,
             consumer_log: Arc::new(ClientLog::new(Role::Channel, name, "kafka consumer")),
             take_side: Mutex::new(TakeSide::default()),
-            counters: ChannelCounters::default(),
+            counters: {
+                let c = ChannelCounters::default();
+                c.kafka.keep();
+                c
+            },
             max_record: producer_config
                 .get("message.max.bytes")
                 .and_then(|v| v.trim().parse().ok())
@@ -599,7 +604,10 @@ impl Channel for KafkaChannel {
             });
         }
         let producer = self.producer.read().clone();
-        match self.produce_all(&producer, &events, &avro) {
+        let started = Instant::now();
+        let produced = self.produce_all(&producer, &events, &avro);
+        KafkaTimers::add(&self.counters.kafka.send_ms, started);
+        match produced {
             Ok(()) => {
                 ChannelCounters::add(&self.counters.put_success, events.len());
                 Ok(())
@@ -642,7 +650,8 @@ impl Channel for KafkaChannel {
                 None => break,
             }
         }
-        let deadline = Instant::now() + wait.min(self.config.poll_timeout);
+        let started = Instant::now();
+        let deadline = started + wait.min(self.config.poll_timeout);
         if events.len() >= max {
             // All from the rolled back records: still poll once, or a sink that keeps rolling
             // back would leave the consumer unpolled past max.poll.interval.ms and librdkafka
@@ -683,6 +692,7 @@ impl Channel for KafkaChannel {
                 }
             }
         }
+        KafkaTimers::add(&self.counters.kafka.get_ms, started);
         if let Some((first, _)) = events.first() {
             let origins = events.iter().map(|(o, _)| *o).collect();
             side.in_flight.insert(first.seq, origins);
@@ -720,7 +730,10 @@ impl Channel for KafkaChannel {
         let Some(consumer) = &side.consumer else {
             return Ok(());
         };
-        match consumer.commit(&list, CommitMode::Sync) {
+        let started = Instant::now();
+        let committed = consumer.commit(&list, CommitMode::Sync);
+        KafkaTimers::add(&self.counters.kafka.commit_ms, started);
+        match committed {
             Ok(()) => {
                 for (partition, to) in commits {
                     if let Some(p) = side.partitions.get_mut(&partition) {

@@ -109,6 +109,8 @@ pub struct ChannelCounters {
     pub checkpoint_errors: AtomicU64,
     /// Set while the log's last put, take or checkpoint failed (Flume's `Unhealthy`).
     pub unhealthy: std::sync::atomic::AtomicBool,
+    /// The Kafka channel's timers (see [`crate::kafka_metrics`]).
+    pub kafka: crate::kafka_metrics::KafkaTimers,
 }
 
 impl ChannelCounters {

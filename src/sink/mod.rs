@@ -54,6 +54,8 @@ pub struct SinkCounters {
     /// The last error and when it happened (ms since the epoch, as Flume's `StartTime`): a
     /// monitor tells an old error from a current one by the time.
     pub last_error: parking_lot::Mutex<Option<(String, u64)>>,
+    /// The Kafka sink's timer (see [`crate::kafka_metrics`]).
+    pub kafka: crate::kafka_metrics::KafkaTimers,
 }
 
 impl SinkCounters {

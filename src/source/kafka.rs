@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -31,6 +32,7 @@ use crate::flume_event_format;
 use crate::kafka_client as client_config;
 use crate::kafka_client::OFFSET_HEADER;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::kafka_metrics::KafkaTimers;
 use crate::stop::sleep_unless_stopped;
 
 /// The longest single wait in `poll`, so that the stop flag is seen promptly.
@@ -194,6 +196,7 @@ impl Source for KafkaSource {
             return;
         };
         let config = &self.config;
+        processor.counters().kafka.keep();
         let mut idle = Duration::ZERO;
         while !stopping(&stop) {
             let Some(batch) = fill(&self.name, config, &consumer, processor.counters(), &stop)
@@ -229,7 +232,8 @@ fn fill(
     counters: &SourceCounters,
     stop: &StopFlag,
 ) -> Option<Vec<Pending>> {
-    let end = Instant::now() + config.batch_duration;
+    let started = Instant::now();
+    let end = started + config.batch_duration;
     let filling = &consumer.context().filling;
     let len = || filling.lock().map(|b| b.len()).unwrap_or(0);
     let mut ok = true;
@@ -265,6 +269,10 @@ fn fill(
         .lock()
         .map(|mut b| std::mem::take(&mut *b))
         .unwrap_or_default();
+    KafkaTimers::add(&counters.kafka.get_ms, started);
+    if batch.is_empty() {
+        counters.kafka.empty.fetch_add(1, Ordering::Relaxed);
+    }
     ok.then_some(batch)
 }
 
@@ -392,7 +400,10 @@ fn commit(name: &str, consumer: &KafkaConsumer, counters: &SourceCounters, batch
             tracing::warn!(source = name, topic, partition, error = %e, "kafka: bad offset");
         }
     }
-    if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+    let started = Instant::now();
+    let committed = consumer.commit(&list, CommitMode::Sync);
+    KafkaTimers::add(&counters.kafka.commit_ms, started);
+    if let Err(e) = committed {
         counters.generic_failure();
         tracing::warn!(
             source = name, error = %e, partitions = next.len(),

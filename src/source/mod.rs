@@ -59,6 +59,8 @@ pub struct SourceCounters {
     /// `GenericProcessingFail`): a file that cannot be opened, renamed or recorded, a command
     /// that cannot be started, a consumer that cannot poll.
     pub generic_fail: AtomicU64,
+    /// The Kafka source's timers (see [`crate::kafka_metrics`]).
+    pub kafka: crate::kafka_metrics::KafkaTimers,
 }
 
 impl SourceCounters {

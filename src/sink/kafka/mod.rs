@@ -44,6 +44,7 @@ use crate::event::Event;
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::kafka_metrics::KafkaTimers;
 use crate::stop::{STOP_GRACE, StopFlag, stopping};
 use enqueue::{NativeHeaders, OwnsPayload, Record, Value};
 use reports::ReportSignal;
@@ -214,6 +215,7 @@ impl KafkaSink {
         for note in notes {
             tracing::warn!(sink = name, "{note}");
         }
+        counters.kafka.keep();
         let last_error = counters.clone();
         let client_log = Arc::new(
             ClientLog::new(Role::Sink, name, "kafka client")
@@ -435,7 +437,9 @@ impl Sink for KafkaSink {
     }
 
     fn start(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let started = Instant::now();
         let result = self.produce_batch(events);
+        KafkaTimers::add(&self.counters.kafka.send_ms, started);
         if result.is_err() {
             self.abandon();
         }
@@ -443,7 +447,9 @@ impl Sink for KafkaSink {
     }
 
     fn finish(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
+        let started = Instant::now();
         let result = self.await_oldest(events);
+        KafkaTimers::add(&self.counters.kafka.send_ms, started);
         if let Err(e) = &result {
             // Every later batch is rolled back with this one. Let their reports come in rather
             // than purge them (purging in-flight records can upset an idempotent producer's
