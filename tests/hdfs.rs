@@ -110,12 +110,19 @@ fn a_flume_hdfs_config_writes_rolled_files_and_closes_them_at_the_stop() {
     assert_eq!(lines(&files), sent);
 }
 
-/// `hdfs.fileType = CompressedStream` with `hdfs.codeC = snappy`, as CDH-era Flume configs
-/// write: `.snappy` files in Hadoop's SnappyCodec framing, which python-snappy's Hadoop stream
-/// reader (sharing no code with weir) turns back into the lines.
-#[test]
-fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
-    if !support::python_modules("snappy", "python-snappy") {
+/// `hdfs.fileType = CompressedStream` with `hdfs.codeC = codec`, as Flume configs write it:
+/// files ending in `extension`, which `reader` (Python code reading the file named by
+/// `sys.argv[1]` and writing what it decompressed to stdout, with a library that shares no
+/// code with weir) turns back into the lines. Needs the Python `modules` (`install` names
+/// them for pip).
+fn compressed_streams_are_read_by_another_reader(
+    codec: &str,
+    extension: &str,
+    modules: &str,
+    install: &str,
+    reader: &str,
+) {
+    if !support::python_modules(modules, install) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -123,8 +130,10 @@ fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
     let cfg = config(
         dir.path(),
         port,
-        "a.sinks.hdfsSink.hdfs.fileType = CompressedStream\n\
-         a.sinks.hdfsSink.hdfs.codeC = org.apache.hadoop.io.compress.SnappyCodec\n",
+        &format!(
+            "a.sinks.hdfsSink.hdfs.fileType = CompressedStream\n\
+             a.sinks.hdfsSink.hdfs.codeC = {codec}\n"
+        ),
     );
     let metrics = free_port();
     let metrics_arg = metrics.to_string();
@@ -146,17 +155,13 @@ fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
     });
     assert!(agent.stop(), "SIGTERM must exit 0");
     let files = files(dir.path());
+    // Rolled at 100 events: two files, each made of one member per batch of 10.
     assert_eq!(files.len(), 2, "{files:?}");
     let mut got = Vec::new();
     for f in &files {
-        assert!(f.to_string_lossy().ends_with(".snappy"), "{f:?}");
+        assert!(f.to_string_lossy().ends_with(extension), "{f:?}");
         let out = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import sys, snappy\n\
-                 data = open(sys.argv[1], 'rb').read()\n\
-                 sys.stdout.buffer.write(snappy.HadoopStreamDecompressor().decompress(data))",
-            ])
+            .args(["-c", reader])
             .arg(f)
             .output()
             .unwrap();
@@ -173,6 +178,72 @@ fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
         );
     }
     assert_eq!(got, sent);
+}
+
+/// CDH-era configs: `.snappy` files in Hadoop's SnappyCodec framing, read by python-snappy's
+/// Hadoop stream reader.
+#[test]
+fn snappy_compressed_streams_are_read_by_another_hadoop_snappy_reader() {
+    compressed_streams_are_read_by_another_reader(
+        "org.apache.hadoop.io.compress.SnappyCodec",
+        ".snappy",
+        "snappy",
+        "python-snappy",
+        "import sys, snappy\n\
+         data = open(sys.argv[1], 'rb').read()\n\
+         sys.stdout.buffer.write(snappy.HadoopStreamDecompressor().decompress(data))",
+    );
+}
+
+/// Hadoop's Lz4Codec: the same block framing around raw LZ4 blocks, read here by a reader of
+/// that framing over the `lz4` package's block decoder.
+#[test]
+fn lz4_compressed_streams_are_hadoop_blocks_of_raw_lz4() {
+    compressed_streams_are_read_by_another_reader(
+        "lz4",
+        ".lz4",
+        "lz4.block",
+        "lz4",
+        "import sys, struct, lz4.block\n\
+         data = open(sys.argv[1], 'rb').read()\n\
+         at = 0\n\
+         while at < len(data):\n\
+         \x20   (raw,) = struct.unpack('>I', data[at:at + 4]); at += 4\n\
+         \x20   done = 0\n\
+         \x20   while done < raw:\n\
+         \x20       (n,) = struct.unpack('>I', data[at:at + 4]); at += 4\n\
+         \x20       out = lz4.block.decompress(data[at:at + n], uncompressed_size=raw - done)\n\
+         \x20       at += n; done += len(out)\n\
+         \x20       sys.stdout.buffer.write(out)",
+    );
+}
+
+/// Hadoop's BZip2Codec: bzip2 streams one after another, read by Python's `bz2`.
+#[test]
+fn bzip2_compressed_streams_are_read_by_pythons_bz2() {
+    compressed_streams_are_read_by_another_reader(
+        "org.apache.hadoop.io.compress.BZip2Codec",
+        ".bz2",
+        "bz2",
+        "bz2 (Python's standard library)",
+        "import sys, bz2\n\
+         sys.stdout.buffer.write(bz2.decompress(open(sys.argv[1], 'rb').read()))",
+    );
+}
+
+/// Hadoop's ZStandardCodec: zstd frames one after another, read by the `zstandard` package.
+#[test]
+fn zstd_compressed_streams_are_read_by_pythons_zstandard() {
+    compressed_streams_are_read_by_another_reader(
+        "org.apache.hadoop.io.compress.ZStandardCodec",
+        ".zst",
+        "zstandard",
+        "zstandard",
+        "import sys, io, zstandard\n\
+         data = open(sys.argv[1], 'rb').read()\n\
+         r = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)\n\
+         sys.stdout.buffer.write(r.read())",
+    );
 }
 
 /// SIGKILL while lines arrive: after a restart every acknowledged line is in the files (some

@@ -92,6 +92,12 @@ pub enum HdfsCodec {
     Deflate,
     /// `snappy` (SnappyCodec): Hadoop's block framing around raw snappy, `.snappy`.
     Snappy,
+    /// `lz4` (Lz4Codec): Hadoop's block framing around raw LZ4 blocks, `.lz4`.
+    Lz4,
+    /// `bzip2` (BZip2Codec): bzip2 streams, `.bz2`.
+    Bzip2,
+    /// `zstd` (ZStandardCodec): zstd frames, `.zst`.
+    Zstd,
 }
 
 impl HdfsCodec {
@@ -100,6 +106,9 @@ impl HdfsCodec {
             HdfsCodec::Gzip => ".gz",
             HdfsCodec::Deflate => ".deflate",
             HdfsCodec::Snappy => ".snappy",
+            HdfsCodec::Lz4 => ".lz4",
+            HdfsCodec::Bzip2 => ".bz2",
+            HdfsCodec::Zstd => ".zst",
         }
     }
 }
@@ -585,11 +594,15 @@ fn codec(s: &Section, name: &str) -> Result<HdfsCodec, ConfigError> {
         "gzip" => Ok(HdfsCodec::Gzip),
         "deflate" | "default" => Ok(HdfsCodec::Deflate),
         "snappy" => Ok(HdfsCodec::Snappy),
+        "lz4" => Ok(HdfsCodec::Lz4),
+        "bzip2" => Ok(HdfsCodec::Bzip2),
+        "zstd" | "zstandard" => Ok(HdfsCodec::Zstd),
         _ => Err(s.error(
             Some("hdfs.codeC"),
             format!(
                 "codec '{name}' is not supported by weir; supported: gzip (GzipCodec), deflate \
-                 (DefaultCodec), snappy (SnappyCodec)"
+                 (DefaultCodec), snappy (SnappyCodec), lz4 (Lz4Codec), bzip2 (BZip2Codec), \
+                 zstd (ZStandardCodec)"
             ),
         )),
     }

@@ -622,8 +622,9 @@ fn encode(f: &mut OpenFile, offset: u64, event: &Event, now: Instant) -> anyhow:
 }
 
 /// One compressed member holding `data`: a gzip member (GzipCodec), a zlib stream
-/// (DefaultCodec) or snappy blocks (SnappyCodec, [`hadoop_snappy`]). Hadoop's decompressing
-/// streams, `zcat` and `gunzip` read such members one after another as one stream, which is
+/// (DefaultCodec), snappy or LZ4 blocks (SnappyCodec, Lz4Codec: [`hadoop_blocks`]), a bzip2
+/// stream (BZip2Codec) or a zstd frame (ZStandardCodec). Hadoop's decompressing streams,
+/// `zcat`, `bzcat` and `zstd -d` read such members one after another as one stream, which is
 /// what Flume's CompressedStream writes too (it finishes the codec's stream at every flush).
 fn compress(codec: HdfsCodec, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     use flate2::Compression;
@@ -639,25 +640,44 @@ fn compress(codec: HdfsCodec, data: &[u8]) -> anyhow::Result<Vec<u8>> {
             z.write_all(data)?;
             z.finish()?
         }
-        HdfsCodec::Snappy => hadoop_snappy(data, out)?,
+        HdfsCodec::Snappy => {
+            let mut encoder = snap::raw::Encoder::new();
+            hadoop_blocks(data, out, |block, chunk| {
+                chunk.resize(snap::raw::max_compress_len(block.len()), 0);
+                Ok(encoder.compress(block, chunk)?)
+            })?
+        }
+        HdfsCodec::Lz4 => hadoop_blocks(data, out, |block, chunk| {
+            chunk.resize(lz4_flex::block::get_maximum_output_size(block.len()), 0);
+            Ok(lz4_flex::block::compress_into(block, chunk)?)
+        })?,
+        HdfsCodec::Bzip2 => {
+            let mut z = bzip2::write::BzEncoder::new(out, bzip2::Compression::default());
+            z.write_all(data)?;
+            z.finish()?
+        }
+        HdfsCodec::Zstd => zstd::stream::encode_all(data, zstd::DEFAULT_COMPRESSION_LEVEL)?,
     })
 }
 
-/// How much input one snappy block holds: Hadoop's reader decompresses a chunk into a buffer
-/// of `io.compression.codec.snappy.buffersize` (256 KiB by default), and its own writer puts
-/// at most 256 KiB − (256 KiB / 6 + 32) into one.
-const SNAPPY_BLOCK: usize = 128 * 1024;
+/// How much input one snappy or LZ4 block holds: Hadoop's reader decompresses a chunk into a
+/// buffer of `io.compression.codec.snappy.buffersize` (or `….lz4.buffersize`, both 256 KiB by
+/// default), and its own writer puts at most 256 KiB less the codec's worst-case overhead into
+/// one.
+const HADOOP_BLOCK: usize = 128 * 1024;
 
-/// `data` as Hadoop's SnappyCodec frames it (`BlockCompressorStream`): per block, the
-/// uncompressed length and then one chunk, its compressed length and the raw snappy bytes,
-/// both lengths 4-byte big-endian. The `snap` crate does the compression; Hadoop's framing
-/// has no crate of its own, and is two length words.
-fn hadoop_snappy(data: &[u8], mut out: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-    let mut encoder = snap::raw::Encoder::new();
+/// `data` as Hadoop's SnappyCodec and Lz4Codec frame it (`BlockCompressorStream`): per block,
+/// the uncompressed length and then one chunk, its compressed length and the raw compressed
+/// bytes, both lengths 4-byte big-endian. `compress` turns a block into a chunk (the `snap` and
+/// `lz4_flex` crates); Hadoop's framing has no crate of its own, and is two length words.
+fn hadoop_blocks(
+    data: &[u8],
+    mut out: Vec<u8>,
+    mut compress: impl FnMut(&[u8], &mut Vec<u8>) -> anyhow::Result<usize>,
+) -> anyhow::Result<Vec<u8>> {
     let mut chunk = Vec::new();
-    for block in data.chunks(SNAPPY_BLOCK) {
-        chunk.resize(snap::raw::max_compress_len(block.len()), 0);
-        let n = encoder.compress(block, &mut chunk)?;
+    for block in data.chunks(HADOOP_BLOCK) {
+        let n = compress(block, &mut chunk)?;
         out.extend_from_slice(&(block.len() as u32).to_be_bytes());
         out.extend_from_slice(&(n as u32).to_be_bytes());
         out.extend_from_slice(&chunk[..n]);
