@@ -180,11 +180,14 @@ fn header_and_text_and_text_without_newlines() {
 }
 
 /// AVRO_EVENT files are Avro containers that Python's avro package reads, with Flume's schema,
-/// every header and body, for the null codec (blocks cut at a 100-byte sync interval), deflate
-/// and snappy.
+/// every header and body, for the null codec (blocks cut at a 100-byte sync interval),
+/// deflate, snappy, bzip2 and zstandard.
 #[test]
 fn avro_event_files_read_back_with_python_avro_for_each_codec() {
-    if !python_modules("avro, snappy", "the Python avro package and python-snappy") {
+    if !python_modules(
+        "avro, snappy, zstandard",
+        "the Python avro package, python-snappy and zstandard",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -198,6 +201,8 @@ fn avro_event_files_read_back_with_python_avro_for_each_codec() {
             "serializer = AVRO_EVENT\nserializer.compressionCodec = deflate\nbatchSize = 7",
             "serializer = org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder\n\
              serializer.compressionCodec = snappy",
+            "serializer = avro_event\nserializer.compressionCodec = bzip2",
+            "serializer = avro_event\nserializer.compressionCodec = zstandard\nbatchSize = 9",
         ],
     );
     let metrics = free_port();
@@ -207,13 +212,19 @@ fn avro_event_files_read_back_with_python_avro_for_each_codec() {
     // A stop does not drain the channels (as in Flume): wait until every sink has committed
     // all 60 events, so the files are complete.
     wait_until("every sink committed 60 events", || {
-        ["k1", "k2", "k3"]
+        ["k1", "k2", "k3", "k4", "k5"]
             .iter()
             .all(|k| sink_drained(metrics, k) == 60)
     });
     assert!(agent.stop());
 
-    for (sink, codec) in [("k1", "null"), ("k2", "deflate"), ("k3", "snappy")] {
+    for (sink, codec) in [
+        ("k1", "null"),
+        ("k2", "deflate"),
+        ("k3", "snappy"),
+        ("k4", "bzip2"),
+        ("k5", "zstandard"),
+    ] {
         let files = read_avro(&dir.path().join(sink));
         assert_eq!(files.len(), 1, "{sink}: one file (rollInterval = 0)");
         let (file_codec, records) = &files[0];
@@ -315,7 +326,7 @@ fn unknown_serializers_and_codecs_are_refused_at_start() {
     assert!(
         out.contains(
             "flume.properties:11: a.sinks.k1.sink.serializer.compressionCodec: 'xz' is not an \
-             Avro codec weir writes; supported: null, deflate, snappy"
+             Avro codec weir writes; supported: null, deflate, snappy, bzip2, zstandard"
         ),
         "{out}"
     );

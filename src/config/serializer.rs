@@ -38,6 +38,10 @@ pub enum AvroCodec {
     Deflate,
     /// Snappy, each block followed by the CRC-32 of its uncompressed bytes.
     Snappy,
+    /// A bzip2 stream per block.
+    Bzip2,
+    /// A zstd frame per block, at zstd's default level (3, Avro's too).
+    Zstandard,
 }
 
 impl AvroCodec {
@@ -47,8 +51,24 @@ impl AvroCodec {
             AvroCodec::Null => "null",
             AvroCodec::Deflate => "deflate",
             AvroCodec::Snappy => "snappy",
+            AvroCodec::Bzip2 => "bzip2",
+            AvroCodec::Zstandard => "zstandard",
         }
     }
+
+    /// The codec Avro names `name` (as in a container's `avro.codec`), if weir has it.
+    pub fn named(name: &str) -> Option<AvroCodec> {
+        AvroCodec::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Every codec weir reads and writes; Avro's `xz` is not one of them.
+    pub const ALL: [AvroCodec; 5] = [
+        AvroCodec::Null,
+        AvroCodec::Deflate,
+        AvroCodec::Snappy,
+        AvroCodec::Bzip2,
+        AvroCodec::Zstandard,
+    ];
 }
 
 /// The serializer names weir accepts: Flume's aliases, then the builder classes they stand for.
@@ -109,16 +129,16 @@ pub fn parse_serializer_at(
                 ),
             ));
         }
-        let codec = match keys.string_or("compressionCodec", "null").as_str() {
-            "null" => AvroCodec::Null,
-            "deflate" => AvroCodec::Deflate,
-            "snappy" => AvroCodec::Snappy,
-            other => {
+        let name = keys.string_or("compressionCodec", "null");
+        let codec = match AvroCodec::named(&name) {
+            Some(codec) => codec,
+            None => {
+                let other = name.as_str();
                 return Err(keys.error(
                     Some("compressionCodec"),
                     format!(
                         "'{other}' is not an Avro codec weir writes; supported: null, deflate, \
-                         snappy"
+                         snappy, bzip2, zstandard"
                     ),
                 ));
             }
@@ -205,6 +225,8 @@ mod tests {
             ("null", AvroCodec::Null),
             ("deflate", AvroCodec::Deflate),
             ("snappy", AvroCodec::Snappy),
+            ("bzip2", AvroCodec::Bzip2),
+            ("zstandard", AvroCodec::Zstandard),
         ] {
             assert_eq!(
                 ok(&format!(
@@ -238,11 +260,11 @@ mod tests {
         }
 
         let e = err("a.sinks.k1.sink.serializer = avro_event\n\
-                     a.sinks.k1.sink.serializer.compressionCodec = bzip2\n");
+                     a.sinks.k1.sink.serializer.compressionCodec = xz\n");
         assert_eq!(
             e,
-            "f.properties:2: a.sinks.k1.sink.serializer.compressionCodec: 'bzip2' is not an Avro \
-             codec weir writes; supported: null, deflate, snappy"
+            "f.properties:2: a.sinks.k1.sink.serializer.compressionCodec: 'xz' is not an Avro \
+             codec weir writes; supported: null, deflate, snappy, bzip2, zstandard"
         );
 
         let e = err("a.sinks.k1.sink.serializer = avro_event\n\

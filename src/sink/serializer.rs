@@ -383,6 +383,13 @@ mod tests {
                     assert_eq!(crc, crc32fast::hash(&out).to_be_bytes());
                     out
                 }
+                AvroCodec::Bzip2 => {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut bzip2::read::BzDecoder::new(data), &mut out)
+                        .unwrap();
+                    out
+                }
+                AvroCodec::Zstandard => zstd::stream::decode_all(data).unwrap(),
             };
             let mut r = Cursor::new(&records);
             for _ in 0..count {
@@ -446,7 +453,7 @@ mod tests {
                     .with_header("héader", "välue")
             })
             .collect();
-        for codec in [AvroCodec::Null, AvroCodec::Deflate, AvroCodec::Snappy] {
+        for codec in AvroCodec::ALL {
             let config = SerializerConfig::AvroEvent {
                 sync_interval_bytes: 2_048_000,
                 codec,
