@@ -1,6 +1,6 @@
 //! Flume's Kafka timers and counts (`KafkaEventGetTimer`, `KafkaEventSendTimer`,
 //! `KafkaCommitTimer`, `KafkaEmptyCount`): kept by the Kafka source, channel and sink next to
-//! their component counters, and shown by [`crate::metrics`] for the components that keep
+//! their component counters, and shown by the metrics endpoint for the components that keep
 //! them. Built with or without the `kafka` feature, so that the counters need no gate.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
