@@ -33,16 +33,36 @@ pub struct AgentOptions {
 pub struct Reload {
     /// How often the files are looked at (Flume's `--poll-interval`, 30 s).
     pub every: Duration,
-    /// The configuration anew if the files changed since the last look: `None` if they did
-    /// not, `Err` if the new text cannot be used (the running one is kept).
-    pub changed: Box<dyn FnMut() -> Option<anyhow::Result<AgentConfig>>>,
+    /// A look at the files.
+    pub look: Box<dyn FnMut() -> Look>,
 }
+
+/// What a look at the configuration files found.
+pub enum Look {
+    /// Nothing new: the bytes last read, or bytes already found unusable.
+    Same,
+    /// New bytes, which are read once they have stayed the same for [`SETTLE`]: an editor
+    /// writing the file in place would otherwise have a half-written file loaded.
+    Settling,
+    /// The files changed: their configuration, or why it cannot be used.
+    Changed(anyhow::Result<AgentConfig>),
+}
+
+/// How long new bytes must stay unchanged before they are read (or the poll interval, if
+/// shorter).
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// The longest pause between two tries of a configuration whose components could not start.
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Runs the agent until one of the stop signals comes. With `reload`, a changed
 /// configuration replaces the running one as in Flume: every component stops (as for a stop
 /// signal: nothing committed is lost, nothing uncommitted was acknowledged) and the new ones
-/// start. A configuration that cannot be used, or whose components cannot start, is logged
-/// and the one that ran before runs on.
+/// start. A configuration that cannot be read is logged and the running one stays. One whose
+/// components cannot start (a port still taken) is tried again after a pause, doubled up to
+/// [`RETRY_MAX`], as Flume's supervisor retries a component; meanwhile the configuration that
+/// ran before runs again, or, if it cannot start either, is tried along with it. Only a
+/// configuration that cannot start at all when the agent starts ends the run.
 pub fn run(
     config: &AgentConfig,
     options: &AgentOptions,
@@ -50,34 +70,72 @@ pub fn run(
     mut reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     let mut current = config.clone();
-    let mut running = Running::start(&current, options)?;
+    let mut running = Some(Running::start(&current, options)?);
+    // A configuration of the files that could not start yet, and when to try it again.
+    let mut wanted: Option<(AgentConfig, Duration, std::time::Instant)> = None;
     loop {
         let Some(r) = reload.as_mut() else {
             shutdown.wait();
             break;
         };
-        if shutdown.wait_for(r.every) {
+        let mut wait = r.every;
+        if let Some((_, _, at)) = &wanted {
+            wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+        }
+        if shutdown.wait_for(wait) {
             break;
         }
-        let new = match (r.changed)() {
-            None => continue,
-            Some(Err(e)) => {
-                tracing::error!(agent = %current.agent, error = %format!("{e:#}"), "the configuration changed but cannot be used; the running one stays");
-                continue;
+        let mut look = (r.look)();
+        while matches!(look, Look::Settling) {
+            if shutdown.wait_for(SETTLE.min(r.every)) {
+                break;
             }
-            Some(Ok(new)) => new,
-        };
-        tracing::info!(agent = %new.agent, "the configuration changed: stopping every component and starting them anew");
-        running.stop();
-        match Running::start(&new, options) {
-            Ok(r) => {
-                running = r;
-                current = new;
+            look = (r.look)();
+        }
+        match look {
+            Look::Same | Look::Settling => {}
+            Look::Changed(Err(e)) => {
+                tracing::error!(agent = %current.agent, "the configuration changed but cannot be used; the running one stays");
+                // One record per problem, so that line-based log shippers keep each whole.
+                for problem in format!("{e:#}").lines() {
+                    tracing::error!(agent = %current.agent, "{problem}");
+                }
             }
-            Err(e) => {
-                tracing::error!(agent = %new.agent, error = %format!("{e:#}"), "the changed configuration cannot start; starting the one that ran before");
-                running = Running::start(&current, options)
-                    .context("the configuration that ran before cannot start again")?;
+            Look::Changed(Ok(new)) => {
+                tracing::info!(agent = %new.agent, "the configuration changed: stopping every component and starting them anew");
+                wanted = Some((new, r.every, std::time::Instant::now()));
+            }
+        }
+        if shutdown.is_set() {
+            break;
+        }
+        if let Some((new, pause, at)) = wanted.take() {
+            if std::time::Instant::now() < at {
+                wanted = Some((new, pause, at));
+            } else {
+                if let Some(r) = running.take() {
+                    r.stop();
+                }
+                match Running::start(&new, options) {
+                    Ok(r) => {
+                        running = Some(r);
+                        current = new;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(agent = %new.agent, error = %format!("{e:#}"), retry_in_s = pause.as_secs(), "the changed configuration cannot start; the one that ran before runs meanwhile, and the changed one is tried again later");
+                        let next = (pause * 2).min(RETRY_MAX.max(r.every));
+                        wanted = Some((new, next, std::time::Instant::now() + pause));
+                    }
+                }
+            }
+        }
+        if running.is_none() {
+            match Running::start(&current, options) {
+                Ok(r) => running = Some(r),
+                Err(e) => {
+                    tracing::error!(agent = %current.agent, error = %format!("{e:#}"), retry_in_s = r.every.as_secs(), "the configuration that ran before cannot start again either: nothing runs until one of them can start")
+                }
             }
         }
     }
@@ -93,7 +151,9 @@ pub fn run(
             tracing::info!(agent = %current.agent, "stopping: sources first, then sinks, then channels")
         }
     }
-    running.stop();
+    if let Some(r) = running {
+        r.stop();
+    }
     tracing::info!(agent = %current.agent, "stopped");
     Ok(())
 }
@@ -237,6 +297,17 @@ impl Running {
             let _ = t.join();
         }
         drop(self.registry);
+        for ch in &self.channels {
+            let s = ch.stats();
+            // Kafka channels report no size: their events stay in the topic.
+            if !s.on_disk && s.size > 0 {
+                tracing::warn!(
+                    channel = ch.name(),
+                    events = s.size,
+                    "the memory channel closes holding events: they are lost, as in Flume (a memory channel keeps nothing across a stop or a reload; the file channel does)"
+                );
+            }
+        }
         drop(self.channels);
     }
 }
@@ -315,6 +386,11 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
+    /// Whether a stop signal has come.
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
     /// Returns once a stop signal has come, or after `timeout`: whether one came.
     fn wait_for(&self, timeout: Duration) -> bool {
         let end = std::time::Instant::now() + timeout;

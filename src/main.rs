@@ -441,7 +441,7 @@ fn reload_interval(no_reload: bool, seconds: Option<&str>) -> Result<Option<Dura
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
         _ => Err(format!(
-            "--poll-interval {text}: not a number of seconds greater than 0"
+            "--poll-interval {text}: not a whole number of seconds greater than 0"
         )),
     }
 }
@@ -683,18 +683,43 @@ fn agent(
     let shutdown = weir::agent::shutdown_on_signals()?;
     // The embedded default has no file to change.
     let reload = reload_every.filter(|_| !files.is_empty()).map(|every| {
-        let mut seen = file_contents(&files);
+        use weir::agent::Look;
+        // The bytes of the configuration last read, and of the last that could not be read,
+        // so that neither is read again (restoring a file deleted for a moment reloads
+        // nothing); new bytes wait for one more look (see `Look::Settling`).
+        let mut read = file_contents(&files);
+        let mut refused: Option<Vec<Option<Vec<u8>>>> = None;
+        let mut settling: Option<Vec<Option<Vec<u8>>>> = None;
         let name = config.agent.clone();
         let java_props = java_props.to_vec();
         weir::agent::Reload {
             every,
-            changed: Box::new(move || {
+            look: Box::new(move || {
                 let now = file_contents(&files);
-                if now == seen {
-                    return None;
+                if now == read {
+                    refused = None;
+                    settling = None;
+                    return Look::Same;
                 }
-                seen = now;
-                Some(load_config(&conf_files, Some(&name), &java_props).map(|(c, _)| c))
+                if refused.as_ref() == Some(&now) {
+                    return Look::Same;
+                }
+                if settling.as_ref() != Some(&now) {
+                    settling = Some(now);
+                    return Look::Settling;
+                }
+                settling = None;
+                match load_config(&conf_files, Some(&name), &java_props) {
+                    Ok((config, _)) => {
+                        read = now;
+                        refused = None;
+                        Look::Changed(Ok(config))
+                    }
+                    Err(e) => {
+                        refused = Some(now);
+                        Look::Changed(Err(e))
+                    }
+                }
             }),
         }
     });

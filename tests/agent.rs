@@ -1379,6 +1379,69 @@ fn a_changed_configuration_file_is_reloaded_as_flume_does() {
     );
 }
 
+/// A reload reads a file once it has stopped changing (an editor writing in place is not
+/// caught half-way), a configuration whose source cannot listen yet is tried again until it
+/// can while the previous one serves, and a file deleted for a moment and put back as it was
+/// reloads nothing.
+#[test]
+fn a_reload_waits_for_a_whole_file_and_retries_what_cannot_start_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (first_port, second_port, passing_port) = (free_port(), free_port(), free_port());
+    let cfg = config(d, first_port, "");
+    let (mut agent, _) =
+        support::start_logged_with(d, &cfg, &["--poll-interval", "1", "--log-level", "info"]);
+    assert!(support::wait_for_port(first_port, Duration::from_secs(20)));
+    let reloads = || {
+        support::agent_logs(d)
+            .matches("the configuration changed: stopping every component")
+            .count()
+    };
+
+    // The port the new configuration wants is taken; the file passes through another text
+    // first, faster than a reload reads it.
+    let blocker = std::net::TcpListener::bind(("127.0.0.1", second_port)).unwrap();
+    config(d, passing_port, "");
+    std::thread::sleep(Duration::from_millis(600));
+    config(d, second_port, "");
+    support::wait_until("the new configuration failing to start", || {
+        support::agent_logs(d).contains("the changed configuration cannot start")
+    });
+    let mut client = Client::new(first_port);
+    assert!(client.send("while-blocked"), "{}", support::agent_logs(d));
+    assert!(TcpStream::connect(("127.0.0.1", passing_port)).is_err());
+
+    // Once the port is free, the new configuration starts.
+    drop(blocker);
+    assert!(
+        support::wait_for_port(second_port, Duration::from_secs(20)),
+        "{}",
+        support::agent_logs(d)
+    );
+    let mut client = Client::new(second_port);
+    assert!(client.send("after-retry"));
+    assert_eq!(
+        wait_output(d, |l| l.len() >= 2),
+        ["while-blocked", "after-retry"]
+    );
+    assert_eq!(reloads(), 1, "{}", support::agent_logs(d));
+
+    // Deleted for a moment, then put back byte for byte: an error, and no reload.
+    let text = std::fs::read(&cfg).unwrap();
+    std::fs::remove_file(&cfg).unwrap();
+    support::wait_until("the missing file in the log", || {
+        support::agent_logs(d).contains("cannot be used")
+    });
+    std::fs::write(&cfg, &text).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(reloads(), 1, "{}", support::agent_logs(d));
+    assert!(
+        client.send("same-connection"),
+        "the restored file restarted the source"
+    );
+    assert!(agent.stop(), "SIGTERM must exit 0");
+}
+
 /// `--no-reload-conf` keeps the configuration read at start, as in Flume.
 #[test]
 fn no_reload_conf_keeps_the_first_configuration() {

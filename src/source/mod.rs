@@ -140,6 +140,8 @@ impl ChannelProcessor {
             SourceKind::Netcat(_) | SourceKind::NetcatUdp(_) | SourceKind::Syslog(_) => {
                 Call::Events
             }
+            // Flume's seq source puts a batch of one as a single event.
+            SourceKind::Seq(ref seq) if seq.batch_size == 1 => Call::Events,
             _ => Call::Batch,
         };
         ChannelProcessor {
