@@ -267,6 +267,36 @@ pub fn read_frame_bytes(
 /// How often a blocked read looks at the stop flag and its deadline.
 const POLL: Duration = Duration::from_millis(100);
 
+/// [`connect`], given up when the agent stops: a target that drops connection attempts holds
+/// the attempt for its whole `connect-timeout` (20 s by default), which a stop or a reload
+/// should not wait for. The attempt goes on in a thread of its own, which the stop leaves to
+/// end within that timeout (its connection, if any, is then closed unused).
+pub fn connect_unless_stopped(
+    target: &RpcTarget,
+    stop: &StopFlag,
+) -> anyhow::Result<(TcpStream, SocketAddr)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = target.clone();
+    std::thread::Builder::new()
+        .name("rpc-connect".into())
+        .spawn(move || {
+            let _ = tx.send(connect(&target));
+        })
+        .context("cannot start a thread to connect")?;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if stopping(stop) => {
+                anyhow::bail!("the agent is stopping")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the connecting thread ended without a result")
+            }
+        }
+    }
+}
+
 /// Connects to the first address of the target that answers within its `connect-timeout`;
 /// writes time out after its `request-timeout`.
 pub fn connect(target: &RpcTarget) -> anyhow::Result<(TcpStream, SocketAddr)> {

@@ -84,7 +84,8 @@ impl AvroSink {
             .security
             .as_ref()
             .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?;
-        let (stream, addr) = rpc_connection::connect(&self.config.target)?;
+        let (stream, addr) =
+            rpc_connection::connect_unless_stopped(&self.config.target, &self.stop)?;
         let transport = Transport::new(
             stream,
             security,
@@ -285,6 +286,21 @@ mod tests {
     #[test]
     fn nobody_listening_is_an_error_naming_the_target() {
         rpc_test_rig::nobody_listening_is_an_error_naming_the_target(sink);
+    }
+
+    #[test]
+    fn a_stop_ends_a_connect_the_target_never_answers() {
+        rpc_test_rig::a_stop_ends_a_connect_the_target_never_answers(|target, stop, counters| {
+            AvroSink::new(
+                "k1",
+                AvroSinkConfig {
+                    target,
+                    deflate_level: None,
+                },
+                stop,
+                counters,
+            )
+        });
     }
 
     #[test]

@@ -947,6 +947,41 @@ pub(crate) mod rpc_test_rig {
         assert_eq!(counters.connections_created.load(Ordering::Relaxed), 0);
     }
 
+    /// A target that never completes the connection (its accept queue is full, so the kernel
+    /// drops the attempts) holds a connect for its whole `connect-timeout`; the agent's stop
+    /// ends the wait at once, so that a stop or a reload does not hang on it.
+    pub fn a_stop_ends_a_connect_the_target_never_answers<S: Sink + 'static>(
+        make: impl Fn(RpcTarget, StopFlag, Arc<SinkCounters>) -> S,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Fill the accept queue: once full, further attempts hang.
+        let mut held = Vec::new();
+        while let Ok(s) = TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(300),
+        ) {
+            held.push(s);
+            assert!(held.len() < 10_000, "the accept queue never filled");
+        }
+        let mut t = target(port, Duration::from_secs(5));
+        t.connect_timeout = Duration::from_secs(60);
+        let stop: StopFlag = crate::stop::Stop::new();
+        let counters = Arc::new(SinkCounters::default());
+        let mut sink = make(t, stop.clone(), counters.clone());
+        let setter = crate::stop::set_later(&stop, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = format!("{:#}", sink.ready().unwrap_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the stop waited {:?} for the connect",
+            started.elapsed()
+        );
+        assert!(err.contains("stopping"), "{err}");
+        setter.join().unwrap();
+        drop((held, listener));
+    }
+
     /// While the target is unreachable the runner takes nothing (Flume's RPC sinks connect
     /// before they take): the channel sees no take and no rollback, and the outage counts as
     /// connection failures, not drain attempts. Once the target listens, the events go.

@@ -78,7 +78,8 @@ impl ThriftSink {
             .security
             .as_ref()
             .map_err(|e| anyhow::anyhow!("cannot set up TLS: {e}"))?;
-        let (stream, addr) = rpc_connection::connect(&self.config.target)?;
+        let (stream, addr) =
+            rpc_connection::connect_unless_stopped(&self.config.target, &self.stop)?;
         let transport = Transport::new(stream, security, self.stop.clone())
             .with_context(|| format!("cannot set up the connection to {addr}"))?;
         tracing::info!(sink = %self.name, peer = %addr, "connected");
@@ -261,6 +262,21 @@ mod tests {
     #[test]
     fn nobody_listening_is_an_error_naming_the_target() {
         rpc_test_rig::nobody_listening_is_an_error_naming_the_target(sink);
+    }
+
+    #[test]
+    fn a_stop_ends_a_connect_the_target_never_answers() {
+        rpc_test_rig::a_stop_ends_a_connect_the_target_never_answers(|target, stop, counters| {
+            ThriftSink::new(
+                "k1",
+                ThriftSinkConfig {
+                    target,
+                    protocol: Protocol::Compact,
+                },
+                stop,
+                counters,
+            )
+        });
     }
 
     #[test]
