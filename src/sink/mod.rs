@@ -87,6 +87,35 @@ impl SinkCounters {
     }
 }
 
+/// The connection of a sink holding one to an RPC target (avro, thrift), for [`Sink::ready`]:
+/// `held`, unless it is older than the target's `reset-connection-interval`, else a new one
+/// from `connect` (counted as created or failed). `opened` tells when a connection was opened,
+/// and to which address.
+pub(crate) fn keep_connected<C>(
+    sink: &str,
+    counters: &SinkCounters,
+    target: &crate::config::RpcTarget,
+    mut held: Option<C>,
+    opened: impl Fn(&C) -> (Instant, std::net::SocketAddr),
+    connect: impl FnOnce() -> anyhow::Result<C>,
+) -> anyhow::Result<C> {
+    if let (Some(c), Some(every)) = (held.as_ref(), target.reset_connection_interval) {
+        let (at, peer) = opened(c);
+        if at.elapsed() >= every {
+            tracing::debug!(sink, %peer, "reset-connection-interval passed; reconnecting");
+            counters.close_connection(&mut held);
+        }
+    }
+    if let Some(c) = held {
+        return Ok(c);
+    }
+    let new = connect();
+    counters.connection_opened(&new);
+    anyhow::Context::with_context(new, || {
+        format!("sink {sink}: connecting to {}", target.address())
+    })
+}
+
 /// Where a sink delivers to.
 pub trait Sink: Send {
     /// Called before each take: a sink that needs its destination at hand (a connection)

@@ -67,13 +67,9 @@ impl ThriftSink {
         }
     }
 
-    fn target(&self) -> String {
-        self.config.target.address()
-    }
-
     /// Connects to the target (the first of its addresses that answers within
     /// `connect-timeout`).
-    fn connect(&self) -> anyhow::Result<Connection> {
+    fn open_connection(&self) -> anyhow::Result<Connection> {
         let security = self
             .security
             .as_ref()
@@ -95,13 +91,9 @@ impl ThriftSink {
     /// takes more bytes than one frame may (`max_call_bytes`).
     fn call(&mut self, events: &[(u64, Event)]) -> anyhow::Result<Result<Status, usize>> {
         let (timeout, proto) = (self.config.target.request_timeout, self.config.protocol);
-        let conn = match &mut self.conn {
-            Some(c) => c,
-            None => {
-                let opened = self.connect();
-                self.counters.connection_opened(&opened);
-                self.conn.insert(opened?)
-            }
+        // Connected by `ready`, which every delivery goes through first.
+        let Some(conn) = self.conn.as_mut() else {
+            bail!("not connected")
         };
         let seqid = conn.seqid.wrapping_add(1);
         let message = append_batch_call(proto, seqid, events.iter().map(|(_, e)| e));
@@ -168,26 +160,29 @@ impl Sink for ThriftSink {
     /// Connects (again, once `reset-connection-interval` has passed) before the runner takes a
     /// batch, as Flume's RPC sinks do: while the target is away the channel is left alone.
     fn ready(&mut self) -> anyhow::Result<()> {
-        if let (Some(c), Some(every)) = (&self.conn, self.config.target.reset_connection_interval)
-            && c.opened.elapsed() >= every
-        {
-            tracing::debug!(sink = %self.name, peer = %c.peer, "reset-connection-interval passed; reconnecting");
-            self.counters.close_connection(&mut self.conn);
-        }
-        if self.conn.is_none() {
-            let opened = self.connect();
-            self.counters.connection_opened(&opened);
-            let opened = opened
-                .with_context(|| format!("sink {}: connecting to {}", self.name, self.target()))?;
-            self.conn = Some(opened);
-        }
+        let held = self.conn.take();
+        let (name, counters, target) = (&self.name, &self.counters, &self.config.target);
+        let conn = super::keep_connected(
+            name,
+            counters,
+            target,
+            held,
+            |c| (c.opened, c.peer),
+            || self.open_connection(),
+        )?;
+        self.conn = Some(conn);
         Ok(())
     }
 
     fn deliver(&mut self, events: &[(u64, Event)]) -> anyhow::Result<()> {
         self.ready()?;
-        self.send(events, true)
-            .with_context(|| format!("sink {}: sending to {}", self.name, self.target()))
+        self.send(events, true).with_context(|| {
+            format!(
+                "sink {}: sending to {}",
+                self.name,
+                self.config.target.address()
+            )
+        })
     }
 
     fn close(&mut self) -> anyhow::Result<()> {
