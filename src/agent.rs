@@ -71,16 +71,16 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut current = config.clone();
     let mut running = Some(Running::start(&current, options)?);
-    // A configuration of the files that could not start yet, and when to try it again.
-    let mut wanted: Option<(AgentConfig, Duration, std::time::Instant)> = None;
+    // A configuration of the files that is not running yet.
+    let mut wanted: Option<Wanted> = None;
     loop {
         let Some(r) = reload.as_mut() else {
             shutdown.wait();
             break;
         };
         let mut wait = r.every;
-        if let Some((_, _, at)) = &wanted {
-            wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+        if let Some(w) = &wanted {
+            wait = wait.min(w.at.saturating_duration_since(std::time::Instant::now()));
         }
         if shutdown.wait_for(wait) {
             break;
@@ -101,31 +101,52 @@ pub fn run(
                     tracing::error!(agent = %current.agent, "{problem}");
                 }
             }
+            Look::Changed(Ok(new)) if same_settings(&new, &current) => {
+                // Back to what runs (a change undone while the changed one could not start).
+                if wanted.take().is_some() {
+                    tracing::info!(agent = %new.agent, "the files hold the running configuration again; the one that could not start is no longer tried");
+                }
+            }
             Look::Changed(Ok(new)) => {
                 tracing::info!(agent = %new.agent, "the configuration changed: stopping every component and starting them anew");
-                wanted = Some((new, r.every, std::time::Instant::now()));
+                wanted = Some(Wanted {
+                    config: new,
+                    pause: r.every,
+                    at: std::time::Instant::now(),
+                    tried: false,
+                });
             }
         }
         if shutdown.is_set() {
             break;
         }
-        if let Some((new, pause, at)) = wanted.take() {
-            if std::time::Instant::now() < at {
-                wanted = Some((new, pause, at));
+        if let Some(mut w) = wanted.take() {
+            let now = std::time::Instant::now();
+            let held = running.as_ref().map_or(0, Running::memory_events);
+            if now < w.at {
+                wanted = Some(w);
+            } else if w.tried && held > 0 {
+                // A retry stops what runs; the events of its memory channels would be lost on
+                // every try, not once as at the change itself.
+                tracing::warn!(agent = %w.config.agent, memory_events = held, "the changed configuration is tried again once the memory channels are empty: stopping them now would lose their events");
+                w.at = now + r.every;
+                wanted = Some(w);
             } else {
                 if let Some(r) = running.take() {
                     r.stop();
                 }
-                match Running::start(&new, options) {
+                match Running::start(&w.config, options) {
                     Ok(r) => {
                         running = Some(r);
-                        current = new;
+                        current = w.config;
                         continue;
                     }
                     Err(e) => {
-                        tracing::error!(agent = %new.agent, error = %format!("{e:#}"), retry_in_s = pause.as_secs(), "the changed configuration cannot start; the one that ran before runs meanwhile, and the changed one is tried again later");
-                        let next = (pause * 2).min(RETRY_MAX.max(r.every));
-                        wanted = Some((new, next, std::time::Instant::now() + pause));
+                        tracing::error!(agent = %w.config.agent, error = %format!("{e:#}"), retry_in_s = w.pause.as_secs(), "the changed configuration cannot start; starting the one that ran before, and trying the changed one again later");
+                        w.at = std::time::Instant::now() + w.pause;
+                        w.pause = (w.pause * 2).min(RETRY_MAX.max(r.every));
+                        w.tried = true;
+                        wanted = Some(w);
                     }
                 }
             }
@@ -156,6 +177,23 @@ pub fn run(
     }
     tracing::info!(agent = %current.agent, "stopped");
     Ok(())
+}
+
+/// A configuration of the files that does not run yet: when it is (next) tried, and the
+/// pause after that if it fails again.
+struct Wanted {
+    config: AgentConfig,
+    at: std::time::Instant,
+    pause: Duration,
+    /// It failed to start once: the next try is a retry.
+    tried: bool,
+}
+
+/// Whether `a` and `b` set up the same agent. Compared through their `Debug` text, which
+/// shows every setting: the configuration types have no `PartialEq` of their own (patterns,
+/// key stores), and this comparison runs once per change of the files.
+fn same_settings(a: &AgentConfig, b: &AgentConfig) -> bool {
+    format!("{a:?}") == format!("{b:?}")
 }
 
 /// The components of one configuration, on their threads.
@@ -280,6 +318,16 @@ impl Running {
             registry,
             channels,
         })
+    }
+
+    /// Events held in channels that keep nothing across a stop (memory channels).
+    fn memory_events(&self) -> u64 {
+        self.channels
+            .iter()
+            .map(|c| c.stats())
+            .filter(|s| !s.on_disk)
+            .map(|s| s.size)
+            .sum()
     }
 
     /// Stops in order: the sources finish their transactions, then the sinks their batches, then

@@ -1439,6 +1439,30 @@ fn a_reload_waits_for_a_whole_file_and_retries_what_cannot_start_yet() {
         client.send("same-connection"),
         "the restored file restarted the source"
     );
+
+    // A change that cannot start, undone while it waits for its retry: the retries end, and
+    // the running configuration is not restarted for the undoing.
+    let failures = || {
+        support::agent_logs(d)
+            .matches("the changed configuration cannot start")
+            .count()
+    };
+    let starts = || support::agent_logs(d).matches("agent started").count();
+    let (failed, started) = (failures(), starts());
+    let blocker = std::net::TcpListener::bind(("127.0.0.1", passing_port)).unwrap();
+    config(d, passing_port, "");
+    support::wait_until(
+        "a failed start, and the running configuration started again",
+        || failures() > failed && starts() > started,
+    );
+    let started = starts();
+    std::fs::write(&cfg, &text).unwrap();
+    support::wait_until("the undone change in the log", || {
+        support::agent_logs(d).contains("the files hold the running configuration again")
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(starts(), started, "{}", support::agent_logs(d));
+    drop(blocker);
     assert!(agent.stop(), "SIGTERM must exit 0");
 }
 
@@ -1459,4 +1483,56 @@ fn no_reload_conf_keeps_the_first_configuration() {
     assert!(TcpStream::connect(("127.0.0.1", second_port)).is_err());
     assert_eq!(wait_output(d, |l| !l.is_empty()), ["still here"]);
     assert!(agent.stop());
+}
+
+/// A changed configuration that cannot start is not retried while the running one holds
+/// events in a memory channel: each retry stops what runs, and the memory channel would lose
+/// its events every time (the change itself loses them once, as in Flume, with a warning).
+#[test]
+fn a_retry_waits_for_the_memory_channels_to_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (port, blocked, nobody) = (free_port(), free_port(), free_port());
+    let cfg = d.join("agent.properties");
+    let write = |source_port: u16| {
+        let text = format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = netcat\na.sources.r1.bind = 127.0.0.1\n\
+             a.sources.r1.port = {source_port}\na.sources.r1.channels = c1\n\
+             a.channels.c1.type = memory\n\
+             a.sinks.k1.type = avro\na.sinks.k1.channel = c1\n\
+             a.sinks.k1.hostname = 127.0.0.1\na.sinks.k1.port = {nobody}\n"
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    write(port);
+    let (mut agent, metrics) =
+        support::start_logged_with(d, &cfg, &["--poll-interval", "1", "--log-level", "info"]);
+    assert!(support::wait_for_port(port, Duration::from_secs(20)));
+    let _blocker = std::net::TcpListener::bind(("127.0.0.1", blocked)).unwrap();
+    write(blocked);
+    support::wait_until("the failed start", || {
+        support::agent_logs(d).contains("the changed configuration cannot start")
+    });
+    assert!(support::wait_for_port(port, Duration::from_secs(20)));
+    let mut client = Client::new(port);
+    for i in 0..3 {
+        assert!(client.send(&format!("held-{i}")));
+    }
+    support::wait_until("the postponed retry", || {
+        support::agent_logs(d).contains("tried again once the memory channels are empty")
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        support::metric(metrics, "CHANNEL.c1", "ChannelSize"),
+        Some(3),
+        "{}",
+        support::agent_logs(d)
+    );
+    assert!(agent.stop());
+    let logs = support::agent_logs(d);
+    assert!(
+        logs.contains("the memory channel closes holding events") && logs.contains("events=3"),
+        "{logs}"
+    );
 }
