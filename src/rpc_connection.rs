@@ -299,7 +299,7 @@ pub fn connect_unless_stopped(
 
 /// Connects to the first address of the target that answers within its `connect-timeout`;
 /// writes time out after its `request-timeout`.
-pub fn connect(target: &RpcTarget) -> anyhow::Result<(TcpStream, SocketAddr)> {
+fn connect(target: &RpcTarget) -> anyhow::Result<(TcpStream, SocketAddr)> {
     let address = target.address();
     let addrs: Vec<SocketAddr> = address
         .to_socket_addrs()
