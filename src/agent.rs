@@ -196,6 +196,15 @@ fn same_settings(a: &AgentConfig, b: &AgentConfig) -> bool {
     format!("{a:?}") == format!("{b:?}")
 }
 
+/// The channels of `channels` that keep nothing across a stop (memory channels) and hold
+/// events, with how many. Kafka channels report no size: their events stay in the topic.
+fn memory_held(channels: &[Arc<dyn Channel>]) -> impl Iterator<Item = (&str, u64)> {
+    channels.iter().filter_map(|c| {
+        let s = c.stats();
+        (!s.on_disk && s.size > 0).then(|| (c.name(), s.size))
+    })
+}
+
 /// The components of one configuration, on their threads.
 struct Running {
     source_stop: StopFlag,
@@ -322,12 +331,7 @@ impl Running {
 
     /// Events held in channels that keep nothing across a stop (memory channels).
     fn memory_events(&self) -> u64 {
-        self.channels
-            .iter()
-            .map(|c| c.stats())
-            .filter(|s| !s.on_disk)
-            .map(|s| s.size)
-            .sum()
+        memory_held(&self.channels).map(|(_, n)| n).sum()
     }
 
     /// Stops in order: the sources finish their transactions, then the sinks their batches, then
@@ -344,18 +348,14 @@ impl Running {
         if let Some(t) = self.metrics_thread {
             let _ = t.join();
         }
-        drop(self.registry);
-        for ch in &self.channels {
-            let s = ch.stats();
-            // Kafka channels report no size: their events stay in the topic.
-            if !s.on_disk && s.size > 0 {
-                tracing::warn!(
-                    channel = ch.name(),
-                    events = s.size,
-                    "the memory channel closes holding events: they are lost, as in Flume (a memory channel keeps nothing across a stop or a reload; the file channel does)"
-                );
-            }
+        for (channel, events) in memory_held(&self.channels) {
+            tracing::warn!(
+                channel,
+                events,
+                "the memory channel closes holding events: they are lost, as in Flume (a memory channel keeps nothing across a stop or a reload; the file channel does)"
+            );
         }
+        drop(self.registry);
         drop(self.channels);
     }
 }
@@ -448,7 +448,9 @@ impl StopSignals {
             if left.is_zero() {
                 return false;
             }
-            // A timeout of zero would mean none at all.
+            // A timeout of zero would mean none at all. Spurious wakeups are fine: the flag
+            // decides. A failing read (not expected of a socket pair held open here) is not
+            // let spin.
             let left = left.max(Duration::from_millis(1));
             if let Err(e) = self
                 .bell
@@ -470,19 +472,7 @@ impl StopSignals {
 
     /// Returns once a stop signal has come.
     fn wait(&self) {
-        // No timeout left by `wait_for`: this read sleeps until the bell rings.
-        let _ = self.bell.set_read_timeout(None);
-        let mut bytes = [0u8; 64];
-        while !self.flag.load(Ordering::SeqCst) {
-            // Spurious wakeups are fine: the flag decides. A failing read (not expected of a
-            // socket pair held open here) is not let spin.
-            if let Err(e) = (&self.bell).read(&mut bytes)
-                && e.kind() != std::io::ErrorKind::Interrupted
-            {
-                tracing::debug!(error = %e, "reading the signal pipe failed");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        while !self.wait_for(Duration::from_secs(3600)) {}
     }
 }
 

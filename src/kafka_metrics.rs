@@ -34,8 +34,4 @@ impl KafkaTimers {
     pub fn add(timer: &AtomicU64, start: Instant) {
         timer.fetch_add(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
-
-    pub fn load(timer: &AtomicU64) -> u64 {
-        timer.load(Ordering::Relaxed)
-    }
 }

@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 
 use crate::channel::Channel;
 use crate::http_wire::{BodyKind, Conn, Head, ReadError};
-use crate::kafka_metrics::KafkaTimers;
 use crate::sink::SinkCounters;
 use crate::source::{SourceCounters, serve_clients};
 use crate::stop::{StopFlag, stopping};
@@ -99,7 +98,7 @@ impl Registry {
         let timer = |flume, prom, timer: &AtomicU64| Metric {
             flume,
             prom,
-            value: Number::Count(KafkaTimers::load(timer)),
+            value: Number::Count(load(timer)),
         };
         for (name, c) in &self.sources {
             let mut v = vec![
