@@ -433,18 +433,6 @@ impl AgentConfig {
             }
             sinks.push(sink);
         }
-        if let Some(e) = ConfigError::gathered(errors) {
-            return Err(e);
-        }
-        if sources.is_empty() && sinks.is_empty() && !left_out.is_empty() {
-            return Err(root.error(
-                None,
-                format!(
-                    "agent '{agent}' has no source or sink left to run; left out:\n  {}",
-                    left_out.join("\n  ")
-                ),
-            ));
-        }
         let tx_capacity = |name: &str| {
             channels
                 .iter()
@@ -452,6 +440,8 @@ impl AgentConfig {
                 .map(|c| c.kind.transaction_capacity())
                 .unwrap_or(usize::MAX)
         };
+        // Checked before any error is returned, so that one run names these together with
+        // the values that cannot be read (for the components that could be read).
         for sink in &sinks {
             let cap = tx_capacity(&sink.channel);
             if sink.batch_size > cap {
@@ -472,7 +462,7 @@ impl AgentConfig {
                 } else {
                     String::new()
                 };
-                return Err(s.error(
+                errors.push(s.error(
                     Some(key),
                     format!(
                         "batch size {}{default} exceeds the transactionCapacity {cap} of channel \
@@ -481,6 +471,41 @@ impl AgentConfig {
                     ),
                 ));
             }
+        }
+        // As Flume does at startup (it drops such a source): a batch must fit in one put
+        // transaction of every channel the source feeds.
+        for src in &sources {
+            if let Some(batch) = src.kind.checked_batch_size()
+                && let Some(ch) = src.channels.iter().find(|c| batch > tx_capacity(c))
+            {
+                let s = root.child(&format!("sources.{}.", src.name));
+                let default = if s.entry("batchSize").is_none() {
+                    " (the default: `batchSize` is not set)"
+                } else {
+                    ""
+                };
+                errors.push(s.error(
+                    Some("batchSize"),
+                    format!(
+                        "batch size {batch}{default} exceeds the transactionCapacity {} of \
+                         channel {ch}: lower `batchSize` or raise the channel's \
+                         transactionCapacity",
+                        tx_capacity(ch)
+                    ),
+                ));
+            }
+        }
+        if let Some(e) = ConfigError::gathered(errors) {
+            return Err(e);
+        }
+        if sources.is_empty() && sinks.is_empty() && !left_out.is_empty() {
+            return Err(root.error(
+                None,
+                format!(
+                    "agent '{agent}' has no source or sink left to run; left out:\n  {}",
+                    left_out.join("\n  ")
+                ),
+            ));
         }
         for sink in &sinks {
             if let SinkKind::Hdfs(h) = &sink.kind
@@ -550,29 +575,6 @@ impl AgentConfig {
                         sink.channel
                     ));
                 }
-            }
-        }
-        // As Flume does at startup (it drops such a source): a batch must fit in one put
-        // transaction of every channel the source feeds.
-        for src in &sources {
-            if let Some(batch) = src.kind.checked_batch_size()
-                && let Some(ch) = src.channels.iter().find(|c| batch > tx_capacity(c))
-            {
-                let s = root.child(&format!("sources.{}.", src.name));
-                let default = if s.entry("batchSize").is_none() {
-                    " (the default: `batchSize` is not set)"
-                } else {
-                    ""
-                };
-                return Err(s.error(
-                    Some("batchSize"),
-                    format!(
-                        "batch size {batch}{default} exceeds the transactionCapacity {} of \
-                         channel {ch}: lower `batchSize` or raise the channel's \
-                         transactionCapacity",
-                        tx_capacity(ch)
-                    ),
-                ));
             }
         }
         let kept_sinks: Vec<String> = sinks.iter().map(|k| k.name.clone()).collect();
@@ -1472,6 +1474,30 @@ a.sources.r1.channels = c2
             err.contains("over.properties:4: a.sources.r1.batchSize: batch size 500 exceeds"),
             "{err}"
         );
+    }
+
+    /// One run names every batch too large for its channel, a source's and a sink's, together
+    /// with the values that cannot be read (audit 35: the source's came only in a second run).
+    #[test]
+    fn batches_over_the_transaction_capacity_are_named_with_the_other_errors() {
+        let err = error(
+            "a.sources = r1 r2\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = seq\na.sources.r1.batchSize = 20\na.sources.r1.channels = c1\n\
+             a.sources.r2.type = netcat\na.sources.r2.bind = 127.0.0.1\n\
+             a.sources.r2.port = 99999\na.sources.r2.channels = c1\n\
+             a.channels.c1.type = memory\na.channels.c1.transactionCapacity = 10\n\
+             a.sinks.k1.type = null\na.sinks.k1.channel = c1\n",
+            "",
+        );
+        for wanted in [
+            "base.properties:9: a.sources.r2.port: '99999' is not a port number",
+            "base.properties:5: a.sources.r1.batchSize: batch size 20 exceeds the \
+             transactionCapacity 10 of channel c1",
+            "a.sinks.k1.batchSize: batch size 100 (the default: `batchSize` is not set) exceeds \
+             the transactionCapacity 10 of channel c1",
+        ] {
+            assert!(err.contains(wanted), "{wanted}\nnot in:\n{err}");
+        }
     }
 
     /// A value with an inline `# comment` is used whole, as Java reads it, with a note saying

@@ -128,8 +128,8 @@ const DEFAULT_MAX_TIMEOUT_MS: u64 = 30_000;
 ///
 /// As Flume does, what a group cannot have is left out of it (a line in `left_out`) rather
 /// than refused:
-/// a sink that is not one of the agent's (or was left out), a sink already in another group, a
-/// sink named twice; and a group left with no sinks (or with no keys) is left out whole, its
+/// a sink that is not one of the agent's (or was left out), a sink already in another group (a
+/// sink named twice stays in once, with a line too); and a group left with no sinks (or with no keys) is left out whole, its
 /// sinks then running on their own.
 pub(super) fn parse_sink_groups(
     root: &Section,
@@ -184,7 +184,12 @@ pub(super) fn parse_sink_groups(
                 continue;
             }
             if sinks.contains(sink) {
-                leave_out(format!("sink {sink} is named twice"), left_out);
+                // Flume reads the list as a set: the sink stays in the group, once.
+                left_out.push(format!(
+                    "{at}: {}: sink {sink} is named twice; it is in group {name} once, as Flume \
+                     reads the list as a set",
+                    s.full("sinks")
+                ));
                 continue;
             }
             if let Some((_, group, owner)) = owners.iter().find(|(k, _, _)| k == sink) {
@@ -652,7 +657,7 @@ mod tests {
             ),
             (
                 format!("a.sinkgroups = g1\na.sinkgroups.g1.sinks = k1 k1\n{fo}"),
-                &[&line(2), "sink k1 is named twice"],
+                &[&line(2), "sink k1 is named twice; it is in group g1 once"],
                 &[("g1", &["k1"])],
             ),
             (
