@@ -191,9 +191,16 @@ struct Wanted {
 
 /// Whether `a` and `b` set up the same agent. Compared through their `Debug` text, which
 /// shows every setting: the configuration types have no `PartialEq` of their own (patterns,
-/// key stores), and this comparison runs once per change of the files.
+/// key stores), and this comparison runs once per change of the files. The notes and warnings
+/// are left out: they name lines, which a comment added above them moves.
 fn same_settings(a: &AgentConfig, b: &AgentConfig) -> bool {
-    format!("{a:?}") == format!("{b:?}")
+    let settings = |c: &AgentConfig| {
+        let mut c = c.clone();
+        c.notes.clear();
+        c.left_out.clear();
+        format!("{c:?}")
+    };
+    settings(a) == settings(b)
 }
 
 /// The channels of `channels` that keep nothing across a stop (memory channels) and hold
@@ -679,5 +686,37 @@ mod tests {
         supervisor.join().unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         assert_eq!(builds.load(Ordering::SeqCst), 2);
+    }
+
+    /// A reload restarts the agent only when a setting changed: not for a comment, even one
+    /// that moves every line (and with them the lines the notes name).
+    #[test]
+    fn only_a_changed_setting_counts_as_a_change() {
+        let config = |text: &str| {
+            let props = crate::config::Properties::parse(
+                std::path::Path::new("a.properties"),
+                text.as_bytes(),
+            )
+            .unwrap();
+            AgentConfig::from_properties(&props, "a").unwrap()
+        };
+        // `keep-alive` on a null sink is noted as unused: a note naming its line.
+        let text = "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+                    a.sources.r1.type = seq\na.sources.r1.channels = c1\n\
+                    a.channels.c1.type = memory\n\
+                    a.sinks.k1.type = null\na.sinks.k1.channel = c1\na.sinks.k1.unused = 1\n";
+        let running = config(text);
+        assert!(
+            !running.notes.is_empty(),
+            "the test needs a note naming a line"
+        );
+        let commented = config(&format!("# moved down a line\n{text}# and one more\n"));
+        assert_ne!(running.notes, commented.notes);
+        assert!(same_settings(&running, &commented));
+        let changed = config(&text.replace(
+            "type = memory",
+            "type = memory\na.channels.c1.capacity = 500",
+        ));
+        assert!(!same_settings(&running, &changed));
     }
 }
