@@ -76,7 +76,7 @@ enum Command {
     },
     /// Send lines to an avro source as events (as `flume-ng avro-client`): a file's, standard
     /// input's, or every file's of a spooling directory. Exits 1 at the first batch not
-    /// acknowledged, saying how many events were.
+    /// acknowledged, saying how many events were acknowledged before it.
     #[command(name = "avro-client")]
     AvroClient {
         /// Host of the avro source.
