@@ -670,10 +670,18 @@ mod seeds {
         let null = container(AvroCodec::Null, &[&evs, &evs[..1]]);
         let deflate = container(AvroCodec::Deflate, &[&evs]);
         let snappy = container(AvroCodec::Snappy, &[&evs[1..], &evs]);
+        let bzip2 = container(AvroCodec::Bzip2, &[&evs, &evs[2..]]);
+        let zstandard = container(AvroCodec::Zstandard, &[&evs[..2], &evs]);
         vec![
             ("avro-null".into(), null.clone()),
             ("avro-deflate".into(), deflate.clone()),
             ("avro-snappy".into(), snappy.clone()),
+            ("avro-bzip2".into(), bzip2.clone()),
+            ("avro-zstandard".into(), zstandard.clone()),
+            (
+                "avro-flip-zstandard-block".into(),
+                flip(zstandard.clone(), zstandard.len() - 30, 4),
+            ),
             ("avro-no-blocks".into(), container(AvroCodec::Null, &[])),
             ("avro-cut".into(), null[..null.len() - 9].to_vec()),
             (
