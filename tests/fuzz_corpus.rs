@@ -853,6 +853,39 @@ mod seeds {
                     .to_vec(),
             ),
             (
+                "valid-hdfs-http-file-roll".into(),
+                b"a.sources = r\na.channels = c\na.sinks = h1 h2 w f\n\
+                  a.sources.r.type = seq\na.sources.r.channels = c\n\
+                  a.sources.r.interceptors = ts\na.sources.r.interceptors.ts.type = timestamp\n\
+                  a.channels.c.type = memory\na.channels.c.capacity = 1000\n\
+                  a.channels.c.transactionCapacity = 500\n\
+                  a.sinks.h1.type = hdfs\na.sinks.h1.channel = c\n\
+                  a.sinks.h1.hdfs.path = file:///tmp/weir/%{app}/%Y-%m-%d/%H%M\n\
+                  a.sinks.h1.hdfs.filePrefix = events-%{host}\na.sinks.h1.hdfs.fileSuffix = .seq\n\
+                  a.sinks.h1.hdfs.fileType = SequenceFile\na.sinks.h1.hdfs.writeFormat = Text\n\
+                  a.sinks.h1.hdfs.round = true\na.sinks.h1.hdfs.roundValue = 10\n\
+                  a.sinks.h1.hdfs.roundUnit = minute\na.sinks.h1.hdfs.timeZone = Asia/Kolkata\n\
+                  a.sinks.h1.hdfs.rollInterval = 600\na.sinks.h1.hdfs.rollSize = 134217728\n\
+                  a.sinks.h1.hdfs.rollCount = 0\na.sinks.h1.hdfs.idleTimeout = 60\n\
+                  a.sinks.h1.hdfs.batchSize = 500\na.sinks.h1.hdfs.inUsePrefix = _\n\
+                  a.sinks.h2.type = org.apache.flume.sink.hdfs.HDFSEventSink\na.sinks.h2.channel = c\n\
+                  a.sinks.h2.hdfs.path = hdfs://namenode:8020/flume/%y%m%d\n\
+                  a.sinks.h2.hdfs.webhdfsAddress = nn1:9870,nn2:9870\n\
+                  a.sinks.h2.hdfs.fileType = CompressedStream\na.sinks.h2.serializer = HEADER_AND_TEXT\n\
+                  a.sinks.h2.hdfs.useLocalTimeStamp = true\na.sinks.h2.hdfs.proxyUser = etl\n\
+                  a.sinks.h2.hdfs.codeC = org.apache.hadoop.io.compress.ZStandardCodec\n\
+                  a.sinks.h2.hdfs.callTimeout = 60000\na.sinks.h2.hdfs.closeTries = 3\n\
+                  a.sinks.w.type = http\na.sinks.w.channel = c\n\
+                  a.sinks.w.endpoint = http://collector:8080/ingest\na.sinks.w.connectTimeout = 2000\n\
+                  a.sinks.w.requestTimeout = 3000\na.sinks.w.contentTypeHeader = application/json\n\
+                  a.sinks.w.backoff.503 = false\na.sinks.w.rollback.5XX = true\n\
+                  a.sinks.f.type = file_roll\na.sinks.f.channel = c\na.sinks.f.sink.directory = /tmp/out\n\
+                  a.sinks.f.sink.rollInterval = 0\na.sinks.f.sink.serializer = AVRO_EVENT\n\
+                  a.sinks.f.sink.serializer.compressionCodec = zstandard\n\
+                  a.sinks.f.sink.pathManager = ROLLTIME\na.sinks.f.sink.pathManager.prefix = ev-\n"
+                    .to_vec(),
+            ),
+            (
                 "valid-references".into(),
                 with(
                     "a.sources.r.type = netcat\na.sources.r.bind = ${host:-127.0.0.1}\n\
