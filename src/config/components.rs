@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::kafka_producer::{self, ProducerProperty};
+use super::properties::Entry;
 use super::{ConfigError, Section};
 use crate::wal::{CorruptionPolicy, SyncPolicy};
 
@@ -68,6 +69,7 @@ const NOT_IMPLEMENTED: &[(&[&str], &str)] = &[
         &[
             "elasticsearch",
             "org.apache.flume.sink.elasticsearch.ElasticSearchSink",
+            "morphline_solr",
             "org.apache.flume.sink.solr.morphline.MorphlineSolrSink",
         ],
         "weir has no search-engine client; POST the events with the http sink, or go through Kafka",
@@ -453,7 +455,37 @@ fn parse_interceptors(
     notes: &mut Vec<String>,
 ) -> Result<Vec<InterceptorConfig>, ConfigError> {
     let mut out = Vec::new();
-    for name in names_list(s.string("interceptors")) {
+    let listed = names_list(s.string("interceptors"));
+    // Keys of an interceptor the list leaves out (a name forgotten there) do nothing: one note
+    // per such interceptor, since the source's own check counts every `interceptors.*` key as
+    // read.
+    let mut unlisted: Vec<(&str, &Entry)> = Vec::new();
+    let under = s.full("interceptors.");
+    for (key, e) in s.props().with_prefix(&under) {
+        let name = key.split('.').next().unwrap_or(key);
+        if listed.iter().any(|l| l == name) {
+            continue;
+        }
+        match unlisted.iter_mut().find(|(n, _)| *n == name) {
+            // Named at the line the file configures it first.
+            Some((_, first)) if e.file == first.file && e.line < first.line => *first = e,
+            Some(_) => {}
+            None => unlisted.push((name, e)),
+        }
+    }
+    for (name, e) in unlisted {
+        let list = if listed.is_empty() {
+            "which is not set".to_owned()
+        } else {
+            format!("({})", listed.join(" "))
+        };
+        notes.push(format!(
+            "{}: {under}{name}: interceptor '{name}' is not in `{}` {list}; its keys are ignored",
+            e.at(),
+            s.full("interceptors"),
+        ));
+    }
+    for name in listed.iter() {
         let i = s.child(&format!("interceptors.{name}."));
         let ty = component_type(&i, "interceptor", INTERCEPTOR_TYPES)?;
         out.push(match ty {
@@ -492,7 +524,7 @@ fn parse_interceptors(
             },
             "search_replace" => parse_search_replace(&i)?,
             "remove_header" => parse_remove_header(&i)?,
-            "regex_extractor" => parse_regex_extractor(&i)?,
+            "regex_extractor" => parse_regex_extractor(&i, notes)?,
             _ => unreachable!("component_type returns only listed aliases"),
         });
         // The source's own check counts every `interceptors.*` key as read; a misspelt
@@ -565,7 +597,10 @@ fn parse_remove_header(i: &Section) -> Result<InterceptorConfig, ConfigError> {
     })
 }
 
-fn parse_regex_extractor(i: &Section) -> Result<InterceptorConfig, ConfigError> {
+fn parse_regex_extractor(
+    i: &Section,
+    notes: &mut Vec<String>,
+) -> Result<InterceptorConfig, ConfigError> {
     let pattern = i.required(
         "regex",
         &format!(
@@ -633,6 +668,8 @@ fn parse_regex_extractor(i: &Section) -> Result<InterceptorConfig, ConfigError> 
                 ));
             }
         };
+        // The interceptor's own check counts every `serializers.*` key as read.
+        s.note_unused(notes);
         serializers.push(ExtractorSerializer { header, kind });
     }
     Ok(InterceptorConfig::RegexExtractor { regex, serializers })
@@ -943,6 +980,10 @@ impl SourceConfig {
             ));
         }
         let selector = parse_selector(s, &channels)?;
+        if let SelectorConfig::Replicating { .. } = selector {
+            // Only the multiplexing selector has `selector.optional.<value>` tables.
+            s.note_unknown_under("selector.optional", &[], notes);
+        }
         if let SelectorConfig::Multiplexing {
             mapping, default, ..
         } = &selector
@@ -1710,7 +1751,14 @@ impl SinkConfig {
                             ),
                         )?),
                         roll_interval: s.seconds_or("sink.rollInterval", 30)?,
-                        prefix: s.string_or("sink.pathManager.prefix", ""),
+                        prefix: {
+                            s.note_unknown_under(
+                                "sink.pathManager",
+                                &["prefix", "extension"],
+                                notes,
+                            );
+                            s.string_or("sink.pathManager.prefix", "")
+                        },
                         extension: s.string_or("sink.pathManager.extension", ""),
                         naming: match s
                             .string_or("sink.pathManager", "DEFAULT")
@@ -1861,6 +1909,34 @@ mod tests {
         assert_eq!(
             cfg.notes,
             ["t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored"]
+        );
+        // An interceptor configured but left out of the list (audit 37): one note for it.
+        let listed_one = text.replace(
+            "a.channels.c1.type",
+            "a.sources.r1.interceptors.i2.type = timestamp\n\
+             a.sources.r1.interceptors.i2.headerName = t\na.channels.c1.type",
+        );
+        let unlisted = "t.properties:9: a.sources.r1.interceptors.i2: interceptor 'i2' is not in \
+                        `a.sources.r1.interceptors` (i1); its keys are ignored";
+        let props = Properties::parse(Path::new("t.properties"), listed_one.as_bytes()).unwrap();
+        let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        assert_eq!(cfg.sources[0].interceptors.len(), 1);
+        assert_eq!(
+            cfg.notes.iter().filter(|n| *n == unlisted).count(),
+            1,
+            "{:?}",
+            cfg.notes
+        );
+        let none_listed = listed_one.replace("a.sources.r1.interceptors = i1\n", "");
+        let props = Properties::parse(Path::new("t.properties"), none_listed.as_bytes()).unwrap();
+        let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
+        assert!(
+            cfg.notes.iter().any(|n| n.ends_with(
+                "a.sources.r1.interceptors.i1: interceptor 'i1' is not in \
+                 `a.sources.r1.interceptors` which is not set; its keys are ignored"
+            )),
+            "{:?}",
+            cfg.notes
         );
     }
 

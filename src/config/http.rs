@@ -66,6 +66,7 @@ pub(super) fn parse_http(
         }
         BLOB_HANDLER | "BlobHandler" => {
             let max = s.positive_or("handler.maxBlobLength", 100_000_000)?;
+            s.note_unknown_under("handler", &["maxBlobLength"], notes);
             s.accept_without_effect(
                 "maxBodyBytes",
                 "the BlobHandler's limit is handler.maxBlobLength",

@@ -1038,6 +1038,24 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Notes every key under `sub.` other than `known` ones (and their own sub-keys). Reading
+    /// `sub` makes [`Section::note_unused`] count every `sub.*` key as read, which is right
+    /// where those keys are the value's own settings, and hides a misspelt one: this names it.
+    pub fn note_unknown_under(&self, sub: &str, known: &[&str], notes: &mut Vec<String>) {
+        let under = self.full(&format!("{sub}."));
+        for (key, entry) in self.props.with_prefix(&under) {
+            let is_known = known
+                .iter()
+                .any(|k| key == *k || key.starts_with(&format!("{k}.")));
+            if !is_known {
+                notes.push(format!(
+                    "{}: {under}{key}: unknown key, ignored",
+                    entry.at()
+                ));
+            }
+        }
+    }
+
     /// Notes every key of this section that no accessor asked for (Flume ignores unknown keys
     /// too, but a typo should be visible).
     pub fn note_unused(&self, notes: &mut Vec<String>) {
@@ -1474,6 +1492,59 @@ a.sources.r1.channels = c2
             err.contains("over.properties:4: a.sources.r1.batchSize: batch size 500 exceeds"),
             "{err}"
         );
+    }
+
+    /// A misspelt key under a key whose own settings sit below it (`processor.selector`,
+    /// `handler`, `sink.pathManager`, `selector.optional`, a regex_extractor's serializer) is
+    /// noted like any unknown key, not taken for one of those settings (audit 37).
+    #[test]
+    fn misspelt_keys_below_a_read_key_are_noted() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "a.sinks = k1 k2\na.sinks.k2.type = null\na.sinks.k2.channel = c1\n\
+                 a.sinkgroups = g\na.sinkgroups.g.sinks = k1 k2\n\
+                 a.sinkgroups.g.processor.type = load_balance\n\
+                 a.sinkgroups.g.processor.selector = random\n\
+                 a.sinkgroups.g.processor.selector.maxTimeout = 5000\n",
+                "a.sinkgroups.g.processor.selector.maxTimeout: unknown key, ignored",
+            ),
+            (
+                "a.sources.r1.type = http\n\
+                 a.sources.r1.handler = org.apache.flume.sink.solr.morphline.BlobHandler\n\
+                 a.sources.r1.handler.maxBloblength = 10\n",
+                "a.sources.r1.handler.maxBloblength: unknown key, ignored",
+            ),
+            (
+                "a.sinks.k1.type = file_roll\na.sinks.k1.sink.directory = /tmp/out\n\
+                 a.sinks.k1.sink.pathManager.prefx = ev-\n",
+                "a.sinks.k1.sink.pathManager.prefx: unknown key, ignored",
+            ),
+            (
+                "a.sources.r1.selector.optional.x = c1\n",
+                "a.sources.r1.selector.optional.x: unknown key, ignored",
+            ),
+            (
+                "a.sources.r1.interceptors = e\na.sources.r1.interceptors.e.type = regex_extractor\n\
+                 a.sources.r1.interceptors.e.regex = (\\\\d+)\n\
+                 a.sources.r1.interceptors.e.serializers = s1\n\
+                 a.sources.r1.interceptors.e.serializers.s1.name = n\n\
+                 a.sources.r1.interceptors.e.serializers.s1.typ = DEFAULT\n",
+                "a.sources.r1.interceptors.e.serializers.s1.typ: unknown key, ignored",
+            ),
+        ];
+        for (over, wanted) in cases {
+            let c = load(BASE, over).unwrap();
+            let noted: Vec<&String> = c.notes.iter().filter(|n| n.ends_with(wanted)).collect();
+            assert_eq!(noted.len(), 1, "{wanted}\nin {:#?}", c.notes);
+        }
+        // The settings themselves are not noted.
+        let c = load(
+            BASE,
+            "a.sinks.k1.type = file_roll\na.sinks.k1.sink.directory = /tmp/out\n\
+             a.sinks.k1.sink.pathManager.prefix = ev-\na.sinks.k1.sink.pathManager.extension = log\n",
+        )
+        .unwrap();
+        assert!(c.notes.is_empty(), "{:#?}", c.notes);
     }
 
     /// One run names every batch too large for its channel, a source's and a sink's, together

@@ -193,7 +193,12 @@ pub fn parse_syslog(
         client_hostname_header: s.string("clientHostnameHeader"),
         port_header,
         batch_size: s.positive_or("batchSize", 100)? as usize,
-        max_connections: s.positive_or("max-connections", 1000)? as usize,
+        max_connections: if protocol == SyslogProtocol::Udp {
+            s.accept_without_effect("max-connections", "UDP has no connections", notes);
+            1000
+        } else {
+            s.positive_or("max-connections", 1000)? as usize
+        },
         tls,
     })
 }
