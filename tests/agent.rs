@@ -1407,6 +1407,8 @@ fn a_reload_waits_for_a_whole_file_and_retries_what_cannot_start_yet() {
     support::wait_until("the new configuration failing to start", || {
         support::agent_logs(d).contains("the changed configuration cannot start")
     });
+    // That line comes before the previous configuration has started again.
+    assert!(support::wait_for_port(first_port, Duration::from_secs(20)));
     let mut client = Client::new(first_port);
     assert!(client.send("while-blocked"), "{}", support::agent_logs(d));
     assert!(TcpStream::connect(("127.0.0.1", passing_port)).is_err());
