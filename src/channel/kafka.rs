@@ -18,8 +18,9 @@
 //! Take. The consumer is created on the first `take`, never at start: an agent whose Kafka
 //! channel has no sink (the common "source → Kafka channel" agent) must not join the group, or
 //! it would be assigned partitions and starve the group's real consumers. One consumer serves
-//! every sink of the channel, behind a mutex. Offsets are committed (synchronously) when a take
-//! commits, and only up to the oldest record still taken or rolled back in that partition, so
+//! every sink of the channel, behind a mutex. Offsets are committed when a take commits (by
+//! `kafka_client::offset_commits`, which a broker that stopped answering holds up for 5 s at
+//! most), and only up to the oldest record still taken or rolled back in that partition, so
 //! a take that commits while an older one is in flight never commits past it. A rolled back
 //! take's records are kept in memory and handed out again, first and in order, by the next
 //! take (no seek). On a rebalance the records of revoked partitions are dropped from that
@@ -33,12 +34,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{
     Channel, ChannelCounters, ChannelError, ChannelStats, Returned, Taken, check_transaction,
@@ -48,6 +49,7 @@ use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::kafka_client::offset_commits::{self, Committed, CommittingConsumer};
 use crate::kafka_metrics::KafkaTimers;
 use crate::stop::Stop;
 
@@ -143,7 +145,7 @@ impl ConsumerContext for ConsumeContext {
     }
 }
 
-type KafkaConsumer = BaseConsumer<ConsumeContext>;
+type KafkaConsumer = CommittingConsumer<ConsumeContext>;
 
 /// Where a handed-out record came from.
 #[derive(Clone, Copy, Debug)]
@@ -341,7 +343,7 @@ fn create_consumer(
     config: &KafkaChannelConfig,
     cc: &ClientConfig,
     log: &Arc<ClientLog>,
-) -> anyhow::Result<KafkaConsumer> {
+) -> anyhow::Result<BaseConsumer<ConsumeContext>> {
     cc.create_with_context(ConsumeContext {
         channel: name.to_owned(),
         revoked: std::sync::Mutex::default(),
@@ -714,27 +716,22 @@ impl Channel for KafkaChannel {
         };
         // Done whatever becomes of the offset commit below.
         ChannelCounters::add(&self.counters.take_success, taken.events.len());
-        let mut list = TopicPartitionList::new();
-        let mut commits = Vec::new();
-        for (partition, to) in side.settle(&origins) {
-            match list.add_partition_offset(&self.config.topic, partition, Offset::Offset(to)) {
-                Ok(()) => commits.push((partition, to)),
-                Err(e) => {
-                    tracing::warn!(channel = %self.name, partition, error = %e, "kafka: bad offset")
-                }
-            }
-        }
+        let commits = side.settle(&origins);
         if commits.is_empty() {
             return Ok(());
         }
         let Some(consumer) = &side.consumer else {
             return Ok(());
         };
+        let offsets = commits
+            .iter()
+            .map(|(partition, to)| (self.config.topic.clone(), *partition, *to))
+            .collect();
         let started = Instant::now();
-        let committed = consumer.commit(&list, CommitMode::Sync);
+        let committed = consumer.commit_offsets(offsets, offset_commits::PATIENCE);
         KafkaTimers::add(&self.counters.kafka.commit_ms, started);
         match committed {
-            Ok(()) => {
+            Committed::Answered(Ok(())) => {
                 for (partition, to) in commits {
                     if let Some(p) = side.partitions.get_mut(&partition) {
                         p.committed = p.committed.max(to);
@@ -743,9 +740,13 @@ impl Channel for KafkaChannel {
             }
             // As in Flume: the events are delivered; a failed offset commit only means they
             // may come again after a restart or a rebalance (a later commit covers them).
-            Err(e) => tracing::warn!(
+            Committed::Answered(Err(e)) => tracing::warn!(
                 channel = %self.name, error = %e, partitions = ?commits,
                 "kafka: offset commit failed; these events may be delivered again"
+            ),
+            Committed::Unanswered => tracing::warn!(
+                channel = %self.name, partitions = ?commits, waited_s = offset_commits::PATIENCE.as_secs(),
+                "kafka: the broker has not answered the offset commit; going on without it (it may still land; if not, these events may be delivered again)"
             ),
         }
         Ok(())
@@ -804,7 +805,8 @@ impl KafkaChannel {
             .subscribe(&[self.config.topic.as_str()])
             .map_err(|e| anyhow::anyhow!("cannot subscribe to {}: {e}", self.config.topic))?;
         tracing::info!(channel = %self.name, group = %self.config.group_id, topic = %self.config.topic, "kafka: consumer joined the group");
-        Ok(consumer)
+        CommittingConsumer::new(consumer, &self.name)
+            .map_err(|e| anyhow::anyhow!("cannot start the consumer's offset-commit thread: {e}"))
     }
 
     /// One record from the consumer, as (partition, offset, event), waiting up to `timeout`.

@@ -5,9 +5,12 @@
 //! translation table does not list, or a misspelling) is left out with a note, as Java's producer warns about and ignores unknown keys; a value it refuses
 //! is an error naming the configuration file, line and key it came from. The Kafka source's
 //! and channel's consumer properties, and the channel's producer ones, are judged the same way
-//! ([`apply`]). [`client_log`] passes what the clients report on to weir's log.
+//! ([`apply`]). [`client_log`] passes what the clients report on to weir's log, and
+//! [`offset_commits`] commits the source's and the channel's consumer offsets without letting
+//! a broker that stopped answering hold them up.
 
 pub mod client_log;
+pub mod offset_commits;
 
 /// The record header in which the Kafka sink sends each event's channel offset, so that a
 /// consumer can recognise a batch delivered twice. It belongs to one hop: the sink never

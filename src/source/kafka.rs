@@ -3,8 +3,9 @@
 //!
 //! It owns the at-least-once hand-over from Kafka to the channel. librdkafka neither commits nor
 //! stores offsets on its own (`enable.auto.commit` and `enable.auto.offset.store` are forced
-//! off); the source commits a batch's offsets (the next offset of each partition, synchronously)
-//! only after the channel has committed the batch. So a crash, a stop or a failed offset commit
+//! off); the source commits a batch's offsets (the next offset of each partition, waiting for
+//! the broker's answer up to [`offset_commits::PATIENCE`]) only after the channel has committed
+//! the batch. So a crash, a stop or a failed offset commit
 //! after the put re-delivers that batch (duplicates), and nothing is ever committed past a
 //! record not yet in the channel (no loss):
 //! - a full channel: the same batch is put again after a back-off, offsets untouched;
@@ -17,13 +18,13 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers as _;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{ChannelProcessor, Source, SourceCounters, StopFlag, stopping};
 use crate::config::{KafkaSourceConfig, KafkaTopics};
@@ -32,6 +33,7 @@ use crate::flume_event_format;
 use crate::kafka_client as client_config;
 use crate::kafka_client::OFFSET_HEADER;
 use crate::kafka_client::client_log::{ClientLog, Role};
+use crate::kafka_client::offset_commits::{self, Committed, CommittingConsumer};
 use crate::kafka_metrics::KafkaTimers;
 use crate::stop::sleep_unless_stopped;
 
@@ -98,7 +100,7 @@ impl ConsumerContext for Context {
     }
 }
 
-type KafkaConsumer = BaseConsumer<Context>;
+type KafkaConsumer = CommittingConsumer<Context>;
 
 /// One record on its way to the channel, and where it came from (for the offset commit).
 struct Pending {
@@ -148,7 +150,7 @@ fn consumer_config(
 }
 
 /// Creates the consumer of source `name`, not yet subscribed.
-fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<KafkaConsumer> {
+fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<BaseConsumer<Context>> {
     cc.create_with_context(Context {
         source: name.to_owned(),
         filling: Mutex::default(),
@@ -181,7 +183,8 @@ fn connect(name: &str, config: &KafkaSourceConfig) -> anyhow::Result<KafkaConsum
     consumer
         .subscribe(&topics)
         .map_err(|e| anyhow::anyhow!("source {name}: cannot subscribe to {topics:?}: {e}"))?;
-    Ok(consumer)
+    CommittingConsumer::new(consumer, name)
+        .map_err(|e| anyhow::anyhow!("source {name}: cannot start its offset-commit thread: {e}"))
 }
 
 impl Source for KafkaSource {
@@ -387,28 +390,39 @@ fn put(
 }
 
 /// Commits, for each partition of the batch, the offset after its last record: what the
-/// channel now holds. A failed commit only means those records come again (duplicates).
+/// channel now holds. A failed or unanswered commit only means those records come again
+/// (duplicates).
 fn commit(name: &str, consumer: &KafkaConsumer, counters: &SourceCounters, batch: &[Pending]) {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for p in batch {
         let e = next.entry((p.topic.as_str(), p.partition)).or_insert(0);
         *e = (*e).max(p.offset + 1);
     }
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in &next {
-        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!(source = name, topic, partition, error = %e, "kafka: bad offset");
-        }
-    }
+    let offsets = next
+        .iter()
+        .map(|((topic, partition), offset)| (topic.to_string(), *partition, *offset))
+        .collect();
     let started = Instant::now();
-    let committed = consumer.commit(&list, CommitMode::Sync);
+    let committed = consumer.commit_offsets(offsets, offset_commits::PATIENCE);
     KafkaTimers::add(&counters.kafka.commit_ms, started);
-    if let Err(e) = committed {
-        counters.generic_failure();
-        tracing::warn!(
-            source = name, error = %e, partitions = next.len(),
-            "kafka: offset commit failed; the batch (already in the channel) may be delivered again"
-        );
+    match committed {
+        Committed::Answered(Ok(())) => {}
+        Committed::Answered(Err(e)) => {
+            counters.generic_failure();
+            tracing::warn!(
+                source = name, error = %e, partitions = next.len(),
+                "kafka: offset commit failed; the batch (already in the channel) may be delivered again"
+            );
+        }
+        Committed::Unanswered => {
+            counters.generic_failure();
+            tracing::warn!(
+                source = name,
+                partitions = next.len(),
+                waited_s = offset_commits::PATIENCE.as_secs(),
+                "kafka: the broker has not answered the offset commit; going on without it (it may still land; if not, the batch, already in the channel, comes again)"
+            );
+        }
     }
 }
 
