@@ -497,7 +497,20 @@ pub fn shutdown_on_signals() -> anyhow::Result<StopSignals> {
         Ok(())
     };
     for sig in [SIGTERM, SIGINT] {
-        // Registered first, so the second signal finds the flag already set and exits.
+        // Registered first, so the second signal finds the flag already set and exits, saying
+        // so first (a stop that hangs is what makes an operator send it twice).
+        let already = flag.clone();
+        // SAFETY: the action reads an atomic and makes one write(2) of a static message to
+        // standard error: both async-signal-safe, no allocation, no lock.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                if already.load(Ordering::SeqCst) {
+                    const SAID: &[u8] = b"weir: a second stop signal: exiting now, without \
+                        finishing the stop (exit status 1)\n";
+                    let _ = libc::write(2, SAID.as_ptr().cast(), SAID.len());
+                }
+            })?;
+        }
         signal_hook::flag::register_conditional_shutdown(sig, 1, flag.clone())?;
         register(sig)?;
     }
