@@ -136,7 +136,11 @@ impl ConsumerContext for ConsumeContext {
             }
             Rebalance::Assign(list) => {
                 let parts: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(channel = %self.channel, partitions = ?parts, "kafka: partitions assigned");
+                if parts.is_empty() {
+                    tracing::warn!(channel = %self.channel, "{}", kafka_client::NOTHING_ASSIGNED);
+                } else {
+                    tracing::info!(channel = %self.channel, partitions = ?parts, "kafka: partitions assigned");
+                }
             }
             Rebalance::Error(e) => {
                 tracing::warn!(channel = %self.channel, error = %e, "kafka: rebalance failed")

@@ -18,6 +18,13 @@ pub mod offset_commits;
 /// unless `header.*` asks for it.
 pub const OFFSET_HEADER: &str = "weir.offset";
 
+/// Logged (a warning) when a rebalance gives a consumer no partition: it then reads nothing,
+/// which looks like an idle topic unless said (audit 36: after a SIGKILL the group waits out
+/// the killed member's session before anything is reassigned).
+pub const NOTHING_ASSIGNED: &str = "kafka: the group gave this consumer no partition, so it \
+    reads nothing until the next rebalance: more consumers in the group than partitions, or a \
+    member that died still counted until its session times out (kafka.consumer.session.timeout.ms)";
+
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;

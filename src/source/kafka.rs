@@ -91,7 +91,11 @@ impl ConsumerContext for Context {
                     .iter()
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
-                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
+                if parts.is_empty() {
+                    tracing::warn!(source = %self.source, "{}", client_config::NOTHING_ASSIGNED);
+                } else {
+                    tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
+                }
             }
             Rebalance::Error(e) => {
                 tracing::warn!(source = %self.source, error = %e, "kafka: rebalance failed")
