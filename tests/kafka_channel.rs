@@ -507,17 +507,9 @@ fn a_stop_while_the_broker_is_frozen_ends_and_loses_nothing() {
             out.display()
         ),
     );
-    let (mut agent, metrics) = start_logged(d, &cfg);
+    let (agent, metrics) = start_logged(d, &cfg);
     wait_until("the sink to take batches", || sink_tried(metrics) >= 100);
-    broker.freeze();
-    std::thread::sleep(Duration::from_secs(1));
-    let stopped = agent.stop();
-    broker.thaw();
-    assert!(
-        stopped,
-        "no clean exit within 15 s of SIGTERM with the broker frozen\n{}",
-        support::agent_logs(d)
-    );
+    support::stop_with_the_broker_frozen(agent, &broker, d);
 
     let (mut agent, _) = start_logged(d, &cfg);
     wait_until("every record in the sink's files", || {

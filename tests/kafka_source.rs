@@ -253,15 +253,20 @@ fn a_sigkill_mid_stream_loses_no_record() {
         "all arrived before the kill; the test proves nothing"
     );
 
-    // Each run accepts at least what is missing (duplicates of the batch in flight at the kill
-    // count too, so a run may end short; the next one, after a graceful stop, has none).
-    let mut got = before;
+    assert_none_lost(d, &cfg, &values, before);
+}
+
+/// Runs the agent until every one of `values` is in the channel (`got` so far), then fails
+/// naming those that never came. Each run accepts at least what is missing (duplicates of a
+/// batch in flight at a kill count too, so a run may end short; the next one, after a graceful
+/// stop, has none).
+fn assert_none_lost(d: &Path, cfg: &Path, values: &[Vec<u8>], mut got: BTreeMap<Vec<u8>, usize>) {
     for _ in 0..5 {
         let missing = values.iter().filter(|v| !got.contains_key(*v)).count() as u64;
         if missing == 0 {
             break;
         }
-        run_until_accepted(d, &cfg, missing);
+        run_until_accepted(d, cfg, missing);
         got = counts(&logged_events(&d.join("log")));
     }
     let lost: Vec<String> = values
@@ -297,29 +302,10 @@ fn a_stop_while_the_broker_is_frozen_ends_and_loses_nothing() {
     let values = numbered(3000);
     produce(&broker.bootstrap(), 3, &values);
 
-    let (mut agent, port) = start_logged(d, &cfg);
+    let (agent, port) = start_logged(d, &cfg);
     wait_until("some events accepted", || source_accepted(port) >= 100);
-    broker.freeze();
-    std::thread::sleep(Duration::from_secs(1));
-    let stopped = agent.stop();
-    broker.thaw();
-    assert!(
-        stopped,
-        "no clean exit within 15 s of SIGTERM with the broker frozen\n{}",
-        support::agent_logs(d)
-    );
-
-    let mut got = counts(&logged_events(&d.join("log")));
-    for _ in 0..5 {
-        let missing = values.iter().filter(|v| !got.contains_key(*v)).count() as u64;
-        if missing == 0 {
-            break;
-        }
-        run_until_accepted(d, &cfg, missing);
-        got = counts(&logged_events(&d.join("log")));
-    }
-    let lost = values.iter().filter(|v| !got.contains_key(*v)).count();
-    assert_eq!(lost, 0, "{lost} records never arrived");
+    support::stop_with_the_broker_frozen(agent, &broker, d);
+    assert_none_lost(d, &cfg, &values, counts(&logged_events(&d.join("log"))));
 }
 
 /// A channel that refuses a batch: the source retries that same batch and commits nothing past

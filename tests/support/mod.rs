@@ -340,6 +340,20 @@ impl Drop for Agent {
     }
 }
 
+/// Freezes `broker` while the agent (logging to `dir`) works with it, sends SIGTERM a second
+/// later, and thaws the broker; fails unless the agent exited 0 within the stop's 15 s.
+pub fn stop_with_the_broker_frozen(mut agent: Agent, broker: &Broker, dir: &Path) {
+    broker.freeze();
+    std::thread::sleep(Duration::from_secs(1));
+    let stopped = agent.stop();
+    broker.thaw();
+    assert!(
+        stopped,
+        "no clean exit within 15 s of SIGTERM with the broker frozen\n{}",
+        agent_logs(dir)
+    );
+}
+
 /// Writes an agent config: netcat on `port` → file channel in `dir` → Kafka sink.
 pub fn kafka_config(dir: &Path, port: u16, bootstrap: &str, topic: &str, extra: &str) -> PathBuf {
     let text = format!(
