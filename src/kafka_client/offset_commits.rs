@@ -26,7 +26,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// How long a caller waits for the broker to answer an offset commit.
@@ -72,19 +73,17 @@ impl<C: ConsumerContext + 'static> CommittingConsumer<C> {
         offsets: Vec<(String, i32, i64)>,
         patience: Duration,
     ) -> Committed {
+        // Without the thread (it panicked) nothing was committed.
+        let no_thread =
+            || Committed::Answered(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::Fail)));
         let (answer, answered) = mpsc::sync_channel(1);
         if self.requests.send(Request { offsets, answer }).is_err() {
-            // The thread is gone (it panicked): nothing was committed.
-            return Committed::Answered(Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::Fail,
-            )));
+            return no_thread();
         }
         match answered.recv_timeout(patience) {
             Ok(result) => Committed::Answered(result),
             Err(RecvTimeoutError::Timeout) => Committed::Unanswered,
-            Err(RecvTimeoutError::Disconnected) => Committed::Answered(Err(
-                rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::Fail),
-            )),
+            Err(RecvTimeoutError::Disconnected) => no_thread(),
         }
     }
 }
