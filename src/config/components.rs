@@ -1741,6 +1741,7 @@ impl SinkConfig {
             "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
             "file_roll" => {
                 let serializer = super::parse_serializer(s, notes)?;
+                s.note_unknown_under("sink.pathManager", &["prefix", "extension"], notes);
                 (
                     SinkKind::FileRoll(FileRollConfig {
                         directory: PathBuf::from(s.required(
@@ -1751,14 +1752,7 @@ impl SinkConfig {
                             ),
                         )?),
                         roll_interval: s.seconds_or("sink.rollInterval", 30)?,
-                        prefix: {
-                            s.note_unknown_under(
-                                "sink.pathManager",
-                                &["prefix", "extension"],
-                                notes,
-                            );
-                            s.string_or("sink.pathManager.prefix", "")
-                        },
+                        prefix: s.string_or("sink.pathManager.prefix", ""),
                         extension: s.string_or("sink.pathManager.extension", ""),
                         naming: match s
                             .string_or("sink.pathManager", "DEFAULT")

@@ -129,8 +129,8 @@ const DEFAULT_MAX_TIMEOUT_MS: u64 = 30_000;
 /// As Flume does, what a group cannot have is left out of it (a line in `left_out`) rather
 /// than refused:
 /// a sink that is not one of the agent's (or was left out), a sink already in another group (a
-/// sink named twice stays in once, with a line too); and a group left with no sinks (or with no keys) is left out whole, its
-/// sinks then running on their own.
+/// sink named twice stays in once, with a line too); and a group left with no sinks (or with
+/// no keys) is left out whole, its sinks then running on their own.
 pub(super) fn parse_sink_groups(
     root: &Section,
     agent: &str,
