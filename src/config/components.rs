@@ -457,8 +457,7 @@ fn parse_interceptors(
     let mut out = Vec::new();
     let listed = names_list(s.string("interceptors"));
     // Keys of an interceptor the list leaves out (a name forgotten there) do nothing: one note
-    // per such interceptor, since the source's own check counts every `interceptors.*` key as
-    // read.
+    // per such interceptor, where the source's check would name each key; they count as read.
     let mut unlisted: Vec<(&str, &Entry)> = Vec::new();
     let under = s.full("interceptors.");
     for (key, e) in s.props().with_prefix(&under) {
@@ -466,6 +465,7 @@ fn parse_interceptors(
         if listed.iter().any(|l| l == name) {
             continue;
         }
+        s.entry(&format!("interceptors.{key}"));
         match unlisted.iter_mut().find(|(n, _)| *n == name) {
             // Named at the line the file configures it first.
             Some((_, first)) if e.file == first.file && e.line < first.line => *first = e,
@@ -527,8 +527,7 @@ fn parse_interceptors(
             "regex_extractor" => parse_regex_extractor(&i, notes)?,
             _ => unreachable!("component_type returns only listed aliases"),
         });
-        // The source's own check counts every `interceptors.*` key as read; a misspelt
-        // interceptor key would otherwise do nothing, silently.
+        // Checked here, so that the notes of an interceptor come together.
         i.note_unused(notes);
     }
     Ok(out)
@@ -668,7 +667,7 @@ fn parse_regex_extractor(
                 ));
             }
         };
-        // The interceptor's own check counts every `serializers.*` key as read.
+        // Checked here, so that the notes of a serializer come together.
         s.note_unused(notes);
         serializers.push(ExtractorSerializer { header, kind });
     }
@@ -935,9 +934,11 @@ impl SourceConfig {
                 channels.push(c.to_owned());
             }
         }
-        // Read as the list above, so `note_unused` would take them for its parts.
+        // Named here, with a hint for `channels.selector.*` (Flume's channel selector sits
+        // beside the list, not under it); they count as read then, so each is named once.
         let under_channels = s.full("channels.");
         for (key, e) in s.props().with_prefix(&under_channels) {
+            s.entry(&format!("channels.{key}"));
             let hint = match key.strip_prefix("selector.") {
                 Some(rest) => format!(
                     " (a source's selector is `{}`)",
@@ -980,10 +981,6 @@ impl SourceConfig {
             ));
         }
         let selector = parse_selector(s, &channels)?;
-        if let SelectorConfig::Replicating { .. } = selector {
-            // Only the multiplexing selector has `selector.optional.<value>` tables.
-            s.note_unknown_under("selector.optional", &[], notes);
-        }
         if let SelectorConfig::Multiplexing {
             mapping, default, ..
         } = &selector
@@ -1741,7 +1738,6 @@ impl SinkConfig {
             "null" => (SinkKind::Null, s.positive_or("batchSize", 100)? as usize),
             "file_roll" => {
                 let serializer = super::parse_serializer(s, notes)?;
-                s.note_unknown_under("sink.pathManager", &["prefix", "extension"], notes);
                 (
                     SinkKind::FileRoll(FileRollConfig {
                         directory: PathBuf::from(s.required(

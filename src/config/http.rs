@@ -66,7 +66,6 @@ pub(super) fn parse_http(
         }
         BLOB_HANDLER | "BlobHandler" => {
             let max = s.positive_or("handler.maxBlobLength", 100_000_000)?;
-            s.note_unknown_under("handler", &["maxBlobLength"], notes);
             s.accept_without_effect(
                 "maxBodyBytes",
                 "the BlobHandler's limit is handler.maxBlobLength",

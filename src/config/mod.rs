@@ -736,7 +736,12 @@ fn first_read<T>(s: &Section, read: Result<T, ConfigError>) -> Result<T, ConfigE
 pub struct Section<'a> {
     props: &'a Properties,
     prefix: String,
-    used: RefCell<BTreeSet<String>>,
+    /// The full keys asked for, shared by the sections [`Section::child`] makes from one
+    /// root, so that a component's check covers what its parts (an interceptor, a
+    /// serializer) read. Only a key asked for itself counts: counting `X.*` as read once `X`
+    /// is would hide a misspelt key under a value with settings of its own
+    /// (`processor.selector.maxTimeout`).
+    used: Rc<RefCell<BTreeSet<String>>>,
     /// When gathering ([`Section::gathering`]): the values this section and its children could
     /// not read, each given its default meanwhile so that the component's other keys are read
     /// too, and one run names every bad value (audit 17, audit 23).
@@ -750,7 +755,7 @@ impl<'a> Section<'a> {
         Section {
             props,
             prefix,
-            used: RefCell::new(BTreeSet::new()),
+            used: Rc::default(),
             deferred: None,
             strict: Cell::new(false),
         }
@@ -762,6 +767,7 @@ impl<'a> Section<'a> {
 
     pub fn child(&self, sub: &str) -> Section<'a> {
         let mut child = Section::new(self.props, format!("{}{sub}", self.prefix));
+        child.used = Rc::clone(&self.used);
         child.deferred = self.deferred.clone();
         child
     }
@@ -809,8 +815,10 @@ impl<'a> Section<'a> {
     }
 
     pub fn entry(&self, key: &str) -> Option<&'a Entry> {
-        self.used.borrow_mut().insert(key.to_owned());
-        self.props.get(&self.full(key))
+        let full = self.full(key);
+        let entry = self.props.get(&full);
+        self.used.borrow_mut().insert(full);
+        entry
     }
 
     /// An error about `key` (or the section when `None`), at the key's file and line if it is
@@ -1038,38 +1046,16 @@ impl<'a> Section<'a> {
         }
     }
 
-    /// Notes every key under `sub.` other than `known` ones (and their own sub-keys). Reading
-    /// `sub` makes [`Section::note_unused`] count every `sub.*` key as read, which is right
-    /// where those keys are the value's own settings, and hides a misspelt one: this names it.
-    pub fn note_unknown_under(&self, sub: &str, known: &[&str], notes: &mut Vec<String>) {
-        let under = self.full(&format!("{sub}."));
-        for (key, entry) in self.props.with_prefix(&under) {
-            let is_known = known
-                .iter()
-                .any(|k| key == *k || key.starts_with(&format!("{k}.")));
-            if !is_known {
-                notes.push(format!(
-                    "{}: {under}{key}: unknown key, ignored",
-                    entry.at()
-                ));
-            }
-        }
-    }
-
-    /// Notes every key of this section that no accessor asked for (Flume ignores unknown keys
-    /// too, but a typo should be visible).
+    /// Notes every key of this section that no accessor (of it or of a child) asked for:
+    /// Flume ignores unknown keys too, but a typo should be visible. A key noted counts as
+    /// read afterwards, so the check of an enclosing section does not note it again.
     pub fn note_unused(&self, notes: &mut Vec<String>) {
-        let used = self.used.borrow();
+        let mut used = self.used.borrow_mut();
         for (key, entry) in self.props.with_prefix(&self.prefix) {
-            let is_used = used
-                .iter()
-                .any(|u| key == u || key.starts_with(&format!("{u}.")));
-            if !is_used {
-                notes.push(format!(
-                    "{}: {}{key}: unknown key, ignored",
-                    entry.at(),
-                    self.prefix
-                ));
+            let full = self.full(key);
+            if !used.contains(&full) {
+                notes.push(format!("{}: {full}: unknown key, ignored", entry.at()));
+                used.insert(full);
             }
         }
     }
@@ -1545,6 +1531,62 @@ a.sources.r1.channels = c2
         )
         .unwrap();
         assert!(c.notes.is_empty(), "{:#?}", c.notes);
+    }
+
+    /// A key that a component names in a note of its own (an unlisted interceptor, taildir
+    /// group or `channels.*` key, another deserializer's key) is named once: the section's
+    /// check of unread keys counts it as read. And a key below a value that is read (an avro
+    /// sink's `hosts`, a timestamp interceptor) is noted when nothing reads it, since reading
+    /// `X` no longer counts `X.*` as read.
+    #[test]
+    fn each_ignored_key_is_named_in_one_note() {
+        let taildir = "a.sources.r1.type = TAILDIR\na.sources.r1.positionFile = /tmp/p.json\n\
+                       a.sources.r1.filegroups = f1\na.sources.r1.filegroups.f1 = /tmp/x.log\n";
+        let cases: &[(String, &str)] = &[
+            (
+                "a.sources.r1.interceptors = i1\na.sources.r1.interceptors.i1.type = timestamp\n\
+                 a.sources.r1.interceptors.i2.type = host\n\
+                 a.sources.r1.interceptors.i2.useIP = false\n"
+                    .into(),
+                "a.sources.r1.interceptors.i2",
+            ),
+            (
+                "a.sources.r1.interceptors = i1\na.sources.r1.interceptors.i1.type = timestamp\n\
+                 a.sources.r1.interceptors.i1.serializers.s1.name = n\n"
+                    .into(),
+                "a.sources.r1.interceptors.i1.serializers.s1.name",
+            ),
+            (
+                "a.sources.r1.channels.selector.type = replicating\n".into(),
+                "a.sources.r1.channels.selector.type",
+            ),
+            (
+                format!("{taildir}a.sources.r1.filegroups.f2 = /tmp/y.log\n"),
+                "a.sources.r1.filegroups.f2",
+            ),
+            (
+                "a.sources.r1.type = spooldir\na.sources.r1.spoolDir = /tmp/spool\n\
+                 a.sources.r1.deserializer.maxBlobLength = 10\n"
+                    .into(),
+                "a.sources.r1.deserializer.maxBlobLength",
+            ),
+            (
+                "a.sinks.k1.type = avro\na.sinks.k1.hostname = 127.0.0.1\n\
+                 a.sinks.k1.port = 4545\na.sinks.k1.hostname.x = 1\n"
+                    .into(),
+                "a.sinks.k1.hostname.x",
+            ),
+        ];
+        for (over, key) in cases {
+            let c = load(BASE, over).unwrap();
+            let naming: Vec<&String> = c
+                .notes
+                .iter()
+                .chain(&c.left_out)
+                .filter(|n| n.contains(&format!("{key}:")))
+                .collect();
+            assert_eq!(naming.len(), 1, "{key}\nin {:#?}", naming);
+        }
     }
 
     /// One run names every batch too large for its channel, a source's and a sink's, together

@@ -220,9 +220,6 @@ pub(super) fn parse_sink_groups(
             owners.push((sink.clone(), name.to_owned(), sinks_entry));
         }
         let processor = parse_processor(name, &s, &sinks, left_out)?;
-        if let ProcessorConfig::LoadBalance(_) = processor {
-            s.note_unknown_under("processor.selector", &["maxTimeOut"], notes);
-        }
         s.note_unused(notes);
         groups.push(SinkGroupConfig {
             name: name.to_owned(),

@@ -287,13 +287,15 @@ fn parse_deserializer(
         s.accept_without_effect("decodeErrorPolicy", &why, notes);
         DecodeErrorPolicy::Fail
     };
-    // `deserializer.*` counts as read once `deserializer` is; other keys under it would be
-    // silently taken for used, so they are named here.
+    // A key under `deserializer.` this deserializer does not read is named here with the
+    // deserializer it belongs to, where the source's check would only call it unknown; it
+    // counts as read then, so that it is named once.
     for (rest, entry) in s.props().with_prefix(&s.full("deserializer.")) {
         if keys.contains(&rest) {
             continue;
         }
         let key = s.full(&format!("deserializer.{rest}"));
+        s.entry(&format!("deserializer.{rest}"));
         match DESERIALIZERS.iter().find(|(_, _, k)| k.contains(&rest)) {
             Some((other, _, _)) => notes.push(format!(
                 "{}: {key}: a key of the {other} deserializer, unused with deserializer = {alias}",

@@ -120,10 +120,12 @@ pub(super) fn parse_taildir(
             headers: Headers::new(),
         });
     }
-    // Paths and headers of groups `filegroups` does not list are ignored, as in Flume; say so.
+    // Paths and headers of groups `filegroups` does not list are ignored, as in Flume; say so
+    // (once: the key counts as read then).
     let props = s.props();
     for (rest, entry) in props.with_prefix(&s.full("filegroups.")) {
         if !names.iter().any(|n| n == rest) {
+            s.entry(&format!("filegroups.{rest}"));
             notes.push(format!(
                 "{}: {}: ignored: group '{rest}' is not listed in {}",
                 entry.at(),
