@@ -1189,12 +1189,13 @@ fn java_int(s: &Section, key: &str, read: Result<u64, ConfigError>) -> Result<u6
     Ok(v)
 }
 
-/// A size or `keep-alive` that is not a number gives the default and a note, as Flume's
+/// A size or `keep-alive` that is not a number gives the default and a warning, as Flume's
 /// `MemoryChannel` does (see [`Section::or_flume_fallback`]); a `transactionCapacity` over the
 /// capacity is refused, as Flume refuses it.
 fn memory_channel(
     s: &Section,
     notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
     capacity: u64,
     capacity_name: &str,
     default_transaction: u64,
@@ -1209,7 +1210,7 @@ fn memory_channel(
         read,
         default_transaction,
         &format!("the default {default_transaction}"),
-        notes,
+        warnings,
     );
     if transaction_capacity > capacity {
         let what = if fell_back {
@@ -1231,14 +1232,14 @@ fn memory_channel(
         s.strictly(|| s.seconds_or("keep-alive", 3)),
         Duration::from_secs(3),
         "the default 3 s",
-        notes,
+        warnings,
     );
     let byte_capacity = s.string("byteCapacity").and_then(|_| {
         s.or_flume_fallback(
             s.strictly(|| s.positive_or("byteCapacity", 1)).map(Some),
             None,
             "no byte limit (Flume's default is 80% of the JVM's heap)",
-            notes,
+            warnings,
         )
     });
     Ok(MemoryChannelConfig {
@@ -1442,6 +1443,7 @@ fn parse_file_channel(
 fn parse_spillable_memory(
     s: &Section,
     notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
 ) -> Result<ChannelKind, ConfigError> {
     let memory = s.u64_or("memoryCapacity", 10_000)?;
     let overflow = s.u64_or("overflowCapacity", 100_000_000)?;
@@ -1459,7 +1461,14 @@ fn parse_spillable_memory(
                 "{}: overflowCapacity = 0, so a memory channel of {memory} events, as in Flume",
                 s.located("type")
             ));
-            let channel = memory_channel(s, notes, memory, "memoryCapacity", 100.min(memory))?;
+            let channel = memory_channel(
+                s,
+                notes,
+                warnings,
+                memory,
+                "memoryCapacity",
+                100.min(memory),
+            )?;
             Ok(ChannelKind::Memory(channel))
         }
         (memory, overflow) => {
@@ -1484,24 +1493,28 @@ fn parse_spillable_memory(
 }
 
 impl ChannelConfig {
+    /// `warnings`: values replaced by Flume's defaults (the memory channel's), which Flume
+    /// logs as warnings too.
     pub(super) fn parse(
         name: &str,
         s: &Section,
         notes: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let ty = component_type(s, "channel", CHANNEL_TYPES)?;
         let kind = match ty {
             "file" => ChannelKind::File(parse_file_channel(s, notes, None)?),
-            "SPILLABLEMEMORY" => parse_spillable_memory(s, notes)?,
+            "SPILLABLEMEMORY" => parse_spillable_memory(s, notes, warnings)?,
             "memory" => {
                 let capacity = s.or_flume_fallback(
                     java_int(s, "capacity", s.strictly(|| s.positive_or("capacity", 100))),
                     100,
                     "the default 100",
-                    notes,
+                    warnings,
                 );
                 // Flume's default of 100 applies even to a smaller channel, which is an error.
-                let channel = memory_channel(s, notes, capacity, "the channel capacity", 100)?;
+                let channel =
+                    memory_channel(s, notes, warnings, capacity, "the channel capacity", 100)?;
                 ChannelKind::Memory(channel)
             }
             "kafka" => ChannelKind::Kafka(super::kafka_channel::parse_kafka_channel(s, notes)?),
@@ -1813,7 +1826,7 @@ mod tests {
                     a.channels.c1.dataDirs = /data\n";
         let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
         let s = Section::new(&props, "a.channels.c1.".into());
-        let parsed = ChannelConfig::parse("c1", &s, &mut Vec::new()).unwrap();
+        let parsed = ChannelConfig::parse("c1", &s, &mut Vec::new(), &mut Vec::new()).unwrap();
         let ChannelKind::File(parsed) = parsed.kind else {
             panic!("not a file channel: {parsed:?}");
         };
@@ -1833,7 +1846,8 @@ mod tests {
             let text = format!("a.channels.c1.type = file\n{dirs}");
             let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
             let s = Section::new(&props, "a.channels.c1.".into());
-            ChannelConfig::parse("c1", &s, &mut Vec::new()).map_err(|e| e.to_string())
+            ChannelConfig::parse("c1", &s, &mut Vec::new(), &mut Vec::new())
+                .map_err(|e| e.to_string())
         };
         for (dirs, key) in [
             ("a.channels.c1.dataDirs =\n", "dataDirs"),
@@ -1866,7 +1880,7 @@ mod tests {
             let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
             let s = Section::new(&props, "a.channels.c1.".into());
             let mut notes = Vec::new();
-            ChannelConfig::parse("c1", &s, &mut notes)
+            ChannelConfig::parse("c1", &s, &mut notes, &mut Vec::new())
                 .map(|_| notes)
                 .map_err(|e| e.to_string())
         };
@@ -2584,9 +2598,9 @@ a.sinks.k1.kafka.topic = logs-%{app}
     fn channel(text: &str) -> Result<(ChannelKind, Vec<String>), String> {
         let props = Properties::parse(Path::new("t.properties"), text.as_bytes()).unwrap();
         let s = Section::new(&props, "a.channels.c1.".into());
-        let mut notes = Vec::new();
-        ChannelConfig::parse("c1", &s, &mut notes)
-            .map(|c| (c.kind, notes))
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
+        ChannelConfig::parse("c1", &s, &mut notes, &mut warnings)
+            .map(|c| (c.kind, [notes, warnings].concat()))
             .map_err(|e| e.to_string())
     }
 
@@ -2771,6 +2785,7 @@ a.sinks.k1.kafka.topic = logs-%{app}
         let e = ChannelConfig::parse(
             "c1",
             &Section::new(&props, "a.channels.c1.".into()),
+            &mut Vec::new(),
             &mut Vec::new(),
         )
         .unwrap_err()

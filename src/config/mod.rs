@@ -262,8 +262,8 @@ pub struct AgentConfig {
     /// Keys accepted but without effect in weir, and keys not recognised: logged at start.
     pub notes: Vec<String>,
     /// What the configuration names but the agent runs without, as Flume runs without it (a
-    /// listed component with no keys, a reference to an undefined channel or sink): logged as
-    /// warnings at start.
+    /// listed component with no keys, a reference to an undefined channel or sink, a memory
+    /// channel size replaced by Flume's default): logged as warnings at start.
     pub left_out: Vec<String>,
 }
 
@@ -373,7 +373,10 @@ impl AgentConfig {
         let mut channels = Vec::new();
         for name in &channel_names {
             let s = root.child(&format!("channels.{name}.")).gathering();
-            match first_read(&s, ChannelConfig::parse(name, &s, &mut notes)) {
+            match first_read(
+                &s,
+                ChannelConfig::parse(name, &s, &mut notes, &mut left_out),
+            ) {
                 Ok(c) => channels.push(c),
                 Err(e) => errors.push(e),
             }
@@ -995,7 +998,7 @@ impl<'a> Section<'a> {
         Ok(v)
     }
 
-    /// What `read` (an accessor's result for one key) gave, or else `default` with a note
+    /// What `read` (an accessor's result for one key) gave, or else `default` with a warning
     /// naming the key and `default_shown`: for the keys Flume reads with a fallback instead of
     /// a failure. Flume's memory channel catches a number it cannot parse (or a size ≤ 0),
     /// warns and uses its default, so a file whose `capacity` carries an inline `# comment`
@@ -1005,10 +1008,10 @@ impl<'a> Section<'a> {
         read: Result<T, ConfigError>,
         default: T,
         default_shown: &str,
-        notes: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> T {
         read.unwrap_or_else(|e| {
-            notes.push(format!(
+            warnings.push(format!(
                 "{e}; {default_shown} is used instead, as Flume's memory channel does"
             ));
             default
@@ -1587,6 +1590,25 @@ a.sources.r1.channels = c2
                 .collect();
             assert_eq!(naming.len(), 1, "{key}\nin {:#?}", naming);
         }
+    }
+
+    /// A memory channel size Flume replaces by its default is a warning, as Flume logs it.
+    #[test]
+    fn a_memory_channel_size_replaced_by_the_default_is_a_warning() {
+        let c = load(BASE, "a.channels.c1.capacity = 10000  # events\n").unwrap();
+        let named = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| l.contains("a.channels.c1.capacity: '10000  # events'"))
+                .count()
+        };
+        assert_eq!(
+            (named(&c.left_out), named(&c.notes)),
+            (1, 0),
+            "{:#?}\n{:#?}",
+            c.left_out,
+            c.notes
+        );
     }
 
     /// One run names every batch too large for its channel, a source's and a sink's, together
