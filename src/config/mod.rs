@@ -654,6 +654,27 @@ impl AgentConfig {
                     entry.value
                 ));
             }
+            if !entry.dropped_escapes.is_empty() {
+                let written: Vec<String> = entry
+                    .dropped_escapes
+                    .iter()
+                    .map(|c| format!("`\\{c}`"))
+                    .collect();
+                let read: Vec<String> = entry
+                    .dropped_escapes
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect();
+                notes.push(format!(
+                    "{}: {agent}.{key}: {} in the file reads as {}: Java properties drop a \
+                     backslash that starts no escape, and Flume reads the file so; write two \
+                     backslashes for one (`\\\\{}`)",
+                    entry.at(),
+                    written.join(", "),
+                    read.join(", "),
+                    entry.dropped_escapes[0]
+                ));
+            }
             // Neither Java nor weir expands `~`: such a path is relative, under a directory
             // named `~` in the working directory, and shows only at start if at all.
             let value = entry.value.trim();
@@ -1590,6 +1611,40 @@ a.sources.r1.channels = c2
                 .collect();
             assert_eq!(naming.len(), 1, "{key}\nin {:#?}", naming);
         }
+    }
+
+    /// A backslash Java drops from a value (a regular expression's `\d` written with one
+    /// backslash) is a note naming the line, what was written and what is read.
+    #[test]
+    fn a_backslash_java_drops_is_noted() {
+        let c = load(
+            BASE,
+            "a.sources.r1.interceptors = f\na.sources.r1.interceptors.f.type = regex_filter\n\
+             a.sources.r1.interceptors.f.regex = ^\\d+\\s\n",
+        )
+        .unwrap();
+        let noted: Vec<&String> = c.notes.iter().filter(|n| n.contains("backslash")).collect();
+        assert_eq!(
+            noted,
+            [
+                "over.properties:3: a.sources.r1.interceptors.f.regex: `\\d`, `\\s` in the file \
+              reads as `d`, `s`: Java properties drop a backslash that starts no escape, and \
+              Flume reads the file so; write two backslashes for one (`\\\\d`)"
+            ],
+            "{:#?}",
+            c.notes
+        );
+        let c = load(
+            BASE,
+            "a.sources.r1.interceptors = f\na.sources.r1.interceptors.f.type = regex_filter\n\
+             a.sources.r1.interceptors.f.regex = ^\\\\d+\\\\s\n",
+        )
+        .unwrap();
+        assert!(
+            !c.notes.iter().any(|n| n.contains("backslash")),
+            "{:#?}",
+            c.notes
+        );
     }
 
     /// A memory channel size Flume replaces by its default is a warning, as Flume logs it.

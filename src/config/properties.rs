@@ -20,6 +20,9 @@ pub struct Entry {
     pub value: String,
     pub file: Arc<Path>,
     pub line: usize,
+    /// The characters its line writes after a backslash that Java drops (see
+    /// [`dropped_escapes`]), each once: `\d` in the file reads as `d`.
+    pub dropped_escapes: Vec<char>,
 }
 
 impl Entry {
@@ -119,6 +122,13 @@ impl Properties {
         // that has finished") on a file that ends inside a multi-byte sequence (found by the
         // `config_parse` fuzz target).
         let text = String::from_utf8_lossy(bytes);
+        // Numbered as the parser numbers lines, unless a lone `\r` ends a line somewhere (old
+        // Mac files): then the lines are not looked at again.
+        let raw_lines: Option<Vec<&str>> = (!text.replace("\r\n", "").contains('\r')).then(|| {
+            text.split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .collect()
+        });
         let iter =
             java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8);
         for line in iter {
@@ -137,6 +147,10 @@ impl Properties {
                         value: value.trim().to_owned(),
                         file: file.clone(),
                         line: number,
+                        dropped_escapes: raw_lines
+                            .as_deref()
+                            .map(|lines| dropped_escapes(lines.get(number.saturating_sub(1)..)))
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -219,6 +233,39 @@ impl Properties {
     }
 }
 
+/// The characters that follow a backslash in the logical line starting at `lines[0]` (its
+/// continuation lines included) which Java's `Properties.load` drops the backslash of, each
+/// once: `\d` reads as `d`, `C:\logs` as `C:logs`. A regular expression written for Java
+/// source (`\\d` there) but with one backslash in the file is the usual cause, and Flume then
+/// matches something else silently. Not counted: the escapes with a meaning (`\t \n \r \f
+/// \uXXXX \\`), those that keep a separator or comment character (`\: \= \# \! \ `), and a
+/// backslash ending a line (a continuation).
+fn dropped_escapes(lines: Option<&[&str]>) -> Vec<char> {
+    let mut dropped = Vec::new();
+    for line in lines.unwrap_or_default() {
+        let mut chars = line.chars();
+        let mut continued = false;
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                continue;
+            }
+            match chars.next() {
+                None => continued = true,
+                Some('t' | 'n' | 'r' | 'f' | 'u' | '\\' | ':' | '=' | '#' | '!' | ' ' | '\t') => {}
+                Some(other) => {
+                    if !dropped.contains(&other) {
+                        dropped.push(other);
+                    }
+                }
+            }
+        }
+        if !continued {
+            break;
+        }
+    }
+    dropped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +279,8 @@ mod tests {
             &Entry {
                 value: "r2".into(),
                 file: Arc::from(Path::new("x.properties")),
-                line: 8
+                line: 8,
+                dropped_escapes: Vec::new(),
             }
         );
         assert_eq!(p.get("a.sources").unwrap().at(), "x.properties:8");
@@ -254,6 +302,34 @@ mod tests {
         assert_eq!(p.get("a.y").unwrap().value, "r\u{e9}sum\u{e9}");
         assert_eq!(p.get("a.z").unwrap().value, "\u{fffd}");
         assert_eq!(p.get("a.z").unwrap().line, 4);
+    }
+
+    /// A backslash Java drops (`\d` reads as `d`) is recorded with its entry, over
+    /// continuation lines too; meaningful escapes, escaped separators and continuations are not.
+    #[test]
+    fn backslashes_java_drops_are_recorded_with_the_entry() {
+        let text = "a.regex = ^\\d+\\s\\d+\\.log$\n\
+                    a.path = C:\\logs\\new\n\
+                    a.kept = tab\\there\\u0041\\\\x\\:y\\=z\\#\\!\\ end\n\
+                    a.list = one \\\n  tw\\o\n\
+                    a.crlf = \\w\r\n";
+        let p = parse("e.properties", text);
+        let dropped = |key: &str| p.get(key).unwrap().dropped_escapes.clone();
+        assert_eq!(dropped("a.regex"), ['d', 's', '.']);
+        assert_eq!(p.get("a.regex").unwrap().value, "^d+sd+.log$");
+        // `\n` is a newline, and `C:\logs` loses its backslash.
+        assert_eq!(dropped("a.path"), ['l']);
+        assert_eq!(dropped("a.kept"), [] as [char; 0]);
+        assert_eq!(
+            p.get("a.kept").unwrap().value,
+            "tab\there\u{41}\\x:y=z#! end"
+        );
+        assert_eq!(dropped("a.list"), ['o']);
+        assert_eq!(p.get("a.list").unwrap().value, "one two");
+        assert_eq!(dropped("a.crlf"), ['w']);
+        // Lines ended by a lone `\r` are not looked at again (their numbering could differ).
+        let p = parse("m.properties", "a.x = \\d\ra.y = 1\r");
+        assert_eq!(p.get("a.x").unwrap().dropped_escapes, [] as [char; 0]);
     }
 
     fn parse(name: &str, text: &str) -> Properties {
