@@ -172,6 +172,13 @@ pub fn parse_hdfs_sink(
                 format!("'{write_format}' is not Writable or Text"),
             ));
         };
+        // Flume builds a serializer only for the two stream types; say so rather than call
+        // these keys unknown.
+        let why = "it applies to DataStream and CompressedStream only";
+        s.accept_without_effect("serializer", why, notes);
+        for (key, _) in s.props().with_prefix(&s.full("serializer.")) {
+            s.accept_without_effect(&format!("serializer.{key}"), why, notes);
+        }
         HdfsFormat::SequenceFile { text }
     } else if file_type.eq_ignore_ascii_case("DataStream") {
         if codec.is_some() {
@@ -835,6 +842,19 @@ mod tests {
         assert_eq!(
             format("a.sinks.k1.hdfs.writeFormat = Text\n").unwrap().0,
             HdfsFormat::SequenceFile { text: true }
+        );
+        // A SequenceFile has no serializer: its keys are noted as such, not as unknown.
+        let (_, notes) =
+            format("a.sinks.k1.serializer = TEXT\na.sinks.k1.serializer.appendNewline = false\n")
+                .unwrap();
+        assert_eq!(
+            notes,
+            [
+                "t.properties:2: a.sinks.k1.serializer: accepted, no effect in weir: it applies \
+                 to DataStream and CompressedStream only",
+                "t.properties:3: a.sinks.k1.serializer.appendNewline: accepted, no effect in \
+                 weir: it applies to DataStream and CompressedStream only"
+            ]
         );
         assert_eq!(
             format(
