@@ -1912,7 +1912,10 @@ mod tests {
         let cfg = crate::config::AgentConfig::from_properties(&props, "a").unwrap();
         assert_eq!(
             cfg.notes,
-            ["t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored"]
+            [
+                "t.properties:8: a.sources.r1.interceptors.i1.withname: unknown key, ignored (it \
+                 looks like a misspelling of a.sources.r1.interceptors.i1.withName)"
+            ]
         );
         // An interceptor configured but left out of the list (audit 37): one note for it.
         let listed_one = text.replace(

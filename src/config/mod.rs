@@ -39,6 +39,7 @@ mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -755,17 +756,33 @@ fn first_read<T>(s: &Section, read: Result<T, ConfigError>) -> Result<T, ConfigE
     }
 }
 
+/// The full keys the readers of a configuration asked for, set or not, and those already
+/// noted as unknown. Only a key asked for itself counts as read: counting `X.*` once `X` is
+/// would hide a misspelt key under a value with settings of its own
+/// (`processor.selector.maxTimeout`).
+#[derive(Default)]
+struct KeysRead {
+    asked: BTreeSet<String>,
+    noted: BTreeSet<String>,
+}
+
+/// Whether the key `written` looks like a misspelling of `meant`: the same in another case, or
+/// one edit away (two for keys longer than six characters), counting a swap of two
+/// neighbouring letters as one. Java properties are case-sensitive and Flume ignores keys it
+/// does not know, so such a typo does nothing, silently.
+fn looks_like(written: &str, meant: &str) -> bool {
+    let most = if meant.chars().count() > 6 { 2 } else { 1 };
+    written.eq_ignore_ascii_case(meant) || strsim::damerau_levenshtein(written, meant) <= most
+}
+
 /// The keys under one prefix (`a.sources.r1.`), with typed accessors whose errors carry the
 /// file, line and full key. Remembers which keys were read, so the rest can be reported.
 pub struct Section<'a> {
     props: &'a Properties,
     prefix: String,
-    /// The full keys asked for, shared by the sections [`Section::child`] makes from one
-    /// root, so that a component's check covers what its parts (an interceptor, a
-    /// serializer) read. Only a key asked for itself counts: counting `X.*` as read once `X`
-    /// is would hide a misspelt key under a value with settings of its own
-    /// (`processor.selector.maxTimeout`).
-    used: Rc<RefCell<BTreeSet<String>>>,
+    /// The keys read, shared by the sections [`Section::child`] makes from one root, so that
+    /// a component's check covers what its parts (an interceptor, a serializer) read.
+    read: Rc<RefCell<KeysRead>>,
     /// When gathering ([`Section::gathering`]): the values this section and its children could
     /// not read, each given its default meanwhile so that the component's other keys are read
     /// too, and one run names every bad value (audit 17, audit 23).
@@ -779,7 +796,7 @@ impl<'a> Section<'a> {
         Section {
             props,
             prefix,
-            used: Rc::default(),
+            read: Rc::default(),
             deferred: None,
             strict: Cell::new(false),
         }
@@ -791,7 +808,7 @@ impl<'a> Section<'a> {
 
     pub fn child(&self, sub: &str) -> Section<'a> {
         let mut child = Section::new(self.props, format!("{}{sub}", self.prefix));
-        child.used = Rc::clone(&self.used);
+        child.read = Rc::clone(&self.read);
         child.deferred = self.deferred.clone();
         child
     }
@@ -841,7 +858,7 @@ impl<'a> Section<'a> {
     pub fn entry(&self, key: &str) -> Option<&'a Entry> {
         let full = self.full(key);
         let entry = self.props.get(&full);
-        self.used.borrow_mut().insert(full);
+        self.read.borrow_mut().asked.insert(full);
         entry
     }
 
@@ -942,20 +959,12 @@ impl<'a> Section<'a> {
         })
     }
 
-    /// A key of this section that looks like a misspelling of `key`: the same in another case,
-    /// or one edit away (two for keys longer than six characters), counting a swap of two
-    /// neighbouring letters as one. Java properties are case-sensitive and Flume ignores keys
-    /// it does not know, so without this `prot` for `port` shows only as "port missing".
+    /// A key of this section that [`looks_like`] a misspelling of `key`: without this, `prot`
+    /// for `port` shows only as "port missing".
     fn misspelling_of(&self, key: &str) -> Option<(String, String)> {
-        let most = if key.chars().count() > 6 { 2 } else { 1 };
         self.props
             .with_prefix(&self.prefix)
-            .find(|(k, _)| *k != key && strsim::damerau_levenshtein(k, key) <= most)
-            .or_else(|| {
-                self.props
-                    .with_prefix(&self.prefix)
-                    .find(|(k, _)| *k != key && k.eq_ignore_ascii_case(key))
-            })
+            .find(|(k, _)| *k != key && looks_like(k, key))
             .map(|(k, entry)| (k.to_owned(), entry.at()))
     }
 
@@ -1071,16 +1080,32 @@ impl<'a> Section<'a> {
     }
 
     /// Notes every key of this section that no accessor (of it or of a child) asked for:
-    /// Flume ignores unknown keys too, but a typo should be visible. A key noted counts as
-    /// read afterwards, so the check of an enclosing section does not note it again.
+    /// Flume ignores unknown keys too, but a typo should be visible. The note names the key
+    /// it looks like a misspelling of, among those a reader asked for and the file does not
+    /// set (a key set beside it was meant as written, or is another component's). A key is
+    /// noted once, though an enclosing section is checked after this one.
     pub fn note_unused(&self, notes: &mut Vec<String>) {
-        let mut used = self.used.borrow_mut();
+        let mut read = self.read.borrow_mut();
         for (key, entry) in self.props.with_prefix(&self.prefix) {
             let full = self.full(key);
-            if !used.contains(&full) {
-                notes.push(format!("{}: {full}: unknown key, ignored", entry.at()));
-                used.insert(full);
+            if read.asked.contains(&full) || read.noted.contains(&full) {
+                continue;
             }
+            let meant = read
+                .asked
+                .range::<str, _>((Bound::Included(self.prefix.as_str()), Bound::Unbounded))
+                .map_while(|k| Some((k, k.strip_prefix(&self.prefix)?)))
+                .filter(|(k, rel)| self.props.get(k).is_none() && looks_like(key, rel))
+                .min_by_key(|(_, rel)| strsim::damerau_levenshtein(key, rel))
+                .map(|(k, _)| k);
+            let hint = meant
+                .map(|k| format!(" (it looks like a misspelling of {k})"))
+                .unwrap_or_default();
+            notes.push(format!(
+                "{}: {full}: unknown key, ignored{hint}",
+                entry.at()
+            ));
+            read.noted.insert(full);
         }
     }
 }
@@ -1504,6 +1529,41 @@ a.sources.r1.channels = c2
         );
     }
 
+    /// An unknown key names the key it looks like a misspelling of, among those the component
+    /// reads and the file leaves unset; one set beside it gets no such hint.
+    #[test]
+    fn an_unknown_key_names_the_key_it_misspells() {
+        let note = |over: &str, key: &str| {
+            let c = load(BASE, over).unwrap();
+            let found: Vec<String> = c
+                .notes
+                .iter()
+                .filter(|n| n.contains(&format!("{key}: unknown key")))
+                .cloned()
+                .collect();
+            assert_eq!(found.len(), 1, "{key} in {:#?}", c.notes);
+            found[0]
+                .split_once(": unknown key, ignored")
+                .map(|(_, hint)| hint.to_owned())
+        };
+        assert_eq!(
+            note("a.sinks.k1.batchsize = 10\n", "a.sinks.k1.batchsize").as_deref(),
+            Some(" (it looks like a misspelling of a.sinks.k1.batchSize)")
+        );
+        assert_eq!(
+            note(
+                "a.sinks.k1.batchSize = 5\na.sinks.k1.batchsize = 10\n",
+                "a.sinks.k1.batchsize"
+            )
+            .as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            note("a.sinks.k1.bogus = 1\n", "a.sinks.k1.bogus").as_deref(),
+            Some("")
+        );
+    }
+
     /// A misspelt key under a key whose own settings sit below it (`processor.selector`,
     /// `handler`, `sink.pathManager`, `selector.optional`, a regex_extractor's serializer) is
     /// noted like any unknown key, not taken for one of those settings (audit 37).
@@ -1516,7 +1576,8 @@ a.sources.r1.channels = c2
                  a.sinkgroups.g.processor.type = load_balance\n\
                  a.sinkgroups.g.processor.selector = random\n\
                  a.sinkgroups.g.processor.selector.maxTimeout = 5000\n",
-                "a.sinkgroups.g.processor.selector.maxTimeout: unknown key, ignored",
+                "a.sinkgroups.g.processor.selector.maxTimeout: unknown key, ignored (it looks \
+                 like a misspelling of a.sinkgroups.g.processor.selector.maxTimeOut)",
             ),
             (
                 "a.sources.r1.type = http\n\
@@ -1544,7 +1605,7 @@ a.sources.r1.channels = c2
         ];
         for (over, wanted) in cases {
             let c = load(BASE, over).unwrap();
-            let noted: Vec<&String> = c.notes.iter().filter(|n| n.ends_with(wanted)).collect();
+            let noted: Vec<&String> = c.notes.iter().filter(|n| n.contains(wanted)).collect();
             assert_eq!(noted.len(), 1, "{wanted}\nin {:#?}", c.notes);
         }
         // The settings themselves are not noted.
