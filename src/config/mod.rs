@@ -775,6 +775,14 @@ fn looks_like(written: &str, meant: &str) -> bool {
     written.eq_ignore_ascii_case(meant) || strsim::damerau_levenshtein(written, meant) <= most
 }
 
+/// Whether keys `a` and `b` have as many parts but differ before the last one: then the
+/// difference is most likely in a name the user chose (`serializers.s2.type` beside
+/// `serializers.s1.type`), not a misspelling.
+fn other_parent(a: &str, b: &str) -> bool {
+    let parent = |k: &str| k.rsplit_once('.').map(|(p, _)| p.to_owned());
+    a.matches('.').count() == b.matches('.').count() && parent(a) != parent(b)
+}
+
 /// The keys under one prefix (`a.sources.r1.`), with typed accessors whose errors carry the
 /// file, line and full key. Remembers which keys were read, so the rest can be reported.
 pub struct Section<'a> {
@@ -1082,8 +1090,9 @@ impl<'a> Section<'a> {
     /// Notes every key of this section that no accessor (of it or of a child) asked for:
     /// Flume ignores unknown keys too, but a typo should be visible. The note names the key
     /// it looks like a misspelling of, among those a reader asked for and the file does not
-    /// set (a key set beside it was meant as written, or is another component's). A key is
-    /// noted once, though an enclosing section is checked after this one.
+    /// set (a key set beside it was meant as written, or is another component's), and in the
+    /// same place ([`other_parent`]). A key is noted once, though an enclosing section is
+    /// checked after this one.
     pub fn note_unused(&self, notes: &mut Vec<String>) {
         let mut read = self.read.borrow_mut();
         for (key, entry) in self.props.with_prefix(&self.prefix) {
@@ -1095,7 +1104,9 @@ impl<'a> Section<'a> {
                 .asked
                 .range::<str, _>((Bound::Included(self.prefix.as_str()), Bound::Unbounded))
                 .map_while(|k| Some((k, k.strip_prefix(&self.prefix)?)))
-                .filter(|(k, rel)| self.props.get(k).is_none() && looks_like(key, rel))
+                .filter(|(k, rel)| {
+                    self.props.get(k).is_none() && looks_like(key, rel) && !other_parent(key, rel)
+                })
                 .min_by_key(|(_, rel)| strsim::damerau_levenshtein(key, rel))
                 .map(|(k, _)| k);
             let hint = meant
@@ -1560,6 +1571,26 @@ a.sources.r1.channels = c2
         );
         assert_eq!(
             note("a.sinks.k1.bogus = 1\n", "a.sinks.k1.bogus").as_deref(),
+            Some("")
+        );
+        // A dot left out is a slip; a serializer of another name is not.
+        assert_eq!(
+            note(
+                "a.sources.r1.selector.type = multiplexing\na.sources.r1.selector.default = c1\n\
+                 a.sources.r1.selectorheader = h\n",
+                "a.sources.r1.selectorheader"
+            )
+            .as_deref(),
+            Some(" (it looks like a misspelling of a.sources.r1.selector.header)")
+        );
+        let extractor = "a.sources.r1.interceptors = e\n\
+                         a.sources.r1.interceptors.e.type = regex_extractor\n\
+                         a.sources.r1.interceptors.e.regex = (a)\n\
+                         a.sources.r1.interceptors.e.serializers = s1\n\
+                         a.sources.r1.interceptors.e.serializers.s1.name = n\n\
+                         a.sources.r1.interceptors.e.serializers.s2.type = DEFAULT\n";
+        assert_eq!(
+            note(extractor, "a.sources.r1.interceptors.e.serializers.s2.type").as_deref(),
             Some("")
         );
     }
