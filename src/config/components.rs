@@ -1696,7 +1696,7 @@ fn parse_kafka(
             ));
         }
     };
-    Ok((
+    let config = (
         KafkaSinkConfig {
             bootstrap_servers: servers,
             topic,
@@ -1712,7 +1712,9 @@ fn parse_kafka(
             header_map,
         },
         batch_size,
-    ))
+    );
+    super::kafka_client_keys::note_misplaced(s, &["producer"], notes);
+    Ok(config)
 }
 
 impl SinkConfig {

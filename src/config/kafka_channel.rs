@@ -166,7 +166,7 @@ pub(super) fn parse_kafka_channel(
         ),
         None => None,
     };
-    Ok(KafkaChannelConfig {
+    let config = KafkaChannelConfig {
         bootstrap_servers,
         topic,
         group_id,
@@ -180,7 +180,9 @@ pub(super) fn parse_kafka_channel(
             .positive_or("transactionCapacity", KAFKA_CHANNEL_TRANSACTION_CAPACITY)?
             as usize,
         delivery_timeout: Duration::from_millis(delivery_timeout_ms),
-    })
+    };
+    super::kafka_client_keys::note_misplaced(s, &["producer", "consumer"], notes);
+    Ok(config)
 }
 
 #[cfg(test)]

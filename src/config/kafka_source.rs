@@ -161,7 +161,7 @@ pub(super) fn parse_kafka_source(
         s.entry("topicHeader");
         None
     };
-    Ok(KafkaSourceConfig {
+    let config = KafkaSourceConfig {
         bootstrap_servers,
         topics,
         group_id,
@@ -172,7 +172,9 @@ pub(super) fn parse_kafka_source(
         topic_header,
         header_map: header_map(s, notes),
         consumer,
-    })
+    };
+    super::kafka_client_keys::note_misplaced(s, &["consumer"], notes);
+    Ok(config)
 }
 
 /// Flume 1.11's `header.<event header> = <record header>` pairs of a Kafka sink or source, in

@@ -22,6 +22,7 @@ mod interpolate;
 pub mod java_keystore;
 mod java_syntax;
 mod kafka_channel;
+mod kafka_client_keys;
 mod kafka_producer;
 mod kafka_security;
 mod kafka_source;
@@ -1087,12 +1088,32 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The key of this section that `key` looks like a misspelling of, among those a reader
+    /// asked for and the file does not set (a key set beside it was meant as written, or is
+    /// another component's), and in the same place ([`other_parent`]).
+    fn meant_by<'r>(&self, read: &'r KeysRead, key: &str) -> Option<&'r String> {
+        read.asked
+            .range::<str, _>((Bound::Included(self.prefix.as_str()), Bound::Unbounded))
+            .map_while(|k| Some((k, k.strip_prefix(&self.prefix)?)))
+            .filter(|(k, rel)| {
+                self.props.get(k).is_none() && looks_like(key, rel) && !other_parent(key, rel)
+            })
+            .min_by_key(|(_, rel)| strsim::damerau_levenshtein(key, rel))
+            .map(|(k, _)| k)
+    }
+
+    /// Whether no reader asked for `key`, nor for a key it looks like a misspelling of: what
+    /// [`Section::note_unused`] would note as unknown without a hint, for a component that
+    /// can say more about such a key.
+    pub fn unaccounted(&self, key: &str) -> bool {
+        let read = self.read.borrow();
+        !read.asked.contains(&self.full(key)) && self.meant_by(&read, key).is_none()
+    }
+
     /// Notes every key of this section that no accessor (of it or of a child) asked for:
     /// Flume ignores unknown keys too, but a typo should be visible. The note names the key
-    /// it looks like a misspelling of, among those a reader asked for and the file does not
-    /// set (a key set beside it was meant as written, or is another component's), and in the
-    /// same place ([`other_parent`]). A key is noted once, though an enclosing section is
-    /// checked after this one.
+    /// it looks like a misspelling of ([`Section::meant_by`]). A key is noted once, though an
+    /// enclosing section is checked after this one.
     pub fn note_unused(&self, notes: &mut Vec<String>) {
         let mut read = self.read.borrow_mut();
         for (key, entry) in self.props.with_prefix(&self.prefix) {
@@ -1100,16 +1121,8 @@ impl<'a> Section<'a> {
             if read.asked.contains(&full) || read.noted.contains(&full) {
                 continue;
             }
-            let meant = read
-                .asked
-                .range::<str, _>((Bound::Included(self.prefix.as_str()), Bound::Unbounded))
-                .map_while(|k| Some((k, k.strip_prefix(&self.prefix)?)))
-                .filter(|(k, rel)| {
-                    self.props.get(k).is_none() && looks_like(key, rel) && !other_parent(key, rel)
-                })
-                .min_by_key(|(_, rel)| strsim::damerau_levenshtein(key, rel))
-                .map(|(k, _)| k);
-            let hint = meant
+            let hint = self
+                .meant_by(&read, key)
                 .map(|k| format!(" (it looks like a misspelling of {k})"))
                 .unwrap_or_default();
             notes.push(format!(
