@@ -1681,7 +1681,14 @@ fn parse_kafka(
         .to_ascii_lowercase()
         .as_str()
     {
-        "block" => UnsendablePolicy::Block,
+        "block" => {
+            s.accept_without_effect(
+                "kafka.deadLetterDir",
+                "it applies with kafka.onUnsendable = deadletter",
+                notes,
+            );
+            UnsendablePolicy::Block
+        }
         "deadletter" => UnsendablePolicy::DeadLetter(PathBuf::from(s.required(
             "kafka.deadLetterDir",
             &format!(

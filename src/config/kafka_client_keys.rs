@@ -57,16 +57,20 @@ mod tests {
     }
 
     /// A client setting without its client's prefix is named with the key it belongs under;
-    /// a misspelt key of the component itself keeps its misspelling hint instead.
+    /// a misspelt key of the component itself keeps its misspelling hint instead, and a key
+    /// of weir's read only in some cases is not taken for a client's.
     #[test]
     fn client_settings_one_level_too_high_are_named_with_their_place() {
         let sink = "a.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n\
                     a.sinks.k1.kafka.bootstrap.servers = 127.0.0.1:9092\n\
                     a.sinks.k1.kafka.security.protocol = SSL\n\
-                    a.sinks.k1.kafka.topik = t\n";
+                    a.sinks.k1.kafka.topik = t\n\
+                    a.sinks.k1.kafka.deadLetterDir = /tmp/dead\n";
         assert_eq!(
             notes(sink),
             [
+                "t.properties:13: a.sinks.k1.kafka.deadLetterDir: accepted, no effect in weir: it \
+                 applies with kafka.onUnsendable = deadletter",
                 "t.properties:11: a.sinks.k1.kafka.security.protocol: ignored, as in Flume: only \
                  `kafka.producer.*` reaches the client; as a client setting it is \
                  `a.sinks.k1.kafka.producer.security.protocol`",
