@@ -745,11 +745,11 @@ impl Channel for KafkaChannel {
             // As in Flume: the events are delivered; a failed offset commit only means they
             // may come again after a restart or a rebalance (a later commit covers them).
             Committed::Answered(Err(e)) => tracing::warn!(
-                channel = %self.name, error = %e, partitions = ?commits,
+                channel = %self.name, error = %e, offsets = ?commits,
                 "kafka: offset commit failed; these events may be delivered again"
             ),
             Committed::Unanswered => tracing::warn!(
-                channel = %self.name, partitions = ?commits, waited_s = offset_commits::PATIENCE.as_secs(),
+                channel = %self.name, offsets = ?commits, waited_s = offset_commits::PATIENCE.as_secs(),
                 "kafka: the broker has not answered the offset commit; going on without it (it may still land; if not, these events may be delivered again)"
             ),
         }

@@ -16,8 +16,9 @@
 //!
 //! The thread holds the consumer only while it commits: otherwise the owner's drop is the
 //! last, and closes the consumer (leaving the group) on the owner's thread as before. When the
-//! owner lets go while a commit is stuck, the consumer is closed on this thread once the
-//! commit returns, so the stop does not wait for it.
+//! owner lets go while a commit is stuck, the thread still sends the commits queued behind it
+//! once it returns (merged, as above: they were asked for, and landing them spares the
+//! duplicates), and then closes the consumer, so the stop does not wait for either.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -105,42 +106,68 @@ fn commit_loop<C: ConsumerContext + 'static>(
         let mut batch = vec![first];
         // Queued while the previous commit waited: one commit covers them all.
         batch.extend(queue.try_iter());
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for request in &batch {
-            for (topic, partition, offset) in &request.offsets {
-                let e = next.entry((topic.clone(), *partition)).or_insert(*offset);
-                *e = (*e).max(*offset);
-            }
-        }
         let Some(consumer) = consumer.upgrade() else {
+            // The owner closed the consumer between asking and this thread's turn.
+            let next = merged(&batch);
+            tracing::warn!(
+                owner, offsets = ?next,
+                "kafka: offset commit not sent: the consumer was closed first; those records may be delivered again"
+            );
             return;
         };
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in &next {
-            if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-                tracing::warn!(owner, topic, partition, error = %e, "kafka: bad offset");
-            }
-        }
-        let result = consumer.commit(&list, CommitMode::Sync);
-        let mut waited_for = false;
-        for request in batch {
-            waited_for |= request.answer.try_send(result.clone()).is_ok();
-        }
-        if !waited_for {
-            match &result {
-                Ok(()) => {
-                    tracing::info!(
-                        owner,
-                        partitions = next.len(),
-                        "kafka: the offset commit given up on was answered: committed"
-                    )
-                }
-                Err(e) => {
-                    tracing::warn!(owner, error = %e, partitions = next.len(), "kafka: the offset commit given up on failed; those records may be delivered again")
-                }
-            }
+        // Held until no commit is queued, so that those asked for while one was stuck are
+        // sent even when the owner has let go meanwhile.
+        while !batch.is_empty() {
+            commit_batch(&consumer, std::mem::take(&mut batch), owner);
+            batch.extend(queue.try_iter());
         }
         // Dropped here, outside a commit: if the owner let go meanwhile, this closes it.
         drop(consumer);
+    }
+}
+
+/// The highest offset asked for each partition across `batch`.
+fn merged(batch: &[Request]) -> BTreeMap<(String, i32), i64> {
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for request in batch {
+        for (topic, partition, offset) in &request.offsets {
+            let e = next.entry((topic.clone(), *partition)).or_insert(*offset);
+            *e = (*e).max(*offset);
+        }
+    }
+    next
+}
+
+/// Commits the merged offsets of `batch` and answers each request still waited for; the
+/// outcome of one no caller waits for any more is logged.
+fn commit_batch<C: ConsumerContext + 'static>(
+    consumer: &BaseConsumer<C>,
+    batch: Vec<Request>,
+    owner: &str,
+) {
+    let next = merged(&batch);
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in &next {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(owner, topic, partition, error = %e, "kafka: bad offset");
+        }
+    }
+    let result = consumer.commit(&list, CommitMode::Sync);
+    let mut waited_for = false;
+    for request in batch {
+        waited_for |= request.answer.try_send(result.clone()).is_ok();
+    }
+    if !waited_for {
+        match &result {
+            Ok(()) => {
+                tracing::info!(
+                    owner, offsets = ?next,
+                    "kafka: the offset commit given up on was answered: committed"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(owner, error = %e, offsets = ?next, "kafka: the offset commit given up on failed; those records may be delivered again")
+            }
+        }
     }
 }

@@ -414,7 +414,7 @@ fn commit(name: &str, consumer: &KafkaConsumer, counters: &SourceCounters, batch
         Committed::Answered(Err(e)) => {
             counters.generic_failure();
             tracing::warn!(
-                source = name, error = %e, partitions = next.len(),
+                source = name, error = %e, offsets = ?next,
                 "kafka: offset commit failed; the batch (already in the channel) may be delivered again"
             );
         }
@@ -422,7 +422,7 @@ fn commit(name: &str, consumer: &KafkaConsumer, counters: &SourceCounters, batch
             counters.generic_failure();
             tracing::warn!(
                 source = name,
-                partitions = next.len(),
+                offsets = ?next,
                 waited_s = offset_commits::PATIENCE.as_secs(),
                 "kafka: the broker has not answered the offset commit; going on without it (it may still land; if not, the batch, already in the channel, comes again)"
             );
