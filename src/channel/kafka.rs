@@ -48,6 +48,7 @@ use crate::config::KafkaChannelConfig;
 use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client;
+use crate::kafka_client::assignment::AssignmentWatch;
 use crate::kafka_client::client_log::{ClientLog, Role};
 use crate::kafka_client::offset_commits::{self, Committed, CommittingConsumer};
 use crate::kafka_metrics::KafkaTimers;
@@ -112,6 +113,7 @@ struct ConsumeContext {
     channel: String,
     revoked: std::sync::Mutex<Vec<i32>>,
     log: Arc<ClientLog>,
+    assignment: AssignmentWatch,
 }
 
 impl ClientContext for ConsumeContext {
@@ -130,12 +132,14 @@ impl ConsumerContext for ConsumeContext {
             Rebalance::Revoke(list) => {
                 let parts: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(channel = %self.channel, partitions = ?parts, "kafka: partitions revoked");
+                self.assignment.revoked(parts.len(), Instant::now());
                 if let Ok(mut r) = self.revoked.lock() {
                     r.extend(parts);
                 }
             }
             Rebalance::Assign(list) => {
                 let parts: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                self.assignment.assigned(parts.len(), Instant::now());
                 if parts.is_empty() {
                     tracing::warn!(channel = %self.channel, "{}", kafka_client::NOTHING_ASSIGNED);
                 } else {
@@ -352,6 +356,7 @@ fn create_consumer(
         channel: name.to_owned(),
         revoked: std::sync::Mutex::default(),
         log: log.clone(),
+        assignment: AssignmentWatch::new(Instant::now()),
     })
     .map_err(|e| consumer_refused(name, config, &e))
 }
@@ -808,7 +813,7 @@ impl KafkaChannel {
         consumer
             .subscribe(&[self.config.topic.as_str()])
             .map_err(|e| anyhow::anyhow!("cannot subscribe to {}: {e}", self.config.topic))?;
-        tracing::info!(channel = %self.name, group = %self.config.group_id, topic = %self.config.topic, "kafka: consumer joined the group");
+        tracing::info!(channel = %self.name, group = %self.config.group_id, topic = %self.config.topic, "kafka: consumer subscribed; it reads once the group assigns it partitions");
         CommittingConsumer::new(consumer, &self.name)
             .map_err(|e| anyhow::anyhow!("cannot start the consumer's offset-commit thread: {e}"))
     }
@@ -820,6 +825,9 @@ impl KafkaChannel {
         timeout: Duration,
     ) -> Option<Result<(i32, i64, Event), KafkaError>> {
         let consumer = side.consumer.as_ref()?;
+        if consumer.context().assignment.overdue(Instant::now()) {
+            tracing::warn!(channel = %self.name, "{}", kafka_client::assignment::NO_PARTITION_YET);
+        }
         consumer.poll(timeout).map(|r| {
             r.map(|m| {
                 let event = self.to_event(m.topic(), m.partition(), m.offset(), &m);

@@ -7,8 +7,10 @@
 //! and channel's consumer properties, and the channel's producer ones, are judged the same way
 //! ([`apply`]). [`client_log`] passes what the clients report on to weir's log, and
 //! [`offset_commits`] commits the source's and the channel's consumer offsets without letting
-//! a broker that stopped answering hold them up.
+//! a broker that stopped answering hold them up. [`assignment`] tells when a consumer has gone
+//! long without partitions.
 
+pub mod assignment;
 pub mod client_log;
 pub mod offset_commits;
 

@@ -32,6 +32,7 @@ use crate::event::{Event, Headers};
 use crate::flume_event_format;
 use crate::kafka_client as client_config;
 use crate::kafka_client::OFFSET_HEADER;
+use crate::kafka_client::assignment::{self, AssignmentWatch};
 use crate::kafka_client::client_log::{ClientLog, Role};
 use crate::kafka_client::offset_commits::{self, Committed, CommittingConsumer};
 use crate::kafka_metrics::KafkaTimers;
@@ -47,6 +48,7 @@ struct Context {
     source: String,
     filling: Mutex<Vec<Pending>>,
     log: ClientLog,
+    assignment: AssignmentWatch,
 }
 
 impl ClientContext for Context {
@@ -69,6 +71,7 @@ impl ConsumerContext for Context {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions revoked");
+                self.assignment.revoked(parts.len(), Instant::now());
                 // Not ours any more: never committed here, read again by the new owner.
                 if let Ok(mut batch) = self.filling.lock() {
                     let before = batch.len();
@@ -91,6 +94,7 @@ impl ConsumerContext for Context {
                     .iter()
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
+                self.assignment.assigned(parts.len(), Instant::now());
                 if parts.is_empty() {
                     tracing::warn!(source = %self.source, "{}", client_config::NOTHING_ASSIGNED);
                 } else {
@@ -159,6 +163,7 @@ fn create_consumer(name: &str, cc: &ClientConfig) -> anyhow::Result<BaseConsumer
         source: name.to_owned(),
         filling: Mutex::default(),
         log: ClientLog::new(Role::Source, name, "kafka consumer"),
+        assignment: AssignmentWatch::new(Instant::now()),
     })
     .map_err(|e| anyhow::anyhow!("source {name}: cannot create the Kafka consumer: {e}"))
 }
@@ -270,6 +275,9 @@ fn fill(
                 consumer.context().log.returned("consumer error", &e)
             }
             None => {}
+        }
+        if consumer.context().assignment.overdue(Instant::now()) {
+            tracing::warn!(source = name, "{}", assignment::NO_PARTITION_YET);
         }
     }
     let batch = filling
