@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -212,6 +212,36 @@ fn memory_held(channels: &[Arc<dyn Channel>]) -> impl Iterator<Item = (&str, u64
     })
 }
 
+/// How long a stop waits for a component's thread before saying which it waits for.
+const SLOW_STOP: Duration = Duration::from_secs(3);
+
+/// Joins `threads`; those still running after [`SLOW_STOP`] are named in one line, since a
+/// stop can wait on a broker that does not answer (a Kafka channel's put waits up to its
+/// delivery timeout) and would otherwise look hung (audit 39: 8-9 s without a line).
+fn join_saying_what_waits(threads: Vec<JoinHandle<()>>) {
+    let started = Instant::now();
+    let mut told = false;
+    while !told && threads.iter().any(|t| !t.is_finished()) {
+        if started.elapsed() >= SLOW_STOP {
+            let waiting: Vec<&str> = threads
+                .iter()
+                .filter(|t| !t.is_finished())
+                .filter_map(|t| t.thread().name())
+                .collect();
+            tracing::info!(
+                waiting = ?waiting,
+                "stopping: still waiting for these to finish the transaction or batch in progress (one waiting on a broker or a server that does not answer ends at its timeout)"
+            );
+            told = true;
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 /// The components of one configuration, on their threads.
 struct Running {
     source_stop: StopFlag,
@@ -345,13 +375,9 @@ impl Running {
     /// the channels close (the log syncs and lets go of its lock, so a restart may open it).
     fn stop(self) {
         self.source_stop.set();
-        for t in self.source_threads {
-            let _ = t.join();
-        }
+        join_saying_what_waits(self.source_threads);
         self.sink_stop.set();
-        for t in self.sink_threads {
-            let _ = t.join();
-        }
+        join_saying_what_waits(self.sink_threads);
         if let Some(t) = self.metrics_thread {
             let _ = t.join();
         }
