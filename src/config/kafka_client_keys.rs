@@ -21,21 +21,24 @@ pub(super) fn note_misplaced(s: &Section, clients: &[&str], notes: &mut Vec<Stri
             continue;
         }
         s.entry(&key);
-        let placed: Vec<String> = clients
-            .iter()
-            .map(|c| format!("`{under}{c}.{rest}`"))
-            .collect();
+        let listed = |f: &dyn Fn(&str) -> String| -> String {
+            clients
+                .iter()
+                .map(|c| f(c))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
         let reaches = if clients.len() > 1 {
             "reach the clients"
         } else {
             "reaches the client"
         };
         notes.push(format!(
-            "{}: {under}{rest}: ignored, as in Flume: only `kafka.{}.*` {reaches}; as a \
-             client setting it is {}",
+            "{}: {under}{rest}: ignored, as in Flume: only {} {reaches}; as a client setting it \
+             is {}",
             entry.at(),
-            clients.join(".*` and `kafka."),
-            placed.join(" and ")
+            listed(&|c| format!("`kafka.{c}.*`")),
+            listed(&|c| format!("`{under}{c}.{rest}`"))
         ));
     }
 }
