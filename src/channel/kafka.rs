@@ -825,10 +825,12 @@ impl KafkaChannel {
         timeout: Duration,
     ) -> Option<Result<(i32, i64, Event), KafkaError>> {
         let consumer = side.consumer.as_ref()?;
-        if consumer.context().assignment.overdue(Instant::now()) {
+        let polled = consumer.poll(timeout);
+        // Only an idle poll asks: records coming means partitions held.
+        if polled.is_none() && consumer.context().assignment.overdue(Instant::now()) {
             tracing::warn!(channel = %self.name, "{}", kafka_client::assignment::NO_PARTITION_YET);
         }
-        consumer.poll(timeout).map(|r| {
+        polled.map(|r| {
             r.map(|m| {
                 let event = self.to_event(m.topic(), m.partition(), m.offset(), &m);
                 (m.partition(), m.offset(), event)

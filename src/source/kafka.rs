@@ -274,10 +274,12 @@ fn fill(
                 counters.generic_failure();
                 consumer.context().log.returned("consumer error", &e)
             }
-            None => {}
-        }
-        if consumer.context().assignment.overdue(Instant::now()) {
-            tracing::warn!(source = name, "{}", assignment::NO_PARTITION_YET);
+            // Only an idle poll asks: records coming means partitions held.
+            None => {
+                if consumer.context().assignment.overdue(Instant::now()) {
+                    tracing::warn!(source = name, "{}", assignment::NO_PARTITION_YET);
+                }
+            }
         }
     }
     let batch = filling
