@@ -249,6 +249,14 @@ mod tests {
         Ok((out.into_iter().map(|p| (p.key, p.value)).collect(), notes))
     }
 
+    /// [`producer`] of `text` with TLS and SASL on (its last line, so that the lines of
+    /// `text` keep their numbers).
+    fn secured(text: &str) -> Result<(Pairs, Vec<String>), String> {
+        producer(&format!(
+            "{text}a.sinks.k1.kafka.producer.security.protocol = SASL_SSL\n"
+        ))
+    }
+
     /// The last value librdkafka would be given for `key`.
     fn last<'a>(props: &'a [(String, String)], key: &str) -> Option<&'a str> {
         props
@@ -283,7 +291,7 @@ mod tests {
     /// librdkafka key and are noted, a name OpenSSL does not have is an error on its key.
     #[test]
     fn cipher_suites_become_an_openssl_cipher_list() {
-        let (p, notes) = producer(
+        let (p, notes) = secured(
             "a.sinks.k1.kafka.producer.ssl.cipher.suites = \
              TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_AES_256_GCM_SHA384\n",
         )
@@ -300,10 +308,10 @@ mod tests {
             "{notes:?}"
         );
         let (p, _) =
-            producer("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_AES_256_GCM_SHA384\n")
+            secured("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_AES_256_GCM_SHA384\n")
                 .unwrap();
         assert_eq!(last(&p, "ssl.cipher.suites"), None);
-        let e = producer("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_NOPE\n").unwrap_err();
+        let e = secured("a.sinks.k1.kafka.producer.ssl.cipher.suites = TLS_NOPE\n").unwrap_err();
         assert!(
             e.starts_with(
                 "t.properties:1: a.sinks.k1.kafka.producer.ssl.cipher.suites: not a \
@@ -315,7 +323,7 @@ mod tests {
 
     #[test]
     fn java_names_become_librdkafka_names() {
-        let (p, notes) = producer(
+        let (p, notes) = secured(
             "a.sinks.k1.kafka.producer.max.request.size = 2097152\n\
              a.sinks.k1.kafka.producer.receive.buffer.bytes = -1\n\
              a.sinks.k1.kafka.producer.send.buffer.bytes = 131072\n\
@@ -425,7 +433,7 @@ mod tests {
 
     #[test]
     fn stores_that_cannot_be_read_are_named_with_the_key() {
-        let e = producer(&format!(
+        let e = secured(&format!(
             "a.sinks.k1.kafka.producer.security.protocol = SSL\n\
              a.sinks.k1.kafka.producer.ssl.truststore.location = {}\n\
              a.sinks.k1.kafka.producer.ssl.truststore.password = wrong\n",
@@ -439,25 +447,56 @@ mod tests {
             ) && e.contains("integrity check failed"),
             "{e}"
         );
-        let e = producer("a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/ks.jks\n")
-            .unwrap_err();
+        let e =
+            secured("a.sinks.k1.kafka.producer.ssl.keystore.location = /etc/ks.jks\n").unwrap_err();
         assert!(
             e.contains("keystore.location: Java JKS keystore /etc/ks.jks: cannot read it"),
             "{e}"
         );
         // A trust store given as the key store: no key in it.
-        let e = producer(&format!(
+        let e = secured(&format!(
             "a.sinks.k1.kafka.producer.ssl.keystore.location = {}\n",
             fixture("truststore.jks")
         ))
         .unwrap_err();
         assert!(e.ends_with("holds no private key"), "{e}");
-        let e = producer(
+        let e = secured(
             "a.sinks.k1.kafka.producer.sasl.jaas.config = com.sun.security.auth.module.\
              Krb5LoginModule required useKeyTab=true;\n",
         )
         .unwrap_err();
         assert!(e.contains("no username="), "{e}");
+    }
+
+    /// Java's client reads no TLS key without TLS and no SASL key without SASL, so neither is
+    /// read here (a store that is not there refuses nothing), and each is noted.
+    #[test]
+    fn tls_and_sasl_keys_without_their_protocol_are_noted_not_read() {
+        let (p, notes) = producer(
+            "a.sinks.k1.kafka.producer.sasl.mechanism = GSSAPI\n\
+             a.sinks.k1.kafka.producer.security.protocol = SSL\n",
+        )
+        .unwrap();
+        assert!(last(&p, "sasl.mechanism").is_none(), "{p:?}");
+        assert_eq!(
+            notes,
+            [
+                "t.properties:1: a.sinks.k1.kafka.producer.sasl.mechanism: ignored with \
+              security.protocol = SSL (a SASL setting: it applies with SASL_PLAINTEXT or \
+              SASL_SSL)"
+            ]
+        );
+        let (p, notes) =
+            producer("a.sinks.k1.kafka.producer.ssl.truststore.location = /nowhere/t.jks\n")
+                .unwrap();
+        assert!(last(&p, "ssl.ca.pem").is_none(), "{p:?}");
+        assert_eq!(
+            notes,
+            [
+                "t.properties:1: a.sinks.k1.kafka.producer.ssl.truststore.location: ignored with \
+              security.protocol = PLAINTEXT (a TLS setting: it applies with SSL or SASL_SSL)"
+            ]
+        );
     }
 
     /// As Java's producer: settings that contradict idempotence turn it off unless it was

@@ -37,6 +37,34 @@ pub(super) fn translate<'v>(
         })
     };
     let fail = |message: String| s.error(Some(&format!("{}{}", k.prefix, k.key)), message);
+    // Java's client reads no TLS key without TLS and no SASL key without SASL: reading a store
+    // named here would only refuse a configuration that Flume runs.
+    let protocol = value_of("security.protocol")
+        .unwrap_or("PLAINTEXT")
+        .to_ascii_uppercase();
+    let family = [
+        (
+            "ssl.",
+            "SSL",
+            "a TLS setting: it applies with SSL or SASL_SSL",
+        ),
+        (
+            "sasl.",
+            "SASL",
+            "a SASL setting: it applies with SASL_PLAINTEXT or SASL_SSL",
+        ),
+    ]
+    .into_iter()
+    .find(|(prefix, _, _)| k.key.starts_with(prefix));
+    if let Some((_, needs, what)) = family
+        && !protocol.contains(needs)
+    {
+        notes.push(format!(
+            "{}: ignored with security.protocol = {protocol} ({what})",
+            k.origin.as_deref().unwrap_or(k.key)
+        ));
+        return Ok(true);
+    }
     let keystore_named = value_of("ssl.keystore.location").is_some();
     match k.key {
         // Read with the store's location below.
