@@ -200,17 +200,10 @@ pub fn parse_http_sink(
         rollback: status_rule(s, "defaultRollback", true, "rollback")?,
         increment_metrics: status_rule(s, "defaultIncrementMetrics", false, "incrementMetrics")?,
     };
-    let metrics_keys = s
-        .props()
-        .with_prefix(&s.full("incrementMetrics."))
-        .next()
-        .is_some();
-    if s.entry("defaultIncrementMetrics").is_some() || metrics_keys {
-        notes.push(format!(
-            "{}: defaultIncrementMetrics / incrementMetrics.CODE: accepted, no effect in weir: \
-             EventDrainSuccessCount counts every event whose take is committed",
-            s.full("incrementMetrics")
-        ));
+    let why = "EventDrainSuccessCount counts every event whose take is committed";
+    s.accept_without_effect("defaultIncrementMetrics", why, notes);
+    for (code, _) in s.props().with_prefix(&s.full("incrementMetrics.")) {
+        s.accept_without_effect(&format!("incrementMetrics.{code}"), why, notes);
     }
     // One note for both defaults that make a 200 response a failure, naming every key to set:
     // one at a time, a fixed configuration would only reveal the next.
