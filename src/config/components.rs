@@ -523,7 +523,7 @@ fn parse_interceptors(
                 prefix: i.string_or("prefix", ""),
             },
             "search_replace" => parse_search_replace(&i)?,
-            "remove_header" => parse_remove_header(&i)?,
+            "remove_header" => parse_remove_header(&i, notes)?,
             "regex_extractor" => parse_regex_extractor(&i, notes)?,
             _ => unreachable!("component_type returns only listed aliases"),
         });
@@ -563,7 +563,10 @@ fn parse_search_replace(i: &Section) -> Result<InterceptorConfig, ConfigError> {
     Ok(InterceptorConfig::SearchReplace { regex, replacement })
 }
 
-fn parse_remove_header(i: &Section) -> Result<InterceptorConfig, ConfigError> {
+fn parse_remove_header(
+    i: &Section,
+    notes: &mut Vec<String>,
+) -> Result<InterceptorConfig, ConfigError> {
     let with_name = i.string("withName");
     let from_list = match i.string("fromList") {
         Some(list) => {
@@ -576,7 +579,7 @@ fn parse_remove_header(i: &Section) -> Result<InterceptorConfig, ConfigError> {
                 .collect()
         }
         None => {
-            i.entry("fromListSeparator");
+            i.ignored_with("fromListSeparator", "no fromList", notes);
             Vec::new()
         }
     };
@@ -640,7 +643,10 @@ fn parse_regex_extractor(
             }
         };
         let kind = match s.string("type").as_deref() {
-            None | Some("DEFAULT") | Some(PASS_THROUGH_SERIALIZER) => SerializerKind::PassThrough,
+            None | Some("DEFAULT") | Some(PASS_THROUGH_SERIALIZER) => {
+                s.ignored_with("pattern", "the pass-through serializer (DEFAULT)", notes);
+                SerializerKind::PassThrough
+            }
             Some(MILLIS_SERIALIZER) => {
                 let pattern = s.required(
                     "pattern",
@@ -674,7 +680,11 @@ fn parse_regex_extractor(
     Ok(InterceptorConfig::RegexExtractor { regex, serializers })
 }
 
-fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, ConfigError> {
+fn parse_selector(
+    s: &Section,
+    channels: &[String],
+    notes: &mut Vec<String>,
+) -> Result<SelectorConfig, ConfigError> {
     let check = |key: &str, list: &[String]| -> Result<(), ConfigError> {
         match list.iter().find(|c| !channels.contains(c)) {
             Some(bad) => Err(s.error(
@@ -695,6 +705,20 @@ fn parse_selector(s: &Section, channels: &[String]) -> Result<SelectorConfig, Co
         "org.apache.flume.channel.LoadBalancingChannelSelector" => "load_balancing".to_owned(),
         other => other.to_ascii_lowercase(),
     };
+    // The keys of the other selectors: this one does not read them (nor does Flume's).
+    let with = format!("selector.type = {kind}");
+    let others: &[&str] = match kind.as_str() {
+        "replicating" => &["header", "default", "policy", "mapping.", "optional."],
+        "multiplexing" => &["optional", "policy"],
+        "load_balancing" => &["header", "default", "optional", "mapping.", "optional."],
+        _ => &[],
+    };
+    for key in others {
+        match key.strip_suffix('.') {
+            Some(prefix) => s.ignored_with_under(&format!("selector.{prefix}"), &with, notes),
+            None => s.ignored_with(&format!("selector.{key}"), &with, notes),
+        }
+    }
     match kind.as_str() {
         "replicating" => {
             let optional = channel_list(s.string("selector.optional"));
@@ -980,7 +1004,7 @@ impl SourceConfig {
                 ),
             ));
         }
-        let selector = parse_selector(s, &channels)?;
+        let selector = parse_selector(s, &channels, notes)?;
         if let SelectorConfig::Multiplexing {
             mapping, default, ..
         } = &selector
@@ -1051,7 +1075,7 @@ impl SourceConfig {
                 body_size: s.usize_or("bodySize", 0)?,
             }),
             "http" => SourceKind::Http(super::http::parse_http(s, notes)?),
-            "exec" => SourceKind::Exec(super::exec::parse_exec(s)?),
+            "exec" => SourceKind::Exec(super::exec::parse_exec(s, notes)?),
             "TAILDIR" => SourceKind::Taildir(super::taildir::parse_taildir(s, notes)?),
             "spooldir" => SourceKind::SpoolDir(super::spooldir::parse_spooldir(s, notes)?),
             "kafka" => SourceKind::Kafka(super::kafka_source::parse_kafka_source(s, notes)?),
@@ -1338,6 +1362,7 @@ fn parse_file_channel(
         }
     };
     let sync = if s.bool_or("fsyncPerTransaction", true)? {
+        s.ignored_with("fsyncInterval", "fsyncPerTransaction = true", notes);
         SyncPolicy::EveryCommit
     } else {
         SyncPolicy::Interval(
@@ -1469,6 +1494,11 @@ fn parse_spillable_memory(
                 "memoryCapacity",
                 100.min(memory),
             )?;
+            s.ignored_with_keys_of(
+                |file| parse_file_channel(file, &mut Vec::new(), Some(memory)),
+                "overflowCapacity = 0 (a memory channel only, without the file part)",
+                notes,
+            );
             Ok(ChannelKind::Memory(channel))
         }
         (memory, overflow) => {
@@ -1647,7 +1677,10 @@ fn parse_kafka(
         .unwrap_or_else(|| "default-flume-topic".to_owned());
     super::kafka_topic::check(s, super::kafka_topic::key(s), &topic, true)?;
     let batch_size = match s.string("flumeBatchSize") {
-        Some(_) => s.positive_or("flumeBatchSize", 100)?,
+        Some(_) => {
+            s.superseded("batchSize", "flumeBatchSize", notes);
+            s.positive_or("flumeBatchSize", 100)?
+        }
         None if s.deprecated("batchSize", "flumeBatchSize", notes).is_some() => {
             s.positive_or("batchSize", 100)?
         }
@@ -1703,11 +1736,15 @@ fn parse_kafka(
             ));
         }
     };
+    let allow_topic_override = s.bool_or("allowTopicOverride", true)?;
+    if !allow_topic_override {
+        s.ignored_with("topicHeader", "allowTopicOverride = false", notes);
+    }
     let config = (
         KafkaSinkConfig {
             bootstrap_servers: servers,
             topic,
-            allow_topic_override: s.bool_or("allowTopicOverride", true)?,
+            allow_topic_override,
             topic_header: s.string_or("topicHeader", "topic"),
             partition_header: s.string("partitionIdHeader"),
             default_partition,

@@ -21,7 +21,10 @@ pub struct ExecSourceConfig {
     pub batch_timeout: Duration,
 }
 
-pub(super) fn parse_exec(s: &Section) -> Result<ExecSourceConfig, ConfigError> {
+pub(super) fn parse_exec(
+    s: &Section,
+    notes: &mut Vec<String>,
+) -> Result<ExecSourceConfig, ConfigError> {
     let command = s.required(
         "command",
         &format!(
@@ -60,10 +63,14 @@ pub(super) fn parse_exec(s: &Section) -> Result<ExecSourceConfig, ConfigError> {
             ),
         ));
     }
+    let restart = s.bool_or("restart", false)?;
+    if !restart {
+        s.ignored_with("restartThrottle", "restart = false", notes);
+    }
     Ok(ExecSourceConfig {
         argv,
         command,
-        restart: s.bool_or("restart", false)?,
+        restart,
         restart_throttle: s.millis_or("restartThrottle", 10_000)?,
         log_stderr: s.bool_or("logStdErr", false)?,
         batch_size: s.positive_or("batchSize", 20)? as usize,

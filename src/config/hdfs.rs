@@ -56,6 +56,10 @@ pub struct HdfsSinkConfig {
     pub needs_timestamp_header: bool,
 }
 
+/// The setting under which the HDFS-only keys are ignored.
+const LOCAL_PATH: &str =
+    "a local hdfs.path (the files are written on this machine, as this process's user)";
+
 /// Where an `hdfs` sink writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HdfsStore {
@@ -253,6 +257,13 @@ pub fn parse_hdfs_sink(
     };
     // Flume: closeTries <= 0 tries for ever; retryInterval <= 0 tries once.
     let retry = s.parse_or::<i64>("hdfs.retryInterval", 180, "a whole number of seconds")?;
+    if retry <= 0 {
+        s.ignored_with(
+            "hdfs.closeTries",
+            "hdfs.retryInterval <= 0 (one try)",
+            notes,
+        );
+    }
     let close_tries = match s.parse_or::<i64>("hdfs.closeTries", 0, "a whole number")? {
         _ if retry <= 0 => 1,
         n if n <= 0 => 0,
@@ -414,6 +425,7 @@ fn store(
                             ),
                         ));
                     }
+                    s.ignored_with("hdfs.proxyUser", LOCAL_PATH, notes);
                     return Ok((HdfsStore::Local, raw.to_owned()));
                 }
             }
@@ -425,6 +437,8 @@ fn store(
                     authority.unwrap_or("")
                 )));
             }
+            s.ignored_with("hdfs.proxyUser", LOCAL_PATH, notes);
+            s.ignored_with("hdfs.webhdfsAddress", LOCAL_PATH, notes);
             return Ok((HdfsStore::Local, path.to_owned()));
         }
         Some(scheme @ ("hdfs" | "webhdfs" | "swebhdfs")) => {

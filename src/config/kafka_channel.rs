@@ -146,7 +146,7 @@ pub(super) fn parse_kafka_channel(
 
     // Flume reads `kafka.pollTimeout`; its user guide calls it `pollTimeout`.
     let poll_timeout = if s.string("kafka.pollTimeout").is_some() {
-        s.entry("pollTimeout");
+        s.superseded("pollTimeout", "kafka.pollTimeout", notes);
         s.millis_or("kafka.pollTimeout", 500)?
     } else {
         s.millis_or("pollTimeout", 500)?

@@ -95,18 +95,18 @@ pub(super) fn parse_kafka_source(
             s.full("kafka.bootstrap.servers")
         ),
     )?;
-    let list = s.string_or_deprecated("kafka.topics", "topic", notes);
     let regex = s.string("kafka.topics.regex");
+    let list = match regex {
+        // Flume lets the regex win over the list and its old name; so does weir, with a note.
+        Some(_) => {
+            s.superseded("kafka.topics", "kafka.topics.regex", notes);
+            s.superseded("topic", "kafka.topics.regex", notes);
+            None
+        }
+        None => s.string_or_deprecated("kafka.topics", "topic", notes),
+    };
     let topics = match (list, regex) {
         (_, Some(r)) => {
-            // Flume lets the regex win over the list; so does weir, with a note.
-            if s.string("kafka.topics").is_some() {
-                notes.push(format!(
-                    "{}: ignored, {} is set",
-                    s.located("kafka.topics"),
-                    s.full("kafka.topics.regex")
-                ));
-            }
             regex::Regex::new(&r).map_err(|e| {
                 s.error(
                     Some("kafka.topics.regex"),
@@ -158,7 +158,7 @@ pub(super) fn parse_kafka_source(
     let topic_header = if s.bool_or("setTopicHeader", true)? {
         Some(s.string_or("topicHeader", "topic"))
     } else {
-        s.entry("topicHeader");
+        s.ignored_with("topicHeader", "setTopicHeader = false", notes);
         None
     };
     let config = KafkaSourceConfig {

@@ -19,9 +19,12 @@ impl PollBackoff {
         let increment = s.millis_or("backoffSleepIncrement", 1000)?;
         // Flume's key is `maxBackoffSleep`; weir's README once spelled it `maxBackOffSleep`,
         // so that spelling is still read, with a note.
-        let max_key = if s.string("maxBackoffSleep").is_none()
-            && s.deprecated("maxBackOffSleep", "maxBackoffSleep", notes)
-                .is_some()
+        let max_key = if s.string("maxBackoffSleep").is_some() {
+            s.superseded("maxBackOffSleep", "maxBackoffSleep", notes);
+            "maxBackoffSleep"
+        } else if s
+            .deprecated("maxBackOffSleep", "maxBackoffSleep", notes)
+            .is_some()
         {
             "maxBackOffSleep"
         } else {

@@ -55,9 +55,14 @@ pub(super) fn parse_rpc_target(
     )?;
     let port = s.port_number("port", &port)?;
     let (connect_timeout, request_timeout) = rpc_timeouts(s)?;
-    let reset_key = if s.string("reset-connection-interval").is_none()
-        && s.string("connection-reset-interval").is_some()
-    {
+    let reset_key = if s.string("reset-connection-interval").is_some() {
+        s.superseded(
+            "connection-reset-interval",
+            "reset-connection-interval",
+            notes,
+        );
+        "reset-connection-interval"
+    } else if s.string("connection-reset-interval").is_some() {
         "connection-reset-interval"
     } else {
         "reset-connection-interval"

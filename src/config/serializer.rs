@@ -108,6 +108,14 @@ pub fn parse_serializer_at(
     let keys = s.child(&format!("{key}."));
     // Flume looks the alias up upper-cased, and a class by its exact (Java) name.
     let is = |(alias, class): (&str, &str)| name.eq_ignore_ascii_case(alias) || name == class;
+    // The keys of the other serializers, which this one does not read (nor does Flume's).
+    let with = format!("{} = {name}", s.full(key));
+    if is(AVRO_EVENT) {
+        keys.ignored_with("appendNewline", &with, notes);
+    } else if is(TEXT) || is(HEADER_AND_TEXT) {
+        keys.ignored_with("syncIntervalBytes", &with, notes);
+        keys.ignored_with("compressionCodec", &with, notes);
+    }
     let config = if is(TEXT) {
         SerializerConfig::Text {
             append_newline: keys.bool_or("appendNewline", true)?,
@@ -284,19 +292,25 @@ mod tests {
         );
     }
 
-    /// A key the chosen serializer does not read (a typo, or a text key on AVRO_EVENT) is noted,
-    /// as Flume would silently ignore it.
+    /// A key the chosen serializer does not read is noted, as Flume would silently ignore it:
+    /// another serializer's key with that serializer named, a typo as unknown.
     #[test]
     fn keys_the_serializer_does_not_read_are_noted() {
         let (config, notes) = parse(
             "a.sinks.k1.sink.serializer = AVRO_EVENT\n\
-             a.sinks.k1.sink.serializer.appendNewline = false\n",
+             a.sinks.k1.sink.serializer.appendNewline = false\n\
+             a.sinks.k1.sink.serializer.syncIntervalByte = 4096\n",
         );
         assert!(config.is_ok());
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(
-            notes[0].contains("a.sinks.k1.sink.serializer.appendNewline: unknown key"),
-            "{notes:?}"
+        assert_eq!(
+            notes,
+            [
+                "f.properties:2: a.sinks.k1.sink.serializer.appendNewline: ignored with \
+                 a.sinks.k1.sink.serializer = AVRO_EVENT",
+                "f.properties:3: a.sinks.k1.sink.serializer.syncIntervalByte: unknown key, \
+                 ignored (it looks like a misspelling of \
+                 a.sinks.k1.sink.serializer.syncIntervalBytes)"
+            ]
         );
     }
 }

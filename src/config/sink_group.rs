@@ -219,7 +219,7 @@ pub(super) fn parse_sink_groups(
         for sink in &sinks {
             owners.push((sink.clone(), name.to_owned(), sinks_entry));
         }
-        let processor = parse_processor(name, &s, &sinks, left_out)?;
+        let processor = parse_processor(name, &s, &sinks, left_out, notes)?;
         s.note_unused(notes);
         groups.push(SinkGroupConfig {
             name: name.to_owned(),
@@ -237,6 +237,7 @@ fn parse_processor(
     s: &Section,
     sinks: &[String],
     left_out: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Result<ProcessorConfig, ConfigError> {
     let aliases: Vec<&str> = PROCESSOR_TYPES.iter().map(|(a, _)| *a).collect();
     let configured = s.string("processor.type");
@@ -256,6 +257,21 @@ fn parse_processor(
                 )
             })?,
     };
+    // The keys of the other processors, which this one does not read (nor does Flume's).
+    let with = format!("processor.type = {ty}");
+    if ty != "failover" {
+        s.ignored_with("processor.maxpenalty", &with, notes);
+        s.ignored_with_under("processor.priority", &with, notes);
+    }
+    if ty != "load_balance" {
+        for key in [
+            "processor.selector",
+            "processor.backoff",
+            "processor.selector.maxTimeOut",
+        ] {
+            s.ignored_with(key, &with, notes);
+        }
+    }
     match ty {
         "default" => {
             if sinks.len() != 1 {
@@ -369,9 +385,17 @@ fn parse_processor(
                 0 => DEFAULT_MAX_TIMEOUT_MS,
                 ms => ms,
             };
+            let backoff = s.bool_or("processor.backoff", false)?;
+            if !backoff {
+                s.ignored_with(
+                    "processor.selector.maxTimeOut",
+                    "processor.backoff = false",
+                    notes,
+                );
+            }
             Ok(ProcessorConfig::LoadBalance(LoadBalanceConfig {
                 order,
-                backoff: s.bool_or("processor.backoff", false)?,
+                backoff,
                 max_timeout: Duration::from_millis(max_timeout),
             }))
         }
@@ -721,7 +745,10 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let notes = c.notes.join("\n");
         assert!(
-            notes.contains(":16: a.sinkgroups.g1.processor.priority.k1: unknown key"),
+            notes.contains(
+                ":16: a.sinkgroups.g1.processor.priority.k1: ignored with processor.type = \
+                 load_balance"
+            ),
             "{notes}"
         );
         assert!(

@@ -155,13 +155,13 @@ pub(super) fn parse_spooldir(
     let file_header = if s.bool_or("fileHeader", false)? {
         Some(s.string_or("fileHeaderKey", "file"))
     } else {
-        s.entry("fileHeaderKey");
+        s.ignored_with("fileHeaderKey", "fileHeader = false", notes);
         None
     };
     let basename_header = if s.bool_or("basenameHeader", false)? {
         Some(s.string_or("basenameHeaderKey", "basename"))
     } else {
-        s.entry("basenameHeaderKey");
+        s.ignored_with("basenameHeaderKey", "basenameHeader = false", notes);
         None
     };
     let delete_policy = choice(
@@ -173,6 +173,9 @@ pub(super) fn parse_spooldir(
             ("immediate", DeletePolicy::Immediate),
         ],
     )?;
+    if delete_policy == DeletePolicy::Immediate {
+        s.ignored_with("trackingPolicy", "deletePolicy = immediate", notes);
+    }
     let tracking_policy = choice(
         s,
         "trackingPolicy",
@@ -488,7 +491,14 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("bufferMaxLineLength: accepted"), "{joined}");
-        assert_eq!(notes.len(), 3, "{joined}");
+        assert!(
+            joined.contains(
+                "t.properties:10: a.sources.r1.trackingPolicy: ignored with deletePolicy = \
+                 immediate"
+            ),
+            "{joined}"
+        );
+        assert_eq!(notes.len(), 4, "{joined}");
     }
 
     #[test]

@@ -155,6 +155,23 @@ pub fn parse_syslog(
         None => KeepFields::NONE,
         Some(v) => KeepFields::parse(&v).map_err(|m| s.error(Some("keepFields"), m))?,
     };
+    // Keys of the other two syslog sources, which this one does not read (nor does Flume's).
+    let with = format!("type = {}", protocol.type_name());
+    if protocol == SyslogProtocol::MultiportTcp {
+        s.ignored_with("port", &format!("{with} (it listens on `ports`)"), notes);
+    } else {
+        let with = format!("{with} (a key of multiport_syslogtcp)");
+        for key in [
+            "ports",
+            "portHeader",
+            "readBufferSize",
+            "numProcessors",
+            "charset.default",
+        ] {
+            s.ignored_with(key, &with, notes);
+        }
+        s.ignored_with_under("charset.port", &with, notes);
+    }
     let tls = if protocol == SyslogProtocol::Udp {
         if s.bool_or("ssl", false)? {
             return Err(s.error(
@@ -164,6 +181,11 @@ pub fn parse_syslog(
                     .into(),
             ));
         }
+        s.ignored_with_keys_of(
+            |tls| super::tls::server(tls, &mut Vec::new()),
+            &format!("{with} (syslog over UDP has no TLS)"),
+            notes,
+        );
         None
     } else {
         super::tls::server(s, notes)?

@@ -166,7 +166,7 @@ pub(super) fn parse_taildir(
     let file_header = if s.bool_or("fileHeader", false)? {
         Some(s.string_or("fileHeaderKey", "file"))
     } else {
-        s.entry("fileHeaderKey");
+        s.ignored_with("fileHeaderKey", "fileHeader = false", notes);
         None
     };
     let max_batch_count = match s.u64_or("maxBatchCount", u64::MAX)? {

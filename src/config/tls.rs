@@ -114,6 +114,11 @@ fn server_with(
         aliases,
         globals,
     };
+    for (new, old) in aliases {
+        if s.string(new).is_some() {
+            s.superseded(old, new, notes);
+        }
+    }
     let ssl = keys.name("ssl");
     if ssl != "ssl" {
         s.deprecated(&ssl, "ssl", notes);
