@@ -486,7 +486,7 @@ fn config_accepts_flume_http_keys_and_refuses_what_weir_cannot_do() {
         out.contains("QueuedThreadPool.MaxThreads: accepted, no effect"),
         "{out}"
     );
-    assert!(out.contains("keystore: accepted, no effect"), "{out}");
+    assert!(out.contains("keystore: ignored with ssl = false"), "{out}");
     let (ok, out) = check(&format!(
         "{base}a.sources.r1.type = http\na.sources.r1.handler = JSONHandler\n"
     ));

@@ -94,7 +94,7 @@ pub fn parse_avro_source(
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| s.error(Some("ipFilterRules"), e))?
     } else {
-        s.accept_without_effect("ipFilterRules", "ipFilter is not true", notes);
+        s.ignored_with("ipFilterRules", "ipFilter = false", notes);
         Vec::new()
     };
     Ok(AvroSourceConfig {
@@ -163,9 +163,9 @@ fn parse_rule(rule: &str) -> Result<IpFilterRule, String> {
 /// with, or `None`.
 fn deflate_level(s: &Section, notes: &mut Vec<String>) -> Result<Option<u32>, ConfigError> {
     if !deflate(s)? {
-        s.accept_without_effect(
+        s.ignored_with(
             "compression-level",
-            "compression-type is not deflate",
+            "a compression-type other than deflate",
             notes,
         );
         return Ok(None);

@@ -1715,11 +1715,7 @@ fn parse_kafka(
         .as_str()
     {
         "block" => {
-            s.accept_without_effect(
-                "kafka.deadLetterDir",
-                "it applies with kafka.onUnsendable = deadletter",
-                notes,
-            );
+            s.ignored_with("kafka.deadLetterDir", "kafka.onUnsendable = block", notes);
             UnsendablePolicy::Block
         }
         "deadletter" => UnsendablePolicy::DeadLetter(PathBuf::from(s.required(

@@ -176,13 +176,10 @@ pub fn parse_hdfs_sink(
                 format!("'{write_format}' is not Writable or Text"),
             ));
         };
-        // Flume builds a serializer only for the two stream types; say so rather than call
-        // these keys unknown.
-        let why = "it applies to DataStream and CompressedStream only";
-        s.accept_without_effect("serializer", why, notes);
-        for (key, _) in s.props().with_prefix(&s.full("serializer.")) {
-            s.accept_without_effect(&format!("serializer.{key}"), why, notes);
-        }
+        // Flume builds a serializer only for the two stream types.
+        let with = "hdfs.fileType = SequenceFile";
+        s.ignored_with("serializer", with, notes);
+        s.ignored_with_under("serializer", with, notes);
         HdfsFormat::SequenceFile { text }
     } else if file_type.eq_ignore_ascii_case("DataStream") {
         if codec.is_some() {
@@ -194,7 +191,7 @@ pub fn parse_hdfs_sink(
                     .into(),
             ));
         }
-        s.accept_without_effect("hdfs.writeFormat", "it applies to SequenceFile only", notes);
+        s.ignored_with("hdfs.writeFormat", "hdfs.fileType = DataStream", notes);
         HdfsFormat::DataStream(super::parse_serializer_at(s, "serializer", notes)?)
     } else if file_type.eq_ignore_ascii_case("CompressedStream") {
         let Some(codec) = codec else {
@@ -204,7 +201,11 @@ pub fn parse_hdfs_sink(
                     .into(),
             ));
         };
-        s.accept_without_effect("hdfs.writeFormat", "it applies to SequenceFile only", notes);
+        s.ignored_with(
+            "hdfs.writeFormat",
+            "hdfs.fileType = CompressedStream",
+            notes,
+        );
         HdfsFormat::CompressedStream(super::parse_serializer_at(s, "serializer", notes)?, codec)
     } else {
         return Err(s.error(
@@ -242,7 +243,7 @@ pub fn parse_hdfs_sink(
         }
     } else {
         for key in ["hdfs.roundUnit", "hdfs.roundValue"] {
-            s.accept_without_effect(key, "hdfs.round is not true", notes);
+            s.ignored_with(key, "hdfs.round = false", notes);
         }
         None
     };
@@ -864,10 +865,10 @@ mod tests {
         assert_eq!(
             notes,
             [
-                "t.properties:2: a.sinks.k1.serializer: accepted, no effect in weir: it applies \
-                 to DataStream and CompressedStream only",
-                "t.properties:3: a.sinks.k1.serializer.appendNewline: accepted, no effect in \
-                 weir: it applies to DataStream and CompressedStream only"
+                "t.properties:2: a.sinks.k1.serializer: ignored with hdfs.fileType = \
+                 SequenceFile",
+                "t.properties:3: a.sinks.k1.serializer.appendNewline: ignored with \
+                 hdfs.fileType = SequenceFile"
             ]
         );
         assert_eq!(

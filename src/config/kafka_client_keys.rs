@@ -72,8 +72,8 @@ mod tests {
         assert_eq!(
             notes(sink),
             [
-                "t.properties:13: a.sinks.k1.kafka.deadLetterDir: accepted, no effect in weir: it \
-                 applies with kafka.onUnsendable = deadletter",
+                "t.properties:13: a.sinks.k1.kafka.deadLetterDir: ignored with \
+                 kafka.onUnsendable = block",
                 "t.properties:11: a.sinks.k1.kafka.security.protocol: ignored, as in Flume: only \
                  `kafka.producer.*` reaches the client; as a client setting it is \
                  `a.sinks.k1.kafka.producer.security.protocol`",

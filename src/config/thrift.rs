@@ -60,7 +60,7 @@ fn refuse_kerberos(
         ));
     }
     for key in keys {
-        s.accept_without_effect(key, "kerberos is not true", notes);
+        s.ignored_with(key, "kerberos = false", notes);
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ fn server_with(
             "include-cipher-suites",
             "keymanager-type",
         ] {
-            s.accept_without_effect(&keys.name(key), "ssl is not true", notes);
+            s.ignored_with(&keys.name(key), "ssl = false", notes);
         }
         return Ok(None);
     }
@@ -201,7 +201,7 @@ fn client_with(
             "exclude-cipher-suites",
             "include-cipher-suites",
         ] {
-            s.accept_without_effect(key, "ssl is not true", notes);
+            s.ignored_with(key, "ssl = false", notes);
         }
         return Ok(None);
     }
@@ -214,7 +214,7 @@ fn client_with(
     let trusted = match keys.get("truststore", "TRUSTSTORE_PATH", notes) {
         _ if trust_all => {
             for key in ["truststore", "truststore-password", "truststore-type"] {
-                s.accept_without_effect(key, "trust-all-certs is true", notes);
+                s.ignored_with(key, "trust-all-certs = true", notes);
             }
             None
         }
@@ -440,7 +440,7 @@ mod tests {
         // Off: the keys are noted, nothing is read.
         let (c, notes) = parse("a.sources.r1.keystore = /nowhere.jks\n", &[], server_with).unwrap();
         assert!(c.is_none());
-        assert!(notes[0].contains("ssl is not true"), "{notes:?}");
+        assert!(notes[0].contains("ignored with ssl = false"), "{notes:?}");
     }
 
     #[test]
@@ -491,7 +491,11 @@ mod tests {
         .unwrap();
         let c = c.expect("ssl = true");
         assert!(c.trust_all && c.trusted.is_none());
-        assert!(notes.iter().any(|n| n.contains("trust-all-certs is true")));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("ignored with trust-all-certs = true"))
+        );
     }
 
     #[test]
