@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::durable_file::{overwrite_in_place, sync_parent_dir};
+use super::durable_file::{self, overwrite_in_place, sync_parent_dir};
 use super::error::{Result, WalError};
 use super::frame::{le_u32, le_u64};
 
@@ -184,7 +184,7 @@ impl SlotFile {
         if self.file.metadata().is_ok_and(|m| m.nlink() == 0) {
             tracing::error!(file = %self.path.display(), "this file was deleted from outside while in use; writing it again");
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(WalError::io("create directory", dir))?;
+                durable_file::create_dir_all(dir)?;
             }
             *self = SlotFile::create(&self.path, &self.magic, payload)?;
         }
