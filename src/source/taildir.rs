@@ -178,6 +178,8 @@ struct Tailer {
     order: Vec<FileKey>,
     /// Positions changed since the position file was written.
     dirty: bool,
+    /// A file followed since the position file was written, which it does not name yet.
+    unrecorded: bool,
     /// When the position file was last written; `None` before the first write of this run,
     /// which follows the first committed batch at once.
     last_write: Option<Instant>,
@@ -201,6 +203,7 @@ impl Tailer {
             first_scan: true,
             order: Vec::new(),
             dirty: false,
+            unrecorded: false,
             last_write: None,
             write_failing: false,
             last_scan: None,
@@ -216,6 +219,7 @@ impl Tailer {
                 .is_none_or(|t| t.elapsed() >= self.config.poll_delay)
             {
                 self.scan();
+                self.record_new_files();
             }
             let Some(progressed) = self.read_all(processor, stop) else {
                 break;
@@ -374,7 +378,8 @@ impl Tailer {
         match &restored {
             Some(p) => self.check_restored(&mut tail, p, f.len),
             None => {
-                tracing::info!(source = %self.name, file = %f.path.display(), inode = f.key.1, pos, "following new file")
+                tracing::info!(source = %self.name, file = %f.path.display(), inode = f.key.1, pos, "following new file");
+                self.unrecorded = true;
             }
         }
         self.dirty = true;
@@ -386,10 +391,10 @@ impl Tailer {
         let pf = self.config.position_file.display();
         let (file, inode, pos) = (tail.path.display(), p.inode, p.pos);
         if pos > len {
-            tracing::warn!(source = %self.name, "position file {pf}: {file} (inode {inode}) is recorded at byte {pos}, past its end ({len} bytes): it was truncated while the agent was stopped; reading it from the start");
+            tracing::warn!(source = %self.name, "position file {pf}: {file} (inode {inode}) is recorded at byte {pos}, past its end ({len} bytes): it was truncated while the agent was stopped, or lost an end its writer had not synced in a power cut; reading it from the start");
             tail.restart();
         } else if !tail.pos_follows_line_end() {
-            tracing::warn!(source = %self.name, "position file {pf}: byte {pos} of {file} (inode {inode}) does not follow a line end: the file was rewritten while the agent was stopped; reading it from the start");
+            tracing::warn!(source = %self.name, "position file {pf}: byte {pos} of {file} (inode {inode}) does not follow a line end: the file was rewritten while the agent was stopped, or lost an end its writer had not synced in a power cut and was written to again; reading it from the start");
             tail.restart();
         } else if p.file != tail.path {
             tracing::info!(source = %self.name, "position file {pf}: {} (inode {inode}) is now {file}: resuming at byte {pos}", p.file.display());
@@ -602,6 +607,18 @@ impl Tailer {
         }
     }
 
+    /// Writes the position file at once if it does not name every followed file yet, without
+    /// touching the `writePosInterval` clock. If a newly followed file is rotated to a name no
+    /// group matches and the agent then dies, only its entry lets the restart find it by inode
+    /// and read the rest: without one its unread lines were never read (audit 43 F1).
+    fn record_new_files(&mut self) {
+        if self.unrecorded {
+            let last_write = self.last_write;
+            self.write_positions();
+            self.last_write = last_write;
+        }
+    }
+
     fn write_positions(&mut self) {
         self.last_write = Some(Instant::now());
         let mut entries: Vec<Position> = self
@@ -619,6 +636,7 @@ impl Tailer {
         match position::store(path, &entries) {
             Ok(()) => {
                 self.dirty = false;
+                self.unrecorded = false;
                 if self.write_failing {
                     self.write_failing = false;
                     tracing::info!(source = %self.name, "position file {} written again", path.display());
@@ -829,6 +847,7 @@ mod tests {
         /// One poll: look at the directory, read everything, retire idle files.
         fn poll(&self, t: &mut Tailer) {
             t.scan();
+            t.record_new_files();
             assert!(t.read_all(&self.processor, &self.stop).is_some());
             assert!(t.retire_idle(&self.processor, &self.stop));
             t.maybe_write_positions();
@@ -902,6 +921,36 @@ mod tests {
         let mut t = r.tailer(config);
         r.poll(&mut t);
         assert_eq!(r.bodies(), want("b", 0..5));
+    }
+
+    /// A newly followed file is named in the position file before it is read, whatever
+    /// `writePosInterval`: rotated to a name no group matches and the agent then killed, it is
+    /// found again by its inode and read to its end (audit 43 F1 lost its unread lines).
+    #[test]
+    fn a_new_file_rotated_away_before_a_crash_is_read_after_the_restart() {
+        let r = rig(100);
+        append(&r.path("app.log"), &numbered("a", 0..5));
+        let mut config = r.config(r"app\.log");
+        config.write_pos_interval = Duration::from_secs(3600);
+        let mut t = r.tailer(config.clone());
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), want("a", 0..5));
+        std::fs::rename(r.path("app.log"), r.path("app.log.1")).unwrap();
+        append(&r.path("app.log"), &numbered("b", 0..3));
+        r.poll(&mut t);
+        assert_eq!(r.bodies(), want("b", 0..3));
+        // Rotated again, written to through the writer's old handle, and the agent dies before
+        // it reads those lines.
+        std::fs::rename(r.path("app.log"), r.path("app.log.2")).unwrap();
+        append(&r.path("app.log.2"), &numbered("b", 3..6));
+        drop(t);
+        let mut t = r.tailer(config);
+        r.poll(&mut t);
+        assert_eq!(
+            r.bodies(),
+            want("b", 0..6),
+            "read again from its recorded start"
+        );
     }
 
     #[test]
