@@ -1422,6 +1422,12 @@ mod tests {
         let mut s = r.spooler(config);
         r.drain(&mut s);
         assert!(r.bodies().is_empty(), "marked files are not read again");
+        // A new file under a name marked done is not read either (as in Flume), but said.
+        assert!(s.warned.is_empty(), "{:?}", s.warned);
+        std::fs::write(r.path("a.log"), b"a2\n").unwrap();
+        r.drain(&mut s);
+        assert!(r.bodies().is_empty());
+        assert!(s.warned.contains(&r.path("a.log")), "{:?}", s.warned);
 
         let r = rig();
         put(&r.path("a.log"), b"a\n", 10);

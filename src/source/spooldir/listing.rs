@@ -89,9 +89,23 @@ pub fn list(
             let rel = rel_dir.join(name);
             if config.delete_policy == DeletePolicy::Never
                 && config.tracking_policy == TrackingPolicy::TrackerDir
-                && marker(config, tracker_dir, &rel).exists()
             {
-                continue;
+                let done = marker(config, tracker_dir, &rel);
+                if let Ok(mark) = std::fs::metadata(&done) {
+                    // Marked files stay where they are, so a file put in later under a name
+                    // already marked done is passed over (as in Flume); say so, as the rename
+                    // policy does when the name it would rename to exists.
+                    if id.mtime > (mark.mtime(), mark.mtime_nsec()) {
+                        let why = format!(
+                            "{} was modified after {} marked it done: it is not read (a file \
+                             name used twice?); delete the marker to have it read",
+                            path.display(),
+                            done.display()
+                        );
+                        out.problems.push((path, why));
+                    }
+                    continue;
+                }
             }
             out.files.push(Candidate { id, rel });
         }
