@@ -398,9 +398,10 @@ impl std::fmt::Display for CycleError {
 }
 
 impl CycleError {
-    /// Logs the failure of sink `sink` the way a lone sink's runner always has.
-    fn log(&self, sink: &str, retry: Duration, unlogged: u64) {
-        let retry_in_ms = retry.as_millis() as u64;
+    /// Logs the failure of sink `sink` the way a lone sink's runner always has; `retry` is
+    /// when the next attempt comes, `None` when none follows in this process (a stop).
+    fn log(&self, sink: &str, retry: Option<Duration>, unlogged: u64) {
+        let retry_in_ms = retry.map(|r| r.as_millis() as u64);
         let note = Outage::unlogged_note(unlogged);
         match self {
             CycleError::Unready(e) => {
@@ -534,11 +535,11 @@ impl SinkRunner {
         // is committed before the sink closes.
         while let Some(taken) = on_way.pop_front() {
             if let Err(e) = self.finish_oldest(taken, &mut on_way, &committer) {
-                e.log(&self.name, Duration::ZERO, 0);
+                e.log(&self.name, None, 0);
             }
         }
         if let Some(e) = committer.finish() {
-            CycleError::Commit(e).log(&self.name, Duration::ZERO, 0);
+            CycleError::Commit(e).log(&self.name, None, 0);
         }
         self.close();
     }
@@ -714,7 +715,7 @@ fn cycle_until_stopped(
             Ok(Status::Backoff) => {}
             Err(e) => {
                 if let Some(unlogged) = Outage::failed(&mut outage, Instant::now(), delivered()) {
-                    e.log(sink, backoff, unlogged);
+                    e.log(sink, (!stopping(stop)).then_some(backoff), unlogged);
                 }
                 sleep_unless_stopped(backoff, stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
